@@ -1,0 +1,36 @@
+# tunic: the two commands are `make demo` and `make test` (see README.md).
+# make            install missing Debian packages, build (build/ or build-san/ with SAN=1)
+# make test       build and run every test (CTest); SAN=1 for ASan+UBSan
+# make demo       the main job on its bundled default
+# make bench      the benchmarks, side by side with PyTorch
+SAN ?= 0
+ifeq ($(SAN),1)
+BUILD ?= build-san
+CMAKE_FLAGS += -DTN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+else
+BUILD ?= build
+endif
+JOBS ?= $(shell nproc)
+
+.PHONY: all deps build test demo bench clean
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+test: build
+	@scripts/test-setup.sh
+	cd $(BUILD) && ctest --output-on-failure -j 2 $(if $(TESTS),-R '$(TESTS)',)
+
+demo: build
+	@scripts/demo.sh $(BUILD)/tunic
+
+bench: build
+	@scripts/bench.sh $(BUILD)
+
+clean:
+	rm -rf build build-san

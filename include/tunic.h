@@ -1,0 +1,7 @@
+/* tunic.h - the public API of libtunic: post-training for small open language models.
+ * Opaque handles, tn_status return codes, no globals. Each area has its own header. */
+#ifndef TUNIC_H
+#define TUNIC_H
+#include "tunic/base.h"
+#include "tunic/model.h"
+#endif

@@ -1,0 +1,70 @@
+/* base.h - internal helpers every folder may use: errors, logging, allocation,
+ * files (mmap, atomic write), RNG, timing, JSON field access with good messages.
+ * Not for: anything model- or tensor-specific. */
+#ifndef TN_BASE_H
+#define TN_BASE_H
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "tunic/base.h"
+
+/* ---- errors: set a message (thread-local) and return the status ---- */
+tn_status tn_error(tn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message: "context: old message". Returns s. */
+tn_status tn_error_prefix(tn_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void tn_error_clear(void);
+#define TN_TRY(expr) do { tn_status _s = (expr); if (_s != TN_OK) return _s; } while (0)
+
+/* ---- logging (stderr) ---- */
+enum { TN_LOG_ERROR, TN_LOG_WARN, TN_LOG_INFO, TN_LOG_DEBUG };
+void tn_log_set_level(int level);
+void tn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define tn_info(...) tn_log(TN_LOG_INFO, __VA_ARGS__)
+#define tn_warn(...) tn_log(TN_LOG_WARN, __VA_ARGS__)
+
+/* ---- allocation: 64-byte aligned, zeroed; NULL + error set on failure ---- */
+void *tn_alloc(size_t bytes);
+void tn_free(void *p);
+char *tn_strdup(const char *s);
+
+/* ---- files ---- */
+typedef struct {
+  void *data;   /* mapped bytes (read-only) */
+  size_t size;
+  char *path;
+} tn_mmap;
+tn_status tn_mmap_open(tn_mmap *m, const char *path);
+void tn_mmap_close(tn_mmap *m);
+/* Whole file into a NUL-terminated buffer (caller frees with free()). */
+tn_status tn_read_file(const char *path, char **out, size_t *len);
+/* Write to PATH.tmp.PID, fsync, rename over PATH, fsync the directory. */
+tn_status tn_write_file_atomic(const char *path, const void *data, size_t len);
+/* Atomic write through a callback that fills a FILE*. */
+tn_status tn_write_atomic_cb(const char *path, tn_status (*fill)(FILE *f, void *ctx), void *ctx);
+tn_status tn_mkdirs(const char *path);
+bool tn_file_exists(const char *path);
+/* dir + "/" + name into a new string (caller frees). */
+char *tn_path_join(const char *dir, const char *name);
+
+/* ---- RNG: xoshiro256** seeded by splitmix64; state is 4 words, copyable ---- */
+typedef struct { uint64_t s[4]; } tn_rng;
+void tn_rng_seed(tn_rng *r, uint64_t seed);
+uint64_t tn_rng_u64(tn_rng *r);
+float tn_rng_uniform(tn_rng *r);  /* [0, 1) */
+float tn_rng_normal(tn_rng *r);   /* N(0, 1), Box-Muller */
+
+/* ---- time ---- */
+double tn_now(void); /* seconds, monotonic */
+
+/* ---- small numeric helpers ---- */
+float tn_bf16_to_f32(uint16_t h);
+uint16_t tn_f32_to_bf16(float f);  /* round to nearest even */
+float tn_f16_to_f32(uint16_t h);
+uint16_t tn_f32_to_f16(float f);
+
+/* ---- threads ---- */
+int tn_num_threads(void);
+
+#endif

@@ -1,0 +1,137 @@
+/* file.c - file access: read-only mmap, whole-file reads, and atomic writes
+ * (temporary name, fsync, rename, fsync of the directory) so a crash or a full
+ * disk never leaves a half-written checkpoint under the real name. */
+#include "base/base.h"
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+tn_status tn_mmap_open(tn_mmap *m, const char *path) {
+  memset(m, 0, sizeof *m);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return tn_error(TN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    close(fd);
+    return tn_error(TN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+  }
+  m->size = (size_t)st.st_size;
+  if (m->size > 0) {
+    m->data = mmap(NULL, m->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m->data == MAP_FAILED) {
+      m->data = NULL;
+      close(fd);
+      return tn_error(TN_ERR_IO, "%s: cannot mmap: %s", path, strerror(errno));
+    }
+  }
+  close(fd);
+  m->path = tn_strdup(path);
+  return TN_OK;
+}
+
+void tn_mmap_close(tn_mmap *m) {
+  if (m->data) munmap(m->data, m->size);
+  free(m->path);
+  memset(m, 0, sizeof *m);
+}
+
+tn_status tn_read_file(const char *path, char **out, size_t *len) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return tn_error(TN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  size_t cap = 1 << 16, n = 0;
+  char *buf = malloc(cap);
+  for (;;) {
+    if (!buf) { fclose(f); return tn_error(TN_ERR_NOMEM, "%s: out of memory reading", path); }
+    n += fread(buf + n, 1, cap - n - 1, f);
+    if (n < cap - 1) break;
+    cap *= 2;
+    char *nb = realloc(buf, cap);
+    if (!nb) free(buf);
+    buf = nb;
+  }
+  int err = ferror(f);
+  fclose(f);
+  if (err) { free(buf); return tn_error(TN_ERR_IO, "%s: read error", path); }
+  buf[n] = 0;
+  *out = buf;
+  if (len) *len = n;
+  return TN_OK;
+}
+
+static tn_status fsync_dir_of(const char *path) {
+  char *p = tn_strdup(path);
+  const char *dir = dirname(p);
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) { fsync(fd); close(fd); }
+  free(p);
+  return TN_OK;
+}
+
+tn_status tn_write_atomic_cb(const char *path, tn_status (*fill)(FILE *f, void *ctx), void *ctx) {
+  size_t n = strlen(path) + 32;
+  char *tmp = malloc(n);
+  snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    tn_status s = tn_error(TN_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    free(tmp);
+    return s;
+  }
+  tn_status s = fill(f, ctx);
+  if (s == TN_OK && fflush(f) != 0) s = tn_error(TN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+  if (s == TN_OK && ferror(f)) s = tn_error(TN_ERR_IO, "%s: write failed", path);
+  if (s == TN_OK && fsync(fileno(f)) != 0) s = tn_error(TN_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+  if (fclose(f) != 0 && s == TN_OK) s = tn_error(TN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
+  if (s == TN_OK && rename(tmp, path) != 0) s = tn_error(TN_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
+  if (s != TN_OK) unlink(tmp);
+  else fsync_dir_of(path);
+  free(tmp);
+  return s;
+}
+
+typedef struct { const void *data; size_t len; } buf_ctx;
+static tn_status fill_buf(FILE *f, void *ctx) {
+  buf_ctx *b = ctx;
+  if (b->len && fwrite(b->data, 1, b->len, f) != b->len)
+    return tn_error(TN_ERR_IO, "write failed: %s", strerror(errno));
+  return TN_OK;
+}
+
+tn_status tn_write_file_atomic(const char *path, const void *data, size_t len) {
+  buf_ctx b = {data, len};
+  return tn_write_atomic_cb(path, fill_buf, &b);
+}
+
+tn_status tn_mkdirs(const char *path) {
+  char *p = tn_strdup(path);
+  for (char *c = p + 1; *c; c++) {
+    if (*c == '/') {
+      *c = 0;
+      if (mkdir(p, 0755) != 0 && errno != EEXIST) {
+        tn_status s = tn_error(TN_ERR_IO, "%s: cannot create directory: %s", p, strerror(errno));
+        free(p);
+        return s;
+      }
+      *c = '/';
+    }
+  }
+  tn_status s = TN_OK;
+  if (mkdir(p, 0755) != 0 && errno != EEXIST) s = tn_error(TN_ERR_IO, "%s: cannot create directory: %s", p, strerror(errno));
+  free(p);
+  return s;
+}
+
+bool tn_file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+char *tn_path_join(const char *dir, const char *name) {
+  size_t n = strlen(dir) + strlen(name) + 2;
+  char *s = malloc(n);
+  snprintf(s, n, "%s/%s", dir, name);
+  return s;
+}

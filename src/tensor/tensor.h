@@ -1,0 +1,96 @@
+/* tensor.h - the numeric kernels of the decoder, each *_forward with its
+ * *_backward. Activations and gradients are f32, row-major. Dimension letters are
+ * used the same way everywhere: N rows (tokens, = B*T when training), C model
+ * width, H query heads, KV key/value heads, D head dim, F ffn width, V vocab.
+ * Backward functions ACCUMULATE into their gradient outputs (+=), as llm.c does;
+ * callers zero gradient buffers once per step.
+ * Not for: model structure (src/model), losses over sequences (src/train). */
+#ifndef TN_TENSOR_H
+#define TN_TENSOR_H
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum { TN_F32 = 0, TN_BF16, TN_F16, TN_NF4 } tn_dtype;
+const char *tn_dtype_name(tn_dtype t);
+size_t tn_dtype_size(tn_dtype t); /* bytes per element (0 for packed types) */
+
+/* A LoRA adapter on one linear layer: y += scale * (x A^T) B^T.
+ * A (r, in), B (out, r). Owned by src/train; the decoder only reads it. */
+typedef struct tn_lora {
+  int r;
+  float scale;
+  float *A, *B;       /* (r, in), (out, r) */
+  float *dA, *dB;     /* gradients, same shapes (NULL when not training) */
+  bool enabled;       /* false: the base layer alone (reference model in DPO/GRPO) */
+} tn_lora;
+
+/* A weight matrix W (out, in) as stored by Hugging Face (y = x W^T).
+ * Frozen weights may later be bf16 or nf4 (issue 7): the matmul dispatches on dtype. */
+typedef struct tn_mat {
+  int out, in;
+  tn_dtype dtype;
+  float *w;           /* (out, in) f32 data when dtype == TN_F32 */
+  void *q;            /* packed data for other dtypes */
+  tn_lora *lora;      /* optional adapter */
+} tn_mat;
+
+/* ---- matmul ---- */
+/* y (N, out) = x (N, in) W^T [+ bias (out)] [+ LoRA]; y is overwritten. */
+void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *bias, int N);
+/* dx (N, in) += dy W [+ LoRA path]; dW (out, in) += dy^T x if dW; dbias += sum dy if dbias.
+ * LoRA grads go to W->lora->dA/dB when set. lora_tmp: scratch (N, r) or NULL (then allocated). */
+void tn_linear_backward(float *dx, float *dW, float *dbias, const float *dy, const float *x,
+                        const tn_mat *W, int N);
+
+/* ---- RMSNorm over the last dim C: y = x / sqrt(mean(x^2) + eps) * (w or 1+w) ----
+ * rstd (N) is written when not NULL (saved for backward). */
+void tn_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C,
+                        float eps, bool plus_one);
+void tn_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                         const float *rstd, int N, int C, bool plus_one);
+
+/* ---- RoPE, Hugging Face "rotate_half" layout: pairs (i, i + D/2) ----
+ * x (N, nh, D) rotated in place at positions pos (N); cos/sin tables (maxT, D/2). */
+void tn_rope_forward(float *x, const int *pos, const float *cos, const float *sin, int N, int nh, int D);
+/* Backward is the rotation by -angle, in place on dx. */
+void tn_rope_backward(float *dx, const int *pos, const float *cos, const float *sin, int N, int nh, int D);
+/* Fill cos/sin (maxT, D/2) the way HF computes them in f32 from inv_freq (D/2). */
+void tn_rope_tables(float *cos, float *sin, const float *inv_freq, int maxT, int D);
+
+/* ---- activations (elementwise) ---- */
+typedef enum { TN_ACT_SILU = 0, TN_ACT_GELU_TANH } tn_act;
+/* h (N*F) = act(gate) * up */
+void tn_glu_forward(float *h, const float *gate, const float *up, size_t n, tn_act act);
+void tn_glu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up,
+                     size_t n, tn_act act);
+
+/* ---- attention ----
+ * Rows i = 0..N-1 are queries q (N, H, D). Row i attends to the keys of its
+ * sequence at positions lo_i..pos_i, where lo_i = max(0, pos_i - window + 1)
+ * for window > 0, else 0. Keys/values of sequence s at position t live at
+ * k + s*seq_stride + t*KV*D (same for v), already rotated.
+ * out (N, H, D). att (N, H, Tmax) saves probabilities for backward (or NULL).
+ * scale multiplies q.k; softcap > 0 applies cap*tanh(s/cap) before softmax. */
+typedef struct {
+  int N, H, KV, D, Tmax;  /* Tmax: capacity per sequence (att row stride) */
+  size_t seq_stride;      /* floats between sequences in k/v */
+  const int *pos, *seq;   /* (N) */
+  int window;             /* 0: full causal */
+  float scale, softcap;
+} tn_attn_shape;
+void tn_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          const tn_attn_shape *s);
+/* dq (N,H,D) +=; dk, dv (laid out like k, v) +=. Needs att from the forward. */
+void tn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
+                           const float *q, const float *k, const float *v, const tn_attn_shape *s);
+
+/* ---- misc ---- */
+void tn_softcap_forward(float *x, size_t n, float cap);           /* x = cap*tanh(x/cap), in place */
+void tn_softcap_backward(float *dx, const float *y, size_t n, float cap); /* dx *= 1-(y/cap)^2 */
+void tn_add_inplace(float *y, const float *x, size_t n);          /* y += x */
+void tn_scale_inplace(float *y, float a, size_t n);
+/* log-softmax helpers over V for one row: returns logsumexp */
+float tn_logsumexp(const float *x, int V);
+
+#endif
