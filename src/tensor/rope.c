@@ -1,0 +1,33 @@
+/* rope.c - rotary position embeddings in the Hugging Face "rotate_half" layout
+ * (element i pairs with i + D/2), with tables computed in f32 exactly as the HF
+ * code does, so logits match to the last digits at long positions. */
+#include <math.h>
+#include "tensor/tensor.h"
+
+void tn_rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int maxT, int D) {
+  // cos_t, sin_t (maxT, D/2); inv_freq (D/2)
+  int h = D / 2;
+  for (int t = 0; t < maxT; t++)
+    for (int i = 0; i < h; i++) {
+      float a = (float)t * inv_freq[i];  // f32 product, as torch does
+      cos_t[(size_t)t * h + i] = cosf(a);
+      sin_t[(size_t)t * h + i] = sinf(a);
+    }
+}
+
+void tn_rope_forward(float *x, const int *pos, const float *cos_t, const float *sin_t, int N, int nh, int D) {
+  // x (N, nh, D)
+  int h = D / 2;
+#pragma omp parallel for if (N > 8)
+  for (int i = 0; i < N; i++) {
+    const float *c = cos_t + (size_t)pos[i] * h, *s = sin_t + (size_t)pos[i] * h;
+    for (int hh = 0; hh < nh; hh++) {
+      float *v = x + ((size_t)i * nh + hh) * D;
+      for (int j = 0; j < h; j++) {
+        float a = v[j], b = v[j + h];
+        v[j] = a * c[j] - b * s[j];
+        v[j + h] = b * c[j] + a * s[j];
+      }
+    }
+  }
+}
