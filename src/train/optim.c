@@ -1,0 +1,274 @@
+/* optim.c - AdamW over the parameter table (torch.optim.AdamW semantics), global
+ * L2 gradient norm and clipping (torch.nn.utils.clip_grad_norm_ semantics), and the
+ * no-decay rule for norms and biases. The update runs every step on up to ~500M
+ * floats: one OpenMP region splits the concatenation of all rows into equal
+ * contiguous ranges, and the per-element loop is a simd loop.
+ * Not for: schedules (schedule.c), gradients, checkpoint files. */
+#include "train/optim.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "base/base.h"
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+bool tn_param_decays(const char *name, int ndim) {
+  if (ndim <= 1) return false;
+  if (name && (strstr(name, "norm") || strstr(name, "bias"))) return false;
+  return true;
+}
+
+tn_adamw_config tn_adamw_defaults(void) {
+  tn_adamw_config c = {.beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.01f};
+  return c;
+}
+
+/* ---- AdamW ---- */
+
+tn_status tn_adamw_init(tn_adamw *opt, const tn_param *params, int nparams,
+                        const tn_adamw_config *cfg) {
+  memset(opt, 0, sizeof *opt);
+  if (nparams < 0 || (nparams > 0 && !params) || !cfg)
+    return tn_error(TN_ERR_ARG, "adamw: empty or missing parameter table");
+  if (!isfinite(cfg->beta1) || !isfinite(cfg->beta2) || !isfinite(cfg->eps) ||
+      !isfinite(cfg->weight_decay) || cfg->beta1 < 0 || cfg->beta1 >= 1 || cfg->beta2 < 0 ||
+      cfg->beta2 >= 1 || cfg->eps < 0 || cfg->weight_decay < 0)
+    return tn_error(TN_ERR_ARG,
+                    "adamw: bad config (beta1 %g, beta2 %g, eps %g, weight_decay %g): betas must "
+                    "be in [0, 1), eps and weight_decay >= 0",
+                    cfg->beta1, cfg->beta2, cfg->eps, cfg->weight_decay);
+  size_t total = 0;
+  for (int i = 0; i < nparams; i++) {
+    if (params[i].n > 0 && (!params[i].param || !params[i].grad))
+      return tn_error(TN_ERR_ARG, "adamw: parameter '%s' (row %d) has no %s buffer",
+                      params[i].name ? params[i].name : "?", i, params[i].param ? "grad" : "param");
+    total += params[i].n;
+  }
+  opt->cfg = *cfg;
+  opt->nparams = nparams;
+  opt->params = malloc((size_t)(nparams > 0 ? nparams : 1) * sizeof *opt->params);
+  opt->offset = malloc((size_t)(nparams + 1) * sizeof *opt->offset);
+  if (!opt->params || !opt->offset) {
+    tn_adamw_free(opt);
+    return tn_error(TN_ERR_NOMEM, "adamw: parameter table (%d rows)", nparams);
+  }
+  if (nparams > 0) memcpy(opt->params, params, (size_t)nparams * sizeof *params);
+  size_t off = 0;
+  for (int i = 0; i < nparams; i++) {
+    opt->offset[i] = off;
+    off += params[i].n;
+  }
+  opt->offset[nparams] = off;
+  opt->total = total;
+  size_t bytes = (total > 0 ? total : 1) * sizeof(float);
+  opt->m = tn_alloc(bytes);  /* zeroed */
+  opt->v = tn_alloc(bytes);
+  if (!opt->m || !opt->v) {
+    tn_adamw_free(opt);
+    return tn_error(TN_ERR_NOMEM, "adamw: state for %zu parameters (%.1f MiB)", total,
+                    2.0 * bytes / 1048576.0);
+  }
+  return TN_OK;
+}
+
+void tn_adamw_free(tn_adamw *opt) {
+  if (!opt) return;
+  free(opt->params);
+  free(opt->offset);
+  tn_free(opt->m);
+  tn_free(opt->v);
+  memset(opt, 0, sizeof *opt);
+}
+
+/* The per-element update of one contiguous span, in torch's operation order
+ * (all arithmetic in f32, scalars rounded to f32 as torch does for f32 tensors). */
+static void adamw_span(float *restrict p, const float *restrict g, float *restrict m,
+                       float *restrict v, size_t n, float decay_mul, float b1, float omb1, float b2,
+                       float omb2, float gscale, float neg_step_size, float bc2_sqrt, float eps) {
+#pragma omp simd
+  for (size_t i = 0; i < n; i++) {
+    float gi = g[i] * gscale;
+    float pi = p[i] * decay_mul;
+    float mi = m[i] * b1 + omb1 * gi;
+    float vi = v[i] * b2 + omb2 * gi * gi;
+    float denom = sqrtf(vi) / bc2_sqrt + eps;
+    p[i] = pi + neg_step_size * (mi / denom);
+    m[i] = mi;
+    v[i] = vi;
+  }
+}
+
+/* Index of the row holding flat element e (offset[r] <= e < offset[r+1]). */
+static int row_of(const size_t *offset, int nrows, size_t e) {
+  int lo = 0, hi = nrows - 1;
+  while (lo < hi) {
+    int mid = (lo + hi + 1) / 2;
+    if (offset[mid] <= e) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
+void tn_adamw_step(tn_adamw *opt, float lr, float grad_scale) {
+  opt->step++;
+  if (opt->total == 0) return;
+  const tn_adamw_config *c = &opt->cfg;
+  double t = (double)opt->step;
+  double bc1 = 1.0 - pow((double)c->beta1, t);
+  double bc2 = 1.0 - pow((double)c->beta2, t);
+  float neg_step_size = (float)(-((double)lr / bc1));
+  float bc2_sqrt = (float)sqrt(bc2);
+  float decay_mul = (float)(1.0 - (double)lr * (double)c->weight_decay);
+  float b1 = c->beta1, b2 = c->beta2;
+  float omb1 = (float)(1.0 - (double)c->beta1), omb2 = (float)(1.0 - (double)c->beta2);
+  float eps = c->eps;
+  const tn_param *P = opt->params;
+  const size_t *off = opt->offset;
+  int nrows = opt->nparams;
+  size_t total = opt->total;
+  float *M = opt->m, *V = opt->v;
+#pragma omp parallel if (total >= 65536)
+  {
+#ifdef _OPENMP
+    int nth = omp_get_num_threads(), tid = omp_get_thread_num();
+#else
+    int nth = 1, tid = 0;
+#endif
+    /* equal ranges, boundaries on 16-float (64-byte) multiples */
+    size_t per = ((total + (size_t)nth - 1) / (size_t)nth + 15) & ~(size_t)15;
+    size_t lo = (size_t)tid * per, hi = lo + per;
+    if (hi > total) hi = total;
+    if (lo < hi) {
+      int r = row_of(off, nrows, lo);
+      size_t e = lo;
+      while (e < hi) {
+        while (off[r + 1] <= e) r++; /* skip empty rows */
+        size_t a = e - off[r];
+        size_t b = (hi < off[r + 1] ? hi : off[r + 1]) - off[r];
+        float dm = P[r].decay ? decay_mul : 1.0f;
+        adamw_span(P[r].param + a, P[r].grad + a, M + off[r] + a, V + off[r] + a, b - a, dm, b1,
+                   omb1, b2, omb2, grad_scale, neg_step_size, bc2_sqrt, eps);
+        e = off[r] + b;
+      }
+    }
+  }
+}
+
+size_t tn_adamw_state_bytes(const tn_adamw *opt) { return 2 * opt->total * sizeof(float); }
+
+size_t tn_adamw_row_state(const tn_adamw *opt, int i, float **m, float **v) {
+  if (i < 0 || i >= opt->nparams) return 0;
+  if (m) *m = opt->m + opt->offset[i];
+  if (v) *v = opt->v + opt->offset[i];
+  return opt->params[i].n;
+}
+
+int tn_adamw_find(const tn_adamw *opt, const char *name) {
+  for (int i = 0; i < opt->nparams; i++)
+    if (opt->params[i].name && name && strcmp(opt->params[i].name, name) == 0) return i;
+  return -1;
+}
+
+tn_status tn_adamw_load_state(tn_adamw *opt, const float *m, const float *v, size_t n, long step) {
+  if (n != opt->total)
+    return tn_error(TN_ERR_FORMAT,
+                    "optimizer state holds %zu floats per moment, the parameter table has %zu", n,
+                    opt->total);
+  if (step < 0) return tn_error(TN_ERR_FORMAT, "optimizer state: negative step %ld", step);
+  if (n) {
+    memcpy(opt->m, m, n * sizeof(float));
+    memcpy(opt->v, v, n * sizeof(float));
+  }
+  opt->step = step;
+  return TN_OK;
+}
+
+/* ---- gradient norm ----
+ * The concatenation of the rows is cut into NCHUNK fixed chunks (independent of
+ * the thread count); each chunk's sum of squares is taken in double, then the
+ * partial sums are added in chunk order. So the norm is bit-identical for any
+ * number of threads, which resumable training relies on. */
+enum { NCHUNK = 1024 };
+
+static double sumsq_span(const float *restrict g, size_t n) {
+  double s = 0.0;
+#pragma omp simd reduction(+ : s)
+  for (size_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];
+  return s;
+}
+
+/* rows given as pointers + prefix offsets */
+static double sumsq_rows(const tn_param *P, const size_t *off, int nrows) {
+  size_t total = off[nrows];
+  if (total == 0) return 0.0;
+  size_t cs = ((total + NCHUNK - 1) / NCHUNK + 63) & ~(size_t)63;
+  int nch = (int)((total + cs - 1) / cs);
+  double part[NCHUNK];
+#pragma omp parallel for schedule(static) if (total >= 65536)
+  for (int c = 0; c < nch; c++) {
+    size_t lo = (size_t)c * cs, hi = lo + cs < total ? lo + cs : total;
+    int r = row_of(off, nrows, lo);
+    double s = 0.0;
+    size_t e = lo;
+    while (e < hi) {
+      while (off[r + 1] <= e) r++;
+      size_t a = e - off[r];
+      size_t b = (hi < off[r + 1] ? hi : off[r + 1]) - off[r];
+      s += sumsq_span(P[r].grad + a, b - a);
+      e = off[r] + b;
+    }
+    part[c] = s;
+  }
+  double s = 0.0;
+  for (int c = 0; c < nch; c++) s += part[c];
+  return s;
+}
+
+static bool span_finite(const float *g, size_t n) {
+  int bad = 0;
+#pragma omp simd reduction(| : bad)
+  for (size_t i = 0; i < n; i++) bad |= !isfinite(g[i]);
+  return !bad;
+}
+
+tn_status tn_params_grad_norm(const tn_param *params, int nparams, double *norm) {
+  size_t stack_off[65];
+  size_t *off = nparams + 1 <= 65 ? stack_off : malloc((size_t)(nparams + 1) * sizeof *off);
+  if (!off) return tn_error(TN_ERR_NOMEM, "gradient norm: offsets for %d rows", nparams);
+  off[0] = 0;
+  for (int i = 0; i < nparams; i++) off[i + 1] = off[i] + params[i].n;
+  double nrm = nparams > 0 ? sqrt(sumsq_rows(params, off, nparams)) : 0.0;
+  if (off != stack_off) free(off);
+  *norm = nrm;
+  if (isfinite(nrm)) return TN_OK;
+  for (int i = 0; i < nparams; i++)
+    if (!span_finite(params[i].grad, params[i].n))
+      return tn_error(TN_ERR_NUMERIC, "gradient global L2 norm is %g: tensor '%s' has a NaN or "
+                      "infinite gradient", nrm, params[i].name ? params[i].name : "?");
+  return tn_error(TN_ERR_NUMERIC, "gradient global L2 norm is %g (overflow)", nrm);
+}
+
+tn_status tn_grad_norm(const float *g, size_t n, double *norm) {
+  tn_param row = {.name = "gradient buffer", .param = NULL, .grad = (float *)g, .n = n};
+  return tn_params_grad_norm(&row, 1, norm);
+}
+
+float tn_clip_coef(double norm, float max_norm) {
+  if (!(max_norm > 0.0f)) return 1.0f;
+  double c = (double)max_norm / (norm + 1e-6);
+  return c < 1.0 ? (float)c : 1.0f;
+}
+
+tn_status tn_clip_grad_norm(float *g, size_t n, float max_norm, double *norm) {
+  double nrm;
+  tn_status s = tn_grad_norm(g, n, &nrm);
+  if (norm) *norm = nrm;
+  if (s != TN_OK) return s;
+  float coef = tn_clip_coef(nrm, max_norm);
+  if (coef < 1.0f) {
+#pragma omp parallel for simd schedule(static) if (n >= 65536)
+    for (size_t i = 0; i < n; i++) g[i] *= coef;
+  }
+  return TN_OK;
+}
