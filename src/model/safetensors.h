@@ -19,6 +19,7 @@ typedef enum {
 } tn_st_dtype;
 const char *tn_st_dtype_name(tn_st_dtype t);  /* "F32", ... as in the header */
 size_t tn_st_dtype_size(tn_st_dtype t);
+bool tn_st_dtype_parse(const char *name, tn_st_dtype *out); /* "BF16" -> TN_ST_BF16; false if unknown */
 
 #define TN_ST_MAX_DIMS 8
 typedef struct {
@@ -37,6 +38,7 @@ typedef struct {
   tn_st_tensor *tensors; /* sorted by data offset */
   int n;
   char *metadata_json;   /* the "__metadata__" object as JSON text, or NULL */
+  int *by_name;          /* (n) indices into tensors, sorted by name (tn_st_find) */
 } tn_st_file;
 tn_status tn_st_open(tn_st_file *f, const char *path);
 void tn_st_close(tn_st_file *f);
