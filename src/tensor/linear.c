@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tensor/kern.h"
 #include "tensor/tensor.h"
 
 const char *tn_dtype_name(tn_dtype t) {
@@ -19,12 +20,12 @@ size_t tn_dtype_size(tn_dtype t) { return t == TN_F32 ? 4 : t == TN_NF4 ? 0 : 2;
 
 static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
   const tn_lora *l = W->lora;
-  float *t = malloc(sizeof(float) * (size_t)N * l->r); // (N, r)
+  float *t = tn__scratch(TN_SCR_LORA, sizeof(float) * (size_t)N * l->r); // (N, r)
+  if (!t) abort();  /* a few KB: out of memory here is not recoverable */
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, l->r, W->in, 1.0f, x, W->in, l->A, W->in,
               0.0f, t, l->r);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, W->out, l->r, l->scale, t, l->r, l->B, l->r,
               1.0f, y, W->out);
-  free(t);
 }
 
 void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *bias, int N) {
@@ -42,4 +43,52 @@ void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *b
     }
   }
   if (W->lora && W->lora->enabled) lora_forward(y, x, W, N);
+}
+
+/* LoRA backward. With t = x A^T (N, r) and u = dy B (N, r), y += s * t B^T gives
+ * dB += s * dy^T t,  dA += s * u^T x,  dx += s * u A. */
+static void lora_backward(float *dx, const float *dy, const float *x, const tn_mat *W, int N) {
+  const tn_lora *l = W->lora;
+  const int r = l->r, in = W->in, out = W->out;
+  if (!dx && !l->dA && !l->dB) return;
+  float *t = tn__scratch(TN_SCR_LORA, sizeof(float) * (size_t)N * r * 2); // t, u: (N, r) each
+  if (!t) abort();
+  float *u = t + (size_t)N * r;
+  if (l->dB) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, x, in, l->A, in, 0.0f, t, r);
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, l->scale, dy, out, t, r, 1.0f,
+                l->dB, r);
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, 1.0f, dy, out, l->B, r, 0.0f, u, r);
+  if (l->dA)
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, l->scale, u, r, x, in, 1.0f, l->dA,
+                in);
+  if (dx)
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, l->scale, u, r, l->A, in, 1.0f, dx,
+                in);
+}
+
+void tn_linear_backward(float *dx, float *dW, float *dbias, const float *dy, const float *x,
+                        const tn_mat *W, int N) {
+  // dx, x (N, in); dy (N, out); W, dW (out, in); dbias (out)
+  const int in = W->in, out = W->out;
+  if (dx) /* dx += dy W */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W->w, in, 1.0f,
+                dx, in);
+  if (dW) /* dW += dy^T x */
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
+  if (dbias) {
+    /* column sums, split over columns so each thread owns its slice (no races,
+     * same summation order whatever the thread count) */
+#pragma omp parallel for schedule(static) if ((size_t)N * out > 32768)
+    for (int o0 = 0; o0 < out; o0 += 256) {
+      const int o1 = o0 + 256 < out ? o0 + 256 : out;
+      for (int i = 0; i < N; i++) {
+        const float *dyi = dy + (size_t)i * out;
+#pragma omp simd
+        for (int o = o0; o < o1; o++) dbias[o] += dyi[o];
+      }
+    }
+  }
+  if (W->lora && W->lora->enabled) lora_backward(dx, dy, x, W, N);
 }

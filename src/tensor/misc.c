@@ -1,10 +1,44 @@
-/* misc.c - small elementwise kernels: soft-capping, adds, scales, logsumexp. */
+/* misc.c - small elementwise kernels: soft-capping, adds, scales, logsumexp;
+ * and the per-thread scratch buffers the other kernel files reuse (kern.h). */
 #include <math.h>
+#include <stdlib.h>
+#include "tensor/kern.h"
 #include "tensor/tensor.h"
+
+static _Thread_local struct { void *p; size_t cap; } scr[TN_SCR_N];
+
+void *tn__scratch(int slot, size_t bytes) {
+  if (bytes <= scr[slot].cap) return scr[slot].p;
+  size_t cap = bytes + bytes / 4 + 64;  /* grow with headroom: few reallocations */
+  void *p = NULL;
+  if (posix_memalign(&p, 64, cap) != 0) return NULL;
+  free(scr[slot].p);
+  scr[slot].p = p;
+  scr[slot].cap = cap;
+  return p;
+}
+
+void tn_tensor_scratch_release(void) {
+  for (int i = 0; i < TN_SCR_N; i++) {
+    free(scr[i].p);
+    scr[i].p = NULL;
+    scr[i].cap = 0;
+  }
+}
 
 void tn_softcap_forward(float *x, size_t n, float cap) {
 #pragma omp parallel for if (n > 65536)
   for (size_t i = 0; i < n; i++) x[i] = cap * tanhf(x[i] / cap);
+}
+
+void tn_softcap_backward(float *dx, const float *y, size_t n, float cap) {
+  // dx, y (n): d/dx cap*tanh(x/cap) = 1 - tanh^2 = 1 - (y/cap)^2
+  const float ic = 1.0f / cap;
+#pragma omp parallel for simd if (n > 65536)
+  for (size_t i = 0; i < n; i++) {
+    float t = y[i] * ic;
+    dx[i] *= 1.0f - t * t;
+  }
 }
 
 void tn_add_inplace(float *y, const float *x, size_t n) {

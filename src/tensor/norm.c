@@ -1,5 +1,6 @@
 /* norm.c - RMSNorm (Llama/Qwen: x*w; Gemma: x*(1+w)), forward and backward.
- * Statistics in f32 per row, as the HF implementations compute them. */
+ * Statistics in f32 per row, as the HF implementations compute them.
+ * Not for: LayerNorm with a mean (no supported family uses it). */
 #include <math.h>
 #include "tensor/tensor.h"
 
@@ -20,5 +21,51 @@ void tn_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, i
       for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * (1.0f + w[c]);
     else
       for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * w[c];
+  }
+}
+
+/* With n = x * r, r = (mean(x^2) + eps)^-1/2, y = n * w' (w' = w, 1 + w, or 1):
+ *   g = dy * w',  dx = r * g - x * r^3 * sum(g * x) / C,  dw += sum_rows dy * n. */
+void tn_rmsnorm_backward(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                         const float *rstd, int N, int C, bool plus_one) {
+  // dx, dy, x (N, C); w, dw (C); rstd (N) from the forward
+  const float off = plus_one ? 1.0f : 0.0f;
+#pragma omp parallel if ((size_t)N * C > 16384)
+  {
+#pragma omp for schedule(static) nowait
+    for (int i = 0; i < N; i++) {
+      const float *xi = x + (size_t)i * C, *dyi = dy + (size_t)i * C;
+      float *dxi = dx + (size_t)i * C;
+      const float r = rstd[i];
+      float dot = 0.0f;
+      if (w) {
+#pragma omp simd reduction(+ : dot)
+        for (int c = 0; c < C; c++) dot += dyi[c] * (w[c] + off) * xi[c];
+      } else {
+#pragma omp simd reduction(+ : dot)
+        for (int c = 0; c < C; c++) dot += dyi[c] * xi[c];
+      }
+      const float k = r * r * r * dot / (float)C;
+      if (w) {
+#pragma omp simd
+        for (int c = 0; c < C; c++) dxi[c] += r * dyi[c] * (w[c] + off) - k * xi[c];
+      } else {
+#pragma omp simd
+        for (int c = 0; c < C; c++) dxi[c] += r * dyi[c] - k * xi[c];
+      }
+    }
+    if (dw && w) {
+      /* each thread owns a slice of columns: no races, a fixed summation order */
+#pragma omp for schedule(static)
+      for (int c0 = 0; c0 < C; c0 += 64) {
+        const int c1 = c0 + 64 < C ? c0 + 64 : C;
+        for (int i = 0; i < N; i++) {
+          const float *xi = x + (size_t)i * C, *dyi = dy + (size_t)i * C;
+          const float r = rstd[i];
+#pragma omp simd
+          for (int c = c0; c < c1; c++) dw[c] += dyi[c] * xi[c] * r;
+        }
+      }
+    }
   }
 }

@@ -31,3 +31,23 @@ void tn_rope_forward(float *x, const int *pos, const float *cos_t, const float *
     }
   }
 }
+
+/* The forward is an orthogonal rotation per pair (j, j + D/2); its transpose is
+ * the rotation by -angle: da' = da c + db s, db' = db c - da s. */
+void tn_rope_backward(float *dx, const int *pos, const float *cos_t, const float *sin_t, int N, int nh, int D) {
+  // dx (N, nh, D), in place
+  int h = D / 2;
+#pragma omp parallel for if (N > 8)
+  for (int i = 0; i < N; i++) {
+    const float *c = cos_t + (size_t)pos[i] * h, *s = sin_t + (size_t)pos[i] * h;
+    for (int hh = 0; hh < nh; hh++) {
+      float *v = dx + ((size_t)i * nh + hh) * D;
+#pragma omp simd
+      for (int j = 0; j < h; j++) {
+        float a = v[j], b = v[j + h];
+        v[j] = a * c[j] + b * s[j];
+        v[j + h] = b * c[j] - a * s[j];
+      }
+    }
+  }
+}

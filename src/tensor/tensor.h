@@ -38,8 +38,10 @@ typedef struct tn_mat {
 /* ---- matmul ---- */
 /* y (N, out) = x (N, in) W^T [+ bias (out)] [+ LoRA]; y is overwritten. */
 void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *bias, int N);
-/* dx (N, in) += dy W [+ LoRA path]; dW (out, in) += dy^T x if dW; dbias += sum dy if dbias.
- * LoRA grads go to W->lora->dA/dB when set. lora_tmp: scratch (N, r) or NULL (then allocated). */
+/* dx (N, in) += dy W [+ LoRA path] if dx; dW (out, in) += dy^T x if dW (NULL: frozen
+ * base); dbias (out) += column sums of dy if dbias. With an enabled adapter,
+ * W->lora->dA (r, in) and dB (out, r) accumulate when not NULL. The (N, r)
+ * temporaries live in a per-thread scratch reused across calls. */
 void tn_linear_backward(float *dx, float *dW, float *dbias, const float *dy, const float *x,
                         const tn_mat *W, int N);
 
@@ -92,5 +94,20 @@ void tn_add_inplace(float *y, const float *x, size_t n);          /* y += x */
 void tn_scale_inplace(float *y, float a, size_t n);
 /* log-softmax helpers over V for one row: returns logsumexp */
 float tn_logsumexp(const float *x, int V);
+
+/* ---- cross-entropy over V classes, one row per token ----
+ * loss_rows (N) = logsumexp(logits_i) - logits_i[target_i]; rows with target < 0
+ * are ignored (loss 0). */
+void tn_xent_forward(float *loss_rows, const float *logits, const int *targets, int N, int V);
+/* dlogits (N, V) = (softmax(logits_i) - onehot(target_i)) * row_weight_i
+ * (row_weight NULL: 1). OVERWRITES dlogits (unlike the other backwards): it is
+ * the start of the backward pass. Ignored rows (target < 0) get zeros. dlogits
+ * may alias logits (computed in place). */
+void tn_xent_backward(float *dlogits, const float *logits, const int *targets,
+                      const float *row_weight, int N, int V);
+
+/* Free the calling thread's kernel scratch buffers (they are kept and reused
+ * across calls otherwise; call at thread exit or at the end of a program). */
+void tn_tensor_scratch_release(void);
 
 #endif

@@ -1,0 +1,38 @@
+/* kern.h - private helpers shared by the kernel files of src/tensor: per-thread
+ * reusable scratch buffers (allocated once, grown on demand, so hot paths do not
+ * allocate per call) and a vectorisable expf. Not a public interface. */
+#ifndef TN_KERN_H
+#define TN_KERN_H
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* Scratch slots of the calling thread (contents undefined, 64-byte aligned).
+ * Call only outside OpenMP parallel regions; the pointer stays valid until the
+ * next call with the same slot from the same thread. NULL on out-of-memory. */
+enum { TN_SCR_LORA = 0, TN_SCR_ATT_DS, TN_SCR_ATT_ROWS, TN_SCR_ATT_DELTA, TN_SCR_N };
+void *tn__scratch(int slot, size_t bytes);
+
+/* expf to ~2 ulp over the float range, written so `#pragma omp simd` loops
+ * vectorise it (glibc's expf does not vectorise without -ffast-math). */
+static inline float tn__expf(float x) {
+  x = x < -87.33654f ? -87.33654f : x; /* below: result flushes to ~0 (2^-126) */
+  x = x > 88.0f ? 88.0f : x;         /* keeps 2^n finite */
+  float n = __builtin_roundf(x * 1.44269504088896341f);
+  float r = x - n * 0.693359375f;           /* Cody-Waite ln2 split */
+  r = r - n * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * r * r + r + 1.0f;
+  int32_t e = ((int32_t)n + 127) << 23;
+  float s;
+  memcpy(&s, &e, 4);
+  return p * s;
+}
+#endif
