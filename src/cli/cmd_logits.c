@@ -1,0 +1,105 @@
+/* cmd_logits.c - `tunic logits`: f32 logits of every position of a batch of token
+ * sequences, for checking a conversion against another framework (and for tests).
+ * --step K feeds the tokens K at a time through the KV cache instead of one call. */
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "model/model.h"
+
+static tn_status write_npy(FILE *f, void *ctx);
+
+typedef struct { int B, T, V; const float *data; } npy_ctx;
+
+static tn_status write_npy(FILE *f, void *ctx) {
+  npy_ctx *n = ctx;
+  char hdr[128];
+  int hl = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, %d, %d), }", n->B, n->T, n->V);
+  int total = 10 + hl + 1;
+  int pad = (64 - total % 64) % 64;
+  fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+  uint16_t len = (uint16_t)(hl + pad + 1);
+  fwrite(&len, 2, 1, f);
+  fwrite(hdr, 1, hl, f);
+  for (int i = 0; i < pad; i++) fputc(' ', f);
+  fputc('\n', f);
+  fwrite(n->data, sizeof(float), (size_t)n->B * n->T * n->V, f);
+  return TN_OK;
+}
+
+typedef struct { int B, V; const int *lens; float **logits; } json_ctx;
+static tn_status write_json(FILE *f, void *ctx) {
+  json_ctx *j = ctx;
+  fputs("{\"logits\": [", f);
+  for (int b = 0; b < j->B; b++) {
+    fputs(b ? ",\n[" : "\n[", f);
+    for (int t = 0; t < j->lens[b]; t++) {
+      fputs(t ? ",[" : "[", f);
+      const float *r = j->logits[b] + (size_t)t * j->V;
+      for (int v = 0; v < j->V; v++) fprintf(f, v ? ",%.9g" : "%.9g", r[v]);
+      fputc(']', f);
+    }
+    fputc(']', f);
+  }
+  fputs("]}\n", f);
+  return TN_OK;
+}
+
+int tn_cmd_logits(int argc, char **argv) {
+  const char *model_dir = NULL, *ids = NULL, *out = NULL;
+  int step = 0;
+  tn_flag flags[] = {
+    {"model", 's', &model_dir, "model directory (HF layout)"},
+    {"ids", 's', &ids, "token ids: 1,2,3;4,5 (sequences separated by ';')"},
+    {"out", 's', &out, "output file: .json, or .npy (equal lengths)"},
+    {"step", 'i', &step, "feed K tokens at a time through the KV cache (default: all at once)"},
+  };
+  int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 --out FILE");
+  if (r) return r > 0 ? 0 : 2;
+  if (!model_dir || !ids || !out) { fprintf(stderr, "tunic logits: --model, --ids and --out are required\n"); return 2; }
+  int **seqs, *lens;
+  int B = tn_cli_parse_ids(ids, &seqs, &lens);
+  if (B < 0) return tn_cli_fail("logits", TN_ERR_ARG);
+  bool npy = strlen(out) > 4 && !strcmp(out + strlen(out) - 4, ".npy");
+  int Tmax = 0, total = 0;
+  for (int b = 0; b < B; b++) { Tmax = lens[b] > Tmax ? lens[b] : Tmax; total += lens[b]; }
+  if (npy)
+    for (int b = 0; b < B; b++)
+      if (lens[b] != Tmax) { fprintf(stderr, "tunic logits: .npy output needs sequences of equal length\n"); return 2; }
+  tn_model *m;
+  tn_status s = tn_model_load(&m, model_dir);
+  if (s != TN_OK) return tn_cli_fail("logits", s);
+  const int V = m->cfg.V;
+  int K = step > 0 ? step : Tmax;
+  tn_state *st;
+  s = tn_state_create(&st, m, B, Tmax, B * K, false);
+  if (s != TN_OK) return tn_cli_fail("logits", s);
+  float **lg = malloc(sizeof(float *) * B);
+  for (int b = 0; b < B; b++) lg[b] = malloc(sizeof(float) * (size_t)lens[b] * V);
+  int *tok = malloc(sizeof(int) * B * K), *pos = malloc(sizeof(int) * B * K), *seq = malloc(sizeof(int) * B * K);
+  float *chunk = malloc(sizeof(float) * (size_t)B * K * V);
+  for (int t0 = 0; t0 < Tmax && s == TN_OK; t0 += K) {
+    int n = 0;
+    for (int b = 0; b < B; b++)
+      for (int t = t0; t < t0 + K && t < lens[b]; t++, n++) { tok[n] = seqs[b][t]; pos[n] = t; seq[n] = b; }
+    s = tn_forward(m, st, n, tok, pos, seq, chunk, NULL, n);
+    for (int i = 0; i < n && s == TN_OK; i++) memcpy(lg[seq[i]] + (size_t)pos[i] * V, chunk + (size_t)i * V, sizeof(float) * V);
+  }
+  if (s == TN_OK) {
+    if (npy) {
+      float *all = malloc(sizeof(float) * (size_t)B * Tmax * V);
+      for (int b = 0; b < B; b++) memcpy(all + (size_t)b * Tmax * V, lg[b], sizeof(float) * (size_t)Tmax * V);
+      npy_ctx c = {B, Tmax, V, all};
+      s = tn_write_atomic_cb(out, write_npy, &c);
+      free(all);
+    } else {
+      json_ctx c = {B, V, lens, lg};
+      s = tn_write_atomic_cb(out, write_json, &c);
+    }
+  }
+  free(tok); free(pos); free(seq); free(chunk);
+  for (int b = 0; b < B; b++) { free(lg[b]); free(seqs[b]); }
+  free(lg); free(seqs); free(lens);
+  tn_state_free(st);
+  tn_model_free(m);
+  return s == TN_OK ? 0 : tn_cli_fail("logits", s);
+}

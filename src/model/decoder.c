@@ -1,0 +1,211 @@
+/* decoder.c - the forward pass shared by every family, and the per-call state
+ * (KV cache, activations, RoPE tables) it runs on. One function serves
+ * training (rows = whole sequences, activations kept per layer), prefill and
+ * KV-cache decoding (rows = new tokens of any slots). The backward pass lives in
+ * src/train and reads the activations saved here. */
+#include <stdlib.h>
+#include <string.h>
+#include "model/model.h"
+
+size_t tn_state_kv_stride(const tn_model *m, const tn_state *st) {
+  return (size_t)st->T * m->cfg.KV * m->cfg.D;
+}
+
+/* Walk the buffer layout once to size it (base == NULL) and once to assign it. */
+static size_t layout(const tn_model *m, tn_state *st, float *base) {
+  const tn_config *c = &m->cfg;
+  const size_t N = st->Nmax, C = c->C, HD = (size_t)c->H * c->D, KD = (size_t)c->KV * c->D, F = c->F;
+  size_t off = 0;
+#define TAKE(dst, n)                                   \
+  do {                                                 \
+    if (base) dst = base + off;                        \
+    off += ((size_t)(n) + 15) & ~(size_t)15;           \
+  } while (0)
+  size_t kv = (size_t)c->L * st->S * st->T * KD;
+  TAKE(st->k, kv);
+  TAKE(st->v, kv);
+  size_t rt = (size_t)st->T * (c->D / 2);
+  TAKE(st->cos_g, rt);
+  TAKE(st->sin_g, rt);
+  TAKE(st->cos_l, rt);
+  TAKE(st->sin_l, rt);
+  int sets = st->train ? c->L : 1;
+  for (int l = 0; l < sets; l++) {
+    tn_layer_acts *a = &st->acts[l];
+    TAKE(a->x_in, N * C);
+    TAKE(a->xn, N * C);
+    TAKE(a->rstd_att, N);
+    TAKE(a->q, N * HD);
+    if (c->qk_norm) {
+      TAKE(a->qn_pre, N * HD);
+      TAKE(a->rstd_q, N * c->H);
+      TAKE(a->rstd_k, N * c->KV);
+    }
+    TAKE(a->kn_pre, N * KD);
+    if (st->train) TAKE(a->att, N * c->H * (size_t)st->T);
+    TAKE(a->ao, N * HD);
+    TAKE(a->o, N * C);
+    TAKE(a->x_mid, N * C);
+    TAKE(a->xn2, N * C);
+    TAKE(a->rstd_mlp, N);
+    if (c->sandwich_norms) {
+      TAKE(a->rstd_opost, N);
+      TAKE(a->rstd_mpost, N);
+    }
+    TAKE(a->g, N * F);
+    TAKE(a->u, N * F);
+    TAKE(a->h, N * F);
+    TAKE(a->m, N * C);
+  }
+  if (st->train) TAKE(st->x_out, N * C);
+  else if (base) st->x_out = st->acts[0].x_in;
+  TAKE(st->xf, N * C);
+  TAKE(st->rstd_f, N);
+  TAKE(st->vr, N * KD);
+  TAKE(st->tmp, N * (HD > C ? HD : C));
+  TAKE(st->xg, N * C);
+#undef TAKE
+  if (base && !st->train)
+    for (int l = 1; l < c->L; l++) st->acts[l] = st->acts[0];
+  return off;
+}
+
+tn_status tn_state_create(tn_state **out, const tn_model *m, int S, int T, int Nmax, bool train) {
+  *out = NULL;
+  if (S <= 0 || T <= 0 || Nmax <= 0) return tn_error(TN_ERR_ARG, "state: slots, capacity and rows must be positive");
+  tn_state *st = calloc(1, sizeof *st);
+  st->S = S;
+  st->T = T;
+  st->Nmax = Nmax;
+  st->train = train;
+  st->acts = calloc(m->cfg.L, sizeof(tn_layer_acts));
+  st->len = calloc(S, sizeof(int));
+  st->buf_floats = layout(m, st, NULL);
+  st->buf = tn_alloc(st->buf_floats * sizeof(float));
+  if (!st->buf || !st->acts || !st->len) {
+    size_t mb = st->buf_floats * 4 >> 20;
+    tn_state_free(st);
+    return tn_error(TN_ERR_NOMEM, "out of memory for the model state (%zu MB: %d slots x %d tokens)", mb, S, T);
+  }
+  layout(m, st, st->buf);
+  const tn_config *c = &m->cfg;
+  float *inv = malloc(sizeof(float) * (c->D / 2));
+  tn_rope_inv_freq(inv, &c->rope, c->D);
+  tn_rope_tables(st->cos_g, st->sin_g, inv, T, c->D);
+  tn_rope_inv_freq(inv, &c->rope_local, c->D);
+  tn_rope_tables(st->cos_l, st->sin_l, inv, T, c->D);
+  free(inv);
+  *out = st;
+  return TN_OK;
+}
+
+void tn_state_free(tn_state *st) {
+  if (!st) return;
+  tn_free(st->buf);
+  free(st->acts);
+  free(st->len);
+  free(st);
+}
+
+void tn_state_copy_slot(const tn_model *m, tn_state *st, int dst, int src, int n) {
+  const size_t stride = tn_state_kv_stride(m, st), row = (size_t)m->cfg.KV * m->cfg.D;
+  for (int l = 0; l < m->cfg.L; l++) {
+    size_t base = (size_t)l * st->S * stride;
+    memcpy(st->k + base + dst * stride, st->k + base + src * stride, sizeof(float) * row * n);
+    memcpy(st->v + base + dst * stride, st->v + base + src * stride, sizeof(float) * row * n);
+  }
+  st->len[dst] = n;
+}
+
+static void add_rows(float *out, const float *a, const float *b, size_t n) {
+#pragma omp parallel for if (n > 65536)
+  for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
+}
+
+tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, const int *pos, const int *seq,
+                     float *logits, const int *out_rows, int n_out) {
+  const tn_config *c = &m->cfg;
+  const tn_weights *w = &m->w;
+  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F, V = c->V;
+  const size_t KD = (size_t)KV * D;
+  if (N <= 0 || N > st->Nmax) return tn_error(TN_ERR_LIMIT, "forward: %d rows exceed the state's capacity of %d", N, st->Nmax);
+  for (int i = 0; i < N; i++) {
+    if (tok[i] < 0 || tok[i] >= V) return tn_error(TN_ERR_ARG, "token id %d is outside the vocabulary (size %d)", tok[i], V);
+    if (seq[i] < 0 || seq[i] >= st->S) return tn_error(TN_ERR_ARG, "sequence slot %d out of range (%d slots)", seq[i], st->S);
+    if (pos[i] < 0 || pos[i] >= st->T)
+      return tn_error(TN_ERR_LIMIT, "position %d exceeds the context capacity of %d tokens", pos[i], st->T);
+  }
+  /* embedding */
+  float *x0 = st->acts[0].x_in; // (N, C)
+  for (int i = 0; i < N; i++) {
+    const float *e = w->embed + (size_t)tok[i] * C;
+    float *xi = x0 + (size_t)i * C;
+    for (int k = 0; k < C; k++) xi[k] = e[k] * c->embed_scale;
+  }
+  const size_t stride = tn_state_kv_stride(m, st);
+  for (int l = 0; l < c->L; l++) {
+    const tn_layer *y = &w->layers[l];
+    tn_layer_acts *a = &st->acts[l];
+    const bool local = c->layer_local[l];
+    const float *cs = local ? st->cos_l : st->cos_g, *sn = local ? st->sin_l : st->sin_g;
+    /* attention block */
+    tn_rmsnorm_forward(a->xn, a->rstd_att, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
+    tn_linear_forward(a->q, a->xn, &y->wq, y->bq, N);       // (N, H*D)
+    tn_linear_forward(a->kn_pre, a->xn, &y->wk, y->bk, N);  // (N, KV*D)
+    tn_linear_forward(st->vr, a->xn, &y->wv, y->bv, N);     // (N, KV*D)
+    float *kr = a->kn_pre;
+    if (c->qk_norm) {
+      memcpy(a->qn_pre, a->q, sizeof(float) * N * H * D);
+      tn_rmsnorm_forward(a->q, a->rstd_q, a->qn_pre, y->q_norm, N * H, D, c->eps, c->norm_plus_one);
+      kr = st->tmp;
+      tn_rmsnorm_forward(kr, a->rstd_k, a->kn_pre, y->k_norm, N * KV, D, c->eps, c->norm_plus_one);
+    }
+    tn_rope_forward(a->q, pos, cs, sn, N, H, D);
+    tn_rope_forward(kr, pos, cs, sn, N, KV, D);
+    float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
+    for (int i = 0; i < N; i++) {
+      size_t off = (size_t)seq[i] * stride + (size_t)pos[i] * KD;
+      memcpy(kc + off, kr + (size_t)i * KD, sizeof(float) * KD);
+      memcpy(vc + off, st->vr + (size_t)i * KD, sizeof(float) * KD);
+    }
+    tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos, .seq = seq,
+                        .window = local ? c->window : 0, .scale = c->attn_scale, .softcap = c->attn_softcap};
+    tn_attention_forward(a->ao, st->train ? a->att : NULL, a->q, kc, vc, &as);
+    tn_linear_forward(a->o, a->ao, &y->wo, y->bo, N);       // (N, C)
+    if (c->sandwich_norms) {
+      tn_rmsnorm_forward(st->tmp, a->rstd_opost, a->o, y->attn_post_norm, N, C, c->eps, true);
+      add_rows(a->x_mid, a->x_in, st->tmp, (size_t)N * C);
+    } else {
+      add_rows(a->x_mid, a->x_in, a->o, (size_t)N * C);
+    }
+    /* MLP block */
+    tn_rmsnorm_forward(a->xn2, a->rstd_mlp, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
+    tn_linear_forward(a->g, a->xn2, &y->gate, y->bgate, N); // (N, F)
+    tn_linear_forward(a->u, a->xn2, &y->up, y->bup, N);
+    tn_glu_forward(a->h, a->g, a->u, (size_t)N * F, c->act);
+    tn_linear_forward(a->m, a->h, &y->down, y->bdown, N);   // (N, C)
+    float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
+    if (c->sandwich_norms) {
+      tn_rmsnorm_forward(st->tmp, a->rstd_mpost, a->m, y->mlp_post_norm, N, C, c->eps, true);
+      add_rows(out, a->x_mid, st->tmp, (size_t)N * C);
+    } else {
+      add_rows(out, a->x_mid, a->m, (size_t)N * C);
+    }
+  }
+  for (int i = 0; i < N; i++)
+    if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;
+  if (!logits || n_out <= 0) return TN_OK;
+  /* final norm and head for the requested rows */
+  const float *xs = st->x_out;
+  if (out_rows) {
+    for (int j = 0; j < n_out; j++) {
+      if (out_rows[j] < 0 || out_rows[j] >= N) return tn_error(TN_ERR_ARG, "output row %d out of range", out_rows[j]);
+      memcpy(st->xg + (size_t)j * C, st->x_out + (size_t)out_rows[j] * C, sizeof(float) * C);
+    }
+    xs = st->xg;
+  }
+  tn_rmsnorm_forward(st->xf, st->rstd_f, xs, w->final_norm, n_out, C, c->eps, c->norm_plus_one);
+  tn_linear_forward(logits, st->xf, &w->head, NULL, n_out); // (n_out, V)
+  if (c->final_softcap > 0) tn_softcap_forward(logits, (size_t)n_out * V, c->final_softcap);
+  return TN_OK;
+}

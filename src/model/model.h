@@ -1,0 +1,167 @@
+/* model.h - the decoder shared by every family, configured by a table of
+ * differences (norm style, biases, qk-norm, activation, embedding scale, tied
+ * head, sliding window, soft-caps, RoPE bases), not by a copy per family.
+ * Weights (read-only, shareable between generators and a trainer) are separate
+ * from per-call state (tn_state: KV cache, activations, RoPE tables).
+ * Not for: sampling (src/generate), losses and optimizers (src/train). */
+#ifndef TN_MODEL_H
+#define TN_MODEL_H
+#include <stdbool.h>
+#include "base/base.h"
+#include "model/safetensors.h"
+#include "tensor/tensor.h"
+#include "tunic/model.h"
+
+typedef enum { TN_ARCH_LLAMA, TN_ARCH_QWEN2, TN_ARCH_QWEN3, TN_ARCH_GEMMA3 } tn_arch;
+typedef enum { TN_ROPE_DEFAULT, TN_ROPE_LINEAR, TN_ROPE_LLAMA3 } tn_rope_type;
+
+typedef struct {
+  tn_rope_type type;
+  float theta, factor;              /* base; scaling factor (linear, llama3) */
+  float low_freq_factor, high_freq_factor;
+  int original_max_pos;             /* llama3 */
+} tn_rope_cfg;
+
+#define TN_MAX_EOS 8
+typedef struct {
+  tn_arch arch;
+  char model_type[32];
+  int V, C, L, H, KV, D, F;         /* vocab, hidden, layers, heads, kv heads, head dim, ffn */
+  int max_pos;
+  float eps;
+  /* the table of differences */
+  bool norm_plus_one;               /* gemma: x * (1 + w) */
+  bool sandwich_norms;              /* gemma: post-attention and post-feedforward norms */
+  bool qk_norm;                     /* qwen3, gemma3 */
+  bool qkv_bias, o_bias, mlp_bias;  /* qwen2: qkv; llama: attention_bias / mlp_bias */
+  tn_act act;
+  float embed_scale;                /* gemma: sqrt(C) (rounded to the checkpoint dtype) */
+  bool tied;
+  float attn_scale;                 /* 1/sqrt(D), or query_pre_attn_scalar^-1/2 */
+  float final_softcap, attn_softcap;/* 0 = off */
+  int window;                       /* sliding window (tokens), 0 = none */
+  bool *layer_local;                /* (L) true: sliding-window layer */
+  tn_rope_cfg rope, rope_local;     /* global layers; local (sliding) layers */
+  tn_st_dtype dtype;                /* torch_dtype of the checkpoint */
+  int bos_id, pad_id, n_eos, eos_ids[TN_MAX_EOS];
+} tn_config;
+
+/* Parse DIR/config.json (and generation_config.json for stop ids). Refuses any
+ * model_type or field value it cannot honour, naming the file and the field. */
+tn_status tn_config_load(tn_config *c, const char *dir);
+void tn_config_free(tn_config *c);
+/* RoPE inverse frequencies (D/2) for a layer's rope config, as HF computes them. */
+void tn_rope_inv_freq(float *inv, const tn_rope_cfg *r, int D);
+
+typedef struct {
+  float *attn_norm, *attn_post_norm, *mlp_norm, *mlp_post_norm; // (C) each; post: gemma only
+  tn_mat wq, wk, wv, wo;            // (H*D, C), (KV*D, C), (KV*D, C), (C, H*D)
+  float *bq, *bk, *bv, *bo;         // (H*D), (KV*D), (KV*D), (C) or NULL
+  float *q_norm, *k_norm;           // (D) or NULL
+  tn_mat gate, up, down;            // (F, C), (F, C), (C, F)
+  float *bgate, *bup, *bdown;       // mlp biases or NULL
+} tn_layer;
+
+typedef struct {
+  float *embed;                     // (V, C)
+  tn_layer *layers;                 // (L)
+  float *final_norm;                // (C)
+  tn_mat head;                      // (V, C); .w == embed when tied
+} tn_weights;
+
+/* The parameter table: every tensor of the checkpoint with its HF name, shape and
+ * the address of the pointer that holds its data inside a tn_weights. The same
+ * table carves gradient buffers (a second tn_weights) out of one flat array. */
+typedef struct {
+  char name[112];
+  int ndim;
+  int64_t shape[2];
+  size_t numel;
+  float **ptr;                      /* where the data pointer lives in the tn_weights */
+  bool is_norm, is_bias;
+} tn_param;
+/* Build the table for config c over weights w (w's pointers are not touched). */
+tn_status tn_param_table(const tn_config *c, tn_weights *w, tn_param **out, int *n);
+
+struct tn_model {
+  tn_config cfg;
+  tn_weights w;
+  tn_param *params;
+  int n_params;
+  size_t n_floats;                  /* total parameter count */
+  float *owned;                     /* one flat f32 buffer holding every parameter */
+  char *dir;
+};
+
+/* ---- per-call state: KV cache and activations ----
+ * S sequences (slots) of capacity T tokens each. In training mode every layer
+ * keeps its activations for the backward pass; otherwise one scratch set is
+ * reused by all layers. Rows of one forward call may belong to any slots. */
+typedef struct {
+  float *x_in;      // (N, C) residual stream entering the layer
+  float *xn;        // (N, C) normed input of attention
+  float *rstd_att;  // (N)
+  float *q;         // (N, H, D) after q-norm and RoPE
+  float *qn_pre;    // (N, H, D) q before q-norm (qk_norm only), saved for backward
+  float *kn_pre;    // (N, KV, D) k before k-norm
+  float *rstd_q, *rstd_k; // (N*H), (N*KV)
+  float *att;       // (N, H, T) probabilities (training only)
+  float *ao;        // (N, H, D) attention output before o_proj
+  float *o;         // (N, C) o_proj output (before the post norm, gemma)
+  float *rstd_opost;// (N)
+  float *x_mid;     // (N, C) residual after attention
+  float *xn2;       // (N, C) normed input of the MLP
+  float *rstd_mlp;  // (N)
+  float *g, *u;     // (N, F) gate and up projections
+  float *h;         // (N, F) act(g) * u
+  float *m;         // (N, C) down-projection output (before post norm, gemma)
+  float *rstd_mpost;// (N)
+} tn_layer_acts;
+
+typedef struct tn_state {
+  int S, T;                 /* slots, capacity per slot */
+  int Nmax;                 /* max rows per forward call */
+  bool train;
+  float *k, *v;             // (L, S, T, KV, D) caches (in training: this batch's keys/values)
+  int *len;                 // (S) tokens currently cached per slot
+  float *cos_g, *sin_g, *cos_l, *sin_l; // (T, D/2) RoPE tables for global / local layers
+  tn_layer_acts *acts;      // (L) views; all alias one scratch set unless train
+  float *x_out;             // (N, C) residual after the last layer
+  float *xf;                // (N, C) after the final norm
+  float *rstd_f;            // (N)
+  float *vr;                // (N, KV*D) value rows of this call (scratch)
+  float *tmp;               // (N, max(C, H*D)) scratch
+  float *xg;                // (N, C) rows gathered for the head
+  float *buf;               /* the single allocation behind everything above */
+  size_t buf_floats;
+} tn_state;
+
+tn_status tn_state_create(tn_state **out, const tn_model *m, int S, int T, int Nmax, bool train);
+void tn_state_free(tn_state *st);
+size_t tn_state_kv_stride(const tn_model *m, const tn_state *st); /* floats per (layer, slot) */
+/* Copy slot src's cache (first n tokens) into slot dst (prefix sharing for n samples). */
+void tn_state_copy_slot(const tn_model *m, tn_state *st, int dst, int src, int n);
+
+/* One forward call over N rows: row i is token tok[i] of slot seq[i] at position
+ * pos[i]; its key/value are written into the slot's cache and it attends to the
+ * slot's cached positions up to pos[i]. All rows of a slot must arrive in
+ * position order, earlier positions already cached or in this call.
+ * logits (n_out, V) are computed for rows out_rows[0..n_out) (all rows when
+ * out_rows == NULL and n_out == N). Returns TN_ERR_LIMIT if a position >= T. */
+tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, const int *pos,
+                     const int *seq, float *logits, const int *out_rows, int n_out);
+
+/* ---- checkpoints ---- */
+/* Random init in the exact HF layout (config.json, model.safetensors, generation_config.json). */
+typedef struct {
+  const char *arch, *size, *dtype;  /* dtype: "f32" | "bf16" | "f16" */
+  int vocab, shards;
+  uint64_t seed;
+  const char *override_json;        /* merged into config.json, may be NULL */
+} tn_init_opts;
+tn_status tn_model_init_dir(const char *out_dir, const tn_init_opts *o);
+/* A model with config c and zeroed weights in one flat buffer (for init and tests). */
+tn_status tn_model_alloc(tn_model **out, const tn_config *c);
+/* Write the weights as model.safetensors (or `shards` shards) in DIR, converting to dtype. */
+tn_status tn_model_save_weights(const tn_model *m, const char *out_dir, tn_st_dtype dtype, int shards);
+#endif
