@@ -1,0 +1,241 @@
+/* generate.c - the sampler and the batched generation loop (see generate.h). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "generate/generate.h"
+
+void tn_gen_opts_default(tn_gen_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->max_new_tokens = 64;
+  o->top_p = 1.0f;
+  o->repetition_penalty = 1.0f;
+  o->n = 1;
+  o->prefill_chunk = 512;
+}
+
+typedef struct { float p; int i; } cand;
+static int cand_desc(const void *a, const void *b) {
+  float x = ((const cand *)a)->p, y = ((const cand *)b)->p;
+  if (x != y) return x < y ? 1 : -1;
+  return ((const cand *)a)->i - ((const cand *)b)->i;
+}
+
+int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, tn_rng *rng, float *lp) {
+  if (o->repetition_penalty != 1.0f && seen) {
+    /* each distinct seen token once (HF gathers the scores, then scatters) */
+    for (int k = 0; k < n_seen; k++) {
+      int t = seen[k];
+      if (t < 0 || t >= V) continue;
+      bool dup = false;
+      for (int j = 0; j < k && !dup; j++) dup = seen[j] == t;
+      if (dup) continue;
+      logits[t] = logits[t] < 0 ? logits[t] * o->repetition_penalty : logits[t] / o->repetition_penalty;
+    }
+  }
+  const bool greedy = o->temperature <= 0.0f;
+  const float T = greedy ? 1.0f : o->temperature;
+  if (T != 1.0f)
+    for (int v = 0; v < V; v++) logits[v] /= T;
+  float lse = tn_logsumexp(logits, V);
+  if (greedy) {
+    int best = 0;
+    for (int v = 1; v < V; v++)
+      if (logits[v] > logits[best]) best = v;
+    *lp = logits[best] - lse;
+    return best;
+  }
+  /* candidates: probabilities, then top-k / top-p / min-p filtering on a sorted prefix */
+  cand *c = malloc(sizeof(cand) * V);
+  float pmax = 0.0f;
+  for (int v = 0; v < V; v++) {
+    c[v].p = expf(logits[v] - lse);
+    c[v].i = v;
+    pmax = c[v].p > pmax ? c[v].p : pmax;
+  }
+  int n = V;
+  /* Keep a superset of the nucleus / top-k before sorting: the tokens with p >= t
+   * for the largest t = pmax/2^j whose set holds >= top_p mass and >= top_k tokens. */
+  bool need_sort = o->top_k > 0 || o->top_p < 1.0f;
+  if (need_sort) {
+    for (float t = pmax; t > 1e-30f; t *= 0.25f) {
+      double mass = 0;
+      int cnt = 0;
+      for (int v = 0; v < V; v++)
+        if (c[v].p >= t) { mass += c[v].p; cnt++; }
+      bool k_ok = o->top_k <= 0 || cnt >= o->top_k, p_ok = o->top_p >= 1.0f || mass >= o->top_p;
+      if (k_ok && p_ok) {
+        int w = 0;
+        for (int v = 0; v < V; v++)
+          if (c[v].p >= t) c[w++] = c[v];
+        n = w;
+        break;
+      }
+    }
+    qsort(c, n, sizeof(cand), cand_desc);
+    if (o->top_k > 0 && o->top_k < n) n = o->top_k;
+    if (o->top_p < 1.0f) {
+      /* smallest prefix with cumulative probability >= top_p (renormalised after top-k, as HF does) */
+      double tot = 0, cum = 0;
+      for (int k = 0; k < n; k++) tot += c[k].p;
+      int keep = n;
+      for (int k = 0; k < n; k++) {
+        cum += c[k].p / tot;
+        if (cum >= o->top_p) { keep = k + 1; break; }
+      }
+      n = keep;
+    }
+  }
+  if (o->min_p > 0.0f) {
+    float thr = o->min_p * pmax;
+    int w = 0;
+    for (int k = 0; k < n; k++)
+      if (c[k].p >= thr) c[w++] = c[k];
+    n = w > 0 ? w : 1;
+  }
+  double tot = 0;
+  for (int k = 0; k < n; k++) tot += c[k].p;
+  double r = tn_rng_uniform(rng) * tot, cum = 0;
+  int pick = c[n - 1].i;
+  for (int k = 0; k < n; k++) {
+    cum += c[k].p;
+    if (r < cum) { pick = c[k].i; break; }
+  }
+  free(c);
+  *lp = logits[pick] - lse;
+  return pick;
+}
+
+typedef struct {
+  int prompt, sample;
+  int *hist;           /* prompt + generated (for the repetition penalty) */
+  int nhist;
+  tn_rng rng;
+  bool done;
+  int last;            /* last sampled token, fed next */
+} slot_t;
+
+static bool is_stop(const tn_gen_opts *o, const tn_model *m, int tok) {
+  if (o->stop_ids) {
+    for (int k = 0; k < o->n_stop_ids; k++)
+      if (o->stop_ids[k] == tok) return true;
+    return false;
+  }
+  for (int k = 0; k < m->cfg.n_eos; k++)
+    if (m->cfg.eos_ids[k] == tok) return true;
+  return false;
+}
+
+static tn_status emit(const tn_model *m, const tn_gen_opts *o, slot_t *s, tn_gen_result *r, int tok, float lp) {
+  r->ids[r->n] = tok;
+  r->logprobs[r->n] = lp;
+  r->n++;
+  s->hist[s->nhist++] = tok;
+  s->last = tok;
+  if (o->on_token) o->on_token(o->ctx, s->prompt, s->sample, tok);
+  if (is_stop(o, m, tok)) { s->done = true; r->finish = TN_FINISH_STOP_ID; }
+  else if (o->stop_fn && o->stop_fn(o->ctx, s->prompt, s->sample, r->ids, r->n)) { s->done = true; r->finish = TN_FINISH_STOP_FN; }
+  else if (r->n >= o->max_new_tokens) { s->done = true; r->finish = TN_FINISH_LENGTH; }
+  return TN_OK;
+}
+
+tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *plens, int B, const tn_gen_opts *o,
+                      tn_gen_result *res) {
+  const int n = o->n > 0 ? o->n : 1, S = B * n, V = m->cfg.V;
+  int Tcap = 0, total = 0;
+  for (int b = 0; b < B; b++) {
+    if (plens[b] <= 0) return tn_error(TN_ERR_ARG, "prompt %d is empty", b);
+    Tcap = plens[b] > Tcap ? plens[b] : Tcap;
+    total += plens[b];
+  }
+  if (o->max_new_tokens <= 0) return tn_error(TN_ERR_ARG, "max_new_tokens must be positive");
+  Tcap += o->max_new_tokens;
+  if (Tcap > m->cfg.max_pos)
+    return tn_error(TN_ERR_LIMIT, "prompt length + max_new_tokens = %d exceeds the model's context of %d tokens "
+                    "(max_position_embeddings)", Tcap, m->cfg.max_pos);
+  int chunk = o->prefill_chunk > 0 ? o->prefill_chunk : 512;
+  int Nmax = total < chunk ? total : chunk;
+  if (Nmax < S) Nmax = S;
+  tn_state *st;
+  TN_TRY(tn_state_create(&st, m, S, Tcap, Nmax, false));
+  slot_t *sl = calloc(S, sizeof *sl);
+  int *tok = malloc(sizeof(int) * Nmax), *pos = malloc(sizeof(int) * Nmax), *seq = malloc(sizeof(int) * Nmax);
+  int *orow = malloc(sizeof(int) * Nmax), *owner = malloc(sizeof(int) * Nmax);
+  float *logits = malloc(sizeof(float) * (size_t)Nmax * V), *row = malloc(sizeof(float) * V);
+  tn_status s = TN_OK;
+  for (int p = 0; p < B; p++)
+    for (int j = 0; j < n; j++) {
+      slot_t *q = &sl[p * n + j];
+      q->prompt = p + o->first_prompt;
+      q->sample = j;
+      q->hist = malloc(sizeof(int) * (plens[p] + o->max_new_tokens));
+      memcpy(q->hist, prompts[p], sizeof(int) * plens[p]);
+      q->nhist = plens[p];
+      tn_rng_seed(&q->rng, o->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(p + o->first_prompt + 1)) ^ ((uint64_t)j << 32));
+      tn_gen_result *r = &res[p * n + j];
+      memset(r, 0, sizeof *r);
+      r->ids = malloc(sizeof(int) * o->max_new_tokens);
+      r->logprobs = malloc(sizeof(float) * o->max_new_tokens);
+    }
+  /* prefill: each prompt once, into slot p*n, in chunks of at most Nmax rows */
+  int cur_p = 0, cur_t = 0;
+  while (cur_p < B && s == TN_OK) {
+    int N = 0, nout = 0;
+    while (cur_p < B && N < Nmax) {
+      tok[N] = prompts[cur_p][cur_t];
+      pos[N] = cur_t;
+      seq[N] = cur_p * n;
+      if (++cur_t == plens[cur_p]) {
+        orow[nout] = N;
+        owner[nout++] = cur_p;
+        cur_p++;
+        cur_t = 0;
+      }
+      N++;
+    }
+    s = tn_forward(m, st, N, tok, pos, seq, logits, orow, nout);
+    for (int k = 0; k < nout && s == TN_OK; k++) {
+      int p = owner[k];
+      for (int j = 1; j < n; j++) tn_state_copy_slot(m, st, p * n + j, p * n, plens[p]);
+      for (int j = 0; j < n; j++) {
+        slot_t *q = &sl[p * n + j];
+        memcpy(row, logits + (size_t)k * V, sizeof(float) * V);
+        float lp;
+        int t = tn_sample_token(row, V, o, q->hist, q->nhist, &q->rng, &lp);
+        emit(m, o, q, &res[p * n + j], t, lp);
+      }
+    }
+  }
+  /* decode: one row per live slot per step */
+  while (s == TN_OK) {
+    int N = 0;
+    for (int i = 0; i < S; i++) {
+      if (sl[i].done) continue;
+      tok[N] = sl[i].last;
+      pos[N] = sl[i].nhist - 1;
+      seq[N] = i;
+      owner[N++] = i;
+    }
+    if (N == 0) break;
+    s = tn_forward(m, st, N, tok, pos, seq, logits, NULL, N);
+    for (int k = 0; k < N && s == TN_OK; k++) {
+      slot_t *q = &sl[owner[k]];
+      float lp;
+      int t = tn_sample_token(logits + (size_t)k * V, V, o, q->hist, q->nhist, &q->rng, &lp);
+      emit(m, o, q, &res[owner[k]], t, lp);
+    }
+  }
+  for (int i = 0; i < S; i++) free(sl[i].hist);
+  free(sl); free(tok); free(pos); free(seq); free(orow); free(owner); free(logits); free(row);
+  tn_state_free(st);
+  if (s != TN_OK) tn_gen_results_free(res, S);
+  return s;
+}
+
+void tn_gen_results_free(tn_gen_result *r, int count) {
+  for (int i = 0; i < count; i++) {
+    free(r[i].ids);
+    free(r[i].logprobs);
+    r[i].ids = NULL;
+    r[i].logprobs = NULL;
+  }
+}
