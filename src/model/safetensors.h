@@ -6,6 +6,20 @@
  * validated before anything is read: a file that lies (header past the end,
  * offsets out of range or overlapping, size != dtype*shape, unknown dtype) is
  * refused with a message naming the file and tensor.
+ *
+ * Reader rules (TN_ERR_FORMAT unless said): file >= 8 bytes; N <= 100 MB (the
+ * reference reader's limit) and 8 + N <= file size; the header starts with '{', is
+ * one JSON object, and only JSON whitespace may follow it (HF pads with spaces);
+ * each entry is an object with "dtype" (a known name), "shape" (<= 8 non-negative
+ * integers) and "data_offsets" (two integers begin <= end, both <= 2^53); other keys
+ * in an entry are ignored; numel * dtype size (overflow-checked) == end - begin;
+ * end <= data section size; non-empty tensors do not overlap; names are unique;
+ * "__metadata__" is an object of strings. Gaps between tensors and bytes after
+ * the last one are accepted (the Rust reference refuses them; they are harmless).
+ * The header is parsed from a private NUL-terminated copy; nothing outside the
+ * mapping is ever read. A missing file is TN_ERR_IO. On error the struct is zeroed.
+ * Data pointers are only as aligned as the file makes them.
+ *
  * Not for: model-specific names or dtype conversion (src/model/model.c). */
 #ifndef TN_SAFETENSORS_H
 #define TN_SAFETENSORS_H
@@ -46,7 +60,15 @@ const tn_st_tensor *tn_st_find(const tn_st_file *f, const char *name);
 
 /* A checkpoint directory: model.safetensors, or the shards listed by
  * model.safetensors.index.json ("weight_map": name -> file). A tensor named in the
- * index but absent from its shard, or a shard missing, is an error naming both. */
+ * index but absent from its shard, or a shard missing, is an error naming both.
+ * Details: when both exist, model.safetensors is read (as transformers does) with a
+ * warning. The index must agree exactly with the shards: every weight_map entry is
+ * in its shard, every shard tensor is in the weight_map and mapped to that shard
+ * (so a tensor stored in two shards is refused), shard names are plain file names
+ * in DIR (no '/', "..": no escaping the directory), no name listed twice. Errors
+ * name the index file, the shard and the tensor. metadata.total_size is not
+ * checked (writers disagree on what it counts). No checkpoint at all: TN_ERR_IO
+ * naming DIR. files[] is in shard-name order; tn_st_set_find searches them all. */
 typedef struct {
   tn_st_file *files;
   int nfiles;
@@ -63,10 +85,23 @@ typedef struct {
   int64_t shape[TN_ST_MAX_DIMS];
   const void *data;      /* nbytes = numel * dtype size */
 } tn_st_entry;
-/* Atomic (temporary name, fsync, rename). metadata: NULL or a flat JSON object of strings. */
+/* Atomic (temporary name, fsync, rename). metadata: NULL or a flat JSON object of strings.
+ * Header: {"__metadata__": ..., then the tensors in order}, padded with spaces to a
+ * multiple of 8 bytes as HF does; offsets are contiguous from 0 in the given order
+ * (put wider dtypes first if you want every tensor aligned). Bad entries (NULL or
+ * duplicate name, "__metadata__" as a name, bad dtype/ndim, negative shape, NULL data
+ * for a non-empty tensor) are TN_ERR_ARG and nothing is written. */
 tn_status tn_st_write(const char *path, const tn_st_entry *e, int n, const char *metadata_json);
 /* Into DIR: one model.safetensors when nshards <= 1, else model-0000i-of-0000N.safetensors
- * plus model.safetensors.index.json (metadata.total_size, weight_map), HF's layout. */
+ * plus model.safetensors.index.json (metadata.total_size, weight_map), HF's layout.
+ * DIR is created. nshards is clamped to n so no shard is empty; tensors are split
+ * into contiguous runs of the given order, balanced by bytes. Each shard gets
+ * metadata_json. The index is written last, formatted as transformers writes it
+ * (indent 2, sorted keys); total_size = sum of tensor bytes. Files already in DIR are
+ * never removed: writing a single file leaves an old index and shards in place
+ * (harmless: model.safetensors is preferred), but writing shards next to an old
+ * model.safetensors leaves that file winning, so a warning is logged; shards of an
+ * earlier write with another count stay behind unreferenced. Use a fresh DIR. */
 tn_status tn_st_write_dir(const char *dir, const tn_st_entry *e, int n, int nshards,
                           const char *metadata_json);
 #endif
