@@ -72,11 +72,16 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
       }
     }
     qsort(c, n, sizeof(cand), cand_desc);
-    if (o->top_k > 0 && o->top_k < n) n = o->top_k;
+    bool cut_k = o->top_k > 0 && o->top_k < n;
+    if (cut_k) n = o->top_k;
     if (o->top_p < 1.0f) {
-      /* smallest prefix with cumulative probability >= top_p (renormalised after top-k, as HF does) */
+      /* smallest prefix with cumulative probability >= top_p, over the whole vocabulary,
+       * or renormalised over the top-k when top-k cut first (as HF's warpers do) */
       double tot = 0, cum = 0;
-      for (int k = 0; k < n; k++) tot += c[k].p;
+      if (cut_k)
+        for (int k = 0; k < n; k++) tot += c[k].p;
+      else
+        tot = 1.0;
       int keep = n;
       for (int k = 0; k < n; k++) {
         cum += c[k].p / tot;
