@@ -187,7 +187,7 @@ tn_status tn_runcfg_set(tn_runcfg *rc, const char *name, const char *value, cons
   if (!value) return TN_OK; /* null keeps the default */
   char tmp[16];
   if (!parse_typed(r->o.type, value, tmp))
-    return tn_error(TN_ERR_ARG, "%s: %s: '%s' is not a valid %s", origin ? origin : "?", r->o.name, value,
+    return tn_error(TN_ERR_ARG, "%s: %s: '%s' is not a valid %s", origin ? origin : "?", name, value,
                     type_name(r->o.type));
   char *v = pool_dup(rc, value);
   if (!v) return tn_error(TN_ERR_NOMEM, "out of memory");
@@ -379,7 +379,7 @@ static int load_one(const char *key, const char *value, int line, void *vctx) {
     c->st = tn_error(TN_ERR_ARG, "%s: key '%s' given twice (first at %s)", origin, key, r->origin);
     return 1;
   }
-  c->st = tn_runcfg_set(c->rc, r->o.name, value, origin);
+  c->st = tn_runcfg_set(c->rc, key, value, origin);
   return c->st != TN_OK;
 }
 
@@ -468,7 +468,7 @@ tn_status tn_runcfg_parse(tn_runcfg *rc, int argc, char **argv, const char *usag
       v = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
       if (!v) return tn_error(TN_ERR_ARG, "option --%s needs a value", r->o.name);
     }
-    TN_TRY(tn_runcfg_set(rc, r->o.name, v, origin));
+    TN_TRY(tn_runcfg_set(rc, r->o.name, v, origin)); /* message: "--lr: lr: 'x' is not ..." */
   }
   return tn_runcfg_apply(rc);
 }
