@@ -146,7 +146,7 @@ tn_status tn_model_init_dir(const char *out_dir, const tn_init_opts *o) {
   tn_rng r;
   tn_rng_seed(&r, o->seed);
   for (int i = 0; i < m->n_params; i++) {
-    const tn_param *q = &m->params[i];
+    const tn_weight_entry *q = &m->params[i];
     float *d = *q->ptr;
     if (q->is_norm) {
       float base = c.norm_plus_one ? 0.0f : 1.0f;

@@ -5,8 +5,8 @@
 #include <string.h>
 #include "model/model.h"
 
-static void add(tn_param *p, int *n, const char *name, int64_t d0, int64_t d1, float **ptr, bool norm, bool bias) {
-  tn_param *e = &p[(*n)++];
+static void add(tn_weight_entry *p, int *n, const char *name, int64_t d0, int64_t d1, float **ptr, bool norm, bool bias) {
+  tn_weight_entry *e = &p[(*n)++];
   memset(e, 0, sizeof *e);
   snprintf(e->name, sizeof e->name, "%s", name);
   e->ndim = d1 > 0 ? 2 : 1;
@@ -18,9 +18,9 @@ static void add(tn_param *p, int *n, const char *name, int64_t d0, int64_t d1, f
   e->is_bias = bias;
 }
 
-tn_status tn_param_table(const tn_config *c, tn_weights *w, tn_param **out, int *n) {
+tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **out, int *n) {
   const int C = c->C, HD = c->H * c->D, KD = c->KV * c->D, F = c->F;
-  tn_param *p = calloc((size_t)c->L * 24 + 4, sizeof *p);
+  tn_weight_entry *p = calloc((size_t)c->L * 24 + 4, sizeof *p);
   if (!p) return tn_error(TN_ERR_NOMEM, "out of memory (parameter table)");
   int k = 0;
   char nm[112];
@@ -76,7 +76,7 @@ tn_status tn_param_table(const tn_config *c, tn_weights *w, tn_param **out, int 
 }
 
 /* Point every table entry into one flat buffer; returns the float count. */
-static size_t carve(tn_param *p, int n, float *base) {
+static size_t carve(tn_weight_entry *p, int n, float *base) {
   size_t off = 0;
   for (int i = 0; i < n; i++) {
     if (base) *p[i].ptr = base + off;
@@ -111,7 +111,7 @@ tn_status tn_model_alloc(tn_model **out, const tn_config *cfg) {
   if (!m) return tn_error(TN_ERR_NOMEM, "out of memory");
   m->cfg = *cfg;
   m->w.layers = calloc(cfg->L, sizeof(tn_layer));
-  tn_status s = tn_param_table(&m->cfg, &m->w, &m->params, &m->n_params);
+  tn_status s = tn_weight_table(&m->cfg, &m->w, &m->params, &m->n_params);
   if (s != TN_OK) { free(m->w.layers); free(m); return s; }
   m->n_floats = carve(m->params, m->n_params, NULL);
   m->owned = tn_alloc(m->n_floats * sizeof(float));
@@ -134,7 +134,7 @@ tn_status tn_model_load(tn_model **out, const char *dir) {
   if (s != TN_OK) { tn_config_free(&cfg); tn_st_set_close(&set); return s; }
   m->dir = tn_strdup(dir);
   for (int i = 0; i < m->n_params && s == TN_OK; i++) {
-    const tn_param *p = &m->params[i];
+    const tn_weight_entry *p = &m->params[i];
     const tn_st_tensor *t = tn_st_set_find(&set, p->name);
     if (!t) {
       s = tn_error(TN_ERR_FORMAT, "%s: tensor '%s' is missing (required by config.json: model_type %s)", dir, p->name,
@@ -176,7 +176,7 @@ tn_status tn_model_save_weights(const tn_model *m, const char *out_dir, tn_st_dt
   void **conv = calloc(m->n_params, sizeof *conv);
   tn_status s = TN_OK;
   for (int i = 0; i < m->n_params; i++) {
-    const tn_param *p = &m->params[i];
+    const tn_weight_entry *p = &m->params[i];
     e[i].name = p->name;
     e[i].dtype = dtype;
     e[i].ndim = p->ndim;

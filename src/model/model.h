@@ -79,14 +79,14 @@ typedef struct {
   size_t numel;
   float **ptr;                      /* where the data pointer lives in the tn_weights */
   bool is_norm, is_bias;
-} tn_param;
+} tn_weight_entry;
 /* Build the table for config c over weights w (w's pointers are not touched). */
-tn_status tn_param_table(const tn_config *c, tn_weights *w, tn_param **out, int *n);
+tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **out, int *n);
 
 struct tn_model {
   tn_config cfg;
   tn_weights w;
-  tn_param *params;
+  tn_weight_entry *params;
   int n_params;
   size_t n_floats;                  /* total parameter count */
   float *owned;                     /* one flat f32 buffer holding every parameter */
