@@ -4,4 +4,5 @@
 #define TUNIC_H
 #include "tunic/base.h"
 #include "tunic/model.h"
+#include "tunic/obs.h"
 #endif

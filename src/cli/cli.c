@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "tunic/obs.h"
 
 static void print_usage(FILE *f, const char *cmd, const tn_flag *flags, int n, const char *usage) {
   fprintf(f, "usage: tunic %s %s\n\noptions:\n", cmd, usage ? usage : "[options]");
@@ -110,4 +111,28 @@ bad:
   free(ln);
   tn_error(TN_ERR_ARG, "bad token id list '%s' (expected e.g. 1,2,3;4,5)", s);
   return -1;
+}
+
+int tn_cli_parse_config(int argc, char **argv, const tn_flag *flags, int nflags, const char *usage,
+                        struct tn_runcfg **out) {
+  *out = NULL;
+  tn_opt *opts = calloc(nflags > 0 ? nflags : 1, sizeof *opts);
+  if (!opts) { fprintf(stderr, "tunic %s: out of memory\n", argv[0]); return -1; }
+  for (int i = 0; i < nflags; i++)
+    opts[i] = (tn_opt){flags[i].name, flags[i].type, flags[i].dst, flags[i].help};
+  tn_runcfg *rc = tn_runcfg_new(opts, nflags); /* copies the table */
+  free(opts);
+  if (!rc) { fprintf(stderr, "tunic %s: out of memory\n", argv[0]); return -1; }
+  bool help = false;
+  tn_status s = tn_runcfg_parse(rc, argc, argv, usage, &help);
+  if (s != TN_OK || help) {
+    if (s != TN_OK) fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
+    tn_runcfg_free(rc);
+    return s != TN_OK ? -1 : 1;
+  }
+  char title[96];
+  snprintf(title, sizeof title, "tunic %s: config", argv[0]);
+  tn_runcfg_print(rc, stderr, title);
+  *out = rc;
+  return 0;
 }
