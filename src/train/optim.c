@@ -81,22 +81,74 @@ void tn_adamw_free(tn_adamw *opt) {
   memset(opt, 0, sizeof *opt);
 }
 
-/* The per-element update of one contiguous span, in torch's operation order
- * (all arithmetic in f32, scalars rounded to f32 as torch does for f32 tensors). */
-static void adamw_span(float *restrict p, const float *restrict g, float *restrict m,
-                       float *restrict v, size_t n, float decay_mul, float b1, float omb1, float b2,
-                       float omb2, float gscale, float neg_step_size, float bc2_sqrt, float eps) {
-#pragma omp simd
+/* The update's scalars, rounded to f32 as torch does for f32 tensors. */
+typedef struct {
+  float decay_mul, b1, omb1, b2, omb2, gscale, neg_step_size, bc2_sqrt, eps;
+} adamw_k;
+
+/* The per-element update of one contiguous span, in torch's operation order,
+ * all arithmetic in f32. Portable version (sqrtf keeps it scalar at -O2). */
+static void adamw_span_c(float *restrict p, const float *restrict g, float *restrict m,
+                         float *restrict v, size_t n, float decay_mul, const adamw_k *k) {
   for (size_t i = 0; i < n; i++) {
-    float gi = g[i] * gscale;
+    float gi = g[i] * k->gscale;
     float pi = p[i] * decay_mul;
-    float mi = m[i] * b1 + omb1 * gi;
-    float vi = v[i] * b2 + omb2 * gi * gi;
-    float denom = sqrtf(vi) / bc2_sqrt + eps;
-    p[i] = pi + neg_step_size * (mi / denom);
+    float mi = m[i] * k->b1 + k->omb1 * gi;
+    float vi = v[i] * k->b2 + k->omb2 * gi * gi;
+    float denom = sqrtf(vi) / k->bc2_sqrt + k->eps;
+    p[i] = pi + k->neg_step_size * (mi / denom);
     m[i] = mi;
     v[i] = vi;
   }
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define TN_HAVE_AVX512_PATH 1
+/* Same operations, 16 lanes; the tail goes through the same vector code with a
+ * mask. FMA contraction is turned off so that every element is bit-identical to
+ * adamw_span_c (sqrt and div are correctly rounded in both): the result does not
+ * depend on the path, on where a span starts, or on the thread count. */
+__attribute__((target("avx512f"), optimize("fp-contract=off"))) static void adamw_span_avx512(
+    float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+    float decay_mul, const adamw_k *k) {
+  const __m512 gs = _mm512_set1_ps(k->gscale), dm = _mm512_set1_ps(decay_mul);
+  const __m512 b1 = _mm512_set1_ps(k->b1), omb1 = _mm512_set1_ps(k->omb1);
+  const __m512 b2 = _mm512_set1_ps(k->b2), omb2 = _mm512_set1_ps(k->omb2);
+  const __m512 bc2 = _mm512_set1_ps(k->bc2_sqrt), eps = _mm512_set1_ps(k->eps);
+  const __m512 nss = _mm512_set1_ps(k->neg_step_size);
+  for (size_t i = 0; i < n; i += 16) {
+    __mmask16 mk = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1u);
+    __m512 gi = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, g + i), gs);
+    __m512 pi = _mm512_mul_ps(_mm512_maskz_loadu_ps(mk, p + i), dm);
+    __m512 mi = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, m + i), b1),
+                              _mm512_mul_ps(omb1, gi));
+    __m512 vi = _mm512_add_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(mk, v + i), b2),
+                              _mm512_mul_ps(_mm512_mul_ps(omb2, gi), gi));
+    __m512 den = _mm512_add_ps(_mm512_div_ps(_mm512_sqrt_ps(vi), bc2), eps);
+    pi = _mm512_add_ps(pi, _mm512_mul_ps(nss, _mm512_div_ps(mi, den)));
+    _mm512_mask_storeu_ps(p + i, mk, pi);
+    _mm512_mask_storeu_ps(m + i, mk, mi);
+    _mm512_mask_storeu_ps(v + i, mk, vi);
+  }
+}
+#endif
+
+static int tn_adamw_portable_only = 0;
+void tn_adamw_set_portable(bool on) { tn_adamw_portable_only = on; }
+
+static bool use_avx512(void) {
+#ifdef TN_HAVE_AVX512_PATH
+  static int have = -1;
+  if (tn_adamw_portable_only) return false;
+  if (have < 0) {
+    __builtin_cpu_init();
+    have = __builtin_cpu_supports("avx512f") ? 1 : 0;
+  }
+  return have == 1;
+#else
+  return false;
+#endif
 }
 
 /* Index of the row holding flat element e (offset[r] <= e < offset[r+1]). */
@@ -117,12 +169,11 @@ void tn_adamw_step(tn_adamw *opt, float lr, float grad_scale) {
   double t = (double)opt->step;
   double bc1 = 1.0 - pow((double)c->beta1, t);
   double bc2 = 1.0 - pow((double)c->beta2, t);
-  float neg_step_size = (float)(-((double)lr / bc1));
-  float bc2_sqrt = (float)sqrt(bc2);
+  adamw_k k = {.b1 = c->beta1, .b2 = c->beta2, .eps = c->eps, .gscale = grad_scale,
+               .omb1 = (float)(1.0 - (double)c->beta1), .omb2 = (float)(1.0 - (double)c->beta2),
+               .neg_step_size = (float)(-((double)lr / bc1)), .bc2_sqrt = (float)sqrt(bc2)};
   float decay_mul = (float)(1.0 - (double)lr * (double)c->weight_decay);
-  float b1 = c->beta1, b2 = c->beta2;
-  float omb1 = (float)(1.0 - (double)c->beta1), omb2 = (float)(1.0 - (double)c->beta2);
-  float eps = c->eps;
+  bool avx512 = use_avx512();
   const tn_param *P = opt->params;
   const size_t *off = opt->offset;
   int nrows = opt->nparams;
@@ -147,8 +198,14 @@ void tn_adamw_step(tn_adamw *opt, float lr, float grad_scale) {
         size_t a = e - off[r];
         size_t b = (hi < off[r + 1] ? hi : off[r + 1]) - off[r];
         float dm = P[r].decay ? decay_mul : 1.0f;
-        adamw_span(P[r].param + a, P[r].grad + a, M + off[r] + a, V + off[r] + a, b - a, dm, b1,
-                   omb1, b2, omb2, grad_scale, neg_step_size, bc2_sqrt, eps);
+#ifdef TN_HAVE_AVX512_PATH
+        if (avx512)
+          adamw_span_avx512(P[r].param + a, P[r].grad + a, M + off[r] + a, V + off[r] + a, b - a,
+                            dm, &k);
+        else
+#endif
+          adamw_span_c(P[r].param + a, P[r].grad + a, M + off[r] + a, V + off[r] + a, b - a, dm,
+                       &k);
         e = off[r] + b;
       }
     }
@@ -191,10 +248,21 @@ tn_status tn_adamw_load_state(tn_adamw *opt, const float *m, const float *v, siz
  * number of threads, which resumable training relies on. */
 enum { NCHUNK = 1024 };
 
+/* 16 independent double accumulators (two AVX-512 vectors), so the adds are
+ * not one latency-bound chain; fixed combination order. A float*float product is
+ * exact in double, so an FMA gives the same sum: every clone is bit-identical. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 static double sumsq_span(const float *restrict g, size_t n) {
+  double acc[16] = {0};
+  size_t i = 0;
+  for (; i + 16 <= n; i += 16)
+#pragma omp simd
+    for (int k = 0; k < 16; k++) acc[k] += (double)g[i + k] * (double)g[i + k];
+  for (int k = 0; i < n; i++, k++) acc[k] += (double)g[i] * (double)g[i];
   double s = 0.0;
-#pragma omp simd reduction(+ : s)
-  for (size_t i = 0; i < n; i++) s += (double)g[i] * (double)g[i];
+  for (int k = 0; k < 16; k++) s += acc[k];
   return s;
 }
 

@@ -64,6 +64,10 @@ void tn_adamw_free(tn_adamw *opt);
  * Vectorised, one OpenMP region over all rows. */
 void tn_adamw_step(tn_adamw *opt, float lr, float grad_scale);
 
+/* Tests and benchmarks: force the portable loop instead of the AVX-512 one
+ * (both give bit-identical results; not thread-safe, set it before stepping). */
+void tn_adamw_set_portable(bool on);
+
 /* Bytes of optimizer state: m and v (2 * total * 4). */
 size_t tn_adamw_state_bytes(const tn_adamw *opt);
 /* Views of row i's slices of m and v (n floats each), e.g. to save them as
