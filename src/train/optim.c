@@ -2,7 +2,7 @@
  * L2 gradient norm and clipping (torch.nn.utils.clip_grad_norm_ semantics), and the
  * no-decay rule for norms and biases. The update runs every step on up to ~500M
  * floats: one OpenMP region splits the concatenation of all rows into equal
- * contiguous ranges, and the per-element loop is a simd loop.
+ * contiguous ranges; the per-element loop is AVX-512 (runtime-detected) or portable C.
  * Not for: schedules (schedule.c), gradients, checkpoint files. */
 #include "train/optim.h"
 #include <math.h>
