@@ -4,5 +4,6 @@
 #define TUNIC_H
 #include "tunic/base.h"
 #include "tunic/model.h"
+#include "tunic/tokenizer.h"
 #include "tunic/obs.h"
 #endif
