@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "model/model.h"
+#include "train/train.h"
 
 static tn_status write_npy(FILE *f, void *ctx);
 
@@ -44,14 +45,62 @@ static tn_status write_json(FILE *f, void *ctx) {
   return TN_OK;
 }
 
+/* Training-mode forward over all sequences, mean next-token loss, backward. */
+static tn_status loss_and_grads(tn_model *m, int B, int **seqs, const int *lens, int total, const char *grads_out) {
+  const int V = m->cfg.V;
+  int Tmax = 0;
+  for (int b = 0; b < B; b++) Tmax = lens[b] > Tmax ? lens[b] : Tmax;
+  tn_state *st;
+  TN_TRY(tn_state_create(&st, m, B, Tmax, total, true));
+  int *tok = malloc(sizeof(int) * total), *pos = malloc(sizeof(int) * total), *seq = malloc(sizeof(int) * total);
+  int *tgt = malloc(sizeof(int) * total), count = 0, n = 0;
+  for (int b = 0; b < B; b++)
+    for (int t = 0; t < lens[b]; t++, n++) {
+      tok[n] = seqs[b][t]; pos[n] = t; seq[n] = b;
+      tgt[n] = t + 1 < lens[b] ? seqs[b][t + 1] : -1;
+      count += tgt[n] >= 0;
+    }
+  float *logits = malloc(sizeof(float) * (size_t)total * V), *dl = malloc(sizeof(float) * (size_t)total * V);
+  float *lrow = malloc(sizeof(float) * total), *wrow = malloc(sizeof(float) * total);
+  tn_status s = tn_forward(m, st, total, tok, pos, seq, logits, NULL, total);
+  if (s == TN_OK && count == 0) s = tn_error(TN_ERR_ARG, "--loss needs a sequence of at least 2 tokens");
+  if (s == TN_OK) {
+    tn_xent_forward(lrow, logits, tgt, total, V);
+    double sum = 0;
+    for (int i = 0; i < total; i++) { sum += lrow[i]; wrow[i] = 1.0f / count; }
+    printf("loss %.9g tokens %d\n", sum / count, count);
+    if (grads_out) {
+      tn_grads g;
+      tn_bwd bw;
+      s = tn_grads_create(&g, m);
+      if (s == TN_OK) s = tn_bwd_create(&bw, m, st);
+      if (s == TN_OK) {
+        tn_xent_backward(dl, logits, tgt, wrow, total, V);
+        s = tn_backward(m, st, &bw, &g, dl, logits, total, tok, pos, seq);
+        /* every gradient under its HF name */
+        if (s == TN_OK) s = tn_weights_save_file(&m->cfg, &g.g, grads_out, TN_ST_F32);
+        tn_bwd_free(&bw);
+      }
+      tn_grads_free(&g);
+    }
+  }
+  free(tok); free(pos); free(seq); free(tgt); free(logits); free(dl); free(lrow); free(wrow);
+  tn_state_free(st);
+  return s;
+}
+
 int tn_cmd_logits(int argc, char **argv) {
   const char *model_dir = NULL, *ids = NULL, *out = NULL;
   int step = 0;
+  bool loss = false;
+  const char *grads_out = NULL;
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
     {"ids", 's', &ids, "token ids: 1,2,3;4,5 (sequences separated by ';')"},
     {"out", 's', &out, "output file: .json, or .npy (equal lengths)"},
     {"step", 'i', &step, "feed K tokens at a time through the KV cache (default: all at once)"},
+    {"loss", 'b', &loss, "print the mean next-token cross-entropy over all positions"},
+    {"grads", 's', &grads_out, "write d(mean loss)/d(parameter) of every weight to this .safetensors"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 --out FILE");
   if (r) return r > 0 ? 0 : 2;
@@ -69,6 +118,10 @@ int tn_cmd_logits(int argc, char **argv) {
   tn_status s = tn_model_load(&m, model_dir);
   if (s != TN_OK) return tn_cli_fail("logits", s);
   const int V = m->cfg.V;
+  if (loss || grads_out) {
+    s = loss_and_grads(m, B, seqs, lens, total, grads_out);
+    if (s != TN_OK) return tn_cli_fail("logits", s);
+  }
   int K = step > 0 ? step : Tmax;
   tn_state *st;
   s = tn_state_create(&st, m, B, Tmax, B * K, false);

@@ -207,6 +207,14 @@ static tn_status parse(tn_config *c, jctx *j) {
     TN_TRY(j_float(j, "final_logit_softcapping", &c->final_softcap, 0.0f));
     TN_TRY(j_float(j, "attn_logit_softcapping", &c->attn_softcap, 0.0f));
     if (c->final_softcap < 0 || c->attn_softcap < 0) return tn_error(TN_ERR_FORMAT, "%s: soft-capping values must be positive", j->file);
+    if (c->attn_softcap > 0) {
+      /* transformers' Gemma3Attention stores attn_logit_softcapping but never passes it to
+       * the attention function (Gemma-2 does): HF Gemma-3 does not cap attention scores.
+       * We follow HF so logits match it; the attention kernel supports capping for archs
+       * that apply it. */
+      tn_log(TN_LOG_DEBUG, "%s: attn_logit_softcapping is not applied by Gemma-3 (as in transformers)", j->file);
+      c->attn_softcap = 0.0f;
+    }
     TN_TRY(j_int(j, "sliding_window", &c->window, 4096, false));
     if (c->window <= 0) return tn_error(TN_ERR_FORMAT, "%s: field 'sliding_window' must be positive", j->file);
     cJSON *lt = cJSON_GetObjectItemCaseSensitive(j->root, "layer_types");

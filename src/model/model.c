@@ -27,13 +27,13 @@ tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **o
   add(p, &k, "model.embed_tokens.weight", c->V, C, &w->embed, false, false);
   for (int l = 0; l < c->L; l++) {
     tn_layer *y = &w->layers[l];
-    y->wq = (tn_mat){.out = HD, .in = C};
-    y->wk = (tn_mat){.out = KD, .in = C};
-    y->wv = (tn_mat){.out = KD, .in = C};
-    y->wo = (tn_mat){.out = C, .in = HD};
-    y->gate = (tn_mat){.out = F, .in = C};
-    y->up = (tn_mat){.out = F, .in = C};
-    y->down = (tn_mat){.out = C, .in = F};
+    y->wq.out = HD, y->wq.in = C;     /* dims only: data pointers are left alone */
+    y->wk.out = KD, y->wk.in = C;
+    y->wv.out = KD, y->wv.in = C;
+    y->wo.out = C, y->wo.in = HD;
+    y->gate.out = F, y->gate.in = C;
+    y->up.out = F, y->up.in = C;
+    y->down.out = C, y->down.in = F;
 #define P(suffix, d0, d1, ptr, norm, bias)                                   \
   do {                                                                     \
     snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);              \
@@ -68,7 +68,7 @@ tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **o
 #undef P
   }
   add(p, &k, "model.norm.weight", C, 0, &w->final_norm, true, false);
-  w->head = (tn_mat){.out = c->V, .in = C};
+  w->head.out = c->V, w->head.in = C;
   if (!c->tied) add(p, &k, "lm_head.weight", c->V, C, &w->head.w, false, false);
   *out = p;
   *n = k;
@@ -171,28 +171,59 @@ void tn_model_free(tn_model *m) {
   free(m);
 }
 
-tn_status tn_model_save_weights(const tn_model *m, const char *out_dir, tn_st_dtype dtype, int shards) {
-  tn_st_entry *e = calloc(m->n_params, sizeof *e);
-  void **conv = calloc(m->n_params, sizeof *conv);
+/* Safetensors entries for every tensor of w (converted to dtype; *conv holds the
+ * converted copies to free). */
+static tn_status make_entries(const tn_config *c, tn_weights *w, tn_st_dtype dtype, tn_st_entry **out, void ***conv,
+                              int *n) {
+  tn_weight_entry *p;
+  TN_TRY(tn_weight_table(c, w, &p, n));
+  tn_st_entry *e = calloc(*n, sizeof *e);
+  void **cv = calloc(*n, sizeof *cv);
   tn_status s = TN_OK;
-  for (int i = 0; i < m->n_params; i++) {
-    const tn_weight_entry *p = &m->params[i];
-    e[i].name = p->name;
+  for (int i = 0; i < *n; i++) {
+    e[i].name = tn_strdup(p[i].name);
     e[i].dtype = dtype;
-    e[i].ndim = p->ndim;
-    e[i].shape[0] = p->shape[0];
-    e[i].shape[1] = p->shape[1];
-    if (dtype == TN_ST_F32) { e[i].data = *p->ptr; continue; }
-    uint16_t *h = malloc(p->numel * 2);
+    e[i].ndim = p[i].ndim;
+    e[i].shape[0] = p[i].shape[0];
+    e[i].shape[1] = p[i].shape[1];
+    const float *src = *p[i].ptr;
+    if (!src) { s = tn_error(TN_ERR_INTERNAL, "tensor '%s' has no data", p[i].name); break; }
+    if (dtype == TN_ST_F32) { e[i].data = src; continue; }
+    uint16_t *h = malloc(p[i].numel * 2);
     if (!h) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
-    for (size_t k = 0; k < p->numel; k++)
-      h[k] = dtype == TN_ST_BF16 ? tn_f32_to_bf16((*p->ptr)[k]) : tn_f32_to_f16((*p->ptr)[k]);
-    conv[i] = h;
+    for (size_t k = 0; k < p[i].numel; k++) h[k] = dtype == TN_ST_BF16 ? tn_f32_to_bf16(src[k]) : tn_f32_to_f16(src[k]);
+    cv[i] = h;
     e[i].data = h;
   }
-  if (s == TN_OK) s = tn_st_write_dir(out_dir, e, m->n_params, shards, "{\"format\":\"pt\"}");
-  for (int i = 0; i < m->n_params; i++) free(conv[i]);
-  free(conv);
+  free(p);
+  *out = e;
+  *conv = cv;
+  return s;
+}
+
+static void free_entries(tn_st_entry *e, void **conv, int n) {
+  for (int i = 0; i < n; i++) { free((void *)e[i].name); free(conv[i]); }
   free(e);
+  free(conv);
+}
+
+tn_status tn_weights_save_file(const tn_config *c, tn_weights *w, const char *path, tn_st_dtype dtype) {
+  tn_st_entry *e;
+  void **conv;
+  int n;
+  tn_status s = make_entries(c, w, dtype, &e, &conv, &n);
+  if (s == TN_OK) s = tn_st_write(path, e, n, "{\"format\":\"pt\"}");
+  free_entries(e, conv, n);
+  return s;
+}
+
+tn_status tn_model_save_weights(const tn_model *m, const char *out_dir, tn_st_dtype dtype, int shards) {
+  tn_st_entry *e;
+  void **conv;
+  int n;
+  tn_weights w = m->w;
+  tn_status s = make_entries(&m->cfg, &w, dtype, &e, &conv, &n);
+  if (s == TN_OK) s = tn_st_write_dir(out_dir, e, n, shards, "{\"format\":\"pt\"}");
+  free_entries(e, conv, n);
   return s;
 }

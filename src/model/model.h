@@ -80,7 +80,7 @@ typedef struct {
   float **ptr;                      /* where the data pointer lives in the tn_weights */
   bool is_norm, is_bias;
 } tn_weight_entry;
-/* Build the table for config c over weights w (w's pointers are not touched). */
+/* Build the table for config c over weights w (sets the tn_mat dims; data pointers untouched). */
 tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **out, int *n);
 
 struct tn_model {
@@ -164,4 +164,6 @@ tn_status tn_model_init_dir(const char *out_dir, const tn_init_opts *o);
 tn_status tn_model_alloc(tn_model **out, const tn_config *c);
 /* Write the weights as model.safetensors (or `shards` shards) in DIR, converting to dtype. */
 tn_status tn_model_save_weights(const tn_model *m, const char *out_dir, tn_st_dtype dtype, int shards);
+/* Any weight-shaped set (e.g. gradients) to one safetensors file under the HF names. */
+tn_status tn_weights_save_file(const tn_config *c, tn_weights *w, const char *path, tn_st_dtype dtype);
 #endif

@@ -1,0 +1,44 @@
+/* train.h - the training engine shared by every trainer (SFT, DPO, GRPO, distill):
+ * gradient buffers, the decoder's backward pass, LoRA adapters.
+ * Gradients live in ONE flat buffer carved by the model's weight table (or the
+ * LoRA table), so clipping, the optimizer, all-reduce and checkpoints walk flat
+ * arrays. Backward functions accumulate (+=); zero the flat buffer once per step.
+ * Not for: losses over sequences (loss.c), optimizers (optim.h), data (src/data). */
+#ifndef TN_TRAIN_H
+#define TN_TRAIN_H
+#include "model/model.h"
+
+/* ---- full-model gradients ---- */
+typedef struct {
+  tn_weights g;        /* same shape as the model's weights; pointers into flat */
+  float *flat;         /* (n) */
+  size_t n;
+} tn_grads;
+tn_status tn_grads_create(tn_grads *g, const tn_model *m);
+void tn_grads_free(tn_grads *g);
+void tn_grads_zero(tn_grads *g);
+
+/* ---- backward scratch, allocated once for a training state ---- */
+typedef struct {
+  float *dx, *dx2;     // (N, C) residual-stream gradients
+  float *dn;           // (N, C) gradient of a norm's output
+  float *dxf;          // (N, C)
+  float *dq, *dkr, *dvr; // (N, H*D), (N, KV*D), (N, KV*D)
+  float *dao;          // (N, H*D)
+  float *dk, *dv;      // (S, T, KV, D) one layer's cache-shaped key/value gradients
+  float *dg, *du, *dh; // (N, F)
+  float *tmp;          // (N, max(C, H*D)) scratch (q-norm input grads)
+  float *buf;
+} tn_bwd;
+tn_status tn_bwd_create(tn_bwd *b, const tn_model *m, const tn_state *st);
+void tn_bwd_free(tn_bwd *b);
+
+/* Backward of tn_forward over the same N rows (all rows produced logits:
+ * out_rows was NULL). dlogits (N, V) is the loss gradient w.r.t. the final
+ * logits; logits (N, V) are those logits (needed only with a final soft-cap;
+ * must not alias dlogits then). Gradients accumulate into grads (NULL: no base
+ * weight is trainable, e.g. LoRA, whose dA/dB accumulate in the adapters).
+ * dlogits is used as scratch (its content is destroyed). */
+tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grads, float *dlogits,
+                      const float *logits, int N, const int *tok, const int *pos, const int *seq);
+#endif
