@@ -8,3 +8,6 @@ foreach(fam llama qwen2 qwen3 gemma3)
   set_tests_properties(ref_${fam} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300
                        LABELS "ref")
 endforeach()
+# The reference's own checks (refusals, dtype decoding, llama3 RoPE formula, window semantics).
+add_test(NAME ref_selftest COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/ref/selftest.py)
+set_tests_properties(ref_selftest PROPERTIES TIMEOUT 120 LABELS "ref")
