@@ -74,6 +74,16 @@ static void check_tfevents(const char *path, const char *expect_json_path) {
   if (st != 0) fprintf(stderr, "tfevents.py: %s\n", out);
   assert_int_equal(st, 0);
   free(out);
+  /* the same file through Google's protobuf runtime (skipped if python3-protobuf is missing) */
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s/tests/obs/tfevents_pb.py '%s' '%s' 2>&1", src_dir(), path,
+           expect_json_path);
+  out = run_cmd(cmd, &st);
+  if (st == 77) printf("%s", out);
+  else {
+    if (st != 0) fprintf(stderr, "tfevents_pb.py: %s\n", out);
+    assert_int_equal(st, 0);
+  }
+  free(out);
 }
 /* Write the expected scalars [[step, tag, value], ...] as JSON (NaN -> null, inf -> "inf"). */
 static void write_expect(const char *path, int n, const int64_t *steps, const char *const *tags, const float *vals) {
@@ -193,7 +203,7 @@ static void test_tensorboard(void **state) {
   memset(long_tag, 'x', sizeof long_tag - 1);
   memcpy(long_tag, "long/", 5);
   long_tag[sizeof long_tag - 1] = 0; /* 299 bytes: a 2-byte length varint */
-  enum { N = 16 };
+  enum { N = 20 };
   int64_t steps[N];
   const char *tags[N];
   float vals[N];
@@ -207,6 +217,7 @@ static void test_tensorboard(void **state) {
   PUT(4, "loss", -INFINITY);
   PUT(5, "grad_norm", -0.0f);
   PUT(6, "tiny", 1e-38f);
+  PUT(6, "zero", 0.0f);
   PUT(1000000, "big step", 123456.789f);
   PUT(-3, "negative step", 7.0f);
   PUT(INT64_C(5000000000), "step>2^32", 1.0f);

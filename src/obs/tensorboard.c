@@ -160,8 +160,10 @@ tn_status tn_tb_scalars(tn_tb *tb, int64_t step, int n, const char *const tags[]
   if (!tb || n <= 0) return TN_OK;
   pbuf b = {tb->buf, 0, tb->cap, false};
   pb_double(&b, 1, unix_time());
-  pb_key(&b, 2, 0);
-  pb_varint(&b, (uint64_t)step); /* int64: negative steps take 10 bytes, as protobuf does */
+  if (step != 0) { /* proto3 leaves a zero out, as TensorFlow's writer does */
+    pb_key(&b, 2, 0);
+    pb_varint(&b, (uint64_t)step); /* int64: negative steps take 10 bytes, as protobuf does */
+  }
   /* Summary length = sum over values of (key + len + Value) */
   size_t sum_len = 0;
   for (int i = 0; i < n; i++) {
