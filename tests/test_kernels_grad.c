@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <omp.h>
 #include "base/base.h"
 #include "tensor/tensor.h"
 
@@ -81,12 +82,18 @@ static double attn_loss(void *p) {
   tn_attention_forward(c->out, c->att, c->q, c->k, c->v, &c->s);
   return dotd(c->out, c->R, c->nq);
 }
-static void attn_fd_case(int H, int KV, int D, int window, float softcap) {
-  /* two sequences: seq 0 rows at positions 0..4, seq 1 rows at positions 2..5
-   * (positions 0,1 of seq 1 are a cached prefix: keys with no query row) */
-  static const int pos[] = {0, 1, 2, 2, 3, 4, 3, 4, 5};
-  static const int seq[] = {0, 0, 0, 1, 0, 0, 1, 1, 1};
-  const int N = 9, Tmax = 7;
+/* long == false: two sequences, seq 0 rows at positions 0..4, seq 1 rows at
+ * positions 2..5 (0,1 of seq 1 are a cached prefix: keys with no query row),
+ * all on the per-row path. long == true: one run of 20 rows at positions 3..22
+ * of one sequence (the blocked sgemm path) plus 2 rows of another sequence. */
+static void attn_fd_case(int H, int KV, int D, int window, float softcap, bool lng) {
+  static const int pos_s[] = {0, 1, 2, 2, 3, 4, 3, 4, 5};
+  static const int seq_s[] = {0, 0, 0, 1, 0, 0, 1, 1, 1};
+  int pos_l[22], seq_l[22];
+  for (int i = 0; i < 20; i++) pos_l[i] = 3 + i, seq_l[i] = 1;
+  pos_l[20] = 0, pos_l[21] = 1, seq_l[20] = seq_l[21] = 0;
+  const int *pos = lng ? pos_l : pos_s, *seq = lng ? seq_l : seq_s;
+  const int N = lng ? 22 : 9, Tmax = lng ? 24 : 7;
   attn_ctx c = {0};
   c.s = (tn_attn_shape){.N = N, .H = H, .KV = KV, .D = D, .Tmax = Tmax,
                         .seq_stride = (size_t)Tmax * KV * D + 3, .pos = pos, .seq = seq,
@@ -103,7 +110,8 @@ static void attn_fd_case(int H, int KV, int D, int window, float softcap) {
   attn_loss(&c);
   tn_attention_backward(dq, dk, dv, c.R, c.att, c.q, c.k, c.v, &c.s);
   char what[96];
-  snprintf(what, sizeof what, "attention H%d KV%d D%d w%d cap%g", H, KV, D, window, softcap);
+  snprintf(what, sizeof what, "attention H%d KV%d D%d w%d cap%g%s", H, KV, D, window, softcap,
+           lng ? " long run" : "");
   fd_check(what, c.q, c.nq, dq, attn_loss, &c, FD_ATOL, FD_RTOL);
   fd_check(what, c.k, c.nkv, dk, attn_loss, &c, FD_ATOL, FD_RTOL);
   fd_check(what, c.v, c.nkv, dv, attn_loss, &c, FD_ATOL, FD_RTOL);
@@ -113,10 +121,47 @@ static void attn_fd_case(int H, int KV, int D, int window, float softcap) {
 }
 static void test_attention_fd(void **st) {
   (void)st;
-  attn_fd_case(4, 2, 6, 0, 0.0f);  /* GQA, full causal */
-  attn_fd_case(4, 1, 5, 3, 0.0f);  /* MQA, sliding window 3 */
-  attn_fd_case(2, 2, 4, 2, 1.5f);  /* MHA, window 2, soft-cap biting (cap 1.5) */
-  attn_fd_case(4, 2, 8, 0, 2.0f);  /* GQA + soft-cap */
+  attn_fd_case(4, 2, 6, 0, 0.0f, false);  /* GQA, full causal */
+  attn_fd_case(4, 1, 5, 3, 0.0f, false);  /* MQA, sliding window 3 */
+  attn_fd_case(2, 2, 4, 2, 1.5f, false);  /* MHA, window 2, soft-cap biting (cap 1.5) */
+  attn_fd_case(4, 2, 8, 0, 2.0f, false);  /* GQA + soft-cap */
+  attn_fd_case(4, 2, 4, 0, 0.0f, true);   /* blocked path, full causal */
+  attn_fd_case(2, 1, 4, 6, 2.0f, true);   /* blocked path, window 6, soft-cap */
+}
+
+/* Inference mode (att NULL) gives the outputs of training mode, and the backward
+ * does not depend on the thread count (bitwise), on both paths. */
+static void test_attention_modes(void **st) {
+  (void)st;
+  enum { N = 60, H = 4, KV = 2, D = 16, Tm = 48, S = 3 }; /* big enough for threads */
+  int pos[N], seq[N];
+  for (int i = 0; i < 40; i++) pos[i] = i + 2, seq[i] = 0;     /* blocked path */
+  for (int i = 40; i < 50; i++) pos[i] = i - 40, seq[i] = 1;   /* per-row path */
+  for (int i = 50; i < N; i++) pos[i] = 30 + i, seq[i] = 2 - (i & 1) * 2; /* scattered */
+  for (int cap = 0; cap < 2; cap++) {
+    tn_attn_shape s = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = Tm + 50,
+                       .seq_stride = (size_t)(Tm + 50) * KV * D, .pos = pos, .seq = seq,
+                       .window = cap ? 9 : 0, .scale = 0.3f, .softcap = cap ? 2.0f : 0.0f};
+    size_t nq = (size_t)N * H * D, nkv = S * s.seq_stride, na = (size_t)N * H * s.Tmax;
+    float *q = randn(nq, 1), *k = randn(nkv, 1), *v = randn(nkv, 1), *dout = randn(nq, 1);
+    float *o1 = zeros(nq), *o2 = zeros(nq), *att = zeros(na);
+    tn_attention_forward(o1, att, q, k, v, &s);
+    tn_attention_forward(o2, NULL, q, k, v, &s);
+    for (size_t j = 0; j < nq; j++) assert_true(fabsf(o1[j] - o2[j]) <= 1e-6f);
+    float *g[2][3];
+    for (int th = 0; th < 2; th++) {
+      omp_set_num_threads(th + 1);
+      for (int b = 0; b < 3; b++) g[th][b] = zeros(b ? nkv : nq);
+      tn_attention_backward(g[th][0], g[th][1], g[th][2], dout, att, q, k, v, &s);
+    }
+    assert_memory_equal(g[0][0], g[1][0], nq * 4);
+    assert_memory_equal(g[0][1], g[1][1], nkv * 4);
+    assert_memory_equal(g[0][2], g[1][2], nkv * 4);
+    for (int th = 0; th < 2; th++)
+      for (int b = 0; b < 3; b++) free(g[th][b]);
+    free(q), free(k), free(v), free(dout), free(o1), free(o2), free(att);
+  }
+  omp_set_num_threads(2);
 }
 
 /* ---- RMSNorm FD ---- */
@@ -506,6 +551,28 @@ static int dump_all(const char *dir) {
     dump_attention(dir, "attn_long_window", 4, 2, 8, 20, 0.0f, 70, pos, seq, 1, 70, 0);
     dump_attention(dir, "attn_long_full_cap", 4, 2, 8, 0, 5.0f, 70, pos, seq, 1, 72, 0);
   }
+  {
+    /* the blocked path (runs >= 16 rows) mixed with the per-row path: seq 0 a run
+     * of 40 from 0; seq 1 a run of 20 from position 5 (cached prefix); seq 2 a run
+     * of 18 then, after rows of other sequences, 3 more rows (per-row path);
+     * seq 3 one decoding row at position 30 */
+    static int pos[82], seq[82];
+    int n = 0;
+    for (int t = 0; t < 40; t++) pos[n] = t, seq[n] = 0, n++;
+    for (int t = 0; t < 18; t++) pos[n] = t, seq[n] = 2, n++;
+    for (int t = 5; t < 25; t++) pos[n] = t, seq[n] = 1, n++;
+    pos[n] = 30, seq[n] = 3, n++;
+    for (int t = 18; t < 21; t++) pos[n] = t, seq[n] = 2, n++;
+    dump_attention(dir, "attn_runs_mixed", 4, 2, 8, 0, 0.0f, n, pos, seq, 4, 45, 2);
+    dump_attention(dir, "attn_runs_mixed_window_cap", 4, 2, 8, 7, 2.0f, n, pos, seq, 4, 45, 2);
+    dump_attention(dir, "attn_runs_mixed_mqa_window", 6, 1, 8, 25, 0.0f, n, pos, seq, 4, 45, 0);
+  }
+  {
+    /* one run of 150 rows: three sgemm chunks, window 40 reaching back across a chunk */
+    static int pos[150], seq[150];
+    for (int t = 0; t < 150; t++) pos[t] = t, seq[t] = 0;
+    dump_attention(dir, "attn_run150_window40_cap", 2, 1, 8, 40, 4.0f, 150, pos, seq, 1, 150, 0);
+  }
   tn_tensor_scratch_release();
   return 0;
 }
@@ -515,6 +582,7 @@ int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--dump") == 0) return dump_all(argv[2]);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_attention_fd),
+      cmocka_unit_test(test_attention_modes),
       cmocka_unit_test(test_rmsnorm_fd),
       cmocka_unit_test(test_linear_lora_fd),
       cmocka_unit_test(test_elementwise_fd),

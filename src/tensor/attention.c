@@ -1,12 +1,27 @@
 /* attention.c - causal (optionally sliding-window, optionally soft-capped)
  * grouped-query attention over keys/values stored per sequence, forward and
- * backward. One code path serves training (a batch of whole sequences), prefill
- * and KV-cache decoding (rows whose keys live in a cache slot). */
+ * backward. One entry point serves training (a batch of whole sequences),
+ * prefill and KV-cache decoding (rows whose keys live in a cache slot).
+ *
+ * Two paths compute the same formulas:
+ *  - runs of >= RUN_MIN rows of one sequence at consecutive positions (training,
+ *    prefill) are cut in chunks of <= CHUNK rows and done per (chunk, head) with
+ *    small sgemm calls (scores, P V, and in backward dP, dS K, P^T dO, dS^T Q),
+ *    computing only the key range [lo(first row), last position] of the chunk;
+ *  - other rows (decoding, short pieces) go one (row, head) at a time with
+ *    vector dot/axpy.
+ * Not for: the q/k/v projections, RoPE or the KV cache layout policy. */
+#include <cblas.h>
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tensor/kern.h"
 #include "tensor/tensor.h"
+
+#define RUN_MIN 16  /* shorter runs use the per-row path */
+#define CHUNK 64    /* query rows per sgemm block */
+#define KEY_TILE 64 /* key positions per dk/dv task */
 
 TN_CLONES static float dot(const float *a, const float *b, int n) {
   float s = 0.0f;
@@ -24,136 +39,291 @@ static inline int row_lo(const tn_attn_shape *s, int p) {
   return lo < 0 ? 0 : lo;
 }
 
-void tn_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
-                          const tn_attn_shape *s) {
-  // out, q (N, H, D); k, v: sequence s at k + s*seq_stride, (Tmax, KV, D); att (N, H, Tmax)
-  const int H = s->H, D = s->D, KV = s->KV, G = H / KV;
-  const size_t kvrow = (size_t)KV * D;
-#pragma omp parallel
-  {
-    float *scratch = att ? NULL : malloc(sizeof(float) * (size_t)s->Tmax);
-#pragma omp for collapse(2) schedule(dynamic, 4)
-    for (int i = 0; i < s->N; i++) {
-      for (int h = 0; h < H; h++) {
-        const int p = s->pos[i], lo = row_lo(s, p), kh = h / G;
-        const float *qi = q + ((size_t)i * H + h) * D;
-        const float *ks = k + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
-        const float *vs = v + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
-        float *a = att ? att + ((size_t)i * H + h) * s->Tmax : scratch;
-        float mx = -INFINITY;
-        for (int t = lo; t <= p; t++) {
-          float sc = dot(qi, ks + t * kvrow, D) * s->scale;
-          if (s->softcap > 0) sc = s->softcap * tanhf(sc / s->softcap);
-          a[t] = sc;
-          mx = sc > mx ? sc : mx;
-        }
-        float sum = 0.0f;
-        for (int t = lo; t <= p; t++) {
-          a[t] = expf(a[t] - mx);
-          sum += a[t];
-        }
-        float inv = 1.0f / sum;
-        float *o = out + ((size_t)i * H + h) * D;
-        for (int d = 0; d < D; d++) o[d] = 0.0f;
-        for (int t = lo; t <= p; t++) {
-          a[t] *= inv;
-          axpy(o, a[t], vs + t * kvrow, D);
-        }
-        if (att) { /* keep the row well-defined outside the attended range */
-          for (int t = 0; t < lo; t++) a[t] = 0.0f;
-          for (int t = p + 1; t < s->Tmax; t++) a[t] = 0.0f;
-        }
+/* worth a parallel region? (N H D Tmax bounds the multiply-adds) */
+static inline bool big(const tn_attn_shape *s) {
+  return (double)s->N * s->H * s->D * s->Tmax > 2e5;
+}
+
+/* ---- the plan: rows grouped by sequence, runs cut into chunks ---- */
+typedef struct {
+  int r0, m, seq; /* rows r0 .. r0+m-1, positions pos[r0] + 0 .. m-1 */
+} chunk;
+typedef struct {
+  int S;             /* sequence slots: 1 + max seq */
+  int *tend;         /* (S) 1 + max position of a row of the sequence */
+  chunk *ch;         /* chunks, grouped by sequence */
+  int nch, *choff;   /* (S+1) */
+  int *single;       /* per-row-path rows, grouped by sequence, in row order */
+  int nsingle, *soff; /* (S+1) */
+} plan;
+
+static void make_plan(plan *pl, const tn_attn_shape *s) {
+  const int N = s->N;
+  int S = 0;
+  for (int i = 0; i < N; i++) S = s->seq[i] + 1 > S ? s->seq[i] + 1 : S;
+  /* ints: rows N, roff S+1, tend S, chunks 3N, choff S+1, single N, soff S+1 */
+  int *b = tn__scratch(TN_SCR_ATT_ROWS, sizeof(int) * (5 * (size_t)N + 4 * (size_t)S + 3));
+  if (!b) abort(); /* a few KB; not recoverable */
+  int *rows = b, *roff = rows + N;
+  pl->S = S;
+  pl->tend = roff + S + 1;
+  pl->ch = (chunk *)(pl->tend + S);
+  pl->choff = (int *)(pl->ch + N);
+  pl->single = pl->choff + S + 1;
+  pl->soff = pl->single + N;
+  for (int j = 0; j <= S; j++) roff[j] = 0;
+  for (int j = 0; j < S; j++) pl->tend[j] = 0;
+  for (int i = 0; i < N; i++) {
+    roff[s->seq[i] + 1]++;
+    if (s->pos[i] + 1 > pl->tend[s->seq[i]]) pl->tend[s->seq[i]] = s->pos[i] + 1;
+  }
+  for (int j = 0; j < S; j++) roff[j + 1] += roff[j];
+  /* stable counting sort, using choff as the fill cursor for now */
+  memcpy(pl->choff, roff, sizeof(int) * (size_t)(S + 1));
+  for (int i = 0; i < N; i++) rows[pl->choff[s->seq[i]]++] = i;
+  pl->nch = pl->nsingle = 0;
+  for (int j = 0; j < S; j++) {
+    pl->choff[j] = pl->nch;
+    pl->soff[j] = pl->nsingle;
+    for (int a = roff[j]; a < roff[j + 1];) {
+      int e = a + 1;
+      while (e < roff[j + 1] && rows[e] == rows[e - 1] + 1 && s->pos[rows[e]] == s->pos[rows[e - 1]] + 1) e++;
+      if (e - a >= RUN_MIN) {
+        for (int c = a; c < e; c += CHUNK)
+          pl->ch[pl->nch++] = (chunk){rows[c], e - c < CHUNK ? e - c : CHUNK, j};
+      } else {
+        for (int c = a; c < e; c++) pl->single[pl->nsingle++] = rows[c];
       }
+      a = e;
     }
-    free(scratch);
+  }
+  pl->choff[S] = pl->nch;
+  pl->soff[S] = pl->nsingle;
+}
+
+/* Softmax of one row over [lo, p] (scores sc[t] already scaled, soft-cap not yet
+ * applied); writes probabilities to a[lo..p]. sc may alias a. */
+TN_CLONES static void softmax_row(float *a, const float *sc, int lo, int p, float cap) {
+  float mx = -INFINITY;
+  if (cap > 0) {
+    const float ic = 1.0f / cap;
+#pragma omp simd
+    for (int t = lo; t <= p; t++) a[t] = cap * tn__tanhf(sc[t] * ic);
+    sc = a;
+  }
+#pragma omp simd reduction(max : mx)
+  for (int t = lo; t <= p; t++) mx = sc[t] > mx ? sc[t] : mx;
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int t = lo; t <= p; t++) {
+    a[t] = tn__expf(sc[t] - mx);
+    sum += a[t];
+  }
+  const float inv = 1.0f / sum;
+#pragma omp simd
+  for (int t = lo; t <= p; t++) a[t] *= inv;
+}
+
+/* ---- forward ---- */
+static void fwd_row(float *out, float *att, float *scratch, const float *q, const float *k,
+                    const float *v, const tn_attn_shape *s, int i, int h) {
+  const int D = s->D, kh = h / (s->H / s->KV);
+  const size_t kvrow = (size_t)s->KV * D, ih = (size_t)i * s->H + h;
+  const int p = s->pos[i], lo = row_lo(s, p);
+  const float *qi = q + ih * D;
+  const float *ks = k + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
+  const float *vs = v + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
+  float *a = att ? att + ih * s->Tmax : scratch;
+  for (int t = lo; t <= p; t++) a[t] = dot(qi, ks + t * kvrow, D) * s->scale;
+  softmax_row(a, a, lo, p, s->softcap);
+  float *o = out + ih * D;
+  for (int d = 0; d < D; d++) o[d] = 0.0f;
+  for (int t = lo; t <= p; t++) axpy(o, a[t], vs + t * kvrow, D);
+  if (att) { /* keep the row well-defined outside the attended range */
+    for (int t = 0; t < lo; t++) a[t] = 0.0f;
+    for (int t = p + 1; t < s->Tmax; t++) a[t] = 0.0f;
   }
 }
 
-/* Backward, in two passes so that no two threads write the same memory:
- *  A) per (row i, head h): dP_t = dout . v_t, delta = sum_t P_t dP_t,
- *     dS_t = P_t (dP_t - delta) [* (1 - (c_t/cap)^2) with soft-cap, c_t the capped
- *     score recomputed from q, k], dq += scale * sum_t dS_t k_t. dS is kept in a
- *     per-thread scratch (N, H, Tmax).
- *  B) per (sequence, kv head, tile of key positions): over the rows of that
- *     sequence and the G query heads sharing the kv head,
- *     dv_t += P_t dout, dk_t += scale * dS_t q.
- * Both passes sum in a fixed order: results do not depend on the thread count. */
-#define KEY_TILE 32
+static void fwd_chunk(float *out, float *att, float *scratch, const float *q, const float *k,
+                      const float *v, const tn_attn_shape *s, const chunk *c, int h) {
+  const int H = s->H, D = s->D, KV = s->KV, kh = h / (H / KV), Tm = s->Tmax;
+  const int p0 = s->pos[c->r0], klo = row_lo(s, p0), L = p0 + c->m - klo;
+  const float *ks = k + (size_t)c->seq * s->seq_stride + (size_t)klo * KV * D + (size_t)kh * D;
+  const float *vs = v + (size_t)c->seq * s->seq_stride + (size_t)klo * KV * D + (size_t)kh * D;
+  /* scores (m, L) at column klo of att rows, or in the scratch (m, Tmax) */
+  float *sc = att ? att + ((size_t)c->r0 * H + h) * Tm : scratch;
+  const int ld = att ? H * Tm : Tm;
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, L, D, s->scale,
+              q + ((size_t)c->r0 * H + h) * D, H * D, ks, KV * D, 0.0f, sc + klo, ld);
+  for (int r = 0; r < c->m; r++) {
+    float *a = sc + (size_t)r * ld;
+    const int p = p0 + r, lo = row_lo(s, p);
+    for (int t = klo; t < lo; t++) a[t] = 0.0f;
+    softmax_row(a, a, lo, p, s->softcap);
+    for (int t = p + 1; t < klo + L; t++) a[t] = 0.0f;
+    if (att) {
+      for (int t = 0; t < klo; t++) a[t] = 0.0f;
+      for (int t = klo + L; t < Tm; t++) a[t] = 0.0f;
+    }
+  }
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->m, D, L, 1.0f, sc + klo, ld, vs, KV * D,
+              0.0f, out + ((size_t)c->r0 * H + h) * D, H * D);
+}
+
+void tn_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
+                          const tn_attn_shape *s) {
+  // out, q (N, H, D); k, v: sequence s at k + s*seq_stride, (Tmax, KV, D); att (N, H, Tmax)
+  plan pl;
+  make_plan(&pl, s);
+  const int H = s->H, nth = omp_get_max_threads();
+  /* per-thread score rows when att is not kept: (CHUNK, Tmax) each */
+  float *tmp = att ? NULL : tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * (size_t)nth * CHUNK * s->Tmax);
+  if (!att && !tmp) abort();
+  const long ntask = (long)(pl.nch + pl.nsingle) * H;
+#pragma omp parallel for schedule(dynamic, 1) if (big(s))
+  for (long task = 0; task < ntask; task++) {
+    float *scr = tmp ? tmp + (size_t)omp_get_thread_num() * CHUNK * s->Tmax : NULL;
+    const int h = (int)(task % H);
+    const long u = task / H;
+    if (u < pl.nch) fwd_chunk(out, att, scr, q, k, v, s, &pl.ch[u], h);
+    else fwd_row(out, att, scr, q, k, v, s, pl.single[u - pl.nch], h);
+  }
+}
+
+/* ---- backward ----
+ * Pass A, per (row or chunk, head):  dP_t = dout . v_t,  delta = sum_t P_t dP_t,
+ *   dS_t = P_t (dP_t - delta) [* (1 - (c_t/cap)^2) with soft-cap, c_t the capped
+ *   score recomputed from q, k],  dq += scale * sum_t dS_t k_t.
+ *   dS is kept in a per-thread scratch laid out like att (N, H, Tmax).
+ * Pass B, per (sequence, kv head, tile of key positions): over every row of the
+ *   sequence and the G query heads sharing the kv head,
+ *   dv_t += P_t dout,  dk_t += scale * dS_t q.
+ * No two threads write the same memory, and each sum runs in a fixed order, so
+ * the result does not depend on the thread count. */
+
+/* dS from dP (in ds[lo..p]), P and (soft-cap only) the raw scaled scores of one
+ * row; zeroes the rest of [zlo, zhi) */
+TN_CLONES static void ds_row(float *ds, const float *P, const float *raw, int lo, int p,
+                             int zlo, int zhi, float cap) {
+  float delta = 0.0f;
+#pragma omp simd reduction(+ : delta)
+  for (int t = lo; t <= p; t++) delta += P[t] * ds[t];
+  if (cap > 0) {
+    const float ic = 1.0f / cap;
+#pragma omp simd
+    for (int t = lo; t <= p; t++) {
+      float th = tn__tanhf(raw[t] * ic);
+      ds[t] = P[t] * (ds[t] - delta) * (1.0f - th * th);
+    }
+  } else {
+#pragma omp simd
+    for (int t = lo; t <= p; t++) ds[t] = P[t] * (ds[t] - delta);
+  }
+  for (int t = zlo; t < lo; t++) ds[t] = 0.0f;
+  for (int t = p + 1; t < zhi; t++) ds[t] = 0.0f;
+}
+
+static void bwd_row(float *dq, float *ds, float *scratch, const float *dout, const float *att,
+                    const float *q, const float *k, const float *v, const tn_attn_shape *s, int i, int h) {
+  const int D = s->D, kh = h / (s->H / s->KV);
+  const size_t kvrow = (size_t)s->KV * D, ih = (size_t)i * s->H + h;
+  const int p = s->pos[i], lo = row_lo(s, p);
+  const float *qi = q + ih * D, *doi = dout + ih * D, *P = att + ih * s->Tmax;
+  const float *ks = k + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
+  const float *vs = v + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
+  float *dsi = ds + ih * s->Tmax;
+  for (int t = lo; t <= p; t++) dsi[t] = dot(doi, vs + t * kvrow, D);
+  if (s->softcap > 0)
+    for (int t = lo; t <= p; t++) scratch[t] = dot(qi, ks + t * kvrow, D) * s->scale;
+  ds_row(dsi, P, scratch, lo, p, lo, p + 1, s->softcap);
+  float *dqi = dq + ih * D;
+  for (int t = lo; t <= p; t++) axpy(dqi, dsi[t] * s->scale, ks + t * kvrow, D);
+}
+
+static void bwd_chunk(float *dq, float *ds, float *scratch, const float *dout, const float *att,
+                      const float *q, const float *k, const float *v, const tn_attn_shape *s,
+                      const chunk *c, int h) {
+  const int H = s->H, D = s->D, KV = s->KV, kh = h / (H / KV), Tm = s->Tmax;
+  const int p0 = s->pos[c->r0], klo = row_lo(s, p0), L = p0 + c->m - klo;
+  const float *ks = k + (size_t)c->seq * s->seq_stride + (size_t)klo * KV * D + (size_t)kh * D;
+  const float *vs = v + (size_t)c->seq * s->seq_stride + (size_t)klo * KV * D + (size_t)kh * D;
+  const size_t rh = (size_t)c->r0 * H + h;
+  float *dsc = ds + rh * Tm;
+  const float *Pc = att + rh * Tm;
+  /* dP (m, L) = dout V^T */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, L, D, 1.0f, dout + rh * D, H * D, vs,
+              KV * D, 0.0f, dsc + klo, H * Tm);
+  if (s->softcap > 0) /* raw scores (m, L) into the scratch, column klo */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, L, D, s->scale, q + rh * D, H * D, ks,
+                KV * D, 0.0f, scratch + klo, Tm);
+  for (int r = 0; r < c->m; r++) {
+    const int p = p0 + r;
+    ds_row(dsc + (size_t)r * H * Tm, Pc + (size_t)r * H * Tm, scratch + (size_t)r * Tm, row_lo(s, p), p,
+           klo, klo + L, s->softcap);
+  }
+  /* dq (m, D) += scale * dS K */
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->m, D, L, s->scale, dsc + klo, H * Tm, ks,
+              KV * D, 1.0f, dq + rh * D, H * D);
+}
 
 void tn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, const tn_attn_shape *s) {
   // dq, dout, q (N, H, D); dk, dv, k, v: per sequence (Tmax, KV, D); att (N, H, Tmax)
-  const int N = s->N, H = s->H, D = s->D, KV = s->KV, G = H / KV, Tm = s->Tmax;
+  const int H = s->H, D = s->D, KV = s->KV, G = H / KV, Tm = s->Tmax, nth = omp_get_max_threads();
   const size_t kvrow = (size_t)KV * D;
-  float *ds = tn__scratch(TN_SCR_ATT_DS, sizeof(float) * (size_t)N * H * Tm); // (N, H, Tmax)
-  if (!ds) abort();
+  plan pl;
+  make_plan(&pl, s);
+  float *ds = tn__scratch(TN_SCR_ATT_DS, sizeof(float) * (size_t)s->N * H * Tm); // (N, H, Tmax)
+  float *tmp = s->softcap > 0 ? tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * (size_t)nth * CHUNK * Tm) : NULL;
+  if (!ds || (s->softcap > 0 && !tmp)) abort();
 
-#pragma omp parallel for collapse(2) schedule(dynamic, 4)
-  for (int i = 0; i < N; i++) {
-    for (int h = 0; h < H; h++) {
-      const int p = s->pos[i], lo = row_lo(s, p), kh = h / G;
-      const size_t ih = (size_t)i * H + h;
-      const float *qi = q + ih * D, *doi = dout + ih * D, *P = att + ih * Tm;
-      const float *ks = k + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
-      const float *vs = v + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
-      float *dsi = ds + ih * Tm;
-      float delta = 0.0f;
-      for (int t = lo; t <= p; t++) {
-        float dp = dot(doi, vs + t * kvrow, D);
-        dsi[t] = dp;
-        delta += P[t] * dp;
-      }
-      float *dqi = dq + ih * D;
-      for (int t = lo; t <= p; t++) {
-        float g = P[t] * (dsi[t] - delta);
-        if (s->softcap > 0) {
-          float th = tanhf(dot(qi, ks + t * kvrow, D) * s->scale / s->softcap);
-          g *= 1.0f - th * th;
-        }
-        dsi[t] = g;
-        axpy(dqi, g * s->scale, ks + t * kvrow, D);
-      }
-    }
-  }
-
-  /* group rows by sequence (counting sort, stable: rows keep their order) */
-  int S = 0;
-  for (int i = 0; i < N; i++) S = s->seq[i] + 1 > S ? s->seq[i] + 1 : S;
-  int *rows = tn__scratch(TN_SCR_ATT_ROWS, sizeof(int) * ((size_t)N + 2 * (S + 1)));
-  if (!rows) abort();
-  int *off = rows + N, *tend = off + S + 1; // off (S+1): row list start; tend (S): 1 + max pos
-  for (int j = 0; j <= S; j++) off[j] = 0, tend[j] = 0;
-  for (int i = 0; i < N; i++) {
-    off[s->seq[i] + 1]++;
-    if (s->pos[i] + 1 > tend[s->seq[i]]) tend[s->seq[i]] = s->pos[i] + 1;
-  }
-  for (int j = 0; j < S; j++) off[j + 1] += off[j];
-  {
-    int *fill = tn__scratch(TN_SCR_ATT_DELTA, sizeof(int) * (size_t)(S + 1));
-    if (!fill) abort();
-    memcpy(fill, off, sizeof(int) * (size_t)(S + 1));
-    for (int i = 0; i < N; i++) rows[fill[s->seq[i]]++] = i;
-  }
-  /* tasks (sequence, kv head, key tile): enumerate by a flat index */
-  long ntask = 0;
-  for (int j = 0; j < S; j++) ntask += (long)KV * ((tend[j] + KEY_TILE - 1) / KEY_TILE);
-
-#pragma omp parallel for schedule(dynamic, 1)
+  const long ntask = (long)(pl.nch + pl.nsingle) * H;
+#pragma omp parallel for schedule(dynamic, 1) if (big(s))
   for (long task = 0; task < ntask; task++) {
+    float *scr = tmp ? tmp + (size_t)omp_get_thread_num() * CHUNK * Tm : NULL;
+    const int h = (int)(task % H);
+    const long u = task / H;
+    if (u < pl.nch) bwd_chunk(dq, ds, scr, dout, att, q, k, v, s, &pl.ch[u], h);
+    else bwd_row(dq, ds, scr, dout, att, q, k, v, s, pl.single[u - pl.nch], h);
+  }
+
+  /* pass B: tasks (sequence, kv head, key tile) by a flat index */
+  long nkt = 0;
+  for (int j = 0; j < pl.S; j++) nkt += (long)KV * ((pl.tend[j] + KEY_TILE - 1) / KEY_TILE);
+#pragma omp parallel for schedule(dynamic, 1) if (big(s))
+  for (long task = 0; task < nkt; task++) {
     int j = 0;
     long rem = task;
-    for (;; j++) { /* S is small: a linear scan is fine */
-      long nt = (long)KV * ((tend[j] + KEY_TILE - 1) / KEY_TILE);
+    for (;; j++) { /* few sequences: a linear scan is fine */
+      long nt = (long)KV * ((pl.tend[j] + KEY_TILE - 1) / KEY_TILE);
       if (rem < nt) break;
       rem -= nt;
     }
-    const int ntile = (tend[j] + KEY_TILE - 1) / KEY_TILE;
+    const int ntile = (pl.tend[j] + KEY_TILE - 1) / KEY_TILE;
     const int kh = (int)(rem / ntile), t0 = (int)(rem % ntile) * KEY_TILE;
-    const int t1 = t0 + KEY_TILE < tend[j] ? t0 + KEY_TILE : tend[j];
+    const int t1 = t0 + KEY_TILE < pl.tend[j] ? t0 + KEY_TILE : pl.tend[j];
     float *dks = dk + (size_t)j * s->seq_stride + (size_t)kh * D;
     float *dvs = dv + (size_t)j * s->seq_stride + (size_t)kh * D;
-    for (int r = off[j]; r < off[j + 1]; r++) {
-      const int i = rows[r], p = s->pos[i], lo = row_lo(s, p);
+    for (int u = pl.choff[j]; u < pl.choff[j + 1]; u++) {
+      const chunk *c = &pl.ch[u];
+      const int p0 = s->pos[c->r0], klo = row_lo(s, p0);
+      const int a = klo > t0 ? klo : t0, b = p0 + c->m < t1 ? p0 + c->m : t1;
+      if (a >= b) continue;
+      /* rows that see a key in [a, b): p >= a, and with a window lo <= b - 1 */
+      int r0 = a > p0 ? a - p0 : 0, r1 = c->m;
+      if (s->window > 0 && b - 1 + s->window - p0 < r1) r1 = b - 1 + s->window - p0;
+      if (r0 >= r1) continue;
+      for (int h = kh * G; h < (kh + 1) * G; h++) {
+        const size_t rh = ((size_t)c->r0 + r0) * H + h;
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b - a, D, r1 - r0, 1.0f, att + rh * Tm + a,
+                    H * Tm, dout + rh * D, H * D, 1.0f, dvs + (size_t)a * kvrow, KV * D);
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b - a, D, r1 - r0, s->scale, ds + rh * Tm + a,
+                    H * Tm, q + rh * D, H * D, 1.0f, dks + (size_t)a * kvrow, KV * D);
+      }
+    }
+    for (int u = pl.soff[j]; u < pl.soff[j + 1]; u++) {
+      const int i = pl.single[u], p = s->pos[i], lo = row_lo(s, p);
       const int a = lo > t0 ? lo : t0, b = p + 1 < t1 ? p + 1 : t1;
       if (a >= b) continue;
       for (int h = kh * G; h < (kh + 1) * G; h++) {

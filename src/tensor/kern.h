@@ -12,7 +12,7 @@
 /* Scratch slots of the calling thread (contents undefined, 64-byte aligned).
  * Call only outside OpenMP parallel regions; the pointer stays valid until the
  * next call with the same slot from the same thread. NULL on out-of-memory. */
-enum { TN_SCR_LORA = 0, TN_SCR_ATT_DS, TN_SCR_ATT_ROWS, TN_SCR_ATT_DELTA, TN_SCR_N };
+enum { TN_SCR_LORA = 0, TN_SCR_ATT_DS, TN_SCR_ATT_ROWS, TN_SCR_ATT_TMP, TN_SCR_N };
 void *tn__scratch(int slot, size_t bytes);
 
 /* expf to ~2 ulp over the float range, written so `#pragma omp simd` loops
@@ -20,7 +20,9 @@ void *tn__scratch(int slot, size_t bytes);
 static inline float tn__expf(float x) {
   x = x < -87.33654f ? -87.33654f : x; /* below: result flushes to ~0 (2^-126) */
   x = x > 88.0f ? 88.0f : x;         /* keeps 2^n finite */
-  float n = __builtin_roundf(x * 1.44269504088896341f);
+  /* round to nearest by adding 1.5*2^23 (no libm call, so the loop vectorises;
+   * needs the default rounding mode and no -ffast-math reassociation) */
+  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   float r = x - n * 0.693359375f;           /* Cody-Waite ln2 split */
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -35,4 +37,7 @@ static inline float tn__expf(float x) {
   memcpy(&s, &e, 4);
   return p * s;
 }
+
+/* tanh(z) = 2 sigmoid(2z) - 1: absolute error ~1e-7, vectorisable */
+static inline float tn__tanhf(float z) { return 2.0f / (1.0f + tn__expf(-2.0f * z)) - 1.0f; }
 #endif
