@@ -18,10 +18,38 @@ const char *tn_dtype_name(tn_dtype t) {
 }
 size_t tn_dtype_size(tn_dtype t) { return t == TN_F32 ? 4 : t == TN_NF4 ? 0 : 2; }
 
+/* ---- LoRA dropout (lora.c): the adapter sees mask * x / (1 - p), the mask
+ * regenerated from (seed, counter, element index) instead of stored ---- */
+static bool lora_drop_on(const tn_lora *l) { return l->train && l->dropout > 0.0f; }
+
+/* acc false: dst = mask * src / (1-p); acc true: dst += mask * src / (1-p). (N, in) */
+static void lora_dropout(float *dst, const float *src, const tn_lora *l, int N, int in, bool acc) {
+  const float k = 1.0f / (1.0f - l->dropout), p = l->dropout;
+  const uint64_t seed = l->seed, ctr = l->counter;
+#pragma omp parallel for schedule(static) if ((size_t)N * in > 32768)
+  for (int i = 0; i < N; i++) {
+    const size_t base = (size_t)i * in;
+    for (int j = 0; j < in; j++) {
+      const float v = tn_lora_keep(seed, ctr, base + j, p) ? src[base + j] * k : 0.0f;
+      if (acc) dst[base + j] += v;
+      else dst[base + j] = v;
+    }
+  }
+}
+
+static size_t lora_round(size_t n) { return (n + 15) & ~(size_t)15; }
+
 static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
   const tn_lora *l = W->lora;
-  float *t = tn__scratch(TN_SCR_LORA, sizeof(float) * (size_t)N * l->r); // (N, r)
+  const bool drop = lora_drop_on(l);
+  const size_t nt = lora_round((size_t)N * l->r), nx = drop ? (size_t)N * W->in : 0;
+  float *t = tn__scratch(TN_SCR_LORA, sizeof(float) * (nt + nx)); // t (N, r), xd (N, in)
   if (!t) abort();  /* a few KB: out of memory here is not recoverable */
+  if (drop) {
+    float *xd = t + nt;
+    lora_dropout(xd, x, l, N, W->in, false);
+    x = xd;
+  }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, l->r, W->in, 1.0f, x, W->in, l->A, W->in,
               0.0f, t, l->r);
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, W->out, l->r, l->scale, t, l->r, l->B, l->r,
@@ -45,15 +73,22 @@ void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *b
   if (W->lora && W->lora->enabled) lora_forward(y, x, W, N);
 }
 
-/* LoRA backward. With t = x A^T (N, r) and u = dy B (N, r), y += s * t B^T gives
- * dB += s * dy^T t,  dA += s * u^T x,  dx += s * u A. */
+/* LoRA backward. With xd = dropout(x) (= x without dropout), t = xd A^T (N, r)
+ * and u = dy B (N, r), y += s * t B^T gives
+ * dB += s * dy^T t,  dA += s * u^T xd,  dx += mask/(1-p) * (s * u A). */
 static void lora_backward(float *dx, const float *dy, const float *x, const tn_mat *W, int N) {
   const tn_lora *l = W->lora;
   const int r = l->r, in = W->in, out = W->out;
   if (!dx && !l->dA && !l->dB) return;
-  float *t = tn__scratch(TN_SCR_LORA, sizeof(float) * (size_t)N * r * 2); // t, u: (N, r) each
+  const bool drop = lora_drop_on(l);
+  const size_t nt = lora_round((size_t)N * r), nx = drop ? (size_t)N * in : 0;
+  float *t = tn__scratch(TN_SCR_LORA, sizeof(float) * (2 * nt + nx)); // t, u (N, r); xd (N, in)
   if (!t) abort();
-  float *u = t + (size_t)N * r;
+  float *u = t + nt, *xd = u + nt;
+  if (drop && (l->dA || l->dB)) {
+    lora_dropout(xd, x, l, N, in, false);
+    x = xd;
+  }
   if (l->dB) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, x, in, l->A, in, 0.0f, t, r);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, l->scale, dy, out, t, r, 1.0f,
@@ -63,9 +98,14 @@ static void lora_backward(float *dx, const float *dy, const float *x, const tn_m
   if (l->dA)
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, l->scale, u, r, x, in, 1.0f, l->dA,
                 in);
-  if (dx)
+  if (dx && !drop)
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, l->scale, u, r, l->A, in, 1.0f, dx,
                 in);
+  if (dx && drop) { /* g = s u A into xd (done with it), then dx += mask/(1-p) * g */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, l->scale, u, r, l->A, in, 0.0f, xd,
+                in);
+    lora_dropout(dx, xd, l, N, in, true);
+  }
 }
 
 void tn_linear_backward(float *dx, float *dW, float *dbias, const float *dy, const float *x,

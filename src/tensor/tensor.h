@@ -23,7 +23,28 @@ typedef struct tn_lora {
   float *A, *B;       /* (r, in), (out, r) */
   float *dA, *dB;     /* gradients, same shapes (NULL when not training) */
   bool enabled;       /* false: the base layer alone (reference model in DPO/GRPO) */
+  /* LoRA dropout on the adapter's input, as PEFT: y += scale * B A dropout(x).
+   * Active when train && dropout > 0. No mask is stored: element (i, j) of the
+   * call's x (N, in) is kept iff tn_lora_keep(seed, counter, i*in + j, dropout),
+   * kept values scaled by 1/(1-dropout); the backward of the same call (same
+   * counter) regenerates the mask. The trainer changes counter per forward. */
+  float dropout;
+  uint64_t seed, counter;
+  bool train;
 } tn_lora;
+
+/* The dropout mask of tn_lora (counter-based hash, same on every thread count). */
+static inline bool tn_lora_keep(uint64_t seed, uint64_t counter, uint64_t idx, float p) {
+  uint64_t z = seed ^ (counter * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  z += idx * 0x9e3779b97f4a7c15ull;  /* splitmix64 of (key + idx * golden) */
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return (float)(z >> 40) * (1.0f / 16777216.0f) >= p;  /* 24-bit uniform in [0, 1) */
+}
 
 /* A weight matrix W (out, in) as stored by Hugging Face (y = x W^T).
  * Frozen weights may later be bf16 or nf4 (issue 7): the matmul dispatches on dtype. */
@@ -105,6 +126,9 @@ void tn_xent_forward(float *loss_rows, const float *logits, const int *targets, 
  * may alias logits (computed in place). */
 void tn_xent_backward(float *dlogits, const float *logits, const int *targets,
                       const float *row_weight, int N, int V);
+/* Both at once (one read of the logits fewer); either output may be NULL. */
+void tn_xent_forward_backward(float *loss_rows, float *dlogits, const float *logits,
+                              const int *targets, const float *row_weight, int N, int V);
 
 /* Free the calling thread's kernel scratch buffers (they are kept and reused
  * across calls otherwise; call at thread exit or at the end of a program). */
