@@ -325,6 +325,13 @@ static void test_elementwise_fd(void **st) {
     float *y = copyf(c.x, n);
     tn_xent_backward(y, y, tg, w, 4, 11);
     for (size_t j = 0; j < n; j++) assert_true(y[j] == d[j]);
+    /* the fused call gives the same loss and gradient as the two calls */
+    float lf[4], *df2 = zeros(n);
+    tn_xent_forward(c.loss, c.x, tg, 4, 11);
+    tn_xent_forward_backward(lf, df2, c.x, tg, w, 4, 11);
+    assert_memory_equal(lf, c.loss, sizeof lf);
+    assert_memory_equal(df2, d, n * sizeof(float));
+    free(df2);
     free(c.x), free(c.loss), free(d), free(y);
   }
 }

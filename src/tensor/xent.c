@@ -7,24 +7,29 @@
 #include "tensor/kern.h"
 #include "tensor/tensor.h"
 
-TN_CLONES static float row_max(const float *x, int V) {
-  float m = -INFINITY;
-#pragma omp simd reduction(max : m)
-  for (int j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
-  return m;
-}
+#define BLK 2048 /* floats per block: max and exp sums read each block from L1 */
 
-/* sum_j exp(x_j - m), in blocks of float sums added in double */
-TN_CLONES static double row_sumexp(const float *x, int V, float m) {
+/* One pass over the row: max m and sum_j exp(x_j - m), block by block (each
+ * block's max, then its exp sum, merged into the running pair). */
+TN_CLONES static void row_stats(const float *x, int V, float *m_out, double *sum_out) {
+  float m = -INFINITY;
   double tot = 0.0;
-  for (int j0 = 0; j0 < V; j0 += 1024) {
-    const int j1 = j0 + 1024 < V ? j0 + 1024 : V;
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int j = j0; j < j1; j++) s += tn__expf(x[j] - m);
-    tot += s;
+  for (int j0 = 0; j0 < V; j0 += BLK) {
+    const int j1 = j0 + BLK < V ? j0 + BLK : V;
+    float bm = -INFINITY;
+#pragma omp simd reduction(max : bm)
+    for (int j = j0; j < j1; j++) bm = x[j] > bm ? x[j] : bm;
+    if (bm > m) {
+      if (m > -INFINITY) tot *= exp((double)m - bm);
+      m = bm;
+    }
+    float bs = 0.0f;
+#pragma omp simd reduction(+ : bs)
+    for (int j = j0; j < j1; j++) bs += tn__expf(x[j] - m);
+    tot += bs;
   }
-  return tot;
+  *m_out = m;
+  *sum_out = tot;
 }
 
 TN_CLONES static void row_grad(float *d, const float *x, int V, float m, float a) {
@@ -33,38 +38,43 @@ TN_CLONES static void row_grad(float *d, const float *x, int V, float m, float a
   for (int j = 0; j < V; j++) d[j] = tn__expf(x[j] - m) * a;
 }
 
-void tn_xent_forward(float *loss_rows, const float *logits, const int *targets, int N, int V) {
-  // loss_rows (N); logits (N, V); targets (N)
-#pragma omp parallel for schedule(static) if ((size_t)N * V > 65536)
-  for (int i = 0; i < N; i++) {
-    const float *x = logits + (size_t)i * V;
-    if (targets[i] < 0) {
-      loss_rows[i] = 0.0f;
-      continue;
-    }
-    float m = row_max(x, V);
-    double lse = m + log(row_sumexp(x, V, m));
-    loss_rows[i] = (float)(lse - x[targets[i]]);
+/* loss (if loss) and dlogits (if d) of one row */
+static void xent_row(float *loss, float *d, const float *x, int t, float w, int V) {
+  if (t < 0) {
+    if (loss) *loss = 0.0f;
+    if (d)
+      for (int j = 0; j < V; j++) d[j] = 0.0f;
+    return;
   }
+  float m;
+  double sum;
+  row_stats(x, V, &m, &sum);
+  const float xt = x[t];
+  if (loss) *loss = (float)(m + log(sum) - xt);
+  if (d) {
+    if (w == 0.0f) {
+      for (int j = 0; j < V; j++) d[j] = 0.0f;
+      return;
+    }
+    row_grad(d, x, V, m, (float)(w / sum));
+    d[t] = (float)(w * (exp((double)xt - m) / sum - 1.0)); /* exact near p_t = 1 */
+  }
+}
+
+void tn_xent_forward(float *loss_rows, const float *logits, const int *targets, int N, int V) {
+  tn_xent_forward_backward(loss_rows, NULL, logits, targets, NULL, N, V);
 }
 
 void tn_xent_backward(float *dlogits, const float *logits, const int *targets,
                       const float *row_weight, int N, int V) {
-  // dlogits, logits (N, V) (may alias); targets, row_weight (N); dlogits is overwritten
+  tn_xent_forward_backward(NULL, dlogits, logits, targets, row_weight, N, V);
+}
+
+void tn_xent_forward_backward(float *loss_rows, float *dlogits, const float *logits,
+                              const int *targets, const float *row_weight, int N, int V) {
+  // loss_rows, targets, row_weight (N); dlogits, logits (N, V) (may alias)
 #pragma omp parallel for schedule(static) if ((size_t)N * V > 65536)
-  for (int i = 0; i < N; i++) {
-    const float *x = logits + (size_t)i * V;
-    float *d = dlogits + (size_t)i * V;
-    const float w = row_weight ? row_weight[i] : 1.0f;
-    if (targets[i] < 0 || w == 0.0f) {
-      for (int j = 0; j < V; j++) d[j] = 0.0f;
-      continue;
-    }
-    const int t = targets[i];
-    const float m = row_max(x, V);
-    const float xt = x[t];
-    const double sum = row_sumexp(x, V, m);
-    row_grad(d, x, V, m, (float)(w / sum));
-    d[t] = (float)(w * (exp((double)xt - m) / sum - 1.0)); /* exact near p_t = 1 */
-  }
+  for (int i = 0; i < N; i++)
+    xent_row(loss_rows ? loss_rows + i : NULL, dlogits ? dlogits + (size_t)i * V : NULL,
+             logits + (size_t)i * V, targets[i], row_weight ? row_weight[i] : 1.0f, V);
 }
