@@ -133,6 +133,25 @@ static void test_crc32c(void **state) {
 
 /* ---------------- SHA-256 vs hashlib ---------------- */
 
+static void test_sha256_hw_vs_sw(void **state) {
+  (void)state;
+  enum { NB = 37 };
+  uint8_t *buf = malloc(64 * NB + 8);
+  tn_rng r;
+  tn_rng_seed(&r, 11);
+  for (int i = 0; i < 64 * NB + 8; i++) buf[i] = (uint8_t)tn_rng_u64(&r);
+  for (int trial = 0; trial < 20; trial++) {
+    uint32_t a[8], b[8];
+    for (int i = 0; i < 8; i++) a[i] = b[i] = (uint32_t)tn_rng_u64(&r); /* any state, not only the IV */
+    int nb = 1 + trial % NB, off = trial % 8;                      /* unaligned input too */
+    tn_sha256_blocks_sw(a, buf + off, nb);
+    tn_sha256_blocks_hw(b, buf + off, nb);
+    assert_memory_equal(a, b, sizeof a);
+  }
+  free(buf);
+  printf("sha256: hardware path %s\n", tn_sha256_has_hw() ? "SHA extensions" : "absent (portable only)");
+}
+
 static void test_sha256_hashlib(void **state) {
   (void)state;
   char *dir = mktmp();
@@ -644,7 +663,7 @@ static void test_progress(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(test_crc32c),     cmocka_unit_test(test_sha256_hashlib), cmocka_unit_test(test_tensorboard),
+      cmocka_unit_test(test_crc32c),     cmocka_unit_test(test_sha256_hashlib), cmocka_unit_test(test_sha256_hw_vs_sw), cmocka_unit_test(test_tensorboard),
       cmocka_unit_test(test_metrics),    cmocka_unit_test(test_trace),          cmocka_unit_test(test_killed_run),
       cmocka_unit_test(test_manifest),   cmocka_unit_test(test_progress),
   };

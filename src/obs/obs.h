@@ -29,6 +29,11 @@ typedef struct {
   size_t nbuf;
 } tn_sha256_ctx;
 void tn_sha256_init(tn_sha256_ctx *c);
+/* The compression function over NBLOCKS 64-byte blocks: portable, and the x86 SHA-extensions
+ * path (falls back to portable on CPUs without them). tn_sha256_update uses the latter. */
+void tn_sha256_blocks_sw(uint32_t h[8], const uint8_t *p, size_t nblocks);
+void tn_sha256_blocks_hw(uint32_t h[8], const uint8_t *p, size_t nblocks);
+bool tn_sha256_has_hw(void);
 void tn_sha256_update(tn_sha256_ctx *c, const void *data, size_t n);
 void tn_sha256_final(tn_sha256_ctx *c, uint8_t out[32]);
 void tn_sha256(const void *data, size_t n, uint8_t out[32]);
