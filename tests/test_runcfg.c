@@ -11,6 +11,8 @@
 #include <string.h>
 #include <unistd.h>
 #include "obs/obs.h"
+/* the CLI helpers live in the tunic program, not the library: compile them in here */
+#include "cli/cli.c"
 
 static char *write_tmp(const char *text) {
   char *p = strdup("/tmp/tn_runcfg_XXXXXX.yaml");
@@ -297,12 +299,39 @@ static void test_help_and_defaults(void **state) {
   tn_runcfg_free(rc);
 }
 
+/* the subcommands' entry point: a tn_flag table + --config */
+static void test_cli_parse_config(void **state) {
+  (void)state;
+  char *p = write_tmp("lora_rank: 4\nmodel: m\n");
+  const char *model = NULL;
+  int rank = 16;
+  float lr = 1e-4f;
+  bool rs = false;
+  tn_flag flags[] = {{"model", 's', &model, "model"}, {"lora-rank", 'i', &rank, "rank"},
+                     {"lr", 'f', &lr, "lr"},        {"rslora", 'b', &rs, "rs"}};
+  char *argv[] = {"sft", "--config", p, "--lr=2e-5", "--rslora"};
+  struct tn_runcfg *rc = NULL;
+  assert_int_equal(tn_cli_parse_config(5, argv, flags, 4, NULL, &rc), 0);
+  assert_non_null(rc);
+  assert_string_equal(model, "m");
+  assert_int_equal(rank, 4);
+  assert_true(lr == 2e-5f);
+  assert_true(rs);
+  tn_runcfg_free(rc);
+  char *bad[] = {"sft", "--config", p, "--lora-rank", "many"};
+  assert_int_equal(tn_cli_parse_config(5, bad, flags, 4, NULL, &rc), -1);
+  assert_null(rc);
+  unlink(p);
+  free(p);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_read_yaml),
       cmocka_unit_test(test_file_and_flags),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_help_and_defaults),
+      cmocka_unit_test(test_cli_parse_config),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

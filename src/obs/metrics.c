@@ -137,6 +137,11 @@ tn_status tn_metrics_truncate_after(const char *run_dir, int64_t step) {
   tn_status s = tn_read_file(path, &text, &len);
   if (s != TN_OK) { free(path); return s; }
   char *out = malloc(len + 1);
+  if (!out) {
+    free(text);
+    free(path);
+    return tn_error(TN_ERR_NOMEM, "out of memory");
+  }
   size_t n = 0;
   for (char *line = text; *line;) {
     char *nl = strchr(line, '\n');

@@ -135,6 +135,11 @@ tn_status tn_tb_open(tn_tb **out, const char *dir) {
     return s;
   }
   tn_tb *tb = calloc(1, sizeof *tb);
+  if (!tb) {
+    close(fd);
+    free(path);
+    return tn_error(TN_ERR_NOMEM, "out of memory");
+  }
   tb->f = fdopen(fd, "wb");
   tb->path = path;
   if (!tb->f) {
