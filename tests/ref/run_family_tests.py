@@ -259,6 +259,19 @@ def scale_tensors_inplace(model_dir, suffixes, factor):
     return n_done
 
 
+def check_npy(tunic, d, dec, seqs):
+    """`tunic logits --out X.npy` (equal lengths): a float32 (B, T, V) array equal to the reference."""
+    out = os.path.join(d, "logits.npy")
+    sh([tunic, "logits", "--model", d, "--ids", compare_logits.ids_arg(seqs), "--out", out])
+    arr = np.load(out)
+    V = dec.spec.vocab
+    if arr.dtype != np.float32 or arr.shape != (len(seqs), len(seqs[0]), V):
+        print(f"  npy: dtype {arr.dtype} shape {arr.shape}, expected float32 {(len(seqs), len(seqs[0]), V)}  FAIL")
+        return False
+    return compare_logits.diff_report("npy-vs-ref", [torch.from_numpy(a.copy()) for a in arr],
+                                      dec.logits_list(seqs), TOL)
+
+
 def run_case(tunic, family, case, tmp, rng):
     d = os.path.join(tmp, case["name"])
     cmd = [tunic, "init", "--arch", ARCH[family], "--size", "tiny", "--vocab", str(VOCAB), "--out", d,
@@ -292,6 +305,8 @@ def run_case(tunic, family, case, tmp, rng):
     ok = compare_logits.compare(tunic, d, seqs, tol=TOL, dec=dec)
     if case.get("mutants"):
         ok &= check_mutants(tunic, d, dec, seqs, case["mutants"])
+    if case is CASES[family][0]:
+        ok &= check_npy(tunic, d, dec, make_batch(rng, [9, 9, 9], VOCAB))
     for k in case.get("steps", []):
         ok &= compare_logits.compare(tunic, d, seqs, step=k, tol=TOL, dec=dec)
     if case.get("generate"):
