@@ -1,11 +1,45 @@
 /* cmd_init.c - `tunic init`: write a random-init checkpoint in Hugging Face layout. */
 #include <stdio.h>
 #include "cli/cli.h"
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
 #include "model/model.h"
+#include "tunic/tokenizer.h"
+
+/* Merge {key: value} pairs into the --override JSON text (user overrides win). */
+static char *merge_override(const char *user, cJSON *add) {
+  cJSON *u = user ? cJSON_Parse(user) : NULL;
+  if (u && cJSON_IsObject(u)) {
+    cJSON *it;
+    cJSON_ArrayForEach(it, u) {
+      cJSON_DeleteItemFromObjectCaseSensitive(add, it->string);
+      cJSON_AddItemToObject(add, it->string, cJSON_Duplicate(it, 1));
+    }
+  } else if (user) {
+    cJSON_Delete(u);
+    return strdup(user); /* let init report the malformed override */
+  }
+  cJSON_Delete(u);
+  return cJSON_PrintUnformatted(add);
+}
+
+static tn_status copy_file(const char *from_dir, const char *to_dir, const char *name) {
+  char *a = tn_path_join(from_dir, name), *b = tn_path_join(to_dir, name), *data;
+  size_t len;
+  tn_status s = TN_OK;
+  if (tn_file_exists(a)) {
+    s = tn_read_file(a, &data, &len);
+    if (s == TN_OK) { s = tn_write_file_atomic(b, data, len); free(data); }
+  }
+  free(a);
+  free(b);
+  return s;
+}
 
 int tn_cmd_init(int argc, char **argv) {
   tn_init_opts o = {.arch = NULL, .size = "tiny", .dtype = "f32", .vocab = 0, .shards = 1, .seed = 0};
-  const char *out = NULL;
+  const char *out = NULL, *tokenizer = NULL;
   tn_flag flags[] = {
     {"arch", 's', &o.arch, "llama | qwen2 | qwen3 | gemma3_text"},
     {"size", 's', &o.size, "tiny | small | 15m | qwen05b | 1b (default tiny)"},
@@ -15,6 +49,7 @@ int tn_cmd_init(int argc, char **argv) {
     {"dtype", 's', &o.dtype, "f32 | bf16 | f16 (default f32)"},
     {"shards", 'i', &o.shards, "number of safetensors shards (default 1)"},
     {"override", 's', &o.override_json, "JSON object merged into config.json"},
+    {"tokenizer", 's', &tokenizer, "'bytes' (a byte-level tokenizer) or a directory whose tokenizer files are copied"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--arch A --out DIR [options]");
   if (r) return r > 0 ? 0 : 2;
@@ -22,7 +57,41 @@ int tn_cmd_init(int argc, char **argv) {
     fprintf(stderr, "tunic init: --arch and --out are required\n");
     return 2;
   }
-  tn_status s = tn_model_init_dir(out, &o);
+  char *ov = NULL;
+  tn_status s = TN_OK;
+  if (tokenizer) {
+    cJSON *add = cJSON_CreateObject();
+    if (!strcmp(tokenizer, "bytes")) {
+      cJSON_AddNumberToObject(add, "vocab_size", o.vocab > 0 ? o.vocab : TN_BYTE_TOKENIZER_VOCAB);
+      cJSON_AddNumberToObject(add, "bos_token_id", 257);
+      cJSON_AddNumberToObject(add, "pad_token_id", 256);
+      cJSON *e = cJSON_AddArrayToObject(add, "eos_token_id");
+      cJSON_AddItemToArray(e, cJSON_CreateNumber(258));
+      cJSON_AddItemToArray(e, cJSON_CreateNumber(260));
+    } else {
+      tn_tokenizer *tk;
+      s = tn_tokenizer_load(tokenizer, &tk);
+      if (s != TN_OK) { cJSON_Delete(add); return tn_cli_fail("init", s); }
+      int v = tn_tokenizer_vocab_size(tk);
+      cJSON_AddNumberToObject(add, "vocab_size", o.vocab > v ? o.vocab : v);
+      if (tn_tokenizer_bos_id(tk) >= 0) cJSON_AddNumberToObject(add, "bos_token_id", tn_tokenizer_bos_id(tk));
+      if (tn_tokenizer_eos_id(tk) >= 0) cJSON_AddNumberToObject(add, "eos_token_id", tn_tokenizer_eos_id(tk));
+      if (tn_tokenizer_pad_id(tk) >= 0) cJSON_AddNumberToObject(add, "pad_token_id", tn_tokenizer_pad_id(tk));
+      tn_tokenizer_free(tk);
+    }
+    ov = merge_override(o.override_json, add);
+    cJSON_Delete(add);
+    o.override_json = ov;
+  }
+  s = tn_model_init_dir(out, &o);
+  if (s == TN_OK && tokenizer) {
+    if (!strcmp(tokenizer, "bytes")) s = tn_write_byte_tokenizer(out);
+    else {
+      static const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
+      for (int i = 0; i < 3 && s == TN_OK; i++) s = copy_file(tokenizer, out, names[i]);
+    }
+  }
+  free(ov);
   if (s != TN_OK) return tn_cli_fail("init", s);
   tn_model *m;
   s = tn_model_load(&m, out);

@@ -42,3 +42,40 @@ void tn_bwd_free(tn_bwd *b);
 tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grads, float *dlogits,
                       const float *logits, int N, const int *tok, const int *pos, const int *seq);
 #endif
+
+/* ---- what a trainer updates: optimizer rows over one flat gradient buffer ---- */
+#include "train/optim.h"
+typedef struct {
+  tn_param *rows;      /* (n) name, param, grad, numel, decay */
+  int n;
+  float *grad;         /* (ngrad) the flat gradient buffer every row's grad points into */
+  size_t ngrad;
+} tn_trainable;
+/* Every weight of the model (full fine-tuning); grads must outlive tr. */
+tn_status tn_trainable_full(tn_trainable *tr, const tn_model *m, tn_grads *grads);
+void tn_trainable_free(tn_trainable *tr);
+
+/* ---- checkpoints: RUN/checkpoints/step_N/ ----
+ * weights.safetensors-style file of the trainable rows under `weights_file`
+ * (model.safetensors for full fine-tuning, so the folder is a loadable HF model
+ * with the config.json copied in; adapter_model.safetensors for LoRA, with
+ * adapter_config.json written by `extra`), optimizer.safetensors (NAME.exp_avg,
+ * NAME.exp_avg_sq, step), trainer_state.json (the caller's JSON text).
+ * Written into a temporary folder, every file fsync'd, then renamed into place;
+ * only the last keep_last checkpoints are kept (0 = all). */
+typedef struct {
+  const char *run_dir;
+  long step;
+  const char *weights_file;
+  const tn_trainable *tr;
+  const tn_adamw *opt;
+  const char *state_json;
+  int keep_last;
+  tn_status (*extra)(const char *dir, void *ctx); /* more files into the checkpoint folder */
+  void *extra_ctx;
+} tn_ckpt_save_opts;
+tn_status tn_ckpt_save(const tn_ckpt_save_opts *o);
+/* Newest RUN/checkpoints/step_N (path malloc'd), TN_ERR_IO naming the folder when none. */
+tn_status tn_ckpt_latest(const char *run_dir, char **path, long *step);
+/* Restore trainable rows, optimizer state and the trainer_state.json text (malloc'd). */
+tn_status tn_ckpt_load(const char *ckpt_dir, const char *weights_file, tn_trainable *tr, tn_adamw *opt, char **state_json);

@@ -1,0 +1,45 @@
+/* data.h - training examples as token ids with a loss mask, loaded from the JSONL
+ * formats users bring:
+ *   {"messages": [{"role","content"}...]}        chat template applied, loss on assistant turns
+ *   {"prompt": "...", "completion": "..."}        loss on the completion (+ EOS); "response" is
+ *                                                  accepted for "completion"; prompt/completion
+ *                                                  may also be message lists (conversational)
+ *   {"text": "..."}                                loss on every token (+ EOS)
+ *   {"prompts": "<start_of_turn>user ... <start_of_turn>model\n...<end_of_turn>"}
+ *                                                  Tunix RT's tunix_sft export: loss on the
+ *                                                  last model turn
+ * mask[t] = 1 means token t is a training target (predicted from tokens 0..t-1).
+ * Not for: batching and shuffling (the trainers' data iterators), preference pairs. */
+#ifndef TN_DATA_H
+#define TN_DATA_H
+#include <stdint.h>
+#include "base/base.h"
+#include "tunic/tokenizer.h"
+
+typedef struct {
+  int32_t *ids;   // (n)
+  uint8_t *mask;  // (n)
+  int n;
+  int n_targets;  /* tokens with mask = 1 */
+} tn_example;
+
+typedef struct {
+  tn_example *ex;
+  int n, cap;
+  int n_truncated;     /* examples cut to max_seq_len */
+  int n_dropped;       /* examples left without a target after truncation */
+} tn_dataset;
+
+typedef struct {
+  int max_seq_len;             /* truncate longer examples (right side), 0 = no limit */
+  tn_chat_format chat;         /* TN_CHAT_AUTO: from the tokenizer's chat_template */
+} tn_sft_data_opts;
+
+/* Load a JSONL file. A malformed line is an error naming FILE:LINE and the problem. */
+tn_status tn_sft_load(tn_dataset *d, const char *path, const tn_tokenizer *tok, const tn_sft_data_opts *o);
+void tn_dataset_free(tn_dataset *d);
+/* Move a seeded random fraction of d's examples into eval (for --eval-split). */
+tn_status tn_dataset_split(tn_dataset *d, tn_dataset *eval, float frac, uint64_t seed);
+/* A seeded permutation of 0..n-1 (Fisher-Yates with tn_rng), for epoch shuffling. */
+void tn_permutation(int *perm, int n, uint64_t seed);
+#endif

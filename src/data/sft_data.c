@@ -1,0 +1,209 @@
+/* sft_data.c - JSONL -> token ids + loss mask for supervised fine-tuning
+ * (formats in data.h). Every line is validated; errors name FILE:LINE. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include "data/data.h"
+
+static tn_status push(tn_dataset *d, const int32_t *ids, const uint8_t *mask, int n, int max_len) {
+  if (max_len > 0 && n > max_len) { n = max_len; d->n_truncated++; }
+  int targets = 0;
+  for (int t = 1; t < n; t++) targets += mask[t] != 0;
+  if (targets == 0) { d->n_dropped++; return TN_OK; }
+  if (d->n == d->cap) {
+    d->cap = d->cap ? d->cap * 2 : 256;
+    tn_example *e = realloc(d->ex, sizeof *e * d->cap);
+    if (!e) return tn_error(TN_ERR_NOMEM, "out of memory loading the dataset");
+    d->ex = e;
+  }
+  tn_example *e = &d->ex[d->n++];
+  e->ids = malloc(sizeof(int32_t) * n);
+  e->mask = malloc(n);
+  memcpy(e->ids, ids, sizeof(int32_t) * n);
+  memcpy(e->mask, mask, n);
+  e->mask[0] = 0;
+  e->n = n;
+  e->n_targets = targets;
+  return TN_OK;
+}
+
+typedef struct {
+  int32_t *ids;
+  uint8_t *mask;
+  int n, cap;
+} buf_t;
+
+static void buf_add(buf_t *b, const int32_t *ids, size_t n, uint8_t m) {
+  if (b->n + (int)n > b->cap) {
+    b->cap = (b->n + (int)n) * 2 + 16;
+    b->ids = realloc(b->ids, sizeof(int32_t) * b->cap);
+    b->mask = realloc(b->mask, b->cap);
+  }
+  memcpy(b->ids + b->n, ids, sizeof(int32_t) * n);
+  memset(b->mask + b->n, m, n);
+  b->n += (int)n;
+}
+
+/* messages array -> tn_chat_msg list (strings must outlive the call) */
+static tn_status to_msgs(cJSON *arr, tn_chat_msg **out, size_t *n, const char *where) {
+  *n = (size_t)cJSON_GetArraySize(arr);
+  *out = calloc(*n ? *n : 1, sizeof(tn_chat_msg));
+  size_t i = 0;
+  cJSON *m;
+  cJSON_ArrayForEach(m, arr) {
+    cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+    if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !cJSON_IsString(content)) {
+      free(*out);
+      *out = NULL;
+      return tn_error(TN_ERR_FORMAT, "%s: message %zu needs string fields \"role\" and \"content\"", where, i);
+    }
+    cJSON *rc = cJSON_GetObjectItemCaseSensitive(m, "reasoning_content");
+    (*out)[i].role = role->valuestring;
+    (*out)[i].content = content->valuestring;
+    (*out)[i].reasoning = cJSON_IsString(rc) ? rc->valuestring : NULL;
+    i++;
+  }
+  return TN_OK;
+}
+
+static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, const tn_sft_data_opts *o,
+                          const char *where, tn_encoding *enc, buf_t *b) {
+  cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+  cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+  cJSON *comp = cJSON_GetObjectItemCaseSensitive(j, "completion");
+  if (!comp) comp = cJSON_GetObjectItemCaseSensitive(j, "response");
+  cJSON *text = cJSON_GetObjectItemCaseSensitive(j, "text");
+  cJSON *prompts = cJSON_GetObjectItemCaseSensitive(j, "prompts");
+  const int32_t eos = tn_tokenizer_eos_id(tok);
+  tn_chat_opts co = {.format = o->chat, .add_generation_prompt = false, .enable_thinking = -1};
+  b->n = 0;
+  if (msgs || (cJSON_IsArray(prompt) && cJSON_IsArray(comp))) {
+    cJSON *all = msgs;
+    if (!msgs) { /* conversational prompt/completion: one list */
+      all = cJSON_CreateArray();
+      cJSON *m;
+      cJSON_ArrayForEach(m, prompt) cJSON_AddItemReferenceToArray(all, m);
+      cJSON_ArrayForEach(m, comp) cJSON_AddItemReferenceToArray(all, m);
+    } else if (!cJSON_IsArray(msgs)) {
+      return tn_error(TN_ERR_FORMAT, "%s: \"messages\" must be a list", where);
+    }
+    tn_chat_msg *cm;
+    size_t n;
+    tn_status s = to_msgs(all, &cm, &n, where);
+    if (s == TN_OK) s = tn_chat_encode(tok, cm, n, &co, enc);
+    if (all != msgs) cJSON_Delete(all);
+    free(cm);
+    if (s != TN_OK) return tn_error_prefix(s, "%s", where);
+    return push(d, enc->ids, enc->mask, (int)enc->n, o->max_seq_len);
+  }
+  if (prompt || comp) {
+    if (!cJSON_IsString(prompt) || !cJSON_IsString(comp))
+      return tn_error(TN_ERR_FORMAT, "%s: \"prompt\" and \"completion\" must both be strings (or both message lists)", where);
+    TN_TRY(tn_tokenizer_encode(tok, prompt->valuestring, strlen(prompt->valuestring), true, enc));
+    buf_add(b, enc->ids, enc->n, 0);
+    TN_TRY(tn_tokenizer_encode(tok, comp->valuestring, strlen(comp->valuestring), false, enc));
+    buf_add(b, enc->ids, enc->n, 1);
+    if (eos >= 0) buf_add(b, &eos, 1, 1);
+    return push(d, b->ids, b->mask, b->n, o->max_seq_len);
+  }
+  if (text) {
+    if (!cJSON_IsString(text)) return tn_error(TN_ERR_FORMAT, "%s: \"text\" must be a string", where);
+    TN_TRY(tn_tokenizer_encode(tok, text->valuestring, strlen(text->valuestring), true, enc));
+    buf_add(b, enc->ids, enc->n, 1);
+    if (eos >= 0) buf_add(b, &eos, 1, 1);
+    return push(d, b->ids, b->mask, b->n, o->max_seq_len);
+  }
+  if (prompts) {
+    if (!cJSON_IsString(prompts)) return tn_error(TN_ERR_FORMAT, "%s: \"prompts\" must be a string", where);
+    const char *s = prompts->valuestring, *tag = "<start_of_turn>model\n", *last = NULL;
+    for (const char *p = strstr(s, tag); p; p = strstr(p + 1, tag)) last = p;
+    if (!last) return tn_error(TN_ERR_FORMAT, "%s: tunix_sft \"prompts\" has no \"<start_of_turn>model\" turn", where);
+    size_t start = (size_t)(last - s) + strlen(tag);
+    TN_TRY(tn_tokenizer_encode_offsets(tok, s, strlen(s), true, enc));
+    for (size_t i = 0; i < enc->n; i++) {
+      uint8_t m = enc->offsets[2 * i] >= start && enc->offsets[2 * i + 1] > enc->offsets[2 * i];
+      buf_add(b, &enc->ids[i], 1, m);
+    }
+    return push(d, b->ids, b->mask, b->n, o->max_seq_len);
+  }
+  return tn_error(TN_ERR_FORMAT, "%s: no known fields (expected \"messages\", \"prompt\"+\"completion\", \"text\" or \"prompts\")",
+                  where);
+}
+
+tn_status tn_sft_load(tn_dataset *d, const char *path, const tn_tokenizer *tok, const tn_sft_data_opts *o) {
+  memset(d, 0, sizeof *d);
+  char *data;
+  size_t len;
+  TN_TRY(tn_read_file(path, &data, &len));
+  tn_encoding enc = {0};
+  buf_t b = {0};
+  tn_status s = TN_OK;
+  int line = 0;
+  char where[512];
+  for (char *p = data; p < data + len && s == TN_OK;) {
+    char *e = memchr(p, '\n', (size_t)(data + len - p));
+    if (!e) e = data + len;
+    *e = 0;
+    line++;
+    snprintf(where, sizeof where, "%s:%d", path, line);
+    char *q = p;
+    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+    if (*q) {
+      const char *end = NULL;
+      cJSON *j = cJSON_ParseWithOpts(q, &end, false);
+      if (!cJSON_IsObject(j)) {
+        s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object (error near column %d)", where,
+                     j ? 1 : (int)((end ? end : q) - p) + 1);
+      } else {
+        s = one_line(d, j, tok, o, where, &enc, &b);
+      }
+      cJSON_Delete(j);
+    }
+    p = e + 1;
+  }
+  free(data);
+  free(b.ids);
+  free(b.mask);
+  tn_encoding_free(&enc);
+  if (s == TN_OK && d->n == 0) s = tn_error(TN_ERR_FORMAT, "%s: no usable examples (%d lines)", path, line);
+  if (s != TN_OK) tn_dataset_free(d);
+  return s;
+}
+
+void tn_dataset_free(tn_dataset *d) {
+  for (int i = 0; i < d->n; i++) { free(d->ex[i].ids); free(d->ex[i].mask); }
+  free(d->ex);
+  memset(d, 0, sizeof *d);
+}
+
+void tn_permutation(int *perm, int n, uint64_t seed) {
+  tn_rng r;
+  tn_rng_seed(&r, seed);
+  for (int i = 0; i < n; i++) perm[i] = i;
+  for (int i = n - 1; i > 0; i--) {
+    int j = (int)(tn_rng_u64(&r) % (uint64_t)(i + 1));
+    int t = perm[i]; perm[i] = perm[j]; perm[j] = t;
+  }
+}
+
+tn_status tn_dataset_split(tn_dataset *d, tn_dataset *eval, float frac, uint64_t seed) {
+  memset(eval, 0, sizeof *eval);
+  int ne = (int)(d->n * frac + 0.5f);
+  if (frac <= 0 || ne == 0) return TN_OK;
+  if (ne >= d->n) return tn_error(TN_ERR_ARG, "eval split %.3f leaves no training examples (%d examples)", frac, d->n);
+  int *perm = malloc(sizeof(int) * d->n);
+  tn_permutation(perm, d->n, seed ^ 0x5eed5eedULL);
+  char *is_eval = calloc(d->n, 1);
+  for (int i = 0; i < ne; i++) is_eval[perm[i]] = 1;
+  eval->ex = malloc(sizeof(tn_example) * ne);
+  eval->cap = ne;
+  int w = 0;
+  for (int i = 0; i < d->n; i++) {
+    if (is_eval[i]) eval->ex[eval->n++] = d->ex[i];
+    else d->ex[w++] = d->ex[i];
+  }
+  d->n = w;
+  free(perm);
+  free(is_eval);
+  return TN_OK;
+}

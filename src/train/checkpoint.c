@@ -1,0 +1,205 @@
+/* checkpoint.c - training checkpoints that survive a kill at any moment:
+ * written into a temporary folder (each file fsync'd by the atomic writers),
+ * renamed into place, the parent fsync'd; the last K kept. Also the trainable
+ * set of a full fine-tune. Format described in train.h. */
+#define _XOPEN_SOURCE 700
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "train/train.h"
+
+tn_status tn_trainable_full(tn_trainable *tr, const tn_model *m, tn_grads *grads) {
+  memset(tr, 0, sizeof *tr);
+  tn_weight_entry *wt, *gt;
+  int n, n2;
+  tn_weights w = m->w;
+  TN_TRY(tn_weight_table(&m->cfg, &w, &wt, &n));
+  TN_TRY(tn_weight_table(&m->cfg, &grads->g, &gt, &n2));
+  tr->rows = calloc(n, sizeof(tn_param));
+  for (int i = 0; i < n; i++) {
+    tr->rows[i].name = tn_strdup(wt[i].name);
+    tr->rows[i].param = *wt[i].ptr;
+    tr->rows[i].grad = *gt[i].ptr;
+    tr->rows[i].n = wt[i].numel;
+    tr->rows[i].decay = tn_param_decays(wt[i].name, wt[i].ndim);
+  }
+  tr->n = n;
+  tr->grad = grads->flat;
+  tr->ngrad = grads->n;
+  free(wt);
+  free(gt);
+  return TN_OK;
+}
+
+void tn_trainable_free(tn_trainable *tr) {
+  for (int i = 0; i < tr->n; i++) free((void *)tr->rows[i].name);
+  free(tr->rows);
+  memset(tr, 0, sizeof *tr);
+}
+
+static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) {
+  (void)sb; (void)flag; (void)f;
+  return remove(p);
+}
+static void rm_rf(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
+
+static void fsync_path(const char *path) {
+  int fd = open(path, O_RDONLY);
+  if (fd >= 0) { fsync(fd); close(fd); }
+}
+
+static tn_status write_optimizer(const char *path, const tn_trainable *tr, const tn_adamw *opt) {
+  int n = tr->n;
+  tn_st_entry *e = calloc(2 * n + 1, sizeof *e);
+  char **names = calloc(2 * n, sizeof(char *));
+  for (int i = 0; i < n; i++) {
+    float *m, *v;
+    size_t k = tn_adamw_row_state(opt, i, &m, &v);
+    for (int j = 0; j < 2; j++) {
+      size_t len = strlen(tr->rows[i].name) + 16;
+      names[2 * i + j] = malloc(len);
+      snprintf(names[2 * i + j], len, "%s.%s", tr->rows[i].name, j ? "exp_avg_sq" : "exp_avg");
+      e[2 * i + j] = (tn_st_entry){.name = names[2 * i + j], .dtype = TN_ST_F32, .ndim = 1, .shape = {(int64_t)k},
+                                   .data = j ? v : m};
+    }
+  }
+  int64_t step = opt->step;
+  e[2 * n] = (tn_st_entry){.name = "step", .dtype = TN_ST_I64, .ndim = 0, .data = &step};
+  tn_status s = tn_st_write(path, e, 2 * n + 1, NULL);
+  for (int i = 0; i < 2 * n; i++) free(names[i]);
+  free(names);
+  free(e);
+  return s;
+}
+
+static tn_status write_weights(const char *path, const tn_trainable *tr) {
+  tn_st_entry *e = calloc(tr->n, sizeof *e);
+  for (int i = 0; i < tr->n; i++)
+    e[i] = (tn_st_entry){.name = tr->rows[i].name, .dtype = TN_ST_F32, .ndim = 1, .shape = {(int64_t)tr->rows[i].n},
+                         .data = tr->rows[i].param};
+  tn_status s = tn_st_write(path, e, tr->n, "{\"format\":\"pt\"}");
+  free(e);
+  return s;
+}
+
+/* step numbers of RUN/checkpoints/step_N, sorted ascending */
+static int list_steps(const char *ckdir, long **out) {
+  DIR *d = opendir(ckdir);
+  *out = NULL;
+  if (!d) return 0;
+  int n = 0, cap = 0;
+  struct dirent *de;
+  while ((de = readdir(d))) {
+    char *end;
+    if (strncmp(de->d_name, "step_", 5) != 0) continue;
+    long st = strtol(de->d_name + 5, &end, 10);
+    if (*end || end == de->d_name + 5) continue;
+    if (n == cap) { cap = cap ? cap * 2 : 16; *out = realloc(*out, sizeof(long) * cap); }
+    (*out)[n++] = st;
+  }
+  closedir(d);
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && (*out)[j - 1] > (*out)[j]; j--) { long t = (*out)[j]; (*out)[j] = (*out)[j - 1]; (*out)[j - 1] = t; }
+  return n;
+}
+
+tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
+  char ckdir[4096], tmp[4200], fin[4200], path[4300];
+  snprintf(ckdir, sizeof ckdir, "%s/checkpoints", o->run_dir);
+  TN_TRY(tn_mkdirs(ckdir));
+  snprintf(tmp, sizeof tmp, "%s/.step_%ld.tmp-%d", ckdir, o->step, (int)getpid());
+  snprintf(fin, sizeof fin, "%s/step_%ld", ckdir, o->step);
+  rm_rf(tmp);
+  tn_status s = tn_mkdirs(tmp);
+  if (s == TN_OK) { snprintf(path, sizeof path, "%s/%s", tmp, o->weights_file); s = write_weights(path, o->tr); }
+  if (s == TN_OK) { snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp); s = write_optimizer(path, o->tr, o->opt); }
+  if (s == TN_OK) {
+    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
+    s = tn_write_file_atomic(path, o->state_json, strlen(o->state_json));
+  }
+  if (s == TN_OK && o->extra) s = o->extra(tmp, o->extra_ctx);
+  if (s == TN_OK) {
+    fsync_path(tmp);
+    char old[4300];
+    snprintf(old, sizeof old, "%s/.step_%ld.old-%d", ckdir, o->step, (int)getpid());
+    bool had = tn_file_exists(fin);
+    if (had && rename(fin, old) != 0) s = tn_error(TN_ERR_IO, "%s: cannot replace: %s", fin, strerror(errno));
+    if (s == TN_OK && rename(tmp, fin) != 0) s = tn_error(TN_ERR_IO, "%s: cannot rename into place: %s", fin, strerror(errno));
+    if (s == TN_OK) { fsync_path(ckdir); if (had) rm_rf(old); }
+  }
+  if (s != TN_OK) {
+    rm_rf(tmp);
+    return tn_error_prefix(s, "checkpoint at step %ld", o->step);
+  }
+  if (o->keep_last > 0) {
+    long *steps;
+    int n = list_steps(ckdir, &steps);
+    for (int i = 0; i + o->keep_last < n; i++) {
+      snprintf(path, sizeof path, "%s/step_%ld", ckdir, steps[i]);
+      rm_rf(path);
+    }
+    free(steps);
+  }
+  return TN_OK;
+}
+
+tn_status tn_ckpt_latest(const char *run_dir, char **path, long *step) {
+  char ckdir[4096];
+  snprintf(ckdir, sizeof ckdir, "%s/checkpoints", run_dir);
+  long *steps;
+  int n = list_steps(ckdir, &steps);
+  if (n == 0) return tn_error(TN_ERR_IO, "%s: no checkpoint to resume from", ckdir);
+  *step = steps[n - 1];
+  free(steps);
+  size_t len = strlen(ckdir) + 32;
+  *path = malloc(len);
+  snprintf(*path, len, "%s/step_%ld", ckdir, *step);
+  return TN_OK;
+}
+
+tn_status tn_ckpt_load(const char *dir, const char *weights_file, tn_trainable *tr, tn_adamw *opt, char **state_json) {
+  char path[4300];
+  tn_st_file f;
+  snprintf(path, sizeof path, "%s/%s", dir, weights_file);
+  TN_TRY(tn_st_open(&f, path));
+  tn_status s = TN_OK;
+  for (int i = 0; i < tr->n && s == TN_OK; i++) {
+    const tn_st_tensor *t = tn_st_find(&f, tr->rows[i].name);
+    if (!t) s = tn_error(TN_ERR_FORMAT, "%s: tensor '%s' is missing", path, tr->rows[i].name);
+    else if (t->dtype != TN_ST_F32 || t->numel != tr->rows[i].n)
+      s = tn_error(TN_ERR_FORMAT, "%s: tensor '%s' has %zu elements of %s, expected %zu F32", path, t->name, t->numel,
+                   tn_st_dtype_name(t->dtype), tr->rows[i].n);
+    else memcpy(tr->rows[i].param, t->data, t->nbytes);
+  }
+  tn_st_close(&f);
+  if (s != TN_OK) return s;
+  snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
+  TN_TRY(tn_st_open(&f, path));
+  float *m = calloc(opt->total + 1, sizeof(float)), *v = calloc(opt->total + 1, sizeof(float));
+  for (int i = 0; i < tr->n && s == TN_OK; i++) {
+    for (int j = 0; j < 2 && s == TN_OK; j++) {
+      char nm[512];
+      snprintf(nm, sizeof nm, "%s.%s", tr->rows[i].name, j ? "exp_avg_sq" : "exp_avg");
+      const tn_st_tensor *t = tn_st_find(&f, nm);
+      if (!t || t->dtype != TN_ST_F32 || t->numel != tr->rows[i].n)
+        s = tn_error(TN_ERR_FORMAT, "%s: optimizer state '%s' is missing or has the wrong size", path, nm);
+      else memcpy((j ? v : m) + opt->offset[i], t->data, t->nbytes);
+    }
+  }
+  const tn_st_tensor *st = tn_st_find(&f, "step");
+  int64_t step = 0;
+  if (s == TN_OK && (!st || st->dtype != TN_ST_I64 || st->numel != 1)) s = tn_error(TN_ERR_FORMAT, "%s: 'step' is missing", path);
+  if (s == TN_OK) memcpy(&step, st->data, 8);
+  tn_st_close(&f);
+  if (s == TN_OK) s = tn_adamw_load_state(opt, m, v, opt->total, (long)step);
+  free(m);
+  free(v);
+  if (s != TN_OK) return s;
+  snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+  return tn_read_file(path, state_json, NULL);
+}

@@ -1,0 +1,343 @@
+/* sft.c - supervised fine-tuning: `tunic sft`. Full fine-tuning or LoRA over
+ * JSONL data (src/data), next-token cross-entropy masked to the completion /
+ * assistant tokens and averaged over every target token of all micro-batches of
+ * a step (not a mean of means), AdamW with a schedule and global-norm clipping,
+ * eval loss, checkpoints that resume bit-identically, and a run directory with
+ * run_manifest.json, metrics.jsonl and TensorBoard events.
+ * The data order is a pure function of (seed, example counter), so a resumed
+ * run sees exactly the batches the uninterrupted run would have seen. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "train/sft.h"
+#include "tunic/obs.h"
+
+void tn_sft_opts_default(tn_sft_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->max_seq_len = 512;
+  o->batch_size = 4;
+  o->grad_accum = 1;
+  o->epochs = 1;
+  o->lr = 1e-4f;
+  o->weight_decay = 0.0f;
+  o->beta1 = 0.9f;
+  o->beta2 = 0.999f;
+  o->adam_eps = 1e-8f;
+  o->max_grad_norm = 1.0f;
+  o->schedule = "cosine";
+  o->log_every = 1;
+  o->keep_last = 2;
+  o->lora_alpha = 16.0f;
+  o->lora_targets = "q_proj,k_proj,v_proj,o_proj";
+  o->chat_format = "auto";
+}
+
+/* ---- the example stream: epoch e visits a seeded permutation of the examples ---- */
+typedef struct {
+  const tn_dataset *d;
+  uint64_t seed;
+  int *perm;
+  long perm_epoch;
+} stream_t;
+
+static const tn_example *stream_get(stream_t *s, long pos) {
+  long e = pos / s->d->n;
+  if (e != s->perm_epoch) {
+    tn_permutation(s->perm, s->d->n, s->seed * 1000003ULL + (uint64_t)e);
+    s->perm_epoch = e;
+  }
+  return &s->d->ex[s->perm[pos % s->d->n]];
+}
+
+/* ---- a micro-batch: examples as separate sequences, no padding computed ---- */
+typedef struct {
+  int *tok, *pos, *seq, *tgt; // (Nmax)
+  int N, targets;
+} rows_t;
+
+static void rows_fill(rows_t *r, const tn_example *const *ex, int n) {
+  r->N = 0;
+  r->targets = 0;
+  for (int b = 0; b < n; b++)
+    for (int t = 0; t < ex[b]->n; t++) {
+      int i = r->N++;
+      r->tok[i] = ex[b]->ids[t];
+      r->pos[i] = t;
+      r->seq[i] = b;
+      r->tgt[i] = t + 1 < ex[b]->n && ex[b]->mask[t + 1] ? ex[b]->ids[t + 1] : -1;
+      r->targets += r->tgt[i] >= 0;
+    }
+}
+
+typedef struct {
+  tn_sft_opts o;
+  tn_model *m;
+  tn_tokenizer *tok;
+  tn_dataset train, eval;
+  tn_state *st;
+  tn_bwd bw;
+  tn_grads grads;
+  tn_trainable tr;
+  tn_adamw opt;
+  tn_schedule sched;
+  void *lora; /* LoRA set (lands with src/train/lora.c) */
+  float *logits, *dlogits, *lrow, *wrow; // (Nmax, V) x2, (Nmax) x2
+  rows_t rows;
+  stream_t stream;
+  long data_pos;
+  tn_metrics *metrics;
+  tn_progress *prog;
+} sft_t;
+
+/* forward (+ backward when weight > 0) of one micro-batch; returns the loss sum */
+static tn_status run_rows(sft_t *t, double *loss_sum, float weight, bool backward) {
+  const int V = t->m->cfg.V, N = t->rows.N;
+  TN_TRY(tn_forward(t->m, t->st, N, t->rows.tok, t->rows.pos, t->rows.seq, t->logits, NULL, N));
+  tn_xent_forward(t->lrow, t->logits, t->rows.tgt, N, V);
+  double s = 0;
+  for (int i = 0; i < N; i++) s += t->lrow[i];
+  *loss_sum += s;
+  if (!backward) return TN_OK;
+  for (int i = 0; i < N; i++) t->wrow[i] = weight;
+  tn_xent_backward(t->dlogits, t->logits, t->rows.tgt, t->wrow, N, V);
+  return tn_backward(t->m, t->st, &t->bw, t->lora ? NULL : &t->grads, t->dlogits, t->logits, N, t->rows.tok,
+                     t->rows.pos, t->rows.seq);
+}
+
+static tn_status eval_loss(sft_t *t, double *out) {
+  double sum = 0;
+  long count = 0;
+  const tn_example *ex[1024];
+  for (int i = 0; i < t->eval.n;) {
+    int n = 0;
+    while (i < t->eval.n && n < t->o.batch_size) ex[n++] = &t->eval.ex[i++];
+    rows_fill(&t->rows, ex, n);
+    count += t->rows.targets;
+    TN_TRY(run_rows(t, &sum, 0, false));
+  }
+  *out = count ? sum / count : NAN;
+  return TN_OK;
+}
+
+static tn_status copy_file(const char *src, const char *dst) {
+  char *data;
+  size_t len;
+  TN_TRY(tn_read_file(src, &data, &len));
+  tn_status s = tn_write_file_atomic(dst, data, len);
+  free(data);
+  return s;
+}
+
+/* config.json, generation config and tokenizer files beside the weights */
+static tn_status copy_model_files(const char *from, const char *to) {
+  static const char *names[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                "special_tokens_map.json"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char *a = tn_path_join(from, names[i]), *b = tn_path_join(to, names[i]);
+    tn_status s = tn_file_exists(a) ? copy_file(a, b) : TN_OK;
+    free(a);
+    free(b);
+    TN_TRY(s);
+  }
+  return TN_OK;
+}
+
+static tn_status ckpt_extra(const char *dir, void *ctx) {
+  sft_t *t = ctx;
+  return copy_model_files(t->o.model, dir);
+}
+
+static char *state_json(sft_t *t, long step) {
+  cJSON *j = cJSON_CreateObject();
+  cJSON_AddNumberToObject(j, "step", (double)step);
+  cJSON_AddNumberToObject(j, "data_pos", (double)t->data_pos);
+  cJSON_AddNumberToObject(j, "seed", (double)t->o.seed);
+  cJSON_AddNumberToObject(j, "train_examples", t->train.n);
+  char *s = cJSON_Print(j);
+  cJSON_Delete(j);
+  return s;
+}
+
+static tn_status setup(sft_t *t) {
+  tn_sft_opts *o = &t->o;
+  if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
+  if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
+    return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
+  TN_TRY(tn_model_load(&t->m, o->model));
+  TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
+  tn_sft_data_opts dopts = {.max_seq_len = o->max_seq_len};
+  TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.chat));
+  TN_TRY(tn_sft_load(&t->train, o->data, t->tok, &dopts));
+  if (o->eval_data) TN_TRY(tn_sft_load(&t->eval, o->eval_data, t->tok, &dopts));
+  else TN_TRY(tn_dataset_split(&t->train, &t->eval, o->eval_split, o->seed));
+  for (int i = 0; i < t->train.n; i++)
+    for (int k = 0; k < t->train.ex[i].n; k++)
+      if (t->train.ex[i].ids[k] >= t->m->cfg.V)
+        return tn_error(TN_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (%d): tokenizer and model disagree",
+                        o->data, t->train.ex[i].ids[k], t->m->cfg.V);
+  if (t->train.n_truncated) tn_info("%d examples truncated to %d tokens", t->train.n_truncated, o->max_seq_len);
+  if (t->train.n_dropped) tn_warn("%d examples had no target token left and were dropped", t->train.n_dropped);
+  const int Nmax = o->batch_size * o->max_seq_len, V = t->m->cfg.V;
+  TN_TRY(tn_state_create(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true));
+  TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
+  if (o->lora_rank > 0) return tn_error(TN_ERR_UNSUPPORTED, "LoRA training lands with src/train/lora.c");
+  TN_TRY(tn_grads_create(&t->grads, t->m));
+  TN_TRY(tn_trainable_full(&t->tr, t->m, &t->grads));
+  tn_adamw_config ac = tn_adamw_defaults();
+  ac.beta1 = o->beta1;
+  ac.beta2 = o->beta2;
+  ac.eps = o->adam_eps;
+  ac.weight_decay = o->weight_decay;
+  TN_TRY(tn_adamw_init(&t->opt, t->tr.rows, t->tr.n, &ac));
+  t->logits = tn_alloc(sizeof(float) * (size_t)Nmax * V);
+  t->dlogits = t->m->cfg.final_softcap > 0 ? tn_alloc(sizeof(float) * (size_t)Nmax * V) : t->logits;
+  t->lrow = tn_alloc(sizeof(float) * Nmax);
+  t->wrow = tn_alloc(sizeof(float) * Nmax);
+  t->rows.tok = malloc(sizeof(int) * Nmax);
+  t->rows.pos = malloc(sizeof(int) * Nmax);
+  t->rows.seq = malloc(sizeof(int) * Nmax);
+  t->rows.tgt = malloc(sizeof(int) * Nmax);
+  if (!t->logits || !t->dlogits || !t->lrow || !t->wrow) return TN_ERR_NOMEM;
+  t->stream = (stream_t){.d = &t->train, .seed = o->seed, .perm = malloc(sizeof(int) * t->train.n), .perm_epoch = -1};
+  long per_step = (long)o->batch_size * o->grad_accum;
+  long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * t->train.n / per_step);
+  if (total <= 0) total = 1;
+  o->steps = (int)total;
+  tn_schedule_kind kind;
+  TN_TRY(tn_schedule_kind_parse(o->schedule, &kind));
+  t->sched = tn_schedule_make(kind, o->lr, o->warmup_steps, total);
+  t->sched.end_value = o->lr_end;
+  if (kind == TN_SCHED_COSINE && total <= o->warmup_steps) t->sched.kind = TN_SCHED_CONSTANT;
+  TN_TRY(tn_schedule_check(&t->sched));
+  return TN_OK;
+}
+
+static void teardown(sft_t *t) {
+  tn_metrics_close(t->metrics);
+  if (t->prog) tn_progress_finish(t->prog);
+  if (t->dlogits != t->logits) tn_free(t->dlogits);
+  tn_free(t->logits);
+  tn_free(t->lrow);
+  tn_free(t->wrow);
+  free(t->rows.tok); free(t->rows.pos); free(t->rows.seq); free(t->rows.tgt);
+  free(t->stream.perm);
+  tn_adamw_free(&t->opt);
+  tn_trainable_free(&t->tr);
+  tn_grads_free(&t->grads);
+  tn_bwd_free(&t->bw);
+  tn_state_free(t->st);
+  tn_dataset_free(&t->train);
+  tn_dataset_free(&t->eval);
+  tn_tokenizer_free(t->tok);
+  tn_model_free(t->m);
+}
+
+static tn_status save_final(sft_t *t) {
+  char *dir = tn_path_join(t->o.out, t->lora ? "adapter" : "model");
+  tn_status s = tn_mkdirs(dir);
+  if (s == TN_OK) {
+    s = copy_model_files(t->o.model, dir);
+    if (s == TN_OK) s = tn_model_save_weights(t->m, dir, t->m->cfg.dtype, 1);
+  }
+  if (s == TN_OK) printf("saved %s\n", dir);
+  free(dir);
+  return s;
+}
+
+tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc, char **argv) {
+  sft_t t = {0};
+  t.o = *opts;
+  tn_status s = setup(&t);
+  const tn_sft_opts *o = &t.o;
+  long step0 = 0;
+  if (s == TN_OK && o->resume) {
+    char *ck, *sj;
+    s = tn_ckpt_latest(o->out, &ck, &step0);
+    if (s == TN_OK) {
+      s = tn_ckpt_load(ck, t.lora ? "adapter_model.safetensors" : "model.safetensors", &t.tr, &t.opt, &sj);
+      if (s == TN_OK) {
+        cJSON *j = cJSON_Parse(sj);
+        cJSON *dp = cJSON_GetObjectItem(j, "data_pos");
+        if (!cJSON_IsNumber(dp)) s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: missing data_pos", ck);
+        else t.data_pos = (long)dp->valuedouble;
+        cJSON_Delete(j);
+        free(sj);
+        printf("resumed from %s (step %ld)\n", ck, step0);
+      }
+      free(ck);
+    }
+    if (s == TN_OK) s = tn_metrics_truncate_after(o->out, step0);
+  }
+  if (s == TN_OK) {
+    tn_manifest_file models[] = {{"model", o->model}}, data[] = {{"train", o->data}, {"eval", o->eval_data}};
+    tn_manifest_info mi = {.command = "sft", .config_json = config_json, .seed = o->seed, .models = models,
+                           .nmodels = 1, .data = data, .ndata = o->eval_data ? 2 : 1, .argc = argc, .argv = argv};
+    s = tn_manifest_write(o->out, &mi, NULL);
+  }
+  if (s == TN_OK) s = tn_metrics_open(&t.metrics, o->out);
+  if (s != TN_OK) { teardown(&t); return s; }
+  printf("sft: %d train / %d eval examples, %s, %ld steps of %d x %d examples, %zu trainable parameters\n", t.train.n,
+         t.eval.n, t.lora ? "LoRA" : "full fine-tuning", (long)o->steps, o->batch_size, o->grad_accum, t.opt.total);
+  fflush(stdout);
+  t.prog = tn_progress_new(NULL, o->steps, "sft", TN_PROGRESS_AUTO);
+  const tn_example **ex = malloc(sizeof(void *) * o->batch_size);
+  const double t_start = tn_now();
+  double tokens_seen = 0;
+  for (long step = step0; step < o->steps && s == TN_OK; step++) {
+    const double t0 = tn_now();
+    /* count the targets of the whole step first: the loss is a mean over all of them */
+    long count = 0, pos = t.data_pos;
+    for (int a = 0; a < o->grad_accum; a++)
+      for (int b = 0; b < o->batch_size; b++) count += stream_get(&t.stream, pos++)->n_targets;
+    memset(t.tr.grad, 0, t.tr.ngrad * sizeof(float));
+    double loss_sum = 0, ntok = 0;
+    for (int a = 0; a < o->grad_accum && s == TN_OK; a++) {
+      for (int b = 0; b < o->batch_size; b++) ex[b] = stream_get(&t.stream, t.data_pos++);
+      rows_fill(&t.rows, ex, o->batch_size);
+      ntok += t.rows.N;
+      s = run_rows(&t, &loss_sum, 1.0f / (float)count, true);
+    }
+    if (s != TN_OK) break;
+    double loss = loss_sum / count, gnorm = 0;
+    if (!isfinite(loss)) {
+      s = tn_error(TN_ERR_NUMERIC, "step %ld: the loss is %s; stopping (the last checkpoint is kept)", step + 1,
+                   isnan(loss) ? "NaN" : "infinite");
+      break;
+    }
+    s = tn_params_grad_norm(t.tr.rows, t.tr.n, &gnorm);
+    if (s != TN_OK) { s = tn_error_prefix(s, "step %ld: stopping (the last checkpoint is kept)", step + 1); break; }
+    const float lr = tn_lr_at(&t.sched, step);
+    tn_adamw_step(&t.opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
+    tokens_seen += ntok;
+    const double dt = tn_now() - t0;
+    double evl = NAN;
+    bool last = step + 1 == o->steps;
+    if (t.eval.n && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last)) s = eval_loss(&t, &evl);
+    tn_metrics_begin(t.metrics, step + 1);
+    tn_metrics_add(t.metrics, "loss", loss);
+    if (!isnan(evl)) tn_metrics_add(t.metrics, "eval_loss", evl);
+    tn_metrics_add(t.metrics, "learning_rate", lr);
+    tn_metrics_add(t.metrics, "grad_norm", gnorm);
+    tn_metrics_add(t.metrics, "tokens_per_s", ntok / dt);
+    tn_metrics_add(t.metrics, "target_tokens", (double)count);
+    tn_metrics_add(t.metrics, "elapsed_s", tn_now() - t_start);
+    if (s == TN_OK) s = tn_metrics_commit(t.metrics);
+    tn_progress_update(t.prog, step + 1, loss, lr, ntok / dt, NULL);
+    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last)) {
+      char *sj = state_json(&t, step + 1);
+      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1,
+                              .weights_file = t.lora ? "adapter_model.safetensors" : "model.safetensors", .tr = &t.tr,
+                              .opt = &t.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
+                              .extra_ctx = &t};
+      s = tn_ckpt_save(&co);
+      free(sj);
+    }
+  }
+  free(ex);
+  if (t.prog) { tn_progress_finish(t.prog); t.prog = NULL; }
+  if (s == TN_OK) s = save_final(&t);
+  if (s == TN_OK) tn_manifest_set(o->out, "status", cJSON_CreateString("completed"));
+  teardown(&t);
+  return s;
+}
