@@ -4,6 +4,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "generate/generate.h"
+#include "train/lora.h"
 
 typedef struct { bool json; } gen_ctx;
 
@@ -26,12 +27,13 @@ static int parse_id_list(const char *s, int **out) {
 }
 
 int tn_cmd_generate(int argc, char **argv) {
-  const char *model_dir = NULL, *ids = NULL, *stop = NULL;
+  const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL;
   bool json = false, one = false;
   tn_gen_opts o;
   tn_gen_opts_default(&o);
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
+    {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
     {"ids", 's', &ids, "prompt token ids: 1,2,3;4,5 (one prompt per ';')"},
     {"max-new-tokens", 'i', &o.max_new_tokens, "tokens to generate per sample (default 64)"},
     {"temperature", 'f', &o.temperature, "0 = greedy (default)"},
@@ -66,6 +68,12 @@ int tn_cmd_generate(int argc, char **argv) {
   tn_model *m;
   tn_status s = tn_model_load(&m, model_dir);
   if (s != TN_OK) return tn_cli_fail("generate", s);
+  tn_lora_set *lora = NULL;
+  if (adapter) {
+    s = tn_lora_load(m, adapter, NULL, &lora);
+    if (s != TN_OK) return tn_cli_fail("generate", s);
+    tn_lora_activate(lora);
+  }
   gen_ctx g = {json};
   o.on_token = on_token;
   o.ctx = &g;
@@ -99,6 +107,7 @@ int tn_cmd_generate(int argc, char **argv) {
   free(seqs);
   free(lens);
   free(stop_ids);
+  tn_lora_free(lora);
   tn_model_free(m);
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "model/model.h"
+#include "train/lora.h"
 #include "train/train.h"
 
 static tn_status write_npy(FILE *f, void *ctx);
@@ -46,7 +47,8 @@ static tn_status write_json(FILE *f, void *ctx) {
 }
 
 /* Training-mode forward over all sequences, mean next-token loss, backward. */
-static tn_status loss_and_grads(tn_model *m, int B, int **seqs, const int *lens, int total, const char *grads_out) {
+static tn_status loss_and_grads(tn_model *m, int B, int **seqs, const int *lens, int total, const char *grads_out,
+                                 tn_lora_set *lora, const char *lora_grads_out) {
   const int V = m->cfg.V;
   int Tmax = 0;
   for (int b = 0; b < B; b++) Tmax = lens[b] > Tmax ? lens[b] : Tmax;
@@ -69,19 +71,24 @@ static tn_status loss_and_grads(tn_model *m, int B, int **seqs, const int *lens,
     double sum = 0;
     for (int i = 0; i < total; i++) { sum += lrow[i]; wrow[i] = 1.0f / count; }
     printf("loss %.9g tokens %d\n", sum / count, count);
-    if (grads_out) {
-      tn_grads g;
+    if (grads_out || lora_grads_out) {
+      tn_grads g = {0};
       tn_bwd bw;
-      s = tn_grads_create(&g, m);
+      if (grads_out) s = tn_grads_create(&g, m);
+      if (s == TN_OK && lora_grads_out) { /* LoRA A/B (only those when --grads is absent) */
+        s = tn_lora_alloc_grads(lora);
+        tn_lora_zero_grads(lora);
+      }
       if (s == TN_OK) s = tn_bwd_create(&bw, m, st);
       if (s == TN_OK) {
         tn_xent_backward(dl, logits, tgt, wrow, total, V);
-        s = tn_backward(m, st, &bw, &g, dl, logits, total, tok, pos, seq);
+        s = tn_backward(m, st, &bw, grads_out ? &g : NULL, dl, logits, total, tok, pos, seq);
         /* every gradient under its HF name */
-        if (s == TN_OK) s = tn_weights_save_file(&m->cfg, &g.g, grads_out, TN_ST_F32);
+        if (s == TN_OK && grads_out) s = tn_weights_save_file(&m->cfg, &g.g, grads_out, TN_ST_F32);
+        if (s == TN_OK && lora_grads_out) s = tn_lora_save_grads(lora, lora_grads_out);
         tn_bwd_free(&bw);
       }
-      tn_grads_free(&g);
+      if (grads_out) tn_grads_free(&g);
     }
   }
   free(tok); free(pos); free(seq); free(tgt); free(logits); free(dl); free(lrow); free(wrow);
@@ -93,7 +100,7 @@ int tn_cmd_logits(int argc, char **argv) {
   const char *model_dir = NULL, *ids = NULL, *out = NULL;
   int step = 0;
   bool loss = false;
-  const char *grads_out = NULL;
+  const char *grads_out = NULL, *adapter = NULL, *lora_grads_out = NULL;
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
     {"ids", 's', &ids, "token ids: 1,2,3;4,5 (sequences separated by ';')"},
@@ -101,6 +108,8 @@ int tn_cmd_logits(int argc, char **argv) {
     {"step", 'i', &step, "feed K tokens at a time through the KV cache (default: all at once)"},
     {"loss", 'b', &loss, "print the mean next-token cross-entropy over all positions"},
     {"grads", 's', &grads_out, "write d(mean loss)/d(parameter) of every weight to this .safetensors"},
+    {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
+    {"lora-grads", 's', &lora_grads_out, "write d(mean loss)/d(lora_A, lora_B) under PEFT names (needs --adapter)"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 --out FILE");
   if (r) return r > 0 ? 0 : 2;
@@ -117,9 +126,16 @@ int tn_cmd_logits(int argc, char **argv) {
   tn_model *m;
   tn_status s = tn_model_load(&m, model_dir);
   if (s != TN_OK) return tn_cli_fail("logits", s);
+  tn_lora_set *lora = NULL;
+  if (lora_grads_out && !adapter) { fprintf(stderr, "tunic logits: --lora-grads needs --adapter\n"); return 2; }
+  if (adapter) {
+    s = tn_lora_load(m, adapter, NULL, &lora);
+    if (s != TN_OK) return tn_cli_fail("logits", s);
+    tn_lora_activate(lora);
+  }
   const int V = m->cfg.V;
-  if (loss || grads_out) {
-    s = loss_and_grads(m, B, seqs, lens, total, grads_out);
+  if (loss || grads_out || lora_grads_out) {
+    s = loss_and_grads(m, B, seqs, lens, total, grads_out, lora, lora_grads_out);
     if (s != TN_OK) return tn_cli_fail("logits", s);
   }
   int K = step > 0 ? step : Tmax;
@@ -153,6 +169,7 @@ int tn_cmd_logits(int argc, char **argv) {
   for (int b = 0; b < B; b++) { free(lg[b]); free(seqs[b]); }
   free(lg); free(seqs); free(lens);
   tn_state_free(st);
+  tn_lora_free(lora);
   tn_model_free(m);
   return s == TN_OK ? 0 : tn_cli_fail("logits", s);
 }
