@@ -7,7 +7,8 @@
  *  2. `test_kernels_grad --dump DIR` writes random inputs and our forward and
  *     backward outputs for many configurations; tests/kernels/ref.py recomputes
  *     them with PyTorch autograd in float64 and compares (≤ 1e-4 abs). That test
- *     is registered by tests/kernels.cmake.
+ *     is registered by tests/kernels.cmake. LoRA dropout is checked there with the
+ *     mask taken from tn_lora_keep.
  * Gradient buffers start from random values in the dump, so the accumulate (+=)
  * contract is checked too. */
 #include <math.h>
@@ -377,9 +378,10 @@ static int open_case(const char *dir, const char *name, const char *kernel) {
 }
 static void close_case(void) { fclose(df); }
 
-static void dump_linear(const char *dir, const char *name, int N, int in, int out, int r, bool bias,
-                        bool with_dW, bool lora_on) {
-  tn_lora lo = {.r = r, .scale = 2.0f / (r > 0 ? r : 1), .enabled = lora_on};
+static void dump_linear_drop(const char *dir, const char *name, int N, int in, int out, int r,
+                             bool bias, bool with_dW, bool lora_on, float dropout) {
+  tn_lora lo = {.r = r, .scale = 2.0f / (r > 0 ? r : 1), .enabled = lora_on, .dropout = dropout,
+                .train = dropout > 0, .seed = 77, .counter = 5};
   tn_mat W = {.out = out, .in = in, .dtype = TN_F32, .w = randn((size_t)out * in, 0.3f)};
   if (r > 0) {
     lo.A = randn((size_t)r * in, 0.3f), lo.B = randn((size_t)out * r, 0.3f);
@@ -394,6 +396,12 @@ static void dump_linear(const char *dir, const char *name, int N, int in, int ou
   if (b) put_f("b", b, 1, out);
   if (r > 0) put_f("A", lo.A, 2, r, in), put_f("B", lo.B, 2, out, r), put_d("scale", lo.scale);
   put_d("lora_on", lora_on), put_d("with_dW", with_dW);
+  if (dropout > 0) { /* the adapter's input mask, from the documented hash */
+    float *mask = zeros((size_t)N * in);
+    for (size_t j = 0; j < (size_t)N * in; j++) mask[j] = tn_lora_keep(77, 5, j, dropout) ? 1.0f : 0.0f;
+    put_f("mask", mask, 2, N, in), put_d("dropout", dropout);
+    free(mask);
+  }
   put_f("dx0", dx, 2, N, in), put_f("dW0", dW, 2, out, in), put_f("db0", db, 1, out);
   if (r > 0) put_f("dA0", lo.dA, 2, r, in), put_f("dB0", lo.dB, 2, out, r);
   tn_linear_forward(y, x, &W, b, N);
@@ -404,6 +412,11 @@ static void dump_linear(const char *dir, const char *name, int N, int in, int ou
   close_case();
   free(W.w), free(lo.A), free(lo.B), free(lo.dA), free(lo.dB), free(x), free(b), free(y), free(dy);
   free(dx), free(dW), free(db);
+}
+
+static void dump_linear(const char *dir, const char *name, int N, int in, int out, int r, bool bias,
+                        bool with_dW, bool lora_on) {
+  dump_linear_drop(dir, name, N, in, out, r, bias, with_dW, lora_on, 0.0f);
 }
 
 static void dump_rmsnorm(const char *dir, const char *name, int N, int C, bool plus_one, bool hasw) {
@@ -522,6 +535,8 @@ static int dump_all(const char *dir) {
   dump_linear(dir, "linear_lora_full_bias", 6, 17, 11, 2, true, true, true);
   dump_linear(dir, "linear_lora_disabled", 6, 17, 11, 3, true, true, false);
   dump_linear(dir, "linear_single_row_lora", 1, 40, 24, 8, true, false, true);
+  dump_linear_drop(dir, "linear_lora_dropout", 9, 40, 12, 4, true, false, true, 0.3f);
+  dump_linear_drop(dir, "linear_lora_dropout_full", 8, 24, 12, 2, false, true, true, 0.5f);
   dump_rmsnorm(dir, "rmsnorm_plain", 9, 48, false, true);
   dump_rmsnorm(dir, "rmsnorm_plus_one", 9, 48, true, true);
   dump_rmsnorm(dir, "rmsnorm_noweight", 4, 130, false, false);

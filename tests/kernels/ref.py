@@ -77,8 +77,13 @@ def case_linear(c, r):
     lora = "A" in r and r["lora_on"]
     if lora:
         A, B = leaf(r["A"]), leaf(r["B"])
-        y = y + r["scale"] * (x @ A.T) @ B.T
+        xa = x * r["mask"] / (1.0 - r["dropout"]) if "mask" in r else x  # PEFT: B A dropout(x)
+        y = y + r["scale"] * (xa @ A.T) @ B.T
     (y * dy).sum().backward()
+    if "mask" in r:  # the mask keeps about 1 - p of the inputs
+        kept = r["mask"].mean().item()
+        if abs(kept - (1 - r["dropout"])) > 0.1:
+            failures.append("%s: dropout keeps %.3f of inputs, expected %.3f" % (c, kept, 1 - r["dropout"]))
     check(c, "y", r["y"], y)
     check(c, "dx", r["dx"], r["dx0"] + x.grad)
     check(c, "dW", r["dW"], r["dW0"] + W.grad if r["with_dW"] else r["dW0"])
