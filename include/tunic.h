@@ -6,4 +6,5 @@
 #include "tunic/model.h"
 #include "tunic/tokenizer.h"
 #include "tunic/obs.h"
+#include "tunic/rl.h"
 #endif
