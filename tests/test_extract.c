@@ -372,6 +372,93 @@ static void test_report_compare(void **st) {
   free(pb); free(pa); free(bad); free(dup);
 }
 
+/* Independent reference: Python's re (the Tunix demo's regex, MULTILINE|DOTALL) on 3000
+ * random strings built from tags, whitespace and text; math.comb for pass@k on a grid and
+ * for the exact McNemar p-value. Skipped when /usr/bin/python3 is missing. */
+static void test_python_reference(void **st) {
+  (void)st;
+  if (access("/usr/bin/python3", X_OK)) { print_message("no /usr/bin/python3: skipped\n"); skip(); }
+  static const char *tok[] = {"<reasoning>", "</reasoning>", "<answer>", "</answer>", "\n", " ", "x", "42", "\t", "\n\n"};
+  enum { NF = 3000 };
+  char path[128], outp[128], pyp[128];
+  snprintf(path, sizeof path, "/tmp/tn_test_pyref_%d.jsonl", (int)getpid());
+  snprintf(outp, sizeof outp, "/tmp/tn_test_pyref_%d.out", (int)getpid());
+  snprintf(pyp, sizeof pyp, "/tmp/tn_test_pyref_%d.py", (int)getpid());
+  FILE *f = fopen(path, "w");
+  tn_rng rng;
+  tn_rng_seed(&rng, 42);
+  static char strs[NF][256];
+  for (int i = 0; i < NF; i++) {
+    strs[i][0] = 0;
+    int len = 1 + (int)(tn_rng_u64(&rng) % 9);
+    if (i % 3 == 0) { /* bias toward near-valid completions */
+      snprintf(strs[i], sizeof strs[i], "%s<reasoning>x</reasoning>%s<answer>4</answer>%s",
+               tok[4 + tn_rng_u64(&rng) % 6], tok[4 + tn_rng_u64(&rng) % 6], tok[4 + tn_rng_u64(&rng) % 6]);
+      len = (int)(tn_rng_u64(&rng) % 3);
+    }
+    for (int k = 0; k < len; k++) {
+      size_t at = tn_rng_u64(&rng) % 2 ? strlen(strs[i]) : 0;
+      char tmp[256];
+      snprintf(tmp, sizeof tmp, "%.*s%s%s", (int)at, strs[i], tok[tn_rng_u64(&rng) % 10], strs[i] + at);
+      memcpy(strs[i], tmp, sizeof tmp);
+    }
+    cJSON *s = cJSON_CreateString(strs[i]);
+    char *js = cJSON_PrintUnformatted(s);
+    fprintf(f, "%s\n", js);
+    cJSON_free(js);
+    cJSON_Delete(s);
+  }
+  fclose(f);
+  FILE *py = fopen(pyp, "w");
+  fprintf(py,
+          "import json, math, re, sys\n"
+          "mf = re.compile(r'^[\\s]{0,}<reasoning>.+?</reasoning>.*?<answer>(.+?)</answer>[\\s]{0,}$', re.MULTILINE | re.DOTALL)\n"
+          "out = open(sys.argv[2], 'w')\n"
+          "for line in open(sys.argv[1]):\n"
+          "    out.write('%%d\\n' %% (mf.search(json.loads(line)) is not None))\n"
+          "for n in range(1, 13):\n"
+          "    for c in range(0, n + 1):\n"
+          "        for k in range(1, n + 1):\n"
+          "            out.write('%%.17g\\n' %% (1 - math.comb(n - c, k) / math.comb(n, k)))\n"
+          "for b in range(0, 31, 3):\n"
+          "    for c in range(0, 31, 2):\n"
+          "        m = b + c\n"
+          "        p = 1.0 if m == 0 else min(1.0, 2 * sum(math.comb(m, i) for i in range(min(b, c) + 1)) / 2 ** m)\n"
+          "        out.write('%%.17g\\n' %% p)\n");
+  fclose(py);
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "/usr/bin/python3 %s %s %s", pyp, path, outp);
+  assert_int_equal(system(cmd), 0);
+  FILE *o = fopen(outp, "r");
+  assert_non_null(o);
+  int mism = 0, nvalid = 0;
+  for (int i = 0; i < NF; i++) {
+    int want;
+    assert_int_equal(fscanf(o, "%d", &want), 1);
+    nvalid += want;
+    if ((int)tn_format_ok(strs[i], NULL) != want) {
+      if (mism++ < 5) print_error("format mismatch (python %d) on '%s'\n", want, strs[i]);
+    }
+  }
+  assert_int_equal(mism, 0);
+  assert_true(nvalid > NF / 10 && nvalid < NF * 9 / 10); /* both outcomes well represented */
+  for (int n = 1; n <= 12; n++)
+    for (int c = 0; c <= n; c++)
+      for (int k = 1; k <= n; k++) {
+        double want;
+        assert_int_equal(fscanf(o, "%lf", &want), 1);
+        if (fabs(tn_pass_at_k(n, c, k) - want) > 1e-12) { print_error("pass@%d n=%d c=%d\n", k, n, c); fail(); }
+      }
+  for (int b = 0; b <= 30; b += 3)
+    for (int c = 0; c <= 30; c += 2) {
+      double want;
+      assert_int_equal(fscanf(o, "%lf", &want), 1);
+      if (fabs(tn_mcnemar_exact_p(b, c) - want) > 1e-10) { print_error("mcnemar b=%d c=%d\n", b, c); fail(); }
+    }
+  fclose(o);
+  unlink(path); unlink(outp); unlink(pyp);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_extract_table),
@@ -382,6 +469,7 @@ int main(void) {
     cmocka_unit_test(test_pass_at_k_and_agg),
     cmocka_unit_test(test_stats),
     cmocka_unit_test(test_report_compare),
+    cmocka_unit_test(test_python_reference),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
