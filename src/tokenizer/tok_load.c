@@ -534,8 +534,9 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
     tk->char_id = malloc(0x10000 * sizeof *tk->char_id);
     if (!tk->char_id) return tn_error(TN_ERR_NOMEM, "out of memory");
     for (int i = 0; i < 0x10000; i++) tk->char_id[i] = -1;
-    for (size_t e = 0; e < tk->piece2id.n; e++) {
-      const struct tk_sm_entry *en = &tk->piece2id.ents[e];
+    for (size_t e = 0; e <= tk->piece2id.mask; e++) {
+      const tk_sm_slot *en = &tk->piece2id.slots[e];
+      if (en->off == UINT32_MAX) continue;
       const unsigned char *p = (const unsigned char *)tk->piece2id.keys.s + en->off;
       int l = tk_utf8_valid_len(p, en->len);
       if (l && (uint32_t)l == en->len) {

@@ -4,6 +4,7 @@
 #include "tokenizer/tokenizer.h"
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 tn_status tk_grow(void **p, size_t *cap, size_t need, size_t elem) {
   if (need <= *cap) return TN_OK;
@@ -54,15 +55,29 @@ uint64_t tk_hash(const void *p, size_t n) {
   return h;
 }
 
+void *tk_big_calloc(size_t n, size_t elem) {
+  size_t bytes = n * elem;
+  if (bytes < (4u << 20)) return calloc(n, elem);
+  void *p = NULL;
+  bytes = (bytes + (2u << 20) - 1) & ~(size_t)((2u << 20) - 1);
+  if (posix_memalign(&p, 2u << 20, bytes)) return NULL;
+  madvise(p, bytes, MADV_HUGEPAGE);
+  memset(p, 0, bytes);
+  return p;
+}
+
 static tn_status sm_rehash(tk_strmap *m, size_t nslots) {
-  uint32_t *sl = calloc(nslots, sizeof *sl);
+  tk_sm_slot *sl = tk_big_calloc(nslots, sizeof *sl);
   if (!sl) return tn_error(TN_ERR_NOMEM, "tokenizer: out of memory");
+  for (size_t i = 0; i < nslots; i++) sl[i].off = UINT32_MAX;
   size_t mask = nslots - 1;
-  for (size_t e = 0; e < m->n; e++) {
-    size_t i = m->ents[e].hash & mask;
-    while (sl[i]) i = (i + 1) & mask;
-    sl[i] = (uint32_t)e + 1;
-  }
+  if (m->slots)
+    for (size_t e = 0; e <= m->mask; e++) {
+      if (m->slots[e].off == UINT32_MAX) continue;
+      size_t i = m->slots[e].hash & mask;
+      while (sl[i].off != UINT32_MAX) i = (i + 1) & mask;
+      sl[i] = m->slots[e];
+    }
   free(m->slots);
   m->slots = sl;
   m->mask = mask;
@@ -73,50 +88,46 @@ tn_status tk_strmap_init(tk_strmap *m, size_t expected) {
   memset(m, 0, sizeof *m);
   size_t ns = 64;
   while (ns < expected * 2) ns *= 2;
+  TN_TRY(tk_buf_reserve(&m->keys, expected * 8));
   return sm_rehash(m, ns);
 }
 
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len) {
   if (!m->slots) return -1;
   uint64_t h = tk_hash(k, len);
+  uint32_t h32 = (uint32_t)(h >> 32);
   size_t i = h & m->mask;
   for (;;) {
-    uint32_t e = m->slots[i];
-    if (!e) return -1;
-    const struct tk_sm_entry *en = &m->ents[e - 1];
-    if (en->hash == h && en->len == len && !memcmp(m->keys.s + en->off, k, len)) return en->val;
+    const tk_sm_slot *sl = &m->slots[i];
+    if (sl->off == UINT32_MAX) return -1;
+    if (sl->hash == h32 && sl->len == len && !memcmp(m->keys.s + sl->off, k, len)) return sl->val;
     i = (i + 1) & m->mask;
   }
 }
 
 tn_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val) {
   uint64_t h = tk_hash(k, len);
+  uint32_t h32 = (uint32_t)(h >> 32);
   size_t i = h & m->mask;
   for (;;) {
-    uint32_t e = m->slots[i];
-    if (!e) break;
-    struct tk_sm_entry *en = &m->ents[e - 1];
-    if (en->hash == h && en->len == len && !memcmp(m->keys.s + en->off, k, len)) {
-      en->val = val;
+    tk_sm_slot *sl = &m->slots[i];
+    if (sl->off == UINT32_MAX) break;
+    if (sl->hash == h32 && sl->len == len && !memcmp(m->keys.s + sl->off, k, len)) {
+      sl->val = val;
       return TN_OK;
     }
     i = (i + 1) & m->mask;
   }
-  TN_TRY(tk_grow((void **)&m->ents, &m->cap_ents, m->n + 1, sizeof *m->ents));
-  struct tk_sm_entry *en = &m->ents[m->n];
-  en->off = (uint32_t)m->keys.len;
-  en->len = (uint32_t)len;
-  en->hash = h;
-  en->val = val;
+  uint32_t off = (uint32_t)m->keys.len;
   TN_TRY(tk_buf_put(&m->keys, k, len));
-  m->slots[i] = (uint32_t)++m->n;
+  m->slots[i] = (tk_sm_slot){h32, off, (uint32_t)len, val};
+  m->n++;
   if (m->n * 2 > m->mask + 1) TN_TRY(sm_rehash(m, (m->mask + 1) * 2));
   return TN_OK;
 }
 
 void tk_strmap_free(tk_strmap *m) {
   free(m->slots);
-  free(m->ents);
   tk_buf_free(&m->keys);
   memset(m, 0, sizeof *m);
 }
@@ -124,9 +135,9 @@ void tk_strmap_free(tk_strmap *m) {
 tn_status tk_pairmap_init(tk_pairmap *m, size_t expected) {
   size_t ns = 64;
   while (ns < expected * 2) ns *= 2;
-  m->keys = calloc(ns, sizeof *m->keys);
-  m->rank = malloc(ns * sizeof *m->rank);
-  m->id = malloc(ns * sizeof *m->id);
+  m->keys = tk_big_calloc(ns, sizeof *m->keys);
+  m->rank = tk_big_calloc(ns, sizeof *m->rank);
+  m->id = tk_big_calloc(ns, sizeof *m->id);
   m->n = 0;
   m->mask = ns - 1;
   if (!m->keys || !m->rank || !m->id) return tn_error(TN_ERR_NOMEM, "tokenizer: out of memory");
@@ -144,8 +155,7 @@ static tn_status pm_grow(tk_pairmap *m) {
 }
 
 tn_status tk_pairmap_put(tk_pairmap *m, uint64_t key, int32_t rank, int32_t id) {
-  uint64_t h = (key + 1) * 0x9E3779B97F4A7C15ull;
-  size_t i = (size_t)(h >> 20) & m->mask;
+  size_t i = tk_pair_slot(key, m->mask);
   for (;;) {
     uint64_t k = m->keys[i];
     if (k == key + 1) return TN_OK; /* first (lowest rank) wins */

@@ -19,11 +19,12 @@ void tk_buf_free(tk_buf *b);
 tn_status tk_grow(void **p, size_t *cap, size_t need, size_t elem);
 
 /* ---- hash maps (open addressing, power-of-two sized, never shrink) ---- */
-/* bytes -> int32 value; keys are copied into an internal arena. */
+/* bytes -> int32 value; keys are copied into an internal arena. A slot holds the key's hash,
+ * place and value, so a successful lookup touches two cache lines (slot, key bytes). */
+typedef struct { uint32_t hash, off, len; int32_t val; } tk_sm_slot; /* off == UINT32_MAX: empty */
 typedef struct {
-  uint32_t *slots;   /* index+1 into entries, 0 = empty */
-  struct tk_sm_entry { uint32_t off, len; uint64_t hash; int32_t val; } *ents;
-  size_t n, cap_ents, mask;
+  tk_sm_slot *slots;
+  size_t n, mask;
   tk_buf keys;
 } tk_strmap;
 tn_status tk_strmap_init(tk_strmap *m, size_t expected);
@@ -42,9 +43,17 @@ typedef struct {
 } tk_pairmap;
 tn_status tk_pairmap_init(tk_pairmap *m, size_t expected);
 tn_status tk_pairmap_put(tk_pairmap *m, uint64_t key, int32_t rank, int32_t id); /* keeps first */
+static inline size_t tk_pair_slot(uint64_t key, size_t mask) {
+  uint64_t x = key + 1; /* splitmix64 finalizer */
+  x ^= x >> 30;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 27;
+  x *= 0x94D049BB133111EBull;
+  x ^= x >> 31;
+  return (size_t)x & mask;
+}
 static inline int tk_pairmap_get(const tk_pairmap *m, uint64_t key, int32_t *rank, int32_t *id) {
-  uint64_t h = (key + 1) * 0x9E3779B97F4A7C15ull;
-  size_t i = (size_t)(h >> 20) & m->mask;
+  size_t i = tk_pair_slot(key, m->mask);
   for (;;) {
     uint64_t k = m->keys[i];
     if (k == key + 1) { *rank = m->rank[i]; *id = m->id[i]; return 1; }
@@ -53,6 +62,8 @@ static inline int tk_pairmap_get(const tk_pairmap *m, uint64_t key, int32_t *ran
   }
 }
 void tk_pairmap_free(tk_pairmap *m);
+/* Large zeroed table, on transparent huge pages when possible (fewer TLB misses and faults). */
+void *tk_big_calloc(size_t n, size_t elem);
 
 /* ---- UTF-8 helpers ---- */
 /* Length of the valid UTF-8 sequence at p (1..4), or 0 if p starts an invalid one. */
