@@ -368,6 +368,8 @@ static void test_cmd_failures(void **st) {
   expect_cmd_error("while read l; do echo '3 4'; done", 20, 1, TN_ERR_FORMAT, "with '3 4'", NULL);
   /* not found */
   expect_cmd_error("tn_no_such_command_xyz", 20, 1, TN_ERR_IO, "status 127", "command not found");
+  /* closes its stdout but keeps running: reported, then killed (the test would hang on a leak) */
+  expect_cmd_error("exec 1>&-; sleep 30", 20, 1, TN_ERR_IO, "closed its output before answering line 1", NULL);
   /* exits at once without reading */
   expect_cmd_error("exit 0", 20, 2, TN_ERR_IO, "exited with status 0 before answering line 1", NULL);
 }

@@ -431,19 +431,20 @@ void tn_reward_proc_stop(tn_reward_proc *p) {
   free(p);
 }
 
-/* Status text of an exited child into buf. */
-static void exit_text(pid_t pid, char *buf, size_t cap) {
+/* Status text of an exited child into buf; true when the child was reaped. */
+static bool exit_text(pid_t pid, char *buf, size_t cap) {
   int ws = 0;
   pid_t r = 0;
   for (int i = 0; i < 100 && (r = waitpid(pid, &ws, WNOHANG)) == 0; i++) {
     struct timespec ts = {0, 10 * 1000 * 1000};
     nanosleep(&ts, NULL);
   }
-  if (r != pid) snprintf(buf, cap, "closed its output");
+  if (r != pid) { snprintf(buf, cap, "closed its output"); return false; }
   else if (WIFEXITED(ws)) snprintf(buf, cap, "exited with status %d%s", WEXITSTATUS(ws),
                                    WEXITSTATUS(ws) == 127 ? " (command not found?)" : "");
   else if (WIFSIGNALED(ws)) snprintf(buf, cap, "was killed by signal %d (%s)", WTERMSIG(ws), strsignal(WTERMSIG(ws)));
   else snprintf(buf, cap, "stopped");
+  return true;
 }
 
 /* Write with SIGPIPE blocked on this thread; a pending SIGPIPE is consumed. */
@@ -535,8 +536,7 @@ tn_status tn_reward_proc_run(tn_reward_proc *p, int n, char *const *lines, float
       ssize_t r = read(p->out_fd, buf, sizeof buf);
       if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
       if (r <= 0) { /* EOF: the process died or closed its stdout */
-        exit_text(p->pid, why, sizeof why);
-        p->pid = -1;
+        if (exit_text(p->pid, why, sizeof why)) p->pid = -1; /* else still running: killed below */
         st = tn_error(TN_ERR_IO, "reward command '%s' %s before answering line %lld (batch item %d of %d)", p->cmd,
                       why, (long long)(base + answered + 1), answered, n);
         goto fail;
