@@ -1,0 +1,235 @@
+/* loss_rl.c - per-token log-probabilities of sampled tokens under
+ * softmax(logits / T) and their backward, GRPO group advantages, and the GRPO
+ * policy loss (PPO-clipped ratio, token- or sequence-level (GSPO) importance
+ * weights, KL to a reference with three estimators, three aggregation modes)
+ * with d loss / d logp. Formulas and the TRL/Tunix conventions followed:
+ * docs/losses.md.
+ * Not for: running the model or sampling (src/rl/grpo.c), DPO/KD (loss_pref.c). */
+#include <math.h>
+#include <string.h>
+#include "tensor/kern.h"
+#include "train/losses.h"
+
+/* ---- per-token log-probs ---- */
+
+/* max of x (V) and sum_j exp((x_j - max) * invT) in double */
+TN_CLONES static void row_stats_t(const float *x, int V, float invT, float *m_out, double *sum_out) {
+  float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+  for (int j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
+  double tot = 0.0;
+  enum { BLK = 1024 };
+  for (int j0 = 0; j0 < V; j0 += BLK) {
+    const int j1 = j0 + BLK < V ? j0 + BLK : V;
+    float bs = 0.0f; /* float within a block of <= 1024 terms each <= 1, double across */
+#pragma omp simd reduction(+ : bs)
+    for (int j = j0; j < j1; j++) bs += tn__expf((x[j] - m) * invT);
+    tot += bs;
+  }
+  *m_out = m;
+  *sum_out = tot;
+}
+
+TN_CLONES static void row_scale_exp(float *d, const float *x, int V, float m, float invT, float a) {
+  // d_j = exp((x_j - m) / T) * a
+#pragma omp simd
+  for (int j = 0; j < V; j++) d[j] = tn__expf((x[j] - m) * invT) * a;
+}
+
+void tn_token_logprobs(float *logp, const float *logits, const int *tok, int N, int V, float T) {
+  // logp, tok (N); logits (N, V)
+  const float invT = 1.0f / T;
+#pragma omp parallel for schedule(static) if ((size_t)N * V > 65536)
+  for (int i = 0; i < N; i++) {
+    if (tok[i] < 0) { logp[i] = 0.0f; continue; }
+    const float *x = logits + (size_t)i * V;
+    float m;
+    double sum;
+    row_stats_t(x, V, invT, &m, &sum);
+    logp[i] = (float)((double)(x[tok[i]] - m) * invT - log(sum));
+  }
+}
+
+void tn_logp_backward(float *dlogits, const float *logits, const int *tok, const float *dlogp, int N, int V,
+                      float T) {
+  // dlogits, logits (N, V) (may alias); tok, dlogp (N)
+  const float invT = 1.0f / T;
+#pragma omp parallel for schedule(static) if ((size_t)N * V > 65536)
+  for (int i = 0; i < N; i++) {
+    const float *x = logits + (size_t)i * V;
+    float *d = dlogits + (size_t)i * V;
+    const int t = tok[i];
+    if (t < 0 || dlogp[i] == 0.0f) {
+      memset(d, 0, sizeof(float) * V);
+      continue;
+    }
+    float m;
+    double sum;
+    row_stats_t(x, V, invT, &m, &sum);
+    const double pt = exp((double)(x[t] - m) * invT) / sum; /* read before d may overwrite x */
+    const double g = (double)dlogp[i] * invT;
+    row_scale_exp(d, x, V, m, invT, (float)(-g / sum));
+    d[t] = (float)(g * (1.0 - pt)); /* exact near p_t = 1 */
+  }
+}
+
+/* ---- GRPO advantages ---- */
+
+void tn_grpo_advantages(float *adv, const float *rewards, int n_groups, int G, tn_scale_rewards scale, float eps) {
+  // adv, rewards (n_groups * G)
+  const int n = n_groups * G;
+  double bstd = 0.0;
+  if (scale == TN_SCALE_BATCH && n > 1) {
+    double mu = 0.0, ss = 0.0;
+    for (int i = 0; i < n; i++) mu += rewards[i];
+    mu /= n;
+    for (int i = 0; i < n; i++) ss += ((double)rewards[i] - mu) * ((double)rewards[i] - mu);
+    bstd = sqrt(ss / (n - 1));
+  }
+  for (int g = 0; g < n_groups; g++) {
+    const float *r = rewards + (size_t)g * G;
+    float *a = adv + (size_t)g * G;
+    double mu = 0.0, ss = 0.0;
+    for (int i = 0; i < G; i++) mu += r[i];
+    mu /= G;
+    for (int i = 0; i < G; i++) ss += ((double)r[i] - mu) * ((double)r[i] - mu);
+    const double gstd = G > 1 ? sqrt(ss / (G - 1)) : 0.0;
+    const double den = scale == TN_SCALE_GROUP ? gstd + eps : scale == TN_SCALE_BATCH ? bstd + eps : 1.0;
+    for (int i = 0; i < G; i++) a[i] = (float)(((double)r[i] - mu) / den);
+  }
+}
+
+/* ---- GRPO loss ---- */
+
+/* KL estimate for one token and its derivative w.r.t. logp */
+static double kl_token(tn_kl_estimator k, double lp, double ref, double *dkl) {
+  const double d = ref - lp;
+  switch (k) {
+  case TN_KL_K1: *dkl = 1.0; return lp - ref;
+  case TN_KL_MSE: *dkl = lp - ref; return 0.5 * (lp - ref) * (lp - ref);
+  case TN_KL_K3:
+  default: {
+    const double e = exp(d);
+    *dkl = 1.0 - e;
+    return e - d - 1.0;
+  }
+  }
+}
+
+/* Clipped surrogate for ratio r and advantage a: returns the per-token loss
+ * -min(r a, clip(r) a) and sets *dr = d loss / d r and the clip flags. */
+static double surrogate(double r, double a, double lo, double hi, double *dr, int *clip_lo, int *clip_hi) {
+  *clip_lo = r < lo && a < 0;
+  *clip_hi = r > hi && a > 0;
+  if (*clip_lo || *clip_hi) {
+    *dr = 0.0;
+    return -(r < lo ? lo : hi) * a;
+  }
+  *dr = -a;
+  return -r * a;
+}
+
+tn_status tn_grpo_loss(const tn_grpo_cfg *c, int S, const int *off, const float *logp, const float *old_logp,
+                       const float *ref_logp, const float *adv, const float *seq_mask, float *dlogp,
+                       tn_grpo_stats *st) {
+  if (!c || S < 0 || (S > 0 && (!off || !adv || !seq_mask)))
+    return tn_error(TN_ERR_ARG, "tn_grpo_loss: cfg, off, adv and seq_mask are required");
+  if (S == 0) {
+    if (st) memset(st, 0, sizeof *st);
+    return TN_OK;
+  }
+  if (off[0] != 0) return tn_error(TN_ERR_ARG, "tn_grpo_loss: off[0] is %d, expected 0", off[0]);
+  for (int s = 0; s < S; s++)
+    if (off[s + 1] < off[s])
+      return tn_error(TN_ERR_ARG, "tn_grpo_loss: off[%d] = %d < off[%d] = %d (offsets must not decrease)", s + 1,
+                      off[s + 1], s, off[s]);
+  const int ntok = off[S];
+  if (ntok > 0 && (!logp || !old_logp || !dlogp))
+    return tn_error(TN_ERR_ARG, "tn_grpo_loss: logp, old_logp and dlogp are required");
+  if (c->beta != 0.0f && !ref_logp)
+    return tn_error(TN_ERR_ARG, "tn_grpo_loss: beta = %g needs ref_logp", c->beta);
+  if (c->agg == TN_AGG_SEQ_MEAN_TOKEN_SCALE && c->max_len <= 0)
+    return tn_error(TN_ERR_ARG, "tn_grpo_loss: max_len = %d must be positive for sequence-mean-token-scale", c->max_len);
+  if (c->agg < TN_AGG_SEQ_MEAN_TOKEN_MEAN || c->agg > TN_AGG_SEQ_MEAN_TOKEN_SCALE)
+    return tn_error(TN_ERR_ARG, "tn_grpo_loss: unknown aggregation mode %d", (int)c->agg);
+  if (!(c->epsilon >= 0.0f) || !(c->epsilon_high >= 0.0f))
+    return tn_error(TN_ERR_ARG, "tn_grpo_loss: epsilon %g and epsilon_high %g must be >= 0", c->epsilon,
+                    c->epsilon_high);
+
+  /* tokens kept in the loss: all tokens of sequences with seq_mask != 0 */
+  long kept_tok = 0;
+  int kept_seq = 0;
+  for (int s = 0; s < S; s++)
+    if (seq_mask[s] != 0.0f) {
+      kept_tok += off[s + 1] - off[s];
+      kept_seq += off[s + 1] > off[s];
+    }
+  const double lo = 1.0 - c->epsilon, hi = 1.0 + c->epsilon_high, beta = c->beta;
+  const bool use_ref = ref_logp != NULL;
+  double loss = 0.0, kl_sum = 0.0, ratio_sum = 0.0, n_lo = 0.0, n_hi = 0.0, n_reg = 0.0;
+  for (int s = 0; s < S; s++) {
+    const int t0 = off[s], t1 = off[s + 1], n = t1 - t0;
+    if (seq_mask[s] == 0.0f || n == 0) {
+      for (int t = t0; t < t1; t++) dlogp[t] = 0.0f;
+      continue;
+    }
+    /* aggregation weight of each token of this sequence (TRL: masked sequences
+     * stay in S, and out of the token count) */
+    double w;
+    switch (c->agg) {
+    case TN_AGG_TOKEN_MEAN: w = 1.0 / (double)kept_tok; break;
+    case TN_AGG_SEQ_MEAN_TOKEN_SCALE: w = 1.0 / ((double)S * c->max_len); break;
+    case TN_AGG_SEQ_MEAN_TOKEN_MEAN:
+    default: w = 1.0 / ((double)S * n); break;
+    }
+    const double a = adv[s];
+    if (c->sequence_ratio) {
+      /* GSPO: R = exp(mean_t(logp - old)), the same for all n tokens; the
+       * sequence's surrogate enters each token's loss, so its weight is n*w,
+       * and dR/dlogp_t = R / n. */
+      double lr = 0.0;
+      for (int t = t0; t < t1; t++) lr += (double)logp[t] - old_logp[t];
+      const double R = exp(lr / n);
+      double dr;
+      int cl, ch;
+      const double sl = surrogate(R, a, lo, hi, &dr, &cl, &ch);
+      loss += n * w * sl;
+      const double gpol = n * w * dr * R / n;
+      for (int t = t0; t < t1; t++) dlogp[t] = (float)gpol;
+      ratio_sum += R * n;
+      n_lo += cl; n_hi += ch; n_reg += cl || ch;
+    } else {
+      for (int t = t0; t < t1; t++) {
+        const double r = exp((double)logp[t] - old_logp[t]);
+        double dr;
+        int cl, ch;
+        loss += w * surrogate(r, a, lo, hi, &dr, &cl, &ch);
+        dlogp[t] = (float)(w * dr * r);
+        ratio_sum += r;
+        n_lo += cl; n_hi += ch; n_reg += cl || ch;
+      }
+    }
+    if (use_ref) {
+      for (int t = t0; t < t1; t++) {
+        double dkl;
+        const double kl = kl_token(c->kl, logp[t], ref_logp[t], &dkl);
+        kl_sum += kl;
+        if (beta != 0.0) {
+          loss += w * beta * kl;
+          dlogp[t] = (float)((double)dlogp[t] + w * beta * dkl);
+        }
+      }
+    }
+  }
+  if (st) {
+    const double nt = kept_tok > 0 ? (double)kept_tok : 1.0;
+    const double nclip = c->sequence_ratio ? (kept_seq > 0 ? kept_seq : 1) : nt;
+    st->loss = loss;
+    st->kl_mean = kl_sum / nt;
+    st->ratio_mean = ratio_sum / nt;
+    st->clip_low = n_lo / nclip;
+    st->clip_high = n_hi / nclip;
+    st->clip_region = n_reg / nclip;
+  }
+  return TN_OK;
+}
