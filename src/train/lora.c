@@ -83,14 +83,15 @@ static void matcher_free(matcher *mt) {
   memset(mt, 0, sizeof *mt);
 }
 
-static tn_status compile_re(pcre2_code **out, const char *pat, const char *what) {
+/* bad patterns: TN_ERR_ARG for options, TN_ERR_FORMAT for files (what names the source) */
+static tn_status compile_re(pcre2_code **out, const char *pat, const char *what, tn_status bad) {
   int err;
   PCRE2_SIZE off;
   *out = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, 0, &err, &off, NULL);
   if (!*out) {
     PCRE2_UCHAR msg[160];
     pcre2_get_error_message(err, msg, sizeof msg);
-    return tn_error(TN_ERR_ARG, "%s: bad regular expression '%s' at offset %zu: %s", what, pat, (size_t)off,
+    return tn_error(bad, "%s: bad regular expression '%s' at offset %zu: %s", what, pat, (size_t)off,
                     (const char *)msg);
   }
   return TN_OK;
@@ -256,7 +257,7 @@ tn_status tn_lora_create(tn_model *m, const tn_lora_opts *o, tn_lora_set **out) 
   tn_status st = TN_OK;
   bool regex = false;
   if (!strcmp(targets, "all-linear")) mt.all_linear = true;
-  else if (is_regex_text(targets)) { regex = true; st = compile_re(&mt.re, targets, "--lora-targets"); }
+  else if (is_regex_text(targets)) { regex = true; st = compile_re(&mt.re, targets, "--lora-targets", TN_ERR_ARG); }
   else st = split_names(targets, &mt.names, &mt.nnames, "--lora-targets");
   if (st != TN_OK) { matcher_free(&mt); return st; }
   const tn_config *c = &m->cfg;
@@ -413,6 +414,17 @@ tn_status tn_lora_save_grads(const tn_lora_set *s, const char *path) {
   return st;
 }
 
+/* A float as the shortest decimal that reads back to it (0.05f -> 0.05, not
+ * 0.050000000745), as Python would have written the user's value. */
+static double short_float(float f) {
+  char buf[32];
+  for (int p = 1; p <= 9; p++) {
+    snprintf(buf, sizeof buf, "%.*g", p, (double)f);
+    if (strtof(buf, NULL) == f) break;
+  }
+  return strtod(buf, NULL);
+}
+
 static cJSON *parse_or_null(const char *json) {
   cJSON *j = json ? cJSON_Parse(json) : NULL;
   return j ? j : cJSON_CreateNull();
@@ -440,7 +452,7 @@ tn_status tn_lora_save(const tn_lora_set *s, const char *dir) {
     snprintf(key, sizeof key, "layers\\.%d\\.%s\\.%s", md->layer, md->kind <= TN_LORA_O ? "self_attn" : "mlp",
              kind_names[md->kind]);
     if (md->lora.r != s->rank) cJSON_AddNumberToObject(rp, key, md->lora.r);
-    if (md->alpha != s->alpha) cJSON_AddNumberToObject(ap, key, md->alpha);
+    if (md->alpha != s->alpha) cJSON_AddNumberToObject(ap, key, short_float(md->alpha));
   }
   cJSON_AddItemToObject(j, "alpha_pattern", ap);
   cJSON_AddNullToObject(j, "auto_mapping");
@@ -456,9 +468,9 @@ tn_status tn_lora_save(const tn_lora_set *s, const char *dir) {
   cJSON_AddNullToObject(j, "layers_pattern");
   cJSON_AddItemToObject(j, "layers_to_transform", parse_or_null(s->layers_json));
   cJSON_AddItemToObject(j, "loftq_config", cJSON_CreateObject());
-  cJSON_AddNumberToObject(j, "lora_alpha", s->alpha);
+  cJSON_AddNumberToObject(j, "lora_alpha", short_float(s->alpha));
   cJSON_AddFalseToObject(j, "lora_bias");
-  cJSON_AddNumberToObject(j, "lora_dropout", s->dropout);
+  cJSON_AddNumberToObject(j, "lora_dropout", short_float(s->dropout));
   cJSON_AddNullToObject(j, "megatron_config");
   cJSON_AddStringToObject(j, "megatron_core", "megatron.core");
   cJSON_AddNullToObject(j, "modules_to_save");
@@ -503,7 +515,7 @@ static tn_status json_names(const cJSON *v, const char *path, const char *field,
     if (!exclude && !strcmp(v->valuestring, "all-linear")) { mt->all_linear = true; return TN_OK; }
     char what[256];
     snprintf(what, sizeof what, "%s: %s", path, field);
-    return compile_re(exclude ? &mt->ex_re : &mt->re, v->valuestring, what);
+    return compile_re(exclude ? &mt->ex_re : &mt->re, v->valuestring, what, TN_ERR_FORMAT);
   }
   if (!cJSON_IsArray(v)) return tn_error(TN_ERR_FORMAT, "%s: %s must be a list of names or a regex string", path, field);
   int n = cJSON_GetArraySize(v);
@@ -543,7 +555,7 @@ static tn_status json_patterns(const cJSON *v, const char *path, const char *fie
     char what[256];
     snprintf(what, sizeof what, "%s: %s", path, field);
     pcre2_code *c;
-    tn_status st = compile_re(&c, pat, what);
+    tn_status st = compile_re(&c, pat, what, TN_ERR_FORMAT);
     free(pat);
     if (st != TN_OK) return st;
     if (rank) { mt->pr[mt->npr] = c; mt->pr_val[mt->npr++] = (int)it->valuedouble; }
