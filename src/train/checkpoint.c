@@ -108,6 +108,20 @@ static int list_steps(const char *ckdir, long **out) {
   return n;
 }
 
+/* hidden .step_* folders (temporary, replaced or being deleted) left by a killed run */
+static void remove_stale(const char *ckdir) {
+  DIR *d = opendir(ckdir);
+  if (!d) return;
+  struct dirent *de;
+  char path[4400];
+  while ((de = readdir(d))) {
+    if (strncmp(de->d_name, ".step_", 6) != 0) continue;
+    snprintf(path, sizeof path, "%s/%s", ckdir, de->d_name);
+    rm_rf(path);
+  }
+  closedir(d);
+}
+
 tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
   char ckdir[4096], tmp[4200], fin[4200], path[4300];
   snprintf(ckdir, sizeof ckdir, "%s/checkpoints", o->run_dir);
@@ -140,11 +154,15 @@ tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
     long *steps;
     int n = list_steps(ckdir, &steps);
     for (int i = 0; i + o->keep_last < n; i++) {
+      /* rename first, so that a kill during the deletion never leaves a partial step_N */
+      char gone[4300];
       snprintf(path, sizeof path, "%s/step_%ld", ckdir, steps[i]);
-      rm_rf(path);
+      snprintf(gone, sizeof gone, "%s/.step_%ld.del-%d", ckdir, steps[i], (int)getpid());
+      if (rename(path, gone) == 0) rm_rf(gone);
     }
     free(steps);
   }
+  remove_stale(ckdir);
   return TN_OK;
 }
 
