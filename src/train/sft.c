@@ -254,7 +254,11 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
   if (s == TN_OK && o->resume) {
     char *ck, *sj;
     s = tn_ckpt_latest(o->out, &ck, &step0);
-    if (s == TN_OK) {
+    if (s != TN_OK) { /* killed before its first checkpoint: the run starts over */
+      printf("no checkpoint in %s/checkpoints: starting from step 0\n", o->out);
+      s = TN_OK;
+      step0 = 0;
+    } else {
       s = tn_ckpt_load(ck, t.lora ? "adapter_model.safetensors" : "model.safetensors", &t.tr, &t.opt, &sj);
       if (s == TN_OK) {
         cJSON *j = cJSON_Parse(sj);
