@@ -133,8 +133,10 @@ static tn_status decode_bytes(const tn_tokenizer *tk, const int32_t *ids, size_t
   TN_TRY(tl_begin(a));
   for (size_t i = 0; i < n; i++) {
     int32_t id = ids[i];
-    if (id < 0 || id >= tk->n_vocab || !tk->tok_str[id])
-      return tn_error(TN_ERR_ARG, "decode: token id %d is not in the vocabulary (size %d)", id, tk->n_vocab);
+    if (id < 0) return tn_error(TN_ERR_ARG, "decode: negative token id %d", id);
+    /* ids the tokenizer has no token for (a model's padded vocabulary rows) are dropped,
+     * as Hugging Face's decoder does */
+    if (id >= tk->n_vocab || !tk->tok_str[id]) continue;
     if (skip_special && (tk->tok_flags[id] & TK_F_SPECIAL)) continue;
     TN_TRY(tl_append_bytes(a, tk->tok_str[id], tk->tok_len[id]));
     TN_TRY(tl_end_entry(a, (tk->tok_flags[id] & TK_F_ADDED) ? 1 : 0));
@@ -257,9 +259,8 @@ static tn_status stream_emit(tn_detok_stream *s, bool final, const char **text, 
 
 tn_status tn_detok_stream_push(tn_detok_stream *s, int32_t id, const char **text, size_t *len) {
   const tn_tokenizer *tk = s->tk;
-  if (id < 0 || id >= tk->n_vocab || !tk->tok_str[id])
-    return tn_error(TN_ERR_ARG, "decode: token id %d is not in the vocabulary (size %d)", id, tk->n_vocab);
-  if (s->skip_special && (tk->tok_flags[id] & TK_F_SPECIAL)) {
+  if (id < 0) return tn_error(TN_ERR_ARG, "decode: negative token id %d", id);
+  if (id >= tk->n_vocab || !tk->tok_str[id] || (s->skip_special && (tk->tok_flags[id] & TK_F_SPECIAL))) {
     TN_TRY(tk_buf_reserve(&s->out, 1));
     s->out.len = 0;
     s->out.s[0] = 0;

@@ -1,0 +1,124 @@
+/* prompts.c - prompt datasets for rollouts and eval (see prompts.h). */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include "data/prompts.h"
+
+const char *const TN_DEFAULT_SYSTEM_PROMPT =
+  "You are given a problem. Think about the problem and provide your working out. Place it between <reasoning> and "
+  "</reasoning>. Then, provide your final answer between <answer> and </answer>.";
+
+static tn_status render(const tn_tokenizer *tok, const tn_prompt_opts *o, cJSON *j, const char *where, char **text,
+                        tn_encoding *enc, bool *chat_ok) {
+  const char *field = o->field ? o->field : "prompt";
+  cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, field), *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+  const bool sys = o->system_prompt && *o->system_prompt;
+  if (!cJSON_IsString(pr) && !cJSON_IsArray(msgs))
+    return tn_error(TN_ERR_FORMAT, "%s: needs a string \"%s\" or a \"messages\" list", where, field);
+  if (*chat_ok) {
+    int nm = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : 1;
+    tn_chat_msg *m = calloc(nm + 1, sizeof *m);
+    int k = 0;
+    bool has_sys = false;
+    if (cJSON_IsArray(msgs)) {
+      cJSON *it;
+      cJSON_ArrayForEach(it, msgs) {
+        cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+        if (!cJSON_IsString(r) || !cJSON_IsString(c)) {
+          free(m);
+          return tn_error(TN_ERR_FORMAT, "%s: messages need string \"role\" and \"content\"", where);
+        }
+        has_sys |= !strcmp(r->valuestring, "system");
+        m[k++] = (tn_chat_msg){r->valuestring, c->valuestring, NULL};
+      }
+    } else {
+      m[k++] = (tn_chat_msg){"user", pr->valuestring, NULL};
+    }
+    if (sys && !has_sys) {
+      memmove(m + 1, m, sizeof *m * k);
+      m[0] = (tn_chat_msg){"system", o->system_prompt, NULL};
+      k++;
+    }
+    tn_chat_opts co = {.format = o->chat, .add_generation_prompt = true, .enable_thinking = -1};
+    tn_chat_out out = {0};
+    tn_status s = tn_chat_render(tok, m, k, &co, &out);
+    if (s == TN_OK) s = tn_chat_encode(tok, m, k, &co, enc);
+    free(m);
+    if (s != TN_OK) {
+      tn_chat_out_free(&out);
+      return tn_error_prefix(s, "%s", where);
+    }
+    *text = tn_strdup(out.text);
+    tn_chat_out_free(&out);
+    return TN_OK;
+  }
+  if (!cJSON_IsString(pr)) return tn_error(TN_ERR_FORMAT, "%s: \"messages\" need a chat template (tokenizer has none)", where);
+  size_t n = strlen(pr->valuestring) + (sys ? strlen(o->system_prompt) : 0) + 8;
+  *text = malloc(n);
+  snprintf(*text, n, "%s%s%s\n", sys ? o->system_prompt : "", sys ? "\n\n" : "", pr->valuestring);
+  return tn_tokenizer_encode(tok, *text, strlen(*text), true, enc);
+}
+
+tn_status tn_prompts_load(tn_prompt_set *s, const char *path, const tn_tokenizer *tok, const tn_prompt_opts *o) {
+  memset(s, 0, sizeof *s);
+  char *data;
+  size_t len;
+  TN_TRY(tn_read_file(path, &data, &len));
+  tn_chat_format f;
+  bool chat_ok = !o->no_chat && (o->chat != TN_CHAT_AUTO || tn_chat_detect(tok, &f) == TN_OK);
+  tn_error_clear();
+  tn_encoding enc = {0};
+  tn_status st = TN_OK;
+  int line = 0, cap = 0;
+  char where[512];
+  for (char *p = data; p < data + len && st == TN_OK;) {
+    char *e = memchr(p, '\n', (size_t)(data + len - p));
+    if (!e) e = data + len;
+    *e = 0;
+    line++;
+    snprintf(where, sizeof where, "%s:%d", path, line);
+    char *q = p;
+    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+    p = e + 1;
+    if (!*q) continue;
+    cJSON *j = cJSON_Parse(q);
+    if (!cJSON_IsObject(j)) {
+      cJSON_Delete(j);
+      st = tn_error(TN_ERR_FORMAT, "%s: not a JSON object", where);
+      break;
+    }
+    char *text = NULL;
+    st = render(tok, o, j, where, &text, &enc, &chat_ok);
+    if (st != TN_OK) { cJSON_Delete(j); free(text); break; }
+    if (s->n == cap) { cap = cap ? 2 * cap : 256; s->p = realloc(s->p, sizeof *s->p * cap); }
+    tn_prompt *pp = &s->p[s->n++];
+    int n = (int)enc.n, skip = 0;
+    if (o->max_prompt_len > 0 && n > o->max_prompt_len) { skip = n - o->max_prompt_len; n = o->max_prompt_len; s->n_truncated++; }
+    pp->json = j;
+    pp->text = text;
+    pp->n = n;
+    pp->ids = malloc(sizeof(int32_t) * (n ? n : 1));
+    memcpy(pp->ids, enc.ids + skip, sizeof(int32_t) * n);
+  }
+  free(data);
+  tn_encoding_free(&enc);
+  if (st == TN_OK && s->n == 0) st = tn_error(TN_ERR_FORMAT, "%s: no prompts", path);
+  if (st != TN_OK) tn_prompts_free(s);
+  return st;
+}
+
+void tn_prompts_free(tn_prompt_set *s) {
+  for (int i = 0; i < s->n; i++) { cJSON_Delete(s->p[i].json); free(s->p[i].text); free(s->p[i].ids); }
+  free(s->p);
+  memset(s, 0, sizeof *s);
+}
+
+bool tn_prompt_reference(const tn_prompt *p, char *buf, size_t n) {
+  static const char *keys[] = {"answer", "expected_answer"};
+  for (int k = 0; k < 2; k++) {
+    cJSON *a = cJSON_GetObjectItemCaseSensitive(p->json, keys[k]);
+    if (cJSON_IsString(a)) { snprintf(buf, n, "%s", a->valuestring); return true; }
+    if (cJSON_IsNumber(a)) { snprintf(buf, n, "%.17g", a->valuedouble); return true; }
+  }
+  return false;
+}

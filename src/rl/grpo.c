@@ -1,0 +1,485 @@
+/* grpo.c - GRPO: per step, B prompts each prefilled once and sampled G times
+ * (the G samples share the prompt's KV cache), completions scored by the reward
+ * library, group-relative advantages, the PPO-clipped policy loss with a KL term
+ * to a frozen reference (a second copy for full fine-tuning), mu inner
+ * iterations against the rollout's log-probs (pi_old), AdamW. Per-step metrics
+ * (rewards per function, accuracy, KL, clipping, lengths, truncation, entropy,
+ * throughput) go to metrics.jsonl / TensorBoard, spans to a Perfetto trace.
+ * Log-probs everywhere are of softmax(logits / temperature), as the sampler's. */
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "data/data.h"
+#include "data/prompts.h"
+#include "eval/eval.h"
+#include "generate/generate.h"
+#include "rl/grpo.h"
+#include "tunic/obs.h"
+#include "tunic/rl.h"
+#include "train/losses.h"
+#include "train/train.h"
+
+void tn_grpo_opts_default(tn_grpo_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->reward = "format_exact:1,format_approx:1,answer:2,numeric:1";
+  o->chat_format = "auto";
+  o->schedule = "constant";
+  o->loss_agg = "sequence-mean-token-mean";
+  o->kl_estimator = "k3";
+  o->scale_rewards = "group";
+  o->lora_targets = "q_proj,k_proj,v_proj,o_proj";
+  o->num_generations = 4;
+  o->num_iterations = 1;
+  o->batch_size = 4;
+  o->steps = 100;
+  o->max_prompt_length = 256;
+  o->max_tokens_to_generate = 128;
+  o->top_k = 0;
+  o->top_p = 1.0f;
+  o->temperature = 0.9f;
+  o->beta = 0.04f;
+  o->epsilon = 0.2f;
+  o->epsilon_high = -1.0f; /* = epsilon */
+  o->lr = 3e-6f;
+  o->max_grad_norm = 0.1f;
+  o->keep_last = 2;
+  o->lora_alpha = 16.0f;
+}
+
+typedef struct {
+  tn_grpo_opts o;
+  tn_model *m, *ref;
+  tn_tokenizer *tok;
+  tn_prompt_set data;
+  tn_rewards *rw;
+  tn_grpo_cfg lc;
+  tn_scale_rewards scale;
+  tn_state *st;
+  tn_bwd bw;
+  tn_grads grads;
+  tn_trainable tr;
+  tn_adamw opt;
+  tn_schedule sched;
+  int S, T, mb;          /* sequences per step, capacity per sequence, sequences per micro-batch */
+  float *logits, *dlogits, *row_lp, *row_dlp; // (Nmax, V) x2, (Nmax) x2
+  int *tok_r, *pos_r, *seq_r, *tgt_r;       // (Nmax)
+  int *perm;
+  long perm_epoch;
+  tn_metrics *metrics;
+  tn_trace *trace;
+} grpo_t;
+
+/* One step's rollout, flattened: sequence s = prompt p(s) + completion s. */
+typedef struct {
+  tn_gen_result *res;    /* (S) */
+  int *off;              /* (S+1) completion-token offsets */
+  float *old_lp, *ref_lp, *cur_lp, *dlp; /* (tokens) */
+  float *adv, *seq_mask, *total; /* (S) */
+  float *per_fn;         /* (F, S) */
+  int ntok;
+} rollout_t;
+
+static tn_status parse_enums(grpo_t *t) {
+  const tn_grpo_opts *o = &t->o;
+  t->lc.epsilon = o->epsilon;
+  t->lc.epsilon_high = o->epsilon_high >= 0 ? o->epsilon_high : o->epsilon;
+  t->lc.beta = o->beta;
+  t->lc.max_len = o->max_tokens_to_generate;
+  t->lc.sequence_ratio = o->gspo;
+  if (!strcmp(o->loss_agg, "sequence-mean-token-mean")) t->lc.agg = TN_AGG_SEQ_MEAN_TOKEN_MEAN;
+  else if (!strcmp(o->loss_agg, "token-mean")) t->lc.agg = TN_AGG_TOKEN_MEAN;
+  else if (!strcmp(o->loss_agg, "sequence-mean-token-scale")) t->lc.agg = TN_AGG_SEQ_MEAN_TOKEN_SCALE;
+  else return tn_error(TN_ERR_ARG, "loss_agg '%s': expected sequence-mean-token-mean, token-mean or sequence-mean-token-scale", o->loss_agg);
+  if (!strcmp(o->kl_estimator, "k1")) t->lc.kl = TN_KL_K1;
+  else if (!strcmp(o->kl_estimator, "k3")) t->lc.kl = TN_KL_K3;
+  else if (!strcmp(o->kl_estimator, "mse")) t->lc.kl = TN_KL_MSE;
+  else return tn_error(TN_ERR_ARG, "kl_estimator '%s': expected k1, k3 or mse", o->kl_estimator);
+  if (!strcmp(o->scale_rewards, "group")) t->scale = TN_SCALE_GROUP;
+  else if (!strcmp(o->scale_rewards, "batch")) t->scale = TN_SCALE_BATCH;
+  else if (!strcmp(o->scale_rewards, "none")) t->scale = TN_SCALE_NONE;
+  else return tn_error(TN_ERR_ARG, "scale_rewards '%s': expected group, batch or none", o->scale_rewards);
+  return TN_OK;
+}
+
+static tn_status setup(grpo_t *t) {
+  tn_grpo_opts *o = &t->o;
+  if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
+  if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
+  if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
+    return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
+  if (o->lora_rank > 0) return tn_error(TN_ERR_UNSUPPORTED, "GRPO with LoRA lands with src/train/lora.c");
+  TN_TRY(parse_enums(t));
+  TN_TRY(tn_model_load(&t->m, o->model));
+  if (o->beta > 0) TN_TRY(tn_model_load(&t->ref, o->model));
+  TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
+  tn_prompt_opts po = {.system_prompt = o->no_system_prompt ? NULL : (o->system_prompt ? o->system_prompt : TN_DEFAULT_SYSTEM_PROMPT),
+                       .no_chat = o->no_chat, .max_prompt_len = o->max_prompt_length};
+  TN_TRY(tn_chat_format_parse(o->chat_format, &po.chat));
+  TN_TRY(tn_prompts_load(&t->data, o->data, t->tok, &po));
+  tn_reward_config rc;
+  tn_reward_config_default(&rc);
+  rc.reward_cmd = o->reward_cmd;
+  rc.rubric_path = o->rubric;
+  TN_TRY(tn_rewards_create(&t->rw, o->reward, &rc));
+  t->S = o->batch_size * o->num_generations;
+  t->T = o->max_prompt_length + o->max_tokens_to_generate;
+  t->mb = o->micro_batch > 0 && o->micro_batch < t->S ? o->micro_batch : t->S;
+  const int Nmax = t->mb * t->T, V = t->m->cfg.V;
+  TN_TRY(tn_state_create(&t->st, t->m, t->mb, t->T, Nmax, true));
+  TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
+  TN_TRY(tn_grads_create(&t->grads, t->m));
+  TN_TRY(tn_trainable_full(&t->tr, t->m, &t->grads));
+  tn_adamw_config ac = tn_adamw_defaults();
+  ac.weight_decay = o->weight_decay;
+  TN_TRY(tn_adamw_init(&t->opt, t->tr.rows, t->tr.n, &ac));
+  tn_schedule_kind kind;
+  TN_TRY(tn_schedule_kind_parse(o->schedule, &kind));
+  t->sched = tn_schedule_make(kind, o->lr, o->warmup_steps, o->steps);
+  t->sched.end_value = o->lr_end;
+  if (kind == TN_SCHED_COSINE && o->steps <= o->warmup_steps) t->sched.kind = TN_SCHED_CONSTANT;
+  TN_TRY(tn_schedule_check(&t->sched));
+  t->logits = tn_alloc(sizeof(float) * (size_t)Nmax * V);
+  t->dlogits = tn_alloc(sizeof(float) * (size_t)Nmax * V);
+  t->row_lp = tn_alloc(sizeof(float) * Nmax);
+  t->row_dlp = tn_alloc(sizeof(float) * Nmax);
+  t->tok_r = malloc(sizeof(int) * Nmax);
+  t->pos_r = malloc(sizeof(int) * Nmax);
+  t->seq_r = malloc(sizeof(int) * Nmax);
+  t->tgt_r = malloc(sizeof(int) * Nmax);
+  if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp) return TN_ERR_NOMEM;
+  t->perm = malloc(sizeof(int) * t->data.n);
+  t->perm_epoch = -1;
+  return TN_OK;
+}
+
+static const tn_prompt *prompt_at(grpo_t *t, long pos) {
+  long e = pos / t->data.n;
+  if (e != t->perm_epoch) {
+    tn_permutation(t->perm, t->data.n, t->o.seed * 1000003ULL + (uint64_t)e);
+    t->perm_epoch = e;
+  }
+  return &t->data.p[t->perm[pos % t->data.n]];
+}
+
+/* rows of sequences [s0, s1): prompt + completion; target = next completion token */
+static int fill_rows(grpo_t *t, const rollout_t *r, const tn_prompt *const *pr, int s0, int s1) {
+  int N = 0;
+  const int G = t->o.num_generations;
+  for (int s = s0; s < s1; s++) {
+    const tn_prompt *p = pr[s / G];
+    const tn_gen_result *g = &r->res[s];
+    const int L = p->n + g->n;
+    for (int k = 0; k < L; k++, N++) {
+      t->tok_r[N] = k < p->n ? p->ids[k] : g->ids[k - p->n];
+      t->pos_r[N] = k;
+      t->seq_r[N] = s - s0;
+      t->tgt_r[N] = k + 1 >= p->n && k + 1 < L ? g->ids[k + 1 - p->n] : -1;
+    }
+  }
+  return N;
+}
+
+/* completion log-probs of sequences [s0, s1) under model m into lp (flat token layout);
+ * optional entropy sum of those positions. */
+static tn_status seq_logprobs(grpo_t *t, const tn_model *m, const rollout_t *r, const tn_prompt *const *pr, int s0, int s1,
+                              float *lp, double *entropy) {
+  const int V = t->m->cfg.V;
+  const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
+  int N = fill_rows(t, r, pr, s0, s1);
+  TN_TRY(tn_forward(m, t->st, N, t->tok_r, t->pos_r, t->seq_r, t->logits, NULL, N));
+  tn_token_logprobs(t->row_lp, t->logits, t->tgt_r, N, V, T);
+  int w = r->off[s0];
+  double ent = 0;
+  for (int i = 0; i < N; i++) {
+    if (t->tgt_r[i] < 0) continue;
+    lp[w++] = t->row_lp[i];
+    if (entropy) {
+      const float *z = t->logits + (size_t)i * V;
+      float mx = -INFINITY;
+      for (int v = 0; v < V; v++) mx = fmaxf(mx, z[v] / T);
+      double se = 0, sez = 0;
+      for (int v = 0; v < V; v++) { double e = exp(z[v] / T - mx); se += e; sez += e * (z[v] / T - mx); }
+      ent += log(se) - sez / se;
+    }
+  }
+  if (entropy) *entropy += ent;
+  return TN_OK;
+}
+
+/* backward of the micro-batch whose rows are in t->*_r and logits in t->logits */
+static tn_status mb_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
+  const int V = t->m->cfg.V;
+  const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
+  int w = r->off[s0];
+  for (int i = 0; i < N; i++) t->row_dlp[i] = t->tgt_r[i] >= 0 ? r->dlp[w++] : 0.0f;
+  tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->row_dlp, N, V, T);
+  return tn_backward(t->m, t->st, &t->bw, &t->grads, t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
+}
+
+static void free_rollout(rollout_t *r, int S) {
+  if (r->res) tn_gen_results_free(r->res, S);
+  free(r->res); free(r->off); free(r->old_lp); free(r->ref_lp); free(r->cur_lp); free(r->dlp);
+  free(r->adv); free(r->seq_mask); free(r->total); free(r->per_fn);
+  memset(r, 0, sizeof *r);
+}
+
+static tn_status step_once(grpo_t *t, long step, double t_start) {
+  const tn_grpo_opts *o = &t->o;
+  const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
+  const tn_prompt *pr[1024];
+  const int *pids[1024];
+  int plen[1024];
+  for (int b = 0; b < B; b++) {
+    pr[b] = prompt_at(t, step * B + b);
+    pids[b] = pr[b]->ids;
+    plen[b] = pr[b]->n;
+  }
+  rollout_t r = {0};
+  r.res = calloc(S, sizeof *r.res);
+  /* ---- rollout ---- */
+  double t0 = tn_now();
+  tn_gen_opts go;
+  tn_gen_opts_default(&go);
+  go.max_new_tokens = o->max_tokens_to_generate;
+  go.temperature = o->temperature;
+  go.top_k = o->top_k;
+  go.top_p = o->top_p;
+  go.n = G;
+  go.seed = o->seed * 7919ULL + (uint64_t)step;
+  tn_status s = tn_generate(t->m, pids, plen, B, &go, r.res);
+  double t_roll = tn_now() - t0;
+  tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
+  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); return s; }
+  r.off = malloc(sizeof(int) * (S + 1));
+  r.off[0] = 0;
+  long gen_tokens = 0;
+  int truncated = 0;
+  for (int i = 0; i < S; i++) {
+    r.off[i + 1] = r.off[i] + r.res[i].n;
+    gen_tokens += r.res[i].n;
+    truncated += r.res[i].finish == TN_FINISH_LENGTH;
+  }
+  r.ntok = r.off[S];
+  r.old_lp = malloc(sizeof(float) * (r.ntok + 1));
+  for (int i = 0; i < S; i++) memcpy(r.old_lp + r.off[i], r.res[i].logprobs, sizeof(float) * r.res[i].n);
+  /* ---- rewards ---- */
+  t0 = tn_now();
+  char **texts = calloc(S, sizeof(char *));
+  const char **ptexts = calloc(S, sizeof(char *));
+  const cJSON **exs = calloc(S, sizeof(cJSON *));
+  for (int i = 0; i < S && s == TN_OK; i++) {
+    size_t len;
+    s = tn_tokenizer_decode(t->tok, r.res[i].ids, r.res[i].n, true, &texts[i], &len);
+    ptexts[i] = pr[i / G]->text;
+    exs[i] = pr[i / G]->json;
+  }
+  r.per_fn = malloc(sizeof(float) * (F * S + 1));
+  r.total = malloc(sizeof(float) * S);
+  if (s == TN_OK) s = tn_rewards_compute(t->rw, S, ptexts, (const char *const *)texts, exs, r.per_fn, r.total);
+  double correct = 0;
+  tn_extract_config ec;
+  tn_extract_config_default(&ec);
+  for (int i = 0; i < S && s == TN_OK; i++) {
+    char ref[256], ans[256];
+    if (tn_prompt_reference(pr[i / G], ref, sizeof ref)) {
+      tn_extract_answer(texts[i], &ec, ans, sizeof ans);
+      correct += tn_answers_equal(ans, ref);
+    }
+  }
+  tn_trace_span(t->trace, "reward", t0, tn_now());
+  r.adv = malloc(sizeof(float) * S);
+  r.seq_mask = malloc(sizeof(float) * S);
+  if (s == TN_OK) {
+    tn_grpo_advantages(r.adv, r.total, B, G, t->scale, 1e-4f);
+    for (int i = 0; i < S; i++) r.seq_mask[i] = o->mask_truncated && r.res[i].finish == TN_FINISH_LENGTH ? 0.0f : 1.0f;
+  }
+  /* ---- reference log-probs ---- */
+  t0 = tn_now();
+  r.cur_lp = malloc(sizeof(float) * (r.ntok + 1));
+  r.dlp = malloc(sizeof(float) * (r.ntok + 1));
+  if (s == TN_OK && o->beta > 0) {
+    r.ref_lp = malloc(sizeof(float) * (r.ntok + 1));
+    for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
+      s = seq_logprobs(t, t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL);
+  }
+  tn_trace_span(t->trace, "logprobs", t0, tn_now());
+  /* ---- policy updates ---- */
+  t0 = tn_now();
+  tn_grpo_stats gs = {0};
+  double entropy = 0, gnorm = 0;
+  long train_tokens = 0;
+  const float lr = tn_lr_at(&t->sched, step);
+  for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
+    memset(t->tr.grad, 0, t->tr.ngrad * sizeof(float));
+    if (t->mb == S) { /* one pass: forward, loss, backward */
+      s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL);
+      int N = 0;
+      for (int i = 0; i < S; i++) N += pr[i / G]->n + r.res[i].n;
+      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
+      if (s == TN_OK) s = mb_backward(t, &r, 0, N);
+      train_tokens += N;
+    } else { /* two passes: all log-probs first (the loss normalises over the whole step) */
+      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
+        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL);
+      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
+      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
+        int s1 = s0 + t->mb < S ? s0 + t->mb : S;
+        s = seq_logprobs(t, t->m, &r, pr, s0, s1, r.cur_lp, NULL);
+        int N = 0;
+        for (int i = s0; i < s1; i++) N += pr[i / G]->n + r.res[i].n;
+        if (s == TN_OK) s = mb_backward(t, &r, s0, N);
+        train_tokens += N;
+      }
+    }
+    if (s == TN_OK && !isfinite(gs.loss))
+      s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
+    if (s == TN_OK) s = tn_params_grad_norm(t->tr.rows, t->tr.n, &gnorm);
+    if (s == TN_OK) tn_adamw_step(&t->opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
+  }
+  double t_upd = tn_now() - t0;
+  tn_trace_span(t->trace, "update", t0, t0 + t_upd);
+  /* ---- metrics ---- */
+  if (s == TN_OK) {
+    tn_metrics_begin(t->metrics, step + 1);
+    double mean = 0, var = 0;
+    for (int i = 0; i < S; i++) mean += r.total[i];
+    mean /= S;
+    for (int i = 0; i < S; i++) var += (r.total[i] - mean) * (r.total[i] - mean);
+    tn_metrics_add(t->metrics, "reward/mean", mean);
+    tn_metrics_add(t->metrics, "reward/std", sqrt(var / (S - 1)));
+    for (int f = 0; f < F; f++) {
+      double fm = 0, fv = 0;
+      for (int i = 0; i < S; i++) fm += r.per_fn[f * S + i];
+      fm /= S;
+      for (int i = 0; i < S; i++) fv += (r.per_fn[f * S + i] - fm) * (r.per_fn[f * S + i] - fm);
+      char k[96];
+      snprintf(k, sizeof k, "reward/%s/mean", tn_rewards_name(t->rw, f));
+      tn_metrics_add(t->metrics, k, fm);
+      snprintf(k, sizeof k, "reward/%s/std", tn_rewards_name(t->rw, f));
+      tn_metrics_add(t->metrics, k, sqrt(fv / (S - 1)));
+    }
+    tn_metrics_add(t->metrics, "accuracy", correct / S);
+    tn_metrics_add(t->metrics, "loss", gs.loss);
+    if (o->beta > 0) tn_metrics_add(t->metrics, "kl", gs.kl_mean);
+    tn_metrics_add(t->metrics, "clip_fraction", gs.clip_region);
+    tn_metrics_add(t->metrics, "clip_low", gs.clip_low);
+    tn_metrics_add(t->metrics, "clip_high", gs.clip_high);
+    tn_metrics_add(t->metrics, "completion_length", (double)gen_tokens / S);
+    tn_metrics_add(t->metrics, "truncated_fraction", (double)truncated / S);
+    tn_metrics_add(t->metrics, "entropy", r.ntok ? entropy / r.ntok : 0);
+    tn_metrics_add(t->metrics, "grad_norm", gnorm);
+    tn_metrics_add(t->metrics, "learning_rate", lr);
+    tn_metrics_add(t->metrics, "rollout_tokens_per_s", gen_tokens / t_roll);
+    tn_metrics_add(t->metrics, "train_tokens_per_s", train_tokens / t_upd);
+    tn_metrics_add(t->metrics, "elapsed_s", tn_now() - t_start);
+    s = tn_metrics_commit(t->metrics);
+    printf("grpo step %ld/%d reward %.3f acc %.3f len %.1f kl %.4f loss %.4f (rollout %.1fs, update %.1fs)\n", step + 1,
+           o->steps, mean, correct / S, (double)gen_tokens / S, gs.kl_mean, gs.loss, t_roll, t_upd);
+    fflush(stdout);
+  }
+  for (int i = 0; i < S; i++) free(texts[i]);
+  free(texts);
+  free(ptexts);
+  free(exs);
+  free_rollout(&r, S);
+  return s;
+}
+
+static tn_status copy_file(const char *src, const char *dst) {
+  char *data;
+  size_t len;
+  TN_TRY(tn_read_file(src, &data, &len));
+  tn_status s = tn_write_file_atomic(dst, data, len);
+  free(data);
+  return s;
+}
+
+static tn_status copy_model_files(const char *from, const char *to) {
+  static const char *names[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                "special_tokens_map.json"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char *a = tn_path_join(from, names[i]), *b = tn_path_join(to, names[i]);
+    tn_status s = tn_file_exists(a) ? copy_file(a, b) : TN_OK;
+    free(a);
+    free(b);
+    TN_TRY(s);
+  }
+  return TN_OK;
+}
+
+static tn_status ckpt_extra(const char *dir, void *ctx) { return copy_model_files(((grpo_t *)ctx)->o.model, dir); }
+
+static void teardown(grpo_t *t) {
+  tn_metrics_close(t->metrics);
+  tn_trace_close(t->trace);
+  tn_free(t->logits); tn_free(t->dlogits); tn_free(t->row_lp); tn_free(t->row_dlp);
+  free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r); free(t->perm);
+  tn_adamw_free(&t->opt);
+  tn_trainable_free(&t->tr);
+  tn_grads_free(&t->grads);
+  tn_bwd_free(&t->bw);
+  tn_state_free(t->st);
+  if (t->rw) tn_rewards_free(t->rw);
+  tn_prompts_free(&t->data);
+  tn_tokenizer_free(t->tok);
+  tn_model_free(t->ref);
+  tn_model_free(t->m);
+}
+
+tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int argc, char **argv) {
+  grpo_t t = {0};
+  t.o = *opts;
+  const tn_grpo_opts *o = &t.o;
+  tn_status s = setup(&t);
+  long step0 = 0;
+  if (s == TN_OK && o->resume) {
+    char *ck, *sj;
+    s = tn_ckpt_latest(o->out, &ck, &step0);
+    if (s == TN_OK) {
+      s = tn_ckpt_load(ck, "model.safetensors", &t.tr, &t.opt, &sj);
+      if (s == TN_OK) { free(sj); printf("resumed from %s (step %ld)\n", ck, step0); }
+      free(ck);
+    }
+    if (s == TN_OK) s = tn_metrics_truncate_after(o->out, step0);
+  }
+  if (s == TN_OK) {
+    tn_manifest_file models[] = {{"model", o->model}}, data[] = {{"train", o->data}};
+    tn_manifest_info mi = {.command = "grpo", .config_json = config_json, .seed = o->seed, .models = models,
+                           .nmodels = 1, .data = data, .ndata = 1, .argc = argc, .argv = argv};
+    s = tn_manifest_write(o->out, &mi, NULL);
+  }
+  if (s == TN_OK) s = tn_metrics_open(&t.metrics, o->out);
+  if (s == TN_OK) {
+    char *tp = tn_path_join(o->out, "trace.json");
+    s = tn_trace_open(&t.trace, tp);
+    free(tp);
+  }
+  if (s == TN_OK)
+    printf("grpo: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t.data.n,
+           o->steps, o->batch_size, o->num_generations, o->beta, t.opt.total);
+  const double t_start = tn_now();
+  for (long step = step0; step < o->steps && s == TN_OK; step++) {
+    s = step_once(&t, step, t_start);
+    bool last = step + 1 == o->steps;
+    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last)) {
+      char sj[128];
+      snprintf(sj, sizeof sj, "{\"step\": %ld, \"seed\": %llu}\n", step + 1, (unsigned long long)o->seed);
+      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = "model.safetensors", .tr = &t.tr,
+                              .opt = &t.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
+                              .extra_ctx = &t};
+      s = tn_ckpt_save(&co);
+    }
+  }
+  if (s == TN_OK) {
+    char *dir = tn_path_join(o->out, "model");
+    s = tn_mkdirs(dir);
+    if (s == TN_OK) s = copy_model_files(o->model, dir);
+    if (s == TN_OK) s = tn_model_save_weights(t.m, dir, t.m->cfg.dtype, 1);
+    if (s == TN_OK) printf("saved %s\n", dir);
+    free(dir);
+    tn_manifest_set(o->out, "status", cJSON_CreateString("completed"));
+  }
+  teardown(&t);
+  return s;
+}
