@@ -1,18 +1,58 @@
-/* cmd_generate.c - `tunic generate`: sample continuations of prompts given as
- * token ids (--ids) and stream them; --json prints one result line per sample. */
+/* cmd_generate.c - `tunic generate`: sample continuations of a text prompt
+ * (--prompt, optionally through the chat template with --chat) or of token ids
+ * (--ids), streaming text as it is produced; --json prints one result line per
+ * sample. Stop strings (--stop) end a sample when its text contains them. */
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
 #include "generate/generate.h"
 #include "train/lora.h"
+#include "tunic/tokenizer.h"
 
-typedef struct { bool json; } gen_ctx;
+typedef struct {
+  bool json, stream;           /* stream: one prompt, one sample, text mode */
+  tn_tokenizer *tok;
+  tn_detok_stream **ds;        /* (slots) */
+  char **text;                 /* (slots) accumulated text */
+  size_t *len;
+  int n;
+  const char *stop;
+} gen_ctx;
 
 static void on_token(void *ctx, int prompt, int sample, int token) {
   gen_ctx *g = ctx;
-  if (g->json) return;
-  printf("[%d.%d] %d\n", prompt, sample, token);
-  fflush(stdout);
+  if (!g->tok) {
+    if (!g->json) { printf("[%d.%d] %d\n", prompt, sample, token); fflush(stdout); }
+    return;
+  }
+  int k = prompt * g->n + sample;
+  const char *t;
+  size_t l;
+  if (tn_detok_stream_push(g->ds[k], token, &t, &l) != TN_OK || l == 0) return;
+  g->text[k] = realloc(g->text[k], g->len[k] + l + 1);
+  memcpy(g->text[k] + g->len[k], t, l);
+  g->len[k] += l;
+  g->text[k][g->len[k]] = 0;
+  if (g->stream && !g->stop) { fwrite(t, 1, l, stdout); fflush(stdout); }
+}
+
+static bool stop_fn(void *ctx, int prompt, int sample, const int *ids, int n) {
+  gen_ctx *g = ctx;
+  (void)ids; (void)n;
+  int k = prompt * g->n + sample;
+  return g->text[k] && strstr(g->text[k], g->stop) != NULL;
+}
+
+static void json_str(const char *s) {
+  putchar('"');
+  for (; s && *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') printf("\\%c", c);
+    else if (c == '\n') fputs("\\n", stdout);
+    else if (c < 0x20) printf("\\u%04x", c);
+    else putchar(c);
+  }
+  putchar('"');
 }
 
 static int parse_id_list(const char *s, int **out) {
@@ -27,14 +67,20 @@ static int parse_id_list(const char *s, int **out) {
 }
 
 int tn_cmd_generate(int argc, char **argv) {
-  const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL;
-  bool json = false, one = false;
+  const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL, *prompt = NULL, *system = NULL;
+  const char *stop_str = NULL, *chat_format = "auto";
+  bool json = false, one = false, chat = false;
   tn_gen_opts o;
   tn_gen_opts_default(&o);
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
-    {"ids", 's', &ids, "prompt token ids: 1,2,3;4,5 (one prompt per ';')"},
+    {"prompt", 's', &prompt, "prompt text (tokenized with the model's tokenizer)"},
+    {"chat", 'b', &chat, "render --prompt as a user turn of the chat template, with the generation prompt"},
+    {"system", 's', &system, "system prompt (with --chat)"},
+    {"chat-format", 's', &chat_format, "auto | gemma | chatml | llama3"},
+    {"stop", 's', &stop_str, "stop when the generated text contains this string"},
+    {"ids", 's', &ids, "prompt token ids instead of text: 1,2,3;4,5 (one prompt per ';')"},
     {"max-new-tokens", 'i', &o.max_new_tokens, "tokens to generate per sample (default 64)"},
     {"temperature", 'f', &o.temperature, "0 = greedy (default)"},
     {"top-k", 'i', &o.top_k, "keep the k most likely tokens (0 = off)"},
@@ -49,16 +95,49 @@ int tn_cmd_generate(int argc, char **argv) {
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 [options]");
   if (r) return r > 0 ? 0 : 2;
-  if (!model_dir || !ids) { fprintf(stderr, "tunic generate: --model and --ids are required\n"); return 2; }
+  if (!model_dir || (!ids == !prompt)) {
+    fprintf(stderr, "tunic generate: --model and one of --prompt or --ids are required\n");
+    return 2;
+  }
   if (o.n <= 0 || o.max_new_tokens <= 0 || o.top_k < 0 || !(o.top_p > 0 && o.top_p <= 1) || o.min_p < 0 ||
       !(o.repetition_penalty > 0) || o.temperature < 0) {
     fprintf(stderr, "tunic generate: invalid sampling option (need n, max-new-tokens > 0, 0 < top-p <= 1, "
                     "repetition-penalty > 0, temperature >= 0)\n");
     return 2;
   }
-  int **seqs, *lens;
-  int B = tn_cli_parse_ids(ids, &seqs, &lens);
-  if (B < 0) return tn_cli_fail("generate", TN_ERR_ARG);
+  int **seqs, *lens, B;
+  tn_tokenizer *tok = NULL;
+  tn_status s = TN_OK;
+  if (prompt || stop_str || !json) {
+    s = tn_tokenizer_load(model_dir, &tok);
+    if (s != TN_OK && prompt) return tn_cli_fail("generate", s);
+    if (s != TN_OK) tok = NULL; /* ids only: print ids */
+  }
+  if (prompt) {
+    tn_encoding enc = {0};
+    if (chat) {
+      tn_chat_msg msgs[2];
+      int nm = 0;
+      if (system) msgs[nm++] = (tn_chat_msg){"system", system, NULL};
+      msgs[nm++] = (tn_chat_msg){"user", prompt, NULL};
+      tn_chat_opts co = {.add_generation_prompt = true, .enable_thinking = -1};
+      s = tn_chat_format_parse(chat_format, &co.format);
+      if (s == TN_OK) s = tn_chat_encode(tok, msgs, nm, &co, &enc);
+    } else {
+      s = tn_tokenizer_encode(tok, prompt, strlen(prompt), true, &enc);
+    }
+    if (s != TN_OK) return tn_cli_fail("generate", s);
+    B = 1;
+    seqs = malloc(sizeof(int *));
+    lens = malloc(sizeof(int));
+    seqs[0] = malloc(sizeof(int) * (enc.n ? enc.n : 1));
+    for (size_t i = 0; i < enc.n; i++) seqs[0][i] = enc.ids[i];
+    lens[0] = (int)enc.n;
+    tn_encoding_free(&enc);
+  } else {
+    B = tn_cli_parse_ids(ids, &seqs, &lens);
+    if (B < 0) return tn_cli_fail("generate", TN_ERR_ARG);
+  }
   int *stop_ids = NULL;
   if (stop) {
     o.n_stop_ids = parse_id_list(stop, &stop_ids);
@@ -66,7 +145,7 @@ int tn_cmd_generate(int argc, char **argv) {
     o.stop_ids = stop_ids;
   }
   tn_model *m;
-  tn_status s = tn_model_load(&m, model_dir);
+  s = tn_model_load(&m, model_dir);
   if (s != TN_OK) return tn_cli_fail("generate", s);
   tn_lora_set *lora = NULL;
   if (adapter) {
@@ -74,7 +153,17 @@ int tn_cmd_generate(int argc, char **argv) {
     if (s != TN_OK) return tn_cli_fail("generate", s);
     tn_lora_activate(lora);
   }
-  gen_ctx g = {json};
+  const int slots = B * o.n;
+  gen_ctx g = {.json = json, .stream = !json && prompt && slots == 1, .tok = tok, .n = o.n, .stop = stop_str};
+  if (tok) {
+    g.ds = calloc(slots, sizeof *g.ds);
+    g.text = calloc(slots, sizeof *g.text);
+    g.len = calloc(slots, sizeof *g.len);
+    for (int k = 0; k < slots && s == TN_OK; k++) s = tn_detok_stream_new(tok, true, &g.ds[k]);
+    if (s != TN_OK) return tn_cli_fail("generate", s);
+  }
+  if (stop_str && !tok) { fprintf(stderr, "tunic generate: --stop needs the model's tokenizer\n"); return 2; }
+  if (stop_str) o.stop_fn = stop_fn;
   o.on_token = on_token;
   o.ctx = &g;
   tn_gen_result *res = calloc((size_t)B * o.n, sizeof *res);
@@ -90,6 +179,17 @@ int tn_cmd_generate(int argc, char **argv) {
   }
   if (s != TN_OK) return tn_cli_fail("generate", s);
   static const char *fin[] = {"length", "stop", "stop"};
+  if (tok && stop_str) /* cut each text at its stop string */
+    for (int k = 0; k < slots; k++) {
+      char *c = g.text[k] ? strstr(g.text[k], stop_str) : NULL;
+      if (c) *c = 0;
+    }
+  if (g.stream) {
+    if (stop_str && g.text[0]) fputs(g.text[0], stdout);
+    putchar('\n');
+  } else if (!json && tok) {
+    for (int k = 0; k < slots; k++) printf("[prompt %d, sample %d]\n%s\n", k / o.n, k % o.n, g.text[k] ? g.text[k] : "");
+  }
   if (json) {
     for (int b = 0; b < B; b++)
       for (int j = 0; j < o.n; j++) {
@@ -98,7 +198,9 @@ int tn_cmd_generate(int argc, char **argv) {
         for (int k = 0; k < q->n; k++) printf(k ? ", %d" : "%d", q->ids[k]);
         printf("], \"logprobs\": [");
         for (int k = 0; k < q->n; k++) printf(k ? ", %.7g" : "%.7g", q->logprobs[k]);
-        printf("], \"finish_reason\": \"%s\"}\n", fin[q->finish]);
+        printf("], \"finish_reason\": \"%s\"", fin[q->finish]);
+        if (tok) { printf(", \"text\": "); json_str(g.text[b * o.n + j]); }
+        printf("}\n");
       }
   }
   tn_gen_results_free(res, B * o.n);
@@ -107,6 +209,11 @@ int tn_cmd_generate(int argc, char **argv) {
   free(seqs);
   free(lens);
   free(stop_ids);
+  if (tok) {
+    for (int k = 0; k < slots; k++) { tn_detok_stream_free(g.ds[k]); free(g.text[k]); }
+    free(g.ds); free(g.text); free(g.len);
+    tn_tokenizer_free(tok);
+  }
   tn_lora_free(lora);
   tn_model_free(m);
   return 0;
