@@ -90,10 +90,13 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
     tn_chat_msg *cm;
     size_t n;
     tn_status s = to_msgs(all, &cm, &n, where);
-    if (s == TN_OK) s = tn_chat_encode(tok, cm, n, &co, enc);
+    if (s == TN_OK) {
+      s = tn_chat_encode(tok, cm, n, &co, enc);
+      if (s != TN_OK) s = tn_error_prefix(s, "%s", where);
+    }
     if (all != msgs) cJSON_Delete(all);
     free(cm);
-    if (s != TN_OK) return tn_error_prefix(s, "%s", where);
+    if (s != TN_OK) return s;
     return push(d, enc->ids, enc->mask, (int)enc->n, o->max_seq_len);
   }
   if (prompt || comp) {
@@ -151,9 +154,12 @@ tn_status tn_sft_load(tn_dataset *d, const char *path, const tn_tokenizer *tok, 
     if (*q) {
       const char *end = NULL;
       cJSON *j = cJSON_ParseWithOpts(q, &end, false);
+      const char *rest = j && end ? end + strspn(end, " \t\r") : "";
       if (!cJSON_IsObject(j)) {
         s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object (error near column %d)", where,
                      j ? 1 : (int)((end ? end : q) - p) + 1);
+      } else if (*rest) {
+        s = tn_error(TN_ERR_FORMAT, "%s: text after the JSON object (column %d)", where, (int)(rest - p) + 1);
       } else {
         s = one_line(d, j, tok, o, where, &enc, &b);
       }
