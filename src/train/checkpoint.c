@@ -130,7 +130,7 @@ tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
   snprintf(fin, sizeof fin, "%s/step_%ld", ckdir, o->step);
   rm_rf(tmp);
   tn_status s = tn_mkdirs(tmp);
-  if (s == TN_OK) { snprintf(path, sizeof path, "%s/%s", tmp, o->weights_file); s = write_weights(path, o->tr); }
+  if (s == TN_OK && o->weights_file) { snprintf(path, sizeof path, "%s/%s", tmp, o->weights_file); s = write_weights(path, o->tr); }
   if (s == TN_OK) { snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp); s = write_optimizer(path, o->tr, o->opt); }
   if (s == TN_OK) {
     snprintf(path, sizeof path, "%s/trainer_state.json", tmp);

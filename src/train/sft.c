@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "train/lora.h"
 #include "train/sft.h"
 #include "tunic/obs.h"
 
@@ -81,7 +82,8 @@ typedef struct {
   tn_trainable tr;
   tn_adamw opt;
   tn_schedule sched;
-  void *lora; /* LoRA set (lands with src/train/lora.c) */
+  tn_lora_set *lora;     /* LoRA: the trainable adapters (NULL: full fine-tuning) */
+  uint64_t fwd_counter;  /* selects LoRA dropout masks: one value per training forward */
   float *logits, *dlogits, *lrow, *wrow; // (Nmax, V) x2, (Nmax) x2
   rows_t rows;
   stream_t stream;
@@ -93,6 +95,7 @@ typedef struct {
 /* forward (+ backward when weight > 0) of one micro-batch; returns the loss sum */
 static tn_status run_rows(sft_t *t, double *loss_sum, float weight, bool backward) {
   const int V = t->m->cfg.V, N = t->rows.N;
+  if (t->lora) tn_lora_train_mode(t->lora, backward, backward ? ++t->fwd_counter : 0);
   TN_TRY(tn_forward(t->m, t->st, N, t->rows.tok, t->rows.pos, t->rows.seq, t->logits, NULL, N));
   tn_xent_forward(t->lrow, t->logits, t->rows.tgt, N, V);
   double s = 0;
@@ -143,9 +146,12 @@ static tn_status copy_model_files(const char *from, const char *to) {
   return TN_OK;
 }
 
+/* the checkpoint's weights: a PEFT adapter, or a loadable HF model folder in f32 */
 static tn_status ckpt_extra(const char *dir, void *ctx) {
   sft_t *t = ctx;
-  return copy_model_files(t->o.model, dir);
+  if (t->lora) return tn_lora_save(t->lora, dir);
+  TN_TRY(copy_model_files(t->o.model, dir));
+  return tn_model_save_weights(t->m, dir, TN_ST_F32, 1);
 }
 
 static char *state_json(sft_t *t, long step) {
@@ -181,9 +187,23 @@ static tn_status setup(sft_t *t) {
   const int Nmax = o->batch_size * o->max_seq_len, V = t->m->cfg.V;
   TN_TRY(tn_state_create(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
-  if (o->lora_rank > 0) return tn_error(TN_ERR_UNSUPPORTED, "LoRA training lands with src/train/lora.c");
-  TN_TRY(tn_grads_create(&t->grads, t->m));
-  TN_TRY(tn_trainable_full(&t->tr, t->m, &t->grads));
+  if (o->lora_rank > 0) {
+    tn_lora_opts lo;
+    tn_lora_opts_default(&lo);
+    lo.rank = o->lora_rank;
+    lo.alpha = o->lora_alpha;
+    lo.dropout = o->lora_dropout;
+    lo.rslora = o->rslora;
+    lo.targets = o->lora_targets;
+    lo.seed = o->seed;
+    TN_TRY(tn_lora_attach(t->m, &lo, &t->lora));
+    TN_TRY(tn_lora_alloc_grads(t->lora));
+    t->tr = (tn_trainable){.rows = t->lora->params, .n = t->lora->n_params, .grad = t->lora->gflat,
+                           .ngrad = t->lora->n_floats};
+  } else {
+    TN_TRY(tn_grads_create(&t->grads, t->m));
+    TN_TRY(tn_trainable_full(&t->tr, t->m, &t->grads));
+  }
   tn_adamw_config ac = tn_adamw_defaults();
   ac.beta1 = o->beta1;
   ac.beta2 = o->beta2;
@@ -223,7 +243,8 @@ static void teardown(sft_t *t) {
   free(t->rows.tok); free(t->rows.pos); free(t->rows.seq); free(t->rows.tgt);
   free(t->stream.perm);
   tn_adamw_free(&t->opt);
-  tn_trainable_free(&t->tr);
+  if (t->lora) tn_lora_free(t->lora); /* its rows are the trainable set */
+  else tn_trainable_free(&t->tr);
   tn_grads_free(&t->grads);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
@@ -237,8 +258,11 @@ static tn_status save_final(sft_t *t) {
   char *dir = tn_path_join(t->o.out, t->lora ? "adapter" : "model");
   tn_status s = tn_mkdirs(dir);
   if (s == TN_OK) {
-    s = copy_model_files(t->o.model, dir);
-    if (s == TN_OK) s = tn_model_save_weights(t->m, dir, t->m->cfg.dtype, 1);
+    if (t->lora) s = tn_lora_save(t->lora, dir);
+    else {
+      s = copy_model_files(t->o.model, dir);
+      if (s == TN_OK) s = tn_model_save_weights(t->m, dir, t->m->cfg.dtype, 1);
+    }
   }
   if (s == TN_OK) printf("saved %s\n", dir);
   free(dir);
@@ -265,6 +289,7 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
         cJSON *dp = cJSON_GetObjectItem(j, "data_pos");
         if (!cJSON_IsNumber(dp)) s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: missing data_pos", ck);
         else t.data_pos = (long)dp->valuedouble;
+        t.fwd_counter = (uint64_t)step0 * o->grad_accum; /* same LoRA dropout masks as uninterrupted */
         cJSON_Delete(j);
         free(sj);
         printf("resumed from %s (step %ld)\n", ck, step0);
@@ -330,8 +355,7 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
     tn_progress_update(t.prog, step + 1, loss, lr, ntok / dt, NULL);
     if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last)) {
       char *sj = state_json(&t, step + 1);
-      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1,
-                              .weights_file = t.lora ? "adapter_model.safetensors" : "model.safetensors", .tr = &t.tr,
+      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = NULL, .tr = &t.tr,
                               .opt = &t.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
                               .extra_ctx = &t};
       s = tn_ckpt_save(&co);

@@ -56,10 +56,11 @@ tn_status tn_trainable_full(tn_trainable *tr, const tn_model *m, tn_grads *grads
 void tn_trainable_free(tn_trainable *tr);
 
 /* ---- checkpoints: RUN/checkpoints/step_N/ ----
- * weights.safetensors-style file of the trainable rows under `weights_file`
- * (model.safetensors for full fine-tuning, so the folder is a loadable HF model
- * with the config.json copied in; adapter_model.safetensors for LoRA, with
- * adapter_config.json written by `extra`), optimizer.safetensors (NAME.exp_avg,
+ * the trainable rows as a flat safetensors file named `weights_file` (or, when it
+ * is NULL, whatever `extra` writes: the trainers write a loadable HF model folder
+ * (config.json + model.safetensors in f32) for full fine-tuning and a PEFT adapter
+ * (adapter_config.json + adapter_model.safetensors) for LoRA; tn_ckpt_load matches
+ * rows by name and element count), optimizer.safetensors (NAME.exp_avg,
  * NAME.exp_avg_sq, step), trainer_state.json (the caller's JSON text).
  * Written into a temporary folder, every file fsync'd, then renamed into place;
  * only the last keep_last checkpoints are kept (0 = all). */
