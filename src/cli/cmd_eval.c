@@ -1,0 +1,79 @@
+/* cmd_eval.c - `tunic eval`: generate answers for an eval JSONL with a model (and optional
+ * LoRA adapter), score them, write per-example results + a summary JSON, print a table.
+ * The loop itself is tn_eval_run (src/eval/run_eval.c). */
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "eval/run_eval.h"
+#include "train/lora.h"
+
+int tn_cmd_eval(int argc, char **argv) {
+  const char *model_dir = NULL, *adapter = NULL, *tokenizer = NULL, *answer_tag = NULL;
+  bool no_sys = false, quiet = false;
+  tn_eval_opts o;
+  tn_eval_opts_default(&o);
+  tn_flag flags[] = {
+    {"model", 's', &model_dir, "model directory (HF layout)"},
+    {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
+    {"tokenizer", 's', &tokenizer, "tokenizer directory or tokenizer.json (default: the model directory)"},
+    {"data", 's', &o.data, "eval JSONL: {id, prompt | messages, expected_answer | answer, category?}"},
+    {"out", 's', &o.out, "per-example results JSONL (summary: <out without .jsonl>.summary.json)"},
+    {"summary", 's', &o.summary_out, "summary JSON path (default: derived from --out)"},
+    {"n", 'i', &o.n, "samples per prompt (default 1); pass@k is reported when > 1"},
+    {"temperature", 'f', &o.temperature, "0 = greedy (default)"},
+    {"top-p", 'f', &o.top_p, "nucleus sampling mass (1 = off)"},
+    {"top-k", 'i', &o.top_k, "keep the k most likely tokens (0 = off)"},
+    {"seed", 'u', &o.seed, "sampling seed (default 0)"},
+    {"max-new-tokens", 'i', &o.max_new_tokens, "tokens to generate per sample (default 256)"},
+    {"batch-size", 'i', &o.batch_size, "prompts per generation batch (default 8)"},
+    {"limit", 'i', &o.limit, "evaluate the first N examples only (0 = all)"},
+    {"max-prompt-length", 'i', &o.max_prompt_len, "keep the last N prompt tokens (0 = no limit)"},
+    {"system-prompt", 's', &o.system_prompt, "system prompt (default: the reasoning/answer prompt)"},
+    {"no-system-prompt", 'b', &no_sys, "no system prompt"},
+    {"chat-format", 's', &o.chat_format, "auto | gemma | chatml | llama3 (default auto)"},
+    {"no-chat", 'b', &o.no_chat, "plain prompt template even when the tokenizer has a chat template"},
+    {"answer-tag", 's', &answer_tag, "answer tag name (default answer: <answer>...</answer>)"},
+    {"tags-only", 'b', &o.extract.tags_only, "extract answers from the answer tags only"},
+    {"quiet", 'b', &quiet, "no progress line"},
+  };
+  int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
+                       "--model DIR --data eval.jsonl --out results.jsonl [options]");
+  if (r) return r > 0 ? 0 : 2;
+  if (!model_dir || !o.data) {
+    fprintf(stderr, "tunic eval: --model and --data are required\n");
+    return 2;
+  }
+  if (no_sys) o.system_prompt = "";
+  char open_tag[80], close_tag[80];
+  if (answer_tag) {
+    if (!*answer_tag || strlen(answer_tag) > 64 || strpbrk(answer_tag, "<>/ ")) {
+      fprintf(stderr, "tunic eval: --answer-tag: '%s' is not a tag name\n", answer_tag);
+      return 2;
+    }
+    snprintf(open_tag, sizeof open_tag, "<%s>", answer_tag);
+    snprintf(close_tag, sizeof close_tag, "</%s>", answer_tag);
+    o.extract.answer_open = open_tag;
+    o.extract.answer_close = close_tag;
+  }
+  o.model_name = model_dir;
+  o.adapter_name = adapter;
+  o.print = stdout;
+  o.progress = !quiet;
+  tn_model *m = NULL;
+  tn_tokenizer *tok = NULL;
+  tn_lora_set *lora = NULL;
+  tn_status s = tn_model_load(&m, model_dir);
+  if (s == TN_OK) s = tn_tokenizer_load(tokenizer ? tokenizer : model_dir, &tok);
+  if (s == TN_OK && adapter) {
+    s = tn_lora_load(m, adapter, NULL, &lora);
+    if (s == TN_OK) tn_lora_activate(lora);
+  }
+  tn_eval_summary sum = {0};
+  if (s == TN_OK) s = tn_eval_run(m, tok, &o, &sum);
+  int rc = s == TN_OK ? 0 : tn_cli_fail("eval", s);
+  tn_eval_summary_free(&sum);
+  tn_lora_free(lora);
+  tn_tokenizer_free(tok);
+  if (m) tn_model_free(m);
+  return rc;
+}

@@ -1,0 +1,62 @@
+/* cmd_report.c - `tunic report`: before/after delta report of two eval results files, with
+ * training-curve plots from metrics.jsonl files (tn_report_run, src/eval/report.c).
+ * --metrics may be repeated and may hold a comma-separated list. */
+#include <stdlib.h>
+#include <string.h>
+#include "cli/cli.h"
+#include "eval/report.h"
+
+/* Every value of --metrics (repeated, "--metrics=X" or "--metrics X"), split on commas. */
+static int collect_metrics(int argc, char **argv, char ***out) {
+  int n = 0, cap = 0;
+  char **v = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *val = NULL;
+    if (!strcmp(argv[i], "--metrics") && i + 1 < argc) val = argv[++i];
+    else if (!strncmp(argv[i], "--metrics=", 10)) val = argv[i] + 10;
+    if (!val) continue;
+    char *copy = strdup(val), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+      if (!*t) continue;
+      if (n == cap) { cap = cap ? 2 * cap : 4; v = realloc(v, sizeof *v * cap); }
+      v[n++] = strdup(t);
+    }
+    free(copy);
+  }
+  *out = v;
+  return n;
+}
+
+int tn_cmd_report(int argc, char **argv) {
+  tn_report_opts o;
+  tn_report_opts_default(&o);
+  const char *metrics_last = NULL;
+  bool no_plots = false;
+  tn_flag flags[] = {
+    {"before", 's', &o.before, "results JSONL of the model before (tunic eval --out)"},
+    {"after", 's', &o.after, "results JSONL of the model after"},
+    {"metrics", 's', &metrics_last, "metrics.jsonl of a training run to plot (repeatable, or a,b,c)"},
+    {"out", 's', &o.out_dir, "output directory (report.md, report.json, plots/)"},
+    {"title", 's', &o.title, "first heading of report.md (default 'tunic report')"},
+    {"max-flips", 'i', &o.max_flips, "flipped examples listed per direction (default 20)"},
+    {"excerpt-chars", 'i', &o.excerpt_chars, "bytes of each completion excerpt (default 160)"},
+    {"gnuplot", 's', &o.gnuplot, "gnuplot program (default: $TN_GNUPLOT, else gnuplot on PATH)"},
+    {"no-plots", 'b', &no_plots, "ignore --metrics (no gnuplot needed)"},
+  };
+  int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
+                       "--before A.jsonl --after B.jsonl [--metrics run/metrics.jsonl ...] --out DIR");
+  if (r) return r > 0 ? 0 : 2;
+  if (!o.before || !o.after || !o.out_dir) {
+    fprintf(stderr, "tunic report: --before, --after and --out are required\n");
+    return 2;
+  }
+  char **metrics = NULL;
+  int nm = collect_metrics(argc, argv, &metrics);
+  o.metrics = (const char *const *)metrics;
+  o.n_metrics = no_plots ? 0 : nm;
+  tn_status s = tn_report_run(&o, stdout);
+  int rc = s == TN_OK ? 0 : tn_cli_fail("report", s);
+  for (int i = 0; i < nm; i++) free(metrics[i]);
+  free(metrics);
+  return rc;
+}

@@ -1,0 +1,66 @@
+/* run_eval.h - the generation loop of `tunic eval`, callable from the CLI, the GRPO trainer
+ * (held-out accuracy during training) and the demo: load a prompt JSONL, generate (greedy or
+ * n samples per prompt) in batches, extract and score each completion (eval.h), aggregate,
+ * write per-example results JSONL and a summary JSON atomically, print a summary table.
+ * Works on an already loaded model (with or without an active LoRA adapter) and tokenizer.
+ * Not for: the scoring rules (eval.h / extract.c) or the before/after report (report.h).
+ * File formats are documented in docs/eval.md. */
+#ifndef TN_RUN_EVAL_H
+#define TN_RUN_EVAL_H
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include "base/base.h"
+#include "eval/eval.h"
+#include "model/model.h"
+#include "tunic/tokenizer.h"
+
+struct cJSON;
+
+typedef struct {
+  const char *data;            /* eval JSONL: {id?, prompt | messages, expected_answer | answer, category?} */
+  const char *out;             /* per-example results JSONL (NULL: not written) */
+  const char *summary_out;     /* summary JSON (NULL: derived from out, see tn_eval_summary_path) */
+  const char *system_prompt;   /* NULL: TN_DEFAULT_SYSTEM_PROMPT; "": none */
+  const char *chat_format;     /* NULL / "auto": detect from the tokenizer */
+  bool no_chat;                /* plain "{system}\n\n{prompt}\n" template */
+  int max_prompt_len;          /* keep the last N prompt tokens (0: no limit) */
+  int limit;                   /* first N examples only (0: all) */
+  int batch_size;              /* prompts per tn_generate call (default 8) */
+  int max_new_tokens;          /* default 256 */
+  int n;                       /* samples per prompt (default 1); pass@k when > 1 */
+  float temperature;           /* 0 = greedy (default) */
+  float top_p;                 /* 1 = off */
+  int top_k;                   /* 0 = off */
+  uint64_t seed;
+  tn_extract_config extract;   /* tags, partial tolerance */
+  const char *model_name;      /* recorded in the summary (may be NULL) */
+  const char *adapter_name;    /* recorded in the summary (may be NULL) */
+  FILE *print;                 /* summary table goes here (NULL: nothing printed) */
+  bool progress;               /* a progress line per batch on stderr */
+} tn_eval_opts;
+
+void tn_eval_opts_default(tn_eval_opts *o);
+
+typedef struct {
+  int64_t n_examples, n_samples;   /* examples scored, samples per example */
+  double accuracy;                 /* mean over all samples (= mean pass@1) */
+  double partial_accuracy, format_rate, mean_credit;
+  int64_t errors[TN_ECAT_COUNT];
+  int64_t gen_tokens, truncated;   /* generated tokens; samples that hit max_new_tokens */
+  double gen_seconds, tokens_per_s;
+  struct cJSON *json;              /* the summary JSON as written (owned) */
+} tn_eval_summary;
+
+void tn_eval_summary_free(tn_eval_summary *s);
+
+/* "results.jsonl" -> "results.summary.json"; other names get ".summary.json" appended.
+ * Caller frees. */
+char *tn_eval_summary_path(const char *results_path);
+
+/* Run the evaluation of model M (its active adapter, if any) with tokenizer TOK.
+ * Stops each sample at the model's eos ids and at the chat format's end-of-turn token.
+ * Errors name the data file and line (missing reference, bad JSON) or the option. */
+tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_opts *o, tn_eval_summary *out);
+
+#endif
