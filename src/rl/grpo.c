@@ -17,6 +17,7 @@
 #include "rl/grpo.h"
 #include "tunic/obs.h"
 #include "tunic/rl.h"
+#include "train/lora.h"
 #include "train/losses.h"
 #include "train/train.h"
 
@@ -49,7 +50,8 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
 
 typedef struct {
   tn_grpo_opts o;
-  tn_model *m, *ref;
+  tn_model *m, *ref;     /* ref: a frozen copy (full fine-tuning with beta > 0) */
+  tn_lora_set *lora;     /* LoRA: the reference is the same model with the adapter off */
   tn_tokenizer *tok;
   tn_prompt_set data;
   tn_rewards *rw;
@@ -108,10 +110,9 @@ static tn_status setup(grpo_t *t) {
   if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
-  if (o->lora_rank > 0) return tn_error(TN_ERR_UNSUPPORTED, "GRPO with LoRA lands with src/train/lora.c");
   TN_TRY(parse_enums(t));
   TN_TRY(tn_model_load(&t->m, o->model));
-  if (o->beta > 0) TN_TRY(tn_model_load(&t->ref, o->model));
+  if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   tn_prompt_opts po = {.system_prompt = o->no_system_prompt ? NULL : (o->system_prompt ? o->system_prompt : TN_DEFAULT_SYSTEM_PROMPT),
                        .no_chat = o->no_chat, .max_prompt_len = o->max_prompt_length};
@@ -128,8 +129,21 @@ static tn_status setup(grpo_t *t) {
   const int Nmax = t->mb * t->T, V = t->m->cfg.V;
   TN_TRY(tn_state_create(&t->st, t->m, t->mb, t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
-  TN_TRY(tn_grads_create(&t->grads, t->m));
-  TN_TRY(tn_trainable_full(&t->tr, t->m, &t->grads));
+  if (o->lora_rank > 0) {
+    tn_lora_opts lo;
+    tn_lora_opts_default(&lo);
+    lo.rank = o->lora_rank;
+    lo.alpha = o->lora_alpha;
+    lo.targets = o->lora_targets;
+    lo.seed = o->seed;
+    TN_TRY(tn_lora_attach(t->m, &lo, &t->lora));
+    TN_TRY(tn_lora_alloc_grads(t->lora));
+    t->tr = (tn_trainable){.rows = t->lora->params, .n = t->lora->n_params, .grad = t->lora->gflat,
+                           .ngrad = t->lora->n_floats};
+  } else {
+    TN_TRY(tn_grads_create(&t->grads, t->m));
+    TN_TRY(tn_trainable_full(&t->tr, t->m, &t->grads));
+  }
   tn_adamw_config ac = tn_adamw_defaults();
   ac.weight_decay = o->weight_decay;
   TN_TRY(tn_adamw_init(&t->opt, t->tr.rows, t->tr.n, &ac));
@@ -214,7 +228,7 @@ static tn_status mb_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   int w = r->off[s0];
   for (int i = 0; i < N; i++) t->row_dlp[i] = t->tgt_r[i] >= 0 ? r->dlp[w++] : 0.0f;
   tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->row_dlp, N, V, T);
-  return tn_backward(t->m, t->st, &t->bw, &t->grads, t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
+  return tn_backward(t->m, t->st, &t->bw, t->lora ? NULL : &t->grads, t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
 }
 
 static void free_rollout(rollout_t *r, int S) {
@@ -300,8 +314,10 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   r.dlp = malloc(sizeof(float) * (r.ntok + 1));
   if (s == TN_OK && o->beta > 0) {
     r.ref_lp = malloc(sizeof(float) * (r.ntok + 1));
+    if (t->lora) tn_lora_enable(t->lora, false); /* the base model is the reference */
     for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
-      s = seq_logprobs(t, t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL);
+      s = seq_logprobs(t, t->lora ? t->m : t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL);
+    if (t->lora) tn_lora_enable(t->lora, true);
   }
   tn_trace_span(t->trace, "logprobs", t0, tn_now());
   /* ---- policy updates ---- */
@@ -408,7 +424,12 @@ static tn_status copy_model_files(const char *from, const char *to) {
   return TN_OK;
 }
 
-static tn_status ckpt_extra(const char *dir, void *ctx) { return copy_model_files(((grpo_t *)ctx)->o.model, dir); }
+static tn_status ckpt_extra(const char *dir, void *ctx) {
+  grpo_t *t = ctx;
+  if (t->lora) return tn_lora_save(t->lora, dir);
+  TN_TRY(copy_model_files(t->o.model, dir));
+  return tn_model_save_weights(t->m, dir, TN_ST_F32, 1);
+}
 
 static void teardown(grpo_t *t) {
   tn_metrics_close(t->metrics);
@@ -416,7 +437,8 @@ static void teardown(grpo_t *t) {
   tn_free(t->logits); tn_free(t->dlogits); tn_free(t->row_lp); tn_free(t->row_dlp);
   free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r); free(t->perm);
   tn_adamw_free(&t->opt);
-  tn_trainable_free(&t->tr);
+  if (t->lora) tn_lora_free(t->lora);
+  else tn_trainable_free(&t->tr);
   tn_grads_free(&t->grads);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
@@ -437,7 +459,7 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
     char *ck, *sj;
     s = tn_ckpt_latest(o->out, &ck, &step0);
     if (s == TN_OK) {
-      s = tn_ckpt_load(ck, "model.safetensors", &t.tr, &t.opt, &sj);
+      s = tn_ckpt_load(ck, t.lora ? "adapter_model.safetensors" : "model.safetensors", &t.tr, &t.opt, &sj);
       if (s == TN_OK) { free(sj); printf("resumed from %s (step %ld)\n", ck, step0); }
       free(ck);
     }
@@ -465,17 +487,20 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
     if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last)) {
       char sj[128];
       snprintf(sj, sizeof sj, "{\"step\": %ld, \"seed\": %llu}\n", step + 1, (unsigned long long)o->seed);
-      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = "model.safetensors", .tr = &t.tr,
+      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = NULL, .tr = &t.tr,
                               .opt = &t.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
                               .extra_ctx = &t};
       s = tn_ckpt_save(&co);
     }
   }
   if (s == TN_OK) {
-    char *dir = tn_path_join(o->out, "model");
+    char *dir = tn_path_join(o->out, t.lora ? "adapter" : "model");
     s = tn_mkdirs(dir);
-    if (s == TN_OK) s = copy_model_files(o->model, dir);
-    if (s == TN_OK) s = tn_model_save_weights(t.m, dir, t.m->cfg.dtype, 1);
+    if (s == TN_OK && t.lora) s = tn_lora_save(t.lora, dir);
+    else if (s == TN_OK) {
+      s = copy_model_files(o->model, dir);
+      if (s == TN_OK) s = tn_model_save_weights(t.m, dir, t.m->cfg.dtype, 1);
+    }
     if (s == TN_OK) printf("saved %s\n", dir);
     free(dir);
     tn_manifest_set(o->out, "status", cJSON_CreateString("completed"));
