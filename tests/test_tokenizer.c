@@ -155,8 +155,13 @@ static void t_tiny_bpe(void **st) {
   assert_true(tn_tokenizer_is_special(tok, 262));
   assert_false(tn_tokenizer_is_special(tok, 259));
   assert_int_equal(tn_tokenizer_vocab_size(tok), 263);
-  int32_t badid = 5000;
-  assert_int_equal(tn_tokenizer_decode(tok, &badid, 1, false, &out, &len), TN_ERR_ARG);
+  /* ids past the tokenizer's vocabulary (a model's padded rows) are dropped; negative ids are errors */
+  int32_t badid[] = {257, 5000, 258};
+  assert_int_equal(tn_tokenizer_decode(tok, badid, 3, false, &out, &len), TN_OK);
+  assert_string_equal(out, "ab");
+  free(out);
+  badid[1] = -1;
+  assert_int_equal(tn_tokenizer_decode(tok, badid, 3, false, &out, &len), TN_ERR_ARG);
   tn_encoding_free(&enc);
   tn_tokenizer_free(tok);
 }

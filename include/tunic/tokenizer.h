@@ -53,7 +53,8 @@ void tn_encoding_free(tn_encoding *e);
 
 /* ---- decoding ---- */
 /* ids -> UTF-8 text (malloc'd, NUL-terminated; free() it). skip_special drops special
- * tokens. Applies clean_up_tokenization_spaces when tokenizer_config.json asks for it
+ * tokens. Ids past the tokenizer's vocabulary (padded embedding rows) are dropped, as
+ * Hugging Face does; a negative id is TN_ERR_ARG. Applies clean_up_tokenization_spaces when tokenizer_config.json asks for it
  * (as transformers does), so decode is not always the exact inverse of encode. */
 tn_status tn_tokenizer_decode(const tn_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special,
                               char **text, size_t *len);

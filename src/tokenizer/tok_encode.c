@@ -67,7 +67,7 @@ static inline void try_pair(const tn_tokenizer *tk, tk_scratch *sc, size_t *nh, 
   int32_t li = sc->sym_id[l], ri = sc->sym_id[r], rank, mid;
   if (li < 0 || ri < 0) return;
   if (tk_pairmap_get(&tk->merges, ((uint64_t)(uint32_t)li << 32) | (uint32_t)ri, &rank, &mid))
-    h_push(sc->heap, nh, (hent){rank, l, li, ri});
+    h_push(sc->heap, nh, (hent){rank, l, li, ri, mid});
 }
 
 /* Emit the tokens of one OOV character (byte fallback or unk). */
@@ -141,17 +141,35 @@ static tn_status bpe_piece(const tn_tokenizer *tk, tk_scratch *sc, const char *w
   }
   if (ns > 1) {
     TN_TRY(tk_grow((void **)&sc->heap, &sc->heapcap, 2 * (size_t)ns + 8, sizeof *sc->heap));
+    /* initial candidates: independent lookups (the CPU overlaps their cache misses), then an
+     * O(n) heapify instead of n pushes */
     size_t nh = 0;
-    for (int32_t i = 0; i + 1 < ns; i++) try_pair(tk, sc, &nh, i, i + 1);
+    for (int32_t i = 0; i + 1 < ns; i++) {
+      int32_t li = sc->sym_id[i], ri = sc->sym_id[i + 1], rank, mid;
+      if (li >= 0 && ri >= 0 &&
+          tk_pairmap_get(&tk->merges, ((uint64_t)(uint32_t)li << 32) | (uint32_t)ri, &rank, &mid))
+        sc->heap[nh++] = (hent){rank, i, li, ri, mid};
+    }
+    for (size_t k = nh / 2; k-- > 0;) { /* sift down */
+      hent e = sc->heap[k];
+      size_t i = k;
+      for (;;) {
+        size_t c = 2 * i + 1;
+        if (c >= nh) break;
+        if (c + 1 < nh && h_less(&sc->heap[c + 1], &sc->heap[c])) c++;
+        if (!h_less(&sc->heap[c], &e)) break;
+        sc->heap[i] = sc->heap[c];
+        i = c;
+      }
+      sc->heap[i] = e;
+    }
     while (nh) {
       hent e = h_pop(sc->heap, &nh);
       int32_t l = e.pos;
       if (sc->sym_id[l] != e.lid) continue;
       int32_t r = sc->sym_next[l];
       if (r < 0 || sc->sym_id[r] != e.rid) continue;
-      int32_t rank = 0, mid = -1;
-      tk_pairmap_get(&tk->merges, ((uint64_t)(uint32_t)e.lid << 32) | (uint32_t)e.rid, &rank, &mid);
-      sc->sym_id[l] = mid;
+      sc->sym_id[l] = e.mid;
       sc->sym_e[l] = sc->sym_e[r];
       sc->sym_next[l] = sc->sym_next[r];
       if (sc->sym_next[r] >= 0) sc->sym_prev[sc->sym_next[r]] = l;
@@ -171,6 +189,44 @@ static tn_status bpe_piece(const tn_tokenizer *tk, tk_scratch *sc, const char *w
       TN_TRY(emit_oov(tk, w, sc->sym_s[i], sc->sym_e[i], al, base, want, out, &last_unk));
     }
   }
+  return TN_OK;
+}
+
+/* bpe_piece through the per-encoding word cache (pieces of at most 32 bytes). */
+static const uint32_t IDENT[33] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16,
+                                   17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
+static tn_status bpe_cached(const tn_tokenizer *tk, tk_scratch *sc, const char *wc, uint32_t n, const uint32_t *al,
+                            uint32_t base, tn_encoding *out) {
+  if (n > 32 || n == 0) return bpe_piece(tk, sc, wc, n, al, base, out);
+  if (!sc->cache && !(sc->cache = calloc(TK_CACHE_N, sizeof *sc->cache)))
+    return tn_error(TN_ERR_NOMEM, "out of memory");
+  bool want = al != NULL;
+  uint64_t h = tk_hash(wc, n);
+  struct tk_wcache *e = &sc->cache[h & (TK_CACHE_N - 1)];
+  if (e->h == h && e->wlen == n && !memcmp(e->w, wc, n)) {
+    for (int k = 0; k < e->nids; k++)
+      TN_TRY(out_push(out, e->ids[k], want ? al[base + e->rs[k]] : 0, want ? al[base + e->re[k]] : 0, want));
+    return TN_OK;
+  }
+  size_t o0 = out->n;
+  TN_TRY(bpe_piece(tk, sc, wc, n, IDENT, 0, out)); /* offsets relative to the piece */
+  size_t k = out->n - o0;
+  if (k <= 8) {
+    e->h = h;
+    e->wlen = (uint8_t)n;
+    e->nids = (uint8_t)k;
+    memcpy(e->w, wc, n);
+    for (size_t q = 0; q < k; q++) {
+      e->ids[q] = out->ids[o0 + q];
+      e->rs[q] = (uint8_t)out->offsets[2 * (o0 + q)];
+      e->re[q] = (uint8_t)out->offsets[2 * (o0 + q) + 1];
+    }
+  }
+  if (want)
+    for (size_t q = o0; q < out->n; q++) {
+      out->offsets[2 * q] = al[base + out->offsets[2 * q]];
+      out->offsets[2 * q + 1] = al[base + out->offsets[2 * q + 1]];
+    }
   return TN_OK;
 }
 
@@ -294,7 +350,7 @@ static tn_status encode_section(const tn_tokenizer *tk, tk_scratch *sc, const ch
       size_t np;
       if ((st = tk_pretokenize(tk, sc, t, &np, first && k == 0)) != TN_OK) break;
       for (size_t pi = 0; pi < np && st == TN_OK; pi++)
-        st = bpe_piece(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s,
+        st = bpe_cached(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s,
                        want ? t->align : NULL, sc->pieces[pi].s, out);
     }
     (void)base_sec;
@@ -308,7 +364,7 @@ static tn_status encode_section(const tn_tokenizer *tk, tk_scratch *sc, const ch
   size_t np;
   TN_TRY(tk_pretokenize(tk, sc, t, &np, first));
   for (size_t pi = 0; pi < np; pi++)
-    TN_TRY(bpe_piece(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s, want ? t->align : NULL,
+    TN_TRY(bpe_cached(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s, want ? t->align : NULL,
                      sc->pieces[pi].s, out));
   return TN_OK;
 }
@@ -389,6 +445,7 @@ void tn_encoding_free(tn_encoding *e) {
     free(sc->sym_prev);
     free(sc->sym_next);
     free(sc->heap);
+    free(sc->cache);
     if (sc->md) pcre2_match_data_free(sc->md);
     free(sc);
   }

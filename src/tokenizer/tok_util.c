@@ -135,12 +135,10 @@ void tk_strmap_free(tk_strmap *m) {
 tn_status tk_pairmap_init(tk_pairmap *m, size_t expected) {
   size_t ns = 64;
   while (ns < expected * 2) ns *= 2;
-  m->keys = tk_big_calloc(ns, sizeof *m->keys);
-  m->rank = tk_big_calloc(ns, sizeof *m->rank);
-  m->id = tk_big_calloc(ns, sizeof *m->id);
+  m->slots = tk_big_calloc(ns, sizeof *m->slots);
   m->n = 0;
   m->mask = ns - 1;
-  if (!m->keys || !m->rank || !m->id) return tn_error(TN_ERR_NOMEM, "tokenizer: out of memory");
+  if (!m->slots) return tn_error(TN_ERR_NOMEM, "tokenizer: out of memory");
   return TN_OK;
 }
 
@@ -148,7 +146,7 @@ static tn_status pm_grow(tk_pairmap *m) {
   tk_pairmap n2;
   TN_TRY(tk_pairmap_init(&n2, (m->mask + 1)));
   for (size_t i = 0; i <= m->mask; i++)
-    if (m->keys[i]) tk_pairmap_put(&n2, m->keys[i] - 1, m->rank[i], m->id[i]);
+    if (m->slots[i].key) tk_pairmap_put(&n2, m->slots[i].key - 1, m->slots[i].rank, m->slots[i].id);
   tk_pairmap_free(m);
   *m = n2;
   return TN_OK;
@@ -157,22 +155,18 @@ static tn_status pm_grow(tk_pairmap *m) {
 tn_status tk_pairmap_put(tk_pairmap *m, uint64_t key, int32_t rank, int32_t id) {
   size_t i = tk_pair_slot(key, m->mask);
   for (;;) {
-    uint64_t k = m->keys[i];
+    uint64_t k = m->slots[i].key;
     if (k == key + 1) return TN_OK; /* first (lowest rank) wins */
     if (k == 0) break;
     i = (i + 1) & m->mask;
   }
-  m->keys[i] = key + 1;
-  m->rank[i] = rank;
-  m->id[i] = id;
+  m->slots[i] = (tk_pm_slot){key + 1, rank, id};
   if (++m->n * 2 > m->mask + 1) return pm_grow(m);
   return TN_OK;
 }
 
 void tk_pairmap_free(tk_pairmap *m) {
-  free(m->keys);
-  free(m->rank);
-  free(m->id);
+  free(m->slots);
   memset(m, 0, sizeof *m);
 }
 

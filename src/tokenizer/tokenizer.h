@@ -35,10 +35,11 @@ int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len);
 void tk_strmap_free(tk_strmap *m);
 uint64_t tk_hash(const void *p, size_t n);
 
-/* (uint64 key) -> (int32 rank, int32 id), used for BPE merges keyed by (left id, right id). */
+/* (uint64 key) -> (int32 rank, int32 id), used for BPE merges keyed by (left id, right id).
+ * One 16-byte slot per entry, so a lookup is one cache line. */
+typedef struct { uint64_t key; int32_t rank, id; } tk_pm_slot; /* key = real key + 1, 0 = empty */
 typedef struct {
-  uint64_t *keys;     /* key+1, 0 = empty */
-  int32_t *rank, *id;
+  tk_pm_slot *slots;
   size_t n, mask;
 } tk_pairmap;
 tn_status tk_pairmap_init(tk_pairmap *m, size_t expected);
@@ -55,9 +56,9 @@ static inline size_t tk_pair_slot(uint64_t key, size_t mask) {
 static inline int tk_pairmap_get(const tk_pairmap *m, uint64_t key, int32_t *rank, int32_t *id) {
   size_t i = tk_pair_slot(key, m->mask);
   for (;;) {
-    uint64_t k = m->keys[i];
-    if (k == key + 1) { *rank = m->rank[i]; *id = m->id[i]; return 1; }
-    if (k == 0) return 0;
+    const tk_pm_slot *s = &m->slots[i];
+    if (s->key == key + 1) { *rank = s->rank; *id = s->id; return 1; }
+    if (s->key == 0) return 0;
     i = (i + 1) & m->mask;
   }
 }
@@ -201,9 +202,12 @@ typedef struct tk_scratch {
   uint32_t *sections; size_t scap; /* (start, end, added index) triples */
   /* BPE symbol arrays */
   int32_t *sym_id; uint32_t *sym_s, *sym_e; int32_t *sym_prev, *sym_next; size_t symcap;
-  struct tk_heap_ent { int32_t rank, pos, lid, rid; } *heap; size_t heapcap;
+  struct tk_heap_ent { int32_t rank, pos, lid, rid, mid; } *heap; size_t heapcap;
   pcre2_match_data *md;
+  /* word cache: short pre-tokenized pieces -> their tokens (direct-mapped, per encoding) */
+  struct tk_wcache { uint64_t h; uint8_t wlen, nids, rs[8], re[8]; char w[32]; int32_t ids[8]; } *cache;
 } tk_scratch;
+#define TK_CACHE_N 4096
 
 /* Load steps (tok_load.c). */
 tn_status tk_compile_pattern(tk_pattern *p, const char *regex, bool is_regex, const char *field);
