@@ -44,6 +44,8 @@ tn_status tn_write_file_atomic(const char *path, const void *data, size_t len);
 /* Atomic write through a callback that fills a FILE*. */
 tn_status tn_write_atomic_cb(const char *path, tn_status (*fill)(FILE *f, void *ctx), void *ctx);
 tn_status tn_mkdirs(const char *path);
+/* Copy a file (atomically at dst). */
+tn_status tn_copy_file(const char *src, const char *dst);
 bool tn_file_exists(const char *path);
 /* dir + "/" + name into a new string (caller frees). */
 char *tn_path_join(const char *dir, const char *name);

@@ -135,3 +135,12 @@ char *tn_path_join(const char *dir, const char *name) {
   snprintf(s, n, "%s/%s", dir, name);
   return s;
 }
+
+tn_status tn_copy_file(const char *src, const char *dst) {
+  char *data;
+  size_t len;
+  TN_TRY(tn_read_file(src, &data, &len));
+  tn_status s = tn_write_file_atomic(dst, data, len);
+  free(data);
+  return s;
+}

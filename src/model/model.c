@@ -227,3 +227,18 @@ tn_status tn_model_save_weights(const tn_model *m, const char *out_dir, tn_st_dt
   free_entries(e, conv, n);
   return s;
 }
+
+tn_status tn_model_copy_files(const char *from, const char *to) {
+  static const char *names[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                "special_tokens_map.json", "chat_template.jinja"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+    char *a = tn_path_join(from, names[i]), *b = tn_path_join(to, names[i]);
+    tn_status s = TN_OK;
+    if (tn_file_exists(a)) s = tn_copy_file(a, b);
+    else if (i == 0) s = tn_error(TN_ERR_IO, "%s: missing", a);
+    free(a);
+    free(b);
+    TN_TRY(s);
+  }
+  return TN_OK;
+}

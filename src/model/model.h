@@ -168,6 +168,10 @@ tn_status tn_write_byte_tokenizer(const char *dir);
 tn_status tn_model_alloc(tn_model **out, const tn_config *c);
 /* Write the weights as model.safetensors (or `shards` shards) in DIR, converting to dtype. */
 tn_status tn_model_save_weights(const tn_model *m, const char *out_dir, tn_st_dtype dtype, int shards);
+/* Copy the files that make a weights folder a usable model (config.json,
+ * generation_config.json, tokenizer files) from one folder to another; those
+ * absent in `from` are skipped, config.json is required. */
+tn_status tn_model_copy_files(const char *from, const char *to);
 /* Any weight-shaped set (e.g. gradients) to one safetensors file under the HF names. */
 tn_status tn_weights_save_file(const tn_config *c, tn_weights *w, const char *path, tn_st_dtype dtype);
 #endif

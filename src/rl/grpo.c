@@ -17,7 +17,6 @@
 #include "rl/grpo.h"
 #include "tunic/obs.h"
 #include "tunic/rl.h"
-#include "train/lora.h"
 #include "train/losses.h"
 #include "train/train.h"
 
@@ -51,7 +50,6 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
 typedef struct {
   tn_grpo_opts o;
   tn_model *m, *ref;     /* ref: a frozen copy (full fine-tuning with beta > 0) */
-  tn_lora_set *lora;     /* LoRA: the reference is the same model with the adapter off */
   tn_tokenizer *tok;
   tn_prompt_set data;
   tn_rewards *rw;
@@ -59,10 +57,7 @@ typedef struct {
   tn_scale_rewards scale;
   tn_state *st;
   tn_bwd bw;
-  tn_grads grads;
-  tn_trainable tr;
-  tn_adamw opt;
-  tn_schedule sched;
+  tn_tparams tp;         /* trainable weights (full or LoRA: the reference is then the adapter off) */
   int S, T, mb;          /* sequences per step, capacity per sequence, sequences per micro-batch */
   float *logits, *dlogits, *row_lp, *row_dlp; // (Nmax, V) x2, (Nmax) x2
   int *tok_r, *pos_r, *seq_r, *tgt_r;       // (Nmax)
@@ -129,30 +124,11 @@ static tn_status setup(grpo_t *t) {
   const int Nmax = t->mb * t->T, V = t->m->cfg.V;
   TN_TRY(tn_state_create(&t->st, t->m, t->mb, t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
-  if (o->lora_rank > 0) {
-    tn_lora_opts lo;
-    tn_lora_opts_default(&lo);
-    lo.rank = o->lora_rank;
-    lo.alpha = o->lora_alpha;
-    lo.targets = o->lora_targets;
-    lo.seed = o->seed;
-    TN_TRY(tn_lora_attach(t->m, &lo, &t->lora));
-    TN_TRY(tn_lora_alloc_grads(t->lora));
-    t->tr = (tn_trainable){.rows = t->lora->params, .n = t->lora->n_params, .grad = t->lora->gflat,
-                           .ngrad = t->lora->n_floats};
-  } else {
-    TN_TRY(tn_grads_create(&t->grads, t->m));
-    TN_TRY(tn_trainable_full(&t->tr, t->m, &t->grads));
-  }
-  tn_adamw_config ac = tn_adamw_defaults();
-  ac.weight_decay = o->weight_decay;
-  TN_TRY(tn_adamw_init(&t->opt, t->tr.rows, t->tr.n, &ac));
-  tn_schedule_kind kind;
-  TN_TRY(tn_schedule_kind_parse(o->schedule, &kind));
-  t->sched = tn_schedule_make(kind, o->lr, o->warmup_steps, o->steps);
-  t->sched.end_value = o->lr_end;
-  if (kind == TN_SCHED_COSINE && o->steps <= o->warmup_steps) t->sched.kind = TN_SCHED_CONSTANT;
-  TN_TRY(tn_schedule_check(&t->sched));
+  tn_tparams_opts to = {.lora_rank = o->lora_rank, .lora_alpha = o->lora_alpha, .lora_targets = o->lora_targets,
+                        .seed = o->seed, .lr = o->lr, .lr_end = o->lr_end, .weight_decay = o->weight_decay,
+                        .beta1 = 0.9f, .beta2 = 0.999f, .adam_eps = 1e-8f, .schedule = o->schedule,
+                        .warmup_steps = o->warmup_steps, .total_steps = o->steps};
+  TN_TRY(tn_tparams_init(&t->tp, t->m, &to));
   t->logits = tn_alloc(sizeof(float) * (size_t)Nmax * V);
   t->dlogits = tn_alloc(sizeof(float) * (size_t)Nmax * V);
   t->row_lp = tn_alloc(sizeof(float) * Nmax);
@@ -228,7 +204,7 @@ static tn_status mb_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   int w = r->off[s0];
   for (int i = 0; i < N; i++) t->row_dlp[i] = t->tgt_r[i] >= 0 ? r->dlp[w++] : 0.0f;
   tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->row_dlp, N, V, T);
-  return tn_backward(t->m, t->st, &t->bw, t->lora ? NULL : &t->grads, t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
+  return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
 }
 
 static void free_rollout(rollout_t *r, int S) {
@@ -314,10 +290,10 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   r.dlp = malloc(sizeof(float) * (r.ntok + 1));
   if (s == TN_OK && o->beta > 0) {
     r.ref_lp = malloc(sizeof(float) * (r.ntok + 1));
-    if (t->lora) tn_lora_enable(t->lora, false); /* the base model is the reference */
+    if (t->tp.lora) tn_lora_enable(t->tp.lora, false); /* the base model is the reference */
     for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
-      s = seq_logprobs(t, t->lora ? t->m : t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL);
-    if (t->lora) tn_lora_enable(t->lora, true);
+      s = seq_logprobs(t, t->tp.lora ? t->m : t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL);
+    if (t->tp.lora) tn_lora_enable(t->tp.lora, true);
   }
   tn_trace_span(t->trace, "logprobs", t0, tn_now());
   /* ---- policy updates ---- */
@@ -325,9 +301,9 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   tn_grpo_stats gs = {0};
   double entropy = 0, gnorm = 0;
   long train_tokens = 0;
-  const float lr = tn_lr_at(&t->sched, step);
+  const float lr = tn_lr_at(&t->tp.sched, step);
   for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
-    memset(t->tr.grad, 0, t->tr.ngrad * sizeof(float));
+    memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
     if (t->mb == S) { /* one pass: forward, loss, backward */
       s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL);
       int N = 0;
@@ -350,8 +326,8 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
     }
     if (s == TN_OK && !isfinite(gs.loss))
       s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
-    if (s == TN_OK) s = tn_params_grad_norm(t->tr.rows, t->tr.n, &gnorm);
-    if (s == TN_OK) tn_adamw_step(&t->opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
+    if (s == TN_OK) s = tn_params_grad_norm(t->tp.tr.rows, t->tp.tr.n, &gnorm);
+    if (s == TN_OK) tn_adamw_step(&t->tp.opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
   }
   double t_upd = tn_now() - t0;
   tn_trace_span(t->trace, "update", t0, t0 + t_upd);
@@ -402,33 +378,9 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   return s;
 }
 
-static tn_status copy_file(const char *src, const char *dst) {
-  char *data;
-  size_t len;
-  TN_TRY(tn_read_file(src, &data, &len));
-  tn_status s = tn_write_file_atomic(dst, data, len);
-  free(data);
-  return s;
-}
-
-static tn_status copy_model_files(const char *from, const char *to) {
-  static const char *names[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                                "special_tokens_map.json"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    char *a = tn_path_join(from, names[i]), *b = tn_path_join(to, names[i]);
-    tn_status s = tn_file_exists(a) ? copy_file(a, b) : TN_OK;
-    free(a);
-    free(b);
-    TN_TRY(s);
-  }
-  return TN_OK;
-}
-
 static tn_status ckpt_extra(const char *dir, void *ctx) {
   grpo_t *t = ctx;
-  if (t->lora) return tn_lora_save(t->lora, dir);
-  TN_TRY(copy_model_files(t->o.model, dir));
-  return tn_model_save_weights(t->m, dir, TN_ST_F32, 1);
+  return tn_tparams_save(&t->tp, t->m, t->o.model, dir, TN_ST_F32);
 }
 
 static void teardown(grpo_t *t) {
@@ -436,10 +388,7 @@ static void teardown(grpo_t *t) {
   tn_trace_close(t->trace);
   tn_free(t->logits); tn_free(t->dlogits); tn_free(t->row_lp); tn_free(t->row_dlp);
   free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r); free(t->perm);
-  tn_adamw_free(&t->opt);
-  if (t->lora) tn_lora_free(t->lora);
-  else tn_trainable_free(&t->tr);
-  tn_grads_free(&t->grads);
+  tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
   if (t->rw) tn_rewards_free(t->rw);
@@ -459,7 +408,7 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
     char *ck, *sj;
     s = tn_ckpt_latest(o->out, &ck, &step0);
     if (s == TN_OK) {
-      s = tn_ckpt_load(ck, t.lora ? "adapter_model.safetensors" : "model.safetensors", &t.tr, &t.opt, &sj);
+      s = tn_ckpt_load(ck, tn_tparams_weights_file(&t.tp), &t.tp.tr, &t.tp.opt, &sj);
       if (s == TN_OK) { free(sj); printf("resumed from %s (step %ld)\n", ck, step0); }
       free(ck);
     }
@@ -479,7 +428,7 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
   }
   if (s == TN_OK)
     printf("grpo: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t.data.n,
-           o->steps, o->batch_size, o->num_generations, o->beta, t.opt.total);
+           o->steps, o->batch_size, o->num_generations, o->beta, t.tp.opt.total);
   const double t_start = tn_now();
   for (long step = step0; step < o->steps && s == TN_OK; step++) {
     s = step_once(&t, step, t_start);
@@ -487,20 +436,15 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
     if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last)) {
       char sj[128];
       snprintf(sj, sizeof sj, "{\"step\": %ld, \"seed\": %llu}\n", step + 1, (unsigned long long)o->seed);
-      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = NULL, .tr = &t.tr,
-                              .opt = &t.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
+      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = NULL, .tr = &t.tp.tr,
+                              .opt = &t.tp.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
                               .extra_ctx = &t};
       s = tn_ckpt_save(&co);
     }
   }
   if (s == TN_OK) {
-    char *dir = tn_path_join(o->out, t.lora ? "adapter" : "model");
-    s = tn_mkdirs(dir);
-    if (s == TN_OK && t.lora) s = tn_lora_save(t.lora, dir);
-    else if (s == TN_OK) {
-      s = copy_model_files(o->model, dir);
-      if (s == TN_OK) s = tn_model_save_weights(t.m, dir, t.m->cfg.dtype, 1);
-    }
+    char *dir = tn_path_join(o->out, t.tp.lora ? "adapter" : "model");
+    s = tn_tparams_save(&t.tp, t.m, o->model, dir, t.m->cfg.dtype);
     if (s == TN_OK) printf("saved %s\n", dir);
     free(dir);
     tn_manifest_set(o->out, "status", cJSON_CreateString("completed"));

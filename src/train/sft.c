@@ -10,7 +10,6 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include "train/lora.h"
 #include "train/sft.h"
 #include "tunic/obs.h"
 
@@ -78,11 +77,7 @@ typedef struct {
   tn_dataset train, eval;
   tn_state *st;
   tn_bwd bw;
-  tn_grads grads;
-  tn_trainable tr;
-  tn_adamw opt;
-  tn_schedule sched;
-  tn_lora_set *lora;     /* LoRA: the trainable adapters (NULL: full fine-tuning) */
+  tn_tparams tp;         /* trainable weights (full or LoRA), AdamW, schedule */
   uint64_t fwd_counter;  /* selects LoRA dropout masks: one value per training forward */
   float *logits, *dlogits, *lrow, *wrow; // (Nmax, V) x2, (Nmax) x2
   rows_t rows;
@@ -95,7 +90,7 @@ typedef struct {
 /* forward (+ backward when weight > 0) of one micro-batch; returns the loss sum */
 static tn_status run_rows(sft_t *t, double *loss_sum, float weight, bool backward) {
   const int V = t->m->cfg.V, N = t->rows.N;
-  if (t->lora) tn_lora_train_mode(t->lora, backward, backward ? ++t->fwd_counter : 0);
+  if (t->tp.lora) tn_lora_train_mode(t->tp.lora, backward, backward ? ++t->fwd_counter : 0);
   TN_TRY(tn_forward(t->m, t->st, N, t->rows.tok, t->rows.pos, t->rows.seq, t->logits, NULL, N));
   tn_xent_forward(t->lrow, t->logits, t->rows.tgt, N, V);
   double s = 0;
@@ -104,7 +99,7 @@ static tn_status run_rows(sft_t *t, double *loss_sum, float weight, bool backwar
   if (!backward) return TN_OK;
   for (int i = 0; i < N; i++) t->wrow[i] = weight;
   tn_xent_backward(t->dlogits, t->logits, t->rows.tgt, t->wrow, N, V);
-  return tn_backward(t->m, t->st, &t->bw, t->lora ? NULL : &t->grads, t->dlogits, t->logits, N, t->rows.tok,
+  return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, N, t->rows.tok,
                      t->rows.pos, t->rows.seq);
 }
 
@@ -123,35 +118,10 @@ static tn_status eval_loss(sft_t *t, double *out) {
   return TN_OK;
 }
 
-static tn_status copy_file(const char *src, const char *dst) {
-  char *data;
-  size_t len;
-  TN_TRY(tn_read_file(src, &data, &len));
-  tn_status s = tn_write_file_atomic(dst, data, len);
-  free(data);
-  return s;
-}
-
-/* config.json, generation config and tokenizer files beside the weights */
-static tn_status copy_model_files(const char *from, const char *to) {
-  static const char *names[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                                "special_tokens_map.json"};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-    char *a = tn_path_join(from, names[i]), *b = tn_path_join(to, names[i]);
-    tn_status s = tn_file_exists(a) ? copy_file(a, b) : TN_OK;
-    free(a);
-    free(b);
-    TN_TRY(s);
-  }
-  return TN_OK;
-}
-
 /* the checkpoint's weights: a PEFT adapter, or a loadable HF model folder in f32 */
 static tn_status ckpt_extra(const char *dir, void *ctx) {
   sft_t *t = ctx;
-  if (t->lora) return tn_lora_save(t->lora, dir);
-  TN_TRY(copy_model_files(t->o.model, dir));
-  return tn_model_save_weights(t->m, dir, TN_ST_F32, 1);
+  return tn_tparams_save(&t->tp, t->m, t->o.model, dir, TN_ST_F32);
 }
 
 static char *state_json(sft_t *t, long step) {
@@ -187,29 +157,16 @@ static tn_status setup(sft_t *t) {
   const int Nmax = o->batch_size * o->max_seq_len, V = t->m->cfg.V;
   TN_TRY(tn_state_create(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
-  if (o->lora_rank > 0) {
-    tn_lora_opts lo;
-    tn_lora_opts_default(&lo);
-    lo.rank = o->lora_rank;
-    lo.alpha = o->lora_alpha;
-    lo.dropout = o->lora_dropout;
-    lo.rslora = o->rslora;
-    lo.targets = o->lora_targets;
-    lo.seed = o->seed;
-    TN_TRY(tn_lora_attach(t->m, &lo, &t->lora));
-    TN_TRY(tn_lora_alloc_grads(t->lora));
-    t->tr = (tn_trainable){.rows = t->lora->params, .n = t->lora->n_params, .grad = t->lora->gflat,
-                           .ngrad = t->lora->n_floats};
-  } else {
-    TN_TRY(tn_grads_create(&t->grads, t->m));
-    TN_TRY(tn_trainable_full(&t->tr, t->m, &t->grads));
-  }
-  tn_adamw_config ac = tn_adamw_defaults();
-  ac.beta1 = o->beta1;
-  ac.beta2 = o->beta2;
-  ac.eps = o->adam_eps;
-  ac.weight_decay = o->weight_decay;
-  TN_TRY(tn_adamw_init(&t->opt, t->tr.rows, t->tr.n, &ac));
+  long per_step = (long)o->batch_size * o->grad_accum;
+  long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * t->train.n / per_step);
+  if (total <= 0) total = 1;
+  o->steps = (int)total;
+  tn_tparams_opts po = {.lora_rank = o->lora_rank, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
+                        .rslora = o->rslora, .lora_targets = o->lora_targets, .seed = o->seed, .lr = o->lr,
+                        .lr_end = o->lr_end, .weight_decay = o->weight_decay, .beta1 = o->beta1, .beta2 = o->beta2,
+                        .adam_eps = o->adam_eps, .schedule = o->schedule, .warmup_steps = o->warmup_steps,
+                        .total_steps = total};
+  TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
   t->logits = tn_alloc(sizeof(float) * (size_t)Nmax * V);
   t->dlogits = t->m->cfg.final_softcap > 0 ? tn_alloc(sizeof(float) * (size_t)Nmax * V) : t->logits;
   t->lrow = tn_alloc(sizeof(float) * Nmax);
@@ -220,16 +177,6 @@ static tn_status setup(sft_t *t) {
   t->rows.tgt = malloc(sizeof(int) * Nmax);
   if (!t->logits || !t->dlogits || !t->lrow || !t->wrow) return TN_ERR_NOMEM;
   t->stream = (stream_t){.d = &t->train, .seed = o->seed, .perm = malloc(sizeof(int) * t->train.n), .perm_epoch = -1};
-  long per_step = (long)o->batch_size * o->grad_accum;
-  long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * t->train.n / per_step);
-  if (total <= 0) total = 1;
-  o->steps = (int)total;
-  tn_schedule_kind kind;
-  TN_TRY(tn_schedule_kind_parse(o->schedule, &kind));
-  t->sched = tn_schedule_make(kind, o->lr, o->warmup_steps, total);
-  t->sched.end_value = o->lr_end;
-  if (kind == TN_SCHED_COSINE && total <= o->warmup_steps) t->sched.kind = TN_SCHED_CONSTANT;
-  TN_TRY(tn_schedule_check(&t->sched));
   return TN_OK;
 }
 
@@ -242,10 +189,7 @@ static void teardown(sft_t *t) {
   tn_free(t->wrow);
   free(t->rows.tok); free(t->rows.pos); free(t->rows.seq); free(t->rows.tgt);
   free(t->stream.perm);
-  tn_adamw_free(&t->opt);
-  if (t->lora) tn_lora_free(t->lora); /* its rows are the trainable set */
-  else tn_trainable_free(&t->tr);
-  tn_grads_free(&t->grads);
+  tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
   tn_dataset_free(&t->train);
@@ -255,15 +199,8 @@ static void teardown(sft_t *t) {
 }
 
 static tn_status save_final(sft_t *t) {
-  char *dir = tn_path_join(t->o.out, t->lora ? "adapter" : "model");
-  tn_status s = tn_mkdirs(dir);
-  if (s == TN_OK) {
-    if (t->lora) s = tn_lora_save(t->lora, dir);
-    else {
-      s = copy_model_files(t->o.model, dir);
-      if (s == TN_OK) s = tn_model_save_weights(t->m, dir, t->m->cfg.dtype, 1);
-    }
-  }
+  char *dir = tn_path_join(t->o.out, t->tp.lora ? "adapter" : "model");
+  tn_status s = tn_tparams_save(&t->tp, t->m, t->o.model, dir, t->m->cfg.dtype);
   if (s == TN_OK) printf("saved %s\n", dir);
   free(dir);
   return s;
@@ -283,7 +220,7 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
       s = TN_OK;
       step0 = 0;
     } else {
-      s = tn_ckpt_load(ck, t.lora ? "adapter_model.safetensors" : "model.safetensors", &t.tr, &t.opt, &sj);
+      s = tn_ckpt_load(ck, tn_tparams_weights_file(&t.tp), &t.tp.tr, &t.tp.opt, &sj);
       if (s == TN_OK) {
         cJSON *j = cJSON_Parse(sj);
         cJSON *dp = cJSON_GetObjectItem(j, "data_pos");
@@ -307,7 +244,7 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
   if (s == TN_OK) s = tn_metrics_open(&t.metrics, o->out);
   if (s != TN_OK) { teardown(&t); return s; }
   printf("sft: %d train / %d eval examples, %s, %ld steps of %d x %d examples, %zu trainable parameters\n", t.train.n,
-         t.eval.n, t.lora ? "LoRA" : "full fine-tuning", (long)o->steps, o->batch_size, o->grad_accum, t.opt.total);
+         t.eval.n, t.tp.lora ? "LoRA" : "full fine-tuning", (long)o->steps, o->batch_size, o->grad_accum, t.tp.opt.total);
   fflush(stdout);
   t.prog = tn_progress_new(NULL, o->steps, "sft", TN_PROGRESS_AUTO);
   const tn_example **ex = malloc(sizeof(void *) * o->batch_size);
@@ -319,7 +256,7 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
     long count = 0, pos = t.data_pos;
     for (int a = 0; a < o->grad_accum; a++)
       for (int b = 0; b < o->batch_size; b++) count += stream_get(&t.stream, pos++)->n_targets;
-    memset(t.tr.grad, 0, t.tr.ngrad * sizeof(float));
+    memset(t.tp.tr.grad, 0, t.tp.tr.ngrad * sizeof(float));
     double loss_sum = 0, ntok = 0;
     for (int a = 0; a < o->grad_accum && s == TN_OK; a++) {
       for (int b = 0; b < o->batch_size; b++) ex[b] = stream_get(&t.stream, t.data_pos++);
@@ -334,10 +271,10 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
                    isnan(loss) ? "NaN" : "infinite");
       break;
     }
-    s = tn_params_grad_norm(t.tr.rows, t.tr.n, &gnorm);
+    s = tn_params_grad_norm(t.tp.tr.rows, t.tp.tr.n, &gnorm);
     if (s != TN_OK) { s = tn_error_prefix(s, "step %ld: stopping (the last checkpoint is kept)", step + 1); break; }
-    const float lr = tn_lr_at(&t.sched, step);
-    tn_adamw_step(&t.opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
+    const float lr = tn_lr_at(&t.tp.sched, step);
+    tn_adamw_step(&t.tp.opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
     tokens_seen += ntok;
     const double dt = tn_now() - t0;
     double evl = NAN;
@@ -355,8 +292,8 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
     tn_progress_update(t.prog, step + 1, loss, lr, ntok / dt, NULL);
     if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last)) {
       char *sj = state_json(&t, step + 1);
-      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = NULL, .tr = &t.tr,
-                              .opt = &t.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
+      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = NULL, .tr = &t.tp.tr,
+                              .opt = &t.tp.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
                               .extra_ctx = &t};
       s = tn_ckpt_save(&co);
       free(sj);

@@ -80,3 +80,36 @@ tn_status tn_ckpt_save(const tn_ckpt_save_opts *o);
 tn_status tn_ckpt_latest(const char *run_dir, char **path, long *step);
 /* Restore trainable rows, optimizer state and the trainer_state.json text (malloc'd). */
 tn_status tn_ckpt_load(const char *ckpt_dir, const char *weights_file, tn_trainable *tr, tn_adamw *opt, char **state_json);
+
+/* ---- what every trainer sets up the same way: trainable weights (full or LoRA),
+ * AdamW, the learning-rate schedule; saving them as a model folder or adapter ---- */
+#include "train/lora.h"
+typedef struct {
+  int lora_rank;                 /* 0: full fine-tuning */
+  float lora_alpha, lora_dropout;
+  bool rslora;
+  const char *lora_targets;
+  uint64_t seed;
+  float lr, lr_end, weight_decay, beta1, beta2, adam_eps;
+  const char *schedule;          /* constant | linear | cosine */
+  long warmup_steps, total_steps;
+} tn_tparams_opts;
+void tn_tparams_opts_default(tn_tparams_opts *o);
+typedef struct {
+  tn_lora_set *lora;             /* NULL: full fine-tuning */
+  tn_grads grads;                /* full fine-tuning */
+  tn_trainable tr;
+  tn_adamw opt;
+  tn_schedule sched;
+} tn_tparams;
+tn_status tn_tparams_init(tn_tparams *p, tn_model *m, const tn_tparams_opts *o);
+void tn_tparams_free(tn_tparams *p);
+/* The weights as a usable folder: a PEFT adapter (LoRA), or config/tokenizer files
+ * copied from src_model_dir plus model.safetensors in `dtype`. */
+tn_status tn_tparams_save(const tn_tparams *p, const tn_model *m, const char *src_model_dir, const char *dir,
+                          tn_st_dtype dtype);
+/* The file tn_ckpt_load reads the trainable rows from. */
+const char *tn_tparams_weights_file(const tn_tparams *p);
+/* Zero the gradients; run this model's backward into them (grads NULL for LoRA). */
+void tn_tparams_zero_grad(tn_tparams *p);
+tn_grads *tn_tparams_grads(tn_tparams *p);

@@ -1,0 +1,74 @@
+/* tparams.c - the trainable side every trainer sets up the same way: full
+ * fine-tuning (all weights, one flat gradient buffer) or LoRA adapters, AdamW
+ * over their rows, the learning-rate schedule, and saving the result as a
+ * loadable model folder or a PEFT adapter. */
+#include <string.h>
+#include "train/train.h"
+
+void tn_tparams_opts_default(tn_tparams_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->lora_alpha = 16.0f;
+  o->lr = 1e-4f;
+  o->beta1 = 0.9f;
+  o->beta2 = 0.999f;
+  o->adam_eps = 1e-8f;
+  o->schedule = "constant";
+  o->total_steps = 1;
+}
+
+tn_status tn_tparams_init(tn_tparams *p, tn_model *m, const tn_tparams_opts *o) {
+  memset(p, 0, sizeof *p);
+  if (o->lora_rank > 0) {
+    tn_lora_opts lo;
+    tn_lora_opts_default(&lo);
+    lo.rank = o->lora_rank;
+    lo.alpha = o->lora_alpha;
+    lo.dropout = o->lora_dropout;
+    lo.rslora = o->rslora;
+    if (o->lora_targets) lo.targets = o->lora_targets;
+    lo.seed = o->seed;
+    TN_TRY(tn_lora_attach(m, &lo, &p->lora));
+    TN_TRY(tn_lora_alloc_grads(p->lora));
+    p->tr = (tn_trainable){.rows = p->lora->params, .n = p->lora->n_params, .grad = p->lora->gflat,
+                           .ngrad = p->lora->n_floats};
+  } else {
+    TN_TRY(tn_grads_create(&p->grads, m));
+    TN_TRY(tn_trainable_full(&p->tr, m, &p->grads));
+  }
+  tn_adamw_config ac = tn_adamw_defaults();
+  ac.beta1 = o->beta1;
+  ac.beta2 = o->beta2;
+  ac.eps = o->adam_eps;
+  ac.weight_decay = o->weight_decay;
+  TN_TRY(tn_adamw_init(&p->opt, p->tr.rows, p->tr.n, &ac));
+  tn_schedule_kind kind;
+  TN_TRY(tn_schedule_kind_parse(o->schedule, &kind));
+  long total = o->total_steps > 0 ? o->total_steps : 1;
+  p->sched = tn_schedule_make(kind, o->lr, o->warmup_steps, total);
+  p->sched.end_value = o->lr_end;
+  if (kind == TN_SCHED_COSINE && total <= o->warmup_steps) p->sched.kind = TN_SCHED_CONSTANT;
+  return tn_schedule_check(&p->sched);
+}
+
+void tn_tparams_free(tn_tparams *p) {
+  tn_adamw_free(&p->opt);
+  if (p->lora) tn_lora_free(p->lora); /* its rows are the trainable set */
+  else tn_trainable_free(&p->tr);
+  tn_grads_free(&p->grads);
+  memset(p, 0, sizeof *p);
+}
+
+tn_status tn_tparams_save(const tn_tparams *p, const tn_model *m, const char *src_model_dir, const char *dir,
+                          tn_st_dtype dtype) {
+  TN_TRY(tn_mkdirs(dir));
+  if (p->lora) return tn_lora_save(p->lora, dir);
+  TN_TRY(tn_model_copy_files(src_model_dir, dir));
+  return tn_model_save_weights(m, dir, dtype, 1);
+}
+
+const char *tn_tparams_weights_file(const tn_tparams *p) {
+  return p->lora ? "adapter_model.safetensors" : "model.safetensors";
+}
+
+void tn_tparams_zero_grad(tn_tparams *p) { memset(p->tr.grad, 0, p->tr.ngrad * sizeof(float)); }
+tn_grads *tn_tparams_grads(tn_tparams *p) { return p->lora ? NULL : &p->grads; }
