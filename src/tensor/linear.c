@@ -1,6 +1,6 @@
 /* linear.c - y = x W^T (+ bias) (+ LoRA), the matmul every projection uses,
  * and its backward. f32 weights go to OpenBLAS (OpenMP build, shared thread pool);
- * other weight dtypes are dispatched here too (issue 7). */
+ * bf16 and nf4 weights (frozen) are dispatched to quant.c (issue 7). */
 #include <cblas.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,7 +58,9 @@ static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
 
 void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *bias, int N) {
   // y (N, out), x (N, in), W (out, in)
-  if (N == 1)
+  if (W->dtype != TN_F32) /* bf16 / nf4 frozen weights (quant.c) */
+    tn_qlinear_forward(y, x, W, N);
+  else if (N == 1)
     cblas_sgemv(CblasRowMajor, CblasNoTrans, W->out, W->in, 1.0f, W->w, W->in, x, 1, 0.0f, y, 1);
   else
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, W->out, W->in, 1.0f, x, W->in, W->w, W->in,
@@ -112,10 +114,12 @@ void tn_linear_backward(float *dx, float *dW, float *dbias, const float *dy, con
                         const tn_mat *W, int N) {
   // dx, x (N, in); dy (N, out); W, dW (out, in); dbias (out)
   const int in = W->in, out = W->out;
-  if (dx) /* dx += dy W */
+  if (dx && W->dtype != TN_F32) /* dx += dy W for bf16 / nf4 weights (quant.c) */
+    tn_qlinear_backward_dx(dx, dy, W, N);
+  else if (dx) /* dx += dy W */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W->w, in, 1.0f,
                 dx, in);
-  if (dW) /* dW += dy^T x */
+  if (dW && W->dtype == TN_F32) /* dW += dy^T x (bf16 / nf4 weights are frozen: no dW) */
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
   if (dbias) {
     /* column sums, split over columns so each thread owns its slice (no races,

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include "tunic/base.h"
 
 typedef enum { TN_F32 = 0, TN_BF16, TN_F16, TN_NF4 } tn_dtype;
 const char *tn_dtype_name(tn_dtype t);
@@ -129,6 +130,69 @@ void tn_xent_backward(float *dlogits, const float *logits, const int *targets,
 /* Both at once (one read of the logits fewer); either output may be NULL. */
 void tn_xent_forward_backward(float *loss_rows, float *dlogits, const float *logits,
                               const int *targets, const float *row_weight, int N, int V);
+
+/* ---- frozen low-precision weights (issue 7, quant.c) ----
+ * A tn_mat with dtype TN_BF16 holds q = uint16_t (out, in) row-major bf16 (round to
+ * nearest even from f32); with TN_NF4, q = tn_nf4 * in bitsandbytes' layout over the
+ * flattened (out, in) matrix. Such weights are frozen: tn_linear_backward takes
+ * dW == NULL for them and computes the input gradient dx += dy W only. */
+typedef struct tn_nf4 {
+  int64_t n;            /* elements (out * in) */
+  int blocksize;        /* elements per absmax block (bnb default 64) */
+  int64_t nblocks;      /* ceil(n / blocksize) */
+  uint8_t *codes;       /* ((n + 1) / 2) two codes per byte, FIRST element in the HIGH nibble */
+  float *absmax;        /* (nblocks) max |x| per block, when !nested */
+  bool nested;          /* double quantisation of the absmax (bnb compress_statistics) */
+  uint8_t *qabsmax;     /* (nblocks) 8-bit codes of absmax - offset, when nested */
+  float *absmax2;       /* (nblocks2) absmax of each block of blocksize2 centred absmax values */
+  int blocksize2;       /* 256 */
+  int64_t nblocks2;
+  float offset;         /* mean of the absmax, subtracted before the 8-bit quantisation */
+  float code[16];       /* NF4 values (bnb quant_map) */
+  float code2[256];     /* 8-bit dynamic map (bnb nested_quant_map) */
+  void *mem;            /* owned storage when made by tn_nf4_alloc, else NULL */
+} tn_nf4;
+
+extern const float tn_nf4_values[16];       /* bnb's NF4 code values, code 0..15 */
+/* NF4 code of a normalised value x (x / absmax): bnb's dQuantizeNF4 decision tree
+ * (strict '>' against the midpoints between neighbouring codes; NaN -> 0). */
+uint8_t tn_nf4_code(float x);
+/* bnb create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8) in f32, with
+ * torch.linspace as current PyTorch computes it on CPU (scalar, two-sided). */
+void tn_dynamic_map(float code[256]);
+/* bnb dQuantize<0>: the code of x in a sorted 256-entry map (binary search + midpoint). */
+uint8_t tn_dynamic_code(const float code[256], float x);
+/* Bytes of array storage for n elements (64-byte aligned parts). */
+size_t tn_nf4_bytes(int64_t n, int blocksize, bool nested);
+/* Set up q for n elements with its arrays carved from mem (tn_nf4_bytes bytes,
+ * 64-byte aligned); code/code2 get the standard tables. TN_ERR_ARG on bad sizes. */
+tn_status tn_nf4_init(tn_nf4 *q, int64_t n, int blocksize, bool nested, void *mem);
+tn_status tn_nf4_alloc(tn_nf4 *q, int64_t n, int blocksize, bool nested); /* owns q->mem */
+void tn_nf4_free(tn_nf4 *q);
+/* bnb quantize_4bit(x, blocksize, compress_statistics=nested, quant_type="nf4") into an
+ * initialised q: absmax per block, code = tree(x * (1 / absmax)); nested: offset =
+ * mean(absmax) (correctly rounded f32), absmax - offset quantised blockwise (256) with
+ * the dynamic map. */
+void tn_nf4_quantize(tn_nf4 *q, const float *x);
+/* Absmax of block b as dequantisation uses it (nested: code2[q] * absmax2 + offset). */
+float tn_nf4_absmax(const tn_nf4 *q, int64_t b);
+/* out[i - e0] = code[c_i] * absmax(block of i) for elements i in [e0, e1). */
+void tn_nf4_dequantize(float *out, const tn_nf4 *q, int64_t e0, int64_t e1);
+void tn_bf16_from_f32(uint16_t *dst, const float *src, size_t n);   /* round to nearest even */
+/* Rows [r0, r1) of any weight (f32, bf16, nf4) as f32 into out ((r1 - r0), in). */
+void tn_mat_rows_f32(float *out, const tn_mat *W, int r0, int r1);
+size_t tn_mat_bytes(const tn_mat *W);  /* bytes the weight's storage takes */
+/* The base matmul of a non-f32 weight (called by tn_linear_*): y (N, out) = x W^T
+ * (overwritten), and dx (N, in) += dy W. */
+void tn_qlinear_forward(float *y, const float *x, const tn_mat *W, int N);
+void tn_qlinear_backward_dx(float *dx, const float *dy, const tn_mat *W, int N);
+/* Kernel paths, chosen at run time: AVX-512 BF16 (vdpbf16ps GEMM + AVX-512 GEMV),
+ * AVX-512F (GEMV; GEMM via f32 tiles), portable C. TN_NO_AVX512BF16=1 in the
+ * environment forces the portable path. tn_quant_set_isa clamps to what the CPU has. */
+typedef enum { TN_ISA_PORTABLE = 0, TN_ISA_AVX512 = 1, TN_ISA_AVX512BF16 = 2 } tn_isa;
+tn_isa tn_quant_isa(void);
+void tn_quant_set_isa(tn_isa isa);
+void tn_quant_scratch_release(void);  /* the calling thread's quant scratch */
 
 /* Free the calling thread's kernel scratch buffers (they are kept and reused
  * across calls otherwise; call at thread exit or at the end of a program). */
