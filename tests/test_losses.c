@@ -312,6 +312,165 @@ static void test_grpo_errors(void **st) {
   assert_non_null(strstr(tn_last_error(), "off["));
 }
 
+/* ================= DPO family ================= */
+
+static void dpo_write(const char *name, const tn_dpo_cfg *c, int n, const float *pc, const float *pr, const float *rc,
+                      const float *rr, const float *dpc, const float *dpr, const tn_dpo_stats *ds) {
+  case_begin("dpo", name);
+  jlong("type", c->type); jdbl("beta", c->beta); jdbl("label_smoothing", c->label_smoothing);
+  jfarr("pc", pc, n); jfarr("pr", pr, n); jfarr("rc", rc, n); jfarr("rr", rr, n);
+  jdbl("loss", ds->loss); jdbl("reward_chosen", ds->reward_chosen); jdbl("reward_rejected", ds->reward_rejected);
+  jdbl("margin", ds->margin); jdbl("accuracy", ds->accuracy);
+  jfarr("d_pc", dpc, n); jfarr("d_pr", dpr, n);
+  case_end();
+}
+
+static void test_dpo(void **st) {
+  (void)st;
+  enum { n = 7 };
+  float pc[n], pr[n], rc[n], rr[n], dpc[n], dpr[n];
+  for (int i = 0; i < n; i++) {
+    rc[i] = unif(-40, -10);
+    rr[i] = unif(-40, -10);
+    pc[i] = rc[i] + unif(0.5f, 6); /* h = (pc - pr) - (rc - rr) from 0.1 to 9 */
+    pr[i] = rr[i] + unif(-3, 0.4f);
+  }
+  pc[2] = rc[2] - 2.0f; /* one pair the policy gets wrong */
+  pr[2] = rr[2] + 1.0f;
+  struct { const char *name; tn_dpo_type type; float beta, ls; } cfgs[] = {
+      {"sigmoid", TN_DPO_SIGMOID, 0.1f, 0.0f},     {"sigmoid_ls0.1", TN_DPO_SIGMOID, 0.1f, 0.1f},
+      {"sigmoid_beta2", TN_DPO_SIGMOID, 2.0f, 0.3f}, {"ipo", TN_DPO_IPO, 0.1f, 0.0f},
+      {"ipo_beta0.5", TN_DPO_IPO, 0.5f, 0.0f},     {"hinge", TN_DPO_HINGE, 0.3f, 0.0f},
+      {"robust_ls0.2", TN_DPO_ROBUST, 0.1f, 0.2f}, {"robust_ls0", TN_DPO_ROBUST, 0.5f, 0.0f},
+  };
+  for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+    tn_dpo_cfg c = {.type = cfgs[k].type, .beta = cfgs[k].beta, .label_smoothing = cfgs[k].ls};
+    tn_dpo_stats ds;
+    assert_int_equal(tn_dpo_loss(&c, n, pc, pr, rc, rr, dpc, dpr, &ds), TN_OK);
+    for (int i = 0; i < n; i++) assert_true(dpc[i] == -dpr[i]); /* depends on pc - pr only */
+    assert_close(ds.accuracy, 6.0 / 7, 1e-12);
+    if (c.type == TN_DPO_HINGE) /* pairs past the margin (beta h >= 1) get no gradient */
+      for (int i = 0; i < n; i++)
+        if (c.beta * (((double)pc[i] - pr[i]) - ((double)rc[i] - rr[i])) > 1.0001) assert_true(dpc[i] == 0.0f);
+    dpo_write(cfgs[k].name, &c, n, pc, pr, rc, rr, dpc, dpr, &ds);
+  }
+  /* hand-worked: policy = reference gives h = 0: sigmoid loss log 2 whatever the smoothing,
+   * d/dpc = beta (ls - 1/2) / n; IPO loss 1/(4 beta^2), d/dpc = -1/(beta n) */
+  tn_dpo_cfg c = {.type = TN_DPO_SIGMOID, .beta = 0.1f, .label_smoothing = 0.2f};
+  tn_dpo_stats ds;
+  assert_int_equal(tn_dpo_loss(&c, n, rc, rr, rc, rr, dpc, dpr, &ds), TN_OK);
+  assert_close(ds.loss, log(2.0), 1e-12);
+  assert_close(dpc[0], 0.1 * (0.2 - 0.5) / n, 1e-7);
+  assert_true(ds.margin == 0.0 && ds.accuracy == 0.0);
+  c.type = TN_DPO_IPO;
+  assert_int_equal(tn_dpo_loss(&c, n, rc, rr, rc, rr, dpc, dpr, &ds), TN_OK);
+  const double b = 0.1f; /* beta as the float it is */
+  assert_close(ds.loss, 1.0 / (4 * b * b), 1e-9);
+  assert_close(dpc[0], -1.0 / (b * n), 1e-6);
+  c.type = TN_DPO_ROBUST;
+  c.label_smoothing = 0.5f;
+  assert_int_equal(tn_dpo_loss(&c, n, pc, pr, rc, rr, dpc, dpr, &ds), TN_ERR_ARG);
+  assert_non_null(strstr(tn_last_error(), "label_smoothing"));
+}
+
+static void orpo_write(const char *name, float lambda, int n, const float *ac, const float *ar, const int *len_c,
+                       const float *dac, const float *dar, const tn_dpo_stats *ds) {
+  case_begin("orpo", name);
+  jdbl("lambda", lambda);
+  jfarr("ac", ac, n); jfarr("ar", ar, n);
+  if (len_c) jiarr("len_c", len_c, n);
+  jdbl("loss", ds->loss); jdbl("reward_chosen", ds->reward_chosen); jdbl("reward_rejected", ds->reward_rejected);
+  jdbl("margin", ds->margin); jdbl("accuracy", ds->accuracy);
+  jfarr("d_ac", dac, n); jfarr("d_ar", dar, n);
+  case_end();
+}
+
+static void test_orpo(void **st) {
+  (void)st;
+  enum { n = 6 };
+  float ac[n] = {-1.2f, -0.35f, -2.5f, -0.001f, -0.8f, -1.7f}, ar[n] = {-1.9f, -0.3f, -1.0f, -0.6f, -3.2f, -1.7f};
+  int len_c[n] = {12, 3, 40, 7, 1, 20};
+  float dac[n], dar[n];
+  tn_dpo_stats ds;
+  assert_int_equal(tn_orpo_loss(0.1f, n, ac, ar, dac, dar, &ds), TN_OK);
+  orpo_write("lambda0.1", 0.1f, n, ac, ar, NULL, dac, dar, &ds);
+  assert_close(ds.accuracy, 3.0 / 6, 1e-12);
+  assert_int_equal(tn_orpo_loss(1.0f, n, ac, ar, dac, dar, &ds), TN_OK);
+  orpo_write("lambda1", 1.0f, n, ac, ar, NULL, dac, dar, &ds);
+  assert_int_equal(tn_orpo_loss_tok(0.25f, n, ac, ar, len_c, dac, dar, &ds), TN_OK);
+  orpo_write("lambda0.25_tokmean_nll", 0.25f, n, ac, ar, len_c, dac, dar, &ds);
+  /* hand-worked: ac == ar gives log_odds 0: loss = mean(-ac) + lambda log 2 */
+  assert_int_equal(tn_orpo_loss(0.5f, n, ar, ar, dac, dar, &ds), TN_OK);
+  double nll = 0;
+  for (int i = 0; i < n; i++) nll -= ar[i];
+  assert_close(ds.loss, nll / n + 0.5 * log(2.0), 1e-7);
+  assert_close(ds.log_odds_chosen, 0.0, 1e-12);
+}
+
+/* ================= distillation ================= */
+
+static void kd_write(const char *name, const tn_kd_cfg *c, int N, int V, const float *s, const float *t,
+                     const int *labels, const float *mask, const float *d, double loss) {
+  case_begin("kd", name);
+  jlong("N", N); jlong("V", V); jdbl("alpha", c->alpha); jdbl("T", c->T); jlong("top_k", c->top_k);
+  jdbl("jsd_beta", c->jsd_beta);
+  jfarr("student", s, (size_t)N * V); jfarr("teacher", t, (size_t)N * V); jiarr("labels", labels, N);
+  jfarr("mask", mask, N);
+  jdbl("loss", loss); jfarr("dstudent", d, (size_t)N * V);
+  case_end();
+}
+
+static void test_kd(void **st) {
+  (void)st;
+  enum { N = 6, V = 17 };
+  float s[N * V], t[N * V], d[N * V], mask[N] = {1, 1, 0, 1, 1, 1};
+  int labels[N] = {3, -1, 5, 16, 0, 9};
+  for (int i = 0; i < N * V; i++) {
+    t[i] = unif(-3, 3);
+    s[i] = 0.6f * t[i] + unif(-2, 2);
+  }
+  struct { const char *name; tn_kd_cfg c; } cfgs[] = {
+      {"kl_T2_alpha0.7", {0.7f, 2.0f, 0, -1.0f}},   {"kl_T1_alpha1_top5", {1.0f, 1.0f, 5, -1.0f}},
+      {"kl_T3_alpha0.5_top4", {0.5f, 3.0f, 4, -1.0f}}, {"jsd0_T1.5", {0.8f, 1.5f, 0, 0.0f}},
+      {"jsd0.5_T1.5", {0.8f, 1.5f, 0, 0.5f}},       {"jsd1_T1.5", {0.8f, 1.5f, 0, 1.0f}},
+      {"jsd0.5_top4", {1.0f, 1.0f, 4, 0.5f}},       {"jsd0.1_T0.7", {0.6f, 0.7f, 0, 0.1f}},
+      {"jsd1_top6_alpha0.9", {0.9f, 2.0f, 6, 1.0f}}, {"ce_only_alpha0", {0.0f, 1.0f, 0, -1.0f}},
+  };
+  for (size_t k = 0; k < sizeof cfgs / sizeof cfgs[0]; k++) {
+    double loss;
+    assert_int_equal(tn_kd_loss(&cfgs[k].c, N, V, s, t, labels, mask, d, &loss), TN_OK);
+    assert_true(loss > 0 && isfinite(loss));
+    for (int i = 0; i < N; i++) {
+      double sum = 0;
+      for (int v = 0; v < V; v++) {
+        sum += d[i * V + v];
+        if (mask[i] == 0.0f) assert_true(d[i * V + v] == 0.0f);
+      }
+      assert_close(sum, 0.0, 1e-6); /* softmax gradients sum to zero over the vocabulary */
+    }
+    if (cfgs[k].c.top_k > 0 && cfgs[k].c.alpha == 1.0f) { /* outside the teacher's top-k: no gradient */
+      for (int i = 0; i < N; i++) {
+        int nz = 0;
+        for (int v = 0; v < V; v++) nz += d[i * V + v] != 0.0f;
+        assert_true(nz <= cfgs[k].c.top_k);
+      }
+    }
+    kd_write(cfgs[k].name, &cfgs[k].c, N, V, s, t, labels, mask, d, loss);
+  }
+  /* student == teacher: every divergence and its gradient is zero */
+  for (int b = 0; b < 4; b++) {
+    tn_kd_cfg c = {1.0f, 1.7f, b == 3 ? 5 : 0, b == 0 ? -1.0f : b == 1 ? 0.0f : b == 2 ? 0.3f : 1.0f};
+    double loss;
+    assert_int_equal(tn_kd_loss(&c, N, V, t, t, labels, mask, d, &loss), TN_OK);
+    assert_close(loss, 0.0, 1e-12);
+    for (int i = 0; i < N * V; i++) assert_close(d[i], 0.0, 1e-7);
+  }
+  tn_kd_cfg bad = {0.5f, 1.0f, 0, 1.5f};
+  double loss;
+  assert_int_equal(tn_kd_loss(&bad, N, V, s, t, labels, mask, d, &loss), TN_ERR_ARG);
+  assert_non_null(strstr(tn_last_error(), "jsd_beta"));
+}
+
 /* closes the JSON file (runs last) */
 static void test_write_cases(void **st) {
   (void)st;
@@ -332,6 +491,9 @@ int main(void) {
       cmocka_unit_test(test_gspo_clip),
       cmocka_unit_test(test_grpo_modes),
       cmocka_unit_test(test_grpo_errors),
+      cmocka_unit_test(test_dpo),
+      cmocka_unit_test(test_orpo),
+      cmocka_unit_test(test_kd),
       cmocka_unit_test(test_write_cases),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

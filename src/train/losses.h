@@ -45,7 +45,11 @@ typedef struct {
 /* S sequences; sequence s has tokens [off[s], off[s+1]) in the flat per-token arrays.
  * logp: current policy; old_logp: policy at rollout time; ref_logp: reference (NULL when
  * beta == 0); adv (S); seq_mask (S): 0 drops a sequence (e.g. truncated) from the loss.
- * dlogp (tokens) receives d loss / d logp (overwritten). */
+ * dlogp (tokens) receives d loss / d logp (overwritten). A dropped sequence's tokens leave
+ * the loss but it still counts in S for the two sequence-mean modes (TRL's
+ * mask_truncated_completions); TOKEN_MEAN divides by the kept tokens. Stats: kl_mean and
+ * ratio_mean are means over kept tokens (0 when none; kl_mean 0 without ref_logp); clip
+ * fractions over kept tokens, or over kept non-empty sequences with sequence_ratio. */
 tn_status tn_grpo_loss(const tn_grpo_cfg *c, int S, const int *off, const float *logp, const float *old_logp,
                        const float *ref_logp, const float *adv, const float *seq_mask, float *dlogp,
                        tn_grpo_stats *st);
@@ -58,24 +62,36 @@ typedef struct {
 } tn_dpo_cfg;
 typedef struct {
   double loss, reward_chosen, reward_rejected, margin, accuracy;
+  double nll, log_odds_ratio, log_odds_chosen; /* ORPO only: NLL term, mean log sigmoid(log_odds), mean log_odds */
 } tn_dpo_stats;
 /* n pairs of SUMMED response log-probs: policy chosen/rejected (pc, pr) and reference
- * (rc, rr). Loss is the mean over pairs; d_pc, d_pr (n) get d loss / d pc, pr. */
+ * (rc, rr). Loss is the mean over pairs; d_pc, d_pr (n) get d loss / d pc, pr.
+ * (TRL feeds IPO length-AVERAGED log-probs instead; the formula is the same.)
+ * Rewards in the stats: beta (pc - rc), beta (pr - rr); accuracy: chosen > rejected. */
 tn_status tn_dpo_loss(const tn_dpo_cfg *c, int n, const float *pc, const float *pr, const float *rc, const float *rr,
                       float *d_pc, float *d_pr, tn_dpo_stats *st);
 /* ORPO over LENGTH-AVERAGED log-probs (ac, ar) and the chosen NLL (mean over its tokens,
  * nll_c = -ac): loss = mean(nll_c - lambda * log sigmoid(log_odds)). d_ac, d_ar (n). */
 tn_status tn_orpo_loss(float lambda, int n, const float *ac, const float *ar, float *d_ac, float *d_ar,
                        tn_dpo_stats *st);
+/* The same with TRL's NLL: the mean cross-entropy over ALL chosen tokens of the batch,
+ * sum_i len_c[i] * (-ac[i]) / sum_i len_c[i] (len_c NULL: tn_orpo_loss). Stats rewards
+ * are lambda * ac, lambda * ar as TRL's ORPOTrainer logs them. */
+tn_status tn_orpo_loss_tok(float lambda, int n, const float *ac, const float *ar, const int *len_c, float *d_ac,
+                           float *d_ar, tn_dpo_stats *st);
 
 /* ---- distillation over logits ---- */
 typedef struct {
   float alpha;       /* weight of the distillation term; (1 - alpha) for CE on labels */
   float T;           /* temperature */
   int top_k;         /* 0 = full vocabulary */
-  float jsd_beta;    /* < 0: plain KL(teacher || student) (T^2 scaled); 0..1: generalised JSD */
+  float jsd_beta;    /* < 0: plain KL(teacher || student) (T^2 scaled); 0..1: generalised JSD as
+                        TRL GKD (0 = forward KL(teacher||student), 1 = reverse KL(student||teacher),
+                        no T^2 factor) */
 } tn_kd_cfg;
-/* N rows; mask (N) 0 skips a row; labels (N) for the CE term (-1 = none).
+/* N rows; mask (N) 0 skips a row; labels (N) for the CE term (-1 = none; NULL = no CE).
+ * top_k: both distributions restricted to the teacher's k largest logits and renormalised
+ * there (the CE term keeps the full vocabulary).
  * dstudent (N, V) gets d loss / d student logits (overwritten). Loss = mean over masked rows. */
 tn_status tn_kd_loss(const tn_kd_cfg *c, int N, int V, const float *student, const float *teacher, const int *labels,
                      const float *mask, float *dstudent, double *loss);
