@@ -219,6 +219,10 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
         size_t tl;
         s = tn_tokenizer_decode(tok, g->ids, nk, true, &texts[j], &tl);
         if (s != TN_OK) { tn_error_prefix(s, "%s: example %d: decoding", o->data, b0 + i + 1); break; }
+        size_t w = 0; /* NUL bytes (a model can emit byte 0) would cut the C string: dropped */
+        for (size_t q = 0; q < tl; q++)
+          if (texts[j][q]) texts[j][w++] = texts[j][q];
+        texts[j][w] = 0;
         tn_score_example(texts[j], ref, &o->extract, &scores[j]);
         npass[b0 + i] += scores[j].correct;
       }

@@ -1,0 +1,14 @@
+# eval.cmake - `tunic eval` and `tunic report` end to end (issue 5, Evaluation):
+# eval_cli runs eval on a tiny random byte-tokenizer model and checks the results file, the
+# summary (recomputed in Python), pass@k (math.comb), seed determinism, stop ids, errors, with
+# completions cross-checked against `tunic generate` on prompts rendered in Python;
+# report_cli runs report on hand-written results files with known flips (McNemar, Wilson,
+# deltas computed in Python) and checks the gnuplot PNGs and error messages.
+# OMP_WAIT_POLICY=passive: these runs are short; spinning OpenMP threads only slow them down
+# when the machine is busy.
+add_test(NAME eval_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_eval.py
+                               ${CMAKE_CURRENT_BINARY_DIR}/eval_cli_work)
+set_tests_properties(eval_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV};OMP_WAIT_POLICY=passive" TIMEOUT 300)
+add_test(NAME report_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_report.py
+                                 ${CMAKE_CURRENT_BINARY_DIR}/report_cli_work)
+set_tests_properties(report_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)
