@@ -291,6 +291,10 @@ static void test_three_ways(void **state) {
   assert_int_equal(tn_lora_load(m2, ad, "a", &s2), TN_OK);
   assert_int_equal(s2->n, s->n);
   assert_true(s2->dropout == 0.05f && s2->rank == 4 && s2->alpha == 8.0f);
+  /* resuming: the run's seed gives the reloaded set the created set's dropout masks */
+  tn_lora_dropout_seed(s2, 7);
+  for (int i = 0; i < s->n; i++) assert_true(s2->mods[i].lora.seed == s->mods[i].lora.seed);
+  assert_true(s->mods[0].lora.seed != s->mods[1].lora.seed);
   tn_lora_activate(s2);
   float *l2 = logits_of(m2, ids, T);
   double d12 = maxdiff(l1, l2, NV);

@@ -322,8 +322,8 @@ tn_status tn_lora_create(tn_model *m, const tn_lora_opts *o, tn_lora_set **out) 
     const float bound = 1.0f / sqrtf((float)md->mat->in);
     const size_t na = (size_t)md->lora.r * md->mat->in;
     for (size_t q = 0; q < na; q++) md->lora.A[q] = (2.0f * tn_rng_uniform(&rng) - 1.0f) * bound;
-    md->lora.seed = mix64(o->seed ^ mix64(0x10AD0000ull + (uint64_t)j));
   }
+  tn_lora_dropout_seed(s, o->seed);
   *out = s;
   return TN_OK;
 }
@@ -357,6 +357,10 @@ bool tn_lora_is_active(const tn_lora_set *s) {
 
 void tn_lora_enable(tn_lora_set *s, bool on) {
   for (int i = 0; i < s->n; i++) s->mods[i].lora.enabled = on;
+}
+
+void tn_lora_dropout_seed(tn_lora_set *s, uint64_t seed) {
+  for (int i = 0; i < s->n; i++) s->mods[i].lora.seed = mix64(seed ^ mix64(0x10AD0000ull + (uint64_t)i));
 }
 
 void tn_lora_train_mode(tn_lora_set *s, bool train, uint64_t counter) {
@@ -798,7 +802,6 @@ tn_status tn_lora_load(tn_model *m, const char *dir, const char *name, tn_lora_s
     const int idx = s->mods[i].layer * TN_LORA_NKINDS + s->mods[i].kind;
     st = convert_tensor(s->mods[i].lora.A, ta[idx]);
     if (st == TN_OK) st = convert_tensor(s->mods[i].lora.B, tb[idx]);
-    s->mods[i].lora.seed = mix64(0x10AD0000ull + (uint64_t)i);
   }
   for (int i = 0; st == TN_OK && i < s->n; i++) {
     const tn_lora_module *md = &s->mods[i];
@@ -808,6 +811,7 @@ tn_status tn_lora_load(tn_model *m, const char *dir, const char *name, tn_lora_s
     for (size_t q = 0; q < nb && st == TN_OK; q++)
       if (!isfinite(md->lora.B[q])) st = tn_error(TN_ERR_NUMERIC, "%s: tensor '%s' holds a non-finite value", wpath, md->name_b);
   }
+  if (st == TN_OK) tn_lora_dropout_seed(s, 0);
   if (fopen_ok) tn_st_close(&f);
   matcher_free(&mt);
   free(ta);

@@ -108,6 +108,11 @@ void tn_lora_enable(tn_lora_set *s, bool on);
  * its backward. With dropout 0 this only records the flag. */
 void tn_lora_train_mode(tn_lora_set *s, bool train, uint64_t counter);
 
+/* The per-module dropout seeds as tn_lora_create(seed) sets them (module i gets a
+ * hash of (seed, i)). tn_lora_load uses seed 0: a run resumed from a saved adapter
+ * calls this with the run's seed so its masks equal the uninterrupted run's. */
+void tn_lora_dropout_seed(tn_lora_set *s, uint64_t seed);
+
 /* Gradients dA/dB in one flat buffer + the optimizer table (idempotent). */
 tn_status tn_lora_alloc_grads(tn_lora_set *s);
 void tn_lora_zero_grads(tn_lora_set *s);
