@@ -22,7 +22,8 @@ static inline float tn__expf(float x) {
   x = x > 88.0f ? 88.0f : x;         /* keeps 2^n finite */
   /* round to nearest by adding 1.5*2^23 (no libm call, so the loop vectorises;
    * needs the default rounding mode and no -ffast-math reassociation) */
-  float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  float t = x * 1.44269504088896341f + 12582912.0f;
+  float n = t - 12582912.0f;
   float r = x - n * 0.693359375f;           /* Cody-Waite ln2 split */
   r = r - n * -2.12194440e-4f;
   float p = 1.9875691500e-4f;
@@ -32,7 +33,11 @@ static inline float tn__expf(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t e = ((int32_t)n + 127) << 23;
+  /* 2^n from t's low mantissa bits (t = 1.5*2^23 + n), in unsigned arithmetic: a NaN x
+   * (which passes the clamps) gives garbage s but p is NaN, so NaN comes out, with no UB */
+  uint32_t tb;
+  memcpy(&tb, &t, 4);
+  uint32_t e = (tb - 0x4B400000u + 127u) << 23;
   float s;
   memcpy(&s, &e, 4);
   return p * s;
