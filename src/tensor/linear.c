@@ -2,6 +2,7 @@
  * and its backward. f32 weights go to OpenBLAS (OpenMP build, shared thread pool);
  * bf16 and nf4 weights (frozen) are dispatched to quant.c (issue 7). */
 #include <cblas.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tensor/kern.h"
@@ -56,12 +57,45 @@ static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
               1.0f, y, W->out);
 }
 
+/* y (N, out) = x W^T for a few rows (decoding): each weight row is read once and
+ * dotted with the N inputs while it is in cache. Threads only when the matrix is
+ * big enough to pay for them: OpenBLAS threads even tiny GEMVs, and waking a
+ * thread per projection costs more than the product on small models. */
+#define TN_SMALL_N 8
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void small_gemm_rows(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
+  for (int o = o0; o < o1; o++) {
+    const float *wr = w + (size_t)o * in;
+    for (int n = 0; n < N; n++) {
+      const float *xn = x + (size_t)n * in;
+      float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+      for (int k = 0; k < in; k++) s += wr[k] * xn[k];
+      y[(size_t)n * out + o] = s;
+    }
+  }
+}
+
+static void small_gemm(float *y, const float *x, const tn_mat *W, int N) {
+  const int in = W->in, out = W->out;
+  if ((size_t)in * out < (1u << 18)) {
+    small_gemm_rows(y, x, W->w, N, in, out, 0, out);
+    return;
+  }
+#pragma omp parallel
+  {
+    const int nt = omp_get_num_threads(), id = omp_get_thread_num();
+    const int chunk = (out + nt - 1) / nt, o0 = id * chunk, o1 = o0 + chunk < out ? o0 + chunk : out;
+    if (o0 < o1) small_gemm_rows(y, x, W->w, N, in, out, o0, o1);
+  }
+}
+
 void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *bias, int N) {
   // y (N, out), x (N, in), W (out, in)
   if (W->dtype != TN_F32) /* bf16 / nf4 frozen weights (quant.c) */
     tn_qlinear_forward(y, x, W, N);
-  else if (N == 1)
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, W->out, W->in, 1.0f, W->w, W->in, x, 1, 0.0f, y, 1);
+  else if (N <= TN_SMALL_N)
+    small_gemm(y, x, W, N);
   else
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, W->out, W->in, 1.0f, x, W->in, W->w, W->in,
                 0.0f, y, W->out);
