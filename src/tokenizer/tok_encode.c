@@ -230,6 +230,32 @@ static tn_status bpe_cached(const tn_tokenizer *tk, tk_scratch *sc, const char *
   return TN_OK;
 }
 
+/* One pre-tokenized piece: long SentencePiece-style words are first cut before each U+2581
+ * that no vocabulary token can span (tk->meta_split), which gives the same tokens. */
+static tn_status bpe_word(const tn_tokenizer *tk, tk_scratch *sc, const char *wc, uint32_t n, const uint32_t *al,
+                          uint32_t base, tn_encoding *out) {
+  if (!tk->meta_split || n <= 32 || (tk->fuse_unk && !tk->byte_fallback))
+    return bpe_cached(tk, sc, wc, n, al, base, out);
+  const unsigned char *w = (const unsigned char *)wc;
+  uint32_t start = 0;
+  int32_t prev = -1;
+  for (uint32_t i = 0; i < n;) {
+    int32_t cp;
+    int l = tk_utf8_decode(w + i, &cp);
+    if (cp == 0x2581 && i > start && prev != 0x2581) {
+      bool keep = false;
+      for (int k = 0; k < tk->n_meta_keep; k++) keep |= tk->meta_keep[k] == prev;
+      if (!keep) {
+        TN_TRY(bpe_cached(tk, sc, wc + start, i - start, al, base + start, out));
+        start = i;
+      }
+    }
+    prev = cp;
+    i += l;
+  }
+  return bpe_cached(tk, sc, wc + start, n - start, al, base + start, out);
+}
+
 /* ---- added tokens ---- */
 static bool is_word_char(int32_t cp) {
   if (cp == '_') return true;
@@ -350,7 +376,7 @@ static tn_status encode_section(const tn_tokenizer *tk, tk_scratch *sc, const ch
       size_t np;
       if ((st = tk_pretokenize(tk, sc, t, &np, first && k == 0)) != TN_OK) break;
       for (size_t pi = 0; pi < np && st == TN_OK; pi++)
-        st = bpe_cached(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s,
+        st = bpe_word(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s,
                        want ? t->align : NULL, sc->pieces[pi].s, out);
     }
     (void)base_sec;
@@ -364,7 +390,7 @@ static tn_status encode_section(const tn_tokenizer *tk, tk_scratch *sc, const ch
   size_t np;
   TN_TRY(tk_pretokenize(tk, sc, t, &np, first));
   for (size_t pi = 0; pi < np; pi++)
-    TN_TRY(bpe_cached(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s, want ? t->align : NULL,
+    TN_TRY(bpe_word(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s, want ? t->align : NULL,
                      sc->pieces[pi].s, out));
   return TN_OK;
 }

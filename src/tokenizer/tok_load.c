@@ -547,6 +547,33 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
     }
   }
 
+  /* which characters a vocabulary token ever puts right before U+2581 (see meta_split) */
+  if (!tk->byte_level && tk_strmap_get(&tk->piece2id, "\xE2\x96\x81", 3) >= 0) {
+    tk->meta_split = true;
+    for (size_t e = 0; e <= tk->piece2id.mask && tk->meta_split; e++) {
+      const tk_sm_slot *en = &tk->piece2id.slots[e];
+      if (en->off == UINT32_MAX) continue;
+      const unsigned char *p = (const unsigned char *)tk->piece2id.keys.s + en->off;
+      int32_t prev = -1;
+      for (size_t i = 0; i < en->len;) {
+        int l = tk_utf8_valid_len(p + i, en->len - i);
+        if (!l) break;
+        int32_t cp;
+        tk_utf8_decode(p + i, &cp);
+        if (cp == 0x2581 && prev >= 0 && prev != 0x2581) {
+          bool have = false;
+          for (int k = 0; k < tk->n_meta_keep; k++) have |= tk->meta_keep[k] == prev;
+          if (!have) {
+            if (tk->n_meta_keep == 32) tk->meta_split = false;
+            else tk->meta_keep[tk->n_meta_keep++] = prev;
+          }
+        }
+        prev = cp;
+        i += l;
+      }
+    }
+  }
+
   /* merges */
   int nm = cJSON_GetArraySize(merges);
   TN_TRY(tk_pairmap_init(&tk->merges, nm));

@@ -174,6 +174,10 @@ struct tn_tokenizer {
   int32_t byte_id[256];        /* byte_level: id of each single byte; byte_fallback: id of <0xXX> */
   int32_t *char_id;            /* non byte_level: code point (< 0x10000) -> id, -2 = not cached yet is avoided: -1 = OOV */
   tk_pairmap merges;           /* (left id, right id) -> (rank, merged id) */
+  /* BPE never merges across a U+2581 that follows a character outside meta_keep (checked on
+   * the vocabulary at load), so long SentencePiece-style words are cut there: same tokens,
+   * short cacheable pieces. */
+  bool meta_split; int n_meta_keep; int32_t meta_keep[32];
   char *cont_prefix, *eow_suffix; /* continuing_subword_prefix / end_of_word_suffix (unsupported if set) */
 
   /* added tokens */
