@@ -1,6 +1,7 @@
 /* model.c - the parameter table (HF tensor names <-> decoder weights), loading a
  * checkpoint directory into one flat f32 buffer, and saving it back.
  * Not for: the forward pass (decoder.c) or random init (init.c). */
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model/model.h"
@@ -48,22 +49,29 @@ tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **o
       P("post_attention_layernorm.weight", C, 0, &y->mlp_norm, true, false);
     }
     P("self_attn.q_proj.weight", HD, C, &y->wq.w, false, false);
+    p[k - 1].mat = &y->wq;
     if (c->qkv_bias) P("self_attn.q_proj.bias", HD, 0, &y->bq, false, true);
     P("self_attn.k_proj.weight", KD, C, &y->wk.w, false, false);
+    p[k - 1].mat = &y->wk;
     if (c->qkv_bias) P("self_attn.k_proj.bias", KD, 0, &y->bk, false, true);
     P("self_attn.v_proj.weight", KD, C, &y->wv.w, false, false);
+    p[k - 1].mat = &y->wv;
     if (c->qkv_bias) P("self_attn.v_proj.bias", KD, 0, &y->bv, false, true);
     P("self_attn.o_proj.weight", C, HD, &y->wo.w, false, false);
+    p[k - 1].mat = &y->wo;
     if (c->o_bias) P("self_attn.o_proj.bias", C, 0, &y->bo, false, true);
     if (c->qk_norm) {
       P("self_attn.q_norm.weight", c->D, 0, &y->q_norm, true, false);
       P("self_attn.k_norm.weight", c->D, 0, &y->k_norm, true, false);
     }
     P("mlp.gate_proj.weight", F, C, &y->gate.w, false, false);
+    p[k - 1].mat = &y->gate;
     if (c->mlp_bias) P("mlp.gate_proj.bias", F, 0, &y->bgate, false, true);
     P("mlp.up_proj.weight", F, C, &y->up.w, false, false);
+    p[k - 1].mat = &y->up;
     if (c->mlp_bias) P("mlp.up_proj.bias", F, 0, &y->bup, false, true);
     P("mlp.down_proj.weight", C, F, &y->down.w, false, false);
+    p[k - 1].mat = &y->down;
     if (c->mlp_bias) P("mlp.down_proj.bias", C, 0, &y->bdown, false, true);
 #undef P
   }
@@ -75,10 +83,11 @@ tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **o
   return TN_OK;
 }
 
-/* Point every table entry into one flat buffer; returns the float count. */
+/* Point every f32 table entry into one flat buffer; returns the float count. */
 static size_t carve(tn_weight_entry *p, int n, float *base) {
   size_t off = 0;
   for (int i = 0; i < n; i++) {
+    if (p[i].mat && p[i].mat->dtype != TN_F32) continue; /* stored in tn_model.qbuf */
     if (base) *p[i].ptr = base + off;
     off += (p[i].numel + 15) & ~(size_t)15;  /* 64-byte aligned tensors */
   }
@@ -122,48 +131,305 @@ tn_status tn_model_alloc(tn_model **out, const tn_config *cfg) {
   return TN_OK;
 }
 
-tn_status tn_model_load(tn_model **out, const char *dir) {
+static tn_status shape_error(const tn_st_tensor *t, const tn_weight_entry *p) {
+  char got[96] = "", want[64];
+  for (int d = 0; d < t->ndim; d++) {
+    size_t l = strlen(got);
+    snprintf(got + l, sizeof got - l, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+  }
+  if (p->ndim == 1) snprintf(want, sizeof want, "%lld", (long long)p->shape[0]);
+  else snprintf(want, sizeof want, "%lld, %lld", (long long)p->shape[0], (long long)p->shape[1]);
+  return tn_error(TN_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%s]", t->file, p->name, got,
+                  want);
+}
+
+tn_status tn_model_load(tn_model **out, const char *dir) { return tn_model_load_opts(out, dir, NULL); }
+
+void tn_load_opts_default(tn_load_opts *o) {
+  o->base_dtype = TN_DTYPE_AUTO;
+  o->nf4_blocksize = 64;
+  o->nf4_double_quant = true;
+}
+
+tn_status tn_parse_base_dtype(const char *s, int *out) {
+  if (!strcmp(s, "f32")) *out = TN_F32;
+  else if (!strcmp(s, "bf16")) *out = TN_BF16;
+  else if (!strcmp(s, "nf4")) *out = TN_NF4;
+  else if (!strcmp(s, "auto")) *out = TN_DTYPE_AUTO;
+  else return tn_error(TN_ERR_ARG, "--base-dtype '%s': expected f32, bf16, nf4 or auto", s);
+  return TN_OK;
+}
+
+/* ---- bitsandbytes 4-bit checkpoints ----
+ * config.json "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": true,
+ * "bnb_4bit_quant_type": "nf4", ...}. A quantised Linear's weight W is saved as
+ * W (U8, ((n+1)/2, 1): packed codes), W.absmax (F32 (nblocks), or U8 when nested),
+ * W.quant_map (F32 16), W.nested_absmax (F32), W.nested_quant_map (F32 256) and
+ * W.quant_state.bitsandbytes__nf4 (U8: UTF-8 JSON {"quant_type", "blocksize", "dtype",
+ * "shape", and when nested "nested_blocksize", "nested_dtype", "nested_offset"}). */
+static tn_status bnb_config(const char *dir, bool *is_bnb) {
+  *is_bnb = false;
+  char *path = tn_path_join(dir, "config.json"), *text = NULL;
+  size_t len;
+  tn_status s = tn_read_file(path, &text, &len);
+  cJSON *root = s == TN_OK ? cJSON_Parse(text) : NULL;
+  free(text);
+  const cJSON *qc = root ? cJSON_GetObjectItemCaseSensitive(root, "quantization_config") : NULL;
+  if (s == TN_OK && qc && !cJSON_IsNull(qc)) {
+    const cJSON *qm = cJSON_GetObjectItemCaseSensitive(qc, "quant_method");
+    const cJSON *l4 = cJSON_GetObjectItemCaseSensitive(qc, "load_in_4bit");
+    const cJSON *l8 = cJSON_GetObjectItemCaseSensitive(qc, "load_in_8bit");
+    const cJSON *qt = cJSON_GetObjectItemCaseSensitive(qc, "bnb_4bit_quant_type");
+    if (!cJSON_IsObject(qc))
+      s = tn_error(TN_ERR_FORMAT, "%s: 'quantization_config' must be an object", path);
+    else if (cJSON_IsString(qm) && strcmp(qm->valuestring, "bitsandbytes") != 0)
+      s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.quant_method '%s' is not supported (bitsandbytes nf4 only)",
+                   path, qm->valuestring);
+    else if (cJSON_IsTrue(l8))
+      s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.load_in_8bit is not supported (bitsandbytes nf4 only)", path);
+    else if (cJSON_IsTrue(l4)) {
+      if (!cJSON_IsString(qt) || strcmp(qt->valuestring, "nf4") != 0)
+        s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.bnb_4bit_quant_type is '%s': only nf4 is supported", path,
+                     cJSON_IsString(qt) ? qt->valuestring : "fp4 (the default)");
+      else *is_bnb = true;
+    }
+  }
+  cJSON_Delete(root);
+  free(path);
+  return s;
+}
+
+typedef struct {
+  const tn_st_tensor *w, *absmax, *qmap, *nabsmax, *nqmap;
+  int blocksize;
+  bool nested;
+  float offset;
+} bnb_state;
+
+static tn_status bnb_tensor(const tn_st_set *set, const char *base, const char *suffix, tn_st_dtype dt, size_t numel,
+                            const tn_st_tensor **out) {
+  char name[192];
+  snprintf(name, sizeof name, "%s.%s", base, suffix);
+  const tn_st_tensor *t = tn_st_set_find(set, name);
+  if (!t) return tn_error(TN_ERR_FORMAT, "tensor '%s' is missing (bitsandbytes 4-bit layout of '%s')", name, base);
+  if (t->dtype != dt || t->numel != numel)
+    return tn_error(TN_ERR_FORMAT, "%s: tensor '%s' has dtype %s and %zu elements, expected %s and %zu", t->file, name,
+                    tn_st_dtype_name(t->dtype), t->numel, tn_st_dtype_name(dt), numel);
+  *out = t;
+  return TN_OK;
+}
+
+/* The quant state of a U8 weight tensor t of entry p. */
+static tn_status bnb_read(const tn_st_set *set, const tn_weight_entry *p, const tn_st_tensor *t, bnb_state *b) {
+  memset(b, 0, sizeof *b);
+  b->w = t;
+  char qsname[192];
+  snprintf(qsname, sizeof qsname, "%s.quant_state.bitsandbytes__nf4", p->name);
+  const tn_st_tensor *qs = tn_st_set_find(set, qsname);
+  if (!qs) {
+    snprintf(qsname, sizeof qsname, "%s.quant_state.bitsandbytes__fp4", p->name);
+    if (tn_st_set_find(set, qsname))
+      return tn_error(TN_ERR_UNSUPPORTED, "%s: '%s' is bitsandbytes fp4: only nf4 is supported", t->file, p->name);
+    return tn_error(TN_ERR_FORMAT, "%s: tensor '%s' is U8 but '%s.quant_state.bitsandbytes__nf4' is missing", t->file,
+                    p->name, p->name);
+  }
+  if (qs->dtype != TN_ST_U8)
+    return tn_error(TN_ERR_FORMAT, "%s: tensor '%s' must be U8 (UTF-8 JSON)", qs->file, qsname);
+  cJSON *j = cJSON_ParseWithLength(qs->data, qs->numel);
+  tn_status s = TN_OK;
+  const cJSON *qt = j ? cJSON_GetObjectItemCaseSensitive(j, "quant_type") : NULL;
+  const cJSON *bs = j ? cJSON_GetObjectItemCaseSensitive(j, "blocksize") : NULL;
+  const cJSON *sh = j ? cJSON_GetObjectItemCaseSensitive(j, "shape") : NULL;
+  const cJSON *nb = j ? cJSON_GetObjectItemCaseSensitive(j, "nested_blocksize") : NULL;
+  const cJSON *no = j ? cJSON_GetObjectItemCaseSensitive(j, "nested_offset") : NULL;
+  if (!cJSON_IsObject(j)) s = tn_error(TN_ERR_FORMAT, "%s: tensor '%s' is not a JSON object", qs->file, qsname);
+  else if (!cJSON_IsString(qt) || strcmp(qt->valuestring, "nf4") != 0)
+    s = tn_error(TN_ERR_UNSUPPORTED, "%s: '%s': quant_type must be \"nf4\"", qs->file, qsname);
+  else if (!cJSON_IsNumber(bs) || bs->valuedouble < 2 || bs->valuedouble > 1 << 20 || (bs->valueint & 1) ||
+           bs->valuedouble != bs->valueint)
+    s = tn_error(TN_ERR_FORMAT, "%s: '%s': blocksize must be an even positive integer", qs->file, qsname);
+  else if (!cJSON_IsArray(sh) || cJSON_GetArraySize(sh) != 2 ||
+           cJSON_GetArrayItem(sh, 0)->valuedouble != (double)p->shape[0] ||
+           cJSON_GetArrayItem(sh, 1)->valuedouble != (double)p->shape[1])
+    s = tn_error(TN_ERR_FORMAT, "%s: '%s': shape must be [%lld, %lld] (config.json)", qs->file, qsname,
+                 (long long)p->shape[0], (long long)p->shape[1]);
+  else if (nb && (!cJSON_IsNumber(nb) || nb->valueint != 256 || !cJSON_IsNumber(no)))
+    s = tn_error(TN_ERR_UNSUPPORTED, "%s: '%s': nested_blocksize must be 256 with a numeric nested_offset", qs->file,
+                 qsname);
+  if (s == TN_OK) {
+    b->blocksize = bs->valueint;
+    b->nested = nb != NULL;
+    b->offset = b->nested ? (float)no->valuedouble : 0.0f;
+  }
+  cJSON_Delete(j);
+  TN_TRY(s);
+  const size_t n = p->numel, nbk = (n + b->blocksize - 1) / b->blocksize;
+  if (t->numel != (n + 1) / 2)
+    return tn_error(TN_ERR_FORMAT, "%s: tensor '%s' has %zu bytes of codes, expected %zu for shape [%lld, %lld]", t->file,
+                    p->name, t->numel, (n + 1) / 2, (long long)p->shape[0], (long long)p->shape[1]);
+  TN_TRY(bnb_tensor(set, p->name, "absmax", b->nested ? TN_ST_U8 : TN_ST_F32, nbk, &b->absmax));
+  TN_TRY(bnb_tensor(set, p->name, "quant_map", TN_ST_F32, 16, &b->qmap));
+  if (b->nested) {
+    TN_TRY(bnb_tensor(set, p->name, "nested_absmax", TN_ST_F32, (nbk + 255) / 256, &b->nabsmax));
+    TN_TRY(bnb_tensor(set, p->name, "nested_quant_map", TN_ST_F32, 256, &b->nqmap));
+  }
+  return TN_OK;
+}
+
+/* Copy a bnb state into q (initialised for it). File data may be unaligned: memcpy. */
+static void bnb_fill(tn_nf4 *q, const bnb_state *b) {
+  memcpy(q->codes, b->w->data, b->w->nbytes);
+  memcpy(q->code, b->qmap->data, sizeof q->code);
+  if (b->nested) {
+    memcpy(q->qabsmax, b->absmax->data, b->absmax->nbytes);
+    memcpy(q->absmax2, b->nabsmax->data, b->nabsmax->nbytes);
+    memcpy(q->code2, b->nqmap->data, sizeof q->code2);
+    q->offset = b->offset;
+  } else {
+    memcpy(q->absmax, b->absmax->data, b->absmax->nbytes);
+  }
+}
+
+static tn_status bnb_dequant(float *dst, const bnb_state *b, size_t numel) {
+  tn_nf4 q;
+  TN_TRY(tn_nf4_alloc(&q, (int64_t)numel, b->blocksize, b->nested));
+  bnb_fill(&q, b);
+  tn_nf4_dequantize(dst, &q, 0, (int64_t)numel);
+  tn_nf4_free(&q);
+  return TN_OK;
+}
+
+static size_t al64z(size_t n) { return (n + 63) & ~(size_t)63; }
+
+tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts *opts) {
   *out = NULL;
+  tn_load_opts o;
+  if (opts) o = *opts;
+  else tn_load_opts_default(&o);
+  if (o.base_dtype != TN_DTYPE_AUTO && o.base_dtype != TN_F32 && o.base_dtype != TN_BF16 && o.base_dtype != TN_NF4)
+    return tn_error(TN_ERR_ARG, "base dtype must be f32, bf16, nf4 or auto");
+  if (o.nf4_blocksize < 2 || (o.nf4_blocksize & 1))
+    return tn_error(TN_ERR_ARG, "nf4 blocksize must be even and >= 2 (got %d)", o.nf4_blocksize);
   tn_config cfg;
   TN_TRY(tn_config_load(&cfg, dir));
-  tn_st_set set;
-  tn_status s = tn_st_open_dir(&set, dir);
+  bool bnb = false;
+  tn_status s = bnb_config(dir, &bnb);
   if (s != TN_OK) { tn_config_free(&cfg); return s; }
-  tn_model *m;
-  s = tn_model_alloc(&m, &cfg);
-  if (s != TN_OK) { tn_config_free(&cfg); tn_st_set_close(&set); return s; }
+  const tn_dtype target = o.base_dtype == TN_DTYPE_AUTO ? (bnb ? TN_NF4 : TN_F32) : (tn_dtype)o.base_dtype;
+  tn_st_set set;
+  s = tn_st_open_dir(&set, dir);
+  if (s != TN_OK) { tn_config_free(&cfg); return s; }
+  tn_model *m = calloc(1, sizeof *m);
+  if (!m) { tn_config_free(&cfg); tn_st_set_close(&set); return tn_error(TN_ERR_NOMEM, "out of memory"); }
+  m->cfg = cfg;
+  m->base_dtype = target;
   m->dir = tn_strdup(dir);
+  m->w.layers = calloc(cfg.L, sizeof(tn_layer));
+  s = m->w.layers ? tn_weight_table(&m->cfg, &m->w, &m->params, &m->n_params) : tn_error(TN_ERR_NOMEM, "out of memory");
+  const tn_st_tensor **src = s == TN_OK ? calloc(m->n_params, sizeof *src) : NULL;
+  bnb_state *bst = s == TN_OK ? calloc(m->n_params, sizeof *bst) : NULL;
+  bool *isq = s == TN_OK ? calloc(m->n_params, sizeof *isq) : NULL;
+  if (s == TN_OK && (!src || !bst || !isq)) s = tn_error(TN_ERR_NOMEM, "out of memory");
+  /* 1. find and check every tensor; choose the storage of each projection */
+  size_t qbytes = 0, tmp_max = 0;
   for (int i = 0; i < m->n_params && s == TN_OK; i++) {
-    const tn_weight_entry *p = &m->params[i];
-    const tn_st_tensor *t = tn_st_set_find(&set, p->name);
+    tn_weight_entry *p = &m->params[i];
+    const tn_st_tensor *t = src[i] = tn_st_set_find(&set, p->name);
     if (!t) {
       s = tn_error(TN_ERR_FORMAT, "%s: tensor '%s' is missing (required by config.json: model_type %s)", dir, p->name,
                    cfg.model_type);
       break;
     }
-    bool shape_ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
-    if (!shape_ok) {
-      char got[96] = "", want[64];
-      for (int d = 0; d < t->ndim; d++) {
-        size_t l = strlen(got);
-        snprintf(got + l, sizeof got - l, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
-      }
-      if (p->ndim == 1) snprintf(want, sizeof want, "%lld", (long long)p->shape[0]);
-      else snprintf(want, sizeof want, "%lld, %lld", (long long)p->shape[0], (long long)p->shape[1]);
-      s = tn_error(TN_ERR_FORMAT, "%s: tensor '%s' has shape [%s] but config.json implies [%s]", t->file, p->name, got, want);
-      break;
+    if (p->mat && bnb && t->dtype == TN_ST_U8) {
+      s = bnb_read(&set, p, t, &bst[i]);
+      isq[i] = s == TN_OK;
+    } else {
+      bool shape_ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
+      if (!shape_ok) s = shape_error(t, p);
     }
-    s = convert(*p->ptr, t);
+    if (s != TN_OK || !p->mat) continue;
+    p->mat->dtype = target;
+    if (target == TN_BF16) qbytes += al64z(p->numel * 2);
+    if (target == TN_NF4) {
+      m->n_nf4++;
+      qbytes += isq[i] ? tn_nf4_bytes((int64_t)p->numel, bst[i].blocksize, bst[i].nested)
+                       : tn_nf4_bytes((int64_t)p->numel, o.nf4_blocksize, o.nf4_double_quant);
+    }
+    const bool direct = target == TN_F32 || (target == TN_BF16 && t->dtype == TN_ST_BF16) || (target == TN_NF4 && isq[i]);
+    if (!direct && p->numel > tmp_max) tmp_max = p->numel;
   }
+  /* 2. allocate: f32 tensors in one flat buffer, bf16/nf4 matrices in another */
+  float *tmp = NULL;
+  if (s == TN_OK) {
+    m->n_floats = carve(m->params, m->n_params, NULL);
+    m->owned = tn_alloc(m->n_floats * sizeof(float));
+    m->qbuf_bytes = qbytes;
+    m->qbuf = qbytes ? tn_alloc(qbytes) : NULL;
+    m->nf4 = m->n_nf4 ? calloc(m->n_nf4, sizeof(tn_nf4)) : NULL;
+    tmp = tmp_max ? malloc(tmp_max * sizeof(float)) : NULL;
+    if (!m->owned || (qbytes && !m->qbuf) || (m->n_nf4 && !m->nf4) || (tmp_max && !tmp))
+      s = tn_error(TN_ERR_NOMEM, "out of memory loading %s", dir);
+    else carve(m->params, m->n_params, m->owned);
+  }
+  /* 3. fill */
+  size_t qoff = 0;
+  int k = 0;
+  for (int i = 0; i < m->n_params && s == TN_OK; i++) {
+    tn_weight_entry *p = &m->params[i];
+    const tn_st_tensor *t = src[i];
+    if (!p->mat || p->mat->dtype == TN_F32) {
+      s = isq[i] ? bnb_dequant(*p->ptr, &bst[i], p->numel) : convert(*p->ptr, t);
+    } else if (p->mat->dtype == TN_BF16) {
+      uint16_t *dst = (uint16_t *)((char *)m->qbuf + qoff);
+      qoff += al64z(p->numel * 2);
+      p->mat->q = dst;
+      if (!isq[i] && t->dtype == TN_ST_BF16) {
+        memcpy(dst, t->data, p->numel * 2);
+      } else {
+        s = isq[i] ? bnb_dequant(tmp, &bst[i], p->numel) : convert(tmp, t);
+        if (s == TN_OK) tn_bf16_from_f32(dst, tmp, p->numel);
+      }
+    } else {
+      tn_nf4 *q = &m->nf4[k++];
+      const int bs = isq[i] ? bst[i].blocksize : o.nf4_blocksize;
+      const bool nested = isq[i] ? bst[i].nested : o.nf4_double_quant;
+      s = tn_nf4_init(q, (int64_t)p->numel, bs, nested, (char *)m->qbuf + qoff);
+      qoff += tn_nf4_bytes((int64_t)p->numel, bs, nested);
+      p->mat->q = q;
+      if (s == TN_OK && isq[i]) bnb_fill(q, &bst[i]);
+      else if (s == TN_OK && (s = convert(tmp, t)) == TN_OK) tn_nf4_quantize(q, tmp);
+    }
+  }
+  free(tmp);
+  free(src);
+  free(bst);
+  free(isq);
   tn_st_set_close(&set);
   if (s != TN_OK) { tn_model_free(m); return s; }
+  tie_head(m);
   *out = m;
   return TN_OK;
+}
+
+void tn_model_frozen_bytes(const tn_model *m, size_t *bytes, size_t *params) {
+  size_t b = 0, n = 0;
+  for (int l = 0; l < m->cfg.L; l++) {
+    const tn_layer *y = &m->w.layers[l];
+    const tn_mat *mats[7] = {&y->wq, &y->wk, &y->wv, &y->wo, &y->gate, &y->up, &y->down};
+    for (int i = 0; i < 7; i++) {
+      b += tn_mat_bytes(mats[i]);
+      n += (size_t)mats[i]->out * mats[i]->in;
+    }
+  }
+  *bytes = b;
+  *params = n;
 }
 
 void tn_model_free(tn_model *m) {
   if (!m) return;
   tn_free(m->owned);
+  tn_free(m->qbuf);
+  free(m->nf4);
   free(m->params);
   free(m->w.layers);
   tn_config_free(&m->cfg);

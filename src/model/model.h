@@ -79,6 +79,8 @@ typedef struct {
   size_t numel;
   float **ptr;                      /* where the data pointer lives in the tn_weights */
   bool is_norm, is_bias;
+  tn_mat *mat;                      /* the projection matrix (q,k,v,o,gate,up,down) this entry
+                                       is the weight of, else NULL: these may be bf16/nf4 */
 } tn_weight_entry;
 /* Build the table for config c over weights w (sets the tn_mat dims; data pointers untouched). */
 tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **out, int *n);
@@ -91,7 +93,35 @@ struct tn_model {
   size_t n_floats;                  /* total parameter count */
   float *owned;                     /* one flat f32 buffer holding every parameter */
   char *dir;
+  /* issue 7: the projection matrices may be stored as bf16 or nf4 (then they are not
+   * in `owned`; n_floats counts only what `owned` holds) */
+  tn_dtype base_dtype;              /* storage of the projections: TN_F32, TN_BF16, TN_NF4 */
+  void *qbuf;                       /* one allocation holding every bf16/nf4 matrix */
+  size_t qbuf_bytes;
+  tn_nf4 *nf4;                      /* (n_nf4) NF4 states, pointed to by tn_mat.q */
+  int n_nf4;
 };
+
+/* ---- loading with a storage dtype for the frozen projections (issue 7) ----
+ * q,k,v,o,gate,up,down weights become bf16 (round to nearest even) or NF4
+ * (bitsandbytes quantize_4bit, blocksize 64, double quantisation by default);
+ * embeddings, the LM head, norms and biases stay f32 (small, and read row-wise or
+ * elementwise, where low precision buys little and costs accuracy). Checkpoints saved
+ * by bitsandbytes (config.json quantization_config: load_in_4bit, nf4) are read
+ * as they are stored (auto/nf4) or dequantised (f32/bf16). */
+#define TN_DTYPE_AUTO (-1)
+typedef struct {
+  int base_dtype;                   /* TN_F32, TN_BF16, TN_NF4 or TN_DTYPE_AUTO: f32, or nf4
+                                       for bitsandbytes 4-bit checkpoints */
+  int nf4_blocksize;                /* 64 */
+  bool nf4_double_quant;            /* true */
+} tn_load_opts;
+void tn_load_opts_default(tn_load_opts *o);
+/* "f32" | "bf16" | "nf4" | "auto" -> base_dtype; TN_ERR_ARG naming the value otherwise. */
+tn_status tn_parse_base_dtype(const char *s, int *out);
+tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts *o);
+/* Bytes taken by the projection matrices and their parameter count. */
+void tn_model_frozen_bytes(const tn_model *m, size_t *bytes, size_t *params);
 
 /* ---- per-call state: KV cache and activations ----
  * S sequences (slots) of capacity T tokens each. In training mode every layer
