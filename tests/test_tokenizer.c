@@ -106,7 +106,10 @@ static char *tiny_json(void) {
                 "{\"<s>\": {\"id\": \"<s>\", \"ids\": [262], \"tokens\": [\"<s>\"]}}},"
                 " \"decoder\": {\"type\": \"Sequence\", \"decoders\": [{\"type\": \"Replace\", \"pattern\": {\"String\": "
                 "\"\\u2581\"}, \"content\": \" \"}, {\"type\": \"ByteFallback\"}, {\"type\": \"Fuse\"}]},"
-                " \"added_tokens\": [{\"id\": 262, \"content\": \"<s>\", \"special\": true}],"
+                " \"added_tokens\": [{\"id\": 262, \"content\": \"<s>\", \"special\": true},"
+                " {\"id\": 263, \"content\": \"[m]\", \"lstrip\": true, \"rstrip\": true, \"normalized\": false},"
+                " {\"id\": 264, \"content\": \"q q\", \"normalized\": true},"
+                " {\"id\": 265, \"content\": \"zz\", \"single_word\": true, \"normalized\": false}],"
                 " \"model\": {\"type\": \"BPE\", \"byte_fallback\": true, \"unk_token\": \"<unk>\", \"vocab\": {\"<unk>\": 0");
   for (int b = 0; b < 256; b++) o += snprintf(buf + o, sizeof buf - o, ", \"<0x%02X>\": %d", b, 1 + b);
   o += snprintf(buf + o, sizeof buf - o,
@@ -149,12 +152,12 @@ static void t_tiny_bpe(void **st) {
   free(out);
   /* vocabulary queries */
   assert_int_equal(tn_tokenizer_token_to_id(tok, "ab", 2), 259);
-  assert_int_equal(tn_tokenizer_token_to_id(tok, "zz", 2), -1);
+  assert_int_equal(tn_tokenizer_token_to_id(tok, "zx", 2), -1);
   assert_string_equal(tn_tokenizer_id_to_token(tok, 261, &len), "\xE2\x96\x81" "ab");
   assert_null(tn_tokenizer_id_to_token(tok, 9999, &len));
   assert_true(tn_tokenizer_is_special(tok, 262));
   assert_false(tn_tokenizer_is_special(tok, 259));
-  assert_int_equal(tn_tokenizer_vocab_size(tok), 263);
+  assert_int_equal(tn_tokenizer_vocab_size(tok), 266);
   /* ids past the tokenizer's vocabulary (a model's padded rows) are dropped; negative ids are errors */
   int32_t badid[] = {257, 5000, 258};
   assert_int_equal(tn_tokenizer_decode(tok, badid, 3, false, &out, &len), TN_OK);
@@ -162,6 +165,33 @@ static void t_tiny_bpe(void **st) {
   free(out);
   badid[1] = -1;
   assert_int_equal(tn_tokenizer_decode(tok, badid, 3, false, &out, &len), TN_ERR_ARG);
+  tn_encoding_free(&enc);
+  tn_tokenizer_free(tok);
+}
+
+/* Added tokens: lstrip/rstrip absorb the spaces around "[m]"; "q q" is normalized (matched
+ * as "q▁q" after the Replace normalizer); "zz" only as a single word. */
+static void t_added_flags(void **st) {
+  (void)st;
+  tn_tokenizer *tok;
+  assert_int_equal(load_text(tiny_json(), &tok), TN_OK);
+  tn_encoding enc = {0};
+  struct { const char *text; int n; int32_t ids[4]; } cases[] = {
+      {"ab [m] ab", 3, {259, 263, 259}},
+      {"abq qb", 3, {259, 264, 258}},
+      {"zz ab", 2, {265, 261}},
+      {"azz", 3, {257, 1 + 'z', 1 + 'z'}},
+  };
+  for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+    assert_int_equal(tn_tokenizer_encode(tok, cases[c].text, strlen(cases[c].text), false, &enc), TN_OK);
+    if ((int)enc.n != cases[c].n || memcmp(enc.ids, cases[c].ids, cases[c].n * sizeof(int32_t))) {
+      fprintf(stderr, "'%s' ->", cases[c].text);
+      for (size_t i = 0; i < enc.n; i++) fprintf(stderr, " %d", enc.ids[i]);
+      fprintf(stderr, "\n");
+    }
+    assert_int_equal(enc.n, cases[c].n);
+    assert_memory_equal(enc.ids, cases[c].ids, cases[c].n * sizeof(int32_t));
+  }
   tn_encoding_free(&enc);
   tn_tokenizer_free(tok);
 }
@@ -297,7 +327,7 @@ int main(void) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/tn_tok_test_%d", (int)getpid());
   tn_mkdirs(tmpdir);
   const struct CMUnitTest tests[] = {
-      cmocka_unit_test(t_malformed), cmocka_unit_test(t_tiny_bpe), cmocka_unit_test(t_stream),
+      cmocka_unit_test(t_malformed), cmocka_unit_test(t_tiny_bpe), cmocka_unit_test(t_added_flags), cmocka_unit_test(t_stream),
       cmocka_unit_test(t_chat_detect), cmocka_unit_test(t_stream_gemma),
   };
   int r = cmocka_run_group_tests(tests, NULL, NULL);

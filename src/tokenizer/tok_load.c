@@ -749,10 +749,24 @@ tn_status tn_tokenizer_load(const char *path, tn_tokenizer **out) {
       goto done;
     }
   }
-  for (int i = 0; i < tk->n_added; i++) {
-    tk_added *a = &tk->added[i];
-    tk_trie *t = (a->normalized && tk->n_norms) ? &tk->trie_norm : &tk->trie_raw;
-    if ((s = trie_add(t, a->content, a->len, i)) != TN_OK) goto done;
+  {
+    /* normalized added tokens are matched on normalized text, so their content is normalized too */
+    tk_scratch sc = {0};
+    tk_text nt = {0};
+    s = tk_scratch_ensure(&sc);
+    for (int i = 0; i < tk->n_added && s == TN_OK; i++) {
+      tk_added *a = &tk->added[i];
+      if (a->normalized && tk->n_norms) {
+        s = tk_normalize(tk, &sc, a->content, a->len, NULL, &nt);
+        if (s == TN_OK && nt.b.len) s = trie_add(&tk->trie_norm, nt.b.s, nt.b.len, i);
+      } else {
+        s = trie_add(&tk->trie_raw, a->content, a->len, i);
+      }
+    }
+    if (sc.md) pcre2_match_data_free(sc.md);
+    tk_buf_free(&nt.b);
+    free(nt.align);
+    if (s != TN_OK) goto done;
   }
   s = parse_config(tk, cfg_path);
 done:
