@@ -67,6 +67,7 @@ static int parse_id_list(const char *s, int **out) {
 }
 
 int tn_cmd_generate(int argc, char **argv) {
+  const char *base_dtype = "auto";
   const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL, *prompt = NULL, *system = NULL;
   const char *stop_str = NULL, *chat_format = "auto";
   bool json = false, one = false, chat = false;
@@ -75,6 +76,7 @@ int tn_cmd_generate(int argc, char **argv) {
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
+    {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
     {"prompt", 's', &prompt, "prompt text (tokenized with the model's tokenizer)"},
     {"chat", 'b', &chat, "render --prompt as a user turn of the chat template, with the generation prompt"},
     {"system", 's', &system, "system prompt (with --chat)"},
@@ -145,7 +147,11 @@ int tn_cmd_generate(int argc, char **argv) {
     o.stop_ids = stop_ids;
   }
   tn_model *m;
-  s = tn_model_load(&m, model_dir);
+  tn_load_opts lo;
+  tn_load_opts_default(&lo);
+  s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
+  if (s != TN_OK) return tn_cli_fail("generate", s);
+  s = tn_model_load_opts(&m, model_dir, &lo);
   if (s != TN_OK) return tn_cli_fail("generate", s);
   tn_lora_set *lora = NULL;
   if (adapter) {

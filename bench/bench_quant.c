@@ -1,0 +1,170 @@
+/* bench_quant.c - frozen low-precision weights (issue 7): memory and speed of the
+ * f32 / bf16 / nf4 storage of the projection matrices.
+ *
+ *   bench_quant --model DIR --dtype f32|bf16|nf4 [--new-tokens 64] [--reps 3]
+ *       loads DIR with that base dtype (one dtype per process, so RSS is clean) and
+ *       prints one JSON line: bytes per frozen parameter, RSS growth of the load,
+ *       load time, batch-1 greedy KV-cache decode tokens/s (median of reps, after a
+ *       16-token prefill and a warm-up).
+ *   bench_quant --gemm [--n 512] [--k 896] [--out 4864]
+ *       GEMM GFLOP/s of y = x W^T for W f32 (OpenBLAS sgemm), bf16 (vdpbf16ps), nf4
+ *       (f32 tiles), and the machine's bf16 peak measured by a register-only
+ *       vdpbf16ps loop on every thread (2 per core-cycle: 64 flops each).
+ * bench/run_quant.sh runs both on the 15m and qwen05b shapes and prints the table.
+ * Not for: correctness (tests/test_quant.c). */
+#include <cblas.h>
+#include <immintrin.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "model/model.h"
+
+static long rss_kb(void) {
+  long pages = 0, res = 0;
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f) {
+    if (fscanf(f, "%ld %ld", &pages, &res) != 2) res = 0;
+    fclose(f);
+  }
+  return res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+static int cmp_d(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static int argmax(const float *x, int n) {
+  int b = 0;
+  for (int i = 1; i < n; i++)
+    if (x[i] > x[b]) b = i;
+  return b;
+}
+
+static int run_model(const char *dir, const char *dt, int new_tokens, int reps) {
+  tn_load_opts o;
+  tn_load_opts_default(&o);
+  if (tn_parse_base_dtype(dt, &o.base_dtype) != TN_OK) { fprintf(stderr, "%s\n", tn_last_error()); return 2; }
+  const long rss0 = rss_kb();
+  double t0 = tn_now();
+  tn_model *m;
+  if (tn_model_load_opts(&m, dir, &o) != TN_OK) { fprintf(stderr, "load: %s\n", tn_last_error()); return 1; }
+  const double load_s = tn_now() - t0;
+  const long rss1 = rss_kb();
+  size_t qb, qp;
+  tn_model_frozen_bytes(m, &qb, &qp);
+  const int P = 16, T = P + new_tokens, V = m->cfg.V;
+  tn_state *st;
+  if (tn_state_create(&st, m, 1, T, P, false) != TN_OK) { fprintf(stderr, "%s\n", tn_last_error()); return 1; }
+  int tok[16], pos[16], seq[16] = {0};
+  float *lg = malloc(sizeof(float) * V);
+  double tps[16];
+  if (reps > 15) reps = 15;
+  for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
+    for (int i = 0; i < P; i++) { tok[i] = 3 + (i * 7919 + 12345) % (V - 3); pos[i] = i; }
+    st->len[0] = 0;
+    int out_row = P - 1;
+    tn_forward(m, st, P, tok, pos, seq, lg, &out_row, 1);
+    int next = argmax(lg, V);
+    const int steps = r < 0 ? 4 : new_tokens;
+    double ts = tn_now();
+    for (int s = 0; s < steps; s++) {
+      int p = P + s;
+      tn_forward(m, st, 1, &next, &p, seq, lg, NULL, 1);
+      next = argmax(lg, V);
+    }
+    if (r >= 0) tps[r] = steps / (tn_now() - ts);
+  }
+  qsort(tps, reps, sizeof(double), cmp_d);
+  printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"frozen_params\": %zu, \"bytes_per_frozen_param\": %.4f, "
+         "\"load_rss_mb\": %.1f, \"load_s\": %.2f, \"decode_tok_s\": %.2f, \"threads\": %d}\n",
+         dir, dt, qp, (double)qb / qp, (rss1 - rss0) / 1024.0, load_s, tps[reps / 2], omp_get_max_threads());
+  free(lg);
+  tn_state_free(st);
+  tn_model_free(m);
+  return 0;
+}
+
+/* register-only vdpbf16ps: 12 independent accumulators per thread */
+__attribute__((target("avx512f,avx512bf16"))) static double bf16_peak(void) {
+  const long iters = 20000000;
+  double t0 = tn_now();
+#pragma omp parallel
+  {
+    __m512 a[12];
+    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
+    for (long it = 0; it < iters; it++) {
+      for (int i = 0; i < 12; i++) a[i] = _mm512_dpbf16_ps(a[i], x, y);
+      __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]), "+v"(a[6]),
+                       "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]));
+    }
+    float s = 0;
+    for (int i = 0; i < 12; i++) s += _mm512_reduce_add_ps(a[i]);
+    if (s == 1234.5f) printf(" ");
+  }
+  const double dt = tn_now() - t0;
+  return (double)iters * 12 * 64 * omp_get_max_threads() / dt / 1e9;
+}
+
+static double time_gemm(tn_mat *W, const float *x, float *y, int N) {
+  double best = 1e30;
+  for (int r = 0; r < 5; r++) {
+    double t0 = tn_now();
+    tn_linear_forward(y, x, W, NULL, N);
+    double dt = tn_now() - t0;
+    if (r > 0 && dt < best) best = dt; /* r = 0: warm-up (scratch, packing buffers) */
+  }
+  return 2.0 * N * W->in * (double)W->out / best / 1e9;
+}
+
+static int run_gemm(int N, int K, int O) {
+  tn_rng rng;
+  tn_rng_seed(&rng, 1);
+  float *w = malloc(sizeof(float) * (size_t)O * K), *x = malloc(sizeof(float) * (size_t)N * K);
+  float *y = malloc(sizeof(float) * (size_t)N * O);
+  for (size_t i = 0; i < (size_t)O * K; i++) w[i] = tn_rng_normal(&rng) * 0.02f;
+  for (size_t i = 0; i < (size_t)N * K; i++) x[i] = tn_rng_normal(&rng);
+  tn_mat F = {.out = O, .in = K, .dtype = TN_F32, .w = w};
+  uint16_t *b = malloc(sizeof(uint16_t) * (size_t)O * K);
+  tn_bf16_from_f32(b, w, (size_t)O * K);
+  tn_mat B = {.out = O, .in = K, .dtype = TN_BF16, .q = b};
+  tn_nf4 q;
+  tn_nf4_alloc(&q, (int64_t)O * K, 64, true);
+  tn_nf4_quantize(&q, w);
+  tn_mat Q = {.out = O, .in = K, .dtype = TN_NF4, .q = &q};
+  const double gf = time_gemm(&F, x, y, N), gb = time_gemm(&B, x, y, N), gq = time_gemm(&Q, x, y, N);
+  const double peak = tn_quant_isa() >= TN_ISA_AVX512BF16 ? bf16_peak() : 0;
+  printf("{\"gemm\": [%d, %d, %d], \"threads\": %d, \"f32_gflops\": %.1f, \"bf16_gflops\": %.1f, "
+         "\"nf4_gflops\": %.1f, \"bf16_peak_gflops\": %.1f, \"bf16_of_peak\": %.3f}\n",
+         N, K, O, omp_get_max_threads(), gf, gb, gq, peak, peak > 0 ? gb / peak : 0);
+  tn_nf4_free(&q);
+  free(w); free(x); free(y); free(b);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  const char *dir = NULL, *dt = "f32";
+  int new_tokens = 64, reps = 3, gemm = 0, N = 512, K = 896, O = 4864;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--model") && i + 1 < argc) dir = argv[++i];
+    else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dt = argv[++i];
+    else if (!strcmp(argv[i], "--new-tokens") && i + 1 < argc) new_tokens = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--gemm")) gemm = 1;
+    else if (!strcmp(argv[i], "--n") && i + 1 < argc) N = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--k") && i + 1 < argc) K = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--out") && i + 1 < argc) O = atoi(argv[++i]);
+    else {
+      fprintf(stderr, "usage: bench_quant --model DIR --dtype f32|bf16|nf4 [--new-tokens N] [--reps R]\n"
+                      "       bench_quant --gemm [--n N] [--k K] [--out O]\n");
+      return 2;
+    }
+  }
+  if (gemm) return run_gemm(N, K, O);
+  if (!dir) { fprintf(stderr, "bench_quant: --model DIR or --gemm\n"); return 2; }
+  if (new_tokens < 1 || reps < 1) return 2;
+  return run_model(dir, dt, new_tokens, reps);
+}
