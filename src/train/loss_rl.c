@@ -12,22 +12,30 @@
 
 /* ---- per-token log-probs ---- */
 
-/* max of x (V) and sum_j exp((x_j - max) * invT) in double */
-TN_CLONES static void row_stats_t(const float *x, int V, float invT, float *m_out, double *sum_out) {
+/* sum_{j0 <= j < j1} exp((x_j - m) / T): float lanes within blocks of 256 (16 adds
+ * per AVX-512 lane), double across blocks */
+TN_CLONES static double exp_sum(const float *x, int j0, int j1, float m, float invT) {
+  double tot = 0.0;
+  for (int b0 = j0; b0 < j1; b0 += 256) {
+    const int b1 = b0 + 256 < j1 ? b0 + 256 : j1;
+    float bs = 0.0f;
+#pragma omp simd reduction(+ : bs)
+    for (int j = b0; j < b1; j++) bs += tn__expf((x[j] - m) * invT);
+    tot += bs;
+  }
+  return tot;
+}
+
+/* Row statistics for token t: m = max_j x_j, e_t = exp((x_t - m) / T) in double,
+ * rest = sum over j != t (so 1 - p_t = rest / (rest + e_t) keeps its digits when
+ * t dominates the row). */
+TN_CLONES static void row_stats_t(const float *x, int V, float invT, int t, float *m_out, double *e_t, double *rest) {
   float m = -INFINITY;
 #pragma omp simd reduction(max : m)
   for (int j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
-  double tot = 0.0;
-  enum { BLK = 1024 };
-  for (int j0 = 0; j0 < V; j0 += BLK) {
-    const int j1 = j0 + BLK < V ? j0 + BLK : V;
-    float bs = 0.0f; /* float within a block of <= 1024 terms each <= 1, double across */
-#pragma omp simd reduction(+ : bs)
-    for (int j = j0; j < j1; j++) bs += tn__expf((x[j] - m) * invT);
-    tot += bs;
-  }
   *m_out = m;
-  *sum_out = tot;
+  *e_t = exp((double)(x[t] - m) * invT);
+  *rest = exp_sum(x, 0, t, m, invT) + exp_sum(x, t + 1, V, m, invT);
 }
 
 TN_CLONES static void row_scale_exp(float *d, const float *x, int V, float m, float invT, float a) {
@@ -44,9 +52,9 @@ void tn_token_logprobs(float *logp, const float *logits, const int *tok, int N, 
     if (tok[i] < 0) { logp[i] = 0.0f; continue; }
     const float *x = logits + (size_t)i * V;
     float m;
-    double sum;
-    row_stats_t(x, V, invT, &m, &sum);
-    logp[i] = (float)((double)(x[tok[i]] - m) * invT - log(sum));
+    double et, rest;
+    row_stats_t(x, V, invT, tok[i], &m, &et, &rest);
+    logp[i] = (float)((double)(x[tok[i]] - m) * invT - log(et + rest));
   }
 }
 
@@ -64,12 +72,11 @@ void tn_logp_backward(float *dlogits, const float *logits, const int *tok, const
       continue;
     }
     float m;
-    double sum;
-    row_stats_t(x, V, invT, &m, &sum);
-    const double pt = exp((double)(x[t] - m) * invT) / sum; /* read before d may overwrite x */
-    const double g = (double)dlogp[i] * invT;
+    double et, rest;
+    row_stats_t(x, V, invT, t, &m, &et, &rest);
+    const double sum = et + rest, g = (double)dlogp[i] * invT;
     row_scale_exp(d, x, V, m, invT, (float)(-g / sum));
-    d[t] = (float)(g * (1.0 - pt)); /* exact near p_t = 1 */
+    d[t] = (float)(g * (rest / sum)); /* 1 - p_t, exact near p_t = 1 */
   }
 }
 
