@@ -96,10 +96,18 @@ static tn_status loss_and_grads(tn_model *m, int B, int **seqs, const int *lens,
   return s;
 }
 
+static tn_status load_model(tn_model **m, const char *dir, const char *base_dtype) {
+  tn_load_opts lo;
+  tn_load_opts_default(&lo);
+  TN_TRY(tn_parse_base_dtype(base_dtype, &lo.base_dtype));
+  return tn_model_load_opts(m, dir, &lo);
+}
+
 int tn_cmd_logits(int argc, char **argv) {
   const char *model_dir = NULL, *ids = NULL, *out = NULL;
   int step = 0;
   bool loss = false;
+  const char *base_dtype = "auto";
   const char *grads_out = NULL, *adapter = NULL, *lora_grads_out = NULL;
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
@@ -109,6 +117,7 @@ int tn_cmd_logits(int argc, char **argv) {
     {"loss", 'b', &loss, "print the mean next-token cross-entropy over all positions"},
     {"grads", 's', &grads_out, "write d(mean loss)/d(parameter) of every weight to this .safetensors"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
+    {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
     {"lora-grads", 's', &lora_grads_out, "write d(mean loss)/d(lora_A, lora_B) under PEFT names (needs --adapter)"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 --out FILE");
@@ -124,7 +133,7 @@ int tn_cmd_logits(int argc, char **argv) {
     for (int b = 0; b < B; b++)
       if (lens[b] != Tmax) { fprintf(stderr, "tunic logits: .npy output needs sequences of equal length\n"); return 2; }
   tn_model *m;
-  tn_status s = tn_model_load(&m, model_dir);
+  tn_status s = load_model(&m, model_dir, base_dtype);
   if (s != TN_OK) return tn_cli_fail("logits", s);
   tn_lora_set *lora = NULL;
   if (lora_grads_out && !adapter) { fprintf(stderr, "tunic logits: --lora-grads needs --adapter\n"); return 2; }
