@@ -127,20 +127,27 @@ int tn_cmd_logits(int argc, char **argv) {
   int B = tn_cli_parse_ids(ids, &seqs, &lens);
   if (B < 0) return tn_cli_fail("logits", TN_ERR_ARG);
   bool npy = strlen(out) > 4 && !strcmp(out + strlen(out) - 4, ".npy");
-  int Tmax = 0, total = 0;
+  int Tmax = 0, total = 0, code = 0;
   for (int b = 0; b < B; b++) { Tmax = lens[b] > Tmax ? lens[b] : Tmax; total += lens[b]; }
   if (npy)
     for (int b = 0; b < B; b++)
-      if (lens[b] != Tmax) { fprintf(stderr, "tunic logits: .npy output needs sequences of equal length\n"); return 2; }
-  tn_model *m;
-  tn_status s = load_model(&m, model_dir, base_dtype);
-  if (s != TN_OK) return tn_cli_fail("logits", s);
+      if (lens[b] != Tmax) { fprintf(stderr, "tunic logits: .npy output needs sequences of equal length\n"); code = 2; }
+  if (lora_grads_out && !adapter) { fprintf(stderr, "tunic logits: --lora-grads needs --adapter\n"); code = 2; }
+  tn_model *m = NULL;
   tn_lora_set *lora = NULL;
-  if (lora_grads_out && !adapter) { fprintf(stderr, "tunic logits: --lora-grads needs --adapter\n"); return 2; }
-  if (adapter) {
+  tn_status s = TN_OK;
+  if (!code) s = load_model(&m, model_dir, base_dtype);
+  if (!code && s == TN_OK && adapter) {
     s = tn_lora_load(m, adapter, NULL, &lora);
-    if (s != TN_OK) return tn_cli_fail("logits", s);
-    tn_lora_activate(lora);
+    if (s == TN_OK) tn_lora_activate(lora);
+  }
+  if (code || s != TN_OK) { /* error paths free what they hold (clean under LeakSanitizer) */
+    for (int b = 0; b < B; b++) free(seqs[b]);
+    free(seqs);
+    free(lens);
+    tn_lora_free(lora);
+    tn_model_free(m);
+    return code ? code : tn_cli_fail("logits", s);
   }
   const int V = m->cfg.V;
   if (loss || grads_out || lora_grads_out) {
