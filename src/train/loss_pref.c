@@ -261,25 +261,28 @@ tn_status tn_kd_loss(const tn_kd_cfg *c, int N, int V, const float *student, con
   const double w = M > 0 ? 1.0 / M : 0.0;
   const int K = c->top_k > 0 && c->top_k < V ? c->top_k : V;
   const int nth = tn_num_threads();
-  double *scr = malloc(sizeof(double) * 3 * (size_t)K * nth);
+  double *scr = malloc(sizeof(double) * (3 * (size_t)K * nth + (size_t)N));
   int *idx = malloc(sizeof(int) * (size_t)K * nth);
   if (!scr || !idx) {
     free(scr);
     free(idx);
     return tn_error(TN_ERR_NOMEM, "tn_kd_loss: scratch for %d threads x %d entries", nth, K);
   }
-  double tot = 0;
-#pragma omp parallel for schedule(dynamic, 4) reduction(+ : tot) num_threads(nth) if ((size_t)N * V > 16384)
+  double *row = scr + 3 * (size_t)K * nth; /* (N) row losses, summed in order: no dependence on threads */
+#pragma omp parallel for schedule(dynamic, 4) num_threads(nth) if ((size_t)N * V > 16384)
   for (int i = 0; i < N; i++) {
     float *d = dstudent + (size_t)i * V;
+    row[i] = 0.0;
     if (mask[i] == 0.0f) {
       memset(d, 0, sizeof(float) * V);
       continue;
     }
     const int th = omp_get_thread_num();
-    tot += kd_row(c, V, student + (size_t)i * V, teacher + (size_t)i * V, labels ? labels[i] : -1, w, d,
-                  scr + (size_t)3 * K * th, idx + (size_t)K * th);
+    row[i] = kd_row(c, V, student + (size_t)i * V, teacher + (size_t)i * V, labels ? labels[i] : -1, w, d,
+                    scr + (size_t)3 * K * th, idx + (size_t)K * th);
   }
+  double tot = 0;
+  for (int i = 0; i < N; i++) tot += row[i];
   free(scr);
   free(idx);
   if (loss) *loss = tot * w;
