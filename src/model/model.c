@@ -348,14 +348,17 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
       if (!shape_ok) s = shape_error(t, p);
     }
     if (s != TN_OK || !p->mat) continue;
-    p->mat->dtype = target;
-    if (target == TN_BF16) qbytes += al64z(p->numel * 2);
-    if (target == TN_NF4) {
+    /* auto on a bitsandbytes checkpoint: NF4 where stored NF4; projections it left
+     * unquantised (llm_int8_skip_modules) stay f32 as transformers keeps them */
+    const tn_dtype tg = o.base_dtype == TN_DTYPE_AUTO && !isq[i] ? TN_F32 : target;
+    p->mat->dtype = tg;
+    if (tg == TN_BF16) qbytes += al64z(p->numel * 2);
+    if (tg == TN_NF4) {
       m->n_nf4++;
       qbytes += isq[i] ? tn_nf4_bytes((int64_t)p->numel, bst[i].blocksize, bst[i].nested)
                        : tn_nf4_bytes((int64_t)p->numel, o.nf4_blocksize, o.nf4_double_quant);
     }
-    const bool direct = target == TN_F32 || (target == TN_BF16 && t->dtype == TN_ST_BF16) || (target == TN_NF4 && isq[i]);
+    const bool direct = tg == TN_F32 || (tg == TN_BF16 && t->dtype == TN_ST_BF16 && !isq[i]) || (tg == TN_NF4 && isq[i]);
     if (!direct && p->numel > tmp_max) tmp_max = p->numel;
   }
   /* 2. allocate: f32 tensors in one flat buffer, bf16/nf4 matrices in another */
