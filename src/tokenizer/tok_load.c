@@ -420,15 +420,16 @@ static tn_status set_token(tn_tokenizer *tk, int32_t id, const char *s, size_t n
   return tk_buf_putc(&tk->strpool, 0);
 }
 
-static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *model, const cJSON *added) {
+static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *model, const cJSON *added,
+                             const char *vt, size_t vn, const char *mt, size_t mn) {
   if (!model || cJSON_IsNull(model)) return ferr(c, "missing field 'model'");
   if (!cJSON_IsObject(model)) return ferr(c, "model: expected an object");
   const char *type = jstr(model, "type");
-  const cJSON *vocab = jget(model, "vocab"), *merges = jget(model, "merges");
   if (type && strcmp(type, "BPE"))
     return tn_error(TN_ERR_UNSUPPORTED, "%s: model.type '%s' is not supported (only BPE models are)", c->file, type);
-  if (!cJSON_IsObject(vocab)) return ferr(c, "model.vocab: missing or not an object");
-  if (!cJSON_IsArray(merges)) return ferr(c, "model.merges: missing or not an array");
+  tk_jcur cur;
+  if (!vt || !tk_json_open(&cur, vt, vn, '{')) return ferr(c, "model.vocab: missing or not an object");
+  if (!mt || !tk_json_open(&cur, mt, mn, '[')) return ferr(c, "model.merges: missing or not an array");
   const char *cp = jstr(model, "continuing_subword_prefix"), *ew = jstr(model, "end_of_word_suffix");
   if ((cp && *cp) || (ew && *ew))
     return tn_error(TN_ERR_UNSUPPORTED, "%s: model.continuing_subword_prefix / end_of_word_suffix are not supported",
@@ -437,26 +438,38 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
   tk->ignore_merges = jbool(model, "ignore_merges", false);
   tk->fuse_unk = jbool(model, "fuse_unk", false);
 
-  /* ids */
+  /* ids: a first pass over the vocabulary for its size and the largest id */
   int32_t maxid = -1;
   size_t nv = 0;
-  const cJSON *it;
-  cJSON_ArrayForEach(it, vocab) {
-    if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble > 1e8)
-      return ferr(c, "model.vocab['%s']: expected a non-negative integer id", it->string);
-    if (it->valueint > maxid) maxid = it->valueint;
+  tk_buf key = {0};
+  long idv;
+  int r;
+  tk_json_open(&cur, vt, vn, '{');
+  while ((r = tk_json_next_vocab(&cur, &key, &idv)) == 1) {
+    if (idv < 0 || idv > 100000000) {
+      tn_status e = ferr(c, "model.vocab['%s']: expected a non-negative integer id", key.s ? key.s : "");
+      tk_buf_free(&key);
+      return e;
+    }
+    if (idv > maxid) maxid = (int32_t)idv;
     nv++;
   }
+  if (r < 0) { tk_buf_free(&key); return ferr(c, "model.vocab: malformed after %zu entries", nv); }
+  const cJSON *it;
   int na = 0;
   if (added && !cJSON_IsNull(added)) {
-    if (!cJSON_IsArray(added)) return ferr(c, "added_tokens: expected an array");
+    if (!cJSON_IsArray(added)) { tk_buf_free(&key); return ferr(c, "added_tokens: expected an array"); }
     int i = 0;
     cJSON_ArrayForEach(it, added) {
       const cJSON *id = jget(it, "id");
-      if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 1e8)
+      if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 1e8) {
+        tk_buf_free(&key);
         return ferr(c, "added_tokens[%d].id: missing or not a non-negative integer", i);
-      if (!jstr(it, "content") || !*jstr(it, "content"))
+      }
+      if (!jstr(it, "content") || !*jstr(it, "content")) {
+        tk_buf_free(&key);
         return ferr(c, "added_tokens[%d].content: missing or empty", i);
+      }
       if (id->valueint > maxid) maxid = id->valueint;
       i++;
     }
@@ -466,21 +479,22 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
   tk->tok_str = calloc(tk->n_vocab, sizeof *tk->tok_str);
   tk->tok_len = calloc(tk->n_vocab, sizeof *tk->tok_len);
   tk->tok_flags = calloc(tk->n_vocab, 1);
-  if (!tk->tok_str || !tk->tok_len || !tk->tok_flags) return tn_error(TN_ERR_NOMEM, "out of memory");
-  TN_TRY(tk_strmap_init(&tk->str2id, nv + na));
-  TN_TRY(tk_strmap_init(&tk->piece2id, nv));
-  TN_TRY(tk_buf_reserve(&tk->strpool, nv * 8));
+  if (!tk->tok_str || !tk->tok_len || !tk->tok_flags) { tk_buf_free(&key); return tn_error(TN_ERR_NOMEM, "out of memory"); }
+  tn_status st = tk_strmap_init(&tk->str2id, nv + na);
+  if (st == TN_OK) st = tk_strmap_init(&tk->piece2id, nv);
+  if (st == TN_OK) st = tk_buf_reserve(&tk->strpool, vn);
   tk_buf piece = {0};
-  tn_status st = TN_OK;
-  cJSON_ArrayForEach(it, vocab) {
-    const char *s = it->string;
-    size_t n = strlen(s);
-    int32_t id = it->valueint;
-    if ((st = set_token(tk, id, s, n)) != TN_OK) break;
-    if ((st = tk_strmap_put(&tk->str2id, s, n, id)) != TN_OK) break;
-    if (to_piece(tk, s, n, &piece) && (st = tk_strmap_put(&tk->piece2id, piece.s, piece.len, id)) != TN_OK) break;
+  tk_json_open(&cur, vt, vn, '{');
+  while (st == TN_OK && tk_json_next_vocab(&cur, &key, &idv) == 1) {
+    const char *ks = key.s ? key.s : "";
+    int32_t id = (int32_t)idv;
+    if ((st = set_token(tk, id, ks, key.len)) != TN_OK) break;
+    if ((st = tk_strmap_put(&tk->str2id, ks, key.len, id)) != TN_OK) break;
+    if (to_piece(tk, ks, key.len, &piece) && (st = tk_strmap_put(&tk->piece2id, piece.s, piece.len, id)) != TN_OK)
+      break;
   }
   tk_buf_free(&piece);
+  tk_buf_free(&key);
   TN_TRY(st);
 
   /* added tokens */
@@ -574,37 +588,36 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
     }
   }
 
-  /* merges */
-  int nm = cJSON_GetArraySize(merges);
-  TN_TRY(tk_pairmap_init(&tk->merges, nm));
-  tk_buf cat = {0};
-  int rank = 0;
-  cJSON_ArrayForEach(it, merges) {
+  /* merges: count, then insert */
+  tk_buf ma = {0}, mb = {0}, cat = {0};
+  bool pf;
+  size_t nm = 0;
+  tk_json_open(&cur, mt, mn, '[');
+  while ((r = tk_json_next_merge(&cur, &ma, &mb, &pf)) != 0) {
+    if (r == -1) { st = ferr(c, "model.merges: malformed after %zu entries", nm); goto merr; }
+    if (r == -2) { st = ferr(c, "model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", nm); goto merr; }
+    nm++;
+  }
+  if ((st = tk_pairmap_init(&tk->merges, nm)) != TN_OK) goto merr;
+  tk_json_open(&cur, mt, mn, '[');
+  for (int32_t rank = 0; tk_json_next_merge(&cur, &ma, &mb, &pf) == 1; rank++) {
     const char *a, *b;
     size_t la, lb;
-    char tmp[1024];
-    if (cJSON_IsString(it)) {
-      const char *s = it->valuestring, *sp = strchr(s, ' ');
-      if (!sp || strchr(sp + 1, ' ') || sp == s || !sp[1]) {
-        tk_buf_free(&cat);
-        return ferr(c, "model.merges[%d]: '%s' is not two tokens separated by one space", rank, s);
+    if (!pf) {
+      const char *s0 = ma.s ? ma.s : "", *sp = memchr(s0, ' ', ma.len);
+      if (!sp || memchr(sp + 1, ' ', ma.len - (sp + 1 - s0)) || sp == s0 || sp + 1 == s0 + ma.len) {
+        st = ferr(c, "model.merges[%d]: '%s' is not two tokens separated by one space", rank, s0);
+        goto merr;
       }
-      la = sp - s;
-      if (la >= sizeof tmp) la = sizeof tmp - 1;
-      memcpy(tmp, s, la);
-      tmp[la] = 0;
-      a = tmp;
+      a = s0;
+      la = sp - s0;
       b = sp + 1;
-      lb = strlen(b);
-    } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(it->child) &&
-               cJSON_IsString(it->child->next)) {
-      a = it->child->valuestring;
-      b = it->child->next->valuestring;
-      la = strlen(a);
-      lb = strlen(b);
+      lb = ma.len - la - 1;
     } else {
-      tk_buf_free(&cat);
-      return ferr(c, "model.merges[%d]: expected \"a b\" or [\"a\", \"b\"]", rank);
+      a = ma.s ? ma.s : "";
+      la = ma.len;
+      b = mb.s ? mb.s : "";
+      lb = mb.len;
     }
     int32_t ia = tk_strmap_get(&tk->str2id, a, la), ib = tk_strmap_get(&tk->str2id, b, lb);
     cat.len = 0;
@@ -612,14 +625,19 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
     tk_buf_put(&cat, b, lb);
     int32_t im = tk_strmap_get(&tk->str2id, cat.s, cat.len);
     if (ia < 0 || ib < 0 || im < 0) {
-      tn_status e = ferr(c, "model.merges[%d]: token '%s' is not in model.vocab", rank,
-                         ia < 0 ? a : ib < 0 ? b : cat.s);
-      tk_buf_free(&cat);
-      return e;
+      tk_buf bad = {0};
+      if (ia < 0) tk_buf_put(&bad, a, la);
+      else if (ib < 0) tk_buf_put(&bad, b, lb);
+      else tk_buf_put(&bad, cat.s, cat.len);
+      st = ferr(c, "model.merges[%d]: token '%s' is not in model.vocab", rank, bad.s);
+      tk_buf_free(&bad);
+      goto merr;
     }
-    if ((st = tk_pairmap_put(&tk->merges, ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, rank, im)) != TN_OK) break;
-    rank++;
+    if ((st = tk_pairmap_put(&tk->merges, ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, rank, im)) != TN_OK) goto merr;
   }
+merr:
+  tk_buf_free(&ma);
+  tk_buf_free(&mb);
   tk_buf_free(&cat);
   return st;
 }
@@ -717,7 +735,7 @@ tn_status tn_tokenizer_load(const char *path, tn_tokenizer **out) {
   }
   tn_tokenizer *tk = calloc(1, sizeof *tk);
   cJSON *root = NULL;
-  char *txt = NULL;
+  char *txt = NULL, *rest = NULL;
   size_t n;
   tn_status s = TN_OK;
   if (!tk) { s = tn_error(TN_ERR_NOMEM, "out of memory"); goto done; }
@@ -727,18 +745,31 @@ tn_status tn_tokenizer_load(const char *path, tn_tokenizer **out) {
     goto done;
   }
   if ((s = tn_read_file(json_path, &txt, &n)) != TN_OK) goto done;
-  root = cJSON_ParseWithLength(txt, n);
+  /* model.vocab and model.merges are read straight from the text (tok_json.c); cJSON gets a
+   * copy in which they are blanked to {} and [] */
+  size_t sp[4] = {0, 0, 0, 0};
+  bool fast = tk_json_find_model_fields(txt, n, sp);
+  rest = malloc(n + 1);
+  if (!rest) { s = tn_error(TN_ERR_NOMEM, "out of memory"); goto done; }
+  memcpy(rest, txt, n + 1);
+  if (fast) {
+    if (sp[1] > sp[0] + 1 && txt[sp[0]] == '{') { rest[sp[0]] = '{'; memset(rest + sp[0] + 1, ' ', sp[1] - sp[0] - 2); rest[sp[1] - 1] = '}'; }
+    if (sp[3] > sp[2] + 1 && txt[sp[2]] == '[') { rest[sp[2]] = '['; memset(rest + sp[2] + 1, ' ', sp[3] - sp[2] - 2); rest[sp[3] - 1] = ']'; }
+  }
+  root = cJSON_ParseWithLength(rest, n);
   if (!root) {
     const char *e = cJSON_GetErrorPtr();
-    s = tn_error(TN_ERR_FORMAT, "%s: not valid JSON (near byte %zu)", json_path, e ? (size_t)(e - txt) : (size_t)0);
+    s = tn_error(TN_ERR_FORMAT, "%s: not valid JSON (near byte %zu)", json_path, e ? (size_t)(e - rest) : (size_t)0);
     goto done;
   }
-  free(txt);
-  txt = NULL;
+  free(rest);
+  rest = NULL;
   ld_ctx c = {json_path};
   /* the pre-tokenizer decides whether the vocabulary is byte-level, so it goes first */
   if ((s = parse_pre(&c, tk, jget(root, "pre_tokenizer"), "pre_tokenizer")) != TN_OK) goto done;
-  if ((s = parse_model(&c, tk, jget(root, "model"), jget(root, "added_tokens"))) != TN_OK) goto done;
+  if ((s = parse_model(&c, tk, jget(root, "model"), jget(root, "added_tokens"), sp[1] > sp[0] ? txt + sp[0] : NULL,
+                       sp[1] - sp[0], sp[3] > sp[2] ? txt + sp[2] : NULL, sp[3] - sp[2])) != TN_OK)
+    goto done;
   if ((s = parse_normalizer(&c, tk, jget(root, "normalizer"), "normalizer")) != TN_OK) goto done;
   if ((s = parse_post(&c, tk, jget(root, "post_processor"), "post_processor")) != TN_OK) goto done;
   if ((s = parse_dec(&c, tk, jget(root, "decoder"), "decoder")) != TN_OK) goto done;
@@ -772,6 +803,7 @@ tn_status tn_tokenizer_load(const char *path, tn_tokenizer **out) {
 done:
   if (root) cJSON_Delete(root);
   free(txt);
+  free(rest);
   free(json_path);
   free(cfg_path);
   if (s != TN_OK) {

@@ -213,6 +213,16 @@ typedef struct tk_scratch {
 } tk_scratch;
 #define TK_CACHE_N 4096
 
+/* Fast reader of model.vocab / model.merges (tok_json.c). */
+typedef struct { const char *p, *e; bool first; } tk_jcur;
+/* span = {vocab start, end, merges start, end} byte offsets (0,0 when absent); false if there
+ * is no "model" object or the text is not well-formed. */
+bool tk_json_find_model_fields(const char *s, size_t n, size_t span[4]);
+bool tk_json_open(tk_jcur *c, const char *s, size_t n, char open);
+int tk_json_next_vocab(tk_jcur *c, tk_buf *key, long *id); /* 1 entry, 0 end, -1 syntax error */
+/* 1 entry (a, and b when *pair_form), 0 end, -1 syntax error, -2 an entry of the wrong shape */
+int tk_json_next_merge(tk_jcur *c, tk_buf *a, tk_buf *b, bool *pair_form);
+
 /* Load steps (tok_load.c). */
 tn_status tk_compile_pattern(tk_pattern *p, const char *regex, bool is_regex, const char *field);
 void tk_pattern_free(tk_pattern *p);
