@@ -10,8 +10,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "train/run.h"
 #include "train/sft.h"
-#include "tunic/obs.h"
 
 void tn_sft_opts_default(tn_sft_opts *o) {
   memset(o, 0, sizeof *o);
@@ -31,23 +31,6 @@ void tn_sft_opts_default(tn_sft_opts *o) {
   o->lora_alpha = 16.0f;
   o->lora_targets = "q_proj,k_proj,v_proj,o_proj";
   o->chat_format = "auto";
-}
-
-/* ---- the example stream: epoch e visits a seeded permutation of the examples ---- */
-typedef struct {
-  const tn_dataset *d;
-  uint64_t seed;
-  int *perm;
-  long perm_epoch;
-} stream_t;
-
-static const tn_example *stream_get(stream_t *s, long pos) {
-  long e = pos / s->d->n;
-  if (e != s->perm_epoch) {
-    tn_permutation(s->perm, s->d->n, s->seed * 1000003ULL + (uint64_t)e);
-    s->perm_epoch = e;
-  }
-  return &s->d->ex[s->perm[pos % s->d->n]];
 }
 
 /* ---- a micro-batch: examples as separate sequences, no padding computed ---- */
@@ -81,10 +64,9 @@ typedef struct {
   uint64_t fwd_counter;  /* selects LoRA dropout masks: one value per training forward */
   float *logits, *dlogits, *lrow, *wrow; // (Nmax, V) x2, (Nmax) x2
   rows_t rows;
-  stream_t stream;
+  tn_stream stream;
   long data_pos;
-  tn_metrics *metrics;
-  tn_progress *prog;
+  tn_run run;            /* run directory: manifest, metrics, progress, checkpoints */
 } sft_t;
 
 /* forward (+ backward when weight > 0) of one micro-batch; returns the loss sum */
@@ -116,23 +98,6 @@ static tn_status eval_loss(sft_t *t, double *out) {
   }
   *out = count ? sum / count : NAN;
   return TN_OK;
-}
-
-/* the checkpoint's weights: a PEFT adapter, or a loadable HF model folder in f32 */
-static tn_status ckpt_extra(const char *dir, void *ctx) {
-  sft_t *t = ctx;
-  return tn_tparams_save(&t->tp, t->m, t->o.model, dir, TN_ST_F32);
-}
-
-static char *state_json(sft_t *t, long step) {
-  cJSON *j = cJSON_CreateObject();
-  cJSON_AddNumberToObject(j, "step", (double)step);
-  cJSON_AddNumberToObject(j, "data_pos", (double)t->data_pos);
-  cJSON_AddNumberToObject(j, "seed", (double)t->o.seed);
-  cJSON_AddNumberToObject(j, "train_examples", t->train.n);
-  char *s = cJSON_Print(j);
-  cJSON_Delete(j);
-  return s;
 }
 
 static tn_status setup(sft_t *t) {
@@ -176,19 +141,19 @@ static tn_status setup(sft_t *t) {
   t->rows.seq = malloc(sizeof(int) * Nmax);
   t->rows.tgt = malloc(sizeof(int) * Nmax);
   if (!t->logits || !t->dlogits || !t->lrow || !t->wrow) return TN_ERR_NOMEM;
-  t->stream = (stream_t){.d = &t->train, .seed = o->seed, .perm = malloc(sizeof(int) * t->train.n), .perm_epoch = -1};
-  return TN_OK;
+  t->run = (tn_run){.out = o->out, .label = "sft", .model_dir = o->model, .m = t->m, .tp = &t->tp,
+                    .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
+  return tn_stream_init(&t->stream, t->train.n, o->seed);
 }
 
 static void teardown(sft_t *t) {
-  tn_metrics_close(t->metrics);
-  if (t->prog) tn_progress_finish(t->prog);
+  tn_run_close(&t->run);
   if (t->dlogits != t->logits) tn_free(t->dlogits);
   tn_free(t->logits);
   tn_free(t->lrow);
   tn_free(t->wrow);
   free(t->rows.tok); free(t->rows.pos); free(t->rows.seq); free(t->rows.tgt);
-  free(t->stream.perm);
+  tn_stream_free(&t->stream);
   tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
@@ -198,13 +163,7 @@ static void teardown(sft_t *t) {
   tn_model_free(t->m);
 }
 
-static tn_status save_final(sft_t *t) {
-  char *dir = tn_path_join(t->o.out, t->tp.lora ? "adapter" : "model");
-  tn_status s = tn_tparams_save(&t->tp, t->m, t->o.model, dir, t->m->cfg.dtype);
-  if (s == TN_OK) printf("saved %s\n", dir);
-  free(dir);
-  return s;
-}
+static const tn_example *stream_get(sft_t *t, long pos) { return &t->train.ex[tn_stream_at(&t->stream, pos)]; }
 
 tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc, char **argv) {
   sft_t t = {0};
@@ -213,96 +172,61 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
   const tn_sft_opts *o = &t.o;
   long step0 = 0;
   if (s == TN_OK && o->resume) {
-    char *ck, *sj;
-    s = tn_ckpt_latest(o->out, &ck, &step0);
-    if (s != TN_OK) { /* killed before its first checkpoint: the run starts over */
-      printf("no checkpoint in %s/checkpoints: starting from step 0\n", o->out);
-      s = TN_OK;
-      step0 = 0;
-    } else {
-      s = tn_ckpt_load(ck, tn_tparams_weights_file(&t.tp), &t.tp.tr, &t.tp.opt, &sj);
-      if (s == TN_OK) {
-        cJSON *j = cJSON_Parse(sj);
-        cJSON *dp = cJSON_GetObjectItem(j, "data_pos");
-        if (!cJSON_IsNumber(dp)) s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: missing data_pos", ck);
-        else t.data_pos = (long)dp->valuedouble;
-        t.fwd_counter = (uint64_t)step0 * o->grad_accum; /* same LoRA dropout masks as uninterrupted */
-        cJSON_Delete(j);
-        free(sj);
-        printf("resumed from %s (step %ld)\n", ck, step0);
-      }
-      free(ck);
-    }
-    if (s == TN_OK) s = tn_metrics_truncate_after(o->out, step0);
+    s = tn_run_resume(&t.run, &step0, &t.data_pos);
+    t.fwd_counter = (uint64_t)step0 * o->grad_accum; /* same LoRA dropout masks as uninterrupted */
   }
   if (s == TN_OK) {
     tn_manifest_file models[] = {{"model", o->model}}, data[] = {{"train", o->data}, {"eval", o->eval_data}};
     tn_manifest_info mi = {.command = "sft", .config_json = config_json, .seed = o->seed, .models = models,
                            .nmodels = 1, .data = data, .ndata = o->eval_data ? 2 : 1, .argc = argc, .argv = argv};
-    s = tn_manifest_write(o->out, &mi, NULL);
+    s = tn_run_start(&t.run, &mi);
   }
-  if (s == TN_OK) s = tn_metrics_open(&t.metrics, o->out);
   if (s != TN_OK) { teardown(&t); return s; }
   printf("sft: %d train / %d eval examples, %s, %ld steps of %d x %d examples, %zu trainable parameters\n", t.train.n,
          t.eval.n, t.tp.lora ? "LoRA" : "full fine-tuning", (long)o->steps, o->batch_size, o->grad_accum, t.tp.opt.total);
   fflush(stdout);
-  t.prog = tn_progress_new(NULL, o->steps, "sft", TN_PROGRESS_AUTO);
   const tn_example **ex = malloc(sizeof(void *) * o->batch_size);
-  const double t_start = tn_now();
   double tokens_seen = 0;
   for (long step = step0; step < o->steps && s == TN_OK; step++) {
     const double t0 = tn_now();
     /* count the targets of the whole step first: the loss is a mean over all of them */
     long count = 0, pos = t.data_pos;
     for (int a = 0; a < o->grad_accum; a++)
-      for (int b = 0; b < o->batch_size; b++) count += stream_get(&t.stream, pos++)->n_targets;
-    memset(t.tp.tr.grad, 0, t.tp.tr.ngrad * sizeof(float));
+      for (int b = 0; b < o->batch_size; b++) count += stream_get(&t, pos++)->n_targets;
+    tn_tparams_zero_grad(&t.tp);
     double loss_sum = 0, ntok = 0;
     for (int a = 0; a < o->grad_accum && s == TN_OK; a++) {
-      for (int b = 0; b < o->batch_size; b++) ex[b] = stream_get(&t.stream, t.data_pos++);
+      for (int b = 0; b < o->batch_size; b++) ex[b] = stream_get(&t, t.data_pos++);
       rows_fill(&t.rows, ex, o->batch_size);
       ntok += t.rows.N;
       s = run_rows(&t, &loss_sum, 1.0f / (float)count, true);
     }
     if (s != TN_OK) break;
     double loss = loss_sum / count, gnorm = 0;
-    if (!isfinite(loss)) {
-      s = tn_error(TN_ERR_NUMERIC, "step %ld: the loss is %s; stopping (the last checkpoint is kept)", step + 1,
-                   isnan(loss) ? "NaN" : "infinite");
-      break;
-    }
-    s = tn_params_grad_norm(t.tp.tr.rows, t.tp.tr.n, &gnorm);
-    if (s != TN_OK) { s = tn_error_prefix(s, "step %ld: stopping (the last checkpoint is kept)", step + 1); break; }
-    const float lr = tn_lr_at(&t.tp.sched, step);
-    tn_adamw_step(&t.tp.opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
+    float lr = 0;
+    if (!isfinite(loss)) { s = tn_run_nonfinite(step, loss); break; }
+    if ((s = tn_run_update(&t.run, step, o->max_grad_norm, &gnorm, &lr)) != TN_OK) break;
     tokens_seen += ntok;
     const double dt = tn_now() - t0;
     double evl = NAN;
     bool last = step + 1 == o->steps;
     if (t.eval.n && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last)) s = eval_loss(&t, &evl);
-    tn_metrics_begin(t.metrics, step + 1);
-    tn_metrics_add(t.metrics, "loss", loss);
-    if (!isnan(evl)) tn_metrics_add(t.metrics, "eval_loss", evl);
-    tn_metrics_add(t.metrics, "learning_rate", lr);
-    tn_metrics_add(t.metrics, "grad_norm", gnorm);
-    tn_metrics_add(t.metrics, "tokens_per_s", ntok / dt);
-    tn_metrics_add(t.metrics, "target_tokens", (double)count);
-    tn_metrics_add(t.metrics, "elapsed_s", tn_now() - t_start);
-    if (s == TN_OK) s = tn_metrics_commit(t.metrics);
-    tn_progress_update(t.prog, step + 1, loss, lr, ntok / dt, NULL);
-    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last)) {
-      char *sj = state_json(&t, step + 1);
-      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = NULL, .tr = &t.tp.tr,
-                              .opt = &t.tp.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
-                              .extra_ctx = &t};
-      s = tn_ckpt_save(&co);
-      free(sj);
-    }
+    tn_metrics *mt = t.run.metrics;
+    tn_metrics_begin(mt, step + 1);
+    tn_metrics_add(mt, "loss", loss);
+    if (!isnan(evl)) tn_metrics_add(mt, "eval_loss", evl);
+    tn_metrics_add(mt, "learning_rate", lr);
+    tn_metrics_add(mt, "grad_norm", gnorm);
+    tn_metrics_add(mt, "tokens_per_s", ntok / dt);
+    tn_metrics_add(mt, "target_tokens", (double)count);
+    tn_metrics_add(mt, "elapsed_s", tn_now() - t.run.t_start);
+    if (s == TN_OK) s = tn_metrics_commit(mt);
+    tn_progress_update(t.run.prog, step + 1, loss, lr, ntok / dt, NULL);
+    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last))
+      s = tn_run_checkpoint(&t.run, step + 1, t.data_pos);
   }
   free(ex);
-  if (t.prog) { tn_progress_finish(t.prog); t.prog = NULL; }
-  if (s == TN_OK) s = save_final(&t);
-  if (s == TN_OK) tn_manifest_set(o->out, "status", cJSON_CreateString("completed"));
+  if (s == TN_OK) s = tn_run_finish(&t.run);
   teardown(&t);
   return s;
 }

@@ -41,7 +41,31 @@ void tn_bwd_free(tn_bwd *b);
  * dlogits is used as scratch (its content is destroyed). */
 tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grads, float *dlogits,
                       const float *logits, int N, const int *tok, const int *pos, const int *seq);
-#endif
+
+/* ---- LM head + cross-entropy in row chunks: the (N, V) logits never exist ----
+ * After tn_forward over N rows with logits == NULL: the final norm of every row,
+ * then per chunk of R rows: logits (R, V) = head, soft-cap, loss per row
+ * (loss_rows (N), target < 0: ignored, 0) and, when b is not NULL, dlogits =
+ * (softmax - onehot) * row_weight (NULL: 1), b->dxf (N, C) = d loss / d (final-
+ * normed x) and the head's weight gradient (+=, when grads). Then
+ * tn_backward_body continues from b->dxf: together they equal tn_forward with
+ * logits + tn_xent_forward_backward + tn_backward, with R x V floats of scratch
+ * instead of N x V (twice with a soft-cap). */
+typedef struct {
+  int R;               /* rows per chunk */
+  float *logits;       // (R, V) one chunk's logits, then its dlogits
+  float *capped;       // (R, V) soft-capped logits (final soft-cap only), else NULL
+  float *buf;
+} tn_head;
+/* R: TN_HEAD_CHUNK_ROWS from the environment, else about 2^24 / V (>= 32), at most st->Nmax */
+tn_status tn_head_create(tn_head *h, const tn_model *m, const tn_state *st);
+void tn_head_free(tn_head *h);
+tn_status tn_head_xent(const tn_model *m, tn_state *st, tn_head *h, tn_bwd *b, tn_grads *grads, const int *targets,
+                       const float *row_weight, int N, float *loss_rows);
+/* The backward pass below the head: from b->dxf through the final norm, every
+ * layer (recomputing its activations first when st->recompute) and the embedding. */
+tn_status tn_backward_body(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grads, int N, const int *tok,
+                           const int *pos, const int *seq);
 
 /* ---- what a trainer updates: optimizer rows over one flat gradient buffer ---- */
 #include "train/optim.h"
@@ -113,3 +137,4 @@ const char *tn_tparams_weights_file(const tn_tparams *p);
 /* Zero the gradients; run this model's backward into them (grads NULL for LoRA). */
 void tn_tparams_zero_grad(tn_tparams *p);
 tn_grads *tn_tparams_grads(tn_tparams *p);
+#endif
