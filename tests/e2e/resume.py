@@ -202,6 +202,10 @@ def resume_and_compare(label, out, ref, threads, kill_resumes=0):
     fin, reff = os.path.join(out, "model", "model.safetensors"), os.path.join(ref, "model", "model.safetensors")
     same = os.path.exists(fin) and sha(fin) == sha(reff)
     check(same, f"{label}: final model.safetensors byte-identical to the uninterrupted run")
+    left = sorted(n for n in os.listdir(os.path.join(out, "checkpoints")) if not n.startswith("step_"))
+    check(not left, f"{label}: no temporary checkpoint folders left after the resumed run {left}")
+    with open(os.path.join(out, "run_manifest.json")) as f:
+        check(json.load(f).get("status") == "completed", f"{label}: run_manifest.json status completed")
     m, mr = read_metrics(out), read_metrics(ref)
     steps = [r["step"] for r in m]
     check(steps == list(range(1, STEPS + 1)), f"{label}: metrics.jsonl has steps 1..{STEPS} once each (got {steps})")
