@@ -253,7 +253,7 @@ static tn_status render_llama3(const tn_tokenizer *tk, const tn_chat_msg *m, siz
     TN_TRY(puts_(r, "<|eot_id|>"));
   }
   for (size_t i = first; i < n; i++) {
-    if (i == 0) TN_TRY(puts_(r, bos));
+    if (i == 0 && !cs->llama_sys) TN_TRY(puts_(r, bos));
     TN_TRY(puts_(r, "<|start_header_id|>"));
     TN_TRY(puts_(r, m[i].role));
     TN_TRY(puts_(r, "<|end_header_id|>\n\n"));
