@@ -371,8 +371,15 @@ static void md_safe(FILE *f, const char *s, size_t max, bool keep_nl) {
   if (!s) { fputs("-", f); return; }
   size_t n = strlen(s), cut = n > max ? max : n;
   while (cut < n && cut > 0 && ((unsigned char)s[cut] & 0xC0) == 0x80) cut--;
+  int lines = 0, run = 0; /* excerpts: at most 12 lines, blank-line runs collapsed to one */
   for (size_t i = 0; i < cut; i++) {
     unsigned char c = (unsigned char)s[i];
+    if (keep_nl && c == '\n') {
+      if (++run > 2) continue;
+      if (++lines >= 12) { cut = i; break; }
+    } else if (keep_nl && c != '\r') {
+      run = 0;
+    }
     if (c == '`') fputc('\'', f);
     else if (c == '\n' && keep_nl) fputc('\n', f);
     else if (c < 0x20 || c == 0x7f) fputc(' ', f);
@@ -410,10 +417,20 @@ static tn_status write_excerpts(FILE *f, const char *title, const int64_t *idx, 
     const tn_result_rec *r2[2] = {x, y};
     char *c2[2] = {cb[i], ca[i]};
     for (int j = 0; j < 2; j++) {
-      fprintf(f, "\n- %s: extracted `", j ? "after" : "before");
-      md_safe(f, r2[j] ? r2[j]->extracted : NULL, 60, false);
-      fprintf(f, "`, %s\n\n  ```\n  ", r2[j] && r2[j]->correct ? "correct" : "wrong");
-      if (c2[j]) {
+      fprintf(f, "\n- %s: ", j ? "after" : "before");
+      if (r2[j] && r2[j]->extracted && *r2[j]->extracted) {
+        fputs("extracted `", f);
+        md_safe(f, r2[j]->extracted, 60, false);
+        fputs("`", f);
+      } else {
+        fputs("nothing extracted", f);
+      }
+      fprintf(f, ", %s\n\n  ```\n  ", r2[j] && r2[j]->correct ? "correct" : "wrong");
+      const char *q = c2[j];
+      while (q && (*q == ' ' || *q == '\n' || *q == '\t' || *q == '\r')) q++;
+      if (c2[j] && !*q) {
+        fprintf(f, "(only whitespace: %zu bytes)", strlen(c2[j]));
+      } else if (c2[j]) {
         /* indent continuation lines to stay inside the list item's fence */
         char *buf = NULL;
         size_t bl = 0;
