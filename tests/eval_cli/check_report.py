@@ -52,6 +52,8 @@ for i in range(40):
         lst.append({"id": rid, "category": cat, "expected_answer": exp, "extracted": ext, "correct": ok,
                     "partial": ok, "format_ok": ok or i % 2 == 0, "error": "correct" if ok else "wrong_number",
                     "completion": f"<reasoning>{tag} work for {i} `x` | y</reasoning>\n<answer>{ext}</answer>"})
+before[2]["completion"] = "\n" * 50                         # ex-002 (improved): whitespace only
+after[5]["completion"] = "".join(f"line {k}\n\n\n" for k in range(30))  # id 5 (improved): long
 before.append({"id": "only-before", "correct": True, "expected_answer": "1", "extracted": "1"})
 after.append({"id": "only-after", "correct": False, "expected_answer": "1", "extracted": "2"})
 bpath, apath = os.path.join(W, "before.jsonl"), os.path.join(W, "after.jsonl")
@@ -142,6 +144,10 @@ for rid in improved + regressed:
     check(f"| {rid} |" in md, f"report.md lacks the table row of {rid}")
 check("B work for 1 'x' | y</reasoning>" in md and "A work for 1 'x' | y</reasoning>" in md,
       "report.md lacks before/after excerpts of a regressed example (backticks made safe)")
+check("(only whitespace: 50 bytes)" in md, "whitespace-only completion not described")
+ex5 = md.split("**5** (speed)")[1].split("**")[0] if "**5** (speed)" in md else ""
+check("line 0\n  \n  line 1" in ex5 and "[...]" in ex5 and "line 11" not in ex5,
+      "long completion: blank runs not collapsed or not cut at 12 lines")
 check("only-before" not in md.split("## Flipped examples")[1], "an unpaired id is listed as flipped")
 
 want_plots = ["plots/sft_loss.png", "plots/grpo_reward.png", "plots/grpo_accuracy.png", "plots/grpo_kl.png",
