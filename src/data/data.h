@@ -16,6 +16,12 @@
 #include "base/base.h"
 #include "tunic/tokenizer.h"
 
+struct cJSON;
+/* Read a JSONL file: fn gets each line's object (and owns it) with "FILE:LINE" for
+ * messages. Stops at the first error (invalid JSON, not an object, or fn's). */
+typedef tn_status (*tn_jsonl_fn)(void *ctx, struct cJSON *obj, const char *where);
+tn_status tn_jsonl_read(const char *path, tn_jsonl_fn fn, void *ctx);
+
 typedef struct {
   int32_t *ids;   // (n)
   uint8_t *mask;  // (n)

@@ -2,6 +2,7 @@
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
+#include "data/data.h"
 #include "data/prompts.h"
 
 const char *const TN_DEFAULT_SYSTEM_PROMPT =
@@ -59,49 +60,41 @@ static tn_status render(const tn_tokenizer *tok, const tn_prompt_opts *o, cJSON 
   return tn_tokenizer_encode(tok, *text, strlen(*text), true, enc);
 }
 
+typedef struct {
+  tn_prompt_set *s;
+  const tn_tokenizer *tok;
+  const tn_prompt_opts *o;
+  bool chat_ok;
+  int cap;
+  tn_encoding enc;
+} load_ctx;
+
+static tn_status load_line(void *ctx, cJSON *j, const char *where) {
+  load_ctx *c = ctx;
+  char *text = NULL;
+  tn_status st = render(c->tok, c->o, j, where, &text, &c->enc, &c->chat_ok);
+  if (st != TN_OK) { cJSON_Delete(j); free(text); return st; }
+  tn_prompt_set *s = c->s;
+  if (s->n == c->cap) { c->cap = c->cap ? 2 * c->cap : 256; s->p = realloc(s->p, sizeof *s->p * c->cap); }
+  tn_prompt *pp = &s->p[s->n++];
+  int n = (int)c->enc.n, skip = 0;
+  if (c->o->max_prompt_len > 0 && n > c->o->max_prompt_len) { skip = n - c->o->max_prompt_len; n = c->o->max_prompt_len; s->n_truncated++; }
+  pp->json = j;
+  pp->text = text;
+  pp->n = n;
+  pp->ids = malloc(sizeof(int32_t) * (n ? n : 1));
+  memcpy(pp->ids, c->enc.ids + skip, sizeof(int32_t) * n);
+  return TN_OK;
+}
+
 tn_status tn_prompts_load(tn_prompt_set *s, const char *path, const tn_tokenizer *tok, const tn_prompt_opts *o) {
   memset(s, 0, sizeof *s);
-  char *data;
-  size_t len;
-  TN_TRY(tn_read_file(path, &data, &len));
   tn_chat_format f;
-  bool chat_ok = !o->no_chat && (o->chat != TN_CHAT_AUTO || tn_chat_detect(tok, &f) == TN_OK);
+  load_ctx c = {.s = s, .tok = tok, .o = o};
+  c.chat_ok = !o->no_chat && (o->chat != TN_CHAT_AUTO || tn_chat_detect(tok, &f) == TN_OK);
   tn_error_clear();
-  tn_encoding enc = {0};
-  tn_status st = TN_OK;
-  int line = 0, cap = 0;
-  char where[512];
-  for (char *p = data; p < data + len && st == TN_OK;) {
-    char *e = memchr(p, '\n', (size_t)(data + len - p));
-    if (!e) e = data + len;
-    *e = 0;
-    line++;
-    snprintf(where, sizeof where, "%s:%d", path, line);
-    char *q = p;
-    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-    p = e + 1;
-    if (!*q) continue;
-    cJSON *j = cJSON_Parse(q);
-    if (!cJSON_IsObject(j)) {
-      cJSON_Delete(j);
-      st = tn_error(TN_ERR_FORMAT, "%s: not a JSON object", where);
-      break;
-    }
-    char *text = NULL;
-    st = render(tok, o, j, where, &text, &enc, &chat_ok);
-    if (st != TN_OK) { cJSON_Delete(j); free(text); break; }
-    if (s->n == cap) { cap = cap ? 2 * cap : 256; s->p = realloc(s->p, sizeof *s->p * cap); }
-    tn_prompt *pp = &s->p[s->n++];
-    int n = (int)enc.n, skip = 0;
-    if (o->max_prompt_len > 0 && n > o->max_prompt_len) { skip = n - o->max_prompt_len; n = o->max_prompt_len; s->n_truncated++; }
-    pp->json = j;
-    pp->text = text;
-    pp->n = n;
-    pp->ids = malloc(sizeof(int32_t) * (n ? n : 1));
-    memcpy(pp->ids, enc.ids + skip, sizeof(int32_t) * n);
-  }
-  free(data);
-  tn_encoding_free(&enc);
+  tn_status st = tn_jsonl_read(path, load_line, &c);
+  tn_encoding_free(&c.enc);
   if (st == TN_OK && s->n == 0) st = tn_error(TN_ERR_FORMAT, "%s: no prompts", path);
   if (st != TN_OK) tn_prompts_free(s);
   return st;

@@ -133,45 +133,29 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
                   where);
 }
 
+typedef struct {
+  tn_dataset *d;
+  const tn_tokenizer *tok;
+  const tn_sft_data_opts *o;
+  tn_encoding enc;
+  buf_t b;
+} load_ctx;
+
+static tn_status load_line(void *ctx, cJSON *j, const char *where) {
+  load_ctx *c = ctx;
+  tn_status s = one_line(c->d, j, c->tok, c->o, where, &c->enc, &c->b);
+  cJSON_Delete(j);
+  return s;
+}
+
 tn_status tn_sft_load(tn_dataset *d, const char *path, const tn_tokenizer *tok, const tn_sft_data_opts *o) {
   memset(d, 0, sizeof *d);
-  char *data;
-  size_t len;
-  TN_TRY(tn_read_file(path, &data, &len));
-  tn_encoding enc = {0};
-  buf_t b = {0};
-  tn_status s = TN_OK;
-  int line = 0;
-  char where[512];
-  for (char *p = data; p < data + len && s == TN_OK;) {
-    char *e = memchr(p, '\n', (size_t)(data + len - p));
-    if (!e) e = data + len;
-    *e = 0;
-    line++;
-    snprintf(where, sizeof where, "%s:%d", path, line);
-    char *q = p;
-    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-    if (*q) {
-      const char *end = NULL;
-      cJSON *j = cJSON_ParseWithOpts(q, &end, false);
-      const char *rest = j && end ? end + strspn(end, " \t\r") : "";
-      if (!cJSON_IsObject(j)) {
-        s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object (error near column %d)", where,
-                     j ? 1 : (int)((end ? end : q) - p) + 1);
-      } else if (*rest) {
-        s = tn_error(TN_ERR_FORMAT, "%s: text after the JSON object (column %d)", where, (int)(rest - p) + 1);
-      } else {
-        s = one_line(d, j, tok, o, where, &enc, &b);
-      }
-      cJSON_Delete(j);
-    }
-    p = e + 1;
-  }
-  free(data);
-  free(b.ids);
-  free(b.mask);
-  tn_encoding_free(&enc);
-  if (s == TN_OK && d->n == 0) s = tn_error(TN_ERR_FORMAT, "%s: no usable examples (%d lines)", path, line);
+  load_ctx c = {.d = d, .tok = tok, .o = o};
+  tn_status s = tn_jsonl_read(path, load_line, &c);
+  free(c.b.ids);
+  free(c.b.mask);
+  tn_encoding_free(&c.enc);
+  if (s == TN_OK && d->n == 0) s = tn_error(TN_ERR_FORMAT, "%s: no usable examples", path);
   if (s != TN_OK) tn_dataset_free(d);
   return s;
 }
