@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -86,6 +87,30 @@ static void show_diff(const char *model, const char *what, const char *name, con
   fprintf(stderr, "\n");
 }
 
+/* Two threads encode the whole corpus at once with one shared tokenizer (each with its own
+ * tn_encoding); every result must equal the reference. */
+typedef struct {
+  const tn_tokenizer *tok;
+  cJSON **docs, **refs;
+  size_t nd;
+  int bad;
+} thr_arg;
+
+static void *thr_encode(void *p) {
+  thr_arg *a = p;
+  tn_encoding enc = {0};
+  for (size_t i = 0; i < a->nd; i++) {
+    const cJSON *tx = cJSON_GetObjectItem(a->docs[i], "text");
+    if (!tx) continue;
+    size_t at;
+    if (tn_tokenizer_encode(a->tok, tx->valuestring, strlen(tx->valuestring), true, &enc) != TN_OK ||
+        cmp_ids(cJSON_GetObjectItem(a->refs[i], "ids"), enc.ids, enc.n, &at))
+      a->bad++;
+  }
+  tn_encoding_free(&enc);
+  return NULL;
+}
+
 static void corpus_test(int mi) {
   char p[1100];
   snprintf(p, sizeof p, "%s/corpus.jsonl", refdir);
@@ -155,6 +180,11 @@ static void corpus_test(int mi) {
   assert_int_equal(bad_off, 0);
   assert_int_equal(roundtrips, rt_ref);
   assert_true(rt_ref > (int)nd / 2);
+  thr_arg ta[2] = {{tok, docs, refs, nd, 0}, {tok, docs, refs, nd, 0}};
+  pthread_t th[2];
+  for (int k = 0; k < 2; k++) assert_int_equal(pthread_create(&th[k], NULL, thr_encode, &ta[k]), 0);
+  for (int k = 0; k < 2; k++) pthread_join(th[k], NULL);
+  assert_int_equal(ta[0].bad + ta[1].bad, 0);
   tn_encoding_free(&enc);
   tn_encoding_free(&enc2);
   tn_tokenizer_free(tok);
