@@ -1,0 +1,242 @@
+/* pref_data.c - JSONL preference pairs -> prompt / chosen / rejected token ids
+ * (formats and rules in pref.h). Every line is validated; errors name FILE:LINE. */
+#include <cjson/cJSON.h>
+#include <stdlib.h>
+#include <string.h>
+#include "data/data.h"
+#include "data/pref.h"
+
+typedef struct {
+  int32_t *ids;
+  int n, cap;
+} ibuf;
+
+static void ib_add(ibuf *b, const int32_t *ids, int n) {
+  if (b->n + n > b->cap) {
+    b->cap = (b->n + n) * 2 + 16;
+    b->ids = realloc(b->ids, sizeof(int32_t) * b->cap);
+  }
+  memcpy(b->ids + b->n, ids, sizeof(int32_t) * n);
+  b->n += n;
+}
+
+/* a message list into m[*k..]; strings stay owned by the JSON */
+static tn_status add_msgs(cJSON *arr, tn_chat_msg *m, int *k, const char *where, const char *field) {
+  int i = 0;
+  cJSON *it;
+  cJSON_ArrayForEach(it, arr) {
+    cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+    if (!cJSON_IsObject(it) || !cJSON_IsString(r) || !cJSON_IsString(c))
+      return tn_error(TN_ERR_FORMAT, "%s: \"%s\" message %d needs string fields \"role\" and \"content\"", where, field, i);
+    cJSON *rc = cJSON_GetObjectItemCaseSensitive(it, "reasoning_content");
+    m[(*k)++] = (tn_chat_msg){r->valuestring, c->valuestring, cJSON_IsString(rc) ? rc->valuestring : NULL};
+    i++;
+  }
+  return TN_OK;
+}
+
+static bool same_msg(cJSON *a, cJSON *b) {
+  cJSON *ra = cJSON_GetObjectItemCaseSensitive(a, "role"), *rb = cJSON_GetObjectItemCaseSensitive(b, "role");
+  cJSON *ca = cJSON_GetObjectItemCaseSensitive(a, "content"), *cb = cJSON_GetObjectItemCaseSensitive(b, "content");
+  return cJSON_IsString(ra) && cJSON_IsString(rb) && cJSON_IsString(ca) && cJSON_IsString(cb) &&
+         !strcmp(ra->valuestring, rb->valuestring) && !strcmp(ca->valuestring, cb->valuestring);
+}
+
+/* The chat-template path: prompt messages pm[0..np), response messages rm[0..nr).
+ * Appends the prompt's tokens (when prompt != NULL) and the response's tokens. */
+static tn_status chat_tokens(const tn_tokenizer *tok, const tn_pref_data_opts *o, tn_chat_msg *all, int np, int nr,
+                             ibuf *prompt, ibuf *resp, tn_encoding *enc, const char *where, const char *field) {
+  tn_chat_opts gp = {.format = o->format, .add_generation_prompt = true, .enable_thinking = -1};
+  tn_chat_opts full = {.format = o->format, .add_generation_prompt = false, .enable_thinking = -1};
+  tn_chat_out po = {0}, fo = {0};
+  tn_status s = tn_chat_render(tok, all, np, &gp, &po);
+  if (s == TN_OK) s = tn_chat_render(tok, all, np + nr, &full, &fo);
+  if (s != TN_OK) {
+    tn_chat_out_free(&po);
+    tn_chat_out_free(&fo);
+    return tn_error_prefix(s, "%s", where);
+  }
+  size_t end = fo.n_spans ? fo.spans[fo.n_spans - 1].end : fo.len;
+  if (fo.len < po.len || memcmp(fo.text, po.text, po.len) != 0 || end < po.len) {
+    s = tn_error(TN_ERR_FORMAT,
+                 "%s: the chat template's rendering of prompt + \"%s\" does not start with the rendered prompt "
+                 "(cannot tell the response's tokens apart)", where, field);
+  } else {
+    if (prompt) {
+      s = tn_tokenizer_encode(tok, po.text, po.len, false, enc);
+      if (s == TN_OK) ib_add(prompt, enc->ids, (int)enc->n);
+    }
+    if (s == TN_OK) s = tn_tokenizer_encode(tok, fo.text + po.len, end - po.len, false, enc);
+    if (s == TN_OK) ib_add(resp, enc->ids, (int)enc->n);
+  }
+  tn_chat_out_free(&po);
+  tn_chat_out_free(&fo);
+  return s;
+}
+
+static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, const tn_pref_data_opts *o,
+                          const char *where, tn_encoding *enc, ibuf *bp, ibuf *bc, ibuf *br) {
+  cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
+  cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "chosen"), *rj = cJSON_GetObjectItemCaseSensitive(j, "rejected");
+  bp->n = bc->n = br->n = 0;
+  if (!ch || !rj) return tn_error(TN_ERR_FORMAT, "%s: needs \"chosen\" and \"rejected\" (and usually \"prompt\")", where);
+  const bool lists = cJSON_IsArray(ch) || cJSON_IsArray(rj);
+  if (lists) {
+    if (!cJSON_IsArray(ch) || !cJSON_IsArray(rj))
+      return tn_error(TN_ERR_FORMAT, "%s: \"chosen\" and \"rejected\" must both be strings or both message lists", where);
+    if (prompt && !cJSON_IsArray(prompt) && !cJSON_IsString(prompt))
+      return tn_error(TN_ERR_FORMAT, "%s: \"prompt\" must be a string or a message list", where);
+    const int nP = prompt ? (cJSON_IsArray(prompt) ? cJSON_GetArraySize(prompt) : 1) : 0;
+    const int nc = cJSON_GetArraySize(ch), nr = cJSON_GetArraySize(rj);
+    int skip = 0; /* implicit prompt: the messages chosen and rejected share at the start */
+    if (!prompt) {
+      while (skip < nc - 1 && skip < nr - 1 && same_msg(cJSON_GetArrayItem(ch, skip), cJSON_GetArrayItem(rj, skip)))
+        skip++;
+      if (skip == 0) return tn_error(TN_ERR_FORMAT, "%s: no \"prompt\", and \"chosen\" and \"rejected\" share no leading messages", where);
+    }
+    tn_chat_msg *m = calloc((size_t)(nP + nc + nr + 1), sizeof *m);
+    int k = 0;
+    tn_status s = TN_OK;
+    if (cJSON_IsString(prompt)) m[k++] = (tn_chat_msg){"user", prompt->valuestring, NULL};
+    else if (prompt) s = add_msgs(prompt, m, &k, where, "prompt");
+    else {
+      for (int i = 0; i < skip; i++) {
+        cJSON *it = cJSON_GetArrayItem(ch, i);
+        m[k++] = (tn_chat_msg){cJSON_GetObjectItemCaseSensitive(it, "role")->valuestring,
+                               cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring, NULL};
+      }
+    }
+    const int np = k;
+    if (s == TN_OK && np == 0) s = tn_error(TN_ERR_FORMAT, "%s: the prompt has no messages", where);
+    for (int r = 0; r < 2 && s == TN_OK; r++) {
+      cJSON *arr = r ? rj : ch;
+      k = np;
+      /* the response's messages (after the implicit prompt) */
+      cJSON *tail = cJSON_CreateArray();
+      for (int i = skip; i < cJSON_GetArraySize(arr); i++) cJSON_AddItemReferenceToArray(tail, cJSON_GetArrayItem(arr, i));
+      s = add_msgs(tail, m, &k, where, r ? "rejected" : "chosen");
+      cJSON_Delete(tail);
+      if (s == TN_OK && k == np) s = tn_error(TN_ERR_FORMAT, "%s: \"%s\" has no response message", where, r ? "rejected" : "chosen");
+      if (s == TN_OK && strcmp(m[k - 1].role, "assistant") != 0)
+        s = tn_error(TN_ERR_FORMAT, "%s: the last message of \"%s\" must be the assistant's (role \"%s\")", where,
+                     r ? "rejected" : "chosen", m[k - 1].role);
+      if (s == TN_OK) s = chat_tokens(tok, o, m, np, k - np, r ? NULL : bp, r ? br : bc, enc, where, r ? "rejected" : "chosen");
+    }
+    free(m);
+    TN_TRY(s);
+  } else {
+    if (!cJSON_IsString(prompt) || !cJSON_IsString(ch) || !cJSON_IsString(rj))
+      return tn_error(TN_ERR_FORMAT, "%s: \"prompt\", \"chosen\" and \"rejected\" must be strings (or message lists)", where);
+    if (o->chat) {
+      tn_chat_msg m[2] = {{"user", prompt->valuestring, NULL}, {"assistant", ch->valuestring, NULL}};
+      TN_TRY(chat_tokens(tok, o, m, 1, 1, bp, bc, enc, where, "chosen"));
+      m[1].content = rj->valuestring;
+      TN_TRY(chat_tokens(tok, o, m, 1, 1, NULL, br, enc, where, "rejected"));
+    } else {
+      const int32_t eos = tn_tokenizer_eos_id(tok);
+      TN_TRY(tn_tokenizer_encode(tok, prompt->valuestring, strlen(prompt->valuestring), true, enc));
+      ib_add(bp, enc->ids, (int)enc->n);
+      for (int r = 0; r < 2; r++) {
+        cJSON *x = r ? rj : ch;
+        ibuf *b = r ? br : bc;
+        TN_TRY(tn_tokenizer_encode(tok, x->valuestring, strlen(x->valuestring), false, enc));
+        ib_add(b, enc->ids, (int)enc->n);
+        if (eos >= 0) ib_add(b, &eos, 1);
+      }
+    }
+  }
+  /* truncation: the prompt keeps its end, responses their start */
+  int np = bp->n, off = 0, nc = bc->n, nr = br->n;
+  if (o->max_prompt_len > 0 && np > o->max_prompt_len) { off = np - o->max_prompt_len; np = o->max_prompt_len; set->n_prompt_truncated++; }
+  bool rt = false;
+  if (o->max_response_len > 0 && nc > o->max_response_len) { nc = o->max_response_len; rt = true; }
+  if (o->max_response_len > 0 && nr > o->max_response_len) { nr = o->max_response_len; rt = true; }
+  set->n_response_truncated += rt;
+  if (np == 0) return tn_error(TN_ERR_FORMAT, "%s: the prompt has no tokens", where);
+  if (nc == 0 || nr == 0) { set->n_dropped++; return TN_OK; }
+  if (set->n == set->cap) {
+    set->cap = set->cap ? 2 * set->cap : 256;
+    tn_pref_pair *p = realloc(set->p, sizeof *p * set->cap);
+    if (!p) return tn_error(TN_ERR_NOMEM, "out of memory loading preference pairs");
+    set->p = p;
+  }
+  tn_pref_pair *p = &set->p[set->n++];
+  p->np = np;
+  p->nc = nc;
+  p->nr = nr;
+  p->ids = malloc(sizeof(int32_t) * (size_t)(np + nc + nr));
+  memcpy(p->ids, bp->ids + off, sizeof(int32_t) * np);
+  memcpy(p->ids + np, bc->ids, sizeof(int32_t) * nc);
+  memcpy(p->ids + np + nc, br->ids, sizeof(int32_t) * nr);
+  const int L = np + (nc > nr ? nc : nr);
+  if (L > set->max_len) set->max_len = L;
+  return TN_OK;
+}
+
+tn_status tn_pref_load(tn_pref_set *set, const char *path, const tn_tokenizer *tok, const tn_pref_data_opts *o) {
+  memset(set, 0, sizeof *set);
+  char *data;
+  size_t len;
+  TN_TRY(tn_read_file(path, &data, &len));
+  tn_encoding enc = {0};
+  ibuf bp = {0}, bc = {0}, br = {0};
+  tn_status s = TN_OK;
+  int line = 0;
+  char where[512];
+  for (char *p = data; p < data + len && s == TN_OK;) {
+    char *e = memchr(p, '\n', (size_t)(data + len - p));
+    if (!e) e = data + len;
+    *e = 0;
+    line++;
+    snprintf(where, sizeof where, "%s:%d", path, line);
+    char *q = p;
+    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
+    if (*q) {
+      const char *end = NULL;
+      cJSON *j = cJSON_ParseWithOpts(q, &end, false);
+      const char *rest = j && end ? end + strspn(end, " \t\r") : "";
+      if (!cJSON_IsObject(j)) s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object", where);
+      else if (*rest) s = tn_error(TN_ERR_FORMAT, "%s: text after the JSON object (column %d)", where, (int)(rest - p) + 1);
+      else s = one_line(set, j, tok, o, where, &enc, &bp, &bc, &br);
+      cJSON_Delete(j);
+    }
+    p = e + 1;
+  }
+  free(data);
+  free(bp.ids);
+  free(bc.ids);
+  free(br.ids);
+  tn_encoding_free(&enc);
+  if (s == TN_OK && set->n == 0) s = tn_error(TN_ERR_FORMAT, "%s: no usable preference pairs (%d lines)", path, line);
+  if (s != TN_OK) tn_pref_free(set);
+  return s;
+}
+
+void tn_pref_free(tn_pref_set *s) {
+  for (int i = 0; i < s->n; i++) free(s->p[i].ids);
+  free(s->p);
+  memset(s, 0, sizeof *s);
+}
+
+tn_status tn_pref_split(tn_pref_set *d, tn_pref_set *eval, float frac, uint64_t seed) {
+  memset(eval, 0, sizeof *eval);
+  int ne = (int)(d->n * frac + 0.5f);
+  if (frac <= 0 || ne == 0) return TN_OK;
+  if (ne >= d->n) return tn_error(TN_ERR_ARG, "eval split %.3f leaves no training pairs (%d pairs)", frac, d->n);
+  int *perm = malloc(sizeof(int) * d->n);
+  tn_permutation(perm, d->n, seed ^ 0x5eed5eedULL);
+  char *is_eval = calloc(d->n, 1);
+  for (int i = 0; i < ne; i++) is_eval[perm[i]] = 1;
+  eval->p = malloc(sizeof(tn_pref_pair) * ne);
+  eval->cap = ne;
+  eval->max_len = d->max_len;
+  int w = 0;
+  for (int i = 0; i < d->n; i++) {
+    if (is_eval[i]) eval->p[eval->n++] = d->p[i];
+    else d->p[w++] = d->p[i];
+  }
+  d->n = w;
+  free(perm);
+  free(is_eval);
+  return TN_OK;
+}

@@ -1,0 +1,410 @@
+/* dpo.c - preference optimisation: `tunic dpo`. Each pair is two sequences of
+ * one forward call (prompt + chosen in slot 2b, prompt + rejected in slot 2b+1,
+ * no padding computed); the response tokens' log-probs are summed per sequence
+ * (length-averaged for IPO and ORPO, as TRL), the loss head (tn_dpo_loss /
+ * tn_orpo_loss, docs/losses.md) gives d loss / d log-prob sum, which becomes
+ * dlogits (tn_logp_backward) and runs the decoder backward. The reference is the
+ * base model with the LoRA adapter switched off (no second copy), a frozen copy
+ * for full fine-tuning, or log-probs computed once before training
+ * (--precompute-ref). The loss of a step is the mean over all its pairs (every
+ * micro-batch of it). Run directory, checkpoints, exact resume, NaN stop and
+ * metrics as SFT (train/run.h).
+ * Not for: the loss formulas (loss_pref.c), data parsing (data/pref_data.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include "data/pref.h"
+#include "train/dpo.h"
+#include "train/losses.h"
+#include "train/run.h"
+
+void tn_dpo_opts_default(tn_dpo_opts *o) {
+  memset(o, 0, sizeof *o);
+  o->loss = "sigmoid";
+  o->algorithm = "dpo";
+  o->beta = 0.1f;
+  o->orpo_lambda = 0.1f;
+  o->max_prompt_length = 512;
+  o->max_response_length = 512;
+  o->batch_size = 4;
+  o->grad_accum = 1;
+  o->epochs = 1;
+  o->lr = 1e-6f;
+  o->beta1 = 0.9f;
+  o->beta2 = 0.999f;
+  o->adam_eps = 1e-8f;
+  o->max_grad_norm = 1.0f;
+  o->schedule = "linear";
+  o->keep_last = 2;
+  o->lora_alpha = 16.0f;
+  o->lora_targets = "q_proj,k_proj,v_proj,o_proj";
+  o->chat_format = "auto";
+  o->base_dtype = "f32";
+}
+
+typedef struct {
+  tn_dpo_opts o;
+  bool orpo, avg;        /* ORPO; length-averaged log-probs (IPO, ORPO) */
+  tn_dpo_cfg lc;
+  tn_model *m, *ref;     /* ref: frozen copy (full fine-tuning without --precompute-ref) */
+  tn_tokenizer *tok;
+  tn_pref_set train, eval;
+  float *pre_c, *pre_r;  /* (train.n + eval.n) precomputed reference log-probs (train first) */
+  tn_state *st;
+  tn_bwd bw;
+  tn_tparams tp;
+  uint64_t fwd_counter;  /* LoRA dropout masks: one value per training forward */
+  int S, T, Nmax;
+  float *logits, *dlogits, *lp, *dlp;      // (Nmax, V) x2, (Nmax) x2
+  int *tok_r, *pos_r, *seq_r, *tgt_r;     // (Nmax)
+  int N;
+  double *sums;                           // (S) per-sequence log-prob sums
+  float *pc, *pr, *rc, *rr, *dc, *dr;     // (batch) per pair
+  tn_stream stream;
+  long data_pos;
+  tn_run run;
+} dpo_t;
+
+/* rows of n pairs: slot 2b = prompt + chosen, 2b+1 = prompt + rejected; the target
+ * of a row is the next token when that token is in the response */
+static void fill_rows(dpo_t *t, const tn_pref_pair *const *P, int n) {
+  int N = 0;
+  for (int b = 0; b < n; b++)
+    for (int r = 0; r < 2; r++) {
+      const tn_pref_pair *p = P[b];
+      const int32_t *resp = r ? tn_pref_rejected(p) : tn_pref_chosen(p);
+      const int L = p->np + (r ? p->nr : p->nc);
+      for (int k = 0; k < L; k++, N++) {
+        t->tok_r[N] = k < p->np ? p->ids[k] : resp[k - p->np];
+        t->pos_r[N] = k;
+        t->seq_r[N] = 2 * b + r;
+        t->tgt_r[N] = k + 1 >= p->np && k + 1 < L ? resp[k + 1 - p->np] : -1;
+      }
+    }
+  t->N = N;
+}
+
+/* forward m over the filled rows; per-pair chosen / rejected log-probs (sums or
+ * averages) into c, r (n). train: LoRA dropout on (a forward that is backpropagated). */
+static tn_status pair_logps(dpo_t *t, const tn_model *m, const tn_pref_pair *const *P, int n, float *c, float *r,
+                            bool train) {
+  const int V = t->m->cfg.V;
+  if (t->tp.lora) tn_lora_train_mode(t->tp.lora, train, train ? ++t->fwd_counter : 0);
+  TN_TRY(tn_forward(m, t->st, t->N, t->tok_r, t->pos_r, t->seq_r, t->logits, NULL, t->N));
+  tn_token_logprobs(t->lp, t->logits, t->tgt_r, t->N, V, 1.0f);
+  memset(t->sums, 0, sizeof(double) * 2 * n);
+  for (int i = 0; i < t->N; i++)
+    if (t->tgt_r[i] >= 0) t->sums[t->seq_r[i]] += t->lp[i];
+  for (int b = 0; b < n; b++) {
+    c[b] = (float)(t->avg ? t->sums[2 * b] / P[b]->nc : t->sums[2 * b]);
+    r[b] = (float)(t->avg ? t->sums[2 * b + 1] / P[b]->nr : t->sums[2 * b + 1]);
+  }
+  return TN_OK;
+}
+
+/* the reference's log-probs of the n pairs (rows already filled); idx: their
+ * indices into the precomputed arrays (NULL when not precomputed) */
+static tn_status ref_logps(dpo_t *t, const tn_pref_pair *const *P, int n, const int *idx) {
+  if (t->pre_c && idx) {
+    for (int b = 0; b < n; b++) { t->rc[b] = t->pre_c[idx[b]]; t->rr[b] = t->pre_r[idx[b]]; }
+    return TN_OK;
+  }
+  if (t->ref) return pair_logps(t, t->ref, P, n, t->rc, t->rr, false);
+  /* LoRA: the base model (adapter off); full fine-tuning: only while precomputing */
+  if (t->tp.lora) tn_lora_enable(t->tp.lora, false);
+  tn_status s = pair_logps(t, t->m, P, n, t->rc, t->rr, false);
+  if (t->tp.lora) tn_lora_enable(t->tp.lora, true);
+  return s;
+}
+
+typedef struct {
+  double loss, rch, rrj, margin, acc, lpc, lpr, nll, lor, loc;
+} dpo_acc;
+
+/* the loss head over n pairs whose policy log-probs are in pc/pr (and reference in
+ * rc/rr); gradients into dc/dr scaled to the step (n_step pairs, ntok_step chosen
+ * tokens for ORPO's token-mean NLL); statistics accumulated with weight n / n_step */
+static tn_status head(dpo_t *t, const tn_pref_pair *const *P, int n, int n_step, long ntok_step, dpo_acc *a) {
+  tn_dpo_stats st;
+  const double w = (double)n / n_step;
+  if (!t->orpo) {
+    TN_TRY(tn_dpo_loss(&t->lc, n, t->pc, t->pr, t->rc, t->rr, t->dc, t->dr, &st));
+    for (int b = 0; b < n; b++) { t->dc[b] = (float)(t->dc[b] * w); t->dr[b] = (float)(t->dr[b] * w); }
+    a->loss += w * st.loss;
+  } else if (n == n_step) { /* one micro-batch: TRL's token-mean NLL directly */
+    int lens[1024];
+    for (int b = 0; b < n; b++) lens[b] = P[b]->nc;
+    TN_TRY(tn_orpo_loss_tok(t->o.orpo_lambda, n, t->pc, t->pr, lens, t->dc, t->dr, &st));
+    a->loss += st.loss;
+    a->nll += st.nll;
+  } else { /* odds-ratio term per pair (its NLL part, -1/n per pair, taken out) + token-mean NLL of the step */
+    TN_TRY(tn_orpo_loss(t->o.orpo_lambda, n, t->pc, t->pr, t->dc, t->dr, &st));
+    double nll = 0;
+    for (int b = 0; b < n; b++) {
+      const double wt = (double)P[b]->nc / ntok_step;
+      t->dc[b] = (float)(((double)t->dc[b] + 1.0 / n) * w - wt);
+      t->dr[b] = (float)(t->dr[b] * w);
+      nll += -(double)t->pc[b] * wt;
+    }
+    a->loss += w * (st.loss - st.nll) + nll;
+    a->nll += nll;
+  }
+  a->rch += w * st.reward_chosen;
+  a->rrj += w * st.reward_rejected;
+  a->margin += w * st.margin;
+  a->acc += w * st.accuracy;
+  a->lor += w * st.log_odds_ratio;
+  a->loc += w * st.log_odds_chosen;
+  for (int b = 0; b < n; b++) { a->lpc += t->pc[b] / n_step; a->lpr += t->pr[b] / n_step; }
+  return TN_OK;
+}
+
+/* backward of the policy forward whose logits are in t->logits */
+static tn_status backward(dpo_t *t, const tn_pref_pair *const *P) {
+  const int V = t->m->cfg.V;
+  for (int i = 0; i < t->N; i++) {
+    if (t->tgt_r[i] < 0) { t->dlp[i] = 0; continue; }
+    const int s = t->seq_r[i], b = s / 2;
+    float d = s & 1 ? t->dr[b] : t->dc[b];
+    if (t->avg) d /= (float)(s & 1 ? P[b]->nr : P[b]->nc);
+    t->dlp[i] = d;
+  }
+  tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->dlp, t->N, V, 1.0f);
+  return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, t->N, t->tok_r, t->pos_r,
+                     t->seq_r);
+}
+
+/* eval over held-out pairs: loss and statistics of the whole set */
+static tn_status evaluate(dpo_t *t, dpo_acc *a) {
+  memset(a, 0, sizeof *a);
+  const tn_pref_pair *P[1024];
+  int idx[1024];
+  long ntok = 0;
+  for (int i = 0; i < t->eval.n; i++) ntok += t->eval.p[i].nc;
+  for (int i = 0; i < t->eval.n;) {
+    int n = 0;
+    while (i < t->eval.n && n < t->o.batch_size) { idx[n] = t->train.n + i; P[n++] = &t->eval.p[i++]; }
+    fill_rows(t, P, n);
+    if (!t->orpo) TN_TRY(ref_logps(t, P, n, idx));
+    TN_TRY(pair_logps(t, t->m, P, n, t->pc, t->pr, false));
+    TN_TRY(head(t, P, n, t->eval.n, ntok, a));
+  }
+  return TN_OK;
+}
+
+/* --precompute-ref: the reference's log-probs of every train and eval pair, once,
+ * with the weights as loaded (before any update or resume) */
+static tn_status precompute(dpo_t *t) {
+  const int total = t->train.n + t->eval.n;
+  t->pre_c = malloc(sizeof(float) * total);
+  t->pre_r = malloc(sizeof(float) * total);
+  const tn_pref_pair *P[1024];
+  const double t0 = tn_now();
+  for (int i = 0; i < total;) {
+    int n = 0, i0 = i;
+    while (i < total && n < t->o.batch_size) { P[n++] = i < t->train.n ? &t->train.p[i] : &t->eval.p[i - t->train.n]; i++; }
+    fill_rows(t, P, n);
+    TN_TRY(ref_logps(t, P, n, NULL)); /* no indices: computed by the model */
+    memcpy(t->pre_c + i0, t->rc, sizeof(float) * n);
+    memcpy(t->pre_r + i0, t->rr, sizeof(float) * n);
+  }
+  printf("dpo: reference log-probs of %d pairs precomputed in %.1fs\n", total, tn_now() - t0);
+  return TN_OK;
+}
+
+static tn_status setup(dpo_t *t) {
+  tn_dpo_opts *o = &t->o;
+  if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
+  if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0)
+    return tn_error(TN_ERR_ARG, "batch_size (1..1024) and grad_accum (>= 1) must be valid");
+  if (!strcmp(o->algorithm, "orpo")) t->orpo = true;
+  else if (strcmp(o->algorithm, "dpo") != 0) return tn_error(TN_ERR_ARG, "algorithm '%s': expected dpo or orpo", o->algorithm);
+  t->lc = (tn_dpo_cfg){.beta = o->beta, .label_smoothing = o->label_smoothing};
+  if (!strcmp(o->loss, "sigmoid")) t->lc.type = TN_DPO_SIGMOID;
+  else if (!strcmp(o->loss, "ipo")) t->lc.type = TN_DPO_IPO;
+  else if (!strcmp(o->loss, "hinge")) t->lc.type = TN_DPO_HINGE;
+  else if (!strcmp(o->loss, "robust")) t->lc.type = TN_DPO_ROBUST;
+  else return tn_error(TN_ERR_ARG, "loss '%s': expected sigmoid, ipo, hinge or robust", o->loss);
+  t->avg = t->orpo || t->lc.type == TN_DPO_IPO;
+  if (!t->orpo && !(o->beta > 0)) return tn_error(TN_ERR_ARG, "beta = %g must be positive", o->beta);
+  tn_load_opts lo;
+  tn_load_opts_default(&lo);
+  TN_TRY(tn_parse_base_dtype(o->base_dtype, &lo.base_dtype));
+  if (lo.base_dtype != TN_F32 && o->lora_rank <= 0)
+    return tn_error(TN_ERR_ARG, "--base-dtype %s stores frozen weights: it needs LoRA (--lora-rank)", o->base_dtype);
+  TN_TRY(tn_model_load_opts(&t->m, o->model, &lo));
+  if (!t->orpo && (o->ref_model || (o->lora_rank <= 0 && !o->precompute_ref)))
+    TN_TRY(tn_model_load(&t->ref, o->ref_model ? o->ref_model : o->model));
+  if (t->ref && (t->ref->cfg.V != t->m->cfg.V || t->ref->cfg.C != t->m->cfg.C || t->ref->cfg.L != t->m->cfg.L ||
+                 t->ref->cfg.H != t->m->cfg.H || t->ref->cfg.KV != t->m->cfg.KV || t->ref->cfg.D != t->m->cfg.D))
+    return tn_error(TN_ERR_ARG, "--ref-model %s: its shape (V, C, L, heads, kv heads, head dim) differs from --model %s",
+                    o->ref_model, o->model);
+  TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
+  tn_pref_data_opts dopts = {.max_prompt_len = o->max_prompt_length, .max_response_len = o->max_response_length,
+                             .chat = o->chat};
+  TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.format));
+  TN_TRY(tn_pref_load(&t->train, o->data, t->tok, &dopts));
+  if (o->eval_data) TN_TRY(tn_pref_load(&t->eval, o->eval_data, t->tok, &dopts));
+  else TN_TRY(tn_pref_split(&t->train, &t->eval, o->eval_split, o->seed));
+  const tn_pref_set *sets[2] = {&t->train, &t->eval};
+  for (int k = 0; k < 2; k++)
+    for (int i = 0; i < sets[k]->n; i++) {
+      const tn_pref_pair *p = &sets[k]->p[i];
+      for (int j = 0; j < p->np + p->nc + p->nr; j++)
+        if (p->ids[j] >= t->m->cfg.V)
+          return tn_error(TN_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (%d): tokenizer and model disagree",
+                          k ? (o->eval_data ? o->eval_data : o->data) : o->data, p->ids[j], t->m->cfg.V);
+    }
+  if (t->train.n_prompt_truncated || t->train.n_response_truncated)
+    tn_info("%d prompts cut to their last %d tokens, %d pairs with a response cut to %d tokens",
+            t->train.n_prompt_truncated, o->max_prompt_length, t->train.n_response_truncated, o->max_response_length);
+  if (t->train.n_dropped) tn_warn("%d pairs had an empty response and were dropped", t->train.n_dropped);
+  t->S = 2 * o->batch_size;
+  t->T = t->train.max_len > t->eval.max_len ? t->train.max_len : t->eval.max_len;
+  t->Nmax = t->S * t->T;
+  const int V = t->m->cfg.V;
+  TN_TRY(tn_state_create(&t->st, t->m, t->S, t->T, t->Nmax, true));
+  TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
+  long per_step = (long)o->batch_size * o->grad_accum;
+  long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * t->train.n / per_step);
+  o->steps = (int)(total > 0 ? total : 1);
+  tn_tparams_opts po = {.lora_rank = o->lora_rank, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
+                        .rslora = o->rslora, .lora_targets = o->lora_targets, .seed = o->seed, .lr = o->lr,
+                        .lr_end = o->lr_end, .weight_decay = o->weight_decay, .beta1 = o->beta1, .beta2 = o->beta2,
+                        .adam_eps = o->adam_eps, .schedule = o->schedule, .warmup_steps = o->warmup_steps,
+                        .total_steps = o->steps};
+  TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
+  t->logits = tn_alloc(sizeof(float) * (size_t)t->Nmax * V);
+  t->dlogits = t->m->cfg.final_softcap > 0 ? tn_alloc(sizeof(float) * (size_t)t->Nmax * V) : t->logits;
+  t->lp = tn_alloc(sizeof(float) * t->Nmax);
+  t->dlp = tn_alloc(sizeof(float) * t->Nmax);
+  t->tok_r = malloc(sizeof(int) * t->Nmax);
+  t->pos_r = malloc(sizeof(int) * t->Nmax);
+  t->seq_r = malloc(sizeof(int) * t->Nmax);
+  t->tgt_r = malloc(sizeof(int) * t->Nmax);
+  t->sums = malloc(sizeof(double) * t->S);
+  float **pp[] = {&t->pc, &t->pr, &t->rc, &t->rr, &t->dc, &t->dr};
+  for (int i = 0; i < 6; i++) *pp[i] = calloc(o->batch_size, sizeof(float));
+  if (!t->logits || !t->dlogits || !t->lp || !t->dlp) return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", t->Nmax, V);
+  t->run = (tn_run){.out = o->out, .label = t->orpo ? "orpo" : "dpo", .model_dir = o->model, .m = t->m, .tp = &t->tp,
+                    .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
+  if (!t->orpo && o->precompute_ref) {
+    TN_TRY(precompute(t));
+    tn_model_free(t->ref); /* a --ref-model is needed no longer */
+    t->ref = NULL;
+  }
+  return tn_stream_init(&t->stream, t->train.n, o->seed);
+}
+
+static void teardown(dpo_t *t) {
+  tn_run_close(&t->run);
+  if (t->dlogits != t->logits) tn_free(t->dlogits);
+  tn_free(t->logits);
+  tn_free(t->lp);
+  tn_free(t->dlp);
+  free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r); free(t->sums);
+  free(t->pc); free(t->pr); free(t->rc); free(t->rr); free(t->dc); free(t->dr);
+  free(t->pre_c); free(t->pre_r);
+  tn_stream_free(&t->stream);
+  tn_tparams_free(&t->tp);
+  tn_bwd_free(&t->bw);
+  tn_state_free(t->st);
+  /* eval pairs split off the training set share nothing: each set frees its own */
+  tn_pref_free(&t->train);
+  tn_pref_free(&t->eval);
+  tn_tokenizer_free(t->tok);
+  tn_model_free(t->ref);
+  tn_model_free(t->m);
+}
+
+static void add_stats(tn_metrics *mt, const char *pre, const dpo_acc *a, bool orpo) {
+  char k[64];
+#define ADD(name, v) (snprintf(k, sizeof k, "%s%s", pre, name), tn_metrics_add(mt, k, v))
+  ADD("loss", a->loss);
+  ADD("rewards/chosen", a->rch);
+  ADD("rewards/rejected", a->rrj);
+  ADD("rewards/margins", a->margin);
+  ADD("rewards/accuracies", a->acc);
+  ADD("logps/chosen", a->lpc);
+  ADD("logps/rejected", a->lpr);
+  if (orpo) {
+    ADD("nll_loss", a->nll);
+    ADD("log_odds_ratio", a->lor);
+    ADD("log_odds_chosen", a->loc);
+  }
+#undef ADD
+}
+
+tn_status tn_dpo_run(const tn_dpo_opts *opts, const char *config_json, int argc, char **argv) {
+  dpo_t t = {0};
+  t.o = *opts;
+  tn_status s = setup(&t);
+  const tn_dpo_opts *o = &t.o;
+  long step0 = 0;
+  if (s == TN_OK && o->resume) {
+    s = tn_run_resume(&t.run, &step0, &t.data_pos);
+    t.fwd_counter = (uint64_t)step0 * o->grad_accum;
+  }
+  if (s == TN_OK) {
+    tn_manifest_file models[] = {{"model", o->model}, {"reference", o->ref_model}},
+                     data[] = {{"train", o->data}, {"eval", o->eval_data}};
+    tn_manifest_info mi = {.command = t.orpo ? "orpo" : "dpo", .config_json = config_json, .seed = o->seed,
+                           .models = models, .nmodels = o->ref_model ? 2 : 1, .data = data, .ndata = o->eval_data ? 2 : 1,
+                           .argc = argc, .argv = argv};
+    s = tn_run_start(&t.run, &mi);
+  }
+  if (s != TN_OK) { teardown(&t); return s; }
+  printf("%s: %d train / %d eval pairs, %s, reference %s, %ld steps of %d x %d pairs, %zu trainable parameters\n",
+         t.orpo ? "orpo" : "dpo", t.train.n, t.eval.n, t.tp.lora ? "LoRA" : "full fine-tuning",
+         t.orpo ? "none" : o->precompute_ref ? "precomputed" : o->ref_model ? o->ref_model : t.tp.lora ? "base (adapter off)" : "frozen copy",
+         (long)o->steps, o->batch_size, o->grad_accum, t.tp.opt.total);
+  fflush(stdout);
+  const int B = o->batch_size, n_step = B * o->grad_accum;
+  const tn_pref_pair *P[1024];
+  int idx[1024];
+  for (long step = step0; step < o->steps && s == TN_OK; step++) {
+    const double t0 = tn_now();
+    long ntok_c = 0, pos = t.data_pos; /* ORPO's NLL is a mean over every chosen token of the step */
+    for (int i = 0; i < n_step; i++) ntok_c += t.train.p[tn_stream_at(&t.stream, pos++)].nc;
+    tn_tparams_zero_grad(&t.tp);
+    dpo_acc a = {0};
+    double ntok = 0;
+    for (int mb = 0; mb < o->grad_accum && s == TN_OK; mb++) {
+      for (int b = 0; b < B; b++) { idx[b] = tn_stream_at(&t.stream, t.data_pos++); P[b] = &t.train.p[idx[b]]; }
+      fill_rows(&t, P, B);
+      ntok += t.N;
+      if (!t.orpo) s = ref_logps(&t, P, B, idx);
+      if (s == TN_OK) s = pair_logps(&t, t.m, P, B, t.pc, t.pr, true);
+      if (s == TN_OK) s = head(&t, P, B, n_step, ntok_c, &a);
+      if (s == TN_OK) s = backward(&t, P);
+    }
+    if (s != TN_OK) break;
+    if (!isfinite(a.loss)) { s = tn_run_nonfinite(step, a.loss); break; }
+    double gnorm = 0;
+    float lr = 0;
+    if ((s = tn_run_update(&t.run, step, o->max_grad_norm, &gnorm, &lr)) != TN_OK) break;
+    const double dt = tn_now() - t0;
+    const bool last = step + 1 == o->steps;
+    dpo_acc ev;
+    bool have_eval = t.eval.n && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last);
+    if (have_eval) s = evaluate(&t, &ev);
+    tn_metrics *mt = t.run.metrics;
+    tn_metrics_begin(mt, step + 1);
+    add_stats(mt, "", &a, t.orpo);
+    if (have_eval && s == TN_OK) add_stats(mt, "eval/", &ev, t.orpo);
+    tn_metrics_add(mt, "learning_rate", lr);
+    tn_metrics_add(mt, "grad_norm", gnorm);
+    tn_metrics_add(mt, "tokens_per_s", ntok / dt);
+    tn_metrics_add(mt, "tokens", ntok);
+    tn_metrics_add(mt, "elapsed_s", tn_now() - t.run.t_start);
+    if (s == TN_OK) s = tn_metrics_commit(mt);
+    char extra[64];
+    snprintf(extra, sizeof extra, "acc %.2f margin %.3g", a.acc, a.margin);
+    tn_progress_update(t.run.prog, step + 1, a.loss, lr, ntok / dt, extra);
+    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last))
+      s = tn_run_checkpoint(&t.run, step + 1, t.data_pos);
+  }
+  if (s == TN_OK) s = tn_run_finish(&t.run);
+  teardown(&t);
+  return s;
+}
