@@ -51,6 +51,8 @@ int tn_cmd_grpo(int argc, char **argv) {
     {"keep-last", 'i', &o.keep_last, "checkpoints kept (default 2)"},
     {"seed", 'u', &o.seed, "seed for prompt order and sampling"},
     {"resume", 'b', &o.resume, "continue from the newest checkpoint in --out"},
+    {"dump-rollouts", 's', &o.dump_rollouts, "debug: write each step's completions, rewards, advantages, log-probs (JSONL)"},
+    {"dump-grads", 's', &o.dump_grads, "debug: write each step's gradient (first inner iteration, before clipping) to DIR/step_N.safetensors"},
   };
   tn_runcfg *rc = tn_runcfg_new(opts, sizeof opts / sizeof opts[0]);
   bool help = false;

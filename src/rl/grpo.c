@@ -8,6 +8,7 @@
  * Log-probs everywhere are of softmax(logits / temperature), as the sampler's. */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "data/data.h"
@@ -65,6 +66,7 @@ typedef struct {
   long perm_epoch;
   tn_metrics *metrics;
   tn_trace *trace;
+  FILE *dump_roll;       /* --dump-rollouts */
 } grpo_t;
 
 /* One step's rollout, flattened: sequence s = prompt p(s) + completion s. */
@@ -99,6 +101,21 @@ static tn_status parse_enums(grpo_t *t) {
   return TN_OK;
 }
 
+/* The answer-based rewards need a reference in every example: say which line lacks it
+ * before any step runs (the reward library only knows the batch position). */
+typedef struct { const char *field, *reward; } ref_check_ctx;
+static tn_status check_ref_line(void *ctx, cJSON *j, const char *where) {
+  const ref_check_ctx *c = ctx;
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, c->field);
+  if (!v) v = cJSON_GetObjectItemCaseSensitive(j, "expected_answer");
+  bool ok = cJSON_IsString(v) || cJSON_IsNumber(v);
+  cJSON_Delete(j);
+  if (!ok)
+    return tn_error(TN_ERR_FORMAT, "%s: no '%s' field (string or number), which the '%s' reward compares with", where,
+                    c->field, c->reward);
+  return TN_OK;
+}
+
 static tn_status setup(grpo_t *t) {
   tn_grpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
@@ -118,6 +135,14 @@ static tn_status setup(grpo_t *t) {
   rc.reward_cmd = o->reward_cmd;
   rc.rubric_path = o->rubric;
   TN_TRY(tn_rewards_create(&t->rw, o->reward, &rc));
+  for (int f = 0; f < tn_rewards_count(t->rw); f++) {
+    const char *nm = tn_rewards_name(t->rw, f);
+    if (!strcmp(nm, "answer") || !strcmp(nm, "numeric")) {
+      ref_check_ctx cc = {.field = rc.answer_field ? rc.answer_field : "answer", .reward = nm};
+      TN_TRY(tn_jsonl_read(o->data, check_ref_line, &cc));
+      break;
+    }
+  }
   t->S = o->batch_size * o->num_generations;
   t->T = o->max_prompt_length + o->max_tokens_to_generate;
   t->mb = o->micro_batch > 0 && o->micro_batch < t->S ? o->micro_batch : t->S;
@@ -214,6 +239,67 @@ static void free_rollout(rollout_t *r, int S) {
   memset(r, 0, sizeof *r);
 }
 
+static cJSON *float_array(const float *x, int n) {
+  cJSON *a = cJSON_CreateArray();
+  for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
+  return a;
+}
+
+/* --dump-rollouts: one JSON line per completion of this step */
+static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn_prompt *const *pr, char **texts,
+                              const float *correct) {
+  const int G = t->o.num_generations, F = tn_rewards_count(t->rw);
+  for (int i = 0; i < t->S; i++) {
+    const tn_prompt *p = pr[i / G];
+    const tn_gen_result *g = &r->res[i];
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "step", (double)(step + 1));
+    cJSON_AddNumberToObject(o, "seq", i);
+    cJSON_AddNumberToObject(o, "group", i / G);
+    cJSON_AddNumberToObject(o, "sample", i % G);
+    cJSON_AddNumberToObject(o, "prompt_index", (double)(p - t->data.p));
+    cJSON_AddItemToObject(o, "prompt_ids", cJSON_CreateIntArray((const int *)p->ids, p->n));
+    cJSON_AddItemToObject(o, "completion_ids", cJSON_CreateIntArray(g->ids, g->n));
+    cJSON_AddStringToObject(o, "completion", texts[i] ? texts[i] : "");
+    cJSON_AddStringToObject(o, "finish", g->finish == TN_FINISH_LENGTH ? "length" : g->finish == TN_FINISH_STOP_ID ? "stop_id" : "stop_fn");
+    cJSON *rw = cJSON_AddObjectToObject(o, "rewards");
+    for (int f = 0; f < F; f++) cJSON_AddNumberToObject(rw, tn_rewards_name(t->rw, f), r->per_fn[f * t->S + i]);
+    cJSON_AddNumberToObject(o, "total", r->total[i]);
+    cJSON_AddNumberToObject(o, "advantage", r->adv[i]);
+    cJSON_AddNumberToObject(o, "seq_mask", r->seq_mask[i]);
+    cJSON_AddNumberToObject(o, "correct", correct[i]);
+    const int a = r->off[i], n = r->off[i + 1] - r->off[i];
+    cJSON_AddItemToObject(o, "old_logprobs", float_array(r->old_lp + a, n));
+    if (r->ref_lp) cJSON_AddItemToObject(o, "ref_logprobs", float_array(r->ref_lp + a, n));
+    cJSON_AddItemToObject(o, "logprobs", float_array(r->cur_lp + a, n)); /* policy, last inner iteration */
+    char *line = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (!line) return TN_ERR_NOMEM;
+    fprintf(t->dump_roll, "%s\n", line);
+    free(line);
+  }
+  if (fflush(t->dump_roll) != 0) return tn_error(TN_ERR_IO, "%s: write failed", t->o.dump_rollouts);
+  return TN_OK;
+}
+
+/* --dump-grads DIR: DIR/step_N.safetensors, one 1-D f32 tensor per trainable row */
+static tn_status dump_grads(grpo_t *t, long step) {
+  const tn_trainable *tr = &t->tp.tr;
+  tn_st_entry *e = calloc(tr->n, sizeof *e);
+  if (!e) return TN_ERR_NOMEM;
+  for (int i = 0; i < tr->n; i++)
+    e[i] = (tn_st_entry){.name = tr->rows[i].name, .dtype = TN_ST_F32, .ndim = 1, .shape = {(int64_t)tr->rows[i].n},
+                         .data = tr->rows[i].grad};
+  char name[64];
+  snprintf(name, sizeof name, "step_%ld.safetensors", step + 1);
+  tn_status s = tn_mkdirs(t->o.dump_grads);
+  char *path = tn_path_join(t->o.dump_grads, name);
+  if (s == TN_OK) s = tn_st_write(path, e, tr->n, NULL);
+  free(path);
+  free(e);
+  return s;
+}
+
 static tn_status step_once(grpo_t *t, long step, double t_start) {
   const tn_grpo_opts *o = &t->o;
   const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
@@ -268,13 +354,15 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   r.total = malloc(sizeof(float) * S);
   if (s == TN_OK) s = tn_rewards_compute(t->rw, S, ptexts, (const char *const *)texts, exs, r.per_fn, r.total);
   double correct = 0;
+  float *corr = calloc(S, sizeof(float));
   tn_extract_config ec;
   tn_extract_config_default(&ec);
   for (int i = 0; i < S && s == TN_OK; i++) {
     char ref[256], ans[256];
     if (tn_prompt_reference(pr[i / G], ref, sizeof ref)) {
       tn_extract_answer(texts[i], &ec, ans, sizeof ans);
-      correct += tn_answers_equal(ans, ref);
+      corr[i] = tn_answers_equal(ans, ref) ? 1.0f : 0.0f;
+      correct += corr[i];
     }
   }
   tn_trace_span(t->trace, "reward", t0, tn_now());
@@ -326,11 +414,13 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
     }
     if (s == TN_OK && !isfinite(gs.loss))
       s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
+    if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
     if (s == TN_OK) s = tn_params_grad_norm(t->tp.tr.rows, t->tp.tr.n, &gnorm);
     if (s == TN_OK) tn_adamw_step(&t->tp.opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
   }
   double t_upd = tn_now() - t0;
   tn_trace_span(t->trace, "update", t0, t0 + t_upd);
+  if (s == TN_OK && t->dump_roll) s = dump_rollout(t, step, &r, pr, texts, corr);
   /* ---- metrics ---- */
   if (s == TN_OK) {
     tn_metrics_begin(t->metrics, step + 1);
@@ -372,6 +462,7 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   }
   for (int i = 0; i < S; i++) free(texts[i]);
   free(texts);
+  free(corr);
   free(ptexts);
   free(exs);
   free_rollout(&r, S);
@@ -384,6 +475,7 @@ static tn_status ckpt_extra(const char *dir, void *ctx) {
 }
 
 static void teardown(grpo_t *t) {
+  if (t->dump_roll) fclose(t->dump_roll);
   tn_metrics_close(t->metrics);
   tn_trace_close(t->trace);
   tn_free(t->logits); tn_free(t->dlogits); tn_free(t->row_lp); tn_free(t->row_dlp);
@@ -421,6 +513,8 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
     s = tn_manifest_write(o->out, &mi, NULL);
   }
   if (s == TN_OK) s = tn_metrics_open(&t.metrics, o->out);
+  if (s == TN_OK && o->dump_rollouts && !(t.dump_roll = fopen(o->dump_rollouts, o->resume ? "a" : "w")))
+    s = tn_error(TN_ERR_IO, "--dump-rollouts %s: cannot open for writing", o->dump_rollouts);
   if (s == TN_OK) {
     char *tp = tn_path_join(o->out, "trace.json");
     s = tn_trace_open(&t.trace, tp);

@@ -20,6 +20,10 @@ typedef struct {
   int lora_rank;
   float lora_alpha;
   uint64_t seed;
+  /* debug (tests): every step's rollout as JSONL (one line per completion: ids, rewards,
+   * advantage, old/ref/policy log-probs), and every step's gradient of the first inner
+   * iteration (before clipping) as DIR/step_N.safetensors, one 1-D f32 tensor per row */
+  const char *dump_rollouts, *dump_grads;
 } tn_grpo_opts;
 
 void tn_grpo_opts_default(tn_grpo_opts *o);
