@@ -29,7 +29,11 @@ static size_t layout(const tn_model *m, tn_state *st, float *base) {
   TAKE(st->sin_g, rt);
   TAKE(st->cos_l, rt);
   TAKE(st->sin_l, rt);
-  int sets = st->train ? c->L : 1;
+  /* sets of activations: one per layer in training, one shared otherwise; with
+   * recompute, one x_in per layer and one shared set for everything else */
+  int sets = st->train && !st->recompute ? c->L : 1;
+  if (st->recompute)
+    for (int l = 1; l < c->L; l++) TAKE(st->acts[l].x_in, N * C);
   for (int l = 0; l < sets; l++) {
     tn_layer_acts *a = &st->acts[l];
     TAKE(a->x_in, N * C);
@@ -65,12 +69,21 @@ static size_t layout(const tn_model *m, tn_state *st, float *base) {
   TAKE(st->tmp, N * (HD > C ? HD : C));
   TAKE(st->xg, N * C);
 #undef TAKE
-  if (base && !st->train)
-    for (int l = 1; l < c->L; l++) st->acts[l] = st->acts[0];
+  if (base && sets == 1)
+    for (int l = 1; l < c->L; l++) {
+      float *x_in = st->acts[l].x_in;
+      st->acts[l] = st->acts[0];
+      if (st->recompute) st->acts[l].x_in = x_in;
+    }
   return off;
 }
 
 tn_status tn_state_create(tn_state **out, const tn_model *m, int S, int T, int Nmax, bool train) {
+  return tn_state_create_opts(out, m, S, T, Nmax, train, NULL);
+}
+
+tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, int Nmax, bool train,
+                               const tn_state_opts *o) {
   *out = NULL;
   if (S <= 0 || T <= 0 || Nmax <= 0) return tn_error(TN_ERR_ARG, "state: slots, capacity and rows must be positive");
   tn_state *st = calloc(1, sizeof *st);
@@ -78,6 +91,7 @@ tn_status tn_state_create(tn_state **out, const tn_model *m, int S, int T, int N
   st->T = T;
   st->Nmax = Nmax;
   st->train = train;
+  st->recompute = train && o && o->recompute;
   st->acts = calloc(m->cfg.L, sizeof(tn_layer_acts));
   st->len = calloc(S, sizeof(int));
   st->buf_floats = layout(m, st, NULL);
@@ -122,12 +136,69 @@ static void add_rows(float *out, const float *a, const float *b, size_t n) {
   for (size_t i = 0; i < n; i++) out[i] = a[i] + b[i];
 }
 
+/* Layer l over the N rows of a forward call, from st->acts[l].x_in: writes the
+ * layer's activations (att only when keep_att), its keys/values into the cache,
+ * and (write_out) the residual leaving the layer. Backward with recompute calls
+ * it again with write_out false: the same code on the same input gives the same
+ * activations bit for bit. */
+void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *pos, const int *seq, bool keep_att,
+                      bool write_out) {
+  const tn_config *c = &m->cfg;
+  const tn_weights *w = &m->w;
+  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F;
+  const size_t KD = (size_t)KV * D;
+  const size_t stride = tn_state_kv_stride(m, st);
+  const tn_layer *y = &w->layers[l];
+  tn_layer_acts *a = &st->acts[l];
+  const bool local = c->layer_local[l];
+  const float *cs = local ? st->cos_l : st->cos_g, *sn = local ? st->sin_l : st->sin_g;
+  /* attention block */
+  tn_rmsnorm_forward(a->xn, a->rstd_att, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
+  tn_linear_forward(a->q, a->xn, &y->wq, y->bq, N);       // (N, H*D)
+  tn_linear_forward(a->kn_pre, a->xn, &y->wk, y->bk, N);  // (N, KV*D)
+  tn_linear_forward(st->vr, a->xn, &y->wv, y->bv, N);     // (N, KV*D)
+  float *kr = a->kn_pre;
+  if (c->qk_norm) {
+    memcpy(a->qn_pre, a->q, sizeof(float) * N * H * D);
+    tn_rmsnorm_forward(a->q, a->rstd_q, a->qn_pre, y->q_norm, N * H, D, c->eps, c->norm_plus_one);
+    kr = st->tmp;
+    tn_rmsnorm_forward(kr, a->rstd_k, a->kn_pre, y->k_norm, N * KV, D, c->eps, c->norm_plus_one);
+  }
+  tn_rope_forward(a->q, pos, cs, sn, N, H, D);
+  tn_rope_forward(kr, pos, cs, sn, N, KV, D);
+  float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
+  for (int i = 0; i < N; i++) {
+    size_t off = (size_t)seq[i] * stride + (size_t)pos[i] * KD;
+    memcpy(kc + off, kr + (size_t)i * KD, sizeof(float) * KD);
+    memcpy(vc + off, st->vr + (size_t)i * KD, sizeof(float) * KD);
+  }
+  tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos, .seq = seq,
+                      .window = local ? c->window : 0, .scale = c->attn_scale, .softcap = c->attn_softcap};
+  tn_attention_forward(a->ao, keep_att ? a->att : NULL, a->q, kc, vc, &as);
+  tn_linear_forward(a->o, a->ao, &y->wo, y->bo, N);       // (N, C)
+  if (c->sandwich_norms) {
+    tn_rmsnorm_forward(st->tmp, a->rstd_opost, a->o, y->attn_post_norm, N, C, c->eps, true);
+    add_rows(a->x_mid, a->x_in, st->tmp, (size_t)N * C);
+  } else {
+    add_rows(a->x_mid, a->x_in, a->o, (size_t)N * C);
+  }
+  /* MLP block */
+  tn_rmsnorm_forward(a->xn2, a->rstd_mlp, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
+  tn_linear_forward(a->g, a->xn2, &y->gate, y->bgate, N); // (N, F)
+  tn_linear_forward(a->u, a->xn2, &y->up, y->bup, N);
+  tn_glu_forward(a->h, a->g, a->u, (size_t)N * F, c->act);
+  tn_linear_forward(a->m, a->h, &y->down, y->bdown, N);   // (N, C)
+  if (c->sandwich_norms) tn_rmsnorm_forward(st->tmp, a->rstd_mpost, a->m, y->mlp_post_norm, N, C, c->eps, true);
+  if (!write_out) return;
+  float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
+  add_rows(out, a->x_mid, c->sandwich_norms ? st->tmp : a->m, (size_t)N * C);
+}
+
 tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, const int *pos, const int *seq,
                      float *logits, const int *out_rows, int n_out) {
   const tn_config *c = &m->cfg;
   const tn_weights *w = &m->w;
-  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F, V = c->V;
-  const size_t KD = (size_t)KV * D;
+  const int C = c->C, V = c->V;
   if (N <= 0 || N > st->Nmax) return tn_error(TN_ERR_LIMIT, "forward: %d rows exceed the state's capacity of %d", N, st->Nmax);
   for (int i = 0; i < N; i++) {
     if (tok[i] < 0 || tok[i] >= V) return tn_error(TN_ERR_ARG, "token id %d is outside the vocabulary (size %d)", tok[i], V);
@@ -142,56 +213,7 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
     float *xi = x0 + (size_t)i * C;
     for (int k = 0; k < C; k++) xi[k] = e[k] * c->embed_scale;
   }
-  const size_t stride = tn_state_kv_stride(m, st);
-  for (int l = 0; l < c->L; l++) {
-    const tn_layer *y = &w->layers[l];
-    tn_layer_acts *a = &st->acts[l];
-    const bool local = c->layer_local[l];
-    const float *cs = local ? st->cos_l : st->cos_g, *sn = local ? st->sin_l : st->sin_g;
-    /* attention block */
-    tn_rmsnorm_forward(a->xn, a->rstd_att, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
-    tn_linear_forward(a->q, a->xn, &y->wq, y->bq, N);       // (N, H*D)
-    tn_linear_forward(a->kn_pre, a->xn, &y->wk, y->bk, N);  // (N, KV*D)
-    tn_linear_forward(st->vr, a->xn, &y->wv, y->bv, N);     // (N, KV*D)
-    float *kr = a->kn_pre;
-    if (c->qk_norm) {
-      memcpy(a->qn_pre, a->q, sizeof(float) * N * H * D);
-      tn_rmsnorm_forward(a->q, a->rstd_q, a->qn_pre, y->q_norm, N * H, D, c->eps, c->norm_plus_one);
-      kr = st->tmp;
-      tn_rmsnorm_forward(kr, a->rstd_k, a->kn_pre, y->k_norm, N * KV, D, c->eps, c->norm_plus_one);
-    }
-    tn_rope_forward(a->q, pos, cs, sn, N, H, D);
-    tn_rope_forward(kr, pos, cs, sn, N, KV, D);
-    float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
-    for (int i = 0; i < N; i++) {
-      size_t off = (size_t)seq[i] * stride + (size_t)pos[i] * KD;
-      memcpy(kc + off, kr + (size_t)i * KD, sizeof(float) * KD);
-      memcpy(vc + off, st->vr + (size_t)i * KD, sizeof(float) * KD);
-    }
-    tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos, .seq = seq,
-                        .window = local ? c->window : 0, .scale = c->attn_scale, .softcap = c->attn_softcap};
-    tn_attention_forward(a->ao, st->train ? a->att : NULL, a->q, kc, vc, &as);
-    tn_linear_forward(a->o, a->ao, &y->wo, y->bo, N);       // (N, C)
-    if (c->sandwich_norms) {
-      tn_rmsnorm_forward(st->tmp, a->rstd_opost, a->o, y->attn_post_norm, N, C, c->eps, true);
-      add_rows(a->x_mid, a->x_in, st->tmp, (size_t)N * C);
-    } else {
-      add_rows(a->x_mid, a->x_in, a->o, (size_t)N * C);
-    }
-    /* MLP block */
-    tn_rmsnorm_forward(a->xn2, a->rstd_mlp, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
-    tn_linear_forward(a->g, a->xn2, &y->gate, y->bgate, N); // (N, F)
-    tn_linear_forward(a->u, a->xn2, &y->up, y->bup, N);
-    tn_glu_forward(a->h, a->g, a->u, (size_t)N * F, c->act);
-    tn_linear_forward(a->m, a->h, &y->down, y->bdown, N);   // (N, C)
-    float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
-    if (c->sandwich_norms) {
-      tn_rmsnorm_forward(st->tmp, a->rstd_mpost, a->m, y->mlp_post_norm, N, C, c->eps, true);
-      add_rows(out, a->x_mid, st->tmp, (size_t)N * C);
-    } else {
-      add_rows(out, a->x_mid, a->m, (size_t)N * C);
-    }
-  }
+  for (int l = 0; l < c->L; l++) tn_layer_forward(m, st, l, N, pos, seq, st->train && !st->recompute, true);
   for (int i = 0; i < N; i++)
     if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;
   if (!logits || n_out <= 0) return TN_OK;

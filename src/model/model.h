@@ -164,9 +164,24 @@ typedef struct tn_state {
   float *xg;                // (N, C) rows gathered for the head
   float *buf;               /* the single allocation behind everything above */
   size_t buf_floats;
+  bool recompute;           /* train only: acts[l] keeps x_in; the rest is one shared set,
+                               recomputed layer by layer by the backward pass */
 } tn_state;
 
 tn_status tn_state_create(tn_state **out, const tn_model *m, int S, int T, int Nmax, bool train);
+/* Options of a state beyond tn_state_create's (zero-initialise for the defaults). */
+typedef struct {
+  bool recompute;           /* activation recomputation (train): keep only each layer's input
+                               x_in (N, C) and recompute the rest in the backward pass: less
+                               memory for one more forward of every layer */
+} tn_state_opts;
+tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, int Nmax, bool train,
+                               const tn_state_opts *o);
+/* Layer l of a forward call (tn_forward runs every layer; the backward pass runs it
+ * again with write_out false when the state recomputes). keep_att: save the
+ * attention probabilities (training without recompute, or the recomputation). */
+void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *pos, const int *seq, bool keep_att,
+                      bool write_out);
 void tn_state_free(tn_state *st);
 size_t tn_state_kv_stride(const tn_model *m, const tn_state *st); /* floats per (layer, slot) */
 /* Copy slot src's cache (first n tokens) into slot dst (prefix sharing for n samples). */

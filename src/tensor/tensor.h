@@ -194,6 +194,15 @@ tn_isa tn_quant_isa(void);
 void tn_quant_set_isa(tn_isa isa);
 void tn_quant_scratch_release(void);  /* the calling thread's quant scratch */
 
+/* ---- bf16 matmuls for f32 weights (mm_bf16.c), like torch's bf16 autocast ----
+ * Process-wide switch (as torch.set_float32_matmul_precision): when on, the big
+ * f32 matmuls of tn_linear_forward / tn_linear_backward (N > 8 rows, f32 weights)
+ * round both operands to bf16 (nearest even) and accumulate in f32, on AMX or
+ * AVX-512 BF16 when the CPU has them. Off by default; LoRA's small products, norms,
+ * softmax and everything else stay f32. */
+void tn_matmul_set_bf16(bool on);
+bool tn_matmul_bf16(void);
+
 /* Free the calling thread's kernel scratch buffers (they are kept and reused
  * across calls otherwise; call at thread exit or at the end of a program). */
 void tn_tensor_scratch_release(void);

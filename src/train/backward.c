@@ -68,8 +68,8 @@ tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grad
                       const float *logits, int N, const int *tok, const int *pos, const int *seq) {
   const tn_config *c = &m->cfg;
   const tn_weights *w = &m->w;
-  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F, V = c->V;
-  const size_t NC = (size_t)N * C, KD = (size_t)KV * D;
+  const int C = c->C, V = c->V;
+  const size_t NC = (size_t)N * C;
   if (!st->train) return tn_error(TN_ERR_ARG, "backward needs a state created for training");
   if (N > st->Nmax) return tn_error(TN_ERR_LIMIT, "backward: %d rows exceed the state's %d", N, st->Nmax);
   /* head */
@@ -80,6 +80,17 @@ tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grad
   memset(b->dxf, 0, NC * sizeof(float));
   float *dhead = grads ? (c->tied ? grads->g.embed : grads->g.head.w) : NULL;
   tn_linear_backward(b->dxf, dhead, NULL, dlogits, st->xf, &w->head, N);
+  return tn_backward_body(m, st, b, grads, N, tok, pos, seq);
+}
+
+tn_status tn_backward_body(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grads, int N, const int *tok,
+                           const int *pos, const int *seq) {
+  const tn_config *c = &m->cfg;
+  const tn_weights *w = &m->w;
+  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F;
+  const size_t NC = (size_t)N * C, KD = (size_t)KV * D;
+  if (!st->train) return tn_error(TN_ERR_ARG, "backward needs a state created for training");
+  if (N > st->Nmax) return tn_error(TN_ERR_LIMIT, "backward: %d rows exceed the state's %d", N, st->Nmax);
   memset(b->dx, 0, NC * sizeof(float));
   tn_rmsnorm_backward(b->dx, GP(final_norm), b->dxf, st->x_out, w->final_norm, st->rstd_f, N, C, c->norm_plus_one);
 
@@ -88,6 +99,7 @@ tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grad
     const tn_layer *y = &w->layers[l];
     tn_layer *gy = grads ? &grads->g.layers[l] : NULL;
     tn_layer_acts *a = &st->acts[l];
+    if (st->recompute) tn_layer_forward(m, st, l, N, pos, seq, true, false);
     const bool local = c->layer_local[l];
     const float *cs = local ? st->cos_l : st->cos_g, *sn = local ? st->sin_l : st->sin_g;
     /* ---- MLP block: out = x_mid + post(m) ---- */
@@ -162,6 +174,61 @@ tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grad
         for (int k = c0; k < c1; k++) gr[k] += dr[k] * c->embed_scale;
       }
     }
+  }
+  return TN_OK;
+}
+
+/* ---- LM head + cross-entropy in row chunks ---- */
+tn_status tn_head_create(tn_head *h, const tn_model *m, const tn_state *st) {
+  memset(h, 0, sizeof *h);
+  const int V = m->cfg.V;
+  long R = (1L << 24) / V;
+  const char *e = getenv("TN_HEAD_CHUNK_ROWS");
+  if (e && atol(e) > 0) R = atol(e);
+  else R = R < 32 ? 32 : R & ~15L;
+  if (R > st->Nmax) R = st->Nmax;
+  h->R = (int)R;
+  const size_t chunk = (size_t)R * V, n = m->cfg.final_softcap > 0 ? 2 * chunk : chunk;
+  h->buf = tn_alloc(n * sizeof(float));
+  if (!h->buf) return tn_error(TN_ERR_NOMEM, "out of memory for the LM head's chunk (%zu MB)", n * 4 >> 20);
+  h->logits = h->buf;
+  h->capped = m->cfg.final_softcap > 0 ? h->buf + chunk : NULL;
+  return TN_OK;
+}
+
+void tn_head_free(tn_head *h) {
+  tn_free(h->buf);
+  memset(h, 0, sizeof *h);
+}
+
+tn_status tn_head_xent(const tn_model *m, tn_state *st, tn_head *h, tn_bwd *b, tn_grads *grads, const int *targets,
+                       const float *row_weight, int N, float *loss_rows) {
+  const tn_config *c = &m->cfg;
+  const tn_weights *w = &m->w;
+  const int C = c->C, V = c->V;
+  if (N > st->Nmax) return tn_error(TN_ERR_LIMIT, "head: %d rows exceed the state's %d", N, st->Nmax);
+  tn_rmsnorm_forward(st->xf, st->rstd_f, st->x_out, w->final_norm, N, C, c->eps, c->norm_plus_one);
+  float *dhead = grads ? (c->tied ? grads->g.embed : grads->g.head.w) : NULL;
+  if (b) memset(b->dxf, 0, (size_t)N * C * sizeof(float));
+  for (int r0 = 0; r0 < N; r0 += h->R) {
+    const int R = N - r0 < h->R ? N - r0 : h->R;
+    const float *xf = st->xf + (size_t)r0 * C;
+    const int *tg = targets + r0;
+    const float *rw = row_weight ? row_weight + r0 : NULL;
+    bool any = false; /* a chunk with no weighted target needs no backward */
+    for (int i = 0; i < R && !any; i++) any = tg[i] >= 0 && (!rw || rw[i] != 0.0f);
+    tn_linear_forward(h->logits, xf, &w->head, NULL, R); // (R, V)
+    const float *lg = h->logits;
+    if (h->capped) {
+      memcpy(h->capped, h->logits, sizeof(float) * (size_t)R * V);
+      tn_softcap_forward(h->capped, (size_t)R * V, c->final_softcap);
+      lg = h->capped;
+    }
+    /* loss, and dlogits in place of the logits */
+    tn_xent_forward_backward(loss_rows + r0, b && any ? h->logits : NULL, lg, tg, rw, R, V);
+    if (!b || !any) continue;
+    if (h->capped) tn_softcap_backward(h->logits, h->capped, (size_t)R * V, c->final_softcap);
+    tn_linear_backward(b->dxf + (size_t)r0 * C, dhead, NULL, h->logits, xf, &w->head, R);
   }
   return TN_OK;
 }

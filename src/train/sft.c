@@ -62,7 +62,8 @@ typedef struct {
   tn_bwd bw;
   tn_tparams tp;         /* trainable weights (full or LoRA), AdamW, schedule */
   uint64_t fwd_counter;  /* selects LoRA dropout masks: one value per training forward */
-  float *logits, *dlogits, *lrow, *wrow; // (Nmax, V) x2, (Nmax) x2
+  tn_head head;          /* LM head + cross-entropy in row chunks: no (Nmax, V) logits */
+  float *lrow, *wrow;    // (Nmax) x2
   rows_t rows;
   tn_stream stream;
   long data_pos;
@@ -71,18 +72,17 @@ typedef struct {
 
 /* forward (+ backward when weight > 0) of one micro-batch; returns the loss sum */
 static tn_status run_rows(sft_t *t, double *loss_sum, float weight, bool backward) {
-  const int V = t->m->cfg.V, N = t->rows.N;
+  const int N = t->rows.N;
   if (t->tp.lora) tn_lora_train_mode(t->tp.lora, backward, backward ? ++t->fwd_counter : 0);
-  TN_TRY(tn_forward(t->m, t->st, N, t->rows.tok, t->rows.pos, t->rows.seq, t->logits, NULL, N));
-  tn_xent_forward(t->lrow, t->logits, t->rows.tgt, N, V);
+  TN_TRY(tn_forward(t->m, t->st, N, t->rows.tok, t->rows.pos, t->rows.seq, NULL, NULL, 0));
+  for (int i = 0; i < N; i++) t->wrow[i] = weight;
+  TN_TRY(tn_head_xent(t->m, t->st, &t->head, backward ? &t->bw : NULL, tn_tparams_grads(&t->tp), t->rows.tgt,
+                      t->wrow, N, t->lrow));
   double s = 0;
   for (int i = 0; i < N; i++) s += t->lrow[i];
   *loss_sum += s;
   if (!backward) return TN_OK;
-  for (int i = 0; i < N; i++) t->wrow[i] = weight;
-  tn_xent_backward(t->dlogits, t->logits, t->rows.tgt, t->wrow, N, V);
-  return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, N, t->rows.tok,
-                     t->rows.pos, t->rows.seq);
+  return tn_backward_body(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), N, t->rows.tok, t->rows.pos, t->rows.seq);
 }
 
 static tn_status eval_loss(sft_t *t, double *out) {
@@ -119,9 +119,11 @@ static tn_status setup(sft_t *t) {
                         o->data, t->train.ex[i].ids[k], t->m->cfg.V);
   if (t->train.n_truncated) tn_info("%d examples truncated to %d tokens", t->train.n_truncated, o->max_seq_len);
   if (t->train.n_dropped) tn_warn("%d examples had no target token left and were dropped", t->train.n_dropped);
-  const int Nmax = o->batch_size * o->max_seq_len, V = t->m->cfg.V;
-  TN_TRY(tn_state_create(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true));
+  const int Nmax = o->batch_size * o->max_seq_len;
+  tn_state_opts so = {.recompute = o->recompute};
+  TN_TRY(tn_state_create_opts(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true, &so));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
+  TN_TRY(tn_head_create(&t->head, t->m, t->st));
   long per_step = (long)o->batch_size * o->grad_accum;
   long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * t->train.n / per_step);
   if (total <= 0) total = 1;
@@ -132,15 +134,13 @@ static tn_status setup(sft_t *t) {
                         .adam_eps = o->adam_eps, .schedule = o->schedule, .warmup_steps = o->warmup_steps,
                         .total_steps = total};
   TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
-  t->logits = tn_alloc(sizeof(float) * (size_t)Nmax * V);
-  t->dlogits = t->m->cfg.final_softcap > 0 ? tn_alloc(sizeof(float) * (size_t)Nmax * V) : t->logits;
   t->lrow = tn_alloc(sizeof(float) * Nmax);
   t->wrow = tn_alloc(sizeof(float) * Nmax);
   t->rows.tok = malloc(sizeof(int) * Nmax);
   t->rows.pos = malloc(sizeof(int) * Nmax);
   t->rows.seq = malloc(sizeof(int) * Nmax);
   t->rows.tgt = malloc(sizeof(int) * Nmax);
-  if (!t->logits || !t->dlogits || !t->lrow || !t->wrow) return TN_ERR_NOMEM;
+  if (!t->lrow || !t->wrow) return TN_ERR_NOMEM;
   t->run = (tn_run){.out = o->out, .label = "sft", .model_dir = o->model, .m = t->m, .tp = &t->tp,
                     .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
   return tn_stream_init(&t->stream, t->train.n, o->seed);
@@ -148,8 +148,7 @@ static tn_status setup(sft_t *t) {
 
 static void teardown(sft_t *t) {
   tn_run_close(&t->run);
-  if (t->dlogits != t->logits) tn_free(t->dlogits);
-  tn_free(t->logits);
+  tn_head_free(&t->head);
   tn_free(t->lrow);
   tn_free(t->wrow);
   free(t->rows.tok); free(t->rows.pos); free(t->rows.seq); free(t->rows.tgt);

@@ -12,6 +12,7 @@ typedef struct {
   int lora_rank;
   float lora_alpha, lora_dropout;
   bool rslora, resume;
+  bool recompute;        /* activation recomputation (less memory, one more forward per layer) */
   uint64_t seed;
 } tn_sft_opts;
 
