@@ -1,0 +1,10 @@
+# grpo.cmake - issue 5, `tunic grpo` end to end (scripts in tests/grpo/, /usr/bin/python3 with
+# Debian's PyTorch, against the built `tunic`): the step is the GRPO formula (loss, gradient of
+# every weight, AdamW update, logged metrics) recomputed from the dumped rollouts with
+# tests/ref/hf_decoder.py; seed reproducibility; LoRA (reference = adapter off, base untouched);
+# resume after a kill; bad input. Each runs in seconds on the tiny model.
+set(TN_GRPO_TESTS step_formula)
+foreach(t ${TN_GRPO_TESTS})
+  add_test(NAME grpo_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/grpo/${t}.py)
+  set_tests_properties(grpo_${t} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 180 LABELS "e2e")
+endforeach()
