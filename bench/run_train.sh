@@ -1,0 +1,126 @@
+#!/bin/bash
+# run_train.sh BUILD_DIR - training speed and memory of tunic side by side with PyTorch, in one run.
+# Makes the benchmark checkpoints with `tunic init` (cached): tiny (llama 15m), small (llama, dim 512,
+# 8 layers, GQA 8/4, ffn 1408) and qwen05b (Qwen2.5-0.5B shape), vocab 32000 / 32000 / 151936, and for
+# each, full fine-tuning and LoRA r=16 on q,k,v,o, at sequence 256 (batch 8, 8, 2), runs
+#   bench_train (tunic: f32, --bf16 matmuls, and --recompute) and
+#   bench/torch_train.py (Debian torch 1.13, 2 threads, f32 and bf16 autocast, in the peer's best
+#   environment: OpenMP OpenBLAS + tcmalloc),
+# checks both computed the same losses (first step; and after one AdamW update for full fine-tuning,
+# f32), and prints a markdown table: tokens/s, peak RSS, tunic's best / torch's best (target >= 1.3x).
+# Not for: correctness (make test), inference speed (run_infer.sh).
+# Env: BENCH_MODELS="tiny small qwen05b" (subset), BENCH_METHODS="full lora", TN_BENCH_CACHE
+#      (checkpoint cache dir), BENCH_STEPS / BENCH_WARMUP (override), BENCH_PLAIN=1 (torch without
+#      the peer environment), BENCH_TUNIC_MODES="f32 bf16 recompute" (subset).
+set -euo pipefail
+BUILD=$(cd "${1:-build}" && pwd)
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+CACHE=${TN_BENCH_CACHE:-$BUILD/bench-cache}
+OUT=$BUILD/bench-out
+MODELS=${BENCH_MODELS:-"tiny small qwen05b"}
+METHODS=${BENCH_METHODS:-"full lora"}
+TMODES=${BENCH_TUNIC_MODES:-"f32 bf16 recompute"}
+PY=/usr/bin/python3
+mkdir -p "$CACHE" "$OUT"
+
+for p in libopenblas0-openmp libgoogle-perftools4 python3-torch python3-numpy; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || {
+    echo "run_train: Debian package $p is missing (scripts/deps.sh installs it)" >&2; exit 1; }
+done
+for f in "$BUILD/tunic" "$BUILD/bench/bench_train"; do
+  [ -x "$f" ] || { echo "run_train: $f not built (cmake --build $BUILD)" >&2; exit 1; }
+done
+
+# The peer's environment (copied from shared/peers/torch_env.sh): the OpenMP build of OpenBLAS so
+# BLAS shares torch's OpenMP pool, and tcmalloc that never hands freed memory back (page faults
+# are expensive on this VM).
+torch_env() {
+  if [ -z "${BENCH_PLAIN:-}" ]; then
+    LD_LIBRARY_PATH=/usr/lib/x86_64-linux-gnu/openblas-openmp${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH} \
+    LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4${LD_PRELOAD:+:$LD_PRELOAD} \
+    TCMALLOC_RELEASE_RATE=0 "$@"
+  else
+    "$@"
+  fi
+}
+export OMP_NUM_THREADS=2
+
+make_model() { # name -> checkpoint dir (made once)
+  local d=$CACHE/train-$1
+  if [ ! -f "$d/model.safetensors" ]; then
+    case $1 in
+      tiny) "$BUILD/tunic" init --arch llama --size 15m --vocab 32000 --seed 1 --out "$d" ;;
+      small) "$BUILD/tunic" init --arch llama --size small --vocab 32000 --seed 1 --out "$d" ;;
+      qwen05b) "$BUILD/tunic" init --arch qwen2 --size qwen05b --vocab 151936 --seed 1 --out "$d" ;;
+      *) echo "run_train: unknown model $1" >&2; exit 1 ;;
+    esac >&2
+  fi
+  echo "$d"
+}
+
+JSON=$OUT/train.jsonl
+: >"$JSON"
+echo "# run_train: $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)," \
+     "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/train.load"
+for name in $MODELS; do
+  dir=$(make_model "$name")
+  case $name in
+    qwen05b) B=2; steps=${BENCH_STEPS:-3}; warm=${BENCH_WARMUP:-1} ;;
+    *) B=8; steps=${BENCH_STEPS:-5}; warm=${BENCH_WARMUP:-2} ;;
+  esac
+  for meth in $METHODS; do
+    r=0; [ "$meth" = lora ] && r=16
+    common=(--model "$dir" --batch $B --seq 256 --lora-rank $r --steps "$steps" --warmup "$warm" --json "$JSON")
+    for mode in $TMODES; do
+      echo "## $name $meth: tunic $mode"
+      case $mode in
+        f32) "$BUILD/bench/bench_train" "${common[@]}" --label "$name/$meth/tunic-f32" ;;
+        bf16) "$BUILD/bench/bench_train" "${common[@]}" --bf16 --label "$name/$meth/tunic-bf16" ;;
+        recompute) "$BUILD/bench/bench_train" "${common[@]}" --bf16 --recompute --label "$name/$meth/tunic-bf16-recompute" ;;
+      esac
+    done
+    for mode in f32 bf16; do
+      echo "## $name $meth: torch $mode"
+      extra=(); [ $mode = bf16 ] && extra=(--bf16)
+      torch_env "$PY" "$SRC/bench/torch_train.py" "${common[@]}" "${extra[@]}" --threads 2 \
+        --label "$name/$meth/torch-$mode"
+    done
+  done
+done
+echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/train.load"
+
+"$PY" - "$JSON" "$OUT" <<'EOF' | tee "$OUT/train.md"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+out = sys.argv[2]
+print("".join(open(f"{out}/train.load").readlines()).rstrip())
+by = {}
+for r in rows:
+    name, meth, eng = r["label"].split("/")
+    by.setdefault((name, meth), {})[eng] = r
+ok = True
+print("\n| model | method | engine / mode | tokens/s (best) | peak RSS MB | vs torch best | target |")
+print("|---|---|---|---|---|---|---|")
+for (name, meth), e in by.items():
+    torch_best = max((v for k, v in e.items() if k.startswith("torch")), key=lambda v: v["tok_s"], default=None)
+    tunic_best = max((v for k, v in e.items() if k.startswith("tunic")), key=lambda v: v["tok_s"], default=None)
+    for k in sorted(e, key=lambda k: (not k.startswith("tunic"), k)):
+        v = e[k]
+        ratio = f"{v['tok_s'] / torch_best['tok_s']:.2f}x" if torch_best else ""
+        tgt = ""
+        if v is tunic_best and torch_best:
+            tgt = ">= 1.3x: " + ("met" if v["tok_s"] >= 1.3 * torch_best["tok_s"] else "NOT met")
+        print(f"| {name} | {meth} | {k} | {v['tok_s']:.0f} ({v['tok_s_best']:.0f}) | {v['rss_peak_mb']:.0f} | {ratio} | {tgt} |")
+    # agreement: same first-step loss (f32 both), and after one update for full fine-tuning
+    a, b = e.get("tunic-f32"), e.get("torch-f32")
+    if a and b:
+        n = 2 if meth == "full" else 1
+        d = max(abs(x - y) for x, y in zip(a["losses"][:n], b["losses"][:n]))
+        good = d <= 1e-3 * max(1.0, abs(b["losses"][0]))
+        ok = ok and good
+        print(f"|  |  | agreement f32: losses of the first {n} step(s) tunic {a['losses'][:n]} torch "
+              f"{[round(x, 6) for x in b['losses'][:n]]}: {'ok' if good else 'DIFFER'} |  |  |  |")
+if not ok:
+    print("\nrun_train: the two engines DISAGREE (see above): the comparison is not of the same computation")
+    sys.exit(1)
+EOF
