@@ -64,6 +64,15 @@ void tn_bwd_free(tn_bwd *b) {
 
 #define GP(field) (grads ? grads->g.field : NULL)
 
+/* b->dx (the gradient w.r.t. the stream after k layers) += b->dhidden[k], if given */
+static void add_dhidden(tn_bwd *b, int k, size_t n) {
+  if (!b->dhidden || !b->dhidden[k]) return;
+  const float *e = b->dhidden[k];
+  float *dx = b->dx;
+#pragma omp parallel for if (n > 65536)
+  for (size_t i = 0; i < n; i++) dx[i] += e[i];
+}
+
 tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grads, float *dlogits,
                       const float *logits, int N, const int *tok, const int *pos, const int *seq) {
   const tn_config *c = &m->cfg;
@@ -93,6 +102,7 @@ tn_status tn_backward_body(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads 
   if (N > st->Nmax) return tn_error(TN_ERR_LIMIT, "backward: %d rows exceed the state's %d", N, st->Nmax);
   memset(b->dx, 0, NC * sizeof(float));
   tn_rmsnorm_backward(b->dx, GP(final_norm), b->dxf, st->x_out, w->final_norm, st->rstd_f, N, C, c->norm_plus_one);
+  add_dhidden(b, c->L, NC);
 
   const size_t stride = tn_state_kv_stride(m, st);
   for (int l = c->L - 1; l >= 0; l--) {
@@ -161,6 +171,7 @@ tn_status tn_backward_body(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads 
     tn_linear_backward(dxn, gy ? gy->wk.w : NULL, gy ? gy->bk : NULL, dkp, a->xn, &y->wk, N);
     tn_linear_backward(dxn, gy ? gy->wv.w : NULL, gy ? gy->bv : NULL, b->dvr, a->xn, &y->wv, N);
     tn_rmsnorm_backward(din, gy ? gy->attn_norm : NULL, dxn, a->x_in, y->attn_norm, a->rstd_att, N, C, c->norm_plus_one);
+    add_dhidden(b, l, NC); /* layer l's input is the stream after l layers */
   }
   /* embedding: rows scatter-add (serial over rows: several rows may share a token) */
   if (grads && grads->g.embed) {

@@ -29,6 +29,13 @@ typedef struct {
   float *dg, *du, *dh; // (N, F)
   float *tmp;          // (N, max(C, H*D)) scratch (q-norm input grads)
   float *buf;
+  /* Optional extra loss gradients w.r.t. hidden states (feature distillation), added
+   * (+=) to what flows back from the head: dhidden[k] (N, C) or NULL, k = 0..L, is
+   * d loss / d (residual stream after k layers): k = 0 the scaled embeddings, k = L the
+   * last layer's output before the final norm (st->x_out; HF's hidden_states[k] for
+   * k < L, while HF's last entry is after the norm). NULL pointer (the default after
+   * tn_bwd_create): nothing is added. Not owned; set it before tn_backward. */
+  const float *const *dhidden; // (L + 1)
 } tn_bwd;
 tn_status tn_bwd_create(tn_bwd *b, const tn_model *m, const tn_state *st);
 void tn_bwd_free(tn_bwd *b);
