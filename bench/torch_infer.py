@@ -245,7 +245,8 @@ def main():
         kvbytes = 4.0 * 2 * L * KD * (P + NEW / 2.0) * B
         r = dict(B=B, prefill_s=ps, prefill_tok_s=B * P / ps, prefill_gflops=flops / ps / 1e9, decode_s=ds,
                  decode_tok_s=B * NEW / ds, ms_per_step=ds / NEW * 1e3,
-                 decode_gbs=(wbytes + kvbytes) / (ds / NEW) / 1e9, tokens=toks)
+                 decode_gbs=(wbytes + kvbytes) / (ds / NEW) / 1e9, prefill_best_s=min(tp),
+                 decode_best_s=min(td), tokens=toks)
         res.append(r)
         print(f"B={B} prefill {B*P} tok: {ps*1e3:.1f} ms -> {r['prefill_tok_s']:.0f} tok/s, "
               f"{r['prefill_gflops']:.1f} GFLOP/s | decode {NEW} steps: {r['ms_per_step']:.2f} ms/step -> "
