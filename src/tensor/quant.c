@@ -4,12 +4,15 @@
  * bf16 and NF4 weights: forward y = x W^T and input gradient dx += dy W.
  *
  * Kernel paths (chosen at run time, tn_quant_isa):
- *  - N <= 8 rows (decoding): a GEMV that streams the packed weight once and keeps x
- *    in f32: bf16 -> f32 by a shift, NF4 -> f32 by one vpermps of the 16-entry code
- *    table scaled by the block's absmax (so the weights used are bit-identical to
- *    tn_nf4_dequantize). AVX-512F, or plain C.
+ *  - N <= 8 rows (decoding): a GEMV that streams the packed weight once. NF4 -> f32 by
+ *    one vpermps of the 16-entry code table scaled by the block's absmax (so the weights
+ *    used are bit-identical to tn_nf4_dequantize), x in f32. bf16: vdpbf16ps on x
+ *    rounded to bf16 with AVX-512 BF16, else bf16 -> f32 by a shift and f32 FMA.
+ *    AVX-512F, or plain C.
  *  - N > 8, bf16, AVX-512 BF16: vdpbf16ps GEMM; x is rounded to bf16, W is packed per
  *    64-row block into pair-interleaved panels in a per-thread buffer.
+ *  So with AVX-512 BF16 every bf16 forward rounds x to bf16 (as oneDNN / PyTorch bf16
+ *  matmuls do); input gradients and NF4 stay f32 throughout.
  *  - otherwise (NF4 GEMM, every input gradient, CPUs without the instructions): W is
  *    dequantised in tiles of rows into a cache-sized f32 buffer and OpenBLAS runs the
  *    GEMM on the tile; NF4 results are therefore exact f32 GEMMs of the dequantised
@@ -382,7 +385,7 @@ static void gemv_portable(float *y, const float *x, const tn_mat *W, int N) {
   const int in = W->in, out = W->out;
   const int nt = omp_get_max_threads();
   float *rows = scratch(SCR_TILE, sizeof(float) * (size_t)nt * ((in + 15) & ~15));
-#pragma omp parallel num_threads(nt)
+#pragma omp parallel num_threads(nt) if ((size_t)out * in * N > ((size_t)1 << 19))
   {
     float *r = rows + (size_t)omp_get_thread_num() * ((in + 15) & ~15);
 #pragma omp for schedule(static)
@@ -424,6 +427,62 @@ TN_T_AVX512 static inline __attribute__((always_inline)) void bf16_gemv_rows(flo
         acc[n] = _mm512_fmadd_ps(wf, _mm512_maskz_loadu_ps(tm, x + (size_t)n * in + k16), acc[n]);
     }
     for (int n = 0; n < N; n++) y[(size_t)n * out + o] = _mm512_reduce_add_ps(acc[n]);
+  }
+}
+
+/* bf16 GEMV with vdpbf16ps: x already rounded to bf16 pairs xb (N, P) */
+TN_T_BF16 static inline __attribute__((always_inline)) void bf16_gemv_dp_rows(float *y, const uint32_t *xb,
+                                                                                const tn_mat *W, const int N, int o0,
+                                                                                int o1) {
+  const int in = W->in, out = W->out, P = (in + 1) / 2;
+  const uint16_t *Wq = W->q;
+  const int k32 = in & ~31;
+  const __mmask32 tm = (__mmask32)((1ull << (in - k32)) - 1);
+  for (int o = o0; o < o1; o++) {
+    const uint16_t *w = Wq + (size_t)o * in;
+    __m512 acc[GEMV_MAXN];
+    for (int n = 0; n < N; n++) acc[n] = _mm512_setzero_ps();
+    for (int k = 0; k < k32; k += 32) {
+      const __m512i wv = _mm512_loadu_si512((const void *)(w + k));
+      for (int n = 0; n < N; n++)
+        acc[n] = _mm512_dpbf16_ps(acc[n], (__m512bh)wv, (__m512bh)_mm512_loadu_si512((const void *)(xb + (size_t)n * P + k / 2)));
+    }
+    if (tm) { /* tail: W masked to zeros (xb is zero-padded to an even length) */
+      const __m512i wv = _mm512_maskz_loadu_epi16(tm, w + k32);
+      const __mmask16 pm = (__mmask16)((1u << ((in - k32 + 1) / 2)) - 1);
+      for (int n = 0; n < N; n++)
+        acc[n] = _mm512_dpbf16_ps(acc[n], (__m512bh)wv, (__m512bh)_mm512_maskz_loadu_epi32(pm, xb + (size_t)n * P + k32 / 2));
+    }
+    for (int n = 0; n < N; n++) y[(size_t)n * out + o] = _mm512_reduce_add_ps(acc[n]);
+  }
+}
+
+TN_T_BF16 static void bf16_gemv_dp(float *y, const uint32_t *xb, const tn_mat *W, int N, int o0, int o1) {
+  switch (N) {
+  case 1: bf16_gemv_dp_rows(y, xb, W, 1, o0, o1); break;
+  case 2: bf16_gemv_dp_rows(y, xb, W, 2, o0, o1); break;
+  case 3: bf16_gemv_dp_rows(y, xb, W, 3, o0, o1); break;
+  case 4: bf16_gemv_dp_rows(y, xb, W, 4, o0, o1); break;
+  default: /* 5..8: two passes of <= 4 rows keep the accumulators in registers */
+    bf16_gemv_dp_rows(y, xb, W, 4, o0, o1);
+    bf16_gemv_dp(y + (size_t)4 * W->out, xb + (size_t)4 * ((W->in + 1) / 2), W, N - 4, o0, o1);
+    break;
+  }
+}
+
+/* x (N, K) f32 -> xb (N, ceil(K/2)) bf16 pairs, round to nearest even, zero pad */
+TN_T_BF16 static void x_to_bf16(uint32_t *xb, const float *x, int N, int K) {
+  const int P = (K + 1) / 2;
+  for (int n = 0; n < N; n++) {
+    const float *xr = x + (size_t)n * K;
+    uint16_t *d = (uint16_t *)(xb + (size_t)n * P);
+    int k = 0;
+    for (; k + 32 <= K; k += 32) {
+      __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + k + 16), _mm512_loadu_ps(xr + k));
+      _mm512_storeu_si512((void *)(d + k), (__m512i)v);
+    }
+    for (; k < K; k++) d[k] = tn_f32_to_bf16(xr[k]);
+    if (K & 1) d[K] = 0;
   }
 }
 
@@ -483,7 +542,15 @@ static void gemv(float *y, const float *x, const tn_mat *W, int N) {
     return;
   }
   const int out = W->out;
-#pragma omp parallel
+  const bool dp = !nf4 && isa >= TN_ISA_AVX512BF16;
+  uint32_t *xb = NULL;
+  if (dp) {
+    xb = scratch(SCR_XB, sizeof(uint32_t) * (size_t)N * ((W->in + 1) / 2));
+    x_to_bf16(xb, x, N, W->in);
+  }
+  /* small matrices: one thread (a parallel region costs more than it saves, and a
+   * descheduled worker stalls the whole call) */
+#pragma omp parallel if ((size_t)out * W->in * N > ((size_t)1 << 19))
   {
     const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     /* contiguous row ranges, multiples of 4 rows */
@@ -491,6 +558,7 @@ static void gemv(float *y, const float *x, const tn_mat *W, int N) {
     const int o0 = t * per < out ? t * per : out, o1 = o0 + per < out ? o0 + per : out;
     if (o0 < o1) {
       if (nf4) nf4_gemv_avx512(y, x, W, N, o0, o1);
+      else if (dp) bf16_gemv_dp(y, xb, W, N, o0, o1);
       else bf16_gemv_avx512(y, x, W, N, o0, o1);
     }
   }
@@ -602,17 +670,7 @@ TN_T_BF16 static void bf16_gemm_dp(float *y, const float *x, const tn_mat *W, in
   {
     /* x (N, K) -> bf16 pairs (N, P), round to nearest even (vcvtne2ps2bf16) */
 #pragma omp for schedule(static)
-    for (int n = 0; n < N; n++) {
-      const float *xr = x + (size_t)n * K;
-      uint16_t *d = (uint16_t *)(xb + (size_t)n * P);
-      int k = 0;
-      for (; k + 32 <= K; k += 32) {
-        __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + k + 16), _mm512_loadu_ps(xr + k));
-        _mm512_storeu_si512((void *)(d + k), (__m512i)v);
-      }
-      for (; k < K; k++) d[k] = tn_f32_to_bf16(xr[k]);
-      if (K & 1) d[K] = 0;
-    }
+    for (int n = 0; n < N; n++) x_to_bf16(xb + (size_t)n * P, x + (size_t)n * K, 1, K);
     uint32_t *panel = panels + panel_u32 * omp_get_thread_num();
 #pragma omp for schedule(dynamic, 1)
     for (int blk = 0; blk < nblk; blk++) {
