@@ -39,7 +39,8 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
     *step0 = 0;
     return tn_metrics_truncate_after(r->out, 0);
   }
-  tn_status s = tn_ckpt_load(ck, tn_tparams_weights_file(r->tp), &r->tp->tr, &r->tp->opt, &sj);
+  tn_status s = tn_ckpt_load(ck, r->tr ? r->weights_file : tn_tparams_weights_file(r->tp), r->tr ? r->tr : &r->tp->tr,
+                             &r->tp->opt, &sj);
   if (s == TN_OK) {
     cJSON *j = cJSON_Parse(sj);
     cJSON *dp = cJSON_GetObjectItem(j, "data_pos");
@@ -68,7 +69,8 @@ tn_status tn_run_nonfinite(long step, double loss) {
 }
 
 tn_status tn_run_update(tn_run *r, long step, float max_grad_norm, double *gnorm, float *lr) {
-  tn_status s = tn_params_grad_norm(r->tp->tr.rows, r->tp->tr.n, gnorm);
+  const tn_trainable *tr = r->tr ? r->tr : &r->tp->tr;
+  tn_status s = tn_params_grad_norm(tr->rows, tr->n, gnorm);
   if (s != TN_OK) return tn_error_prefix(s, "step %ld: stopping (the last checkpoint is kept)", step + 1);
   *lr = tn_lr_at(&r->tp->sched, step);
   tn_adamw_step(&r->tp->opt, *lr, tn_clip_coef(*gnorm, max_grad_norm));
@@ -88,7 +90,8 @@ tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {
   cJSON_AddNumberToObject(j, "train_examples", r->n_train);
   char *sj = cJSON_Print(j);
   cJSON_Delete(j);
-  tn_ckpt_save_opts co = {.run_dir = r->out, .step = step, .weights_file = NULL, .tr = &r->tp->tr,
+  tn_ckpt_save_opts co = {.run_dir = r->out, .step = step, .weights_file = r->tr ? r->weights_file : NULL,
+                          .tr = r->tr ? r->tr : &r->tp->tr,
                           .opt = &r->tp->opt, .state_json = sj, .keep_last = r->keep_last, .extra = ckpt_extra,
                           .extra_ctx = r};
   tn_status s = tn_ckpt_save(&co);

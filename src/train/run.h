@@ -34,6 +34,11 @@ typedef struct {
   uint64_t seed;
   int n_train;            /* recorded in trainer_state.json */
   long steps;             /* total optimizer steps (progress) */
+  /* optional: a trainer with more trainable rows than tp's (e.g. distillation's
+   * projections) gives the whole table here (tp->opt must cover the same rows) and a
+   * file name for them in checkpoints; NULL: tp->tr and the loadable folder */
+  tn_trainable *tr;
+  const char *weights_file;
   /* set by the helper */
   tn_metrics *metrics;
   tn_progress *prog;
