@@ -22,6 +22,9 @@ tn_status tn_tb_open(tn_tb **out, const char *dir);
 tn_status tn_tb_scalar(tn_tb *tb, const char *tag, int64_t step, float value);
 /* N scalars of one step in one Event (what TensorBoard reads as N tags at STEP). */
 tn_status tn_tb_scalars(tn_tb *tb, int64_t step, int n, const char *const tags[], const float values[]);
+/* A SessionLog START event at STEP: TensorBoard then drops the events of earlier files
+ * with step >= STEP (the steps a resumed run logs again). */
+tn_status tn_tb_session_start(tn_tb *tb, int64_t step);
 /* Write buffered records to the OS. Also done automatically once a second. */
 tn_status tn_tb_flush(tn_tb *tb);
 void tn_tb_close(tn_tb *tb);
@@ -45,6 +48,9 @@ void tn_metrics_add(tn_metrics *m, const char *key, double value);
 void tn_metrics_add_str(tn_metrics *m, const char *key, const char *value);
 tn_status tn_metrics_commit(tn_metrics *m);
 tn_status tn_metrics_close(tn_metrics *m);
+/* For --resume, after opening: mark in TensorBoard that the run restarts at STEP (the first
+ * step that will be logged again), so the old event file's later steps are not shown twice. */
+tn_status tn_metrics_resumed(tn_metrics *m, int64_t step);
 /* For --resume: drop lines of RUN_DIR/metrics.jsonl whose "step" is > STEP (they were logged
  * after the checkpoint being resumed from). Atomic rewrite; a missing file is fine. */
 tn_status tn_metrics_truncate_after(const char *run_dir, int64_t step);

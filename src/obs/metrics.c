@@ -55,6 +55,8 @@ static tn_status open_common(tn_metrics **out, const char *run_dir, bool with_tb
 tn_status tn_metrics_open(tn_metrics **out, const char *run_dir) { return open_common(out, run_dir, true); }
 tn_status tn_metrics_open_jsonl(tn_metrics **out, const char *run_dir) { return open_common(out, run_dir, false); }
 
+tn_status tn_metrics_resumed(tn_metrics *m, int64_t step) { return m ? tn_tb_session_start(m->tb, step) : TN_OK; }
+
 void tn_metrics_begin(tn_metrics *m, int64_t step) {
   if (!m) return;
   if (m->open_line) fputs("}\n", m->f); /* an uncommitted line: close it rather than corrupt the file */

@@ -194,6 +194,22 @@ tn_status tn_tb_scalars(tn_tb *tb, int64_t step, int n, const char *const tags[]
   return write_event(tb, &b);
 }
 
+tn_status tn_tb_session_start(tn_tb *tb, int64_t step) {
+  if (!tb) return TN_OK;
+  pbuf b = {tb->buf, 0, tb->cap, false};
+  pb_double(&b, 1, unix_time());
+  if (step != 0) {
+    pb_key(&b, 2, 0);
+    pb_varint(&b, (uint64_t)step);
+  }
+  pb_key(&b, 6, 2); /* Event.session_log */
+  pb_varint(&b, 2);
+  pb_key(&b, 1, 0); /* SessionLog.status = START */
+  pb_varint(&b, 1);
+  tn_status s = write_event(tb, &b);
+  return s == TN_OK ? tn_tb_flush(tb) : s;
+}
+
 tn_status tn_tb_scalar(tn_tb *tb, const char *tag, int64_t step, float value) {
   return tn_tb_scalars(tb, step, 1, &tag, &value);
 }

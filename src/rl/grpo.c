@@ -513,6 +513,7 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
     s = tn_manifest_write(o->out, &mi, NULL);
   }
   if (s == TN_OK) s = tn_metrics_open(&t.metrics, o->out);
+  if (s == TN_OK && step0 > 0) s = tn_metrics_resumed(t.metrics, step0 + 1);
   if (s == TN_OK && o->dump_rollouts && !(t.dump_roll = fopen(o->dump_rollouts, o->resume ? "a" : "w")))
     s = tn_error(TN_ERR_IO, "--dump-rollouts %s: cannot open for writing", o->dump_rollouts);
   if (s == TN_OK) {

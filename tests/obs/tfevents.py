@@ -82,6 +82,11 @@ def decode_event(buf):
                     else:
                         raise ValueError("unexpected Value field %d" % vn)
                 ev["values"].append(val)
+        elif num == 6 and wt == 2:  # session_log: SessionLog.status = 1 (START)
+            for sn, swt, sv in fields(v):
+                if sn != 1 or swt != 0 or sv != 1:
+                    raise ValueError("unexpected SessionLog field %d value %r" % (sn, sv))
+            ev["session_start"] = True
         else:
             raise ValueError("unexpected Event field %d wire %d" % (num, wt))
     return ev
