@@ -40,6 +40,7 @@ int tn_cmd_sft(int argc, char **argv) {
     {"keep-last", 'i', &o.keep_last, "checkpoints kept (default 2)"},
     {"seed", 'u', &o.seed, "seed for shuffling and initialisation (default 0)"},
     {"resume", 'b', &o.resume, "continue from the newest checkpoint in --out"},
+    {"bf16-matmul", 'b', &o.bf16_matmul, "bf16 operands with f32 accumulation in the big matmuls (AMX; as torch's bf16 autocast)"},
     {"recompute", 'b', &o.recompute, "recompute each layer's activations in the backward pass (less memory, ~1/3 more compute)"},
   };
   tn_runcfg *rc = tn_runcfg_new(opts, sizeof opts / sizeof opts[0]);

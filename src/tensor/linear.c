@@ -96,6 +96,8 @@ void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *b
     tn_qlinear_forward(y, x, W, N);
   else if (N <= TN_SMALL_N)
     small_gemm(y, x, W, N);
+  else if (tn_matmul_bf16() && tn_gemm_bf16(false, true, N, W->out, W->in, x, W->in, W->w, W->in, 0.0f, y, W->out))
+    ; /* bf16 matmul mode (mm_bf16.c) */
   else
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, W->out, W->in, 1.0f, x, W->in, W->w, W->in,
                 0.0f, y, W->out);
@@ -150,10 +152,12 @@ void tn_linear_backward(float *dx, float *dW, float *dbias, const float *dy, con
   const int in = W->in, out = W->out;
   if (dx && W->dtype != TN_F32) /* dx += dy W for bf16 / nf4 weights (quant.c) */
     tn_qlinear_backward_dx(dx, dy, W, N);
-  else if (dx) /* dx += dy W */
+  else if (dx && !(N > TN_SMALL_N && tn_matmul_bf16() &&
+                   tn_gemm_bf16(false, false, N, in, out, dy, out, W->w, in, 1.0f, dx, in))) /* dx += dy W */
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, out, 1.0f, dy, out, W->w, in, 1.0f,
                 dx, in);
-  if (dW && W->dtype == TN_F32) /* dW += dy^T x (bf16 / nf4 weights are frozen: no dW) */
+  if (dW && W->dtype == TN_F32 && /* dW += dy^T x (bf16 / nf4 weights are frozen: no dW) */
+      !(N > TN_SMALL_N && tn_matmul_bf16() && tn_gemm_bf16(true, false, out, in, N, dy, out, x, in, 1.0f, dW, in)))
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, in, N, 1.0f, dy, out, x, in, 1.0f, dW, in);
   if (dbias) {
     /* column sums, split over columns so each thread owns its slice (no races,

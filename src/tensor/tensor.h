@@ -202,6 +202,26 @@ void tn_quant_scratch_release(void);  /* the calling thread's quant scratch */
  * softmax and everything else stay f32. */
 void tn_matmul_set_bf16(bool on);
 bool tn_matmul_bf16(void);
+/* C (M, N) = op(A) op(B) (beta 0) or C += op(A) op(B) (beta 1), row-major as cblas_sgemm
+ * (op(A) = A (M, K) or, transA, A^T with A (K, M); op(B) = B (K, N) or, transB, B^T with
+ * B (N, K)), operands rounded to bf16, f32 accumulation, on AMX tiles. Returns false
+ * (C untouched) when AMX is not usable here (or TN_NO_AMX is set, or beta is not 0/1):
+ * the caller computes in f32 instead. Call outside OpenMP parallel regions. */
+bool tn_gemm_bf16(bool transA, bool transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
+                  float beta, float *C, int ldc);
+bool tn_amx_available(void);
+/* op(B) (K, N) packed once in bf16 for several tn_gemm_bf16_packed calls (e.g. the LM
+ * head's weight over row chunks); zero-initialise, reuse (grows as needed), free. */
+typedef struct {
+  uint32_t *p;
+  size_t cap;
+  int N, K;
+} tn_bf16_packed;
+bool tn_bf16_pack_b(tn_bf16_packed *pk, bool transB, int N, int K, const float *B, int ldb);
+bool tn_gemm_bf16_packed(bool transA, int M, const float *A, int lda, const tn_bf16_packed *pk, float beta, float *C,
+                         int ldc);
+void tn_bf16_packed_free(tn_bf16_packed *pk);
+void tn_mm_bf16_scratch_release(void); /* the calling thread's packing buffer */
 
 /* Free the calling thread's kernel scratch buffers (they are kept and reused
  * across calls otherwise; call at thread exit or at the end of a program). */

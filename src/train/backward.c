@@ -209,6 +209,8 @@ tn_status tn_head_create(tn_head *h, const tn_model *m, const tn_state *st) {
 
 void tn_head_free(tn_head *h) {
   tn_free(h->buf);
+  tn_bf16_packed_free(&h->pk_fwd);
+  tn_bf16_packed_free(&h->pk_bwd);
   memset(h, 0, sizeof *h);
 }
 
@@ -221,6 +223,10 @@ tn_status tn_head_xent(const tn_model *m, tn_state *st, tn_head *h, tn_bwd *b, t
   tn_rmsnorm_forward(st->xf, st->rstd_f, st->x_out, w->final_norm, N, C, c->eps, c->norm_plus_one);
   float *dhead = grads ? (c->tied ? grads->g.embed : grads->g.head.w) : NULL;
   if (b) memset(b->dxf, 0, (size_t)N * C * sizeof(float));
+  /* bf16 matmul mode: pack the head weight once for all chunks (forward: op(B) = W^T; dx: op(B) = W) */
+  const bool pk = N > 8 && w->head.dtype == TN_F32 && tn_matmul_bf16() && N > h->R &&
+                  tn_bf16_pack_b(&h->pk_fwd, true, V, C, w->head.w, C) &&
+                  (!b || tn_bf16_pack_b(&h->pk_bwd, false, C, V, w->head.w, C));
   for (int r0 = 0; r0 < N; r0 += h->R) {
     const int R = N - r0 < h->R ? N - r0 : h->R;
     const float *xf = st->xf + (size_t)r0 * C;
@@ -228,7 +234,8 @@ tn_status tn_head_xent(const tn_model *m, tn_state *st, tn_head *h, tn_bwd *b, t
     const float *rw = row_weight ? row_weight + r0 : NULL;
     bool any = false; /* a chunk with no weighted target needs no backward */
     for (int i = 0; i < R && !any; i++) any = tg[i] >= 0 && (!rw || rw[i] != 0.0f);
-    tn_linear_forward(h->logits, xf, &w->head, NULL, R); // (R, V)
+    if (!pk || R <= 8 || !tn_gemm_bf16_packed(false, R, xf, C, &h->pk_fwd, 0.0f, h->logits, V))
+      tn_linear_forward(h->logits, xf, &w->head, NULL, R); // (R, V)
     const float *lg = h->logits;
     if (h->capped) {
       memcpy(h->capped, h->logits, sizeof(float) * (size_t)R * V);
@@ -239,7 +246,10 @@ tn_status tn_head_xent(const tn_model *m, tn_state *st, tn_head *h, tn_bwd *b, t
     tn_xent_forward_backward(loss_rows + r0, b && any ? h->logits : NULL, lg, tg, rw, R, V);
     if (!b || !any) continue;
     if (h->capped) tn_softcap_backward(h->logits, h->capped, (size_t)R * V, c->final_softcap);
-    tn_linear_backward(b->dxf + (size_t)r0 * C, dhead, NULL, h->logits, xf, &w->head, R);
+    if (pk && R > 8 && tn_gemm_bf16_packed(false, R, h->logits, V, &h->pk_bwd, 1.0f, b->dxf + (size_t)r0 * C, C))
+      tn_linear_backward(NULL, dhead, NULL, h->logits, xf, &w->head, R); /* dW only */
+    else
+      tn_linear_backward(b->dxf + (size_t)r0 * C, dhead, NULL, h->logits, xf, &w->head, R);
   }
   return TN_OK;
 }

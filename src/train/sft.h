@@ -13,6 +13,7 @@ typedef struct {
   float lora_alpha, lora_dropout;
   bool rslora, resume;
   bool recompute;        /* activation recomputation (less memory, one more forward per layer) */
+  bool bf16_matmul;      /* bf16 operands, f32 accumulation in the big matmuls (AMX), as torch's bf16 autocast */
   uint64_t seed;
 } tn_sft_opts;
 

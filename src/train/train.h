@@ -63,6 +63,7 @@ typedef struct {
   float *logits;       // (R, V) one chunk's logits, then its dlogits
   float *capped;       // (R, V) soft-capped logits (final soft-cap only), else NULL
   float *buf;
+  tn_bf16_packed pk_fwd, pk_bwd; /* bf16 matmul mode: the head weight packed once per call */
 } tn_head;
 /* R: TN_HEAD_CHUNK_ROWS from the environment, else about 2^24 / V (>= 32), at most st->Nmax */
 tn_status tn_head_create(tn_head *h, const tn_model *m, const tn_state *st);
