@@ -19,6 +19,7 @@
 #include "tunic/obs.h"
 #include "tunic/rl.h"
 #include "train/losses.h"
+#include "train/run.h"
 #include "train/train.h"
 
 void tn_grpo_opts_default(tn_grpo_opts *o) {
@@ -496,6 +497,7 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
   const tn_grpo_opts *o = &t.o;
   tn_status s = setup(&t);
   long step0 = 0;
+  if (s == TN_OK && !o->resume) s = tn_run_check_fresh(o->out);
   if (s == TN_OK && o->resume) {
     char *ck, *sj;
     s = tn_ckpt_latest(o->out, &ck, &step0);

@@ -169,6 +169,7 @@ tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
 tn_status tn_ckpt_latest(const char *run_dir, char **path, long *step) {
   char ckdir[4096];
   snprintf(ckdir, sizeof ckdir, "%s/checkpoints", run_dir);
+  remove_stale(ckdir); /* leftovers of a killed save or delete: a resumed run may never save again */
   long *steps;
   int n = list_steps(ckdir, &steps);
   if (n == 0) return tn_error(TN_ERR_IO, "%s: no checkpoint to resume from", ckdir);

@@ -29,10 +29,22 @@ void tn_stream_free(tn_stream *s) {
   memset(s, 0, sizeof *s);
 }
 
+tn_status tn_run_check_fresh(const char *out) {
+  char *ck = tn_path_join(out, "checkpoints"), *mj = tn_path_join(out, "metrics.jsonl");
+  bool used = tn_file_exists(ck) || tn_file_exists(mj);
+  free(ck);
+  free(mj);
+  if (used)
+    return tn_error(TN_ERR_ARG, "%s already holds a run (checkpoints/ or metrics.jsonl): pass --resume to continue it, "
+                                "or choose a new --out", out);
+  return TN_OK;
+}
+
 tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
   char *ck, *sj;
   *step0 = 0;
   *data_pos = 0;
+  r->resumed = true;
   if (tn_ckpt_latest(r->out, &ck, step0) != TN_OK) { /* killed before its first checkpoint */
     tn_error_clear();
     printf("no checkpoint in %s/checkpoints: starting from step 0\n", r->out);
@@ -52,12 +64,15 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
   }
   free(ck);
   if (s == TN_OK) s = tn_metrics_truncate_after(r->out, *step0);
+  r->step0 = *step0;
   return s;
 }
 
 tn_status tn_run_start(tn_run *r, const tn_manifest_info *mi) {
+  if (!r->resumed) TN_TRY(tn_run_check_fresh(r->out));
   TN_TRY(tn_manifest_write(r->out, mi, NULL));
   TN_TRY(tn_metrics_open(&r->metrics, r->out));
+  if (r->step0 > 0) TN_TRY(tn_metrics_resumed(r->metrics, r->step0 + 1));
   r->prog = tn_progress_new(NULL, r->steps, r->label, TN_PROGRESS_AUTO);
   r->t_start = tn_now();
   return TN_OK;

@@ -40,6 +40,8 @@ typedef struct {
   tn_trainable *tr;
   const char *weights_file;
   /* set by the helper */
+  bool resumed;           /* tn_run_resume was called */
+  long step0;             /* the step resumed from */
   tn_metrics *metrics;
   tn_progress *prog;
   double t_start;
@@ -50,7 +52,10 @@ typedef struct {
  * checkpoint starts over (*step0 = *data_pos = 0, said on stdout). metrics.jsonl
  * lines after the step are dropped. */
 tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos);
-/* run_manifest.json, metrics.jsonl (+ TensorBoard), the progress bar. */
+/* A fresh run (no --resume) refuses a directory that already holds one. */
+tn_status tn_run_check_fresh(const char *out);
+/* run_manifest.json, metrics.jsonl (+ TensorBoard), the progress bar; refuses a used
+ * directory unless resumed; marks the restart step in TensorBoard when resumed. */
 tn_status tn_run_start(tn_run *r, const tn_manifest_info *mi);
 /* After the step's gradients are accumulated: the global norm (non-finite: an error
  * naming the step; the last checkpoint is kept), clipping and AdamW at the schedule's
