@@ -130,15 +130,19 @@ static inline uint32_t *tile_at(uint32_t *base, int blk, int kb, int nkb) {
  * side B: trans=false: X (K, N); trans=true: X (N, K). */
 TN_T_AMX static void pack(uint32_t *dst, const float *X, int ld, bool trans, bool side_a, int R, int K, int nblk,
                           int nkb) {
-  /* R = M (side A) or N (side B); blocks of 16 along R */
+  /* R = M (side A) or N (side B); blocks of 16 along R. When k runs down the rows of
+   * X, take the tiles k-block by k-block so 32 rows are read left to right (prefetch
+   * friendly); otherwise block by block (16 rows read left to right). */
+  const bool r_major = side_a ? !trans : trans;
+  const int n1 = r_major ? nblk : nkb, n2 = r_major ? nkb : nblk;
 #pragma omp for schedule(static) collapse(2)
-  for (int b = 0; b < nblk; b++)
-    for (int kb = 0; kb < nkb; kb++) {
+  for (int i1 = 0; i1 < n1; i1++)
+    for (int i2 = 0; i2 < n2; i2++) {
+      const int b = r_major ? i1 : i2, kb = r_major ? i2 : i1;
       uint32_t *t = tile_at(dst, b, kb, nkb);
       const int r0 = b * 16, k0 = kb * 32, nr = R - r0 < 16 ? (R - r0 > 0 ? R - r0 : 0) : 16;
       const int nk = K - k0 < 32 ? K - k0 : 32;
       /* "rows along R, k contiguous" is rowpairs; "k rows, R contiguous" is kpairs */
-      const bool r_major = side_a ? !trans : trans;
       if (r_major) rowpairs(t, X + (size_t)r0 * ld + k0, ld, nr, nk);
       else kpairs(t, X + (size_t)k0 * ld + r0, ld, nk, nr);
       /* A tiles want rows = R with k pairs across; B tiles want pair-rows with R across */
@@ -152,7 +156,8 @@ TN_T_AMX static void pack_b_region(uint32_t *dst, const float *B, int ldb, bool 
 
 /* ---- the product ---- */
 TN_T_AMX static void block32(float *C, int ldc, const uint32_t *A0, const uint32_t *A1, const uint32_t *B0,
-                             const uint32_t *B1, int kb0, int kb1, bool acc, bool full, int mr, int nc, float *tmp) {
+                             const uint32_t *B1, int kb0, int kb1, bool acc, bool full, int mr, int nc, float *tmp,
+                             const float *next) {
   /* C block 32 x 32 at C: tiles 0: (rows 0-15, cols 0-15), 1: (0-15, 16-31), 2: (16-31, 0-15), 3: (16-31, 16-31) */
   float *c = C;
   int ld = ldc;
@@ -175,6 +180,11 @@ TN_T_AMX static void block32(float *C, int ldc, const uint32_t *A0, const uint32
     _tile_zero(2);
     _tile_zero(3);
   }
+  if (next) /* the next block of C (read when accumulating, written anyway): fetch it during this one */
+    for (int r = 0; r < 32; r++) {
+      _mm_prefetch((const char *)(next + (size_t)r * ldc), _MM_HINT_T0);
+      _mm_prefetch((const char *)(next + (size_t)r * ldc + 16), _MM_HINT_T0);
+    }
   for (int kb = kb0; kb < kb1; kb++) {
     _tile_loadd(4, A0 + (size_t)kb * 256, 64);
     _tile_loadd(6, B0 + (size_t)kb * 256, 64);
@@ -241,8 +251,9 @@ TN_T_AMX static void gemm_amx(bool ta, bool tb, int M, int N, int K, const float
           for (int j0 = n0; j0 < n1; j0 += 32) {
             const int nc = N - j0 < 32 ? N - j0 : 32;
             const uint32_t *B0 = tile_at(pb, j0 / 16, 0, nkb), *B1 = tile_at(pb, j0 / 16 + 1, 0, nkb);
+            const float *next = j0 + 32 < n1 ? C + (size_t)i0 * ldc + j0 + 32 : NULL;
             block32(C + (size_t)i0 * ldc + j0, ldc, A0, A1, B0, B1, kb0, kb1, acc || kb0 > 0,
-                    mr == 32 && nc == 32, mr, nc, tmp);
+                    mr == 32 && nc == 32, mr, nc, tmp, mr == 32 ? next : NULL);
           }
         }
       }
