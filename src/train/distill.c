@@ -106,9 +106,17 @@ static const float *hidden(const tn_model *m, const tn_state *st, int k) {
   return k < m->cfg.L ? st->acts[k].x_in : st->x_out;
 }
 
-/* teacher and student forward over the filled rows */
+/* teacher and student forward over the filled rows. The teacher's LM head runs only
+ * on the kept rows (nothing reads the others: tn_kd_loss and the CE skip them); their
+ * logits are moved to their rows' places in tlogits (last first: kept[r] >= r). */
 static tn_status forward_both(kd_t *t, bool train) {
-  TN_TRY(tn_forward(t->tch, t->tst, t->N, t->tok_r, t->pos_r, t->seq_r, t->tlogits, NULL, t->N));
+  const size_t V = (size_t)t->m->cfg.V;
+  int M = 0;
+  for (int i = 0; i < t->N; i++)
+    if (t->tgt_r[i] >= 0) t->kept[M++] = i;
+  if (M > 0) TN_TRY(tn_forward(t->tch, t->tst, t->N, t->tok_r, t->pos_r, t->seq_r, t->tlogits, t->kept, M));
+  for (int r = M - 1; r >= 0; r--)
+    if (t->kept[r] != r) memcpy(t->tlogits + (size_t)t->kept[r] * V, t->tlogits + (size_t)r * V, sizeof(float) * V);
   if (t->tp.lora) tn_lora_train_mode(t->tp.lora, train, train ? ++t->fwd_counter : 0);
   return tn_forward(t->m, t->st, t->N, t->tok_r, t->pos_r, t->seq_r, t->slogits, NULL, t->N);
 }
@@ -272,7 +280,6 @@ static tn_status setup_features(kd_t *t) {
   t->dxs = tn_alloc(sizeof(float) * (size_t)t->Nmax * Cs);
   t->xt = tn_alloc(sizeof(float) * (size_t)t->Nmax * Ct);
   t->ys = tn_alloc(sizeof(float) * (size_t)t->Nmax * Ct);
-  t->kept = malloc(sizeof(int) * t->Nmax);
   t->dhid = calloc(Ls + 1, sizeof(float *));
   if (!t->pflat || !t->pgrad || !t->dhid_buf || !t->xs || !t->dxs || !t->xt || !t->ys)
     return tn_error(TN_ERR_NOMEM, "out of memory for the feature projections");
@@ -382,6 +389,7 @@ static tn_status setup(kd_t *t) {
   t->pos_r = malloc(sizeof(int) * t->Nmax);
   t->seq_r = malloc(sizeof(int) * t->Nmax);
   t->tgt_r = malloc(sizeof(int) * t->Nmax);
+  t->kept = malloc(sizeof(int) * t->Nmax);
   t->gen = calloc(per_step, sizeof(tn_example));
   t->ex = calloc(per_step, sizeof(tn_example *));
   if (!t->slogits || !t->tlogits || !t->dlogits || !t->mask || !t->lrow)
