@@ -44,6 +44,10 @@ torch_env() {
   fi
 }
 export OMP_NUM_THREADS=2
+# Both engines use GNU OpenMP: on this shared 2-core VM threads that spin while waiting (GOMP's
+# default for a while, OMP_WAIT_POLICY=active always) burn the CPU the other thread needs when
+# other processes run; passive waiting measured 3x less CPU per step under load. Same for both.
+export OMP_WAIT_POLICY=${BENCH_WAIT_POLICY:-passive}
 
 make_model() { # name -> checkpoint dir (made once)
   local d=$CACHE/train-$1
@@ -61,7 +65,7 @@ make_model() { # name -> checkpoint dir (made once)
 JSON=$OUT/train.jsonl
 : >"$JSON"
 echo "# run_train: $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)," \
-     "load average before: $(cut -d' ' -f1-3 /proc/loadavg)" | tee "$OUT/train.load"
+     "load average before: $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=$OMP_WAIT_POLICY" | tee "$OUT/train.load"
 for name in $MODELS; do
   dir=$(make_model "$name")
   case $name in
@@ -99,18 +103,25 @@ for r in rows:
     name, meth, eng = r["label"].split("/")
     by.setdefault((name, meth), {})[eng] = r
 ok = True
-print("\n| model | method | engine / mode | tokens/s (best) | peak RSS MB | vs torch best | target |")
-print("|---|---|---|---|---|---|---|")
+print("\ntokens/s: median step (best step); CPU s/step: user + system CPU time of a step (median), which "
+      "the load of other processes on the machine inflates less than the wall time; tok/CPU-s = tokens / CPU s.\n")
+print("| model | method | engine / mode | tokens/s (best) | CPU s/step | tok/CPU-s | peak RSS MB | vs torch best: wall / CPU | target (wall) |")
+print("|---|---|---|---|---|---|---|---|---|")
 for (name, meth), e in by.items():
     torch_best = max((v for k, v in e.items() if k.startswith("torch")), key=lambda v: v["tok_s"], default=None)
     tunic_best = max((v for k, v in e.items() if k.startswith("tunic")), key=lambda v: v["tok_s"], default=None)
     for k in sorted(e, key=lambda k: (not k.startswith("tunic"), k)):
         v = e[k]
-        ratio = f"{v['tok_s'] / torch_best['tok_s']:.2f}x" if torch_best else ""
+        ratio = ""
+        if torch_best:
+            tcpu = min(x["cpu_s"] for k2, x in e.items() if k2.startswith("torch"))
+            ratio = f"{v['tok_s'] / torch_best['tok_s']:.2f}x / {tcpu / v['cpu_s']:.2f}x"
         tgt = ""
         if v is tunic_best and torch_best:
             tgt = ">= 1.3x: " + ("met" if v["tok_s"] >= 1.3 * torch_best["tok_s"] else "NOT met")
-        print(f"| {name} | {meth} | {k} | {v['tok_s']:.0f} ({v['tok_s_best']:.0f}) | {v['rss_peak_mb']:.0f} | {ratio} | {tgt} |")
+        ntok = v["B"] * v["T"]
+        print(f"| {name} | {meth} | {k} | {v['tok_s']:.0f} ({v['tok_s_best']:.0f}) | {v['cpu_s']:.2f} | "
+              f"{ntok / v['cpu_s']:.0f} | {v['rss_peak_mb']:.0f} | {ratio} | {tgt} |")
     # agreement: same first-step loss (f32 both), and after one update for full fine-tuning
     a, b = e.get("tunic-f32"), e.get("torch-f32")
     if a and b:
@@ -119,7 +130,7 @@ for (name, meth), e in by.items():
         good = d <= 1e-3 * max(1.0, abs(b["losses"][0]))
         ok = ok and good
         print(f"|  |  | agreement f32: losses of the first {n} step(s) tunic {a['losses'][:n]} torch "
-              f"{[round(x, 6) for x in b['losses'][:n]]}: {'ok' if good else 'DIFFER'} |  |  |  |")
+              f"{[round(x, 6) for x in b['losses'][:n]]}: {'ok' if good else 'DIFFER'} |  |  |  |  |  |")
 if not ok:
     print("\nrun_train: the two engines DISAGREE (see above): the comparison is not of the same computation")
     sys.exit(1)

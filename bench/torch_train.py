@@ -231,7 +231,7 @@ def main():
     print(f"# torch {torch.__version__} threads={torch.get_num_threads()} {a.model}: "
           f"{'LoRA r=%d' % a.lora_rank if a.lora_rank else 'full'}, B={B} T={T}, "
           f"{sum(p.numel() for p in params)} trainable, bf16 autocast {a.bf16}", flush=True)
-    times, losses = [], []
+    times, losses, cpus = [], [], []
     for step in range(a.warmup + a.steps):
         r0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
@@ -248,18 +248,21 @@ def main():
               f"minflt {r1.ru_minflt-r0.ru_minflt}", flush=True)
         if step >= a.warmup:
             times.append(dt)
+            cpus.append(r1.ru_utime - r0.ru_utime + r1.ru_stime - r0.ru_stime)
     ts = sorted(times)
     n = len(ts)
     med = ts[n // 2] if n % 2 else 0.5 * (ts[n // 2 - 1] + ts[n // 2])
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    cs = sorted(cpus)
+    cpu = cs[n // 2] if n % 2 else 0.5 * (cs[n // 2 - 1] + cs[n // 2])
     N = B * T
     print(f"RESULT {a.label} train tokens/s {N/med:.0f} (median step {med*1e3:.0f} ms, best {N/ts[0]:.0f} tok/s)  "
-          f"peak RSS {rss:.0f} MB (after load {rss_loaded:.0f} MB)")
+          f"{cpu:.2f} CPU s/step; peak RSS {rss:.0f} MB (after load {rss_loaded:.0f} MB)")
     if a.json:
         with open(a.json, "a") as f:
             f.write(json.dumps(dict(engine="torch", label=a.label, mode="bf16" if a.bf16 else "f32",
                                     lora_rank=a.lora_rank, B=B, T=T, tok_s=N / med, tok_s_best=N / ts[0],
-                                    step_s=med, rss_peak_mb=rss, rss_loaded_mb=rss_loaded, load_s=load_s,
+                                    step_s=med, cpu_s=cpu, rss_peak_mb=rss, rss_loaded_mb=rss_loaded, load_s=load_s,
                                     trainable=sum(p.numel() for p in params), losses=losses)) + "\n")
 
 
