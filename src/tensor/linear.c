@@ -62,17 +62,55 @@ static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
  * big enough to pay for them: OpenBLAS threads even tiny GEMVs, and waking a
  * thread per projection costs more than the product on small models. */
 #define TN_SMALL_N 8
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void small_gemm_rows(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
+typedef float tn_v16 __attribute__((vector_size(64)));
+
+static inline __attribute__((always_inline)) tn_v16 v16_load(const float *p) {
+  tn_v16 v;
+  memcpy(&v, p, sizeof v);
+  return v;
+}
+
+/* Rows [o0, o1) for exactly NN inputs: per (row, input) two 16-lane accumulators over
+ * 32-float steps, then a scalar tail, so the summation order of y[n][o] is the same
+ * whatever NN is (batched decoding gives the same numbers as one sequence alone) and
+ * independent accumulators hide the FMA latency. */
+static inline __attribute__((always_inline)) void rows_nn(float *y, const float *x, const float *w, int in, int out,
+                                                          int o0, int o1, const int NN) {
+  const int k32 = in & ~31;
   for (int o = o0; o < o1; o++) {
     const float *wr = w + (size_t)o * in;
-    for (int n = 0; n < N; n++) {
-      const float *xn = x + (size_t)n * in;
+    tn_v16 a0[TN_SMALL_N], a1[TN_SMALL_N];
+    for (int n = 0; n < NN; n++) a0[n] = a1[n] = (tn_v16){0};
+    for (int k = 0; k < k32; k += 32) {
+      const tn_v16 w0 = v16_load(wr + k), w1 = v16_load(wr + k + 16);
+      for (int n = 0; n < NN; n++) {
+        const float *xn = x + (size_t)n * in + k;
+        a0[n] += w0 * v16_load(xn);
+        a1[n] += w1 * v16_load(xn + 16);
+      }
+    }
+    for (int n = 0; n < NN; n++) {
+      const tn_v16 a = a0[n] + a1[n];
       float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-      for (int k = 0; k < in; k++) s += wr[k] * xn[k];
+      for (int i = 0; i < 16; i++) s += a[i];
+      const float *xn = x + (size_t)n * in;
+      for (int k = k32; k < in; k++) s += wr[k] * xn[k];
       y[(size_t)n * out + o] = s;
     }
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+static void small_gemm_rows(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
+  switch (N) { /* a constant NN per case keeps the accumulators in registers */
+  case 1: rows_nn(y, x, w, in, out, o0, o1, 1); break;
+  case 2: rows_nn(y, x, w, in, out, o0, o1, 2); break;
+  case 3: rows_nn(y, x, w, in, out, o0, o1, 3); break;
+  case 4: rows_nn(y, x, w, in, out, o0, o1, 4); break;
+  case 5: rows_nn(y, x, w, in, out, o0, o1, 5); break;
+  case 6: rows_nn(y, x, w, in, out, o0, o1, 6); break;
+  case 7: rows_nn(y, x, w, in, out, o0, o1, 7); break;
+  default: rows_nn(y, x, w, in, out, o0, o1, 8); break;
   }
 }
 
