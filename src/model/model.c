@@ -3,6 +3,8 @@
  * Not for: the forward pass (decoder.c) or random init (init.c). */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
 #include <string.h>
 #include "model/model.h"
 
@@ -108,6 +110,10 @@ static tn_status convert(float *dst, const tn_st_tensor *t) {
     return tn_error(TN_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (tunic reads F32, BF16, F16)", t->file, t->name,
                     tn_st_dtype_name(t->dtype));
   }
+  /* the file's pages are not needed again: drop them from this process so the peak
+   * resident size is the converted weights, not the weights twice */
+  const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)src & ~(pg - 1);
+  madvise((void *)a, (uintptr_t)src + t->nbytes - a, MADV_DONTNEED);
   return TN_OK;
 }
 
