@@ -10,6 +10,7 @@ int tn_cmd_grpo(int argc, char **argv) {
   tn_grpo_opts_default(&o);
   const tn_opt opts[] = {
     {"model", 's', &o.model, "policy model directory (HF layout)"},
+    {"base-dtype", 's', &o.base_dtype, "frozen projections with LoRA (QLoRA): f32 | bf16 | nf4 | auto (default f32)"},
     {"tokenizer", 's', &o.tokenizer, "tokenizer directory (default: the model's)"},
     {"data", 's', &o.data, "JSONL of prompts (\"prompt\" or \"messages\") with reference fields (\"answer\")"},
     {"out", 's', &o.out, "run directory"},

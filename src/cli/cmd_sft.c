@@ -10,6 +10,7 @@ int tn_cmd_sft(int argc, char **argv) {
   tn_sft_opts_default(&o);
   const tn_opt opts[] = {
     {"model", 's', &o.model, "model directory (HF layout)"},
+    {"base-dtype", 's', &o.base_dtype, "frozen projections with LoRA (QLoRA): f32 | bf16 | nf4 | auto (default f32)"},
     {"tokenizer", 's', &o.tokenizer, "tokenizer directory (default: the model's)"},
     {"data", 's', &o.data, "training JSONL (messages | prompt/completion | text | tunix_sft prompts)"},
     {"eval-data", 's', &o.eval_data, "eval JSONL (default: --eval-split of the training data)"},

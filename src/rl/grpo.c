@@ -124,7 +124,7 @@ static tn_status setup(grpo_t *t) {
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
   TN_TRY(parse_enums(t));
-  TN_TRY(tn_model_load(&t->m, o->model));
+  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   tn_prompt_opts po = {.system_prompt = o->no_system_prompt ? NULL : (o->system_prompt ? o->system_prompt : TN_DEFAULT_SYSTEM_PROMPT),

@@ -7,7 +7,7 @@
 #include "base/base.h"
 
 typedef struct {
-  const char *model, *tokenizer, *data, *out, *chat_format, *system_prompt;
+  const char *model, *base_dtype, *tokenizer, *data, *out, *chat_format, *system_prompt;
   const char *reward, *reward_cmd, *rubric, *schedule, *loss_agg, *kl_estimator, *scale_rewards;
   const char *lora_targets;
   bool no_system_prompt, no_chat, mask_truncated, gspo, resume;

@@ -105,7 +105,7 @@ static tn_status setup(sft_t *t) {
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
   if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
     return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
-  TN_TRY(tn_model_load(&t->m, o->model));
+  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   tn_sft_data_opts dopts = {.max_seq_len = o->max_seq_len};
   TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.chat));

@@ -5,7 +5,7 @@
 #include "train/train.h"
 
 typedef struct {
-  const char *model, *tokenizer, *data, *eval_data, *out, *chat_format, *schedule, *lora_targets;
+  const char *model, *base_dtype, *tokenizer, *data, *eval_data, *out, *chat_format, *schedule, *lora_targets;
   int max_seq_len, batch_size, grad_accum, steps, epochs, warmup_steps;
   int log_every, eval_every, save_every, keep_last;
   float lr, lr_end, weight_decay, beta1, beta2, adam_eps, max_grad_norm, eval_split;

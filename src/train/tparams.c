@@ -72,3 +72,13 @@ const char *tn_tparams_weights_file(const tn_tparams *p) {
 
 void tn_tparams_zero_grad(tn_tparams *p) { memset(p->tr.grad, 0, p->tr.ngrad * sizeof(float)); }
 tn_grads *tn_tparams_grads(tn_tparams *p) { return p->lora ? NULL : &p->grads; }
+
+tn_status tn_tparams_load_model(tn_model **m, const char *dir, const char *base_dtype, int lora_rank) {
+  tn_load_opts lo;
+  tn_load_opts_default(&lo);
+  lo.base_dtype = TN_F32;
+  if (base_dtype) TN_TRY(tn_parse_base_dtype(base_dtype, &lo.base_dtype));
+  if (lo.base_dtype != TN_F32 && lora_rank <= 0)
+    return tn_error(TN_ERR_ARG, "--base-dtype %s stores frozen weights: it needs LoRA (--lora-rank)", base_dtype);
+  return tn_model_load_opts(m, dir, &lo);
+}

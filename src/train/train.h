@@ -135,6 +135,9 @@ typedef struct {
   tn_schedule sched;
 } tn_tparams;
 tn_status tn_tparams_init(tn_tparams *p, tn_model *m, const tn_tparams_opts *o);
+/* Load the model to train: base_dtype (NULL = "f32") "bf16" | "nf4" | "auto" stores the
+ * frozen projections in that format (QLoRA) and needs LoRA (lora_rank > 0). */
+tn_status tn_tparams_load_model(tn_model **m, const char *dir, const char *base_dtype, int lora_rank);
 void tn_tparams_free(tn_tparams *p);
 /* The weights as a usable folder: a PEFT adapter (LoRA), or config/tokenizer files
  * copied from src_model_dir plus model.safetensors in `dtype`. */
