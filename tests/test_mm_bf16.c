@@ -5,6 +5,8 @@
  *   a multiple of 32, tiny K); tolerance 1e-5 of sum_k |a_ik b_kj| (f32 accumulation
  *   order), far below bf16's own rounding (2^-9), so truncation instead of rounding
  *   or a wrong element would fail;
+ * - tn_gemm_bf16_serial (alpha folded into op(A) before rounding) called from every
+ *   thread of a parallel region at once;
  * - tn_linear_forward / tn_linear_backward with the switch on agree with the f32 path
  *   to bf16 accuracy and differ from it (the switch does something).
  * Skipped where AMX is not usable. */
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <omp.h>
 #include "tensor/tensor.h"
 
 static float bf16r(float x) { /* round to nearest even, as an independent formula */
@@ -33,14 +36,31 @@ static float frand(void) {
   return (float)((g_rng >> 40) & 0xffffff) / 16777216.0f * 2.0f - 1.0f;
 }
 
-static void check(bool ta, bool tb, int M, int N, int K, float beta) {
+static void check_alpha(bool ta, bool tb, int M, int N, int K, float beta, float alpha, bool serial);
+static void check(bool ta, bool tb, int M, int N, int K, float beta) { check_alpha(ta, tb, M, N, K, beta, 1.0f, false); }
+
+static void check_alpha(bool ta, bool tb, int M, int N, int K, float beta, float alpha, bool serial) {
   const int lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 7;
   float *A = malloc(sizeof(float) * (size_t)(ta ? K : M) * lda), *B = malloc(sizeof(float) * (size_t)(tb ? N : K) * ldb);
   float *C = malloc(sizeof(float) * (size_t)M * ldc), *C0 = malloc(sizeof(float) * (size_t)M * ldc);
   for (size_t i = 0; i < (size_t)(ta ? K : M) * lda; i++) A[i] = frand();
   for (size_t i = 0; i < (size_t)(tb ? N : K) * ldb; i++) B[i] = frand() * 3.0f;
   for (size_t i = 0; i < (size_t)M * ldc; i++) C0[i] = C[i] = frand();
-  assert_true(tn_gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc));
+  if (!serial) {
+    assert_true(tn_gemm_bf16(ta, tb, M, N, K, A, lda, B, ldb, beta, C, ldc));
+  } else { /* from inside a parallel region: each thread its own product (thread 0 checks its C) */
+    int ok = 1;
+#pragma omp parallel reduction(&& : ok)
+    {
+      float *Ct = malloc(sizeof(float) * (size_t)M * ldc);
+      memcpy(Ct, C0, sizeof(float) * (size_t)M * ldc);
+      ok = tn_gemm_bf16_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, Ct, ldc);
+#pragma omp critical
+      if (omp_get_thread_num() == 0) memcpy(C, Ct, sizeof(float) * (size_t)M * ldc);
+      free(Ct);
+    }
+    assert_true(ok);
+  }
   for (int i = 0; i < M; i++)
     for (int j = 0; j < ldc; j++) {
       if (j >= N) { /* padding columns untouched */
@@ -49,7 +69,7 @@ static void check(bool ta, bool tb, int M, int N, int K, float beta) {
       }
       double s = 0, sa = 0;
       for (int k = 0; k < K; k++) {
-        double a = bf16r(ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]);
+        double a = bf16r(alpha * (ta ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k]));
         double b = bf16r(tb ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j]);
         s += a * b;
         sa += fabs(a * b);
@@ -69,10 +89,19 @@ static void check(bool ta, bool tb, int M, int N, int K, float beta) {
 static void test_gemm(void **state) {
   (void)state;
   if (!tn_amx_available()) skip();
-  static const int sz[][3] = {{64, 64, 64}, {33, 47, 40}, {100, 31, 288}, {17, 5, 3}, {32, 96, 1}, {130, 70, 97}};
+  static const int sz[][3] = {{64, 64, 64}, {33, 47, 40}, {100, 31, 288}, {17, 5, 3}, {32, 96, 1}, {130, 70, 97}, {16, 16, 64}, {80, 16, 40}, {16, 80, 2100}};
   for (size_t c = 0; c < sizeof sz / sizeof sz[0]; c++)
     for (int t = 0; t < 4; t++)
       for (int b = 0; b < 2; b++) check(t & 1, t & 2, sz[c][0], sz[c][1], sz[c][2], (float)b);
+}
+
+static void test_serial(void **state) {
+  (void)state;
+  if (!tn_amx_available()) skip();
+  static const int sz[][3] = {{64, 256, 64}, {64, 48, 192}, {40, 48, 64}, {16, 70, 48}};
+  for (size_t c = 0; c < sizeof sz / sizeof sz[0]; c++)
+    for (int t = 0; t < 4; t++)
+      for (int b = 0; b < 2; b++) check_alpha(t & 1, t & 2, sz[c][0], sz[c][1], sz[c][2], (float)b, 0.1443f, true);
 }
 
 static void test_linear(void **state) {
@@ -108,6 +137,6 @@ static void test_linear(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm), cmocka_unit_test(test_linear)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm), cmocka_unit_test(test_serial), cmocka_unit_test(test_linear)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

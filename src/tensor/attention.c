@@ -34,6 +34,16 @@ TN_CLONES static void axpy(float *y, float a, const float *x, int n) {
   for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+/* C = alpha op(A) op(B) + beta C (beta 0 or 1): in the bf16 matmul mode on AMX tiles
+ * by this thread (operands rounded to bf16, as torch's autocast does these products),
+ * else OpenBLAS sgemm */
+static void mm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+               float beta, float *C, int ldc) {
+  if (M >= 16 && tn_matmul_bf16() && tn_gemm_bf16_serial(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)) return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
+              ldb, beta, C, ldc);
+}
+
 static inline int row_lo(const tn_attn_shape *s, int p) {
   int lo = s->window > 0 ? p - s->window + 1 : 0;
   return lo < 0 ? 0 : lo;
@@ -154,7 +164,7 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
   /* scores (m, L) at column klo of att rows, or in the scratch (m, Tmax) */
   float *sc = att ? att + ((size_t)c->r0 * H + h) * Tm : scratch;
   const int ld = att ? H * Tm : Tm;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, L, D, s->scale,
+  mm(false, true, c->m, L, D, s->scale,
               q + ((size_t)c->r0 * H + h) * D, H * D, ks, KV * D, 0.0f, sc + klo, ld);
   for (int r = 0; r < c->m; r++) {
     float *a = sc + (size_t)r * ld;
@@ -167,7 +177,7 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
       for (int t = klo + L; t < Tm; t++) a[t] = 0.0f;
     }
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->m, D, L, 1.0f, sc + klo, ld, vs, KV * D,
+  mm(false, false, c->m, D, L, 1.0f, sc + klo, ld, vs, KV * D,
               0.0f, out + ((size_t)c->r0 * H + h) * D, H * D);
 }
 
@@ -252,10 +262,10 @@ static void bwd_chunk(float *dq, float *ds, float *scratch, const float *dout, c
   float *dsc = ds + rh * Tm;
   const float *Pc = att + rh * Tm;
   /* dP (m, L) = dout V^T */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, L, D, 1.0f, dout + rh * D, H * D, vs,
+  mm(false, true, c->m, L, D, 1.0f, dout + rh * D, H * D, vs,
               KV * D, 0.0f, dsc + klo, H * Tm);
   if (s->softcap > 0) /* raw scores (m, L) into the scratch, column klo */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, c->m, L, D, s->scale, q + rh * D, H * D, ks,
+    mm(false, true, c->m, L, D, s->scale, q + rh * D, H * D, ks,
                 KV * D, 0.0f, scratch + klo, Tm);
   for (int r = 0; r < c->m; r++) {
     const int p = p0 + r;
@@ -263,7 +273,7 @@ static void bwd_chunk(float *dq, float *ds, float *scratch, const float *dout, c
            klo, klo + L, s->softcap);
   }
   /* dq (m, D) += scale * dS K */
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, c->m, D, L, s->scale, dsc + klo, H * Tm, ks,
+  mm(false, false, c->m, D, L, s->scale, dsc + klo, H * Tm, ks,
               KV * D, 1.0f, dq + rh * D, H * D);
 }
 
@@ -316,9 +326,9 @@ void tn_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
       if (r0 >= r1) continue;
       for (int h = kh * G; h < (kh + 1) * G; h++) {
         const size_t rh = ((size_t)c->r0 + r0) * H + h;
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b - a, D, r1 - r0, 1.0f, att + rh * Tm + a,
+        mm(true, false, b - a, D, r1 - r0, 1.0f, att + rh * Tm + a,
                     H * Tm, dout + rh * D, H * D, 1.0f, dvs + (size_t)a * kvrow, KV * D);
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, b - a, D, r1 - r0, s->scale, ds + rh * Tm + a,
+        mm(true, false, b - a, D, r1 - r0, s->scale, ds + rh * Tm + a,
                     H * Tm, q + rh * D, H * D, 1.0f, dks + (size_t)a * kvrow, KV * D);
       }
     }

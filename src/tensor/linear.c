@@ -19,6 +19,8 @@ const char *tn_dtype_name(tn_dtype t) {
 }
 size_t tn_dtype_size(tn_dtype t) { return t == TN_F32 ? 4 : t == TN_NF4 ? 0 : 2; }
 
+#define TN_SMALL_N_LORA 8 /* rows: fewer (decoding) stay in f32 */
+
 /* ---- LoRA dropout (lora.c): the adapter sees mask * x / (1 - p), the mask
  * regenerated from (seed, counter, element index) instead of stored ---- */
 static bool lora_drop_on(const tn_lora *l) { return l->train && l->dropout > 0.0f; }
@@ -40,6 +42,16 @@ static void lora_dropout(float *dst, const float *src, const tn_lora *l, int N, 
 
 static size_t lora_round(size_t n) { return (n + 15) & ~(size_t)15; }
 
+/* LoRA's products: C = alpha op(A) op(B) + beta C (beta 0 or 1), on AMX in the bf16
+ * matmul mode (as PEFT's adapters run under torch's bf16 autocast), else sgemm */
+static void lmm(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+                float beta, float *C, int ldc) {
+  if (M > TN_SMALL_N_LORA && tn_matmul_bf16() && tn_gemm_bf16_ex(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc))
+    return;
+  cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
+              ldb, beta, C, ldc);
+}
+
 static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
   const tn_lora *l = W->lora;
   const bool drop = lora_drop_on(l);
@@ -51,9 +63,9 @@ static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
     lora_dropout(xd, x, l, N, W->in, false);
     x = xd;
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, l->r, W->in, 1.0f, x, W->in, l->A, W->in,
+  lmm(false, true, N, l->r, W->in, 1.0f, x, W->in, l->A, W->in,
               0.0f, t, l->r);
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, W->out, l->r, l->scale, t, l->r, l->B, l->r,
+  lmm(false, true, N, W->out, l->r, l->scale, t, l->r, l->B, l->r,
               1.0f, y, W->out);
 }
 
@@ -166,19 +178,19 @@ static void lora_backward(float *dx, const float *dy, const float *x, const tn_m
     x = xd;
   }
   if (l->dB) {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r, in, 1.0f, x, in, l->A, in, 0.0f, t, r);
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, out, r, N, l->scale, dy, out, t, r, 1.0f,
+    lmm(false, true, N, r, in, 1.0f, x, in, l->A, in, 0.0f, t, r);
+    lmm(true, false, out, r, N, l->scale, dy, out, t, r, 1.0f,
                 l->dB, r);
   }
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, r, out, 1.0f, dy, out, l->B, r, 0.0f, u, r);
+  lmm(false, false, N, r, out, 1.0f, dy, out, l->B, r, 0.0f, u, r);
   if (l->dA)
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r, in, N, l->scale, u, r, x, in, 1.0f, l->dA,
+    lmm(true, false, r, in, N, l->scale, u, r, x, in, 1.0f, l->dA,
                 in);
   if (dx && !drop)
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, l->scale, u, r, l->A, in, 1.0f, dx,
+    lmm(false, false, N, in, r, l->scale, u, r, l->A, in, 1.0f, dx,
                 in);
   if (dx && drop) { /* g = s u A into xd (done with it), then dx += mask/(1-p) * g */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r, l->scale, u, r, l->A, in, 0.0f, xd,
+    lmm(false, false, N, in, r, l->scale, u, r, l->A, in, 0.0f, xd,
                 in);
     lora_dropout(dx, xd, l, N, in, true);
   }

@@ -66,14 +66,19 @@ TN_T_AMX static void tiles_on(void) {
 /* ---- packing ---- */
 /* 16 rows x 32 k of f32 (row r at src + r * ld, k contiguous; rows >= nr and k >= nk
  * are zero) -> 16 rows of 16 u32 bf16 pairs, dst row stride 16 u32 */
-TN_T_AMX static void rowpairs(uint32_t *dst, const float *src, size_t ld, int nr, int nk) {
+TN_T_AMX static void rowpairs(uint32_t *dst, const float *src, size_t ld, int nr, int nk, float scale) {
   const __mmask16 m0 = nk >= 16 ? 0xffff : (__mmask16)((1u << nk) - 1);
   const __mmask16 m1 = nk >= 32 ? 0xffff : nk <= 16 ? 0 : (__mmask16)((1u << (nk - 16)) - 1);
   for (int r = 0; r < 16; r++) {
     __m512i v = _mm512_setzero_si512();
     if (r < nr) {
       const float *s = src + (size_t)r * ld;
-      v = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, s + 16), _mm512_maskz_loadu_ps(m0, s));
+      __m512 a = _mm512_maskz_loadu_ps(m0, s), b = _mm512_maskz_loadu_ps(m1, s + 16);
+      if (scale != 1.0f) {
+        a = _mm512_mul_ps(a, _mm512_set1_ps(scale));
+        b = _mm512_mul_ps(b, _mm512_set1_ps(scale));
+      }
+      v = (__m512i)_mm512_cvtne2ps_pbh(b, a);
     }
     _mm512_store_si512((void *)(dst + r * 16), v);
   }
@@ -81,12 +86,16 @@ TN_T_AMX static void rowpairs(uint32_t *dst, const float *src, size_t ld, int nr
 
 /* 32 k-rows x 16 columns of f32 (k-row k at src + k * ld, columns contiguous; k >= nk
  * and columns >= nc are zero) -> 16 pair-rows of 16 u32 (pair p = rows 2p, 2p+1) */
-TN_T_AMX static void kpairs(uint32_t *dst, const float *src, size_t ld, int nk, int nc) {
+TN_T_AMX static void kpairs(uint32_t *dst, const float *src, size_t ld, int nk, int nc, float scale) {
   const __mmask16 m = nc >= 16 ? 0xffff : (__mmask16)((1u << nc) - 1);
   for (int p = 0; p < 16; p++) {
     const int k = 2 * p;
     __m512 lo = k < nk ? _mm512_maskz_loadu_ps(m, src + (size_t)k * ld) : _mm512_setzero_ps();
     __m512 hi = k + 1 < nk ? _mm512_maskz_loadu_ps(m, src + (size_t)(k + 1) * ld) : _mm512_setzero_ps();
+    if (scale != 1.0f) {
+      lo = _mm512_mul_ps(lo, _mm512_set1_ps(scale));
+      hi = _mm512_mul_ps(hi, _mm512_set1_ps(scale));
+    }
     __m512i l = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(lo));
     __m512i h = _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(hi));
     _mm512_store_si512((void *)(dst + p * 16), _mm512_or_si512(l, _mm512_slli_epi32(h, 16)));
@@ -125,43 +134,68 @@ static inline uint32_t *tile_at(uint32_t *base, int blk, int kb, int nkb) {
   return base + ((size_t)blk * nkb + kb) * 256;
 }
 
-/* Pack op(X) as the A side (rows i < M, k < K) or the B side (k < K, columns j < N).
+/* Pack tile (b, kb) of op(X) as the A side (rows i < M, k < K) or the B side (k < K,
+ * columns j < N), multiplied by scale before rounding to bf16.
  * side A: trans=false: X (M, K) row-major; trans=true: X (K, M).
- * side B: trans=false: X (K, N); trans=true: X (N, K). */
+ * side B: trans=false: X (K, N); trans=true: X (N, K). R = M (side A) or N (side B). */
+TN_T_AMX static void pack_tile(uint32_t *dst, const float *X, int ld, bool trans, bool side_a, int R, int K, int b,
+                               int kb, int nkb, float scale) {
+  uint32_t *t = tile_at(dst, b, kb, nkb);
+  const int r0 = b * 16, k0 = kb * 32, nr = R - r0 < 16 ? (R - r0 > 0 ? R - r0 : 0) : 16;
+  const int nk = K - k0 < 32 ? K - k0 : 32;
+  /* "rows along R, k contiguous" is rowpairs; "k rows, R contiguous" is kpairs */
+  const bool r_major = side_a ? !trans : trans;
+  if (r_major) rowpairs(t, X + (size_t)r0 * ld + k0, ld, nr, nk, scale);
+  else kpairs(t, X + (size_t)k0 * ld + r0, ld, nk, nr, scale);
+  /* A tiles want rows = R with k pairs across; B tiles want pair-rows with R across */
+  if (side_a != r_major) transpose16(t);
+}
+
+/* Every tile, shared among the threads of the enclosing parallel region (an orphaned
+ * omp for; serial when called outside one). When k runs down the rows of X, take the
+ * tiles k-block by k-block so 32 rows are read left to right (prefetch friendly);
+ * otherwise block by block (16 rows read left to right). */
 TN_T_AMX static void pack(uint32_t *dst, const float *X, int ld, bool trans, bool side_a, int R, int K, int nblk,
-                          int nkb) {
-  /* R = M (side A) or N (side B); blocks of 16 along R. When k runs down the rows of
-   * X, take the tiles k-block by k-block so 32 rows are read left to right (prefetch
-   * friendly); otherwise block by block (16 rows read left to right). */
+                          int nkb, float scale) {
   const bool r_major = side_a ? !trans : trans;
   const int n1 = r_major ? nblk : nkb, n2 = r_major ? nkb : nblk;
 #pragma omp for schedule(static) collapse(2)
   for (int i1 = 0; i1 < n1; i1++)
-    for (int i2 = 0; i2 < n2; i2++) {
-      const int b = r_major ? i1 : i2, kb = r_major ? i2 : i1;
-      uint32_t *t = tile_at(dst, b, kb, nkb);
-      const int r0 = b * 16, k0 = kb * 32, nr = R - r0 < 16 ? (R - r0 > 0 ? R - r0 : 0) : 16;
-      const int nk = K - k0 < 32 ? K - k0 : 32;
-      /* "rows along R, k contiguous" is rowpairs; "k rows, R contiguous" is kpairs */
-      if (r_major) rowpairs(t, X + (size_t)r0 * ld + k0, ld, nr, nk);
-      else kpairs(t, X + (size_t)k0 * ld + r0, ld, nk, nr);
-      /* A tiles want rows = R with k pairs across; B tiles want pair-rows with R across */
-      if (side_a != r_major) transpose16(t);
-    }
+    for (int i2 = 0; i2 < n2; i2++)
+      pack_tile(dst, X, ld, trans, side_a, R, K, r_major ? i1 : i2, r_major ? i2 : i1, nkb, scale);
 }
 
 TN_T_AMX static void pack_b_region(uint32_t *dst, const float *B, int ldb, bool tb, int N, int K, int nblk, int nkb) {
-  pack(dst, B, ldb, tb, false, N, K, nblk, nkb);
+  pack(dst, B, ldb, tb, false, N, K, nblk, nkb, 1.0f);
 }
 
 /* ---- the product ---- */
+/* One block of up to 32 x 32 of C: tiles 0: (rows 0-15, cols 0-15), 1: (0-15, 16-31),
+ * 2: (16-31, 0-15), 3: (16-31, 16-31), over k blocks [kb0, kb1). Blocks of 16 or 32
+ * rows and columns are done in place with the tiles they need (na A tiles, nb B tiles);
+ * other edges go through a 32 x 32 copy. */
+#define TN_AMX_LOOP(NA, NB)                                                   \
+  for (int kb = kb0; kb < kb1; kb++) {                                        \
+    _tile_loadd(4, A0 + (size_t)kb * 256, 64);                                \
+    _tile_loadd(6, B0 + (size_t)kb * 256, 64);                                \
+    if (NB > 1) _tile_loadd(7, B1 + (size_t)kb * 256, 64);                    \
+    _tile_dpbf16ps(0, 4, 6);                                                  \
+    if (NB > 1) _tile_dpbf16ps(1, 4, 7);                                      \
+    if (NA > 1) {                                                             \
+      _tile_loadd(5, A1 + (size_t)kb * 256, 64);                              \
+      _tile_dpbf16ps(2, 5, 6);                                                \
+      if (NB > 1) _tile_dpbf16ps(3, 5, 7);                                    \
+    }                                                                         \
+  }
+
 TN_T_AMX static void block32(float *C, int ldc, const uint32_t *A0, const uint32_t *A1, const uint32_t *B0,
-                             const uint32_t *B1, int kb0, int kb1, bool acc, bool full, int mr, int nc, float *tmp,
+                             const uint32_t *B1, int kb0, int kb1, bool acc, int mr, int nc, float *tmp,
                              const float *next) {
-  /* C block 32 x 32 at C: tiles 0: (rows 0-15, cols 0-15), 1: (0-15, 16-31), 2: (16-31, 0-15), 3: (16-31, 16-31) */
   float *c = C;
   int ld = ldc;
-  if (!full) { /* edge: a 32 x 32 copy of the valid part */
+  const bool direct = (mr == 16 || mr == 32) && (nc == 16 || nc == 32);
+  const int na = direct ? mr / 16 : 2, nb = direct ? nc / 16 : 2;
+  if (!direct) { /* edge: a 32 x 32 copy of the valid part */
     for (int r = 0; r < 32; r++)
       for (int j = 0; j < 32; j++) tmp[r * 32 + j] = acc && r < mr && j < nc ? C[(size_t)r * ldc + j] : 0.0f;
     c = tmp;
@@ -169,11 +203,12 @@ TN_T_AMX static void block32(float *C, int ldc, const uint32_t *A0, const uint32
     acc = true;
   }
   const size_t s = (size_t)ld * 4;
+  float *c1 = c + 16, *c2 = c + (size_t)16 * ld, *c3 = c2 + 16;
   if (acc) {
     _tile_loadd(0, c, s);
-    _tile_loadd(1, c + 16, s);
-    _tile_loadd(2, c + (size_t)16 * ld, s);
-    _tile_loadd(3, c + (size_t)16 * ld + 16, s);
+    if (nb > 1) _tile_loadd(1, c1, s);
+    if (na > 1) _tile_loadd(2, c2, s);
+    if (na > 1 && nb > 1) _tile_loadd(3, c3, s);
   } else {
     _tile_zero(0);
     _tile_zero(1);
@@ -185,21 +220,20 @@ TN_T_AMX static void block32(float *C, int ldc, const uint32_t *A0, const uint32
       _mm_prefetch((const char *)(next + (size_t)r * ldc), _MM_HINT_T0);
       _mm_prefetch((const char *)(next + (size_t)r * ldc + 16), _MM_HINT_T0);
     }
-  for (int kb = kb0; kb < kb1; kb++) {
-    _tile_loadd(4, A0 + (size_t)kb * 256, 64);
-    _tile_loadd(6, B0 + (size_t)kb * 256, 64);
-    _tile_loadd(7, B1 + (size_t)kb * 256, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_loadd(5, A1 + (size_t)kb * 256, 64);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
+  if (na > 1 && nb > 1) {
+    TN_AMX_LOOP(2, 2)
+  } else if (na > 1) {
+    TN_AMX_LOOP(2, 1)
+  } else if (nb > 1) {
+    TN_AMX_LOOP(1, 2)
+  } else {
+    TN_AMX_LOOP(1, 1)
   }
   _tile_stored(0, c, s);
-  _tile_stored(1, c + 16, s);
-  _tile_stored(2, c + (size_t)16 * ld, s);
-  _tile_stored(3, c + (size_t)16 * ld + 16, s);
-  if (!full)
+  if (nb > 1) _tile_stored(1, c1, s);
+  if (na > 1) _tile_stored(2, c2, s);
+  if (na > 1 && nb > 1) _tile_stored(3, c3, s);
+  if (!direct)
     for (int r = 0; r < mr; r++)
       for (int j = 0; j < nc; j++) C[(size_t)r * ldc + j] = tmp[r * 32 + j];
 }
@@ -226,14 +260,14 @@ void tn_mm_bf16_scratch_release(void) {
 #define KC_BLK 32     /* k blocks (of 32) per k panel: 1024 k, 64 KB of A per 32 rows */
 #define PANEL_BYTES (1 << 19) /* packed B per (k panel, column panel): stays in L2 */
 
-TN_T_AMX static void gemm_amx(bool ta, bool tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
-                              bool acc, float *C, int ldc, uint32_t *pa, uint32_t *pb) {
+TN_T_AMX static void gemm_amx(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                              const float *B, int ldb, bool acc, float *C, int ldc, uint32_t *pa, uint32_t *pb) {
   const int nkb = (K + 31) / 32, mblk = (M + 31) / 32 * 2, nblk = (N + 31) / 32 * 2;
   const int nrb = mblk / 2;
 #pragma omp parallel
   {
-    pack(pa, A, lda, ta, true, M, K, mblk, nkb);
-    if (B) pack(pb, B, ldb, tb, false, N, K, nblk, nkb); /* else pb is packed already */
+    pack(pa, A, lda, ta, true, M, K, mblk, nkb, alpha);
+    if (B) pack(pb, B, ldb, tb, false, N, K, nblk, nkb, 1.0f); /* else pb is packed already */
     /* implicit barriers of the omp for loops above: packing is complete */
     tiles_on();
     float tmp[32 * 32] __attribute__((aligned(64)));
@@ -252,8 +286,8 @@ TN_T_AMX static void gemm_amx(bool ta, bool tb, int M, int N, int K, const float
             const int nc = N - j0 < 32 ? N - j0 : 32;
             const uint32_t *B0 = tile_at(pb, j0 / 16, 0, nkb), *B1 = tile_at(pb, j0 / 16 + 1, 0, nkb);
             const float *next = j0 + 32 < n1 ? C + (size_t)i0 * ldc + j0 + 32 : NULL;
-            block32(C + (size_t)i0 * ldc + j0, ldc, A0, A1, B0, B1, kb0, kb1, acc || kb0 > 0,
-                    mr == 32 && nc == 32, mr, nc, tmp, mr == 32 ? next : NULL);
+            block32(C + (size_t)i0 * ldc + j0, ldc, A0, A1, B0, B1, kb0, kb1, acc || kb0 > 0, mr, nc, tmp,
+                    mr == 32 ? next : NULL);
           }
         }
       }
@@ -264,6 +298,11 @@ TN_T_AMX static void gemm_amx(bool ta, bool tb, int M, int N, int K, const float
 
 bool tn_gemm_bf16(bool transA, bool transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc) {
+  return tn_gemm_bf16_ex(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+bool tn_gemm_bf16_ex(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return true;
   if (!tn_amx_available() || (beta != 0.0f && beta != 1.0f)) return false;
   if (K <= 0) {
@@ -275,7 +314,7 @@ bool tn_gemm_bf16(bool transA, bool transB, int M, int N, int K, const float *A,
   const size_t sa = (size_t)(M + 31) / 32 * 2 * nkb * 256, sb = (size_t)(N + 31) / 32 * 2 * nkb * 256;
   uint32_t *p = pack_buf(sizeof(uint32_t) * (sa + sb));
   if (!p) return false;
-  gemm_amx(transA, transB, M, N, K, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
+  gemm_amx(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
   return true;
 }
 
@@ -310,11 +349,45 @@ bool tn_gemm_bf16_packed(bool transA, int M, const float *A, int lda, const tn_b
   const size_t nkb = (size_t)(pk->K + 31) / 32, sa = (size_t)(M + 31) / 32 * 2 * nkb * 256;
   uint32_t *p = pack_buf(sizeof(uint32_t) * sa);
   if (!p) return false;
-  gemm_amx(transA, false, M, pk->N, pk->K, A, lda, NULL, 0, beta != 0.0f, C, ldc, p, pk->p);
+  gemm_amx(transA, false, M, pk->N, pk->K, 1.0f, A, lda, NULL, 0, beta != 0.0f, C, ldc, p, pk->p);
   return true;
 }
 
 void tn_bf16_packed_free(tn_bf16_packed *pk) {
   free(pk->p);
   memset(pk, 0, sizeof *pk);
+}
+
+/* ---- on the calling thread only (inside parallel regions: attention's per-head products) ---- */
+TN_T_AMX static void gemm_amx_serial(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                                     const float *B, int ldb, bool acc, float *C, int ldc, uint32_t *pa, uint32_t *pb) {
+  const int nkb = (K + 31) / 32, mblk = (M + 31) / 32 * 2, nblk = (N + 31) / 32 * 2;
+  for (int b = 0; b < mblk; b++)
+    for (int kb = 0; kb < nkb; kb++) pack_tile(pa, A, lda, ta, true, M, K, b, kb, nkb, alpha);
+  for (int b = 0; b < nblk; b++)
+    for (int kb = 0; kb < nkb; kb++) pack_tile(pb, B, ldb, tb, false, N, K, b, kb, nkb, 1.0f);
+  tiles_on();
+  float tmp[32 * 32] __attribute__((aligned(64)));
+  for (int i0 = 0; i0 < M; i0 += 32) {
+    const int mr = M - i0 < 32 ? M - i0 : 32;
+    const uint32_t *A0 = tile_at(pa, i0 / 16, 0, nkb), *A1 = tile_at(pa, i0 / 16 + 1, 0, nkb);
+    for (int j0 = 0; j0 < N; j0 += 32) {
+      const int nc = N - j0 < 32 ? N - j0 : 32;
+      const uint32_t *B0 = tile_at(pb, j0 / 16, 0, nkb), *B1 = tile_at(pb, j0 / 16 + 1, 0, nkb);
+      block32(C + (size_t)i0 * ldc + j0, ldc, A0, A1, B0, B1, 0, nkb, acc, mr, nc, tmp, NULL);
+    }
+  }
+  _tile_release();
+}
+
+bool tn_gemm_bf16_serial(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc) {
+  if (M <= 0 || N <= 0) return true;
+  if (K <= 0 || !tn_amx_available() || (beta != 0.0f && beta != 1.0f)) return false;
+  const size_t nkb = (size_t)(K + 31) / 32;
+  const size_t sa = (size_t)(M + 31) / 32 * 2 * nkb * 256, sb = (size_t)(N + 31) / 32 * 2 * nkb * 256;
+  uint32_t *p = pack_buf(sizeof(uint32_t) * (sa + sb));
+  if (!p) return false;
+  gemm_amx_serial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
+  return true;
 }

@@ -210,6 +210,13 @@ bool tn_matmul_bf16(void);
 bool tn_gemm_bf16(bool transA, bool transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc);
 bool tn_amx_available(void);
+/* C = alpha op(A) op(B) (+ C): alpha multiplies op(A) before its rounding to bf16. */
+bool tn_gemm_bf16_ex(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
+                     const float *B, int ldb, float beta, float *C, int ldc);
+/* tn_gemm_bf16 on the calling thread alone, usable inside parallel regions, with
+ * C = alpha op(A) op(B) (+ C): alpha multiplies op(A) before its rounding to bf16. */
+bool tn_gemm_bf16_serial(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
+                         const float *B, int ldb, float beta, float *C, int ldc);
 /* op(B) (K, N) packed once in bf16 for several tn_gemm_bf16_packed calls (e.g. the LM
  * head's weight over row chunks); zero-initialise, reuse (grows as needed), free. */
 typedef struct {
