@@ -165,12 +165,16 @@ tn_status tn_backward_body(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads 
       tn_rmsnorm_backward(b->tmp, gy ? gy->k_norm : NULL, b->dkr, a->kn_pre, y->k_norm, a->rstd_k, N * KV, D, c->norm_plus_one);
       memcpy(b->dkr, b->tmp, (size_t)N * KD * sizeof(float));
     }
-    float *dxn = b->dxf;
-    memset(dxn, 0, NC * sizeof(float));
+    /* below layer 0 only the embedding learns: without base gradients (LoRA) the
+     * gradient w.r.t. layer 0's input is not needed (its adapters' dA/dB still are) */
+    const bool need_din = grads || l > 0;
+    float *dxn = need_din ? b->dxf : NULL;
+    if (dxn) memset(dxn, 0, NC * sizeof(float));
     tn_linear_backward(dxn, gy ? gy->wq.w : NULL, gy ? gy->bq : NULL, dqp, a->xn, &y->wq, N);
     tn_linear_backward(dxn, gy ? gy->wk.w : NULL, gy ? gy->bk : NULL, dkp, a->xn, &y->wk, N);
     tn_linear_backward(dxn, gy ? gy->wv.w : NULL, gy ? gy->bv : NULL, b->dvr, a->xn, &y->wv, N);
-    tn_rmsnorm_backward(din, gy ? gy->attn_norm : NULL, dxn, a->x_in, y->attn_norm, a->rstd_att, N, C, c->norm_plus_one);
+    if (need_din)
+      tn_rmsnorm_backward(din, gy ? gy->attn_norm : NULL, dxn, a->x_in, y->attn_norm, a->rstd_att, N, C, c->norm_plus_one);
     add_dhidden(b, l, NC); /* layer l's input is the stream after l layers */
   }
   /* embedding: rows scatter-add (serial over rows: several rows may share a token) */
