@@ -5,5 +5,5 @@
 set(TN_E2E_TESTS bad_model resume sft_numerics sft_nan sft_config sft_bad_data)
 foreach(t ${TN_E2E_TESTS})
   add_test(NAME e2e_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/${t}.py)
-  set_tests_properties(e2e_${t} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 180 LABELS "e2e")
+  set_tests_properties(e2e_${t} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600 LABELS "e2e")
 endforeach()

@@ -8,7 +8,7 @@
 # when the machine is busy.
 add_test(NAME eval_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_eval.py
                                ${CMAKE_CURRENT_BINARY_DIR}/eval_cli_work)
-set_tests_properties(eval_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV};OMP_WAIT_POLICY=passive" TIMEOUT 300)
+set_tests_properties(eval_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV};OMP_WAIT_POLICY=passive" TIMEOUT 600)
 add_test(NAME report_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_report.py
                                  ${CMAKE_CURRENT_BINARY_DIR}/report_cli_work)
-set_tests_properties(report_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)
+set_tests_properties(report_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)

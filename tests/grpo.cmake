@@ -6,5 +6,5 @@
 set(TN_GRPO_TESTS step_formula lora reproducible resume bad_input)
 foreach(t ${TN_GRPO_TESTS})
   add_test(NAME grpo_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/grpo/${t}.py)
-  set_tests_properties(grpo_${t} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 180 LABELS "e2e")
+  set_tests_properties(grpo_${t} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600 LABELS "e2e")
 endforeach()

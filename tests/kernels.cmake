@@ -6,4 +6,4 @@
 add_test(NAME kernels_torch_ref
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/kernels/ref.py
                  $<TARGET_FILE:test_kernels_grad> ${CMAKE_CURRENT_BINARY_DIR}/kernels_dump)
-set_tests_properties(kernels_torch_ref PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)
+set_tests_properties(kernels_torch_ref PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)

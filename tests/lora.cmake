@@ -3,4 +3,4 @@
 # tests/test_lora.c) covers dropout, the three-ways logits check, the PEFT layout (with the
 # independent reader tests/lora/check_peft_layout.py) and bad adapters.
 add_test(NAME lora_grads COMMAND sh ${CMAKE_CURRENT_SOURCE_DIR}/lora/run_lora_grad_tests.sh)
-set_tests_properties(lora_grads PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300 LABELS "ref")
+set_tests_properties(lora_grads PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600 LABELS "ref")

@@ -7,4 +7,4 @@ add_test(NAME losses_torch_ref
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/losses/ref.py
                  ${CMAKE_CURRENT_BINARY_DIR}/losses_io/cases.json)
 set_tests_properties(losses_torch_ref PROPERTIES FIXTURES_REQUIRED losses_io
-                     ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)
+                     ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)

@@ -7,4 +7,4 @@ add_test(NAME optim_torch_ref
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/optim/check_adamw.py
                  ${CMAKE_CURRENT_BINARY_DIR}/optim_io)
 set_tests_properties(optim_torch_ref PROPERTIES FIXTURES_REQUIRED optim_io
-                     ENVIRONMENT "${TN_TEST_ENV};OMP_NUM_THREADS=2" TIMEOUT 120)
+                     ENVIRONMENT "${TN_TEST_ENV};OMP_NUM_THREADS=2" TIMEOUT 600)

@@ -6,5 +6,5 @@
 set(TN_PREF_TESTS dpo_ref dpo_train distill)
 foreach(t ${TN_PREF_TESTS})
   add_test(NAME pref_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/pref/${t}.py)
-  set_tests_properties(pref_${t} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300 LABELS "pref")
+  set_tests_properties(pref_${t} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600 LABELS "pref")
 endforeach()

@@ -8,8 +8,8 @@
 add_test(NAME quant_nf4_ref
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/quant/ref_nf4.py
                  $<TARGET_FILE:test_quant> ${CMAKE_CURRENT_BINARY_DIR}/quant_dump)
-set_tests_properties(quant_nf4_ref PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)
+set_tests_properties(quant_nf4_ref PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)
 add_test(NAME quant_bnb_load
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/quant/bnb_ckpt.py
                  $<TARGET_FILE:tunic> ${CMAKE_CURRENT_BINARY_DIR}/quant_bnb)
-set_tests_properties(quant_bnb_load PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)
+set_tests_properties(quant_bnb_load PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)

@@ -3,4 +3,4 @@
 add_test(NAME safetensors_python
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/safetensors/check.py
                  $<TARGET_FILE:test_safetensors> ${CMAKE_CURRENT_BINARY_DIR}/st_check)
-set_tests_properties(safetensors_python PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)
+set_tests_properties(safetensors_python PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)
