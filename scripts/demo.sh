@@ -1,17 +1,54 @@
 #!/bin/sh
-# demo.sh - the main job on its bundled default (called by `make demo`).
-# Until the full SFT -> GRPO -> eval pipeline lands (issue 5), the demo makes a
-# tiny Llama-shaped model in Hugging Face layout and generates from it.
+# demo.sh - the main job on its bundled default (called by `make demo`):
+# generate GSM8K-style problems, make a tiny Llama-shaped model with a byte-level
+# tokenizer, teach it the reasoning/answer format with SFT, evaluate it on held-out
+# problems, improve it with GRPO (verifiable rewards), evaluate again, and write a
+# before/after report with training curves. Everything is created here; nothing
+# is downloaded. DEMO_OUT (default demo-out) holds every file; DEMO_SEED the seed.
 set -e
 TUNIC=${1:-build/tunic}
 OUT=${DEMO_OUT:-demo-out}
+SEED=${DEMO_SEED:-1}
+SFT_STEPS=${DEMO_SFT_STEPS:-400}
+GRPO_STEPS=${DEMO_GRPO_STEPS:-100}
+rm -rf "$OUT"
 mkdir -p "$OUT"
-echo "== tunic init: a tiny random Llama-3-shaped model in HF layout -> $OUT/model"
-"$TUNIC" init --arch llama --size tiny --out "$OUT/model" --seed 42
-ls -l "$OUT/model"
-echo "== tunic generate: 2 prompts x 2 samples, temperature 0.8, top-p 0.95, seed 7"
-"$TUNIC" generate --model "$OUT/model" --ids "1,10,20,30;1,40,50" --n 2 --max-new-tokens 12 \
-  --temperature 0.8 --top-p 0.95 --seed 7 --json
-echo "== tunic logits: first position of a sequence (checked against PyTorch in make test)"
-"$TUNIC" logits --model "$OUT/model" --ids "1,10,20,30" --out "$OUT/logits.json"
-echo "wrote $OUT/logits.json"
+start=$(date +%s)
+say() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
+
+say "1/7 data: tunic data math (easy profile: 1-2 step problems, integer answers)"
+"$TUNIC" data math --profile easy --n 3000 --seed "$SEED" --out "$OUT/data"
+
+say "2/7 model: tunic init (Llama-3 layout, 0.8M parameters, byte-level tokenizer)"
+"$TUNIC" init --arch llama --size tiny --tokenizer bytes --out "$OUT/base" --seed "$SEED" \
+  --override '{"hidden_size":128,"num_hidden_layers":4,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"intermediate_size":384}'
+
+say "3/7 SFT: learn the <reasoning>/<answer> format from worked solutions"
+TN_PROGRESS=plain "$TUNIC" sft --model "$OUT/base" --data "$OUT/data/train_sft.jsonl" --out "$OUT/sft" \
+  --steps "$SFT_STEPS" --batch-size 16 --lr 3e-3 --warmup-steps 20 --schedule cosine --max-seq-len 256 \
+  --seed "$SEED" --save-every 0 > "$OUT/sft.log"
+tail -n 2 "$OUT/sft.log"
+
+say "4/7 eval of the SFT model on held-out problems (greedy)"
+"$TUNIC" eval --model "$OUT/sft/model" --data "$OUT/data/test.jsonl" --out "$OUT/eval_sft.jsonl" \
+  --no-system-prompt --max-new-tokens 96 --quiet
+
+say "5/7 GRPO: rewards for format and correct answers, G completions per prompt"
+"$TUNIC" grpo --model "$OUT/sft/model" --data "$OUT/data/train_grpo.jsonl" --out "$OUT/grpo" \
+  --steps "$GRPO_STEPS" --batch-size 16 --num-generations 8 --max-tokens-to-generate 80 \
+  --max-prompt-length 96 --temperature 0.8 --lr 3e-5 --beta 0.02 --max-grad-norm 1.0 \
+  --reward "format_exact:1,answer:2,numeric:1" --no-system-prompt --seed "$SEED" --save-every 0 > "$OUT/grpo.log"
+tail -n 3 "$OUT/grpo.log"
+
+say "6/7 eval of the GRPO model on the same held-out problems"
+"$TUNIC" eval --model "$OUT/grpo/model" --data "$OUT/data/test.jsonl" --out "$OUT/eval_grpo.jsonl" \
+  --no-system-prompt --max-new-tokens 96 --quiet
+
+say "7/7 report: before/after deltas, flipped examples, statistics, training curves"
+"$TUNIC" report --before "$OUT/eval_sft.jsonl" --after "$OUT/eval_grpo.jsonl" \
+  --metrics "$OUT/grpo/metrics.jsonl" --out "$OUT/report" --title "tunic demo: SFT -> GRPO"
+
+acc() { /usr/bin/python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('%.1f%%' % (100*d['accuracy']))" "$1"; }
+printf '\nheld-out accuracy: SFT %s -> GRPO %s   (report: %s/report/report.md, plots: %s/report/plots/)\n' \
+  "$(acc "$OUT/eval_sft.summary.json")" "$(acc "$OUT/eval_grpo.summary.json")" "$OUT" "$OUT"
+printf 'total time %ss\n' "$(( $(date +%s) - start ))"
