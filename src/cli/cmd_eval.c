@@ -8,13 +8,14 @@
 #include "train/lora.h"
 
 int tn_cmd_eval(int argc, char **argv) {
-  const char *model_dir = NULL, *adapter = NULL, *tokenizer = NULL, *answer_tag = NULL;
+  const char *model_dir = NULL, *adapter = NULL, *adapter_name = NULL, *tokenizer = NULL, *answer_tag = NULL;
   bool no_sys = false, quiet = false;
   tn_eval_opts o;
   tn_eval_opts_default(&o);
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
-    {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
+    {"adapter", 's', &adapter, "PEFT LoRA adapter: DIR, or several by name: NAME=DIR,NAME=DIR"},
+    {"adapter-name", 's', &adapter_name, "which named adapter is evaluated (default: the first)"},
     {"tokenizer", 's', &tokenizer, "tokenizer directory or tokenizer.json (default: the model directory)"},
     {"data", 's', &o.data, "eval JSONL: {id, prompt | messages, expected_answer | answer, category?}"},
     {"out", 's', &o.out, "per-example results JSONL (summary: <out without .jsonl>.summary.json)"},
@@ -61,18 +62,16 @@ int tn_cmd_eval(int argc, char **argv) {
   o.progress = !quiet;
   tn_model *m = NULL;
   tn_tokenizer *tok = NULL;
-  tn_lora_set *lora = NULL;
+  tn_lora_set **loras = NULL;
+  int n_loras = 0;
   tn_status s = tn_model_load(&m, model_dir);
   if (s == TN_OK) s = tn_tokenizer_load(tokenizer ? tokenizer : model_dir, &tok);
-  if (s == TN_OK && adapter) {
-    s = tn_lora_load(m, adapter, NULL, &lora);
-    if (s == TN_OK) tn_lora_activate(lora);
-  }
+  if (s == TN_OK && adapter) s = tn_lora_load_spec(m, adapter, adapter_name, &loras, &n_loras);
   tn_eval_summary sum = {0};
   if (s == TN_OK) s = tn_eval_run(m, tok, &o, &sum);
   int rc = s == TN_OK ? 0 : tn_cli_fail("eval", s);
   tn_eval_summary_free(&sum);
-  tn_lora_free(lora);
+  tn_lora_sets_free(loras, n_loras);
   tn_tokenizer_free(tok);
   if (m) tn_model_free(m);
   return rc;

@@ -68,14 +68,16 @@ static int parse_id_list(const char *s, int **out) {
 
 int tn_cmd_generate(int argc, char **argv) {
   const char *base_dtype = "auto";
-  const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL, *prompt = NULL, *system = NULL;
+  const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL, *adapter_name = NULL, *prompt = NULL,
+             *system = NULL;
   const char *stop_str = NULL, *chat_format = "auto";
   bool json = false, one = false, chat = false;
   tn_gen_opts o;
   tn_gen_opts_default(&o);
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
-    {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
+    {"adapter", 's', &adapter, "PEFT LoRA adapter: DIR, or several by name: NAME=DIR,NAME=DIR"},
+    {"adapter-name", 's', &adapter_name, "which named adapter is active (default: the first)"},
     {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
     {"prompt", 's', &prompt, "prompt text (tokenized with the model's tokenizer)"},
     {"chat", 'b', &chat, "render --prompt as a user turn of the chat template, with the generation prompt"},
@@ -153,11 +155,14 @@ int tn_cmd_generate(int argc, char **argv) {
   if (s != TN_OK) return tn_cli_fail("generate", s);
   s = tn_model_load_opts(&m, model_dir, &lo);
   if (s != TN_OK) return tn_cli_fail("generate", s);
-  tn_lora_set *lora = NULL;
+  tn_lora_set **loras = NULL;
+  int n_loras = 0;
   if (adapter) {
-    s = tn_lora_load(m, adapter, NULL, &lora);
+    s = tn_lora_load_spec(m, adapter, adapter_name, &loras, &n_loras);
     if (s != TN_OK) return tn_cli_fail("generate", s);
-    tn_lora_activate(lora);
+  } else if (adapter_name) {
+    fprintf(stderr, "tunic generate: --adapter-name needs --adapter\n");
+    return 2;
   }
   const int slots = B * o.n;
   gen_ctx g = {.json = json, .stream = !json && prompt && slots == 1, .tok = tok, .n = o.n, .stop = stop_str};
@@ -220,7 +225,7 @@ int tn_cmd_generate(int argc, char **argv) {
     free(g.ds); free(g.text); free(g.len);
     tn_tokenizer_free(tok);
   }
-  tn_lora_free(lora);
+  tn_lora_sets_free(loras, n_loras);
   tn_model_free(m);
   return 0;
 }

@@ -822,3 +822,59 @@ tn_status tn_lora_load(tn_model *m, const char *dir, const char *name, tn_lora_s
   *out = s;
   return TN_OK;
 }
+
+tn_status tn_lora_load_spec(tn_model *m, const char *spec, const char *use, tn_lora_set ***sets, int *n) {
+  *sets = NULL;
+  *n = 0;
+  char *copy = tn_strdup(spec);
+  int cap = 1;
+  for (const char *c = spec; *c; c++) cap += *c == ',';
+  tn_lora_set **out = calloc(cap, sizeof *out);
+  tn_status s = TN_OK;
+  const bool named = strchr(spec, '=') != NULL;
+  char *save = NULL;
+  for (char *item = strtok_r(copy, ",", &save); item && s == TN_OK; item = strtok_r(NULL, ",", &save)) {
+    const char *name = NULL, *dir = item;
+    char *eq = strchr(item, '=');
+    if (named) {
+      if (!eq || eq == item || !eq[1]) {
+        s = tn_error(TN_ERR_ARG, "--adapter '%s': expected DIR or NAME=DIR,NAME=DIR", spec);
+        break;
+      }
+      *eq = 0;
+      name = item;
+      dir = eq + 1;
+      for (int k = 0; k < *n; k++)
+        if (!strcmp(out[k]->name, name)) s = tn_error(TN_ERR_ARG, "--adapter: the name '%s' is given twice", name);
+    } else if (*n > 0) {
+      s = tn_error(TN_ERR_ARG, "--adapter '%s': several adapters need names (NAME=DIR,NAME=DIR)", spec);
+    }
+    if (s == TN_OK) s = tn_lora_load(m, dir, name, &out[*n]);
+    if (s == TN_OK) (*n)++;
+  }
+  free(copy);
+  tn_lora_set *act = NULL;
+  for (int k = 0; k < *n && s == TN_OK; k++)
+    if (!use || !strcmp(out[k]->name, use)) { act = out[k]; break; }
+  if (s == TN_OK && !act) {
+    char names[512] = "";
+    for (int k = 0; k < *n; k++) {
+      size_t l = strlen(names);
+      snprintf(names + l, sizeof names - l, "%s%s", k ? ", " : "", out[k]->name);
+    }
+    s = tn_error(TN_ERR_ARG, "--adapter-name '%s' is not among the adapters given (%s)", use ? use : "", names);
+  }
+  if (s != TN_OK) {
+    tn_lora_sets_free(out, *n);
+    *n = 0;
+    return s;
+  }
+  tn_lora_activate(act);
+  *sets = out;
+  return TN_OK;
+}
+
+void tn_lora_sets_free(tn_lora_set **sets, int n) {
+  for (int k = 0; k < n; k++) tn_lora_free(sets[k]);
+  free(sets);
+}

@@ -129,4 +129,11 @@ tn_status tn_lora_merge(tn_lora_set *s);
 
 /* Deactivate and free (NULL is fine). */
 void tn_lora_free(tn_lora_set *s);
+
+/* The command line's adapters: SPEC is "DIR" (one adapter, named "default") or
+ * "NAME=DIR,NAME=DIR,..." (several adapters by name, loaded side by side); the one
+ * named USE (NULL: the first) is activated. *sets (n of them) are freed with
+ * tn_lora_sets_free. An unknown USE is an error listing the names. */
+tn_status tn_lora_load_spec(tn_model *m, const char *spec, const char *use, tn_lora_set ***sets, int *n);
+void tn_lora_sets_free(tn_lora_set **sets, int n);
 #endif
