@@ -128,7 +128,7 @@ static void small_gemm_rows(float *y, const float *x, const float *w, int N, int
 
 static void small_gemm(float *y, const float *x, const tn_mat *W, int N) {
   const int in = W->in, out = W->out;
-  if ((size_t)in * out < (1u << 18)) {
+  if ((size_t)in * out < (1u << 16)) {
     small_gemm_rows(y, x, W->w, N, in, out, 0, out);
     return;
   }
