@@ -1,23 +1,91 @@
-/* cli.c - flag parsing shared by the subcommands. */
+/* cli.c - flag parsing shared by the subcommands: tn_cli_parse, --config YAML, the usage text
+ * (defaults printed from the values), and the trainers' common command flow.
+ * Not for: the YAML loader and typed values (src/obs/runcfg.c), the trainers' shared
+ * options themselves (src/train/opts.c). */
 #include "cli/cli.h"
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include "tunic/obs.h"
 
-static void print_usage(FILE *f, const char *cmd, const tn_flag *flags, int n, const char *usage) {
-  fprintf(f, "usage: tunic %s %s\n\noptions:\n", cmd, usage ? usage : "[options]");
-  for (int i = 0; i < n; i++) {
-    const char *t = flags[i].type == 'b' ? "" : flags[i].type == 's' ? " STR" : flags[i].type == 'f' ? " X" : " N";
-    fprintf(f, "  --%s%s%*s%s\n", flags[i].name, t, (int)(24 - strlen(flags[i].name) - strlen(t)) > 1 ? (int)(24 - strlen(flags[i].name) - strlen(t)) : 1, "", flags[i].help ? flags[i].help : "");
+static bool wants_help(int argc, char **argv) {
+  for (int i = 1; i < argc; i++)
+    if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return true;
+  return false;
+}
+
+/* The default of an option as text, from its current value ("" when there is none to show:
+ * an unset string, a false bool). Numbers: the shortest text that reads back to the value,
+ * exponent without leading zeros (1e-6, not 1e-06). */
+static void default_text(const tn_flag *f, char *buf, size_t n) {
+  buf[0] = 0;
+  switch (f->type) {
+  case 's': {
+    const char *v = *(const char *const *)f->dst;
+    if (v && *v) snprintf(buf, n, "%s", v);
+    return;
+  }
+  case 'b': if (*(const bool *)f->dst) snprintf(buf, n, "true"); return;
+  case 'i': snprintf(buf, n, "%d", *(const int *)f->dst); return;
+  case 'u': snprintf(buf, n, "%llu", (unsigned long long)*(const uint64_t *)f->dst); return;
+  case 'f': case 'd': {
+    const double x = f->type == 'f' ? (double)*(const float *)f->dst : *(const double *)f->dst;
+    for (int p = 6; p <= 17; p++) {
+      snprintf(buf, n, "%.*g", p, x);
+      if (f->type == 'f' ? (float)strtod(buf, NULL) == (float)x : strtod(buf, NULL) == x) break;
+    }
+    char *e = strchr(buf, 'e');
+    if (e) { /* e-06 -> e-6, e+07 -> e7 */
+      char *d = e + 1, *m = e + 1;
+      if (*m == '+') m++;
+      else if (*m == '-') d = ++m;
+      while (*m == '0' && m[1]) m++;
+      memmove(d, m, strlen(m) + 1);
+    }
+    return;
+  }
   }
 }
 
+void tn_cli_usage(FILE *f, const char *cmd, const char *usage, const tn_flag *flags, int nflags, bool with_config) {
+  fprintf(f, "usage: tunic %s %s\n\noptions:\n", cmd, usage ? usage : "[options]");
+  char col[96];
+  int w = with_config ? (int)strlen("--config FILE") : 0;
+  for (int i = 0; i < nflags; i++) {
+    const char t = flags[i].type;
+    const int len = (int)strlen(flags[i].name) + 2 + (t == 'b' ? 0 : t == 's' ? 4 : 2);
+    if (len > w) w = len;
+  }
+  if (w > 30) w = 30;
+  if (with_config)
+    fprintf(f, "  %-*s  YAML run config (keys = the option names; flags override it)\n", w, "--config FILE");
+  for (int i = 0; i < nflags; i++) {
+    const tn_flag *o = &flags[i];
+    if (with_config && !strcmp(o->name, "config")) continue;
+    const char *t = o->type == 'b' ? "" : o->type == 's' ? " STR" : (o->type == 'f' || o->type == 'd') ? " X" : " N";
+    snprintf(col, sizeof col, "--%s%s", o->name, t);
+    const char *help = o->help ? o->help : "";
+    fprintf(f, "  %-*s  %s", w, col, help);
+    char dv[64];
+    default_text(o, dv, sizeof dv);
+    if (dv[0] && !strstr(help, "(default")) fprintf(f, "%s(default %s)", help[0] ? " " : "", dv);
+    fputc('\n', f);
+  }
+}
+
+tn_flag *tn_cli_opt(tn_flag *flags, int nflags, const char *name) {
+  for (int i = 0; i < nflags; i++)
+    if (!strcmp(flags[i].name, name)) return &flags[i];
+  return NULL;
+}
+
 int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const char *usage) {
+  /* before any value is parsed: the usage shows the defaults */
+  if (wants_help(argc, argv)) { tn_cli_usage(stdout, argv[0], usage, flags, nflags, false); return 1; }
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) { print_usage(stdout, argv[0], flags, nflags, usage); return 1; }
     if (strncmp(a, "--", 2) != 0) {
       fprintf(stderr, "tunic %s: unexpected argument '%s'\n", argv[0], a);
       return -1;
@@ -55,17 +123,18 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
       *(uint64_t *)f->dst = x;
       break;
     }
-    case 'f': {
+    case 'f': case 'd': {
       double x = strtod(v, &end);
       if (errno || *end || end == v) goto bad;
-      *(float *)f->dst = (float)x;
+      if (f->type == 'f') *(float *)f->dst = (float)x;
+      else *(double *)f->dst = x;
       break;
     }
     }
     continue;
   bad:
     fprintf(stderr, "tunic %s: option --%s: '%s' is not a valid %s\n", argv[0], f->name, v,
-            f->type == 'f' ? "number" : "integer");
+            f->type == 'f' || f->type == 'd' ? "number" : "integer");
     return -1;
   }
   return 0;
@@ -116,23 +185,46 @@ bad:
 int tn_cli_parse_config(int argc, char **argv, const tn_flag *flags, int nflags, const char *usage,
                         struct tn_runcfg **out) {
   *out = NULL;
-  tn_opt *opts = calloc(nflags > 0 ? nflags : 1, sizeof *opts);
-  if (!opts) { fprintf(stderr, "tunic %s: out of memory\n", argv[0]); return -1; }
-  for (int i = 0; i < nflags; i++)
-    opts[i] = (tn_opt){flags[i].name, flags[i].type, flags[i].dst, flags[i].help};
-  tn_runcfg *rc = tn_runcfg_new(opts, nflags); /* copies the table */
-  free(opts);
+  if (wants_help(argc, argv)) { tn_cli_usage(stdout, argv[0], usage, flags, nflags, true); return 1; }
+  tn_runcfg *rc = tn_runcfg_new(flags, nflags); /* copies the table */
   if (!rc) { fprintf(stderr, "tunic %s: out of memory\n", argv[0]); return -1; }
-  bool help = false;
-  tn_status s = tn_runcfg_parse(rc, argc, argv, usage, &help);
-  if (s != TN_OK || help) {
-    if (s != TN_OK) fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
+  tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
+  if (s != TN_OK) {
+    fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
     tn_runcfg_free(rc);
-    return s != TN_OK ? -1 : 1;
+    return -1;
   }
   char title[96];
   snprintf(title, sizeof title, "tunic %s: config", argv[0]);
   tn_runcfg_print(rc, stderr, title);
   *out = rc;
   return 0;
+}
+
+int tn_cli_train_rows(tn_flag *out, tn_train_opts *t, unsigned has, const tn_flag *own, int nown) {
+  int n = tn_train_opts_rows(t, has, 0, out);
+  for (int i = 0; i < nown; i++) out[n++] = own[i];
+  return n + tn_train_opts_rows(t, has, 1, out + n);
+}
+
+int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags, int nflags, tn_cli_run_fn run,
+                 const void *opts) {
+  const char *cmd = argv[0];
+  if (wants_help(argc, argv)) { tn_cli_usage(stdout, cmd, usage, flags, nflags, true); return 0; }
+  tn_runcfg *rc = tn_runcfg_new(flags, nflags);
+  if (!rc) return tn_cli_fail(cmd, tn_error(TN_ERR_NOMEM, "out of memory"));
+  tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
+  if (s == TN_OK) {
+    char title[96];
+    snprintf(title, sizeof title, "%s configuration", cmd);
+    tn_runcfg_print(rc, stdout, title);
+    cJSON *cfg = tn_runcfg_json(rc);
+    char *cfg_text = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
+    cJSON_Delete(cfg);
+    s = cfg_text ? run(opts, cfg_text, argc, argv) : tn_error(TN_ERR_NOMEM, "out of memory");
+    free(cfg_text);
+  }
+  int code = s == TN_OK ? 0 : tn_cli_fail(cmd, s);
+  tn_runcfg_free(rc);
+  return code;
 }

@@ -3,14 +3,17 @@
 #ifndef TN_CLI_H
 #define TN_CLI_H
 #include <stdbool.h>
+#include <stdio.h>
 #include "base/base.h"
+#include "train/opts.h"
+#include "tunic/obs.h"
 
-typedef struct {
-  const char *name;   /* without leading dashes */
-  char type;          /* 's' string, 'i' int, 'f' float, 'b' bool, 'u' uint64 */
-  void *dst;
-  const char *help;
-} tn_flag;
+/* One option: name (without leading dashes), type ('s' string, 'i' int, 'f' float, 'd' double,
+ * 'b' bool, 'u' uint64), dst (its value before parsing is the default), help. The same row as
+ * the run config's (include/tunic/obs.h). Help texts give no literal default: the usage
+ * appends "(default X)" from the value itself, unless the help describes the default in
+ * words ("... (default: the model's)"). */
+typedef tn_opt tn_flag;
 
 /* Parse argv (argv[0] is the subcommand name). Positional arguments are refused.
  * Prints usage and returns 1 on --help (caller returns 0), -1 on error (message printed). */
@@ -23,6 +26,23 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
 struct tn_runcfg;
 int tn_cli_parse_config(int argc, char **argv, const tn_flag *flags, int nflags, const char *usage,
                         struct tn_runcfg **rc);
+/* "usage: tunic CMD USAGE" and one line per option: --name TYPE, help and the default (see
+ * tn_flag). with_config: a --config FILE line first. */
+void tn_cli_usage(FILE *f, const char *cmd, const char *usage, const tn_flag *flags, int nflags, bool with_config);
+/* The row named NAME (NULL when none): a trainer renames or re-describes a shared row. */
+tn_flag *tn_cli_opt(tn_flag *flags, int nflags, const char *name);
+
+/* ---- the trainers' commands (sft, dpo, distill, grpo) ----
+ * Their table: the shared options' first section (train/opts.h; those in HAS), the trainer's
+ * own rows, the shared second section. out needs room for TN_TRAIN_OPTS_MAX_ROWS + nown rows.
+ * Returns the row count. */
+int tn_cli_train_rows(tn_flag *out, tn_train_opts *t, unsigned has, const tn_flag *own, int nown);
+/* Parse --config YAML + flags into the table's fields (--help: the usage, exit code 0), print
+ * "CMD configuration" (each value and where it came from) to stdout, then run(opts, the
+ * resolved config as JSON text for the manifest, argc, argv). Returns the exit code. */
+typedef tn_status (*tn_cli_run_fn)(const void *opts, const char *config_json, int argc, char **argv);
+int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags, int nflags, tn_cli_run_fn run,
+                 const void *opts);
 /* Print "tunic CMD: error: <last error>" and return the exit code for a status. */
 int tn_cli_fail(const char *cmd, tn_status s);
 /* Parse "1,2,3;4,5" into sequences. Returns number of sequences, -1 on error. */

@@ -24,17 +24,17 @@
 
 void tn_grpo_opts_default(tn_grpo_opts *o) {
   memset(o, 0, sizeof *o);
-  o->reward = "format_exact:1,format_approx:1,answer:2,numeric:1";
-  o->chat_format = "auto";
+  tn_train_opts_default(&o->train);
+  o->steps = 100;
+  o->lr = 3e-6f;
   o->schedule = "constant";
+  o->max_grad_norm = 0.1f;
+  o->reward = "format_exact:1,format_approx:1,answer:2,numeric:1";
   o->loss_agg = "sequence-mean-token-mean";
   o->kl_estimator = "k3";
   o->scale_rewards = "group";
-  o->lora_targets = "q_proj,k_proj,v_proj,o_proj";
   o->num_generations = 4;
   o->num_iterations = 1;
-  o->batch_size = 4;
-  o->steps = 100;
   o->max_prompt_length = 256;
   o->max_tokens_to_generate = 128;
   o->top_k = 0;
@@ -43,10 +43,6 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
   o->beta = 0.04f;
   o->epsilon = 0.2f;
   o->epsilon_high = -1.0f; /* = epsilon */
-  o->lr = 3e-6f;
-  o->max_grad_norm = 0.1f;
-  o->keep_last = 2;
-  o->lora_alpha = 16.0f;
 }
 
 typedef struct {
@@ -150,10 +146,8 @@ static tn_status setup(grpo_t *t) {
   const int Nmax = t->mb * t->T, V = t->m->cfg.V;
   TN_TRY(tn_state_create(&t->st, t->m, t->mb, t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
-  tn_tparams_opts to = {.lora_rank = o->lora_rank, .lora_alpha = o->lora_alpha, .lora_targets = o->lora_targets,
-                        .seed = o->seed, .lr = o->lr, .lr_end = o->lr_end, .weight_decay = o->weight_decay,
-                        .beta1 = 0.9f, .beta2 = 0.999f, .adam_eps = 1e-8f, .schedule = o->schedule,
-                        .warmup_steps = o->warmup_steps, .total_steps = o->steps};
+  /* AdamW betas / eps and LoRA dropout are not GRPO options: the shared defaults (0.9, 0.999, 1e-8, 0) */
+  tn_tparams_opts to = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &to));
   t->logits = tn_alloc(sizeof(float) * (size_t)Nmax * V);
   t->dlogits = tn_alloc(sizeof(float) * (size_t)Nmax * V);

@@ -5,21 +5,19 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "base/base.h"
+#include "train/opts.h"
 
 typedef struct {
-  const char *model, *base_dtype, *tokenizer, *data, *out, *chat_format, *system_prompt;
-  const char *reward, *reward_cmd, *rubric, *schedule, *loss_agg, *kl_estimator, *scale_rewards;
-  const char *lora_targets;
-  bool no_system_prompt, no_chat, mask_truncated, gspo, resume;
+  TN_TRAIN_OPTS;              /* model (the policy), data (prompts), out, lr, LoRA, ... (train/opts.h);
+                                 batch_size = prompts per step; no epochs, eval or AdamW betas */
+  const char *system_prompt;
+  const char *reward, *reward_cmd, *rubric, *loss_agg, *kl_estimator, *scale_rewards;
+  bool no_system_prompt, no_chat, mask_truncated, gspo;
   int num_generations;        /* G */
   int num_iterations;         /* mu */
-  int batch_size;             /* prompts per step */
   int micro_batch;            /* sequences per forward/backward (0: all) */
-  int steps, max_prompt_length, max_tokens_to_generate, top_k, warmup_steps, save_every, keep_last;
-  float beta, epsilon, epsilon_high, temperature, top_p, lr, lr_end, weight_decay, max_grad_norm;
-  int lora_rank;
-  float lora_alpha;
-  uint64_t seed;
+  int max_prompt_length, max_tokens_to_generate, top_k;
+  float beta, epsilon, epsilon_high, temperature, top_p;
   /* debug (tests): every step's rollout as JSONL (one line per completion: ids, rewards,
    * advantage, old/ref/policy log-probs), and every step's gradient of the first inner
    * iteration (before clipping) as DIR/step_N.safetensors, one 1-D f32 tensor per row */

@@ -29,6 +29,7 @@
 
 void tn_distill_opts_default(tn_distill_opts *o) {
   memset(o, 0, sizeof *o);
+  tn_train_opts_default(&o->train);
   o->teacher_dtype = "f32";
   o->feature_weight = 1.0f;
   o->temperature = 1.0f;
@@ -36,20 +37,6 @@ void tn_distill_opts_default(tn_distill_opts *o) {
   o->jsd_beta = -1.0f;
   o->gen_temperature = 1.0f;
   o->max_new_tokens = 64;
-  o->max_seq_len = 512;
-  o->batch_size = 4;
-  o->grad_accum = 1;
-  o->epochs = 1;
-  o->lr = 1e-4f;
-  o->beta1 = 0.9f;
-  o->beta2 = 0.999f;
-  o->adam_eps = 1e-8f;
-  o->max_grad_norm = 1.0f;
-  o->schedule = "cosine";
-  o->keep_last = 2;
-  o->lora_alpha = 16.0f;
-  o->lora_targets = "q_proj,k_proj,v_proj,o_proj";
-  o->chat_format = "auto";
 }
 
 #define MAX_FEAT 16
@@ -315,7 +302,7 @@ static tn_status check_vocab(kd_t *t) {
   const tn_distill_opts *o = &t->o;
   if (t->tch->cfg.V != t->m->cfg.V)
     return tn_error(TN_ERR_ARG, "teacher %s has a vocabulary of %d, student %s of %d: distillation over logits needs the same vocabulary",
-                    o->teacher, t->tch->cfg.V, o->student, t->m->cfg.V);
+                    o->teacher, t->tch->cfg.V, o->model, t->m->cfg.V);
   char *p = tn_path_join(o->teacher, "tokenizer.json");
   bool has = tn_file_exists(p);
   free(p);
@@ -326,13 +313,13 @@ static tn_status check_vocab(kd_t *t) {
   tn_status s = TN_OK;
   if (n != tn_tokenizer_vocab_size(t->tok))
     s = tn_error(TN_ERR_ARG, "teacher %s and student %s tokenizers differ (%d vs %d tokens): they must share a tokenizer",
-                 o->teacher, o->student, n, tn_tokenizer_vocab_size(t->tok));
+                 o->teacher, o->model, n, tn_tokenizer_vocab_size(t->tok));
   for (int i = 0; i < n && s == TN_OK; i++) {
     size_t la = 0, lb = 0;
     const char *a = tn_tokenizer_id_to_token(tt, i, &la), *b = tn_tokenizer_id_to_token(t->tok, i, &lb);
     if ((a == NULL) != (b == NULL) || la != lb || (a && memcmp(a, b, la) != 0))
       s = tn_error(TN_ERR_ARG, "teacher %s and student %s tokenizers differ at token id %d: they must share a tokenizer",
-                   o->teacher, o->student, i);
+                   o->teacher, o->model, i);
   }
   tn_tokenizer_free(tt);
   return s;
@@ -340,7 +327,7 @@ static tn_status check_vocab(kd_t *t) {
 
 static tn_status setup(kd_t *t) {
   tn_distill_opts *o = &t->o;
-  if (!o->teacher || !o->student || !o->data || !o->out)
+  if (!o->teacher || !o->model || !o->data || !o->out)
     return tn_error(TN_ERR_ARG, "--teacher, --student, --data and --out are required");
   if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
     return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
@@ -350,8 +337,8 @@ static tn_status setup(kd_t *t) {
   tn_load_opts_default(&lo);
   TN_TRY(tn_parse_base_dtype(o->teacher_dtype, &lo.base_dtype));
   TN_TRY(tn_model_load_opts(&t->tch, o->teacher, &lo));
-  TN_TRY(tn_model_load(&t->m, o->student));
-  TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->student, &t->tok));
+  TN_TRY(tn_model_load(&t->m, o->model));
+  TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   TN_TRY(check_vocab(t));
   TN_TRY(parse_features(t));
   tn_sft_data_opts dopts = {.max_seq_len = o->max_seq_len};
@@ -370,14 +357,9 @@ static tn_status setup(kd_t *t) {
   tn_state_opts so = {.recompute = true}; /* with features: every layer's input kept, nothing else */
   TN_TRY(tn_state_create_opts(&t->tst, t->tch, B, o->max_seq_len, t->Nmax, t->nf > 0, &so));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
-  long per_step = (long)B * o->grad_accum;
-  long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * t->train.n / per_step);
-  o->steps = (int)(total > 0 ? total : 1);
-  tn_tparams_opts po = {.lora_rank = o->lora_rank, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
-                        .rslora = o->rslora, .lora_targets = o->lora_targets, .seed = o->seed, .lr = o->lr,
-                        .lr_end = o->lr_end, .weight_decay = o->weight_decay, .beta1 = o->beta1, .beta2 = o->beta2,
-                        .adam_eps = o->adam_eps, .schedule = o->schedule, .warmup_steps = o->warmup_steps,
-                        .total_steps = o->steps};
+  const long per_step = (long)B * o->grad_accum;
+  o->steps = (int)tn_train_opts_total_steps(&o->train, t->train.n);
+  tn_tparams_opts po = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
   const size_t nv = (size_t)t->Nmax * V;
   t->slogits = tn_alloc(sizeof(float) * nv);
@@ -394,7 +376,7 @@ static tn_status setup(kd_t *t) {
   t->ex = calloc(per_step, sizeof(tn_example *));
   if (!t->slogits || !t->tlogits || !t->dlogits || !t->mask || !t->lrow)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits (x3)", t->Nmax, V);
-  t->run = (tn_run){.out = o->out, .label = "distill", .model_dir = o->student, .m = t->m, .tp = &t->tp,
+  t->run = (tn_run){.out = o->out, .label = "distill", .model_dir = o->model, .m = t->m, .tp = &t->tp,
                     .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
   if (t->nf) TN_TRY(setup_features(t));
   return tn_stream_init(&t->stream, t->train.n, o->seed);
@@ -447,7 +429,7 @@ tn_status tn_distill_run(const tn_distill_opts *opts, const char *config_json, i
     t.fwd_counter = (uint64_t)step0 * o->grad_accum;
   }
   if (s == TN_OK) {
-    tn_manifest_file models[] = {{"student", o->student}, {"teacher", o->teacher}},
+    tn_manifest_file models[] = {{"student", o->model}, {"teacher", o->teacher}},
                      data[] = {{"train", o->data}, {"eval", o->eval_data}};
     tn_manifest_info mi = {.command = "distill", .config_json = config_json, .seed = o->seed, .models = models,
                            .nmodels = 2, .data = data, .ndata = o->eval_data ? 2 : 1, .argc = argc, .argv = argv};

@@ -20,26 +20,15 @@
 
 void tn_dpo_opts_default(tn_dpo_opts *o) {
   memset(o, 0, sizeof *o);
+  tn_train_opts_default(&o->train);
+  o->lr = 1e-6f;
+  o->schedule = "linear";
   o->loss = "sigmoid";
   o->algorithm = "dpo";
   o->beta = 0.1f;
   o->orpo_lambda = 0.1f;
   o->max_prompt_length = 512;
   o->max_response_length = 512;
-  o->batch_size = 4;
-  o->grad_accum = 1;
-  o->epochs = 1;
-  o->lr = 1e-6f;
-  o->beta1 = 0.9f;
-  o->beta2 = 0.999f;
-  o->adam_eps = 1e-8f;
-  o->max_grad_norm = 1.0f;
-  o->schedule = "linear";
-  o->keep_last = 2;
-  o->lora_alpha = 16.0f;
-  o->lora_targets = "q_proj,k_proj,v_proj,o_proj";
-  o->chat_format = "auto";
-  o->base_dtype = "f32";
 }
 
 typedef struct {
@@ -275,14 +264,8 @@ static tn_status setup(dpo_t *t) {
   const int V = t->m->cfg.V;
   TN_TRY(tn_state_create(&t->st, t->m, t->S, t->T, t->Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
-  long per_step = (long)o->batch_size * o->grad_accum;
-  long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * t->train.n / per_step);
-  o->steps = (int)(total > 0 ? total : 1);
-  tn_tparams_opts po = {.lora_rank = o->lora_rank, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
-                        .rslora = o->rslora, .lora_targets = o->lora_targets, .seed = o->seed, .lr = o->lr,
-                        .lr_end = o->lr_end, .weight_decay = o->weight_decay, .beta1 = o->beta1, .beta2 = o->beta2,
-                        .adam_eps = o->adam_eps, .schedule = o->schedule, .warmup_steps = o->warmup_steps,
-                        .total_steps = o->steps};
+  o->steps = (int)tn_train_opts_total_steps(&o->train, t->train.n);
+  tn_tparams_opts po = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
   t->logits = tn_alloc(sizeof(float) * (size_t)t->Nmax * V);
   t->dlogits = t->m->cfg.final_softcap > 0 ? tn_alloc(sizeof(float) * (size_t)t->Nmax * V) : t->logits;

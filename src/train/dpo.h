@@ -5,22 +5,20 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "base/base.h"
+#include "train/opts.h"
 
 typedef struct {
-  const char *model, *ref_model, *tokenizer, *data, *eval_data, *out, *chat_format, *schedule, *lora_targets, *base_dtype;
+  TN_TRAIN_OPTS;           /* model (the policy), data, out, batch size, lr, LoRA, ... (train/opts.h) */
+  const char *ref_model;
   const char *loss;        /* sigmoid | ipo | hinge | robust */
   const char *algorithm;   /* dpo | orpo */
   float beta, label_smoothing, orpo_lambda;
   int max_prompt_length, max_response_length;
-  int batch_size, grad_accum, steps, epochs, warmup_steps;
-  int eval_every, save_every, keep_last;
-  float lr, lr_end, weight_decay, beta1, beta2, adam_eps, max_grad_norm, eval_split;
-  int lora_rank;
-  float lora_alpha, lora_dropout;
-  bool rslora, chat, precompute_ref, resume;
-  uint64_t seed;
+  bool chat, precompute_ref;
 } tn_dpo_opts;
 
+/* The shared defaults with lr 1e-6 and a linear schedule; DPO sigmoid loss, beta 0.1,
+ * ORPO lambda 0.1, prompts and responses cut at 512 tokens. */
 void tn_dpo_opts_default(tn_dpo_opts *o);
 /* config_json: the resolved configuration for the manifest (may be NULL). */
 tn_status tn_dpo_run(const tn_dpo_opts *o, const char *config_json, int argc, char **argv);

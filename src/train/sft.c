@@ -15,22 +15,8 @@
 
 void tn_sft_opts_default(tn_sft_opts *o) {
   memset(o, 0, sizeof *o);
-  o->max_seq_len = 512;
-  o->batch_size = 4;
-  o->grad_accum = 1;
-  o->epochs = 1;
-  o->lr = 1e-4f;
-  o->weight_decay = 0.0f;
-  o->beta1 = 0.9f;
-  o->beta2 = 0.999f;
-  o->adam_eps = 1e-8f;
-  o->max_grad_norm = 1.0f;
-  o->schedule = "cosine";
+  tn_train_opts_default(&o->train);
   o->log_every = 1;
-  o->keep_last = 2;
-  o->lora_alpha = 16.0f;
-  o->lora_targets = "q_proj,k_proj,v_proj,o_proj";
-  o->chat_format = "auto";
 }
 
 /* ---- a micro-batch: examples as separate sequences, no padding computed ---- */
@@ -126,15 +112,8 @@ static tn_status setup(sft_t *t) {
   TN_TRY(tn_state_create_opts(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true, &so));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   TN_TRY(tn_head_create(&t->head, t->m, t->st));
-  long per_step = (long)o->batch_size * o->grad_accum;
-  long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * t->train.n / per_step);
-  if (total <= 0) total = 1;
-  o->steps = (int)total;
-  tn_tparams_opts po = {.lora_rank = o->lora_rank, .lora_alpha = o->lora_alpha, .lora_dropout = o->lora_dropout,
-                        .rslora = o->rslora, .lora_targets = o->lora_targets, .seed = o->seed, .lr = o->lr,
-                        .lr_end = o->lr_end, .weight_decay = o->weight_decay, .beta1 = o->beta1, .beta2 = o->beta2,
-                        .adam_eps = o->adam_eps, .schedule = o->schedule, .warmup_steps = o->warmup_steps,
-                        .total_steps = total};
+  o->steps = (int)tn_train_opts_total_steps(&o->train, t->train.n);
+  tn_tparams_opts po = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
   t->lrow = tn_alloc(sizeof(float) * Nmax);
   t->wrow = tn_alloc(sizeof(float) * Nmax);

@@ -1,0 +1,77 @@
+/* opts.h - the options every trainer shares (`tunic sft`, `dpo`, `distill`, `grpo`), defined
+ * once: the fields, their defaults, and their option-table rows (flag name = YAML key, type,
+ * help text; the CLI appends each default from the value itself, so no help text repeats it).
+ * A trainer's option struct starts with TN_TRAIN_OPTS, sets its own defaults on top of
+ * tn_train_opts_default (e.g. DPO's lr 1e-6), and adds its own options and rows.
+ * Not for: parsing (src/obs/runcfg.c, src/cli/cli.c), what the options do (each trainer,
+ * tparams.c, run.c). */
+#ifndef TN_TRAIN_OPTS_H
+#define TN_TRAIN_OPTS_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "base/base.h"
+#include "train/train.h"
+#include "tunic/obs.h"
+
+#define TN_TRAIN_OPTS_FIELDS                                                                       \
+  const char *model;       /* the model trained (distill: --student) */                             \
+  const char *base_dtype;  /* frozen projections under LoRA: f32 | bf16 | nf4 | auto */              \
+  const char *tokenizer;   /* NULL: the model's */                                                  \
+  const char *data, *eval_data, *out, *chat_format;                                                 \
+  float eval_split;                                                                                 \
+  int max_seq_len, batch_size, grad_accum, steps, epochs;                                           \
+  float lr, lr_end;                                                                                 \
+  const char *schedule;    /* constant | linear | cosine */                                         \
+  int warmup_steps;                                                                                 \
+  float weight_decay, beta1, beta2, adam_eps, max_grad_norm;                                        \
+  int lora_rank;           /* 0: full fine-tuning */                                                \
+  float lora_alpha, lora_dropout;                                                                   \
+  bool rslora;                                                                                      \
+  const char *lora_targets;                                                                         \
+  int eval_every, save_every, keep_last;                                                            \
+  uint64_t seed;                                                                                    \
+  bool resume;                                                                                      \
+  bool bf16_matmul;        /* bf16 operands, f32 accumulation in the big matmuls (AMX) */           \
+  bool recompute;          /* recompute each layer's activations in the backward pass */
+
+typedef struct {
+  TN_TRAIN_OPTS_FIELDS
+} tn_train_opts;
+
+/* The first member of every trainer's options: the shared fields, reachable both directly
+ * (o->lr) and as one block (&o->train, for the helpers below). An anonymous union of two
+ * structs with the same members (C11 anonymous struct/union). */
+#define TN_TRAIN_OPTS          \
+  union {                      \
+    tn_train_opts train;       \
+    struct {                   \
+      TN_TRAIN_OPTS_FIELDS     \
+    };                         \
+  }
+
+/* Which of the shared options a trainer offers (the rest keep their defaults). */
+enum {
+  TN_TO_BASE_DTYPE = 1 << 0, /* --base-dtype (QLoRA) */
+  TN_TO_DATASET = 1 << 1,    /* a fixed training set: --epochs, --grad-accum, --eval-data, --eval-split, --eval-every */
+  TN_TO_TUNING = 1 << 2,     /* --beta1, --beta2, --adam-eps, --lora-dropout, --rslora */
+  TN_TO_SEQ_LEN = 1 << 3,    /* --max-seq-len */
+  TN_TO_COMPUTE = 1 << 4,    /* --bf16-matmul, --recompute */
+};
+#define TN_TRAIN_OPTS_MAX_ROWS 40
+
+/* Shared defaults: batch 4, grad-accum 1, 1 epoch, lr 1e-4 cosine, AdamW (0.9, 0.999, 1e-8),
+ * weight decay 0, clip 1, LoRA alpha 16 on q/k/v/o, keep 2 checkpoints, chat format auto,
+ * max-seq-len 512, base dtype f32. */
+void tn_train_opts_default(tn_train_opts *o);
+/* Write one section's rows into out (room for TN_TRAIN_OPTS_MAX_ROWS) and return how many:
+ * section 0 = what is trained on what (model, data, out, ...), 1 = the training loop (batch
+ * size, steps, optimizer, LoRA, checkpoints, seed, resume, ...); the options every trainer has
+ * plus those in HAS (TN_TO_* bits). The rows point into o; a trainer may rename a row or
+ * give it a more precise help text (e.g. distill's --student). */
+int tn_train_opts_rows(tn_train_opts *o, unsigned has, int section, tn_opt *out);
+/* --steps, or when it is 0, enough steps for --epochs over n_train items of
+ * batch_size x grad_accum (at least 1). */
+long tn_train_opts_total_steps(const tn_train_opts *o, int n_train);
+/* The trainable set's options (LoRA, AdamW, schedule) over total_steps. */
+tn_tparams_opts tn_train_opts_tparams(const tn_train_opts *o, long total_steps);
+#endif
