@@ -2,6 +2,7 @@
  * and its backward. f32 weights go to OpenBLAS (OpenMP build, shared thread pool);
  * bf16 and nf4 weights (frozen) are dispatched to quant.c (issue 7). */
 #include <cblas.h>
+#include <immintrin.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,12 +70,19 @@ static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
               1.0f, y, W->out);
 }
 
-/* y (N, out) = x W^T for a few rows (decoding): each weight row is read once and
- * dotted with the N inputs while it is in cache. Threads only when the matrix is
- * big enough to pay for them: OpenBLAS threads even tiny GEMVs, and waking a
- * thread per projection costs more than the product on small models. */
+/* y (N, out) = x W^T for a few rows (decoding). Register-blocked micro-kernel: OB
+ * weight rows x NN input rows (NN <= 8), one 16-lane accumulator per (output, row)
+ * over the 16-float steps of `in` (a zero-padded last step for a ragged tail), then
+ * the same fixed halving tree per accumulator. The summation order of y[n][o] is
+ * therefore the same whatever N, OB or the thread split (batched decoding gives the
+ * same numbers as one sequence alone), and the OB x NN independent accumulators
+ * hide the FMA latency while each loaded weight vector feeds NN FMAs. Threads only
+ * when the matrix is big enough to pay for them. */
 #define TN_SMALL_N 8
+#define TN_DECODE_N 32 /* f32 rows up to here use it too: faster than sgemm (which packs W) */
 typedef float tn_v16 __attribute__((vector_size(64)));
+typedef float tn_v8 __attribute__((vector_size(32)));
+typedef float tn_v4 __attribute__((vector_size(16)));
 
 static inline __attribute__((always_inline)) tn_v16 v16_load(const float *p) {
   tn_v16 v;
@@ -82,47 +90,152 @@ static inline __attribute__((always_inline)) tn_v16 v16_load(const float *p) {
   return v;
 }
 
-/* Rows [o0, o1) for exactly NN inputs: per (row, input) two 16-lane accumulators over
- * 32-float steps, then a scalar tail, so the summation order of y[n][o] is the same
- * whatever NN is (batched decoding gives the same numbers as one sequence alone) and
- * independent accumulators hide the FMA latency. */
-static inline __attribute__((always_inline)) void rows_nn(float *y, const float *x, const float *w, int in, int out,
-                                                          int o0, int o1, const int NN) {
-  const int k32 = in & ~31;
-  for (int o = o0; o < o1; o++) {
-    const float *wr = w + (size_t)o * in;
-    tn_v16 a0[TN_SMALL_N], a1[TN_SMALL_N];
-    for (int n = 0; n < NN; n++) a0[n] = a1[n] = (tn_v16){0};
-    for (int k = 0; k < k32; k += 32) {
-      const tn_v16 w0 = v16_load(wr + k), w1 = v16_load(wr + k + 16);
-      for (int n = 0; n < NN; n++) {
-        const float *xn = x + (size_t)n * in + k;
-        a0[n] += w0 * v16_load(xn);
-        a1[n] += w1 * v16_load(xn + 16);
-      }
-    }
+/* fixed halving tree: 16 -> 8 -> 4 -> 2 -> 1 */
+static inline __attribute__((always_inline)) float v16_sum(tn_v16 a) {
+  tn_v8 lo, hi;
+  memcpy(&lo, &a, 32);
+  memcpy(&hi, (const char *)&a + 32, 32);
+  const tn_v8 s8 = lo + hi;
+  tn_v4 l4, h4;
+  memcpy(&l4, &s8, 16);
+  memcpy(&h4, (const char *)&s8 + 16, 16);
+  const tn_v4 s4 = l4 + h4;
+  const float s2a = s4[0] + s4[2], s2b = s4[1] + s4[3];
+  return s2a + s2b;
+}
+
+/* outputs [o, o+OB) x rows [0, NN): y[n*ldy + o+j] */
+static inline __attribute__((always_inline)) void block_nn(float *y, size_t ldy, const float *x, const float *w,
+                                                           int in, int o, const int OB, const int NN) {
+  const int k16 = in & ~15;
+  tn_v16 acc[4][TN_SMALL_N];
+#pragma GCC unroll 4
+  for (int j = 0; j < OB; j++)
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; n++) acc[j][n] = (tn_v16){0};
+  const float *wr = w + (size_t)o * in;
+  for (int k = 0; k < k16; k += 16) {
+    tn_v16 wv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < OB; j++) wv[j] = v16_load(wr + (size_t)j * in + k);
+#pragma GCC unroll 8
     for (int n = 0; n < NN; n++) {
-      const tn_v16 a = a0[n] + a1[n];
-      float s = 0.0f;
-      for (int i = 0; i < 16; i++) s += a[i];
-      const float *xn = x + (size_t)n * in;
-      for (int k = k32; k < in; k++) s += wr[k] * xn[k];
-      y[(size_t)n * out + o] = s;
+      const tn_v16 xv = v16_load(x + (size_t)n * in + k);
+#pragma GCC unroll 4
+      for (int j = 0; j < OB; j++) acc[j][n] += wv[j] * xv;
+    }
+  }
+  if (k16 < in) { /* ragged tail: one more step on zero-padded copies */
+    const int r = in - k16;
+    tn_v16 wv[4];
+#pragma GCC unroll 4
+    for (int j = 0; j < OB; j++) {
+      wv[j] = (tn_v16){0};
+      memcpy(&wv[j], wr + (size_t)j * in + k16, sizeof(float) * r);
+    }
+#pragma GCC unroll 8
+    for (int n = 0; n < NN; n++) {
+      tn_v16 xv = (tn_v16){0};
+      memcpy(&xv, x + (size_t)n * in + k16, sizeof(float) * r);
+#pragma GCC unroll 4
+      for (int j = 0; j < OB; j++) acc[j][n] += wv[j] * xv;
+    }
+  }
+#pragma GCC unroll 8
+  for (int n = 0; n < NN; n++)
+#pragma GCC unroll 4
+    for (int j = 0; j < OB; j++) y[(size_t)n * ldy + o + j] = v16_sum(acc[j][n]);
+}
+
+/* rows [o0, o1) for NN inputs: blocks of OB outputs, then single outputs */
+static inline __attribute__((always_inline)) void rows_nn(float *y, const float *x, const float *w, int in, int out,
+                                                          int o0, int o1, const int OB, const int NN) {
+  int o = o0;
+  for (; o + OB <= o1; o += OB) block_nn(y, out, x, w, in, o, OB, NN);
+  for (; o < o1; o++) block_nn(y, out, x, w, in, o, 1, NN);
+}
+
+/* The AVX-512 build of the same blocks, with each x vector loaded once per step and
+ * kept in a register (the compiler would otherwise fold a reload of it into every
+ * FMA and run out of load slots). Same summation order as block_nn. */
+__attribute__((target("avx512f"))) static inline float z_sum(__m512 a) {
+  const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(a), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(a), 1)));
+  const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+  const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4)); /* [0]+[2], [1]+[3] */
+  return _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2)));
+}
+
+#define Z_BLOCK(OB, NN)                                                                          \
+  __attribute__((target("avx512f"))) static void z_rows_##OB##_##NN(                  \
+      float *y, size_t ldy, const float *x, const float *w, int in, int o0, int o1) {            \
+    const int k16 = in & ~15;                                                                   \
+    const __mmask16 tm = (__mmask16)((1u << (in - k16)) - 1);                                  \
+    for (int o = o0; o < o1; o += OB) {                                                         \
+      const float *wr = w + (size_t)o * in;                                                     \
+      __m512 acc[OB][NN];                                                                       \
+      _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++)                                      \
+        _Pragma("GCC unroll 8") for (int n = 0; n < NN; n++) acc[j][n] = _mm512_setzero_ps();   \
+      for (int k = 0; k <= in; k += 16) {                                                       \
+        if (k == k16 && !tm) break;                                                             \
+        __m512 wv[OB];                                                                          \
+        const __mmask16 m = k < k16 ? (__mmask16)0xFFFF : tm;                                  \
+        _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++)                                    \
+          wv[j] = _mm512_maskz_loadu_ps(m, wr + (size_t)j * in + k);                            \
+        _Pragma("GCC unroll 8") for (int n = 0; n < NN; n++) {                                  \
+          __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)n * in + k);                         \
+          __asm__("" : "+v"(xv));                                                               \
+          _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++)                                  \
+            acc[j][n] = _mm512_fmadd_ps(wv[j], xv, acc[j][n]);                                  \
+        }                                                                                       \
+        if (k == k16) break;                                                                    \
+      }                                                                                         \
+      _Pragma("GCC unroll 8") for (int n = 0; n < NN; n++)                                      \
+        _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++) y[(size_t)n * ldy + o + j] = z_sum(acc[j][n]); \
+    }                                                                                           \
+  }
+Z_BLOCK(1, 1) Z_BLOCK(1, 2) Z_BLOCK(1, 3) Z_BLOCK(1, 4) Z_BLOCK(1, 5) Z_BLOCK(1, 6) Z_BLOCK(1, 7) Z_BLOCK(1, 8)
+Z_BLOCK(4, 1) Z_BLOCK(4, 2) Z_BLOCK(4, 3) Z_BLOCK(4, 4) Z_BLOCK(3, 5) Z_BLOCK(3, 6) Z_BLOCK(3, 7) Z_BLOCK(3, 8)
+#undef Z_BLOCK
+typedef void (*z_rows_fn)(float *, size_t, const float *, const float *, int, int, int);
+static const z_rows_fn z_big[8] = {z_rows_4_1, z_rows_4_2, z_rows_4_3, z_rows_4_4,
+                                   z_rows_3_5, z_rows_3_6, z_rows_3_7, z_rows_3_8};
+static const z_rows_fn z_one[8] = {z_rows_1_1, z_rows_1_2, z_rows_1_3, z_rows_1_4,
+                                   z_rows_1_5, z_rows_1_6, z_rows_1_7, z_rows_1_8};
+static const int z_ob[8] = {4, 4, 4, 4, 3, 3, 3, 3};
+
+__attribute__((target_clones("avx2", "default")))
+static void small_gemm_rows_generic(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
+  for (int n0 = 0; n0 < N; n0 += TN_SMALL_N) {
+    const int nn = N - n0 < TN_SMALL_N ? N - n0 : TN_SMALL_N;
+    float *yb = y + (size_t)n0 * out;
+    const float *xb = x + (size_t)n0 * in;
+    switch (nn) { /* constant block sizes keep the accumulators in registers */
+    case 1: rows_nn(yb, xb, w, in, out, o0, o1, 4, 1); break;
+    case 2: rows_nn(yb, xb, w, in, out, o0, o1, 4, 2); break;
+    case 3: rows_nn(yb, xb, w, in, out, o0, o1, 4, 3); break;
+    case 4: rows_nn(yb, xb, w, in, out, o0, o1, 4, 4); break;
+    case 5: rows_nn(yb, xb, w, in, out, o0, o1, 3, 5); break;
+    case 6: rows_nn(yb, xb, w, in, out, o0, o1, 3, 6); break;
+    case 7: rows_nn(yb, xb, w, in, out, o0, o1, 3, 7); break;
+    default: rows_nn(yb, xb, w, in, out, o0, o1, 3, 8); break;
     }
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
 static void small_gemm_rows(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
-  switch (N) { /* a constant NN per case keeps the accumulators in registers */
-  case 1: rows_nn(y, x, w, in, out, o0, o1, 1); break;
-  case 2: rows_nn(y, x, w, in, out, o0, o1, 2); break;
-  case 3: rows_nn(y, x, w, in, out, o0, o1, 3); break;
-  case 4: rows_nn(y, x, w, in, out, o0, o1, 4); break;
-  case 5: rows_nn(y, x, w, in, out, o0, o1, 5); break;
-  case 6: rows_nn(y, x, w, in, out, o0, o1, 6); break;
-  case 7: rows_nn(y, x, w, in, out, o0, o1, 7); break;
-  default: rows_nn(y, x, w, in, out, o0, o1, 8); break;
+  static int has512 = -1;
+  if (has512 < 0) has512 = __builtin_cpu_supports("avx512f");
+  if (!has512) {
+    small_gemm_rows_generic(y, x, w, N, in, out, o0, o1);
+    return;
+  }
+  for (int n0 = 0; n0 < N; n0 += TN_SMALL_N) {
+    const int nn = N - n0 < TN_SMALL_N ? N - n0 : TN_SMALL_N, ob = z_ob[nn - 1];
+    float *yb = y + (size_t)n0 * out;
+    const float *xb = x + (size_t)n0 * in;
+    const int ob1 = o0 + (o1 - o0) / ob * ob;
+    if (ob1 > o0) z_big[nn - 1](yb, out, xb, w, in, o0, ob1);
+    if (ob1 < o1) z_one[nn - 1](yb, out, xb, w, in, ob1, o1);
   }
 }
 
@@ -144,7 +257,7 @@ void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *b
   // y (N, out), x (N, in), W (out, in)
   if (W->dtype != TN_F32) /* bf16 / nf4 frozen weights (quant.c) */
     tn_qlinear_forward(y, x, W, N);
-  else if (N <= TN_SMALL_N)
+  else if (N <= TN_SMALL_N || (N <= TN_DECODE_N && !tn_matmul_bf16()))
     small_gemm(y, x, W, N);
   else if (tn_matmul_bf16() && tn_gemm_bf16(false, true, N, W->out, W->in, x, W->in, W->w, W->in, 0.0f, y, W->out))
     ; /* bf16 matmul mode (mm_bf16.c) */
