@@ -42,12 +42,12 @@ int tn_cmd_init(int argc, char **argv) {
   const char *out = NULL, *tokenizer = NULL;
   tn_flag flags[] = {
     {"arch", 's', &o.arch, "llama | qwen2 | qwen3 | gemma3_text"},
-    {"size", 's', &o.size, "tiny | small | 15m | qwen05b | 1b (default tiny)"},
+    {"size", 's', &o.size, "tiny | small | 15m | qwen05b | 1b"},
     {"vocab", 'i', &o.vocab, "vocabulary size (default: the size's)"},
     {"out", 's', &out, "output directory"},
-    {"seed", 'u', &o.seed, "random seed (default 0)"},
-    {"dtype", 's', &o.dtype, "f32 | bf16 | f16 (default f32)"},
-    {"shards", 'i', &o.shards, "number of safetensors shards (default 1)"},
+    {"seed", 'u', &o.seed, "random seed"},
+    {"dtype", 's', &o.dtype, "f32 | bf16 | f16"},
+    {"shards", 'i', &o.shards, "number of safetensors shards"},
     {"override", 's', &o.override_json, "JSON object merged into config.json"},
     {"tokenizer", 's', &tokenizer, "'bytes' (a byte-level tokenizer) or a directory whose tokenizer files are copied"},
   };

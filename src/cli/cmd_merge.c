@@ -35,7 +35,7 @@ int tn_cmd_merge(int argc, char **argv) {
     {"adapter", 's', &adapter, "PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors)"},
     {"out", 's', &out, "output directory for the merged checkpoint"},
     {"dtype", 's', &dtype, "f32 | bf16 | f16 (default: the config's torch_dtype)"},
-    {"shards", 'i', &shards, "number of safetensors shards (default 1)"},
+    {"shards", 'i', &shards, "number of safetensors shards"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --adapter A --out DIR2");
   if (r) return r > 0 ? 0 : 2;

@@ -37,9 +37,9 @@ int tn_cmd_report(int argc, char **argv) {
     {"after", 's', &o.after, "results JSONL of the model after"},
     {"metrics", 's', &metrics_last, "metrics.jsonl of a training run to plot (repeatable, or a,b,c)"},
     {"out", 's', &o.out_dir, "output directory (report.md, report.json, plots/)"},
-    {"title", 's', &o.title, "first heading of report.md (default 'tunic report')"},
-    {"max-flips", 'i', &o.max_flips, "flipped examples listed per direction (default 20)"},
-    {"excerpt-chars", 'i', &o.excerpt_chars, "bytes of each completion excerpt (default 160)"},
+    {"title", 's', &o.title, "first heading of report.md (default: 'tunic report')"},
+    {"max-flips", 'i', &o.max_flips, "flipped examples listed per direction"},
+    {"excerpt-chars", 'i', &o.excerpt_chars, "bytes of each completion excerpt"},
     {"gnuplot", 's', &o.gnuplot, "gnuplot program (default: $TN_GNUPLOT, else gnuplot on PATH)"},
     {"no-plots", 'b', &no_plots, "ignore --metrics (no gnuplot needed)"},
   };
