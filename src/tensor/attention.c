@@ -8,10 +8,20 @@
  *    prefill) are cut in chunks of <= CHUNK rows and done per (chunk, head) with
  *    small sgemm calls (scores, P V, and in backward dP, dS K, P^T dO, dS^T Q),
  *    computing only the key range [lo(first row), last position] of the chunk;
- *  - other rows (decoding, short pieces) go one (row, head) at a time with
+ *  - other rows (decoding, short pieces) go, in inference (no att kept) on
+ *    AVX-512, through the decode kernel: rows grouped by the memory their keys
+ *    come from (one slot, or the shared prompt prefix of G samples), and per
+ *    (group, kv head) the scores and P V of all rows x query heads of the GQA
+ *    group at once, so a cached key/value is read once for the whole group; a
+ *    row's numbers do not depend on the other rows in its group (each score is
+ *    its own fixed-order dot, each output a sequential sum over positions).
+ *    Elsewhere (training, no AVX-512) they go one (row, head) at a time with
  *    vector dot/axpy.
+ * Shared prefixes (tn_attn_shape.pfx_src/pfx_len): a slot's first positions may
+ * live in another slot (forward only).
  * Not for: the q/k/v projections, RoPE or the KV cache layout policy. */
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
@@ -43,6 +53,9 @@ static void mm(bool ta, bool tb, int M, int N, int K, float alpha, const float *
   cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B,
               ldb, beta, C, ldc);
 }
+
+/* positions of sequence j below this are read from sequence pfx_src[j] */
+static inline int pfx_of(const tn_attn_shape *s, int j) { return s->pfx_len ? s->pfx_len[j] : 0; }
 
 static inline int row_lo(const tn_attn_shape *s, int p) {
   int lo = s->window > 0 ? p - s->window + 1 : 0;
@@ -98,7 +111,7 @@ static void make_plan(plan *pl, const tn_attn_shape *s) {
     for (int a = roff[j]; a < roff[j + 1];) {
       int e = a + 1;
       while (e < roff[j + 1] && rows[e] == rows[e - 1] + 1 && s->pos[rows[e]] == s->pos[rows[e - 1]] + 1) e++;
-      if (e - a >= RUN_MIN) {
+      if (e - a >= RUN_MIN && pfx_of(s, j) == 0) {
         for (int c = a; c < e; c += CHUNK)
           pl->ch[pl->nch++] = (chunk){rows[c], e - c < CHUNK ? e - c : CHUNK, j};
       } else {
@@ -141,14 +154,17 @@ static void fwd_row(float *out, float *att, float *scratch, const float *q, cons
   const size_t kvrow = (size_t)s->KV * D, ih = (size_t)i * s->H + h;
   const int p = s->pos[i], lo = row_lo(s, p);
   const float *qi = q + ih * D;
+  const int pf = pfx_of(s, s->seq[i]), src = pf > 0 ? s->pfx_src[s->seq[i]] : s->seq[i];
   const float *ks = k + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
   const float *vs = v + (size_t)s->seq[i] * s->seq_stride + (size_t)kh * D;
+  const float *kp = k + (size_t)src * s->seq_stride + (size_t)kh * D;
+  const float *vp = v + (size_t)src * s->seq_stride + (size_t)kh * D;
   float *a = att ? att + ih * s->Tmax : scratch;
-  for (int t = lo; t <= p; t++) a[t] = dot(qi, ks + t * kvrow, D) * s->scale;
+  for (int t = lo; t <= p; t++) a[t] = dot(qi, (t < pf ? kp : ks) + t * kvrow, D) * s->scale;
   softmax_row(a, a, lo, p, s->softcap);
   float *o = out + ih * D;
   for (int d = 0; d < D; d++) o[d] = 0.0f;
-  for (int t = lo; t <= p; t++) axpy(o, a[t], vs + t * kvrow, D);
+  for (int t = lo; t <= p; t++) axpy(o, a[t], (t < pf ? vp : vs) + t * kvrow, D);
   if (att) { /* keep the row well-defined outside the attended range */
     for (int t = 0; t < lo; t++) a[t] = 0.0f;
     for (int t = p + 1; t < s->Tmax; t++) a[t] = 0.0f;
@@ -181,23 +197,228 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
               0.0f, out + ((size_t)c->r0 * H + h) * D, H * D);
 }
 
+/* ---- decode kernel (inference, AVX-512) ----
+ * Rows of the per-row path, grouped: a group is <= DG_MAX rows whose keys at
+ * positions [lo, P) come from one sequence `src` (the shared prompt prefix of
+ * slots sharing it, or the rows' own slot, P = 1 + the smallest position of the
+ * group's rows); a row's positions [P, p] come from its own slot. Per (group, kv
+ * head): scores of every (row, query head of the GQA group) against each cached
+ * key of the shared range, then of each row's own range; softmax per row; then
+ * out = sum_t P_t v_t over the shared range and continued over the own range.
+ * Numbers per row: a score is a 16-lane FMA chain over D followed by the same
+ * halving tree whatever its tile neighbours; an output element is a sequential
+ * FMA sum over t in increasing order (positions of other rows' windows enter as
+ * exact zeros). So a row gives the same result alone or in any group. */
+#define DG_MAX 16
+
+static bool has_avx512(void) {
+  static int h = -1;
+  if (h < 0) h = __builtin_cpu_supports("avx512f");
+  return h;
+}
+
+/* 16 accumulators -> one vector of their sums (each by the halving tree
+ * 16 -> 8 -> 4 -> 2 -> 1), lane i = sum of a[i] */
+__attribute__((target("avx512f"))) static inline __m512 tr16(const __m512 *a) {
+  __m512 b[8], c[4], d[2];
+  for (int i = 0; i < 8; i++)
+    b[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                         _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+  for (int i = 0; i < 4; i++)
+    c[i] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0x88),
+                         _mm512_shuffle_f32x4(b[2 * i], b[2 * i + 1], 0xDD));
+  for (int i = 0; i < 2; i++)
+    d[i] = _mm512_add_ps(_mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44),
+                         _mm512_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
+  const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(d[0], d[1], 0x88), _mm512_shuffle_ps(d[0], d[1], 0xDD));
+  /* a[i] ended in lane 4 (i % 4) + i / 4 */
+  const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(idx, r);
+}
+
+/* sc[m][t] = scale * q_m . k_t for t in [t0, t1), m < M; k_t = kb + t * kvrow */
+__attribute__((target("avx512f"))) static void z_scores(float *sc, int ld, const float *const *qm, int M,
+                                                        const float *kb, size_t kvrow, int t0, int t1, int D,
+                                                        float scale) {
+  const int dk = D & ~15;
+  const __mmask16 dm = (__mmask16)((1u << (D - dk)) - 1);
+  const __m512 vs = _mm512_set1_ps(scale);
+  for (int t = t0; t < t1; t += 16) {
+    const int nt = t1 - t < 16 ? t1 - t : 16;
+    const float *kt = kb + (size_t)t * kvrow;
+    for (int m = 0; m < M; m++) {
+      __m512 acc[16];
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
+      for (int d = 0; d < D; d += 16) {
+        const __mmask16 mk = d < dk ? (__mmask16)0xFFFF : dm;
+        const __m512 qv = _mm512_maskz_loadu_ps(mk, qm[m] + d);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+          if (j < nt) acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kt + (size_t)j * kvrow + d), acc[j]);
+      }
+      _mm512_mask_storeu_ps(sc + (size_t)m * ld + t, (__mmask16)((1u << nt) - 1), _mm512_mul_ps(tr16(acc), vs));
+    }
+  }
+}
+
+/* om[m][0..D) (= 0 or its current value when init) += sum_{t0 <= t < t1} P[m][t] v_t,
+ * t in increasing order; v_t = vb + t * kvrow. Columns in chunks of NV vectors,
+ * MB outputs at a time (NV x MB accumulators in registers). */
+#define Z_PV(NV, MB)                                                                                   \
+  __attribute__((target("avx512f"))) static void z_pv_##NV(float *const *om, int M, const float *P, int ld, \
+                                                           const float *vb, size_t kvrow, int t0, int t1,     \
+                                                           int d0, int D, bool init) {                        \
+    __mmask16 mk[NV];                                                                                  \
+    for (int c = 0; c < NV; c++) {                                                                     \
+      const int r = D - d0 - 16 * c;                                                                   \
+      mk[c] = r >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << r) - 1);                                \
+    }                                                                                                  \
+    for (int m0 = 0; m0 < M; m0 += MB) {                                                               \
+      const int mn = M - m0 < MB ? M - m0 : MB;                                                        \
+      __m512 acc[MB][NV];                                                                              \
+      _Pragma("GCC unroll 8") for (int m = 0; m < MB; m++)                                             \
+        _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++)                                           \
+          acc[m][c] = init && m < mn ? _mm512_maskz_loadu_ps(mk[c], om[m0 + m] + d0 + 16 * c) : _mm512_setzero_ps(); \
+      for (int t = t0; t < t1; t++) {                                                                  \
+        const float *vt = vb + (size_t)t * kvrow + d0;                                                 \
+        __m512 vv[NV];                                                                                 \
+        _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) vv[c] = _mm512_maskz_loadu_ps(mk[c], vt + 16 * c); \
+        _Pragma("GCC unroll 8") for (int m = 0; m < MB; m++) {                                         \
+          if (m < mn) {                                                                                \
+            const __m512 pb = _mm512_set1_ps(P[(size_t)(m0 + m) * ld + t]);                            \
+            _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++) acc[m][c] = _mm512_fmadd_ps(pb, vv[c], acc[m][c]); \
+          }                                                                                            \
+        }                                                                                              \
+      }                                                                                                \
+      _Pragma("GCC unroll 8") for (int m = 0; m < MB; m++)                                             \
+        if (m < mn)                                                                                    \
+          _Pragma("GCC unroll 4") for (int c = 0; c < NV; c++)                                         \
+            _mm512_mask_storeu_ps(om[m0 + m] + d0 + 16 * c, mk[c], acc[m][c]);                         \
+    }                                                                                                  \
+  }
+Z_PV(1, 8) Z_PV(2, 8) Z_PV(3, 8) Z_PV(4, 6)
+#undef Z_PV
+
+static void z_pv(float *const *om, int M, const float *P, int ld, const float *vb, size_t kvrow, int t0, int t1,
+                 int D, bool init) {
+  for (int d0 = 0; d0 < D; d0 += 64) {
+    const int nv = (D - d0 >= 64 ? 64 : D - d0 + 15) / 16;
+    if (nv == 4) z_pv_4(om, M, P, ld, vb, kvrow, t0, t1, d0, D, init);
+    else if (nv == 3) z_pv_3(om, M, P, ld, vb, kvrow, t0, t1, d0, D, init);
+    else if (nv == 2) z_pv_2(om, M, P, ld, vb, kvrow, t0, t1, d0, D, init);
+    else z_pv_1(om, M, P, ld, vb, kvrow, t0, t1, d0, D, init);
+  }
+}
+
+typedef struct {
+  int src, P, r0, nr; /* rows dr[r0 .. r0 + nr): keys [.., P) from sequence src */
+} dgroup;
+
+/* one (group, kv head): sc (DG_MAX * G, Tmax) scratch */
+static void dec_task(float *out, const float *q, const float *k, const float *v, const tn_attn_shape *s,
+                     const int *rows, const dgroup *g, int kh, float *sc) {
+  const int H = s->H, D = s->D, G = H / s->KV, M = g->nr * G, ld = s->Tmax, P = g->P;
+  const size_t kvrow = (size_t)s->KV * D, kho = (size_t)kh * D;
+  const float *qm[DG_MAX * 16];
+  float *om[DG_MAX * 16];
+  int lo_min = P;
+  for (int m = 0; m < M; m++) {
+    const size_t ih = (size_t)rows[g->r0 + m / G] * H + (size_t)kh * G + m % G;
+    qm[m] = q + ih * D;
+    om[m] = out + ih * D;
+  }
+  for (int r = 0; r < g->nr; r++) {
+    const int lo = row_lo(s, s->pos[rows[g->r0 + r]]);
+    lo_min = lo < lo_min ? lo : lo_min;
+  }
+  const float *ksrc = k + (size_t)g->src * s->seq_stride + kho, *vsrc = v + (size_t)g->src * s->seq_stride + kho;
+  if (lo_min < P) z_scores(sc, ld, qm, M, ksrc, kvrow, lo_min, P, D, s->scale);
+  for (int r = 0; r < g->nr; r++) {
+    const int i = rows[g->r0 + r], p = s->pos[i], lo = row_lo(s, p), a = lo > P ? lo : P;
+    if (a <= p)
+      z_scores(sc + (size_t)r * G * ld, ld, qm + r * G, G, k + (size_t)s->seq[i] * s->seq_stride + kho, kvrow, a,
+               p + 1, D, s->scale);
+    for (int m = r * G; m < (r + 1) * G; m++) {
+      float *pm = sc + (size_t)m * ld;
+      softmax_row(pm, pm, lo, p, s->softcap);
+      for (int t = lo_min; t < lo && t < P; t++) pm[t] = 0.0f; /* the group's range outside this row's */
+      for (int t = p + 1; t < P; t++) pm[t] = 0.0f;
+    }
+  }
+  if (lo_min < P) z_pv(om, M, sc, ld, vsrc, kvrow, lo_min, P, D, false);
+  else
+    for (int m = 0; m < M; m++) memset(om[m], 0, sizeof(float) * D);
+  for (int r = 0; r < g->nr; r++) {
+    const int i = rows[g->r0 + r], p = s->pos[i], lo = row_lo(s, p), a = lo > P ? lo : P;
+    if (a <= p)
+      z_pv(om + r * G, G, sc + (size_t)r * G * ld, ld, v + (size_t)s->seq[i] * s->seq_stride + kho, kvrow, a, p + 1,
+           D, true);
+  }
+}
+
+/* group the per-row-path rows: sorted by (key source, prefix length), runs cut
+ * at DG_MAX rows; returns the number of groups */
+static int make_groups(const tn_attn_shape *s, const int *single, int ns, int *rows, dgroup *gr) {
+  /* key of a row: (src, pf) with pf = prefix length (0: own slot) */
+  memcpy(rows, single, sizeof(int) * (size_t)ns);
+  for (int a = 1; a < ns; a++) { /* insertion sort, stable: few rows */
+    const int x = rows[a], sx = s->seq[x], px = pfx_of(s, sx), kx = px > 0 ? s->pfx_src[sx] : sx;
+    int b = a - 1;
+    for (; b >= 0; b--) {
+      const int y = rows[b], sy = s->seq[y], py = pfx_of(s, sy), ky = py > 0 ? s->pfx_src[sy] : sy;
+      if (ky < kx || (ky == kx && py <= px)) break;
+      rows[b + 1] = y;
+    }
+    rows[b + 1] = x;
+  }
+  int ng = 0;
+  for (int a = 0; a < ns;) {
+    const int sa = s->seq[rows[a]], pa = pfx_of(s, sa), ka = pa > 0 ? s->pfx_src[sa] : sa;
+    int e = a + 1;
+    while (e < ns && e - a < DG_MAX) {
+      const int se = s->seq[rows[e]], pe = pfx_of(s, se), ke = pe > 0 ? s->pfx_src[se] : se;
+      if (ke != ka || pe != pa) break;
+      e++;
+    }
+    int P = pa;
+    if (pa == 0) { /* own slot: shared up to the first row's position */
+      P = s->Tmax;
+      for (int r = a; r < e; r++) P = s->pos[rows[r]] + 1 < P ? s->pos[rows[r]] + 1 : P;
+    }
+    gr[ng++] = (dgroup){ka, P, a, e - a};
+    a = e;
+  }
+  return ng;
+}
+
 void tn_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                           const tn_attn_shape *s) {
   // out, q (N, H, D); k, v: sequence s at k + s*seq_stride, (Tmax, KV, D); att (N, H, Tmax)
   plan pl;
   make_plan(&pl, s);
-  const int H = s->H, nth = omp_get_max_threads();
-  /* per-thread score rows when att is not kept: (CHUNK, Tmax) each */
-  float *tmp = att ? NULL : tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * (size_t)nth * CHUNK * s->Tmax);
+  const int H = s->H, nth = omp_get_max_threads(), G = H / s->KV;
+  const bool dec = !att && pl.nsingle > 0 && has_avx512() && G <= 16;
+  /* per-thread score rows when att is not kept: (max(CHUNK, DG_MAX * G), Tmax) each */
+  const size_t rows_t = dec && DG_MAX * G > CHUNK ? (size_t)DG_MAX * G : CHUNK;
+  float *tmp = att ? NULL : tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * (size_t)nth * rows_t * s->Tmax);
   if (!att && !tmp) abort();
-  const long ntask = (long)(pl.nch + pl.nsingle) * H;
+  int ng = 0, *drows = NULL;
+  dgroup *gr = NULL;
+  if (dec) {
+    drows = tn__scratch(TN_SCR_ATT_DEC, sizeof(int) * (size_t)pl.nsingle + sizeof(dgroup) * (size_t)pl.nsingle);
+    if (!drows) abort();
+    gr = (dgroup *)(drows + pl.nsingle);
+    ng = make_groups(s, pl.single, pl.nsingle, drows, gr);
+  }
+  const long nct = (long)pl.nch * H;
+  const long ntask = nct + (dec ? (long)ng * s->KV : (long)pl.nsingle * H);
 #pragma omp parallel for schedule(dynamic, 1) if (big(s))
   for (long task = 0; task < ntask; task++) {
-    float *scr = tmp ? tmp + (size_t)omp_get_thread_num() * CHUNK * s->Tmax : NULL;
-    const int h = (int)(task % H);
-    const long u = task / H;
-    if (u < pl.nch) fwd_chunk(out, att, scr, q, k, v, s, &pl.ch[u], h);
-    else fwd_row(out, att, scr, q, k, v, s, pl.single[u - pl.nch], h);
+    float *scr = tmp ? tmp + (size_t)omp_get_thread_num() * rows_t * s->Tmax : NULL;
+    if (task < nct) fwd_chunk(out, att, scr, q, k, v, s, &pl.ch[task / H], (int)(task % H));
+    else if (dec) dec_task(out, q, k, v, s, drows, &gr[(task - nct) / s->KV], (int)((task - nct) % s->KV), scr);
+    else fwd_row(out, att, scr, q, k, v, s, pl.single[(task - nct) / H], (int)((task - nct) % H));
   }
 }
 

@@ -102,6 +102,10 @@ typedef struct {
   const int *pos, *seq;   /* (N) */
   int window;             /* 0: full causal */
   float scale, softcap;
+  /* shared prompt prefixes (decoding G samples of one prompt), or NULL: positions
+   * t < pfx_len[s] of sequence s are read from sequence pfx_src[s] (indexed by
+   * sequence slot; forward only) */
+  const int *pfx_src, *pfx_len;
 } tn_attn_shape;
 void tn_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                           const tn_attn_shape *s);
