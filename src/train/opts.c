@@ -72,6 +72,7 @@ static const struct {
    "recompute each layer's activations in the backward pass (less memory, ~1/3 more compute)"},
 };
 #undef F
+_Static_assert(sizeof ROWS / sizeof ROWS[0] <= TN_TRAIN_OPTS_MAX_ROWS, "TN_TRAIN_OPTS_MAX_ROWS is too small");
 
 int tn_train_opts_rows(tn_train_opts *o, unsigned has, int section, tn_opt *out) {
   int n = 0;
