@@ -8,7 +8,13 @@
  *    attention within 2e-5 (MHA, GQA, MQA, head sizes 20..128, sliding window,
  *    soft-cap); each row alone gives bitwise the batch's result; and slots that
  *    read a shared prompt prefix from another slot (pfx_src / pfx_len) give
- *    bitwise the result of slots holding a copy of that prefix.
+ *    bitwise the result of slots holding a copy of that prefix;
+ *  - at model level (tiny random llama and gemma3 checkpoints: GQA, sliding
+ *    window): decoding slots that share a prompt prefix (tn_state_share_prefix)
+ *    gives bitwise the logits of slots holding a copy (tn_state_copy_slot) and of
+ *    one slot decoded alone; writing into a shared region turns the sharing into a
+ *    copy; tn_generate with n = 4 greedy samples (shared prefix) returns the
+ *    tokens and log-probs of n = 1, bit for bit.
  * Not for: training kernels (test_kernels_grad) or whole-model numerics (ref_*). */
 #include <math.h>
 #include <setjmp.h>
@@ -19,6 +25,8 @@
 #include <string.h>
 #include <cmocka.h>
 #include "base/base.h"
+#include "generate/generate.h"
+#include "model/model.h"
 #include "tensor/tensor.h"
 
 static tn_rng rng;
@@ -181,11 +189,111 @@ static void test_attention_decode(void **state) {
   for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) check_attention(&cases[c]);
 }
 
+
+static tn_model *tiny(const char *dir, const char *arch) {
+  tn_init_opts io = {.arch = arch, .size = "tiny", .dtype = "f32", .vocab = 96, .shards = 1, .seed = 5,
+                     .override_json = strcmp(arch, "gemma3_text") ? "{\"max_position_embeddings\": 64}"
+                                                             : "{\"max_position_embeddings\": 64, \"sliding_window\": 7}"};
+  if (tn_model_init_dir(dir, &io) != TN_OK) fail_msg("init %s: %s", arch, tn_last_error());
+  tn_model *m;
+  assert_int_equal(tn_model_load(&m, dir), TN_OK);
+  return m;
+}
+
+/* prefill P tokens into slot 0 of st, then decode `steps` steps with rows for
+ * slots 0..S-1 (slot j fed tokens (j, step)); slots 1.. share (share) or copy
+ * slot 0's prefix. logits (steps, S, V). */
+static void run_slots(const tn_model *m, int S, int P, int steps, bool share, float *logits) {
+  const int V = m->cfg.V;
+  tn_state *st;
+  assert_int_equal(tn_state_create(&st, m, S, P + steps, P > S ? P : S, false), TN_OK);
+  int tok[64], pos[64], seq[64];
+  for (int t = 0; t < P; t++) tok[t] = 3 + (t * 7) % (V - 3), pos[t] = t, seq[t] = 0;
+  assert_int_equal(tn_forward(m, st, P, tok, pos, seq, NULL, NULL, 0), TN_OK);
+  for (int j = 1; j < S; j++) {
+    if (share) tn_state_share_prefix(m, st, j, 0, P);
+    else tn_state_copy_slot(m, st, j, 0, P);
+  }
+  for (int k = 0; k < steps; k++) {
+    for (int j = 0; j < S; j++) tok[j] = 3 + (j * 11 + k * 5) % (V - 3), pos[j] = P + k, seq[j] = j;
+    assert_int_equal(tn_forward(m, st, S, tok, pos, seq, logits + (size_t)k * S * V, NULL, S), TN_OK);
+  }
+  tn_state_free(st);
+}
+
+static void test_model_prefix(void **state) {
+  (void)state;
+  const char *archs[] = {"llama", "gemma3_text"};
+  for (int a = 0; a < 2; a++) {
+    char dir[] = "/tmp/tn_test_decode_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    tn_model *m = tiny(dir, archs[a]);
+    const int V = m->cfg.V, S = 5, P = 19, steps = 12;
+    float *ls = malloc(sizeof(float) * steps * S * V), *lc = malloc(sizeof(float) * steps * S * V);
+    float *l1 = malloc(sizeof(float) * steps * V);
+    run_slots(m, S, P, steps, true, ls);
+    run_slots(m, S, P, steps, false, lc);
+    assert_memory_equal(ls, lc, sizeof(float) * steps * S * V);
+    /* slot 0 alone: the same logits as in the batch of 5 */
+    run_slots(m, 1, P, steps, true, l1);
+    for (int k = 0; k < steps; k++) assert_memory_equal(l1 + (size_t)k * V, ls + (size_t)k * S * V, sizeof(float) * V);
+    /* writes into shared regions: slot 1 rewrites its position 5, slot 0 (the source)
+     * its position 3; every slot's logits then equal those of the copied layout */
+    tn_state *sa, *sb;
+    assert_int_equal(tn_state_create(&sa, m, 3, 40, 32, false), TN_OK);
+    assert_int_equal(tn_state_create(&sb, m, 3, 40, 32, false), TN_OK);
+    int tok[32], pos[32], seq[32];
+    for (int t = 0; t < P; t++) tok[t] = 3 + (t * 13) % (V - 3), pos[t] = t, seq[t] = 0;
+    assert_int_equal(tn_forward(m, sa, P, tok, pos, seq, NULL, NULL, 0), TN_OK);
+    assert_int_equal(tn_forward(m, sb, P, tok, pos, seq, NULL, NULL, 0), TN_OK);
+    for (int j = 1; j < 3; j++) tn_state_share_prefix(m, sa, j, 0, P), tn_state_copy_slot(m, sb, j, 0, P);
+    assert_true(sa->pfx_any && sa->pfx_len[1] == P && !sb->pfx_any);
+    const int wt[2] = {7, 9}, wp[2] = {5, 3}, ws[2] = {1, 0};
+    float *la = malloc(sizeof(float) * 3 * V), *lb = malloc(sizeof(float) * 3 * V);
+    for (int r = 0; r < 2; r++) {
+      assert_int_equal(tn_forward(m, sa, 1, &wt[r], &wp[r], &ws[r], NULL, NULL, 0), TN_OK);
+      assert_int_equal(tn_forward(m, sb, 1, &wt[r], &wp[r], &ws[r], NULL, NULL, 0), TN_OK);
+    }
+    assert_false(sa->pfx_any); /* both sharings became copies */
+    for (int j = 0; j < 3; j++) tok[j] = 4 + j, pos[j] = P, seq[j] = j;
+    assert_int_equal(tn_forward(m, sa, 3, tok, pos, seq, la, NULL, 3), TN_OK);
+    assert_int_equal(tn_forward(m, sb, 3, tok, pos, seq, lb, NULL, 3), TN_OK);
+    assert_memory_equal(la, lb, sizeof(float) * 3 * V);
+    tn_state_free(sa), tn_state_free(sb);
+    /* tn_generate: n = 4 greedy samples share the prefix; each equals n = 1 */
+    int p0[P];
+    for (int t = 0; t < P; t++) p0[t] = 3 + (t * 17) % (V - 3);
+    const int *ps[] = {p0};
+    int pl[] = {P};
+    tn_gen_opts o;
+    tn_gen_opts_default(&o);
+    o.max_new_tokens = 20;
+    o.stop_ids = (int[]){-1};
+    o.n_stop_ids = 1;
+    tn_gen_result r1[1], r4[4];
+    assert_int_equal(tn_generate(m, ps, pl, 1, &o, r1), TN_OK);
+    o.n = 4;
+    assert_int_equal(tn_generate(m, ps, pl, 1, &o, r4), TN_OK);
+    for (int j = 0; j < 4; j++) {
+      assert_int_equal(r4[j].n, r1[0].n);
+      assert_memory_equal(r4[j].ids, r1[0].ids, sizeof(int) * r1[0].n);
+      assert_memory_equal(r4[j].logprobs, r1[0].logprobs, sizeof(float) * r1[0].n);
+    }
+    tn_gen_results_free(r1, 1), tn_gen_results_free(r4, 4);
+    free(ls), free(lc), free(l1), free(la), free(lb);
+    tn_model_free(m);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+  }
+}
+
 int main(void) {
   tn_rng_seed(&rng, 7);
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_linear_rows),
       cmocka_unit_test(test_attention_decode),
+      cmocka_unit_test(test_model_prefix),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -200,7 +200,7 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
     s = tn_forward(m, st, N, tok, pos, seq, logits, orow, nout);
     for (int k = 0; k < nout && s == TN_OK; k++) {
       int p = owner[k];
-      for (int j = 1; j < n; j++) tn_state_copy_slot(m, st, p * n + j, p * n, plens[p]);
+      for (int j = 1; j < n; j++) tn_state_share_prefix(m, st, p * n + j, p * n, plens[p]); /* read in place */
       for (int j = 0; j < n; j++) {
         slot_t *q = &sl[p * n + j];
         memcpy(row, logits + (size_t)k * V, sizeof(float) * V);

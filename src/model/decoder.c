@@ -94,9 +94,11 @@ tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, 
   st->recompute = train && o && o->recompute;
   st->acts = calloc(m->cfg.L, sizeof(tn_layer_acts));
   st->len = calloc(S, sizeof(int));
+  st->pfx_src = calloc(S, sizeof(int));
+  st->pfx_len = calloc(S, sizeof(int));
   st->buf_floats = layout(m, st, NULL);
   st->buf = tn_alloc(st->buf_floats * sizeof(float));
-  if (!st->buf || !st->acts || !st->len) {
+  if (!st->buf || !st->acts || !st->len || !st->pfx_src || !st->pfx_len) {
     size_t mb = st->buf_floats * 4 >> 20;
     tn_state_free(st);
     return tn_error(TN_ERR_NOMEM, "out of memory for the model state (%zu MB: %d slots x %d tokens)", mb, S, T);
@@ -118,17 +120,58 @@ void tn_state_free(tn_state *st) {
   tn_free(st->buf);
   free(st->acts);
   free(st->len);
+  free(st->pfx_src);
+  free(st->pfx_len);
   free(st);
 }
 
-void tn_state_copy_slot(const tn_model *m, tn_state *st, int dst, int src, int n) {
+/* positions [t0, t1) of slot src's cache into slot dst (dst != src) */
+static void copy_range(const tn_model *m, tn_state *st, int dst, int src, int t0, int t1) {
   const size_t stride = tn_state_kv_stride(m, st), row = (size_t)m->cfg.KV * m->cfg.D;
+  if (t1 <= t0 || dst == src) return;
   for (int l = 0; l < m->cfg.L; l++) {
-    size_t base = (size_t)l * st->S * stride;
-    memcpy(st->k + base + dst * stride, st->k + base + src * stride, sizeof(float) * row * n);
-    memcpy(st->v + base + dst * stride, st->v + base + src * stride, sizeof(float) * row * n);
+    size_t base = (size_t)l * st->S * stride + (size_t)t0 * row;
+    memcpy(st->k + base + dst * stride, st->k + base + src * stride, sizeof(float) * row * (t1 - t0));
+    memcpy(st->v + base + dst * stride, st->v + base + src * stride, sizeof(float) * row * (t1 - t0));
   }
+}
+
+void tn_state_copy_slot(const tn_model *m, tn_state *st, int dst, int src, int n) {
+  const int pf = st->pfx_len[src] < n ? st->pfx_len[src] : n; /* src's own shared prefix, if any */
+  if (pf > 0) copy_range(m, st, dst, st->pfx_src[src], 0, pf);
+  copy_range(m, st, dst, src, pf, n);
+  st->pfx_len[dst] = 0;
   st->len[dst] = n;
+}
+
+void tn_state_share_prefix(const tn_model *m, tn_state *st, int dst, int src, int n) {
+  if (dst == src || st->pfx_len[src] > 0) { /* no chains: copy instead */
+    tn_state_copy_slot(m, st, dst, src, n);
+    return;
+  }
+  st->pfx_src[dst] = src;
+  st->pfx_len[dst] = n;
+  st->len[dst] = n;
+  st->pfx_any = n > 0 || st->pfx_any;
+}
+
+/* Before rows write their keys: a row writing a shared position turns the sharing
+ * into a copy (its own slot below the prefix length, or the source of another slot). */
+static void unshare_written(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq) {
+  bool any = false;
+  for (int i = 0; i < N; i++) {
+    const int j = seq[i];
+    if (st->pfx_len[j] > 0 && pos[i] < st->pfx_len[j]) tn_state_copy_slot(m, st, j, j, st->len[j]);
+    for (int d = 0; d < st->S; d++)
+      if (st->pfx_len[d] > 0 && st->pfx_src[d] == j && pos[i] < st->pfx_len[d]) {
+        const int len = st->len[d], pf = st->pfx_len[d];
+        copy_range(m, st, d, j, 0, pf);
+        st->pfx_len[d] = 0;
+        st->len[d] = len;
+      }
+  }
+  for (int j = 0; j < st->S; j++) any = any || st->pfx_len[j] > 0;
+  st->pfx_any = any;
 }
 
 static void add_rows(float *out, const float *a, const float *b, size_t n) {
@@ -173,7 +216,8 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
     memcpy(vc + off, st->vr + (size_t)i * KD, sizeof(float) * KD);
   }
   tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos, .seq = seq,
-                      .window = local ? c->window : 0, .scale = c->attn_scale, .softcap = c->attn_softcap};
+                      .window = local ? c->window : 0, .scale = c->attn_scale, .softcap = c->attn_softcap,
+                      .pfx_src = st->pfx_any ? st->pfx_src : NULL, .pfx_len = st->pfx_any ? st->pfx_len : NULL};
   tn_attention_forward(a->ao, keep_att ? a->att : NULL, a->q, kc, vc, &as);
   tn_linear_forward(a->o, a->ao, &y->wo, y->bo, N);       // (N, C)
   if (c->sandwich_norms) {
@@ -206,6 +250,7 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
     if (pos[i] < 0 || pos[i] >= st->T)
       return tn_error(TN_ERR_LIMIT, "position %d exceeds the context capacity of %d tokens", pos[i], st->T);
   }
+  if (st->pfx_any) unshare_written(m, st, N, pos, seq);
   /* embedding */
   float *x0 = st->acts[0].x_in; // (N, C)
   for (int i = 0; i < N; i++) {

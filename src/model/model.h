@@ -154,6 +154,9 @@ typedef struct tn_state {
   bool train;
   float *k, *v;             // (L, S, T, KV, D) caches (in training: this batch's keys/values)
   int *len;                 // (S) tokens currently cached per slot
+  int *pfx_src, *pfx_len;   // (S) shared prompt prefixes: positions < pfx_len[s] of slot s
+                            // are read from slot pfx_src[s] (tn_state_share_prefix)
+  bool pfx_any;             /* some slot shares a prefix */
   float *cos_g, *sin_g, *cos_l, *sin_l; // (T, D/2) RoPE tables for global / local layers
   tn_layer_acts *acts;      // (L) views; all alias one scratch set unless train
   float *x_out;             // (N, C) residual after the last layer
@@ -186,6 +189,12 @@ void tn_state_free(tn_state *st);
 size_t tn_state_kv_stride(const tn_model *m, const tn_state *st); /* floats per (layer, slot) */
 /* Copy slot src's cache (first n tokens) into slot dst (prefix sharing for n samples). */
 void tn_state_copy_slot(const tn_model *m, tn_state *st, int dst, int src, int n);
+/* Let slot dst read the first n tokens of slot src's cache in place instead of a copy
+ * (the G samples of one prompt share its prefill; attention then reads each prefix
+ * key once for the G rows). src must hold those n tokens and keep them while dst uses
+ * them; dst's own tokens start at position n. A forward row writing a shared position
+ * (dst below n, or src below n while dst uses it) first turns the sharing into a copy. */
+void tn_state_share_prefix(const tn_model *m, tn_state *st, int dst, int src, int n);
 
 /* One forward call over N rows: row i is token tok[i] of slot seq[i] at position
  * pos[i]; its key/value are written into the slot's cache and it attends to the

@@ -359,28 +359,40 @@ static void dec_task(float *out, const float *q, const float *k, const float *v,
 
 /* group the per-row-path rows: sorted by (key source, prefix length), runs cut
  * at DG_MAX rows; returns the number of groups */
+/* key of row i: (source sequence, prefix length); 0 = own slot from position 0. A
+ * row of a slot that is itself the source of a prefix (past its end) joins the
+ * sharers' group: its own positions from there on are in its slot anyway. */
+static void row_key(const tn_attn_shape *s, int i, int *src, int *pf) {
+  const int j = s->seq[i], p = pfx_of(s, j);
+  *src = p > 0 ? s->pfx_src[j] : j;
+  *pf = p;
+  if (p == 0 && s->pfx_len)
+    for (int d = 0; d < s->N; d++) {
+      const int sd = s->seq[d], l = s->pfx_len[sd];
+      if (l > *pf && l <= s->pos[i] && s->pfx_src[sd] == j) *pf = l;
+    }
+}
+
 static int make_groups(const tn_attn_shape *s, const int *single, int ns, int *rows, dgroup *gr) {
-  /* key of a row: (src, pf) with pf = prefix length (0: own slot) */
+  /* (N) keys in scratch after rows and groups: src, pf per row index */
+  int *ks = (int *)(gr + ns), *kp = ks + s->N;
+  for (int a = 0; a < ns; a++) row_key(s, single[a], &ks[single[a]], &kp[single[a]]);
   memcpy(rows, single, sizeof(int) * (size_t)ns);
-  for (int a = 1; a < ns; a++) { /* insertion sort, stable: few rows */
-    const int x = rows[a], sx = s->seq[x], px = pfx_of(s, sx), kx = px > 0 ? s->pfx_src[sx] : sx;
+  for (int a = 1; a < ns; a++) { /* insertion sort by key, stable: few rows */
+    const int x = rows[a];
     int b = a - 1;
     for (; b >= 0; b--) {
-      const int y = rows[b], sy = s->seq[y], py = pfx_of(s, sy), ky = py > 0 ? s->pfx_src[sy] : sy;
-      if (ky < kx || (ky == kx && py <= px)) break;
+      const int y = rows[b];
+      if (ks[y] < ks[x] || (ks[y] == ks[x] && kp[y] <= kp[x])) break;
       rows[b + 1] = y;
     }
     rows[b + 1] = x;
   }
   int ng = 0;
   for (int a = 0; a < ns;) {
-    const int sa = s->seq[rows[a]], pa = pfx_of(s, sa), ka = pa > 0 ? s->pfx_src[sa] : sa;
+    const int ka = ks[rows[a]], pa = kp[rows[a]];
     int e = a + 1;
-    while (e < ns && e - a < DG_MAX) {
-      const int se = s->seq[rows[e]], pe = pfx_of(s, se), ke = pe > 0 ? s->pfx_src[se] : se;
-      if (ke != ka || pe != pa) break;
-      e++;
-    }
+    while (e < ns && e - a < DG_MAX && ks[rows[e]] == ka && kp[rows[e]] == pa) e++;
     int P = pa;
     if (pa == 0) { /* own slot: shared up to the first row's position */
       P = s->Tmax;
@@ -406,7 +418,8 @@ void tn_attention_forward(float *out, float *att, const float *q, const float *k
   int ng = 0, *drows = NULL;
   dgroup *gr = NULL;
   if (dec) {
-    drows = tn__scratch(TN_SCR_ATT_DEC, sizeof(int) * (size_t)pl.nsingle + sizeof(dgroup) * (size_t)pl.nsingle);
+    drows = tn__scratch(TN_SCR_ATT_DEC, sizeof(int) * (size_t)pl.nsingle + sizeof(dgroup) * (size_t)pl.nsingle +
+                                            sizeof(int) * 2 * (size_t)s->N);
     if (!drows) abort();
     gr = (dgroup *)(drows + pl.nsingle);
     ng = make_groups(s, pl.single, pl.nsingle, drows, gr);
