@@ -10,6 +10,9 @@
  *       GEMM GFLOP/s of y = x W^T for W f32 (OpenBLAS sgemm), bf16 (vdpbf16ps), nf4
  *       (f32 tiles), and the machine's bf16 peak measured by a register-only
  *       vdpbf16ps loop on every thread (2 per core-cycle: 64 flops each).
+ *   bench_quant --gemv [--n 1] [--k 896] [--out 151936] [--reps 3]
+ *       batch-N GEMV of one matrix stored f32, bf16 (AVX-512; plain C), nf4:
+ *       weight GB/s against the read bandwidth of a buffer of the same size.
  * bench/run_quant.sh runs both on the 15m and qwen05b shapes and prints the table.
  * Not for: correctness (tests/test_quant.c). */
 #include <cblas.h>
@@ -158,6 +161,78 @@ static int run_gemm(int N, int K, int O) {
   return 0;
 }
 
+/* Read bandwidth (GB/s, best of reps) over `bytes`: AVX-512 sums on every thread. */
+__attribute__((target("avx512f,avx512dq"))) static double read_bw(const float *buf, size_t bytes, int reps) {
+  const size_t n = bytes / 4;
+  double best = 0;
+  volatile float sink = 0;
+  for (int r = 0; r < reps; r++) {
+    double t0 = tn_now();
+    float tot = 0;
+#pragma omp parallel reduction(+ : tot)
+    {
+      const int nt = omp_get_num_threads(), t = omp_get_thread_num();
+      const size_t per = (n / nt) & ~(size_t)63, i0 = t * per, i1 = t == nt - 1 ? n & ~(size_t)63 : i0 + per;
+      __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+      for (size_t i = i0; i < i1; i += 64) {
+        a0 = _mm512_add_ps(a0, _mm512_loadu_ps(buf + i));
+        a1 = _mm512_add_ps(a1, _mm512_loadu_ps(buf + i + 16));
+        a2 = _mm512_add_ps(a2, _mm512_loadu_ps(buf + i + 32));
+        a3 = _mm512_add_ps(a3, _mm512_loadu_ps(buf + i + 48));
+      }
+      tot += _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    }
+    sink = tot;
+    const double dt = tn_now() - t0;
+    if (bytes / dt / 1e9 > best) best = bytes / dt / 1e9;
+  }
+  (void)sink;
+  return best;
+}
+
+/* Batch-1 GEMV of an (out, in) matrix stored f32 / bf16 (vdpbf16ps and convert+FMA) /
+ * nf4: weight bytes read per second (best of reps), against the read bandwidth of a
+ * buffer of each size in the same process. */
+static int run_gemv(int N, int K, int O, int reps) {
+  tn_rng rng;
+  tn_rng_seed(&rng, 1);
+  const size_t n = (size_t)O * K;
+  float *w = malloc(sizeof(float) * n), *x = malloc(sizeof(float) * (size_t)N * K);
+  float *y = malloc(sizeof(float) * (size_t)N * O);
+  for (size_t i = 0; i < n; i++) w[i] = tn_rng_normal(&rng) * 0.02f;
+  for (size_t i = 0; i < (size_t)N * K; i++) x[i] = tn_rng_normal(&rng);
+  uint16_t *b = malloc(sizeof(uint16_t) * n);
+  tn_bf16_from_f32(b, w, n);
+  tn_nf4 q;
+  tn_nf4_alloc(&q, (int64_t)n, 64, true);
+  tn_nf4_quantize(&q, w);
+  tn_mat M[4] = {{.out = O, .in = K, .dtype = TN_F32, .w = w}, {.out = O, .in = K, .dtype = TN_BF16, .q = b},
+                 {.out = O, .in = K, .dtype = TN_BF16, .q = b}, {.out = O, .in = K, .dtype = TN_NF4, .q = &q}};
+  /* bf16: the AVX-512 kernel; bf16_portable: the plain C path (CPUs without AVX-512) */
+  static const char *names[4] = {"f32", "bf16", "bf16_portable", "nf4"};
+  const tn_isa isa0 = tn_quant_isa();
+  printf("{\"gemv\": [%d, %d, %d], \"threads\": %d", N, K, O, omp_get_max_threads());
+  for (int d = 0; d < 4; d++) {
+    tn_quant_set_isa(d == 2 ? TN_ISA_PORTABLE : isa0);
+    const double bytes = (double)tn_mat_bytes(&M[d]);
+    double best = 1e30;
+    for (int r = 0; r < reps + 1; r++) {
+      double t0 = tn_now();
+      tn_linear_forward(y, x, &M[d], NULL, N);
+      double dt = tn_now() - t0;
+      if (r > 0 && dt < best) best = dt;
+    }
+    const double bw = read_bw(d == 0 ? w : d == 3 ? (const float *)q.mem : (const float *)b, (size_t)bytes, reps);
+    printf(", \"%s_GBps\": %.2f, \"%s_read_GBps\": %.2f, \"%s_of_read\": %.2f", names[d], bytes / best / 1e9, names[d], bw,
+           names[d], bytes / best / 1e9 / bw);
+  }
+  tn_quant_set_isa(isa0);
+  printf("}\n");
+  tn_nf4_free(&q);
+  free(w); free(x); free(y); free(b);
+  return 0;
+}
+
 int main(int argc, char **argv) {
   const char *dir = NULL, *dt = "f32";
   int new_tokens = 64, reps = 3, gemm = 0, N = 512, K = 896, O = 4864;
@@ -167,15 +242,18 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--new-tokens") && i + 1 < argc) new_tokens = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--gemm")) gemm = 1;
+    else if (!strcmp(argv[i], "--gemv")) gemm = 2;
     else if (!strcmp(argv[i], "--n") && i + 1 < argc) N = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--k") && i + 1 < argc) K = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) O = atoi(argv[++i]);
     else {
       fprintf(stderr, "usage: bench_quant --model DIR --dtype f32|bf16|nf4 [--new-tokens N] [--reps R]\n"
-                      "       bench_quant --gemm [--n N] [--k K] [--out O]\n");
+                      "       bench_quant --gemm [--n N] [--k K] [--out O]\n"
+                      "       bench_quant --gemv [--n N] [--k K] [--out O] [--reps R]\n");
       return 2;
     }
   }
+  if (gemm == 2) return run_gemv(N, K, O, reps);
   if (gemm) return run_gemm(N, K, O);
   if (!dir) { fprintf(stderr, "bench_quant: --model DIR or --gemm\n"); return 2; }
   if (new_tokens < 1 || reps < 1) return 2;

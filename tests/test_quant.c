@@ -221,17 +221,25 @@ static void test_nf4_cases(void **st) {
 
 /* ---- a tiny model as f32 / bf16 / nf4 ---- */
 
-static char model_dir[256];
+static char model_dir[256], untied_dir[256], bf16_dirs[2][256];
 
+/* `tunic init` a tiny qwen2 into $TN_BUILD/NAME (extra: more init flags) */
+static int make_model(char *dir, const char *name, const char *extra) {
+  const char *tunic = getenv("TUNIC");
+  snprintf(dir, 256, "%s/%s", getenv("TN_BUILD") ? getenv("TN_BUILD") : ".", name);
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s' init --arch qwen2 --size tiny --out '%s' --seed 3 %s >/dev/null", dir,
+           tunic, dir, extra);
+  return system(cmd) == 0 ? 0 : -1;
+}
+
+#define UNTIED "--override '{\"tie_word_embeddings\": false}'"
 static int setup_model(void **st) {
   (void)st;
-  const char *tunic = getenv("TUNIC");
-  if (!tunic) return 0;
-  snprintf(model_dir, sizeof model_dir, "%s/quant_tiny", getenv("TN_BUILD") ? getenv("TN_BUILD") : ".");
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s' init --arch qwen2 --size tiny --out '%s' --seed 3 >/dev/null", model_dir,
-           tunic, model_dir);
-  return system(cmd) == 0 ? 0 : -1;
+  if (!getenv("TUNIC")) return 0;
+  return make_model(model_dir, "quant_tiny", "") || make_model(untied_dir, "quant_tiny_untied", UNTIED) ||
+         make_model(bf16_dirs[0], "quant_tiny_bf16", "--dtype bf16") ||
+         make_model(bf16_dirs[1], "quant_tiny_bf16_untied", "--dtype bf16 " UNTIED);
 }
 
 static double mean_kl(const float *p_logits, const float *q_logits, int T, int V) {
@@ -258,9 +266,7 @@ static float *run_logits(tn_model *m, const int *tok, int T) {
   return lg;
 }
 
-static void test_model_dtypes(void **st) {
-  (void)st;
-  if (!getenv("TUNIC")) skip();
+static void model_dtypes(const char *dir, bool tied) {
   enum { T = 48 };
   int tok[T];
   for (int i = 0; i < T; i++) tok[i] = (i * 37 + 11) % 256;
@@ -271,7 +277,7 @@ static void test_model_dtypes(void **st) {
     tn_load_opts o;
     tn_load_opts_default(&o);
     o.base_dtype = dts[d];
-    tn_status s = tn_model_load_opts(&m[d], model_dir, &o);
+    tn_status s = tn_model_load_opts(&m[d], dir, &o);
     if (s != TN_OK) fail_msg("load %s: %s", tn_dtype_name(dts[d]), tn_last_error());
     size_t nb = 0, np = 0;
     tn_model_frozen_bytes(m[d], &nb, &np);
@@ -280,23 +286,104 @@ static void test_model_dtypes(void **st) {
     if (d == 0) assert_true(bpp == 4.0);
     if (d == 1) assert_true(bpp == 2.0);
     if (d == 2) assert_true(bpp <= 0.57);
+    /* embedding + LM head: f32 with an f32 base, bf16 (frozen, as bitsandbytes keeps
+     * them) under a bf16 / nf4 base; one tensor when tied */
+    assert_true(m[d]->cfg.tied == tied);
+    assert_int_equal(m[d]->w.head.dtype, d == 0 ? TN_F32 : TN_BF16);
+    assert_true(d == 0 ? m[d]->w.embed != NULL && m[d]->w.embed_bf16 == NULL
+                       : m[d]->w.embed == NULL && m[d]->w.embed_bf16 != NULL);
+    if (d > 0) assert_true(tied ? m[d]->w.head.q == m[d]->w.embed_bf16 : m[d]->w.head.q != m[d]->w.embed_bf16);
+    size_t wb = 0, wp = 0;
+    tn_model_weight_bytes(m[d], &wb, &wp);
+    const size_t VC = (size_t)m[d]->cfg.V * m[d]->cfg.C * (tied ? 1 : 2);
+    if (d == 0) assert_true(wb == 4 * wp);
+    else assert_true(wb == nb + 2 * VC + 4 * (wp - np - VC)); /* projections + bf16 table(s) + f32 rest */
     lg[d] = run_logits(m[d], tok, T);
   }
   const int V = m[0]->cfg.V;
   const double kl_bf16 = mean_kl(lg[0], lg[1], T, V), kl_nf4 = mean_kl(lg[0], lg[2], T, V);
-  printf("  mean KL(f32 || bf16) per token %.3g, KL(f32 || nf4) %.3g\n", kl_bf16, kl_nf4);
-  /* bounds ~10x the values measured on this model (seed 3): 1.35e-7 and 6.1e-5 */
-  assert_true(kl_bf16 < 1.5e-6);
+  printf("  %s: mean KL(f32 || bf16) per token %.3g, KL(f32 || nf4) %.3g\n", tied ? "tied" : "untied", kl_bf16, kl_nf4);
+  /* bounds ~10x the largest values measured on these models (seed 3; tied / untied), with
+   * the bf16 embedding and head: bf16 2.5e-7 / 2.6e-8, nf4 6.1e-5 / 6.1e-5 (tied, bf16
+   * projections alone with an f32 head: 1.35e-7) */
+  assert_true(kl_bf16 < 2.5e-6);
   assert_true(kl_nf4 < 6e-4);
   assert_true(kl_nf4 > kl_bf16);
   /* the plain loader is the f32 path */
   tn_model *p;
-  assert_int_equal(tn_model_load(&p, model_dir), TN_OK);
+  assert_int_equal(tn_model_load(&p, dir), TN_OK);
   float *lp = run_logits(p, tok, T);
   assert_memory_equal(lp, lg[0], sizeof(float) * (size_t)T * V);
   free(lp);
   tn_model_free(p);
   for (int d = 0; d < 3; d++) { free(lg[d]); tn_model_free(m[d]); }
+}
+
+static void test_model_dtypes(void **st) {
+  (void)st;
+  if (!getenv("TUNIC")) skip();
+  model_dtypes(model_dir, true);
+  model_dtypes(untied_dir, false);
+}
+
+/* Logits of T tokens decoded one at a time (N = 1 per forward: the GEMV path). */
+static float *decode_logits(tn_model *m, const int *tok, int T) {
+  tn_state *st;
+  assert_int_equal(tn_state_create(&st, m, 1, T, 1, false), TN_OK);
+  float *lg = malloc(sizeof(float) * (size_t)T * m->cfg.V);
+  for (int i = 0; i < T; i++) {
+    int seq = 0;
+    assert_int_equal(tn_forward(m, st, 1, tok + i, &i, &seq, lg + (size_t)i * m->cfg.V, NULL, 1), TN_OK);
+  }
+  tn_state_free(st);
+  return lg;
+}
+
+/* Models whose weights are bf16 values (init --dtype bf16), tied and untied: stored
+ * bf16 (projections, embedding, head) they are the same numbers, and the decode
+ * kernels keep x in f32, so token-by-token logits equal the f32 model's up to f32
+ * summation order: |diff| <= 1e-4 (logits here are O(1); measured ~1e-6). The NF4
+ * base keeps the head and embedding exact too; its decode and prefill agree the same way. */
+static void test_head_bf16_exact(void **st) {
+  (void)st;
+  if (!getenv("TUNIC")) skip();
+  enum { T = 24 };
+  int tok[T];
+  for (int i = 0; i < T; i++) tok[i] = (i * 53 + 7) % 256;
+  for (int u = 0; u < 2; u++) {
+    tn_model *m[3];
+    float *dec[3];
+    static const int dts[3] = {TN_F32, TN_BF16, TN_NF4};
+    for (int d = 0; d < 3; d++) {
+      tn_load_opts o;
+      tn_load_opts_default(&o);
+      o.base_dtype = dts[d];
+      if (tn_model_load_opts(&m[d], bf16_dirs[u], &o) != TN_OK) fail_msg("load: %s", tn_last_error());
+      assert_int_equal(m[d]->cfg.tied, u == 0);
+      dec[d] = decode_logits(m[d], tok, T);
+    }
+    const size_t n = (size_t)T * m[0]->cfg.V;
+    double e = 0, mx = 0;
+    for (size_t i = 0; i < n; i++) {
+      e = fmax(e, fabs(dec[1][i] - dec[0][i]));
+      mx = fmax(mx, fabs(dec[0][i]));
+    }
+    /* NF4: decode (GEMV) vs prefill (f32 tiles for the projections) of the same model */
+    float *pre = run_logits(m[2], tok, T);
+    double e4 = 0;
+    for (size_t i = 0; i < n; i++) e4 = fmax(e4, fabs(pre[i] - dec[2][i]));
+    printf("  %s bf16-valued model: decode max |bf16 - f32| = %.3g (max |logit| %.3g); nf4 decode vs prefill %.3g\n",
+           u ? "untied" : "tied", e, mx, e4);
+    assert_true(mx > 0.01);
+    assert_true(e <= 1e-4);
+    /* the prefill head is a vdpbf16ps GEMM when the CPU has AVX-512 BF16: x rounded to bf16
+     * (<= 2^-9 relative per element), so |err| <= 2^-9 sum_k |w_k x_k| <= 2^-9 ||w|| ||x||
+     * ~ 2^-9 * 0.02 sqrt(C) * sqrt(C) = 0.005 here (C 128, weights N(0, 0.02), unit-RMS x):
+     * bound 0.01 (measured 1.0e-3 / 1.2e-3); else f32 tiles (1e-4) */
+    assert_true(e4 <= 1e-4 + (tn_quant_isa() >= TN_ISA_AVX512BF16 ? 0.01 : 0.0));
+    free(pre);
+    for (int d = 0; d < 3; d++) { free(dec[d]); tn_model_free(m[d]); }
+  }
 }
 
 /* ---------------------------------------------------------------- dump mode ---- */
@@ -400,6 +487,7 @@ int main(int argc, char **argv) {
     cmocka_unit_test(test_nf4_cases),
     cmocka_unit_test(test_kernels),
     cmocka_unit_test_setup(test_model_dtypes, setup_model),
+    cmocka_unit_test(test_head_bf16_exact),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

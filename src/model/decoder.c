@@ -252,12 +252,7 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
   }
   if (st->pfx_any) unshare_written(m, st, N, pos, seq);
   /* embedding */
-  float *x0 = st->acts[0].x_in; // (N, C)
-  for (int i = 0; i < N; i++) {
-    const float *e = w->embed + (size_t)tok[i] * C;
-    float *xi = x0 + (size_t)i * C;
-    for (int k = 0; k < C; k++) xi[k] = e[k] * c->embed_scale;
-  }
+  tn_embed_rows(m, st->acts[0].x_in, tok, N); // (N, C), from the f32 or bf16 table
   for (int l = 0; l < c->L; l++) tn_layer_forward(m, st, l, N, pos, seq, st->train && !st->recompute, true);
   for (int i = 0; i < N; i++)
     if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;

@@ -89,7 +89,7 @@ tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **o
 static size_t carve(tn_weight_entry *p, int n, float *base) {
   size_t off = 0;
   for (int i = 0; i < n; i++) {
-    if (p[i].mat && p[i].mat->dtype != TN_F32) continue; /* stored in tn_model.qbuf */
+    if (p[i].in_qbuf || (p[i].mat && p[i].mat->dtype != TN_F32)) continue; /* stored in tn_model.qbuf */
     if (base) *p[i].ptr = base + off;
     off += (p[i].numel + 15) & ~(size_t)15;  /* 64-byte aligned tensors */
   }
@@ -118,7 +118,10 @@ static tn_status convert(float *dst, const tn_st_tensor *t) {
 }
 
 static void tie_head(tn_model *m) {
-  if (m->cfg.tied) m->w.head.w = m->w.embed;
+  if (!m->cfg.tied) return;
+  m->w.head.w = m->w.embed;
+  m->w.head.dtype = m->w.embed_bf16 ? TN_BF16 : TN_F32;
+  m->w.head.q = m->w.embed_bf16;
 }
 
 tn_status tn_model_alloc(tn_model **out, const tn_config *cfg) {
@@ -155,6 +158,7 @@ void tn_load_opts_default(tn_load_opts *o) {
   o->base_dtype = TN_DTYPE_AUTO;
   o->nf4_blocksize = 64;
   o->nf4_double_quant = true;
+  o->head_dtype = TN_DTYPE_AUTO;
 }
 
 tn_status tn_parse_base_dtype(const char *s, int *out) {
@@ -316,12 +320,16 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
     return tn_error(TN_ERR_ARG, "base dtype must be f32, bf16, nf4 or auto");
   if (o.nf4_blocksize < 2 || (o.nf4_blocksize & 1))
     return tn_error(TN_ERR_ARG, "nf4 blocksize must be even and >= 2 (got %d)", o.nf4_blocksize);
+  if (o.head_dtype != TN_DTYPE_AUTO && o.head_dtype != TN_F32 && o.head_dtype != TN_BF16)
+    return tn_error(TN_ERR_ARG, "head dtype must be f32, bf16 or auto");
   tn_config cfg;
   TN_TRY(tn_config_load(&cfg, dir));
   bool bnb = false;
   tn_status s = bnb_config(dir, &bnb);
   if (s != TN_OK) { tn_config_free(&cfg); return s; }
   const tn_dtype target = o.base_dtype == TN_DTYPE_AUTO ? (bnb ? TN_NF4 : TN_F32) : (tn_dtype)o.base_dtype;
+  /* embedding and LM head: bf16 under a bf16/nf4 base (frozen there) */
+  const tn_dtype head_dt = o.head_dtype == TN_DTYPE_AUTO ? (target == TN_F32 ? TN_F32 : TN_BF16) : (tn_dtype)o.head_dtype;
   tn_st_set set;
   s = tn_st_open_dir(&set, dir);
   if (s != TN_OK) { tn_config_free(&cfg); return s; }
@@ -352,6 +360,12 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
     } else {
       bool shape_ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
       if (!shape_ok) s = shape_error(t, p);
+    }
+    const bool emb_or_head = p->ptr == &m->w.embed || p->ptr == &m->w.head.w;
+    if (s == TN_OK && emb_or_head && head_dt == TN_BF16) {
+      p->in_qbuf = true;
+      qbytes += al64z(p->numel * 2);
+      if (t->dtype != TN_ST_BF16 && p->numel > tmp_max) tmp_max = p->numel;
     }
     if (s != TN_OK || !p->mat) continue;
     /* auto on a bitsandbytes checkpoint: NF4 where stored NF4; projections it left
@@ -386,7 +400,17 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
   for (int i = 0; i < m->n_params && s == TN_OK; i++) {
     tn_weight_entry *p = &m->params[i];
     const tn_st_tensor *t = src[i];
-    if (!p->mat || p->mat->dtype == TN_F32) {
+    if (p->in_qbuf) { /* bf16 embedding / LM head */
+      uint16_t *dst = (uint16_t *)((char *)m->qbuf + qoff);
+      qoff += al64z(p->numel * 2);
+      if (p->ptr == &m->w.embed) m->w.embed_bf16 = dst;
+      else {
+        m->w.head.dtype = TN_BF16;
+        m->w.head.q = dst;
+      }
+      if (t->dtype == TN_ST_BF16) memcpy(dst, t->data, p->numel * 2);
+      else if ((s = convert(tmp, t)) == TN_OK) tn_bf16_from_f32(dst, tmp, p->numel);
+    } else if (!p->mat || p->mat->dtype == TN_F32) {
       s = isq[i] ? bnb_dequant(*p->ptr, &bst[i], p->numel) : convert(*p->ptr, t);
     } else if (p->mat->dtype == TN_BF16) {
       uint16_t *dst = (uint16_t *)((char *)m->qbuf + qoff);
@@ -432,6 +456,81 @@ void tn_model_frozen_bytes(const tn_model *m, size_t *bytes, size_t *params) {
   }
   *bytes = b;
   *params = n;
+}
+
+void tn_model_weight_bytes(const tn_model *m, size_t *bytes, size_t *params) {
+  size_t b = 0, n = 0;
+  for (int i = 0; i < m->n_params; i++) {
+    const tn_weight_entry *p = &m->params[i];
+    n += p->numel;
+    b += p->in_qbuf ? p->numel * 2 : p->mat ? tn_mat_bytes(p->mat) : p->numel * 4;
+  }
+  *bytes = b;
+  *params = n;
+}
+
+void tn_embed_rows(const tn_model *m, float *x, const int *tok, int N) {
+  // x (N, C)
+  const int C = m->cfg.C;
+  const float sc = m->cfg.embed_scale;
+  for (int i = 0; i < N; i++) {
+    float *xi = x + (size_t)i * C;
+    if (m->w.embed) {
+      const float *e = m->w.embed + (size_t)tok[i] * C;
+      for (int k = 0; k < C; k++) xi[k] = e[k] * sc;
+    } else {
+      const uint16_t *e = m->w.embed_bf16 + (size_t)tok[i] * C;
+      for (int k = 0; k < C; k++) xi[k] = tn_bf16_to_f32(e[k]) * sc;
+    }
+  }
+}
+
+tn_status tn_model_to_f32(tn_model *m) {
+  size_t total = 0;
+  for (int i = 0; i < m->n_params; i++) total += (m->params[i].numel + 15) & ~(size_t)15;
+  float *nb = tn_alloc(total * sizeof(float));
+  if (!nb) return tn_error(TN_ERR_NOMEM, "out of memory converting %s to f32 (%zu MB)", m->dir ? m->dir : "the model",
+                           total * 4 >> 20);
+  size_t off = 0;
+  for (int i = 0; i < m->n_params; i++) { /* convert while every old pointer is valid */
+    const tn_weight_entry *p = &m->params[i];
+    float *dst = nb + off;
+    off += (p->numel + 15) & ~(size_t)15;
+    if (p->in_qbuf) {
+      const uint16_t *src = p->ptr == &m->w.embed ? m->w.embed_bf16 : (const uint16_t *)m->w.head.q;
+      for (size_t k = 0; k < p->numel; k++) dst[k] = tn_bf16_to_f32(src[k]);
+    } else if (p->mat && p->mat->dtype != TN_F32) {
+      tn_mat_rows_f32(dst, p->mat, 0, p->mat->out);
+    } else {
+      memcpy(dst, *p->ptr, p->numel * sizeof(float));
+    }
+  }
+  off = 0;
+  for (int i = 0; i < m->n_params; i++) {
+    tn_weight_entry *p = &m->params[i];
+    *p->ptr = nb + off;
+    off += (p->numel + 15) & ~(size_t)15;
+    p->in_qbuf = false;
+    if (p->mat) {
+      p->mat->dtype = TN_F32;
+      p->mat->q = NULL;
+    }
+  }
+  m->w.head.dtype = TN_F32;
+  m->w.head.q = NULL;
+  m->w.embed_bf16 = NULL;
+  tie_head(m);
+  tn_free(m->owned);
+  tn_free(m->qbuf);
+  free(m->nf4);
+  m->owned = nb;
+  m->n_floats = total;
+  m->qbuf = NULL;
+  m->qbuf_bytes = 0;
+  m->nf4 = NULL;
+  m->n_nf4 = 0;
+  m->base_dtype = TN_F32;
+  return TN_OK;
 }
 
 void tn_model_free(tn_model *m) {

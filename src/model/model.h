@@ -63,10 +63,11 @@ typedef struct {
 } tn_layer;
 
 typedef struct {
-  float *embed;                     // (V, C)
+  float *embed;                     // (V, C) f32, or NULL when stored bf16 (embed_bf16)
   tn_layer *layers;                 // (L)
   float *final_norm;                // (C)
-  tn_mat head;                      // (V, C); .w == embed when tied
+  tn_mat head;                      // (V, C); .w == embed when tied; bf16: .q (== embed_bf16 when tied)
+  uint16_t *embed_bf16;             // (V, C) the embedding table in bf16 (issue 7), else NULL
 } tn_weights;
 
 /* The parameter table: every tensor of the checkpoint with its HF name, shape and
@@ -81,6 +82,8 @@ typedef struct {
   bool is_norm, is_bias;
   tn_mat *mat;                      /* the projection matrix (q,k,v,o,gate,up,down) this entry
                                        is the weight of, else NULL: these may be bf16/nf4 */
+  bool in_qbuf;                     /* stored outside the flat f32 buffer (the bf16 embedding or
+                                       LM head of a model loaded with a bf16/nf4 base); *ptr NULL */
 } tn_weight_entry;
 /* Build the table for config c over weights w (sets the tn_mat dims; data pointers untouched). */
 tn_status tn_weight_table(const tn_config *c, tn_weights *w, tn_weight_entry **out, int *n);
@@ -104,17 +107,22 @@ struct tn_model {
 
 /* ---- loading with a storage dtype for the frozen projections (issue 7) ----
  * q,k,v,o,gate,up,down weights become bf16 (round to nearest even) or NF4
- * (bitsandbytes quantize_4bit, blocksize 64, double quantisation by default);
- * embeddings, the LM head, norms and biases stay f32 (small, and read row-wise or
- * elementwise, where low precision buys little and costs accuracy). Checkpoints saved
- * by bitsandbytes (config.json quantization_config: load_in_4bit, nf4) are read
- * as they are stored (auto/nf4) or dequantised (f32/bf16). */
+ * (bitsandbytes quantize_4bit, blocksize 64, double quantisation by default).
+ * With a bf16 or nf4 base the embedding table and the LM head (one tensor when tied)
+ * are stored bf16, as bitsandbytes leaves them in 16 bits: the head is the largest
+ * matrix read per decoded token (qwen2.5-0.5b: 136 M of 494 M parameters). They are
+ * frozen there (full fine-tuning needs an f32 base; LoRA never adapts them). Norms
+ * and biases stay f32. Checkpoints saved by bitsandbytes (config.json
+ * quantization_config: load_in_4bit, nf4) are read as they are stored (auto/nf4) or
+ * dequantised (f32/bf16). */
 #define TN_DTYPE_AUTO (-1)
 typedef struct {
   int base_dtype;                   /* TN_F32, TN_BF16, TN_NF4 or TN_DTYPE_AUTO: f32, or nf4
                                        for bitsandbytes 4-bit checkpoints */
   int nf4_blocksize;                /* 64 */
   bool nf4_double_quant;            /* true */
+  int head_dtype;                   /* embedding + LM head: TN_F32, TN_BF16 or TN_DTYPE_AUTO
+                                       (default): bf16 when the projections are bf16 or nf4 */
 } tn_load_opts;
 void tn_load_opts_default(tn_load_opts *o);
 /* "f32" | "bf16" | "nf4" | "auto" -> base_dtype; TN_ERR_ARG naming the value otherwise. */
@@ -122,6 +130,15 @@ tn_status tn_parse_base_dtype(const char *s, int *out);
 tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts *o);
 /* Bytes taken by the projection matrices and their parameter count. */
 void tn_model_frozen_bytes(const tn_model *m, size_t *bytes, size_t *params);
+/* Bytes and parameter count of every weight (embedding and head once when tied). */
+void tn_model_weight_bytes(const tn_model *m, size_t *bytes, size_t *params);
+/* x (N, C) = embedding rows of tok (N) times the config's embed_scale, from the f32 or
+ * bf16 table. */
+void tn_embed_rows(const tn_model *m, float *x, const int *tok, int N);
+/* Every bf16/nf4 tensor of m converted to f32 in place (the values the low-precision
+ * model computes with: NF4 dequantised, bf16 widened), so that m is a plain f32 model
+ * (merging, saving). */
+tn_status tn_model_to_f32(tn_model *m);
 
 /* ---- per-call state: KV cache and activations ----
  * S sequences (slots) of capacity T tokens each. In training mode every layer

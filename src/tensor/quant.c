@@ -4,15 +4,17 @@
  * bf16 and NF4 weights: forward y = x W^T and input gradient dx += dy W.
  *
  * Kernel paths (chosen at run time, tn_quant_isa):
- *  - N <= 8 rows (decoding): a GEMV that streams the packed weight once. NF4 -> f32 by
- *    one vpermps of the 16-entry code table scaled by the block's absmax (so the weights
- *    used are bit-identical to tn_nf4_dequantize), x in f32. bf16: vdpbf16ps on x
- *    rounded to bf16 with AVX-512 BF16, else bf16 -> f32 by a shift and f32 FMA.
- *    AVX-512F, or plain C.
+ *  - N <= 8 rows (decoding): a GEMV that streams the packed weight once, x in f32, with
+ *    a software prefetch ahead of the stream (it reaches the read bandwidth; without it
+ *    the bf16 and NF4 GEMVs fell 20-40% short). NF4: 128 weights per 64-byte load, one
+ *    shift + one vpermps of the 16-entry code table per 16 weights, the block absmax
+ *    applied per group (nf4_fast_rows; the weights are the exact dequantised values).
+ *    bf16: widened to f32 by a shift / a mask and f32 FMAs (exact products; as fast as
+ *    vdpbf16ps here, which would round x to bf16). AVX-512F, or plain C.
  *  - N > 8, bf16, AVX-512 BF16: vdpbf16ps GEMM; x is rounded to bf16, W is packed per
  *    64-row block into pair-interleaved panels in a per-thread buffer.
- *  So with AVX-512 BF16 every bf16 forward rounds x to bf16 (as oneDNN / PyTorch bf16
- *  matmuls do); input gradients and NF4 stay f32 throughout.
+ *  So with AVX-512 BF16 a bf16 forward of more than 8 rows rounds x to bf16 (as oneDNN /
+ *  PyTorch bf16 matmuls do); decoding, input gradients and NF4 stay f32 throughout.
  *  - otherwise (NF4 GEMM, every input gradient, CPUs without the instructions): W is
  *    dequantised in tiles of rows into a cache-sized f32 buffer and OpenBLAS runs the
  *    GEMM on the tile; NF4 results are therefore exact f32 GEMMs of the dequantised
@@ -206,8 +208,22 @@ void tn_nf4_quantize(tn_nf4 *q, const float *x) {
 float tn_nf4_absmax(const tn_nf4 *q, int64_t b) {
   if (!q->nested) return q->absmax[b];
   /* dequantize_blockwise: code2[q] * absmax2 (f32), then += offset (f32) */
-  const float a = q->code2[q->qabsmax[b]] * q->absmax2[b / q->blocksize2];
+  const float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256]; /* blocksize2 is always 256 */
   return a + q->offset;
+}
+
+/* am[i] = tn_nf4_absmax(q, b0 + i) for i < nb. Kept out of line in the default target
+ * (no FMA contraction of the product and the offset: bit-identical to tn_nf4_absmax). */
+__attribute__((noinline)) static void nf4_row_absmax(float *am, const tn_nf4 *q, int64_t b0, int nb) {
+  if (!q->nested) {
+    memcpy(am, q->absmax + b0, sizeof(float) * (size_t)nb);
+    return;
+  }
+  for (int i = 0; i < nb; i++) {
+    const int64_t b = b0 + i;
+    const float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256];
+    am[i] = a + q->offset;
+  }
 }
 
 static inline unsigned nib(const uint8_t *codes, int64_t i) {
@@ -379,6 +395,12 @@ void tn_quant_scratch_release(void) {
 /* ------------------------------------------------------------- GEMV, N <= 8 ---- */
 
 #define GEMV_MAXN 8
+/* software prefetch distance of the GEMVs' weight streams (rows are contiguous, so
+ * this runs into the next rows): the hardware prefetcher alone leaves the bf16 and
+ * NF4 GEMVs (fewer bytes per instruction than f32) short of the read bandwidth */
+#ifndef TN_PF_BYTES
+#define TN_PF_BYTES 2048
+#endif
 
 /* portable: dequantise one row at a time into a per-thread row buffer, then dot */
 static void gemv_portable(float *y, const float *x, const tn_mat *W, int N) {
@@ -404,69 +426,64 @@ static void gemv_portable(float *y, const float *x, const tn_mat *W, int N) {
 
 static void gemv_portable_dx(float *dx, const float *dy, const tn_mat *W, int N);
 
-TN_T_AVX512 static inline __attribute__((always_inline)) void bf16_gemv_rows(float *y, const float *x,
+/* x (N, in) -> xe (N, in) for bf16_gemv_rows: per whole 32-group the even elements,
+ * then the odd ones (xe[k + d] = x[k + 2d], xe[k + 16 + d] = x[k + 2d + 1]); the rest as is */
+static void bf16_deinterleave_x(float *xe, const float *x, int N, int in) {
+  const int k32 = in & ~31;
+  for (int n = 0; n < N; n++) {
+    const float *xr = x + (size_t)n * in;
+    float *d = xe + (size_t)n * in;
+    for (int k = 0; k < k32; k += 32)
+      for (int j = 0; j < 16; j++) {
+        d[k + j] = xr[k + 2 * j];
+        d[k + 16 + j] = xr[k + 2 * j + 1];
+      }
+    memcpy(d + k32, xr + k32, sizeof(float) * (size_t)(in - k32));
+  }
+}
+
+/* bf16 GEMV: each weight row widened to f32 (a shift of the zero-extended halves) and
+ * FMA'd with x kept in f32, so the result is an f32 product of the bf16 weights (no
+ * rounding of x; the same numbers for any batch size N <= 8). Two accumulators per
+ * input over 32-weight steps hide the FMA latency (a 32-weight load is split into
+ * the even weights, shifted up, and the odd ones, masked: x is de-interleaved to match); a software prefetch keeps the stream
+ * at the read bandwidth (vdpbf16ps, which needs x rounded to bf16, was no faster at
+ * these batch sizes: the GEMV is memory-bound). */
+TN_T_AVX512 static inline __attribute__((always_inline)) void bf16_gemv_rows(float *y, const float *xe,
                                                                               const tn_mat *W, const int N, int o0,
                                                                               int o1) {
   const int in = W->in, out = W->out;
   const uint16_t *Wq = W->q;
-  const int k16 = in & ~15;
+  const int k32 = in & ~31, k16 = in & ~15;
   const __mmask16 tm = (__mmask16)((1u << (in - k16)) - 1);
   for (int o = o0; o < o1; o++) {
     const uint16_t *w = Wq + (size_t)o * in;
-    __m512 acc[GEMV_MAXN];
-    for (int n = 0; n < N; n++) acc[n] = _mm512_setzero_ps();
-    for (int k = 0; k < k16; k += 16) {
+    __m512 acc[GEMV_MAXN], acc2[GEMV_MAXN];
+    for (int n = 0; n < N; n++) acc[n] = acc2[n] = _mm512_setzero_ps();
+    for (int k = 0; k < k32; k += 32) {
+      _mm_prefetch((const char *)(w + k) + TN_PF_BYTES, _MM_HINT_T0);
+      const __m512i wv = _mm512_loadu_si512((const void *)(w + k));
+      /* low halves of the dwords are the even weights: shift them up; the high halves
+       * (odd weights) are bf16 already once the low half is masked off */
+      const __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(wv, 16));
+      const __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(wv, _mm512_set1_epi32((int)0xffff0000u)));
+      for (int n = 0; n < N; n++) {
+        acc[n] = _mm512_fmadd_ps(we, _mm512_loadu_ps(xe + (size_t)n * in + k), acc[n]);
+        acc2[n] = _mm512_fmadd_ps(wo, _mm512_loadu_ps(xe + (size_t)n * in + k + 16), acc2[n]);
+      }
+    }
+    for (int k = k32; k < k16; k += 16) {
       const __m512 wf = _mm512_castsi512_ps(
           _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + k))), 16));
-      for (int n = 0; n < N; n++) acc[n] = _mm512_fmadd_ps(wf, _mm512_loadu_ps(x + (size_t)n * in + k), acc[n]);
+      for (int n = 0; n < N; n++) acc[n] = _mm512_fmadd_ps(wf, _mm512_loadu_ps(xe + (size_t)n * in + k), acc[n]);
     }
     if (tm) {
       const __m512 wf = _mm512_castsi512_ps(
           _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(tm, w + k16)), 16));
       for (int n = 0; n < N; n++)
-        acc[n] = _mm512_fmadd_ps(wf, _mm512_maskz_loadu_ps(tm, x + (size_t)n * in + k16), acc[n]);
+        acc[n] = _mm512_fmadd_ps(wf, _mm512_maskz_loadu_ps(tm, xe + (size_t)n * in + k16), acc[n]);
     }
-    for (int n = 0; n < N; n++) y[(size_t)n * out + o] = _mm512_reduce_add_ps(acc[n]);
-  }
-}
-
-/* bf16 GEMV with vdpbf16ps: x already rounded to bf16 pairs xb (N, P) */
-TN_T_BF16 static inline __attribute__((always_inline)) void bf16_gemv_dp_rows(float *y, const uint32_t *xb,
-                                                                                const tn_mat *W, const int N, int o0,
-                                                                                int o1) {
-  const int in = W->in, out = W->out, P = (in + 1) / 2;
-  const uint16_t *Wq = W->q;
-  const int k32 = in & ~31;
-  const __mmask32 tm = (__mmask32)((1ull << (in - k32)) - 1);
-  for (int o = o0; o < o1; o++) {
-    const uint16_t *w = Wq + (size_t)o * in;
-    __m512 acc[GEMV_MAXN];
-    for (int n = 0; n < N; n++) acc[n] = _mm512_setzero_ps();
-    for (int k = 0; k < k32; k += 32) {
-      const __m512i wv = _mm512_loadu_si512((const void *)(w + k));
-      for (int n = 0; n < N; n++)
-        acc[n] = _mm512_dpbf16_ps(acc[n], (__m512bh)wv, (__m512bh)_mm512_loadu_si512((const void *)(xb + (size_t)n * P + k / 2)));
-    }
-    if (tm) { /* tail: W masked to zeros (xb is zero-padded to an even length) */
-      const __m512i wv = _mm512_maskz_loadu_epi16(tm, w + k32);
-      const __mmask16 pm = (__mmask16)((1u << ((in - k32 + 1) / 2)) - 1);
-      for (int n = 0; n < N; n++)
-        acc[n] = _mm512_dpbf16_ps(acc[n], (__m512bh)wv, (__m512bh)_mm512_maskz_loadu_epi32(pm, xb + (size_t)n * P + k32 / 2));
-    }
-    for (int n = 0; n < N; n++) y[(size_t)n * out + o] = _mm512_reduce_add_ps(acc[n]);
-  }
-}
-
-TN_T_BF16 static void bf16_gemv_dp(float *y, const uint32_t *xb, const tn_mat *W, int N, int o0, int o1) {
-  switch (N) {
-  case 1: bf16_gemv_dp_rows(y, xb, W, 1, o0, o1); break;
-  case 2: bf16_gemv_dp_rows(y, xb, W, 2, o0, o1); break;
-  case 3: bf16_gemv_dp_rows(y, xb, W, 3, o0, o1); break;
-  case 4: bf16_gemv_dp_rows(y, xb, W, 4, o0, o1); break;
-  default: /* 5..8: two passes of <= 4 rows keep the accumulators in registers */
-    bf16_gemv_dp_rows(y, xb, W, 4, o0, o1);
-    bf16_gemv_dp(y + (size_t)4 * W->out, xb + (size_t)4 * ((W->in + 1) / 2), W, N - 4, o0, o1);
-    break;
+    for (int n = 0; n < N; n++) y[(size_t)n * out + o] = _mm512_reduce_add_ps(_mm512_add_ps(acc[n], acc2[n]));
   }
 }
 
@@ -513,6 +530,92 @@ TN_T_AVX512 static inline __attribute__((always_inline)) void nf4_gemv_rows(floa
   }
 }
 
+/* NF4 GEMV, fast path: a row's codes read 64 bytes (128 weights) at a time as 16
+ * dwords; dword d holds elements 8d..8d+7 of the group, nibble j (bits 4j..4j+3) being
+ * element 8d + (j ^ 1) (first element in the high nibble). vpermps reads only index bits
+ * 3..0, so lut[v >> 4j] (a shift and one permute) decodes nibble j of all 16 dwords;
+ * x is permuted once per call to match: xs[g*128 + 16j + d] = x[g*128 + 8d + (j ^ 1)].
+ * Per 16 weights: <= 1 shift, 1 permute, 1 FMA (the unpack/widen of the plain decode
+ * costs 3 more shuffles per 16). The block scales (absmax, decoded once per row) are
+ * applied per group: acc += blk * absmax, blk = sum of code * x over the group (lanes
+ * 0-7 are block 2g, 8-15 block 2g+1 when the blocksize is 64). A 64-weight tail (in %
+ * 128 == 64, blocksize 64) uses the plain decode on x in its own order. */
+#define XS_G 128
+static bool nf4_fast_ok(const tn_nf4 *q, int in) {
+  return in % 64 == 0 && in % q->blocksize == 0 && (q->blocksize == 64 || q->blocksize % XS_G == 0);
+}
+
+/* x (N, in) -> xs (N, in): the fast path's order for the whole groups, the tail as is */
+static void nf4_permute_x(float *xs, const float *x, int N, int in) {
+  const int ng = in / XS_G;
+  for (int n = 0; n < N; n++) {
+    const float *xr = x + (size_t)n * in;
+    float *d = xs + (size_t)n * in;
+    for (int g = 0; g < ng; g++)
+      for (int j = 0; j < 8; j++)
+        for (int l = 0; l < 16; l++) d[g * XS_G + 16 * j + l] = xr[g * XS_G + 8 * l + (j ^ 1)];
+    memcpy(d + ng * XS_G, xr + ng * XS_G, sizeof(float) * (size_t)(in - ng * XS_G));
+  }
+}
+
+TN_T_AVX512 static inline __attribute__((always_inline)) void nf4_fast_rows(float *y, const float *xs, const tn_mat *W,
+                                                                             const int N, int o0, int o1, float *am) {
+  const tn_nf4 *q = W->q;
+  const int in = W->in, out = W->out, bs = q->blocksize, nbr = in / bs, ng = in / XS_G;
+  const __m512 lut = _mm512_loadu_ps(q->code);
+  for (int o = o0; o < o1; o++) {
+    const uint8_t *c = q->codes + (size_t)o * in / 2;
+    const int64_t b0 = (int64_t)o * nbr;
+    nf4_row_absmax(am, q, b0, nbr);
+    __m512 acc[GEMV_MAXN];
+    for (int n = 0; n < N; n++) acc[n] = _mm512_setzero_ps();
+    for (int g = 0; g < ng; g++) {
+      _mm_prefetch((const char *)(c + g * 64) + TN_PF_BYTES, _MM_HINT_T0);
+      const __m512i v = _mm512_loadu_si512((const void *)(c + g * 64));
+      __m512 blk[GEMV_MAXN], blk2[GEMV_MAXN];
+      for (int n = 0; n < N; n++) blk[n] = blk2[n] = _mm512_setzero_ps();
+#define NF4_NIB(j, B)                                                                             \
+  do {                                                                                            \
+    const __m512 w = _mm512_permutexvar_ps((j) ? _mm512_srli_epi32(v, 4 * (j)) : v, lut);         \
+    for (int n = 0; n < N; n++)                                                                   \
+      B[n] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs + (size_t)n * in + g * XS_G + 16 * (j)), B[n]); \
+  } while (0)
+      NF4_NIB(0, blk); NF4_NIB(1, blk2); NF4_NIB(2, blk); NF4_NIB(3, blk2);
+      NF4_NIB(4, blk); NF4_NIB(5, blk2); NF4_NIB(6, blk); NF4_NIB(7, blk2);
+#undef NF4_NIB
+      const __m512 sc = bs == 64 ? _mm512_insertf32x8(_mm512_set1_ps(am[2 * g]), _mm256_set1_ps(am[2 * g + 1]), 1)
+                                 : _mm512_set1_ps(am[g * XS_G / bs]);
+      for (int n = 0; n < N; n++) acc[n] = _mm512_fmadd_ps(_mm512_add_ps(blk[n], blk2[n]), sc, acc[n]);
+    }
+    for (int k = ng * XS_G; k < in; k += 64) { /* tail: one block of 64 */
+      const __m512 ls = _mm512_mul_ps(lut, _mm512_set1_ps(am[k / bs]));
+      for (int h = 0; h < 64; h += 32) {
+        __m512 w0, w1;
+        nf4_decode32(c + (k + h) / 2, ls, &w0, &w1);
+        for (int n = 0; n < N; n++) {
+          const float *xk = xs + (size_t)n * in + k + h;
+          acc[n] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xk), acc[n]);
+          acc[n] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xk + 16), acc[n]);
+        }
+      }
+    }
+    for (int n = 0; n < N; n++) y[(size_t)n * out + o] = _mm512_reduce_add_ps(acc[n]);
+  }
+}
+
+TN_T_AVX512 static void nf4_fast_gemv(float *y, const float *xs, const tn_mat *W, int N, int o0, int o1, float *am) {
+  switch (N) {
+  case 1: nf4_fast_rows(y, xs, W, 1, o0, o1, am); break;
+  case 2: nf4_fast_rows(y, xs, W, 2, o0, o1, am); break;
+  case 3: nf4_fast_rows(y, xs, W, 3, o0, o1, am); break;
+  case 4: nf4_fast_rows(y, xs, W, 4, o0, o1, am); break;
+  case 5: nf4_fast_rows(y, xs, W, 5, o0, o1, am); break;
+  case 6: nf4_fast_rows(y, xs, W, 6, o0, o1, am); break;
+  case 7: nf4_fast_rows(y, xs, W, 7, o0, o1, am); break;
+  default: nf4_fast_rows(y, xs, W, 8, o0, o1, am); break;
+  }
+}
+
 #define GEMV_INST(name, body)                                                                  \
   TN_T_AVX512 static void name(float *y, const float *x, const tn_mat *W, int N, int o0, int o1) { \
     switch (N) {                                                                               \
@@ -542,12 +645,12 @@ static void gemv(float *y, const float *x, const tn_mat *W, int N) {
     return;
   }
   const int out = W->out;
-  const bool dp = !nf4 && isa >= TN_ISA_AVX512BF16;
-  uint32_t *xb = NULL;
-  if (dp) {
-    xb = scratch(SCR_XB, sizeof(uint32_t) * (size_t)N * ((W->in + 1) / 2));
-    x_to_bf16(xb, x, N, W->in);
-  }
+  const bool fast = nf4 && nf4_fast_ok(W->q, W->in);
+  /* x in the order the kernel reads it (the old NF4 path reads x as it is) */
+  float *xs = scratch(SCR_XB, sizeof(float) * (size_t)N * W->in);
+  if (fast) nf4_permute_x(xs, x, N, W->in);
+  else if (!nf4) bf16_deinterleave_x(xs, x, N, W->in);
+  const int nbr = nf4 ? W->in / ((const tn_nf4 *)W->q)->blocksize : 0;
   /* small matrices: one thread (a parallel region costs more than it saves, and a
    * descheduled worker stalls the whole call) */
 #pragma omp parallel if ((size_t)out * W->in * N > ((size_t)1 << 19))
@@ -556,10 +659,12 @@ static void gemv(float *y, const float *x, const tn_mat *W, int N) {
     /* contiguous row ranges, multiples of 4 rows */
     const int per = ((out + nt - 1) / nt + 3) & ~3;
     const int o0 = t * per < out ? t * per : out, o1 = o0 + per < out ? o0 + per : out;
-    if (o0 < o1) {
+    if (o0 < o1 && fast) {
+      float am[nbr > 0 ? nbr : 1]; /* the row's block scales */
+      nf4_fast_gemv(y, xs, W, N, o0, o1, am);
+    } else if (o0 < o1) {
       if (nf4) nf4_gemv_avx512(y, x, W, N, o0, o1);
-      else if (dp) bf16_gemv_dp(y, xb, W, N, o0, o1);
-      else bf16_gemv_avx512(y, x, W, N, o0, o1);
+      else bf16_gemv_avx512(y, xs, W, N, o0, o1);
     }
   }
 }

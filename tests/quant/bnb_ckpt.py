@@ -19,8 +19,9 @@
 3. It writes the f32 model of the same dequantised weights (plain layout) and requires:
    `tunic logits` of the bnb checkpoint read with --base-dtype f32 (dequantised by tunic)
    equals the f32 model's logits bit for bit; read as NF4 (auto, the default for such
-   checkpoints: the bf16 MLP stays unquantised) within 1e-4 (the NF4 kernels sum in another
-   order), through the prefill and the decode (--step 1) kernels; with an explicit
+   checkpoints: the bf16 MLP stays unquantised, the embedding/head stay bf16) within 1e-4
+   (the NF4 kernels sum in another order) through the decode (--step 1) kernels, and
+   within the bf16 rounding bound of the head's input (stated below) through prefill; with an explicit
    --base-dtype nf4 the bf16 MLP is quantised too (differs by 1e-4..0.1); a missing quant-state
    tensor and an fp4 checkpoint are refused with exit 1 and a message naming them.
 Usage: bnb_ckpt.py TUNIC WORKDIR
@@ -153,10 +154,19 @@ def main():
     if not np.array_equal(got_f32.view(np.uint32), want.view(np.uint32)):
         print("bnb checkpoint dequantised to f32 differs from the f32 model:", np.abs(got_f32 - want).max())
         bad += 1
-    for what, g in (("nf4", got_nf4), ("nf4 step 1", got_nf4_step)):
-        e = float(np.abs(g - want).max())
-        print(f"{what}: max |logit - f32 model| = {e:.3g}")
-        if e > 1e-4:
+    # Read as NF4 the model keeps the (bf16) embedding / LM head in bf16, as bitsandbytes
+    # does: exact here (the checkpoint's values are bf16). Decoding (--step 1) keeps x in
+    # f32: 1e-4 (summation order). The prefill head may be a vdpbf16ps GEMM that rounds the
+    # normed hidden state x to bf16 (relative error <= 2^-9 per element), so there
+    # |err_v| <= 1e-4 + 2^-9 sum_k |W_vk x_k| <= 1e-4 + 2^-9 ||W_v|| ||x||, and
+    # ||x|| <= max|g| sqrt(C) for x = RMSNorm(h) * g (Cauchy-Schwarz).
+    head = f_out.get("lm_head.weight", f_out["model.embed_tokens.weight"])[1].astype(np.float64)
+    g = f_out["model.norm.weight"][1].astype(np.float64)
+    bound_pre = 1e-4 + 2.0 ** -9 * float(np.sqrt((head ** 2).sum(1)).max()) * float(np.abs(g).max()) * np.sqrt(head.shape[1])
+    for what, g_, tol in (("nf4", got_nf4, bound_pre), ("nf4 step 1", got_nf4_step, 1e-4)):
+        e = float(np.abs(g_ - want).max())
+        print(f"{what}: max |logit - f32 model| = {e:.3g} (bound {tol:.3g})")
+        if e > tol:
             bad += 1
     e_all = float(np.abs(got_all - want).max())
     print(f"--base-dtype nf4 (skipped MLP quantised too): max |logit - f32 model| = {e_all:.3g}")
