@@ -341,16 +341,7 @@ static tn_status setup(kd_t *t) {
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   TN_TRY(check_vocab(t));
   TN_TRY(parse_features(t));
-  tn_sft_data_opts dopts = {.max_seq_len = o->max_seq_len};
-  TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.chat));
-  TN_TRY(tn_sft_load(&t->train, o->data, t->tok, &dopts));
-  if (o->eval_data) TN_TRY(tn_sft_load(&t->eval, o->eval_data, t->tok, &dopts));
-  else TN_TRY(tn_dataset_split(&t->train, &t->eval, o->eval_split, o->seed));
-  for (int i = 0; i < t->train.n; i++)
-    for (int k = 0; k < t->train.ex[i].n; k++)
-      if (t->train.ex[i].ids[k] >= t->m->cfg.V)
-        return tn_error(TN_ERR_FORMAT, "%s: token id %d is outside the models' vocabulary (%d)", o->data,
-                        t->train.ex[i].ids[k], t->m->cfg.V);
+  TN_TRY(tn_train_opts_load_sft(&o->train, t->tok, t->m->cfg.V, &t->train, &t->eval));
   const int B = o->batch_size, V = t->m->cfg.V;
   t->Nmax = B * o->max_seq_len;
   TN_TRY(tn_state_create(&t->st, t->m, B, o->max_seq_len, t->Nmax, true));

@@ -82,6 +82,21 @@ int tn_train_opts_rows(tn_train_opts *o, unsigned has, int section, tn_opt *out)
   return n;
 }
 
+tn_status tn_train_opts_load_sft(const tn_train_opts *o, const tn_tokenizer *tok, int V, tn_dataset *train,
+                                 tn_dataset *eval) {
+  tn_sft_data_opts dopts = {.max_seq_len = o->max_seq_len};
+  TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.chat));
+  TN_TRY(tn_sft_load(train, o->data, tok, &dopts));
+  if (o->eval_data) TN_TRY(tn_sft_load(eval, o->eval_data, tok, &dopts));
+  else TN_TRY(tn_dataset_split(train, eval, o->eval_split, o->seed));
+  for (int i = 0; i < train->n; i++)
+    for (int k = 0; k < train->ex[i].n; k++)
+      if (train->ex[i].ids[k] >= V)
+        return tn_error(TN_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (%d): tokenizer and model disagree",
+                        o->data, train->ex[i].ids[k], V);
+  return TN_OK;
+}
+
 long tn_train_opts_total_steps(const tn_train_opts *o, int n_train) {
   long per_step = (long)o->batch_size * o->grad_accum;
   long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * n_train / per_step);

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "base/base.h"
+#include "data/data.h"
 #include "train/train.h"
 #include "tunic/obs.h"
 
@@ -74,4 +75,9 @@ int tn_train_opts_rows(tn_train_opts *o, unsigned has, int section, tn_opt *out)
 long tn_train_opts_total_steps(const tn_train_opts *o, int n_train);
 /* The trainable set's options (LoRA, AdamW, schedule) over total_steps. */
 tn_tparams_opts tn_train_opts_tparams(const tn_train_opts *o, long total_steps);
+/* SFT-format data (sft, distill): the training set (--data) and the eval set (--eval-data,
+ * else --eval-split of the training set, seeded), cut at --max-seq-len, rendered with
+ * --chat-format; a token id outside the model's vocabulary V is an error naming --data. */
+tn_status tn_train_opts_load_sft(const tn_train_opts *o, const tn_tokenizer *tok, int V, tn_dataset *train,
+                                 tn_dataset *eval);
 #endif

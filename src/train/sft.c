@@ -93,16 +93,7 @@ static tn_status setup(sft_t *t) {
     return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
-  tn_sft_data_opts dopts = {.max_seq_len = o->max_seq_len};
-  TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.chat));
-  TN_TRY(tn_sft_load(&t->train, o->data, t->tok, &dopts));
-  if (o->eval_data) TN_TRY(tn_sft_load(&t->eval, o->eval_data, t->tok, &dopts));
-  else TN_TRY(tn_dataset_split(&t->train, &t->eval, o->eval_split, o->seed));
-  for (int i = 0; i < t->train.n; i++)
-    for (int k = 0; k < t->train.ex[i].n; k++)
-      if (t->train.ex[i].ids[k] >= t->m->cfg.V)
-        return tn_error(TN_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (%d): tokenizer and model disagree",
-                        o->data, t->train.ex[i].ids[k], t->m->cfg.V);
+  TN_TRY(tn_train_opts_load_sft(&o->train, t->tok, t->m->cfg.V, &t->train, &t->eval));
   if (t->train.n_truncated) tn_info("%d examples truncated to %d tokens", t->train.n_truncated, o->max_seq_len);
   if (t->train.n_dropped) tn_warn("%d examples had no target token left and were dropped", t->train.n_dropped);
   const int Nmax = o->batch_size * o->max_seq_len;
