@@ -1,7 +1,17 @@
 /* cmd_merge.c - `tunic merge --model DIR --adapter A --out DIR2`: a LoRA adapter
  * merged into the base weights (W + scale * B A), written as a plain Hugging Face
- * checkpoint: config.json, generation_config.json and tokenizer files copied when
- * present, weights in the config's torch_dtype. Not for: merging several adapters. */
+ * checkpoint: config.json (torch_dtype set to the written dtype, no
+ * quantization_config), generation_config.json and tokenizer files copied when
+ * present, weights in the config's torch_dtype (or --dtype).
+ *
+ * QLoRA (issue 7): an adapter trained on an NF4 base learned a correction of the
+ * NF4-dequantised weights, so it is merged onto those: a bitsandbytes 4-bit checkpoint
+ * is dequantised (--base-dtype auto, the default), and a f32/bf16 checkpoint trained
+ * with --base-dtype nf4 is merged with --base-dtype nf4 (quantised and dequantised
+ * exactly as training loaded it); --base-dtype f32 merges onto the checkpoint's own
+ * weights instead. The embedding and LM head (which no adapter changes) keep the
+ * checkpoint's values. Not for: merging several adapters. */
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
@@ -27,15 +37,47 @@ static tn_status copy_file(const char *src_dir, const char *dst_dir, const char 
   return s;
 }
 
+/* config.json of the merged model: the base's, with torch_dtype naming the written
+ * dtype and without quantization_config (the weights are plain now). */
+static tn_status write_config(const char *model_dir, const char *out, tn_st_dtype dt, bool *had_qc) {
+  char *src = tn_path_join(model_dir, "config.json"), *dst = tn_path_join(out, "config.json"), *text = NULL;
+  size_t len;
+  tn_status s = tn_read_file(src, &text, &len);
+  cJSON *j = s == TN_OK ? cJSON_ParseWithLength(text, len) : NULL;
+  if (s == TN_OK && !cJSON_IsObject(j)) s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object", src);
+  if (s == TN_OK) {
+    *had_qc = cJSON_HasObjectItem(j, "quantization_config");
+    cJSON_DeleteItemFromObjectCaseSensitive(j, "quantization_config");
+    const char *name = dt == TN_ST_BF16 ? "bfloat16" : dt == TN_ST_F16 ? "float16" : "float32";
+    cJSON *v = cJSON_CreateString(name);
+    if (cJSON_HasObjectItem(j, "torch_dtype")) cJSON_ReplaceItemInObjectCaseSensitive(j, "torch_dtype", v);
+    else cJSON_AddItemToObject(j, "torch_dtype", v);
+    if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(j, "dtype"))) /* newer transformers' name */
+      cJSON_ReplaceItemInObjectCaseSensitive(j, "dtype", cJSON_CreateString(name));
+    char *o = cJSON_Print(j);
+    s = o ? tn_write_file_atomic(dst, o, strlen(o)) : tn_error(TN_ERR_NOMEM, "out of memory");
+    free(o);
+  }
+  cJSON_Delete(j);
+  free(text);
+  free(src);
+  free(dst);
+  return s;
+}
+
 int tn_cmd_merge(int argc, char **argv) {
-  const char *model_dir = NULL, *adapter = NULL, *out = NULL, *dtype = NULL;
+  const char *model_dir = NULL, *adapter = NULL, *out = NULL, *dtype = NULL, *base_dtype = "auto";
   int shards = 1;
   tn_flag flags[] = {
-    {"model", 's', &model_dir, "base model directory (HF layout)"},
+    {"model", 's', &model_dir, "base model directory (HF layout; a bitsandbytes 4-bit checkpoint is dequantised)"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors)"},
     {"out", 's', &out, "output directory for the merged checkpoint"},
     {"dtype", 's', &dtype, "f32 | bf16 | f16 (default: the config's torch_dtype)"},
-    {"shards", 'i', &shards, "number of safetensors shards"},
+    {"base-dtype", 's', &base_dtype,
+     "weights the adapter is merged onto: nf4 = the NF4-dequantised projections (for an adapter trained with "
+     "--base-dtype nf4), f32 = the checkpoint's own, auto = nf4 for bitsandbytes 4-bit checkpoints, else f32 "
+     "(default auto); bf16 = the bf16-rounded projections"},
+    {"shards", 'i', &shards, "number of safetensors shards (default 1)"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --adapter A --out DIR2");
   if (r) return r > 0 ? 0 : 2;
@@ -43,11 +85,20 @@ int tn_cmd_merge(int argc, char **argv) {
     fprintf(stderr, "tunic merge: --model, --adapter and --out are required\n");
     return 2;
   }
-  tn_model *m;
-  tn_status s = tn_model_load(&m, model_dir);
+  tn_load_opts lo;
+  tn_load_opts_default(&lo);
+  lo.head_dtype = TN_F32; /* no adapter changes the embedding / head: keep the checkpoint's values */
+  tn_status s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
   if (s != TN_OK) return tn_cli_fail("merge", s);
+  tn_model *m;
+  s = tn_model_load_opts(&m, model_dir, &lo);
+  if (s != TN_OK) return tn_cli_fail("merge", s);
+  const tn_dtype stored = m->base_dtype;
+  /* the merge runs on f32 weights: the low-precision projections as the model computes
+   * with them (NF4 dequantised, bf16 widened) */
+  s = tn_model_to_f32(m);
   tn_st_dtype dt = m->cfg.dtype;
-  if (dtype) {
+  if (s == TN_OK && dtype) {
     if (!strcmp(dtype, "f32")) dt = TN_ST_F32;
     else if (!strcmp(dtype, "bf16")) dt = TN_ST_BF16;
     else if (!strcmp(dtype, "f16")) dt = TN_ST_F16;
@@ -59,21 +110,19 @@ int tn_cmd_merge(int argc, char **argv) {
   if (s == TN_OK) s = tn_lora_load(m, adapter, NULL, &set);
   if (s == TN_OK) s = tn_lora_merge(set);
   if (s == TN_OK) s = tn_mkdirs(out);
-  /* config.json verbatim (its torch_dtype still describes the weights unless --dtype
-   * asked otherwise: then warn) */
-  if (s == TN_OK) s = copy_file(model_dir, out, "config.json", true);
+  bool had_qc = false;
+  if (s == TN_OK) s = write_config(model_dir, out, dt, &had_qc);
   static const char *optional[] = {"generation_config.json", "tokenizer.json", "tokenizer_config.json",
                                    "special_tokens_map.json", "tokenizer.model", "vocab.json", "merges.txt",
                                    "added_tokens.json", "chat_template.jinja", "chat_template.json"};
   for (size_t i = 0; s == TN_OK && i < sizeof optional / sizeof *optional; i++)
     s = copy_file(model_dir, out, optional[i], false);
-  if (s == TN_OK && dt != m->cfg.dtype)
-    fprintf(stderr, "tunic merge: warning: weights written as %s while config.json says %s\n", tn_st_dtype_name(dt),
-            tn_st_dtype_name(m->cfg.dtype));
   if (s == TN_OK) s = tn_model_save_weights(m, out, dt, shards);
   if (s == TN_OK)
-    fprintf(stderr, "tunic merge: %d modules of adapter %s merged into %s (%s)\n", set->n, adapter, out,
-            tn_st_dtype_name(dt));
+    fprintf(stderr, "tunic merge: %d modules of adapter %s merged into %s (%s)%s%s\n", set->n, adapter, out,
+            tn_st_dtype_name(dt), stored == TN_NF4 ? ", onto the NF4-dequantised projections"
+                                  : stored == TN_BF16 ? ", onto the bf16-rounded projections" : "",
+            had_qc ? "; quantization_config dropped from config.json" : "");
   tn_lora_free(set);
   tn_model_free(m);
   return s == TN_OK ? 0 : tn_cli_fail("merge", s);
