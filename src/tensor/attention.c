@@ -250,12 +250,17 @@ __attribute__((target("avx512f"))) static void z_scores(float *sc, int ld, const
       __m512 acc[16];
 #pragma GCC unroll 16
       for (int j = 0; j < 16; j++) acc[j] = _mm512_setzero_ps();
-      for (int d = 0; d < D; d += 16) {
-        const __mmask16 mk = d < dk ? (__mmask16)0xFFFF : dm;
-        const __m512 qv = _mm512_maskz_loadu_ps(mk, qm[m] + d);
+      for (int d = 0; d < dk; d += 16) {
+        const __m512 qv = _mm512_loadu_ps(qm[m] + d);
 #pragma GCC unroll 16
         for (int j = 0; j < 16; j++)
-          if (j < nt) acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(mk, kt + (size_t)j * kvrow + d), acc[j]);
+          if (j < nt) acc[j] = _mm512_fmadd_ps(qv, _mm512_loadu_ps(kt + (size_t)j * kvrow + d), acc[j]);
+      }
+      if (dm) { /* ragged head size: one more step on zero-filled lanes */
+        const __m512 qv = _mm512_maskz_loadu_ps(dm, qm[m] + dk);
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++)
+          if (j < nt) acc[j] = _mm512_fmadd_ps(qv, _mm512_maskz_loadu_ps(dm, kt + (size_t)j * kvrow + dk), acc[j]);
       }
       _mm512_mask_storeu_ps(sc + (size_t)m * ld + t, (__mmask16)((1u << nt) - 1), _mm512_mul_ps(tr16(acc), vs));
     }

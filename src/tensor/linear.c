@@ -175,19 +175,28 @@ __attribute__((target("avx512f"))) static inline float z_sum(__m512 a) {
       __m512 acc[OB][NN];                                                                       \
       _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++)                                      \
         _Pragma("GCC unroll 8") for (int n = 0; n < NN; n++) acc[j][n] = _mm512_setzero_ps();   \
-      for (int k = 0; k <= in; k += 16) {                                                       \
-        if (k == k16 && !tm) break;                                                             \
+      for (int k = 0; k < k16; k += 16) { /* unmasked loads: a masked one costs an ALU slot */  \
         __m512 wv[OB];                                                                          \
-        const __mmask16 m = k < k16 ? (__mmask16)0xFFFF : tm;                                  \
-        _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++)                                    \
-          wv[j] = _mm512_maskz_loadu_ps(m, wr + (size_t)j * in + k);                            \
+        _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++) {                                  \
+          wv[j] = _mm512_loadu_ps(wr + (size_t)j * in + k);                                     \
+          _mm_prefetch((const char *)(wr + (size_t)(j + 2 * OB) * in + k), _MM_HINT_T0);        \
+        }                                                                                       \
         _Pragma("GCC unroll 8") for (int n = 0; n < NN; n++) {                                  \
-          __m512 xv = _mm512_maskz_loadu_ps(m, x + (size_t)n * in + k);                         \
+          __m512 xv = _mm512_loadu_ps(x + (size_t)n * in + k);                                  \
           __asm__("" : "+v"(xv));                                                               \
           _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++)                                  \
             acc[j][n] = _mm512_fmadd_ps(wv[j], xv, acc[j][n]);                                  \
         }                                                                                       \
-        if (k == k16) break;                                                                    \
+      }                                                                                         \
+      if (tm) { /* ragged tail: the same step on zero-filled lanes */                          \
+        __m512 wv[OB];                                                                          \
+        _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++)                                    \
+          wv[j] = _mm512_maskz_loadu_ps(tm, wr + (size_t)j * in + k16);                         \
+        _Pragma("GCC unroll 8") for (int n = 0; n < NN; n++) {                                  \
+          const __m512 xv = _mm512_maskz_loadu_ps(tm, x + (size_t)n * in + k16);                \
+          _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++)                                  \
+            acc[j][n] = _mm512_fmadd_ps(wv[j], xv, acc[j][n]);                                  \
+        }                                                                                       \
       }                                                                                         \
       _Pragma("GCC unroll 8") for (int n = 0; n < NN; n++)                                      \
         _Pragma("GCC unroll 4") for (int j = 0; j < OB; j++) y[(size_t)n * ldy + o + j] = z_sum(acc[j][n]); \
