@@ -7,13 +7,19 @@
  *       load time, batch-1 greedy KV-cache decode tokens/s (median of reps, after a
  *       16-token prefill and a warm-up).
  *   bench_quant --gemm [--n 512] [--k 896] [--out 4864]
- *       GEMM GFLOP/s of y = x W^T for W f32 (OpenBLAS sgemm), bf16 (vdpbf16ps), nf4
- *       (f32 tiles), and the machine's bf16 peak measured by a register-only
- *       vdpbf16ps loop on every thread (2 per core-cycle: 64 flops each).
+ *       GEMM GFLOP/s of y = x W^T for W f32 (OpenBLAS sgemm), bf16 (the default path:
+ *       AMX tiles where available; and the vdpbf16ps GEMM), nf4 (f32 tiles), and the
+ *       machine's AVX-512 bf16 peak measured by a register-only vdpbf16ps loop on every
+ *       thread (64 flops per instruction).
  *   bench_quant --gemv [--n 1] [--k 896] [--out 151936] [--reps 3]
  *       batch-N GEMV of one matrix stored f32, bf16 (AVX-512; plain C), nf4:
  *       weight GB/s against the read bandwidth of a buffer of the same size.
- * bench/run_quant.sh runs both on the 15m and qwen05b shapes and prints the table.
+ *   bench_quant --model DIR --dtype f32|bf16|nf4 --train [--batch 2] [--seq 256] [--lora-rank 16]
+ *               [--steps 3]
+ *       LoRA training (rank r on q,k,v,o, the step `tunic sft` runs: forward, chunked head +
+ *       cross-entropy, backward, AdamW) on that base: tokens/s, CPU s/step (medians after
+ *       one warm-up step), peak RSS of the process (getrusage), the first loss.
+ * bench/run_quant.sh runs all of them on the 15m and qwen05b shapes and prints the table.
  * Not for: correctness (tests/test_quant.c). */
 #include <cblas.h>
 #include <immintrin.h>
@@ -22,7 +28,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/resource.h>
 #include "model/model.h"
+#include "train/train.h"
 
 static long rss_kb(void) {
   long pages = 0, res = 0;
@@ -63,8 +71,9 @@ static int run_model(const char *dir, const char *dt, int new_tokens, int reps) 
   if (tn_model_load_opts(&m, dir, &o) != TN_OK) { fprintf(stderr, "load: %s\n", tn_last_error()); return 1; }
   const double load_s = tn_now() - t0;
   const long rss1 = rss_kb();
-  size_t qb, qp;
+  size_t qb, qp, wb, wp;
   tn_model_frozen_bytes(m, &qb, &qp);
+  tn_model_weight_bytes(m, &wb, &wp);
   const int P = 16, T = P + new_tokens, V = m->cfg.V;
   tn_state *st;
   if (tn_state_create(&st, m, 1, T, P, false) != TN_OK) { fprintf(stderr, "%s\n", tn_last_error()); return 1; }
@@ -93,33 +102,110 @@ static int run_model(const char *dir, const char *dt, int new_tokens, int reps) 
   qsort(tps, reps, sizeof(double), cmp_d);
   qsort(cps, reps, sizeof(double), cmp_d);
   printf("{\"model\": \"%s\", \"dtype\": \"%s\", \"frozen_params\": %zu, \"bytes_per_frozen_param\": %.4f, "
+         "\"weight_mb\": %.1f, \"bytes_per_param\": %.4f, "
          "\"load_rss_mb\": %.1f, \"load_s\": %.2f, \"decode_tok_s\": %.2f, \"decode_tok_per_cpu_s\": %.2f, "
          "\"threads\": %d}\n",
-         dir, dt, qp, (double)qb / qp, (rss1 - rss0) / 1024.0, load_s, tps[reps / 2], cps[reps / 2],
-         omp_get_max_threads());
+         dir, dt, qp, (double)qb / qp, wb / 1048576.0, (double)wb / wp, (rss1 - rss0) / 1024.0, load_s, tps[reps / 2],
+         cps[reps / 2], omp_get_max_threads());
   free(lg);
   tn_state_free(st);
   tn_model_free(m);
   return 0;
 }
 
-/* register-only vdpbf16ps: 12 independent accumulators per thread */
+static double median(double *v, int n) {
+  qsort(v, n, sizeof(double), cmp_d);
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static int run_train(const char *dir, const char *dt, int B, int T, int rank, int steps) {
+  tn_tparams_opts po;
+  tn_tparams_opts_default(&po);
+  po.lora_rank = rank;
+  po.lora_alpha = 2.0f * rank;
+  po.lr = 1e-4f;
+  po.weight_decay = 0.0f;
+  po.seed = 1;
+  tn_model *m;
+  if (tn_tparams_load_model(&m, dir, dt, rank) != TN_OK) { fprintf(stderr, "load: %s\n", tn_last_error()); return 1; }
+  tn_tparams tp;
+  tn_state *st;
+  tn_bwd bw;
+  tn_head h;
+  const int N = B * T, V = m->cfg.V;
+  if (tn_tparams_init(&tp, m, &po) != TN_OK || tn_state_create(&st, m, B, T, N, true) != TN_OK ||
+      tn_bwd_create(&bw, m, st) != TN_OK || tn_head_create(&h, m, st) != TN_OK) {
+    fprintf(stderr, "setup: %s\n", tn_last_error());
+    return 1;
+  }
+  int *tok = malloc(sizeof(int) * N * 4);
+  int *pos = tok + N, *seq = pos + N, *tgt = seq + N;
+  float *lrow = malloc(sizeof(float) * N * 2), *wrow = lrow + N;
+  for (int i = 0; i < N; i++) { /* bench_train's data formula */
+    const int b = i / T, t = i % T;
+    tok[i] = 3 + (int)(((int64_t)b * 1000003 + (int64_t)t * 7919 + ((int64_t)t * t % 9973) * 31 + 12345) % (V - 3));
+    tgt[i] = 3 + (int)(((int64_t)b * 1000003 + (int64_t)(t + 1) * 7919 + ((int64_t)(t + 1) * (t + 1) % 9973) * 31 + 12345) %
+                       (V - 3));
+    pos[i] = t;
+    seq[i] = b;
+    wrow[i] = 1.0f / N;
+  }
+  double wall[16], cpu[16], loss0 = 0;
+  if (steps > 15) steps = 15;
+  for (int s = -1; s < steps; s++) { /* s = -1: warm-up */
+    const double a = tn_now(), c = cpu_now();
+    tn_tparams_zero_grad(&tp);
+    if (tn_forward(m, st, N, tok, pos, seq, NULL, NULL, 0) != TN_OK ||
+        tn_head_xent(m, st, &h, &bw, tn_tparams_grads(&tp), tgt, wrow, N, lrow) != TN_OK ||
+        tn_backward_body(m, st, &bw, tn_tparams_grads(&tp), N, tok, pos, seq) != TN_OK) {
+      fprintf(stderr, "step: %s\n", tn_last_error());
+      return 1;
+    }
+    tn_adamw_step(&tp.opt, po.lr, 1.0f);
+    if (s < 0) {
+      for (int i = 0; i < N; i++) loss0 += lrow[i];
+      continue;
+    }
+    wall[s] = tn_now() - a;
+    cpu[s] = cpu_now() - c;
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  const double w = median(wall, steps), cs = median(cpu, steps);
+  printf("{\"train\": \"%s\", \"dtype\": \"%s\", \"batch\": %d, \"seq\": %d, \"lora_rank\": %d, \"threads\": %d, "
+         "\"train_tok_s\": %.1f, \"cpu_s_per_step\": %.2f, \"peak_rss_mb\": %.0f, \"loss0\": %.5f}\n",
+         dir, dt, B, T, rank, omp_get_max_threads(), N / w, cs, ru.ru_maxrss / 1024.0, loss0 / N);
+  free(tok);
+  free(lrow);
+  tn_head_free(&h);
+  tn_bwd_free(&bw);
+  tn_state_free(st);
+  tn_tparams_free(&tp);
+  tn_model_free(m);
+  return 0;
+}
+
+/* register-only vdpbf16ps: 12 independent accumulators per thread, named variables (an
+ * array indexed in a loop went through the stack and measured store forwarding) */
 __attribute__((target("avx512f,avx512bf16"))) static double bf16_peak(void) {
   const long iters = 20000000;
   double t0 = tn_now();
 #pragma omp parallel
   {
-    __m512 a[12];
-    for (int i = 0; i < 12; i++) a[i] = _mm512_set1_ps((float)i);
+    __m512 a0 = _mm512_set1_ps(0), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0, a8 = a0, a9 = a0,
+           a10 = a0, a11 = a0;
     __m512bh x = (__m512bh)_mm512_set1_epi16(0x3f80), y = (__m512bh)_mm512_set1_epi16(0x3c00);
     for (long it = 0; it < iters; it++) {
-      for (int i = 0; i < 12; i++) a[i] = _mm512_dpbf16_ps(a[i], x, y);
-      __asm__ volatile("" : "+v"(a[0]), "+v"(a[1]), "+v"(a[2]), "+v"(a[3]), "+v"(a[4]), "+v"(a[5]), "+v"(a[6]),
-                       "+v"(a[7]), "+v"(a[8]), "+v"(a[9]), "+v"(a[10]), "+v"(a[11]));
+#define DP(a) a = _mm512_dpbf16_ps(a, x, y)
+      DP(a0); DP(a1); DP(a2); DP(a3); DP(a4); DP(a5); DP(a6); DP(a7); DP(a8); DP(a9); DP(a10); DP(a11);
+#undef DP
+      __asm__ volatile("" : "+v"(a0), "+v"(a1), "+v"(a2), "+v"(a3), "+v"(a4), "+v"(a5), "+v"(a6), "+v"(a7), "+v"(a8),
+                       "+v"(a9), "+v"(a10), "+v"(a11));
     }
-    float s = 0;
-    for (int i = 0; i < 12; i++) s += _mm512_reduce_add_ps(a[i]);
-    if (s == 1234.5f) printf(" ");
+    __m512 s = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                             _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    s = _mm512_add_ps(s, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11)));
+    if (_mm512_reduce_add_ps(s) == 1234.5f) printf(" ");
   }
   const double dt = tn_now() - t0;
   return (double)iters * 12 * 64 * omp_get_max_threads() / dt / 1e9;
@@ -151,11 +237,20 @@ static int run_gemm(int N, int K, int O) {
   tn_nf4_alloc(&q, (int64_t)O * K, 64, true);
   tn_nf4_quantize(&q, w);
   tn_mat Q = {.out = O, .in = K, .dtype = TN_NF4, .q = &q};
+  const tn_isa isa0 = tn_quant_isa();
   const double gf = time_gemm(&F, x, y, N), gb = time_gemm(&B, x, y, N), gq = time_gemm(&Q, x, y, N);
-  const double peak = tn_quant_isa() >= TN_ISA_AVX512BF16 ? bf16_peak() : 0;
-  printf("{\"gemm\": [%d, %d, %d], \"threads\": %d, \"f32_gflops\": %.1f, \"bf16_gflops\": %.1f, "
-         "\"nf4_gflops\": %.1f, \"bf16_peak_gflops\": %.1f, \"bf16_of_peak\": %.3f}\n",
-         N, K, O, omp_get_max_threads(), gf, gb, gq, peak, peak > 0 ? gb / peak : 0);
+  double gdp = 0, peak = 0;
+  if (isa0 >= TN_ISA_AVX512BF16) { /* the vdpbf16ps GEMM (the path without AMX) and its peak */
+    tn_quant_set_isa(TN_ISA_AVX512BF16);
+    gdp = time_gemm(&B, x, y, N);
+    tn_quant_set_isa(isa0);
+    peak = bf16_peak();
+  }
+  printf("{\"gemm\": [%d, %d, %d], \"threads\": %d, \"isa\": %d, \"f32_gflops\": %.1f, \"bf16_gflops\": %.1f, "
+         "\"bf16_vdpbf16ps_gflops\": %.1f, \"nf4_gflops\": %.1f, \"bf16_peak_gflops\": %.1f, \"bf16_of_peak\": %.3f, "
+         "\"vdpbf16ps_of_peak\": %.3f}\n",
+         N, K, O, omp_get_max_threads(), (int)isa0, gf, gb, gdp, gq, peak, peak > 0 ? gb / peak : 0,
+         peak > 0 ? gdp / peak : 0);
   tn_nf4_free(&q);
   free(w); free(x); free(y); free(b);
   return 0;
@@ -235,7 +330,7 @@ static int run_gemv(int N, int K, int O, int reps) {
 
 int main(int argc, char **argv) {
   const char *dir = NULL, *dt = "f32";
-  int new_tokens = 64, reps = 3, gemm = 0, N = 512, K = 896, O = 4864;
+  int new_tokens = 64, reps = 3, gemm = 0, N = 512, K = 896, O = 4864, train = 0, B = 2, T = 256, rank = 16, steps = 3;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--model") && i + 1 < argc) dir = argv[++i];
     else if (!strcmp(argv[i], "--dtype") && i + 1 < argc) dt = argv[++i];
@@ -243,19 +338,26 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--gemm")) gemm = 1;
     else if (!strcmp(argv[i], "--gemv")) gemm = 2;
+    else if (!strcmp(argv[i], "--train")) train = 1;
+    else if (!strcmp(argv[i], "--batch") && i + 1 < argc) B = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--seq") && i + 1 < argc) T = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--lora-rank") && i + 1 < argc) rank = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--n") && i + 1 < argc) N = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--k") && i + 1 < argc) K = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--out") && i + 1 < argc) O = atoi(argv[++i]);
     else {
       fprintf(stderr, "usage: bench_quant --model DIR --dtype f32|bf16|nf4 [--new-tokens N] [--reps R]\n"
                       "       bench_quant --gemm [--n N] [--k K] [--out O]\n"
-                      "       bench_quant --gemv [--n N] [--k K] [--out O] [--reps R]\n");
+                      "       bench_quant --gemv [--n N] [--k K] [--out O] [--reps R]\n"
+                      "       bench_quant --model DIR --dtype D --train [--batch B] [--seq T] [--lora-rank R] [--steps S]\n");
       return 2;
     }
   }
   if (gemm == 2) return run_gemv(N, K, O, reps);
   if (gemm) return run_gemm(N, K, O);
   if (!dir) { fprintf(stderr, "bench_quant: --model DIR or --gemm\n"); return 2; }
+  if (train) return B > 0 && T > 1 && rank > 0 && steps > 0 ? run_train(dir, dt, B, T, rank, steps) : 2;
   if (new_tokens < 1 || reps < 1) return 2;
   return run_model(dir, dt, new_tokens, reps);
 }

@@ -96,6 +96,13 @@ static size_t carve(tn_weight_entry *p, int n, float *base) {
   return off;
 }
 
+/* The file's pages of tensor t are not needed again: drop them from this process so the
+ * peak resident size is the converted weights, not the weights twice. */
+static void drop_pages(const tn_st_tensor *t) {
+  const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)t->data & ~(pg - 1);
+  madvise((void *)a, (uintptr_t)t->data + t->nbytes - a, MADV_DONTNEED);
+}
+
 static tn_status convert(float *dst, const tn_st_tensor *t) {
   const unsigned char *src = t->data;
   switch (t->dtype) {
@@ -110,10 +117,7 @@ static tn_status convert(float *dst, const tn_st_tensor *t) {
     return tn_error(TN_ERR_UNSUPPORTED, "%s: tensor '%s' has dtype %s (tunic reads F32, BF16, F16)", t->file, t->name,
                     tn_st_dtype_name(t->dtype));
   }
-  /* the file's pages are not needed again: drop them from this process so the peak
-   * resident size is the converted weights, not the weights twice */
-  const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE), a = (uintptr_t)src & ~(pg - 1);
-  madvise((void *)a, (uintptr_t)src + t->nbytes - a, MADV_DONTNEED);
+  drop_pages(t);
   return TN_OK;
 }
 
@@ -408,8 +412,10 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
         m->w.head.dtype = TN_BF16;
         m->w.head.q = dst;
       }
-      if (t->dtype == TN_ST_BF16) memcpy(dst, t->data, p->numel * 2);
-      else if ((s = convert(tmp, t)) == TN_OK) tn_bf16_from_f32(dst, tmp, p->numel);
+      if (t->dtype == TN_ST_BF16) {
+        memcpy(dst, t->data, p->numel * 2);
+        drop_pages(t);
+      } else if ((s = convert(tmp, t)) == TN_OK) tn_bf16_from_f32(dst, tmp, p->numel);
     } else if (!p->mat || p->mat->dtype == TN_F32) {
       s = isq[i] ? bnb_dequant(*p->ptr, &bst[i], p->numel) : convert(*p->ptr, t);
     } else if (p->mat->dtype == TN_BF16) {
@@ -418,6 +424,7 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
       p->mat->q = dst;
       if (!isq[i] && t->dtype == TN_ST_BF16) {
         memcpy(dst, t->data, p->numel * 2);
+        drop_pages(t);
       } else {
         s = isq[i] ? bnb_dequant(tmp, &bst[i], p->numel) : convert(tmp, t);
         if (s == TN_OK) tn_bf16_from_f32(dst, tmp, p->numel);
@@ -429,7 +436,10 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
       s = tn_nf4_init(q, (int64_t)p->numel, bs, nested, (char *)m->qbuf + qoff);
       qoff += tn_nf4_bytes((int64_t)p->numel, bs, nested);
       p->mat->q = q;
-      if (s == TN_OK && isq[i]) bnb_fill(q, &bst[i]);
+      if (s == TN_OK && isq[i]) {
+        bnb_fill(q, &bst[i]);
+        drop_pages(bst[i].w);
+      }
       else if (s == TN_OK && (s = convert(tmp, t)) == TN_OK) tn_nf4_quantize(q, tmp);
     }
   }

@@ -11,9 +11,13 @@
  *    applied per group (nf4_fast_rows; the weights are the exact dequantised values).
  *    bf16: widened to f32 by a shift / a mask and f32 FMAs (exact products; as fast as
  *    vdpbf16ps here, which would round x to bf16). AVX-512F, or plain C.
- *  - N > 8, bf16, AVX-512 BF16: vdpbf16ps GEMM; x is rounded to bf16, W is packed per
- *    64-row block into pair-interleaved panels in a per-thread buffer.
- *  So with AVX-512 BF16 a bf16 forward of more than 8 rows rounds x to bf16 (as oneDNN /
+ *  - N > 8, bf16, AMX (Sapphire Rapids): W widened to f32 in ~16 MB tiles of rows and
+ *    multiplied by mm_bf16.c's tdpbf16ps GEMM (x rounded to bf16, W packed back to the
+ *    same bf16 values): measured 655 GFLOP/s on one core against 60 for the vdpbf16ps
+ *    GEMM and 147 for f32 tiles + sgemm.
+ *  - N > 8, bf16, AVX-512 BF16 without AMX: vdpbf16ps GEMM; x is rounded to bf16, W is
+ *    packed per 64-row block into pair-interleaved panels in a per-thread buffer.
+ *  So with AVX-512 BF16 or AMX a bf16 forward of more than 8 rows rounds x to bf16 (as oneDNN /
  *  PyTorch bf16 matmuls do); decoding, input gradients and NF4 stay f32 throughout.
  *  - otherwise (NF4 GEMM, every input gradient, CPUs without the instructions): W is
  *    dequantised in tiles of rows into a cache-sized f32 buffer and OpenBLAS runs the
@@ -282,7 +286,8 @@ static tn_isa detect_isa(void) {
   bool f = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   if (!f) return TN_ISA_PORTABLE;
-  return __builtin_cpu_supports("avx512bf16") ? TN_ISA_AVX512BF16 : TN_ISA_AVX512;
+  if (!__builtin_cpu_supports("avx512bf16")) return TN_ISA_AVX512;
+  return tn_amx_available() ? TN_ISA_AMX : TN_ISA_AVX512BF16;
 }
 
 static tn_isa hw_isa(void) {
@@ -292,7 +297,9 @@ static tn_isa hw_isa(void) {
     __builtin_cpu_init();
     bool f = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    v = !f ? TN_ISA_PORTABLE : __builtin_cpu_supports("avx512bf16") ? TN_ISA_AVX512BF16 : TN_ISA_AVX512;
+    v = !f ? TN_ISA_PORTABLE : !__builtin_cpu_supports("avx512bf16") ? TN_ISA_AVX512
+                                : tn_amx_available()                     ? TN_ISA_AMX
+                                                                         : TN_ISA_AVX512BF16;
     __atomic_store_n(&hw, v, __ATOMIC_RELAXED);
   }
   return (tn_isa)v;
@@ -534,76 +541,92 @@ TN_T_AVX512 static inline __attribute__((always_inline)) void nf4_gemv_rows(floa
  * dwords; dword d holds elements 8d..8d+7 of the group, nibble j (bits 4j..4j+3) being
  * element 8d + (j ^ 1) (first element in the high nibble). vpermps reads only index bits
  * 3..0, so lut[v >> 4j] (a shift and one permute) decodes nibble j of all 16 dwords;
- * x is permuted once per call to match: xs[g*128 + 16j + d] = x[g*128 + 8d + (j ^ 1)].
+ * x is permuted once per call to match: xs[k0 + g*128 + 16j + d] = x[k0 + g*128 + 8d + (j ^ 1)].
  * Per 16 weights: <= 1 shift, 1 permute, 1 FMA (the unpack/widen of the plain decode
  * costs 3 more shuffles per 16). The block scales (absmax, decoded once per row) are
  * applied per group: acc += blk * absmax, blk = sum of code * x over the group (lanes
- * 0-7 are block 2g, 8-15 block 2g+1 when the blocksize is 64). A 64-weight tail (in %
- * 128 == 64, blocksize 64) uses the plain decode on x in its own order. */
+ * 0-7 are one block, 8-15 the next when the blocksize is 64).
+ * Groups start on block boundaries of the flattened matrix. With blocksize 64 a row may
+ * start 32 elements into a block (in % 64 == 32): such rows (phase 1) take their first
+ * 32 weights, and every row its last (in - k0) % 128, in 32-weight chunks by the plain
+ * decode (nf4_decode32, one block each) on x in its own order; x is permuted once per
+ * phase present. Blocksizes that are multiples of 128 need rows of whole blocks. */
 #define XS_G 128
 static bool nf4_fast_ok(const tn_nf4 *q, int in) {
-  return in % 64 == 0 && in % q->blocksize == 0 && (q->blocksize == 64 || q->blocksize % XS_G == 0);
+  return (q->blocksize == 64 && in % 32 == 0) || (q->blocksize % XS_G == 0 && in % q->blocksize == 0);
 }
 
-/* x (N, in) -> xs (N, in): the fast path's order for the whole groups, the tail as is */
-static void nf4_permute_x(float *xs, const float *x, int N, int in) {
-  const int ng = in / XS_G;
+/* x (N, in) -> xs (N, in) for rows of phase k0 (0 or 32: elements before the first group) */
+static void nf4_permute_x(float *xs, const float *x, int N, int in, int k0) {
+  const int ng = (in - k0) / XS_G;
   for (int n = 0; n < N; n++) {
     const float *xr = x + (size_t)n * in;
     float *d = xs + (size_t)n * in;
+    memcpy(d, xr, sizeof(float) * (size_t)k0);
     for (int g = 0; g < ng; g++)
       for (int j = 0; j < 8; j++)
-        for (int l = 0; l < 16; l++) d[g * XS_G + 16 * j + l] = xr[g * XS_G + 8 * l + (j ^ 1)];
-    memcpy(d + ng * XS_G, xr + ng * XS_G, sizeof(float) * (size_t)(in - ng * XS_G));
+        for (int l = 0; l < 16; l++) d[k0 + g * XS_G + 16 * j + l] = xr[k0 + g * XS_G + 8 * l + (j ^ 1)];
+    const int e = k0 + ng * XS_G;
+    memcpy(d + e, xr + e, sizeof(float) * (size_t)(in - e));
   }
 }
 
-TN_T_AVX512 static inline __attribute__((always_inline)) void nf4_fast_rows(float *y, const float *xs, const tn_mat *W,
-                                                                             const int N, int o0, int o1, float *am) {
+TN_T_AVX512 static inline __attribute__((always_inline)) void nf4_chunk32(__m512 *acc, const float *xs, int in, int k,
+                                                                           const uint8_t *c, __m512 lut, float a,
+                                                                           const int N) {
+  __m512 w0, w1;
+  nf4_decode32(c + k / 2, _mm512_mul_ps(lut, _mm512_set1_ps(a)), &w0, &w1);
+  for (int n = 0; n < N; n++) {
+    const float *xk = xs + (size_t)n * in + k;
+    acc[n] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xk), acc[n]);
+    acc[n] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xk + 16), acc[n]);
+  }
+}
+
+/* xs2[p]: x permuted for phase p (0: rows starting on a block boundary, 1: 32 elements in) */
+TN_T_AVX512 static inline __attribute__((always_inline)) void nf4_fast_rows(float *y, float *const *xs2,
+                                                                             const tn_mat *W, const int N, int o0,
+                                                                             int o1, float *am) {
   const tn_nf4 *q = W->q;
-  const int in = W->in, out = W->out, bs = q->blocksize, nbr = in / bs, ng = in / XS_G;
+  const int in = W->in, out = W->out, bs = q->blocksize;
   const __m512 lut = _mm512_loadu_ps(q->code);
   for (int o = o0; o < o1; o++) {
-    const uint8_t *c = q->codes + (size_t)o * in / 2;
-    const int64_t b0 = (int64_t)o * nbr;
-    nf4_row_absmax(am, q, b0, nbr);
+    const int64_t e0 = (int64_t)o * in, b0 = e0 / bs;
+    const int k0 = (int)(e0 % bs) ? bs - (int)(e0 % bs) : 0; /* 0 or 32 (blocksize 64) */
+    const int ng = (in - k0) / XS_G;
+    const float *xs = xs2[k0 ? 1 : 0];
+    const uint8_t *c = q->codes + e0 / 2;
+    nf4_row_absmax(am, q, b0, (int)((e0 + in - 1) / bs - b0 + 1));
     __m512 acc[GEMV_MAXN];
     for (int n = 0; n < N; n++) acc[n] = _mm512_setzero_ps();
+    if (k0) nf4_chunk32(acc, xs, in, 0, c, lut, am[0], N);
     for (int g = 0; g < ng; g++) {
-      _mm_prefetch((const char *)(c + g * 64) + TN_PF_BYTES, _MM_HINT_T0);
-      const __m512i v = _mm512_loadu_si512((const void *)(c + g * 64));
+      const int k = k0 + g * XS_G;
+      _mm_prefetch((const char *)(c + k / 2) + TN_PF_BYTES, _MM_HINT_T0);
+      const __m512i v = _mm512_loadu_si512((const void *)(c + k / 2));
       __m512 blk[GEMV_MAXN], blk2[GEMV_MAXN];
       for (int n = 0; n < N; n++) blk[n] = blk2[n] = _mm512_setzero_ps();
-#define NF4_NIB(j, B)                                                                             \
-  do {                                                                                            \
-    const __m512 w = _mm512_permutexvar_ps((j) ? _mm512_srli_epi32(v, 4 * (j)) : v, lut);         \
-    for (int n = 0; n < N; n++)                                                                   \
-      B[n] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs + (size_t)n * in + g * XS_G + 16 * (j)), B[n]); \
+#define NF4_NIB(j, B)                                                                         \
+  do {                                                                                        \
+    const __m512 w = _mm512_permutexvar_ps((j) ? _mm512_srli_epi32(v, 4 * (j)) : v, lut);     \
+    for (int n = 0; n < N; n++)                                                               \
+      B[n] = _mm512_fmadd_ps(w, _mm512_loadu_ps(xs + (size_t)n * in + k + 16 * (j)), B[n]);   \
   } while (0)
       NF4_NIB(0, blk); NF4_NIB(1, blk2); NF4_NIB(2, blk); NF4_NIB(3, blk2);
       NF4_NIB(4, blk); NF4_NIB(5, blk2); NF4_NIB(6, blk); NF4_NIB(7, blk2);
 #undef NF4_NIB
-      const __m512 sc = bs == 64 ? _mm512_insertf32x8(_mm512_set1_ps(am[2 * g]), _mm256_set1_ps(am[2 * g + 1]), 1)
-                                 : _mm512_set1_ps(am[g * XS_G / bs]);
+      const int r = (int)((e0 + k) / bs - b0);
+      const __m512 sc = bs == 64 ? _mm512_insertf32x8(_mm512_set1_ps(am[r]), _mm256_set1_ps(am[r + 1]), 1)
+                                 : _mm512_set1_ps(am[r]);
       for (int n = 0; n < N; n++) acc[n] = _mm512_fmadd_ps(_mm512_add_ps(blk[n], blk2[n]), sc, acc[n]);
     }
-    for (int k = ng * XS_G; k < in; k += 64) { /* tail: one block of 64 */
-      const __m512 ls = _mm512_mul_ps(lut, _mm512_set1_ps(am[k / bs]));
-      for (int h = 0; h < 64; h += 32) {
-        __m512 w0, w1;
-        nf4_decode32(c + (k + h) / 2, ls, &w0, &w1);
-        for (int n = 0; n < N; n++) {
-          const float *xk = xs + (size_t)n * in + k + h;
-          acc[n] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(xk), acc[n]);
-          acc[n] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(xk + 16), acc[n]);
-        }
-      }
-    }
+    for (int k = k0 + ng * XS_G; k < in; k += 32) /* tail: 32-weight chunks, one block each */
+      nf4_chunk32(acc, xs, in, k, c, lut, am[(e0 + k) / bs - b0], N);
     for (int n = 0; n < N; n++) y[(size_t)n * out + o] = _mm512_reduce_add_ps(acc[n]);
   }
 }
 
-TN_T_AVX512 static void nf4_fast_gemv(float *y, const float *xs, const tn_mat *W, int N, int o0, int o1, float *am) {
+TN_T_AVX512 static void nf4_fast_gemv(float *y, float *const *xs, const tn_mat *W, int N, int o0, int o1, float *am) {
   switch (N) {
   case 1: nf4_fast_rows(y, xs, W, 1, o0, o1, am); break;
   case 2: nf4_fast_rows(y, xs, W, 2, o0, o1, am); break;
@@ -640,17 +663,25 @@ static bool nf4_gemv_ok(const tn_mat *W) {
 static void gemv(float *y, const float *x, const tn_mat *W, int N) {
   const tn_isa isa = tn_quant_isa();
   const bool nf4 = W->dtype == TN_NF4;
-  if (isa < TN_ISA_AVX512 || (nf4 && !nf4_gemv_ok(W)) || (W->dtype != TN_NF4 && W->dtype != TN_BF16)) {
+  if (isa < TN_ISA_AVX512 || (nf4 && !nf4_gemv_ok(W) && !nf4_fast_ok(W->q, W->in)) ||
+      (W->dtype != TN_NF4 && W->dtype != TN_BF16)) {
     gemv_portable(y, x, W, N);
     return;
   }
   const int out = W->out;
   const bool fast = nf4 && nf4_fast_ok(W->q, W->in);
-  /* x in the order the kernel reads it (the old NF4 path reads x as it is) */
-  float *xs = scratch(SCR_XB, sizeof(float) * (size_t)N * W->in);
-  if (fast) nf4_permute_x(xs, x, N, W->in);
-  else if (!nf4) bf16_deinterleave_x(xs, x, N, W->in);
-  const int nbr = nf4 ? W->in / ((const tn_nf4 *)W->q)->blocksize : 0;
+  /* x in the order the kernel reads it (the old NF4 path reads x as it is); NF4 rows
+   * starting 32 elements into a block (in % 64 == 32) need a second permutation */
+  const bool two = fast && W->in % 64 != 0;
+  float *xs = scratch(SCR_XB, sizeof(float) * (size_t)N * W->in * (two ? 2 : 1));
+  float *xs2[2] = {xs, two ? xs + (size_t)N * W->in : xs};
+  if (fast) {
+    nf4_permute_x(xs2[0], x, N, W->in, 0);
+    if (two) nf4_permute_x(xs2[1], x, N, W->in, 32);
+  } else if (!nf4) {
+    bf16_deinterleave_x(xs, x, N, W->in);
+  }
+  const int nbr = nf4 ? W->in / ((const tn_nf4 *)W->q)->blocksize + 2 : 0; /* blocks a row touches */
   /* small matrices: one thread (a parallel region costs more than it saves, and a
    * descheduled worker stalls the whole call) */
 #pragma omp parallel if ((size_t)out * W->in * N > ((size_t)1 << 19))
@@ -661,7 +692,7 @@ static void gemv(float *y, const float *x, const tn_mat *W, int N) {
     const int o0 = t * per < out ? t * per : out, o1 = o0 + per < out ? o0 + per : out;
     if (o0 < o1 && fast) {
       float am[nbr > 0 ? nbr : 1]; /* the row's block scales */
-      nf4_fast_gemv(y, xs, W, N, o0, o1, am);
+      nf4_fast_gemv(y, xs2, W, N, o0, o1, am);
     } else if (o0 < o1) {
       if (nf4) nf4_gemv_avx512(y, x, W, N, o0, o1);
       else bf16_gemv_avx512(y, xs, W, N, o0, o1);
@@ -696,6 +727,24 @@ static void forward_tiles(float *y, const float *x, const tn_mat *W, int N) {
     tile_fill(tile, W, r0, r1);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, r1 - r0, in, 1.0f, x, in, tile, in, 0.0f, y + r0, out);
   }
+}
+
+/* bf16 weights on AMX (mm_bf16.c's tdpbf16ps GEMM): W widened to f32 in tiles of ~16 MB
+ * (exact), which tn_gemm_bf16 packs back to bf16 (the same values) with x rounded to bf16.
+ * false when AMX is unavailable (nothing written). */
+static bool forward_tiles_amx(float *y, const float *x, const tn_mat *W, int N) {
+  if (!tn_amx_available()) return false;
+  const int in = W->in, out = W->out;
+  int rt = (int)(((size_t)4 << 20) / (size_t)(in > 0 ? in : 1));
+  rt = rt < 32 ? 32 : rt & ~31;
+  rt = rt < out ? rt : out;
+  float *tile = scratch(SCR_TILE, sizeof(float) * (size_t)rt * in);
+  for (int r0 = 0; r0 < out; r0 += rt) {
+    const int r1 = r0 + rt < out ? r0 + rt : out;
+    tile_fill(tile, W, r0, r1);
+    if (!tn_gemm_bf16(false, true, N, r1 - r0, in, x, in, tile, in, 0.0f, y + r0, out)) return false;
+  }
+  return true;
 }
 
 static void backward_tiles(float *dx, const float *dy, const tn_mat *W, int N) {
@@ -802,12 +851,14 @@ TN_T_BF16 static void bf16_gemm_dp(float *y, const float *x, const tn_mat *W, in
 
 /* ---------------------------------------------------------------- dispatch ---- */
 
+
 void tn_qlinear_forward(float *y, const float *x, const tn_mat *W, int N) {
   if (N <= 0) return;
   if (N <= GEMV_MAXN) {
     gemv(y, x, W, N);
     return;
   }
+  if (W->dtype == TN_BF16 && tn_quant_isa() >= TN_ISA_AMX && forward_tiles_amx(y, x, W, N)) return;
   if (W->dtype == TN_BF16 && tn_quant_isa() >= TN_ISA_AVX512BF16) {
     bf16_gemm_dp(y, x, W, N);
     return;

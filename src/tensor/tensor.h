@@ -120,6 +120,10 @@ void tn_add_inplace(float *y, const float *x, size_t n);          /* y += x */
 void tn_scale_inplace(float *y, float a, size_t n);
 /* log-softmax helpers over V for one row: returns logsumexp */
 float tn_logsumexp(const float *x, int V);
+/* e (V) = exp(x - max x) with a vectorised expf (~2 ulp), for the sampler; returns
+ * max x and *sum = the sum of e (double, a fixed order: sums of 16-element blocks,
+ * which also land in bsum (ceil(V/16)) when not NULL, added in order). */
+float tn_exp_shifted(float *e, float *bsum, const float *x, int V, double *sum);
 
 /* ---- cross-entropy over V classes, one row per token ----
  * loss_rows (N) = logsumexp(logits_i) - logits_i[target_i]; rows with target < 0
@@ -190,10 +194,11 @@ size_t tn_mat_bytes(const tn_mat *W);  /* bytes the weight's storage takes */
  * (overwritten), and dx (N, in) += dy W. */
 void tn_qlinear_forward(float *y, const float *x, const tn_mat *W, int N);
 void tn_qlinear_backward_dx(float *dx, const float *dy, const tn_mat *W, int N);
-/* Kernel paths, chosen at run time: AVX-512 BF16 (vdpbf16ps GEMM + AVX-512 GEMV),
- * AVX-512F (GEMV; GEMM via f32 tiles), portable C. TN_NO_AVX512BF16=1 in the
- * environment forces the portable path. tn_quant_set_isa clamps to what the CPU has. */
-typedef enum { TN_ISA_PORTABLE = 0, TN_ISA_AVX512 = 1, TN_ISA_AVX512BF16 = 2 } tn_isa;
+/* Kernel paths, chosen at run time: AMX (bf16 GEMM on tdpbf16ps tiles, else as AVX-512
+ * BF16), AVX-512 BF16 (vdpbf16ps GEMM + AVX-512 GEMV), AVX-512F (GEMV; GEMM via f32
+ * tiles), portable C. TN_NO_AVX512BF16=1 in the environment forces the portable path,
+ * TN_NO_AMX=1 AVX-512 BF16 at most. tn_quant_set_isa clamps to what the CPU has. */
+typedef enum { TN_ISA_PORTABLE = 0, TN_ISA_AVX512 = 1, TN_ISA_AVX512BF16 = 2, TN_ISA_AMX = 3 } tn_isa;
 tn_isa tn_quant_isa(void);
 void tn_quant_set_isa(tn_isa isa);
 void tn_quant_scratch_release(void);  /* the calling thread's quant scratch */
