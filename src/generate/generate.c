@@ -36,7 +36,20 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
   const float T = greedy ? 1.0f : o->temperature;
   if (T != 1.0f)
     for (int v = 0; v < V; v++) logits[v] /= T;
-  float lse = tn_logsumexp(logits, V);
+  /* per-thread buffers (rows are sampled in parallel): e (V) = exp(logits - max),
+   * bs (V/16) its block sums; a fresh allocation per token would be an mmap + page faults */
+  static _Thread_local float *ebuf;
+  static _Thread_local int ecap;
+  if (ecap < V) {
+    float *nb = realloc(ebuf, sizeof(float) * ((size_t)V + V / 16 + 1));
+    if (!nb) abort(); /* a few MB at most */
+    ebuf = nb;
+    ecap = V;
+  }
+  float *e = ebuf, *bs = ebuf + V;
+  double esum;
+  const float mx = tn_exp_shifted(e, bs, logits, V, &esum);
+  const float lse = mx + (float)log(esum);
   if (greedy) {
     int best = 0;
     for (int v = 1; v < V; v++)
@@ -44,8 +57,35 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
     *lp = logits[best] - lse;
     return best;
   }
-  /* candidates: probabilities, then top-k / top-p / min-p filtering on a sorted prefix */
-  cand *c = malloc(sizeof(cand) * V);
+  if (o->top_k <= 0 && o->top_p >= 1.0f && o->min_p <= 0.0f) {
+    /* the whole distribution: p_v = e_v / esum; inverse CDF over the block sums,
+     * then within the block (rounding: the last nonzero entry reached) */
+    const double r = tn_rng_uniform(rng) * esum;
+    double cum = 0;
+    int pick = -1, b = 0;
+    const int nb = (V + 15) / 16;
+    for (; b < nb - 1 && cum + bs[b] <= r; b++) cum += bs[b];
+    for (int v = b * 16; v < V && v < b * 16 + 16; v++) {
+      if (e[v] > 0.0f) pick = v;
+      cum += e[v];
+      if (r < cum) break;
+    }
+    for (int v = b * 16 - 1; pick < 0 && v >= 0; v--) /* an all-zero last block */
+      if (e[v] > 0.0f) pick = v;
+    *lp = logits[pick] - lse;
+    return pick;
+  }
+  /* candidates: probabilities, then top-k / top-p / min-p filtering on a sorted prefix.
+   * A per-thread buffer: a fresh (V) allocation per token is an mmap + page faults. */
+  static _Thread_local cand *cbuf;
+  static _Thread_local int ccap;
+  if (ccap < V) {
+    cand *nb = realloc(cbuf, sizeof(cand) * V);
+    if (!nb) abort(); /* a few MB at most */
+    cbuf = nb;
+    ccap = V;
+  }
+  cand *c = cbuf;
   float pmax = 0.0f;
   for (int v = 0; v < V; v++) {
     c[v].p = expf(logits[v] - lse);
@@ -105,7 +145,6 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
     cum += c[k].p;
     if (r < cum) { pick = c[k].i; break; }
   }
-  free(c);
   *lp = logits[pick] - lse;
   return pick;
 }
@@ -166,6 +205,8 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
   int *tok = malloc(sizeof(int) * Nmax), *pos = malloc(sizeof(int) * Nmax), *seq = malloc(sizeof(int) * Nmax);
   int *orow = malloc(sizeof(int) * Nmax), *owner = malloc(sizeof(int) * Nmax);
   float *logits = malloc(sizeof(float) * (size_t)Nmax * V), *row = malloc(sizeof(float) * V);
+  int *smp = malloc(sizeof(int) * Nmax);
+  float *slp = malloc(sizeof(float) * Nmax);
   tn_status s = TN_OK;
   for (int p = 0; p < B; p++)
     for (int j = 0; j < n; j++) {
@@ -222,15 +263,18 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
     }
     if (N == 0) break;
     s = tn_forward(m, st, N, tok, pos, seq, logits, NULL, N);
-    for (int k = 0; k < N && s == TN_OK; k++) {
+    if (s != TN_OK) break;
+    /* sample the rows in parallel (each slot has its own random stream, so the
+     * result does not depend on the threads), then emit them in order */
+#pragma omp parallel for schedule(dynamic, 1) if (N > 1)
+    for (int k = 0; k < N; k++) {
       slot_t *q = &sl[owner[k]];
-      float lp;
-      int t = tn_sample_token(logits + (size_t)k * V, V, o, q->hist, q->nhist, &q->rng, &lp);
-      emit(m, o, q, &res[owner[k]], t, lp);
+      smp[k] = tn_sample_token(logits + (size_t)k * V, V, o, q->hist, q->nhist, &q->rng, &slp[k]);
     }
+    for (int k = 0; k < N; k++) emit(m, o, &sl[owner[k]], &res[owner[k]], smp[k], slp[k]);
   }
   for (int i = 0; i < S; i++) free(sl[i].hist);
-  free(sl); free(tok); free(pos); free(seq); free(orow); free(owner); free(logits); free(row);
+  free(sl); free(tok); free(pos); free(seq); free(orow); free(owner); free(logits); free(row); free(smp); free(slp);
   tn_state_free(st);
   if (s != TN_OK) tn_gen_results_free(res, S);
   return s;

@@ -238,13 +238,19 @@ static void small_gemm_rows(float *y, const float *x, const float *w, int N, int
     small_gemm_rows_generic(y, x, w, N, in, out, o0, o1);
     return;
   }
-  for (int n0 = 0; n0 < N; n0 += TN_SMALL_N) {
-    const int nn = N - n0 < TN_SMALL_N ? N - n0 : TN_SMALL_N, ob = z_ob[nn - 1];
-    float *yb = y + (size_t)n0 * out;
-    const float *xb = x + (size_t)n0 * in;
-    const int ob1 = o0 + (o1 - o0) / ob * ob;
-    if (ob1 > o0) z_big[nn - 1](yb, out, xb, w, in, o0, ob1);
-    if (ob1 < o1) z_one[nn - 1](yb, out, xb, w, in, ob1, o1);
+  /* more than 8 rows: blocks of 8 rows over slices of outputs small enough to stay
+   * in L1, so the weights stream once for all the rows */
+  const int oc = N <= TN_SMALL_N ? o1 - o0 : in < 512 ? 24 : 12;
+  for (int c0 = o0; c0 < o1; c0 += oc) {
+    const int c1 = c0 + oc < o1 ? c0 + oc : o1;
+    for (int n0 = 0; n0 < N; n0 += TN_SMALL_N) {
+      const int nn = N - n0 < TN_SMALL_N ? N - n0 : TN_SMALL_N, ob = z_ob[nn - 1];
+      float *yb = y + (size_t)n0 * out;
+      const float *xb = x + (size_t)n0 * in;
+      const int ob1 = c0 + (c1 - c0) / ob * ob;
+      if (ob1 > c0) z_big[nn - 1](yb, out, xb, w, in, c0, ob1);
+      if (ob1 < c1) z_one[nn - 1](yb, out, xb, w, in, ob1, c1);
+    }
   }
 }
 

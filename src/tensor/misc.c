@@ -59,3 +59,21 @@ float tn_logsumexp(const float *x, int V) {
   for (int i = 0; i < V; i++) s += expf(x[i] - m);
   return m + (float)log(s);
 }
+
+TN_CLONES float tn_exp_shifted(float *e, float *bsum, const float *x, int V, double *sum) {
+  float m = -INFINITY;
+#pragma omp simd reduction(max : m)
+  for (int i = 0; i < V; i++) m = x[i] > m ? x[i] : m;
+#pragma omp simd
+  for (int i = 0; i < V; i++) e[i] = tn__expf(x[i] - m);
+  double s = 0;
+  for (int b = 0; b < V; b += 16) {
+    const int n = V - b < 16 ? V - b : 16;
+    float t = 0.0f;
+    for (int i = 0; i < n; i++) t += e[b + i];
+    if (bsum) bsum[b / 16] = t;
+    s += t;
+  }
+  *sum = s;
+  return m;
+}
