@@ -262,7 +262,7 @@ __attribute__((target("avx512f,avx512dq"))) static double read_bw(const float *b
   double best = 0;
   volatile float sink = 0;
   for (int r = 0; r < reps; r++) {
-    double t0 = tn_now();
+    double t0 = cpu_now();
     float tot = 0;
 #pragma omp parallel reduction(+ : tot)
     {
@@ -278,16 +278,17 @@ __attribute__((target("avx512f,avx512dq"))) static double read_bw(const float *b
       tot += _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
     }
     sink = tot;
-    const double dt = tn_now() - t0;
+    const double dt = (cpu_now() - t0) / omp_get_max_threads();
     if (bytes / dt / 1e9 > best) best = bytes / dt / 1e9;
   }
   (void)sink;
   return best;
 }
 
-/* Batch-1 GEMV of an (out, in) matrix stored f32 / bf16 (vdpbf16ps and convert+FMA) /
- * nf4: weight bytes read per second (best of reps), against the read bandwidth of a
- * buffer of each size in the same process. */
+/* Batch-N GEMV of an (out, in) matrix stored f32 / bf16 (AVX-512 and plain C) / nf4:
+ * weight bytes read per second (best of reps), against the read bandwidth of a buffer of
+ * each size in the same process. Both timed in process CPU seconds per thread (memory
+ * stalls count, being descheduled by other jobs does not: robust on a loaded machine). */
 static int run_gemv(int N, int K, int O, int reps) {
   tn_rng rng;
   tn_rng_seed(&rng, 1);
@@ -312,9 +313,9 @@ static int run_gemv(int N, int K, int O, int reps) {
     const double bytes = (double)tn_mat_bytes(&M[d]);
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {
-      double t0 = tn_now();
+      double t0 = cpu_now();
       tn_linear_forward(y, x, &M[d], NULL, N);
-      double dt = tn_now() - t0;
+      double dt = (cpu_now() - t0) / omp_get_max_threads();
       if (r > 0 && dt < best) best = dt;
     }
     const double bw = read_bw(d == 0 ? w : d == 3 ? (const float *)q.mem : (const float *)b, (size_t)bytes, reps);
