@@ -14,7 +14,8 @@
  *    gives bitwise the logits of slots holding a copy (tn_state_copy_slot) and of
  *    one slot decoded alone; writing into a shared region turns the sharing into a
  *    copy; tn_generate with n = 4 greedy samples (shared prefix) returns the
- *    tokens and log-probs of n = 1, bit for bit.
+ *    tokens and log-probs of n = 1, bit for bit; the fused decode (one parallel
+ *    region per forward) gives the per-kernel path's logits bit for bit.
  * Not for: training kernels (test_kernels_grad) or whole-model numerics (ref_*). */
 #include <math.h>
 #include <setjmp.h>
@@ -121,7 +122,8 @@ static void check_attention(const acase *c) {
   for (int i = 0; i < N; i++) seq[i] = i, pos[i] = 30 + 7 * i;
   seq[4] = 3, pos[3] = 40, pos[4] = 41;
   tn_attn_shape s = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = T, .seq_stride = stride, .pos = pos, .seq = seq,
-                     .window = c->window, .scale = 1.0f / sqrtf((float)D), .softcap = c->softcap};
+                     .window = c->window, .scale = 1.0f / sqrtf((float)D), .softcap = c->softcap,
+                     .grouped = true};
   tn_attention_forward(out, NULL, q, k, v, &s);
   double worst = 0;
   int differ = 0;
@@ -233,6 +235,11 @@ static void test_model_prefix(void **state) {
     float *l1 = malloc(sizeof(float) * steps * V);
     run_slots(m, S, P, steps, true, ls);
     run_slots(m, S, P, steps, false, lc);
+    assert_memory_equal(ls, lc, sizeof(float) * steps * S * V);
+    /* the fused decode (one parallel region per forward) == the per-kernel path */
+    tn_forward_set_fused(false);
+    run_slots(m, S, P, steps, true, lc);
+    tn_forward_set_fused(true);
     assert_memory_equal(ls, lc, sizeof(float) * steps * S * V);
     /* slot 0 alone: the same logits as in the batch of 5 */
     run_slots(m, 1, P, steps, true, l1);

@@ -3,6 +3,7 @@
  * training (rows = whole sequences, activations kept per layer), prefill and
  * KV-cache decoding (rows = new tokens of any slots). The backward pass lives in
  * src/train and reads the activations saved here. */
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include "model/model.h"
@@ -217,7 +218,7 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
   }
   tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos, .seq = seq,
                       .window = local ? c->window : 0, .scale = c->attn_scale, .softcap = c->attn_softcap,
-                      .pfx_src = st->pfx_any ? st->pfx_src : NULL, .pfx_len = st->pfx_any ? st->pfx_len : NULL};
+                      .pfx_src = st->pfx_any ? st->pfx_src : NULL, .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
   tn_attention_forward(a->ao, keep_att ? a->att : NULL, a->q, kc, vc, &as);
   tn_linear_forward(a->o, a->ao, &y->wo, y->bo, N);       // (N, C)
   if (c->sandwich_norms) {
@@ -238,6 +239,143 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
   add_rows(out, a->x_mid, c->sandwich_norms ? st->tmp : a->m, (size_t)N * C);
 }
 
+/* ---- fused decoding: a few rows (N <= 8), inference, f32 projections without
+ * adapters: one parallel region for the whole forward instead of one per
+ * projection. Each thread computes its slice of the outputs of every projection
+ * (tn_linear_part; gate/up and the activation on the same slice) and its share of
+ * the attention tasks; the small row-wise steps (norms, RoPE, cache writes,
+ * residual adds) run on one thread between barriers. The kernels and their
+ * summation orders are those of the unfused path: the same numbers bit for bit
+ * (TN_NO_FUSED_DECODE=1 in the environment selects the unfused path). */
+static int fused_on = -1;
+void tn_forward_set_fused(bool on) { fused_on = on; }
+
+static bool fused_ok(const tn_model *m, const tn_state *st, int N) {
+  if (fused_on < 0) fused_on = getenv("TN_NO_FUSED_DECODE") == NULL;
+  if (!fused_on || st->train || N > 8 || omp_in_parallel()) return false;
+  for (int l = 0; l < m->cfg.L; l++) {
+    const tn_layer *y = &m->w.layers[l];
+    if (!tn_linear_part_ok(&y->wq, N) || !tn_linear_part_ok(&y->wk, N) || !tn_linear_part_ok(&y->wv, N) ||
+        !tn_linear_part_ok(&y->wo, N) || !tn_linear_part_ok(&y->gate, N) || !tn_linear_part_ok(&y->up, N) ||
+        !tn_linear_part_ok(&y->down, N))
+      return false;
+  }
+  return true;
+}
+
+/* this thread's private (2, N, C) buffer of the fused path (normed rows, post-norms) */
+static float *thread_buf(size_t n) {
+  static _Thread_local float *b;
+  static _Thread_local size_t cap;
+  if (cap < n) {
+    free(b);
+    b = malloc(sizeof(float) * n);
+    if (!b) abort(); /* a few KB: not recoverable */
+    cap = n;
+  }
+  return b;
+}
+
+/* out[i, c0:c1) = a[i, c0:c1) + b[i, c0:c1) for the N rows */
+static void add_slice(float *out, const float *a, const float *b, int N, int C, int c0, int c1) {
+  for (int i = 0; i < N; i++)
+    for (int c = c0; c < c1; c++) out[(size_t)i * C + c] = a[(size_t)i * C + c] + b[(size_t)i * C + c];
+}
+
+/* Per layer, each thread: its own copy of the normed rows; its slices of q, k, v;
+ * barrier; RoPE, q/k norms and the cache writes of the kv heads it owns, then
+ * their attention; barrier; its slice of o_proj and of the residual; barrier; its
+ * copy of the MLP norm, its slices of gate, up and the activation; barrier; its
+ * slice of down_proj and of the residual; barrier. (Gemma's post-norms need the
+ * whole row: one more barrier each.) */
+static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq, float *logits,
+                          const int *out_rows, int n_out, bool head_in) {
+  const tn_config *c = &m->cfg;
+  const tn_weights *w = &m->w;
+  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F, G = H / KV;
+  const size_t KD = (size_t)KV * D, stride = tn_state_kv_stride(m, st);
+  const bool want = logits && n_out > 0;
+#pragma omp parallel
+  {
+    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int nr = want && n_out > N ? n_out : N;
+    float *xn = thread_buf(2 * (size_t)nr * C), *pn = xn + (size_t)nr * C; // (N, C) each
+    int c0, c1, f0, f1;
+    tn_part_range(C, id, nt, &c0, &c1);
+    tn_part_range(F, id, nt, &f0, &f1);
+    for (int l = 0; l < c->L; l++) {
+      const tn_layer *y = &w->layers[l];
+      tn_layer_acts *a = &st->acts[l];
+      const bool local = c->layer_local[l];
+      const float *cs = local ? st->cos_l : st->cos_g, *sn = local ? st->sin_l : st->sin_g;
+      float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
+      float *kr = c->qk_norm ? st->tmp : a->kn_pre;
+      tn_rmsnorm_forward(xn, NULL, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
+      tn_linear_part(a->q, xn, &y->wq, y->bq, N, id, nt);       // (N, H*D)
+      tn_linear_part(a->kn_pre, xn, &y->wk, y->bk, N, id, nt);  // (N, KV*D)
+      tn_linear_part(st->vr, xn, &y->wv, y->bv, N, id, nt);     // (N, KV*D)
+#pragma omp barrier
+      for (int kh = id; kh < KV; kh += nt)
+        for (int i = 0; i < N; i++) {
+          float *qh = a->q + ((size_t)i * H + (size_t)kh * G) * D; // (G, D)
+          float *kh_r = kr + (size_t)i * KD + (size_t)kh * D, *kh_p = a->kn_pre + (size_t)i * KD + (size_t)kh * D;
+          if (c->qk_norm) {
+            tn_rmsnorm_forward(qh, NULL, qh, y->q_norm, G, D, c->eps, c->norm_plus_one);
+            tn_rmsnorm_forward(kh_r, NULL, kh_p, y->k_norm, 1, D, c->eps, c->norm_plus_one);
+          }
+          tn_rope_forward(qh, &pos[i], cs, sn, 1, G, D);
+          tn_rope_forward(kh_r, &pos[i], cs, sn, 1, 1, D);
+          const size_t off = (size_t)seq[i] * stride + (size_t)pos[i] * KD + (size_t)kh * D;
+          memcpy(kc + off, kh_r, sizeof(float) * D);
+          memcpy(vc + off, st->vr + (size_t)i * KD + (size_t)kh * D, sizeof(float) * D);
+        }
+      tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos,
+                          .seq = seq, .window = local ? c->window : 0, .scale = c->attn_scale,
+                          .softcap = c->attn_softcap, .pfx_src = st->pfx_any ? st->pfx_src : NULL,
+                          .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
+      tn_attention_forward_part(a->ao, a->q, kc, vc, &as, id, nt);
+#pragma omp barrier
+      tn_linear_part(a->o, a->ao, &y->wo, y->bo, N, id, nt);        // (N, C)
+      if (c->sandwich_norms) {
+#pragma omp barrier
+        tn_rmsnorm_forward(pn, NULL, a->o, y->attn_post_norm, N, C, c->eps, true);
+        add_slice(a->x_mid, a->x_in, pn, N, C, c0, c1);
+      } else {
+        add_slice(a->x_mid, a->x_in, a->o, N, C, c0, c1);
+      }
+#pragma omp barrier
+      tn_rmsnorm_forward(xn, NULL, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
+      tn_linear_part(a->g, xn, &y->gate, y->bgate, N, id, nt);     // (N, F)
+      tn_linear_part(a->u, xn, &y->up, y->bup, N, id, nt);
+      for (int i = 0; i < N && f0 < f1; i++) {
+        const size_t r = (size_t)i * F + f0;
+        tn_glu_forward(a->h + r, a->g + r, a->u + r, (size_t)(f1 - f0), c->act);
+      }
+#pragma omp barrier
+      tn_linear_part(a->m, a->h, &y->down, y->bdown, N, id, nt);   // (N, C)
+      float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
+      if (c->sandwich_norms) {
+#pragma omp barrier
+        tn_rmsnorm_forward(pn, NULL, a->m, y->mlp_post_norm, N, C, c->eps, true);
+        add_slice(out, a->x_mid, pn, N, C, c0, c1);
+      } else {
+        add_slice(out, a->x_mid, a->m, N, C, c0, c1);
+      }
+#pragma omp barrier
+    }
+    if (want) { /* final norm of the requested rows (each thread its copy), then the head */
+      const float *xs = st->x_out;
+      if (out_rows) {
+        for (int j = 0; j < n_out; j++) memcpy(pn + (size_t)j * C, st->x_out + (size_t)out_rows[j] * C, sizeof(float) * C);
+        xs = pn;
+      }
+      tn_rmsnorm_forward(xn, NULL, xs, w->final_norm, n_out, C, c->eps, c->norm_plus_one);
+      if (head_in) tn_linear_part(logits, xn, &w->head, NULL, n_out, id, nt); // (n_out, V)
+      else if (id == 0) memcpy(st->xf, xn, sizeof(float) * n_out * C);
+    }
+  }
+}
+
 tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, const int *pos, const int *seq,
                      float *logits, const int *out_rows, int n_out) {
   const tn_config *c = &m->cfg;
@@ -253,6 +391,19 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
   if (st->pfx_any) unshare_written(m, st, N, pos, seq);
   /* embedding */
   tn_embed_rows(m, st->acts[0].x_in, tok, N); // (N, C), from the f32 or bf16 table
+  if (logits && out_rows)
+    for (int j = 0; j < n_out; j++)
+      if (out_rows[j] < 0 || out_rows[j] >= N) return tn_error(TN_ERR_ARG, "output row %d out of range", out_rows[j]);
+  if (fused_ok(m, st, N)) {
+    const bool head_in = logits && n_out > 0 && tn_linear_part_ok(&w->head, n_out);
+    forward_fused(m, st, N, pos, seq, logits, out_rows, n_out, head_in);
+    for (int i = 0; i < N; i++)
+      if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;
+    if (!logits || n_out <= 0) return TN_OK;
+    if (!head_in) tn_linear_forward(logits, st->xf, &w->head, NULL, n_out); // (n_out, V)
+    if (c->final_softcap > 0) tn_softcap_forward(logits, (size_t)n_out * V, c->final_softcap);
+    return TN_OK;
+  }
   for (int l = 0; l < c->L; l++) tn_layer_forward(m, st, l, N, pos, seq, st->train && !st->recompute, true);
   for (int i = 0; i < N; i++)
     if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;

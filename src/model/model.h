@@ -221,6 +221,10 @@ void tn_state_share_prefix(const tn_model *m, tn_state *st, int dst, int src, in
  * out_rows == NULL and n_out == N). Returns TN_ERR_LIMIT if a position >= T. */
 tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, const int *pos,
                      const int *seq, float *logits, const int *out_rows, int n_out);
+/* Decoding a few rows (<= 8, inference, f32 projections without adapters) runs as one
+ * parallel region per forward, with the same numbers as the per-kernel path; off
+ * selects the per-kernel path (also TN_NO_FUSED_DECODE=1 in the environment). */
+void tn_forward_set_fused(bool on);
 
 /* ---- checkpoints ---- */
 /* Random init in the exact HF layout (config.json, model.safetensors, generation_config.json). */

@@ -8,8 +8,8 @@
  *    prefill) are cut in chunks of <= CHUNK rows and done per (chunk, head) with
  *    small sgemm calls (scores, P V, and in backward dP, dS K, P^T dO, dS^T Q),
  *    computing only the key range [lo(first row), last position] of the chunk;
- *  - other rows (decoding, short pieces) go, in inference (no att kept) on
- *    AVX-512, through the decode kernel: rows grouped by the memory their keys
+ *  - other rows (decoding, short pieces) go, in inference (no att kept,
+ *    s->grouped) on AVX-512, through the decode kernel: rows grouped by the memory their keys
  *    come from (one slot, or the shared prompt prefix of G samples), and per
  *    (group, kv head) the scores and P V of all rows x query heads of the GQA
  *    group at once, so a cached key/value is read once for the whole group; a
@@ -415,7 +415,7 @@ void tn_attention_forward(float *out, float *att, const float *q, const float *k
   plan pl;
   make_plan(&pl, s);
   const int H = s->H, nth = omp_get_max_threads(), G = H / s->KV;
-  const bool dec = !att && pl.nsingle > 0 && has_avx512() && G <= 16;
+  const bool dec = !att && s->grouped && pl.nsingle > 0 && has_avx512() && G <= 16;
   /* per-thread score rows when att is not kept: (max(CHUNK, DG_MAX * G), Tmax) each */
   const size_t rows_t = dec && DG_MAX * G > CHUNK ? (size_t)DG_MAX * G : CHUNK;
   float *tmp = att ? NULL : tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * (size_t)nth * rows_t * s->Tmax);
@@ -437,6 +437,36 @@ void tn_attention_forward(float *out, float *att, const float *q, const float *k
     if (task < nct) fwd_chunk(out, att, scr, q, k, v, s, &pl.ch[task / H], (int)(task % H));
     else if (dec) dec_task(out, q, k, v, s, drows, &gr[(task - nct) / s->KV], (int)((task - nct) % s->KV), scr);
     else fwd_row(out, att, scr, q, k, v, s, pl.single[(task - nct) / H], (int)((task - nct) % H));
+  }
+}
+
+void tn_attention_forward_part(float *out, const float *q, const float *k, const float *v, const tn_attn_shape *s,
+                               int part, int nparts) {
+  plan pl;
+  make_plan(&pl, s); /* every thread plans (a few rows): no sharing, no barrier */
+  const int H = s->H, G = H / s->KV;
+  const bool dec = s->grouped && pl.nsingle > 0 && has_avx512() && G <= 16;
+  const size_t rows_t = dec && DG_MAX * G > CHUNK ? (size_t)DG_MAX * G : CHUNK;
+  float *scr = tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * rows_t * s->Tmax); /* this thread's */
+  if (!scr) abort();
+  int ng = 0, *drows = NULL;
+  dgroup *gr = NULL;
+  if (dec) {
+    drows = tn__scratch(TN_SCR_ATT_DEC, sizeof(int) * (size_t)pl.nsingle + sizeof(dgroup) * (size_t)pl.nsingle +
+                                            sizeof(int) * 2 * (size_t)s->N);
+    if (!drows) abort();
+    gr = (dgroup *)(drows + pl.nsingle);
+    ng = make_groups(s, pl.single, pl.nsingle, drows, gr);
+  }
+  const long nct = (long)pl.nch * H;
+  const long ntask = nct + (dec ? (long)ng * s->KV : (long)pl.nsingle * H);
+  for (long task = 0; task < ntask; task++) { /* the tasks of kv head kh are part kh % nparts's */
+    const int h = task < nct ? (int)(task % H) : dec ? -1 : (int)((task - nct) % H);
+    const int kh = h >= 0 ? h / G : (int)((task - nct) % s->KV);
+    if (kh % nparts != part) continue;
+    if (task < nct) fwd_chunk(out, NULL, scr, q, k, v, s, &pl.ch[task / H], h);
+    else if (dec) dec_task(out, q, k, v, s, drows, &gr[(task - nct) / s->KV], kh, scr);
+    else fwd_row(out, NULL, scr, q, k, v, s, pl.single[(task - nct) / H], h);
   }
 }
 

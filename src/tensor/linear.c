@@ -289,6 +289,33 @@ void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *b
   if (W->lora && W->lora->enabled) lora_forward(y, x, W, N);
 }
 
+/* ---- fused decoding (decoder.c runs one parallel region per forward) ---- */
+bool tn_linear_part_ok(const tn_mat *W, int N) {
+  return W->dtype == TN_F32 && !(W->lora && W->lora->enabled) && N <= TN_DECODE_N;
+}
+
+void tn_part_range(int out, int part, int nparts, int *o0, int *o1) {
+  /* cuts at multiples of 12 outputs: whole 3- and 4-row register blocks */
+  const int units = (out + 11) / 12;
+  *o0 = (int)((long)units * part / nparts) * 12;
+  *o1 = (int)((long)units * (part + 1) / nparts) * 12;
+  if (*o0 > out) *o0 = out;
+  if (*o1 > out) *o1 = out;
+}
+
+void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias, int N, int part, int nparts) {
+  // y (N, out), x (N, in), W (out, in): outputs [o0, o1) of this part
+  int o0, o1;
+  tn_part_range(W->out, part, nparts, &o0, &o1);
+  if (o0 >= o1) return;
+  small_gemm_rows(y, x, W->w, N, W->in, W->out, o0, o1);
+  if (bias)
+    for (int i = 0; i < N; i++) {
+      float *yi = y + (size_t)i * W->out;
+      for (int o = o0; o < o1; o++) yi[o] += bias[o];
+    }
+}
+
 /* LoRA backward. With xd = dropout(x) (= x without dropout), t = xd A^T (N, r)
  * and u = dy B (N, r), y += s * t B^T gives
  * dB += s * dy^T t,  dA += s * u^T xd,  dx += mask/(1-p) * (s * u A). */

@@ -60,6 +60,13 @@ typedef struct tn_mat {
 /* ---- matmul ---- */
 /* y (N, out) = x (N, in) W^T [+ bias (out)] [+ LoRA]; y is overwritten. */
 void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *bias, int N);
+/* Fused decoding: inside a parallel region, each of nparts threads calls
+ * tn_linear_part with its part to compute outputs [o0, o1) of tn_part_range(out)
+ * (bias included), the same numbers as tn_linear_forward. Only for f32 weights
+ * without an enabled adapter and N <= 32 rows (tn_linear_part_ok). */
+bool tn_linear_part_ok(const tn_mat *W, int N);
+void tn_part_range(int out, int part, int nparts, int *o0, int *o1);
+void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias, int N, int part, int nparts);
 /* dx (N, in) += dy W [+ LoRA path] if dx; dW (out, in) += dy^T x if dW (NULL: frozen
  * base); dbias (out) += column sums of dy if dbias. With an enabled adapter,
  * W->lora->dA (r, in) and dB (out, r) accumulate when not NULL. The (N, r)
@@ -106,10 +113,20 @@ typedef struct {
    * t < pfx_len[s] of sequence s are read from sequence pfx_src[s] (indexed by
    * sequence slot; forward only) */
   const int *pfx_src, *pfx_len;
+  /* inference: rows outside long runs may go through the grouped decode kernel (its
+   * summation order differs from the per-row path's, so training, whose backward may
+   * recompute a layer with probabilities kept, leaves it off) */
+  bool grouped;
 } tn_attn_shape;
 void tn_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                           const tn_attn_shape *s);
 /* dq (N,H,D) +=; dk, dv (laid out like k, v) +=. Needs att from the forward. */
+/* The same forward without probabilities, from inside a parallel region: each of
+ * nparts threads calls it with its part and does the tasks of the kv heads kh with
+ * kh % nparts == part (so a caller may rotate and cache exactly those heads' q/k
+ * just before, without a barrier); the caller synchronises afterwards. Same numbers. */
+void tn_attention_forward_part(float *out, const float *q, const float *k, const float *v, const tn_attn_shape *s,
+                               int part, int nparts);
 void tn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
                            const float *q, const float *k, const float *v, const tn_attn_shape *s);
 
