@@ -188,14 +188,15 @@ static void test_answers_match_solutions(void **st) {
   pcre2_code_free(re);
 }
 
-static void test_easy_profile(void **st) {
-  (void)st;
+static void easy_profile_bounded(int max_number) {
   pcre2_code *re = step_re();
   tn_math_config c;
   tn_math_config_default(&c);
   c.profile = TN_MATH_EASY;
   c.n = 2000;
   c.seed = 5;
+  c.max_number = max_number;
+  const int M = max_number ? max_number : 20;
   tn_math_problem *ps;
   int64_t ntr, nte;
   assert_int_equal(tn_math_generate(&c, &ps, &ntr, &nte), TN_OK);
@@ -206,7 +207,7 @@ static void test_easy_profile(void **st) {
     check_problem(&ps[i], re, 1, 2);
     long long qn[16];
     int nq = ints_in(ps[i].question, qn, 16);
-    for (int k = 0; k < nq; k++) assert_true(qn[k] >= 1 && qn[k] <= 20);
+    for (int k = 0; k < nq; k++) assert_true(qn[k] >= 1 && qn[k] <= M);
     assert_true(ps[i].answer <= 100);
     assert_true(strlen(ps[i].question) < 120);
     /* equations only: every line is exactly "a op b = c" */
@@ -224,6 +225,25 @@ static void test_easy_profile(void **st) {
   for (int k = 0; k < ntpl; k++) assert_true(seen[k] > 0);
   free(ps);
   pcre2_code_free(re);
+}
+
+static void test_easy_profile(void **st) {
+  (void)st;
+  easy_profile_bounded(0); /* default: numbers up to 20 */
+  easy_profile_bounded(10);
+  easy_profile_bounded(5);
+  /* --max-number outside 2-20, or with the normal profile, is refused */
+  tn_math_config c;
+  tn_math_problem *ps;
+  int64_t ntr, nte;
+  int bad[][2] = {{TN_MATH_EASY, 1}, {TN_MATH_EASY, 21}, {TN_MATH_NORMAL, 10}};
+  for (int i = 0; i < 3; i++) {
+    tn_math_config_default(&c);
+    c.n = 10;
+    c.profile = (tn_math_profile)bad[i][0];
+    c.max_number = bad[i][1];
+    assert_int_equal(tn_math_generate(&c, &ps, &ntr, &nte), TN_ERR_ARG);
+  }
 }
 
 static void test_determinism(void **st) {

@@ -10,7 +10,7 @@
 static int cmd_math(int argc, char **argv) {
   tn_math_config c;
   tn_math_config_default(&c);
-  int n = 1000, max_steps = 0, min_steps = 1;
+  int n = 1000, max_steps = 0, min_steps = 1, max_number = 0;
   float test_frac = 0.1f;
   uint64_t seed = 1;
   const char *out = NULL, *profile = "normal";
@@ -23,6 +23,7 @@ static int cmd_math(int argc, char **argv) {
     {"min-steps", 'i', &min_steps, "fewest arithmetic steps per problem (1)"},
     {"max-steps", 'i', &max_steps, "most arithmetic steps per problem (normal: 4, easy: 2)"},
     {"profile", 's', &profile, "normal | easy (small numbers, 1-2 steps, short fixed phrasing, for tiny models)"},
+    {"max-number", 'i', &max_number, "easy profile: largest number in a question, 2-20 (default 20)"},
     {"quiet", 'b', &quiet, "print nothing on success"},
   };
   int rc = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--out DIR [--n N] [--seed S] [options]");
@@ -35,6 +36,7 @@ static int cmd_math(int argc, char **argv) {
   c.test_frac = test_frac;
   c.profile = (tn_math_profile)prof;
   c.min_steps = min_steps;
+  c.max_number = max_number;
   c.max_steps = max_steps > 0 ? max_steps : (prof == TN_MATH_EASY ? 2 : 4);
   if (c.max_steps > (prof == TN_MATH_EASY ? 2 : 4) || c.max_steps < 1 || min_steps < 1) {
     fprintf(stderr, "tunic data math: steps must be within 1-%d for the %s profile\n", prof == TN_MATH_EASY ? 2 : 4, profile);

@@ -20,6 +20,7 @@ typedef struct {
   int min_steps;      /* 1 */
   int max_steps;      /* 4 (easy: at most 2) */
   tn_math_profile profile;
+  int max_number;     /* easy profile: largest number in a question, 2-20 (0 = 20) */
 } tn_math_config;
 
 void tn_math_config_default(tn_math_config *c);

@@ -306,47 +306,48 @@ static void t_baking(tn_rng *r, int s, tn_math_problem *p) {
   p->answer = (long long)(left / b) * pr;
 }
 
-/* ---- easy templates: numbers <= 20, answers <= 100, equations only ---- */
+/* ---- easy templates: numbers <= M (20 unless --max-number), answers <= 100, equations only ---- */
 
 static const char *EASY_ITEMS[] = {"apples", "pens", "cards", "eggs", "books", "toys", "cups", "balls"};
 
-static void t_easy(tn_rng *r, int which, tn_math_problem *p) {
+static void t_easy(tn_rng *r, int which, int M, tn_math_problem *p) {
   const char *nm = NAMES[ri(r, 0, 7)], *it = EASY_ITEMS[ri(r, 0, 7)];
   int a, b, c, x;
+  const int mul = M < 9 ? M : 9; /* factors 2..mul */
   switch (which) {
   case 0:
-    a = ri(r, 1, 20); b = ri(r, 1, 20);
+    a = ri(r, 1, M); b = ri(r, 1, M);
     qadd(p, "%s has %d %s. %s gets %d more. How many %s does %s have now?", nm, a, it, nm, b, it, nm);
     step(p, "%d + %d = %d", a, b, a + b);
     p->answer = a + b;
     break;
   case 1:
-    a = ri(r, 2, 20); b = ri(r, 1, a - 1);
+    a = ri(r, 2, M); b = ri(r, 1, a - 1);
     qadd(p, "%s has %d %s. %s gives away %d. How many %s does %s have now?", nm, a, it, nm, b, it, nm);
     step(p, "%d - %d = %d", a, b, a - b);
     p->answer = a - b;
     break;
   case 2:
-    a = ri(r, 2, 9); b = ri(r, 2, 9);
+    a = ri(r, 2, mul); b = ri(r, 2, mul);
     qadd(p, "%s has %d bags with %d %s each. How many %s does %s have?", nm, a, b, it, it, nm);
     step(p, "%d * %d = %d", a, b, a * b);
     p->answer = a * b;
     break;
   case 3:
-    b = ri(r, 2, 5); c = ri(r, 1, 20 / b); a = b * c; /* a <= 20 */
+    b = ri(r, 2, M < 5 ? 2 : 5); c = ri(r, 1, M / b); a = b * c; /* a <= M */
     qadd(p, "%s shares %d %s equally among %d friends. How many %s does each friend get?", nm, a, it, b, it);
     step(p, "%d / %d = %d", a, b, c);
     p->answer = c;
     break;
   case 4:
-    a = ri(r, 1, 20); b = ri(r, 1, 20); x = a + b; c = ri(r, 1, x - 1 < 20 ? x - 1 : 20);
+    a = ri(r, 1, M); b = ri(r, 1, M); x = a + b; c = ri(r, 1, x - 1 < M ? x - 1 : M);
     qadd(p, "%s has %d %s. %s gets %d more and gives away %d. How many %s does %s have now?", nm, a, it, nm, b, c, it, nm);
     step(p, "%d + %d = %d", a, b, x);
     step(p, "%d - %d = %d", x, c, x - c);
     p->answer = x - c;
     break;
   default:
-    a = ri(r, 2, 9); b = ri(r, 2, 9); x = a * b; c = ri(r, 1, 100 - x < 20 ? 100 - x : 20);
+    a = ri(r, 2, mul); b = ri(r, 2, mul); x = a * b; c = ri(r, 1, 100 - x < M ? 100 - x : M);
     qadd(p, "%s has %d bags with %d %s each and %d more %s. How many %s does %s have?", nm, a, b, it, c, it, it, nm);
     step(p, "%d * %d = %d", a, b, x);
     step(p, "%d + %d = %d", x, c, x + c);
@@ -367,7 +368,7 @@ tn_status tn_math_problem_gen(tn_rng *rng, const tn_math_config *c, tn_math_prob
   int s = ri(rng, lo, hi);
   if (c->profile == TN_MATH_EASY) {
     int which = s == 1 ? ri(rng, 0, 3) : ri(rng, 4, 5);
-    t_easy(rng, which, p);
+    t_easy(rng, which, c->max_number > 0 ? c->max_number : 20, p);
   } else {
     static void (*const fns[])(tn_rng *, int, tn_math_problem *) = {t_shopping, t_ages, t_speed, t_sharing,
                                                                      t_savings, t_workers, t_baking};
@@ -392,6 +393,8 @@ tn_status tn_math_generate(const tn_math_config *c, tn_math_problem **out, int64
   *out = NULL;
   if (c->n <= 0) return tn_error(TN_ERR_ARG, "math data: --n must be positive (got %lld)", (long long)c->n);
   if (!(c->test_frac >= 0 && c->test_frac < 1)) return tn_error(TN_ERR_ARG, "math data: --test-frac must be in [0, 1)");
+  if (c->max_number && (c->profile != TN_MATH_EASY || c->max_number < 2 || c->max_number > 20))
+    return tn_error(TN_ERR_ARG, "math data: --max-number %d: only the easy profile takes it, within 2-20", c->max_number);
   tn_math_problem *ps = malloc(sizeof *ps * c->n);
   int64_t cap = 16;
   while (cap < 2 * c->n) cap *= 2;
