@@ -1,6 +1,7 @@
 /* bench_rollout.c - GRPO rollout throughput (issue 5): G completions per prompt generated
  * with the shared prompt prefix (one tn_generate call with n = G: the prompt is prefilled
- * once, its KV cache copied into the G slots, and the G samples decoded as one batch)
+ * once, the G slots read its KV cache in place (tn_state_share_prefix), and the G samples
+ * are decoded as one batch)
  * versus one at a time (G calls with n = 1, each prefilling the prompt again and decoding
  * alone). Same model, same prompt, same sampling settings, and no stop tokens, so both
  * generate exactly B * G * N tokens. Also B prompts x G at once (a GRPO step's rollout)

@@ -251,7 +251,10 @@ static int fused_on = -1;
 void tn_forward_set_fused(bool on) { fused_on = on; }
 
 static bool fused_ok(const tn_model *m, const tn_state *st, int N) {
-  if (fused_on < 0) fused_on = getenv("TN_NO_FUSED_DECODE") == NULL;
+  if (fused_on < 0) { /* TN_NO_FUSED_DECODE set to anything but "" or "0": the per-kernel path */
+    const char *e = getenv("TN_NO_FUSED_DECODE");
+    fused_on = !e || !*e || !strcmp(e, "0");
+  }
   if (!fused_on || st->train || N > 8 || omp_in_parallel()) return false;
   for (int l = 0; l < m->cfg.L; l++) {
     const tn_layer *y = &m->w.layers[l];
