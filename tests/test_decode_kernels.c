@@ -9,8 +9,8 @@
  *    soft-cap); each row alone gives bitwise the batch's result; and slots that
  *    read a shared prompt prefix from another slot (pfx_src / pfx_len) give
  *    bitwise the result of slots holding a copy of that prefix;
- *  - at model level (tiny random llama and gemma3 checkpoints: GQA, sliding
- *    window): decoding slots that share a prompt prefix (tn_state_share_prefix)
+ *  - at model level (tiny random llama, gemma3 (sliding window, sandwich and
+ *    q/k norms), qwen2 (biases) and qwen3 checkpoints, GQA): decoding slots that share a prompt prefix (tn_state_share_prefix)
  *    gives bitwise the logits of slots holding a copy (tn_state_copy_slot) and of
  *    one slot decoded alone; writing into a shared region turns the sharing into a
  *    copy; tn_generate with n = 4 greedy samples (shared prefix) returns the
@@ -225,8 +225,8 @@ static void run_slots(const tn_model *m, int S, int P, int steps, bool share, fl
 
 static void test_model_prefix(void **state) {
   (void)state;
-  const char *archs[] = {"llama", "gemma3_text"};
-  for (int a = 0; a < 2; a++) {
+  const char *archs[] = {"llama", "gemma3_text", "qwen2", "qwen3"};
+  for (int a = 0; a < 4; a++) {
     char dir[] = "/tmp/tn_test_decode_XXXXXX";
     assert_non_null(mkdtemp(dir));
     tn_model *m = tiny(dir, archs[a]);
