@@ -10,8 +10,8 @@
  *    shift + one vpermps of the 16-entry code table per 16 weights, the block absmax
  *    applied per group (nf4_fast_rows; the weights are the exact dequantised values).
  *    bf16: widened to f32 by a shift / a mask and f32 FMAs (exact products; as fast as
- *    vdpbf16ps here, which would round x to bf16), rows in blocks of 4 prefetched two
- *    blocks ahead (~0.9 of the f32 GEMV's bytes/s on a 272 MB head). AVX-512F, or plain C.
+ *    vdpbf16ps here, which would round x to bf16), one row at a time with two
+ *    accumulators (blocks of 4 rows measured slower). AVX-512F, or plain C.
  *  - N > 8, bf16, AMX (Sapphire Rapids): W widened to f32 in ~16 MB tiles of rows and
  *    multiplied by mm_bf16.c's tdpbf16ps GEMM (x rounded to bf16, W packed back to the
  *    same bf16 values): measured 655 GFLOP/s on one core against 60 for the vdpbf16ps
@@ -405,9 +405,10 @@ void tn_quant_scratch_release(void) {
 #define GEMV_MAXN 8
 /* software prefetch distance of the GEMVs' weight streams (rows are contiguous, so
  * this runs into the next rows): the hardware prefetcher alone leaves the bf16 and
- * NF4 GEMVs (fewer bytes per instruction than f32) short of the read bandwidth */
+ * NF4 GEMVs (fewer bytes per instruction than f32) short of the read bandwidth.
+ * bf16 prefetches into L2 (T1; measured a few % faster than T0 on qwen05b decode). */
 #ifndef TN_PF_BYTES
-#define TN_PF_BYTES 2048
+#define TN_PF_BYTES 6144
 #endif
 
 /* portable: dequantise one row at a time into a per-thread row buffer, then dot */
@@ -450,61 +451,49 @@ static void bf16_deinterleave_x(float *xe, const float *x, int N, int in) {
   }
 }
 
-/* OB rows from row o, NN inputs: one accumulator per (row, input) */
-TN_T_AVX512 static inline __attribute__((always_inline)) void bf16_block(float *y, const float *xe, const tn_mat *W,
-                                                                          int o, const int OB, const int NN) {
-  const int in = W->in, out = W->out;
-  const uint16_t *w = (const uint16_t *)W->q + (size_t)o * in;
-  const int k32 = in & ~31, k16 = in & ~15;
-  const __mmask16 tm = (__mmask16)((1u << (in - k16)) - 1);
-  const __m512i hi = _mm512_set1_epi32((int)0xffff0000u);
-  __m512 acc[4][GEMV_MAXN];
-  for (int j = 0; j < OB; j++)
-    for (int n = 0; n < NN; n++) acc[j][n] = _mm512_setzero_ps();
-  for (int k = 0; k < k32; k += 32) {
-    __m512 we[4], wo[4];
-    for (int j = 0; j < OB; j++) {
-      const uint16_t *wr = w + (size_t)j * in + k;
-      _mm_prefetch((const char *)(wr + (size_t)2 * OB * in), _MM_HINT_T1); /* two blocks ahead, into L2 */
-      const __m512i wv = _mm512_loadu_si512((const void *)wr);
-      /* low halves of the dwords are the even weights: shift them up; the high halves
-       * (odd weights) are bf16 already once the low half is masked off */
-      we[j] = _mm512_castsi512_ps(_mm512_slli_epi32(wv, 16));
-      wo[j] = _mm512_castsi512_ps(_mm512_and_si512(wv, hi));
-    }
-    for (int n = 0; n < NN; n++) {
-      const __m512 x0 = _mm512_loadu_ps(xe + (size_t)n * in + k), x1 = _mm512_loadu_ps(xe + (size_t)n * in + k + 16);
-      for (int j = 0; j < OB; j++) acc[j][n] = _mm512_fmadd_ps(wo[j], x1, _mm512_fmadd_ps(we[j], x0, acc[j][n]));
-    }
-  }
-  for (int k = k32; k < in; k += 16) { /* tails: 16 weights, then a masked rest */
-    const __mmask16 m = k + 16 <= in ? (__mmask16)0xffff : tm;
-    for (int j = 0; j < OB; j++) {
-      const __m512 wf = _mm512_castsi512_ps(
-          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, w + (size_t)j * in + k)), 16));
-      for (int n = 0; n < NN; n++)
-        acc[j][n] = _mm512_fmadd_ps(wf, _mm512_maskz_loadu_ps(m, xe + (size_t)n * in + k), acc[j][n]);
-    }
-  }
-  for (int j = 0; j < OB; j++)
-    for (int n = 0; n < NN; n++) y[(size_t)n * out + o + j] = _mm512_reduce_add_ps(acc[j][n]);
-}
-
-/* bf16 GEMV: each weight row widened to f32 (a shift / a mask of the 32-bit pairs) and
+/* bf16 GEMV: each weight row widened to f32 (a shift of the zero-extended halves) and
  * FMA'd with x kept in f32, so the result is an f32 product of the bf16 weights (no
- * rounding of x; the same numbers for any batch size N <= 8). Rows go in blocks of 4
- * (2 when N > 4): independent accumulators hide the FMA latency and several weight
- * streams are in flight; a software prefetch keeps them at the read bandwidth
- * (vdpbf16ps, which needs x rounded to bf16, was no faster: the GEMV is memory-bound).
- * A 32-weight load is split into the even weights, shifted up, and the odd ones,
- * masked: x is de-interleaved once per call to match. */
+ * rounding of x; the same numbers for any batch size N <= 8). Two accumulators per
+ * input over 32-weight steps hide the FMA latency (a 32-weight load is split into
+ * the even weights, shifted up, and the odd ones, masked: x is de-interleaved to match); a software prefetch keeps the stream
+ * at the read bandwidth (vdpbf16ps, which needs x rounded to bf16, was no faster at
+ * these batch sizes: the GEMV is memory-bound). */
 TN_T_AVX512 static inline __attribute__((always_inline)) void bf16_gemv_rows(float *y, const float *xe,
                                                                               const tn_mat *W, const int N, int o0,
                                                                               int o1) {
-  const int OB = N <= 4 ? 4 : 2;
-  int o = o0;
-  for (; o + OB <= o1; o += OB) bf16_block(y, xe, W, o, OB, N);
-  for (; o < o1; o++) bf16_block(y, xe, W, o, 1, N);
+  const int in = W->in, out = W->out;
+  const uint16_t *Wq = W->q;
+  const int k32 = in & ~31, k16 = in & ~15;
+  const __mmask16 tm = (__mmask16)((1u << (in - k16)) - 1);
+  for (int o = o0; o < o1; o++) {
+    const uint16_t *w = Wq + (size_t)o * in;
+    __m512 acc[GEMV_MAXN], acc2[GEMV_MAXN];
+    for (int n = 0; n < N; n++) acc[n] = acc2[n] = _mm512_setzero_ps();
+    for (int k = 0; k < k32; k += 32) {
+      _mm_prefetch((const char *)(w + k) + TN_PF_BYTES, _MM_HINT_T1);
+      const __m512i wv = _mm512_loadu_si512((const void *)(w + k));
+      /* low halves of the dwords are the even weights: shift them up; the high halves
+       * (odd weights) are bf16 already once the low half is masked off */
+      const __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(wv, 16));
+      const __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(wv, _mm512_set1_epi32((int)0xffff0000u)));
+      for (int n = 0; n < N; n++) {
+        acc[n] = _mm512_fmadd_ps(we, _mm512_loadu_ps(xe + (size_t)n * in + k), acc[n]);
+        acc2[n] = _mm512_fmadd_ps(wo, _mm512_loadu_ps(xe + (size_t)n * in + k + 16), acc2[n]);
+      }
+    }
+    for (int k = k32; k < k16; k += 16) {
+      const __m512 wf = _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(w + k))), 16));
+      for (int n = 0; n < N; n++) acc[n] = _mm512_fmadd_ps(wf, _mm512_loadu_ps(xe + (size_t)n * in + k), acc[n]);
+    }
+    if (tm) {
+      const __m512 wf = _mm512_castsi512_ps(
+          _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(tm, w + k16)), 16));
+      for (int n = 0; n < N; n++)
+        acc[n] = _mm512_fmadd_ps(wf, _mm512_maskz_loadu_ps(tm, xe + (size_t)n * in + k16), acc[n]);
+    }
+    for (int n = 0; n < N; n++) y[(size_t)n * out + o] = _mm512_reduce_add_ps(_mm512_add_ps(acc[n], acc2[n]));
+  }
 }
 
 /* x (N, K) f32 -> xb (N, ceil(K/2)) bf16 pairs, round to nearest even, zero pad */
