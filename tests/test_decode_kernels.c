@@ -262,6 +262,12 @@ static void test_model_prefix(void **state) {
       assert_int_equal(tn_forward(m, sb, 1, &wt[r], &wp[r], &ws[r], NULL, NULL, 0), TN_OK);
     }
     assert_false(sa->pfx_any); /* both sharings became copies */
+    /* overwriting a source slot with another slot's cache: its sharers keep their prefix */
+    tn_state_share_prefix(m, sa, 2, 1, P);
+    tn_state_copy_slot(m, sb, 2, 1, P);
+    tn_state_copy_slot(m, sa, 1, 0, P - 4);
+    tn_state_copy_slot(m, sb, 1, 0, P - 4);
+    assert_int_equal(sa->pfx_len[2], 0);
     for (int j = 0; j < 3; j++) tok[j] = 4 + j, pos[j] = P, seq[j] = j;
     assert_int_equal(tn_forward(m, sa, 3, tok, pos, seq, la, NULL, 3), TN_OK);
     assert_int_equal(tn_forward(m, sb, 3, tok, pos, seq, lb, NULL, 3), TN_OK);

@@ -137,7 +137,17 @@ static void copy_range(const tn_model *m, tn_state *st, int dst, int src, int t0
   }
 }
 
+/* slots reading their prefix from slot j get their own copy (j is about to change) */
+static void release_dependents(const tn_model *m, tn_state *st, int j) {
+  for (int d = 0; d < st->S; d++)
+    if (d != j && st->pfx_len[d] > 0 && st->pfx_src[d] == j) {
+      copy_range(m, st, d, j, 0, st->pfx_len[d]);
+      st->pfx_len[d] = 0;
+    }
+}
+
 void tn_state_copy_slot(const tn_model *m, tn_state *st, int dst, int src, int n) {
+  if (dst != src) release_dependents(m, st, dst);
   const int pf = st->pfx_len[src] < n ? st->pfx_len[src] : n; /* src's own shared prefix, if any */
   if (pf > 0) copy_range(m, st, dst, st->pfx_src[src], 0, pf);
   copy_range(m, st, dst, src, pf, n);
@@ -150,6 +160,7 @@ void tn_state_share_prefix(const tn_model *m, tn_state *st, int dst, int src, in
     tn_state_copy_slot(m, st, dst, src, n);
     return;
   }
+  release_dependents(m, st, dst);
   st->pfx_src[dst] = src;
   st->pfx_len[dst] = n;
   st->len[dst] = n;
