@@ -211,11 +211,7 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
  * exact zeros). So a row gives the same result alone or in any group. */
 #define DG_MAX 16
 
-static bool has_avx512(void) {
-  static int h = -1;
-  if (h < 0) h = __builtin_cpu_supports("avx512f");
-  return h;
-}
+static bool has_avx512(void) { return __builtin_cpu_supports("avx512f"); } /* called from threads: no cache */
 
 /* 16 accumulators -> one vector of their sums (each by the halving tree
  * 16 -> 8 -> 4 -> 2 -> 1), lane i = sum of a[i] */

@@ -232,9 +232,7 @@ static void small_gemm_rows_generic(float *y, const float *x, const float *w, in
 }
 
 static void small_gemm_rows(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
-  static int has512 = -1;
-  if (has512 < 0) has512 = __builtin_cpu_supports("avx512f");
-  if (!has512) {
+  if (!__builtin_cpu_supports("avx512f")) { /* a load and a test: no cached flag to race on */
     small_gemm_rows_generic(y, x, w, N, in, out, o0, o1);
     return;
   }
