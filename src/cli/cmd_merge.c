@@ -9,7 +9,9 @@
  * is dequantised (--base-dtype auto, the default), and a f32/bf16 checkpoint trained
  * with --base-dtype nf4 is merged with --base-dtype nf4 (quantised and dequantised
  * exactly as training loaded it); --base-dtype f32 merges onto the checkpoint's own
- * weights instead. The embedding and LM head (which no adapter changes) keep the
+ * weights instead. Without --base-dtype, the adapter's run manifest (run_manifest.json in
+ * the adapter directory or up to two levels above: RUN/adapter, RUN/checkpoints/step_N)
+ * supplies the base dtype the adapter was trained with. The embedding and LM head (which no adapter changes) keep the
  * checkpoint's values. Not for: merging several adapters. */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
@@ -65,8 +67,27 @@ static tn_status write_config(const char *model_dir, const char *out, tn_st_dtyp
   return s;
 }
 
+/* config["base-dtype"] of the run that wrote the adapter (a malloc'd string), or NULL */
+static char *trained_base_dtype(const char *adapter, char **where) {
+  static const char *rel[] = {"run_manifest.json", "../run_manifest.json", "../../run_manifest.json"};
+  for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
+    char *path = tn_path_join(adapter, rel[i]), *text = NULL;
+    size_t len;
+    if (!tn_file_exists(path) || tn_read_file(path, &text, &len) != TN_OK) { free(path); continue; }
+    cJSON *j = cJSON_ParseWithLength(text, len);
+    free(text);
+    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "config");
+    const cJSON *bd = c ? cJSON_GetObjectItemCaseSensitive(c, "base-dtype") : NULL;
+    char *out = cJSON_IsString(bd) ? tn_strdup(bd->valuestring) : NULL;
+    cJSON_Delete(j);
+    if (out) { *where = path; return out; }
+    free(path);
+  }
+  return NULL;
+}
+
 int tn_cmd_merge(int argc, char **argv) {
-  const char *model_dir = NULL, *adapter = NULL, *out = NULL, *dtype = NULL, *base_dtype = "auto";
+  const char *model_dir = NULL, *adapter = NULL, *out = NULL, *dtype = NULL, *base_dtype = NULL;
   int shards = 1;
   tn_flag flags[] = {
     {"model", 's', &model_dir, "base model directory (HF layout; a bitsandbytes 4-bit checkpoint is dequantised)"},
@@ -76,7 +97,8 @@ int tn_cmd_merge(int argc, char **argv) {
     {"base-dtype", 's', &base_dtype,
      "weights the adapter is merged onto: nf4 = the NF4-dequantised projections (for an adapter trained with "
      "--base-dtype nf4), f32 = the checkpoint's own, auto = nf4 for bitsandbytes 4-bit checkpoints, else f32 "
-     "(default auto); bf16 = the bf16-rounded projections"},
+     "(default: what the adapter's run manifest says it was trained on, else auto); bf16 = the bf16-rounded "
+     "projections"},
     {"shards", 'i', &shards, "number of safetensors shards (default 1)"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --adapter A --out DIR2");
@@ -85,13 +107,22 @@ int tn_cmd_merge(int argc, char **argv) {
     fprintf(stderr, "tunic merge: --model, --adapter and --out are required\n");
     return 2;
   }
+  char *from_run = NULL, *manifest = NULL;
+  if (!base_dtype && (from_run = trained_base_dtype(adapter, &manifest)) != NULL) {
+    if (!strcmp(from_run, "nf4") || !strcmp(from_run, "bf16")) {
+      base_dtype = from_run;
+      fprintf(stderr, "tunic merge: %s: the adapter was trained on a %s base: merging onto those weights "
+              "(--base-dtype f32: onto the checkpoint's own)\n", manifest, from_run);
+    }
+  }
   tn_load_opts lo;
   tn_load_opts_default(&lo);
   lo.head_dtype = TN_F32; /* no adapter changes the embedding / head: keep the checkpoint's values */
-  tn_status s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
-  if (s != TN_OK) return tn_cli_fail("merge", s);
-  tn_model *m;
-  s = tn_model_load_opts(&m, model_dir, &lo);
+  tn_status s = tn_parse_base_dtype(base_dtype ? base_dtype : "auto", &lo.base_dtype);
+  free(manifest);
+  tn_model *m = NULL;
+  if (s == TN_OK) s = tn_model_load_opts(&m, model_dir, &lo);
+  free(from_run);
   if (s != TN_OK) return tn_cli_fail("merge", s);
   const tn_dtype stored = m->base_dtype;
   /* the merge runs on f32 weights: the low-precision projections as the model computes

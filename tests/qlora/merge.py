@@ -10,7 +10,9 @@ A. f32/bf16 checkpoint trained with --base-dtype nf4 (8 LoRA steps, all-linear, 
    the kernels keep x in f32): |diff| <= 1e-4 (f32 rounding of W' and the summation order;
    logits here are O(1)). The adapter must matter (adapter on/off differ by > 1e-2), and
    merging onto the original weights (--base-dtype f32) must give logits farther from the
-   trained model (> 10x the nf4 merge's error): the NF4 quantisation error.
+   trained model (> 10x the nf4 merge's error): the NF4 quantisation error. Without
+   --base-dtype, merge reads the base dtype from the adapter's run manifest (RUN/adapter and
+   RUN/checkpoints/step_8): the same merged weights, bit for bit.
 B. a bitsandbytes-saved 4-bit checkpoint (written with tests/quant/bnb_ckpt.py's writer and
    numpy NF4 reference) trained with --base-dtype auto (= nf4): `tunic merge` (defaults)
    writes a plain checkpoint: config.json without quantization_config, torch_dtype
@@ -95,6 +97,11 @@ ea = float(np.abs(plain - want).max())
 check("A: merged (onto NF4) vs NF4 base + adapter", e <= 1e-4, f"max |diff| {e:.3g} (bound 1e-4; max |logit| {np.abs(want).max():.3g})")
 check("A: the adapter matters", ea > 1e-2, f"adapter on/off max |diff| {ea:.3g}")
 check("A: merged onto the original weights is farther", eo > 10 * max(e, 1e-6), f"max |diff| {eo:.3g}")
+for what, a in (("adapter", ad), ("checkpoint", f"{W}/ra/checkpoints/step_8")):
+    r = run("merge", "--model", m, "--adapter", a, "--out", f"{W}/merged_auto", "--dtype", "f32")
+    same = open(f"{W}/merged_auto/model.safetensors", "rb").read() == open(f"{W}/merged_nf4/model.safetensors", "rb").read()
+    check(f"A: base dtype from the run manifest ({what})", same and "run_manifest.json" in r.stderr,
+          f"identical weights {same}; {r.stderr.strip().splitlines()[0][:120]}")
 cfg = json.load(open(f"{W}/merged_nf4/config.json"))
 check("A: config", "quantization_config" not in cfg and cfg.get("torch_dtype") == "float32", f"torch_dtype {cfg.get('torch_dtype')}")
 generate(f"{W}/merged_nf4")
