@@ -602,6 +602,10 @@ TN_T_AVX512 static inline __attribute__((always_inline)) void nf4_fast_rows(floa
     __m512 acc[GEMV_MAXN];
     for (int n = 0; n < N; n++) acc[n] = _mm512_setzero_ps();
     if (k0) nf4_chunk32(acc, xs, in, 0, c, lut, am[0], N);
+    /* r: the row-relative block of the group's first weight, kept by increments (a
+     * division by the run-time blocksize per group cost as much as the group) */
+    int r = k0 ? 1 : 0, gi = 0;
+    const int gpb = bs / XS_G; /* groups per block when the blocksize is a multiple of 128 */
     for (int g = 0; g < ng; g++) {
       const int k = k0 + g * XS_G;
       _mm_prefetch((const char *)(c + k / 2) + TN_PF_BYTES, _MM_HINT_T0);
@@ -617,10 +621,14 @@ TN_T_AVX512 static inline __attribute__((always_inline)) void nf4_fast_rows(floa
       NF4_NIB(0, blk); NF4_NIB(1, blk2); NF4_NIB(2, blk); NF4_NIB(3, blk2);
       NF4_NIB(4, blk); NF4_NIB(5, blk2); NF4_NIB(6, blk); NF4_NIB(7, blk2);
 #undef NF4_NIB
-      const int r = (int)((e0 + k) / bs - b0);
       const __m512 sc = bs == 64 ? _mm512_insertf32x8(_mm512_set1_ps(am[r]), _mm256_set1_ps(am[r + 1]), 1)
                                  : _mm512_set1_ps(am[r]);
       for (int n = 0; n < N; n++) acc[n] = _mm512_fmadd_ps(_mm512_add_ps(blk[n], blk2[n]), sc, acc[n]);
+      if (bs == 64) r += 2;
+      else if (++gi == gpb) {
+        gi = 0;
+        r++;
+      }
     }
     for (int k = k0 + ng * XS_G; k < in; k += 32) /* tail: 32-weight chunks, one block each */
       nf4_chunk32(acc, xs, in, k, c, lut, am[(e0 + k) / bs - b0], N);
