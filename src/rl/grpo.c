@@ -127,6 +127,9 @@ static tn_status setup(grpo_t *t) {
                        .no_chat = o->no_chat, .max_prompt_len = o->max_prompt_length};
   TN_TRY(tn_chat_format_parse(o->chat_format, &po.chat));
   TN_TRY(tn_prompts_load(&t->data, o->data, t->tok, &po));
+  if (t->data.n_truncated) /* cut from the left: the model sees the end of the prompt without its beginning */
+    tn_warn("%s: %d of %d prompts are longer than max_prompt_length (%d tokens) and lose their first tokens; "
+            "raise --max-prompt-length to keep them whole", o->data, t->data.n_truncated, t->data.n, o->max_prompt_length);
   tn_reward_config rc;
   tn_reward_config_default(&rc);
   rc.reward_cmd = o->reward_cmd;

@@ -11,6 +11,9 @@ in stderr, and leave no run directory behind (nothing was started):
   - --loss-agg / --kl-estimator / --scale-rewards with unknown values -> the value;
   - a line that is not JSON -> FILE:LINE; an empty prompt file -> "no prompts";
   - a reward process that prints garbage -> the command and what it printed.
+Also: prompts longer than --max-prompt-length run, but stderr warns with the file, how many of
+how many prompts lose their first tokens, and the limit (a silent cut hid a third of the demo's
+prompts' first sentence once).
 """
 import json
 import os
@@ -60,4 +63,12 @@ out = os.path.join(W, f"out{n[0]}")
 expect_error(["grpo", "--model", MODEL, "--data", GOOD, "--out", out, "--steps", 1, "--batch-size", 2,
               "--num-generations", 2, "--max-tokens-to-generate", 4, "--reward", "format_exact:1",
               "--reward-cmd", "echo banana"], "reward process printing garbage", ["echo banana", "banana"])
+p = grpo(MODEL, GOOD, os.path.join(W, "cut"), "--steps", 1, "--batch-size", 2, "--num-generations", 2,
+         "--max-tokens-to-generate", 4, "--reward", "format_exact:1", "--max-prompt-length", 12,
+         what="prompts longer than max_prompt_length: runs")
+check(f"{GOOD}: 3 of 3 prompts are longer than max_prompt_length (12 tokens)" in p.stderr,
+      f"truncation warning names the file and counts (stderr: {p.stderr[-300:]!r})")
+p = grpo(MODEL, GOOD, os.path.join(W, "whole"), "--steps", 1, "--batch-size", 2, "--num-generations", 2,
+         "--max-tokens-to-generate", 4, "--reward", "format_exact:1", what="prompts within max_prompt_length")
+check("max_prompt_length" not in p.stderr, "no truncation warning when every prompt fits")
 finish()
