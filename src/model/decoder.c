@@ -250,9 +250,9 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
   add_rows(out, a->x_mid, c->sandwich_norms ? st->tmp : a->m, (size_t)N * C);
 }
 
-/* ---- fused decoding: a few rows (N <= 8), inference, f32 projections without
- * adapters: one parallel region for the whole forward instead of one per
- * projection. Each thread computes its slice of the outputs of every projection
+/* ---- fused decoding: a few rows (N <= 8), inference, f32, bf16 or nf4 projections
+ * without adapters (tn_linear_part_ok): one parallel region for the whole forward
+ * instead of one per projection. Each thread computes its slice of the outputs of every projection
  * (tn_linear_part; gate/up and the activation on the same slice) and its share of
  * the attention tasks; the small row-wise steps (norms, RoPE, cache writes,
  * residual adds) run on one thread between barriers. The kernels and their

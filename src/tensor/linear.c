@@ -289,7 +289,8 @@ void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *b
 
 /* ---- fused decoding (decoder.c runs one parallel region per forward) ---- */
 bool tn_linear_part_ok(const tn_mat *W, int N) {
-  return W->dtype == TN_F32 && !(W->lora && W->lora->enabled) && N <= TN_DECODE_N;
+  if (W->lora && W->lora->enabled) return false;
+  return W->dtype == TN_F32 ? N <= TN_DECODE_N : tn_qlinear_part_ok(W, N); /* bf16 / nf4: the GEMV of quant.c */
 }
 
 void tn_part_range(int out, int part, int nparts, int *o0, int *o1) {
@@ -306,7 +307,10 @@ void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias
   int o0, o1;
   tn_part_range(W->out, part, nparts, &o0, &o1);
   if (o0 >= o1) return;
-  small_gemm_rows(y, x, W->w, N, W->in, W->out, o0, o1);
+  if (W->dtype != TN_F32)
+    tn_qlinear_rows(y, x, W, N, o0, o1);
+  else
+    small_gemm_rows(y, x, W->w, N, W->in, W->out, o0, o1);
   if (bias)
     for (int i = 0; i < N; i++) {
       float *yi = y + (size_t)i * W->out;

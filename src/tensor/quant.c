@@ -411,25 +411,33 @@ void tn_quant_scratch_release(void) {
 #define TN_PF_BYTES 6144
 #endif
 
-/* portable: dequantise one row at a time into a per-thread row buffer, then dot */
+/* portable: dequantise one row at a time into a row buffer r (in), then dot; rows
+ * [o0, o1). One compiled copy (noinline) for the per-kernel and the fused paths, so
+ * both sum in the same order. */
+__attribute__((noinline)) static void portable_rows(float *y, const float *x, const tn_mat *W, int N, int o0,
+                                                    int o1, float *r) {
+  const int in = W->in, out = W->out;
+  for (int o = o0; o < o1; o++) {
+    tn_mat_rows_f32(r, W, o, o + 1);
+    for (int n = 0; n < N; n++) {
+      const float *xn = x + (size_t)n * in;
+      float s = 0.0f;
+#pragma omp simd reduction(+ : s)
+      for (int k = 0; k < in; k++) s += r[k] * xn[k];
+      y[(size_t)n * out + o] = s;
+    }
+  }
+}
+
 static void gemv_portable(float *y, const float *x, const tn_mat *W, int N) {
   const int in = W->in, out = W->out;
   const int nt = omp_get_max_threads();
   float *rows = scratch(SCR_TILE, sizeof(float) * (size_t)nt * ((in + 15) & ~15));
 #pragma omp parallel num_threads(nt) if ((size_t)out * in * N > ((size_t)1 << 19))
   {
-    float *r = rows + (size_t)omp_get_thread_num() * ((in + 15) & ~15);
-#pragma omp for schedule(static)
-    for (int o = 0; o < out; o++) {
-      tn_mat_rows_f32(r, W, o, o + 1);
-      for (int n = 0; n < N; n++) {
-        const float *xn = x + (size_t)n * in;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int k = 0; k < in; k++) s += r[k] * xn[k];
-        y[(size_t)n * out + o] = s;
-      }
-    }
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int o0 = (int)((long)out * t / n), o1 = (int)((long)out * (t + 1) / n);
+    portable_rows(y, x, W, N, o0, o1, rows + (size_t)t * ((in + 15) & ~15));
   }
 }
 
@@ -670,28 +678,67 @@ static bool nf4_gemv_ok(const tn_mat *W) {
   return q->blocksize % 32 == 0 && W->in % q->blocksize == 0;
 }
 
-static void gemv(float *y, const float *x, const tn_mat *W, int N) {
-  const tn_isa isa = tn_quant_isa();
+/* The GEMV in two steps: x put in the order the chosen kernel reads it (into the
+ * calling thread's scratch), then any row range [o0, o1) computed from it. Every
+ * output row is computed on its own (an NF4 row finds its blocks from its first
+ * element's flat index, o * in), so the numbers do not depend on how rows are split
+ * between threads: the per-kernel GEMV and the fused decode's slices agree bit for bit. */
+enum { GK_PORTABLE = 0, GK_BF16, GK_NF4, GK_NF4_FAST };
+typedef struct {
+  int kind;
+  const float *x;  /* (N, in) as given */
+  float *xs2[2];   /* x permuted for the kernel (NF4 fast: per row phase; bf16: [0]) */
+} gemv_in;
+
+static int gemv_kind(const tn_mat *W) {
   const bool nf4 = W->dtype == TN_NF4;
-  if (isa < TN_ISA_AVX512 || (nf4 && !nf4_gemv_ok(W) && !nf4_fast_ok(W->q, W->in)) ||
-      (W->dtype != TN_NF4 && W->dtype != TN_BF16)) {
+  if (tn_quant_isa() < TN_ISA_AVX512 || (nf4 && !nf4_gemv_ok(W) && !nf4_fast_ok(W->q, W->in)) ||
+      (W->dtype != TN_NF4 && W->dtype != TN_BF16))
+    return GK_PORTABLE;
+  if (!nf4) return GK_BF16;
+  return nf4_fast_ok(W->q, W->in) ? GK_NF4_FAST : GK_NF4;
+}
+
+static gemv_in gemv_prepare(const float *x, const tn_mat *W, int N) {
+  gemv_in g = {.kind = gemv_kind(W), .x = x};
+  if (g.kind == GK_PORTABLE || g.kind == GK_NF4) return g; /* these read x as it is */
+  /* NF4 rows starting 32 elements into a block (in % 64 == 32) need a second permutation */
+  const bool two = g.kind == GK_NF4_FAST && W->in % 64 != 0;
+  float *xs = scratch(SCR_XB, sizeof(float) * (size_t)N * W->in * (two ? 2 : 1));
+  g.xs2[0] = xs;
+  g.xs2[1] = two ? xs + (size_t)N * W->in : xs;
+  if (g.kind == GK_NF4_FAST) {
+    nf4_permute_x(g.xs2[0], x, N, W->in, 0);
+    if (two) nf4_permute_x(g.xs2[1], x, N, W->in, 32);
+  } else {
+    bf16_deinterleave_x(xs, x, N, W->in);
+  }
+  return g;
+}
+
+/* rows [o0, o1) of y (N, out); r: a row buffer (in) for the portable kernel */
+static void gemv_rows(float *y, const gemv_in *g, const tn_mat *W, int N, int o0, int o1, float *r) {
+  if (o0 >= o1) return;
+  switch (g->kind) {
+  case GK_NF4_FAST: {
+    const int nbr = W->in / ((const tn_nf4 *)W->q)->blocksize + 2; /* blocks a row touches */
+    float am[nbr];                                                   /* the row's block scales */
+    nf4_fast_gemv(y, g->xs2, W, N, o0, o1, am);
+    break;
+  }
+  case GK_NF4: nf4_gemv_avx512(y, g->x, W, N, o0, o1); break;
+  case GK_BF16: bf16_gemv_avx512(y, g->xs2[0], W, N, o0, o1); break;
+  default: portable_rows(y, g->x, W, N, o0, o1, r); break;
+  }
+}
+
+static void gemv(float *y, const float *x, const tn_mat *W, int N) {
+  const gemv_in g = gemv_prepare(x, W, N);
+  if (g.kind == GK_PORTABLE) {
     gemv_portable(y, x, W, N);
     return;
   }
   const int out = W->out;
-  const bool fast = nf4 && nf4_fast_ok(W->q, W->in);
-  /* x in the order the kernel reads it (the old NF4 path reads x as it is); NF4 rows
-   * starting 32 elements into a block (in % 64 == 32) need a second permutation */
-  const bool two = fast && W->in % 64 != 0;
-  float *xs = scratch(SCR_XB, sizeof(float) * (size_t)N * W->in * (two ? 2 : 1));
-  float *xs2[2] = {xs, two ? xs + (size_t)N * W->in : xs};
-  if (fast) {
-    nf4_permute_x(xs2[0], x, N, W->in, 0);
-    if (two) nf4_permute_x(xs2[1], x, N, W->in, 32);
-  } else if (!nf4) {
-    bf16_deinterleave_x(xs, x, N, W->in);
-  }
-  const int nbr = nf4 ? W->in / ((const tn_nf4 *)W->q)->blocksize + 2 : 0; /* blocks a row touches */
   /* small matrices: one thread (a parallel region costs more than it saves, and a
    * descheduled worker stalls the whole call) */
 #pragma omp parallel if ((size_t)out * W->in * N > ((size_t)1 << 19))
@@ -700,14 +747,21 @@ static void gemv(float *y, const float *x, const tn_mat *W, int N) {
     /* contiguous row ranges, multiples of 4 rows */
     const int per = ((out + nt - 1) / nt + 3) & ~3;
     const int o0 = t * per < out ? t * per : out, o1 = o0 + per < out ? o0 + per : out;
-    if (o0 < o1 && fast) {
-      float am[nbr > 0 ? nbr : 1]; /* the row's block scales */
-      nf4_fast_gemv(y, xs2, W, N, o0, o1, am);
-    } else if (o0 < o1) {
-      if (nf4) nf4_gemv_avx512(y, x, W, N, o0, o1);
-      else bf16_gemv_avx512(y, xs, W, N, o0, o1);
-    }
+    gemv_rows(y, &g, W, N, o0, o1, NULL);
   }
+}
+
+/* ---- fused decoding (tn_linear_part): rows [o0, o1) on the calling thread ---- */
+bool tn_qlinear_part_ok(const tn_mat *W, int N) { return W->dtype != TN_F32 && N >= 1 && N <= GEMV_MAXN; }
+
+void tn_qlinear_rows(float *y, const float *x, const tn_mat *W, int N, int o0, int o1) {
+  // y (N, out): columns [o0, o1) written; x (N, in)
+  if (o0 >= o1 || N <= 0) return;
+  /* each thread permutes x into its own scratch (N * in floats: far less than its
+   * share of the weights) instead of waiting at a barrier for one copy */
+  const gemv_in g = gemv_prepare(x, W, N);
+  float *r = g.kind == GK_PORTABLE ? scratch(SCR_TILE, sizeof(float) * (size_t)((W->in + 15) & ~15)) : NULL;
+  gemv_rows(y, &g, W, N, o0, o1, r);
 }
 
 /* --------------------------------------------------- tiles of f32 + OpenBLAS ---- */

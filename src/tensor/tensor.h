@@ -62,8 +62,9 @@ typedef struct tn_mat {
 void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *bias, int N);
 /* Fused decoding: inside a parallel region, each of nparts threads calls
  * tn_linear_part with its part to compute outputs [o0, o1) of tn_part_range(out)
- * (bias included), the same numbers as tn_linear_forward. Only for f32 weights
- * without an enabled adapter and N <= 32 rows (tn_linear_part_ok). */
+ * (bias included), the same numbers as tn_linear_forward. Only for weights
+ * without an enabled adapter: f32 with N <= 32 rows, bf16 / nf4 (the GEMV of
+ * quant.c) with N <= 8 (tn_linear_part_ok). */
 bool tn_linear_part_ok(const tn_mat *W, int N);
 void tn_part_range(int out, int part, int nparts, int *o0, int *o1);
 void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias, int N, int part, int nparts);
@@ -211,6 +212,10 @@ size_t tn_mat_bytes(const tn_mat *W);  /* bytes the weight's storage takes */
  * (overwritten), and dx (N, in) += dy W. */
 void tn_qlinear_forward(float *y, const float *x, const tn_mat *W, int N);
 void tn_qlinear_backward_dx(float *dx, const float *dy, const tn_mat *W, int N);
+/* The GEMV (N <= 8, tn_qlinear_part_ok) on output columns [o0, o1) only, on the calling
+ * thread (tn_linear_part): bitwise the same columns as tn_qlinear_forward. */
+bool tn_qlinear_part_ok(const tn_mat *W, int N);
+void tn_qlinear_rows(float *y, const float *x, const tn_mat *W, int N, int o0, int o1);
 /* Kernel paths, chosen at run time: AMX (bf16 GEMM on tdpbf16ps tiles, else as AVX-512
  * BF16), AVX-512 BF16 (vdpbf16ps GEMM + AVX-512 GEMV), AVX-512F (GEMV; GEMM via f32
  * tiles), portable C. TN_NO_AVX512BF16=1 in the environment forces the portable path,
