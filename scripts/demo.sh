@@ -9,15 +9,15 @@ set -e
 TUNIC=${1:-build/tunic}
 OUT=${DEMO_OUT:-demo-out}
 SEED=${DEMO_SEED:-1}
-SFT_STEPS=${DEMO_SFT_STEPS:-400}
+SFT_STEPS=${DEMO_SFT_STEPS:-800}
 GRPO_STEPS=${DEMO_GRPO_STEPS:-100}
 rm -rf "$OUT"
 mkdir -p "$OUT"
 start=$(date +%s)
 say() { printf '\n== %s (%ss)\n' "$1" "$(( $(date +%s) - start ))"; }
 
-say "1/7 data: tunic data math (easy profile: 1-2 step problems, integer answers)"
-"$TUNIC" data math --profile easy --n 3000 --seed "$SEED" --out "$OUT/data"
+say "1/7 data: tunic data math (easy profile, numbers up to 5: 1-2 step problems, integer answers)"
+"$TUNIC" data math --profile easy --max-number 5 --n 3000 --seed "$SEED" --out "$OUT/data"
 
 say "2/7 model: tunic init (Llama-3 layout, 0.8M parameters, byte-level tokenizer)"
 "$TUNIC" init --arch llama --size tiny --tokenizer bytes --out "$OUT/base" --seed "$SEED" \
@@ -36,7 +36,7 @@ say "4/7 eval of the SFT model on held-out problems (greedy)"
 say "5/7 GRPO: rewards for format and correct answers, G completions per prompt"
 "$TUNIC" grpo --model "$OUT/sft/model" --data "$OUT/data/train_grpo.jsonl" --out "$OUT/grpo" \
   --steps "$GRPO_STEPS" --batch-size 16 --num-generations 8 --max-tokens-to-generate 80 \
-  --max-prompt-length 96 --temperature 0.8 --lr 3e-5 --beta 0.02 --max-grad-norm 1.0 \
+  --max-prompt-length 128 --temperature 0.7 --lr 1e-4 --beta 0.02 --max-grad-norm 1.0 \
   --reward "format_exact:1,answer:2,numeric:1" --no-system-prompt --seed "$SEED" --save-every 0 > "$OUT/grpo.log"
 tail -n 3 "$OUT/grpo.log"
 
