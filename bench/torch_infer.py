@@ -27,12 +27,13 @@ import json
 import math
 import os
 import resource
-import struct
 import sys
 import time
 
 import numpy as np
 import torch
+
+from torch_st import read_safetensors as _read_st  # noqa: E402
 import torch.nn.functional as F
 
 N_CHECK = 16
@@ -43,32 +44,8 @@ def prompt_tok(b, t, V):
     return 3 + (b * 1000003 + t * 7919 + 12345) % (V - 3)
 
 
-# -- safetensors: 8-byte LE header length, JSON header, raw data. Read each tensor straight
-# -- into its own f32 torch buffer (no whole-file copy, no lingering mmap pages in the RSS).
 def read_safetensors(path, out):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n).decode("utf-8"))
-        base = 8 + n
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            b, e = info["data_offsets"]
-            shape = [int(s) for s in info["shape"]]
-            dt = info["dtype"]
-            f.seek(base + b)
-            if dt == "F32":
-                t = torch.empty(shape, dtype=torch.float32)
-                f.readinto(memoryview(t.numpy()).cast("B"))
-            elif dt in ("BF16", "F16"):
-                raw = torch.empty(shape, dtype=torch.int16)
-                f.readinto(memoryview(raw.numpy()).cast("B"))
-                t = raw.view(torch.bfloat16 if dt == "BF16" else torch.float16).float()
-            else:
-                raise SystemExit(f"torch_infer: {path}: tensor {name}: dtype {dt} not supported")
-            if t.numel() * (4 if dt == "F32" else 2) != e - b:
-                raise SystemExit(f"torch_infer: {path}: tensor {name}: size disagrees with shape")
-            out[name] = t
+    _read_st(path, out, "torch_infer")
 
 
 def load_weights(d):

@@ -27,10 +27,11 @@ import json
 import math
 import os
 import resource
-import struct
 import time
 
 import torch
+
+from torch_st import read_safetensors as _read_st  # noqa: E402
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -41,27 +42,7 @@ def data_tok(b, t, V):
 
 
 def read_safetensors(path, out):
-    with open(path, "rb") as f:
-        (n,) = struct.unpack("<Q", f.read(8))
-        header = json.loads(f.read(n).decode("utf-8"))
-        base = 8 + n
-        for name, info in header.items():
-            if name == "__metadata__":
-                continue
-            b, e = info["data_offsets"]
-            shape = [int(s) for s in info["shape"]]
-            dt = info["dtype"]
-            f.seek(base + b)
-            if dt == "F32":
-                t = torch.empty(shape, dtype=torch.float32)
-                f.readinto(memoryview(t.numpy()).cast("B"))
-            elif dt in ("BF16", "F16"):
-                raw = torch.empty(shape, dtype=torch.int16)
-                f.readinto(memoryview(raw.numpy()).cast("B"))
-                t = raw.view(torch.bfloat16 if dt == "BF16" else torch.float16).float()
-            else:
-                raise SystemExit(f"torch_train: {path}: tensor {name}: dtype {dt} not supported")
-            out[name] = t
+    _read_st(path, out, "torch_train")
 
 
 def load_weights(d):
