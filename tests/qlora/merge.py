@@ -106,6 +106,23 @@ cfg = json.load(open(f"{W}/merged_nf4/config.json"))
 check("A: config", "quantization_config" not in cfg and cfg.get("torch_dtype") == "float32", f"torch_dtype {cfg.get('torch_dtype')}")
 generate(f"{W}/merged_nf4")
 
+
+def eval_completions(model, *extra):
+    out = f"{W}/eval_{len(os.listdir(W))}.jsonl"
+    run("eval", "--model", model, "--data", f"{W}/data/test.jsonl", "--out", out, "--max-new-tokens", "24", "--quiet",
+        *extra)
+    return [json.loads(x)["completion"] for x in open(out)]
+
+
+# eval takes --base-dtype like generate: the NF4 base + adapter answers as the model merged onto NF4
+e_nf4 = eval_completions(m, "--base-dtype", "nf4", "--adapter", ad)
+e_merged = eval_completions(f"{W}/merged_nf4")
+check("A: eval --base-dtype nf4 --adapter == eval of the merged model", e_nf4 == e_merged and len(e_nf4) > 0,
+      f"{sum(a == b for a, b in zip(e_nf4, e_merged))}/{len(e_nf4)} greedy completions equal")
+e_f32 = eval_completions(m, "--base-dtype", "f32", "--adapter", ad)
+check("A: eval --base-dtype f32 --adapter answers differently (the flag is not ignored)", e_f32 != e_nf4,
+      f"{sum(a == b for a, b in zip(e_f32, e_nf4))}/{len(e_f32)} completions equal to the NF4 ones")
+
 # ---- B: a bitsandbytes 4-bit checkpoint
 src = bnb_ckpt.read_st(os.path.join(m, "model.safetensors"))
 q_out = {}
