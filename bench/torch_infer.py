@@ -33,7 +33,7 @@ import time
 import numpy as np
 import torch
 
-from torch_st import read_safetensors as _read_st  # noqa: E402
+from torch_st import load_weights as _load_weights  # noqa: E402
 import torch.nn.functional as F
 
 N_CHECK = 16
@@ -44,20 +44,8 @@ def prompt_tok(b, t, V):
     return 3 + (b * 1000003 + t * 7919 + 12345) % (V - 3)
 
 
-def read_safetensors(path, out):
-    _read_st(path, out, "torch_infer")
-
-
 def load_weights(d):
-    out = {}
-    idx = os.path.join(d, "model.safetensors.index.json")
-    if os.path.exists(idx):
-        with open(idx) as f:
-            for shard in sorted(set(json.load(f)["weight_map"].values())):
-                read_safetensors(os.path.join(d, shard), out)
-    else:
-        read_safetensors(os.path.join(d, "model.safetensors"), out)
-    return out
+    return _load_weights(d, "torch_infer")
 
 
 class Decoder:

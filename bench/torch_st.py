@@ -33,3 +33,17 @@ def read_safetensors(path, out, who):
             if t.numel() * (4 if dt == "F32" else 2) != e - b:
                 raise SystemExit(f"{who}: {path}: tensor {name}: size disagrees with shape")
             out[name] = t
+
+
+def load_weights(d, who):
+    """{name: f32 tensor} of a Hugging Face model directory (single file or sharded)."""
+    import os
+    out = {}
+    idx = os.path.join(d, "model.safetensors.index.json")
+    if os.path.exists(idx):
+        with open(idx) as f:
+            for shard in sorted(set(json.load(f)["weight_map"].values())):
+                read_safetensors(os.path.join(d, shard), out, who)
+    else:
+        read_safetensors(os.path.join(d, "model.safetensors"), out, who)
+    return out
