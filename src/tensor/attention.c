@@ -405,28 +405,51 @@ static int make_groups(const tn_attn_shape *s, const int *single, int ns, int *r
   return ng;
 }
 
+/* The forward's work list, shared by tn_attention_forward and its per-thread part:
+ * chunks x heads first (nct tasks), then either decode groups x kv heads (dec) or
+ * single rows x heads. */
+typedef struct {
+  plan pl;
+  bool dec;
+  size_t rows_t; /* score rows of one thread's scratch */
+  int *drows;
+  dgroup *gr;
+  long nct, ntask;
+} fwd_tasks;
+
+static void make_fwd_tasks(fwd_tasks *t, const tn_attn_shape *s, bool keep_att) {
+  make_plan(&t->pl, s);
+  const int G = s->H / s->KV;
+  t->dec = !keep_att && s->grouped && t->pl.nsingle > 0 && has_avx512() && G <= 16;
+  t->rows_t = t->dec && DG_MAX * G > CHUNK ? (size_t)DG_MAX * G : CHUNK;
+  int ng = 0;
+  t->drows = NULL;
+  t->gr = NULL;
+  if (t->dec) {
+    t->drows = tn__scratch(TN_SCR_ATT_DEC, sizeof(int) * (size_t)t->pl.nsingle + sizeof(dgroup) * (size_t)t->pl.nsingle +
+                                               sizeof(int) * 2 * (size_t)s->N);
+    if (!t->drows) abort();
+    t->gr = (dgroup *)(t->drows + t->pl.nsingle);
+    ng = make_groups(s, t->pl.single, t->pl.nsingle, t->drows, t->gr);
+  }
+  t->nct = (long)t->pl.nch * s->H;
+  t->ntask = t->nct + (t->dec ? (long)ng * s->KV : (long)t->pl.nsingle * s->H);
+}
+
 void tn_attention_forward(float *out, float *att, const float *q, const float *k, const float *v,
                           const tn_attn_shape *s) {
   // out, q (N, H, D); k, v: sequence s at k + s*seq_stride, (Tmax, KV, D); att (N, H, Tmax)
-  plan pl;
-  make_plan(&pl, s);
-  const int H = s->H, nth = omp_get_max_threads(), G = H / s->KV;
-  const bool dec = !att && s->grouped && pl.nsingle > 0 && has_avx512() && G <= 16;
-  /* per-thread score rows when att is not kept: (max(CHUNK, DG_MAX * G), Tmax) each */
-  const size_t rows_t = dec && DG_MAX * G > CHUNK ? (size_t)DG_MAX * G : CHUNK;
+  fwd_tasks ft;
+  make_fwd_tasks(&ft, s, att != NULL);
+  const plan pl = ft.pl;
+  const int H = s->H, nth = omp_get_max_threads();
+  const bool dec = ft.dec;
+  const size_t rows_t = ft.rows_t;
   float *tmp = att ? NULL : tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * (size_t)nth * rows_t * s->Tmax);
   if (!att && !tmp) abort();
-  int ng = 0, *drows = NULL;
-  dgroup *gr = NULL;
-  if (dec) {
-    drows = tn__scratch(TN_SCR_ATT_DEC, sizeof(int) * (size_t)pl.nsingle + sizeof(dgroup) * (size_t)pl.nsingle +
-                                            sizeof(int) * 2 * (size_t)s->N);
-    if (!drows) abort();
-    gr = (dgroup *)(drows + pl.nsingle);
-    ng = make_groups(s, pl.single, pl.nsingle, drows, gr);
-  }
-  const long nct = (long)pl.nch * H;
-  const long ntask = nct + (dec ? (long)ng * s->KV : (long)pl.nsingle * H);
+  const int *drows = ft.drows;
+  const dgroup *gr = ft.gr;
+  const long nct = ft.nct, ntask = ft.ntask;
 #pragma omp parallel for schedule(dynamic, 1) if (big(s))
   for (long task = 0; task < ntask; task++) {
     float *scr = tmp ? tmp + (size_t)omp_get_thread_num() * rows_t * s->Tmax : NULL;
@@ -438,24 +461,16 @@ void tn_attention_forward(float *out, float *att, const float *q, const float *k
 
 void tn_attention_forward_part(float *out, const float *q, const float *k, const float *v, const tn_attn_shape *s,
                                int part, int nparts) {
-  plan pl;
-  make_plan(&pl, s); /* every thread plans (a few rows): no sharing, no barrier */
+  fwd_tasks ft;
+  make_fwd_tasks(&ft, s, false); /* every thread plans (a few rows): no sharing, no barrier */
+  const plan pl = ft.pl;
   const int H = s->H, G = H / s->KV;
-  const bool dec = s->grouped && pl.nsingle > 0 && has_avx512() && G <= 16;
-  const size_t rows_t = dec && DG_MAX * G > CHUNK ? (size_t)DG_MAX * G : CHUNK;
-  float *scr = tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * rows_t * s->Tmax); /* this thread's */
+  const bool dec = ft.dec;
+  float *scr = tn__scratch(TN_SCR_ATT_TMP, sizeof(float) * ft.rows_t * s->Tmax); /* this thread's */
   if (!scr) abort();
-  int ng = 0, *drows = NULL;
-  dgroup *gr = NULL;
-  if (dec) {
-    drows = tn__scratch(TN_SCR_ATT_DEC, sizeof(int) * (size_t)pl.nsingle + sizeof(dgroup) * (size_t)pl.nsingle +
-                                            sizeof(int) * 2 * (size_t)s->N);
-    if (!drows) abort();
-    gr = (dgroup *)(drows + pl.nsingle);
-    ng = make_groups(s, pl.single, pl.nsingle, drows, gr);
-  }
-  const long nct = (long)pl.nch * H;
-  const long ntask = nct + (dec ? (long)ng * s->KV : (long)pl.nsingle * H);
+  const int *drows = ft.drows;
+  const dgroup *gr = ft.gr;
+  const long nct = ft.nct, ntask = ft.ntask;
   for (long task = 0; task < ntask; task++) { /* the tasks of kv head kh are part kh % nparts's */
     const int h = task < nct ? (int)(task % H) : dec ? -1 : (int)((task - nct) % H);
     const int kh = h >= 0 ? h / G : (int)((task - nct) % s->KV);
