@@ -95,6 +95,8 @@ typedef enum { TN_CHAT_AUTO = 0, TN_CHAT_GEMMA, TN_CHAT_CHATML, TN_CHAT_LLAMA3 }
 /* "gemma" | "chatml" | "llama3" (also "qwen", "qwen3", "llama" as aliases), "auto". */
 tn_status tn_chat_format_parse(const char *name, tn_chat_format *out);
 const char *tn_chat_format_name(tn_chat_format f);
+/* The token that ends a turn in format f (<end_of_turn>, <|im_end|>, <|eot_id|>), NULL for auto. */
+const char *tn_chat_end_of_turn(tn_chat_format f);
 /* Recognise the format from the tokenizer's chat_template; an error naming the
  * built-in formats (and --chat-format) when it is missing or unrecognised. */
 tn_status tn_chat_detect(const tn_tokenizer *tok, tn_chat_format *out);
@@ -128,5 +130,50 @@ void tn_chat_out_free(tn_chat_out *out);
  * enc->mask (1 for tokens inside an assistant span: the tokens a trainer computes loss on). */
 tn_status tn_chat_encode(const tn_tokenizer *tok, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
                          tn_encoding *enc);
+
+/* ---- training a byte-level BPE tokenizer (tok_train.c) and writing one (tok_write.c) ----
+ * The tokenizers tunic makes: ids 0..255 are the bytes (GPT-2 byte symbols), 256..260 the
+ * specials <pad> <bos> <eos> <start_of_turn> <end_of_turn>, then the learnt tokens; ByteLevel
+ * pre-tokenizer and decoder, <bos> post-processor, Gemma-style chat template. */
+#define TN_BPE_N_SPECIAL 5
+#define TN_BPE_FIRST_LEARNT 261   /* id of the first learnt token */
+
+typedef struct {
+  const char *bytes;       /* learnt token i (id TN_BPE_FIRST_LEARNT + i) is bytes[off[i] .. off[i+1]) (raw bytes) */
+  const size_t *off;       /* (n_learnt + 1,) */
+  int32_t n_learnt;
+  const int32_t *merges;   /* (n_merges, 2): left id, right id, in merge order */
+  int32_t n_merges;
+} tn_bpe_model;
+
+/* Write DIR/tokenizer.json and DIR/tokenizer_config.json (each atomically; DIR is created).
+ * m == NULL (or no merges): the byte tokenizer of `tunic init --tokenizer bytes`. */
+tn_status tn_bpe_write(const char *dir, const tn_bpe_model *m);
+
+/* The training texts of files: a .jsonl file gives every string value (recursively) of every
+ * non-blank line, any other file every line (split at '\n', which stays part of the line).
+ * fn is called once per text, in order; a non-OK return stops. Errors name file:line
+ * (malformed JSON, invalid UTF-8). */
+typedef tn_status (*tn_text_fn)(void *ctx, const char *text, size_t len);
+tn_status tn_text_corpus_each(const char *const *paths, int n_paths, tn_text_fn fn, void *ctx);
+
+typedef struct {
+  const char *const *data; int n_data;  /* training files */
+  int vocab_size;                       /* >= TN_BPE_FIRST_LEARNT, counts the specials */
+  int min_frequency;                    /* stop when the best pair count is below it (CLI default 2) */
+  const char *out_dir;
+} tn_bpe_train_opts;
+
+typedef struct {
+  size_t n_texts, n_bytes;   /* corpus texts and their UTF-8 bytes */
+  size_t n_pieces, n_words;  /* pre-tokenizer pieces, distinct pieces */
+  int vocab_size, n_merges;  /* reached (vocab counts bytes and specials) */
+} tn_bpe_train_stats;
+
+/* Byte-level BPE training as Hugging Face's BpeTrainer does it (GPT-2 pre-tokenization;
+ * each round merges the most frequent adjacent pair, ties to the smallest (left id, right id);
+ * a merge whose string already exists keeps that id), then tn_bpe_write(out_dir).
+ * Semantics pinned by tests/ref/bpe_train_ref.py. stats may be NULL. */
+tn_status tn_bpe_train(const tn_bpe_train_opts *o, tn_bpe_train_stats *stats);
 
 #endif

@@ -37,6 +37,23 @@ static tn_status copy_file(const char *from_dir, const char *to_dir, const char 
   return s;
 }
 
+/* eos_token_id: the tokenizer's eos, and the end-of-turn token its chat template emits when the
+ * vocabulary has it (generation then stops at the end of a chat turn): a list [eos, eot]. */
+static void add_eos(cJSON *add, const tn_tokenizer *tk) {
+  const int32_t eos = tn_tokenizer_eos_id(tk);
+  tn_chat_format f;
+  const char *name = tn_chat_detect(tk, &f) == TN_OK ? tn_chat_end_of_turn(f) : NULL;
+  if (!name) tn_error_clear();
+  const int32_t eot = name ? tn_tokenizer_token_to_id(tk, name, strlen(name)) : -1;
+  if (eos >= 0 && eot >= 0 && eot != eos) {
+    cJSON *e = cJSON_AddArrayToObject(add, "eos_token_id");
+    cJSON_AddItemToArray(e, cJSON_CreateNumber(eos));
+    cJSON_AddItemToArray(e, cJSON_CreateNumber(eot));
+  } else if (eos >= 0 || eot >= 0) {
+    cJSON_AddNumberToObject(add, "eos_token_id", eos >= 0 ? eos : eot);
+  }
+}
+
 int tn_cmd_init(int argc, char **argv) {
   tn_init_opts o = {.arch = NULL, .size = "tiny", .dtype = "f32", .vocab = 0, .shards = 1, .seed = 0};
   const char *out = NULL, *tokenizer = NULL;
@@ -49,7 +66,8 @@ int tn_cmd_init(int argc, char **argv) {
     {"dtype", 's', &o.dtype, "f32 | bf16 | f16"},
     {"shards", 'i', &o.shards, "number of safetensors shards"},
     {"override", 's', &o.override_json, "JSON object merged into config.json"},
-    {"tokenizer", 's', &tokenizer, "'bytes' (a byte-level tokenizer) or a directory whose tokenizer files are copied"},
+    {"tokenizer", 's', &tokenizer, "'bytes' (a byte-level tokenizer) or a directory whose tokenizer files are copied "
+                                  "(e.g. from tunic train-tokenizer)"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--arch A --out DIR [options]");
   if (r) return r > 0 ? 0 : 2;
@@ -75,7 +93,7 @@ int tn_cmd_init(int argc, char **argv) {
       int v = tn_tokenizer_vocab_size(tk);
       cJSON_AddNumberToObject(add, "vocab_size", o.vocab > v ? o.vocab : v);
       if (tn_tokenizer_bos_id(tk) >= 0) cJSON_AddNumberToObject(add, "bos_token_id", tn_tokenizer_bos_id(tk));
-      if (tn_tokenizer_eos_id(tk) >= 0) cJSON_AddNumberToObject(add, "eos_token_id", tn_tokenizer_eos_id(tk));
+      add_eos(add, tk);
       if (tn_tokenizer_pad_id(tk) >= 0) cJSON_AddNumberToObject(add, "pad_token_id", tn_tokenizer_pad_id(tk));
       tn_tokenizer_free(tk);
     }

@@ -18,7 +18,18 @@ static const cmd_entry cmds[] = {
 
 static void usage(FILE *f) {
   fprintf(f, "tunic %s - post-training for small open language models\n\nusage: tunic COMMAND [options]   (tunic COMMAND --help for its options)\n\ncommands:\n", tn_version());
-  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) fprintf(f, "  %s\n", cmds[i].name);
+  for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+    fputs("  ", f);
+    for (const char *c = cmds[i].name; *c; c++) fputc(*c == '_' ? '-' : *c, f); /* cmd_a_b.c is `a-b` */
+    fputc('\n', f);
+  }
+}
+
+/* Command names are written with '-' (train-tokenizer) for a file cmd_train_tokenizer.c. */
+static bool same_name(const char *arg, const char *name) {
+  for (; *arg && *name; arg++, name++)
+    if (*arg != *name && !(*arg == '-' && *name == '_')) return false;
+  return !*arg && !*name;
 }
 
 int main(int argc, char **argv) {
@@ -28,7 +39,7 @@ int main(int argc, char **argv) {
   }
   if (!strcmp(argv[1], "--version")) { printf("tunic %s\n", tn_version()); return 0; }
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-    if (!strcmp(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
+    if (same_name(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "tunic: unknown command '%s'\n", argv[1]);
   usage(stderr);
   return 2;

@@ -34,6 +34,15 @@ const char *tn_chat_format_name(tn_chat_format f) {
   }
 }
 
+const char *tn_chat_end_of_turn(tn_chat_format f) {
+  switch (f) {
+  case TN_CHAT_GEMMA: return "<end_of_turn>";
+  case TN_CHAT_CHATML: return "<|im_end|>";
+  case TN_CHAT_LLAMA3: return "<|eot_id|>";
+  default: return NULL;
+  }
+}
+
 static tn_chat_format detect_text(const char *t) {
   if (!t) return TN_CHAT_AUTO;
   if (strstr(t, "<start_of_turn>")) return TN_CHAT_GEMMA;

@@ -200,7 +200,8 @@ static tn_status parse_replacement(const ld_ctx *c, const cJSON *o, const char *
   return TN_OK;
 }
 
-static const char *GPT2_PATTERN =
+/* GPT-2 / ByteLevel pre-tokenization (also the trainer's, tok_train.c). */
+const char tk_gpt2_pattern[] =
     "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
 
 static tn_status parse_pre(const ld_ctx *c, tn_tokenizer *tk, const cJSON *o, const char *field) {
@@ -235,7 +236,7 @@ static tn_status parse_pre(const ld_ctx *c, tn_tokenizer *tk, const cJSON *o, co
     p.kind = TK_PRE_BYTELEVEL;
     p.add_prefix_space = jbool(o, "add_prefix_space", true);
     p.use_regex = jbool(o, "use_regex", true);
-    if (p.use_regex) TN_TRY(tk_compile_pattern(&p.pat, GPT2_PATTERN, true, "ByteLevel regex"));
+    if (p.use_regex) TN_TRY(tk_compile_pattern(&p.pat, tk_gpt2_pattern, true, "ByteLevel regex"));
     tk->byte_level = true;
   } else if (!strcmp(type, "Metaspace")) {
     p.kind = TK_PRE_METASPACE;

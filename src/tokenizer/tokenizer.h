@@ -226,6 +226,8 @@ int tk_json_next_merge(tk_jcur *c, tk_buf *a, tk_buf *b, bool *pair_form);
 /* Load steps (tok_load.c). */
 tn_status tk_compile_pattern(tk_pattern *p, const char *regex, bool is_regex, const char *field);
 void tk_pattern_free(tk_pattern *p);
+/* The GPT-2 pre-tokenization regex (ByteLevel with use_regex), defined in tok_load.c. */
+extern const char tk_gpt2_pattern[];
 
 /* Pipeline steps (tok_pipeline.c). */
 tn_status tk_normalize(const tn_tokenizer *tk, tk_scratch *sc, const char *s, size_t n, const uint32_t *align_in,
