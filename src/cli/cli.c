@@ -145,6 +145,31 @@ int tn_cli_fail(const char *cmd, tn_status s) {
   return s == TN_ERR_ARG ? 2 : 1;
 }
 
+int tn_cli_collect(int argc, char **argv, const char *name, char ***out) {
+  const size_t nl = strlen(name);
+  int n = 0, cap = 0;
+  char **v = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *val = NULL;
+    if (strncmp(a, "--", 2) || strncmp(a + 2, name, nl)) continue;
+    if (!a[2 + nl] && i + 1 < argc) val = argv[++i];
+    else if (a[2 + nl] == '=') val = a + 3 + nl;
+    if (!val) continue;
+    char *copy = tn_strdup(val), *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+      if (n == cap) {
+        char **nv = realloc(v, sizeof *v * (size_t)(cap = cap ? 2 * cap : 4));
+        if (!nv) break;
+        v = nv;
+      }
+      v[n++] = tn_strdup(t);
+    }
+    free(copy);
+  }
+  *out = v;
+  return n;
+}
+
 int tn_cli_parse_ids(const char *s, int ***seqs, int **lens) {
   int nseq = 1;
   for (const char *c = s; *c; c++) nseq += *c == ';';

@@ -45,6 +45,9 @@ int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags,
                  const void *opts);
 /* Print "tunic CMD: error: <last error>" and return the exit code for a status. */
 int tn_cli_fail(const char *cmd, tn_status s);
+/* Every value of a repeatable string option --NAME ("--NAME X" or "--NAME=X"), each split on
+ * commas, into *out (malloc'd strings in a malloc'd array; free both). Returns the count. */
+int tn_cli_collect(int argc, char **argv, const char *name, char ***out);
 /* Parse "1,2,3;4,5" into sequences. Returns number of sequences, -1 on error. */
 int tn_cli_parse_ids(const char *s, int ***seqs, int **lens);
 #endif

@@ -6,27 +6,6 @@
 #include "cli/cli.h"
 #include "eval/report.h"
 
-/* Every value of --metrics (repeated, "--metrics=X" or "--metrics X"), split on commas. */
-static int collect_metrics(int argc, char **argv, char ***out) {
-  int n = 0, cap = 0;
-  char **v = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *val = NULL;
-    if (!strcmp(argv[i], "--metrics") && i + 1 < argc) val = argv[++i];
-    else if (!strncmp(argv[i], "--metrics=", 10)) val = argv[i] + 10;
-    if (!val) continue;
-    char *copy = strdup(val), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-      if (!*t) continue;
-      if (n == cap) { cap = cap ? 2 * cap : 4; v = realloc(v, sizeof *v * cap); }
-      v[n++] = strdup(t);
-    }
-    free(copy);
-  }
-  *out = v;
-  return n;
-}
-
 int tn_cmd_report(int argc, char **argv) {
   tn_report_opts o;
   tn_report_opts_default(&o);
@@ -51,7 +30,7 @@ int tn_cmd_report(int argc, char **argv) {
     return 2;
   }
   char **metrics = NULL;
-  int nm = collect_metrics(argc, argv, &metrics);
+  int nm = tn_cli_collect(argc, argv, "metrics", &metrics);
   o.metrics = (const char *const *)metrics;
   o.n_metrics = no_plots ? 0 : nm;
   tn_status s = tn_report_run(&o, stdout);

@@ -22,28 +22,6 @@ static tn_status measure_text(void *ctx, const char *text, size_t len) {
   return TN_OK;
 }
 
-/* Every --data value (the option may repeat; each value may also be a comma-separated list). */
-static int collect_data(int argc, char **argv, char ***out) {
-  int n = 0;
-  char **files = NULL;
-  for (int i = 1; i < argc; i++) {
-    const char *v = NULL;
-    if (!strcmp(argv[i], "--data") && i + 1 < argc) v = argv[++i];
-    else if (!strncmp(argv[i], "--data=", 7)) v = argv[i] + 7;
-    if (!v) continue;
-    char *copy = tn_strdup(v), *save = NULL;
-    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-      char **nf = realloc(files, (size_t)(n + 1) * sizeof *nf);
-      if (!nf) break;
-      files = nf;
-      files[n++] = tn_strdup(t);
-    }
-    free(copy);
-  }
-  *out = files;
-  return n;
-}
-
 int tn_cmd_train_tokenizer(int argc, char **argv) {
   const char *data = NULL, *out = NULL;
   int vocab = 0, min_freq = 2;
@@ -61,7 +39,7 @@ int tn_cmd_train_tokenizer(int argc, char **argv) {
     return 2;
   }
   char **files;
-  const int n_files = collect_data(argc, argv, &files);
+  const int n_files = tn_cli_collect(argc, argv, "data", &files);
   tn_bpe_train_opts o = {.data = (const char *const *)files, .n_data = n_files, .vocab_size = vocab,
                          .min_frequency = min_freq, .out_dir = out};
   tn_bpe_train_stats st;
