@@ -325,17 +325,6 @@ static tn_status plot_metrics(const metrics_data *m, int mi, const char *out_dir
 
 /* ---------------- excerpts of flipped examples ---------------- */
 
-static char *id_of(const cJSON *v) {
-  if (cJSON_IsString(v)) return tn_strdup(v->valuestring);
-  if (cJSON_IsNumber(v)) {
-    char b[64];
-    if (v->valuedouble == floor(v->valuedouble) && fabs(v->valuedouble) < 1e15) snprintf(b, sizeof b, "%.0f", v->valuedouble);
-    else snprintf(b, sizeof b, "%.17g", v->valuedouble);
-    return tn_strdup(b);
-  }
-  return NULL;
-}
-
 /* The completion (or first sample's completion) of each of the N ids in PATH (NULL if none). */
 static tn_status find_completions(const char *path, char *const *ids, int n, char **out) {
   for (int i = 0; i < n; i++) out[i] = NULL;
@@ -349,7 +338,7 @@ static tn_status find_completions(const char *path, char *const *ids, int n, cha
     cJSON *o = cJSON_Parse(p);
     p = nl ? nl + 1 : NULL;
     if (!cJSON_IsObject(o)) { cJSON_Delete(o); continue; }
-    char *id = id_of(cJSON_GetObjectItemCaseSensitive(o, "id"));
+    char *id = tn_json_scalar_dup(cJSON_GetObjectItemCaseSensitive(o, "id"));
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "completion");
     if (!cJSON_IsString(c)) {
       const cJSON *sm = cJSON_GetObjectItemCaseSensitive(o, "samples");

@@ -6,6 +6,7 @@
 #ifndef TN_REPORT_H
 #define TN_REPORT_H
 #include <stdbool.h>
+#include <cjson/cJSON.h>
 #include <stdio.h>
 #include "base/base.h"
 #include "eval/eval.h"
@@ -33,6 +34,9 @@ int tn_plot_group_of(const char *key);
 /* Write OUT_DIR/report.md, OUT_DIR/report.json and the PNGs under OUT_DIR/plots. A one-paragraph
  * summary goes to PRINT (may be NULL). Errors name the file at fault; a missing gnuplot
  * (only needed with metrics files) is an error that says which package to install. */
+/* a string or number JSON value as a new string (ids may be either); NULL otherwise */
+char *tn_json_scalar_dup(const cJSON *v);
+
 tn_status tn_report_run(const tn_report_opts *o, FILE *print);
 
 #endif

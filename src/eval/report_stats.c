@@ -8,10 +8,12 @@
 #include <string.h>
 #include <cjson/cJSON.h>
 #include "eval/eval.h"
+#include "eval/report.h"
 
 /* ---- loading ---- */
 
-static char *dup_or_null(const cJSON *v) {
+/* a string or number field as a new string (ids may be either); NULL otherwise */
+char *tn_json_scalar_dup(const cJSON *v) {
   if (cJSON_IsString(v)) return tn_strdup(v->valuestring);
   if (cJSON_IsNumber(v)) {
     char b[64];
@@ -102,7 +104,7 @@ tn_status tn_results_load(const char *path, tn_results *out) {
         st = tn_error(TN_ERR_FORMAT, "%s:%lld: not a JSON object", path, (long long)line);
         goto done;
       }
-      char *id = dup_or_null(cJSON_GetObjectItemCaseSensitive(o, "id"));
+      char *id = tn_json_scalar_dup(cJSON_GetObjectItemCaseSensitive(o, "id"));
       int corr = truthy(cJSON_GetObjectItemCaseSensitive(o, "correct"));
       if (!id || corr < 0) {
         free(id);
@@ -122,7 +124,7 @@ tn_status tn_results_load(const char *path, tn_results *out) {
       r->id = id;
       r->correct = corr;
       const cJSON *cat = cJSON_GetObjectItemCaseSensitive(o, "category");
-      r->category = dup_or_null(cat);
+      r->category = tn_json_scalar_dup(cat);
       if (!r->category) r->category = tn_strdup("");
       int pa = truthy(cJSON_GetObjectItemCaseSensitive(o, "partial"));
       r->partial = pa < 0 ? r->correct : pa;
@@ -131,10 +133,10 @@ tn_status tn_results_load(const char *path, tn_results *out) {
       const cJSON *er = cJSON_GetObjectItemCaseSensitive(o, "error");
       r->error = cJSON_IsString(er) ? tn_error_cat_parse(er->valuestring) : -1;
       if (r->error < 0 && r->correct) r->error = TN_ECAT_CORRECT;
-      r->extracted = dup_or_null(cJSON_GetObjectItemCaseSensitive(o, "extracted"));
+      r->extracted = tn_json_scalar_dup(cJSON_GetObjectItemCaseSensitive(o, "extracted"));
       const cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "expected_answer");
       if (!ex) ex = cJSON_GetObjectItemCaseSensitive(o, "answer");
-      r->expected = dup_or_null(ex);
+      r->expected = tn_json_scalar_dup(ex);
       cJSON_Delete(o);
     }
     p = nl ? nl + 1 : NULL;
