@@ -261,12 +261,16 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
 static int fused_on = -1;
 void tn_forward_set_fused(bool on) { fused_on = on; }
 
-static bool fused_ok(const tn_model *m, const tn_state *st, int N) {
+static bool fused_enabled(void) {
   if (fused_on < 0) { /* TN_NO_FUSED_DECODE set to anything but "" or "0": the per-kernel path */
     const char *e = getenv("TN_NO_FUSED_DECODE");
     fused_on = !e || !*e || !strcmp(e, "0");
   }
-  if (!fused_on || st->train || N > 8 || omp_in_parallel()) return false;
+  return fused_on;
+}
+
+static bool fused_ok(const tn_model *m, const tn_state *st, int N) {
+  if (!fused_enabled() || st->train || N > 8 || omp_in_parallel()) return false;
   for (int l = 0; l < m->cfg.L; l++) {
     const tn_layer *y = &m->w.layers[l];
     if (!tn_linear_part_ok(&y->wq, N) || !tn_linear_part_ok(&y->wk, N) || !tn_linear_part_ok(&y->wv, N) ||
@@ -390,6 +394,124 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
   }
 }
 
+/* ---- fused prefill: more than 8 rows (prompts), inference, f32 projections without
+ * adapters, AVX-512: one parallel region for the whole forward, as the fused decode.
+ * Each thread computes its column slices of every projection with the packed GEMM
+ * (tn_linear_cols, over all rows), its own copy of each normed activation (norms are
+ * cheap next to the GEMMs; no barrier for them), and RoPE, cache writes and attention
+ * of the kv heads it owns. 5 barriers per layer (q/k/v -> attention -> o_proj ->
+ * gate/up -> down_proj -> next layer). Numbers: each projection output is one FMA
+ * chain over its inputs (the same value whatever the number of rows or threads).
+ * TN_NO_FUSED_PREFILL=1 selects the per-kernel path (OpenBLAS sgemm per projection). */
+static int prefill_on = -1;
+static bool prefill_ok(const tn_model *m, const tn_state *st, int N) {
+  if (prefill_on < 0) { /* TN_NO_FUSED_PREFILL set to anything but "" or "0": the per-kernel path */
+    const char *e = getenv("TN_NO_FUSED_PREFILL");
+    prefill_on = !e || !*e || !strcmp(e, "0");
+  }
+  if (!prefill_on || st->train || N <= 8 || omp_in_parallel() || tn_matmul_bf16() ||
+      !__builtin_cpu_supports("avx512f"))
+    return false;
+  for (int l = 0; l < m->cfg.L; l++) {
+    const tn_layer *y = &m->w.layers[l];
+    if (!tn_linear_cols_ok(&y->wq) || !tn_linear_cols_ok(&y->wk) || !tn_linear_cols_ok(&y->wv) ||
+        !tn_linear_cols_ok(&y->wo) || !tn_linear_cols_ok(&y->gate) || !tn_linear_cols_ok(&y->up) ||
+        !tn_linear_cols_ok(&y->down))
+      return false;
+  }
+  return true;
+}
+
+static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq, float *logits,
+                            const int *out_rows, int n_out, bool head_in) {
+  const tn_config *c = &m->cfg;
+  const tn_weights *w = &m->w;
+  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F, G = H / KV, HD = H * D;
+  const size_t KD = (size_t)KV * D, stride = tn_state_kv_stride(m, st);
+  const bool want = logits && n_out > 0;
+#pragma omp parallel
+  {
+    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int nr = want && n_out > N ? n_out : N;
+    float *xn = thread_buf(2 * (size_t)nr * C), *pn = xn + (size_t)nr * C; // (N, C) each
+    int c0, c1, f0, f1, q0, q1, k0, k1;
+    tn_cols_range(C, id, nt, &c0, &c1);
+    tn_cols_range(F, id, nt, &f0, &f1);
+    tn_cols_range(HD, id, nt, &q0, &q1);
+    tn_cols_range((int)KD, id, nt, &k0, &k1);
+    for (int l = 0; l < c->L; l++) {
+      const tn_layer *y = &w->layers[l];
+      tn_layer_acts *a = &st->acts[l];
+      const bool local = c->layer_local[l];
+      const float *cs = local ? st->cos_l : st->cos_g, *sn = local ? st->sin_l : st->sin_g;
+      float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
+      float *kr = c->qk_norm ? st->tmp : a->kn_pre;
+      tn_rmsnorm_forward(xn, NULL, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
+      tn_linear_cols(a->q, xn, &y->wq, y->bq, N, q0, q1);       // (N, H*D)
+      tn_linear_cols(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1);  // (N, KV*D)
+      tn_linear_cols(st->vr, xn, &y->wv, y->bv, N, k0, k1);     // (N, KV*D)
+#pragma omp barrier
+      for (int kh = id; kh < KV; kh += nt)
+        for (int i = 0; i < N; i++) {
+          float *qh = a->q + ((size_t)i * H + (size_t)kh * G) * D; // (G, D)
+          float *kh_r = kr + (size_t)i * KD + (size_t)kh * D, *kh_p = a->kn_pre + (size_t)i * KD + (size_t)kh * D;
+          if (c->qk_norm) {
+            tn_rmsnorm_forward(qh, NULL, qh, y->q_norm, G, D, c->eps, c->norm_plus_one);
+            tn_rmsnorm_forward(kh_r, NULL, kh_p, y->k_norm, 1, D, c->eps, c->norm_plus_one);
+          }
+          tn_rope_forward(qh, &pos[i], cs, sn, 1, G, D);
+          tn_rope_forward(kh_r, &pos[i], cs, sn, 1, 1, D);
+          const size_t off = (size_t)seq[i] * stride + (size_t)pos[i] * KD + (size_t)kh * D;
+          memcpy(kc + off, kh_r, sizeof(float) * D);
+          memcpy(vc + off, st->vr + (size_t)i * KD + (size_t)kh * D, sizeof(float) * D);
+        }
+      tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos,
+                          .seq = seq, .window = local ? c->window : 0, .scale = c->attn_scale,
+                          .softcap = c->attn_softcap, .pfx_src = st->pfx_any ? st->pfx_src : NULL,
+                          .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
+      tn_attention_forward_part(a->ao, a->q, kc, vc, &as, id, nt);
+#pragma omp barrier
+      tn_linear_cols(a->o, a->ao, &y->wo, y->bo, N, c0, c1);     // (N, C)
+      if (c->sandwich_norms) {
+#pragma omp barrier
+        tn_rmsnorm_forward(pn, NULL, a->o, y->attn_post_norm, N, C, c->eps, true);
+        add_slice(a->x_mid, a->x_in, pn, N, C, c0, c1);
+      } else {
+        add_slice(a->x_mid, a->x_in, a->o, N, C, c0, c1);
+      }
+#pragma omp barrier
+      tn_rmsnorm_forward(xn, NULL, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
+      tn_linear_cols(a->g, xn, &y->gate, y->bgate, N, f0, f1);   // (N, F)
+      tn_linear_cols(a->u, xn, &y->up, y->bup, N, f0, f1);
+      for (int i = 0; i < N && f0 < f1; i++) {
+        const size_t r = (size_t)i * F + f0;
+        tn_glu_forward(a->h + r, a->g + r, a->u + r, (size_t)(f1 - f0), c->act);
+      }
+#pragma omp barrier
+      tn_linear_cols(a->m, a->h, &y->down, y->bdown, N, c0, c1); // (N, C)
+      float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
+      if (c->sandwich_norms) {
+#pragma omp barrier
+        tn_rmsnorm_forward(pn, NULL, a->m, y->mlp_post_norm, N, C, c->eps, true);
+        add_slice(out, a->x_mid, pn, N, C, c0, c1);
+      } else {
+        add_slice(out, a->x_mid, a->m, N, C, c0, c1);
+      }
+#pragma omp barrier
+    }
+    if (want) { /* final norm of the requested rows (each thread its copy), then the head */
+      const float *xs = st->x_out;
+      if (out_rows) {
+        for (int j = 0; j < n_out; j++) memcpy(pn + (size_t)j * C, st->x_out + (size_t)out_rows[j] * C, sizeof(float) * C);
+        xs = pn;
+      }
+      tn_rmsnorm_forward(xn, NULL, xs, w->final_norm, n_out, C, c->eps, c->norm_plus_one);
+      if (head_in) tn_linear_part(logits, xn, &w->head, NULL, n_out, id, nt); // (n_out, V)
+      else if (id == 0) memcpy(st->xf, xn, sizeof(float) * n_out * C);
+    }
+  }
+}
+
 tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, const int *pos, const int *seq,
                      float *logits, const int *out_rows, int n_out) {
   const tn_config *c = &m->cfg;
@@ -408,9 +530,11 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
   if (logits && out_rows)
     for (int j = 0; j < n_out; j++)
       if (out_rows[j] < 0 || out_rows[j] >= N) return tn_error(TN_ERR_ARG, "output row %d out of range", out_rows[j]);
-  if (fused_ok(m, st, N)) {
+  const bool fused = fused_ok(m, st, N), prefill = !fused && prefill_ok(m, st, N);
+  if (fused || prefill) {
     const bool head_in = logits && n_out > 0 && tn_linear_part_ok(&w->head, n_out);
-    forward_fused(m, st, N, pos, seq, logits, out_rows, n_out, head_in);
+    if (fused) forward_fused(m, st, N, pos, seq, logits, out_rows, n_out, head_in);
+    else forward_prefill(m, st, N, pos, seq, logits, out_rows, n_out, head_in);
     for (int i = 0; i < N; i++)
       if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;
     if (!logits || n_out <= 0) return TN_OK;

@@ -3,6 +3,7 @@
  * loops run in SIMD (error a few 1e-7 relative to libm).
  * Not for: the gate/up matmuls (linear.c). */
 #include <math.h>
+#include <omp.h>
 #include "tensor/kern.h"
 #include "tensor/tensor.h"
 
@@ -25,8 +26,13 @@ TN_CLONES static void gelu_fwd(float *h, const float *g, const float *u, size_t 
 }
 
 void tn_glu_forward(float *h, const float *gate, const float *up, size_t n, tn_act act) {
-  // h, gate, up (n)
-#pragma omp parallel for schedule(static) if (n > 65536)
+  // h, gate, up (n). Small, or inside a parallel region: on the calling thread
+  if (n <= 65536 || omp_in_parallel()) {
+    if (act == TN_ACT_SILU) silu_fwd(h, gate, up, n);
+    else gelu_fwd(h, gate, up, n);
+    return;
+  }
+#pragma omp parallel for schedule(static)
   for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
     size_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
     if (act == TN_ACT_SILU) silu_fwd(h + i0, gate + i0, up + i0, m);

@@ -12,7 +12,7 @@
 /* Scratch slots of the calling thread (contents undefined, 64-byte aligned).
  * Call only outside OpenMP parallel regions; the pointer stays valid until the
  * next call with the same slot from the same thread. NULL on out-of-memory. */
-enum { TN_SCR_LORA = 0, TN_SCR_ATT_DS, TN_SCR_ATT_ROWS, TN_SCR_ATT_TMP, TN_SCR_ATT_DEC, TN_SCR_N };
+enum { TN_SCR_LORA = 0, TN_SCR_ATT_DS, TN_SCR_ATT_ROWS, TN_SCR_ATT_TMP, TN_SCR_ATT_DEC, TN_SCR_PACK, TN_SCR_N };
 void *tn__scratch(int slot, size_t bytes);
 
 /* expf to ~2 ulp over the float range, written so `#pragma omp simd` loops

@@ -318,6 +318,158 @@ void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias
     }
 }
 
+/* ---- prefill GEMM (tn_linear_cols): many rows, outputs [o0, o1) on the calling thread ----
+ * Packed, register-blocked: a panel of 48 outputs of W^T is packed k-major (48 floats per
+ * k, by 16x16 in-register transposes), then 8 rows of x at a time run over it, each x
+ * element broadcast against the panel's three 16-lane vectors (8 x 3 accumulators). Each
+ * y[m][o] is one FMA chain over k in increasing order, so its value does not depend on M,
+ * on the row's place in a block or on the column split between threads. */
+#define GK_NR 48  /* outputs per packed panel */
+#define GK_MR 8   /* rows per micro-tile */
+#define GK_MB 256 /* rows per pass over a panel (x block stays in L2) */
+
+/* 16x16 transpose in registers: r[i] = row i in, column i out */
+__attribute__((target("avx512f"))) static inline void gk_tr16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; i++) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; i++) {
+    const __m512d a0 = _mm512_castps_pd(t[4 * i]), a1 = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d a2 = _mm512_castps_pd(t[4 * i + 2]), a3 = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
+  }
+  /* r[4i + c], 128-bit lane L: rows 4i .. 4i+3 at column 4L + c */
+  for (int i = 0; i < 2; i++)
+    for (int c = 0; c < 4; c++) {
+      const __m512 a = r[8 * i + c], b = r[8 * i + 4 + c];
+      t[8 * i + c] = _mm512_shuffle_f32x4(a, b, 0x88);     /* columns c, 8 + c */
+      t[8 * i + 4 + c] = _mm512_shuffle_f32x4(a, b, 0xDD); /* columns 4 + c, 12 + c */
+    }
+  for (int c = 0; c < 4; c++)
+    for (int h = 0; h < 2; h++) {
+      const __m512 a = t[c + 4 * h], b = t[8 + c + 4 * h];
+      r[c + 4 * h] = _mm512_shuffle_f32x4(a, b, 0x88);
+      r[8 + c + 4 * h] = _mm512_shuffle_f32x4(a, b, 0xDD);
+    }
+}
+
+/* P (K, 48) = outputs n0 .. n0+nc of W (out, K) transposed, zero beyond nc */
+__attribute__((target("avx512f"))) static void gk_pack(float *P, const float *W, int K, int n0, int nc) {
+  for (int g = 0; g < 3; g++) {
+    const int nr = nc - 16 * g;
+    for (int k0 = 0; k0 < K; k0 += 16) {
+      const int kc = K - k0 < 16 ? K - k0 : 16;
+      const __mmask16 km = (__mmask16)((1u << kc) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++) {
+        const float *src = W + (size_t)(n0 + 16 * g + i) * K + k0;
+        r[i] = i >= nr ? _mm512_setzero_ps() : kc == 16 ? _mm512_loadu_ps(src) : _mm512_maskz_loadu_ps(km, src);
+      }
+      gk_tr16(r);
+      for (int t = 0; t < kc; t++) _mm512_storeu_ps(P + (size_t)(k0 + t) * GK_NR + 16 * g, r[t]);
+    }
+  }
+}
+
+/* y[r][0 .. 48) (masks mk) = x[r] . P (+ bias) for r < MR */
+#define GK_MICRO(MR)                                                                                              \
+  __attribute__((target("avx512f"))) static void gk_micro_##MR(float *y, size_t ldy, const float *x, size_t ldx,  \
+                                                               const float *P, int K, const __mmask16 *mk,         \
+                                                               const float *bias, const char *pf, int pfm) {       \
+    __m512 acc[MR][3];                                                                                            \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();  \
+    for (int k = 0; k < K; k++) {                                                                                 \
+      const float *pk = P + (size_t)k * GK_NR;                                                                    \
+      if (!(k & pfm)) { /* a line of the next panel's weights every pfm + 1 steps */                              \
+        _mm_prefetch(pf, _MM_HINT_T1);                                                                            \
+        pf += 64;                                                                                                 \
+      }                                                                                                           \
+      const __m512 b0 = _mm512_loadu_ps(pk), b1 = _mm512_loadu_ps(pk + 16), b2 = _mm512_loadu_ps(pk + 32);       \
+      _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                      \
+        const __m512 a = _mm512_set1_ps(x[(size_t)r * ldx + k]);                                                  \
+        acc[r][0] = _mm512_fmadd_ps(a, b0, acc[r][0]);                                                            \
+        acc[r][1] = _mm512_fmadd_ps(a, b1, acc[r][1]);                                                            \
+        acc[r][2] = _mm512_fmadd_ps(a, b2, acc[r][2]);                                                            \
+      }                                                                                                           \
+    }                                                                                                             \
+    __m512 bv[3] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};                               \
+    if (bias)                                                                                                     \
+      for (int v = 0; v < 3; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], bias + 16 * v);                            \
+    _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                        \
+      float *yr = y + (size_t)r * ldy;                                                                            \
+      _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++)                                                         \
+        _mm512_mask_storeu_ps(yr + 16 * v, mk[v], bias ? _mm512_add_ps(acc[r][v], bv[v]) : acc[r][v]);           \
+    }                                                                                                             \
+  }
+GK_MICRO(1) GK_MICRO(2) GK_MICRO(3) GK_MICRO(4) GK_MICRO(5) GK_MICRO(6) GK_MICRO(7) GK_MICRO(8)
+#undef GK_MICRO
+typedef void (*gk_fn)(float *, size_t, const float *, size_t, const float *, int, const __mmask16 *, const float *,
+                      const char *, int);
+static const gk_fn gk_tab[GK_MR + 1] = {NULL,       gk_micro_1, gk_micro_2, gk_micro_3, gk_micro_4,
+                                        gk_micro_5, gk_micro_6, gk_micro_7, gk_micro_8};
+
+__attribute__((target("avx512f"))) static void gk_cols(float *y, const float *x, const float *W, const float *bias,
+                                                       int M, int K, int out, int o0, int o1, float *P) {
+  for (int mb = 0; mb < M; mb += GK_MB) {
+    const int me = mb + GK_MB < M ? mb + GK_MB : M;
+    for (int n0 = o0; n0 < o1; n0 += GK_NR) {
+      const int nc = o1 - n0 < GK_NR ? o1 - n0 : GK_NR;
+      __mmask16 mk[3];
+      for (int v = 0; v < 3; v++) {
+        const int r = nc - 16 * v;
+        mk[v] = r >= 16 ? (__mmask16)0xFFFF : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1);
+      }
+      gk_pack(P, W, K, n0, nc);
+      const float *bn = bias ? bias + n0 : NULL;
+      /* the next panel's weight rows (one contiguous block) into L2 while this one computes,
+       * spread over the micro-tiles' k loops (the weights of a small model's prefill come
+       * from L3: the pack would wait for them) */
+      const int nn = o1 - n0 - nc < GK_NR ? o1 - n0 - nc : GK_NR;
+      const char *pf = (const char *)(W + (size_t)(n0 + nc) * K);
+      const long pf_lines = nn > 0 ? ((long)nn * K * (long)sizeof(float) + 63) / 64 : 0;
+      const long tiles = (me - mb + GK_MR - 1) / GK_MR, per = (pf_lines + tiles - 1) / tiles;
+      int pfm = 7; /* a prefetch every pfm + 1 k steps, enough for `per` lines per tile */
+      while (pfm > 0 && (long)(K + pfm) / (pfm + 1) < per) pfm >>= 1;
+      if (!pf_lines) pf = (const char *)P, pfm = 7; /* nothing to fetch: touch the panel itself */
+      int m = mb;
+      for (; m + GK_MR <= me; m += GK_MR, pf += pf_lines ? 64 * per : 0)
+        gk_micro_8(y + (size_t)m * out + n0, out, x + (size_t)m * K, K, P, K, mk, bn, pf, pfm);
+      if (m < me) gk_tab[me - m](y + (size_t)m * out + n0, out, x + (size_t)m * K, K, P, K, mk, bn, pf, pfm);
+    }
+  }
+}
+
+bool tn_linear_cols_ok(const tn_mat *W) { return W->dtype == TN_F32 && !(W->lora && W->lora->enabled); }
+
+void tn_cols_range(int out, int part, int nparts, int *o0, int *o1) {
+  /* cuts at multiples of 16 outputs: whole vectors of the packed panels */
+  const int units = (out + 15) / 16;
+  *o0 = (int)((long)units * part / nparts) * 16;
+  *o1 = (int)((long)units * (part + 1) / nparts) * 16;
+  if (*o0 > out) *o0 = out;
+  if (*o1 > out) *o1 = out;
+}
+
+void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1) {
+  // y (N, out), x (N, in), W (out, in): outputs [o0, o1)
+  if (o0 >= o1) return;
+  if (!__builtin_cpu_supports("avx512f")) {
+    small_gemm_rows(y, x, W->w, N, W->in, W->out, o0, o1);
+    if (bias)
+      for (int i = 0; i < N; i++)
+        for (int o = o0; o < o1; o++) y[(size_t)i * W->out + o] += bias[o];
+    return;
+  }
+  float *P = tn__scratch(TN_SCR_PACK, sizeof(float) * GK_NR * (size_t)W->in); // (in, 48), this thread's
+  if (!P) abort(); /* a panel of 48 weight rows: not recoverable */
+  gk_cols(y, x, W->w, bias, N, W->in, W->out, o0, o1, P);
+}
+
 /* LoRA backward. With xd = dropout(x) (= x without dropout), t = xd A^T (N, r)
  * and u = dy B (N, r), y += s * t B^T gives
  * dB += s * dy^T t,  dA += s * u^T xd,  dx += mask/(1-p) * (s * u A). */

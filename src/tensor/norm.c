@@ -2,26 +2,34 @@
  * Statistics in f32 per row, as the HF implementations compute them.
  * Not for: LayerNorm with a mean (no supported family uses it). */
 #include <math.h>
+#include <omp.h>
 #include "tensor/tensor.h"
+
+static void rms_row(float *yi, float *rstd, const float *xi, const float *w, int C, float eps, bool plus_one) {
+  float ss = 0.0f;
+  for (int c = 0; c < C; c++) ss += xi[c] * xi[c];
+  float r = 1.0f / sqrtf(ss / C + eps);
+  if (rstd) *rstd = r;
+  if (!w)
+    for (int c = 0; c < C; c++) yi[c] = xi[c] * r;
+  else if (plus_one)
+    for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * (1.0f + w[c]);
+  else
+    for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * w[c];
+}
 
 void tn_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C,
                         float eps, bool plus_one) {
-  // y, x (N, C); w (C); rstd (N)
-#pragma omp parallel for if (N > 8)
-  for (int i = 0; i < N; i++) {
-    const float *xi = x + (size_t)i * C;
-    float *yi = y + (size_t)i * C;
-    float ss = 0.0f;
-    for (int c = 0; c < C; c++) ss += xi[c] * xi[c];
-    float r = 1.0f / sqrtf(ss / C + eps);
-    if (rstd) rstd[i] = r;
-    if (!w)
-      for (int c = 0; c < C; c++) yi[c] = xi[c] * r;
-    else if (plus_one)
-      for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * (1.0f + w[c]);
-    else
-      for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * w[c];
+  // y, x (N, C); w (C); rstd (N). Few rows, or called from a parallel region (the fused
+  // decode and prefill): on the calling thread, without a (nested) region
+  if (N > 8 && !omp_in_parallel()) {
+#pragma omp parallel for
+    for (int i = 0; i < N; i++)
+      rms_row(y + (size_t)i * C, rstd ? rstd + i : NULL, x + (size_t)i * C, w, C, eps, plus_one);
+    return;
   }
+  for (int i = 0; i < N; i++)
+    rms_row(y + (size_t)i * C, rstd ? rstd + i : NULL, x + (size_t)i * C, w, C, eps, plus_one);
 }
 
 /* With n = x * r, r = (mean(x^2) + eps)^-1/2, y = n * w' (w' = w, 1 + w, or 1):
