@@ -149,6 +149,8 @@ typedef struct {
 /* Write DIR/tokenizer.json and DIR/tokenizer_config.json (each atomically; DIR is created).
  * m == NULL (or no merges): the byte tokenizer of `tunic init --tokenizer bytes`. */
 tn_status tn_bpe_write(const char *dir, const tn_bpe_model *m);
+/* The byte tokenizer for tiny models (`tunic init --tokenizer bytes`): tn_bpe_write(dir, NULL). */
+tn_status tn_write_byte_tokenizer(const char *dir);
 
 /* The training texts of files: a .jsonl file gives every string value (recursively) of every
  * non-blank line, any other file every line (split at '\n', which stays part of the line).

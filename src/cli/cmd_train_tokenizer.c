@@ -27,7 +27,7 @@ int tn_cmd_train_tokenizer(int argc, char **argv) {
   int vocab = 0, min_freq = 2;
   tn_flag flags[] = {
     {"data", 's', &data, "training text: .jsonl (every string value) or text (every line); repeat or comma-separate"},
-    {"vocab-size", 'i', &vocab, "vocabulary size, counting the 256 bytes and 5 special tokens (>= 261)"},
+    {"vocab-size", 'i', &vocab, "vocabulary size, counting the 256 bytes and 5 special tokens, >= 261 (default: none, required)"},
     {"min-frequency", 'i', &min_freq, "stop when the most frequent pair occurs fewer times"},
     {"out", 's', &out, "output directory (tokenizer.json, tokenizer_config.json)"},
   };

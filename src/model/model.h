@@ -235,9 +235,8 @@ typedef struct {
   const char *override_json;        /* merged into config.json, may be NULL */
 } tn_init_opts;
 tn_status tn_model_init_dir(const char *out_dir, const tn_init_opts *o);
-/* The byte-level tokenizer for tiny models (init_tokenizer.c): 256 bytes + <pad> 256,
- * <bos> 257, <eos> 258, <start_of_turn> 259, <end_of_turn> 260; Gemma-style chat template. */
-tn_status tn_write_byte_tokenizer(const char *dir);
+/* Embedding rows of a tiny model with the byte tokenizer (tn_write_byte_tokenizer,
+ * include/tunic/tokenizer.h: 261 ids, padded). */
 #define TN_BYTE_TOKENIZER_VOCAB 264
 /* A model with config c and zeroed weights in one flat buffer (for init and tests). */
 tn_status tn_model_alloc(tn_model **out, const tn_config *c);

@@ -147,3 +147,5 @@ tn_status tn_bpe_write(const char *dir, const tn_bpe_model *m) {
   cJSON_Delete(c);
   return s;
 }
+
+tn_status tn_write_byte_tokenizer(const char *dir) { return tn_bpe_write(dir, NULL); }
