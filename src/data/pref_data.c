@@ -173,41 +173,32 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
   return TN_OK;
 }
 
+typedef struct {
+  tn_pref_set *set;
+  const tn_tokenizer *tok;
+  const tn_pref_data_opts *o;
+  tn_encoding enc;
+  ibuf bp, bc, br;
+  int lines;
+} load_ctx;
+
+static tn_status load_line(void *ctx, cJSON *j, const char *where) {
+  load_ctx *c = ctx;
+  c->lines++;
+  tn_status s = one_line(c->set, j, c->tok, c->o, where, &c->enc, &c->bp, &c->bc, &c->br);
+  cJSON_Delete(j);
+  return s;
+}
+
 tn_status tn_pref_load(tn_pref_set *set, const char *path, const tn_tokenizer *tok, const tn_pref_data_opts *o) {
   memset(set, 0, sizeof *set);
-  char *data;
-  size_t len;
-  TN_TRY(tn_read_file(path, &data, &len));
-  tn_encoding enc = {0};
-  ibuf bp = {0}, bc = {0}, br = {0};
-  tn_status s = TN_OK;
-  int line = 0;
-  char where[512];
-  for (char *p = data; p < data + len && s == TN_OK;) {
-    char *e = memchr(p, '\n', (size_t)(data + len - p));
-    if (!e) e = data + len;
-    *e = 0;
-    line++;
-    snprintf(where, sizeof where, "%s:%d", path, line);
-    char *q = p;
-    while (*q == ' ' || *q == '\t' || *q == '\r') q++;
-    if (*q) {
-      const char *end = NULL;
-      cJSON *j = cJSON_ParseWithOpts(q, &end, false);
-      const char *rest = j && end ? end + strspn(end, " \t\r") : "";
-      if (!cJSON_IsObject(j)) s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object", where);
-      else if (*rest) s = tn_error(TN_ERR_FORMAT, "%s: text after the JSON object (column %d)", where, (int)(rest - p) + 1);
-      else s = one_line(set, j, tok, o, where, &enc, &bp, &bc, &br);
-      cJSON_Delete(j);
-    }
-    p = e + 1;
-  }
-  free(data);
-  free(bp.ids);
-  free(bc.ids);
-  free(br.ids);
-  tn_encoding_free(&enc);
-  if (s == TN_OK && set->n == 0) s = tn_error(TN_ERR_FORMAT, "%s: no usable preference pairs (%d lines)", path, line);
+  load_ctx c = {.set = set, .tok = tok, .o = o};
+  tn_status s = tn_jsonl_read(path, load_line, &c);
+  free(c.bp.ids);
+  free(c.bc.ids);
+  free(c.br.ids);
+  tn_encoding_free(&c.enc);
+  if (s == TN_OK && set->n == 0) s = tn_error(TN_ERR_FORMAT, "%s: no usable preference pairs (%d JSON lines)", path, c.lines);
   if (s != TN_OK) tn_pref_free(set);
   return s;
 }
