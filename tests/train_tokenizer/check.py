@@ -216,6 +216,26 @@ def main():
             check(len(v) + 5 == 300, "multilingual, vocab 300: stops at the vocabulary size")
             check_encoding(d, multi, "multilingual, vocab 300", hf)
         same_merges([mt], 400, 2, os.path.join(tmp, "tk_txt"), "multilingual text file alone, vocab 400")
+        # random small corpora (ties everywhere, repeated letters, multi-byte characters), every
+        # vocab size from "stop at once" to "all merges", against the reference in-process
+        import random
+        rng = random.Random(7)
+        bad = []
+        for k in range(40):
+            alpha = rng.choice(["ab", "abc", "aé", "x東y", "ab 1'"])
+            lines = ["".join(rng.choice(alpha) for _ in range(rng.randint(1, 12))) + rng.choice(["\n", " \n", ""])
+                     for _ in range(rng.randint(1, 12))]
+            f = os.path.join(tmp, "rand.txt")
+            with open(f, "w", encoding="utf-8", newline="") as fh:
+                fh.write("".join(x if x.endswith("\n") else x + "\n" for x in lines))
+            vocab, minf = rng.choice([262, 265, 270, 100000]), rng.choice([1, 1, 2, 3])
+            r = train([f], vocab, os.path.join(tmp, "tk_rand"), minf)
+            want = [f"{a} {b}" for a, b in bpe_train_ref.train(vocab, minf, [f])]
+            got = json.load(open(os.path.join(tmp, "tk_rand", "tokenizer.json"), encoding="utf-8"))["model"]["merges"] \
+                if r.returncode == 0 else None
+            if got != want:
+                bad.append((k, vocab, minf, open(f, encoding="utf-8").read()))
+        check(not bad, f"40 random small corpora: merges identical to the reference {bad[:1]}")
         # (c) min-frequency stopping
         d = os.path.join(tmp, "tk_minf")
         out = same_merges(math, 5000, 40, d, "math, min frequency 40")
