@@ -24,7 +24,7 @@ int tn_cmd_distill(int argc, char **argv) {
     {"feature-weight", 'f', &o.feature_weight, "weight gamma of the feature MSE"},
   };
   tn_flag v[TN_TRAIN_OPTS_MAX_ROWS + sizeof own / sizeof own[0]];
-  int n = tn_cli_train_rows(v, &o.train, TN_TO_DATASET | TN_TO_TUNING | TN_TO_SEQ_LEN, own,
+  int n = tn_cli_train_rows(v, &o.train, TN_TO_BASE_DTYPE | TN_TO_DATASET | TN_TO_TUNING | TN_TO_SEQ_LEN, own,
                             (int)(sizeof own / sizeof own[0]));
   tn_flag *student = tn_cli_opt(v, n, "model");
   student->name = "student";

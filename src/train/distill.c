@@ -337,7 +337,7 @@ static tn_status setup(kd_t *t) {
   tn_load_opts_default(&lo);
   TN_TRY(tn_parse_base_dtype(o->teacher_dtype, &lo.base_dtype));
   TN_TRY(tn_model_load_opts(&t->tch, o->teacher, &lo));
-  TN_TRY(tn_model_load(&t->m, o->model));
+  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank)); /* the student */
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   TN_TRY(check_vocab(t));
   TN_TRY(parse_features(t));

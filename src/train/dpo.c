@@ -226,12 +226,7 @@ static tn_status setup(dpo_t *t) {
   else return tn_error(TN_ERR_ARG, "loss '%s': expected sigmoid, ipo, hinge or robust", o->loss);
   t->avg = t->orpo || t->lc.type == TN_DPO_IPO;
   if (!t->orpo && !(o->beta > 0)) return tn_error(TN_ERR_ARG, "beta = %g must be positive", o->beta);
-  tn_load_opts lo;
-  tn_load_opts_default(&lo);
-  TN_TRY(tn_parse_base_dtype(o->base_dtype, &lo.base_dtype));
-  if (lo.base_dtype != TN_F32 && o->lora_rank <= 0)
-    return tn_error(TN_ERR_ARG, "--base-dtype %s stores frozen weights: it needs LoRA (--lora-rank)", o->base_dtype);
-  TN_TRY(tn_model_load_opts(&t->m, o->model, &lo));
+  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (!t->orpo && (o->ref_model || (o->lora_rank <= 0 && !o->precompute_ref)))
     TN_TRY(tn_model_load(&t->ref, o->ref_model ? o->ref_model : o->model));
   if (t->ref && (t->ref->cfg.V != t->m->cfg.V || t->ref->cfg.C != t->m->cfg.C || t->ref->cfg.L != t->m->cfg.L ||

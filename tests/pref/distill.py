@@ -165,6 +165,17 @@ b = distill(os.path.join(W, "kd_bf16"), *common, "--steps", 1, "--alpha", 0.5, "
 check(0 < abs(b["eval/teacher_loss"] - tl) < 0.01 * tl,
       f"bf16 teacher: eval loss {b['eval/teacher_loss']:.7f} vs f32 {tl:.7f} (rounded weights: close, not equal)")
 
+q = {}
+for dt in ("f32", "nf4"):  # QLoRA student: LoRA on an NF4-stored student, the teacher in f32
+    q[dt] = distill(os.path.join(W, "kd_qlora_" + dt), *common, "--steps", 1, "--alpha", 0.5, "--lora-rank", 8,
+                    "--base-dtype", dt, teacher=TEACHER, student=S1)[-1]["eval/student_loss"]
+check(os.path.exists(os.path.join(W, "kd_qlora_nf4", "adapter", "adapter_model.safetensors")),
+      "QLoRA student: a PEFT adapter is written")
+check(0 < abs(q["nf4"] - q["f32"]) < 0.05 * q["f32"],
+      f"QLoRA student: eval loss on the NF4 base {q['nf4']:.5f} vs f32 base {q['f32']:.5f} (close, not equal)")
+expect_error(["distill", "--teacher", TEACHER, "--student", S1, "--data", SDATA, "--out", os.path.join(W, "bad_q"),
+              "--base-dtype", "nf4"], "NF4 student without LoRA", ["--base-dtype nf4", "LoRA"])
+
 # ---------------- 3. resume ----------------
 args = ["--data", SDATA, "--steps", 6, "--batch-size", 4, "--lr", 5e-3, "--save-every", 3, "--keep-last", 3,
         "--feature-layers", "2:2", "--lmbda", 0.5, "--max-new-tokens", 8]
