@@ -47,8 +47,7 @@ static int end_of_turn_id(const tn_tokenizer *tok, const tn_eval_opts *o) {
     tn_error_clear();
     return -1;
   }
-  const char *eot = f == TN_CHAT_GEMMA ? "<end_of_turn>" : f == TN_CHAT_CHATML ? "<|im_end|>"
-                  : f == TN_CHAT_LLAMA3 ? "<|eot_id|>" : NULL;
+  const char *eot = tn_chat_end_of_turn(f);
   return eot ? tn_tokenizer_token_to_id(tok, eot, strlen(eot)) : -1;
 }
 
