@@ -259,6 +259,8 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
  * summation orders are those of the unfused path: the same numbers bit for bit
  * (TN_NO_FUSED_DECODE=1 in the environment selects the unfused path). */
 static int fused_on = -1;
+/* bytes of its next weight slice a thread prefetches before waiting at a barrier */
+#define PF_BYTES 16384
 void tn_forward_set_fused(bool on) { fused_on = on; }
 
 static bool fused_enabled(void) {
@@ -300,12 +302,14 @@ static void add_slice(float *out, const float *a, const float *b, int N, int C, 
     for (int c = c0; c < c1; c++) out[(size_t)i * C + c] = a[(size_t)i * C + c] + b[(size_t)i * C + c];
 }
 
-/* Per layer, each thread: its own copy of the normed rows; its slices of q, k, v;
- * barrier; RoPE, q/k norms and the cache writes of the kv heads it owns, then
- * their attention; barrier; its slice of o_proj and of the residual; barrier; its
- * copy of the MLP norm, its slices of gate, up and the activation; barrier; its
- * slice of down_proj and of the residual; barrier. (Gemma's post-norms need the
- * whole row: one more barrier each.) */
+/* Per layer, each thread: its own copy of the normed rows; q, k, v of the kv heads it
+ * owns (tn_kv_range; when KV is not a multiple of the thread count, even slices and a
+ * barrier); RoPE, q/k norms and the cache writes of those heads, then their attention;
+ * barrier; its slice of o_proj and of the residual; barrier; its copy of the MLP norm,
+ * its slices of gate, up and the activation; barrier; its slice of down_proj and of
+ * the residual; barrier: 4 per layer. (Gemma's post-norms need the whole row: one more
+ * barrier each.) Before each barrier a thread prefetches the start of its next weight
+ * slice into L2, so the stream after the barrier starts at full speed. */
 static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq, float *logits,
                           const int *out_rows, int n_out, bool head_in) {
   const tn_config *c = &m->cfg;
@@ -318,9 +322,18 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
     const int id = omp_get_thread_num(), nt = omp_get_num_threads();
     const int nr = want && n_out > N ? n_out : N;
     float *xn = thread_buf(2 * (size_t)nr * C), *pn = xn + (size_t)nr * C; // (N, C) each
-    int c0, c1, f0, f1;
+    int c0, c1, f0, f1, kh0, kh1;
     tn_part_range(C, id, nt, &c0, &c1);
     tn_part_range(F, id, nt, &f0, &f1);
+    tn_kv_range(KV, id, nt, &kh0, &kh1);
+    /* whole kv heads per thread (KV a multiple of the thread count: the same work each):
+     * a thread projects q/k/v of exactly the heads it attends for, so no barrier between */
+    const bool by_head = KV % nt == 0;
+    int q0 = kh0 * G * D, q1 = kh1 * G * D, k0 = kh0 * D, k1 = kh1 * D;
+    if (!by_head) {
+      tn_part_range(H * D, id, nt, &q0, &q1);
+      tn_part_range((int)KD, id, nt, &k0, &k1);
+    }
     for (int l = 0; l < c->L; l++) {
       const tn_layer *y = &w->layers[l];
       tn_layer_acts *a = &st->acts[l];
@@ -329,11 +342,13 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
       float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
       float *kr = c->qk_norm ? st->tmp : a->kn_pre;
       tn_rmsnorm_forward(xn, NULL, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
-      tn_linear_part(a->q, xn, &y->wq, y->bq, N, id, nt);       // (N, H*D)
-      tn_linear_part(a->kn_pre, xn, &y->wk, y->bk, N, id, nt);  // (N, KV*D)
-      tn_linear_part(st->vr, xn, &y->wv, y->bv, N, id, nt);     // (N, KV*D)
+      tn_linear_rows(a->q, xn, &y->wq, y->bq, N, q0, q1);       // (N, H*D)
+      tn_linear_rows(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1);  // (N, KV*D)
+      tn_linear_rows(st->vr, xn, &y->wv, y->bv, N, k0, k1);     // (N, KV*D)
+      if (!by_head) {
 #pragma omp barrier
-      for (int kh = id; kh < KV; kh += nt)
+      }
+      for (int kh = kh0; kh < kh1; kh++)
         for (int i = 0; i < N; i++) {
           float *qh = a->q + ((size_t)i * H + (size_t)kh * G) * D; // (G, D)
           float *kh_r = kr + (size_t)i * KD + (size_t)kh * D, *kh_p = a->kn_pre + (size_t)i * KD + (size_t)kh * D;
@@ -352,8 +367,9 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
                           .softcap = c->attn_softcap, .pfx_src = st->pfx_any ? st->pfx_src : NULL,
                           .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
       tn_attention_forward_part(a->ao, a->q, kc, vc, &as, id, nt);
+      tn_linear_prefetch(&y->wo, c0, c1, PF_BYTES); /* start the next stream while waiting */
 #pragma omp barrier
-      tn_linear_part(a->o, a->ao, &y->wo, y->bo, N, id, nt);        // (N, C)
+      tn_linear_rows(a->o, a->ao, &y->wo, y->bo, N, c0, c1);        // (N, C)
       if (c->sandwich_norms) {
 #pragma omp barrier
         tn_rmsnorm_forward(pn, NULL, a->o, y->attn_post_norm, N, C, c->eps, true);
@@ -361,16 +377,18 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
       } else {
         add_slice(a->x_mid, a->x_in, a->o, N, C, c0, c1);
       }
+      tn_linear_prefetch(&y->gate, f0, f1, PF_BYTES);
 #pragma omp barrier
       tn_rmsnorm_forward(xn, NULL, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
-      tn_linear_part(a->g, xn, &y->gate, y->bgate, N, id, nt);     // (N, F)
-      tn_linear_part(a->u, xn, &y->up, y->bup, N, id, nt);
+      tn_linear_rows(a->g, xn, &y->gate, y->bgate, N, f0, f1);     // (N, F)
+      tn_linear_rows(a->u, xn, &y->up, y->bup, N, f0, f1);
       for (int i = 0; i < N && f0 < f1; i++) {
         const size_t r = (size_t)i * F + f0;
         tn_glu_forward(a->h + r, a->g + r, a->u + r, (size_t)(f1 - f0), c->act);
       }
+      tn_linear_prefetch(&y->down, c0, c1, PF_BYTES);
 #pragma omp barrier
-      tn_linear_part(a->m, a->h, &y->down, y->bdown, N, id, nt);   // (N, C)
+      tn_linear_rows(a->m, a->h, &y->down, y->bdown, N, c0, c1);   // (N, C)
       float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
       if (c->sandwich_norms) {
 #pragma omp barrier
@@ -378,6 +396,12 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
         add_slice(out, a->x_mid, pn, N, C, c0, c1);
       } else {
         add_slice(out, a->x_mid, a->m, N, C, c0, c1);
+      }
+      if (l + 1 < c->L) tn_linear_prefetch(&w->layers[l + 1].wq, q0, q1, PF_BYTES);
+      else if (head_in) {
+        int v0, v1;
+        tn_part_range(w->head.out, id, nt, &v0, &v1);
+        tn_linear_prefetch(&w->head, v0, v1, PF_BYTES);
       }
 #pragma omp barrier
     }
@@ -399,8 +423,9 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
  * Each thread computes its column slices of every projection with the packed GEMM
  * (tn_linear_cols, over all rows), its own copy of each normed activation (norms are
  * cheap next to the GEMMs; no barrier for them), and RoPE, cache writes and attention
- * of the kv heads it owns. 5 barriers per layer (q/k/v -> attention -> o_proj ->
- * gate/up -> down_proj -> next layer). Numbers: each projection output is one FMA
+ * of the kv heads it owns (q/k/v of whole kv heads when their count is a multiple of the
+ * thread count). 4 barriers per layer (attention -> o_proj -> gate/up -> down_proj ->
+ * next layer), 5 otherwise. Numbers: each projection output is one FMA
  * chain over its inputs (the same value whatever the number of rows or threads).
  * TN_NO_FUSED_PREFILL=1 selects the per-kernel path (OpenBLAS sgemm per projection). */
 static int prefill_on = -1;
@@ -434,11 +459,17 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
     const int id = omp_get_thread_num(), nt = omp_get_num_threads();
     const int nr = want && n_out > N ? n_out : N;
     float *xn = thread_buf(2 * (size_t)nr * C), *pn = xn + (size_t)nr * C; // (N, C) each
-    int c0, c1, f0, f1, q0, q1, k0, k1;
+    int c0, c1, f0, f1, q0, q1, k0, k1, kh0, kh1;
     tn_cols_range(C, id, nt, &c0, &c1);
     tn_cols_range(F, id, nt, &f0, &f1);
-    tn_cols_range(HD, id, nt, &q0, &q1);
-    tn_cols_range((int)KD, id, nt, &k0, &k1);
+    tn_kv_range(KV, id, nt, &kh0, &kh1);
+    const bool by_head = KV % nt == 0; /* as in the fused decode: no barrier before attention */
+    if (by_head) {
+      q0 = kh0 * G * D, q1 = kh1 * G * D, k0 = kh0 * D, k1 = kh1 * D;
+    } else {
+      tn_cols_range(HD, id, nt, &q0, &q1);
+      tn_cols_range((int)KD, id, nt, &k0, &k1);
+    }
     for (int l = 0; l < c->L; l++) {
       const tn_layer *y = &w->layers[l];
       tn_layer_acts *a = &st->acts[l];
@@ -450,8 +481,10 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
       tn_linear_cols(a->q, xn, &y->wq, y->bq, N, q0, q1);       // (N, H*D)
       tn_linear_cols(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1);  // (N, KV*D)
       tn_linear_cols(st->vr, xn, &y->wv, y->bv, N, k0, k1);     // (N, KV*D)
+      if (!by_head) {
 #pragma omp barrier
-      for (int kh = id; kh < KV; kh += nt)
+      }
+      for (int kh = kh0; kh < kh1; kh++)
         for (int i = 0; i < N; i++) {
           float *qh = a->q + ((size_t)i * H + (size_t)kh * G) * D; // (G, D)
           float *kh_r = kr + (size_t)i * KD + (size_t)kh * D, *kh_p = a->kn_pre + (size_t)i * KD + (size_t)kh * D;

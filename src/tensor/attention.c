@@ -471,10 +471,12 @@ void tn_attention_forward_part(float *out, const float *q, const float *k, const
   const int *drows = ft.drows;
   const dgroup *gr = ft.gr;
   const long nct = ft.nct, ntask = ft.ntask;
-  for (long task = 0; task < ntask; task++) { /* the tasks of kv head kh are part kh % nparts's */
+  int kh0, kh1;
+  tn_kv_range(s->KV, part, nparts, &kh0, &kh1);
+  for (long task = 0; task < ntask; task++) { /* the tasks of kv heads [kh0, kh1) are this part's */
     const int h = task < nct ? (int)(task % H) : dec ? -1 : (int)((task - nct) % H);
     const int kh = h >= 0 ? h / G : (int)((task - nct) % s->KV);
-    if (kh % nparts != part) continue;
+    if (kh < kh0 || kh >= kh1) continue;
     if (task < nct) fwd_chunk(out, NULL, scr, q, k, v, s, &pl.ch[task / H], h);
     else if (dec) dec_task(out, q, k, v, s, drows, &gr[(task - nct) / s->KV], kh, scr);
     else fwd_row(out, NULL, scr, q, k, v, s, pl.single[(task - nct) / H], h);

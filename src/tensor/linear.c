@@ -306,16 +306,7 @@ void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias
   // y (N, out), x (N, in), W (out, in): outputs [o0, o1) of this part
   int o0, o1;
   tn_part_range(W->out, part, nparts, &o0, &o1);
-  if (o0 >= o1) return;
-  if (W->dtype != TN_F32)
-    tn_qlinear_rows(y, x, W, N, o0, o1);
-  else
-    small_gemm_rows(y, x, W->w, N, W->in, W->out, o0, o1);
-  if (bias)
-    for (int i = 0; i < N; i++) {
-      float *yi = y + (size_t)i * W->out;
-      for (int o = o0; o < o1; o++) yi[o] += bias[o];
-    }
+  tn_linear_rows(y, x, W, bias, N, o0, o1);
 }
 
 /* ---- prefill GEMM (tn_linear_cols): many rows, outputs [o0, o1) on the calling thread ----
@@ -468,6 +459,27 @@ void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias
   float *P = tn__scratch(TN_SCR_PACK, sizeof(float) * GK_NR * (size_t)W->in); // (in, 48), this thread's
   if (!P) abort(); /* a panel of 48 weight rows: not recoverable */
   gk_cols(y, x, W->w, bias, N, W->in, W->out, o0, o1, P);
+}
+
+void tn_linear_rows(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1) {
+  // y (N, out), x (N, in), W (out, in): outputs [o0, o1), the numbers of tn_linear_part
+  if (o0 >= o1) return;
+  if (W->dtype != TN_F32)
+    tn_qlinear_rows(y, x, W, N, o0, o1);
+  else
+    small_gemm_rows(y, x, W->w, N, W->in, W->out, o0, o1);
+  if (bias)
+    for (int i = 0; i < N; i++) {
+      float *yi = y + (size_t)i * W->out;
+      for (int o = o0; o < o1; o++) yi[o] += bias[o];
+    }
+}
+
+void tn_linear_prefetch(const tn_mat *W, int o0, int o1, size_t bytes) {
+  if (W->dtype != TN_F32 || o0 >= o1) return; /* f32 rows are one contiguous block */
+  const size_t all = (size_t)(o1 - o0) * W->in * sizeof(float), n = bytes < all ? bytes : all;
+  const char *p = (const char *)(W->w + (size_t)o0 * W->in);
+  for (size_t b = 0; b < n; b += 64) _mm_prefetch(p + b, _MM_HINT_T1);
 }
 
 /* LoRA backward. With xd = dropout(x) (= x without dropout), t = xd A^T (N, r)

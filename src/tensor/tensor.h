@@ -68,6 +68,11 @@ void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *b
 bool tn_linear_part_ok(const tn_mat *W, int N);
 void tn_part_range(int out, int part, int nparts, int *o0, int *o1);
 void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias, int N, int part, int nparts);
+/* The same numbers for an explicit output range [o0, o1) (any split gives the same values). */
+void tn_linear_rows(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1);
+/* Prefetch into L2 the first `bytes` of the weights of outputs [o0, o1) (f32; no-op otherwise):
+ * a thread about to wait at a barrier starts its next weight stream early. */
+void tn_linear_prefetch(const tn_mat *W, int o0, int o1, size_t bytes);
 /* Fused prefill: outputs [o0, o1) of y (N, out) = x W^T [+ bias] for any N, on the calling
  * thread (packed register-blocked GEMM; each output one FMA chain over `in`, so the same
  * value whatever N or the column split). f32 weights without an enabled adapter
@@ -130,9 +135,14 @@ void tn_attention_forward(float *out, float *att, const float *q, const float *k
                           const tn_attn_shape *s);
 /* dq (N,H,D) +=; dk, dv (laid out like k, v) +=. Needs att from the forward. */
 /* The same forward without probabilities, from inside a parallel region: each of
- * nparts threads calls it with its part and does the tasks of the kv heads kh with
- * kh % nparts == part (so a caller may rotate and cache exactly those heads' q/k
- * just before, without a barrier); the caller synchronises afterwards. Same numbers. */
+ * nparts threads calls it with its part and does the tasks of the kv heads
+ * [tn_kv_range(KV, part, nparts)) (so a caller may project, rotate and cache exactly
+ * those heads' q/k/v just before, without a barrier); the caller synchronises
+ * afterwards. Same numbers. */
+static inline void tn_kv_range(int KV, int part, int nparts, int *kh0, int *kh1) {
+  *kh0 = (int)((long)KV * part / nparts);
+  *kh1 = (int)((long)KV * (part + 1) / nparts);
+}
 void tn_attention_forward_part(float *out, const float *q, const float *k, const float *v, const tn_attn_shape *s,
                                int part, int nparts);
 void tn_attention_backward(float *dq, float *dk, float *dv, const float *dout, const float *att,
