@@ -478,9 +478,9 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
       float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
       float *kr = c->qk_norm ? st->tmp : a->kn_pre;
       tn_rmsnorm_forward(xn, NULL, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
-      tn_linear_cols(a->q, xn, &y->wq, y->bq, N, q0, q1);       // (N, H*D)
-      tn_linear_cols(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1);  // (N, KV*D)
-      tn_linear_cols(st->vr, xn, &y->wv, y->bv, N, k0, k1);     // (N, KV*D)
+      tn_linear_cols(a->q, xn, &y->wq, y->bq, N, q0, q1, &y->wk, k0);       // (N, H*D)
+      tn_linear_cols(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1, &y->wv, k0);  // (N, KV*D)
+      tn_linear_cols(st->vr, xn, &y->wv, y->bv, N, k0, k1, &y->wo, c0);     // (N, KV*D)
       if (!by_head) {
 #pragma omp barrier
       }
@@ -504,7 +504,7 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
                           .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
       tn_attention_forward_part(a->ao, a->q, kc, vc, &as, id, nt);
 #pragma omp barrier
-      tn_linear_cols(a->o, a->ao, &y->wo, y->bo, N, c0, c1);     // (N, C)
+      tn_linear_cols(a->o, a->ao, &y->wo, y->bo, N, c0, c1, &y->gate, f0);     // (N, C)
       if (c->sandwich_norms) {
 #pragma omp barrier
         tn_rmsnorm_forward(pn, NULL, a->o, y->attn_post_norm, N, C, c->eps, true);
@@ -514,14 +514,14 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
       }
 #pragma omp barrier
       tn_rmsnorm_forward(xn, NULL, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
-      tn_linear_cols(a->g, xn, &y->gate, y->bgate, N, f0, f1);   // (N, F)
-      tn_linear_cols(a->u, xn, &y->up, y->bup, N, f0, f1);
+      tn_linear_cols(a->g, xn, &y->gate, y->bgate, N, f0, f1, &y->up, f0);   // (N, F)
+      tn_linear_cols(a->u, xn, &y->up, y->bup, N, f0, f1, &y->down, c0);
       for (int i = 0; i < N && f0 < f1; i++) {
         const size_t r = (size_t)i * F + f0;
         tn_glu_forward(a->h + r, a->g + r, a->u + r, (size_t)(f1 - f0), c->act);
       }
 #pragma omp barrier
-      tn_linear_cols(a->m, a->h, &y->down, y->bdown, N, c0, c1); // (N, C)
+      tn_linear_cols(a->m, a->h, &y->down, y->bdown, N, c0, c1, l + 1 < c->L ? &w->layers[l + 1].wq : NULL, q0); // (N, C)
       float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
       if (c->sandwich_norms) {
 #pragma omp barrier

@@ -405,7 +405,8 @@ static const gk_fn gk_tab[GK_MR + 1] = {NULL,       gk_micro_1, gk_micro_2, gk_m
                                         gk_micro_5, gk_micro_6, gk_micro_7, gk_micro_8};
 
 __attribute__((target("avx512f"))) static void gk_cols(float *y, const float *x, const float *W, const float *bias,
-                                                       int M, int K, int out, int o0, int o1, float *P) {
+                                                       int M, int K, int out, int o0, int o1, float *P,
+                                                       const float *nxt, size_t nxt_bytes) {
   for (int mb = 0; mb < M; mb += GK_MB) {
     const int me = mb + GK_MB < M ? mb + GK_MB : M;
     for (int n0 = o0; n0 < o1; n0 += GK_NR) {
@@ -422,7 +423,11 @@ __attribute__((target("avx512f"))) static void gk_cols(float *y, const float *x,
        * from L3: the pack would wait for them) */
       const int nn = o1 - n0 - nc < GK_NR ? o1 - n0 - nc : GK_NR;
       const char *pf = (const char *)(W + (size_t)(n0 + nc) * K);
-      const long pf_lines = nn > 0 ? ((long)nn * K * (long)sizeof(float) + 63) / 64 : 0;
+      long pf_lines = nn > 0 ? ((long)nn * K * (long)sizeof(float) + 63) / 64 : 0;
+      if (nn <= 0 && nxt && me == M) { /* last panel: the next matrix's first panel instead */
+        pf = (const char *)nxt;
+        pf_lines = (long)(nxt_bytes + 63) / 64;
+      }
       const long tiles = (me - mb + GK_MR - 1) / GK_MR, per = (pf_lines + tiles - 1) / tiles;
       int pfm = 7; /* a prefetch every pfm + 1 k steps, enough for `per` lines per tile */
       while (pfm > 0 && (long)(K + pfm) / (pfm + 1) < per) pfm >>= 1;
@@ -446,7 +451,8 @@ void tn_cols_range(int out, int part, int nparts, int *o0, int *o1) {
   if (*o1 > out) *o1 = out;
 }
 
-void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1) {
+void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1,
+                    const tn_mat *next, int next_o0) {
   // y (N, out), x (N, in), W (out, in): outputs [o0, o1)
   if (o0 >= o1) return;
   if (!__builtin_cpu_supports("avx512f")) {
@@ -458,7 +464,9 @@ void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias
   }
   float *P = tn__scratch(TN_SCR_PACK, sizeof(float) * GK_NR * (size_t)W->in); // (in, 48), this thread's
   if (!P) abort(); /* a panel of 48 weight rows: not recoverable */
-  gk_cols(y, x, W->w, bias, N, W->in, W->out, o0, o1, P);
+  const float *nxt = next && next->dtype == TN_F32 && next_o0 < next->out ? next->w + (size_t)next_o0 * next->in : NULL;
+  const size_t nxt_bytes = nxt ? sizeof(float) * next->in * (size_t)(next->out - next_o0 < GK_NR ? next->out - next_o0 : GK_NR) : 0;
+  gk_cols(y, x, W->w, bias, N, W->in, W->out, o0, o1, P, nxt, nxt_bytes);
 }
 
 void tn_linear_rows(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1) {

@@ -3,19 +3,37 @@
  * Not for: LayerNorm with a mean (no supported family uses it). */
 #include <math.h>
 #include <omp.h>
+#include "tensor/kern.h"
 #include "tensor/tensor.h"
 
-static void rms_row(float *yi, float *rstd, const float *xi, const float *w, int C, float eps, bool plus_one) {
-  float ss = 0.0f;
-  for (int c = 0; c < C; c++) ss += xi[c] * xi[c];
+/* sum of squares in 16 interleaved partial sums and a fixed halving tree: the same
+ * order whatever the vector width (one chain of C adds was ~4 cycles per element) */
+static inline float sumsq(const float *x, int C) {
+  float a[16] = {0};
+  int c = 0;
+  for (; c + 16 <= C; c += 16)
+    for (int j = 0; j < 16; j++) a[j] += x[c + j] * x[c + j];
+  for (int j = 0; c + j < C; j++) a[j] += x[c + j] * x[c + j];
+  for (int h = 8; h >= 1; h >>= 1)
+    for (int j = 0; j < h; j++) a[j] += a[j + h];
+  return a[0];
+}
+
+TN_CLONES static void rms_row(float *yi, float *rstd, const float *xi, const float *w, int C, float eps, bool plus_one) {
+  const float ss = sumsq(xi, C);
   float r = 1.0f / sqrtf(ss / C + eps);
   if (rstd) *rstd = r;
-  if (!w)
+  /* elementwise (yi may be xi: in place) */
+  if (!w) {
+#pragma omp simd
     for (int c = 0; c < C; c++) yi[c] = xi[c] * r;
-  else if (plus_one)
+  } else if (plus_one) {
+#pragma omp simd
     for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * (1.0f + w[c]);
-  else
+  } else {
+#pragma omp simd
     for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * w[c];
+  }
 }
 
 void tn_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C,

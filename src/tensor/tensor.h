@@ -76,10 +76,13 @@ void tn_linear_prefetch(const tn_mat *W, int o0, int o1, size_t bytes);
 /* Fused prefill: outputs [o0, o1) of y (N, out) = x W^T [+ bias] for any N, on the calling
  * thread (packed register-blocked GEMM; each output one FMA chain over `in`, so the same
  * value whatever N or the column split). f32 weights without an enabled adapter
- * (tn_linear_cols_ok). tn_cols_range cuts `out` at multiples of 16. */
+ * (tn_linear_cols_ok). tn_cols_range cuts `out` at multiples of 16. `next` (or NULL): the
+ * matrix this thread multiplies next, from output next_o0, whose first weights are
+ * prefetched into L2 during the last panel. */
 bool tn_linear_cols_ok(const tn_mat *W);
 void tn_cols_range(int out, int part, int nparts, int *o0, int *o1);
-void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1);
+void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1,
+                    const tn_mat *next, int next_o0);
 /* dx (N, in) += dy W [+ LoRA path] if dx; dW (out, in) += dy^T x if dW (NULL: frozen
  * base); dbias (out) += column sums of dy if dbias. With an enabled adapter,
  * W->lora->dA (r, in) and dB (out, r) accumulate when not NULL. The (N, r)
