@@ -3,6 +3,7 @@
  * code does, so logits match to the last digits at long positions. */
 #include <math.h>
 #include <omp.h>
+#include "tensor/kern.h"
 #include "tensor/tensor.h"
 
 void tn_rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int maxT, int D) {
@@ -16,10 +17,11 @@ void tn_rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int maxT,
     }
 }
 
-static void rope_row(float *x, const float *c, const float *s, int nh, int D) {
+TN_CLONES static void rope_row(float *x, const float *c, const float *s, int nh, int D) {
   const int h = D / 2;
   for (int hh = 0; hh < nh; hh++) {
     float *v = x + (size_t)hh * D;
+#pragma omp simd
     for (int j = 0; j < h; j++) {
       float a = v[j], b = v[j + h];
       v[j] = a * c[j] - b * s[j];
