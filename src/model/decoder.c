@@ -167,6 +167,29 @@ void tn_state_share_prefix(const tn_model *m, tn_state *st, int dst, int src, in
   st->pfx_any = n > 0 || st->pfx_any;
 }
 
+void tn_state_train_prefix(tn_state *st, int dst, int src, int n) {
+  if (dst == src || n <= 0) return;
+  st->pfx_src[dst] = src;
+  st->pfx_len[dst] = n;
+  st->pfx_any = true;
+}
+
+void tn_state_train_prefix_clear(tn_state *st) {
+  memset(st->pfx_len, 0, sizeof(int) * st->S);
+  st->pfx_any = false;
+}
+
+/* training: the shared prompt keys/values of layer l copied into the slots using them */
+static void train_prefix_copy(const tn_state *st, float *kc, float *vc, size_t stride, size_t KD) {
+  for (int d = 0; d < st->S; d++) {
+    const int pf = st->pfx_len[d];
+    if (pf <= 0) continue;
+    const size_t so = (size_t)st->pfx_src[d] * stride, dof = (size_t)d * stride;
+    memcpy(kc + dof, kc + so, sizeof(float) * pf * KD);
+    memcpy(vc + dof, vc + so, sizeof(float) * pf * KD);
+  }
+}
+
 /* Before rows write their keys: a row writing a shared position turns the sharing
  * into a copy (its own slot below the prefix length, or the source of another slot). */
 static void unshare_written(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq) {
@@ -227,9 +250,11 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
     memcpy(kc + off, kr + (size_t)i * KD, sizeof(float) * KD);
     memcpy(vc + off, st->vr + (size_t)i * KD, sizeof(float) * KD);
   }
+  const bool pfx_read = st->pfx_any && !st->train; /* training copies shared prefixes instead */
+  if (st->pfx_any && st->train) train_prefix_copy(st, kc, vc, stride, KD);
   tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos, .seq = seq,
                       .window = local ? c->window : 0, .scale = c->attn_scale, .softcap = c->attn_softcap,
-                      .pfx_src = st->pfx_any ? st->pfx_src : NULL, .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
+                      .pfx_src = pfx_read ? st->pfx_src : NULL, .pfx_len = pfx_read ? st->pfx_len : NULL, .grouped = !st->train};
   tn_attention_forward(a->ao, keep_att ? a->att : NULL, a->q, kc, vc, &as);
   tn_linear_forward(a->o, a->ao, &y->wo, y->bo, N);       // (N, C)
   if (c->sandwich_norms) {
@@ -557,7 +582,7 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
     if (pos[i] < 0 || pos[i] >= st->T)
       return tn_error(TN_ERR_LIMIT, "position %d exceeds the context capacity of %d tokens", pos[i], st->T);
   }
-  if (st->pfx_any) unshare_written(m, st, N, pos, seq);
+  if (st->pfx_any && !st->train) unshare_written(m, st, N, pos, seq);
   /* embedding */
   tn_embed_rows(m, st->acts[0].x_in, tok, N); // (N, C), from the f32 or bf16 table
   if (logits && out_rows)

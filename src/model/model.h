@@ -212,6 +212,15 @@ void tn_state_copy_slot(const tn_model *m, tn_state *st, int dst, int src, int n
  * them; dst's own tokens start at position n. A forward row writing a shared position
  * (dst below n, or src below n while dst uses it) first turns the sharing into a copy. */
 void tn_state_share_prefix(const tn_model *m, tn_state *st, int dst, int src, int n);
+/* Training states: the rows of one forward/backward call may share prompt prefixes
+ * (GRPO's G completions of a prompt): tn_state_train_prefix(st, dst, src, n) says the
+ * first n positions of slot dst are the rows of slot src in the same call, so their
+ * projections, norms and MLP run once. Each layer copies those keys/values into dst
+ * before attention, and the backward pass adds dst's key/value gradients below n back
+ * into src's: the numbers of computing every sequence whole, up to summation order.
+ * tn_state_train_prefix_clear drops all of them (before laying out a new batch). */
+void tn_state_train_prefix(tn_state *st, int dst, int src, int n);
+void tn_state_train_prefix_clear(tn_state *st);
 
 /* One forward call over N rows: row i is token tok[i] of slot seq[i] at position
  * pos[i]; its key/value are written into the slot's cache and it attends to the

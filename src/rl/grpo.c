@@ -57,6 +57,8 @@ typedef struct {
   tn_bwd bw;
   tn_tparams tp;         /* trainable weights (full or LoRA: the reference is then the adapter off) */
   int S, T, mb;          /* sequences per step, capacity per sequence, sequences per micro-batch */
+  bool share;            /* training forwards run each prompt once for its G completions (whole
+                            groups per micro-batch; TN_GRPO_NO_SHARED_PREFIX=1 turns it off) */
   float *logits, *dlogits, *row_lp, *row_dlp; // (Nmax, V) x2, (Nmax) x2
   int *tok_r, *pos_r, *seq_r, *tgt_r;       // (Nmax)
   int *perm;
@@ -147,7 +149,9 @@ static tn_status setup(grpo_t *t) {
   t->T = o->max_prompt_length + o->max_tokens_to_generate;
   t->mb = o->micro_batch > 0 && o->micro_batch < t->S ? o->micro_batch : t->S;
   const int Nmax = t->mb * t->T, V = t->m->cfg.V;
-  TN_TRY(tn_state_create(&t->st, t->m, t->mb, t->T, Nmax, true));
+  const char *ns = getenv("TN_GRPO_NO_SHARED_PREFIX");
+  t->share = t->mb % o->num_generations == 0 && !(ns && *ns && strcmp(ns, "0"));
+  TN_TRY(tn_state_create(&t->st, t->m, t->mb + (t->share ? t->mb / o->num_generations : 0), t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   /* AdamW betas / eps and LoRA dropout are not GRPO options: the shared defaults (0.9, 0.999, 1e-8, 0) */
   tn_tparams_opts to = tn_train_opts_tparams(&o->train, o->steps);
@@ -175,10 +179,38 @@ static const tn_prompt *prompt_at(grpo_t *t, long pos) {
   return &t->data.p[t->perm[pos % t->data.n]];
 }
 
-/* rows of sequences [s0, s1): prompt + completion; target = next completion token */
+/* rows of sequences [s0, s1): prompt + completion; target = next completion token.
+ * Sharing: each prompt's first n-1 tokens once, in slot mb + its index in the
+ * micro-batch, and each completion's slot holds the prompt's last token and the
+ * completion, reading the prompt's keys/values from that slot (tn_state_train_prefix). */
 static int fill_rows(grpo_t *t, const rollout_t *r, const tn_prompt *const *pr, int s0, int s1) {
   int N = 0;
   const int G = t->o.num_generations;
+  if (t->share) {
+    tn_state_train_prefix_clear(t->st);
+    for (int g = s0 / G; g < s1 / G; g++) {
+      const tn_prompt *p = pr[g];
+      const int ps = t->mb + g - s0 / G;
+      for (int k = 0; k + 1 < p->n; k++, N++) {
+        t->tok_r[N] = p->ids[k];
+        t->pos_r[N] = k;
+        t->seq_r[N] = ps;
+        t->tgt_r[N] = -1;
+      }
+      for (int s = g * G; s < (g + 1) * G; s++) {
+        const tn_gen_result *c = &r->res[s];
+        const int L = p->n + c->n;
+        tn_state_train_prefix(t->st, s - s0, ps, p->n - 1);
+        for (int k = p->n - 1; k < L; k++, N++) {
+          t->tok_r[N] = k < p->n ? p->ids[k] : c->ids[k - p->n];
+          t->pos_r[N] = k;
+          t->seq_r[N] = s - s0;
+          t->tgt_r[N] = k + 1 < L ? c->ids[k + 1 - p->n] : -1;
+        }
+      }
+    }
+    return N;
+  }
   for (int s = s0; s < s1; s++) {
     const tn_prompt *p = pr[s / G];
     const tn_gen_result *g = &r->res[s];
@@ -196,10 +228,11 @@ static int fill_rows(grpo_t *t, const rollout_t *r, const tn_prompt *const *pr, 
 /* completion log-probs of sequences [s0, s1) under model m into lp (flat token layout);
  * optional entropy sum of those positions. */
 static tn_status seq_logprobs(grpo_t *t, const tn_model *m, const rollout_t *r, const tn_prompt *const *pr, int s0, int s1,
-                              float *lp, double *entropy) {
+                              float *lp, double *entropy, int *nrows) {
   const int V = t->m->cfg.V;
   const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
   int N = fill_rows(t, r, pr, s0, s1);
+  if (nrows) *nrows = N;
   TN_TRY(tn_forward(m, t->st, N, t->tok_r, t->pos_r, t->seq_r, t->logits, NULL, N));
   tn_token_logprobs(t->row_lp, t->logits, t->tgt_r, N, V, T);
   int w = r->off[s0];
@@ -378,7 +411,7 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
     r.ref_lp = malloc(sizeof(float) * (r.ntok + 1));
     if (t->tp.lora) tn_lora_enable(t->tp.lora, false); /* the base model is the reference */
     for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
-      s = seq_logprobs(t, t->tp.lora ? t->m : t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL);
+      s = seq_logprobs(t, t->tp.lora ? t->m : t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL, NULL);
     if (t->tp.lora) tn_lora_enable(t->tp.lora, true);
   }
   tn_trace_span(t->trace, "logprobs", t0, tn_now());
@@ -391,21 +424,19 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
     memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
     if (t->mb == S) { /* one pass: forward, loss, backward */
-      s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL);
       int N = 0;
-      for (int i = 0; i < S; i++) N += pr[i / G]->n + r.res[i].n;
+      s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
       if (s == TN_OK) s = mb_backward(t, &r, 0, N);
       train_tokens += N;
     } else { /* two passes: all log-probs first (the loss normalises over the whole step) */
       for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
-        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL);
+        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, NULL);
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
       for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
         int s1 = s0 + t->mb < S ? s0 + t->mb : S;
-        s = seq_logprobs(t, t->m, &r, pr, s0, s1, r.cur_lp, NULL);
         int N = 0;
-        for (int i = s0; i < s1; i++) N += pr[i / G]->n + r.res[i].n;
+        s = seq_logprobs(t, t->m, &r, pr, s0, s1, r.cur_lp, NULL, &N);
         if (s == TN_OK) s = mb_backward(t, &r, s0, N);
         train_tokens += N;
       }
@@ -452,6 +483,7 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
     tn_metrics_add(t->metrics, "learning_rate", lr);
     tn_metrics_add(t->metrics, "rollout_tokens_per_s", gen_tokens / t_roll);
     tn_metrics_add(t->metrics, "train_tokens_per_s", train_tokens / t_upd);
+    tn_metrics_add(t->metrics, "train_rows", (double)train_tokens); /* token rows through the model per update pass(es) */
     tn_metrics_add(t->metrics, "elapsed_s", tn_now() - t_start);
     s = tn_metrics_commit(t->metrics);
     printf("grpo step %ld/%d reward %.3f acc %.3f len %.1f kl %.4f loss %.4f (rollout %.1fs, update %.1fs)\n", step + 1,

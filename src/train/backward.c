@@ -149,6 +149,17 @@ tn_status tn_backward_body(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads 
     memset(b->dk, 0, (size_t)st->S * stride * sizeof(float));
     memset(b->dv, 0, (size_t)st->S * stride * sizeof(float));
     tn_attention_backward(b->dq, b->dk, b->dv, b->dao, a->att, a->q, kc, vc, &as);
+    if (st->pfx_any) /* shared prompt prefixes: the sharers' key/value gradients go to the source rows */
+      for (int d = 0; d < st->S; d++) {
+        const int pf = st->pfx_len[d];
+        if (pf <= 0) continue;
+        float *dks = b->dk + (size_t)st->pfx_src[d] * stride, *dvs = b->dv + (size_t)st->pfx_src[d] * stride;
+        const float *dkd = b->dk + (size_t)d * stride, *dvd = b->dv + (size_t)d * stride;
+        for (size_t x = 0; x < (size_t)pf * KD; x++) {
+          dks[x] += dkd[x];
+          dvs[x] += dvd[x];
+        }
+      }
     for (int i = 0; i < N; i++) {
       size_t off = (size_t)seq[i] * stride + (size_t)pos[i] * KD;
       memcpy(b->dkr + (size_t)i * KD, b->dk + off, KD * sizeof(float));
