@@ -454,6 +454,7 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
  * chain over its inputs (the same value whatever the number of rows or threads).
  * TN_NO_FUSED_PREFILL=1 selects the per-kernel path (OpenBLAS sgemm per projection). */
 static int prefill_on = -1;
+void tn_forward_set_fused_prefill(bool on) { prefill_on = on; }
 static bool prefill_ok(const tn_model *m, const tn_state *st, int N) {
   if (prefill_on < 0) { /* TN_NO_FUSED_PREFILL set to anything but "" or "0": the per-kernel path */
     const char *e = getenv("TN_NO_FUSED_PREFILL");

@@ -234,6 +234,11 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
  * parallel region per forward, with the same numbers as the per-kernel path; off
  * selects the per-kernel path (also TN_NO_FUSED_DECODE=1 in the environment). */
 void tn_forward_set_fused(bool on);
+/* Prefill (> 8 rows, inference, f32 projections without adapters, AVX-512) likewise runs
+ * as one parallel region on the packed GEMM; the numbers differ from the per-kernel path
+ * (sgemm) by float rounding only and do not depend on the thread count or the batch;
+ * off selects the per-kernel path (also TN_NO_FUSED_PREFILL=1 in the environment). */
+void tn_forward_set_fused_prefill(bool on);
 
 /* ---- checkpoints ---- */
 /* Random init in the exact HF layout (config.json, model.safetensors, generation_config.json). */
