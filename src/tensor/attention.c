@@ -203,7 +203,7 @@ TN_CLONES static void softmax_row_c(float *a, const float *sc, int lo, int p, fl
   for (int t = lo; t <= p; t++) a[t] *= inv;
 }
 
-static bool has_avx512(void);
+static bool has_avx512(void) { return __builtin_cpu_supports("avx512f"); } /* called from threads: no cache */
 static void softmax_row(float *a, const float *sc, int lo, int p, float cap) {
   if (has_avx512()) z_softmax_row(a, sc, lo, p, cap);
   else softmax_row_c(a, sc, lo, p, cap);
@@ -242,8 +242,23 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
   /* scores (m, L) at column klo of att rows, or in the scratch (m, Tmax) */
   float *sc = att ? att + ((size_t)c->r0 * H + h) * Tm : scratch;
   const int ld = att ? H * Tm : Tm;
-  mm(false, true, c->m, L, D, s->scale,
-              q + ((size_t)c->r0 * H + h) * D, H * D, ks, KV * D, 0.0f, sc + klo, ld);
+  /* inference on AVX-512: linear.c's packed micro-kernel on K^T (scores) and V (P V),
+   * padded to 48 columns (OpenBLAS re-packs both operands of these small products) */
+  const bool z = !att && has_avx512();
+  const int Lp = (L + 47) / 48 * 48, Dp = (D + 47) / 48 * 48;
+  float *kt = NULL, *vp = NULL; // (D, Lp), (L, Dp)
+  if (z) {
+    kt = tn__scratch(TN_SCR_ATT_KV, sizeof(float) * ((size_t)D * Lp + (size_t)L * Dp));
+    if (!kt) abort(); /* a few KB per head: not recoverable */
+    vp = kt + (size_t)D * Lp;
+    tn__transpose(kt, Lp, ks, (size_t)KV * D, L, D);
+    for (int d = 0; d < D; d++) memset(kt + (size_t)d * Lp + L, 0, sizeof(float) * (Lp - L));
+    const float *qc = q + ((size_t)c->r0 * H + h) * D;
+    for (int t0 = 0; t0 < L; t0 += 48)
+      tn__gemm_panel(sc + klo + t0, ld, qc, (size_t)H * D, c->m, D, kt + t0, Lp, L - t0 < 48 ? L - t0 : 48, s->scale);
+  } else {
+    mm(false, true, c->m, L, D, s->scale, q + ((size_t)c->r0 * H + h) * D, H * D, ks, KV * D, 0.0f, sc + klo, ld);
+  }
   for (int r = 0; r < c->m; r++) {
     float *a = sc + (size_t)r * ld;
     const int p = p0 + r, lo = row_lo(s, p);
@@ -254,6 +269,16 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
       for (int t = 0; t < klo; t++) a[t] = 0.0f;
       for (int t = klo + L; t < Tm; t++) a[t] = 0.0f;
     }
+  }
+  if (z) {
+    for (int t = 0; t < L; t++) {
+      memcpy(vp + (size_t)t * Dp, vs + (size_t)t * KV * D, sizeof(float) * D);
+      memset(vp + (size_t)t * Dp + D, 0, sizeof(float) * (Dp - D));
+    }
+    for (int d0 = 0; d0 < D; d0 += 48)
+      tn__gemm_panel(out + ((size_t)c->r0 * H + h) * D + d0, (size_t)H * D, sc + klo, ld, c->m, L, vp + d0, Dp,
+                     D - d0 < 48 ? D - d0 : 48, 1.0f);
+    return;
   }
   mm(false, false, c->m, D, L, 1.0f, sc + klo, ld, vs, KV * D,
               0.0f, out + ((size_t)c->r0 * H + h) * D, H * D);
@@ -272,8 +297,6 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
  * FMA sum over t in increasing order (positions of other rows' windows enter as
  * exact zeros). So a row gives the same result alone or in any group. */
 #define DG_MAX 16
-
-static bool has_avx512(void) { return __builtin_cpu_supports("avx512f"); } /* called from threads: no cache */
 
 /* 16 accumulators -> one vector of their sums (each by the halving tree
  * 16 -> 8 -> 4 -> 2 -> 1), lane i = sum of a[i] */

@@ -12,8 +12,14 @@
 /* Scratch slots of the calling thread (contents undefined, 64-byte aligned).
  * Call only outside OpenMP parallel regions; the pointer stays valid until the
  * next call with the same slot from the same thread. NULL on out-of-memory. */
-enum { TN_SCR_LORA = 0, TN_SCR_ATT_DS, TN_SCR_ATT_ROWS, TN_SCR_ATT_TMP, TN_SCR_ATT_DEC, TN_SCR_PACK, TN_SCR_N };
+enum { TN_SCR_LORA = 0, TN_SCR_ATT_DS, TN_SCR_ATT_ROWS, TN_SCR_ATT_TMP, TN_SCR_ATT_DEC, TN_SCR_PACK, TN_SCR_ATT_KV, TN_SCR_N };
 void *tn__scratch(int slot, size_t bytes);
+
+/* AVX-512 only (linear.c). y[r][0 .. nc) = alpha sum_k x[r][k] P[k][0 .. nc) for r < M, nc <= 48;
+ * 48 floats must be readable from every P row (pad it). And dst[c][r] = src[r][c]. */
+void tn__gemm_panel(float *y, size_t ldy, const float *x, size_t ldx, int M, int K, const float *P, size_t ldp, int nc,
+                    float alpha);
+void tn__transpose(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols);
 
 /* expf to ~2 ulp over the float range, written so `#pragma omp simd` loops
  * vectorise it (glibc's expf does not vectorise without -ffast-math). */

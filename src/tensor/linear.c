@@ -320,7 +320,7 @@ void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias
 #define GK_MB 256 /* rows per pass over a panel (x block stays in L2) */
 
 /* 16x16 transpose in registers: r[i] = row i in, column i out */
-__attribute__((target("avx512f"))) static inline void gk_tr16(__m512 r[16]) {
+__attribute__((target("avx512f"), always_inline)) static inline void gk_tr16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 8; i++) {
     t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -367,15 +367,16 @@ __attribute__((target("avx512f"))) static void gk_pack(float *P, const float *W,
   }
 }
 
-/* y[r][0 .. 48) (masks mk) = x[r] . P (+ bias) for r < MR */
+/* y[r][0 .. 48) (masks mk) = alpha (x[r] . P) (+ bias) for r < MR; P (K, ldp >= 48) */
 #define GK_MICRO(MR)                                                                                              \
   __attribute__((target("avx512f"))) static void gk_micro_##MR(float *y, size_t ldy, const float *x, size_t ldx,  \
-                                                               const float *P, int K, const __mmask16 *mk,         \
-                                                               const float *bias, const char *pf, int pfm) {       \
+                                                               const float *P, size_t ldp, int K,                  \
+                                                               const __mmask16 *mk, const float *bias, float alpha, \
+                                                               const char *pf, int pfm) {                          \
     __m512 acc[MR][3];                                                                                            \
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = acc[r][2] = _mm512_setzero_ps();  \
     for (int k = 0; k < K; k++) {                                                                                 \
-      const float *pk = P + (size_t)k * GK_NR;                                                                    \
+      const float *pk = P + (size_t)k * ldp;                                                                      \
       if (!(k & pfm)) { /* a line of the next panel's weights every pfm + 1 steps */                              \
         _mm_prefetch(pf, _MM_HINT_T1);                                                                            \
         pf += 64;                                                                                                 \
@@ -391,6 +392,9 @@ __attribute__((target("avx512f"))) static void gk_pack(float *P, const float *W,
     __m512 bv[3] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};                               \
     if (bias)                                                                                                     \
       for (int v = 0; v < 3; v++) bv[v] = _mm512_maskz_loadu_ps(mk[v], bias + 16 * v);                            \
+    if (alpha != 1.0f)                                                                                            \
+      _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++)                                                        \
+        for (int v = 0; v < 3; v++) acc[r][v] = _mm512_mul_ps(acc[r][v], _mm512_set1_ps(alpha));                 \
     _Pragma("GCC unroll 8") for (int r = 0; r < MR; r++) {                                                        \
       float *yr = y + (size_t)r * ldy;                                                                            \
       _Pragma("GCC unroll 3") for (int v = 0; v < 3; v++)                                                         \
@@ -399,8 +403,8 @@ __attribute__((target("avx512f"))) static void gk_pack(float *P, const float *W,
   }
 GK_MICRO(1) GK_MICRO(2) GK_MICRO(3) GK_MICRO(4) GK_MICRO(5) GK_MICRO(6) GK_MICRO(7) GK_MICRO(8)
 #undef GK_MICRO
-typedef void (*gk_fn)(float *, size_t, const float *, size_t, const float *, int, const __mmask16 *, const float *,
-                      const char *, int);
+typedef void (*gk_fn)(float *, size_t, const float *, size_t, const float *, size_t, int, const __mmask16 *,
+                      const float *, float, const char *, int);
 static const gk_fn gk_tab[GK_MR + 1] = {NULL,       gk_micro_1, gk_micro_2, gk_micro_3, gk_micro_4,
                                         gk_micro_5, gk_micro_6, gk_micro_7, gk_micro_8};
 
@@ -434,10 +438,39 @@ __attribute__((target("avx512f"))) static void gk_cols(float *y, const float *x,
       if (!pf_lines) pf = (const char *)P, pfm = 7; /* nothing to fetch: touch the panel itself */
       int m = mb;
       for (; m + GK_MR <= me; m += GK_MR, pf += pf_lines ? 64 * per : 0)
-        gk_micro_8(y + (size_t)m * out + n0, out, x + (size_t)m * K, K, P, K, mk, bn, pf, pfm);
-      if (m < me) gk_tab[me - m](y + (size_t)m * out + n0, out, x + (size_t)m * K, K, P, K, mk, bn, pf, pfm);
+        gk_micro_8(y + (size_t)m * out + n0, out, x + (size_t)m * K, K, P, GK_NR, K, mk, bn, 1.0f, pf, pfm);
+      if (m < me)
+        gk_tab[me - m](y + (size_t)m * out + n0, out, x + (size_t)m * K, K, P, GK_NR, K, mk, bn, 1.0f, pf, pfm);
     }
   }
+}
+
+/* kern.h: the micro-kernel on a caller's panel, and a transpose (prefill attention) */
+__attribute__((target("avx512f"))) void tn__gemm_panel(float *y, size_t ldy, const float *x, size_t ldx, int M, int K,
+                                                       const float *P, size_t ldp, int nc, float alpha) {
+  __mmask16 mk[3];
+  for (int v = 0; v < 3; v++) {
+    const int r = nc - 16 * v;
+    mk[v] = r >= 16 ? (__mmask16)0xFFFF : r <= 0 ? (__mmask16)0 : (__mmask16)((1u << r) - 1);
+  }
+  int m = 0;
+  for (; m + GK_MR <= M; m += GK_MR)
+    gk_micro_8(y + (size_t)m * ldy, ldy, x + (size_t)m * ldx, ldx, P, ldp, K, mk, NULL, alpha, (const char *)P, 7);
+  if (m < M) gk_tab[M - m](y + (size_t)m * ldy, ldy, x + (size_t)m * ldx, ldx, P, ldp, K, mk, NULL, alpha, (const char *)P, 7);
+}
+
+__attribute__((target("avx512f"))) void tn__transpose(float *dst, size_t ldd, const float *src, size_t lds, int rows,
+                                                      int cols) {
+  for (int r0 = 0; r0 < rows; r0 += 16)
+    for (int c0 = 0; c0 < cols; c0 += 16) {
+      const int nr = rows - r0 < 16 ? rows - r0 : 16, nc = cols - c0 < 16 ? cols - c0 : 16;
+      const __mmask16 cm = (__mmask16)((1u << nc) - 1), rm = (__mmask16)((1u << nr) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; i++)
+        r[i] = i < nr ? _mm512_maskz_loadu_ps(cm, src + (size_t)(r0 + i) * lds + c0) : _mm512_setzero_ps();
+      gk_tr16(r);
+      for (int j = 0; j < nc; j++) _mm512_mask_storeu_ps(dst + (size_t)(c0 + j) * ldd + r0, rm, r[j]);
+    }
 }
 
 bool tn_linear_cols_ok(const tn_mat *W) { return W->dtype == TN_F32 && !(W->lora && W->lora->enabled); }
