@@ -446,7 +446,7 @@ static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos
 /* ---- fused prefill: more than 8 rows (prompts), inference, f32 projections without
  * adapters, AVX-512: one parallel region for the whole forward, as the fused decode.
  * Each thread computes its column slices of every projection with the packed GEMM
- * (tn_linear_cols, over all rows), its own copy of each normed activation (norms are
+ * (tn_linear_cols, over all rows; up to 32 rows the decode GEMM, see proj), its own copy of each normed activation (norms are
  * cheap next to the GEMMs; no barrier for them), and RoPE, cache writes and attention
  * of the kv heads it owns (q/k/v of whole kv heads when their count is a multiple of the
  * thread count). 4 barriers per layer (attention -> o_proj -> gate/up -> down_proj ->
@@ -471,6 +471,15 @@ static bool prefill_ok(const tn_model *m, const tn_state *st, int N) {
       return false;
   }
   return true;
+}
+
+/* a projection's outputs [o0, o1) for the fused prefill: the packed GEMM from 33 rows up; up to
+ * 32 rows the decode GEMM of tn_linear_rows, which needs no pack (and gives the per-kernel path's
+ * numbers) */
+static void proj(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1,
+                 const tn_mat *next, int next_o0) {
+  if (N <= 32) tn_linear_rows(y, x, W, bias, N, o0, o1);
+  else tn_linear_cols(y, x, W, bias, N, o0, o1, next, next_o0);
 }
 
 static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq, float *logits,
@@ -504,9 +513,9 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
       float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
       float *kr = c->qk_norm ? st->tmp : a->kn_pre;
       tn_rmsnorm_forward(xn, NULL, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
-      tn_linear_cols(a->q, xn, &y->wq, y->bq, N, q0, q1, &y->wk, k0);       // (N, H*D)
-      tn_linear_cols(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1, &y->wv, k0);  // (N, KV*D)
-      tn_linear_cols(st->vr, xn, &y->wv, y->bv, N, k0, k1, &y->wo, c0);     // (N, KV*D)
+      proj(a->q, xn, &y->wq, y->bq, N, q0, q1, &y->wk, k0);       // (N, H*D)
+      proj(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1, &y->wv, k0);  // (N, KV*D)
+      proj(st->vr, xn, &y->wv, y->bv, N, k0, k1, &y->wo, c0);     // (N, KV*D)
       if (!by_head) {
 #pragma omp barrier
       }
@@ -530,7 +539,7 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
                           .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
       tn_attention_forward_part(a->ao, a->q, kc, vc, &as, id, nt);
 #pragma omp barrier
-      tn_linear_cols(a->o, a->ao, &y->wo, y->bo, N, c0, c1, &y->gate, f0);     // (N, C)
+      proj(a->o, a->ao, &y->wo, y->bo, N, c0, c1, &y->gate, f0);     // (N, C)
       if (c->sandwich_norms) {
 #pragma omp barrier
         tn_rmsnorm_forward(pn, NULL, a->o, y->attn_post_norm, N, C, c->eps, true);
@@ -540,14 +549,14 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
       }
 #pragma omp barrier
       tn_rmsnorm_forward(xn, NULL, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
-      tn_linear_cols(a->g, xn, &y->gate, y->bgate, N, f0, f1, &y->up, f0);   // (N, F)
-      tn_linear_cols(a->u, xn, &y->up, y->bup, N, f0, f1, &y->down, c0);
+      proj(a->g, xn, &y->gate, y->bgate, N, f0, f1, &y->up, f0);   // (N, F)
+      proj(a->u, xn, &y->up, y->bup, N, f0, f1, &y->down, c0);
       for (int i = 0; i < N && f0 < f1; i++) {
         const size_t r = (size_t)i * F + f0;
         tn_glu_forward(a->h + r, a->g + r, a->u + r, (size_t)(f1 - f0), c->act);
       }
 #pragma omp barrier
-      tn_linear_cols(a->m, a->h, &y->down, y->bdown, N, c0, c1, l + 1 < c->L ? &w->layers[l + 1].wq : NULL, q0); // (N, C)
+      proj(a->m, a->h, &y->down, y->bdown, N, c0, c1, l + 1 < c->L ? &w->layers[l + 1].wq : NULL, q0); // (N, C)
       float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
       if (c->sandwich_norms) {
 #pragma omp barrier
