@@ -34,8 +34,8 @@ TRAINERS = {
     "distill": "teacher student teacher-dtype tokenizer data eval-data eval-split out chat-format temperature alpha "
                "top-k jsd-beta lmbda max-new-tokens gen-temperature feature-layers feature-weight max-seq-len "
                "batch-size grad-accum steps epochs lr lr-end schedule warmup-steps weight-decay beta1 beta2 adam-eps "
-               "max-grad-norm lora-rank lora-alpha lora-dropout rslora lora-targets eval-every save-every keep-last "
-               "seed resume",
+               "max-grad-norm lora-rank lora-alpha lora-dropout rslora lora-targets base-dtype eval-every save-every "
+               "keep-last seed resume",
     "grpo": "model base-dtype tokenizer data out reward reward-cmd rubric system-prompt no-system-prompt chat-format "
             "no-chat num-generations num-iterations batch-size micro-batch steps max-prompt-length "
             "max-tokens-to-generate temperature top-p top-k beta epsilon epsilon-high kl-estimator loss-agg "
