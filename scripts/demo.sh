@@ -40,7 +40,7 @@ say "5/8 eval of the SFT model on held-out problems (greedy)"
 say "6/8 GRPO: rewards for format and correct answers, G completions per prompt"
 "$TUNIC" grpo --model "$OUT/sft/model" --data "$OUT/data/train_grpo.jsonl" --out "$OUT/grpo" \
   --steps "$GRPO_STEPS" --batch-size 16 --num-generations 8 --max-tokens-to-generate 48 \
-  --max-prompt-length 64 --temperature 0.7 --lr 1e-4 --beta 0.02 --max-grad-norm 1.0 \
+  --max-prompt-length 64 --temperature 0.7 --lr 1.5e-4 --schedule cosine --beta 0.02 --max-grad-norm 1.0 \
   --reward "format_exact:1,answer:2,numeric:1" --no-system-prompt --seed "$SEED" --save-every "$GRPO_SAVE" --keep-last 0 > "$OUT/grpo.log"
 tail -n 3 "$OUT/grpo.log"
 

@@ -50,10 +50,12 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
   double esum;
   const float mx = tn_exp_shifted(e, bs, logits, V, &esum);
   const float lse = mx + (float)log(esum);
-  if (greedy) {
+  if (greedy) { /* the first position of the maximum tn_exp_shifted found (no carried compare chain) */
     int best = 0;
-    for (int v = 1; v < V; v++)
-      if (logits[v] > logits[best]) best = v;
+    while (best < V && logits[best] != mx) best++;
+    if (best == V) /* NaN logits: the plain scan */
+      for (int v = best = 0; v < V; v++)
+        if (logits[v] > logits[best]) best = v;
     *lp = logits[best] - lse;
     return best;
   }
