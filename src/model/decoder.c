@@ -327,122 +327,6 @@ static void add_slice(float *out, const float *a, const float *b, int N, int C, 
     for (int c = c0; c < c1; c++) out[(size_t)i * C + c] = a[(size_t)i * C + c] + b[(size_t)i * C + c];
 }
 
-/* Per layer, each thread: its own copy of the normed rows; q, k, v of the kv heads it
- * owns (tn_kv_range; when KV is not a multiple of the thread count, even slices and a
- * barrier); RoPE, q/k norms and the cache writes of those heads, then their attention;
- * barrier; its slice of o_proj and of the residual; barrier; its copy of the MLP norm,
- * its slices of gate, up and the activation; barrier; its slice of down_proj and of
- * the residual; barrier: 4 per layer. (Gemma's post-norms need the whole row: one more
- * barrier each.) Before each barrier a thread prefetches the start of its next weight
- * slice into L2, so the stream after the barrier starts at full speed. */
-static void forward_fused(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq, float *logits,
-                          const int *out_rows, int n_out, bool head_in) {
-  const tn_config *c = &m->cfg;
-  const tn_weights *w = &m->w;
-  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F, G = H / KV;
-  const size_t KD = (size_t)KV * D, stride = tn_state_kv_stride(m, st);
-  const bool want = logits && n_out > 0;
-#pragma omp parallel
-  {
-    const int id = omp_get_thread_num(), nt = omp_get_num_threads();
-    const int nr = want && n_out > N ? n_out : N;
-    float *xn = thread_buf(2 * (size_t)nr * C), *pn = xn + (size_t)nr * C; // (N, C) each
-    int c0, c1, f0, f1, kh0, kh1;
-    tn_part_range(C, id, nt, &c0, &c1);
-    tn_part_range(F, id, nt, &f0, &f1);
-    tn_kv_range(KV, id, nt, &kh0, &kh1);
-    /* whole kv heads per thread (KV a multiple of the thread count: the same work each):
-     * a thread projects q/k/v of exactly the heads it attends for, so no barrier between */
-    const bool by_head = KV % nt == 0;
-    int q0 = kh0 * G * D, q1 = kh1 * G * D, k0 = kh0 * D, k1 = kh1 * D;
-    if (!by_head) {
-      tn_part_range(H * D, id, nt, &q0, &q1);
-      tn_part_range((int)KD, id, nt, &k0, &k1);
-    }
-    for (int l = 0; l < c->L; l++) {
-      const tn_layer *y = &w->layers[l];
-      tn_layer_acts *a = &st->acts[l];
-      const bool local = c->layer_local[l];
-      const float *cs = local ? st->cos_l : st->cos_g, *sn = local ? st->sin_l : st->sin_g;
-      float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
-      float *kr = c->qk_norm ? st->tmp : a->kn_pre;
-      tn_rmsnorm_forward(xn, NULL, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
-      tn_linear_rows(a->q, xn, &y->wq, y->bq, N, q0, q1);       // (N, H*D)
-      tn_linear_rows(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1);  // (N, KV*D)
-      tn_linear_rows(st->vr, xn, &y->wv, y->bv, N, k0, k1);     // (N, KV*D)
-      if (!by_head) {
-#pragma omp barrier
-      }
-      for (int kh = kh0; kh < kh1; kh++)
-        for (int i = 0; i < N; i++) {
-          float *qh = a->q + ((size_t)i * H + (size_t)kh * G) * D; // (G, D)
-          float *kh_r = kr + (size_t)i * KD + (size_t)kh * D, *kh_p = a->kn_pre + (size_t)i * KD + (size_t)kh * D;
-          if (c->qk_norm) {
-            tn_rmsnorm_forward(qh, NULL, qh, y->q_norm, G, D, c->eps, c->norm_plus_one);
-            tn_rmsnorm_forward(kh_r, NULL, kh_p, y->k_norm, 1, D, c->eps, c->norm_plus_one);
-          }
-          tn_rope_forward(qh, &pos[i], cs, sn, 1, G, D);
-          tn_rope_forward(kh_r, &pos[i], cs, sn, 1, 1, D);
-          const size_t off = (size_t)seq[i] * stride + (size_t)pos[i] * KD + (size_t)kh * D;
-          memcpy(kc + off, kh_r, sizeof(float) * D);
-          memcpy(vc + off, st->vr + (size_t)i * KD + (size_t)kh * D, sizeof(float) * D);
-        }
-      tn_attn_shape as = {.N = N, .H = H, .KV = KV, .D = D, .Tmax = st->T, .seq_stride = stride, .pos = pos,
-                          .seq = seq, .window = local ? c->window : 0, .scale = c->attn_scale,
-                          .softcap = c->attn_softcap, .pfx_src = st->pfx_any ? st->pfx_src : NULL,
-                          .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
-      tn_attention_forward_part(a->ao, a->q, kc, vc, &as, id, nt);
-      tn_linear_prefetch(&y->wo, c0, c1, PF_BYTES); /* start the next stream while waiting */
-#pragma omp barrier
-      tn_linear_rows(a->o, a->ao, &y->wo, y->bo, N, c0, c1);        // (N, C)
-      if (c->sandwich_norms) {
-#pragma omp barrier
-        tn_rmsnorm_forward(pn, NULL, a->o, y->attn_post_norm, N, C, c->eps, true);
-        add_slice(a->x_mid, a->x_in, pn, N, C, c0, c1);
-      } else {
-        add_slice(a->x_mid, a->x_in, a->o, N, C, c0, c1);
-      }
-      tn_linear_prefetch(&y->gate, f0, f1, PF_BYTES);
-#pragma omp barrier
-      tn_rmsnorm_forward(xn, NULL, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
-      tn_linear_rows(a->g, xn, &y->gate, y->bgate, N, f0, f1);     // (N, F)
-      tn_linear_rows(a->u, xn, &y->up, y->bup, N, f0, f1);
-      for (int i = 0; i < N && f0 < f1; i++) {
-        const size_t r = (size_t)i * F + f0;
-        tn_glu_forward(a->h + r, a->g + r, a->u + r, (size_t)(f1 - f0), c->act);
-      }
-      tn_linear_prefetch(&y->down, c0, c1, PF_BYTES);
-#pragma omp barrier
-      tn_linear_rows(a->m, a->h, &y->down, y->bdown, N, c0, c1);   // (N, C)
-      float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
-      if (c->sandwich_norms) {
-#pragma omp barrier
-        tn_rmsnorm_forward(pn, NULL, a->m, y->mlp_post_norm, N, C, c->eps, true);
-        add_slice(out, a->x_mid, pn, N, C, c0, c1);
-      } else {
-        add_slice(out, a->x_mid, a->m, N, C, c0, c1);
-      }
-      if (l + 1 < c->L) tn_linear_prefetch(&w->layers[l + 1].wq, q0, q1, PF_BYTES);
-      else if (head_in) {
-        int v0, v1;
-        tn_part_range(w->head.out, id, nt, &v0, &v1);
-        tn_linear_prefetch(&w->head, v0, v1, PF_BYTES);
-      }
-#pragma omp barrier
-    }
-    if (want) { /* final norm of the requested rows (each thread its copy), then the head */
-      const float *xs = st->x_out;
-      if (out_rows) {
-        for (int j = 0; j < n_out; j++) memcpy(pn + (size_t)j * C, st->x_out + (size_t)out_rows[j] * C, sizeof(float) * C);
-        xs = pn;
-      }
-      tn_rmsnorm_forward(xn, NULL, xs, w->final_norm, n_out, C, c->eps, c->norm_plus_one);
-      if (head_in) tn_linear_part(logits, xn, &w->head, NULL, n_out, id, nt); // (n_out, V)
-      else if (id == 0) memcpy(st->xf, xn, sizeof(float) * n_out * C);
-    }
-  }
-}
-
 /* ---- fused prefill: more than 8 rows (prompts), inference, f32 projections without
  * adapters, AVX-512: one parallel region for the whole forward, as the fused decode.
  * Each thread computes its column slices of every projection with the packed GEMM
@@ -482,29 +366,53 @@ static void proj(float *y, const float *x, const tn_mat *W, const float *bias, i
   else tn_linear_cols(y, x, W, bias, N, o0, o1, next, next_o0);
 }
 
-static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq, float *logits,
-                            const int *out_rows, int n_out, bool head_in) {
+/* The fused decode and the fused prefill are one function (prefill: column slices from
+ * tn_cols_range and the packed GEMM; decode: tn_part_range slices, the few-row GEMM and
+ * explicit prefetches). Per layer, each thread: its own copy of the normed rows; q, k, v of the kv heads it
+ * owns (tn_kv_range; when KV is not a multiple of the thread count, even slices and a
+ * barrier); RoPE, q/k norms and the cache writes of those heads, then their attention;
+ * barrier; its slice of o_proj and of the residual; barrier; its copy of the MLP norm,
+ * its slices of gate, up and the activation; barrier; its slice of down_proj and of
+ * the residual; barrier: 4 per layer. (Gemma's post-norms need the whole row: one more
+ * barrier each.) Before each barrier a thread prefetches the start of its next weight
+ * slice into L2, so the stream after the barrier starts at full speed. */
+static void forward_region(const tn_model *m, tn_state *st, int N, const int *pos, const int *seq, float *logits,
+                           const int *out_rows, int n_out, bool head_in, bool prefill) {
   const tn_config *c = &m->cfg;
   const tn_weights *w = &m->w;
-  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F, G = H / KV, HD = H * D;
+  const int C = c->C, H = c->H, KV = c->KV, D = c->D, F = c->F, G = H / KV;
   const size_t KD = (size_t)KV * D, stride = tn_state_kv_stride(m, st);
   const bool want = logits && n_out > 0;
+  void (*range)(int, int, int, int *, int *) = prefill ? tn_cols_range : tn_part_range;
 #pragma omp parallel
   {
     const int id = omp_get_thread_num(), nt = omp_get_num_threads();
     const int nr = want && n_out > N ? n_out : N;
     float *xn = thread_buf(2 * (size_t)nr * C), *pn = xn + (size_t)nr * C; // (N, C) each
-    int c0, c1, f0, f1, q0, q1, k0, k1, kh0, kh1;
-    tn_cols_range(C, id, nt, &c0, &c1);
-    tn_cols_range(F, id, nt, &f0, &f1);
+    int c0, c1, f0, f1, kh0, kh1;
+    range(C, id, nt, &c0, &c1);
+    range(F, id, nt, &f0, &f1);
     tn_kv_range(KV, id, nt, &kh0, &kh1);
-    const bool by_head = KV % nt == 0; /* as in the fused decode: no barrier before attention */
-    if (by_head) {
-      q0 = kh0 * G * D, q1 = kh1 * G * D, k0 = kh0 * D, k1 = kh1 * D;
-    } else {
-      tn_cols_range(HD, id, nt, &q0, &q1);
-      tn_cols_range((int)KD, id, nt, &k0, &k1);
+    /* whole kv heads per thread (KV a multiple of the thread count: the same work each):
+     * a thread projects q/k/v of exactly the heads it attends for, so no barrier between */
+    const bool by_head = KV % nt == 0;
+    int q0 = kh0 * G * D, q1 = kh1 * G * D, k0 = kh0 * D, k1 = kh1 * D;
+    if (!by_head) {
+      range(H * D, id, nt, &q0, &q1);
+      range((int)KD, id, nt, &k0, &k1);
     }
+/* outputs [o0, o1) of a projection: decode, the few-row GEMM with the next weight slice
+ * prefetched before the barrier that follows (PF); prefill, proj (the packed GEMM, which
+ * prefetches `next` itself) */
+#define PROJ(y_, x_, W_, b_, o0_, o1_, next_, no0_)                      \
+  do {                                                                     \
+    if (prefill) proj(y_, x_, W_, b_, N, o0_, o1_, next_, no0_);           \
+    else tn_linear_rows(y_, x_, W_, b_, N, o0_, o1_);                      \
+  } while (0)
+#define PF(W_, o0_, o1_)                                                   \
+  do {                                                                     \
+    if (!prefill) tn_linear_prefetch(W_, o0_, o1_, PF_BYTES);              \
+  } while (0)
     for (int l = 0; l < c->L; l++) {
       const tn_layer *y = &w->layers[l];
       tn_layer_acts *a = &st->acts[l];
@@ -513,9 +421,9 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
       float *kc = st->k + (size_t)l * st->S * stride, *vc = st->v + (size_t)l * st->S * stride;
       float *kr = c->qk_norm ? st->tmp : a->kn_pre;
       tn_rmsnorm_forward(xn, NULL, a->x_in, y->attn_norm, N, C, c->eps, c->norm_plus_one);
-      proj(a->q, xn, &y->wq, y->bq, N, q0, q1, &y->wk, k0);       // (N, H*D)
-      proj(a->kn_pre, xn, &y->wk, y->bk, N, k0, k1, &y->wv, k0);  // (N, KV*D)
-      proj(st->vr, xn, &y->wv, y->bv, N, k0, k1, &y->wo, c0);     // (N, KV*D)
+      PROJ(a->q, xn, &y->wq, y->bq, q0, q1, &y->wk, k0);       // (N, H*D)
+      PROJ(a->kn_pre, xn, &y->wk, y->bk, k0, k1, &y->wv, k0);  // (N, KV*D)
+      PROJ(st->vr, xn, &y->wv, y->bv, k0, k1, &y->wo, c0);     // (N, KV*D)
       if (!by_head) {
 #pragma omp barrier
       }
@@ -538,8 +446,9 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
                           .softcap = c->attn_softcap, .pfx_src = st->pfx_any ? st->pfx_src : NULL,
                           .pfx_len = st->pfx_any ? st->pfx_len : NULL, .grouped = !st->train};
       tn_attention_forward_part(a->ao, a->q, kc, vc, &as, id, nt);
+      PF(&y->wo, c0, c1); /* start the next stream while waiting */
 #pragma omp barrier
-      proj(a->o, a->ao, &y->wo, y->bo, N, c0, c1, &y->gate, f0);     // (N, C)
+      PROJ(a->o, a->ao, &y->wo, y->bo, c0, c1, &y->gate, f0);        // (N, C)
       if (c->sandwich_norms) {
 #pragma omp barrier
         tn_rmsnorm_forward(pn, NULL, a->o, y->attn_post_norm, N, C, c->eps, true);
@@ -547,16 +456,18 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
       } else {
         add_slice(a->x_mid, a->x_in, a->o, N, C, c0, c1);
       }
+      PF(&y->gate, f0, f1);
 #pragma omp barrier
       tn_rmsnorm_forward(xn, NULL, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
-      proj(a->g, xn, &y->gate, y->bgate, N, f0, f1, &y->up, f0);   // (N, F)
-      proj(a->u, xn, &y->up, y->bup, N, f0, f1, &y->down, c0);
+      PROJ(a->g, xn, &y->gate, y->bgate, f0, f1, &y->up, f0);     // (N, F)
+      PROJ(a->u, xn, &y->up, y->bup, f0, f1, &y->down, c0);
       for (int i = 0; i < N && f0 < f1; i++) {
         const size_t r = (size_t)i * F + f0;
         tn_glu_forward(a->h + r, a->g + r, a->u + r, (size_t)(f1 - f0), c->act);
       }
+      PF(&y->down, c0, c1);
 #pragma omp barrier
-      proj(a->m, a->h, &y->down, y->bdown, N, c0, c1, l + 1 < c->L ? &w->layers[l + 1].wq : NULL, q0); // (N, C)
+      PROJ(a->m, a->h, &y->down, y->bdown, c0, c1, l + 1 < c->L ? &w->layers[l + 1].wq : NULL, q0); // (N, C)
       float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
       if (c->sandwich_norms) {
 #pragma omp barrier
@@ -565,8 +476,16 @@ static void forward_prefill(const tn_model *m, tn_state *st, int N, const int *p
       } else {
         add_slice(out, a->x_mid, a->m, N, C, c0, c1);
       }
+      if (l + 1 < c->L) PF(&w->layers[l + 1].wq, q0, q1);
+      else if (head_in && !prefill) {
+        int v0, v1;
+        tn_part_range(w->head.out, id, nt, &v0, &v1);
+        tn_linear_prefetch(&w->head, v0, v1, PF_BYTES);
+      }
 #pragma omp barrier
     }
+#undef PROJ
+#undef PF
     if (want) { /* final norm of the requested rows (each thread its copy), then the head */
       const float *xs = st->x_out;
       if (out_rows) {
@@ -601,8 +520,7 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
   const bool fused = fused_ok(m, st, N), prefill = !fused && prefill_ok(m, st, N);
   if (fused || prefill) {
     const bool head_in = logits && n_out > 0 && tn_linear_part_ok(&w->head, n_out);
-    if (fused) forward_fused(m, st, N, pos, seq, logits, out_rows, n_out, head_in);
-    else forward_prefill(m, st, N, pos, seq, logits, out_rows, n_out, head_in);
+    forward_region(m, st, N, pos, seq, logits, out_rows, n_out, head_in, prefill);
     for (int i = 0; i < N; i++)
       if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;
     if (!logits || n_out <= 0) return TN_OK;
