@@ -249,6 +249,9 @@ static tn_status check_png(const char *path) {
 
 typedef struct { char *file; int group; int metrics; } plot_rec; /* file relative to out_dir */
 
+/* points averaged in a plot's trend line: a twentieth of the series (none below 40 points) */
+static int smooth_window(int n) { return n >= 40 ? n / 20 : 1; }
+
 /* Data file + script for every group that has keys in M, one gnuplot run, PNGs checked. */
 static tn_status plot_metrics(const metrics_data *m, int mi, const char *out_dir, const char *prog, plot_rec **plots,
                               int *nplots) {
@@ -276,8 +279,14 @@ static tn_status plot_metrics(const metrics_data *m, int mi, const char *out_dir
     int block = 0;
     for (int i = 0; i < m->n; i++) {
       if (tn_plot_group_of(m->s[i].key) != g) continue;
+      /* columns: step, value, mean of the last w values (the trend through noisy per-step values) */
+      const int n = m->s[i].n, w = smooth_window(n);
+      double run = 0;
       fprintf(d, "# %s\n", m->s[i].key);
-      for (int k = 0; k < m->s[i].n; k++) fprintf(d, "%.17g %.17g\n", m->s[i].x[k], m->s[i].y[k]);
+      for (int k = 0; k < n; k++) {
+        run += m->s[i].y[k] - (k >= w ? m->s[i].y[k - w] : 0.0);
+        fprintf(d, "%.17g %.17g %.17g\n", m->s[i].x[k], m->s[i].y[k], run / (k + 1 < w ? k + 1 : w));
+      }
       fprintf(d, "\n\n");
       block++;
     }
@@ -299,8 +308,18 @@ static tn_status plot_metrics(const metrics_data *m, int mi, const char *out_dir
       if (tn_plot_group_of(m->s[i].key) != g) continue;
       if (block) fprintf(gp, ", \\\n     ");
       gp_str(gp, path);
-      fprintf(gp, " index %d using 1:2 with linespoints pointtype 7 pointsize 0.5 title ", block);
+      const int w = smooth_window(m->s[i].n);
+      fprintf(gp, " index %d using 1:2 with linespoints pointtype 7 pointsize 0.5 linecolor %d%s title ", block,
+              block + 1, w > 1 ? " linewidth 0.5" : "");
       gp_str(gp, m->s[i].key);
+      if (w > 1) {
+        char t[300];
+        snprintf(t, sizeof t, "%s, mean of the last %d", m->s[i].key, w);
+        fprintf(gp, ", \\\n     ");
+        gp_str(gp, path);
+        fprintf(gp, " index %d using 1:3 with lines linewidth 2.5 linecolor %d title ", block, block + 1);
+        gp_str(gp, t);
+      }
       block++;
     }
     fprintf(gp, "\nunset output\n");

@@ -88,7 +88,7 @@ grpo_dir, sft_dir = os.path.join(W, "runs", "grpo"), os.path.join(W, "runs", "sf
 os.makedirs(grpo_dir)
 os.makedirs(sft_dir)
 gm = []
-for s in range(1, 13):
+for s in range(1, 61):  # 60 steps: the plots draw a trailing mean of 3
     row = {"step": s, "loss": 1.0 / s, "reward/total/mean": 0.1 * s, "reward/answer/mean": 0.05 * s,
            "kl": 0.001 * s * s, "accuracy": min(1.0, 0.08 * s), "learning_rate": 1e-3, "elapsed_s": 0.5 * s}
     if s % 4 == 0:
@@ -173,9 +173,17 @@ def dat_blocks(path):
             name, cur = line[2:], []
             blocks[name] = cur
         elif line.strip():
-            x, y = line.split()
-            cur.append((float(x), float(y)))
+            x, y, mean = line.split()
+            cur.append((float(x), float(y), float(mean)))
     return blocks
+
+
+def trailing_mean_ok(rows):
+    """column 3 = mean of the last w values of column 2, w = n // 20 from 40 points (else 1)"""
+    w = len(rows) // 20 if len(rows) >= 40 else 1
+    ys = [r[1] for r in rows]
+    return all(abs(r[2] - sum(ys[max(0, k - w + 1):k + 1]) / min(k + 1, w)) <= 1e-9 * max(1, abs(r[2]))
+               for k, r in enumerate(rows))
 
 
 # the plotted data are the metrics values: per key, (step, value) where the value is a number
@@ -188,9 +196,10 @@ for g, keys in groups.items():
         got = blocks.get(k, [])
         check(len(got) == len(want) and all(abs(a[0] - b[0]) < 1e-12 and abs(a[1] - b[1]) < 1e-12 * max(1, abs(b[1]))
                                             for a, b in zip(got, want)), f"grpo_{g}.dat {k}: {got} vs {want}")
+        check(trailing_mean_ok(got), f"grpo_{g}.dat {k}: the third column is the trailing mean")
 blocks = dat_blocks(os.path.join(out, "plots", "sft_loss.dat"))
 check(sorted(blocks) == ["eval_loss", "loss"], f"sft_loss.dat keys {list(blocks)}")
-check("| learning_rate | 12 |" in md, "report.md lacks the learning_rate summary row")
+check("| learning_rate | 60 |" in md, "report.md lacks the learning_rate summary row")
 
 
 # ---- errors
