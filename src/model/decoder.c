@@ -174,6 +174,11 @@ void tn_state_train_prefix(tn_state *st, int dst, int src, int n) {
   st->pfx_any = true;
 }
 
+bool tn_train_prefix_sharing(void) {
+  const char *e = getenv("TN_NO_SHARED_PREFIX");
+  return !(e && *e && strcmp(e, "0"));
+}
+
 void tn_state_train_prefix_clear(tn_state *st) {
   memset(st->pfx_len, 0, sizeof(int) * st->S);
   st->pfx_any = false;

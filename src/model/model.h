@@ -221,6 +221,10 @@ void tn_state_share_prefix(const tn_model *m, tn_state *st, int dst, int src, in
  * tn_state_train_prefix_clear drops all of them (before laying out a new batch). */
 void tn_state_train_prefix(tn_state *st, int dst, int src, int n);
 void tn_state_train_prefix_clear(tn_state *st);
+/* Whether trainers share prompts this way (GRPO's G completions, DPO's chosen/rejected):
+ * true unless TN_NO_SHARED_PREFIX is set to something other than "" or "0", which makes
+ * them compute every sequence whole (for comparisons). */
+bool tn_train_prefix_sharing(void);
 
 /* One forward call over N rows: row i is token tok[i] of slot seq[i] at position
  * pos[i]; its key/value are written into the slot's cache and it attends to the

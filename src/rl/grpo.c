@@ -58,7 +58,7 @@ typedef struct {
   tn_tparams tp;         /* trainable weights (full or LoRA: the reference is then the adapter off) */
   int S, T, mb;          /* sequences per step, capacity per sequence, sequences per micro-batch */
   bool share;            /* training forwards run each prompt once for its G completions (whole
-                            groups per micro-batch; TN_GRPO_NO_SHARED_PREFIX=1 turns it off) */
+                            groups per micro-batch; TN_NO_SHARED_PREFIX=1 turns it off) */
   float *logits, *dlogits, *row_lp, *row_dlp; // (Nmax, V) x2, (Nmax) x2
   int *tok_r, *pos_r, *seq_r, *tgt_r;       // (Nmax)
   int *perm;
@@ -149,8 +149,7 @@ static tn_status setup(grpo_t *t) {
   t->T = o->max_prompt_length + o->max_tokens_to_generate;
   t->mb = o->micro_batch > 0 && o->micro_batch < t->S ? o->micro_batch : t->S;
   const int Nmax = t->mb * t->T, V = t->m->cfg.V;
-  const char *ns = getenv("TN_GRPO_NO_SHARED_PREFIX");
-  t->share = t->mb % o->num_generations == 0 && !(ns && *ns && strcmp(ns, "0"));
+  t->share = t->mb % o->num_generations == 0 && tn_train_prefix_sharing();
   TN_TRY(tn_state_create(&t->st, t->m, t->mb + (t->share ? t->mb / o->num_generations : 0), t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   /* AdamW betas / eps and LoRA dropout are not GRPO options: the shared defaults (0.9, 0.999, 1e-8, 0) */

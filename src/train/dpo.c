@@ -43,7 +43,8 @@ typedef struct {
   tn_bwd bw;
   tn_tparams tp;
   uint64_t fwd_counter;  /* LoRA dropout masks: one value per training forward */
-  int S, T, Nmax;
+  int S, T, Nmax;        /* response slots (2 per pair), capacity per slot, rows per forward */
+  bool share;            /* prompts shared by the chosen and rejected slots (tn_train_prefix_sharing) */
   float *logits, *dlogits, *lp, *dlp;      // (Nmax, V) x2, (Nmax) x2
   int *tok_r, *pos_r, *seq_r, *tgt_r;     // (Nmax)
   int *out_r, *tgt_o;                     // (Nmax) response rows and their targets (no-grad forwards)
@@ -56,21 +57,34 @@ typedef struct {
 } dpo_t;
 
 /* rows of n pairs: slot 2b = prompt + chosen, 2b+1 = prompt + rejected; the target
- * of a row is the next token when that token is in the response */
+ * of a row is the next token when that token is in the response. Sharing (t->share):
+ * the prompt's first np-1 tokens once, in slot S + b, and the chosen and rejected slots
+ * start at the prompt's last token (it predicts each response's first token), reading
+ * the prompt's keys/values from slot S + b (tn_state_train_prefix). */
 static void fill_rows(dpo_t *t, const tn_pref_pair *const *P, int n) {
   int N = 0;
-  for (int b = 0; b < n; b++)
+  if (t->share) tn_state_train_prefix_clear(t->st);
+  for (int b = 0; b < n; b++) {
+    const tn_pref_pair *p = P[b];
+    const int k0 = t->share ? p->np - 1 : 0;
+    for (int k = 0; k < k0; k++, N++) {
+      t->tok_r[N] = p->ids[k];
+      t->pos_r[N] = k;
+      t->seq_r[N] = t->S + b;
+      t->tgt_r[N] = -1;
+    }
     for (int r = 0; r < 2; r++) {
-      const tn_pref_pair *p = P[b];
       const int32_t *resp = r ? tn_pref_rejected(p) : tn_pref_chosen(p);
       const int L = p->np + (r ? p->nr : p->nc);
-      for (int k = 0; k < L; k++, N++) {
+      if (k0 > 0) tn_state_train_prefix(t->st, 2 * b + r, t->S + b, k0);
+      for (int k = k0; k < L; k++, N++) {
         t->tok_r[N] = k < p->np ? p->ids[k] : resp[k - p->np];
         t->pos_r[N] = k;
         t->seq_r[N] = 2 * b + r;
         t->tgt_r[N] = k + 1 >= p->np && k + 1 < L ? resp[k + 1 - p->np] : -1;
       }
     }
+  }
   t->N = N;
 }
 
@@ -257,7 +271,8 @@ static tn_status setup(dpo_t *t) {
   t->T = t->train.max_len > t->eval.max_len ? t->train.max_len : t->eval.max_len;
   t->Nmax = t->S * t->T;
   const int V = t->m->cfg.V;
-  TN_TRY(tn_state_create(&t->st, t->m, t->S, t->T, t->Nmax, true));
+  t->share = tn_train_prefix_sharing();
+  TN_TRY(tn_state_create(&t->st, t->m, t->S + (t->share ? o->batch_size : 0), t->T, t->Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   o->steps = (int)tn_train_opts_total_steps(&o->train, t->train.n);
   tn_tparams_opts po = tn_train_opts_tparams(&o->train, o->steps);

@@ -4,7 +4,7 @@
 With sharing (the default when micro-batches hold whole groups) a prompt's tokens run through
 the model once per group; each completion's slot reads the prompt's keys/values, and the
 backward pass adds the completions' key/value gradients back into the prompt's rows. That is
-the same function as running every prompt+completion whole (TN_GRPO_NO_SHARED_PREFIX=1), only
+the same function as running every prompt+completion whole (TN_NO_SHARED_PREFIX=1), only
 summed in another order. Runs (tiny llama, 3 steps of 2 prompts x 4 generations, beta 0.04, a
 --reward-cmd so advantages are non-zero), each with and without sharing:
   one pass (micro-batch = the step) and two micro-batches of one group each (--micro-batch 4);
@@ -31,7 +31,7 @@ D = make_data(W)
 
 def run(name, share, extra=(), arch="llama"):
     out = os.path.join(W, name)
-    env = {"OMP_NUM_THREADS": "1", "TN_PROGRESS": "off", "TN_GRPO_NO_SHARED_PREFIX": "0" if share else "1"}
+    env = {"OMP_NUM_THREADS": "1", "TN_PROGRESS": "off", "TN_NO_SHARED_PREFIX": "0" if share else "1"}
     grpo(MODELS[arch], os.path.join(D, "train_grpo.jsonl"), out, "--steps", 3, "--batch-size", 2, "--num-generations", 4,
          "--lr", "1e-3", "--beta", 0.04, "--max-tokens-to-generate", 20, "--seed", 5, "--reward-cmd", REWARD_CMD,
          "--dump-rollouts", os.path.join(out, "roll.jsonl"), "--dump-grads", os.path.join(out, "grads"), *extra,

@@ -117,9 +117,9 @@ def reference(kind, beta=0.5, ls=0.0, lam=0.3, pairs=PAIRS, encoded=None):
     return out
 
 
-def dpo(out, *extra, data=DATA):
+def dpo(out, *extra, data=DATA, env=ENV):
     ok_run(["dpo", "--model", POL, "--data", data, "--out", out, "--seed", 1, "--lr", 1e-3, *extra],
-           f"dpo {os.path.basename(out)}", env=ENV)
+           f"dpo {os.path.basename(out)}", env=env)
     return read_metrics(out)
 
 
@@ -147,6 +147,10 @@ for name, flags, kw in VARIANTS:
     compare(f"{name} (4 pairs x 1)", m1, want)
     m2 = dpo(os.path.join(W, name + "_acc"), "--steps", 1, "--batch-size", 1, "--grad-accum", 4, *flags, *ref_flags)[0]
     compare(f"{name} (1 pair x 4 micro-batches)", m2, want)
+    if name in ("sigmoid", "orpo"):  # every sequence whole instead of the prompt shared by chosen and rejected
+        m3 = dpo(os.path.join(W, name + "_whole"), "--steps", 1, "--batch-size", 4, *flags, *ref_flags,
+                 env={**ENV, "TN_NO_SHARED_PREFIX": "1"})[0]
+        compare(f"{name} (4 pairs x 1, prompts not shared)", m3, want)
 
 # sanity of the comparison: a reference that sums instead of averaging (IPO) would differ
 alt = reference("sigmoid")
