@@ -26,6 +26,7 @@
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#define TN_KERN_AVX512
 #include "tensor/kern.h"
 #include "tensor/tensor.h"
 
@@ -124,25 +125,6 @@ static void make_plan(plan *pl, const tn_attn_shape *s) {
   pl->soff[S] = pl->nsingle;
 }
 
-/* expf of kern.h (same steps) on 16 lanes */
-__attribute__((target("avx512f"))) static inline __m512 z_expf(__m512 x) {
-  x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.33654f)), _mm512_set1_ps(88.0f));
-  const __m512 t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _mm512_set1_ps(12582912.0f));
-  const __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(12582912.0f));
-  __m512 r = _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(0.693359375f)));
-  r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(-2.12194440e-4f)));
-  __m512 q = _mm512_set1_ps(1.9875691500e-4f);
-  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.3981999507e-3f));
-  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(8.3334519073e-3f));
-  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(4.1665795894e-2f));
-  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(1.6666665459e-1f));
-  q = _mm512_fmadd_ps(q, r, _mm512_set1_ps(5.0000001201e-1f));
-  q = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(q, r), r, r), _mm512_set1_ps(1.0f));
-  const __m512i e = _mm512_slli_epi32(
-      _mm512_add_epi32(_mm512_sub_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(0x4B400000)), _mm512_set1_epi32(127)), 23);
-  return _mm512_mul_ps(q, _mm512_castsi512_ps(e));
-}
-
 /* softmax_row on AVX-512: 16 lanes with a masked last step (the compiler's version runs
  * a row's ragged tail, up to 15 of its 1..T elements, through scalar expf) */
 __attribute__((target("avx512f"))) static void z_softmax_row(float *a, const float *sc, int lo, int p, float cap) {
@@ -155,7 +137,7 @@ __attribute__((target("avx512f"))) static void z_softmax_row(float *a, const flo
     for (int i = 0; i < n; i += 16) { /* cap * tanh(z / cap), tanh(z) = 2 / (1 + e^-2z) - 1 */
       const __mmask16 mk = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
       const __m512 z = _mm512_maskz_loadu_ps(mk, sr + i);
-      const __m512 th = _mm512_sub_ps(_mm512_div_ps(two, _mm512_add_ps(one, z_expf(_mm512_mul_ps(z, ic)))), one);
+      const __m512 th = _mm512_sub_ps(_mm512_div_ps(two, _mm512_add_ps(one, tn__expf16(_mm512_mul_ps(z, ic)))), one);
       _mm512_mask_storeu_ps(ar + i, mk, _mm512_mul_ps(vc, th));
     }
     sr = ar;
@@ -169,7 +151,7 @@ __attribute__((target("avx512f"))) static void z_softmax_row(float *a, const flo
   __m512 sum = _mm512_setzero_ps();
   for (int i = 0; i < n; i += 16) {
     const __mmask16 mk = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
-    const __m512 e = _mm512_maskz_mov_ps(mk, z_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, sr + i), m)));
+    const __m512 e = _mm512_maskz_mov_ps(mk, tn__expf16(_mm512_sub_ps(_mm512_maskz_loadu_ps(mk, sr + i), m)));
     _mm512_mask_storeu_ps(ar + i, mk, e);
     sum = _mm512_add_ps(sum, e);
   }

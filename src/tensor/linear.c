@@ -294,12 +294,7 @@ bool tn_linear_part_ok(const tn_mat *W, int N) {
 }
 
 void tn_part_range(int out, int part, int nparts, int *o0, int *o1) {
-  /* cuts at multiples of 12 outputs: whole 3- and 4-row register blocks */
-  const int units = (out + 11) / 12;
-  *o0 = (int)((long)units * part / nparts) * 12;
-  *o1 = (int)((long)units * (part + 1) / nparts) * 12;
-  if (*o0 > out) *o0 = out;
-  if (*o1 > out) *o1 = out;
+  tn_split_range(out, 12, part, nparts, o0, o1); /* whole 3- and 4-row register blocks */
 }
 
 void tn_linear_part(float *y, const float *x, const tn_mat *W, const float *bias, int N, int part, int nparts) {
@@ -476,12 +471,7 @@ __attribute__((target("avx512f"))) void tn__transpose(float *dst, size_t ldd, co
 bool tn_linear_cols_ok(const tn_mat *W) { return W->dtype == TN_F32 && !(W->lora && W->lora->enabled); }
 
 void tn_cols_range(int out, int part, int nparts, int *o0, int *o1) {
-  /* cuts at multiples of 16 outputs: whole vectors of the packed panels */
-  const int units = (out + 15) / 16;
-  *o0 = (int)((long)units * part / nparts) * 16;
-  *o1 = (int)((long)units * (part + 1) / nparts) * 16;
-  if (*o0 > out) *o0 = out;
-  if (*o1 > out) *o1 = out;
+  tn_split_range(out, 16, part, nparts, o0, o1); /* whole vectors of the packed panels */
 }
 
 void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias, int N, int o0, int o1,

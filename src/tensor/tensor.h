@@ -142,9 +142,16 @@ void tn_attention_forward(float *out, float *att, const float *q, const float *k
  * [tn_kv_range(KV, part, nparts)) (so a caller may project, rotate and cache exactly
  * those heads' q/k/v just before, without a barrier); the caller synchronises
  * afterwards. Same numbers. */
+/* part `part` of `nparts` of [0, n), cut at multiples of `unit` (the last part ends at n) */
+static inline void tn_split_range(int n, int unit, int part, int nparts, int *a, int *b) {
+  const int units = (n + unit - 1) / unit;
+  *a = (int)((long)units * part / nparts) * unit;
+  *b = (int)((long)units * (part + 1) / nparts) * unit;
+  if (*a > n) *a = n;
+  if (*b > n) *b = n;
+}
 static inline void tn_kv_range(int KV, int part, int nparts, int *kh0, int *kh1) {
-  *kh0 = (int)((long)KV * part / nparts);
-  *kh1 = (int)((long)KV * (part + 1) / nparts);
+  tn_split_range(KV, 1, part, nparts, kh0, kh1);
 }
 void tn_attention_forward_part(float *out, const float *q, const float *k, const float *v, const tn_attn_shape *s,
                                int part, int nparts);
