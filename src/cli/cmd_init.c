@@ -77,37 +77,35 @@ int tn_cmd_init(int argc, char **argv) {
   }
   char *ov = NULL;
   tn_status s = TN_OK;
+  /* the byte tokenizer is written into the output directory first and then read like any
+   * other tokenizer directory (vocab size, bos/eos/pad from its files) */
+  const bool bytes = tokenizer && !strcmp(tokenizer, "bytes");
+  if (bytes) {
+    s = tn_mkdirs(out);
+    if (s == TN_OK) s = tn_write_byte_tokenizer(out);
+    if (s != TN_OK) return tn_cli_fail("init", s);
+    tokenizer = out;
+  }
   if (tokenizer) {
     cJSON *add = cJSON_CreateObject();
-    if (!strcmp(tokenizer, "bytes")) {
-      cJSON_AddNumberToObject(add, "vocab_size", o.vocab > 0 ? o.vocab : TN_BYTE_TOKENIZER_VOCAB);
-      cJSON_AddNumberToObject(add, "bos_token_id", 257);
-      cJSON_AddNumberToObject(add, "pad_token_id", 256);
-      cJSON *e = cJSON_AddArrayToObject(add, "eos_token_id");
-      cJSON_AddItemToArray(e, cJSON_CreateNumber(258));
-      cJSON_AddItemToArray(e, cJSON_CreateNumber(260));
-    } else {
-      tn_tokenizer *tk;
-      s = tn_tokenizer_load(tokenizer, &tk);
-      if (s != TN_OK) { cJSON_Delete(add); return tn_cli_fail("init", s); }
-      int v = tn_tokenizer_vocab_size(tk);
-      cJSON_AddNumberToObject(add, "vocab_size", o.vocab > v ? o.vocab : v);
-      if (tn_tokenizer_bos_id(tk) >= 0) cJSON_AddNumberToObject(add, "bos_token_id", tn_tokenizer_bos_id(tk));
-      add_eos(add, tk);
-      if (tn_tokenizer_pad_id(tk) >= 0) cJSON_AddNumberToObject(add, "pad_token_id", tn_tokenizer_pad_id(tk));
-      tn_tokenizer_free(tk);
-    }
+    tn_tokenizer *tk;
+    s = tn_tokenizer_load(tokenizer, &tk);
+    if (s != TN_OK) { cJSON_Delete(add); return tn_cli_fail("init", s); }
+    const int v = tn_tokenizer_vocab_size(tk); /* the byte tokenizer's model vocabulary is padded */
+    cJSON_AddNumberToObject(add, "vocab_size", bytes ? (o.vocab > 0 ? o.vocab : TN_BYTE_TOKENIZER_VOCAB)
+                                                     : o.vocab > v ? o.vocab : v);
+    if (tn_tokenizer_bos_id(tk) >= 0) cJSON_AddNumberToObject(add, "bos_token_id", tn_tokenizer_bos_id(tk));
+    add_eos(add, tk);
+    if (tn_tokenizer_pad_id(tk) >= 0) cJSON_AddNumberToObject(add, "pad_token_id", tn_tokenizer_pad_id(tk));
+    tn_tokenizer_free(tk);
     ov = merge_override(o.override_json, add);
     cJSON_Delete(add);
     o.override_json = ov;
   }
   s = tn_model_init_dir(out, &o);
-  if (s == TN_OK && tokenizer) {
-    if (!strcmp(tokenizer, "bytes")) s = tn_write_byte_tokenizer(out);
-    else {
-      static const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
-      for (int i = 0; i < 3 && s == TN_OK; i++) s = copy_file(tokenizer, out, names[i]);
-    }
+  if (s == TN_OK && tokenizer && !bytes) {
+    static const char *names[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
+    for (int i = 0; i < 3 && s == TN_OK; i++) s = copy_file(tokenizer, out, names[i]);
   }
   free(ov);
   if (s != TN_OK) return tn_cli_fail("init", s);
