@@ -498,7 +498,12 @@ static void forward_region(const tn_model *m, tn_state *st, int N, const int *po
         xs = pn;
       }
       tn_rmsnorm_forward(xn, NULL, xs, w->final_norm, n_out, C, c->eps, c->norm_plus_one);
-      if (head_in) tn_linear_part(logits, xn, &w->head, NULL, n_out, id, nt); // (n_out, V)
+      if (head_in && prefill) { /* our GEMMs, never BLAS: a row's logits do not depend on its batch */
+        int v0, v1;
+        tn_cols_range(w->head.out, id, nt, &v0, &v1);
+        if (n_out <= 32) tn_linear_rows(logits, xn, &w->head, NULL, n_out, v0, v1); // (n_out, V)
+        else tn_linear_cols(logits, xn, &w->head, NULL, n_out, v0, v1, NULL, 0);
+      } else if (head_in) tn_linear_part(logits, xn, &w->head, NULL, n_out, id, nt); // (n_out, V)
       else if (id == 0) memcpy(st->xf, xn, sizeof(float) * n_out * C);
     }
   }
@@ -524,7 +529,8 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
       if (out_rows[j] < 0 || out_rows[j] >= N) return tn_error(TN_ERR_ARG, "output row %d out of range", out_rows[j]);
   const bool fused = fused_ok(m, st, N), prefill = !fused && prefill_ok(m, st, N);
   if (fused || prefill) {
-    const bool head_in = logits && n_out > 0 && tn_linear_part_ok(&w->head, n_out);
+    const bool head_in = logits && n_out > 0 &&
+                         (prefill ? tn_linear_cols_ok(&w->head) : tn_linear_part_ok(&w->head, n_out));
     forward_region(m, st, N, pos, seq, logits, out_rows, n_out, head_in, prefill);
     for (int i = 0; i < N; i++)
       if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;

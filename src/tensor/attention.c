@@ -226,7 +226,7 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
   const int ld = att ? H * Tm : Tm;
   /* inference on AVX-512: linear.c's packed micro-kernel on K^T (scores) and V (P V),
    * padded to 48 columns (OpenBLAS re-packs both operands of these small products) */
-  const bool z = !att && has_avx512();
+  const bool z = !att && s->grouped && has_avx512(); /* inference only: training (also a recomputing forward) keeps one path */
   const int Lp = (L + 47) / 48 * 48, Dp = (D + 47) / 48 * 48;
   float *kt = NULL, *vp = NULL; // (D, Lp), (L, Dp)
   if (z) {

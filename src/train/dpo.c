@@ -47,7 +47,6 @@ typedef struct {
   bool share;            /* prompts shared by the chosen and rejected slots (tn_train_prefix_sharing) */
   float *logits, *dlogits, *lp, *dlp;      // (Nmax, V) x2, (Nmax) x2
   int *tok_r, *pos_r, *seq_r, *tgt_r;     // (Nmax)
-  int *out_r, *tgt_o;                     // (Nmax) response rows and their targets (no-grad forwards)
   int N;
   double *sums;                           // (S) per-sequence log-prob sums
   float *pc, *pr, *rc, *rr, *dc, *dr;     // (batch) per pair
@@ -95,19 +94,13 @@ static tn_status pair_logps(dpo_t *t, const tn_model *m, const tn_pref_pair *con
   const int V = t->m->cfg.V;
   if (t->tp.lora) tn_lora_train_mode(t->tp.lora, train, train ? ++t->fwd_counter : 0);
   memset(t->sums, 0, sizeof(double) * 2 * n);
-  if (train) { /* the backward pass needs every row's logits */
-    TN_TRY(tn_forward(m, t->st, t->N, t->tok_r, t->pos_r, t->seq_r, t->logits, NULL, t->N));
-    tn_token_logprobs(t->lp, t->logits, t->tgt_r, t->N, V, 1.0f);
-    for (int i = 0; i < t->N; i++)
-      if (t->tgt_r[i] >= 0) t->sums[t->seq_r[i]] += t->lp[i];
-  } else { /* only the response rows' logits (the LM head skips the prompt rows) */
-    int no = 0;
-    for (int i = 0; i < t->N; i++)
-      if (t->tgt_r[i] >= 0) { t->out_r[no] = i; t->tgt_o[no++] = t->tgt_r[i]; }
-    TN_TRY(tn_forward(m, t->st, t->N, t->tok_r, t->pos_r, t->seq_r, t->logits, t->out_r, no));
-    tn_token_logprobs(t->lp, t->logits, t->tgt_o, no, V, 1.0f);
-    for (int k = 0; k < no; k++) t->sums[t->seq_r[t->out_r[k]]] += t->lp[k];
-  }
+  /* every row's logits, also without a backward pass: the head GEMM over another set of rows
+   * (only the response rows) rounds differently on some BLAS kernels, and the reference must give
+   * the policy's numbers bit for bit while they are the same weights (step 1: margin exactly 0) */
+  TN_TRY(tn_forward(m, t->st, t->N, t->tok_r, t->pos_r, t->seq_r, t->logits, NULL, t->N));
+  tn_token_logprobs(t->lp, t->logits, t->tgt_r, t->N, V, 1.0f);
+  for (int i = 0; i < t->N; i++)
+    if (t->tgt_r[i] >= 0) t->sums[t->seq_r[i]] += t->lp[i];
   for (int b = 0; b < n; b++) {
     c[b] = (float)(t->avg ? t->sums[2 * b] / P[b]->nc : t->sums[2 * b]);
     r[b] = (float)(t->avg ? t->sums[2 * b + 1] / P[b]->nr : t->sums[2 * b + 1]);
@@ -285,8 +278,6 @@ static tn_status setup(dpo_t *t) {
   t->pos_r = malloc(sizeof(int) * t->Nmax);
   t->seq_r = malloc(sizeof(int) * t->Nmax);
   t->tgt_r = malloc(sizeof(int) * t->Nmax);
-  t->out_r = malloc(sizeof(int) * t->Nmax);
-  t->tgt_o = malloc(sizeof(int) * t->Nmax);
   t->sums = malloc(sizeof(double) * t->S);
   float **pp[] = {&t->pc, &t->pr, &t->rc, &t->rr, &t->dc, &t->dr};
   for (int i = 0; i < 6; i++) *pp[i] = calloc(o->batch_size, sizeof(float));
@@ -308,7 +299,6 @@ static void teardown(dpo_t *t) {
   tn_free(t->lp);
   tn_free(t->dlp);
   free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r); free(t->sums);
-  free(t->out_r); free(t->tgt_o);
   free(t->pc); free(t->pr); free(t->rc); free(t->rr); free(t->dc); free(t->dr);
   free(t->pre_c); free(t->pre_r);
   tn_stream_free(&t->stream);
