@@ -25,6 +25,8 @@ build: deps
 test: build
 	@scripts/test-setup.sh
 	cd $(BUILD) && ctest --output-on-failure -j 2 $(if $(TESTS),-R '$(TESTS)',)
+	@echo "== the whole suite again with the portable kernels (TN_ISA=portable)"
+	cd $(BUILD) && TN_ISA=portable ctest --output-on-failure -j 2 -LE isa $(if $(TESTS),-R '$(TESTS)',)
 
 demo: build
 	@scripts/demo.sh $(BUILD)/tunic

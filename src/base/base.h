@@ -66,6 +66,19 @@ uint16_t tn_f32_to_bf16(float f);  /* round to nearest even */
 float tn_f16_to_f32(uint16_t h);
 uint16_t tn_f32_to_f16(float f);
 
+/* ---- instruction-set level of the kernels (isa.c) ----
+ * Detected once: the best the CPU and OS allow. In use: that, or lower when TN_ISA=amx|
+ * avx512bf16|avx512|avx2|portable is set (or TN_NO_AMX / TN_NO_AVX512BF16), or after
+ * tn_isa_set. Every dispatching kernel obeys tn_isa_level(). Levels are ordered: each
+ * includes the ones below (avx512 = F+BW+VL+DQ; avx2 includes FMA). */
+typedef enum { TN_ISA_PORTABLE = 0, TN_ISA_AVX2 = 1, TN_ISA_AVX512 = 2, TN_ISA_AVX512BF16 = 3, TN_ISA_AMX = 4 } tn_isa;
+tn_isa tn_isa_detected(void);
+tn_isa tn_isa_level(void);
+tn_isa tn_isa_set(tn_isa isa); /* clamped to the detected level; returns the level now in use */
+const char *tn_isa_name(tn_isa isa);
+bool tn_isa_parse(const char *s, tn_isa *out);
+const char *tn_cpu_model(void);
+
 /* ---- threads ---- */
 int tn_num_threads(void);
 

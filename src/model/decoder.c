@@ -350,7 +350,7 @@ static bool prefill_ok(const tn_model *m, const tn_state *st, int N) {
     prefill_on = !e || !*e || !strcmp(e, "0");
   }
   if (!prefill_on || st->train || N <= 8 || omp_in_parallel() || tn_matmul_bf16() ||
-      !__builtin_cpu_supports("avx512f"))
+      tn_isa_level() < TN_ISA_AVX512)
     return false;
   for (int l = 0; l < m->cfg.L; l++) {
     const tn_layer *y = &m->w.layers[l];
