@@ -7,4 +7,5 @@
 #include "tunic/tokenizer.h"
 #include "tunic/obs.h"
 #include "tunic/rl.h"
+#include "tunic/generate.h"
 #endif

@@ -213,12 +213,14 @@ void tn_nf4_quantize(tn_nf4 *q, const float *x) {
 float tn_nf4_absmax(const tn_nf4 *q, int64_t b) {
   if (!q->nested) return q->absmax[b];
   /* dequantize_blockwise: code2[q] * absmax2 (f32), then += offset (f32) */
-  const float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256]; /* blocksize2 is always 256 */
+  float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256]; /* blocksize2 is always 256 */
+  __asm__("" : "+x"(a)); /* the product rounded to f32 on its own: never an FMA with the add */
   return a + q->offset;
 }
 
-/* am[i] = tn_nf4_absmax(q, b0 + i) for i < nb. Kept out of line in the default target
- * (no FMA contraction of the product and the offset: bit-identical to tn_nf4_absmax). */
+/* am[i] = tn_nf4_absmax(q, b0 + i) for i < nb: the product rounded on its own, then the
+ * add (as bitsandbytes' two operations; the asm keeps the compiler from fusing them into an
+ * FMA wherever this is inlined or compiled, so it is bit-identical to tn_nf4_absmax) */
 __attribute__((noinline)) static void nf4_row_absmax(float *am, const tn_nf4 *q, int64_t b0, int nb) {
   if (!q->nested) {
     memcpy(am, q->absmax + b0, sizeof(float) * (size_t)nb);
@@ -226,7 +228,8 @@ __attribute__((noinline)) static void nf4_row_absmax(float *am, const tn_nf4 *q,
   }
   for (int i = 0; i < nb; i++) {
     const int64_t b = b0 + i;
-    const float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256];
+    float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256];
+    __asm__("" : "+x"(a));
     am[i] = a + q->offset;
   }
 }
