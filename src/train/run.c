@@ -60,6 +60,8 @@ tn_status tn_run_check_out(const char *out, bool *created) {
     struct dirent *de;
     while ((de = readdir(d))) {
       if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+      const char *tmp = strstr(de->d_name, ".tmp.");
+      if (tmp && tmp[5] && strspn(tmp + 5, "0123456789") == strlen(tmp + 5)) continue; /* an atomic write's leftover */
       if (!strcmp(de->d_name, "run_manifest.json")) run = true;
       else if (!other[0]) snprintf(other, sizeof other, "%s", de->d_name);
     }
