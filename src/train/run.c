@@ -115,7 +115,8 @@ static tn_status check_state(const tn_run *r, const char *ck, long step, const c
       s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'data_pos' is not %ld (step %ld x %ld items per step)", ck,
                    step * r->per_step, step, r->per_step);
   } else *data_pos = step * r->per_step; /* written before data_pos was recorded (GRPO) */
-  if (s == TN_OK && cJSON_HasObjectItem(j, "seed") && (!json_long(j, "seed", 0, big, &v) || (uint64_t)v != r->seed))
+  const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed"); /* written as a double: compared as one */
+  if (s == TN_OK && seed && (!cJSON_IsNumber(seed) || seed->valuedouble != (double)r->seed))
     s = tn_error(TN_ERR_ARG, "%s was written by a run with another seed (this run: --seed %llu); resume with the run's own options",
                  ck, (unsigned long long)r->seed);
   if (s == TN_OK && cJSON_HasObjectItem(j, "train_examples") &&
