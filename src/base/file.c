@@ -98,7 +98,7 @@ tn_status tn_fsync_path(const char *path) {
   if (fd >= 0) {
     if (!err && fsync(fd) != 0 && errno != EINVAL) err = errno; /* EINVAL: a file system without fsync of directories */
     close(fd);
-  } else if (!err) err = errno;
+  } else if (!err && errno != EACCES) err = errno; /* a folder we may write but not open: nothing to sync with */
   return err ? tn_error(TN_ERR_IO, "%s: fsync failed: %s", path, strerror(err)) : TN_OK;
 }
 

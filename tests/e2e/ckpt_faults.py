@@ -24,17 +24,15 @@ checkpoints, and another run's checkpoints, on tiny runs (tests/e2e/trainers.py)
    refused (exit 2, the message names --data / --seed), nothing changed; a checkpoint without
    checksums.json (written before they were recorded) still resumes.
 """
-import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import TUNIC, check, finish, run, workdir  # noqa: E402
-from trainers import ENV1, Trainers, sha  # noqa: E402
+from common import check, finish, workdir  # noqa: E402
+from trainers import ENV1, run_clean as run, Trainers, sha  # noqa: E402
 
 W = workdir("faults")
 T = Trainers(W)

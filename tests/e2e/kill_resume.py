@@ -23,8 +23,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import TUNIC, check, finish, run, workdir  # noqa: E402
-from trainers import ENV1, NAMES, Trainers, sha  # noqa: E402
+from common import TUNIC, check, finish, workdir  # noqa: E402
+from trainers import ENV1, run_clean as run, NAMES, Trainers, sha  # noqa: E402
 
 KILLS = int(os.environ.get("TN_KILLS", "3"))
 rng = random.Random(int(os.environ.get("TN_KILL_SEED", "1")))

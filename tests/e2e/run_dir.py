@@ -22,8 +22,8 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import check, copy_model, finish, run, st_tensors, st_write, workdir  # noqa: E402
-from trainers import ENV1, NAMES, Trainers, sha  # noqa: E402
+from common import check, copy_model, finish, st_tensors, st_write, workdir  # noqa: E402
+from trainers import ENV1, run_clean as run, NAMES, Trainers, sha  # noqa: E402
 
 W = workdir("rundir")
 T = Trainers(W)

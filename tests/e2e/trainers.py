@@ -14,12 +14,20 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import init_model, jsonl, ok_run  # noqa: E402
+from common import check, init_model, jsonl, ok_run, run, sanitizer_report  # noqa: E402
 
 SRC = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 REWARD_CMD = f"/usr/bin/python3 {os.path.join(SRC, 'tests', 'grpo', 'reward_letters.py')}"
 NAMES = ("sft", "dpo", "distill", "grpo")
 ENV1 = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "passive", "TN_PROGRESS": "plain"}
+
+
+def run_clean(args, **kw):
+    """common.run, and a failed check when the run printed a sanitizer report (a SAN=1 build)."""
+    p = run(args, **kw)
+    if sanitizer_report(p):
+        check(False, f"no sanitizer report from tunic {' '.join(str(a) for a in args[:1])}: {p.stderr[-3000:]}")
+    return p
 
 
 def sha(path):
