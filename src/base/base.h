@@ -47,6 +47,20 @@ tn_status tn_mkdirs(const char *path);
 /* Copy a file (atomically at dst). */
 tn_status tn_copy_file(const char *src, const char *dst);
 bool tn_file_exists(const char *path);
+/* fsync a file or a directory by path (an error names it). */
+tn_status tn_fsync_path(const char *path);
+
+/* ---- injected I/O faults, for the fault tests (docs/testing.md) ----
+ * Environment TN_FAULT=OP:N:ERR (OP write | fsync | rename, ERR ENOSPC | EIO) makes the
+ * N-th such operation inside a checkpoint save (counted over the process) fail with that
+ * errno; TN_FAULT=trace prints every counted operation on stderr ("tunic fault point: OP
+ * N PATH"). A write fault hits a file after its contents went to the stdio buffer (as a
+ * full disk at fflush). Unset: one getenv, nothing else. */
+typedef enum { TN_IO_WRITE, TN_IO_FSYNC, TN_IO_RENAME } tn_io_op;
+/* 0, or the errno this operation on path is to fail with. */
+int tn_io_fault(tn_io_op op, const char *path);
+/* Count the operations between tn_io_fault_scope(true) and (false) (a checkpoint save). */
+void tn_io_fault_scope(bool on);
 /* dir + "/" + name into a new string (caller frees). */
 char *tn_path_join(const char *dir, const char *name);
 

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "base/base.h"
 #include "train/opts.h"
+#include "train/run.h"
 
 typedef struct {
   TN_TRAIN_OPTS;              /* model (the policy), data (prompts), out, lr, LoRA, ... (train/opts.h);
@@ -25,5 +26,6 @@ typedef struct {
 } tn_grpo_opts;
 
 void tn_grpo_opts_default(tn_grpo_opts *o);
-tn_status tn_grpo_run(const tn_grpo_opts *o, const char *config_json, int argc, char **argv);
+/* Train to the end (the driver in train/run.h); ri: for the manifest (may be NULL). */
+tn_status tn_grpo_run(const tn_grpo_opts *o, const tn_run_info *ri);
 #endif

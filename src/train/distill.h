@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include "base/base.h"
 #include "train/opts.h"
+#include "train/run.h"
 
 typedef struct {
   TN_TRAIN_OPTS;               /* model = the student (--student), data, out, lr, LoRA, ... (train/opts.h) */
@@ -23,5 +24,6 @@ typedef struct {
 /* The shared defaults; T 1, alpha 0.5, T^2 KL (jsd_beta -1), off-policy, 64 sampled tokens
  * at temperature 1 when on-policy, feature weight 1, teacher in f32. */
 void tn_distill_opts_default(tn_distill_opts *o);
-tn_status tn_distill_run(const tn_distill_opts *o, const char *config_json, int argc, char **argv);
+/* Train to the end (the driver in train/run.h); ri: for the manifest (may be NULL). */
+tn_status tn_distill_run(const tn_distill_opts *o, const tn_run_info *ri);
 #endif

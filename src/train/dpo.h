@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include "base/base.h"
 #include "train/opts.h"
+#include "train/run.h"
 
 typedef struct {
   TN_TRAIN_OPTS;           /* model (the policy), data, out, batch size, lr, LoRA, ... (train/opts.h) */
@@ -20,6 +21,6 @@ typedef struct {
 /* The shared defaults with lr 1e-6 and a linear schedule; DPO sigmoid loss, beta 0.1,
  * ORPO lambda 0.1, prompts and responses cut at 512 tokens. */
 void tn_dpo_opts_default(tn_dpo_opts *o);
-/* config_json: the resolved configuration for the manifest (may be NULL). */
-tn_status tn_dpo_run(const tn_dpo_opts *o, const char *config_json, int argc, char **argv);
+/* Train to the end (the driver in train/run.h); ri: for the manifest (may be NULL). */
+tn_status tn_dpo_run(const tn_dpo_opts *o, const tn_run_info *ri);
 #endif

@@ -3,6 +3,7 @@
 #define TN_SFT_H
 #include "data/data.h"
 #include "train/opts.h"
+#include "train/run.h"
 #include "train/train.h"
 
 typedef struct {
@@ -12,6 +13,6 @@ typedef struct {
 
 /* The shared defaults (tn_train_opts_default), log_every 1. */
 void tn_sft_opts_default(tn_sft_opts *o);
-/* config_json: the resolved configuration for the manifest (may be NULL). */
-tn_status tn_sft_run(const tn_sft_opts *o, const char *config_json, int argc, char **argv);
+/* Train to the end (the driver in train/run.h); ri: for the manifest (may be NULL). */
+tn_status tn_sft_run(const tn_sft_opts *o, const tn_run_info *ri);
 #endif
