@@ -287,7 +287,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   t->idx = calloc(o->batch_size, sizeof(int));
   t->lens = calloc(o->batch_size, sizeof(int));
   if (!ok || !t->P || !t->idx || !t->lens || !t->logits || !t->dlogits || !t->lp || !t->dlp || !t->tok_r || !t->pos_r ||
-      !t->seq_r || !t->tgt_r || !t->out_r || !t->tgt_o || !t->sums)
+      !t->seq_r || !t->tgt_r || !t->sums)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", t->Nmax, V);
   if (!t->orpo && o->precompute_ref) {
     TN_TRY(precompute(t));
