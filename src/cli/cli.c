@@ -118,6 +118,7 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
       break;
     }
     case 'u': {
+      if (strchr(v, '-')) goto bad; /* strtoull would wrap "-5" around */
       unsigned long long x = strtoull(v, &end, 10);
       if (errno || *end || end == v) goto bad;
       *(uint64_t *)f->dst = x;
@@ -130,6 +131,10 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
       else *(double *)f->dst = x;
       break;
     }
+    }
+    if (tn_cli_check_opt(argv[0], f, "--") != TN_OK) {
+      fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
+      return -1;
     }
     continue;
   bad:
@@ -207,6 +212,15 @@ bad:
   return -1;
 }
 
+/* The range rule (optrules.c) of every numeric option given in the file or as a flag. */
+static tn_status check_given(const char *cmd, const tn_flag *flags, int nflags, const tn_runcfg *rc) {
+  for (int i = 0; i < nflags; i++) {
+    const char *origin = tn_runcfg_origin(rc, flags[i].name);
+    if (origin && strcmp(origin, "default")) TN_TRY(tn_cli_check_opt(cmd, &flags[i], origin));
+  }
+  return TN_OK;
+}
+
 int tn_cli_parse_config(int argc, char **argv, const tn_flag *flags, int nflags, const char *usage,
                         struct tn_runcfg **out) {
   *out = NULL;
@@ -214,6 +228,7 @@ int tn_cli_parse_config(int argc, char **argv, const tn_flag *flags, int nflags,
   tn_runcfg *rc = tn_runcfg_new(flags, nflags); /* copies the table */
   if (!rc) { fprintf(stderr, "tunic %s: out of memory\n", argv[0]); return -1; }
   tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
+  if (s == TN_OK) s = check_given(argv[0], flags, nflags, rc);
   if (s != TN_OK) {
     fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
     tn_runcfg_free(rc);
@@ -239,6 +254,7 @@ int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags,
   tn_runcfg *rc = tn_runcfg_new(flags, nflags);
   if (!rc) return tn_cli_fail(cmd, tn_error(TN_ERR_NOMEM, "out of memory"));
   tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
+  if (s == TN_OK) s = check_given(cmd, flags, nflags, rc);
   if (s == TN_OK) {
     char title[96];
     snprintf(title, sizeof title, "%s configuration", cmd);

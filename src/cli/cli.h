@@ -43,6 +43,13 @@ int tn_cli_train_rows(tn_flag *out, tn_train_opts *t, unsigned has, const tn_fla
 typedef tn_status (*tn_cli_run_fn)(const void *opts, const char *config_json, int argc, char **argv);
 int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags, int nflags, tn_cli_run_fn run,
                  const void *opts);
+/* The range rule of numeric option F of command CMD (src/cli/optrules.c, one rule per option name,
+ * a few qualified by command): TN_ERR_ARG naming the option, its value and ORIGIN ("--x" or
+ * "FILE:LINE") when the value is outside it; TN_ERR_INTERNAL for a numeric option with no rule.
+ * Strings and bools pass. tn_cli_parse and the --config paths call it for every value given. */
+tn_status tn_cli_check_opt(const char *cmd, const tn_flag *f, const char *origin);
+/* The rule in words: "in (0, 1] (1 = off)". */
+void tn_cli_rule_text(const char *cmd, const char *name, char *buf, size_t n);
 /* Print "tunic CMD: error: <last error>" and return the exit code for a status. */
 int tn_cli_fail(const char *cmd, tn_status s);
 /* Every value of a repeatable string option --NAME ("--NAME X" or "--NAME=X"), each split on

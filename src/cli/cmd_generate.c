@@ -103,12 +103,6 @@ int tn_cmd_generate(int argc, char **argv) {
     fprintf(stderr, "tunic generate: --model and one of --prompt or --ids are required\n");
     return 2;
   }
-  if (o.n <= 0 || o.max_new_tokens <= 0 || o.top_k < 0 || !(o.top_p > 0 && o.top_p <= 1) || o.min_p < 0 ||
-      !(o.repetition_penalty > 0) || o.temperature < 0) {
-    fprintf(stderr, "tunic generate: invalid sampling option (need n, max-new-tokens > 0, 0 < top-p <= 1, "
-                    "repetition-penalty > 0, temperature >= 0)\n");
-    return 2;
-  }
   int **seqs, *lens, B;
   tn_tokenizer *tok = NULL;
   tn_status s = TN_OK;

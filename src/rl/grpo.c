@@ -333,9 +333,13 @@ static tn_status dump_grads(grpo_t *t, long step) {
 static tn_status step_once(grpo_t *t, long step, double t_start) {
   const tn_grpo_opts *o = &t->o;
   const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
-  const tn_prompt *pr[1024];
-  const int *pids[1024];
-  int plen[1024];
+  const tn_prompt **pr = malloc(sizeof *pr * B); /* (B): sized from --batch-size, no fixed cap */
+  const int **pids = malloc(sizeof *pids * B);
+  int *plen = malloc(sizeof *plen * B);
+  if (!pr || !pids || !plen) {
+    free(pr); free(pids); free(plen);
+    return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
+  }
   for (int b = 0; b < B; b++) {
     pr[b] = prompt_at(t, step * B + b);
     pids[b] = pr[b]->ids;
@@ -356,7 +360,9 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   tn_status s = tn_generate(t->m, pids, plen, B, &go, r.res);
   double t_roll = tn_now() - t0;
   tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
-  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); return s; }
+  free(pids);
+  free(plen);
+  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); free(pr); return s; }
   r.off = malloc(sizeof(int) * (S + 1));
   r.off[0] = 0;
   long gen_tokens = 0;
@@ -495,6 +501,7 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   free(ptexts);
   free(exs);
   free_rollout(&r, S);
+  free(pr);
   return s;
 }
 

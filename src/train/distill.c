@@ -173,7 +173,7 @@ static tn_status evaluate(kd_t *t, kd_eval *ev) {
   memset(ev, 0, sizeof *ev);
   long M = 0;
   for (int i = 0; i < t->eval.n; i++) M += t->eval.ex[i].n_targets;
-  const tn_example *ex[1024];
+  const tn_example **ex = t->ex; /* (batch * accum) >= batch_size: sized from the options */
   double sce = 0, tce = 0;
   for (int i = 0; i < t->eval.n;) {
     int n = 0;
@@ -329,8 +329,10 @@ static tn_status setup(kd_t *t) {
   tn_distill_opts *o = &t->o;
   if (!o->teacher || !o->model || !o->data || !o->out)
     return tn_error(TN_ERR_ARG, "--teacher, --student, --data and --out are required");
-  if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
-    return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
+  if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1 ||
+      (int64_t)o->batch_size * o->grad_accum * o->max_seq_len > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid, "
+                                "their product below 2^31");
   if (!(o->lmbda >= 0 && o->lmbda <= 1)) return tn_error(TN_ERR_ARG, "lmbda = %g must be in [0, 1]", o->lmbda);
   t->kc = (tn_kd_cfg){.alpha = o->alpha, .T = o->temperature, .top_k = o->top_k, .jsd_beta = o->jsd_beta};
   tn_load_opts lo;

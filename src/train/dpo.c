@@ -51,6 +51,8 @@ typedef struct {
   int N;
   double *sums;                           // (S) per-sequence log-prob sums
   float *pc, *pr, *rc, *rr, *dc, *dr;     // (batch) per pair
+  const tn_pref_pair **P;                 // (batch) the pairs of a micro-batch
+  int *idx, *lens;                        // (batch) their indices, ORPO's chosen lengths
   tn_stream stream;
   long data_pos;
   tn_run run;
@@ -145,7 +147,7 @@ static tn_status head(dpo_t *t, const tn_pref_pair *const *P, int n, int n_step,
     for (int b = 0; b < n; b++) { t->dc[b] = (float)(t->dc[b] * w); t->dr[b] = (float)(t->dr[b] * w); }
     a->loss += w * st.loss;
   } else if (n == n_step) { /* one micro-batch: TRL's token-mean NLL directly */
-    int lens[1024];
+    int *lens = t->lens;
     for (int b = 0; b < n; b++) lens[b] = P[b]->nc;
     TN_TRY(tn_orpo_loss_tok(t->o.orpo_lambda, n, t->pc, t->pr, lens, t->dc, t->dr, &st));
     a->loss += st.loss;
@@ -190,8 +192,8 @@ static tn_status backward(dpo_t *t, const tn_pref_pair *const *P) {
 /* eval over held-out pairs: loss and statistics of the whole set */
 static tn_status evaluate(dpo_t *t, dpo_acc *a) {
   memset(a, 0, sizeof *a);
-  const tn_pref_pair *P[1024];
-  int idx[1024];
+  const tn_pref_pair **P = t->P;
+  int *idx = t->idx;
   long ntok = 0;
   for (int i = 0; i < t->eval.n; i++) ntok += t->eval.p[i].nc;
   for (int i = 0; i < t->eval.n;) {
@@ -211,7 +213,7 @@ static tn_status precompute(dpo_t *t) {
   const int total = t->train.n + t->eval.n;
   t->pre_c = malloc(sizeof(float) * total);
   t->pre_r = malloc(sizeof(float) * total);
-  const tn_pref_pair *P[1024];
+  const tn_pref_pair **P = t->P;
   const double t0 = tn_now();
   for (int i = 0; i < total;) {
     int n = 0, i0 = i;
@@ -228,8 +230,12 @@ static tn_status precompute(dpo_t *t) {
 static tn_status setup(dpo_t *t) {
   tn_dpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
-  if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0)
-    return tn_error(TN_ERR_ARG, "batch_size (1..1024) and grad_accum (>= 1) must be valid");
+  if (o->batch_size <= 0 || o->grad_accum <= 0 || (int64_t)o->batch_size * o->grad_accum > INT32_MAX / 2)
+    return tn_error(TN_ERR_ARG, "batch_size (>= 1) and grad_accum (>= 1) must be valid, their product below 2^30");
+  t->P = malloc(sizeof *t->P * o->batch_size);
+  t->idx = malloc(sizeof *t->idx * o->batch_size);
+  t->lens = malloc(sizeof *t->lens * o->batch_size);
+  if (!t->P || !t->idx || !t->lens) return tn_error(TN_ERR_NOMEM, "out of memory");
   if (!strcmp(o->algorithm, "orpo")) t->orpo = true;
   else if (strcmp(o->algorithm, "dpo") != 0) return tn_error(TN_ERR_ARG, "algorithm '%s': expected dpo or orpo", o->algorithm);
   t->lc = (tn_dpo_cfg){.beta = o->beta, .label_smoothing = o->label_smoothing};
@@ -269,6 +275,8 @@ static tn_status setup(dpo_t *t) {
   if (t->train.n_dropped) tn_warn("%d pairs had an empty response and were dropped", t->train.n_dropped);
   t->S = 2 * o->batch_size;
   t->T = t->train.max_len > t->eval.max_len ? t->train.max_len : t->eval.max_len;
+  if ((int64_t)t->S * t->T > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size %d x the longest pair (%d tokens) is too many rows for one forward", o->batch_size, t->T);
   t->Nmax = t->S * t->T;
   const int V = t->m->cfg.V;
   t->share = tn_train_prefix_sharing();
@@ -311,6 +319,7 @@ static void teardown(dpo_t *t) {
   free(t->out_r); free(t->tgt_o);
   free(t->pc); free(t->pr); free(t->rc); free(t->rr); free(t->dc); free(t->dr);
   free(t->pre_c); free(t->pre_r);
+  free(t->P); free(t->idx); free(t->lens);
   tn_stream_free(&t->stream);
   tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
@@ -366,8 +375,8 @@ tn_status tn_dpo_run(const tn_dpo_opts *opts, const char *config_json, int argc,
          (long)o->steps, o->batch_size, o->grad_accum, t.tp.opt.total);
   fflush(stdout);
   const int B = o->batch_size, n_step = B * o->grad_accum;
-  const tn_pref_pair *P[1024];
-  int idx[1024];
+  const tn_pref_pair **P = t.P;
+  int *idx = t.idx;
   for (long step = step0; step < o->steps && s == TN_OK; step++) {
     const double t0 = tn_now();
     long ntok_c = 0, pos = t.data_pos; /* ORPO's NLL is a mean over every chosen token of the step */

@@ -74,23 +74,27 @@ static tn_status run_rows(sft_t *t, double *loss_sum, float weight, bool backwar
 static tn_status eval_loss(sft_t *t, double *out) {
   double sum = 0;
   long count = 0;
-  const tn_example *ex[1024];
-  for (int i = 0; i < t->eval.n;) {
+  const tn_example **ex = malloc(sizeof *ex * t->o.batch_size); /* (batch_size) */
+  if (!ex) return tn_error(TN_ERR_NOMEM, "out of memory");
+  tn_status s = TN_OK;
+  for (int i = 0; i < t->eval.n && s == TN_OK;) {
     int n = 0;
     while (i < t->eval.n && n < t->o.batch_size) ex[n++] = &t->eval.ex[i++];
     rows_fill(&t->rows, ex, n);
     count += t->rows.targets;
-    TN_TRY(run_rows(t, &sum, 0, false));
+    s = run_rows(t, &sum, 0, false);
   }
+  free(ex);
   *out = count ? sum / count : NAN;
-  return TN_OK;
+  return s;
 }
 
 static tn_status setup(sft_t *t) {
   tn_sft_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
-  if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
-    return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
+  if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1 || (int64_t)o->batch_size * o->max_seq_len > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid, "
+                                "batch_size x max_seq_len below 2^31");
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   TN_TRY(tn_train_opts_load_sft(&o->train, t->tok, t->m->cfg.V, &t->train, &t->eval));
