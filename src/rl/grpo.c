@@ -43,6 +43,7 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
   o->beta = 0.04f;
   o->epsilon = 0.2f;
   o->epsilon_high = -1.0f; /* = epsilon */
+  o->reward_cmd_timeout = 30.0f;
 }
 
 typedef struct {
@@ -135,6 +136,7 @@ static tn_status setup(grpo_t *t) {
   tn_reward_config rc;
   tn_reward_config_default(&rc);
   rc.reward_cmd = o->reward_cmd;
+  rc.reward_cmd_timeout = o->reward_cmd_timeout;
   rc.rubric_path = o->rubric;
   TN_TRY(tn_rewards_create(&t->rw, o->reward, &rc));
   for (int f = 0; f < tn_rewards_count(t->rw); f++) {
