@@ -4,7 +4,10 @@
  * options themselves (src/train/opts.c). */
 #include "cli/cli.h"
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +146,46 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
     return -1;
   }
   return 0;
+}
+
+tn_status tn_cli_out_dir(const char *opt, const char *path, const char *const *own, bool force) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) return TN_OK; /* created by the command */
+  if (!S_ISDIR(sb.st_mode)) return tn_error(TN_ERR_ARG, "--%s %s: exists and is not a directory", opt, path);
+  if (force) return TN_OK;
+  DIR *d = opendir(path);
+  if (!d) return tn_error(TN_ERR_IO, "--%s %s: cannot read the directory: %s", opt, path, strerror(errno));
+  tn_status s = TN_OK;
+  for (struct dirent *e; s == TN_OK && (e = readdir(d)) != NULL;) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    bool mine = false;
+    for (int i = 0; own[i] && !mine; i++) mine = fnmatch(own[i], e->d_name, 0) == 0;
+    if (!mine)
+      s = tn_error(TN_ERR_ARG, "--%s %s: the directory holds '%s', which this command does not write: refusing to "
+                   "write into a directory with other files (choose another directory, or --force)", opt, path, e->d_name);
+  }
+  closedir(d);
+  return s;
+}
+
+const char *const tn_cli_model_files[] = {
+  "config.json", "generation_config.json", "model.safetensors", "model-*-of-*.safetensors",
+  "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+  "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json", NULL};
+
+tn_status tn_cli_out_file(const char *opt, const char *path, const char *const *magic, bool force) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) return TN_OK;
+  if (S_ISDIR(sb.st_mode)) return tn_error(TN_ERR_ARG, "--%s %s: is a directory (a file name is expected)", opt, path);
+  if (force || sb.st_size == 0) return TN_OK;
+  char head[16] = {0};
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+  if (f) fclose(f);
+  for (int i = 0; magic[i]; i++)
+    if (n >= strlen(magic[i]) && !memcmp(head, magic[i], strlen(magic[i]))) return TN_OK;
+  return tn_error(TN_ERR_ARG, "--%s %s: the file exists and is not an output of this command: refusing to overwrite "
+                  "it (choose another name, or --force)", opt, path);
 }
 
 int tn_cli_fail(const char *cmd, tn_status s) {

@@ -2,11 +2,13 @@
  * (--prompt, optionally through the chat template with --chat) or of token ids
  * (--ids), streaming text as it is produced; --json prints one result line per
  * sample. Stop strings (--stop) end a sample when its text contains them. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
 #include "generate/generate.h"
 #include "train/lora.h"
+#include "tokenizer/tokenizer.h"
 #include "tunic/tokenizer.h"
 
 typedef struct {
@@ -43,7 +45,9 @@ static bool stop_fn(void *ctx, int prompt, int sample, const int *ids, int n) {
   return g->text[k] && strstr(g->text[k], g->stop) != NULL;
 }
 
-static void json_str(const char *s) {
+/* S as a JSON string: invalid UTF-8 (a sample cut inside a character) replaced by U+FFFD */
+static void json_str(const char *text) {
+  char *valid = tn_utf8_valid_dup(text ? text : ""), *s = valid;
   putchar('"');
   for (; s && *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -53,6 +57,7 @@ static void json_str(const char *s) {
     else putchar(c);
   }
   putchar('"');
+  free(valid);
 }
 
 static int parse_id_list(const char *s, int **out) {
@@ -202,7 +207,11 @@ int tn_cmd_generate(int argc, char **argv) {
         printf("{\"prompt\": %d, \"sample\": %d, \"ids\": [", b, j);
         for (int k = 0; k < q->n; k++) printf(k ? ", %d" : "%d", q->ids[k]);
         printf("], \"logprobs\": [");
-        for (int k = 0; k < q->n; k++) printf(k ? ", %.7g" : "%.7g", q->logprobs[k]);
+        for (int k = 0; k < q->n; k++) { /* JSON has no NaN: a non-finite log-prob is null */
+          if (k) fputs(", ", stdout);
+          if (isfinite(q->logprobs[k])) printf("%.7g", q->logprobs[k]);
+          else fputs("null", stdout);
+        }
         printf("], \"finish_reason\": \"%s\"", fin[q->finish]);
         if (tok) { printf(", \"text\": "); json_str(g.text[b * o.n + j]); }
         printf("}\n");

@@ -8,6 +8,7 @@
 #include "data/prompts.h"
 #include "eval/run_eval.h"
 #include "generate/generate.h"
+#include "tokenizer/tokenizer.h"
 #include "tunic/obs.h"
 
 void tn_eval_opts_default(tn_eval_opts *o) {
@@ -109,13 +110,19 @@ typedef struct { char **lines; int64_t n; } lines_ctx;
 
 static tn_status write_lines(FILE *f, void *ctx) {
   lines_ctx *c = ctx;
-  for (int64_t i = 0; i < c->n; i++)
-    if (fputs(c->lines[i], f) == EOF || fputc('\n', f) == EOF) return tn_error(TN_ERR_IO, "write failed");
+  for (int64_t i = 0; i < c->n; i++) {
+    char *t = tn_utf8_valid_dup(c->lines[i]); /* prompts and completions may hold invalid UTF-8 */
+    if (!t) return tn_error(TN_ERR_NOMEM, "out of memory");
+    int r = fputs(t, f);
+    free(t);
+    if (r == EOF || fputc('\n', f) == EOF) return tn_error(TN_ERR_IO, "write failed");
+  }
   return TN_OK;
 }
 
 static tn_status write_json(FILE *f, void *ctx) {
-  char *s = cJSON_Print((cJSON *)ctx);
+  char *p = cJSON_Print((cJSON *)ctx), *s = p ? tn_utf8_valid_dup(p) : NULL; /* category names from the data */
+  free(p);
   if (!s) return tn_error(TN_ERR_NOMEM, "out of memory");
   int r = fputs(s, f);
   free(s);
