@@ -77,7 +77,7 @@ static const rule RULES[] = {
   {"num-iterations", NULL, 1, 1000, 0, NULL},
   {"micro-batch", NULL, 0, LEN, 0, "0 = all sequences at once"},
   {"epsilon", NULL, 0, 10, 0, NULL},
-  {"epsilon-high", NULL, -1, 10, 0, "-1 = --epsilon; else in [0, 10]"},
+  {"epsilon-high", NULL, -1, 10, 0, "< 0: the same as --epsilon"},
   {"reward-cmd-timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
   /* distill */
   {"alpha", NULL, 0, 1, 0, NULL},
