@@ -122,6 +122,9 @@ static tn_status setup(grpo_t *t) {
   if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
+  if ((int64_t)o->batch_size * o->num_generations * (o->max_prompt_length + o->max_tokens_to_generate) > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size x num_generations x (max_prompt_length + max_tokens_to_generate) must stay "
+                    "below 2^31 token rows per step");
   TN_TRY(parse_enums(t));
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));

@@ -104,6 +104,8 @@ for v in ("0", "-1", "nan"):
 h = run(["grpo", "--help"])
 check("/bin/sh -c" in h.stdout and "--reward-cmd-timeout" in h.stdout,
       "grpo --help says the reward command runs through /bin/sh -c and lists --reward-cmd-timeout")
+bad("batch x generations x length beyond 2^31 rows", GOOD, ["--batch-size", 65536, "--num-generations", 65536],
+    ["below 2^31"])
 # --batch-size above the old fixed 1024-entry arrays runs (it segfaulted)
 grpo(MODEL, GOOD, os.path.join(W, "big"), "--steps", 1, "--batch-size", 1025, "--num-generations", 2,
      "--max-tokens-to-generate", 1, "--reward", "format_exact:1", "--beta", 0, "--max-prompt-length", 8,
