@@ -154,6 +154,8 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
       !(o->top_p > 0 && o->top_p <= 1) || o->top_k < 0)
     return tn_error(TN_ERR_ARG, "eval: invalid option (need n, max-new-tokens, batch-size > 0, limit >= 0, "
                                 "temperature >= 0, 0 < top-p <= 1, top-k >= 0)");
+  if ((int64_t)o->batch_size * o->n > (1 << 24))
+    return tn_error(TN_ERR_ARG, "eval: batch-size x n = %lld sequences at once is more than 2^24", (long long)o->batch_size * o->n);
   if (o->n > 1 && o->temperature == 0)
     tn_warn("eval: %d samples per prompt with greedy decoding are identical (set --temperature)", o->n);
 
