@@ -187,20 +187,21 @@ int tn_cmd_generate(int argc, char **argv) {
   } else {
     s = tn_generate(m, (const int *const *)seqs, lens, B, &o, res);
   }
-  if (s != TN_OK) return tn_cli_fail("generate", s);
+  /* a failed generation (e.g. NaN logits) prints nothing and frees what it holds */
+  const int code = s == TN_OK ? 0 : tn_cli_fail("generate", s);
   static const char *fin[] = {"length", "stop", "stop"};
-  if (tok && stop_str) /* cut each text at its stop string */
+  if (s == TN_OK && tok && stop_str) /* cut each text at its stop string */
     for (int k = 0; k < slots; k++) {
       char *c = g.text[k] ? strstr(g.text[k], stop_str) : NULL;
       if (c) *c = 0;
     }
-  if (g.stream) {
+  if (s == TN_OK && g.stream) {
     if (stop_str && g.text[0]) fputs(g.text[0], stdout);
     putchar('\n');
-  } else if (!json && tok) {
+  } else if (s == TN_OK && !json && tok) {
     for (int k = 0; k < slots; k++) printf("[prompt %d, sample %d]\n%s\n", k / o.n, k % o.n, g.text[k] ? g.text[k] : "");
   }
-  if (json) {
+  if (json && s == TN_OK) {
     for (int b = 0; b < B; b++)
       for (int j = 0; j < o.n; j++) {
         tn_gen_result *q = &res[(size_t)b * o.n + j];
@@ -230,5 +231,5 @@ int tn_cmd_generate(int argc, char **argv) {
   }
   tn_lora_sets_free(loras, n_loras);
   tn_model_free(m);
-  return 0;
+  return code;
 }
