@@ -568,8 +568,8 @@ tn_status tn_reward_proc_run(tn_reward_proc *p, int n, char *const *lines, float
           char shown[80];
           snprintf(shown, sizeof shown, "%s", p->rbuf);
           st = tn_error(TN_ERR_FORMAT, "reward command '%s' answered line %lld (batch item %d) with '%s'%s: "
-                              "expected one number per line", p->cmd, (long long)(base + answered + 1), answered,
-                              shown, strlen(p->rbuf) >= sizeof shown ? "..." : "");
+                        "expected one number per line", p->cmd, (long long)(base + answered + 1), answered, shown,
+                        strlen(p->rbuf) >= sizeof shown ? "..." : "");
           goto fail;
         }
         p->rlen = 0;
@@ -581,11 +581,12 @@ tn_status tn_reward_proc_run(tn_reward_proc *p, int n, char *const *lines, float
     }
   }
   /* More lines than requests must be caught before any of this batch's answers is used (they
-   * would be misaligned): request bytes the process has not read yet mean it answered fewer
-   * requests than it printed lines; else wait a little for output nobody asked for (twice the
-   * longest wait for one answer of this batch, at least 50 ms, at most 1 s or the timeout). */
+   * would be misaligned): requests not written yet, or request bytes the process has not read
+   * yet (beyond a final newline), mean it answered fewer requests than it printed lines; else
+   * wait a little for output nobody asked for (twice the longest wait for one answer of this
+   * batch, at least 50 ms, at most 1 s or the timeout). */
   int unread = 0;
-  if (!p->rlen && !in_closed && wpos == total && ioctl(p->in_fd, FIONREAD, &unread) == 0 && unread > 1) {
+  if (!p->rlen && !in_closed && (wpos < total || (ioctl(p->in_fd, FIONREAD, &unread) == 0 && unread > 1))) {
     st = tn_error(TN_ERR_FORMAT, "reward command '%s' printed %d lines before reading all %d requests of the batch "
                   "(lines %lld-%lld): expected exactly one line per request", p->cmd, n, n, (long long)(base + 1),
                   (long long)(base + n));
