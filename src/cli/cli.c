@@ -1,5 +1,7 @@
 /* cli.c - flag parsing shared by the subcommands: tn_cli_parse, --config YAML, the usage text
- * (defaults printed from the values), and the trainers' common command flow.
+ * (defaults printed from the values), the trainers' common command flow, and the --out checks
+ * of the commands that are not trainers (no foreign file overwritten without --force).
+ * Each numeric value given is checked against its range rule (optrules.c).
  * Not for: the YAML loader and typed values (src/obs/runcfg.c), the trainers' shared
  * options themselves (src/train/opts.c). */
 #include "cli/cli.h"
