@@ -8,7 +8,7 @@
 #include "data/prompts.h"
 #include "eval/run_eval.h"
 #include "generate/generate.h"
-#include "tokenizer/tokenizer.h"
+#include "obs/obs.h"
 #include "tunic/obs.h"
 
 void tn_eval_opts_default(tn_eval_opts *o) {
@@ -110,19 +110,13 @@ typedef struct { char **lines; int64_t n; } lines_ctx;
 
 static tn_status write_lines(FILE *f, void *ctx) {
   lines_ctx *c = ctx;
-  for (int64_t i = 0; i < c->n; i++) {
-    char *t = tn_utf8_valid_dup(c->lines[i]); /* prompts and completions may hold invalid UTF-8 */
-    if (!t) return tn_error(TN_ERR_NOMEM, "out of memory");
-    int r = fputs(t, f);
-    free(t);
-    if (r == EOF || fputc('\n', f) == EOF) return tn_error(TN_ERR_IO, "write failed");
-  }
+  for (int64_t i = 0; i < c->n; i++)
+    if (fputs(c->lines[i], f) == EOF || fputc('\n', f) == EOF) return tn_error(TN_ERR_IO, "write failed");
   return TN_OK;
 }
 
 static tn_status write_json(FILE *f, void *ctx) {
-  char *p = cJSON_Print((cJSON *)ctx), *s = p ? tn_utf8_valid_dup(p) : NULL; /* category names from the data */
-  free(p);
+  char *s = tn_json_print_valid(ctx, true); /* category names from the data may hold invalid UTF-8 */
   if (!s) return tn_error(TN_ERR_NOMEM, "out of memory");
   int r = fputs(s, f);
   free(s);
@@ -268,7 +262,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
           cJSON_AddItemToArray(arr, sj);
         }
       }
-      lc.lines[lc.n++] = cJSON_PrintUnformatted(line);
+      lc.lines[lc.n++] = tn_json_print_valid(line, false); /* prompts from the data: valid UTF-8 out */
       cJSON_Delete(line);
       for (int j = 0; j < ns; j++) { free(texts[j]); texts[j] = NULL; }
     }

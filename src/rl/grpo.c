@@ -14,6 +14,7 @@
 #include "data/data.h"
 #include "data/prompts.h"
 #include "eval/eval.h"
+#include "obs/obs.h"
 #include "generate/generate.h"
 #include "rl/grpo.h"
 #include "tunic/obs.h"
@@ -307,7 +308,7 @@ static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn
     cJSON_AddItemToObject(o, "old_logprobs", float_array(r->old_lp + a, n));
     if (r->ref_lp) cJSON_AddItemToObject(o, "ref_logprobs", float_array(r->ref_lp + a, n));
     cJSON_AddItemToObject(o, "logprobs", float_array(r->cur_lp + a, n)); /* policy, last inner iteration */
-    char *line = cJSON_PrintUnformatted(o);
+    char *line = tn_json_print_valid(o, false); /* prompts from the data may hold invalid UTF-8 */
     cJSON_Delete(o);
     if (!line) return TN_ERR_NOMEM;
     fprintf(t->dump_roll, "%s\n", line);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 #include <yaml.h>
 #include <cjson/cJSON.h>
+#include "obs/obs.h"
 #include "rl/rewards.h"
 
 extern char **environ;
@@ -791,12 +792,12 @@ static tn_status run_cmd(tn_rewards *r, int n, const char *const *prompts, const
     cJSON_DeleteItemFromObjectCaseSensitive(o, "completion");
     cJSON_AddStringToObject(o, "prompt", prompts && prompts[i] ? prompts[i] : "");
     cJSON_AddStringToObject(o, "completion", completions[i] ? completions[i] : "");
-    lines[i] = cJSON_PrintUnformatted(o);
+    lines[i] = tn_json_print_valid(o, false); /* the process may decode strictly: prompts from the data */
     cJSON_Delete(o);
     if (!lines[i]) st = tn_error(TN_ERR_NOMEM, "reward command: cannot encode item %d", i);
   }
   if (st == TN_OK) st = tn_reward_proc_run(r->proc, n, lines, out);
-  for (int i = 0; i < n; i++) cJSON_free(lines[i]);
+  for (int i = 0; i < n; i++) free(lines[i]);
   free(lines);
   return st;
 }

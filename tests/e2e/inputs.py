@@ -8,7 +8,9 @@ Each case failed (or silently did the wrong thing) before the fix; docs/options.
     read of logits[-1]). A NaN only in an embedding row no prompt uses does not matter (no scan
     at load), the row used does.
   - `logits --out x.json` of such a model is JSON that a strict parser reads (null, no bare nan).
-  - eval data holding invalid UTF-8: the results and summary files are valid UTF-8 (U+FFFD).
+  - eval data holding invalid UTF-8: the results and summary files are valid UTF-8 (U+FFFD); grpo
+    with such a prompt and --system-prompt: its reward process (strict UTF-8 JSON decoding),
+    run_manifest.json and --dump-rollouts see valid UTF-8.
   - a \\u0000 (or raw NUL) inside a JSONL string: an error naming FILE:LINE (was: cut there).
   - --out of init, merge, data math, train-tokenizer, report, eval, logits on foreign files:
     refused naming the path, the foreign files untouched; the command's own earlier output is
@@ -86,6 +88,26 @@ for path in (res, os.path.join(W, "res.summary.json")):
         check(False, f"{os.path.basename(path)} is valid UTF-8 ({e})")
 first = json.loads(open(res, encoding="utf-8", errors="replace").readline())
 check(first["prompt"] == "caf\ufffd \ufffd\ufffd ok", f"invalid bytes became U+FFFD, one each ({first['prompt']!r})")
+
+# grpo: a prompt and a system prompt with invalid UTF-8; the reward process decodes its stdin
+# strictly (Python's default), the manifest and the rollout dump are JSON files: all valid UTF-8
+gdata = os.path.join(W, "grpo_bad_utf8.jsonl")
+with open(gdata, "wb") as f:
+    f.write(b'{"prompt": "What is 1 + 1? \xff\xfe", "answer": "2"}\n{"prompt": "What is 2 + 2?", "answer": "4"}\n')
+strict = "/usr/bin/python3 -c 'import sys, json\nfor l in sys.stdin: json.loads(l); print(1.0, flush=True)'"
+grun = os.path.join(W, "grpo_utf8")
+pg = subprocess.run([TUNIC, "grpo", "--model", GOOD, "--data", gdata, "--out", grun, "--steps", "1", "--batch-size", "2",
+                     "--num-generations", "2", "--max-tokens-to-generate", "2", "--reward", "format_exact:1",
+                     "--reward-cmd", strict, "--system-prompt", b"answer \xc3 briefly", "--dump-rollouts",
+                     os.path.join(W, "roll.jsonl")], capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+check(pg.returncode == 0, f"grpo with invalid UTF-8 in a prompt and --system-prompt, strict reward process: exit 0 "
+      f"(got {pg.returncode}: {pg.stderr[-300:]!r})")
+for path in (os.path.join(grun, "run_manifest.json"), os.path.join(W, "roll.jsonl")):
+    try:
+        open(path, "rb").read().decode("utf-8")
+        check(True, f"{os.path.basename(path)} is valid UTF-8")
+    except (OSError, UnicodeDecodeError) as e:
+        check(False, f"{os.path.basename(path)} is valid UTF-8 ({e})")
 
 for name, line in (("escape", '{"id": "a", "prompt": "cut\\u0000here", "answer": "1"}\n'),
                    ("raw", '{"id": "a", "prompt": "cut\x00here", "answer": "1"}\n')):
