@@ -28,6 +28,10 @@ void tn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void *tn_alloc(size_t bytes);
 void tn_free(void *p);
 char *tn_strdup(const char *s);
+/* JSON text T (N bytes) holding a NUL character - a raw 0 byte or a \u0000 escape inside a
+ * string - which a C string would silently cut there: its byte offset, else -1. Readers refuse
+ * such lines with an error naming file and line. */
+long tn_json_nul_offset(const char *t, size_t n);
 
 /* ---- files ---- */
 typedef struct {

@@ -2,11 +2,13 @@
  * (--prompt, optionally through the chat template with --chat) or of token ids
  * (--ids), streaming text as it is produced; --json prints one result line per
  * sample. Stop strings (--stop) end a sample when its text contains them. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
 #include "generate/generate.h"
 #include "train/lora.h"
+#include "tokenizer/tokenizer.h"
 #include "tunic/tokenizer.h"
 
 typedef struct {
@@ -43,7 +45,9 @@ static bool stop_fn(void *ctx, int prompt, int sample, const int *ids, int n) {
   return g->text[k] && strstr(g->text[k], g->stop) != NULL;
 }
 
-static void json_str(const char *s) {
+/* S as a JSON string: invalid UTF-8 (a sample cut inside a character) replaced by U+FFFD */
+static void json_str(const char *text) {
+  char *valid = tn_utf8_valid_dup(text ? text : ""), *s = valid;
   putchar('"');
   for (; s && *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -53,6 +57,7 @@ static void json_str(const char *s) {
     else putchar(c);
   }
   putchar('"');
+  free(valid);
 }
 
 static int parse_id_list(const char *s, int **out) {
@@ -101,12 +106,6 @@ int tn_cmd_generate(int argc, char **argv) {
   if (r) return r > 0 ? 0 : 2;
   if (!model_dir || (!ids == !prompt)) {
     fprintf(stderr, "tunic generate: --model and one of --prompt or --ids are required\n");
-    return 2;
-  }
-  if (o.n <= 0 || o.max_new_tokens <= 0 || o.top_k < 0 || !(o.top_p > 0 && o.top_p <= 1) || o.min_p < 0 ||
-      !(o.repetition_penalty > 0) || o.temperature < 0) {
-    fprintf(stderr, "tunic generate: invalid sampling option (need n, max-new-tokens > 0, 0 < top-p <= 1, "
-                    "repetition-penalty > 0, temperature >= 0)\n");
     return 2;
   }
   int **seqs, *lens, B;
@@ -188,27 +187,32 @@ int tn_cmd_generate(int argc, char **argv) {
   } else {
     s = tn_generate(m, (const int *const *)seqs, lens, B, &o, res);
   }
-  if (s != TN_OK) return tn_cli_fail("generate", s);
+  /* a failed generation (e.g. NaN logits) prints nothing and frees what it holds */
+  const int code = s == TN_OK ? 0 : tn_cli_fail("generate", s);
   static const char *fin[] = {"length", "stop", "stop"};
-  if (tok && stop_str) /* cut each text at its stop string */
+  if (s == TN_OK && tok && stop_str) /* cut each text at its stop string */
     for (int k = 0; k < slots; k++) {
       char *c = g.text[k] ? strstr(g.text[k], stop_str) : NULL;
       if (c) *c = 0;
     }
-  if (g.stream) {
+  if (s == TN_OK && g.stream) {
     if (stop_str && g.text[0]) fputs(g.text[0], stdout);
     putchar('\n');
-  } else if (!json && tok) {
+  } else if (s == TN_OK && !json && tok) {
     for (int k = 0; k < slots; k++) printf("[prompt %d, sample %d]\n%s\n", k / o.n, k % o.n, g.text[k] ? g.text[k] : "");
   }
-  if (json) {
+  if (json && s == TN_OK) {
     for (int b = 0; b < B; b++)
       for (int j = 0; j < o.n; j++) {
         tn_gen_result *q = &res[(size_t)b * o.n + j];
         printf("{\"prompt\": %d, \"sample\": %d, \"ids\": [", b, j);
         for (int k = 0; k < q->n; k++) printf(k ? ", %d" : "%d", q->ids[k]);
         printf("], \"logprobs\": [");
-        for (int k = 0; k < q->n; k++) printf(k ? ", %.7g" : "%.7g", q->logprobs[k]);
+        for (int k = 0; k < q->n; k++) { /* JSON has no NaN: a non-finite log-prob is null */
+          if (k) fputs(", ", stdout);
+          if (isfinite(q->logprobs[k])) printf("%.7g", q->logprobs[k]);
+          else fputs("null", stdout);
+        }
         printf("], \"finish_reason\": \"%s\"", fin[q->finish]);
         if (tok) { printf(", \"text\": "); json_str(g.text[b * o.n + j]); }
         printf("}\n");
@@ -227,5 +231,5 @@ int tn_cmd_generate(int argc, char **argv) {
   }
   tn_lora_sets_free(loras, n_loras);
   tn_model_free(m);
-  return 0;
+  return code;
 }

@@ -9,7 +9,10 @@
  * Log-probs are log_softmax(logits / T) of the chosen token (T = 1 when greedy),
  * after the repetition penalty and before top-k/top-p/min-p filtering.
  * Context policy: prompt + max_new_tokens beyond max_position_embeddings is an
- * error (TN_ERR_LIMIT), never a silent truncation. */
+ * error (TN_ERR_LIMIT), never a silent truncation.
+ * Non-finite logits (a NaN or +Inf anywhere in the row, e.g. from NaN/Inf weights) are an error
+ * (TN_ERR_NUMERIC naming the prompt, sample and token), never a token picked around them;
+ * sampling options outside their ranges (NaN temperature, top_p outside (0, 1], ...) are TN_ERR_ARG. */
 #ifndef TN_GENERATE_H
 #define TN_GENERATE_H
 #include "model/model.h"
@@ -20,6 +23,6 @@
 
 /* One sampling decision on a row of logits (modified in place); exposed for tests.
  * seen: token ids for the repetition penalty (may be NULL). Returns the token and
- * its log-prob in *lp. scratch: (2*V) floats + V ints, or NULL to allocate. */
+ * its log-prob in *lp; -1 (and *lp NaN) when the row has a NaN or +Inf logit or is all -Inf. */
 int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, tn_rng *rng, float *lp);
 #endif

@@ -87,14 +87,14 @@ static tn_status add_data(cJSON *root, const tn_manifest_info *info) {
 }
 
 static tn_status write_json(const char *path, const cJSON *root) {
-  char *text = cJSON_Print(root);
+  char *text = tn_json_print_valid(root, true); /* argv / YAML strings may hold invalid UTF-8 */
   if (!text) return tn_error(TN_ERR_NOMEM, "%s: out of memory printing JSON", path);
   size_t n = strlen(text);
   char *buf = malloc(n + 2);
-  if (!buf) { cJSON_free(text); return tn_error(TN_ERR_NOMEM, "out of memory"); }
+  if (!buf) { free(text); return tn_error(TN_ERR_NOMEM, "out of memory"); }
   memcpy(buf, text, n);
   buf[n++] = '\n';
-  cJSON_free(text);
+  free(text);
   tn_status s = tn_write_file_atomic(path, buf, n);
   free(buf);
   return s;

@@ -16,6 +16,7 @@
 #include "data/data.h"
 #include "data/prompts.h"
 #include "eval/eval.h"
+#include "obs/obs.h"
 #include "generate/generate.h"
 #include "rl/grpo.h"
 #include "tunic/obs.h"
@@ -45,6 +46,7 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
   o->beta = 0.04f;
   o->epsilon = 0.2f;
   o->epsilon_high = -1.0f; /* = epsilon */
+  o->reward_cmd_timeout = 30.0f;
 }
 
 typedef struct {
@@ -128,6 +130,9 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
+  if ((int64_t)o->batch_size * o->num_generations * (o->max_prompt_length + o->max_tokens_to_generate) > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size x num_generations x (max_prompt_length + max_tokens_to_generate) must stay "
+                    "below 2^31 token rows per step");
   TN_TRY(parse_enums(t));
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
@@ -142,6 +147,7 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   tn_reward_config rc;
   tn_reward_config_default(&rc);
   rc.reward_cmd = o->reward_cmd;
+  rc.reward_cmd_timeout = o->reward_cmd_timeout;
   rc.rubric_path = o->rubric;
   TN_TRY(tn_rewards_create(&t->rw, o->reward, &rc));
   for (int f = 0; f < tn_rewards_count(t->rw); f++) {
@@ -321,7 +327,7 @@ static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn
     cJSON_AddItemToObject(o, "old_logprobs", float_array(r->old_lp + a, n));
     if (r->ref_lp) cJSON_AddItemToObject(o, "ref_logprobs", float_array(r->ref_lp + a, n));
     cJSON_AddItemToObject(o, "logprobs", float_array(r->cur_lp + a, n)); /* policy, last inner iteration */
-    char *line = cJSON_PrintUnformatted(o);
+    char *line = tn_json_print_valid(o, false); /* prompts from the data may hold invalid UTF-8 */
     cJSON_Delete(o);
     if (!line) return TN_ERR_NOMEM;
     fprintf(t->dump_roll, "%s\n", line);
@@ -354,9 +360,13 @@ static tn_status dump_grads(grpo_t *t, long step) {
 static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   const tn_grpo_opts *o = &t->o;
   const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
-  const tn_prompt *pr[1024];
-  const int *pids[1024];
-  int plen[1024];
+  const tn_prompt **pr = malloc(sizeof *pr * B); /* (B): sized from --batch-size, no fixed cap */
+  const int **pids = malloc(sizeof *pids * B);
+  int *plen = malloc(sizeof *plen * B);
+  if (!pr || !pids || !plen) {
+    free(pr); free(pids); free(plen);
+    return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
+  }
   for (int b = 0; b < B; b++) {
     pr[b] = prompt_at(t, step * B + b);
     pids[b] = pr[b]->ids;
@@ -378,7 +388,9 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   tn_status s = tn_generate(t->m, pids, plen, B, &go, r.res);
   double t_roll = tn_now() - t0;
   tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
-  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); return s; }
+  free(pids);
+  free(plen);
+  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); free(pr); return s; }
   r.off = malloc(sizeof(int) * (S + 1));
   r.off[0] = 0;
   long gen_tokens = 0;
@@ -505,6 +517,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   free(ptexts);
   free(exs);
   free_rollout(&r, S);
+  free(pr);
   return s;
 }
 

@@ -19,6 +19,7 @@ typedef struct {
   int micro_batch;            /* sequences per forward/backward (0: all) */
   int max_prompt_length, max_tokens_to_generate, top_k;
   float beta, epsilon, epsilon_high, temperature, top_p;
+  float reward_cmd_timeout;   /* seconds the reward process may take for each answer line */
   /* debug (tests): every step's rollout as JSONL (one line per completion: ids, rewards,
    * advantage, old/ref/policy log-probs), and every step's gradient of the first inner
    * iteration (before clipping) as DIR/step_N.safetensors, one 1-D f32 tensor per row */

@@ -335,8 +335,10 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   tn_distill_opts *o = &t->o;
   if (!o->teacher || !o->model || !o->data || !o->out)
     return tn_error(TN_ERR_ARG, "--teacher, --student, --data and --out are required");
-  if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1)
-    return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
+  if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1 ||
+      (int64_t)o->batch_size * o->grad_accum * o->max_seq_len > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid, "
+                                "their product below 2^31");
   if (!(o->lmbda >= 0 && o->lmbda <= 1)) return tn_error(TN_ERR_ARG, "lmbda = %g must be in [0, 1]", o->lmbda);
   t->kc = (tn_kd_cfg){.alpha = o->alpha, .T = o->temperature, .top_k = o->top_k, .jsd_beta = o->jsd_beta};
   tn_load_opts lo;

@@ -222,8 +222,8 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   dpo_t *t = ctx;
   tn_dpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
-  if (o->batch_size <= 0 || o->grad_accum <= 0)
-    return tn_error(TN_ERR_ARG, "batch_size (>= 1) and grad_accum (>= 1) must be valid");
+  if (o->batch_size <= 0 || o->grad_accum <= 0 || (int64_t)o->batch_size * o->grad_accum > INT32_MAX / 2)
+    return tn_error(TN_ERR_ARG, "batch_size (>= 1) and grad_accum (>= 1) must be valid, their product below 2^30");
   if (!strcmp(o->algorithm, "orpo")) t->orpo = true;
   else if (strcmp(o->algorithm, "dpo") != 0) return tn_error(TN_ERR_ARG, "algorithm '%s': expected dpo or orpo", o->algorithm);
   t->lc = (tn_dpo_cfg){.beta = o->beta, .label_smoothing = o->label_smoothing};
@@ -263,6 +263,8 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   if (t->train.n_dropped) tn_warn("%d pairs had an empty response and were dropped", t->train.n_dropped);
   t->S = 2 * o->batch_size;
   t->T = t->train.max_len > t->eval.max_len ? t->train.max_len : t->eval.max_len;
+  if ((int64_t)t->S * t->T > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size %d x the longest pair (%d tokens) is too many rows for one forward", o->batch_size, t->T);
   t->Nmax = t->S * t->T;
   const int V = t->m->cfg.V;
   t->share = tn_train_prefix_sharing();
