@@ -8,4 +8,5 @@
 #include "tunic/obs.h"
 #include "tunic/rl.h"
 #include "tunic/generate.h"
+#include "tunic/train.h"
 #endif

@@ -150,6 +150,13 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   rc.reward_cmd_timeout = o->reward_cmd_timeout;
   rc.rubric_path = o->rubric;
   TN_TRY(tn_rewards_create(&t->rw, o->reward, &rc));
+  for (int i = 0; i < o->n_reward_fns; i++) { /* rewards written in C (library callers) */
+    const tn_reward_fn *u = &o->reward_fns[i];
+    if (!u->fn || !u->name || !*u->name) return tn_error(TN_ERR_ARG, "reward_fns[%d]: a name and a function are required", i);
+    if (!isfinite(u->weight)) return tn_error(TN_ERR_ARG, "reward_fns[%d] (%s): weight %g is not finite", i, u->name, u->weight);
+    TN_TRY(tn_rewards_add_callback(t->rw, u->name, u->weight, u->fn, u->user));
+  }
+  if (tn_rewards_count(t->rw) == 0) return tn_error(TN_ERR_ARG, "no reward: give --reward (or reward functions)");
   for (int f = 0; f < tn_rewards_count(t->rw); f++) {
     const char *nm = tn_rewards_name(t->rw, f);
     if (!strcmp(nm, "answer") || !strcmp(nm, "numeric")) {

@@ -13,6 +13,7 @@
 #define TN_TRAIN_RUN_H
 #include "data/data.h"
 #include "train/opts.h"
+#include "tunic/train.h"
 #include "train/train.h"
 #include "tunic/obs.h"
 
@@ -29,12 +30,7 @@ int tn_stream_at(tn_stream *s, long pos);
 void tn_stream_free(tn_stream *s);
 
 /* ---- the run directory ---- */
-/* What a run was started with, for its manifest (all may be NULL / 0). */
-typedef struct {
-  const char *config_json;  /* the resolved configuration */
-  int argc;                 /* the command line as given */
-  char **argv;
-} tn_run_info;
+/* tn_run_info: the public API (tunic/train.h) */
 
 typedef struct {
   const char *out;        /* run directory */
