@@ -23,10 +23,9 @@
 #include "tensor/kern.h"
 #include "tensor/tensor.h"
 
-static atomic_int g_bf16;
-
-void tn_matmul_set_bf16(bool on) { atomic_store(&g_bf16, on ? 1 : 0); }
-bool tn_matmul_bf16(void) { return atomic_load_explicit(&g_bf16, memory_order_relaxed) != 0; }
+/* the switch is one of the process-wide settings (base/settings.c) */
+void tn_matmul_set_bf16(bool on) { tn_settings_set_bf16_matmul(on); }
+bool tn_matmul_bf16(void) { return tn_settings_bf16_matmul(); }
 
 /* AMX: cpuid, the kernel's permission for the tile state and TN_ISA (base/isa.c) */
 bool tn_amx_available(void) { return tn_isa_level() >= TN_ISA_AMX; }
