@@ -298,22 +298,30 @@ TN_T_DP static inline __attribute__((always_inline)) void dp_micro(float *C, int
                                                                    const uint32_t *b, int nkb_tot, int kb0, int kb1,
                                                                    bool acc, int mr, const __mmask16 *m, const int NB) {
   __m512 c[8][3];
+#pragma GCC unroll 8
   for (int r = 0; r < 8; r++)
+#pragma GCC unroll 3
     for (int j = 0; j < NB; j++) c[r][j] = _mm512_setzero_ps();
   for (int kb = kb0; kb < kb1; kb++) {
     const uint32_t *ak = a + (size_t)kb * 256, *bk = b + (size_t)kb * 256;
     for (int p = 0; p < 16; p++) {
       __m512bh bv[3];
+#pragma GCC unroll 3
       for (int j = 0; j < NB; j++)
         bv[j] = (__m512bh)_mm512_load_si512((const void *)(bk + (size_t)j * nkb_tot * 256 + p * 16));
+#pragma GCC unroll 8
       for (int r = 0; r < 8; r++) {
         const __m512bh av = (__m512bh)_mm512_set1_epi32((int)ak[r * 16 + p]);
+#pragma GCC unroll 3
         for (int j = 0; j < NB; j++) c[r][j] = _mm512_dpbf16_ps(c[r][j], av, bv[j]);
       }
     }
   }
-  for (int r = 0; r < 8 && r < mr; r++)
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; r++)
+#pragma GCC unroll 3
     for (int j = 0; j < NB; j++) {
+      if (r >= mr) break;
       float *d = C + (size_t)r * ldc + 16 * j;
       __m512 v = c[r][j];
       if (acc) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[j], d));
