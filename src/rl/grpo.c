@@ -153,6 +153,7 @@ static tn_status setup(grpo_t *t) {
   TN_TRY(tn_state_create(&t->st, t->m, t->mb + (t->share ? t->mb / o->num_generations : 0), t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   /* AdamW betas / eps and LoRA dropout are not GRPO options: the shared defaults (0.9, 0.999, 1e-8, 0) */
+  TN_TRY(tn_train_opts_precision(&o->train));
   tn_tparams_opts to = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &to));
   t->logits = tn_alloc(sizeof(float) * (size_t)Nmax * V);

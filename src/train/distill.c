@@ -350,6 +350,7 @@ static tn_status setup(kd_t *t) {
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   const long per_step = (long)B * o->grad_accum;
   o->steps = (int)tn_train_opts_total_steps(&o->train, t->train.n);
+  TN_TRY(tn_train_opts_precision(&o->train));
   tn_tparams_opts po = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
   const size_t nv = (size_t)t->Nmax * V;

@@ -268,6 +268,7 @@ static tn_status setup(dpo_t *t) {
   TN_TRY(tn_state_create(&t->st, t->m, t->S + (t->share ? o->batch_size : 0), t->T, t->Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   o->steps = (int)tn_train_opts_total_steps(&o->train, t->train.n);
+  TN_TRY(tn_train_opts_precision(&o->train));
   tn_tparams_opts po = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
   t->logits = tn_alloc(sizeof(float) * (size_t)t->Nmax * V);

@@ -32,7 +32,8 @@
   int eval_every, save_every, keep_last;                                                            \
   uint64_t seed;                                                                                    \
   bool resume;                                                                                      \
-  bool bf16_matmul;        /* bf16 operands, f32 accumulation in the big matmuls (AMX) */           \
+  const char *precision;   /* f32 | bf16: the matmuls' operands (tn_train_opts_precision) */        \
+  bool bf16_matmul;        /* --bf16-matmul: the old name of --precision bf16 */                  \
   bool recompute;          /* recompute each layer's activations in the backward pass */
 
 typedef struct {
@@ -73,6 +74,11 @@ int tn_train_opts_rows(tn_train_opts *o, unsigned has, int section, tn_opt *out)
 /* --steps, or when it is 0, enough steps for --epochs over n_train items of
  * batch_size x grad_accum (at least 1). */
 long tn_train_opts_total_steps(const tn_train_opts *o, int n_train);
+/* --precision (or --bf16-matmul) -> the process-wide matmul switch (tn_matmul_set_bf16): f32, or
+ * bf16 operands with f32 accumulation, f32 master weights and f32 optimizer state (TRL's
+ * bf16=True on CPU: torch's bf16 autocast). Every trainer calls it in its setup. An unknown
+ * value is an error; bf16 below the avx512bf16 ISA level warns and stays f32. */
+tn_status tn_train_opts_precision(const tn_train_opts *o);
 /* The trainable set's options (LoRA, AdamW, schedule) over total_steps. */
 tn_tparams_opts tn_train_opts_tparams(const tn_train_opts *o, long total_steps);
 /* SFT-format data (sft, distill): the training set (--data) and the eval set (--eval-data,

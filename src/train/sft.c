@@ -97,8 +97,7 @@ static tn_status setup(sft_t *t) {
   if (t->train.n_truncated) tn_info("%d examples truncated to %d tokens", t->train.n_truncated, o->max_seq_len);
   if (t->train.n_dropped) tn_warn("%d examples had no target token left and were dropped", t->train.n_dropped);
   const int Nmax = o->batch_size * o->max_seq_len;
-  tn_matmul_set_bf16(o->bf16_matmul);
-  if (o->bf16_matmul && !tn_amx_available()) tn_warn("--bf16-matmul: AMX is not available here; matmuls stay f32");
+  TN_TRY(tn_train_opts_precision(&o->train));
   tn_state_opts so = {.recompute = o->recompute};
   TN_TRY(tn_state_create_opts(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true, &so));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
