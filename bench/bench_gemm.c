@@ -61,6 +61,10 @@ static void run(int kind, int cls, int M, int in, int out, const float *x, const
 int main(int argc, char **argv) {
   const char *model = "tiny", *json = NULL;
   int rows = 0, reps = 3;
+  if (argc == 2 && !strcmp(argv[1], "--path")) { /* the bf16 GEMM path at this ISA level (run_train.sh) */
+    printf("%s\n", tn_gemm_bf16_path());
+    return 0;
+  }
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!strcmp(argv[i], "--model")) model = argv[i + 1];
     else if (!strcmp(argv[i], "--rows")) rows = atoi(argv[i + 1]);
