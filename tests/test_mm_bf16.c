@@ -8,7 +8,10 @@
  * - tn_gemm_bf16_serial (alpha folded into op(A) before rounding) called from every
  *   thread of a parallel region at once;
  * - tn_linear_forward / tn_linear_backward with the switch on agree with the f32 path
- *   to bf16 accuracy and differ from it (the switch does something).
+ *   to bf16 accuracy and differ from it (the switch does something);
+ * - NF4 weights (QLoRA) in the mode: tn_qlinear_forward / tn_qlinear_backward_dx against a
+ *   double product of bf16(x) and bf16(dequantised W), same 1e-5 tolerance as above (the
+ *   f32 path, which does not round, would differ from it by ~2^-9 relative).
  * Skipped below the avx512bf16 level (no bf16 arithmetic); at avx512bf16 the vdpbf16ps
  * kernel runs, at amx the tile kernel (the suite runs each level, NAME@LEVEL). */
 #include <math.h>
@@ -145,6 +148,50 @@ static void test_packed(void **state) {
   free(B);
 }
 
+static void test_nf4(void **state) {
+  (void)state;
+  if (tn_isa_level() < TN_ISA_AVX512BF16) skip();
+  const int N = 37, in = 160, out = 90;
+  float *w = malloc(sizeof(float) * out * in), *wd = malloc(sizeof(float) * out * in);
+  float *x = malloc(sizeof(float) * N * in), *dy = malloc(sizeof(float) * N * out);
+  float *y = malloc(sizeof(float) * N * out), *dx = malloc(sizeof(float) * N * in);
+  for (int i = 0; i < out * in; i++) w[i] = frand() * 0.2f;
+  for (int i = 0; i < N * in; i++) x[i] = frand();
+  for (int i = 0; i < N * out; i++) dy[i] = frand();
+  tn_nf4 q;
+  assert_int_equal(tn_nf4_alloc(&q, (int64_t)out * in, 64, true), TN_OK);
+  tn_nf4_quantize(&q, w);
+  tn_nf4_dequantize(wd, &q, 0, (int64_t)out * in);
+  tn_mat W = {.out = out, .in = in, .dtype = TN_NF4, .q = &q};
+  tn_matmul_set_bf16(true);
+  tn_qlinear_forward(y, x, &W, N);
+  for (int i = 0; i < N * in; i++) dx[i] = 0.5f;
+  tn_qlinear_backward_dx(dx, dy, &W, N);
+  tn_matmul_set_bf16(false);
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < out; o++) {
+      double s = 0, sa = 0;
+      for (int k = 0; k < in; k++) {
+        const double p = (double)bf16r(x[n * in + k]) * bf16r(wd[o * in + k]);
+        s += p;
+        sa += fabs(p);
+      }
+      if (fabs(y[n * out + o] - s) > 1e-5 * (sa + 1e-3)) fail_msg("nf4 fwd y[%d][%d] = %.7g, expected %.7g", n, o, y[n * out + o], s);
+    }
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < in; k++) {
+      double s = 0.5, sa = 0.5;
+      for (int o = 0; o < out; o++) {
+        const double p = (double)bf16r(dy[n * out + o]) * bf16r(wd[o * in + k]);
+        s += p;
+        sa += fabs(p);
+      }
+      if (fabs(dx[n * in + k] - s) > 1e-5 * (sa + 1e-3)) fail_msg("nf4 dx[%d][%d] = %.7g, expected %.7g", n, k, dx[n * in + k], s);
+    }
+  tn_nf4_free(&q);
+  free(w); free(wd); free(x); free(dy); free(y); free(dx);
+}
+
 static void test_linear(void **state) {
   (void)state;
   if (tn_isa_level() < TN_ISA_AVX512BF16) skip();
@@ -179,6 +226,6 @@ static void test_linear(void **state) {
 
 int main(void) {
   const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm), cmocka_unit_test(test_serial), cmocka_unit_test(test_packed),
-                                     cmocka_unit_test(test_linear)};
+                                     cmocka_unit_test(test_nf4), cmocka_unit_test(test_linear)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
