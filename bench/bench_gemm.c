@@ -5,7 +5,9 @@
  * path tn_isa_level() selects). bench/torch_gemm.py times the same products in PyTorch
  * (f32 and bf16, the bf16 ones are oneDNN's); bench/run_gemm.sh runs both interleaved.
  * Not for: correctness (tests/test_mm_bf16.c), whole training steps (bench_train).
- * Usage: bench_gemm --model tiny|small|qwen05b [--rows N] [--reps 3] [--json FILE] */
+ * Usage: bench_gemm --model tiny|small|qwen05b [--rows N] [--reps 3] [--json FILE] [--cpu 1]
+ * --cpu 1: GFLOP per CPU second of the process instead of per wall second (per core with
+ * OMP_NUM_THREADS=1; on a shared machine it is the steadier figure). */
 #include <cblas.h>
 #include <omp.h>
 #include <stdio.h>
@@ -15,9 +17,10 @@
 #include "base/base.h"
 #include "tensor/tensor.h"
 
+static bool g_cpu; /* --cpu: time by the process's CPU time (a loaded machine inflates it less) */
 static double now(void) {
   struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
+  clock_gettime(g_cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &t);
   return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
@@ -70,6 +73,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--rows")) rows = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--reps")) reps = atoi(argv[i + 1]);
     else if (!strcmp(argv[i], "--json")) json = argv[i + 1];
+    else if (!strcmp(argv[i], "--cpu")) g_cpu = atoi(argv[i + 1]) != 0;
     else {
       fprintf(stderr, "usage: bench_gemm --model tiny|small|qwen05b [--rows N] [--reps 3] [--json FILE]\n");
       return 2;
@@ -87,8 +91,8 @@ int main(int argc, char **argv) {
   const int shapes[3][2] = {{d, d}, {d, f}, {f, d}}; /* (in, out): q/o projection, gate/up, down */
   static const char *cls_name[] = {"fwd", "dX", "dW"}, *kind_name[] = {"sgemm", "tunic-f32", "bf16"};
   FILE *js = json ? fopen(json, "a") : NULL;
-  printf("# bench_gemm %s, rows %d, threads %d, isa %s, bf16 path %s\n", model, rows, omp_get_max_threads(),
-         tn_isa_name(tn_isa_level()), tn_gemm_bf16_path());
+  printf("# bench_gemm %s, rows %d, threads %d, isa %s, bf16 path %s, GFLOP per %s second\n", model, rows,
+         omp_get_max_threads(), tn_isa_name(tn_isa_level()), tn_gemm_bf16_path(), g_cpu ? "CPU" : "wall");
   for (int s = 0; s < 3; s++) {
     const int in = shapes[s][0], out = shapes[s][1], M = rows;
     float *x = rnd((size_t)M * in), *w = rnd((size_t)out * in), *dy = rnd((size_t)M * out);
