@@ -118,6 +118,7 @@ static tn_status check_ref_line(void *ctx, cJSON *j, const char *where) {
 static tn_status setup(grpo_t *t) {
   tn_grpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
+  TN_TRY(tn_train_opts_precision(&o->train));
   if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
@@ -153,7 +154,6 @@ static tn_status setup(grpo_t *t) {
   TN_TRY(tn_state_create(&t->st, t->m, t->mb + (t->share ? t->mb / o->num_generations : 0), t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   /* AdamW betas / eps and LoRA dropout are not GRPO options: the shared defaults (0.9, 0.999, 1e-8, 0) */
-  TN_TRY(tn_train_opts_precision(&o->train));
   tn_tparams_opts to = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &to));
   t->logits = tn_alloc(sizeof(float) * (size_t)Nmax * V);

@@ -329,6 +329,7 @@ static tn_status setup(kd_t *t) {
   tn_distill_opts *o = &t->o;
   if (!o->teacher || !o->model || !o->data || !o->out)
     return tn_error(TN_ERR_ARG, "--teacher, --student, --data and --out are required");
+  TN_TRY(tn_train_opts_precision(&o->train));
   if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
     return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
   if (!(o->lmbda >= 0 && o->lmbda <= 1)) return tn_error(TN_ERR_ARG, "lmbda = %g must be in [0, 1]", o->lmbda);
@@ -350,7 +351,6 @@ static tn_status setup(kd_t *t) {
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   const long per_step = (long)B * o->grad_accum;
   o->steps = (int)tn_train_opts_total_steps(&o->train, t->train.n);
-  TN_TRY(tn_train_opts_precision(&o->train));
   tn_tparams_opts po = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
   const size_t nv = (size_t)t->Nmax * V;

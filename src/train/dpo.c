@@ -221,6 +221,7 @@ static tn_status precompute(dpo_t *t) {
 static tn_status setup(dpo_t *t) {
   tn_dpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
+  TN_TRY(tn_train_opts_precision(&o->train));
   if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0)
     return tn_error(TN_ERR_ARG, "batch_size (1..1024) and grad_accum (>= 1) must be valid");
   if (!strcmp(o->algorithm, "orpo")) t->orpo = true;
@@ -268,7 +269,6 @@ static tn_status setup(dpo_t *t) {
   TN_TRY(tn_state_create(&t->st, t->m, t->S + (t->share ? o->batch_size : 0), t->T, t->Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   o->steps = (int)tn_train_opts_total_steps(&o->train, t->train.n);
-  TN_TRY(tn_train_opts_precision(&o->train));
   tn_tparams_opts po = tn_train_opts_tparams(&o->train, o->steps);
   TN_TRY(tn_tparams_init(&t->tp, t->m, &po));
   t->logits = tn_alloc(sizeof(float) * (size_t)t->Nmax * V);

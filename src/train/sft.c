@@ -89,6 +89,7 @@ static tn_status eval_loss(sft_t *t, double *out) {
 static tn_status setup(sft_t *t) {
   tn_sft_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
+  TN_TRY(tn_train_opts_precision(&o->train));
   if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
     return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
@@ -97,7 +98,6 @@ static tn_status setup(sft_t *t) {
   if (t->train.n_truncated) tn_info("%d examples truncated to %d tokens", t->train.n_truncated, o->max_seq_len);
   if (t->train.n_dropped) tn_warn("%d examples had no target token left and were dropped", t->train.n_dropped);
   const int Nmax = o->batch_size * o->max_seq_len;
-  TN_TRY(tn_train_opts_precision(&o->train));
   tn_state_opts so = {.recompute = o->recompute};
   TN_TRY(tn_state_create_opts(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true, &so));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));

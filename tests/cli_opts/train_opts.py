@@ -215,5 +215,12 @@ la = [r.get("loss") for r in ma if "loss" in r]
 lb = [r.get("loss") for r in mb if "loss" in r]
 check(len(la) == 3 and la == lb, f"sft: 3 steps with the same losses from YAML and from flags ({la} vs {lb})")
 
+# --precision: an unknown value stops every trainer with an error naming the option
+for cmd in TRAINERS:
+    models = ["--teacher", MODEL, "--student", MODEL] if cmd == "distill" else ["--model", MODEL]
+    p = run([cmd] + models + ["--data", DATA, "--out", os.path.join(W, "p_" + cmd), "--precision", "fp16"], env=ENV)
+    check(p.returncode != 0 and "--precision" in p.stderr and "fp16" in p.stderr,
+          f"{cmd} --precision fp16: a clear error, non-zero exit (rc {p.returncode}, {p.stderr.strip()[-200:]})")
+
 shutil.rmtree(W)
 finish()
