@@ -250,10 +250,11 @@ void tn_quant_scratch_release(void);  /* the calling thread's quant scratch */
 
 /* ---- bf16 matmuls for f32 weights (mm_bf16.c), like torch's bf16 autocast ----
  * Process-wide switch (as torch.set_float32_matmul_precision): when on, the big
- * f32 matmuls of tn_linear_forward / tn_linear_backward (N > 8 rows, f32 weights)
- * round both operands to bf16 (nearest even) and accumulate in f32, on AMX or
- * AVX-512 BF16 when the CPU has them. Off by default; LoRA's small products, norms,
- * softmax and everything else stay f32. */
+ * f32 matmuls of tn_linear_forward (N > 32 rows: fewer are decode steps, where packing W
+ * costs more than the product) / tn_linear_backward (N > 8 rows), LoRA's products (N > 8),
+ * attention's per-head products, the training LM head and NF4 / frozen-weight products
+ * (quant.c) round both operands to bf16 (nearest even) and accumulate in f32, on AMX or
+ * AVX-512 BF16 (tn_isa_level). Off by default; norms, softmax and everything else stay f32. */
 void tn_matmul_set_bf16(bool on);
 bool tn_matmul_bf16(void);
 /* C (M, N) = op(A) op(B) (beta 0) or C += op(A) op(B) (beta 1), row-major as cblas_sgemm
