@@ -13,7 +13,8 @@
  * Intel Cooper Lake) the same packed operands go through a vdpbf16ps micro-kernel
  * (8 rows x 48 columns in registers). Below the avx512bf16 level (tn_isa_level)
  * tn_gemm_bf16 returns false and the caller keeps its f32 path.
- * Not for: frozen bf16/nf4 weights (quant.c), small products (LoRA, attention). */
+ * Not for: storing frozen bf16/nf4 weights (quant.c widens them to f32 tiles first), products
+ * of <= 8 rows (callers keep f32 there). */
 #include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
