@@ -358,7 +358,7 @@ static tn_status file_head(const hub_ctx *c, const char *repo, const char *commi
 
 typedef struct {
   const char *name;
-  long long base, total;
+  long long base, total, shown;
   double last;
   bool on;
 } progress_t;
@@ -367,9 +367,10 @@ static int on_progress(void *ctx, curl_off_t dltotal, curl_off_t dlnow, curl_off
   progress_t *p = ctx;
   if (!p->on) return 0;
   double t = tn_now();
-  if (t - p->last < 0.2 && dlnow < dltotal) return 0;
-  p->last = t;
   long long now = p->base + (long long)dlnow;
+  if ((t - p->last < 0.2 && dlnow < dltotal) || now == p->shown) return 0;
+  p->last = t;
+  p->shown = now;
   int pct = p->total > 0 ? (int)(100.0 * now / p->total) : 0;
   int bars = pct * 30 / 100;
   fprintf(stderr, "\r  %-32.32s [%.*s%*s] %3d%% %8.1f/%.1f MB", p->name, bars, "##############################",
@@ -391,7 +392,7 @@ static tn_status download(const hub_ctx *c, const file_meta *m, const char *inc,
     snprintf(range, sizeof range, "%lld-", have);
     curl_easy_setopt(h, CURLOPT_RANGE, range);
   }
-  progress_t pr = {.name = path, .base = have, .total = m->size, .on = c->progress};
+  progress_t pr = {.name = path, .base = have, .total = m->size, .shown = -1, .on = c->progress};
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, fwrite);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
