@@ -38,7 +38,8 @@
   uint64_t seed;                                                                                    \
   bool resume;                                                                                      \
   bool bf16_matmul;        /* bf16 operands, f32 accumulation in the big matmuls (AMX) */           \
-  bool recompute;          /* recompute each layer's activations in the backward pass */
+  bool recompute;          /* recompute each layer's activations in the backward pass */           \
+  const char *field_map;   /* data rows' fields renamed: TARGET=SOURCE,... (NULL: none) */
 
 typedef struct {
   TN_TRAIN_OPTS_FIELDS
