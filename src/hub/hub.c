@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include "obs/obs.h"
@@ -438,11 +440,25 @@ static tn_status mkdirs_for(const char *file) {
   return s;
 }
 
+/* CACHE/.locks/REPO_FOLDER/ETAG.lock held with flock while a blob is written: the lock file
+ * huggingface_hub takes (filelock uses flock on Unix), so the two tools never write one blob at once */
+static int lock_blob(const char *rd, const char *etag) {
+  const char *slash = strrchr(rd, '/');
+  char *lock = xprintf("%.*s/.locks/%s/%s.lock", (int)(slash - rd), rd, slash + 1, etag);
+  int fd = -1;
+  if (mkdirs_for(lock) == TN_OK) fd = open(lock, O_RDWR | O_CREAT, 0644);
+  tn_error_clear();
+  if (fd >= 0 && flock(fd, LOCK_EX) != 0) { close(fd); fd = -1; }
+  free(lock);
+  return fd; /* -1: no lock (read-only cache root, ...): go on without */
+}
+
 static tn_status fetch_file(const hub_ctx *c, const char *rd, const char *repo, const char *commit, const char *path,
                             bool dataset, bool quiet) {
   file_meta m = {0};
   TN_TRY(file_head(c, repo, commit, path, dataset, &m));
   tn_status s = TN_OK;
+  const int lock = lock_blob(rd, m.etag);
   if (m.commit[0] && strcmp(m.commit, commit))
     s = tn_error(TN_ERR_FORMAT, "%s: X-Repo-Commit %s differs from the revision's commit %s", path, m.commit, commit);
   char *blob = xprintf("%s/blobs/%s", rd, m.etag), *inc = xprintf("%s.incomplete", blob);
@@ -482,6 +498,7 @@ static tn_status fetch_file(const hub_ctx *c, const char *rd, const char *repo, 
     }
     free(target);
   }
+  if (lock >= 0) close(lock); /* releases the flock */
   free(blob);
   free(inc);
   free(snap);

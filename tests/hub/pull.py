@@ -17,7 +17,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "e2e"))
 sys.path.insert(0, os.path.dirname(__file__))
-from common import check, finish, init_model, run, workdir  # noqa: E402
+import fcntl  # noqa: E402
+import hashlib  # noqa: E402
+from common import TUNIC, check, finish, init_model, run, workdir  # noqa: E402
 import hf_cache_check as hc  # noqa: E402
 
 W = workdir("hub")
@@ -152,7 +154,24 @@ try:
     check(not any(len(f) == 64 or f.endswith(".incomplete") for f in os.listdir(bb)), "nothing of the bad file is kept")
     check(not os.path.exists(os.path.join(cache, "models--acme--broken", "refs", "main")), "no ref for a failed pull")
 
-    # ---- a dataset repository
+    big = os.path.join(cache, ".locks", "models--acme--tiny", hashlib.sha256(open(os.path.join(model, "model.safetensors"), "rb").read()).hexdigest() + ".lock")
+    check(os.path.exists(big), "the blob's lock file is huggingface_hub's: .locks/models--acme--tiny/SHA256.lock")
+
+    # ---- a dataset repository, while another process (huggingface_hub's filelock, here fcntl.flock)
+    # holds the lock of one of its blobs: tunic waits for it
+    sha = hashlib.sha256(open(os.path.join(ds, "data", "train.jsonl"), "rb").read()).hexdigest()
+    lk = os.path.join(cache, ".locks", "datasets--acme--gsm", sha + ".lock")
+    os.makedirs(os.path.dirname(lk), exist_ok=True)
+    fd = os.open(lk, os.O_RDWR | os.O_CREAT)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    e = dict(os.environ, **ENV)
+    bg = subprocess.Popen([TUNIC, "pull", "--dataset", "acme/gsm"], env=e, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    check(bg.poll() is None, "pull waits while another process holds the blob's lock")
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
+    bg.communicate(timeout=60)
+    check(bg.returncode == 0, "and completes once it is released")
     p = pull("--dataset", "acme/gsm")
     check(p.returncode == 0 and p.stdout.strip().endswith("datasets--acme--gsm/snapshots/" + C4), "pull --dataset acme/gsm (%s)" % p.stderr.strip()[-160:])
     try:
