@@ -109,7 +109,7 @@ static tn_status resolve_models(const tn_flag *flags, int nflags) {
       const char **v = (const char **)flags[i].dst;
       tn_status st;
       const char *dir = tn_cli_resolve_repo(*v, false, &st);
-      if (st != TN_OK) return tn_error_prefix(st, "--%s", flags[i].name);
+      if (st != TN_OK) return tn_error_prefix(st, "--%s %s: no such folder; as a Hub repository id", flags[i].name, *v);
       *v = dir;
     }
   }
