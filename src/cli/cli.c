@@ -89,6 +89,9 @@ tn_flag *tn_cli_opt(tn_flag *flags, int nflags, const char *name) {
 }
 
 bool tn_cli_download = false; /* --download (stripped from argv by main.c) */
+/* resolved snapshot folders, kept for the life of the command (the options point at them) */
+static char *resolved[16];
+static int n_resolved;
 
 const char *tn_cli_resolve_repo(const char *spec, bool dataset, tn_status *st) {
   *st = TN_OK;
@@ -96,7 +99,8 @@ const char *tn_cli_resolve_repo(const char *spec, bool dataset, tn_status *st) {
   tn_hub_opts o = {.dataset = dataset, .progress = isatty(2)};
   char *dir = NULL;
   *st = tn_cli_download ? tn_hub_pull(spec, &o, &dir) : tn_hub_local(spec, &o, &dir);
-  return dir; /* kept for the life of the command */
+  if (dir && n_resolved < 16) resolved[n_resolved++] = dir;
+  return dir;
 }
 
 /* ORG/NAME[@REV] given for a model folder: the cached snapshot (tunic pull / --download) */
