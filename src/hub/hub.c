@@ -2,7 +2,7 @@
  * (GET /api/{models,datasets}/REPO/revision/REV), per-file metadata (HEAD .../resolve/COMMIT/PATH
  * without following redirects: X-Repo-Commit, X-Linked-Etag / ETag, X-Linked-Size /
  * Content-Length), downloads into blobs/ETAG.incomplete resumed with a Range request, checked
- * (size; sha256 when the etag is one) and renamed, snapshot symlinks and refs/.
+ * (size; the sha256 or git blob sha1 the etag is) and renamed, snapshot symlinks and refs/.
  * Not for: choosing what a command loads (the CLI resolves ORG/NAME through tn_hub_local). */
 #include "hub/hub.h"
 #include <cjson/cJSON.h>
@@ -160,6 +160,69 @@ bool tn_hub_wanted(const char *path, bool dataset) {
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
     if (!strcmp(base, names[i])) return true;
   return n > 12 && !strcmp(base + n - 12, ".safetensors");
+}
+
+/* ---------------- git blob sha1 (the etag of files not in LFS) ---------------- */
+
+typedef struct {
+  uint32_t h[5];
+  uint8_t buf[64];
+  uint64_t n;
+} sha1_ctx;
+
+static uint32_t rol(uint32_t x, int k) { return (x << k) | (x >> (32 - k)); }
+
+static void sha1_block(uint32_t h[5], const uint8_t *p) {
+  uint32_t w[80];
+  for (int i = 0; i < 16; i++) w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+  for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+  uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+  for (int i = 0; i < 80; i++) {
+    uint32_t f, k;
+    if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999; }
+    else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1; }
+    else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
+    else { f = b ^ c ^ d; k = 0xCA62C1D6; }
+    uint32_t t = rol(a, 5) + f + e + k + w[i];
+    e = d; d = c; c = rol(b, 30); b = a; a = t;
+  }
+  h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
+}
+
+static void sha1_update(sha1_ctx *c, const void *data, size_t n) {
+  const uint8_t *p = data;
+  while (n) {
+    size_t off = c->n % 64, k = 64 - off < n ? 64 - off : n;
+    memcpy(c->buf + off, p, k);
+    c->n += k; p += k; n -= k;
+    if (c->n % 64 == 0) sha1_block(c->h, c->buf);
+  }
+}
+
+/* the git object id of a file's content: sha1("blob LEN\0" + content), hex */
+static tn_status git_blob_sha1(const char *path, char hex[41]) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return tn_error(TN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  fseek(f, 0, SEEK_END);
+  long len = ftell(f);
+  fseek(f, 0, SEEK_SET);
+  sha1_ctx c = {{0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0}, {0}, 0};
+  char hdr[32];
+  int hn = snprintf(hdr, sizeof hdr, "blob %ld", len);
+  sha1_update(&c, hdr, (size_t)hn + 1); /* with the NUL */
+  uint8_t buf[1 << 16];
+  size_t k;
+  while ((k = fread(buf, 1, sizeof buf, f)) > 0) sha1_update(&c, buf, k);
+  fclose(f);
+  uint64_t bits = c.n * 8;
+  uint8_t pad = 0x80, zero = 0;
+  sha1_update(&c, &pad, 1);
+  while (c.n % 64 != 56) sha1_update(&c, &zero, 1);
+  uint8_t lenb[8];
+  for (int i = 0; i < 8; i++) lenb[i] = (uint8_t)(bits >> (56 - 8 * i));
+  sha1_update(&c, lenb, 8);
+  for (int i = 0; i < 5; i++) snprintf(hex + 8 * i, 9, "%08x", c.h[i]);
+  return TN_OK;
 }
 
 /* ---------------- HTTP ---------------- */
@@ -481,6 +544,15 @@ static tn_status fetch_file(const hub_ctx *c, const char *rd, const char *repo, 
         unlink(inc);
         s = tn_error(TN_ERR_FORMAT, "%s: sha256 %s does not match the Hub's %s (download removed; pull again)", path, hex,
                      m.etag);
+      }
+    }
+    if (s == TN_OK && is_commit(m.etag)) { /* other files: the etag is the git blob sha1 */
+      char hex[41];
+      s = git_blob_sha1(inc, hex);
+      if (s == TN_OK && strcmp(hex, m.etag)) {
+        unlink(inc);
+        s = tn_error(TN_ERR_FORMAT, "%s: git blob sha1 %s does not match the Hub's etag %s (download removed; pull again)",
+                     path, hex, m.etag);
       }
     }
     if (s == TN_OK && rename(inc, blob) != 0) s = tn_error(TN_ERR_IO, "%s: rename: %s", blob, strerror(errno));

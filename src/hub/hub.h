@@ -31,7 +31,8 @@ char *tn_hub_cache_dir(const char *override);
 bool tn_hub_is_repo_id(const char *spec);
 /* SPEC = ORG/NAME[@REV] -> the cached snapshot folder (malloc'd); no network. */
 tn_status tn_hub_local(const char *spec, const tn_hub_opts *o, char **snapshot_dir);
-/* Download what is missing of SPEC into the cache (resumable, sizes and sha256 checked) and
+/* Download what is missing of SPEC into the cache (resumable; sizes, and the content against the
+ * etag: sha256 for LFS files, the git blob sha1 for others) and
  * return the snapshot folder. With HF_HUB_OFFLINE set: tn_hub_local. */
 tn_status tn_hub_pull(const char *spec, const tn_hub_opts *o, char **snapshot_dir);
 /* Whether tunic reads this repository file (model repos: config, safetensors and index,

@@ -9,7 +9,7 @@ What it is for: serving repositories (folders of files) the way the Hub's HTTP A
        Location; a private repo answers 401 without "Authorization: Bearer <token>"
   GET  /cdn/SHA256                                    the bytes, with Range support
 Faults (from the repo spec): "cut": the first GET of an LFS file sends half its bytes and closes
-the connection; "corrupt": one LFS file's bytes differ from its advertised sha256.
+the connection; "corrupt": a file's bytes differ from its advertised sha256 (LFS) or git sha1.
 Every request is appended to a log (method, path, Range, Authorization present) for the test.
 What it is not: a faithful copy of the Hub's every header, or a server for anything but tests.
 Run: hub_server.py SPEC.json PORTFILE LOGFILE (SPEC lists repos; the port is written when ready).
@@ -145,7 +145,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.send(302, b"", [("Location", host + "/cdn/" + digest), ("X-Repo-Commit", sha),
                                             ("X-Linked-Etag", '"%s"' % digest), ("X-Linked-Size", str(len(data))),
                                             ("ETag", '"%s"' % git_sha1(b"lfs pointer " + digest.encode()))], head)
-            return self.send(200, data, [("ETag", '"%s"' % git_sha1(data)), ("X-Repo-Commit", sha)], head)
+            etag = git_sha1(data)
+            if fpath in r.corrupt:
+                data = data[:-1] + bytes([data[-1] ^ 1])
+            return self.send(200, data, [("ETag", '"%s"' % etag), ("X-Repo-Commit", sha)], head)
         return self.send(404, b"no route", [], head)
 
     def cdn(self, digest, head):

@@ -2,7 +2,7 @@
 with an independent reader of huggingface_hub's layout rules (tests/hub/hf_cache_check.py).
 
 Covers: repo info and the file list (only the files tunic reads), resolve with LFS redirects
-and a renamed repo's relative redirect, ETags (sha256 / git sha1 blob names), a 401 without a
+and a renamed repo's relative redirect, ETags (sha256 / git sha1 blob names, both checked against the content), a 401 without a
 token and success with HF_TOKEN, a download cut in the middle and resumed with a Range
 request, a file whose sha256 does not match, HF_HUB_OFFLINE (no request at all), refs/ for a
 tag, a second pull served from the cache, `--model ORG/NAME` resolved through the cache (and
@@ -49,6 +49,7 @@ spec = [
      "renamed_from": "oldacme/tiny"},
     {"id": "acme/private", "commit": C2, "dir": model, "token": "s3cret"},
     {"id": "acme/broken", "commit": C3, "dir": model, "corrupt": ["model.safetensors"]},
+    {"id": "acme/broken2", "commit": C3, "dir": model, "corrupt": ["config.json"]},
     {"id": "acme/gsm", "kind": "datasets", "commit": C4, "dir": ds},
 ]
 for s in spec:
@@ -156,6 +157,10 @@ try:
 
     big = os.path.join(cache, ".locks", "models--acme--tiny", hashlib.sha256(open(os.path.join(model, "model.safetensors"), "rb").read()).hexdigest() + ".lock")
     check(os.path.exists(big), "the blob's lock file is huggingface_hub's: .locks/models--acme--tiny/SHA256.lock")
+
+    p = pull("acme/broken2")
+    check(p.returncode != 0 and "git blob sha1" in p.stderr and "does not match" in p.stderr,
+          "a small (non-LFS) file whose git sha1 differs from its ETag is refused (%s)" % p.stderr.strip()[-160:])
 
     # ---- a dataset repository, while another process (huggingface_hub's filelock, here fcntl.flock)
     # holds the lock of one of its blobs: tunic waits for it
