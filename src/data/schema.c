@@ -1,7 +1,7 @@
 /* schema.c - data sets as their authors publish them: the one recogniser every reader (SFT,
  * preference pairs, prompts) goes through. tn_data_read reads JSONL or a .json array, applies
  * --field-map renames, recognises each row's schema (GSM8K, MATH, alpaca, ShareGPT/OpenThoughts,
- * UltraFeedback-binarized, Argilla/distilabel DPO, TRL's preference and prompt-completion formats,
+ * UltraFeedback-binarized, Argilla/distilabel DPO, Intel orca DPO pairs, TRL's preference and prompt-completion formats,
  * messages, text, Tunix), checks that the whole file is in one schema, reports it once, and
  * rewrites each row in place into the native form of the reader (data.h, pref.h, prompts.h).
  * Errors name FILE:LINE and the schema expected.
@@ -14,7 +14,7 @@
 
 typedef enum {
   S_NONE, S_MESSAGES, S_PROMPT_COMPLETION, S_TEXT, S_TUNIX, S_PROMPT, S_GSM8K, S_MATH, S_ALPACA, S_SHAREGPT,
-  S_ULTRAFEEDBACK, S_ARGILLA_DPO, S_TRL_PREF, S_TRL_PREF_CONV, S_TRL_PREF_IMPLICIT, S_COUNT
+  S_ULTRAFEEDBACK, S_ARGILLA_DPO, S_ORCA_DPO, S_TRL_PREF, S_TRL_PREF_CONV, S_TRL_PREF_IMPLICIT, S_COUNT
 } schema;
 
 static const struct {
@@ -32,6 +32,7 @@ static const struct {
   [S_SHAREGPT] = {"sharegpt", "conversations [{from, value}] with human/gpt/system"},
   [S_ULTRAFEEDBACK] = {"ultrafeedback", "prompt, chosen and rejected as full conversations"},
   [S_ARGILLA_DPO] = {"argilla-dpo", "instruction, chosen_response, rejected_response"},
+  [S_ORCA_DPO] = {"orca-dpo", "system, question (or input), chosen, rejected"},
   [S_TRL_PREF] = {"trl-preference", "prompt, chosen, rejected (strings)"},
   [S_TRL_PREF_CONV] = {"trl-preference-conversational", "prompt, chosen, rejected (message lists)"},
   [S_TRL_PREF_IMPLICIT] = {"trl-preference-implicit-prompt", "chosen, rejected (message lists)"},
@@ -49,6 +50,7 @@ static schema recognise(cJSON *j) {
       if (arr(j, "prompt")) return S_TRL_PREF_CONV;
       return get(j, "prompt") ? S_ULTRAFEEDBACK : S_TRL_PREF_IMPLICIT;
     }
+    if (!get(j, "prompt") && (str(j, "question") || str(j, "input"))) return S_ORCA_DPO;
     return S_TRL_PREF;
   }
   if (get(j, "messages")) return S_MESSAGES;
@@ -63,14 +65,14 @@ static schema recognise(cJSON *j) {
 }
 
 /* a data set's own schema (its rows are not mixed with others'); tunic's native forms may mix */
-static bool published(schema s) { return s >= S_GSM8K && s <= S_ARGILLA_DPO; }
+static bool published(schema s) { return s >= S_GSM8K && s <= S_ORCA_DPO; }
 
 /* which schemas each reader takes */
 static bool usable(schema s, tn_data_use u) {
   switch (u) {
   case TN_DATA_SFT: return s != S_PROMPT;
-  case TN_DATA_PREF: return s == S_ULTRAFEEDBACK || s == S_ARGILLA_DPO || s == S_TRL_PREF || s == S_TRL_PREF_CONV ||
-                            s == S_TRL_PREF_IMPLICIT;
+  case TN_DATA_PREF: return s == S_ULTRAFEEDBACK || s == S_ARGILLA_DPO || s == S_ORCA_DPO || s == S_TRL_PREF ||
+                            s == S_TRL_PREF_CONV || s == S_TRL_PREF_IMPLICIT;
   case TN_DATA_PROMPTS: return s != S_TEXT && s != S_TUNIX;
   }
   return false;
@@ -275,6 +277,37 @@ static tn_status normalise(cJSON *j, schema s, tn_data_use u, const char *where)
     set_str(j, "prompt", ins->valuestring);
     if (u == TN_DATA_PREF) { set_dup(j, "chosen", c); set_dup(j, "rejected", r); }
     else if (u == TN_DATA_SFT) set_dup(j, "completion", c);
+    return TN_OK;
+  }
+  case S_ORCA_DPO: { /* Intel/orca_dpo_pairs: the question (and a system prompt) with string responses */
+    cJSON *q = str(j, "question") ? get(j, "question") : get(j, "input"), *sys = get(j, "system");
+    cJSON *c = get(j, "chosen"), *r = get(j, "rejected");
+    if (!cJSON_IsString(c) || !cJSON_IsString(r))
+      return tn_error(TN_ERR_FORMAT, "%s: orca-dpo: \"chosen\" and \"rejected\" must be strings (schema: %s)", where, SCHEMAS[s].fields);
+    if (!cJSON_IsString(sys) || !*sys->valuestring) {
+      set_str(j, "prompt", q->valuestring);
+      if (u == TN_DATA_SFT) set_dup(j, "completion", c);
+      return TN_OK;
+    }
+    cJSON *pm = cJSON_CreateArray(), *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "system");
+    cJSON_AddStringToObject(m, "content", sys->valuestring);
+    cJSON_AddItemToArray(pm, m);
+    m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "role", "user");
+    cJSON_AddStringToObject(m, "content", q->valuestring);
+    cJSON_AddItemToArray(pm, m);
+    if (u == TN_DATA_PROMPTS) { set(j, "messages", pm); return TN_OK; }
+    for (int k = 0; k < (u == TN_DATA_SFT ? 1 : 2); k++) { /* the responses as assistant turns */
+      cJSON *am = cJSON_CreateObject();
+      cJSON_AddStringToObject(am, "role", "assistant");
+      cJSON_AddStringToObject(am, "content", (k ? r : c)->valuestring);
+      if (u == TN_DATA_SFT) { cJSON_AddItemToArray(pm, am); break; } /* SFT: system, user, chosen */
+      cJSON *a = cJSON_CreateArray();
+      cJSON_AddItemToArray(a, am);
+      set(j, k ? "rejected" : "chosen", a);
+    }
+    set(j, u == TN_DATA_SFT ? "messages" : "prompt", pm);
     return TN_OK;
   }
   case S_TRL_PREF:

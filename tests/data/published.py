@@ -150,6 +150,14 @@ same_training("dpo", jsonl(path("ultra.jsonl"), ULTRA),
 same_training("dpo", jsonl(path("argilla.jsonl"), ARGILLA),
               jsonl(path("argilla_native.jsonl"), [{"prompt": p, "chosen": c, "rejected": r} for p, c, r in PAIRS]),
               "argilla-dpo", "argilla-dpo", "--chat")
+ORCA = [{"system": "You are an AI assistant." if i % 2 else "", "question": p, "chosen": c, "rejected": r}
+        for i, (p, c, r) in enumerate(PAIRS)]
+same_training("dpo", jsonl(path("orca.jsonl"), ORCA),
+              jsonl(path("orca_native.jsonl"),
+                    [{"prompt": ([{"role": "system", "content": o["system"]}] if o["system"] else []) +
+                      [{"role": "user", "content": o["question"]}], "chosen": [{"role": "assistant", "content": o["chosen"]}],
+                      "rejected": [{"role": "assistant", "content": o["rejected"]}]} for o in ORCA]),
+              "orca-dpo", "orca-dpo", "--chat")
 same_training("dpo", write_json("trl_conv.json", TRL_CONV), jsonl(path("ultra_native2.jsonl"),
               [{"chosen": conv(p, c), "rejected": conv(p, r)} for p, c, r in PAIRS]),
               "trl-conversational", "trl-preference-conversational")
