@@ -13,6 +13,8 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include "hub/hub.h"
 #include "tunic/obs.h"
 
 static bool wants_help(int argc, char **argv) {
@@ -86,6 +88,38 @@ tn_flag *tn_cli_opt(tn_flag *flags, int nflags, const char *name) {
   return NULL;
 }
 
+bool tn_cli_download = false; /* --download (stripped from argv by main.c) */
+/* resolved snapshot folders, kept for the life of the command (the options point at them) */
+static char *resolved[16];
+static int n_resolved;
+
+const char *tn_cli_resolve_repo(const char *spec, bool dataset, tn_status *st) {
+  *st = TN_OK;
+  if (!spec || !tn_hub_is_repo_id(spec)) return spec;
+  tn_hub_opts o = {.dataset = dataset, .progress = isatty(2)};
+  char *dir = NULL;
+  *st = tn_cli_download ? tn_hub_pull(spec, &o, &dir) : tn_hub_local(spec, &o, &dir);
+  if (dir && n_resolved < 16) resolved[n_resolved++] = dir;
+  return dir;
+}
+
+/* ORG/NAME[@REV] given for a model folder: the cached snapshot (tunic pull / --download) */
+static tn_status resolve_models(const tn_flag *flags, int nflags) {
+  static const char *names[] = {"model", "teacher", "student", "tokenizer", "ref-model"};
+  for (int i = 0; i < nflags; i++) {
+    if (flags[i].type != 's') continue;
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+      if (strcmp(flags[i].name, names[k])) continue;
+      const char **v = (const char **)flags[i].dst;
+      tn_status st;
+      const char *dir = tn_cli_resolve_repo(*v, false, &st);
+      if (st != TN_OK) return tn_error_prefix(st, "--%s %s: no such folder; as a Hub repository id", flags[i].name, *v);
+      *v = dir;
+    }
+  }
+  return TN_OK;
+}
+
 int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const char *usage) {
   /* before any value is parsed: the usage shows the defaults */
   if (wants_help(argc, argv)) { tn_cli_usage(stdout, argv[0], usage, flags, nflags, false); return 1; }
@@ -145,6 +179,10 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
   bad:
     fprintf(stderr, "tunic %s: option --%s: '%s' is not a valid %s\n", argv[0], f->name, v,
             f->type == 'f' || f->type == 'd' ? "number" : "integer");
+    return -1;
+  }
+  if (resolve_models(flags, nflags) != TN_OK) {
+    fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
     return -1;
   }
   return 0;
@@ -274,6 +312,7 @@ int tn_cli_parse_config(int argc, char **argv, const tn_flag *flags, int nflags,
   if (!rc) { fprintf(stderr, "tunic %s: out of memory\n", argv[0]); return -1; }
   tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
   if (s == TN_OK) s = check_given(argv[0], flags, nflags, rc);
+  if (s == TN_OK) s = resolve_models(flags, nflags);
   if (s != TN_OK) {
     fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
     tn_runcfg_free(rc);
@@ -300,6 +339,7 @@ int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags,
   if (!rc) return tn_cli_fail(cmd, tn_error(TN_ERR_NOMEM, "out of memory"));
   tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
   if (s == TN_OK) s = check_given(cmd, flags, nflags, rc);
+  if (s == TN_OK) s = resolve_models(flags, nflags);
   if (s == TN_OK) {
     char title[96];
     snprintf(title, sizeof title, "%s configuration", cmd);

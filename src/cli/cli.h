@@ -17,6 +17,10 @@ typedef tn_opt tn_flag;
 
 /* Parse argv (argv[0] is the subcommand name). Positional arguments are refused.
  * Prints usage and returns 1 on --help (caller returns 0), -1 on error (message printed). */
+/* ORG/NAME[@REV] -> the snapshot folder in the Hugging Face cache (downloaded first when
+ * tn_cli_download, set by a --download anywhere on the command line); other values unchanged. */
+extern bool tn_cli_download;
+const char *tn_cli_resolve_repo(const char *spec, bool dataset, tn_status *st);
 int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const char *usage);
 /* tn_cli_parse plus `--config run.yaml` (YAML keys = flag names, '-' and '_' alike; flags
  * override the file; unknown keys / bad values are errors naming file, line, key, value, type),

@@ -34,6 +34,7 @@ int tn_cmd_eval(int argc, char **argv) {
     {"system-prompt", 's', &o.system_prompt, "system prompt (default: the reasoning/answer prompt)"},
     {"no-system-prompt", 'b', &no_sys, "no system prompt"},
     {"chat-format", 's', &o.chat_format, "auto | gemma | chatml | llama3 (default: auto)"},
+    {"field-map", 's', &o.field_map, "data fields renamed: prompt=problem,answer=final,... (TARGET=SOURCE)"},
     {"no-chat", 'b', &o.no_chat, "plain prompt template even when the tokenizer has a chat template"},
     {"answer-tag", 's', &answer_tag, "answer tag name (default answer: <answer>...</answer>)"},
     {"tags-only", 'b', &o.extract.tags_only, "extract answers from the answer tags only"},

@@ -38,6 +38,13 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "--version")) { printf("tunic %s\n", tn_version()); return 0; }
+  int w = 1; /* --download (any command): fetch a Hub repository id given for a model first */
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--download")) tn_cli_download = true;
+    else argv[w++] = argv[i];
+  }
+  argc = w;
+  argv[argc] = NULL;
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (same_name(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "tunic: unknown command '%s'\n", argv[1]);

@@ -17,10 +17,18 @@
 #include "tunic/tokenizer.h"
 
 struct cJSON;
-/* Read a JSONL file: fn gets each line's object (and owns it) with "FILE:LINE" for
- * messages. Stops at the first error (invalid JSON, not an object, or fn's). */
+/* Read a JSONL file (or a .json file holding one array of objects): fn gets each object (and
+ * owns it) with "FILE:LINE" (the line the object starts on) for messages. Stops at the first
+ * error (invalid JSON, not an object, or fn's). */
 typedef tn_status (*tn_jsonl_fn)(void *ctx, struct cJSON *obj, const char *where);
 tn_status tn_jsonl_read(const char *path, tn_jsonl_fn fn, void *ctx);
+
+/* The one reader of published data sets (schema.c): JSONL or a .json array, --field-map
+ * (TARGET=SOURCE,...) applied, each row's schema recognised (one per file, reported once) and
+ * rewritten into the native form of the reader USE before fn sees it. */
+typedef enum { TN_DATA_SFT, TN_DATA_PREF, TN_DATA_PROMPTS } tn_data_use;
+#define TN_DATA_QUIET 0x100 /* or'ed into use: no "schema ..." line (a second pass over a file) */
+tn_status tn_data_read(const char *path, int use, const char *field_map, tn_jsonl_fn fn, void *ctx);
 
 typedef struct {
   int32_t *ids;   // (n)
@@ -39,6 +47,7 @@ typedef struct {
 typedef struct {
   int max_seq_len;             /* truncate longer examples (right side), 0 = no limit */
   tn_chat_format chat;         /* TN_CHAT_AUTO: from the tokenizer's chat_template */
+  const char *field_map;       /* --field-map TARGET=SOURCE,... (NULL: none) */
 } tn_sft_data_opts;
 
 /* Load a JSONL file. A malformed line is an error naming FILE:LINE and the problem. */

@@ -1,15 +1,62 @@
 /* jsonl.c - one JSON object per line, with errors naming FILE:LINE: the reader
- * every dataset loader (SFT, prompts, preferences) goes through. Blank lines are
- * skipped; a line that is not a JSON object is an error. */
+ * every dataset loader (SFT, prompts, preferences) goes through (through schema.c's
+ * tn_data_read). Blank lines are skipped; a line that is not a JSON object is an error.
+ * A file whose first character is '[' is read as one array of objects (.json). */
 #include <cjson/cJSON.h>
 #include <stdlib.h>
 #include <string.h>
 #include "data/data.h"
 
+/* a .json file holding one array: each element with the line it starts on */
+static tn_status read_array(const char *path, char *data, size_t len, char *q, tn_jsonl_fn fn, void *ctx) {
+  char where[512];
+  const long nul = tn_json_nul_offset(data, len);
+  if (nul >= 0)
+    return tn_error(TN_ERR_FORMAT, "%s: byte %ld: a NUL character (\\u0000 or a 0 byte), which tunic's strings cannot hold", path, nul + 1);
+  int line = 1;
+  const char *counted = data;
+  q++; /* past '[' */
+  for (int i = 0;; i++) {
+    while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n') q++;
+    if (*q == ']' && i == 0) break;
+    for (; counted < q; counted++) line += *counted == '\n';
+    snprintf(where, sizeof where, "%s:%d", path, line);
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithOpts(q, &end, false);
+    if (!cJSON_IsObject(j)) {
+      tn_status s = j ? tn_error(TN_ERR_FORMAT, "%s: element %d of the array: expected a JSON object", where, i)
+                      : tn_error(TN_ERR_FORMAT, "%s: element %d of the array: invalid JSON", where, i);
+      cJSON_Delete(j);
+      return s;
+    }
+    TN_TRY(fn(ctx, j, where)); /* fn takes ownership of j */
+    q = (char *)end;
+    while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n') q++;
+    if (*q == ']') break;
+    if (*q != ',') {
+      for (; counted < q; counted++) line += *counted == '\n';
+      return tn_error(TN_ERR_FORMAT, "%s:%d: expected ',' or ']' after element %d of the array", path, line, i);
+    }
+    q++;
+  }
+  for (q++; *q; q++)
+    if (*q != ' ' && *q != '\t' && *q != '\r' && *q != '\n')
+      return tn_error(TN_ERR_FORMAT, "%s: text after the array's closing ']'", path);
+  (void)len;
+  return TN_OK;
+}
+
 tn_status tn_jsonl_read(const char *path, tn_jsonl_fn fn, void *ctx) {
   char *data;
   size_t len;
   TN_TRY(tn_read_file(path, &data, &len));
+  char *first = data;
+  while (first < data + len && (*first == ' ' || *first == '\t' || *first == '\r' || *first == '\n')) first++;
+  if (first < data + len && *first == '[') {
+    tn_status s = read_array(path, data, len, first, fn, ctx);
+    free(data);
+    return s;
+  }
   tn_status s = TN_OK;
   int line = 0;
   char where[512];

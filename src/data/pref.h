@@ -41,6 +41,7 @@ typedef struct {
   int max_response_len;     /* 0 = no limit */
   bool chat;                /* string prompts/responses through the chat template too */
   tn_chat_format format;    /* TN_CHAT_AUTO: from the tokenizer's chat_template */
+  const char *field_map;    /* --field-map TARGET=SOURCE,... (NULL: none) */
 } tn_pref_data_opts;
 
 tn_status tn_pref_load(tn_pref_set *s, const char *path, const tn_tokenizer *tok, const tn_pref_data_opts *o);

@@ -193,7 +193,7 @@ static tn_status load_line(void *ctx, cJSON *j, const char *where) {
 tn_status tn_pref_load(tn_pref_set *set, const char *path, const tn_tokenizer *tok, const tn_pref_data_opts *o) {
   memset(set, 0, sizeof *set);
   load_ctx c = {.set = set, .tok = tok, .o = o};
-  tn_status s = tn_jsonl_read(path, load_line, &c);
+  tn_status s = tn_data_read(path, TN_DATA_PREF, o->field_map, load_line, &c);
   free(c.bp.ids);
   free(c.bc.ids);
   free(c.br.ids);

@@ -93,7 +93,7 @@ tn_status tn_prompts_load(tn_prompt_set *s, const char *path, const tn_tokenizer
   load_ctx c = {.s = s, .tok = tok, .o = o};
   c.chat_ok = !o->no_chat && (o->chat != TN_CHAT_AUTO || tn_chat_detect(tok, &f) == TN_OK);
   tn_error_clear();
-  tn_status st = tn_jsonl_read(path, load_line, &c);
+  tn_status st = tn_data_read(path, TN_DATA_PROMPTS, o->field_map, load_line, &c);
   tn_encoding_free(&c.enc);
   if (st == TN_OK && s->n == 0) st = tn_error(TN_ERR_FORMAT, "%s: no prompts", path);
   if (st != TN_OK) tn_prompts_free(s);

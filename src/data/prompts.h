@@ -33,6 +33,7 @@ typedef struct {
   bool no_chat;               /* plain template even when the tokenizer has a chat template */
   tn_chat_format chat;        /* TN_CHAT_AUTO: detect */
   int max_prompt_len;         /* keep the last N tokens of longer prompts (0 = no limit) */
+  const char *field_map;      /* --field-map TARGET=SOURCE,... (NULL: none) */
 } tn_prompt_opts;
 
 /* The Tunix GRPO demo's system prompt (reasoning / answer tags). */

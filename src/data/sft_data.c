@@ -151,7 +151,7 @@ static tn_status load_line(void *ctx, cJSON *j, const char *where) {
 tn_status tn_sft_load(tn_dataset *d, const char *path, const tn_tokenizer *tok, const tn_sft_data_opts *o) {
   memset(d, 0, sizeof *d);
   load_ctx c = {.d = d, .tok = tok, .o = o};
-  tn_status s = tn_jsonl_read(path, load_line, &c);
+  tn_status s = tn_data_read(path, TN_DATA_SFT, o->field_map, load_line, &c);
   free(c.b.ids);
   free(c.b.mask);
   tn_encoding_free(&c.enc);

@@ -155,7 +155,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
 
   tn_prompt_opts po = {.system_prompt = o->system_prompt ? o->system_prompt : TN_DEFAULT_SYSTEM_PROMPT,
                        .field = "prompt", .no_chat = o->no_chat, .chat = TN_CHAT_AUTO,
-                       .max_prompt_len = o->max_prompt_len};
+                       .max_prompt_len = o->max_prompt_len, .field_map = o->field_map};
   if (o->chat_format && *o->chat_format && strcmp(o->chat_format, "auto"))
     TN_TRY(tn_chat_format_parse(o->chat_format, &po.chat));
   tn_prompt_set ps;

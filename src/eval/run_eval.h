@@ -23,6 +23,7 @@ typedef struct {
   const char *summary_out;     /* summary JSON (NULL: derived from out, see tn_eval_summary_path) */
   const char *system_prompt;   /* NULL: TN_DEFAULT_SYSTEM_PROMPT; "": none */
   const char *chat_format;     /* NULL / "auto": detect from the tokenizer */
+  const char *field_map;       /* data rows' fields renamed: TARGET=SOURCE,... (NULL: none) */
   bool no_chat;                /* plain "{system}\n\n{prompt}\n" template */
   int max_prompt_len;          /* keep the last N prompt tokens (0: no limit) */
   int limit;                   /* first N examples only (0: all) */

@@ -55,10 +55,55 @@ static bool name_eq(const char *a, size_t alen, const char *b) {
   return i == alen && b[i] == 0;
 }
 
+/* TRL / transformers / Tunix names of common options (a run config written for those tools runs
+ * as written); an alias counts only where the command has its option */
+static const char *const ALIASES[][2] = {
+  {"learning_rate", "lr"}, {"num_train_epochs", "epochs"}, {"num_epochs", "epochs"},
+  {"per_device_train_batch_size", "batch-size"}, {"train_batch_size", "batch-size"},
+  {"gradient_accumulation_steps", "grad-accum"}, {"max_steps", "steps"}, {"num_batches", "steps"},
+  {"model_name_or_path", "model"}, {"model_name", "model"}, {"model_path", "model"},
+  {"tokenizer_name_or_path", "tokenizer"}, {"tokenizer_name", "tokenizer"},
+  {"output_dir", "out"}, {"dataset_name", "data"}, {"train_file", "data"}, {"dataset_path", "data"}, {"data_path", "data"},
+  {"train_data", "data"}, {"eval_file", "eval-data"}, {"validation_file", "eval-data"},
+  {"lr_scheduler_type", "schedule"}, {"adam_beta1", "beta1"}, {"adam_beta2", "beta2"},
+  {"adam_epsilon", "adam-eps"}, {"save_steps", "save-every"}, {"save_interval_steps", "save-every"},
+  {"eval_steps", "eval-every"}, {"eval_every_n_steps", "eval-every"}, {"save_total_limit", "keep-last"},
+  {"max_to_keep", "keep-last"}, {"lora_r", "lora-rank"}, {"lora_target_modules", "lora-targets"},
+  {"target_modules", "lora-targets"}, {"use_rslora", "rslora"}, {"max_seq_length", "max-seq-len"},
+  {"max_length", "max-seq-len"}, {"max_completion_length", "max-tokens-to-generate"},
+  {"total_generation_steps", "max-tokens-to-generate"}, {"max_new_tokens", "max-tokens-to-generate"},
+  {"gradient_checkpointing", "recompute"}, {"ref_model_name_or_path", "ref-model"},
+  {"teacher_model_name_or_path", "teacher"}, {"loss_type", "loss"},
+};
+
+/* TRL / transformers options with no tunic counterpart that change nothing tunic computes (or
+ * that it always does): accepted in a run config with a warning, so such files run as written */
+static const char *const IGNORED[] = {
+  "logging_steps", "logging_strategy", "logging_dir", "logging_first_step", "report_to", "run_name",
+  "bf16", "fp16", "tf32", "push_to_hub", "hub_model_id", "hub_strategy", "overwrite_output_dir", "do_train",
+  "do_eval", "eval_strategy", "evaluation_strategy", "save_strategy", "dataloader_num_workers",
+  "remove_unused_columns", "use_peft", "torch_dtype", "attn_implementation", "trust_remote_code",
+  "per_device_eval_batch_size", "optim", "packing", "dataset_text_field", "use_liger_kernel",
+  "ddp_find_unused_parameters", "gradient_checkpointing_kwargs", "log_level", "disable_tqdm",
+  "save_only_model", "load_best_model_at_end", "use_vllm", "vllm_mode", "log_completions",
+  "lora_task_type", "task_type", "bias", "dataset_num_proc",
+};
+
 static rc_opt *find_opt(tn_runcfg *rc, const char *name, size_t len) {
   for (int i = 0; i < rc->n; i++)
     if (name_eq(name, len, rc->v[i].o.name)) return &rc->v[i];
+  for (size_t a = 0; a < sizeof ALIASES / sizeof ALIASES[0]; a++)
+    if (name_eq(name, len, ALIASES[a][0])) {
+      for (int i = 0; i < rc->n; i++)
+        if (name_eq(ALIASES[a][1], strlen(ALIASES[a][1]), rc->v[i].o.name)) return &rc->v[i];
+    }
   return NULL;
+}
+
+static bool ignored_key(const char *key) {
+  for (size_t i = 0; i < sizeof IGNORED / sizeof IGNORED[0]; i++)
+    if (name_eq(key, strlen(key), IGNORED[i])) return true;
+  return false;
 }
 
 static int edit_distance(const char *a, const char *b) {
@@ -367,6 +412,10 @@ static int load_one(const char *key, const char *value, int line, void *vctx) {
   char origin[160];
   snprintf(origin, sizeof origin, "%s:%d", c->path, line);
   rc_opt *r = find_opt(c->rc, key, strlen(key));
+  if (!r && ignored_key(key)) {
+    tn_warn("%s: '%s' (a TRL/transformers option) has no effect in tunic; ignored", origin, key);
+    return 0;
+  }
   if (!r) {
     char sug[96];
     suggest(c->rc, key, sug, sizeof sug);

@@ -139,7 +139,7 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   tn_prompt_opts po = {.system_prompt = o->no_system_prompt ? NULL : (o->system_prompt ? o->system_prompt : TN_DEFAULT_SYSTEM_PROMPT),
-                       .no_chat = o->no_chat, .max_prompt_len = o->max_prompt_length};
+                       .no_chat = o->no_chat, .max_prompt_len = o->max_prompt_length, .field_map = o->field_map};
   TN_TRY(tn_chat_format_parse(o->chat_format, &po.chat));
   TN_TRY(tn_prompts_load(&t->data, o->data, t->tok, &po));
   if (t->data.n_truncated) /* cut from the left: the model sees the end of the prompt without its beginning */
@@ -162,7 +162,7 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
     const char *nm = tn_rewards_name(t->rw, f);
     if (!strcmp(nm, "answer") || !strcmp(nm, "numeric")) {
       ref_check_ctx cc = {.field = rc.answer_field ? rc.answer_field : "answer", .reward = nm};
-      TN_TRY(tn_jsonl_read(o->data, check_ref_line, &cc));
+      TN_TRY(tn_data_read(o->data, TN_DATA_PROMPTS | TN_DATA_QUIET, o->field_map, check_ref_line, &cc));
       break;
     }
   }

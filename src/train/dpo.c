@@ -244,7 +244,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
                     o->ref_model, o->model);
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   tn_pref_data_opts dopts = {.max_prompt_len = o->max_prompt_length, .max_response_len = o->max_response_length,
-                             .chat = o->chat};
+                             .chat = o->chat, .field_map = o->field_map};
   TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.format));
   TN_TRY(tn_pref_load(&t->train, o->data, t->tok, &dopts));
   if (o->eval_data) TN_TRY(tn_pref_load(&t->eval, o->eval_data, t->tok, &dopts));

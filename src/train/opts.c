@@ -39,6 +39,7 @@ static const struct {
   {0, TN_TO_BASE_DTYPE, "base-dtype", 's', F(base_dtype), "frozen projections under LoRA (QLoRA): f32 | bf16 | nf4 | auto"},
   {0, 0, "tokenizer", 's', F(tokenizer), "tokenizer directory (default: the model's)"},
   {0, 0, "data", 's', F(data), "training JSONL"},
+  {0, 0, "field-map", 's', F(field_map), "data fields renamed: prompt=question,completion=answer,... (TARGET=SOURCE)"},
   {0, TN_TO_DATASET, "eval-data", 's', F(eval_data), "eval JSONL (default: --eval-split of the training data)"},
   {0, TN_TO_DATASET, "eval-split", 'f', F(eval_split), "fraction of the training data held out for eval"},
   {0, 0, "out", 's', F(out), "run directory"},
@@ -87,7 +88,7 @@ int tn_train_opts_rows(tn_train_opts *o, unsigned has, int section, tn_opt *out)
 
 tn_status tn_train_opts_load_sft(const tn_train_opts *o, const tn_tokenizer *tok, int V, tn_dataset *train,
                                  tn_dataset *eval) {
-  tn_sft_data_opts dopts = {.max_seq_len = o->max_seq_len};
+  tn_sft_data_opts dopts = {.max_seq_len = o->max_seq_len, .field_map = o->field_map};
   TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.chat));
   TN_TRY(tn_sft_load(train, o->data, tok, &dopts));
   if (o->eval_data) TN_TRY(tn_sft_load(eval, o->eval_data, tok, &dopts));
