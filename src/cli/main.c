@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "dist/dist.h"
 #include "tunic.h"
 
 #define TN_CMD(n) int tn_cmd_##n(int argc, char **argv);
@@ -38,6 +39,21 @@ int main(int argc, char **argv) {
     return argc < 2 ? 2 : 0;
   }
   if (!strcmp(argv[1], "--version")) { printf("tunic %s\n", tn_version()); return 0; }
+  /* the trainers run data-parallel when launched by mpirun/srun (src/dist); else as always */
+  static const char *const trainers[] = {"sft", "dpo", "distill", "grpo", NULL};
+  for (int i = 0; trainers[i]; i++)
+    if (!strcmp(argv[1], trainers[i])) {
+      if (tn_dist_init(&argc, &argv) != TN_OK) {
+        fprintf(stderr, "tunic: %s\n", tn_last_error());
+        return 1;
+      }
+      for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++)
+        if (same_name(argv[1], cmds[k].name)) {
+          const int rc = cmds[k].fn(argc - 1, argv + 1);
+          tn_dist_finish(rc);
+          return rc;
+        }
+    }
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
     if (same_name(argv[1], cmds[i].name)) return cmds[i].fn(argc - 1, argv + 1);
   fprintf(stderr, "tunic: unknown command '%s'\n", argv[1]);

@@ -189,6 +189,8 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp || !t->tok_r || !t->pos_r || !t->seq_r || !t->tgt_r ||
       !t->fn_mean || !t->fn_std)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", Nmax, V);
+  if (run->world > 1) /* prompts are not sharded yet: N ranks would each train on all of them */
+    return tn_error(TN_ERR_ARG, "grpo runs on one rank only for now (launched on %d ranks): run it without mpirun", run->world);
   t->run = run;
   run->label = "grpo";
   run->model_dir = o->model;

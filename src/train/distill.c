@@ -441,7 +441,7 @@ static tn_status save_projections(void *ctx, tn_run *r) {
 static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
   kd_t *t = ctx;
   const tn_distill_opts *o = &t->o;
-  const int B = o->batch_size, n_step = (int)r->per_step;
+  const int B = o->batch_size, n_step = B * o->grad_accum; /* this rank's examples (r->per_step: all ranks') */
   t->fwd_counter = (uint64_t)step * o->grad_accum; /* LoRA dropout masks: a function of the step */
   for (int i = 0; i < n_step; i++) t->ex[i] = &t->train.ex[tn_run_next(r)];
   tn_rng rng;
@@ -455,6 +455,11 @@ static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
   }
   long m_step = 0;
   for (int i = 0; i < n_step; i++) m_step += t->ex[i]->n_targets;
+  if (r->world > 1) { /* the loss is a mean over the kept rows of all ranks (after on-policy sampling) */
+    double m = (double)m_step;
+    TN_TRY(tn_run_sum(r, &m, 1));
+    m_step = (long)m;
+  }
   tn_tparams_zero_grad(&t->tp);
   if (t->nf) memset(t->pgrad, 0, sizeof(float) * (size_t)t->nf * t->tch->cfg.C * t->m->cfg.C);
   double kd = 0, feat = 0, ntok = 0;
@@ -463,11 +468,13 @@ static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
     ntok += t->N;
     TN_TRY(micro(t, m_step, !t->onp, &kd, &feat));
   }
-  t->kd = kd;
-  t->feat = feat;
+  double sum[3] = {kd, feat, ntok}; /* several ranks: the global step's */
+  TN_TRY(tn_run_sum(r, sum, 3));
+  t->kd = sum[0];
+  t->feat = sum[1];
   t->m_step = m_step;
-  out->loss = kd + feat;
-  out->tokens = ntok;
+  out->loss = sum[0] + sum[1];
+  out->tokens = sum[2];
   if (t->onp) snprintf(out->extra, sizeof out->extra, "on-policy");
   return TN_OK;
 }

@@ -14,6 +14,11 @@
 #include "obs/obs.h"
 #include "train/run.h"
 
+static const tn_comm *g_comm;
+void tn_train_set_comm(const tn_comm *c) { g_comm = c && c->size > 1 ? c : NULL; }
+const tn_comm *tn_train_comm(void) { return g_comm; }
+int tn_train_world(void) { return g_comm ? g_comm->size : 1; }
+
 tn_status tn_stream_init(tn_stream *s, int n, uint64_t seed) {
   s->n = n;
   s->seed = seed;
@@ -141,7 +146,7 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
   if (n == 0) { /* killed before its first checkpoint */
     free(steps);
     printf("no checkpoint in %s/checkpoints: starting from step 0\n", r->out);
-    return tn_metrics_truncate_after(r->out, 0);
+    return r->rank == 0 ? tn_metrics_truncate_after(r->out, 0) : TN_OK;
   }
   tn_status s = TN_ERR_IO;
   char ck[4200], why[512] = "";
@@ -155,6 +160,7 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
     if (s == TN_OK) s = check_state(r, ck, steps[i], sj, data_pos);
     free(sj);
     if (s == TN_OK) { *step0 = steps[i]; break; }
+    if (r->rank > 0) break; /* rank 0 says why (and aborts the job) */
     if (s == TN_ERR_ARG || s == TN_ERR_NOMEM) break; /* another run's checkpoint: refused, not skipped */
     snprintf(why, sizeof why, "%s", tn_last_error());
     tn_warn("checkpoint %s is damaged and is skipped: %s%s", ck, why, i > 0 ? "; trying the one before" : "");
@@ -166,12 +172,18 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
   if (s != TN_OK) return s;
   printf("resumed from %s (step %ld)\n", ck, *step0);
   r->step0 = *step0;
-  return tn_metrics_truncate_after(r->out, *step0);
+  return r->rank == 0 ? tn_metrics_truncate_after(r->out, *step0) : TN_OK;
 }
 
 tn_status tn_run_start(tn_run *r, const tn_manifest_info *mi) {
+  r->t_start = tn_now();
+  if (r->rank > 0) return TN_OK; /* rank 0 alone writes the run directory */
   if (!r->resumed) TN_TRY(tn_run_check_fresh(r->out));
   TN_TRY(tn_manifest_write(r->out, mi, NULL));
+  if (r->comm && r->comm->manifest_json) {
+    cJSON *d = cJSON_Parse(r->comm->manifest_json);
+    if (d) TN_TRY(tn_manifest_set(r->out, "distributed", d));
+  }
   TN_TRY(tn_metrics_open(&r->metrics, r->out));
   if (r->step0 > 0) TN_TRY(tn_metrics_resumed(r->metrics, r->step0 + 1));
   r->prog = tn_progress_new(NULL, r->steps, r->label, TN_PROGRESS_AUTO);
@@ -184,8 +196,31 @@ tn_status tn_run_nonfinite(long step, double loss) {
                   isnan(loss) ? "NaN" : "infinite");
 }
 
+/* the sum over ranks of every trainable row's gradient: the flat buffer in buckets, then
+ * any row of r->tr outside it (distillation's projections) */
+static tn_status sum_grads(tn_run *r, const tn_trainable *tr) {
+  const tn_comm *c = r->comm;
+  float *flat = r->tp->tr.grad;
+  const size_t nflat = r->tp->tr.ngrad, bucket = (size_t)1 << 22; /* 16 MB: few calls, bounded MPI buffers */
+  for (size_t i = 0; i < nflat; i += bucket) TN_TRY(c->sum_f32(c, flat + i, nflat - i < bucket ? nflat - i : bucket));
+  for (int i = 0; i < tr->n; i++) {
+    float *g = tr->rows[i].grad;
+    if (g >= flat && g < flat + nflat) continue;
+    TN_TRY(c->sum_f32(c, g, tr->rows[i].n));
+  }
+  return TN_OK;
+}
+
+tn_status tn_run_sum(tn_run *r, double *v, int n) {
+  return r->comm && n > 0 ? r->comm->sum_f64(r->comm, v, (size_t)n) : TN_OK;
+}
+
 tn_status tn_run_update(tn_run *r, long step, float max_grad_norm, double *gnorm, float *lr) {
   const tn_trainable *tr = r->tr ? r->tr : &r->tp->tr;
+  if (r->comm) {
+    tn_status s = sum_grads(r, tr);
+    if (s != TN_OK) return tn_error_prefix(s, "step %ld: summing the gradients over %d ranks", step + 1, r->world);
+  }
   tn_status s = tn_params_grad_norm(tr->rows, tr->n, gnorm);
   if (s != TN_OK) return tn_error_prefix(s, "step %ld: stopping (the last checkpoint is kept)", step + 1);
   *lr = tn_lr_at(&r->tp->sched, step);
@@ -199,6 +234,7 @@ static tn_status ckpt_extra(const char *dir, void *ctx) {
 }
 
 tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {
+  if (r->rank > 0) return TN_OK; /* every rank holds the same weights and optimizer state */
   cJSON *j = cJSON_CreateObject();
   cJSON_AddNumberToObject(j, "step", (double)step);
   cJSON_AddNumberToObject(j, "data_pos", (double)data_pos);
@@ -218,6 +254,7 @@ tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {
 
 tn_status tn_run_finish(tn_run *r) {
   if (r->prog) { tn_progress_finish(r->prog); r->prog = NULL; }
+  if (r->rank > 0) return TN_OK;
   char *dir = tn_path_join(r->out, r->tp->lora ? "adapter" : "model");
   tn_status s = tn_tparams_save(r->tp, r->m, r->model_dir, dir, r->m->cfg.dtype);
   if (s == TN_OK) printf("saved %s\n", dir);
@@ -233,15 +270,25 @@ void tn_run_close(tn_run *r) {
   r->prog = NULL;
 }
 
-int tn_run_next(tn_run *r) { return tn_stream_at(&r->stream, r->data_pos++); }
+int tn_run_next(tn_run *r) {
+  if (r->world <= 1) return tn_stream_at(&r->stream, r->data_pos++);
+  const long c = r->taken++, mb = r->micro > 0 ? r->micro : r->per_step / r->world;
+  return tn_stream_at(&r->stream, r->step_pos + (c / mb * r->world + r->rank) * mb + c % mb);
+}
 
 tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_info *ri) {
-  tn_run r = {.out = o->out, .keep_last = o->keep_last, .seed = o->seed};
+  tn_run r = {.out = o->out, .keep_last = o->keep_last, .seed = o->seed, .comm = g_comm,
+              .rank = g_comm ? g_comm->rank : 0, .world = g_comm ? g_comm->size : 1};
   tn_manifest_info mi = {0};
-  bool created;
-  tn_status s = tn_run_check_out(o->out, &created); /* before any work */
-  if (s == TN_OK && o->out && !o->resume) s = tn_run_check_fresh(o->out);
+  bool created = false;
+  tn_status s = TN_OK;
+  if (r.rank == 0) s = tn_run_check_out(o->out, &created); /* before any work */
+  if (s == TN_OK && r.rank == 0 && o->out && !o->resume) s = tn_run_check_fresh(o->out);
   if (s == TN_OK) s = t->setup(t->ctx, &r, &mi);
+  if (s == TN_OK && r.world > 1) { /* the global step: world shards of each micro-batch */
+    if (r.micro <= 0) r.micro = (int)r.per_step;
+    r.per_step *= r.world;
+  }
   if (s == TN_OK && r.data_path) s = tn_sha256_file(r.data_path, r.data_sha, NULL);
   if (s == TN_OK) s = tn_stream_init(&r.stream, r.n_train, o->seed);
   long step0 = 0;
@@ -254,7 +301,10 @@ tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_inf
   for (long step = step0; s == TN_OK && step < r.steps; step++) {
     const double t0 = tn_now();
     tn_step_out so = {0};
+    r.step_pos = r.data_pos;
+    r.taken = 0;
     if ((s = t->step(t->ctx, &r, step, &so)) != TN_OK) break;
+    if (r.world > 1) r.data_pos = r.step_pos + r.per_step;
     if (!isfinite(so.loss)) { s = tn_run_nonfinite(step, so.loss); break; }
     tn_step_info si = {.step = step, .loss = so.loss, .tokens = so.tokens};
     if ((s = tn_run_update(&r, step, o->max_grad_norm, &si.gnorm, &si.lr)) != TN_OK) break;

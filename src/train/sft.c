@@ -170,9 +170,11 @@ static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
     ntok += t->rows.N;
     TN_TRY(run_rows(t, &loss_sum, 1.0f / (float)count, true));
   }
+  double sum[2] = {loss_sum, ntok}; /* several ranks: the global step's (count is already global) */
+  TN_TRY(tn_run_sum(r, sum, 2));
   t->count = count;
-  out->loss = loss_sum / count;
-  out->tokens = ntok;
+  out->loss = sum[0] / count;
+  out->tokens = sum[1];
   return TN_OK;
 }
 
