@@ -116,7 +116,12 @@ static tn_status check_state(const tn_run *r, const char *ck, long step, const c
   else if (!json_long(j, "step", 0, big, &v) || v != step)
     s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'step' is not %ld (the checkpoint's step)", ck, step);
   else if (cJSON_HasObjectItem(j, "data_pos")) {
-    if (!json_long(j, "data_pos", 0, big, data_pos) || (r->per_step > 0 && *data_pos != step * r->per_step))
+    if (json_long(j, "data_pos", 0, big, data_pos) && r->per_step > 0 && step > 0 && *data_pos != step * r->per_step &&
+        *data_pos % step == 0) /* a run of another global batch (batch x grad_accum x ranks): refused, not skipped */
+      s = tn_error(TN_ERR_ARG, "%s was written by a run of %ld items per step (batch-size x grad-accum x ranks), this "
+                               "run takes %ld (on %d rank(s)): resume with the same global batch, e.g. the per-rank "
+                               "batch scaled by the change in ranks", ck, *data_pos / step, r->per_step, r->world);
+    else if (!json_long(j, "data_pos", 0, big, data_pos) || (r->per_step > 0 && *data_pos != step * r->per_step))
       s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'data_pos' is not %ld (step %ld x %ld items per step)", ck,
                    step * r->per_step, step, r->per_step);
   } else *data_pos = step * r->per_step; /* written before data_pos was recorded (GRPO) */
