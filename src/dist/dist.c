@@ -112,7 +112,18 @@ static tn_status sum_f64(const tn_comm *c, double *buf, size_t n) {
   return s;
 }
 
-static char *manifest_json(void) {
+static tn_status bcast_f32(const tn_comm *c, float *buf, size_t n, int root) {
+  const double t0 = tn_now();
+  tn_status s = TN_OK;
+  for (size_t i = 0; i < n && s == TN_OK; i += (size_t)1 << 30) /* counts are int */
+    s = mpi_err(MPI_Bcast(buf + i, (int)(n - i < ((size_t)1 << 30) ? n - i : (size_t)1 << 30), MPI_FLOAT, root,
+                          MPI_COMM_WORLD), "MPI_Bcast (ZeRO-1 weights)");
+  g_comm_s += tn_now() - t0;
+  (void)c;
+  return s;
+}
+
+static char *manifest_json(int zero) {
   char name[MPI_MAX_PROCESSOR_NAME + 1] = "";
   int len = 0;
   MPI_Get_processor_name(name, &len);
@@ -136,6 +147,7 @@ static char *manifest_json(void) {
   const char *omp = getenv("OMP_NUM_THREADS");
   if (omp) cJSON_AddStringToObject(j, "omp_num_threads", omp);
   cJSON_AddStringToObject(j, "gradient_sum", "fixed order (all-to-all, rank-order add, all-gather)");
+  cJSON_AddNumberToObject(j, "zero", zero);
   char *out = cJSON_PrintUnformatted(j);
   cJSON_Delete(j);
   free(all);
@@ -143,7 +155,8 @@ static char *manifest_json(void) {
 }
 #endif
 
-tn_status tn_dist_init(int *argc, char ***argv) {
+tn_status tn_dist_init(int *argc, char ***argv, int zero) {
+  if (zero != 0 && zero != 1) return tn_error(TN_ERR_ARG, "--zero %d: expected 0 (off) or 1 (AdamW state sharded)", zero);
   const int n = launched_size();
   if (n == 0) return TN_OK;
 #ifndef TN_HAVE_MPI
@@ -161,8 +174,9 @@ tn_status tn_dist_init(int *argc, char ***argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
   MPI_Comm_size(MPI_COMM_WORLD, &g_size);
   if (g_size < 2) return TN_OK;
-  g_manifest = manifest_json();
-  g_c = (tn_comm){.rank = g_rank, .size = g_size, .sum_f32 = sum_f32, .sum_f64 = sum_f64,
+  g_manifest = manifest_json(zero);
+  g_c = (tn_comm){.rank = g_rank, .size = g_size, .sum_f32 = sum_f32, .sum_f64 = sum_f64, .bcast_f32 = bcast_f32,
+                  .zero = zero,
                   .manifest_json = g_manifest, .comm_s = &g_comm_s};
   tn_train_set_comm(&g_c);
   if (g_rank > 0) { /* one rank speaks: the others' stdout would repeat it */

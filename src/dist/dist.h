@@ -14,7 +14,7 @@
  * ranks, stdout of ranks > 0 sent to /dev/null (errors still on stderr, prefixed by the
  * rank by tn_dist_finish). Not under MPI: nothing. A launch under MPI of a tunic built
  * without MPI with >= 2 ranks is an error (N copies would write the same run). */
-tn_status tn_dist_init(int *argc, char ***argv);
+tn_status tn_dist_init(int *argc, char ***argv, int zero);
 /* This rank and the number of ranks (0 and 1 when not under MPI). */
 int tn_dist_rank(void);
 int tn_dist_size(void);

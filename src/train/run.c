@@ -220,6 +220,61 @@ tn_status tn_run_sum(tn_run *r, double *v, int n) {
   return r->comm && n > 0 ? r->comm->sum_f64(r->comm, v, (size_t)n) : TN_OK;
 }
 
+/* ---- ZeRO-1: the AdamW state sharded by rows, balanced by element count ---- */
+static tn_status zero_setup(tn_run *r) {
+  tn_adamw *full = &r->tp->opt;
+  const int n = full->nparams, N = r->world;
+  r->zown = malloc(sizeof(int) * (n > 0 ? n : 1));
+  if (!r->zown) return tn_error(TN_ERR_NOMEM, "ZeRO-1 row owners");
+  r->zlo = r->zhi = 0;
+  for (int i = 0; i < n; i++) { /* row i goes to the rank whose 1/N share holds its middle element */
+    const double mid = (double)full->offset[i] + 0.5 * (double)full->params[i].n;
+    int k = (int)(mid * N / (full->total > 0 ? (double)full->total : 1.0));
+    r->zown[i] = k < N ? k : N - 1;
+    if (i > 0 && r->zown[i] < r->zown[i - 1]) r->zown[i] = r->zown[i - 1];
+    if (r->zown[i] < r->rank) r->zlo = i + 1;
+    if (r->zown[i] <= r->rank) r->zhi = i + 1;
+  }
+  if (r->zhi < r->zlo) r->zhi = r->zlo;
+  TN_TRY(tn_adamw_init(&r->zopt, full->params + r->zlo, r->zhi - r->zlo, &full->cfg));
+  const size_t o0 = full->offset[r->zlo];
+  memcpy(r->zopt.m, full->m + o0, sizeof(float) * r->zopt.total); /* resumed state (zeros when fresh) */
+  memcpy(r->zopt.v, full->v + o0, sizeof(float) * r->zopt.total);
+  r->zopt.step = full->step;
+  tn_free(full->m); tn_free(full->v); /* the point: 1/N of the moments per rank */
+  full->m = full->v = NULL;
+  return TN_OK;
+}
+
+/* the full optimizer state in r->tp->opt on every rank (for a checkpoint; tn_zero_release frees it) */
+static tn_status zero_gather(tn_run *r) {
+  tn_adamw *full = &r->tp->opt;
+  const tn_comm *c = r->comm;
+  full->m = tn_alloc(sizeof(float) * (full->total ? full->total : 1));
+  full->v = tn_alloc(sizeof(float) * (full->total ? full->total : 1));
+  if (!full->m || !full->v) return tn_error(TN_ERR_NOMEM, "ZeRO-1: gathering %zu optimizer floats", full->total);
+  memcpy(full->m + full->offset[r->zlo], r->zopt.m, sizeof(float) * r->zopt.total);
+  memcpy(full->v + full->offset[r->zlo], r->zopt.v, sizeof(float) * r->zopt.total);
+  full->step = r->zopt.step;
+  for (int i = 0; i < full->nparams; i++) {
+    TN_TRY(c->bcast_f32(c, full->m + full->offset[i], full->params[i].n, r->zown[i]));
+    TN_TRY(c->bcast_f32(c, full->v + full->offset[i], full->params[i].n, r->zown[i]));
+  }
+  return TN_OK;
+}
+
+static void zero_release(tn_run *r) {
+  tn_free(r->tp->opt.m); tn_free(r->tp->opt.v);
+  r->tp->opt.m = r->tp->opt.v = NULL;
+}
+
+static void zero_free(tn_run *r) {
+  if (!r->zown) return;
+  tn_adamw_free(&r->zopt);
+  free(r->zown);
+  r->zown = NULL;
+}
+
 tn_status tn_run_update(tn_run *r, long step, float max_grad_norm, double *gnorm, float *lr) {
   const tn_trainable *tr = r->tr ? r->tr : &r->tp->tr;
   if (r->comm) {
@@ -229,17 +284,38 @@ tn_status tn_run_update(tn_run *r, long step, float max_grad_norm, double *gnorm
   tn_status s = tn_params_grad_norm(tr->rows, tr->n, gnorm);
   if (s != TN_OK) return tn_error_prefix(s, "step %ld: stopping (the last checkpoint is kept)", step + 1);
   *lr = tn_lr_at(&r->tp->sched, step);
-  tn_adamw_step(&r->tp->opt, *lr, tn_clip_coef(*gnorm, max_grad_norm));
+  if (!r->zown) {
+    tn_adamw_step(&r->tp->opt, *lr, tn_clip_coef(*gnorm, max_grad_norm));
+    return TN_OK;
+  }
+  /* ZeRO-1: every rank has the summed gradients (so the norm and clip are global); it
+   * updates its rows, then each row's new weights come from its owner */
+  tn_adamw_step(&r->zopt, *lr, tn_clip_coef(*gnorm, max_grad_norm));
+  r->tp->opt.step = r->zopt.step;
+  for (int i = 0; i < tr->n; i++) {
+    s = r->comm->bcast_f32(r->comm, tr->rows[i].param, tr->rows[i].n, r->zown[i]);
+    if (s != TN_OK) return tn_error_prefix(s, "step %ld: ZeRO-1 weights from rank %d", step + 1, r->zown[i]);
+  }
   return TN_OK;
 }
 
+static tn_status ckpt_write(tn_run *r, long step, long data_pos);
 static tn_status ckpt_extra(const char *dir, void *ctx) {
   tn_run *r = ctx;
   return tn_tparams_save(r->tp, r->m, r->model_dir, dir, TN_ST_F32);
 }
 
 tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {
-  if (r->rank > 0) return TN_OK; /* every rank holds the same weights and optimizer state */
+  if (r->zown) { /* the full optimizer state, so that the run resumes on any number of ranks */
+    tn_status s = zero_gather(r);
+    if (s == TN_OK && r->rank == 0) s = ckpt_write(r, step, data_pos);
+    zero_release(r);
+    return s;
+  }
+  return r->rank == 0 ? ckpt_write(r, step, data_pos) : TN_OK; /* every rank holds the same state */
+}
+
+static tn_status ckpt_write(tn_run *r, long step, long data_pos) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddNumberToObject(j, "step", (double)step);
   cJSON_AddNumberToObject(j, "data_pos", (double)data_pos);
@@ -298,6 +374,7 @@ tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_inf
   if (s == TN_OK) s = tn_stream_init(&r.stream, r.n_train, o->seed);
   long step0 = 0;
   if (s == TN_OK && o->resume) s = tn_run_resume(&r, &step0, &r.data_pos);
+  if (s == TN_OK && r.comm && r.comm->zero == 1) s = zero_setup(&r);
   if (s == TN_OK) {
     mi.seed = o->seed;
     if (ri) { mi.config_json = ri->config_json; mi.argc = ri->argc; mi.argv = ri->argv; }
@@ -331,6 +408,7 @@ tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_inf
   if (s == TN_OK && t->finish) s = t->finish(t->ctx, &r);
   if (s == TN_OK) s = tn_run_finish(&r);
   tn_run_close(&r);
+  zero_free(&r);
   tn_stream_free(&r.stream);
   if (t->teardown) t->teardown(t->ctx);
   if (s != TN_OK && created) rmdir(o->out); /* a run that failed before writing anything leaves no directory */

@@ -41,6 +41,8 @@ typedef struct tn_comm {
    * rank and run (a fixed-order reduction: bit-identical for a given N) */
   tn_status (*sum_f32)(const struct tn_comm *c, float *buf, size_t n);
   tn_status (*sum_f64)(const struct tn_comm *c, double *buf, size_t n);
+  tn_status (*bcast_f32)(const struct tn_comm *c, float *buf, size_t n, int root);
+  int zero;                  /* 1: ZeRO-1, each rank owns the AdamW state of 1/N of the rows */
   const char *manifest_json; /* {"world_size", "hosts", "mpi_library", ...} for run_manifest.json */
   double *comm_s;            /* seconds spent in sum_* (accumulated), may be NULL */
   void *impl;
@@ -81,6 +83,11 @@ typedef struct {
   int rank, world;        /* this rank, number of ranks (0, 1 without MPI) */
   long step_pos;          /* stream position of the step's first item (all ranks) */
   long taken;             /* items this rank took in this step (tn_run_next) */
+  /* ZeRO-1 (comm->zero): this rank updates rows [zlo, zhi) of the trainable table with zopt
+   * (their AdamW state only; tp->opt keeps the table, its m/v are freed), then every row is
+   * broadcast from its owner; zown (rows) the owner of each row */
+  tn_adamw zopt;
+  int zlo, zhi, *zown;
   bool resumed;           /* tn_run_resume was called */
   long step0;             /* the step resumed from */
   tn_metrics *metrics;

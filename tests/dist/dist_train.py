@@ -4,7 +4,8 @@ What it is for: for sft (full, LoRA), dpo, distill and grpo (token-mean loss, KL
 weights of 1 process with batch 2b (||w2 - w1|| / ||w1|| <= 1e-6: the micro-batch GEMMs add in
 another order, so not bit for bit), a checkpoint of either resumes on the other number of ranks
 to the same weights, rank 0 alone writes the run (manifest "distributed": world size, hosts, MPI
-library), grpo's batch-scaled rewards are refused on 2 ranks, and a rank killed with SIGKILL
+library), --zero 1 (AdamW state sharded) is bit-identical to the replicated optimizer and its
+checkpoints resume on one process (and back), grpo's batch-scaled rewards are refused on 2 ranks, and a rank killed with SIGKILL
 fails the job (mpirun names the rank) after which --resume on one process continues.
 What it is not: a speed test (bench/dist.sh) nor a test of what the trainers compute.
 """
@@ -125,6 +126,43 @@ for name, (base, lora) in CASES.items():
             rel, mx, same = compare(final(r1, lora), final(dst, lora))
             check(rel <= TOL, f"{name}: resumed on {n_to} rank(s) == uninterrupted: relative distance {rel:.2e}")
     print(f"    ({name}: {time.time() - t0:.1f}s)")
+
+# ZeRO-1: the AdamW state sharded by rows gives the same bits as the replicated optimizer (AdamW is
+# elementwise, every rank has the same summed gradients), the checkpoint holds the full state (same bytes)
+# and resumes on one process; a one-process checkpoint resumes under --zero 1
+base, _ = CASES["sft_full"]
+zargs = base + ["--out", None, "--steps", STEPS, "--save-every", 2, "--keep-last", 2, "--seed", 5, "--weight-decay", "0.1"]
+def zrun(out, batch, ranks, extra=()):
+    a = list(zargs)
+    a[a.index(None)] = out
+    return tunic(a + ["--batch-size", batch] + list(extra), ranks)
+z0, z1 = os.path.join(w, "zero0"), os.path.join(w, "zero1")
+if ok(zrun(z0, 2, 2), "2 ranks, replicated AdamW") and ok(zrun(z1, 2, 2, ["--zero", 1]), "2 ranks, --zero 1"):
+    same_w = open(final(z0, False), "rb").read() == open(final(z1, False), "rb").read()
+    opt = "checkpoints/step_4/optimizer.safetensors"
+    same_o = open(os.path.join(z0, opt), "rb").read() == open(os.path.join(z1, opt), "rb").read()
+    check(same_w and same_o, f"--zero 1: weights bit-identical to replicated AdamW ({same_w}), checkpoint optimizer "
+                             f"state byte-identical (gathered in full: {same_o})")
+    check(json.load(open(os.path.join(z1, "run_manifest.json")))["distributed"].get("zero") == 1,
+          "--zero 1 is recorded in the manifest")
+    r1 = os.path.join(w, "zero_resumed_on_1")
+    rewind(z1, r1, False)
+    if ok(zrun(r1, 4, 1, ["--resume"]), "resume a --zero 1 checkpoint on 1 process"):
+        rel, mx, same = compare(final(z1, False), final(r1, False))
+        check(rel <= TOL, f"--zero 1 checkpoint resumed on 1 process == uninterrupted: relative distance {rel:.2e}")
+    one = os.path.join(w, "sft_full_1")
+    r2 = os.path.join(w, "zero_from_1")
+    if os.path.isdir(one):
+        shutil.copytree(one, r2)
+        shutil.rmtree(os.path.join(r2, "checkpoints", "step_4"))
+        shutil.rmtree(os.path.join(r2, "model"))
+        a = base + ["--out", r2, "--steps", STEPS, "--save-every", 2, "--keep-last", 2, "--seed", 5, "--batch-size", 2,
+                    "--resume", "--zero", 1]
+        if ok(tunic(a, 2), "resume a one-process checkpoint on 2 ranks with --zero 1"):
+            rel, mx, same = compare(final(one, False), final(r2, False))
+            check(rel <= TOL, f"... == the uninterrupted one-process run: relative distance {rel:.2e}")
+p = tunic(["sft", "--zero", "2"], 1)
+check(p.returncode == 2 and "--zero expects 0" in p.stderr, "--zero 2 is refused with a message")
 
 # grpo: the batch's reward std would need every rank's rewards: refused on several ranks
 p = tunic(CASES["grpo"][0] + ["--batch-size", 1, "--out", os.path.join(w, "grpo_batch"), "--steps", 1,
