@@ -399,6 +399,7 @@ tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_inf
     tn_metrics_begin(r.metrics, step + 1);
     if (t->metrics) t->metrics(t->ctx, &r, &si, r.metrics);
     tn_metrics_add(r.metrics, "elapsed_s", tn_now() - r.t_start);
+    if (r.comm && r.comm->comm_s) tn_metrics_add(r.metrics, "comm_s", *r.comm->comm_s); /* rank 0's, so far */
     s = tn_metrics_commit(r.metrics);
     tn_progress_update(r.prog, step + 1, so.loss, si.lr, so.tokens / si.dt, so.extra[0] ? so.extra : NULL);
     if (s == TN_OK && t->after) s = t->after(t->ctx, &r, &si);

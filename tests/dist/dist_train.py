@@ -82,7 +82,7 @@ w = workdir("dist")
 T = Trainers(w)
 STEPS = 4
 CASES = {  # name: (args with the per-rank batch as {B}, LoRA)
-    "sft_full": (["sft", "--model", T.model, "--data", T.sft_data, "--grad-accum", 2, "--lr", "2e-3"], False),
+    "sft_full": (["sft", "--model", T.model, "--data", T.sft_data, "--grad-accum", 2, "--lr", "1e-3"], False),
     "sft_lora": (["sft", "--model", T.model, "--data", T.sft_data, "--lora-rank", 4, "--lr", "5e-3"], True),
     "dpo": (["dpo", "--model", T.model, "--data", T.pref_data, "--lr", "1e-3"], False),
     "distill": (["distill", "--teacher", T.teacher, "--student", T.model, "--data", T.sft_data, "--lr", "1e-3",
