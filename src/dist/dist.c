@@ -16,10 +16,12 @@
 #endif
 
 static int g_rank = 0, g_size = 1;
-static bool g_inited = false;
 static double g_comm_s = 0;
+#ifdef TN_HAVE_MPI
+static bool g_inited = false;
 static tn_comm g_c;
 static char *g_manifest;
+#endif
 
 /* the launcher's word for the number of ranks (0: not launched by an MPI launcher) */
 static int launched_size(void) {

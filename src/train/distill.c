@@ -217,7 +217,15 @@ static tn_status on_policy(kd_t *t, long step, int n) {
   go.seed = t->o.seed * 7919ULL + (uint64_t)step;
   tn_gen_result *res = calloc(n, sizeof *res);
   if (t->tp.lora) tn_lora_train_mode(t->tp.lora, false, 0);
-  tn_status s = tn_generate(t->m, (const int *const *)prompts, plens, n, &go, res);
+  tn_status s = TN_OK;
+  const tn_comm *c = tn_train_comm();
+  if (!c) s = tn_generate(t->m, (const int *const *)prompts, plens, n, &go, res);
+  else /* several ranks: micro-batch j of rank k is the (j N + k)-th B of the global step; samples are
+        * seeded by that place, so they are those of one process */
+    for (int j = 0, B = t->o.batch_size; j * B < n && s == TN_OK; j++) {
+      go.first_prompt = (j * c->size + c->rank) * B;
+      s = tn_generate(t->m, (const int *const *)prompts + j * B, plens + j * B, B, &go, res + j * B);
+    }
   for (int i = 0; i < n && s == TN_OK; i++) {
     tn_example *g = &t->gen[i];
     int L = plens[i] + res[i].n;
