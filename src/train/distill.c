@@ -390,6 +390,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   r->tp = &t->tp;
   r->n_train = t->train.n;
   r->per_step = per_step;
+  r->micro = B; /* several ranks: each takes its shard of every global micro-batch */
   r->data_path = o->data;
   r->steps = o->steps;
   r->has_eval = t->eval.n > 0;

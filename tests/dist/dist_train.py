@@ -1,6 +1,6 @@
 """Data-parallel training over MPI (issue 20): `mpirun -np 2` against one process.
 
-What it is for: for sft (full, LoRA), dpo, distill and grpo (token-mean loss, KL, 2 inner iterations), 2 ranks with per-rank batch b give the
+What it is for: for sft (full, LoRA), dpo, distill (also on-policy: the student's samples) and grpo (token-mean loss, KL, 2 inner iterations), 2 ranks with per-rank batch b give the
 weights of 1 process with batch 2b (||w2 - w1|| / ||w1|| <= 1e-6: the micro-batch GEMMs add in
 another order, so not bit for bit), a checkpoint of either resumes on the other number of ranks
 to the same weights, rank 0 alone writes the run (manifest "distributed": world size, hosts, MPI
@@ -87,6 +87,8 @@ CASES = {  # name: (args with the per-rank batch as {B}, LoRA)
     "dpo": (["dpo", "--model", T.model, "--data", T.pref_data, "--lr", "1e-3"], False),
     "distill": (["distill", "--teacher", T.teacher, "--student", T.model, "--data", T.sft_data, "--lr", "1e-3",
                  "--feature-layers", "1:1"], False),
+    "distill_on_policy": (["distill", "--teacher", T.teacher, "--student", T.model, "--data", T.sft_data, "--lr", "1e-3",
+                           "--lmbda", "1", "--max-new-tokens", 8, "--grad-accum", 2], False),
     "grpo": (["grpo", "--model", T.model, "--data", T.grpo_data, "--num-generations", 3, "--max-tokens-to-generate", 12,
               "--lr", "1e-3", "--num-iterations", 2, "--beta", "0.04", "--loss-agg", "token-mean",
               "--reward-cmd", T.args("grpo", "x")[T.args("grpo", "x").index("--reward-cmd") + 1]], False),
