@@ -31,6 +31,8 @@ static int launched_size(void) {
     if (v && atoi(v) > 0) return atoi(v);
   }
   if (getenv("PMIX_RANK") || getenv("PMI_RANK")) return 1; /* size unknown until MPI_Init */
+  const char *st = getenv("SLURM_STEP_NUM_TASKS"); /* srun without --mpi=pmix: tasks that do not know each other */
+  if (st && atoi(st) > 1) return -atoi(st);
   return 0;
 }
 
@@ -161,6 +163,9 @@ tn_status tn_dist_init(int *argc, char ***argv, int zero) {
   if (zero != 0 && zero != 1) return tn_error(TN_ERR_ARG, "--zero %d: expected 0 (off) or 1 (AdamW state sharded)", zero);
   const int n = launched_size();
   if (n == 0) return TN_OK;
+  if (n < 0)
+    return tn_error(TN_ERR_ARG, "started by srun as one of %d tasks without an MPI process manager: launch with "
+                                "`srun --mpi=pmix` (or mpirun), else each task would train alone into the same run", -n);
 #ifndef TN_HAVE_MPI
   (void)argc; (void)argv;
   if (n > 1)

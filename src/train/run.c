@@ -165,10 +165,10 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
     if (s == TN_OK) s = check_state(r, ck, steps[i], sj, data_pos);
     free(sj);
     if (s == TN_OK) { *step0 = steps[i]; break; }
-    if (r->rank > 0) break; /* rank 0 says why (and aborts the job) */
     if (s == TN_ERR_ARG || s == TN_ERR_NOMEM) break; /* another run's checkpoint: refused, not skipped */
     snprintf(why, sizeof why, "%s", tn_last_error());
-    tn_warn("checkpoint %s is damaged and is skipped: %s%s", ck, why, i > 0 ? "; trying the one before" : "");
+    if (r->rank == 0) /* every rank falls back alike; one says so */
+      tn_warn("checkpoint %s is damaged and is skipped: %s%s", ck, why, i > 0 ? "; trying the one before" : "");
   }
   free(steps);
   if (s == TN_ERR_IO || s == TN_ERR_FORMAT)

@@ -35,11 +35,12 @@ LOOPBACK = ["--oversubscribe", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_
             "--mca", "oob_tcp_if_include", "lo", "-x", "OMP_NUM_THREADS=1", "-x", "TN_PROGRESS"]
 
 
-def tunic(args, ranks, timeout=180, popen=False):
+def tunic(args, ranks, timeout=180, popen=False, env=None):
+    e = dict(ENV, **(env or {}))
     cmd = ([TUNIC] if ranks == 1 else [MPIRUN, "-np", str(ranks)] + LOOPBACK + [TUNIC]) + [str(a) for a in args]
     if popen:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
+        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
 
 
 def ok(p, what):
@@ -127,6 +128,21 @@ for name, (base, lora) in CASES.items():
             check("resumed from" in p.stdout and "step_2" in p.stdout, f"{name}: it resumed from step_2")
             rel, mx, same = compare(final(r1, lora), final(dst, lora))
             check(rel <= TOL, f"{name}: resumed on {n_to} rank(s) == uninterrupted: relative distance {rel:.2e}")
+    if name == "sft_full":  # a damaged newest checkpoint: every rank falls back to the one before alike
+        dst = r2 + "_damaged"
+        shutil.copytree(r2, dst)
+        shutil.rmtree(os.path.dirname(final(dst, lora)))
+        with open(os.path.join(dst, "checkpoints", "step_4", "optimizer.safetensors"), "r+b") as f:
+            f.seek(100)
+            f.write(b"\xff" * 16)
+        p = tunic(args(dst, 2, resume=True), 2)
+        if ok(p, f"{name}: resume on 2 ranks with a damaged step_4"):
+            check("step_2" in p.stdout and p.stderr.count("is damaged and is skipped") == 1,
+                  f"{name}: both ranks fell back to step_2, one warning: {p.stderr.count('is damaged')} warning(s)")
+            rel, mx, same = compare(final(r1, lora), final(dst, lora))
+            check(rel <= TOL, f"{name}: ... and the result equals the uninterrupted run: relative distance {rel:.2e}")
+        p = tunic(args(os.path.join(w, "srun_nopmi"), 2), 1, env={"SLURM_STEP_NUM_TASKS": "2"})
+        check(p.returncode != 0 and "--mpi=pmix" in p.stderr, "srun tasks without an MPI process manager are refused")
     print(f"    ({name}: {time.time() - t0:.1f}s)")
 
 # ZeRO-1: the AdamW state sharded by rows gives the same bits as the replicated optimizer (AdamW is
