@@ -122,6 +122,13 @@ int main(int argc, char **argv) {
          "%zu trainable, threads %d, recompute %d, bf16 matmul %d, head %s\n",
          model_dir, c->model_type, V, c->C, c->L, c->H, c->KV, c->D, c->F, m->n_floats / 1e6, rank ? "LoRA" : "full",
          rank, B, T, tp.opt.total, omp_get_max_threads(), recompute, bf16, full_logits ? "full logits" : "chunked");
+  /* the GEMM path of each matmul class (linear.c, attention.c, backward.c's head): the bf16 mode
+   * runs all of them on tn_gemm_bf16 where the ISA level has bf16 arithmetic */
+  const bool bf = bf16 && tn_isa_level() >= TN_ISA_AVX512BF16;
+  const char *gpath = bf ? tn_gemm_bf16_path() : "f32";
+  printf("# isa %s; GEMM paths: projections fwd/dX/dW %s, LoRA products %s, attention %s, LM head %s\n",
+         tn_isa_name(tn_isa_level()), bf ? gpath : "OpenBLAS sgemm (f32)", bf ? gpath : "OpenBLAS sgemm (f32)",
+         bf ? gpath : "OpenBLAS sgemm (f32)", bf ? gpath : "OpenBLAS sgemm (f32)");
 
   double times[MAX_STEPS], losses[MAX_STEPS], cpus[MAX_STEPS];
   struct rusage r0, r1;
@@ -169,10 +176,11 @@ int main(int argc, char **argv) {
     if (!f) { perror(json); return 1; }
     fprintf(f, "{\"engine\":\"tunic\",\"label\":\"%s\",\"mode\":\"%s\",\"lora_rank\":%d,\"B\":%d,\"T\":%d,"
                "\"recompute\":%s,\"bf16\":%s,\"full_logits\":%s,\"tok_s\":%.2f,\"tok_s_best\":%.2f,\"step_s\":%.4f,\"cpu_s\":%.4f,"
-               "\"rss_peak_mb\":%.1f,\"rss_loaded_mb\":%.1f,\"load_s\":%.3f,\"trainable\":%zu,\"losses\":[",
+               "\"rss_peak_mb\":%.1f,\"rss_loaded_mb\":%.1f,\"load_s\":%.3f,\"trainable\":%zu,\"isa\":\"%s\","
+               "\"gemm_path\":\"%s\",\"losses\":[",
             label, bf16 ? "bf16" : "f32", rank, B, T, recompute ? "true" : "false", bf16 ? "true" : "false",
             full_logits ? "true" : "false", N / med, N / best, med, cpu_med, rss_peak, rss_loaded / 1024.0, load_s,
-            tp.opt.total);
+            tp.opt.total, tn_isa_name(tn_isa_level()), gpath);
     for (int s = 0; s < warmup + steps; s++) fprintf(f, "%s%.6f", s ? "," : "", losses[s]);
     fprintf(f, "]}\n");
     fclose(f);

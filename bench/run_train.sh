@@ -8,6 +8,10 @@
 #   environment: OpenMP OpenBLAS + tcmalloc),
 # checks both computed the same losses (first step; and after one AdamW update for full fine-tuning,
 # f32), and prints a markdown table: tokens/s, peak RSS, tunic's best / torch's best (target >= 1.3x).
+# Prints the CPU model, the ISA level in use (TN_ISA lowers it, e.g. TN_ISA=avx512bf16 on an AMX CPU)
+# and the GEMM path of each matmul class per tunic mode (bench_train's "# isa" lines); writes the
+# table also as BUILD/bench-out/train_summary.json (per model and method: best mode and tok/s of
+# each engine, ratio, peak RSS of both).
 # Not for: correctness (make test), inference speed (run_infer.sh).
 # Env: BENCH_MODELS="tiny small qwen05b" (subset), BENCH_METHODS="full lora", TN_BENCH_CACHE
 #      (checkpoint cache dir), BENCH_STEPS / BENCH_WARMUP (override), BENCH_PLAIN=1 (torch without
@@ -66,6 +70,8 @@ JSON=$OUT/train.jsonl
 : >"$JSON"
 echo "# run_train: $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-)," \
      "load average before: $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=$OMP_WAIT_POLICY" | tee "$OUT/train.load"
+echo "# tunic: $("$BUILD/tunic" version | tr '\n' ';' | sed 's/;$//'); bf16 GEMM path at this level:" \
+     "$("$BUILD/bench/bench_gemm" --path)" | tee -a "$OUT/train.load"
 for name in $MODELS; do
   dir=$(make_model "$name")
   case $name in
@@ -131,6 +137,22 @@ for (name, meth), e in by.items():
         ok = ok and good
         print(f"|  |  | agreement f32: losses of the first {n} step(s) tunic {a['losses'][:n]} torch "
               f"{[round(x, 6) for x in b['losses'][:n]]}: {'ok' if good else 'DIFFER'} |  |  |  |  |  |")
+summary = []
+for (name, meth), e in by.items():
+    tb = max(((k, v) for k, v in e.items() if k.startswith("tunic")), key=lambda kv: kv[1]["tok_s"], default=None)
+    pb = max(((k, v) for k, v in e.items() if k.startswith("torch")), key=lambda kv: kv[1]["tok_s"], default=None)
+    s = {"model": name, "method": meth}
+    if tb:
+        s.update(tunic_mode=tb[0][len("tunic-"):], tunic_tok_s=round(tb[1]["tok_s"], 1),
+                 tunic_rss_mb=round(tb[1]["rss_peak_mb"]), isa=tb[1].get("isa"), gemm_path=tb[1].get("gemm_path"))
+    if pb:
+        s.update(torch_mode=pb[0][len("torch-"):], torch_tok_s=round(pb[1]["tok_s"], 1),
+                 torch_rss_mb=round(pb[1]["rss_peak_mb"]))
+    if tb and pb:
+        s["ratio"] = round(tb[1]["tok_s"] / pb[1]["tok_s"], 3)
+    summary.append(s)
+with open(f"{out}/train_summary.json", "w") as f:
+    json.dump({"header": open(f"{out}/train.load").read().strip().splitlines(), "results": summary}, f, indent=1)
 if not ok:
     print("\nrun_train: the two engines DISAGREE (see above): the comparison is not of the same computation")
     sys.exit(1)

@@ -8,8 +8,12 @@
  * - tn_gemm_bf16_serial (alpha folded into op(A) before rounding) called from every
  *   thread of a parallel region at once;
  * - tn_linear_forward / tn_linear_backward with the switch on agree with the f32 path
- *   to bf16 accuracy and differ from it (the switch does something).
- * Skipped where AMX is not usable. */
+ *   to bf16 accuracy and differ from it (the switch does something);
+ * - NF4 weights (QLoRA) in the mode: tn_qlinear_forward / tn_qlinear_backward_dx against a
+ *   double product of bf16(x) and bf16(dequantised W), same 1e-5 tolerance as above (the
+ *   f32 path, which does not round, would differ from it by ~2^-9 relative).
+ * Skipped below the avx512bf16 level (no bf16 arithmetic); at avx512bf16 the vdpbf16ps
+ * kernel runs, at amx the tile kernel (the suite runs each level, NAME@LEVEL). */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -19,6 +23,7 @@
 #include <string.h>
 #include <cmocka.h>
 #include <omp.h>
+#include "base/base.h"
 #include "tensor/tensor.h"
 
 static float bf16r(float x) { /* round to nearest even, as an independent formula */
@@ -88,8 +93,10 @@ static void check_alpha(bool ta, bool tb, int M, int N, int K, float beta, float
 
 static void test_gemm(void **state) {
   (void)state;
-  if (!tn_amx_available()) skip();
-  static const int sz[][3] = {{64, 64, 64}, {33, 47, 40}, {100, 31, 288}, {17, 5, 3}, {32, 96, 1}, {130, 70, 97}, {16, 16, 64}, {80, 16, 40}, {16, 80, 2100}};
+  if (tn_isa_level() < TN_ISA_AVX512BF16) skip();
+  static const int sz[][3] = {{64, 64, 64}, {33, 47, 40}, {100, 31, 288}, {17, 5, 3}, {32, 96, 1}, {130, 70, 97}, {16, 16, 64}, {80, 16, 40}, {16, 80, 2100},
+                                 /* several k panels (256 k) and column panels (960) of the vdpbf16ps kernel */
+                                 {41, 1001, 300}, {9, 113, 517}};
   for (size_t c = 0; c < sizeof sz / sizeof sz[0]; c++)
     for (int t = 0; t < 4; t++)
       for (int b = 0; b < 2; b++) check(t & 1, t & 2, sz[c][0], sz[c][1], sz[c][2], (float)b);
@@ -97,16 +104,97 @@ static void test_gemm(void **state) {
 
 static void test_serial(void **state) {
   (void)state;
-  if (!tn_amx_available()) skip();
+  if (tn_isa_level() < TN_ISA_AVX512BF16) skip();
   static const int sz[][3] = {{64, 256, 64}, {64, 48, 192}, {40, 48, 64}, {16, 70, 48}};
   for (size_t c = 0; c < sizeof sz / sizeof sz[0]; c++)
     for (int t = 0; t < 4; t++)
       for (int b = 0; b < 2; b++) check_alpha(t & 1, t & 2, sz[c][0], sz[c][1], sz[c][2], (float)b, 0.1443f, true);
 }
 
+/* tn_bf16_pack_b once, then tn_gemm_bf16_packed for several row counts (the LM head's
+ * chunks): each against the same double-precision reference of the rounded operands */
+static void test_packed(void **state) {
+  (void)state;
+  if (tn_isa_level() < TN_ISA_AVX512BF16) skip();
+  const int N = 83, K = 301, ldb = K + 2;
+  float *B = malloc(sizeof(float) * (size_t)N * ldb);
+  for (int i = 0; i < N * ldb; i++) B[i] = frand();
+  tn_bf16_packed pk = {0};
+  assert_true(tn_bf16_pack_b(&pk, true, N, K, B, ldb)); /* op(B) = B^T: B (N, K) */
+  static const int ms[] = {9, 32, 77};
+  for (int c = 0; c < 3; c++) {
+    const int M = ms[c];
+    for (int beta = 0; beta < 2; beta++) {
+      float *A = malloc(sizeof(float) * (size_t)M * K), *C = malloc(sizeof(float) * (size_t)M * N);
+      float *C0 = malloc(sizeof(float) * (size_t)M * N);
+      for (int i = 0; i < M * K; i++) A[i] = frand();
+      for (int i = 0; i < M * N; i++) C0[i] = C[i] = frand();
+      assert_true(tn_gemm_bf16_packed(false, M, A, K, &pk, (float)beta, C, N));
+      for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+          double s = beta ? C0[(size_t)i * N + j] : 0, sa = fabs(s);
+          for (int k = 0; k < K; k++) {
+            const double p = (double)bf16r(A[(size_t)i * K + k]) * bf16r(B[(size_t)j * ldb + k]);
+            s += p;
+            sa += fabs(p);
+          }
+          if (fabs(C[(size_t)i * N + j] - s) > 1e-5 * (sa + 1e-3))
+            fail_msg("packed M=%d beta=%d: C[%d][%d] = %.7g, expected %.7g", M, beta, i, j, C[(size_t)i * N + j], s);
+        }
+      free(A); free(C); free(C0);
+    }
+  }
+  tn_bf16_packed_free(&pk);
+  free(B);
+}
+
+static void test_nf4(void **state) {
+  (void)state;
+  if (tn_isa_level() < TN_ISA_AVX512BF16) skip();
+  const int N = 37, in = 160, out = 90;
+  float *w = malloc(sizeof(float) * out * in), *wd = malloc(sizeof(float) * out * in);
+  float *x = malloc(sizeof(float) * N * in), *dy = malloc(sizeof(float) * N * out);
+  float *y = malloc(sizeof(float) * N * out), *dx = malloc(sizeof(float) * N * in);
+  for (int i = 0; i < out * in; i++) w[i] = frand() * 0.2f;
+  for (int i = 0; i < N * in; i++) x[i] = frand();
+  for (int i = 0; i < N * out; i++) dy[i] = frand();
+  tn_nf4 q;
+  assert_int_equal(tn_nf4_alloc(&q, (int64_t)out * in, 64, true), TN_OK);
+  tn_nf4_quantize(&q, w);
+  tn_nf4_dequantize(wd, &q, 0, (int64_t)out * in);
+  tn_mat W = {.out = out, .in = in, .dtype = TN_NF4, .q = &q};
+  tn_matmul_set_bf16(true);
+  tn_qlinear_forward(y, x, &W, N);
+  for (int i = 0; i < N * in; i++) dx[i] = 0.5f;
+  tn_qlinear_backward_dx(dx, dy, &W, N);
+  tn_matmul_set_bf16(false);
+  for (int n = 0; n < N; n++)
+    for (int o = 0; o < out; o++) {
+      double s = 0, sa = 0;
+      for (int k = 0; k < in; k++) {
+        const double p = (double)bf16r(x[n * in + k]) * bf16r(wd[o * in + k]);
+        s += p;
+        sa += fabs(p);
+      }
+      if (fabs(y[n * out + o] - s) > 1e-5 * (sa + 1e-3)) fail_msg("nf4 fwd y[%d][%d] = %.7g, expected %.7g", n, o, y[n * out + o], s);
+    }
+  for (int n = 0; n < N; n++)
+    for (int k = 0; k < in; k++) {
+      double s = 0.5, sa = 0.5;
+      for (int o = 0; o < out; o++) {
+        const double p = (double)bf16r(dy[n * out + o]) * bf16r(wd[o * in + k]);
+        s += p;
+        sa += fabs(p);
+      }
+      if (fabs(dx[n * in + k] - s) > 1e-5 * (sa + 1e-3)) fail_msg("nf4 dx[%d][%d] = %.7g, expected %.7g", n, k, dx[n * in + k], s);
+    }
+  tn_nf4_free(&q);
+  free(w); free(wd); free(x); free(dy); free(y); free(dx);
+}
+
 static void test_linear(void **state) {
   (void)state;
-  if (!tn_amx_available()) skip();
+  if (tn_isa_level() < TN_ISA_AVX512BF16) skip();
   const int N = 70, in = 96, out = 80;
   float *x = malloc(sizeof(float) * N * in), *w = malloc(sizeof(float) * out * in), *dy = malloc(sizeof(float) * N * out);
   for (int i = 0; i < N * in; i++) x[i] = frand();
@@ -137,6 +225,7 @@ static void test_linear(void **state) {
 }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm), cmocka_unit_test(test_serial), cmocka_unit_test(test_linear)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(test_gemm), cmocka_unit_test(test_serial), cmocka_unit_test(test_packed),
+                                     cmocka_unit_test(test_nf4), cmocka_unit_test(test_linear)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

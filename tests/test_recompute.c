@@ -86,10 +86,10 @@ static result run(tn_model *m, bool lora, bool recompute, bool chunked) {
   result r = {.loss = calloc(N, sizeof(float)), .state_floats = st->buf_floats};
   tn_tparams_zero_grad(&tp);
   if (chunked) {
-    setenv("TN_HEAD_CHUNK_ROWS", "5", 1);
+    tn_settings_set_head_chunk_rows(5); /* TN_HEAD_CHUNK_ROWS=5 */
     tn_head h;
     assert_int_equal(tn_head_create(&h, m, st), TN_OK);
-    unsetenv("TN_HEAD_CHUNK_ROWS");
+    tn_settings_set_head_chunk_rows(0);
     assert_int_equal(h.R, 5);
     assert_int_equal(tn_forward(m, st, N, tok, pos, seq, NULL, NULL, 0), TN_OK);
     assert_int_equal(tn_head_xent(m, st, &h, &bw, tn_tparams_grads(&tp), tgt, w, N, r.loss), TN_OK);

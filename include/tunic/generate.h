@@ -75,5 +75,9 @@ TN_API void tn_text_opts_default(tn_text_opts *t);
  * stop_fn/on_token/ctx are tunic's own here (on_text is the hook). */
 TN_API tn_status tn_generate_text(const tn_model *m, const tn_tokenizer *tok, const char *const *prompts,
                                   int n_prompts, const tn_gen_opts *g, const tn_text_opts *t, tn_text_result *out);
+/* The same on prompts given as token ids (e.g. a rendered chat, tn_chat_encode), lengths plens. */
+TN_API tn_status tn_generate_text_ids(const tn_model *m, const tn_tokenizer *tok, const int *const *prompts,
+                                      const int *plens, int n_prompts, const tn_gen_opts *g, const tn_text_opts *t,
+                                      tn_text_result *out);
 TN_API void tn_text_results_free(tn_text_result *r, int count);
 #endif

@@ -37,7 +37,8 @@
   int eval_every, save_every, keep_last;                                                            \
   uint64_t seed;                                                                                    \
   bool resume;                                                                                      \
-  bool bf16_matmul;        /* bf16 operands, f32 accumulation in the big matmuls (AMX) */           \
+  const char *precision;   /* f32 | bf16: the matmuls' operands (tn_train_opts_precision) */        \
+  bool bf16_matmul;        /* --bf16-matmul: the old name of --precision bf16 */                  \
   bool recompute;          /* recompute each layer's activations in the backward pass */
 
 typedef struct {

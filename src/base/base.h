@@ -97,6 +97,26 @@ const char *tn_isa_name(tn_isa isa);
 bool tn_isa_parse(const char *s, tn_isa *out);
 const char *tn_cpu_model(void);
 
+/* ---- process-wide switches (settings.c; docs/env.md) ----
+ * Read from the environment once, changed by the setters; tn_settings_format writes them (and
+ * the ISA level and CPU) as one JSON object for manifests. */
+typedef struct {
+  bool fused_decode;     /* decoding (<= 8 rows) in one parallel region (TN_NO_FUSED_DECODE) */
+  bool fused_prefill;    /* prefill (> 8 rows) in one parallel region on our GEMMs (TN_NO_FUSED_PREFILL) */
+  bool shared_prefix;    /* GRPO/DPO share a prompt's rows between its sequences (TN_NO_SHARED_PREFIX) */
+  bool bf16_matmul;      /* bf16 operands, f32 accumulation in the big f32 matmuls (--precision bf16) */
+  int head_chunk_rows;   /* rows per chunk of the training LM head; 0 = by the vocabulary (TN_HEAD_CHUNK_ROWS) */
+} tn_settings;
+const tn_settings *tn_settings_get(void);
+void tn_settings_set_fused_decode(bool on);
+void tn_settings_set_fused_prefill(bool on);
+void tn_settings_set_shared_prefix(bool on);
+void tn_settings_set_bf16_matmul(bool on);
+bool tn_settings_bf16_matmul(void); /* atomic read: asked from kernels */
+void tn_settings_set_head_chunk_rows(int rows);
+/* the settings as a JSON object into buf (snprintf's return) */
+int tn_settings_format(char *buf, size_t n);
+
 /* ---- threads ---- */
 int tn_num_threads(void);
 

@@ -23,5 +23,8 @@ int tn_cmd_version(int argc, char **argv) {
   }
   printf("tunic %s\nthreads %d\ncpu %s\nisa detected %s\nisa in use %s\n", tn_version(), tn_num_threads(),
          tn_cpu_model(), tn_isa_name(tn_isa_detected()), tn_isa_name(tn_isa_level()));
+  char set[512];
+  tn_settings_format(set, sizeof set);
+  printf("settings %s\n", set);
   return 0;
 }

@@ -174,10 +174,7 @@ void tn_state_train_prefix(tn_state *st, int dst, int src, int n) {
   st->pfx_any = true;
 }
 
-bool tn_train_prefix_sharing(void) {
-  const char *e = getenv("TN_NO_SHARED_PREFIX");
-  return !(e && *e && strcmp(e, "0"));
-}
+bool tn_train_prefix_sharing(void) { return tn_settings_get()->shared_prefix; }
 
 void tn_state_train_prefix_clear(tn_state *st) {
   memset(st->pfx_len, 0, sizeof(int) * st->S);
@@ -288,18 +285,11 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
  * residual adds) run on one thread between barriers. The kernels and their
  * summation orders are those of the unfused path: the same numbers bit for bit
  * (TN_NO_FUSED_DECODE=1 in the environment selects the unfused path). */
-static int fused_on = -1;
 /* bytes of its next weight slice a thread prefetches before waiting at a barrier */
 #define PF_BYTES 16384
-void tn_forward_set_fused(bool on) { fused_on = on; }
+void tn_forward_set_fused(bool on) { tn_settings_set_fused_decode(on); }
 
-static bool fused_enabled(void) {
-  if (fused_on < 0) { /* TN_NO_FUSED_DECODE set to anything but "" or "0": the per-kernel path */
-    const char *e = getenv("TN_NO_FUSED_DECODE");
-    fused_on = !e || !*e || !strcmp(e, "0");
-  }
-  return fused_on;
-}
+static bool fused_enabled(void) { return tn_settings_get()->fused_decode; }
 
 static bool fused_ok(const tn_model *m, const tn_state *st, int N) {
   if (!fused_enabled() || st->train || N > 8 || omp_in_parallel()) return false;
@@ -342,14 +332,9 @@ static void add_slice(float *out, const float *a, const float *b, int N, int C, 
  * next layer), 5 otherwise. Numbers: each projection output is one FMA
  * chain over its inputs (the same value whatever the number of rows or threads).
  * TN_NO_FUSED_PREFILL=1 selects the per-kernel path (OpenBLAS sgemm per projection). */
-static int prefill_on = -1;
-void tn_forward_set_fused_prefill(bool on) { prefill_on = on; }
+void tn_forward_set_fused_prefill(bool on) { tn_settings_set_fused_prefill(on); }
 static bool prefill_ok(const tn_model *m, const tn_state *st, int N) {
-  if (prefill_on < 0) { /* TN_NO_FUSED_PREFILL set to anything but "" or "0": the per-kernel path */
-    const char *e = getenv("TN_NO_FUSED_PREFILL");
-    prefill_on = !e || !*e || !strcmp(e, "0");
-  }
-  if (!prefill_on || st->train || N <= 8 || omp_in_parallel() || tn_matmul_bf16() ||
+  if (!tn_settings_get()->fused_prefill || st->train || N <= 8 || omp_in_parallel() || tn_matmul_bf16() ||
       tn_isa_level() < TN_ISA_AVX512)
     return false;
   for (int l = 0; l < m->cfg.L; l++) {

@@ -116,6 +116,11 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
   cJSON_AddStringToObject(root, "host", host);
   cJSON_AddNumberToObject(root, "pid", (double)getpid());
   cJSON_AddNumberToObject(root, "threads", (double)tn_num_threads());
+  char set[512]; /* the process-wide switches and ISA level the run used (docs/env.md) */
+  if (tn_settings_format(set, sizeof set) < (int)sizeof set) {
+    cJSON *sj = cJSON_Parse(set);
+    if (sj) cJSON_AddItemToObject(root, "settings", sj);
+  }
   cJSON *argv = cJSON_AddArrayToObject(root, "argv");
   for (int i = 0; i < info->argc; i++) cJSON_AddItemToArray(argv, cJSON_CreateString(info->argv[i]));
   /* seeds above 2^53 do not fit a JSON number exactly: write those as strings */

@@ -270,7 +270,8 @@ void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *b
   // y (N, out), x (N, in), W (out, in)
   if (W->dtype != TN_F32) /* bf16 / nf4 frozen weights (quant.c) */
     tn_qlinear_forward(y, x, W, N);
-  else if (N <= TN_SMALL_N || (N <= TN_DECODE_N && !tn_matmul_bf16()))
+  else if (N <= TN_DECODE_N) /* also in the bf16 mode: packing W to bf16 per call costs more than the
+                                product of so few rows (GRPO's batched decode steps) */
     small_gemm(y, x, W, N);
   else if (tn_matmul_bf16() && tn_gemm_bf16(false, true, N, W->out, W->in, x, W->in, W->w, W->in, 0.0f, y, W->out))
     ; /* bf16 matmul mode (mm_bf16.c) */

@@ -9,9 +9,12 @@
  *  - the product runs in panels of B that stay in each core's L2, every thread taking
  *    blocks of 32 rows; a block of 32 x 32 of C is 4 accumulator tiles.
  * AMX needs the CPU (cpuid AMX-BF16, AMX-TILE) and the kernel's permission
- * (arch_prctl ARCH_REQ_XCOMP_PERM); without them tn_gemm_bf16 returns false and the
- * caller keeps its f32 path.
- * Not for: frozen bf16/nf4 weights (quant.c), small products (LoRA, attention). */
+ * (arch_prctl ARCH_REQ_XCOMP_PERM). Without AMX but with AVX-512 BF16 (AMD Zen 4/5,
+ * Intel Cooper Lake) the same packed operands go through a vdpbf16ps micro-kernel
+ * (8 rows x 48 columns in registers). Below the avx512bf16 level (tn_isa_level)
+ * tn_gemm_bf16 returns false and the caller keeps its f32 path.
+ * Not for: storing frozen bf16/nf4 weights (quant.c widens them to f32 tiles first), products
+ * of <= 8 rows (callers keep f32 there). */
 #include <cpuid.h>
 #include <immintrin.h>
 #include <omp.h>
@@ -23,10 +26,9 @@
 #include "tensor/kern.h"
 #include "tensor/tensor.h"
 
-static atomic_int g_bf16;
-
-void tn_matmul_set_bf16(bool on) { atomic_store(&g_bf16, on ? 1 : 0); }
-bool tn_matmul_bf16(void) { return atomic_load_explicit(&g_bf16, memory_order_relaxed) != 0; }
+/* the switch is one of the process-wide settings (base/settings.c) */
+void tn_matmul_set_bf16(bool on) { tn_settings_set_bf16_matmul(on); }
+bool tn_matmul_bf16(void) { return tn_settings_bf16_matmul(); }
 
 /* AMX: cpuid, the kernel's permission for the tile state and TN_ISA (base/isa.c) */
 bool tn_amx_available(void) { return tn_isa_level() >= TN_ISA_AMX; }
@@ -283,6 +285,129 @@ TN_T_AMX static void gemm_amx(bool ta, bool tb, int M, int N, int K, float alpha
   }
 }
 
+/* ---- the same packed operands on AVX-512 BF16 without AMX (Zen 4/5, Cooper Lake) ----
+ * vdpbf16ps: one instruction is 16 columns x one k pair. A micro-kernel keeps 8 rows (half
+ * an A tile) x up to 3 B tiles (48 columns) = 24 accumulators in registers; op(A)'s pair
+ * is broadcast from the A tile (row r, pair p at r * 16 + p), B's 16 columns of pair p are
+ * one load. k runs in panels of DP_KB blocks (1024 k: C is read and written once per panel;
+ * 256 k measured ~10% slower on Zen 5, C's reloads), a 32-row A block (64 KB) and a panel of
+ * B columns (PANEL_BYTES) stay in L2. */
+#define TN_T_DP __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx512dq")))
+#define DP_KB 32
+
+TN_T_DP static inline __attribute__((always_inline)) void dp_micro(float *C, int ldc, const uint32_t *a,
+                                                                   const uint32_t *b, int nkb_tot, int kb0, int kb1,
+                                                                   bool acc, int mr, const __mmask16 *m, const int NB) {
+  __m512 c[8][3];
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; r++)
+#pragma GCC unroll 3
+    for (int j = 0; j < NB; j++) c[r][j] = _mm512_setzero_ps();
+  for (int kb = kb0; kb < kb1; kb++) {
+    const uint32_t *ak = a + (size_t)kb * 256, *bk = b + (size_t)kb * 256;
+    for (int p = 0; p < 16; p++) {
+      __m512bh bv[3];
+#pragma GCC unroll 3
+      for (int j = 0; j < NB; j++)
+        bv[j] = (__m512bh)_mm512_load_si512((const void *)(bk + (size_t)j * nkb_tot * 256 + p * 16));
+#pragma GCC unroll 8
+      for (int r = 0; r < 8; r++) {
+        const __m512bh av = (__m512bh)_mm512_set1_epi32((int)ak[r * 16 + p]);
+#pragma GCC unroll 3
+        for (int j = 0; j < NB; j++) c[r][j] = _mm512_dpbf16_ps(c[r][j], av, bv[j]);
+      }
+    }
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < 8; r++)
+#pragma GCC unroll 3
+    for (int j = 0; j < NB; j++) {
+      if (r >= mr) break;
+      float *d = C + (size_t)r * ldc + 16 * j;
+      __m512 v = c[r][j];
+      if (acc) v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m[j], d));
+      _mm512_mask_storeu_ps(d, m[j], v);
+    }
+}
+
+/* rows [i0, i0 + mr) (mr <= 32; i0 a multiple of 32; C points at row i0), columns [j0, j1),
+ * k blocks [kb0, kb1) */
+TN_T_DP static void dp_block(float *C, int ldc, const uint32_t *pa, const uint32_t *pb, int nkb, int i0, int mr,
+                             int j0, int j1, int N, int kb0, int kb1, bool acc) {
+  for (int j = j0; j < j1; j += 48) {
+    const int nb = j1 - j >= 48 ? 3 : (j1 - j + 15) / 16;
+    __mmask16 m[3];
+    for (int t = 0; t < 3; t++) {
+      const int cn = N - (j + 16 * t);
+      m[t] = cn >= 16 ? (__mmask16)0xffff : cn <= 0 ? 0 : (__mmask16)((1u << cn) - 1);
+    }
+    const uint32_t *b = tile_at((uint32_t *)pb, j / 16, 0, nkb);
+    for (int h = 0; h * 8 < mr; h++) {
+      const uint32_t *a = tile_at((uint32_t *)pa, (i0 + 8 * h) / 16, 0, nkb) + (h & 1) * 128;
+      float *c = C + (size_t)(8 * h) * ldc + j;
+      const int rows = mr - 8 * h;
+      if (nb == 3) dp_micro(c, ldc, a, b, nkb, kb0, kb1, acc, rows, m, 3);
+      else if (nb == 2) dp_micro(c, ldc, a, b, nkb, kb0, kb1, acc, rows, m, 2);
+      else dp_micro(c, ldc, a, b, nkb, kb0, kb1, acc, rows, m, 1);
+    }
+  }
+}
+
+/* columns per L2 panel of B for k panels of DP_KB blocks; a multiple of 96 (3 x 32) */
+static int dp_pan(void) {
+  int pan = (int)(PANEL_BYTES / ((size_t)DP_KB * 32 * 2 * 96)) * 96;
+  return pan < 96 ? 96 : pan;
+}
+
+TN_T_DP static void gemm_dp(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                            const float *B, int ldb, bool acc, float *C, int ldc, uint32_t *pa, uint32_t *pb) {
+  const int nkb = (K + 31) / 32, mblk = (M + 31) / 32 * 2, nblk = (N + 31) / 32 * 2, nrb = mblk / 2, pan = dp_pan();
+  /* few row blocks (LoRA's products, small M): split the columns among the threads too */
+  const int npan = (N + pan - 1) / pan;
+#pragma omp parallel
+  {
+    pack(pa, A, lda, ta, true, M, K, mblk, nkb, alpha);
+    if (B) pack(pb, B, ldb, tb, false, N, K, nblk, nkb, 1.0f);
+    for (int kb0 = 0; kb0 < nkb; kb0 += DP_KB) {
+      const int kb1 = kb0 + DP_KB < nkb ? kb0 + DP_KB : nkb;
+      /* every (row block, column panel) pair once per k panel; the barrier at the end of
+       * the omp for orders the k panels (a block of C is accumulated by one thread at a time) */
+#pragma omp for schedule(static) collapse(2)
+      for (int np = 0; np < npan; np++)
+        for (int rb = 0; rb < nrb; rb++) {
+          const int i0 = rb * 32, mr = M - i0 < 32 ? M - i0 : 32, j0 = np * pan, j1 = j0 + pan < N ? j0 + pan : N;
+          dp_block(C + (size_t)i0 * ldc, ldc, pa, pb, nkb, i0, mr, j0, j1, N, kb0, kb1, acc || kb0 > 0);
+        }
+    }
+  }
+}
+
+TN_T_DP static void gemm_dp_serial(bool ta, bool tb, int M, int N, int K, float alpha, const float *A, int lda,
+                                   const float *B, int ldb, bool acc, float *C, int ldc, uint32_t *pa, uint32_t *pb) {
+  const int nkb = (K + 31) / 32, mblk = (M + 31) / 32 * 2, nblk = (N + 31) / 32 * 2;
+  for (int b = 0; b < mblk; b++)
+    for (int kb = 0; kb < nkb; kb++) pack_tile(pa, A, lda, ta, true, M, K, b, kb, nkb, alpha);
+  for (int b = 0; b < nblk; b++)
+    for (int kb = 0; kb < nkb; kb++) pack_tile(pb, B, ldb, tb, false, N, K, b, kb, nkb, 1.0f);
+  for (int kb0 = 0; kb0 < nkb; kb0 += DP_KB) {
+    const int kb1 = kb0 + DP_KB < nkb ? kb0 + DP_KB : nkb;
+    for (int i0 = 0; i0 < M; i0 += 32)
+      dp_block(C + (size_t)i0 * ldc, ldc, pa, pb, nkb, i0, M - i0 < 32 ? M - i0 : 32, 0, N, N, kb0, kb1,
+               acc || kb0 > 0);
+  }
+}
+
+/* which bf16 GEMM runs at the current ISA level: 2 AMX, 1 vdpbf16ps, 0 none (f32) */
+static int bf16_path(void) {
+  const tn_isa l = tn_isa_level();
+  return l >= TN_ISA_AMX ? 2 : l >= TN_ISA_AVX512BF16 ? 1 : 0;
+}
+
+const char *tn_gemm_bf16_path(void) {
+  static const char *const names[] = {"f32 (no bf16 arithmetic)", "avx512bf16 (vdpbf16ps)", "amx (tdpbf16ps)"};
+  return names[bf16_path()];
+}
+
 bool tn_gemm_bf16(bool transA, bool transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc) {
   return tn_gemm_bf16_ex(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
@@ -291,7 +416,8 @@ bool tn_gemm_bf16(bool transA, bool transB, int M, int N, int K, const float *A,
 bool tn_gemm_bf16_ex(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return true;
-  if (!tn_amx_available() || (beta != 0.0f && beta != 1.0f)) return false;
+  const int path = bf16_path();
+  if (!path || (beta != 0.0f && beta != 1.0f)) return false;
   if (K <= 0) {
     if (beta == 0.0f)
       for (int i = 0; i < M; i++) memset(C + (size_t)i * ldc, 0, sizeof(float) * N);
@@ -301,7 +427,8 @@ bool tn_gemm_bf16_ex(bool transA, bool transB, int M, int N, int K, float alpha,
   const size_t sa = (size_t)(M + 31) / 32 * 2 * nkb * 256, sb = (size_t)(N + 31) / 32 * 2 * nkb * 256;
   uint32_t *p = pack_buf(sizeof(uint32_t) * (sa + sb));
   if (!p) return false;
-  gemm_amx(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
+  if (path == 2) gemm_amx(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
+  else gemm_dp(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
   return true;
 }
 
@@ -309,7 +436,7 @@ bool tn_gemm_bf16_ex(bool transA, bool transB, int M, int N, int K, float alpha,
 static size_t packed_u32(int N, int K) { return (size_t)(N + 31) / 32 * 2 * ((size_t)(K + 31) / 32) * 256; }
 
 bool tn_bf16_pack_b(tn_bf16_packed *pk, bool transB, int N, int K, const float *B, int ldb) {
-  if (N <= 0 || K <= 0 || !tn_amx_available()) return false;
+  if (N <= 0 || K <= 0 || !bf16_path()) return false;
   const size_t n = packed_u32(N, K);
   if (n > pk->cap) {
     free(pk->p);
@@ -332,11 +459,13 @@ bool tn_bf16_pack_b(tn_bf16_packed *pk, bool transB, int N, int K, const float *
 bool tn_gemm_bf16_packed(bool transA, int M, const float *A, int lda, const tn_bf16_packed *pk, float beta, float *C,
                          int ldc) {
   if (M <= 0) return true;
-  if (!pk->p || !tn_amx_available() || (beta != 0.0f && beta != 1.0f)) return false;
+  const int path = bf16_path();
+  if (!pk->p || !path || (beta != 0.0f && beta != 1.0f)) return false;
   const size_t nkb = (size_t)(pk->K + 31) / 32, sa = (size_t)(M + 31) / 32 * 2 * nkb * 256;
   uint32_t *p = pack_buf(sizeof(uint32_t) * sa);
   if (!p) return false;
-  gemm_amx(transA, false, M, pk->N, pk->K, 1.0f, A, lda, NULL, 0, beta != 0.0f, C, ldc, p, pk->p);
+  if (path == 2) gemm_amx(transA, false, M, pk->N, pk->K, 1.0f, A, lda, NULL, 0, beta != 0.0f, C, ldc, p, pk->p);
+  else gemm_dp(transA, false, M, pk->N, pk->K, 1.0f, A, lda, NULL, 0, beta != 0.0f, C, ldc, p, pk->p);
   return true;
 }
 
@@ -370,11 +499,13 @@ TN_T_AMX static void gemm_amx_serial(bool ta, bool tb, int M, int N, int K, floa
 bool tn_gemm_bf16_serial(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
                          const float *B, int ldb, float beta, float *C, int ldc) {
   if (M <= 0 || N <= 0) return true;
-  if (K <= 0 || !tn_amx_available() || (beta != 0.0f && beta != 1.0f)) return false;
+  const int path = bf16_path();
+  if (K <= 0 || !path || (beta != 0.0f && beta != 1.0f)) return false;
   const size_t nkb = (size_t)(K + 31) / 32;
   const size_t sa = (size_t)(M + 31) / 32 * 2 * nkb * 256, sb = (size_t)(N + 31) / 32 * 2 * nkb * 256;
   uint32_t *p = pack_buf(sizeof(uint32_t) * (sa + sb));
   if (!p) return false;
-  gemm_amx_serial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
+  if (path == 2) gemm_amx_serial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
+  else gemm_dp_serial(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta != 0.0f, C, ldc, p, p + sa);
   return true;
 }

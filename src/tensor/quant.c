@@ -12,6 +12,8 @@
  *    bf16: widened to f32 by a shift / a mask and f32 FMAs (exact products; as fast as
  *    vdpbf16ps here, which would round x to bf16), one row at a time with two
  *    accumulators (blocks of 4 rows measured slower). AVX-512F, or plain C.
+ *  - 8 < N <= 32 rows, NF4 (GRPO's batched decode steps): the same GEMV per 8 rows (a weight
+ *    stream each) instead of dequantising every weight into f32 tiles for a GEMM of few rows.
  *  - N > 8, bf16, AMX (Sapphire Rapids): W widened to f32 in ~16 MB tiles of rows and
  *    multiplied by mm_bf16.c's tdpbf16ps GEMM (x rounded to bf16, W packed back to the
  *    same bf16 values): measured 655 GFLOP/s on one core against 60 for the vdpbf16ps
@@ -20,6 +22,10 @@
  *    packed per 64-row block into pair-interleaved panels in a per-thread buffer.
  *  So with AVX-512 BF16 or AMX a bf16 forward of more than 8 rows rounds x to bf16 (as oneDNN /
  *  PyTorch bf16 matmuls do); decoding, input gradients and NF4 stay f32 throughout.
+ *  - N > 8 in the bf16 matmul mode (tn_matmul_bf16, --precision bf16) at the avx512bf16 level or
+ *    above: NF4 forward and every input gradient also go through f32 tiles of W and
+ *    tn_gemm_bf16 (both operands rounded to bf16, f32 accumulation: QLoRA with bitsandbytes'
+ *    bf16 compute dtype).
  *  - otherwise (NF4 GEMM, every input gradient, CPUs without the instructions): W is
  *    dequantised in tiles of rows into a cache-sized f32 buffer and OpenBLAS runs the
  *    GEMM on the tile; NF4 results are therefore exact f32 GEMMs of the dequantised
@@ -753,11 +759,12 @@ static void forward_tiles(float *y, const float *x, const tn_mat *W, int N) {
   }
 }
 
-/* bf16 weights on AMX (mm_bf16.c's tdpbf16ps GEMM): W widened to f32 in tiles of ~16 MB
- * (exact), which tn_gemm_bf16 packs back to bf16 (the same values) with x rounded to bf16.
- * false when AMX is unavailable (nothing written). */
-static bool forward_tiles_amx(float *y, const float *x, const tn_mat *W, int N) {
-  if (!tn_amx_available()) return false;
+/* bf16 weights on AMX, and NF4 weights in the bf16 matmul mode (tn_matmul_bf16; QLoRA as
+ * bitsandbytes' bf16 compute dtype runs it) on AMX or AVX-512 BF16: W widened to f32 in tiles
+ * of ~16 MB (exact), which tn_gemm_bf16 packs to bf16 (bf16 weights: the same values; NF4:
+ * the dequantised values rounded) with x rounded to bf16. false when the ISA level has no bf16
+ * GEMM (nothing written). */
+static bool forward_tiles_bf16(float *y, const float *x, const tn_mat *W, int N) {
   const int in = W->in, out = W->out;
   int rt = (int)(((size_t)4 << 20) / (size_t)(in > 0 ? in : 1));
   rt = rt < 32 ? 32 : rt & ~31;
@@ -771,13 +778,19 @@ static bool forward_tiles_amx(float *y, const float *x, const tn_mat *W, int N) 
   return true;
 }
 
+/* NF4 (and any frozen weight) products in the bf16 matmul mode where the ISA level has bf16 arithmetic */
+static bool mode_bf16(void) { return tn_matmul_bf16() && tn_isa_level() >= TN_ISA_AVX512BF16; }
+
 static void backward_tiles(float *dx, const float *dy, const tn_mat *W, int N) {
   const int in = W->in, out = W->out, rt = tile_rows(W);
   float *tile = scratch(SCR_TILE, sizeof(float) * (size_t)rt * in);
   for (int r0 = 0; r0 < out; r0 += rt) {
     const int r1 = r0 + rt < out ? r0 + rt : out;
     tile_fill(tile, W, r0, r1);
-    /* dx (N, in) += dy[:, r0:r1] (N, rt) tile (rt, in) */
+    /* dx (N, in) += dy[:, r0:r1] (N, rt) tile (rt, in); bf16 operands in the bf16 matmul mode */
+    if (N > GEMV_MAXN && mode_bf16() &&
+        tn_gemm_bf16(false, false, N, in, r1 - r0, dy + r0, out, tile, in, 1.0f, dx, in))
+      continue;
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, in, r1 - r0, 1.0f, dy + r0, out, tile, in, 1.0f, dx,
                 in);
   }
@@ -882,7 +895,17 @@ void tn_qlinear_forward(float *y, const float *x, const tn_mat *W, int N) {
     gemv(y, x, W, N);
     return;
   }
-  if (W->dtype == TN_BF16 && tn_isa_level() >= TN_ISA_AMX && forward_tiles_amx(y, x, W, N)) return;
+  if (W->dtype == TN_NF4 && N <= 4 * GEMV_MAXN && gemv_kind(W) != GK_PORTABLE) {
+    /* batched decode steps (GRPO rollouts: G x prompts rows): the weight stream once per 8 rows
+     * costs less than dequantising every weight into f32 tiles for a GEMM of so few rows */
+    for (int n0 = 0; n0 < N; n0 += GEMV_MAXN) {
+      const int nn = N - n0 < GEMV_MAXN ? N - n0 : GEMV_MAXN;
+      gemv(y + (size_t)n0 * W->out, x + (size_t)n0 * W->in, W, nn);
+    }
+    return;
+  }
+  if (W->dtype == TN_BF16 && tn_isa_level() >= TN_ISA_AMX && forward_tiles_bf16(y, x, W, N)) return;
+  if (W->dtype == TN_NF4 && mode_bf16() && forward_tiles_bf16(y, x, W, N)) return;
   if (W->dtype == TN_BF16 && tn_isa_level() >= TN_ISA_AVX512BF16) {
     bf16_gemm_dp(y, x, W, N);
     return;

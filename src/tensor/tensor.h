@@ -250,20 +250,24 @@ void tn_quant_scratch_release(void);  /* the calling thread's quant scratch */
 
 /* ---- bf16 matmuls for f32 weights (mm_bf16.c), like torch's bf16 autocast ----
  * Process-wide switch (as torch.set_float32_matmul_precision): when on, the big
- * f32 matmuls of tn_linear_forward / tn_linear_backward (N > 8 rows, f32 weights)
- * round both operands to bf16 (nearest even) and accumulate in f32, on AMX or
- * AVX-512 BF16 when the CPU has them. Off by default; LoRA's small products, norms,
- * softmax and everything else stay f32. */
+ * f32 matmuls of tn_linear_forward (N > 32 rows: fewer are decode steps, where packing W
+ * costs more than the product) / tn_linear_backward (N > 8 rows), LoRA's products (N > 8),
+ * attention's per-head products, the training LM head and NF4 / frozen-weight products
+ * (quant.c) round both operands to bf16 (nearest even) and accumulate in f32, on AMX or
+ * AVX-512 BF16 (tn_isa_level). Off by default; norms, softmax and everything else stay f32. */
 void tn_matmul_set_bf16(bool on);
 bool tn_matmul_bf16(void);
 /* C (M, N) = op(A) op(B) (beta 0) or C += op(A) op(B) (beta 1), row-major as cblas_sgemm
  * (op(A) = A (M, K) or, transA, A^T with A (K, M); op(B) = B (K, N) or, transB, B^T with
- * B (N, K)), operands rounded to bf16, f32 accumulation, on AMX tiles. Returns false
- * (C untouched) when AMX is not usable here (or TN_NO_AMX is set, or beta is not 0/1):
- * the caller computes in f32 instead. Call outside OpenMP parallel regions. */
+ * B (N, K)), operands rounded to bf16, f32 accumulation, on AMX tiles (tn_isa_level() amx)
+ * or vdpbf16ps (avx512bf16). Returns false (C untouched) below the avx512bf16 level or when
+ * beta is not 0/1: the caller computes in f32 instead. Call outside OpenMP parallel regions. */
 bool tn_gemm_bf16(bool transA, bool transB, int M, int N, int K, const float *A, int lda, const float *B, int ldb,
                   float beta, float *C, int ldc);
 bool tn_amx_available(void);
+/* which bf16 GEMM the current ISA level runs: "amx (tdpbf16ps)", "avx512bf16 (vdpbf16ps)"
+ * or "f32 (no bf16 arithmetic)" (benchmark headers, warnings) */
+const char *tn_gemm_bf16_path(void);
 /* C = alpha op(A) op(B) (+ C): alpha multiplies op(A) before its rounding to bf16. */
 bool tn_gemm_bf16_ex(bool transA, bool transB, int M, int N, int K, float alpha, const float *A, int lda,
                      const float *B, int ldb, float beta, float *C, int ldc);

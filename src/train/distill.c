@@ -343,6 +343,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   tn_distill_opts *o = &t->o;
   if (!o->teacher || !o->model || !o->data || !o->out)
     return tn_error(TN_ERR_ARG, "--teacher, --student, --data and --out are required");
+  TN_TRY(tn_train_opts_precision(&o->train));
   if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1 ||
       (int64_t)o->batch_size * o->grad_accum * o->max_seq_len > INT32_MAX)
     return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid, "

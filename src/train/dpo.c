@@ -226,6 +226,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   dpo_t *t = ctx;
   tn_dpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
+  TN_TRY(tn_train_opts_precision(&o->train));
   if (o->batch_size <= 0 || o->grad_accum <= 0 || (int64_t)o->batch_size * o->grad_accum > INT32_MAX / 2)
     return tn_error(TN_ERR_ARG, "batch_size (>= 1) and grad_accum (>= 1) must be valid, their product below 2^30");
   if (!strcmp(o->algorithm, "orpo")) t->orpo = true;

@@ -10,6 +10,7 @@
 void tn_train_opts_default(tn_train_opts *o) {
   memset(o, 0, sizeof *o);
   o->base_dtype = "f32";
+  o->precision = "f32";
   o->chat_format = "auto";
   o->max_seq_len = 512;
   o->batch_size = 4;
@@ -67,8 +68,10 @@ static const struct {
   {1, 0, "keep-last", 'i', F(keep_last), "checkpoints kept (0 = all)"},
   {1, 0, "seed", 'u', F(seed), "seed for data order, initialisation and sampling"},
   {1, 0, "resume", 'b', F(resume), "continue from the newest checkpoint in --out"},
-  {1, TN_TO_COMPUTE, "bf16-matmul", 'b', F(bf16_matmul),
-   "bf16 operands with f32 accumulation in the big matmuls (AMX; as torch's bf16 autocast)"},
+  {1, 0, "precision", 's', F(precision),
+   "matmul operands: f32 | bf16 (bf16 operands, f32 accumulation, master weights and optimizer state; as TRL's "
+   "bf16=True / torch bf16 autocast; needs AVX-512 BF16 or AMX)"},
+  {1, TN_TO_COMPUTE, "bf16-matmul", 'b', F(bf16_matmul), "the same as --precision bf16"},
   {1, TN_TO_COMPUTE, "recompute", 'b', F(recompute),
    "recompute each layer's activations in the backward pass (less memory, ~1/3 more compute)"},
 };
@@ -95,6 +98,18 @@ tn_status tn_train_opts_load_sft(const tn_train_opts *o, const tn_tokenizer *tok
       if (train->ex[i].ids[k] >= V)
         return tn_error(TN_ERR_FORMAT, "%s: token id %d is outside the model's vocabulary (%d): tokenizer and model disagree",
                         o->data, train->ex[i].ids[k], V);
+  return TN_OK;
+}
+
+tn_status tn_train_opts_precision(const tn_train_opts *o) {
+  const char *p = o->precision ? o->precision : "f32";
+  if (strcmp(p, "f32") && strcmp(p, "bf16"))
+    return tn_error(TN_ERR_ARG, "--precision: '%s' is not f32 or bf16", p);
+  const bool bf16 = o->bf16_matmul || !strcmp(p, "bf16");
+  tn_matmul_set_bf16(bf16);
+  if (bf16 && tn_isa_level() < TN_ISA_AVX512BF16)
+    tn_warn("--precision bf16: no bf16 arithmetic at ISA level %s (needs avx512bf16 or amx): matmuls stay f32",
+            tn_isa_name(tn_isa_level()));
   return TN_OK;
 }
 

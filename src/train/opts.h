@@ -40,6 +40,11 @@ int tn_train_opts_rows(tn_train_opts *o, unsigned has, int section, tn_opt *out)
 /* --steps, or when it is 0, enough steps for --epochs over n_train items of
  * batch_size x grad_accum x ranks (the global step; at least 1). */
 long tn_train_opts_total_steps(const tn_train_opts *o, int n_train);
+/* --precision (or --bf16-matmul) -> the process-wide matmul switch (tn_matmul_set_bf16): f32, or
+ * bf16 operands with f32 accumulation, f32 master weights and f32 optimizer state (TRL's
+ * bf16=True on CPU: torch's bf16 autocast). Every trainer calls it in its setup. An unknown
+ * value is an error; bf16 below the avx512bf16 ISA level warns and stays f32. */
+tn_status tn_train_opts_precision(const tn_train_opts *o);
 /* The trainable set's options (LoRA, AdamW, schedule) over total_steps. */
 tn_tparams_opts tn_train_opts_tparams(const tn_train_opts *o, long total_steps);
 /* SFT-format data (sft, distill): the training set (--data) and the eval set (--eval-data,

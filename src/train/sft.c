@@ -90,6 +90,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   sft_t *t = ctx;
   tn_sft_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
+  TN_TRY(tn_train_opts_precision(&o->train));
   if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1 || (int64_t)o->batch_size * o->max_seq_len > INT32_MAX)
     return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid, "
                                 "batch_size x max_seq_len below 2^31");
@@ -99,8 +100,6 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   if (t->train.n_truncated) tn_info("%d examples truncated to %d tokens", t->train.n_truncated, o->max_seq_len);
   if (t->train.n_dropped) tn_warn("%d examples had no target token left and were dropped", t->train.n_dropped);
   const int Nmax = o->batch_size * o->max_seq_len;
-  tn_matmul_set_bf16(o->bf16_matmul);
-  if (o->bf16_matmul && !tn_amx_available()) tn_warn("--bf16-matmul: AMX is not available here; matmuls stay f32");
   tn_state_opts so = {.recompute = o->recompute};
   TN_TRY(tn_state_create_opts(&t->st, t->m, o->batch_size, o->max_seq_len, Nmax, true, &so));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));

@@ -25,22 +25,22 @@ from common import check, finish, init_model, jsonl, ok_run, read_metrics, run, 
 TRAINERS = {
     "sft": "model base-dtype tokenizer data eval-data eval-split out chat-format max-seq-len batch-size grad-accum "
            "steps epochs lr lr-end schedule warmup-steps weight-decay beta1 beta2 adam-eps max-grad-norm lora-rank "
-           "lora-alpha lora-dropout rslora lora-targets eval-every save-every keep-last seed resume bf16-matmul "
-           "recompute",
+           "lora-alpha lora-dropout rslora lora-targets eval-every save-every keep-last seed resume precision "
+           "bf16-matmul recompute",
     "dpo": "model ref-model tokenizer data eval-data eval-split out algorithm loss beta label-smoothing orpo-lambda "
            "precompute-ref chat chat-format max-prompt-length max-response-length batch-size grad-accum steps epochs "
            "lr lr-end schedule warmup-steps weight-decay beta1 beta2 adam-eps max-grad-norm lora-rank lora-alpha "
-           "lora-dropout rslora lora-targets base-dtype eval-every save-every keep-last seed resume",
+           "lora-dropout rslora lora-targets base-dtype eval-every save-every keep-last seed resume precision",
     "distill": "teacher student teacher-dtype tokenizer data eval-data eval-split out chat-format temperature alpha "
                "top-k jsd-beta lmbda max-new-tokens gen-temperature feature-layers feature-weight max-seq-len "
                "batch-size grad-accum steps epochs lr lr-end schedule warmup-steps weight-decay beta1 beta2 adam-eps "
                "max-grad-norm lora-rank lora-alpha lora-dropout rslora lora-targets base-dtype eval-every save-every "
-               "keep-last seed resume",
+               "keep-last seed resume precision",
     "grpo": "model base-dtype tokenizer data out reward reward-cmd reward-cmd-timeout rubric system-prompt no-system-prompt chat-format "
             "no-chat num-generations num-iterations batch-size micro-batch steps max-prompt-length "
             "max-tokens-to-generate temperature top-p top-k beta epsilon epsilon-high kl-estimator loss-agg "
             "scale-rewards mask-truncated gspo lr lr-end schedule warmup-steps weight-decay max-grad-norm lora-rank "
-            "lora-alpha lora-targets save-every keep-last seed resume dump-rollouts dump-grads",
+            "lora-alpha lora-targets save-every keep-last seed resume precision dump-rollouts dump-grads",
 }
 TRAINERS = {k: v.split() for k, v in TRAINERS.items()}
 
@@ -51,7 +51,7 @@ SHARED = {
     "epochs": 1, "lr": 1e-4, "lr-end": 0, "schedule": "cosine", "warmup-steps": 0, "weight-decay": 0,
     "beta1": 0.9, "beta2": 0.999, "adam-eps": 1e-8, "max-grad-norm": 1, "lora-rank": 0, "lora-alpha": 16,
     "lora-dropout": 0, "rslora": None, "lora-targets": "q_proj,k_proj,v_proj,o_proj", "eval-every": 0,
-    "save-every": 0, "keep-last": 2, "seed": 0, "resume": None, "bf16-matmul": None, "recompute": None,
+    "save-every": 0, "keep-last": 2, "seed": 0, "resume": None, "precision": "f32", "bf16-matmul": None, "recompute": None,
 }
 OVERRIDES = {"sft": {}, "distill": {}, "dpo": {"lr": 1e-6, "schedule": "linear"},
              "grpo": {"lr": 3e-6, "schedule": "constant", "max-grad-norm": 0.1, "steps": 100}}
@@ -154,8 +154,8 @@ VALUES = {
     "batch-size": 2, "grad-accum": 2, "steps": 3, "epochs": 3, "lr": 0.002, "lr-end": 0.0001, "schedule": "linear",
     "warmup-steps": 1, "weight-decay": 0.01, "beta1": 0.8, "beta2": 0.99, "adam-eps": 1e-7, "max-grad-norm": 0.5,
     "lora-rank": 2, "lora-alpha": 8, "lora-dropout": 0.1, "rslora": True, "lora-targets": "q_proj,v_proj",
-    "eval-every": 1, "save-every": 1, "keep-last": 1, "seed": 7, "resume": True, "bf16-matmul": True,
-    "recompute": True,
+    "eval-every": 1, "save-every": 1, "keep-last": 1, "seed": 7, "resume": True, "precision": "bf16",
+    "bf16-matmul": True, "recompute": True,
 }
 
 
@@ -214,6 +214,13 @@ check(ca.get("lora-targets") == "q_proj,v_proj" and ca.get("seed") == 7 and abs(
 la = [r.get("loss") for r in ma if "loss" in r]
 lb = [r.get("loss") for r in mb if "loss" in r]
 check(len(la) == 3 and la == lb, f"sft: 3 steps with the same losses from YAML and from flags ({la} vs {lb})")
+
+# --precision: an unknown value stops every trainer with an error naming the option
+for cmd in TRAINERS:
+    models = ["--teacher", MODEL, "--student", MODEL] if cmd == "distill" else ["--model", MODEL]
+    p = run([cmd] + models + ["--data", DATA, "--out", os.path.join(W, "p_" + cmd), "--precision", "fp16"], env=ENV)
+    check(p.returncode != 0 and "--precision" in p.stderr and "fp16" in p.stderr,
+          f"{cmd} --precision fp16: a clear error, non-zero exit (rc {p.returncode}, {p.stderr.strip()[-200:]})")
 
 shutil.rmtree(W)
 finish()

@@ -83,9 +83,21 @@ for name in NAMES:
               f"{name}: step_{n}/checksums.json lists every file with its size and sha256 ({len(files)} files)")
     man = json.load(open(os.path.join(out, "run_manifest.json")))
     check(man.get("command") == name and man.get("status") == "completed", f"{name}: manifest command and status")
+    vl = run(["version"], env=ENV1).stdout.splitlines()
+    ver = {k: l[len(k) + 1:] for l in vl for k in ("isa in use", "cpu") if l.startswith(k + " ")}
+    st = man.get("settings", {})
+    check(st.get("isa") == ver.get("isa in use") and st.get("cpu") == ver.get("cpu") and st.get("fused_decode") is True
+          and st.get("shared_prefix") is True, f"{name}: manifest settings (isa, cpu, switches) {st}")
     steps = [json.loads(x)["step"] for x in open(os.path.join(out, "metrics.jsonl")) if x.strip()]
     check(steps == [1, 2, 3], f"{name}: metrics.jsonl steps {steps}")
     check(re.search(r"\b3/3\b", p.stderr) is not None, f"{name}: progress reaches 3/3")
+
+    if name == "sft":  # the switches come from the environment and the manifest says so
+        o2 = os.path.join(W, "sft-settings")
+        p2 = run(T.args(name, o2, steps=1), env={**ENV1, "TN_NO_FUSED_DECODE": "1", "TN_ISA": "avx2"})
+        st2 = json.load(open(os.path.join(o2, "run_manifest.json"))).get("settings", {}) if p2.returncode == 0 else {}
+        check(st2.get("fused_decode") is False and st2.get("isa") in ("avx2", "portable"),
+              f"sft: TN_NO_FUSED_DECODE=1 TN_ISA=avx2 recorded in the manifest {st2}")
 
     # 3. a used directory without --resume
     before = sha(T.weights(name, out))
