@@ -246,7 +246,7 @@ static tn_status zero_setup(tn_run *r) {
   return TN_OK;
 }
 
-/* the full optimizer state in r->tp->opt on every rank (for a checkpoint; tn_zero_release frees it) */
+/* the full optimizer state in r->tp->opt on every rank (for a checkpoint; zero_release frees it again) */
 static tn_status zero_gather(tn_run *r) {
   tn_adamw *full = &r->tp->opt;
   const tn_comm *c = r->comm;
