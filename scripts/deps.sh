@@ -2,7 +2,7 @@
 # deps.sh - make sure the Debian packages tunic builds and tests with are installed.
 # As root, installs what is missing with apt-get; otherwise prints the exact command.
 set -e
-PKGS="build-essential cmake pkg-config git libopenblas-openmp-dev libopenblas0-openmp \
+PKGS="build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libopenblas-openmp-dev libopenblas0-openmp \
 libpcre2-dev libutf8proc-dev libcjson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev \
 python3 python3-torch python3-numpy python3-protobuf python3-regex libgoogle-perftools4 nodejs npm gnuplot-nox"
 missing=""

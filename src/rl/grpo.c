@@ -190,6 +190,10 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp || !t->tok_r || !t->pos_r || !t->seq_r || !t->tgt_r ||
       !t->fn_mean || !t->fn_std)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", Nmax, V);
+  if (run->world > 1 && t->scale == TN_SCALE_BATCH) /* the batch's std would need every rank's rewards */
+    return tn_error(TN_ERR_ARG, "--scale-rewards batch is not supported on %d ranks: use group or none", run->world);
+  if (run->world > 1 && (o->dump_grads || o->dump_rollouts)) /* each rank holds a share of them */
+    return tn_error(TN_ERR_ARG, "--dump-grads and --dump-rollouts are for one process (launched on %d ranks)", run->world);
   t->run = run;
   run->label = "grpo";
   run->model_dir = o->model;
@@ -363,6 +367,58 @@ static tn_status dump_grads(grpo_t *t, long step) {
   return s;
 }
 
+/* several ranks: the step's figures over the global batch (sums over the ranks); rank 0
+ * writes them. Means over kept tokens (kl, ratio, clip fractions) weighted by each rank's. */
+static tn_status global_figures(grpo_t *t, const rollout_t *r, tn_grpo_stats *gs, double correct, long gen_tokens,
+                                int truncated, double entropy, long train_tokens, tn_step_out *out) {
+  const int S = t->S, F = tn_rewards_count(t->rw);
+  double kept = 0, kseq = 0;
+  for (int i = 0; i < S; i++)
+    if (r->seq_mask[i] != 0.0f) { kept += r->off[i + 1] - r->off[i]; kseq += r->off[i + 1] > r->off[i]; }
+  const double nclip = t->lc.sequence_ratio ? kseq : kept;
+  enum { N0 = 14 };
+  double *v = calloc(N0 + 2 * (size_t)F, sizeof(double));
+  if (!v) return tn_error(TN_ERR_NOMEM, "grpo step figures");
+  for (int i = 0; i < S; i++) { v[0] += r->total[i]; v[1] += (double)r->total[i] * r->total[i]; }
+  v[2] = correct; v[3] = (double)gen_tokens; v[4] = truncated; v[5] = entropy; v[6] = r->ntok;
+  v[7] = (double)train_tokens; v[8] = gs->loss; v[9] = gs->kl_mean * kept; v[10] = gs->clip_low * nclip;
+  v[11] = gs->clip_high * nclip; v[12] = gs->clip_region * nclip; v[13] = nclip;
+  for (int f = 0; f < F; f++)
+    for (int i = 0; i < S; i++) {
+      const double x = r->per_fn[f * S + i];
+      v[N0 + 2 * f] += x;
+      v[N0 + 2 * f + 1] += x * x;
+    }
+  tn_status s = tn_run_sum(t->run, v, N0 + 2 * F);
+  if (s == TN_OK) {
+    const double n = (double)S * t->run->world, kt = t->lc.kept_tok_global > 0 ? (double)t->lc.kept_tok_global : 1;
+    const double nc = v[13] > 0 ? v[13] : 1;
+    t->mean = v[0] / n;
+    t->std = sqrt(fmax(0, (v[1] - v[0] * v[0] / n) / (n - 1)));
+    for (int f = 0; f < F; f++) {
+      t->fn_mean[f] = v[N0 + 2 * f] / n;
+      t->fn_std[f] = sqrt(fmax(0, (v[N0 + 2 * f + 1] - v[N0 + 2 * f] * v[N0 + 2 * f] / n) / (n - 1)));
+    }
+    t->acc = v[2] / n;
+    gs->loss = v[8];
+    gs->kl_mean = v[9] / kt;
+    gs->clip_low = v[10] / nc;
+    gs->clip_high = v[11] / nc;
+    gs->clip_region = v[12] / nc;
+    t->gs = *gs;
+    t->len = v[3] / n;
+    t->gen_tokens = v[3];
+    t->trunc = v[4] / n;
+    t->entropy = v[6] > 0 ? v[5] / v[6] : 0;
+    t->train_rows = v[7];
+    out->loss = v[8];
+    out->tokens = v[7];
+    snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f", t->mean, t->acc);
+  }
+  free(v);
+  return s;
+}
+
 /* one step: rollout, rewards, advantages, reference log-probs and mu policy updates of
  * which the driver does the last (its gradients are left for it); figures into t */
 static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
@@ -375,12 +431,15 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     free(pr); free(pids); free(plen);
     return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
   }
+  /* several ranks: the step's prompts are world x B, this rank's are the rank-th B of them; its
+   * groups are rolled out, rewarded and given advantages here */
+  const int world = t->run->world, rank = t->run->rank;
   for (int b = 0; b < B; b++) {
-    pr[b] = prompt_at(t, step * B + b);
+    pr[b] = prompt_at(t, (step * world + rank) * B + b);
     pids[b] = pr[b]->ids;
     plen[b] = pr[b]->n;
   }
-  t->run->data_pos = (step + 1) * B;
+  t->run->data_pos = (step + 1) * B * world;
   rollout_t r = {0};
   r.res = calloc(S, sizeof *r.res);
   /* ---- rollout ---- */
@@ -393,6 +452,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   go.top_p = o->top_p;
   go.n = G;
   go.seed = o->seed * 7919ULL + (uint64_t)step;
+  go.first_prompt = rank * B; /* samples seeded by the prompt's place in the global step: independent of the ranks */
   tn_status s = tn_generate(t->m, pids, plen, B, &go, r.res);
   double t_roll = tn_now() - t0;
   tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
@@ -444,6 +504,13 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     tn_grpo_advantages(r.adv, r.total, B, G, t->scale, 1e-4f);
     for (int i = 0; i < S; i++) r.seq_mask[i] = o->mask_truncated && r.res[i].finish == TN_FINISH_LENGTH ? 0.0f : 1.0f;
   }
+  if (s == TN_OK && world > 1) { /* the loss normalises over the global batch */
+    double kept = 0;
+    for (int i = 0; i < S; i++) kept += r.seq_mask[i] != 0.0f ? r.off[i + 1] - r.off[i] : 0;
+    s = tn_run_sum(t->run, &kept, 1);
+    t->lc.S_global = S * world;
+    t->lc.kept_tok_global = (long)kept;
+  }
   /* ---- reference log-probs ---- */
   t0 = tn_now();
   r.cur_lp = malloc(sizeof(float) * (r.ntok + 1));
@@ -491,7 +558,12 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   tn_trace_span(t->trace, "update", t0, t0 + t_upd);
   if (s == TN_OK && t->dump_roll) s = dump_rollout(t, step, &r, pr, texts, corr);
   /* ---- the step's figures (the metrics hook writes them) ---- */
-  if (s == TN_OK) {
+  if (s == TN_OK && world > 1) {
+    t->t_roll = t_roll; /* this rank's */
+    t->t_upd = t_upd;
+    s = global_figures(t, &r, &gs, correct, gen_tokens, truncated, entropy, train_tokens, out);
+  }
+  else if (s == TN_OK) {
     double mean = 0, var = 0;
     for (int i = 0; i < S; i++) mean += r.total[i];
     mean /= S;

@@ -217,7 +217,15 @@ static tn_status on_policy(kd_t *t, long step, int n) {
   go.seed = t->o.seed * 7919ULL + (uint64_t)step;
   tn_gen_result *res = calloc(n, sizeof *res);
   if (t->tp.lora) tn_lora_train_mode(t->tp.lora, false, 0);
-  tn_status s = tn_generate(t->m, (const int *const *)prompts, plens, n, &go, res);
+  tn_status s = TN_OK;
+  const tn_comm *c = tn_train_comm();
+  if (!c) s = tn_generate(t->m, (const int *const *)prompts, plens, n, &go, res);
+  else /* several ranks: micro-batch j of rank k is the (j N + k)-th B of the global step; samples are
+        * seeded by that place, so they are those of one process */
+    for (int j = 0, B = t->o.batch_size; j * B < n && s == TN_OK; j++) {
+      go.first_prompt = (j * c->size + c->rank) * B;
+      s = tn_generate(t->m, (const int *const *)prompts + j * B, plens + j * B, B, &go, res + j * B);
+    }
   for (int i = 0; i < n && s == TN_OK; i++) {
     tn_example *g = &t->gen[i];
     int L = plens[i] + res[i].n;
@@ -383,6 +391,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   r->tp = &t->tp;
   r->n_train = t->train.n;
   r->per_step = per_step;
+  r->micro = B; /* several ranks: each takes its shard of every global micro-batch */
   r->data_path = o->data;
   r->steps = o->steps;
   r->has_eval = t->eval.n > 0;
@@ -442,7 +451,7 @@ static tn_status save_projections(void *ctx, tn_run *r) {
 static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
   kd_t *t = ctx;
   const tn_distill_opts *o = &t->o;
-  const int B = o->batch_size, n_step = (int)r->per_step;
+  const int B = o->batch_size, n_step = B * o->grad_accum; /* this rank's examples (r->per_step: all ranks') */
   t->fwd_counter = (uint64_t)step * o->grad_accum; /* LoRA dropout masks: a function of the step */
   for (int i = 0; i < n_step; i++) t->ex[i] = &t->train.ex[tn_run_next(r)];
   tn_rng rng;
@@ -456,6 +465,11 @@ static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
   }
   long m_step = 0;
   for (int i = 0; i < n_step; i++) m_step += t->ex[i]->n_targets;
+  if (r->world > 1) { /* the loss is a mean over the kept rows of all ranks (after on-policy sampling) */
+    double m = (double)m_step;
+    TN_TRY(tn_run_sum(r, &m, 1));
+    m_step = (long)m;
+  }
   tn_tparams_zero_grad(&t->tp);
   if (t->nf) memset(t->pgrad, 0, sizeof(float) * (size_t)t->nf * t->tch->cfg.C * t->m->cfg.C);
   double kd = 0, feat = 0, ntok = 0;
@@ -464,11 +478,13 @@ static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
     ntok += t->N;
     TN_TRY(micro(t, m_step, !t->onp, &kd, &feat));
   }
-  t->kd = kd;
-  t->feat = feat;
+  double sum[3] = {kd, feat, ntok}; /* several ranks: the global step's */
+  TN_TRY(tn_run_sum(r, sum, 3));
+  t->kd = sum[0];
+  t->feat = sum[1];
   t->m_step = m_step;
-  out->loss = kd + feat;
-  out->tokens = ntok;
+  out->loss = sum[0] + sum[1];
+  out->tokens = sum[2];
   if (t->onp) snprintf(out->extra, sizeof out->extra, "on-policy");
   return TN_OK;
 }

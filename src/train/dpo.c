@@ -32,7 +32,7 @@ void tn_dpo_opts_default(tn_dpo_opts *o) {
 }
 
 typedef struct {
-  double loss, rch, rrj, margin, acc, lpc, lpr, nll, lor, loc;
+  double loss, rch, rrj, margin, acc, lpc, lpr, nll, lor, loc, ntok; /* all doubles: summed over ranks */
 } dpo_acc;
 
 typedef struct {
@@ -206,14 +206,18 @@ static tn_status precompute(dpo_t *t) {
   if (!t->pre_c || !t->pre_r) return tn_error(TN_ERR_NOMEM, "reference log-probs of %d pairs", total);
   const tn_pref_pair **P = t->P;
   const double t0 = tn_now();
-  for (int i = 0; i < total;) {
+  const tn_comm *c = tn_train_comm(); /* several ranks: each computes every world-th batch, then they are summed */
+  if (c) { memset(t->pre_c, 0, sizeof(float) * total); memset(t->pre_r, 0, sizeof(float) * total); }
+  for (int i = 0, batch = 0; i < total; batch++) {
     int n = 0, i0 = i;
     while (i < total && n < t->o.batch_size) { P[n++] = i < t->train.n ? &t->train.p[i] : &t->eval.p[i - t->train.n]; i++; }
+    if (c && batch % c->size != c->rank) continue;
     fill_rows(t, P, n);
     TN_TRY(ref_logps(t, P, n, NULL)); /* no indices: computed by the model */
     memcpy(t->pre_c + i0, t->rc, sizeof(float) * n);
     memcpy(t->pre_r + i0, t->rr, sizeof(float) * n);
   }
+  if (c) { TN_TRY(c->sum_f32(c, t->pre_c, (size_t)total)); TN_TRY(c->sum_f32(c, t->pre_r, (size_t)total)); }
   printf("dpo: reference log-probs of %d pairs precomputed in %.1fs\n", total, tn_now() - t0);
   return TN_OK;
 }
@@ -303,6 +307,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   r->tp = &t->tp;
   r->n_train = t->train.n;
   r->per_step = (long)o->batch_size * o->grad_accum;
+  r->micro = o->batch_size; /* several ranks: each takes its shard of every global micro-batch */
   r->data_path = o->data;
   r->steps = o->steps;
   r->has_eval = t->eval.n > 0;
@@ -381,8 +386,10 @@ static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
     TN_TRY(head(t, t->P, B, n_step, ntok_c, a));
     TN_TRY(backward(t, t->P));
   }
+  a->ntok = ntok;
+  TN_TRY(tn_run_sum(r, (double *)a, (int)(sizeof *a / sizeof(double)))); /* several ranks: the global step's */
   out->loss = a->loss;
-  out->tokens = ntok;
+  out->tokens = a->ntok;
   snprintf(out->extra, sizeof out->extra, "acc %.2f margin %.3g", a->acc, a->margin);
   return TN_OK;
 }

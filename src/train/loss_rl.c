@@ -186,11 +186,12 @@ tn_status tn_grpo_loss(const tn_grpo_cfg *c, int S, const int *off, const float 
     /* aggregation weight of each token of this sequence (TRL: masked sequences
      * stay in S, and out of the token count) */
     double w;
+    const double Sn = c->S_global > 0 ? c->S_global : S;
     switch (c->agg) {
-    case TN_AGG_TOKEN_MEAN: w = 1.0 / (double)kept_tok; break;
-    case TN_AGG_SEQ_MEAN_TOKEN_SCALE: w = 1.0 / ((double)S * c->max_len); break;
+    case TN_AGG_TOKEN_MEAN: w = 1.0 / (double)(c->kept_tok_global > 0 ? c->kept_tok_global : kept_tok); break;
+    case TN_AGG_SEQ_MEAN_TOKEN_SCALE: w = 1.0 / (Sn * c->max_len); break;
     case TN_AGG_SEQ_MEAN_TOKEN_MEAN:
-    default: w = 1.0 / ((double)S * n); break;
+    default: w = 1.0 / (Sn * n); break;
     }
     const double a = adv[s];
     if (c->sequence_ratio) {

@@ -36,6 +36,11 @@ typedef struct {
   tn_loss_agg agg;
   int max_len;                    /* for TN_AGG_SEQ_MEAN_TOKEN_SCALE */
   bool sequence_ratio;            /* GSPO: one importance ratio per sequence */
+  /* data-parallel: the normalisers of the global batch when this call sees one rank's
+   * share (0: this call's S and kept tokens). The loss and dlogp are then this share's
+   * part of the global loss: their sums over the ranks are the global batch's. */
+  int S_global;
+  long kept_tok_global;
 } tn_grpo_cfg;
 
 typedef struct {

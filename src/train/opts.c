@@ -2,6 +2,7 @@
  * and what they turn into (step count, tparams options). See opts.h.
  * Help texts give no literal default: the CLI prints each default from the value. */
 #include "train/opts.h"
+#include "train/run.h"
 #include <math.h>
 #include <stddef.h>
 #include <string.h>
@@ -114,7 +115,7 @@ tn_status tn_train_opts_precision(const tn_train_opts *o) {
 }
 
 long tn_train_opts_total_steps(const tn_train_opts *o, int n_train) {
-  long per_step = (long)o->batch_size * o->grad_accum;
+  long per_step = (long)o->batch_size * o->grad_accum * tn_train_world(); /* the global step */
   long total = o->steps > 0 ? o->steps : (long)ceil((double)o->epochs * n_train / per_step);
   return total > 0 ? total : 1;
 }

@@ -38,7 +38,7 @@ void tn_train_opts_default(tn_train_opts *o);
  * give it a more precise help text (e.g. distill's --student). */
 int tn_train_opts_rows(tn_train_opts *o, unsigned has, int section, tn_opt *out);
 /* --steps, or when it is 0, enough steps for --epochs over n_train items of
- * batch_size x grad_accum (at least 1). */
+ * batch_size x grad_accum x ranks (the global step; at least 1). */
 long tn_train_opts_total_steps(const tn_train_opts *o, int n_train);
 /* --precision (or --bf16-matmul) -> the process-wide matmul switch (tn_matmul_set_bf16): f32, or
  * bf16 operands with f32 accumulation, f32 master weights and f32 optimizer state (TRL's

@@ -14,6 +14,11 @@
 #include "obs/obs.h"
 #include "train/run.h"
 
+static const tn_comm *g_comm;
+void tn_train_set_comm(const tn_comm *c) { g_comm = c && c->size > 1 ? c : NULL; }
+const tn_comm *tn_train_comm(void) { return g_comm; }
+int tn_train_world(void) { return g_comm ? g_comm->size : 1; }
+
 tn_status tn_stream_init(tn_stream *s, int n, uint64_t seed) {
   s->n = n;
   s->seed = seed;
@@ -111,7 +116,12 @@ static tn_status check_state(const tn_run *r, const char *ck, long step, const c
   else if (!json_long(j, "step", 0, big, &v) || v != step)
     s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'step' is not %ld (the checkpoint's step)", ck, step);
   else if (cJSON_HasObjectItem(j, "data_pos")) {
-    if (!json_long(j, "data_pos", 0, big, data_pos) || (r->per_step > 0 && *data_pos != step * r->per_step))
+    if (json_long(j, "data_pos", 0, big, data_pos) && r->per_step > 0 && step > 0 && *data_pos != step * r->per_step &&
+        *data_pos % step == 0) /* a run of another global batch (batch x grad_accum x ranks): refused, not skipped */
+      s = tn_error(TN_ERR_ARG, "%s was written by a run of %ld items per step (batch-size x grad-accum x ranks), this "
+                               "run takes %ld (on %d rank(s)): resume with the same global batch, e.g. the per-rank "
+                               "batch scaled by the change in ranks", ck, *data_pos / step, r->per_step, r->world);
+    else if (!json_long(j, "data_pos", 0, big, data_pos) || (r->per_step > 0 && *data_pos != step * r->per_step))
       s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'data_pos' is not %ld (step %ld x %ld items per step)", ck,
                    step * r->per_step, step, r->per_step);
   } else *data_pos = step * r->per_step; /* written before data_pos was recorded (GRPO) */
@@ -141,7 +151,7 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
   if (n == 0) { /* killed before its first checkpoint */
     free(steps);
     printf("no checkpoint in %s/checkpoints: starting from step 0\n", r->out);
-    return tn_metrics_truncate_after(r->out, 0);
+    return r->rank == 0 ? tn_metrics_truncate_after(r->out, 0) : TN_OK;
   }
   tn_status s = TN_ERR_IO;
   char ck[4200], why[512] = "";
@@ -157,7 +167,8 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
     if (s == TN_OK) { *step0 = steps[i]; break; }
     if (s == TN_ERR_ARG || s == TN_ERR_NOMEM) break; /* another run's checkpoint: refused, not skipped */
     snprintf(why, sizeof why, "%s", tn_last_error());
-    tn_warn("checkpoint %s is damaged and is skipped: %s%s", ck, why, i > 0 ? "; trying the one before" : "");
+    if (r->rank == 0) /* every rank falls back alike; one says so */
+      tn_warn("checkpoint %s is damaged and is skipped: %s%s", ck, why, i > 0 ? "; trying the one before" : "");
   }
   free(steps);
   if (s == TN_ERR_IO || s == TN_ERR_FORMAT)
@@ -166,12 +177,18 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
   if (s != TN_OK) return s;
   printf("resumed from %s (step %ld)\n", ck, *step0);
   r->step0 = *step0;
-  return tn_metrics_truncate_after(r->out, *step0);
+  return r->rank == 0 ? tn_metrics_truncate_after(r->out, *step0) : TN_OK;
 }
 
 tn_status tn_run_start(tn_run *r, const tn_manifest_info *mi) {
+  r->t_start = tn_now();
+  if (r->rank > 0) return TN_OK; /* rank 0 alone writes the run directory */
   if (!r->resumed) TN_TRY(tn_run_check_fresh(r->out));
   TN_TRY(tn_manifest_write(r->out, mi, NULL));
+  if (r->comm && r->comm->manifest_json) {
+    cJSON *d = cJSON_Parse(r->comm->manifest_json);
+    if (d) TN_TRY(tn_manifest_set(r->out, "distributed", d));
+  }
   TN_TRY(tn_metrics_open(&r->metrics, r->out));
   if (r->step0 > 0) TN_TRY(tn_metrics_resumed(r->metrics, r->step0 + 1));
   r->prog = tn_progress_new(NULL, r->steps, r->label, TN_PROGRESS_AUTO);
@@ -184,21 +201,121 @@ tn_status tn_run_nonfinite(long step, double loss) {
                   isnan(loss) ? "NaN" : "infinite");
 }
 
-tn_status tn_run_update(tn_run *r, long step, float max_grad_norm, double *gnorm, float *lr) {
-  const tn_trainable *tr = r->tr ? r->tr : &r->tp->tr;
-  tn_status s = tn_params_grad_norm(tr->rows, tr->n, gnorm);
-  if (s != TN_OK) return tn_error_prefix(s, "step %ld: stopping (the last checkpoint is kept)", step + 1);
-  *lr = tn_lr_at(&r->tp->sched, step);
-  tn_adamw_step(&r->tp->opt, *lr, tn_clip_coef(*gnorm, max_grad_norm));
+/* the sum over ranks of every trainable row's gradient: the flat buffer in buckets, then
+ * any row of r->tr outside it (distillation's projections) */
+static tn_status sum_grads(tn_run *r, const tn_trainable *tr) {
+  const tn_comm *c = r->comm;
+  float *flat = r->tp->tr.grad;
+  const size_t nflat = r->tp->tr.ngrad, bucket = (size_t)1 << 22; /* 16 MB: few calls, bounded MPI buffers */
+  for (size_t i = 0; i < nflat; i += bucket) TN_TRY(c->sum_f32(c, flat + i, nflat - i < bucket ? nflat - i : bucket));
+  for (int i = 0; i < tr->n; i++) {
+    float *g = tr->rows[i].grad;
+    if (g >= flat && g < flat + nflat) continue;
+    TN_TRY(c->sum_f32(c, g, tr->rows[i].n));
+  }
   return TN_OK;
 }
 
+tn_status tn_run_sum(tn_run *r, double *v, int n) {
+  return r->comm && n > 0 ? r->comm->sum_f64(r->comm, v, (size_t)n) : TN_OK;
+}
+
+/* ---- ZeRO-1: the AdamW state sharded by rows, balanced by element count ---- */
+static tn_status zero_setup(tn_run *r) {
+  tn_adamw *full = &r->tp->opt;
+  const int n = full->nparams, N = r->world;
+  r->zown = malloc(sizeof(int) * (n > 0 ? n : 1));
+  if (!r->zown) return tn_error(TN_ERR_NOMEM, "ZeRO-1 row owners");
+  r->zlo = r->zhi = 0;
+  for (int i = 0; i < n; i++) { /* row i goes to the rank whose 1/N share holds its middle element */
+    const double mid = (double)full->offset[i] + 0.5 * (double)full->params[i].n;
+    int k = (int)(mid * N / (full->total > 0 ? (double)full->total : 1.0));
+    r->zown[i] = k < N ? k : N - 1;
+    if (i > 0 && r->zown[i] < r->zown[i - 1]) r->zown[i] = r->zown[i - 1];
+    if (r->zown[i] < r->rank) r->zlo = i + 1;
+    if (r->zown[i] <= r->rank) r->zhi = i + 1;
+  }
+  if (r->zhi < r->zlo) r->zhi = r->zlo;
+  TN_TRY(tn_adamw_init(&r->zopt, full->params + r->zlo, r->zhi - r->zlo, &full->cfg));
+  const size_t o0 = full->offset[r->zlo];
+  memcpy(r->zopt.m, full->m + o0, sizeof(float) * r->zopt.total); /* resumed state (zeros when fresh) */
+  memcpy(r->zopt.v, full->v + o0, sizeof(float) * r->zopt.total);
+  r->zopt.step = full->step;
+  tn_free(full->m); tn_free(full->v); /* the point: 1/N of the moments per rank */
+  full->m = full->v = NULL;
+  return TN_OK;
+}
+
+/* the full optimizer state in r->tp->opt on every rank (for a checkpoint; zero_release frees it again) */
+static tn_status zero_gather(tn_run *r) {
+  tn_adamw *full = &r->tp->opt;
+  const tn_comm *c = r->comm;
+  full->m = tn_alloc(sizeof(float) * (full->total ? full->total : 1));
+  full->v = tn_alloc(sizeof(float) * (full->total ? full->total : 1));
+  if (!full->m || !full->v) return tn_error(TN_ERR_NOMEM, "ZeRO-1: gathering %zu optimizer floats", full->total);
+  memcpy(full->m + full->offset[r->zlo], r->zopt.m, sizeof(float) * r->zopt.total);
+  memcpy(full->v + full->offset[r->zlo], r->zopt.v, sizeof(float) * r->zopt.total);
+  full->step = r->zopt.step;
+  for (int i = 0; i < full->nparams; i++) {
+    TN_TRY(c->bcast_f32(c, full->m + full->offset[i], full->params[i].n, r->zown[i]));
+    TN_TRY(c->bcast_f32(c, full->v + full->offset[i], full->params[i].n, r->zown[i]));
+  }
+  return TN_OK;
+}
+
+static void zero_release(tn_run *r) {
+  tn_free(r->tp->opt.m); tn_free(r->tp->opt.v);
+  r->tp->opt.m = r->tp->opt.v = NULL;
+}
+
+static void zero_free(tn_run *r) {
+  if (!r->zown) return;
+  tn_adamw_free(&r->zopt);
+  free(r->zown);
+  r->zown = NULL;
+}
+
+tn_status tn_run_update(tn_run *r, long step, float max_grad_norm, double *gnorm, float *lr) {
+  const tn_trainable *tr = r->tr ? r->tr : &r->tp->tr;
+  if (r->comm) {
+    tn_status s = sum_grads(r, tr);
+    if (s != TN_OK) return tn_error_prefix(s, "step %ld: summing the gradients over %d ranks", step + 1, r->world);
+  }
+  tn_status s = tn_params_grad_norm(tr->rows, tr->n, gnorm);
+  if (s != TN_OK) return tn_error_prefix(s, "step %ld: stopping (the last checkpoint is kept)", step + 1);
+  *lr = tn_lr_at(&r->tp->sched, step);
+  if (!r->zown) {
+    tn_adamw_step(&r->tp->opt, *lr, tn_clip_coef(*gnorm, max_grad_norm));
+    return TN_OK;
+  }
+  /* ZeRO-1: every rank has the summed gradients (so the norm and clip are global); it
+   * updates its rows, then each row's new weights come from its owner */
+  tn_adamw_step(&r->zopt, *lr, tn_clip_coef(*gnorm, max_grad_norm));
+  r->tp->opt.step = r->zopt.step;
+  for (int i = 0; i < tr->n; i++) {
+    s = r->comm->bcast_f32(r->comm, tr->rows[i].param, tr->rows[i].n, r->zown[i]);
+    if (s != TN_OK) return tn_error_prefix(s, "step %ld: ZeRO-1 weights from rank %d", step + 1, r->zown[i]);
+  }
+  return TN_OK;
+}
+
+static tn_status ckpt_write(tn_run *r, long step, long data_pos);
 static tn_status ckpt_extra(const char *dir, void *ctx) {
   tn_run *r = ctx;
   return tn_tparams_save(r->tp, r->m, r->model_dir, dir, TN_ST_F32);
 }
 
 tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {
+  if (r->zown) { /* the full optimizer state, so that the run resumes on any number of ranks */
+    tn_status s = zero_gather(r);
+    if (s == TN_OK && r->rank == 0) s = ckpt_write(r, step, data_pos);
+    zero_release(r);
+    return s;
+  }
+  return r->rank == 0 ? ckpt_write(r, step, data_pos) : TN_OK; /* every rank holds the same state */
+}
+
+static tn_status ckpt_write(tn_run *r, long step, long data_pos) {
   cJSON *j = cJSON_CreateObject();
   cJSON_AddNumberToObject(j, "step", (double)step);
   cJSON_AddNumberToObject(j, "data_pos", (double)data_pos);
@@ -218,6 +335,7 @@ tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {
 
 tn_status tn_run_finish(tn_run *r) {
   if (r->prog) { tn_progress_finish(r->prog); r->prog = NULL; }
+  if (r->rank > 0) return TN_OK;
   char *dir = tn_path_join(r->out, r->tp->lora ? "adapter" : "model");
   tn_status s = tn_tparams_save(r->tp, r->m, r->model_dir, dir, r->m->cfg.dtype);
   if (s == TN_OK) printf("saved %s\n", dir);
@@ -233,19 +351,30 @@ void tn_run_close(tn_run *r) {
   r->prog = NULL;
 }
 
-int tn_run_next(tn_run *r) { return tn_stream_at(&r->stream, r->data_pos++); }
+int tn_run_next(tn_run *r) {
+  if (r->world <= 1) return tn_stream_at(&r->stream, r->data_pos++);
+  const long c = r->taken++, mb = r->micro > 0 ? r->micro : r->per_step / r->world;
+  return tn_stream_at(&r->stream, r->step_pos + (c / mb * r->world + r->rank) * mb + c % mb);
+}
 
 tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_info *ri) {
-  tn_run r = {.out = o->out, .keep_last = o->keep_last, .seed = o->seed};
+  tn_run r = {.out = o->out, .keep_last = o->keep_last, .seed = o->seed, .comm = g_comm,
+              .rank = g_comm ? g_comm->rank : 0, .world = g_comm ? g_comm->size : 1};
   tn_manifest_info mi = {0};
-  bool created;
-  tn_status s = tn_run_check_out(o->out, &created); /* before any work */
-  if (s == TN_OK && o->out && !o->resume) s = tn_run_check_fresh(o->out);
+  bool created = false;
+  tn_status s = TN_OK;
+  if (r.rank == 0) s = tn_run_check_out(o->out, &created); /* before any work */
+  if (s == TN_OK && r.rank == 0 && o->out && !o->resume) s = tn_run_check_fresh(o->out);
   if (s == TN_OK) s = t->setup(t->ctx, &r, &mi);
+  if (s == TN_OK && r.world > 1) { /* the global step: world shards of each micro-batch */
+    if (r.micro <= 0) r.micro = (int)r.per_step;
+    r.per_step *= r.world;
+  }
   if (s == TN_OK && r.data_path) s = tn_sha256_file(r.data_path, r.data_sha, NULL);
   if (s == TN_OK) s = tn_stream_init(&r.stream, r.n_train, o->seed);
   long step0 = 0;
   if (s == TN_OK && o->resume) s = tn_run_resume(&r, &step0, &r.data_pos);
+  if (s == TN_OK && r.comm && r.comm->zero == 1) s = zero_setup(&r);
   if (s == TN_OK) {
     mi.seed = o->seed;
     if (ri) { mi.config_json = ri->config_json; mi.argc = ri->argc; mi.argv = ri->argv; }
@@ -254,7 +383,10 @@ tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_inf
   for (long step = step0; s == TN_OK && step < r.steps; step++) {
     const double t0 = tn_now();
     tn_step_out so = {0};
+    r.step_pos = r.data_pos;
+    r.taken = 0;
     if ((s = t->step(t->ctx, &r, step, &so)) != TN_OK) break;
+    if (r.world > 1) r.data_pos = r.step_pos + r.per_step;
     if (!isfinite(so.loss)) { s = tn_run_nonfinite(step, so.loss); break; }
     tn_step_info si = {.step = step, .loss = so.loss, .tokens = so.tokens};
     if ((s = tn_run_update(&r, step, o->max_grad_norm, &si.gnorm, &si.lr)) != TN_OK) break;
@@ -267,6 +399,7 @@ tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_inf
     tn_metrics_begin(r.metrics, step + 1);
     if (t->metrics) t->metrics(t->ctx, &r, &si, r.metrics);
     tn_metrics_add(r.metrics, "elapsed_s", tn_now() - r.t_start);
+    if (r.comm && r.comm->comm_s) tn_metrics_add(r.metrics, "comm_s", *r.comm->comm_s); /* rank 0's, so far */
     s = tn_metrics_commit(r.metrics);
     tn_progress_update(r.prog, step + 1, so.loss, si.lr, so.tokens / si.dt, so.extra[0] ? so.extra : NULL);
     if (s == TN_OK && t->after) s = t->after(t->ctx, &r, &si);
@@ -276,6 +409,7 @@ tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_inf
   if (s == TN_OK && t->finish) s = t->finish(t->ctx, &r);
   if (s == TN_OK) s = tn_run_finish(&r);
   tn_run_close(&r);
+  zero_free(&r);
   tn_stream_free(&r.stream);
   if (t->teardown) t->teardown(t->ctx);
   if (s != TN_OK && created) rmdir(o->out); /* a run that failed before writing anything leaves no directory */

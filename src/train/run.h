@@ -29,6 +29,31 @@ tn_status tn_stream_init(tn_stream *s, int n, uint64_t seed);
 int tn_stream_at(tn_stream *s, long pos);
 void tn_stream_free(tn_stream *s);
 
+/* ---- data-parallel ranks (src/dist implements it over MPI; the CLI registers it) ----
+ * Without one (not launched under mpirun), everything is one rank: the driver and the
+ * trainers run exactly as without this. With N ranks: every rank loads all the data and
+ * takes its shard of each global micro-batch (tn_run_next); the step's gradients are
+ * summed over ranks in tn_run_update (the trainers scale them by the GLOBAL step's
+ * normaliser, so the sum is the global mean), and rank 0 alone writes the run directory. */
+typedef struct tn_comm {
+  int rank, size;
+  /* in-place sum over ranks (every rank gets it); the same order of additions on every
+   * rank and run (a fixed-order reduction: bit-identical for a given N) */
+  tn_status (*sum_f32)(const struct tn_comm *c, float *buf, size_t n);
+  tn_status (*sum_f64)(const struct tn_comm *c, double *buf, size_t n);
+  tn_status (*bcast_f32)(const struct tn_comm *c, float *buf, size_t n, int root);
+  int zero;                  /* 1: ZeRO-1, each rank owns the AdamW state of 1/N of the rows */
+  const char *manifest_json; /* {"world_size", "hosts", "mpi_library", ...} for run_manifest.json */
+  double *comm_s;            /* seconds spent in sum_* (accumulated), may be NULL */
+  void *impl;
+} tn_comm;
+/* Register the ranks' communicator (NULL: one rank). Not thread-safe: once, before training. */
+void tn_train_set_comm(const tn_comm *c);
+/* The registered communicator, or NULL when there is one rank. */
+const tn_comm *tn_train_comm(void);
+/* Number of ranks (1 without a communicator). */
+int tn_train_world(void);
+
 /* ---- the run directory ---- */
 /* tn_run_info: the public API (tunic/train.h) */
 
@@ -41,7 +66,9 @@ typedef struct {
   int keep_last;
   uint64_t seed;
   int n_train;            /* recorded in trainer_state.json */
-  long per_step;          /* stream items each step consumes (data_pos = step x per_step) */
+  long per_step;          /* stream items each step consumes on one rank; the driver multiplies it by
+                           * the number of ranks after setup (then: the global step, data_pos =
+                           * step x per_step; a trainer normalises its loss by the global step) */
   const char *data_path;  /* its sha256 is the data fingerprint in trainer_state.json (NULL: none) */
   long steps;             /* total optimizer steps (progress) */
   bool has_eval;          /* there is held-out data: the eval hook runs every eval_every steps */
@@ -50,7 +77,17 @@ typedef struct {
    * file name for them in checkpoints; NULL: tp->tr and the loadable folder */
   tn_trainable *tr;
   const char *weights_file;
+  int micro;              /* items per micro-batch on one rank (0: per_step, i.e. one micro-batch) */
   /* set by the helper */
+  const tn_comm *comm;    /* NULL: one rank */
+  int rank, world;        /* this rank, number of ranks (0, 1 without MPI) */
+  long step_pos;          /* stream position of the step's first item (all ranks) */
+  long taken;             /* items this rank took in this step (tn_run_next) */
+  /* ZeRO-1 (comm->zero): this rank updates rows [zlo, zhi) of the trainable table with zopt
+   * (their AdamW state only; tp->opt keeps the table, its m/v are freed), then every row is
+   * broadcast from its owner; zown (rows) the owner of each row */
+  tn_adamw zopt;
+  int zlo, zhi, *zown;
   bool resumed;           /* tn_run_resume was called */
   long step0;             /* the step resumed from */
   tn_metrics *metrics;
@@ -89,11 +126,16 @@ tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos);
 tn_status tn_run_finish(tn_run *r);
 /* Close the metrics and the progress bar (safe to call twice). */
 void tn_run_close(tn_run *r);
-/* The stream index of the next training item (advances r->data_pos). */
+/* The stream index of this rank's next training item: with N ranks, micro-batch j of the
+ * step is items [step_pos + j*N*micro, +N*micro) of the stream, and rank k takes the k-th
+ * `micro` of them (one rank: simply the next item; advances r->data_pos). */
 int tn_run_next(tn_run *r);
+/* Sum n doubles over the ranks in place (a no-op with one rank): a trainer's step
+ * statistics (loss parts, token counts) become the global step's. */
+tn_status tn_run_sum(tn_run *r, double *v, int n);
 
 /* ---- the driver ---- */
-/* What a step hook reports. */
+/* What a step hook reports (with several ranks: the global step's, see tn_run_sum). */
 typedef struct {
   double loss;            /* the step's loss (not finite: the run stops, the last checkpoint kept) */
   double tokens;          /* token rows through the model (progress speed) */

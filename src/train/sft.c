@@ -122,6 +122,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   r->tp = &t->tp;
   r->n_train = t->train.n;
   r->per_step = (long)o->batch_size * o->grad_accum;
+  r->micro = o->batch_size; /* several ranks: each takes its shard of every global micro-batch */
   r->data_path = o->data;
   r->steps = o->steps;
   r->has_eval = t->eval.n > 0;
@@ -169,9 +170,11 @@ static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
     ntok += t->rows.N;
     TN_TRY(run_rows(t, &loss_sum, 1.0f / (float)count, true));
   }
+  double sum[2] = {loss_sum, ntok}; /* several ranks: the global step's (count is already global) */
+  TN_TRY(tn_run_sum(r, sum, 2));
   t->count = count;
-  out->loss = loss_sum / count;
-  out->tokens = ntok;
+  out->loss = sum[0] / count;
+  out->tokens = sum[1];
   return TN_OK;
 }
 
