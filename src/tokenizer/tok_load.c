@@ -706,9 +706,24 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
       const char *t = jstr(it, "template"), *nm = jstr(it, "name");
       if (t && !first) first = t;
       if (t && nm && !strcmp(nm, "default")) def = t;
+      if (t && nm && !strcmp(nm, "tool_use") && !tk->chat_template_tool) tk->chat_template_tool = tn_strdup(t);
     }
     if (def || first) tk->chat_template = tn_strdup(def ? def : first);
   }
+  /* transformers >= 4.43 saves the template beside the config as chat_template.jinja */
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? strndup(path, (size_t)(slash - path)) : tn_strdup(".");
+  char *jp = dir ? tn_path_join(dir, "chat_template.jinja") : NULL;
+  if (jp && tn_file_exists(jp)) {
+    char *t = NULL;
+    size_t tl;
+    if (tn_read_file(jp, &t, &tl) == TN_OK) {
+      free(tk->chat_template);
+      tk->chat_template = t;
+    }
+  }
+  free(jp);
+  free(dir);
   cJSON_Delete(cfg);
   return TN_OK;
 }
@@ -842,6 +857,7 @@ void tn_tokenizer_free(tn_tokenizer *tk) {
   free(tk->bos_str);
   free(tk->eos_str);
   free(tk->chat_template);
+  free(tk->chat_template_tool);
   free(tk->name);
   free(tk);
 }
