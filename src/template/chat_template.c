@@ -122,38 +122,6 @@ static tn_status add_span(tn_chat_out *o, size_t *cap, size_t s, size_t e) {
   return TN_OK;
 }
 
-/* Spans by prefixes: assistant message i starts where render(messages[:i], generation prompt)
- * ends and ends where render(messages[:i+1]) ends (trailing whitespace excluded); both must be
- * prefixes of the whole rendering. Returns the index of the first message where the template is
- * not prefix-preserving, or -1 when all were. */
-static tn_status spans_by_prefix(const tn_tokenizer *tk, const tn_chat_req *q, const tn_jinja *t, const cJSON *messages,
-                                 tn_chat_out *o, int *bad) {
-  size_t cap = 0;
-  int n = cJSON_GetArraySize(messages), i = 0;
-  *bad = -1;
-  for (const cJSON *c = messages->child; c; c = c->next, i++) {
-    if (strcmp(role_of(c), "assistant")) continue;
-    tn_jinja_result p = {0}, f = {0};
-    cJSON *pa = prefix(messages, i), *fa = prefix(messages, i + 1);
-    tn_status s = pa && fa ? TN_OK : tn_error(TN_ERR_NOMEM, "out of memory");
-    if (s == TN_OK) s = render_once(tk, q, t, pa, true, &p);
-    if (s == TN_OK) s = render_once(tk, q, t, fa, i + 1 == n ? q->add_generation_prompt : false, &f);
-    cJSON_Delete(pa);
-    cJSON_Delete(fa);
-    if (s == TN_OK) {
-      bool ok = p.len <= f.len && f.len <= o->len && !memcmp(o->text, p.text, p.len) && !memcmp(o->text, f.text, f.len);
-      if (!ok) *bad = i;
-      else s = add_span(o, &cap, p.len, rtrim_ws(o->text, p.len, f.len));
-    }
-    tn_jinja_result_free(&p);
-    tn_jinja_result_free(&f);
-    if (s != TN_OK) return s;
-    if (*bad >= 0) return TN_OK;
-    (void)n;
-  }
-  return TN_OK;
-}
-
 /* the marker that ends an assistant turn: the built-in format's, else the eos token */
 static const char *end_of_turn(const tn_tokenizer *tk, const char *text) {
   if (text && strstr(text, "<start_of_turn>")) return "<end_of_turn>";
@@ -161,6 +129,47 @@ static const char *end_of_turn(const tn_tokenizer *tk, const char *text) {
   if (text && strstr(text, "<|start_header_id|>")) return "<|eot_id|>";
   if (text && strstr(text, "<|end|>") && strstr(text, "<|return|>")) return "<|end|>"; /* harmony */
   return tk && tk->eos_str && *tk->eos_str ? tk->eos_str : NULL;
+}
+
+/* Spans by prefixes: assistant message i starts where render(messages[:i], generation prompt)
+ * ends where render(messages[:i+1]) ends (trailing whitespace excluded); both must be prefixes
+ * of the whole rendering. A template that appends the assistant header whatever
+ * add_generation_prompt says (Llama-3.0) leaves that header at the end of the second rendering:
+ * the span then ends at the last end-of-turn marker inside it. Returns in *bad the index of the
+ * first message where the template is not prefix-preserving, or -1 when all were. */
+static tn_status spans_by_prefix(const tn_tokenizer *tk, const tn_chat_req *q, const tn_jinja *t, const char *text,
+                                 const cJSON *messages, tn_chat_out *o, int *bad) {
+  size_t cap = 0;
+  const char *eot = end_of_turn(tk, text);
+  size_t el = eot ? strlen(eot) : 0;
+  int i = 0;
+  *bad = -1;
+  for (const cJSON *c = messages->child; c; c = c->next, i++) {
+    if (strcmp(role_of(c), "assistant")) continue;
+    tn_jinja_result p = {0}, f = {0};
+    cJSON *pa = prefix(messages, i), *fa = prefix(messages, i + 1);
+    tn_status s = pa && fa ? TN_OK : tn_error(TN_ERR_NOMEM, "out of memory");
+    if (s == TN_OK) s = render_once(tk, q, t, pa, true, &p);
+    if (s == TN_OK) s = render_once(tk, q, t, fa, false, &f);
+    cJSON_Delete(pa);
+    cJSON_Delete(fa);
+    if (s == TN_OK) {
+      bool ok = p.len <= f.len && f.len <= o->len && !memcmp(o->text, p.text, p.len) && !memcmp(o->text, f.text, f.len);
+      if (!ok) {
+        *bad = i;
+      } else {
+        size_t en = rtrim_ws(o->text, p.len, f.len);
+        for (size_t k = en; el && k >= p.len + el; k--)
+          if (!memcmp(o->text + k - el, eot, el)) { en = k; break; }
+        s = add_span(o, &cap, p.len, en);
+      }
+    }
+    tn_jinja_result_free(&p);
+    tn_jinja_result_free(&f);
+    if (s != TN_OK) return s;
+    if (*bad >= 0) return TN_OK;
+  }
+  return TN_OK;
 }
 
 /* Not prefix-preserving (Qwen3 renders the last assistant turn with a <think> block, earlier
@@ -228,7 +237,7 @@ tn_status tn_chat_render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_ch
       out->n_spans = res.n_gen;
     } else if (q->spans) {
       int bad;
-      s = spans_by_prefix(tk, q, t, q->messages, out, &bad);
+      s = spans_by_prefix(tk, q, t, text, q->messages, out, &bad);
       if (s == TN_OK && bad >= 0) {
         /* the built-in renderer, when its text is this text, knows the spans */
         tn_chat_msg *pm;
