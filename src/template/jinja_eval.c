@@ -1791,9 +1791,10 @@ static int exec_stmt(R *r, const jnode *n, env *e) {
     }
     size_t N = items.l->n;
     bool any = false;
+    jv loop; /* one loop object per for statement, updated in place (no allocation per iteration) */
+    if (dict_new(r, &loop, V_DICT, n->line)) return -1;
     for (size_t i = 0; i < N; i++) {
-      jv loop;
-      if (dict_new(r, &loop, V_DICT, n->line)) return -1;
+      STEP(r, n->line);
       jdict *d = loop.d;
       if (dict_set(r, d, "index", 5, mk_int((int64_t)i + 1), n->line) || dict_set(r, d, "index0", 6, mk_int((int64_t)i), n->line) ||
           dict_set(r, d, "revindex", 8, mk_int((int64_t)(N - i)), n->line) ||

@@ -400,6 +400,7 @@ static jnode *p_expr_seq(P *p, bool primary) {
   if (nv_push(p, &v, first)) return NULL;
   while (is_t(p, T_COMMA)) {
     p->cur++;
+    if (is_t(p, T_RP) || is_t(p, T_CST) || is_t(p, T_EQ) || !peek(p, 0)) break; /* (1,) */
     if (nv_push(p, &v, primary ? p_primary(p) : p_expr(p))) return NULL;
   }
   return mk_list(p, N_TUPLE, line, &v);
