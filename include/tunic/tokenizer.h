@@ -83,8 +83,11 @@ bool tn_tokenizer_is_special(const tn_tokenizer *tok, int32_t id); /* added toke
 int32_t tn_tokenizer_bos_id(const tn_tokenizer *tok);
 int32_t tn_tokenizer_eos_id(const tn_tokenizer *tok);
 int32_t tn_tokenizer_pad_id(const tn_tokenizer *tok);
-/* The default chat_template text of tokenizer_config.json, NULL if none. */
+/* The default chat_template text of tokenizer_config.json (or chat_template.jinja), NULL if none. */
 const char *tn_tokenizer_chat_template(const tn_tokenizer *tok);
+/* Use the Jinja template in the file PATH instead of the model's (--chat-template FILE.jinja);
+ * it also replaces a "tool_use" template. Errors name the file; the template is parsed on use. */
+tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tok, const char *path);
 
 /* ---- chat templates ---- */
 /* Built-in renderers, byte-identical to the model's Jinja template:

@@ -646,13 +646,16 @@ static int call_macro(R *r, jfunc *f, const args_t *a, const jv *caller, int lin
   if (!e) return -1;
   if (a->np > np) {
     /* varargs */
-    jv va;
+    jv va; /* a tuple, as in Python */
     if (list_new(r, (size_t)(a->np - np), &va, line)) return -1;
+    va.tup = 1;
     for (int i = np; i < a->np; i++) va.l->v[i - np] = a->pos[i];
     if (env_set(r, e, "varargs", va, line)) return -1;
   } else {
     jv va;
-    if (list_new(r, 0, &va, line) || env_set(r, e, "varargs", va, line)) return -1;
+    if (list_new(r, 0, &va, line)) return -1;
+    va.tup = 1;
+    if (env_set(r, e, "varargs", va, line)) return -1;
   }
   jv kw;
   if (dict_new(r, &kw, V_DICT, line)) return -1;
@@ -824,6 +827,11 @@ static int str_case(R *r, jv s, int mode, int line, jv *out) { /* 0 upper 1 lowe
     else if (mode == 1) o = utf8proc_tolower(c);
     else if (mode == 2) o = prev_alnum ? utf8proc_tolower(c) : utf8proc_toupper(c);
     else o = k == 0 ? utf8proc_toupper(c) : utf8proc_tolower(c);
+    if (c == 0xDF && (mode == 0 || ((mode == 2 || mode == 3) && o != utf8proc_tolower(c)))) { /* full case mapping of ß */
+      if (sb_put(r, &b, mode == 0 ? "SS" : "Ss", 2, line)) { free(b.s); return -1; }
+      prev_alnum = true;
+      continue;
+    }
     utf8proc_category_t cat = utf8proc_category(c);
     prev_alnum = (cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO) || cat == UTF8PROC_CATEGORY_ND;
     utf8proc_uint8_t enc[4];

@@ -879,3 +879,16 @@ int32_t tn_tokenizer_bos_id(const tn_tokenizer *tk) { return tk->bos_id; }
 int32_t tn_tokenizer_eos_id(const tn_tokenizer *tk) { return tk->eos_id; }
 int32_t tn_tokenizer_pad_id(const tn_tokenizer *tk) { return tk->pad_id; }
 const char *tn_tokenizer_chat_template(const tn_tokenizer *tk) { return tk->chat_template; }
+
+tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tk, const char *path) {
+  char *t;
+  size_t n;
+  if (!tk || !path) return tn_error(TN_ERR_ARG, "tn_tokenizer_set_chat_template: NULL argument");
+  TN_TRY(tn_read_file(path, &t, &n));
+  if (strlen(t) != n) { free(t); return tn_error(TN_ERR_FORMAT, "%s: a chat template cannot contain NUL bytes", path); }
+  free(tk->chat_template);
+  free(tk->chat_template_tool);
+  tk->chat_template = t;
+  tk->chat_template_tool = NULL;
+  return TN_OK;
+}
