@@ -121,7 +121,7 @@ int tn_cmd_render_chat(int argc, char **argv) {
   if (!rc && s == TN_OK && model) s = tn_tokenizer_load(model, &tok);
   if (!rc && s == TN_OK) {
     tn_chat_req q = {.messages = msgs, .tools = tl, .vars = vars, .add_generation_prompt = gen,
-                     .template_text = tpl_text, .template_name = tpl, .spans = spans || ids};
+                     .template_text = tpl_text, .template_name = tpl, .spans = spans};
     tn_chat_out out;
     s = tn_chat_render_req(tok, &q, &out);
     if (s == TN_OK && ids) {

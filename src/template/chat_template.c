@@ -173,8 +173,10 @@ static tn_status spans_by_prefix(const tn_tokenizer *tk, const tn_chat_req *q, c
 }
 
 /* Not prefix-preserving (Qwen3 renders the last assistant turn with a <think> block, earlier
- * ones without): each assistant turn starts after its generation prompt (which must still be a
- * prefix) and ends at the first end-of-turn marker after that. */
+ * ones without; with enable_thinking=false its generation prompt carries an empty <think> block):
+ * assistant turn i starts where the whole rendering stops agreeing with render(messages[:i],
+ * generation prompt) - at least after render(messages[:i]), which must be a prefix - and ends at
+ * the first end-of-turn marker after that. */
 static tn_status spans_by_marker(const tn_tokenizer *tk, const tn_chat_req *q, const tn_jinja *t, const char *text,
                                  const cJSON *messages, tn_chat_out *o, int bad) {
   const char *eot = end_of_turn(tk, text);
@@ -192,19 +194,22 @@ static tn_status spans_by_marker(const tn_tokenizer *tk, const tn_chat_req *q, c
   size_t after = 0;
   for (const cJSON *c = messages->child; c; c = c->next, i++) {
     if (strcmp(role_of(c), "assistant")) continue;
-    tn_jinja_result p = {0};
+    tn_jinja_result p = {0}, r0 = {0};
     cJSON *pa = prefix(messages, i);
     tn_status s = pa ? render_once(tk, q, t, pa, true, &p) : tn_error(TN_ERR_NOMEM, "out of memory");
+    if (s == TN_OK) s = render_once(tk, q, t, pa, false, &r0);
     cJSON_Delete(pa);
-    if (s != TN_OK) return s;
-    bool ok = p.len <= o->len && p.len >= after && !memcmp(o->text, p.text, p.len);
-    size_t st = p.len;
+    if (s != TN_OK) { tn_jinja_result_free(&p); return s; }
+    size_t st = 0;
+    while (st < p.len && st < o->len && p.text[st] == o->text[st]) st++;
+    bool ok = r0.len <= o->len && !memcmp(o->text, r0.text, r0.len) && st >= r0.len && st >= after;
     tn_jinja_result_free(&p);
+    tn_jinja_result_free(&r0);
     if (!ok)
       return tn_error(TN_ERR_UNSUPPORTED,
-                      "chat template is not prefix-preserving at message %d: rendering messages[:%d] with the "
-                      "generation prompt is not the start of the whole conversation, so the assistant tokens cannot be "
-                      "found; add {%% generation %%} blocks (--chat-template FILE.jinja)", i, i);
+                      "chat template is not prefix-preserving at message %d: rendering messages[:%d] is not the start of "
+                      "the whole conversation, so the assistant tokens cannot be found; add {%% generation %%} blocks "
+                      "(--chat-template FILE.jinja)", i, i);
     const char *e = memmem(o->text + st, o->len - st, eot, el);
     size_t en = e ? (size_t)(e - o->text) + el : rtrim_ws(o->text, st, o->len);
     TN_TRY(add_span(o, &cap, st, en));
