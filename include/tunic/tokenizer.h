@@ -90,7 +90,9 @@ const char *tn_tokenizer_chat_template(const tn_tokenizer *tok);
 tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tok, const char *path);
 
 /* ---- chat templates ---- */
-/* Built-in renderers, byte-identical to the model's Jinja template:
+/* tn_chat_render renders with the tokenizer's own Jinja chat_template (src/template, see
+ * docs/chat-templates.md) unless opts->format names a built-in format or there is no template.
+ * Built-in renderers, byte-identical to the model's Jinja template:
  *   gemma  - Gemma-3 (<start_of_turn>user ... <end_of_turn>, system folded into the first user turn)
  *   chatml - Qwen3 / Qwen2.5 ChatML (<|im_start|>role ... <|im_end|>, Qwen3 <think> handling)
  *   llama3 - Llama-3 (<|start_header_id|>role<|end_header_id|> ... <|eot_id|>) */
@@ -124,7 +126,8 @@ typedef struct {
                                      <|eot_id|>), excluding the header and the trailing newline */
 } tn_chat_out;
 
-/* opts may be NULL (auto format, no generation prompt). */
+/* opts may be NULL (the model's template, no generation prompt). Spans: from {% generation %}
+ * blocks, else by rendering prefixes of the conversation (docs/chat-templates.md). */
 tn_status tn_chat_render(const tn_tokenizer *tok, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
                          tn_chat_out *out);
 void tn_chat_out_free(tn_chat_out *out);
