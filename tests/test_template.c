@@ -127,7 +127,7 @@ static void t_statements(void **st) {
   expect("{% if a %}A{% elif b %}B{% else %}C{% endif %}{% if not a and not b %}D{% endif %}", "{\"b\": 1}", "B");
   expect("{% macro m(a, b='d', c=none) %}{{ a }}{{ b }}{{ c }}{{ varargs }}{{ kwargs }}{% endmacro %}"
          "{{ m(1) }}|{{ m(1, 2, 3, 4) }}|{{ m(a=5, z=6) }}", NULL,
-         "1dNone[]{}|123[4]{}|5dNone[]{'z': 6}");
+         "1dNone(){}|123(4,){}|5dNone(){'z': 6}");
   expect("{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(3) }}", NULL, "321");
   expect("{% macro box(t) %}[{{ t }}:{{ caller('x') }}]{% endmacro %}{% call(v) box('T') %}got {{ v }}{% endcall %}", NULL,
          "[T:got x]");

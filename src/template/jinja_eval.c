@@ -746,10 +746,14 @@ static int call_builtin(R *r, jfunc *f, const args_t *a, int line, jv *out) {
     else if (a->np >= 2) { st = a->pos[0].i; sp = a->pos[1].i; if (a->np > 2) step = a->pos[2].i; }
     else return rerr(r, line, "range() takes 1 to 3 integers");
     if (!step) return rerr(r, line, "range() step must not be zero");
-    int64_t n = step > 0 ? (sp > st ? (sp - st + step - 1) / step : 0) : (st > sp ? (st - sp - step - 1) / -step : 0);
+    if (step == INT64_MIN) return rerr(r, line, "range() step is too large");
+    __int128 span = step > 0 ? (__int128)sp - st : (__int128)st - sp, as = step > 0 ? step : -(__int128)step;
+    __int128 n128 = span > 0 ? (span + as - 1) / as : 0;
+    if (n128 > 10000000) return rerr(r, line, "range() of more than 10000000 items is too long");
+    int64_t n = (int64_t)n128;
     if (n > 10000000) return rerr(r, line, "range() of %lld items is too long", (long long)n);
     if (list_new(r, (size_t)n, out, line)) return -1;
-    for (int64_t i = 0; i < n; i++) out->l->v[i] = mk_int(st + i * step);
+    for (int64_t i = 0; i < n; i++) out->l->v[i] = mk_int((int64_t)((__int128)st + (__int128)i * step));
     return 0;
   }
   if (!strcmp(nm, "namespace") || !strcmp(nm, "dict")) {
@@ -1106,6 +1110,8 @@ static int do_slice(R *r, jv obj, jv *a, jv *b, jv *c, int line, jv *out) {
   bool gs, gp, gt;
   if (slice_idx(a, &st, &gs, line, r) || slice_idx(b, &sp, &gp, line, r) || slice_idx(c, &step, &gt, line, r)) return -1;
   if (!step) return rerr(r, line, "slice step cannot be zero");
+  if (step > n + 1) step = n + 1; /* larger steps take the same items (and cannot overflow) */
+  if (step < -(n + 1)) step = -(n + 1);
   if (step > 0) {
     st = !gs ? 0 : st < 0 ? (st + n < 0 ? 0 : st + n) : (st > n ? n : st);
     sp = !gp ? n : sp < 0 ? (sp + n < 0 ? 0 : sp + n) : (sp > n ? n : sp);
@@ -1194,7 +1200,7 @@ static int binop(R *r, int op, jv a, jv b, int line, jv *out) {
     jv s = a.t == V_STR ? a : b;
     int64_t k = a.t == V_INT ? a.i : b.i;
     if (k <= 0) { *out = mk_str("", 0); return 0; }
-    if ((uint64_t)k * s.s.n > r->lim.max_output) return rerr(r, line, "string repetition exceeds %zu bytes", r->lim.max_output);
+    if ((unsigned __int128)k * s.s.n > r->lim.max_output) return rerr(r, line, "string repetition exceeds %zu bytes", r->lim.max_output);
     sb o = {0};
     for (int64_t i = 0; i < k; i++)
       if (sb_put(r, &o, s.s.p, s.s.n, line)) { free(o.s); return -1; }
@@ -1205,7 +1211,7 @@ static int binop(R *r, int op, jv a, jv b, int line, jv *out) {
                 op == '+' ? "+" : op == '-' ? "-" : op == '*' ? "*" : op == '/' ? "/" : op == '%' ? "%" : op == OP_POW ? "**" : "//",
                 vt_name[a.t], vt_name[b.t]);
   bool fl = a.t == V_FLOAT || b.t == V_FLOAT;
-  int64_t x = a.t == V_INT ? a.i : a.b, y = b.t == V_INT ? b.i : b.b;
+  int64_t x = a.t == V_INT ? a.i : a.t == V_BOOL ? a.b : 0, y = b.t == V_INT ? b.i : b.t == V_BOOL ? b.b : 0;
   double fx = num(a), fy = num(b);
   switch (op) {
   case '+': case '-': case '*': {
@@ -1305,6 +1311,7 @@ static int eval(R *r, const jnode *n, env *e, jv *out) {
     if ((rc = eval(r, n->a, e, &a))) break;
     if (n->op == OP_NOT) *out = mk_bool(!truthy(a));
     else if (a.t == V_FLOAT) *out = mk_float(n->op == '-' ? -a.f : a.f);
+    else if (a.t == V_INT && a.i == INT64_MIN && n->op == '-') rc = rerr(r, n->line, "integer overflow");
     else if (a.t == V_INT || a.t == V_BOOL) *out = mk_int(n->op == '-' ? -(a.t == V_INT ? a.i : a.b) : (a.t == V_INT ? a.i : a.b));
     else rc = rerr(r, n->line, "bad operand type for unary %c: %s", n->op, vt_name[a.t]);
     break;
@@ -1582,6 +1589,7 @@ static int apply_filter(R *r, jv v, const char *f, const args_t *a, env *e, int 
     return 0;
   }
   if (!strcmp(f, "abs")) {
+    if (v.t == V_INT && v.i == INT64_MIN) return rerr(r, line, "integer overflow");
     if (v.t == V_INT) *out = mk_int(v.i < 0 ? -v.i : v.i);
     else if (v.t == V_FLOAT) *out = mk_float(fabs(v.f));
     else return rerr(r, line, "abs: not a number");
