@@ -222,9 +222,16 @@ tn_status tn_chat_render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_ch
   memset(out, 0, sizeof *out);
   if (!q || !cJSON_IsArray(q->messages)) return tn_error(TN_ERR_ARG, "chat: messages must be a JSON array");
   int mi = 0;
-  for (const cJSON *c = q->messages->child; c; c = c->next, mi++)
+  for (const cJSON *c = q->messages->child; c; c = c->next, mi++) {
     if (!cJSON_IsObject(c) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "role")))
       return tn_error(TN_ERR_ARG, "chat: messages[%d] must be an object with a string \"role\"", mi);
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(c, "content");
+    bool calls = cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(c, "tool_calls"));
+    if (!(cJSON_IsString(content) || cJSON_IsArray(content) || (calls && (!content || cJSON_IsNull(content)))))
+      return tn_error(TN_ERR_ARG,
+                      "chat: messages[%d] (%s) needs \"content\": a string or a list of parts (null or absent only "
+                      "with \"tool_calls\")", mi, cJSON_GetObjectItemCaseSensitive(c, "role")->valuestring);
+  }
   const char *text = tn_chat_template_for(tk, q);
   if (!text) return TN_ERR_UNSUPPORTED;
   tn_jinja *t;
