@@ -199,6 +199,11 @@ static void t_hostile(void **st) {
   expect_error("{{ range(1000000000)|length }}", NULL, "too long", NULL);
   expect_error("{{ 'x' * 100000000000 }}", NULL, "exceeds", NULL);
   expect_error("{% for i in range(20000) %}{% for j in range(20000) %}{% endfor %}{% endfor %}", NULL, "steps", NULL);
+  /* invalid UTF-8 in strings (found by the fuzzer: stray continuation bytes counted and walked
+   * differently overflowed a list); an invalid byte is one code point */
+  expect("{{ 'a\x9a\x9a\xff" "b'|list|length }} {{ 'a\x9a\xff" "b'[::-1]|length }} {{ '\x9a\x9a'[1:]|length }} "
+         "{{ '\xf0\x9f'|length }} {{ 'x\xff'|select|list|length }} {{ '\x9a'|reverse|length }}", NULL,
+         "5 4 1 2 2 1");
   /* malformed text: unterminated tags and stray bytes end in errors, not crashes */
   const char *bad[] = {"{{", "{%", "{#", "{{ x", "{% if", "{% for %}", "{{ [1, 2 }}", "{{ {'a' 1} }}", "{{ a.  }}", "{% set %}",
                        "{% macro %}", "{% call x %}", "{{ 'a' | }}", "{{ \x01 }}", "{{ x[] }}", "{{ x[1:2:3:4] }}", "{% else %}",

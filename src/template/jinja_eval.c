@@ -211,20 +211,19 @@ static size_t u8_next(const char *s, size_t n, size_t i, int32_t *cp) {
   *cp = c;
   return (size_t)l;
 }
+/* Code points as u8_next walks them (an invalid byte is one code point), so counts, offsets and
+ * iteration agree on any input. */
 static size_t u8_len(const char *s, size_t n) {
   size_t k = 0;
-  for (size_t i = 0; i < n; i++) k += ((unsigned char)s[i] & 0xC0) != 0x80;
+  int32_t c;
+  for (size_t i = 0; i < n; k++) i += u8_next(s, n, i, &c);
   return k;
 }
 static size_t u8_offset(const char *s, size_t n, size_t cp_index) { /* byte offset of code point cp_index */
   size_t k = 0, i = 0;
-  for (; i < n; i++) {
-    if (((unsigned char)s[i] & 0xC0) != 0x80) {
-      if (k == cp_index) return i;
-      k++;
-    }
-  }
-  return n;
+  int32_t c;
+  for (; i < n && k < cp_index; k++) i += u8_next(s, n, i, &c);
+  return i < n ? i : n;
 }
 static bool py_space(int32_t c) {
   return c == ' ' || (c >= 9 && c <= 13) || (c >= 0x1c && c <= 0x1f) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
@@ -1136,8 +1135,8 @@ static int do_slice(R *r, jv obj, jv *a, jv *b, jv *c, int line, jv *out) {
   size_t *offs = malloc(((size_t)n + 1) * sizeof *offs);
   if (!offs) return rerr(r, line, "out of memory");
   size_t k = 0;
-  for (size_t i = 0; i < obj.s.n; i++)
-    if (((unsigned char)obj.s.p[i] & 0xC0) != 0x80) offs[k++] = i;
+  int32_t cp;
+  for (size_t i = 0; i < obj.s.n && k < (size_t)n; i += u8_next(obj.s.p, obj.s.n, i, &cp)) offs[k++] = i;
   offs[k] = obj.s.n;
   sb bb = {0};
   int rc = 0;
