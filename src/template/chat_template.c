@@ -236,7 +236,11 @@ tn_status tn_chat_render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_ch
   if (!text) return TN_ERR_UNSUPPORTED;
   tn_jinja *t;
   bool owned;
-  TN_TRY(get_template(text, q->template_name ? q->template_name : tk ? tk->name : "chat_template", &t, &owned));
+  const char *name = q->template_name  ? q->template_name
+                     : tk && tk->chat_template_src ? tk->chat_template_src
+                     : tk                          ? tk->name
+                                                   : "chat_template";
+  TN_TRY(get_template(text, name, &t, &owned));
   tn_jinja_result res;
   tn_status s = render_once(tk, q, t, q->messages, q->add_generation_prompt, &res);
   if (s == TN_OK) {

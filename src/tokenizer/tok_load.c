@@ -710,6 +710,10 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
     }
     if (def || first) tk->chat_template = tn_strdup(def ? def : first);
   }
+  if (tk->chat_template) { /* errors read "PATH chat_template:LINE: ...", LINE within the template */
+    tk->chat_template_src = malloc(strlen(path) + 16);
+    if (tk->chat_template_src) sprintf(tk->chat_template_src, "%s chat_template", path);
+  }
   /* transformers >= 4.43 saves the template beside the config as chat_template.jinja */
   const char *slash = strrchr(path, '/');
   char *dir = slash ? strndup(path, (size_t)(slash - path)) : tn_strdup(".");
@@ -719,7 +723,9 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
     size_t tl;
     if (tn_read_file(jp, &t, &tl) == TN_OK) {
       free(tk->chat_template);
+      free(tk->chat_template_src);
       tk->chat_template = t;
+      tk->chat_template_src = tn_strdup(jp);
     }
   }
   free(jp);
@@ -858,6 +864,7 @@ void tn_tokenizer_free(tn_tokenizer *tk) {
   free(tk->eos_str);
   free(tk->chat_template);
   free(tk->chat_template_tool);
+  free(tk->chat_template_src);
   free(tk->name);
   free(tk);
 }
@@ -888,7 +895,9 @@ tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tk, const char *path) {
   if (strlen(t) != n) { free(t); return tn_error(TN_ERR_FORMAT, "%s: a chat template cannot contain NUL bytes", path); }
   free(tk->chat_template);
   free(tk->chat_template_tool);
+  free(tk->chat_template_src);
   tk->chat_template = t;
   tk->chat_template_tool = NULL;
+  tk->chat_template_src = tn_strdup(path);
   return TN_OK;
 }
