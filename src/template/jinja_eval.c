@@ -1785,20 +1785,22 @@ static int exec_stmt(R *r, const jnode *n, env *e) {
     else if (capture(r, n->v, n->nv, e, &v, n->line)) return -1;
     return assign(r, n->a, v, e);
   case N_FOR: {
-    jv it, items;
+    jv iterable, items;
     env *scope = env_new(r, e, n->line);
-    if (!scope || eval(r, n->b, scope, &it)) return -1;
-    if (it.t == V_NONE || it.t == V_INT || it.t == V_FLOAT || it.t == V_BOOL || it.t == V_FUNC)
-      return rerr(r, n->line, "'%s' object is not iterable", vt_name[it.t]);
-    if (iter_items(r, it, &items, n->line)) return -1;
+    if (!scope || eval(r, n->b, scope, &iterable)) return -1;
+    if (iterable.t == V_NONE || iterable.t == V_INT || iterable.t == V_FLOAT || iterable.t == V_BOOL || iterable.t == V_FUNC)
+      return rerr(r, n->line, "'%s' object is not iterable", vt_name[iterable.t]);
+    if (iter_items(r, iterable, &items, n->line)) return -1;
     if (n->c) { /* for x in xs if cond */
       jv kept;
       if (list_new(r, items.l->n, &kept, n->line)) return -1;
       size_t k = 0;
+      env *ts = env_new(r, scope, n->line);
+      if (!ts) return -1;
       for (size_t i = 0; i < items.l->n; i++) {
-        env *ts = env_new(r, scope, n->line);
         jv t;
-        if (!ts || assign(r, n->a, items.l->v[i], ts) || eval(r, n->c, ts, &t)) return -1;
+        ts->n = 0;
+        if (assign(r, n->a, items.l->v[i], ts) || eval(r, n->c, ts, &t)) return -1;
         if (truthy(t)) kept.l->v[k++] = items.l->v[i];
       }
       kept.l->n = k;
@@ -1808,7 +1810,12 @@ static int exec_stmt(R *r, const jnode *n, env *e) {
     bool any = false;
     jv loop; /* one loop object per for statement, updated in place (no allocation per iteration) */
     if (dict_new(r, &loop, V_DICT, n->line)) return -1;
+    /* each iteration starts from the enclosing scope's values, as in jinja2: what the body sets
+     * lives in `it`, emptied before the next iteration */
+    env *it = env_new(r, scope, n->line);
+    if (!it) return -1;
     for (size_t i = 0; i < N; i++) {
+      it->n = 0;
       STEP(r, n->line);
       jdict *d = loop.d;
       if (dict_set(r, d, "index", 5, mk_int((int64_t)i + 1), n->line) || dict_set(r, d, "index0", 6, mk_int((int64_t)i), n->line) ||
@@ -1820,8 +1827,8 @@ static int exec_stmt(R *r, const jnode *n, env *e) {
           dict_set(r, d, "nextitem", 8, i + 1 < N ? items.l->v[i + 1] : UNDEF, n->line) ||
           dict_set(r, d, "depth", 5, mk_int(1), n->line) || dict_set(r, d, "depth0", 6, mk_int(0), n->line))
         return -1;
-      if (env_set(r, scope, "loop", loop, n->line) || assign(r, n->a, items.l->v[i], scope)) return -1;
-      if (exec_block(r, n->v, n->nv, scope)) return -1;
+      if (env_set(r, it, "loop", loop, n->line) || assign(r, n->a, items.l->v[i], it)) return -1;
+      if (exec_block(r, n->v, n->nv, it)) return -1;
       if (r->ctl == 1) { r->ctl = 0; any = true; break; }
       r->ctl = 0;
       any = true;
