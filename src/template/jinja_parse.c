@@ -206,6 +206,27 @@ static int lex_string(P *p, char q, int line) {
   return r;
 }
 
+/* after the integer digits at p->pos: an optional fraction (.digits) and exponent (e[+-]digits),
+ * as Python jinja2 reads numbers; none after a '.' (x.0 is an attribute) */
+static void number_tail(P *p, bool after_dot) {
+  const char *s = p->src;
+  size_t n = p->n;
+  if (after_dot) return;
+  if (p->pos + 1 < n && s[p->pos] == '.' && is_dig(s[p->pos + 1])) {
+    p->pos++;
+    while (p->pos < n && is_dig(s[p->pos])) p->pos++;
+  }
+  size_t q = p->pos;
+  if (q < n && (s[q] == 'e' || s[q] == 'E')) {
+    q++;
+    if (q < n && (s[q] == '+' || s[q] == '-')) q++;
+    if (q < n && is_dig(s[q])) {
+      while (q < n && is_dig(s[q])) q++;
+      p->pos = q;
+    }
+  }
+}
+
 static int lex(P *p) {
   static const struct { const char *s; int t; } table[] = {
       {"{%", T_OST}, {"%}", T_CST}, {"{{", T_OEX}, {"}}", T_CEX}, {"(", T_LP}, {")", T_RP}, {"{", T_LC},
@@ -274,10 +295,7 @@ static int lex(P *p) {
       if (!(l2 == T_IDENT || l2 == T_NUM || l2 == T_STR || l2 == T_RP || l2 == T_RB)) {
         size_t st = ++p->pos;
         while (p->pos < n && is_dig(s[p->pos])) p->pos++;
-        if (p->pos > st && p->pos + 1 < n && s[p->pos] == '.' && is_dig(s[p->pos + 1])) {
-          p->pos++;
-          while (p->pos < n && is_dig(s[p->pos])) p->pos++;
-        }
+        if (p->pos > st) number_tail(p, false);
         if (push(p, p->pos > st ? T_NUM : T_UNARY, s + st - 1, p->pos - st + 1, line)) return -1;
         continue;
       }
@@ -304,11 +322,9 @@ static int lex(P *p) {
     }
     if (is_dig(c)) {
       size_t st = p->pos;
+      bool after_dot = last_type(p) == T_DOT;
       while (p->pos < n && is_dig(s[p->pos])) p->pos++;
-      if (last_type(p) != T_DOT && p->pos + 1 < n && s[p->pos] == '.' && is_dig(s[p->pos + 1])) {
-        p->pos++;
-        while (p->pos < n && is_dig(s[p->pos])) p->pos++;
-      }
+      number_tail(p, after_dot);
       if (push(p, T_NUM, s + st, p->pos - st, line)) return -1;
       continue;
     }
@@ -620,15 +636,21 @@ static jnode *p_add(P *p) {
   }
   return x;
 }
+/* a < b < c is (a < b) and (b < c), as in Python */
 static jnode *p_cmp(P *p) {
-  jnode *x = p_add(p);
+  jnode *x = p_add(p), *last = NULL;
   while (x) {
     int op, line = cur_line(p);
     if (is_id2(p, "not", "in")) { op = OP_NOTIN; p->cur += 2; }
     else if (is_id(p, "in")) { op = OP_IN; p->cur++; }
     else if (is_t(p, T_CMP)) { op = op_code(peek(p, 0)->v); p->cur++; }
     else break;
-    x = bin(p, op, x, p_add(p), line);
+    jnode *rhs = p_add(p);
+    if (!last) x = last = bin(p, op, x, rhs, line);
+    else {
+      last = bin(p, op, last->b, rhs, line);
+      x = bin(p, OP_AND, x, last, line);
+    }
   }
   return x;
 }
@@ -696,7 +718,7 @@ static jnode *p_primary(P *p) {
   jnode *x;
   switch (t->t) {
   case T_NUM:
-    if (strchr(t->v, '.')) {
+    if (strpbrk(t->v, ".eE")) {
       if (!(x = node(p, N_FLOAT, t->line))) return NULL;
       x->f = strtod(t->v, NULL);
     } else {
