@@ -4,7 +4,7 @@
  * Semantics follow Python jinja2 as transformers configures it (trim_blocks, lstrip_blocks,
  * tojson with ensure_ascii=False), which @huggingface/jinja also follows; see
  * docs/chat-templates.md for the constructs covered and the few places the two differ.
- * Not for: HTML autoescaping, template inheritance/includes, {% raw %}, sandbox escapes. */
+ * Not for: HTML autoescaping, template inheritance/includes, sandbox escapes. */
 #ifndef TN_JINJA_H
 #define TN_JINJA_H
 #include <cjson/cJSON.h>

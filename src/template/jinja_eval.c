@@ -785,6 +785,12 @@ static int call_builtin(R *r, jfunc *f, const args_t *a, int line, jv *out) {
     return rerr(r, line, "the template raised an exception: %.*s", (int)(s.s.n > 400 ? 400 : s.s.n), s.s.p);
   }
   if (!strcmp(nm, "strftime_now")) return strftime_now(r, a->np ? a->pos[0] : UNDEF, line, out);
+  if (!strcmp(nm, "loop.cycle")) {
+    if (!a->np) return rerr(r, line, "loop.cycle() needs at least one value");
+    jv *i0 = dict_get(f->self.d, "index0", 6);
+    *out = a->pos[i0 && i0->t == V_INT ? i0->i % a->np : 0];
+    return 0;
+  }
   return rerr(r, line, "unknown function '%s'", nm);
 }
 
@@ -1827,6 +1833,11 @@ static int exec_stmt(R *r, const jnode *n, env *e) {
           dict_set(r, d, "nextitem", 8, i + 1 < N ? items.l->v[i + 1] : UNDEF, n->line) ||
           dict_set(r, d, "depth", 5, mk_int(1), n->line) || dict_set(r, d, "depth0", 6, mk_int(0), n->line))
         return -1;
+      if (i == 0) {
+        jv cyc;
+        if (func_new(r, F_BUILTIN, "loop.cycle", loop, NULL, NULL, &cyc, n->line) || dict_set(r, d, "cycle", 5, cyc, n->line))
+          return -1;
+      }
       if (env_set(r, it, "loop", loop, n->line) || assign(r, n->a, items.l->v[i], it)) return -1;
       if (exec_block(r, n->v, n->nv, it)) return -1;
       if (r->ctl == 1) { r->ctl = 0; any = true; break; }

@@ -78,14 +78,36 @@ static bool is_word(char c) {
 }
 static bool is_dig(char c) { return c >= '0' && c <= '9'; }
 
-/* Drop one trailing newline; lstrip_blocks; trim_blocks. Keeps each byte's source line. */
-static int preprocess(P *p, const char *text) {
-  size_t n = strlen(text);
+/* true when the '}' at s[i] closes a {% raw %} tag (jinja2 keeps the newline after it) */
+static bool closes_raw(const char *s, size_t i) {
+  size_t j = i;
+  while (j >= 2 && !(s[j - 2] == '{' && s[j - 1] == '%')) {
+    if (i - j > 64) return false;
+    j--;
+  }
+  if (j < 2) return false;
+  const char *b = s + j, *e = s + i - 1; /* between "{%" and "%}" */
+  while (b < e && (*b == '-' || *b == '+' || is_ws(*b))) b++;
+  while (e > b && (e[-1] == '-' || is_ws(e[-1]))) e--;
+  return e - b == 3 && !memcmp(b, "raw", 3);
+}
+
+/* Newlines to \n (jinja2's newline_sequence); drop one trailing newline; lstrip_blocks (not
+ * before {%+); trim_blocks. Keeps each byte's source line. */
+static int preprocess(P *p, const char *text0) {
+  size_t n0 = strlen(text0), n = 0;
+  char *text = malloc(n0 + 1);
+  if (!text) return perr(p, 0, "out of memory");
+  for (size_t i = 0; i < n0; i++) {
+    if (text0[i] == '\r') { text[n++] = '\n'; if (i + 1 < n0 && text0[i + 1] == '\n') i++; }
+    else text[n++] = text0[i];
+  }
+  text[n] = 0;
   if (n && text[n - 1] == '\n') n--;
   char *s = malloc(n + 1), *s2 = malloc(n + 1);
   int *ln = malloc((n + 1) * sizeof *ln), *ln2 = malloc((n + 1) * sizeof *ln2);
   if (!s || !s2 || !ln || !ln2) {
-    free(s); free(s2); free(ln); free(ln2);
+    free(s); free(s2); free(ln); free(ln2); free(text);
     return perr(p, 0, "out of memory");
   }
   int line = 1;
@@ -95,7 +117,9 @@ static int preprocess(P *p, const char *text) {
     if (bol) { /* ^[ \t]*({[#%-]) */
       size_t j = i;
       while (j < n && (text[j] == ' ' || text[j] == '\t')) j++;
-      if (j > i && j + 1 < n && text[j] == '{' && (text[j + 1] == '#' || text[j + 1] == '%' || text[j + 1] == '-')) i = j;
+      if (j > i && j + 1 < n && text[j] == '{' && (text[j + 1] == '#' || text[j + 1] == '%' || text[j + 1] == '-') &&
+          !(text[j + 1] == '%' && j + 2 < n && text[j + 2] == '+'))
+        i = j;
     }
     s[k] = text[i];
     ln[k++] = line;
@@ -106,12 +130,15 @@ static int preprocess(P *p, const char *text) {
   for (size_t i = 0; i < k; i++) { /* ([#%-]})\n -> $1 */
     s2[m] = s[i];
     ln2[m++] = ln[i];
-    if (s[i] == '}' && i > 0 && (s[i - 1] == '#' || s[i - 1] == '%' || s[i - 1] == '-') && i + 1 < k && s[i + 1] == '\n') i++;
+    if (s[i] == '}' && i > 0 && (s[i - 1] == '#' || s[i - 1] == '%' || s[i - 1] == '-') && i + 1 < k && s[i + 1] == '\n' &&
+        !closes_raw(s, i))
+      i++;
   }
   s2[m] = 0;
   ln2[m] = m ? ln2[m - 1] : 1;
   free(s);
   free(ln);
+  free(text);
   p->src = s2;
   p->lines = ln2;
   p->n = m;
@@ -264,6 +291,55 @@ static int lex(P *p) {
       if (push(p, T_COMMENT, s + st, p->pos - st - sa, line)) return -1;
       p->pos += 2;
       if (sa) while (p->pos < n && is_ws(s[p->pos])) p->pos++;
+      continue;
+    }
+    if (p->pos + 1 < n && s[p->pos] == '{' && s[p->pos + 1] == '%') { /* {% raw %}...{% endraw %}: text as is */
+      size_t q = p->pos + 2;
+      bool sb = q < n && s[q] == '-';
+      if (q < n && (s[q] == '-' || s[q] == '+')) q++;
+      while (q < n && is_ws(s[q])) q++;
+      if (q + 3 <= n && !memcmp(s + q, "raw", 3) && (q + 3 == n || !is_word(s[q + 3]))) {
+        q += 3;
+        while (q < n && is_ws(s[q])) q++;
+        bool sa = q < n && s[q] == '-';
+        if (sa) q++;
+        if (q + 1 >= n || s[q] != '%' || s[q + 1] != '}') return perr(p, line, "expected '%%}' after 'raw'");
+        q += 2;
+        if (sa) while (q < n && is_ws(s[q])) q++;
+        size_t body = q, end = 0, after = 0;
+        bool eb = false;
+        for (size_t k = q; k + 1 < n && !after; k++) {
+          if (s[k] != '{' || s[k + 1] != '%') continue;
+          size_t r = k + 2;
+          bool m = r < n && s[r] == '-';
+          if (r < n && (s[r] == '-' || s[r] == '+')) r++;
+          while (r < n && is_ws(s[r])) r++;
+          if (r + 6 <= n && !memcmp(s + r, "endraw", 6)) {
+            r += 6;
+            while (r < n && is_ws(s[r])) r++;
+            bool ma = r < n && s[r] == '-';
+            if (ma) r++;
+            if (r + 1 < n && s[r] == '%' && s[r + 1] == '}') {
+              end = k;
+              eb = m;
+              after = r + 2;
+              if (ma) while (after < n && is_ws(s[after])) after++;
+            }
+          }
+        }
+        if (!after) return perr(p, line, "'raw' not closed: expected {%% endraw %%} before the end of the template");
+        if (sb) strip_trailing(p);
+        size_t e = end;
+        if (eb) while (e > body && is_ws(s[e - 1])) e--;
+        if (e > body && push(p, T_TEXT, s + body, e - body, line)) return -1;
+        if (push(p, T_COMMENT, "", 0, line)) return -1; /* so the text after is read as text */
+        p->pos = after;
+        continue;
+      }
+    }
+    if (p->pos + 2 < n && s[p->pos] == '{' && s[p->pos + 1] == '%' && s[p->pos + 2] == '+') { /* {%+: no lstrip */
+      if (push(p, T_OST, "{%", 2, line)) return -1;
+      p->pos += 3;
       continue;
     }
     if (p->pos + 2 < n && s[p->pos] == '{' && s[p->pos + 1] == '%' && s[p->pos + 2] == '-') {
@@ -942,7 +1018,7 @@ static jnode *p_stmt(P *p) {
   } else if (!strcmp(nm, "break") || !strcmp(nm, "continue")) {
     x = node(p, nm[0] == 'b' ? N_BREAK : N_CONTINUE, line);
     if (!x || expect(p, T_CST, "after break/continue")) return NULL;
-  } else if (!strcmp(nm, "raw") || !strcmp(nm, "include") || !strcmp(nm, "extends") || !strcmp(nm, "block") ||
+  } else if (!strcmp(nm, "include") || !strcmp(nm, "extends") || !strcmp(nm, "block") ||
              !strcmp(nm, "import") || !strcmp(nm, "from") || !strcmp(nm, "with") || !strcmp(nm, "do")) {
     perr(p, line, "the '%s' statement is not supported in chat templates", nm);
     return NULL;
