@@ -678,7 +678,7 @@ static int call_macro(R *r, jfunc *f, const args_t *a, const jv *caller, int lin
   }
   if (caller && env_set(r, e, "caller", *caller, line)) return -1;
   if (++r->depth > r->lim.max_depth) return rerr(r, line, "macro calls nest deeper than %d", r->lim.max_depth);
-  int rc = capture(r, f->kind == F_CALLER ? m->w : m->w, m->nw, e, out, line);
+  int rc = capture(r, m->w, m->nw, e, out, line); /* a macro's body, or a call block's (the caller) */
   r->depth--;
   return rc;
 }
@@ -850,8 +850,6 @@ static int str_case(R *r, jv s, int mode, int line, jv *out) { /* 0 upper 1 lowe
   return sb_done(r, &b, out, line);
 }
 static int str_split(R *r, jv s, jv sep, int64_t maxsplit, int line, jv *out) {
-  jv parts[1];
-  (void)parts;
   size_t cap = 8, n = 0;
   jv *v = malloc(cap * sizeof *v);
   if (!v) return rerr(r, line, "out of memory");
@@ -1063,10 +1061,7 @@ static bool sveq(jv s, const char *lit) { return s.t == V_STR && s.s.n == strlen
 static int get_member(R *r, jv obj, jv key, int line, jv *out) {
   *out = UNDEF;
   if (obj.t == V_DICT || obj.t == V_NS) {
-    if (key.t != V_STR) {
-      if (obj.t == V_DICT && key.t == V_INT) { /* a dict with an integer key cannot come from JSON */ return 0; }
-      return 0;
-    }
+    if (key.t != V_STR) return 0; /* keys are strings (from JSON and dict literals) */
     jv *v = dict_get(obj.d, key.s.p, key.s.n);
     if (v) { *out = *v; return 0; }
     const char *mn = obj.t == V_DICT ? method_name(obj, key.s.p, key.s.n) : NULL;
