@@ -2,7 +2,8 @@
  * Input: a JSON object of variables on the first line (default messages/tools when it does not
  * parse), then the template. Small render limits keep executions fast; any crash, leak or UB
  * report is a bug (a template may only ever fail with an error).
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Iinclude -DTN_VERSION=\"f\" -DTN_GIT_COMMIT=\"f\" \
+ *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude \
+ *     -DTN_VERSION=\"f\" -DTN_GIT_COMMIT=\"f\" \
  *     tests/fuzz/fuzz_template.c \
  *     src/template/jinja_parse.c src/template/jinja_eval.c src/base/error.c -lcjson -lutf8proc -lm
  *   ./a.out tests/fuzz/template    (seeds: the test templates; add $TN_BUILD/tplref/tpl_*.jinja for the
