@@ -132,7 +132,7 @@ static const char *end_of_turn(const tn_tokenizer *tk, const char *text) {
 }
 
 /* Spans by prefixes: assistant message i starts where render(messages[:i], generation prompt)
- * ends where render(messages[:i+1]) ends (trailing whitespace excluded); both must be prefixes
+ * ends and ends where render(messages[:i+1]) ends (trailing whitespace excluded); both must be prefixes
  * of the whole rendering. A template that appends the assistant header whatever
  * add_generation_prompt says (Llama-3.0) leaves that header at the end of the second rendering:
  * the span then ends at the last end-of-turn marker inside it. Returns in *bad the index of the
@@ -153,6 +153,7 @@ static tn_status spans_by_prefix(const tn_tokenizer *tk, const tn_chat_req *q, c
     if (s == TN_OK) s = render_once(tk, q, t, fa, false, &f);
     cJSON_Delete(pa);
     cJSON_Delete(fa);
+    if (s != TN_OK) s = tn_error_prefix(s, "rendering messages[:%d] to find the assistant's tokens", i + 1);
     if (s == TN_OK) {
       bool ok = p.len <= f.len && f.len <= o->len && !memcmp(o->text, p.text, p.len) && !memcmp(o->text, f.text, f.len);
       if (!ok) {
@@ -199,7 +200,10 @@ static tn_status spans_by_marker(const tn_tokenizer *tk, const tn_chat_req *q, c
     tn_status s = pa ? render_once(tk, q, t, pa, true, &p) : tn_error(TN_ERR_NOMEM, "out of memory");
     if (s == TN_OK) s = render_once(tk, q, t, pa, false, &r0);
     cJSON_Delete(pa);
-    if (s != TN_OK) { tn_jinja_result_free(&p); return s; }
+    if (s != TN_OK) {
+      tn_jinja_result_free(&p);
+      return tn_error_prefix(s, "rendering messages[:%d] to find the assistant's tokens", i);
+    }
     size_t st = 0;
     while (st < p.len && st < o->len && p.text[st] == o->text[st]) st++;
     bool ok = r0.len <= o->len && !memcmp(o->text, r0.text, r0.len) && st >= r0.len && st >= after;
