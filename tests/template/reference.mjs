@@ -32,8 +32,8 @@ for (const m of ["qwen3", "llama3", "gemma3"]) {
 }
 for (const f of fs.readdirSync(path.join(here, "templates")).sort()) {
   const name = f.replace(/\.jinja$/, "");
-  const bos = { mistral: "<s>", deepseek: "<｜begin▁of▁sentence｜>" }[name] ?? "";
-  const eos = { mistral: "</s>", deepseek: "<｜end▁of▁sentence｜>", phi: "<|endoftext|>" }[name] ?? "<|im_end|>";
+  const bos = { mistral: "<s>", deepseek: "<｜begin▁of▁sentence｜>", llama31: "<|begin_of_text|>" }[name] ?? "";
+  const eos = { mistral: "</s>", deepseek: "<｜end▁of▁sentence｜>", phi: "<|endoftext|>", llama31: "<|eot_id|>" }[name] ?? "<|im_end|>";
   templates.push({ name, text: fs.readFileSync(path.join(here, "templates", f), "utf8"), bos, eos });
 }
 templates.push({ name: "constructs", text: fs.readFileSync(path.join(here, "constructs.jinja"), "utf8"), bos: "", eos: "" });
@@ -48,7 +48,8 @@ for (const t of templates) {
     for (const tools of [null, cases.tools]) {
       for (const gen of [false, true]) {
         const extras = t.name === "qwen3" ? [{}, { enable_thinking: false }, { enable_thinking: true }]
-                     : t.name === "gptoss" ? [{}, { reasoning_effort: "high" }] : [{}];
+                     : t.name === "gptoss" ? [{}, { reasoning_effort: "high" }]
+                     : t.name === "llama31" ? [{}, { tools_in_user_message: false }, { date_string: "26 Jul 2024" }] : [{}];
         for (const ex of extras) {
           const vars = { messages, bos_token: t.bos, eos_token: t.eos, add_generation_prompt: gen, ...ex };
           if (tools) vars.tools = tools;
