@@ -197,6 +197,12 @@ static void t_hostile(void **st) {
   expect_error("{% set ns = namespace(s='xxxxxxxx') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
                NULL, NULL);
   expect_error("{{ range(1000000000)|length }}", NULL, "too long", NULL);
+  /* work inside filters counts too: a quadratic unique over 50000 items, big strings searched in a loop */
+  expect("{{ range(100000)|reverse|sort|first }} {{ [3, 1, 2, 1]|sort(reverse=true) }} {{ [[2, 'b'], [1, 'a'], [2, 'a']]|sort(attribute=0)|map('last')|join }}",
+         NULL, "0 [3, 2, 1, 1] aba");
+  expect_error("{{ range(50000)|unique|length }}", NULL, "steps", NULL);
+  expect_error("{% set s = 'x' * 500000 %}{% for i in range(100000) %}{{ 'y' in s }}{% endfor %}", NULL, "steps", NULL);
+  expect_error("{{ [1, 'a']|sort }}", NULL, "cannot compare", NULL);
   expect_error("{{ 'x' * 100000000000 }}", NULL, "exceeds", NULL);
   expect_error("{% for i in range(20000) %}{% for j in range(20000) %}{% endfor %}{% endfor %}", NULL, "steps", NULL);
   /* invalid UTF-8 in strings (found by the fuzzer: stray continuation bytes counted and walked

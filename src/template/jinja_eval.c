@@ -69,11 +69,21 @@ static void *ralloc(R *r, size_t n, int line) {
   return p;
 }
 
+/* Work that is not one node (copying, searching, sorting) counts against max_steps too: a step per
+ * list item or per 256 bytes, so a loop over big values ends in the steps error, not a hang. */
+static int charge(R *r, uint64_t k, int line) {
+  r->steps += k;
+  if (r->steps > r->lim.max_steps)
+    return rerr(r, line, "the render took more than %llu steps (a runaway loop?)", (unsigned long long)r->lim.max_steps);
+  return 0;
+}
+
 static jv mk_bool(bool b) { jv v = {.t = V_BOOL}; v.b = b; return v; }
 static jv mk_int(int64_t i) { jv v = {.t = V_INT}; v.i = i; return v; }
 static jv mk_float(double f) { jv v = {.t = V_FLOAT}; v.f = f; return v; }
 static jv mk_str(const char *p, size_t n) { jv v = {.t = V_STR}; v.s.p = p; v.s.n = n; return v; }
 static int str_new(R *r, const char *p, size_t n, jv *out, int line) {
+  if (n > 256 && charge(r, n >> 8, line)) return -1;
   char *c = ralloc(r, n + 1, line);
   if (!c) return -1;
   if (n) memcpy(c, p, n);
@@ -83,6 +93,7 @@ static int str_new(R *r, const char *p, size_t n, jv *out, int line) {
 static jv cstr(const char *s) { return mk_str(s, strlen(s)); }
 
 static int list_new(R *r, size_t n, jv *out, int line) {
+  if (n > 16 && charge(r, n >> 4, line)) return -1;
   jlist *l = ralloc(r, sizeof *l + 16, line);
   if (!l) return -1;
   l->n = n;
@@ -163,6 +174,7 @@ static bool env_get(env *e, const char *name, jv *out) {
 
 /* ---- output ---- */
 static int emit(R *r, const char *p, size_t n, int line) {
+  if (n > 256 && charge(r, n >> 8, line)) return -1;
   if (r->len + n > r->lim.max_output)
     return rerr(r, line, "the rendered text exceeds %zu bytes (a runaway loop?)", r->lim.max_output);
   if (r->len + n + 1 > r->cap) {
@@ -181,6 +193,7 @@ static int emit(R *r, const char *p, size_t n, int line) {
 /* growable scratch string in the output buffer's style, for building values */
 typedef struct { char *s; size_t n, cap; } sb;
 static int sb_put(R *r, sb *b, const char *p, size_t n, int line) {
+  if (n > 256 && charge(r, n >> 8, line)) return -1;
   if (b->n + n > r->lim.max_output) return rerr(r, line, "a string exceeds %zu bytes", r->lim.max_output);
   if (b->n + n + 1 > b->cap) {
     size_t nc = b->cap ? 2 * b->cap : 64;
@@ -925,6 +938,7 @@ static bool starts_ends(jv s, jv p, bool ends) {
 static int call_method(R *r, jfunc *f, const args_t *a, int line, jv *out) {
   jv s = f->self;
   const char *m = f->name;
+  if (charge(r, s.t == V_STR ? s.s.n >> 8 : s.t == V_LIST ? s.l->n : s.t == V_DICT || s.t == V_NS ? s.d->n : 0, line)) return -1;
   const jv *a0 = arg(a, 0, NULL), *a1 = arg(a, 1, NULL);
   if (s.t == V_STR) {
     if (!strcmp(m, "upper")) return str_case(r, s, 0, line, out);
@@ -1149,10 +1163,14 @@ static int do_slice(R *r, jv obj, jv *a, jv *b, jv *c, int line, jv *out) {
 
 static int binop(R *r, int op, jv a, jv b, int line, jv *out) {
   switch (op) {
-  case OP_EQ: *out = mk_bool(py_eq(a, b)); return 0;
-  case OP_NE: *out = mk_bool(!py_eq(a, b)); return 0;
+  case OP_EQ: case OP_NE:
+    if (a.t == V_LIST && b.t == V_LIST && charge(r, a.l->n, line)) return -1;
+    if (a.t == V_STR && b.t == V_STR && charge(r, a.s.n >> 8, line)) return -1;
+    *out = mk_bool(py_eq(a, b) == (op == OP_EQ));
+    return 0;
   case OP_IN: case OP_NOTIN: {
     bool hit = false;
+    if (charge(r, b.t == V_LIST ? b.l->n : b.t == V_STR ? b.s.n >> 8 : b.t == V_DICT || b.t == V_NS ? b.d->n : 0, line)) return -1;
     if (b.t == V_LIST) {
       for (size_t i = 0; i < b.l->n && !hit; i++) hit = py_eq(a, b.l->v[i]);
     } else if (b.t == V_STR) {
@@ -1445,22 +1463,30 @@ static int sort_list(R *r, jv v, bool reverse, bool cs, const jv *attr, int line
     keys[i] = v.l->v[i];
     if (attr && attr->t != V_NONE && attr_path(r, v.l->v[i], *attr, line, &keys[i])) return -1;
   }
-  /* stable insertion sort (lists in templates are short) */
-  for (size_t i = 1; i < v.l->n; i++) {
-    jv x = out->l->v[i], kx = keys[i];
-    size_t j = i;
-    while (j > 0) {
-      bool bad;
-      int c = py_cmp(keys[j - 1], kx, &bad, !cs);
-      if (bad) return rerr(r, line, "sort: cannot compare %s with %s", vt_name[keys[j - 1].t], vt_name[kx.t]);
-      if (reverse ? c >= 0 : c <= 0) break;
-      out->l->v[j] = out->l->v[j - 1];
-      keys[j] = keys[j - 1];
-      j--;
+  /* stable bottom-up merge sort of (key, item) pairs; each comparison is a step */
+  size_t n = v.l->n;
+  jv *tk = ralloc(r, (n + 1) * sizeof *tk, line), *tv = ralloc(r, (n + 1) * sizeof *tv, line);
+  if (!tk || !tv) return -1;
+  jv *sk = keys, *sv = out->l->v, *dk = tk, *dv = tv;
+  for (size_t w = 1; w < n; w *= 2) {
+    if (charge(r, n, line)) return -1;
+    for (size_t lo = 0; lo < n; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n, i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) {
+        bool bad;
+        int c = py_cmp(sk[j], sk[i], &bad, !cs);
+        if (bad) return rerr(r, line, "sort: cannot compare %s with %s", vt_name[sk[j].t], vt_name[sk[i].t]);
+        bool take_right = reverse ? c > 0 : c < 0; /* ties keep the left (earlier) item: stable */
+        if (take_right) { dk[k] = sk[j]; dv[k++] = sv[j++]; }
+        else { dk[k] = sk[i]; dv[k++] = sv[i++]; }
+      }
+      while (i < mid) { dk[k] = sk[i]; dv[k++] = sv[i++]; }
+      while (j < hi) { dk[k] = sk[j]; dv[k++] = sv[j++]; }
     }
-    out->l->v[j] = x;
-    keys[j] = kx;
+    jv *t1 = sk, *t2 = sv;
+    sk = dk; sv = dv; dk = t1; dv = t2;
   }
+  if (sv != out->l->v) memcpy(out->l->v, sv, n * sizeof *sv);
   return 0;
 }
 static bool bool_arg(const jv *v, bool def) { return v ? truthy(*v) : def; }
@@ -1667,6 +1693,7 @@ static int apply_filter(R *r, jv v, const char *f, const args_t *a, env *e, int 
     size_t k = 0;
     for (size_t i = 0; i < items.l->n; i++) {
       bool seen = false;
+      if (charge(r, k, line)) return -1;
       for (size_t j = 0; j < k && !seen; j++) seen = py_eq(out->l->v[j], items.l->v[i]);
       if (!seen) out->l->v[k++] = items.l->v[i];
     }
