@@ -49,8 +49,10 @@ int tn_cmd_render_chat(int argc, char **argv) {
       rest[nr++] = argv[i];
     }
   }
+  const char *var_help = NULL; /* --var is taken out above; this row only documents it */
   tn_flag flags[] = {
       {"model", 's', &model, "model directory (its tokenizer_config.json / chat_template.jinja)"},
+      {"var", 's', &var_help, "NAME=JSON: a template variable, repeatable (enable_thinking=false, documents=[...])"},
       {"messages", 's', &messages, "JSON file: an array of messages (or an object with \"messages\", \"tools\")"},
       {"tools", 's', &tools, "JSON file: an array of tool schemas"},
       {"add-generation-prompt", 'b', &gen, "end with the assistant header"},
