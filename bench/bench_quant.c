@@ -237,13 +237,13 @@ static int run_gemm(int N, int K, int O) {
   tn_nf4_alloc(&q, (int64_t)O * K, 64, true);
   tn_nf4_quantize(&q, w);
   tn_mat Q = {.out = O, .in = K, .dtype = TN_NF4, .q = &q};
-  const tn_isa isa0 = tn_quant_isa();
+  const tn_isa isa0 = tn_isa_level();
   const double gf = time_gemm(&F, x, y, N), gb = time_gemm(&B, x, y, N), gq = time_gemm(&Q, x, y, N);
   double gdp = 0, peak = 0;
   if (isa0 >= TN_ISA_AVX512BF16) { /* the vdpbf16ps GEMM (the path without AMX) and its peak */
-    tn_quant_set_isa(TN_ISA_AVX512BF16);
+    tn_isa_set(TN_ISA_AVX512BF16);
     gdp = time_gemm(&B, x, y, N);
-    tn_quant_set_isa(isa0);
+    tn_isa_set(isa0);
     peak = bf16_peak();
   }
   printf("{\"gemm\": [%d, %d, %d], \"threads\": %d, \"isa\": %d, \"f32_gflops\": %.1f, \"bf16_gflops\": %.1f, "
@@ -306,10 +306,10 @@ static int run_gemv(int N, int K, int O, int reps) {
                  {.out = O, .in = K, .dtype = TN_BF16, .q = b}, {.out = O, .in = K, .dtype = TN_NF4, .q = &q}};
   /* bf16: the AVX-512 kernel; bf16_portable: the plain C path (CPUs without AVX-512) */
   static const char *names[4] = {"f32", "bf16", "bf16_portable", "nf4"};
-  const tn_isa isa0 = tn_quant_isa();
+  const tn_isa isa0 = tn_isa_level();
   printf("{\"gemv\": [%d, %d, %d], \"threads\": %d", N, K, O, omp_get_max_threads());
   for (int d = 0; d < 4; d++) {
-    tn_quant_set_isa(d == 2 ? TN_ISA_PORTABLE : isa0);
+    tn_isa_set(d == 2 ? TN_ISA_PORTABLE : isa0);
     const double bytes = (double)tn_mat_bytes(&M[d]);
     double best = 1e30;
     for (int r = 0; r < reps + 1; r++) {
@@ -322,7 +322,7 @@ static int run_gemv(int N, int K, int O, int reps) {
     printf(", \"%s_GBps\": %.2f, \"%s_read_GBps\": %.2f, \"%s_of_read\": %.2f", names[d], bytes / best / 1e9, names[d], bw,
            names[d], bytes / best / 1e9 / bw);
   }
-  tn_quant_set_isa(isa0);
+  tn_isa_set(isa0);
   printf("}\n");
   tn_nf4_free(&q);
   free(w); free(x); free(y); free(b);

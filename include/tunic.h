@@ -7,4 +7,6 @@
 #include "tunic/tokenizer.h"
 #include "tunic/obs.h"
 #include "tunic/rl.h"
+#include "tunic/generate.h"
+#include "tunic/train.h"
 #endif

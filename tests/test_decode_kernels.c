@@ -315,7 +315,7 @@ static void test_fused_quant(void **state) {
                         "{\"max_position_embeddings\": 64, \"hidden_size\": 96, \"num_attention_heads\": 6, "
                         "\"num_key_value_heads\": 2, \"intermediate_size\": 160}"};
   const int dts[] = {TN_BF16, TN_NF4};
-  const tn_isa isa0 = tn_quant_isa();
+  const tn_isa isa0 = tn_isa_level();
   char dirs[2][32];
   for (int a = 0; a < 2; a++) {
     strcpy(dirs[a], "/tmp/tn_test_decode_XXXXXX");
@@ -343,18 +343,18 @@ static void test_fused_quant(void **state) {
         assert_false(tn_linear_part_ok(&y->wq, 9));
         float *lf = malloc(sizeof(float) * steps * S * V), *lk = malloc(sizeof(float) * steps * S * V);
         for (int pi = 0; pi < 2; pi++) {
-          if (pi == 1) tn_quant_set_isa(TN_ISA_PORTABLE);
+          if (pi == 1) tn_isa_set(TN_ISA_PORTABLE);
           run_slots(m, S, P, steps, true, lf);
           tn_forward_set_fused(false);
           run_slots(m, S, P, steps, true, lk);
           tn_forward_set_fused(true);
           if (memcmp(lf, lk, sizeof(float) * steps * S * V))
             fail_msg("%s %s isa %d, %d threads: fused logits differ from the per-kernel path", archs[a],
-                     d ? "nf4" : "bf16", (int)tn_quant_isa(), nt);
+                     d ? "nf4" : "bf16", (int)tn_isa_level(), nt);
           /* the logits are finite and differ between slots (the rows are not all one) */
           for (size_t i = 0; i < (size_t)steps * S * V; i++) assert_true(isfinite(lf[i]));
           assert_true(memcmp(lf, lf + V, sizeof(float) * V) != 0);
-          tn_quant_set_isa(isa0);
+          tn_isa_set(isa0);
         }
         free(lf), free(lk);
         tn_model_free(m);

@@ -172,6 +172,40 @@ static tn_model *tiny_model(const char *dir) {
   return m;
 }
 
+/* issue 12: a NaN temperature or a NaN / +Inf / all -Inf row has no distribution: -1 and a NaN
+ * log-prob for every sampling path (greedy, full, top-k/top-p, min-p), never a read before the
+ * row (logits[-1] under ASan); a row with some -Inf (masked) logits still samples. */
+static void test_nonfinite(void **st) {
+  (void)st;
+  tn_rng r;
+  tn_rng_seed(&r, 3);
+  float lp;
+  const float bad[][4] = {{NAN, NAN, NAN, NAN}, {1, NAN, 2, 3}, {1, INFINITY, 2, 3}, {-INFINITY, -INFINITY, -INFINITY, -INFINITY}};
+  for (int path = 0; path < 4; path++)
+    for (size_t b = 0; b < sizeof bad / sizeof bad[0]; b++) {
+      tn_gen_opts o;
+      tn_gen_opts_default(&o);
+      o.temperature = path == 0 ? 0.0f : 1.0f;
+      if (path == 2) { o.top_k = 2; o.top_p = 0.9f; }
+      if (path == 3) o.min_p = 0.1f;
+      float l[4];
+      memcpy(l, bad[b], sizeof l);
+      assert_int_equal(tn_sample_token(l, 4, &o, NULL, 0, &r, &lp), -1);
+      assert_true(isnan(lp));
+    }
+  tn_gen_opts o;
+  tn_gen_opts_default(&o);
+  o.temperature = NAN;
+  float l[4];
+  logits4(l);
+  assert_int_equal(tn_sample_token(l, 4, &o, NULL, 0, &r, &lp), -1);
+  float masked[4] = {-INFINITY, 1.0f, -INFINITY, 2.0f};
+  o.temperature = 1.0f;
+  int t = tn_sample_token(masked, 4, &o, NULL, 0, &r, &lp);
+  assert_true(t == 1 || t == 3);
+  assert_true(isfinite(lp));
+}
+
 static void test_generate_limits_and_seed(void **st) {
   (void)st;
   char dir[] = "/tmp/tn_test_gen_XXXXXX";
@@ -186,6 +220,22 @@ static void test_generate_limits_and_seed(void **st) {
   tn_gen_result res[4];
   assert_int_equal(tn_generate(m, ps, pl, 2, &o, res), TN_ERR_LIMIT);
   assert_non_null(strstr(tn_last_error(), "max_position_embeddings"));
+  /* sampling options outside their ranges: refused by the library too (not only the CLI) */
+  const float bad_t[] = {NAN, -1.0f, INFINITY};
+  for (int i = 0; i < 3; i++) {
+    tn_gen_opts ob = o;
+    ob.max_new_tokens = 2;
+    ob.temperature = bad_t[i];
+    assert_int_equal(tn_generate(m, ps, pl, 2, &ob, res), TN_ERR_ARG);
+    assert_non_null(strstr(tn_last_error(), "temperature"));
+  }
+  tn_gen_opts ob = o;
+  ob.max_new_tokens = 2;
+  ob.top_p = 0.0f;
+  assert_int_equal(tn_generate(m, ps, pl, 2, &ob, res), TN_ERR_ARG);
+  ob.top_p = 1.0f;
+  ob.min_p = 5.0f;
+  assert_int_equal(tn_generate(m, ps, pl, 2, &ob, res), TN_ERR_ARG);
   o.max_new_tokens = 10;
   o.temperature = 1.0f;
   o.n = 2;
@@ -217,7 +267,7 @@ int main(void) {
     cmocka_unit_test(test_temperature),     cmocka_unit_test(test_top_k),
     cmocka_unit_test(test_top_p),           cmocka_unit_test(test_top_p_large_vocab),
     cmocka_unit_test(test_min_p),           cmocka_unit_test(test_repetition_penalty),
-    cmocka_unit_test(test_generate_limits_and_seed),
+    cmocka_unit_test(test_generate_limits_and_seed), cmocka_unit_test(test_nonfinite),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -66,6 +66,9 @@ static float max_diff(const float *a, const float *b, size_t n) {
  * and their thread-local scratch would then show up as leaks under ASan. */
 static void test_prefill(void **state) {
   (void)state;
+  /* the fused prefill runs at the avx512 level and above; below it prefill is the per-kernel
+   * path (OpenBLAS), for which no batch invariance is claimed (docs/testing.md) */
+  if (tn_isa_level() < TN_ISA_AVX512) skip();
   const char *archs[] = {"llama", "gemma3_text", "qwen2", "qwen3", "llama"};
   const char *over[] = {"{\"max_position_embeddings\": 96}",
                         "{\"max_position_embeddings\": 96, \"sliding_window\": 7}",

@@ -112,9 +112,9 @@ static void check_kernels(const qcfg *c, int out, int in) {
   qmat Q;
   qmat_make(&Q, w, out, in, c->dt, c->bs, c->nested);
   float *wd = malloc(sizeof(float) * (size_t)out * in);
-  tn_quant_set_isa(TN_ISA_PORTABLE);
+  tn_isa_set(TN_ISA_PORTABLE);
   tn_mat_rows_f32(wd, &Q.m, 0, out); /* the reference dequantisation (portable) */
-  tn_quant_set_isa(TN_ISA_AMX);
+  tn_isa_set(TN_ISA_AMX);
   float *wd2 = malloc(sizeof(float) * (size_t)out * in);
   tn_mat_rows_f32(wd2, &Q.m, 0, out);
   assert_memory_equal(wd, wd2, sizeof(float) * (size_t)out * in); /* AVX-512 dequant is exact */
@@ -122,10 +122,10 @@ static void check_kernels(const qcfg *c, int out, int in) {
   for (size_t t = 0; t < sizeof Ns / sizeof Ns[0]; t++) {
     const int N = Ns[t];
     float *x = randn((size_t)N * in, 1.0f), *dy = randn((size_t)N * out, 1.0f);
-    float *y[4], *dx[4], *dx0 = randn((size_t)N * in, 1.0f);
-    for (int isa = 0; isa < 4; isa++) {
-      tn_quant_set_isa((tn_isa)isa);
-      const tn_isa got = tn_quant_isa();
+    float *y[TN_ISA_AMX + 1], *dx[TN_ISA_AMX + 1], *dx0 = randn((size_t)N * in, 1.0f);
+    for (int isa = 0; isa <= TN_ISA_AMX; isa++) {
+      tn_isa_set((tn_isa)isa);
+      const tn_isa got = tn_isa_level();
       y[isa] = malloc(sizeof(float) * (size_t)N * out);
       dx[isa] = malloc(sizeof(float) * (size_t)N * in);
       memcpy(dx[isa], dx0, sizeof(float) * (size_t)N * in);
@@ -143,21 +143,21 @@ static void check_kernels(const qcfg *c, int out, int in) {
       }
     }
     /* the portable path against the AVX-512 paths, element by element */
-    for (int isa = 1; isa < 4; isa++) {
+    for (int isa = 1; isa <= TN_ISA_AMX; isa++) {
       for (size_t i = 0; i < (size_t)N * out; i++) {
         double S = 0;
         const int n = (int)(i / out), o = (int)(i % out);
         for (int k = 0; k < in; k++) S += fabs((double)wd[(size_t)o * in + k] * x[(size_t)n * in + k]);
-        const double tol = (c->dt == TN_BF16 && isa >= 2 ? 1.0 / 512 : 0) + 2e-5;
+        const double tol = (c->dt == TN_BF16 && isa >= TN_ISA_AVX512BF16 ? 1.0 / 512 : 0) + 2e-5;
         if (fabs(y[isa][i] - y[0][i]) > tol * S + 1e-30)
           fail_msg("portable vs isa %d differ at %zu: %g vs %g", isa, i, y[0][i], y[isa][i]);
       }
     }
     (void)F;
-    for (int isa = 0; isa < 4; isa++) { free(y[isa]); free(dx[isa]); }
+    for (int isa = 0; isa <= TN_ISA_AMX; isa++) { free(y[isa]); free(dx[isa]); }
     free(x); free(dy); free(dx0);
   }
-  tn_quant_set_isa(TN_ISA_AMX);
+  tn_isa_set(TN_ISA_AMX);
   qmat_free(&Q);
   free(w); free(wd); free(wd2);
 }
@@ -223,11 +223,16 @@ static void test_nf4_cases(void **st) {
 /* ---- a tiny model as f32 / bf16 / nf4 ---- */
 
 static char model_dir[256], untied_dir[256], bf16_dirs[2][256];
+static char g_root[64]; /* this process's own directory: copies of the test run side by side (TN_ISA levels) */
 
-/* `tunic init` a tiny qwen2 into $TN_BUILD/NAME (extra: more init flags) */
+/* `tunic init` a tiny qwen2 into ROOT/NAME (extra: more init flags) */
 static int make_model(char *dir, const char *name, const char *extra) {
   const char *tunic = getenv("TUNIC");
-  snprintf(dir, 256, "%s/%s", getenv("TN_BUILD") ? getenv("TN_BUILD") : ".", name);
+  if (!g_root[0]) {
+    strcpy(g_root, "/tmp/tn_test_quant_XXXXXX");
+    if (!mkdtemp(g_root)) return -1;
+  }
+  snprintf(dir, 256, "%s/%s", g_root, name);
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "rm -rf '%s' && '%s' init --arch qwen2 --size tiny --out '%s' --seed 3 %s >/dev/null", dir,
            tunic, dir, extra);
@@ -381,7 +386,7 @@ static void test_head_bf16_exact(void **st) {
      * (<= 2^-9 relative per element), so |err| <= 2^-9 sum_k |w_k x_k| <= 2^-9 ||w|| ||x||
      * ~ 2^-9 * 0.02 sqrt(C) * sqrt(C) = 0.005 here (C 128, weights N(0, 0.02), unit-RMS x):
      * bound 0.01 (measured 1.0e-3 / 1.2e-3); else f32 tiles (1e-4) */
-    assert_true(e4 <= 1e-4 + (tn_quant_isa() >= TN_ISA_AVX512BF16 ? 0.01 : 0.0));
+    assert_true(e4 <= 1e-4 + (tn_isa_level() >= TN_ISA_AVX512BF16 ? 0.01 : 0.0));
     free(pre);
     for (int d = 0; d < 3; d++) { free(dec[d]); tn_model_free(m[d]); }
   }
@@ -490,5 +495,11 @@ int main(int argc, char **argv) {
     cmocka_unit_test_setup(test_model_dtypes, setup_model),
     cmocka_unit_test(test_head_bf16_exact),
   };
-  return cmocka_run_group_tests(tests, NULL, NULL);
+  const int rc = cmocka_run_group_tests(tests, NULL, NULL);
+  if (g_root[0]) {
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_root);
+    if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", g_root);
+  }
+  return rc;
 }

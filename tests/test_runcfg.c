@@ -13,6 +13,7 @@
 #include "obs/obs.h"
 /* the CLI helpers live in the tunic program, not the library: compile them in here */
 #include "cli/cli.c"
+#include "cli/optrules.c"
 
 static char *write_tmp(const char *text) {
   char *p = strdup("/tmp/tn_runcfg_XXXXXX.yaml");

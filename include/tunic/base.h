@@ -4,6 +4,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Every function of the public API is declared TN_API: the only symbols libtunic.so exports
+ * (the library is built with -fvisibility=hidden). */
+#ifndef TN_API
+#define TN_API __attribute__((visibility("default")))
+#endif
+
 typedef enum {
   TN_OK = 0,
   TN_ERR_IO,          /* a file could not be opened, read or written */
@@ -17,9 +23,9 @@ typedef enum {
 } tn_status;
 
 /* Message of the last error set on this thread ("" when none). */
-const char *tn_last_error(void);
+TN_API const char *tn_last_error(void);
 /* Short name of a status code. */
-const char *tn_status_name(tn_status s);
-const char *tn_version(void);
+TN_API const char *tn_status_name(tn_status s);
+TN_API const char *tn_version(void);
 
 #endif

@@ -17,18 +17,18 @@ struct cJSON;
  * Writes DIR/events.out.tfevents.<unix time>.<hostname> (TFRecord framing, Event protobufs;
  * the first event carries file_version "brain.Event:2"). The directory is created. */
 typedef struct tn_tb tn_tb;
-tn_status tn_tb_open(tn_tb **out, const char *dir);
+TN_API tn_status tn_tb_open(tn_tb **out, const char *dir);
 /* One scalar (Summary.Value.simple_value) at STEP. NaN/Inf are written as they are. */
-tn_status tn_tb_scalar(tn_tb *tb, const char *tag, int64_t step, float value);
+TN_API tn_status tn_tb_scalar(tn_tb *tb, const char *tag, int64_t step, float value);
 /* N scalars of one step in one Event (what TensorBoard reads as N tags at STEP). */
-tn_status tn_tb_scalars(tn_tb *tb, int64_t step, int n, const char *const tags[], const float values[]);
+TN_API tn_status tn_tb_scalars(tn_tb *tb, int64_t step, int n, const char *const tags[], const float values[]);
 /* A SessionLog START event at STEP: TensorBoard then drops the events of earlier files
  * with step >= STEP (the steps a resumed run logs again). */
-tn_status tn_tb_session_start(tn_tb *tb, int64_t step);
+TN_API tn_status tn_tb_session_start(tn_tb *tb, int64_t step);
 /* Write buffered records to the OS. Also done automatically once a second. */
-tn_status tn_tb_flush(tn_tb *tb);
-void tn_tb_close(tn_tb *tb);
-const char *tn_tb_path(const tn_tb *tb);
+TN_API tn_status tn_tb_flush(tn_tb *tb);
+TN_API void tn_tb_close(tn_tb *tb);
+TN_API const char *tn_tb_path(const tn_tb *tb);
 
 /* ---------------- metrics.jsonl (+ TensorBoard mirror) ----------------
  * RUN_DIR/metrics.jsonl gets one JSON object per step: {"step":N,"key":value,...}, appended,
@@ -36,24 +36,24 @@ const char *tn_tb_path(const tn_tb *tb);
  * RUN_DIR. NaN and +-Inf are written as null in JSON (JSON has no NaN); TensorBoard gets the
  * raw value. */
 typedef struct tn_metrics tn_metrics;
-tn_status tn_metrics_open(tn_metrics **out, const char *run_dir);
+TN_API tn_status tn_metrics_open(tn_metrics **out, const char *run_dir);
 /* Same, without the TensorBoard mirror. */
-tn_status tn_metrics_open_jsonl(tn_metrics **out, const char *run_dir);
+TN_API tn_status tn_metrics_open_jsonl(tn_metrics **out, const char *run_dir);
 /* One line with N numeric fields. */
-tn_status tn_metrics_log(tn_metrics *m, int64_t step, int n, const char *const keys[], const double values[]);
+TN_API tn_status tn_metrics_log(tn_metrics *m, int64_t step, int n, const char *const keys[], const double values[]);
 /* Builder: begin a line, add fields, commit (writes + flushes the line and the TB event).
  * Strings are JSON-escaped and not mirrored to TensorBoard. Up to 128 fields a line. */
-void tn_metrics_begin(tn_metrics *m, int64_t step);
-void tn_metrics_add(tn_metrics *m, const char *key, double value);
-void tn_metrics_add_str(tn_metrics *m, const char *key, const char *value);
-tn_status tn_metrics_commit(tn_metrics *m);
-tn_status tn_metrics_close(tn_metrics *m);
+TN_API void tn_metrics_begin(tn_metrics *m, int64_t step);
+TN_API void tn_metrics_add(tn_metrics *m, const char *key, double value);
+TN_API void tn_metrics_add_str(tn_metrics *m, const char *key, const char *value);
+TN_API tn_status tn_metrics_commit(tn_metrics *m);
+TN_API tn_status tn_metrics_close(tn_metrics *m);
 /* For --resume, after opening: mark in TensorBoard that the run restarts at STEP (the first
  * step that will be logged again), so the old event file's later steps are not shown twice. */
-tn_status tn_metrics_resumed(tn_metrics *m, int64_t step);
+TN_API tn_status tn_metrics_resumed(tn_metrics *m, int64_t step);
 /* For --resume: drop lines of RUN_DIR/metrics.jsonl whose "step" is > STEP (they were logged
  * after the checkpoint being resumed from). Atomic rewrite; a missing file is fine. */
-tn_status tn_metrics_truncate_after(const char *run_dir, int64_t step);
+TN_API tn_status tn_metrics_truncate_after(const char *run_dir, int64_t step);
 
 /* ---------------- Chrome / Perfetto trace ----------------
  * Trace Event Format, JSON array form: "[" then complete events ("ph":"X", ts/dur in
@@ -61,14 +61,14 @@ tn_status tn_metrics_truncate_after(const char *run_dir, int64_t step);
  * by a kill lacks only the "]" — Perfetto and chrome://tracing load it as it is.
  * Spans nest per thread (up to 64 deep); names are copied (up to 63 bytes). Thread-safe. */
 typedef struct tn_trace tn_trace;
-tn_status tn_trace_open(tn_trace **out, const char *path);
-void tn_trace_begin(tn_trace *t, const char *name);
-void tn_trace_end(tn_trace *t);
+TN_API tn_status tn_trace_open(tn_trace **out, const char *path);
+TN_API void tn_trace_begin(tn_trace *t, const char *name);
+TN_API void tn_trace_end(tn_trace *t);
 /* A complete span from T0 to T1 (tn_now() seconds) on the calling thread. */
-void tn_trace_span(tn_trace *t, const char *name, double t0, double t1);
+TN_API void tn_trace_span(tn_trace *t, const char *name, double t0, double t1);
 /* A counter track ("ph":"C"), e.g. loss or memory. */
-void tn_trace_counter(tn_trace *t, const char *name, double value);
-tn_status tn_trace_close(tn_trace *t);
+TN_API void tn_trace_counter(tn_trace *t, const char *name, double value);
+TN_API tn_status tn_trace_close(tn_trace *t);
 
 /* ---------------- run_manifest.json ---------------- */
 typedef struct {
@@ -91,12 +91,12 @@ typedef struct {
 } tn_manifest_info;
 /* Write RUN_DIR/run_manifest.json atomically (RUN_DIR is created). If RUN_ID_OUT is not NULL
  * it receives the run id (up to 63 chars + NUL, so give 64 bytes). */
-tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, char *run_id_out);
+TN_API tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, char *run_id_out);
 /* Read RUN_DIR/run_manifest.json, set top-level KEY to VALUE (taken over, freed), rewrite it
  * atomically. E.g. at the end: "status" = "completed", "end_time" = ISO string. */
-tn_status tn_manifest_set(const char *run_dir, const char *key, struct cJSON *value);
+TN_API tn_status tn_manifest_set(const char *run_dir, const char *key, struct cJSON *value);
 /* Current UTC time as "2025-01-31T12:34:56Z" into BUF (at least 21 bytes). */
-void tn_iso8601_utc(char *buf, size_t n);
+TN_API void tn_iso8601_utc(char *buf, size_t n);
 
 /* ---------------- progress ----------------
  * On a terminal: a bar redrawn in place (at most 10 times a second) with step/total, percent,
@@ -106,15 +106,15 @@ void tn_iso8601_utc(char *buf, size_t n);
 typedef struct tn_progress tn_progress;
 enum { TN_PROGRESS_AUTO, TN_PROGRESS_BAR, TN_PROGRESS_PLAIN, TN_PROGRESS_OFF };
 /* OUT NULL means stderr. LABEL (may be NULL) prefixes each line, e.g. "sft". */
-tn_progress *tn_progress_new(FILE *out, int64_t total, const char *label, int mode);
-void tn_progress_set_interval(tn_progress *p, double seconds);
+TN_API tn_progress *tn_progress_new(FILE *out, int64_t total, const char *label, int mode);
+TN_API void tn_progress_set_interval(tn_progress *p, double seconds);
 /* NaN for loss / lr / tok_s leaves the field out; EXTRA (may be NULL) is appended as is. */
-void tn_progress_update(tn_progress *p, int64_t step, double loss, double lr, double tok_s, const char *extra);
+TN_API void tn_progress_update(tn_progress *p, int64_t step, double loss, double lr, double tok_s, const char *extra);
 /* Erase the bar so other output can be printed (it is redrawn at the next update). */
-void tn_progress_clear(tn_progress *p);
-void tn_progress_finish(tn_progress *p);
+TN_API void tn_progress_clear(tn_progress *p);
+TN_API void tn_progress_finish(tn_progress *p);
 /* "1m20s", "2h03m", "45s" */
-void tn_format_duration(double seconds, char *buf, size_t n);
+TN_API void tn_format_duration(double seconds, char *buf, size_t n);
 
 /* ---------------- run config: YAML file + flags ----------------
  * A command declares its options once (same shape as the CLI's tn_flag table):
@@ -133,27 +133,27 @@ typedef struct {
   const char *help;
 } tn_opt;
 typedef struct tn_runcfg tn_runcfg;
-tn_runcfg *tn_runcfg_new(const tn_opt *opts, int nopts);
-void tn_runcfg_free(tn_runcfg *rc);
+TN_API tn_runcfg *tn_runcfg_new(const tn_opt *opts, int nopts);
+TN_API void tn_runcfg_free(tn_runcfg *rc);
 /* Raw key -> string table of a YAML file (flattened as above), for tools and tests.
  * Calls FN for each key in file order; stops early if FN returns non-zero. */
-tn_status tn_runcfg_read_yaml(const char *path, int (*fn)(const char *key, const char *value, int line, void *ctx), void *ctx);
+TN_API tn_status tn_runcfg_read_yaml(const char *path, int (*fn)(const char *key, const char *value, int line, void *ctx), void *ctx);
 /* Load a YAML file into RC: unknown key or wrong type is an error. */
-tn_status tn_runcfg_load_file(tn_runcfg *rc, const char *path);
+TN_API tn_status tn_runcfg_load_file(tn_runcfg *rc, const char *path);
 /* Set one option from a string; ORIGIN names where it came from ("--lr", "run.yaml:3"). */
-tn_status tn_runcfg_set(tn_runcfg *rc, const char *name, const char *value, const char *origin);
+TN_API tn_status tn_runcfg_set(tn_runcfg *rc, const char *name, const char *value, const char *origin);
 /* The whole argv: --config first, then flags. *HELP is set when --help/-h was given (usage was
  * printed to stdout; the caller should return 0). Values are written into the dst pointers. */
-tn_status tn_runcfg_parse(tn_runcfg *rc, int argc, char **argv, const char *usage, bool *help);
+TN_API tn_status tn_runcfg_parse(tn_runcfg *rc, int argc, char **argv, const char *usage, bool *help);
 /* Write the values set so far into the dst pointers (done by tn_runcfg_parse). */
-tn_status tn_runcfg_apply(tn_runcfg *rc);
+TN_API tn_status tn_runcfg_apply(tn_runcfg *rc);
 /* Where option NAME's value came from: "default", "--name" or "FILE:LINE". */
-const char *tn_runcfg_origin(const tn_runcfg *rc, const char *name);
+TN_API const char *tn_runcfg_origin(const tn_runcfg *rc, const char *name);
 /* The resolved values (after apply) as a new cJSON object, typed (numbers, bools, strings,
  * null for an unset string); the caller frees it with cJSON_Delete. */
-struct cJSON *tn_runcfg_json(const tn_runcfg *rc);
+TN_API struct cJSON *tn_runcfg_json(const tn_runcfg *rc);
 /* Print "  name = value   (origin)" for every option to F. */
-void tn_runcfg_print(const tn_runcfg *rc, FILE *f, const char *title);
-void tn_runcfg_usage(const tn_runcfg *rc, FILE *f, const char *cmd, const char *usage);
+TN_API void tn_runcfg_print(const tn_runcfg *rc, FILE *f, const char *title);
+TN_API void tn_runcfg_usage(const tn_runcfg *rc, FILE *f, const char *cmd, const char *usage);
 
 #endif

@@ -33,7 +33,7 @@ typedef struct {
   double reward_cmd_timeout; /* seconds to wait for each answer of the process (30) */
 } tn_reward_config;
 
-void tn_reward_config_default(tn_reward_config *c);
+TN_API void tn_reward_config_default(tn_reward_config *c);
 
 typedef struct tn_rewards tn_rewards;
 
@@ -41,18 +41,18 @@ typedef struct tn_rewards tn_rewards;
  * defaults to 1). Names: format_exact, format_approx, answer, numeric, length, rubric, cmd.
  * When cfg->reward_cmd is set and the spec does not name "cmd", cmd:1 is added. The spec
  * may be NULL or "" (then add callbacks before computing). Starts the reward process. */
-tn_status tn_rewards_create(tn_rewards **out, const char *spec, const tn_reward_config *cfg);
+TN_API tn_status tn_rewards_create(tn_rewards **out, const char *spec, const tn_reward_config *cfg);
 /* Add a C callback as one more weighted term named NAME. */
-tn_status tn_rewards_add_callback(tn_rewards *r, const char *name, float weight, tn_reward_callback fn, void *user);
-int tn_rewards_count(const tn_rewards *r);
-const char *tn_rewards_name(const tn_rewards *r, int i);
-float tn_rewards_weight(const tn_rewards *r, int i);
+TN_API tn_status tn_rewards_add_callback(tn_rewards *r, const char *name, float weight, tn_reward_callback fn, void *user);
+TN_API int tn_rewards_count(const tn_rewards *r);
+TN_API const char *tn_rewards_name(const tn_rewards *r, int i);
+TN_API float tn_rewards_weight(const tn_rewards *r, int i);
 /* Score N completions. per_fn (F, N) gets each function's unweighted value (may be NULL),
  * total (N) the weighted sum. Any failure (missing reference field, reward process that
  * died, hung or printed garbage, non-finite value) is an error, never a silent zero. */
-tn_status tn_rewards_compute(tn_rewards *r, int n, const char *const *prompts, const char *const *completions,
+TN_API tn_status tn_rewards_compute(tn_rewards *r, int n, const char *const *prompts, const char *const *completions,
                              const struct cJSON *const *examples, float *per_fn, float *total);
 /* Stops the reward process (closes its stdin, waits briefly, then kills it). */
-void tn_rewards_free(tn_rewards *r);
+TN_API void tn_rewards_free(tn_rewards *r);
 
 #endif

@@ -27,8 +27,8 @@ typedef struct tn_tokenizer tn_tokenizer;
 /* Load from a model directory (reads DIR/tokenizer.json and, when present,
  * DIR/tokenizer_config.json) or from the path of a tokenizer.json file (the
  * tokenizer_config.json beside it is read if present). Errors name the field at fault. */
-tn_status tn_tokenizer_load(const char *path, tn_tokenizer **out);
-void tn_tokenizer_free(tn_tokenizer *tok);
+TN_API tn_status tn_tokenizer_load(const char *path, tn_tokenizer **out);
+TN_API void tn_tokenizer_free(tn_tokenizer *tok);
 
 /* ---- encoding ---- */
 typedef struct tn_encoding {
@@ -44,50 +44,50 @@ typedef struct tn_encoding {
  * post-processor (e.g. Gemma's <bos>); special tokens written in the text are always
  * recognised, as Hugging Face does. Invalid UTF-8 is read as U+FFFD per maximal invalid
  * subpart (like TextDecoder). Replaces out's previous content. */
-tn_status tn_tokenizer_encode(const tn_tokenizer *tok, const char *text, size_t len, bool add_special,
+TN_API tn_status tn_tokenizer_encode(const tn_tokenizer *tok, const char *text, size_t len, bool add_special,
                               tn_encoding *out);
 /* Same, and fills out->offsets. */
-tn_status tn_tokenizer_encode_offsets(const tn_tokenizer *tok, const char *text, size_t len, bool add_special,
+TN_API tn_status tn_tokenizer_encode_offsets(const tn_tokenizer *tok, const char *text, size_t len, bool add_special,
                                       tn_encoding *out);
-void tn_encoding_free(tn_encoding *e);
+TN_API void tn_encoding_free(tn_encoding *e);
 
 /* ---- decoding ---- */
 /* ids -> UTF-8 text (malloc'd, NUL-terminated; free() it). skip_special drops special
  * tokens. Ids past the tokenizer's vocabulary (padded embedding rows) are dropped, as
  * Hugging Face does; a negative id is TN_ERR_ARG. Applies clean_up_tokenization_spaces when tokenizer_config.json asks for it
  * (as transformers does), so decode is not always the exact inverse of encode. */
-tn_status tn_tokenizer_decode(const tn_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special,
+TN_API tn_status tn_tokenizer_decode(const tn_tokenizer *tok, const int32_t *ids, size_t n, bool skip_special,
                               char **text, size_t *len);
 
 /* Streaming decoder for generation: push ids one by one and get back only text made of
  * complete UTF-8 characters (a character split across byte tokens appears once, whole).
  * No clean-up of spaces is done (the stream is lossless). */
 typedef struct tn_detok_stream tn_detok_stream;
-tn_status tn_detok_stream_new(const tn_tokenizer *tok, bool skip_special, tn_detok_stream **out);
+TN_API tn_status tn_detok_stream_new(const tn_tokenizer *tok, bool skip_special, tn_detok_stream **out);
 /* *text (NUL-terminated, valid until the next call on this stream) receives the newly
  * completed text, *len its length (often 0). */
-tn_status tn_detok_stream_push(tn_detok_stream *s, int32_t id, const char **text, size_t *len);
+TN_API tn_status tn_detok_stream_push(tn_detok_stream *s, int32_t id, const char **text, size_t *len);
 /* End of stream: bytes still pending (an incomplete character) come out as U+FFFD. */
-tn_status tn_detok_stream_flush(tn_detok_stream *s, const char **text, size_t *len);
-void tn_detok_stream_reset(tn_detok_stream *s);
-void tn_detok_stream_free(tn_detok_stream *s);
+TN_API tn_status tn_detok_stream_flush(tn_detok_stream *s, const char **text, size_t *len);
+TN_API void tn_detok_stream_reset(tn_detok_stream *s);
+TN_API void tn_detok_stream_free(tn_detok_stream *s);
 
 /* ---- vocabulary and special tokens ---- */
-int32_t tn_tokenizer_vocab_size(const tn_tokenizer *tok);          /* max id + 1 */
+TN_API int32_t tn_tokenizer_vocab_size(const tn_tokenizer *tok);          /* max id + 1 */
 /* Id of an exact token string (model vocab or added token), -1 if none. */
-int32_t tn_tokenizer_token_to_id(const tn_tokenizer *tok, const char *token, size_t len);
+TN_API int32_t tn_tokenizer_token_to_id(const tn_tokenizer *tok, const char *token, size_t len);
 /* Token string as written in tokenizer.json (e.g. "Ġworld"), NULL for an unknown id. */
-const char *tn_tokenizer_id_to_token(const tn_tokenizer *tok, int32_t id, size_t *len);
-bool tn_tokenizer_is_special(const tn_tokenizer *tok, int32_t id); /* added token marked special */
+TN_API const char *tn_tokenizer_id_to_token(const tn_tokenizer *tok, int32_t id, size_t *len);
+TN_API bool tn_tokenizer_is_special(const tn_tokenizer *tok, int32_t id); /* added token marked special */
 /* From tokenizer_config.json (bos_token, eos_token, pad_token); -1 when not set. */
-int32_t tn_tokenizer_bos_id(const tn_tokenizer *tok);
-int32_t tn_tokenizer_eos_id(const tn_tokenizer *tok);
-int32_t tn_tokenizer_pad_id(const tn_tokenizer *tok);
+TN_API int32_t tn_tokenizer_bos_id(const tn_tokenizer *tok);
+TN_API int32_t tn_tokenizer_eos_id(const tn_tokenizer *tok);
+TN_API int32_t tn_tokenizer_pad_id(const tn_tokenizer *tok);
 /* The default chat_template text of tokenizer_config.json (or chat_template.jinja), NULL if none. */
-const char *tn_tokenizer_chat_template(const tn_tokenizer *tok);
+TN_API const char *tn_tokenizer_chat_template(const tn_tokenizer *tok);
 /* Use the Jinja template in the file PATH instead of the model's (--chat-template FILE.jinja);
  * it also replaces a "tool_use" template. Errors name the file; the template is parsed on use. */
-tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tok, const char *path);
+TN_API tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tok, const char *path);
 
 /* ---- chat templates ---- */
 /* tn_chat_render renders with the tokenizer's own Jinja chat_template (src/template, see
@@ -98,13 +98,13 @@ tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tok, const char *path);
  *   llama3 - Llama-3 (<|start_header_id|>role<|end_header_id|> ... <|eot_id|>) */
 typedef enum { TN_CHAT_AUTO = 0, TN_CHAT_GEMMA, TN_CHAT_CHATML, TN_CHAT_LLAMA3 } tn_chat_format;
 /* "gemma" | "chatml" | "llama3" (also "qwen", "qwen3", "llama" as aliases), "auto". */
-tn_status tn_chat_format_parse(const char *name, tn_chat_format *out);
-const char *tn_chat_format_name(tn_chat_format f);
+TN_API tn_status tn_chat_format_parse(const char *name, tn_chat_format *out);
+TN_API const char *tn_chat_format_name(tn_chat_format f);
 /* The token that ends a turn in format f (<end_of_turn>, <|im_end|>, <|eot_id|>), NULL for auto. */
-const char *tn_chat_end_of_turn(tn_chat_format f);
+TN_API const char *tn_chat_end_of_turn(tn_chat_format f);
 /* Recognise the format from the tokenizer's chat_template; an error naming the
  * built-in formats (and --chat-format) when it is missing or unrecognised. */
-tn_status tn_chat_detect(const tn_tokenizer *tok, tn_chat_format *out);
+TN_API tn_status tn_chat_detect(const tn_tokenizer *tok, tn_chat_format *out);
 
 typedef struct {
   const char *role;       /* "system", "user", "assistant" (chatml also "tool") */
@@ -128,13 +128,13 @@ typedef struct {
 
 /* opts may be NULL (the model's template, no generation prompt). Spans: from {% generation %}
  * blocks, else by rendering prefixes of the conversation (docs/chat-templates.md). */
-tn_status tn_chat_render(const tn_tokenizer *tok, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
+TN_API tn_status tn_chat_render(const tn_tokenizer *tok, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
                          tn_chat_out *out);
-void tn_chat_out_free(tn_chat_out *out);
+TN_API void tn_chat_out_free(tn_chat_out *out);
 /* Render and encode the conversation (no post-processor tokens: the template already
  * holds them, as apply_chat_template(tokenize=True) does). Fills enc->ids, enc->offsets and
  * enc->mask (1 for tokens inside an assistant span: the tokens a trainer computes loss on). */
-tn_status tn_chat_encode(const tn_tokenizer *tok, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
+TN_API tn_status tn_chat_encode(const tn_tokenizer *tok, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
                          tn_encoding *enc);
 
 /* ---- training a byte-level BPE tokenizer (tok_train.c) and writing one (tok_write.c) ----
@@ -154,16 +154,16 @@ typedef struct {
 
 /* Write DIR/tokenizer.json and DIR/tokenizer_config.json (each atomically; DIR is created).
  * m == NULL (or no merges): the byte tokenizer of `tunic init --tokenizer bytes`. */
-tn_status tn_bpe_write(const char *dir, const tn_bpe_model *m);
+TN_API tn_status tn_bpe_write(const char *dir, const tn_bpe_model *m);
 /* The byte tokenizer for tiny models (`tunic init --tokenizer bytes`): tn_bpe_write(dir, NULL). */
-tn_status tn_write_byte_tokenizer(const char *dir);
+TN_API tn_status tn_write_byte_tokenizer(const char *dir);
 
 /* The training texts of files: a .jsonl file gives every string value (recursively) of every
  * non-blank line, any other file every line (split at '\n', which stays part of the line).
  * fn is called once per text, in order; a non-OK return stops. Errors name file:line
  * (malformed JSON, invalid UTF-8). */
 typedef tn_status (*tn_text_fn)(void *ctx, const char *text, size_t len);
-tn_status tn_text_corpus_each(const char *const *paths, int n_paths, tn_text_fn fn, void *ctx);
+TN_API tn_status tn_text_corpus_each(const char *const *paths, int n_paths, tn_text_fn fn, void *ctx);
 
 typedef struct {
   const char *const *data; int n_data;  /* training files */
@@ -182,6 +182,6 @@ typedef struct {
  * each round merges the most frequent adjacent pair, ties to the smallest (left id, right id);
  * a merge whose string already exists keeps that id), then tn_bpe_write(out_dir).
  * Semantics pinned by tests/ref/bpe_train_ref.py. stats may be NULL. */
-tn_status tn_bpe_train(const tn_bpe_train_opts *o, tn_bpe_train_stats *stats);
+TN_API tn_status tn_bpe_train(const tn_bpe_train_opts *o, tn_bpe_train_stats *stats);
 
 #endif

@@ -28,6 +28,10 @@ void tn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void *tn_alloc(size_t bytes);
 void tn_free(void *p);
 char *tn_strdup(const char *s);
+/* JSON text T (N bytes) holding a NUL character - a raw 0 byte or a \u0000 escape inside a
+ * string - which a C string would silently cut there: its byte offset, else -1. Readers refuse
+ * such lines with an error naming file and line. */
+long tn_json_nul_offset(const char *t, size_t n);
 
 /* ---- files ---- */
 typedef struct {
@@ -47,6 +51,20 @@ tn_status tn_mkdirs(const char *path);
 /* Copy a file (atomically at dst). */
 tn_status tn_copy_file(const char *src, const char *dst);
 bool tn_file_exists(const char *path);
+/* fsync a file or a directory by path (an error names it). */
+tn_status tn_fsync_path(const char *path);
+
+/* ---- injected I/O faults, for the fault tests (docs/testing.md) ----
+ * Environment TN_FAULT=OP:N:ERR (OP write | fsync | rename, ERR ENOSPC | EIO) makes the
+ * N-th such operation inside a checkpoint save (counted over the process) fail with that
+ * errno; TN_FAULT=trace prints every counted operation on stderr ("tunic fault point: OP
+ * N PATH"). A write fault hits a file after its contents went to the stdio buffer (as a
+ * full disk at fflush). Unset: one getenv, nothing else. */
+typedef enum { TN_IO_WRITE, TN_IO_FSYNC, TN_IO_RENAME } tn_io_op;
+/* 0, or the errno this operation on path is to fail with. */
+int tn_io_fault(tn_io_op op, const char *path);
+/* Count the operations between tn_io_fault_scope(true) and (false) (a checkpoint save). */
+void tn_io_fault_scope(bool on);
 /* dir + "/" + name into a new string (caller frees). */
 char *tn_path_join(const char *dir, const char *name);
 
@@ -65,6 +83,39 @@ float tn_bf16_to_f32(uint16_t h);
 uint16_t tn_f32_to_bf16(float f);  /* round to nearest even */
 float tn_f16_to_f32(uint16_t h);
 uint16_t tn_f32_to_f16(float f);
+
+/* ---- instruction-set level of the kernels (isa.c) ----
+ * Detected once: the best the CPU and OS allow. In use: that, or lower when TN_ISA=amx|
+ * avx512bf16|avx512|avx2|portable is set (or TN_NO_AMX / TN_NO_AVX512BF16), or after
+ * tn_isa_set. Every dispatching kernel obeys tn_isa_level(). Levels are ordered: each
+ * includes the ones below (avx512 = F+BW+VL+DQ; avx2 includes FMA). */
+typedef enum { TN_ISA_PORTABLE = 0, TN_ISA_AVX2 = 1, TN_ISA_AVX512 = 2, TN_ISA_AVX512BF16 = 3, TN_ISA_AMX = 4 } tn_isa;
+tn_isa tn_isa_detected(void);
+tn_isa tn_isa_level(void);
+tn_isa tn_isa_set(tn_isa isa); /* clamped to the detected level; returns the level now in use */
+const char *tn_isa_name(tn_isa isa);
+bool tn_isa_parse(const char *s, tn_isa *out);
+const char *tn_cpu_model(void);
+
+/* ---- process-wide switches (settings.c; docs/env.md) ----
+ * Read from the environment once, changed by the setters; tn_settings_format writes them (and
+ * the ISA level and CPU) as one JSON object for manifests. */
+typedef struct {
+  bool fused_decode;     /* decoding (<= 8 rows) in one parallel region (TN_NO_FUSED_DECODE) */
+  bool fused_prefill;    /* prefill (> 8 rows) in one parallel region on our GEMMs (TN_NO_FUSED_PREFILL) */
+  bool shared_prefix;    /* GRPO/DPO share a prompt's rows between its sequences (TN_NO_SHARED_PREFIX) */
+  bool bf16_matmul;      /* bf16 operands, f32 accumulation in the big f32 matmuls (--precision bf16) */
+  int head_chunk_rows;   /* rows per chunk of the training LM head; 0 = by the vocabulary (TN_HEAD_CHUNK_ROWS) */
+} tn_settings;
+const tn_settings *tn_settings_get(void);
+void tn_settings_set_fused_decode(bool on);
+void tn_settings_set_fused_prefill(bool on);
+void tn_settings_set_shared_prefix(bool on);
+void tn_settings_set_bf16_matmul(bool on);
+bool tn_settings_bf16_matmul(void); /* atomic read: asked from kernels */
+void tn_settings_set_head_chunk_rows(int rows);
+/* the settings as a JSON object into buf (snprintf's return) */
+int tn_settings_format(char *buf, size_t n);
 
 /* ---- threads ---- */
 int tn_num_threads(void);

@@ -64,13 +64,49 @@ tn_status tn_read_file(const char *path, char **out, size_t *len) {
   return TN_OK;
 }
 
+static struct {
+  bool init, trace, scope;
+  int op, n, err;
+  long count[3];
+} fault;
+
+int tn_io_fault(tn_io_op op, const char *path) {
+  if (!fault.init) {
+    fault.init = true;
+    fault.op = -1;
+    const char *e = getenv("TN_FAULT");
+    char opn[16], errn[16];
+    if (e && !strcmp(e, "trace")) fault.trace = true;
+    else if (e && *e && sscanf(e, "%15[a-z]:%d:%15[A-Z]", opn, &fault.n, errn) == 3) {
+      fault.op = !strcmp(opn, "write") ? TN_IO_WRITE : !strcmp(opn, "fsync") ? TN_IO_FSYNC : !strcmp(opn, "rename") ? TN_IO_RENAME : -1;
+      fault.err = !strcmp(errn, "ENOSPC") ? ENOSPC : !strcmp(errn, "EIO") ? EIO : 0;
+      if (fault.op < 0 || !fault.err) fault.op = -1;
+    }
+  }
+  if (!fault.scope || (!fault.trace && fault.op < 0)) return 0;
+  static const char *names[] = {"write", "fsync", "rename"};
+  const long k = ++fault.count[op];
+  if (fault.trace) fprintf(stderr, "tunic fault point: %s %ld %s\n", names[op], k, path);
+  return (int)op == fault.op && k == fault.n ? fault.err : 0;
+}
+
+void tn_io_fault_scope(bool on) { fault.scope = on; }
+
+tn_status tn_fsync_path(const char *path) {
+  int err = tn_io_fault(TN_IO_FSYNC, path);
+  int fd = open(path, O_RDONLY);
+  if (fd >= 0) {
+    if (!err && fsync(fd) != 0 && errno != EINVAL) err = errno; /* EINVAL: a file system without fsync of directories */
+    close(fd);
+  } else if (!err && errno != EACCES) err = errno; /* a folder we may write but not open: nothing to sync with */
+  return err ? tn_error(TN_ERR_IO, "%s: fsync failed: %s", path, strerror(err)) : TN_OK;
+}
+
 static tn_status fsync_dir_of(const char *path) {
   char *p = tn_strdup(path);
-  const char *dir = dirname(p);
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) { fsync(fd); close(fd); }
+  tn_status s = tn_fsync_path(dirname(p));
   free(p);
-  return TN_OK;
+  return s;
 }
 
 tn_status tn_write_atomic_cb(const char *path, tn_status (*fill)(FILE *f, void *ctx), void *ctx) {
@@ -84,13 +120,18 @@ tn_status tn_write_atomic_cb(const char *path, tn_status (*fill)(FILE *f, void *
     return s;
   }
   tn_status s = fill(f, ctx);
-  if (s == TN_OK && fflush(f) != 0) s = tn_error(TN_ERR_IO, "%s: write failed: %s", path, strerror(errno));
+  int err = 0;
+  if (s != TN_OK && !strstr(tn_last_error(), path)) s = tn_error_prefix(s, "%s", path);
+  if (s == TN_OK && ((err = tn_io_fault(TN_IO_WRITE, path)) || fflush(f) != 0))
+    s = tn_error(TN_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : errno));
   if (s == TN_OK && ferror(f)) s = tn_error(TN_ERR_IO, "%s: write failed", path);
-  if (s == TN_OK && fsync(fileno(f)) != 0) s = tn_error(TN_ERR_IO, "%s: fsync failed: %s", path, strerror(errno));
+  if (s == TN_OK && ((err = tn_io_fault(TN_IO_FSYNC, path)) || fsync(fileno(f)) != 0))
+    s = tn_error(TN_ERR_IO, "%s: fsync failed: %s", path, strerror(err ? err : errno));
   if (fclose(f) != 0 && s == TN_OK) s = tn_error(TN_ERR_IO, "%s: close failed: %s", path, strerror(errno));
-  if (s == TN_OK && rename(tmp, path) != 0) s = tn_error(TN_ERR_IO, "%s: rename failed: %s", path, strerror(errno));
+  if (s == TN_OK && ((err = tn_io_fault(TN_IO_RENAME, path)) || rename(tmp, path) != 0))
+    s = tn_error(TN_ERR_IO, "%s: rename failed: %s", path, strerror(err ? err : errno));
   if (s != TN_OK) unlink(tmp);
-  else fsync_dir_of(path);
+  else s = fsync_dir_of(path);
   free(tmp);
   return s;
 }

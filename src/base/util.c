@@ -26,6 +26,19 @@ char *tn_strdup(const char *s) {
   return d;
 }
 
+long tn_json_nul_offset(const char *t, size_t n) {
+  bool in_str = false;
+  for (size_t i = 0; i < n; i++) {
+    if (!t[i]) return (long)i;
+    if (t[i] == '"') in_str = !in_str;
+    else if (in_str && t[i] == '\\') {
+      if (i + 5 < n && t[i + 1] == 'u' && !memcmp(t + i + 2, "0000", 4)) return (long)i;
+      i++; /* the escaped character (\" does not end the string) */
+    }
+  }
+  return -1;
+}
+
 static uint64_t splitmix64(uint64_t *x) {
   uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
   z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;

@@ -1,10 +1,15 @@
 /* cli.c - flag parsing shared by the subcommands: tn_cli_parse, --config YAML, the usage text
- * (defaults printed from the values), and the trainers' common command flow.
+ * (defaults printed from the values), the trainers' common command flow, and the --out checks
+ * of the commands that are not trainers (no foreign file overwritten without --force).
+ * Each numeric value given is checked against its range rule (optrules.c).
  * Not for: the YAML loader and typed values (src/obs/runcfg.c), the trainers' shared
  * options themselves (src/train/opts.c). */
 #include "cli/cli.h"
 #include <cjson/cJSON.h>
+#include <dirent.h>
 #include <errno.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +123,7 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
       break;
     }
     case 'u': {
+      if (strchr(v, '-')) goto bad; /* strtoull would wrap "-5" around */
       unsigned long long x = strtoull(v, &end, 10);
       if (errno || *end || end == v) goto bad;
       *(uint64_t *)f->dst = x;
@@ -131,6 +137,10 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
       break;
     }
     }
+    if (tn_cli_check_opt(argv[0], f, "--") != TN_OK) {
+      fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
+      return -1;
+    }
     continue;
   bad:
     fprintf(stderr, "tunic %s: option --%s: '%s' is not a valid %s\n", argv[0], f->name, v,
@@ -138,6 +148,46 @@ int tn_cli_parse(int argc, char **argv, const tn_flag *flags, int nflags, const 
     return -1;
   }
   return 0;
+}
+
+tn_status tn_cli_out_dir(const char *opt, const char *path, const char *const *own, bool force) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) return TN_OK; /* created by the command */
+  if (!S_ISDIR(sb.st_mode)) return tn_error(TN_ERR_ARG, "--%s %s: exists and is not a directory", opt, path);
+  if (force) return TN_OK;
+  DIR *d = opendir(path);
+  if (!d) return tn_error(TN_ERR_IO, "--%s %s: cannot read the directory: %s", opt, path, strerror(errno));
+  tn_status s = TN_OK;
+  for (struct dirent *e; s == TN_OK && (e = readdir(d)) != NULL;) {
+    if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+    bool mine = false;
+    for (int i = 0; own[i] && !mine; i++) mine = fnmatch(own[i], e->d_name, 0) == 0;
+    if (!mine)
+      s = tn_error(TN_ERR_ARG, "--%s %s: the directory holds '%s', which this command does not write: refusing to "
+                   "write into a directory with other files (choose another directory, or --force)", opt, path, e->d_name);
+  }
+  closedir(d);
+  return s;
+}
+
+const char *const tn_cli_model_files[] = {
+  "config.json", "generation_config.json", "model.safetensors", "model-*-of-*.safetensors",
+  "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+  "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json", NULL};
+
+tn_status tn_cli_out_file(const char *opt, const char *path, const char *const *magic, bool force) {
+  struct stat sb;
+  if (stat(path, &sb) != 0) return TN_OK;
+  if (S_ISDIR(sb.st_mode)) return tn_error(TN_ERR_ARG, "--%s %s: is a directory (a file name is expected)", opt, path);
+  if (force || sb.st_size == 0) return TN_OK;
+  char head[16] = {0};
+  FILE *f = fopen(path, "rb");
+  size_t n = f ? fread(head, 1, sizeof head, f) : 0;
+  if (f) fclose(f);
+  for (int i = 0; magic[i]; i++)
+    if (n >= strlen(magic[i]) && !memcmp(head, magic[i], strlen(magic[i]))) return TN_OK;
+  return tn_error(TN_ERR_ARG, "--%s %s: the file exists and is not an output of this command: refusing to overwrite "
+                  "it (choose another name, or --force)", opt, path);
 }
 
 int tn_cli_fail(const char *cmd, tn_status s) {
@@ -207,6 +257,15 @@ bad:
   return -1;
 }
 
+/* The range rule (optrules.c) of every numeric option given in the file or as a flag. */
+static tn_status check_given(const char *cmd, const tn_flag *flags, int nflags, const tn_runcfg *rc) {
+  for (int i = 0; i < nflags; i++) {
+    const char *origin = tn_runcfg_origin(rc, flags[i].name);
+    if (origin && strcmp(origin, "default")) TN_TRY(tn_cli_check_opt(cmd, &flags[i], origin));
+  }
+  return TN_OK;
+}
+
 int tn_cli_parse_config(int argc, char **argv, const tn_flag *flags, int nflags, const char *usage,
                         struct tn_runcfg **out) {
   *out = NULL;
@@ -214,6 +273,7 @@ int tn_cli_parse_config(int argc, char **argv, const tn_flag *flags, int nflags,
   tn_runcfg *rc = tn_runcfg_new(flags, nflags); /* copies the table */
   if (!rc) { fprintf(stderr, "tunic %s: out of memory\n", argv[0]); return -1; }
   tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
+  if (s == TN_OK) s = check_given(argv[0], flags, nflags, rc);
   if (s != TN_OK) {
     fprintf(stderr, "tunic %s: error: %s\n", argv[0], tn_last_error());
     tn_runcfg_free(rc);
@@ -239,6 +299,7 @@ int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags,
   tn_runcfg *rc = tn_runcfg_new(flags, nflags);
   if (!rc) return tn_cli_fail(cmd, tn_error(TN_ERR_NOMEM, "out of memory"));
   tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
+  if (s == TN_OK) s = check_given(cmd, flags, nflags, rc);
   if (s == TN_OK) {
     char title[96];
     snprintf(title, sizeof title, "%s configuration", cmd);

@@ -43,6 +43,27 @@ int tn_cli_train_rows(tn_flag *out, tn_train_opts *t, unsigned has, const tn_fla
 typedef tn_status (*tn_cli_run_fn)(const void *opts, const char *config_json, int argc, char **argv);
 int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags, int nflags, tn_cli_run_fn run,
                  const void *opts);
+/* The range rule of numeric option F of command CMD (src/cli/optrules.c, one rule per option name,
+ * a few qualified by command): TN_ERR_ARG naming the option, its value and ORIGIN ("--x" or
+ * "FILE:LINE") when the value is outside it; TN_ERR_INTERNAL for a numeric option with no rule.
+ * Strings and bools pass. tn_cli_parse and the --config paths call it for every value given. */
+tn_status tn_cli_check_opt(const char *cmd, const tn_flag *f, const char *origin);
+/* The rule in words: "in (0, 1] (1 = off)". */
+void tn_cli_rule_text(const char *cmd, const char *name, char *buf, size_t n);
+/* ---- output paths of the commands that are not trainers (the trainers' run directories are
+ * checked by the run layer). Nothing another program (or the user) wrote is overwritten
+ * without --force; a command's own earlier output is (re-running it replaces its files). ----
+ * --out DIR: absent, empty, or holding only entries whose names match one of the fnmatch
+ * patterns OWN (NULL-terminated: the files this command writes). Else TN_ERR_ARG naming the
+ * directory and a foreign entry, unless FORCE. A path that is a file is always an error.
+ * OPT names the option in messages ("out"). */
+tn_status tn_cli_out_dir(const char *opt, const char *path, const char *const *own, bool force);
+/* --out FILE: absent, empty, or a file that starts with one of the byte strings MAGIC
+ * (NULL-terminated: this command's own formats). Else TN_ERR_ARG naming the file, unless FORCE.
+ * A path that is a directory is always an error. */
+tn_status tn_cli_out_file(const char *opt, const char *path, const char *const *magic, bool force);
+/* The files of a model directory tunic writes (init, merge): config, weights, tokenizer files. */
+extern const char *const tn_cli_model_files[];
 /* Print "tunic CMD: error: <last error>" and return the exit code for a status. */
 int tn_cli_fail(const char *cmd, tn_status s);
 /* Every value of a repeatable string option --NAME ("--NAME X" or "--NAME=X"), each split on

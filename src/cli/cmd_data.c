@@ -14,7 +14,7 @@ static int cmd_math(int argc, char **argv) {
   float test_frac = 0.1f;
   uint64_t seed = 1;
   const char *out = NULL, *profile = "normal";
-  bool quiet = false;
+  bool quiet = false, force = false;
   tn_flag flags[] = {
     {"n", 'i', &n, "total number of problems, train + test (1000)"},
     {"seed", 'u', &seed, "random seed (1); same seed, same files"},
@@ -25,10 +25,14 @@ static int cmd_math(int argc, char **argv) {
     {"profile", 's', &profile, "normal | easy (small numbers, 1-2 steps, short fixed phrasing, for tiny models)"},
     {"max-number", 'i', &max_number, "easy profile: largest number in a question, 2-20 (default 20)"},
     {"quiet", 'b', &quiet, "print nothing on success"},
+    {"force", 'b', &force, "write into --out even when it holds other files"},
   };
   int rc = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--out DIR [--n N] [--seed S] [options]");
   if (rc) return rc > 0 ? 0 : 2;
   if (!out) { fprintf(stderr, "tunic data math: --out DIR is required\n"); return 2; }
+  static const char *const own[] = {"train_sft.jsonl", "train_grpo.jsonl", "test.jsonl", NULL};
+  tn_status os = tn_cli_out_dir("out", out, own, force);
+  if (os != TN_OK) return tn_cli_fail("data math", os);
   int prof = tn_math_profile_parse(profile);
   if (prof < 0) { fprintf(stderr, "tunic data math: --profile must be normal or easy (got '%s')\n", profile); return 2; }
   c.n = n;

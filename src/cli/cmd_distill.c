@@ -4,7 +4,7 @@
 #include "train/distill.h"
 
 static tn_status run(const void *o, const char *config_json, int argc, char **argv) {
-  return tn_distill_run(o, config_json, argc, argv);
+  return tn_distill_run(o, &(tn_run_info){.config_json = config_json, .argc = argc, .argv = argv});
 }
 
 int tn_cmd_distill(int argc, char **argv) {

@@ -10,7 +10,7 @@
 int tn_cmd_eval(int argc, char **argv) {
   const char *base_dtype = "auto";
   const char *model_dir = NULL, *adapter = NULL, *adapter_name = NULL, *tokenizer = NULL, *answer_tag = NULL, *chat_template = NULL;
-  bool no_sys = false, quiet = false;
+  bool no_sys = false, quiet = false, force = false;
   tn_eval_opts o;
   tn_eval_opts_default(&o);
   tn_flag flags[] = {
@@ -39,6 +39,7 @@ int tn_cmd_eval(int argc, char **argv) {
     {"answer-tag", 's', &answer_tag, "answer tag name (default answer: <answer>...</answer>)"},
     {"tags-only", 'b', &o.extract.tags_only, "extract answers from the answer tags only"},
     {"quiet", 'b', &quiet, "no progress line"},
+    {"force", 'b', &force, "overwrite --out / --summary even when they are not results of tunic eval"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
                        "--model DIR --data eval.jsonl --out results.jsonl [options]");
@@ -48,6 +49,14 @@ int tn_cmd_eval(int argc, char **argv) {
     return 2;
   }
   if (no_sys) o.system_prompt = "";
+  /* results lines start with the id; the summary is an indented object starting with "n" */
+  static const char *const results_magic[] = {"{\"id\":", NULL}, *const summary_magic[] = {"{\n\t\"n\":", NULL};
+  char *sp = o.out && !o.summary_out ? tn_eval_summary_path(o.out) : NULL;
+  tn_status os = o.out ? tn_cli_out_file("out", o.out, results_magic, force) : TN_OK;
+  if (os == TN_OK && (o.summary_out || sp))
+    os = tn_cli_out_file("summary", o.summary_out ? o.summary_out : sp, summary_magic, force);
+  free(sp);
+  if (os != TN_OK) return tn_cli_fail("eval", os);
   char open_tag[80], close_tag[80];
   if (answer_tag) {
     if (!*answer_tag || strlen(answer_tag) > 64 || strpbrk(answer_tag, "<>/ ")) {

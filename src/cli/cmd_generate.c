@@ -1,49 +1,21 @@
 /* cmd_generate.c - `tunic generate`: sample continuations of a text prompt
  * (--prompt, optionally through the chat template with --chat) or of token ids
  * (--ids), streaming text as it is produced; --json prints one result line per
- * sample. Stop strings (--stop) end a sample when its text contains them. */
+ * sample. Stop strings (--stop) end a sample when its text contains them. The text
+ * side (decoding as it goes, stop strings) is the library's tn_generate_text_ids. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/base.h"
 #include "cli/cli.h"
 #include "generate/generate.h"
+#include "tokenizer/tokenizer.h"
 #include "train/lora.h"
 #include "tunic/tokenizer.h"
 
-typedef struct {
-  bool json, stream;           /* stream: one prompt, one sample, text mode */
-  tn_tokenizer *tok;
-  tn_detok_stream **ds;        /* (slots) */
-  char **text;                 /* (slots) accumulated text */
-  size_t *len;
-  int n;
-  const char *stop;
-} gen_ctx;
-
-static void on_token(void *ctx, int prompt, int sample, int token) {
-  gen_ctx *g = ctx;
-  if (!g->tok) {
-    if (!g->json) { printf("[%d.%d] %d\n", prompt, sample, token); fflush(stdout); }
-    return;
-  }
-  int k = prompt * g->n + sample;
-  const char *t;
-  size_t l;
-  if (tn_detok_stream_push(g->ds[k], token, &t, &l) != TN_OK || l == 0) return;
-  g->text[k] = realloc(g->text[k], g->len[k] + l + 1);
-  memcpy(g->text[k] + g->len[k], t, l);
-  g->len[k] += l;
-  g->text[k][g->len[k]] = 0;
-  if (g->stream && !g->stop) { fwrite(t, 1, l, stdout); fflush(stdout); }
-}
-
-static bool stop_fn(void *ctx, int prompt, int sample, const int *ids, int n) {
-  gen_ctx *g = ctx;
-  (void)ids; (void)n;
-  int k = prompt * g->n + sample;
-  return g->text[k] && strstr(g->text[k], g->stop) != NULL;
-}
-
-static void json_str(const char *s) {
+/* S as a JSON string: invalid UTF-8 (a sample cut inside a character) replaced by U+FFFD */
+static void json_str(const char *text) {
+  char *valid = tn_utf8_valid_dup(text ? text : ""), *s = valid;
   putchar('"');
   for (; s && *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -53,6 +25,7 @@ static void json_str(const char *s) {
     else putchar(c);
   }
   putchar('"');
+  free(valid);
 }
 
 static int parse_id_list(const char *s, int **out) {
@@ -64,6 +37,66 @@ static int parse_id_list(const char *s, int **out) {
   free(seqs);
   free(lens);
   return n;
+}
+
+
+/* without a tokenizer (--ids, no --json): each token as it comes */
+static void print_token(void *ctx, int prompt, int sample, int token) {
+  (void)ctx;
+  printf("[%d.%d] %d\n", prompt, sample, token);
+  fflush(stdout);
+}
+
+/* one prompt, one sample, text mode: the text as it comes */
+static void print_text(void *user, int prompt, int sample, const char *piece, size_t len) {
+  (void)user, (void)prompt, (void)sample;
+  fwrite(piece, 1, len, stdout);
+  fflush(stdout);
+}
+
+static void print_json(const tn_text_result *res, int B, int n, bool with_text) {
+  static const char *fin[] = {"length", "stop", "stop"};
+  for (int b = 0; b < B; b++)
+    for (int j = 0; j < n; j++) {
+      const tn_text_result *q = &res[(size_t)b * n + j];
+      printf("{\"prompt\": %d, \"sample\": %d, \"ids\": [", b, j);
+      for (int k = 0; k < q->n; k++) printf(k ? ", %d" : "%d", q->ids[k]);
+      printf("], \"logprobs\": [");
+      for (int k = 0; k < q->n; k++) { /* JSON has no NaN: a non-finite log-prob is null */
+        if (k) fputs(", ", stdout);
+        if (isfinite(q->logprobs[k])) printf("%.7g", q->logprobs[k]);
+        else fputs("null", stdout);
+      }
+      printf("], \"finish_reason\": \"%s\"", fin[q->finish]);
+      if (with_text) { printf(", \"text\": "); json_str(q->text); }
+      printf("}\n");
+    }
+}
+
+/* generate B prompts (all at once, or each alone with the RNG streams of the batch) into res
+ * (B * n): text results with the tokenizer, token results without */
+static tn_status run(const tn_model *m, const tn_tokenizer *tok, int **seqs, int *lens, int B, const tn_gen_opts *o,
+                     const tn_text_opts *t, bool one, tn_text_result *res) {
+  tn_status s = TN_OK;
+  for (int b = 0; b < (one ? B : 1) && s == TN_OK; b++) {
+    tn_gen_opts ob = *o;
+    ob.first_prompt = one ? b : 0;
+    const int nb = one ? 1 : B;
+    const int *const *p = (const int *const *)(seqs + (one ? b : 0));
+    tn_text_result *r = res + (size_t)(one ? b : 0) * o->n;
+    if (tok) {
+      s = tn_generate_text_ids(m, tok, p, lens + (one ? b : 0), nb, &ob, t, r);
+      continue;
+    }
+    tn_gen_result *g = calloc((size_t)nb * o->n, sizeof *g);
+    if (!g) return tn_error(TN_ERR_NOMEM, "out of memory");
+    s = tn_generate(m, p, lens + (one ? b : 0), nb, &ob, g);
+    for (int k = 0; s == TN_OK && k < nb * o->n; k++)
+      r[k] = (tn_text_result){.ids = g[k].ids, .logprobs = g[k].logprobs, .n = g[k].n, .finish = g[k].finish};
+    if (s != TN_OK) tn_gen_results_free(g, nb * o->n);
+    free(g);
+  }
+  return s;
 }
 
 int tn_cmd_generate(int argc, char **argv) {
@@ -102,12 +135,6 @@ int tn_cmd_generate(int argc, char **argv) {
   if (r) return r > 0 ? 0 : 2;
   if (!model_dir || (!ids == !prompt)) {
     fprintf(stderr, "tunic generate: --model and one of --prompt or --ids are required\n");
-    return 2;
-  }
-  if (o.n <= 0 || o.max_new_tokens <= 0 || o.top_k < 0 || !(o.top_p > 0 && o.top_p <= 1) || o.min_p < 0 ||
-      !(o.repetition_penalty > 0) || o.temperature < 0) {
-    fprintf(stderr, "tunic generate: invalid sampling option (need n, max-new-tokens > 0, 0 < top-p <= 1, "
-                    "repetition-penalty > 0, temperature >= 0)\n");
     return 2;
   }
   int **seqs, *lens, B;
@@ -170,67 +197,31 @@ int tn_cmd_generate(int argc, char **argv) {
     return 2;
   }
   const int slots = B * o.n;
-  gen_ctx g = {.json = json, .stream = !json && prompt && slots == 1, .tok = tok, .n = o.n, .stop = stop_str};
-  if (tok) {
-    g.ds = calloc(slots, sizeof *g.ds);
-    g.text = calloc(slots, sizeof *g.text);
-    g.len = calloc(slots, sizeof *g.len);
-    for (int k = 0; k < slots && s == TN_OK; k++) s = tn_detok_stream_new(tok, true, &g.ds[k]);
-    if (s != TN_OK) return tn_cli_fail("generate", s);
-  }
   if (stop_str && !tok) { fprintf(stderr, "tunic generate: --stop needs the model's tokenizer\n"); return 2; }
-  if (stop_str) o.stop_fn = stop_fn;
-  o.on_token = on_token;
-  o.ctx = &g;
-  tn_gen_result *res = calloc((size_t)B * o.n, sizeof *res);
-  if (one) {
-    for (int b = 0; b < B && s == TN_OK; b++) {
-      const int *p = seqs[b];
-      tn_gen_opts ob = o;
-      ob.first_prompt = b; /* same RNG streams as in the batch */
-      s = tn_generate(m, &p, &lens[b], 1, &ob, res + (size_t)b * o.n);
-    }
-  } else {
-    s = tn_generate(m, (const int *const *)seqs, lens, B, &o, res);
-  }
-  if (s != TN_OK) return tn_cli_fail("generate", s);
-  static const char *fin[] = {"length", "stop", "stop"};
-  if (tok && stop_str) /* cut each text at its stop string */
-    for (int k = 0; k < slots; k++) {
-      char *c = g.text[k] ? strstr(g.text[k], stop_str) : NULL;
-      if (c) *c = 0;
-    }
-  if (g.stream) {
-    if (stop_str && g.text[0]) fputs(g.text[0], stdout);
-    putchar('\n');
-  } else if (!json && tok) {
-    for (int k = 0; k < slots; k++) printf("[prompt %d, sample %d]\n%s\n", k / o.n, k % o.n, g.text[k] ? g.text[k] : "");
-  }
-  if (json) {
-    for (int b = 0; b < B; b++)
-      for (int j = 0; j < o.n; j++) {
-        tn_gen_result *q = &res[(size_t)b * o.n + j];
-        printf("{\"prompt\": %d, \"sample\": %d, \"ids\": [", b, j);
-        for (int k = 0; k < q->n; k++) printf(k ? ", %d" : "%d", q->ids[k]);
-        printf("], \"logprobs\": [");
-        for (int k = 0; k < q->n; k++) printf(k ? ", %.7g" : "%.7g", q->logprobs[k]);
-        printf("], \"finish_reason\": \"%s\"", fin[q->finish]);
-        if (tok) { printf(", \"text\": "); json_str(g.text[b * o.n + j]); }
-        printf("}\n");
-      }
-  }
-  tn_gen_results_free(res, B * o.n);
+  const bool stream = !json && prompt && slots == 1;
+  tn_text_opts t;
+  tn_text_opts_default(&t);
+  const char *stops[1] = {stop_str};
+  t.stop = stops;
+  t.n_stop = stop_str != NULL;
+  if (stream) t.on_text = print_text;
+  if (!tok && !json) o.on_token = print_token;
+  tn_text_result *res = calloc((size_t)slots, sizeof *res);
+  s = res ? run(m, tok, seqs, lens, B, &o, &t, one, res) : tn_error(TN_ERR_NOMEM, "out of memory");
+  /* a failed generation (e.g. NaN logits) prints nothing more and frees what it holds */
+  const int code = s == TN_OK ? 0 : tn_cli_fail("generate", s);
+  if (s == TN_OK && stream) putchar('\n');
+  else if (s == TN_OK && !json && tok)
+    for (int k = 0; k < slots; k++) printf("[prompt %d, sample %d]\n%s\n", k / o.n, k % o.n, res[k].text);
+  if (s == TN_OK && json) print_json(res, B, o.n, tok != NULL);
+  if (res) tn_text_results_free(res, slots);
   free(res);
   for (int b = 0; b < B; b++) free(seqs[b]);
   free(seqs);
   free(lens);
   free(stop_ids);
-  if (tok) {
-    for (int k = 0; k < slots; k++) { tn_detok_stream_free(g.ds[k]); free(g.text[k]); }
-    free(g.ds); free(g.text); free(g.len);
-    tn_tokenizer_free(tok);
-  }
+  tn_tokenizer_free(tok);
   tn_lora_sets_free(loras, n_loras);
   tn_model_free(m);
-  return 0;
+  return code;
 }

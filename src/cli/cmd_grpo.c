@@ -4,7 +4,7 @@
 #include "rl/grpo.h"
 
 static tn_status run(const void *o, const char *config_json, int argc, char **argv) {
-  return tn_grpo_run(o, config_json, argc, argv);
+  return tn_grpo_run(o, &(tn_run_info){.config_json = config_json, .argc = argc, .argv = argv});
 }
 
 int tn_cmd_grpo(int argc, char **argv) {
@@ -12,7 +12,10 @@ int tn_cmd_grpo(int argc, char **argv) {
   tn_grpo_opts_default(&o);
   const tn_flag own[] = {
     {"reward", 's', &o.reward, "weighted rewards NAME:WEIGHT,... (format_exact, format_approx, answer, numeric, length, rubric, cmd)"},
-    {"reward-cmd", 's', &o.reward_cmd, "external reward process (JSON lines in, one number per line out)"},
+    {"reward-cmd", 's', &o.reward_cmd,
+     "external reward process (JSON lines in, one number per line out), run with /bin/sh -c: a run config can run "
+     "any command, so read one from someone else before using it"},
+    {"reward-cmd-timeout", 'f', &o.reward_cmd_timeout, "seconds the reward process may take for each answer line"},
     {"rubric", 's', &o.rubric, "YAML rubric for the 'rubric' reward"},
     {"system-prompt", 's', &o.system_prompt, "system prompt (default: the reasoning/answer format prompt)"},
     {"no-system-prompt", 'b', &o.no_system_prompt, "no system prompt"},

@@ -57,6 +57,7 @@ static void add_eos(cJSON *add, const tn_tokenizer *tk) {
 int tn_cmd_init(int argc, char **argv) {
   tn_init_opts o = {.arch = NULL, .size = "tiny", .dtype = "f32", .vocab = 0, .shards = 1, .seed = 0};
   const char *out = NULL, *tokenizer = NULL;
+  bool force = false;
   tn_flag flags[] = {
     {"arch", 's', &o.arch, "llama | qwen2 | qwen3 | gemma3_text"},
     {"size", 's', &o.size, "tiny | small | 15m | qwen05b | 1b"},
@@ -68,6 +69,7 @@ int tn_cmd_init(int argc, char **argv) {
     {"override", 's', &o.override_json, "JSON object merged into config.json"},
     {"tokenizer", 's', &tokenizer, "'bytes' (a byte-level tokenizer) or a directory whose tokenizer files are copied "
                                   "(e.g. from tunic train-tokenizer)"},
+    {"force", 'b', &force, "write into --out even when it holds files other than a model's"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--arch A --out DIR [options]");
   if (r) return r > 0 ? 0 : 2;
@@ -76,7 +78,8 @@ int tn_cmd_init(int argc, char **argv) {
     return 2;
   }
   char *ov = NULL;
-  tn_status s = TN_OK;
+  tn_status s = tn_cli_out_dir("out", out, tn_cli_model_files, force);
+  if (s != TN_OK) return tn_cli_fail("init", s);
   /* the byte tokenizer is written into the output directory first and then read like any
    * other tokenizer directory (vocab size, bos/eos/pad from its files) */
   const bool bytes = tokenizer && !strcmp(tokenizer, "bytes");

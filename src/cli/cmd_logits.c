@@ -1,6 +1,7 @@
 /* cmd_logits.c - `tunic logits`: f32 logits of every position of a batch of token
  * sequences, for checking a conversion against another framework (and for tests).
  * --step K feeds the tokens K at a time through the KV cache instead of one call. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
@@ -37,7 +38,11 @@ static tn_status write_json(FILE *f, void *ctx) {
     for (int t = 0; t < j->lens[b]; t++) {
       fputs(t ? ",[" : "[", f);
       const float *r = j->logits[b] + (size_t)t * j->V;
-      for (int v = 0; v < j->V; v++) fprintf(f, v ? ",%.9g" : "%.9g", r[v]);
+      for (int v = 0; v < j->V; v++) { /* JSON has no NaN or Inf: those logits are null */
+        if (v) fputc(',', f);
+        if (isfinite(r[v])) fprintf(f, "%.9g", r[v]);
+        else fputs("null", f);
+      }
       fputc(']', f);
     }
     fputc(']', f);
@@ -106,7 +111,7 @@ static tn_status load_model(tn_model **m, const char *dir, const char *base_dtyp
 int tn_cmd_logits(int argc, char **argv) {
   const char *model_dir = NULL, *ids = NULL, *out = NULL;
   int step = 0;
-  bool loss = false;
+  bool loss = false, force = false;
   const char *base_dtype = "auto";
   const char *grads_out = NULL, *adapter = NULL, *lora_grads_out = NULL;
   tn_flag flags[] = {
@@ -115,6 +120,7 @@ int tn_cmd_logits(int argc, char **argv) {
     {"out", 's', &out, "output file: .json, or .npy (equal lengths)"},
     {"step", 'i', &step, "feed K tokens at a time through the KV cache (default: all at once)"},
     {"loss", 'b', &loss, "print the mean next-token cross-entropy over all positions"},
+    {"force", 'b', &force, "overwrite --out even when it is not a logits file tunic wrote"},
     {"grads", 's', &grads_out, "write d(mean loss)/d(parameter) of every weight to this .safetensors"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
     {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
@@ -123,6 +129,9 @@ int tn_cmd_logits(int argc, char **argv) {
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 --out FILE");
   if (r) return r > 0 ? 0 : 2;
   if (!model_dir || !ids || !out) { fprintf(stderr, "tunic logits: --model, --ids and --out are required\n"); return 2; }
+  static const char *const magic[] = {"{\"logits\":", "\x93NUMPY", NULL};
+  tn_status os = tn_cli_out_file("out", out, magic, force);
+  if (os != TN_OK) return tn_cli_fail("logits", os);
   int **seqs, *lens;
   int B = tn_cli_parse_ids(ids, &seqs, &lens);
   if (B < 0) return tn_cli_fail("logits", TN_ERR_ARG);

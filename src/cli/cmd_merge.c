@@ -14,6 +14,7 @@
  * supplies the base dtype the adapter was trained with. The embedding and LM head (which no adapter changes) keep the
  * checkpoint's values. Not for: merging several adapters. */
 #include <cjson/cJSON.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
@@ -89,6 +90,7 @@ static char *trained_base_dtype(const char *adapter, char **where) {
 int tn_cmd_merge(int argc, char **argv) {
   const char *model_dir = NULL, *adapter = NULL, *out = NULL, *dtype = NULL, *base_dtype = NULL;
   int shards = 1;
+  bool force = false;
   tn_flag flags[] = {
     {"model", 's', &model_dir, "base model directory (HF layout; a bitsandbytes 4-bit checkpoint is dequantised)"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors)"},
@@ -100,6 +102,7 @@ int tn_cmd_merge(int argc, char **argv) {
      "(default: what the adapter's run manifest says it was trained on, else auto); bf16 = the bf16-rounded "
      "projections"},
     {"shards", 'i', &shards, "number of safetensors shards (default 1)"},
+    {"force", 'b', &force, "write into --out even when it holds files other than a model's, or is --model itself"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --adapter A --out DIR2");
   if (r) return r > 0 ? 0 : 2;
@@ -107,6 +110,14 @@ int tn_cmd_merge(int argc, char **argv) {
     fprintf(stderr, "tunic merge: --model, --adapter and --out are required\n");
     return 2;
   }
+  tn_status s = tn_cli_out_dir("out", out, tn_cli_model_files, force);
+  char *ro = realpath(out, NULL), *rm = realpath(model_dir, NULL);
+  if (s == TN_OK && !force && ro && rm && !strcmp(ro, rm))
+    s = tn_error(TN_ERR_ARG, "--out %s is the --model directory: the merge would replace the base model "
+                 "(choose another directory, or --force)", out);
+  free(ro);
+  free(rm);
+  if (s != TN_OK) return tn_cli_fail("merge", s);
   char *from_run = NULL, *manifest = NULL;
   if (!base_dtype && (from_run = trained_base_dtype(adapter, &manifest)) != NULL) {
     if (!strcmp(from_run, "nf4") || !strcmp(from_run, "bf16")) {
@@ -118,7 +129,7 @@ int tn_cmd_merge(int argc, char **argv) {
   tn_load_opts lo;
   tn_load_opts_default(&lo);
   lo.head_dtype = TN_F32; /* no adapter changes the embedding / head: keep the checkpoint's values */
-  tn_status s = tn_parse_base_dtype(base_dtype ? base_dtype : "auto", &lo.base_dtype);
+  s = tn_parse_base_dtype(base_dtype ? base_dtype : "auto", &lo.base_dtype);
   free(manifest);
   tn_model *m = NULL;
   if (s == TN_OK) s = tn_model_load_opts(&m, model_dir, &lo);

@@ -10,7 +10,7 @@ int tn_cmd_report(int argc, char **argv) {
   tn_report_opts o;
   tn_report_opts_default(&o);
   const char *metrics_last = NULL;
-  bool no_plots = false;
+  bool no_plots = false, force = false;
   tn_flag flags[] = {
     {"before", 's', &o.before, "results JSONL of the model before (tunic eval --out)"},
     {"after", 's', &o.after, "results JSONL of the model after"},
@@ -21,6 +21,7 @@ int tn_cmd_report(int argc, char **argv) {
     {"excerpt-chars", 'i', &o.excerpt_chars, "bytes of each completion excerpt"},
     {"gnuplot", 's', &o.gnuplot, "gnuplot program (default: $TN_GNUPLOT, else gnuplot on PATH)"},
     {"no-plots", 'b', &no_plots, "ignore --metrics (no gnuplot needed)"},
+    {"force", 'b', &force, "write into --out even when it holds other files"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
                        "--before A.jsonl --after B.jsonl [--metrics run/metrics.jsonl ...] --out DIR");
@@ -29,6 +30,9 @@ int tn_cmd_report(int argc, char **argv) {
     fprintf(stderr, "tunic report: --before, --after and --out are required\n");
     return 2;
   }
+  static const char *const own[] = {"report.md", "report.json", "plots", NULL};
+  tn_status os = tn_cli_out_dir("out", o.out_dir, own, force);
+  if (os != TN_OK) return tn_cli_fail("report", os);
   char **metrics = NULL;
   int nm = tn_cli_collect(argc, argv, "metrics", &metrics);
   o.metrics = (const char *const *)metrics;

@@ -25,11 +25,13 @@ static tn_status measure_text(void *ctx, const char *text, size_t len) {
 int tn_cmd_train_tokenizer(int argc, char **argv) {
   const char *data = NULL, *out = NULL;
   int vocab = 0, min_freq = 2;
+  bool force = false;
   tn_flag flags[] = {
     {"data", 's', &data, "training text: .jsonl (every string value) or text (every line); repeat or comma-separate"},
     {"vocab-size", 'i', &vocab, "vocabulary size, counting the 256 bytes and 5 special tokens, >= 261 (default: none, required)"},
     {"min-frequency", 'i', &min_freq, "stop when the most frequent pair occurs fewer times"},
     {"out", 's', &out, "output directory (tokenizer.json, tokenizer_config.json)"},
+    {"force", 'b', &force, "write into --out even when it holds other files"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
                        "--data FILE [--data FILE2 ...] --vocab-size N [--min-frequency F] --out DIR");
@@ -38,6 +40,9 @@ int tn_cmd_train_tokenizer(int argc, char **argv) {
     fprintf(stderr, "tunic train-tokenizer: --data, --vocab-size and --out are required\n");
     return 2;
   }
+  static const char *const own[] = {"tokenizer.json", "tokenizer_config.json", NULL};
+  tn_status os = tn_cli_out_dir("out", out, own, force);
+  if (os != TN_OK) return tn_cli_fail("train-tokenizer", os);
   char **files;
   const int n_files = tn_cli_collect(argc, argv, "data", &files);
   tn_bpe_train_opts o = {.data = (const char *const *)files, .n_data = n_files, .vocab_size = vocab,

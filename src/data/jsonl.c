@@ -23,6 +23,12 @@ tn_status tn_jsonl_read(const char *path, tn_jsonl_fn fn, void *ctx) {
     while (*q == ' ' || *q == '\t' || *q == '\r') q++;
     if (!*q) continue;
     snprintf(where, sizeof where, "%s:%d", path, line);
+    const long nul = tn_json_nul_offset(q, (size_t)(e - q));
+    if (nul >= 0) { /* a C string would end there: the rest of the text silently lost */
+      s = tn_error(TN_ERR_FORMAT, "%s: column %ld: a NUL character (\\u0000 or a 0 byte), which tunic's strings cannot hold",
+                   where, nul + 1);
+      break;
+    }
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(q, &end, true);
     if (!cJSON_IsObject(j)) {

@@ -15,6 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "eval/report.h"
+#include "obs/obs.h"
 
 extern char **environ;
 
@@ -605,7 +606,7 @@ tn_status tn_report_run(const tn_report_opts *o, FILE *print) {
   }
   if (s == TN_OK) {
     cJSON *j = report_json(&rep, &before, &after, plots, nplots);
-    jtext = cJSON_Print(j);
+    jtext = tn_json_print_valid(j, true); /* ids, categories and completions from the results files */
     cJSON_Delete(j);
     char *p = tn_path_join(o->out_dir, "report.json");
     s = jtext ? tn_write_file_atomic(p, jtext, strlen(jtext)) : tn_error(TN_ERR_NOMEM, "report: out of memory");

@@ -8,6 +8,7 @@
 #include "data/prompts.h"
 #include "eval/run_eval.h"
 #include "generate/generate.h"
+#include "obs/obs.h"
 #include "tunic/obs.h"
 
 void tn_eval_opts_default(tn_eval_opts *o) {
@@ -115,7 +116,7 @@ static tn_status write_lines(FILE *f, void *ctx) {
 }
 
 static tn_status write_json(FILE *f, void *ctx) {
-  char *s = cJSON_Print((cJSON *)ctx);
+  char *s = tn_json_print_valid(ctx, true); /* category names from the data may hold invalid UTF-8 */
   if (!s) return tn_error(TN_ERR_NOMEM, "out of memory");
   int r = fputs(s, f);
   free(s);
@@ -147,6 +148,8 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
       !(o->top_p > 0 && o->top_p <= 1) || o->top_k < 0)
     return tn_error(TN_ERR_ARG, "eval: invalid option (need n, max-new-tokens, batch-size > 0, limit >= 0, "
                                 "temperature >= 0, 0 < top-p <= 1, top-k >= 0)");
+  if ((int64_t)o->batch_size * o->n > (1 << 24))
+    return tn_error(TN_ERR_ARG, "eval: batch-size x n = %lld sequences at once is more than 2^24", (long long)o->batch_size * o->n);
   if (o->n > 1 && o->temperature == 0)
     tn_warn("eval: %d samples per prompt with greedy decoding are identical (set --temperature)", o->n);
 
@@ -259,7 +262,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
           cJSON_AddItemToArray(arr, sj);
         }
       }
-      lc.lines[lc.n++] = cJSON_PrintUnformatted(line);
+      lc.lines[lc.n++] = tn_json_print_valid(line, false); /* prompts from the data: valid UTF-8 out */
       cJSON_Delete(line);
       for (int j = 0; j < ns; j++) { free(texts[j]); texts[j] = NULL; }
     }

@@ -50,12 +50,11 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
   double esum;
   const float mx = tn_exp_shifted(e, bs, logits, V, &esum);
   const float lse = mx + (float)log(esum);
+  /* a NaN or +Inf logit (or all -Inf) makes lse non-finite: no distribution to sample from */
+  if (!isfinite(lse)) { *lp = NAN; return -1; }
   if (greedy) { /* the first position of the maximum tn_exp_shifted found (no carried compare chain) */
     int best = 0;
-    while (best < V && logits[best] != mx) best++;
-    if (best == V) /* NaN logits: the plain scan */
-      for (int v = best = 0; v < V; v++)
-        if (logits[v] > logits[best]) best = v;
+    while (best < V - 1 && logits[best] != mx) best++;
     *lp = logits[best] - lse;
     return best;
   }
@@ -184,8 +183,20 @@ static tn_status emit(const tn_model *m, const tn_gen_opts *o, slot_t *s, tn_gen
   return TN_OK;
 }
 
+/* a sampling decision the options cannot make (NaN logits) is an error naming the sample */
+static tn_status nonfinite_logits(const slot_t *q, const tn_gen_result *r) {
+  return tn_error(TN_ERR_NUMERIC, "generate: the model's logits are not finite (NaN or Inf) for prompt %d, sample %d, "
+                  "token %d: its weights hold NaN/Inf values or its activations overflow", q->prompt, q->sample, r->n + 1);
+}
+
 tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *plens, int B, const tn_gen_opts *o,
                       tn_gen_result *res) {
+  if (!(o->temperature >= 0 && isfinite(o->temperature)) || !(o->top_p > 0 && o->top_p <= 1) || o->top_k < 0 ||
+      !(o->min_p >= 0 && o->min_p <= 1) || !(o->repetition_penalty > 0 && isfinite(o->repetition_penalty)))
+    return tn_error(TN_ERR_ARG, "generate: invalid sampling options (temperature %g, top_p %g, top_k %d, min_p %g, "
+                    "repetition_penalty %g): need a finite temperature >= 0, top_p in (0, 1], top_k >= 0, min_p in "
+                    "[0, 1] and a finite repetition_penalty > 0", o->temperature, o->top_p, o->top_k, o->min_p,
+                    o->repetition_penalty);
   const int n = o->n > 0 ? o->n : 1, S = B * n, V = m->cfg.V;
   int Tcap = 0, total = 0;
   for (int b = 0; b < B; b++) {
@@ -249,6 +260,7 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
         memcpy(row, logits + (size_t)k * V, sizeof(float) * V);
         float lp;
         int t = tn_sample_token(row, V, o, q->hist, q->nhist, &q->rng, &lp);
+        if (t < 0) { s = nonfinite_logits(q, &res[p * n + j]); break; }
         emit(m, o, q, &res[p * n + j], t, lp);
       }
     }
@@ -273,7 +285,9 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
       slot_t *q = &sl[owner[k]];
       smp[k] = tn_sample_token(logits + (size_t)k * V, V, o, q->hist, q->nhist, &q->rng, &slp[k]);
     }
-    for (int k = 0; k < N; k++) emit(m, o, &sl[owner[k]], &res[owner[k]], smp[k], slp[k]);
+    for (int k = 0; k < N && s == TN_OK; k++)
+      if (smp[k] < 0) s = nonfinite_logits(&sl[owner[k]], &res[owner[k]]);
+    for (int k = 0; k < N && s == TN_OK; k++) emit(m, o, &sl[owner[k]], &res[owner[k]], smp[k], slp[k]);
   }
   for (int i = 0; i < S; i++) free(sl[i].hist);
   free(sl); free(tok); free(pos); free(seq); free(orow); free(owner); free(logits); free(row); free(smp); free(slp);

@@ -174,10 +174,7 @@ void tn_state_train_prefix(tn_state *st, int dst, int src, int n) {
   st->pfx_any = true;
 }
 
-bool tn_train_prefix_sharing(void) {
-  const char *e = getenv("TN_NO_SHARED_PREFIX");
-  return !(e && *e && strcmp(e, "0"));
-}
+bool tn_train_prefix_sharing(void) { return tn_settings_get()->shared_prefix; }
 
 void tn_state_train_prefix_clear(tn_state *st) {
   memset(st->pfx_len, 0, sizeof(int) * st->S);
@@ -288,18 +285,11 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
  * residual adds) run on one thread between barriers. The kernels and their
  * summation orders are those of the unfused path: the same numbers bit for bit
  * (TN_NO_FUSED_DECODE=1 in the environment selects the unfused path). */
-static int fused_on = -1;
 /* bytes of its next weight slice a thread prefetches before waiting at a barrier */
 #define PF_BYTES 16384
-void tn_forward_set_fused(bool on) { fused_on = on; }
+void tn_forward_set_fused(bool on) { tn_settings_set_fused_decode(on); }
 
-static bool fused_enabled(void) {
-  if (fused_on < 0) { /* TN_NO_FUSED_DECODE set to anything but "" or "0": the per-kernel path */
-    const char *e = getenv("TN_NO_FUSED_DECODE");
-    fused_on = !e || !*e || !strcmp(e, "0");
-  }
-  return fused_on;
-}
+static bool fused_enabled(void) { return tn_settings_get()->fused_decode; }
 
 static bool fused_ok(const tn_model *m, const tn_state *st, int N) {
   if (!fused_enabled() || st->train || N > 8 || omp_in_parallel()) return false;
@@ -342,15 +332,10 @@ static void add_slice(float *out, const float *a, const float *b, int N, int C, 
  * next layer), 5 otherwise. Numbers: each projection output is one FMA
  * chain over its inputs (the same value whatever the number of rows or threads).
  * TN_NO_FUSED_PREFILL=1 selects the per-kernel path (OpenBLAS sgemm per projection). */
-static int prefill_on = -1;
-void tn_forward_set_fused_prefill(bool on) { prefill_on = on; }
+void tn_forward_set_fused_prefill(bool on) { tn_settings_set_fused_prefill(on); }
 static bool prefill_ok(const tn_model *m, const tn_state *st, int N) {
-  if (prefill_on < 0) { /* TN_NO_FUSED_PREFILL set to anything but "" or "0": the per-kernel path */
-    const char *e = getenv("TN_NO_FUSED_PREFILL");
-    prefill_on = !e || !*e || !strcmp(e, "0");
-  }
-  if (!prefill_on || st->train || N <= 8 || omp_in_parallel() || tn_matmul_bf16() ||
-      !__builtin_cpu_supports("avx512f"))
+  if (!tn_settings_get()->fused_prefill || st->train || N <= 8 || omp_in_parallel() || tn_matmul_bf16() ||
+      tn_isa_level() < TN_ISA_AVX512)
     return false;
   for (int l = 0; l < m->cfg.L; l++) {
     const tn_layer *y = &m->w.layers[l];
@@ -498,7 +483,12 @@ static void forward_region(const tn_model *m, tn_state *st, int N, const int *po
         xs = pn;
       }
       tn_rmsnorm_forward(xn, NULL, xs, w->final_norm, n_out, C, c->eps, c->norm_plus_one);
-      if (head_in) tn_linear_part(logits, xn, &w->head, NULL, n_out, id, nt); // (n_out, V)
+      if (head_in && prefill) { /* our GEMMs, never BLAS: a row's logits do not depend on its batch */
+        int v0, v1;
+        tn_cols_range(w->head.out, id, nt, &v0, &v1);
+        if (n_out <= 32) tn_linear_rows(logits, xn, &w->head, NULL, n_out, v0, v1); // (n_out, V)
+        else tn_linear_cols(logits, xn, &w->head, NULL, n_out, v0, v1, NULL, 0);
+      } else if (head_in) tn_linear_part(logits, xn, &w->head, NULL, n_out, id, nt); // (n_out, V)
       else if (id == 0) memcpy(st->xf, xn, sizeof(float) * n_out * C);
     }
   }
@@ -524,7 +514,8 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
       if (out_rows[j] < 0 || out_rows[j] >= N) return tn_error(TN_ERR_ARG, "output row %d out of range", out_rows[j]);
   const bool fused = fused_ok(m, st, N), prefill = !fused && prefill_ok(m, st, N);
   if (fused || prefill) {
-    const bool head_in = logits && n_out > 0 && tn_linear_part_ok(&w->head, n_out);
+    const bool head_in = logits && n_out > 0 &&
+                         (prefill ? tn_linear_cols_ok(&w->head) : tn_linear_part_ok(&w->head, n_out));
     forward_region(m, st, N, pos, seq, logits, out_rows, n_out, head_in, prefill);
     for (int i = 0; i < N; i++)
       if (pos[i] + 1 > st->len[seq[i]]) st->len[seq[i]] = pos[i] + 1;

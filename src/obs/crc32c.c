@@ -21,7 +21,7 @@ static void crc_init(void) {
   }
 #ifdef TN_CRC_X86
   __builtin_cpu_init();
-  crc_hw = __builtin_cpu_supports("sse4.2");
+  crc_hw = __builtin_cpu_supports("sse4.2") && tn_isa_level() > TN_ISA_PORTABLE;
 #endif
 }
 

@@ -2,8 +2,10 @@
  * numbers that read back exactly (NaN/Inf -> null) and escaped strings.
  * Not for: parsing or building documents (use cJSON). */
 #include "obs/obs.h"
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <stdlib.h>
+#include "tokenizer/tokenizer.h"
 
 char *tn_json_number(char *buf, double v) {
   if (!isfinite(v)) {
@@ -20,6 +22,13 @@ char *tn_json_number(char *buf, double v) {
     if (strtod(buf, NULL) == v) break;
   }
   return buf;
+}
+
+char *tn_json_print_valid(const cJSON *j, bool formatted) {
+  char *text = formatted ? cJSON_Print(j) : cJSON_PrintUnformatted(j);
+  char *valid = text ? tn_utf8_valid_dup(text) : NULL;
+  free(text);
+  return valid;
 }
 
 void tn_json_write_string(FILE *f, const char *s) {

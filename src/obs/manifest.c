@@ -87,14 +87,14 @@ static tn_status add_data(cJSON *root, const tn_manifest_info *info) {
 }
 
 static tn_status write_json(const char *path, const cJSON *root) {
-  char *text = cJSON_Print(root);
+  char *text = tn_json_print_valid(root, true); /* argv / YAML strings may hold invalid UTF-8 */
   if (!text) return tn_error(TN_ERR_NOMEM, "%s: out of memory printing JSON", path);
   size_t n = strlen(text);
   char *buf = malloc(n + 2);
-  if (!buf) { cJSON_free(text); return tn_error(TN_ERR_NOMEM, "out of memory"); }
+  if (!buf) { free(text); return tn_error(TN_ERR_NOMEM, "out of memory"); }
   memcpy(buf, text, n);
   buf[n++] = '\n';
-  cJSON_free(text);
+  free(text);
   tn_status s = tn_write_file_atomic(path, buf, n);
   free(buf);
   return s;
@@ -116,6 +116,11 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
   cJSON_AddStringToObject(root, "host", host);
   cJSON_AddNumberToObject(root, "pid", (double)getpid());
   cJSON_AddNumberToObject(root, "threads", (double)tn_num_threads());
+  char set[512]; /* the process-wide switches and ISA level the run used (docs/env.md) */
+  if (tn_settings_format(set, sizeof set) < (int)sizeof set) {
+    cJSON *sj = cJSON_Parse(set);
+    if (sj) cJSON_AddItemToObject(root, "settings", sj);
+  }
   cJSON *argv = cJSON_AddArrayToObject(root, "argv");
   for (int i = 0; i < info->argc; i++) cJSON_AddItemToArray(argv, cJSON_CreateString(info->argv[i]));
   /* seeds above 2^53 do not fit a JSON number exactly: write those as strings */

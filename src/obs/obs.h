@@ -47,5 +47,9 @@ tn_status tn_sha256_file(const char *path, char hex[65], uint64_t *bytes);
 char *tn_json_number(char *buf, double v);
 /* Append S as a JSON string literal (quotes included) to F. */
 void tn_json_write_string(FILE *f, const char *s);
+/* J printed (FORMATTED: indented) as valid UTF-8: strings from input files or argv may hold
+ * ill-formed UTF-8, replaced by U+FFFD (tn_utf8_valid_dup). malloc'd; NULL when out of memory. */
+struct cJSON;
+char *tn_json_print_valid(const struct cJSON *j, bool formatted);
 
 #endif

@@ -98,7 +98,7 @@ static void sha_detect(void) {
   if (!__get_cpuid(1, &a, &b, &c, &d)) return;
   bool ssse3 = c & (1u << 9), sse41 = c & (1u << 19);
   if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return;
-  sha_hw = ssse3 && sse41 && (b & (1u << 29));
+  sha_hw = ssse3 && sse41 && (b & (1u << 29)) && tn_isa_level() > TN_ISA_PORTABLE;
 #endif
 }
 bool tn_sha256_has_hw(void) {

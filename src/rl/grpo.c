@@ -5,7 +5,9 @@
  * iterations against the rollout's log-probs (pi_old), AdamW. Per-step metrics
  * (rewards per function, accuracy, KL, clipping, lengths, truncation, entropy,
  * throughput) go to metrics.jsonl / TensorBoard, spans to a Perfetto trace.
- * Log-probs everywhere are of softmax(logits / temperature), as the sampler's. */
+ * Log-probs everywhere are of softmax(logits / temperature), as the sampler's.
+ * The run directory, resume, checkpoints, progress and the last update of a step are
+ * the driver's (train/run.h), which calls this file's hooks. */
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <stdio.h>
@@ -14,6 +16,7 @@
 #include "data/data.h"
 #include "data/prompts.h"
 #include "eval/eval.h"
+#include "obs/obs.h"
 #include "generate/generate.h"
 #include "rl/grpo.h"
 #include "tunic/obs.h"
@@ -43,6 +46,7 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
   o->beta = 0.04f;
   o->epsilon = 0.2f;
   o->epsilon_high = -1.0f; /* = epsilon */
+  o->reward_cmd_timeout = 30.0f;
 }
 
 typedef struct {
@@ -61,11 +65,15 @@ typedef struct {
                             groups per micro-batch; TN_NO_SHARED_PREFIX=1 turns it off) */
   float *logits, *dlogits, *row_lp, *row_dlp; // (Nmax, V) x2, (Nmax) x2
   int *tok_r, *pos_r, *seq_r, *tgt_r;       // (Nmax)
-  int *perm;
-  long perm_epoch;
-  tn_metrics *metrics;
+  tn_run *run;           /* the driver's: the prompt stream, the update */
   tn_trace *trace;
   FILE *dump_roll;       /* --dump-rollouts */
+  bool opened;           /* trace and dump files opened (at the first step: after the manifest) */
+  tn_manifest_file mf_models[1], mf_data[1];
+  /* the step's figures for its metrics */
+  double mean, std, acc, len, gen_tokens, trunc, entropy, t_roll, t_upd, train_rows;
+  double *fn_mean, *fn_std; // (F)
+  tn_grpo_stats gs;
 } grpo_t;
 
 /* One step's rollout, flattened: sequence s = prompt p(s) + completion s. */
@@ -115,12 +123,16 @@ static tn_status check_ref_line(void *ctx, cJSON *j, const char *where) {
   return TN_OK;
 }
 
-static tn_status setup(grpo_t *t) {
+static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
+  grpo_t *t = ctx;
   tn_grpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
   if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
+  if ((int64_t)o->batch_size * o->num_generations * (o->max_prompt_length + o->max_tokens_to_generate) > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size x num_generations x (max_prompt_length + max_tokens_to_generate) must stay "
+                    "below 2^31 token rows per step");
   TN_TRY(parse_enums(t));
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
@@ -136,8 +148,16 @@ static tn_status setup(grpo_t *t) {
   tn_reward_config rc;
   tn_reward_config_default(&rc);
   rc.reward_cmd = o->reward_cmd;
+  rc.reward_cmd_timeout = o->reward_cmd_timeout;
   rc.rubric_path = o->rubric;
   TN_TRY(tn_rewards_create(&t->rw, o->reward, &rc));
+  for (int i = 0; i < o->n_reward_fns; i++) { /* rewards written in C (library callers) */
+    const tn_reward_fn *u = &o->reward_fns[i];
+    if (!u->fn || !u->name || !*u->name) return tn_error(TN_ERR_ARG, "reward_fns[%d]: a name and a function are required", i);
+    if (!isfinite(u->weight)) return tn_error(TN_ERR_ARG, "reward_fns[%d] (%s): weight %g is not finite", i, u->name, u->weight);
+    TN_TRY(tn_rewards_add_callback(t->rw, u->name, u->weight, u->fn, u->user));
+  }
+  if (tn_rewards_count(t->rw) == 0) return tn_error(TN_ERR_ARG, "no reward: give --reward (or reward functions)");
   for (int f = 0; f < tn_rewards_count(t->rw); f++) {
     const char *nm = tn_rewards_name(t->rw, f);
     if (!strcmp(nm, "answer") || !strcmp(nm, "numeric")) {
@@ -164,20 +184,32 @@ static tn_status setup(grpo_t *t) {
   t->pos_r = malloc(sizeof(int) * Nmax);
   t->seq_r = malloc(sizeof(int) * Nmax);
   t->tgt_r = malloc(sizeof(int) * Nmax);
-  if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp) return TN_ERR_NOMEM;
-  t->perm = malloc(sizeof(int) * t->data.n);
-  t->perm_epoch = -1;
+  const int F = tn_rewards_count(t->rw);
+  t->fn_mean = calloc(F + 1, sizeof(double));
+  t->fn_std = calloc(F + 1, sizeof(double));
+  if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp || !t->tok_r || !t->pos_r || !t->seq_r || !t->tgt_r ||
+      !t->fn_mean || !t->fn_std)
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", Nmax, V);
+  t->run = run;
+  run->label = "grpo";
+  run->model_dir = o->model;
+  run->m = t->m;
+  run->tp = &t->tp;
+  run->n_train = t->data.n;
+  run->per_step = o->batch_size;
+  run->data_path = o->data;
+  run->steps = o->steps;
+  t->mf_models[0] = (tn_manifest_file){"model", o->model};
+  t->mf_data[0] = (tn_manifest_file){"train", o->data};
+  *mi = (tn_manifest_info){.command = "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
+  printf("grpo: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t->data.n,
+         o->steps, o->batch_size, o->num_generations, o->beta, t->tp.opt.total);
+  fflush(stdout);
   return TN_OK;
 }
 
-static const tn_prompt *prompt_at(grpo_t *t, long pos) {
-  long e = pos / t->data.n;
-  if (e != t->perm_epoch) {
-    tn_permutation(t->perm, t->data.n, t->o.seed * 1000003ULL + (uint64_t)e);
-    t->perm_epoch = e;
-  }
-  return &t->data.p[t->perm[pos % t->data.n]];
-}
+/* the prompt at stream position pos (the driver's seeded order) */
+static const tn_prompt *prompt_at(grpo_t *t, long pos) { return &t->data.p[tn_stream_at(&t->run->stream, pos)]; }
 
 /* rows of sequences [s0, s1): prompt + completion; target = next completion token.
  * Sharing: each prompt's first n-1 tokens once, in slot mb + its index in the
@@ -303,7 +335,7 @@ static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn
     cJSON_AddItemToObject(o, "old_logprobs", float_array(r->old_lp + a, n));
     if (r->ref_lp) cJSON_AddItemToObject(o, "ref_logprobs", float_array(r->ref_lp + a, n));
     cJSON_AddItemToObject(o, "logprobs", float_array(r->cur_lp + a, n)); /* policy, last inner iteration */
-    char *line = cJSON_PrintUnformatted(o);
+    char *line = tn_json_print_valid(o, false); /* prompts from the data may hold invalid UTF-8 */
     cJSON_Delete(o);
     if (!line) return TN_ERR_NOMEM;
     fprintf(t->dump_roll, "%s\n", line);
@@ -331,17 +363,24 @@ static tn_status dump_grads(grpo_t *t, long step) {
   return s;
 }
 
-static tn_status step_once(grpo_t *t, long step, double t_start) {
+/* one step: rollout, rewards, advantages, reference log-probs and mu policy updates of
+ * which the driver does the last (its gradients are left for it); figures into t */
+static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   const tn_grpo_opts *o = &t->o;
   const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
-  const tn_prompt *pr[1024];
-  const int *pids[1024];
-  int plen[1024];
+  const tn_prompt **pr = malloc(sizeof *pr * B); /* (B): sized from --batch-size, no fixed cap */
+  const int **pids = malloc(sizeof *pids * B);
+  int *plen = malloc(sizeof *plen * B);
+  if (!pr || !pids || !plen) {
+    free(pr); free(pids); free(plen);
+    return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
+  }
   for (int b = 0; b < B; b++) {
     pr[b] = prompt_at(t, step * B + b);
     pids[b] = pr[b]->ids;
     plen[b] = pr[b]->n;
   }
+  t->run->data_pos = (step + 1) * B;
   rollout_t r = {0};
   r.res = calloc(S, sizeof *r.res);
   /* ---- rollout ---- */
@@ -357,7 +396,9 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   tn_status s = tn_generate(t->m, pids, plen, B, &go, r.res);
   double t_roll = tn_now() - t0;
   tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
-  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); return s; }
+  free(pids);
+  free(plen);
+  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); free(pr); return s; }
   r.off = malloc(sizeof(int) * (S + 1));
   r.off[0] = 0;
   long gen_tokens = 0;
@@ -420,7 +461,6 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   tn_grpo_stats gs = {0};
   double entropy = 0, gnorm = 0;
   long train_tokens = 0;
-  const float lr = tn_lr_at(&t->tp.sched, step);
   for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
     memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
     if (t->mb == S) { /* one pass: forward, loss, backward */
@@ -444,51 +484,40 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
     if (s == TN_OK && !isfinite(gs.loss))
       s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
     if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
-    if (s == TN_OK) s = tn_params_grad_norm(t->tp.tr.rows, t->tp.tr.n, &gnorm);
-    if (s == TN_OK) tn_adamw_step(&t->tp.opt, lr, tn_clip_coef(gnorm, o->max_grad_norm));
+    float lr_it;
+    if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);
   }
   double t_upd = tn_now() - t0;
   tn_trace_span(t->trace, "update", t0, t0 + t_upd);
   if (s == TN_OK && t->dump_roll) s = dump_rollout(t, step, &r, pr, texts, corr);
-  /* ---- metrics ---- */
+  /* ---- the step's figures (the metrics hook writes them) ---- */
   if (s == TN_OK) {
-    tn_metrics_begin(t->metrics, step + 1);
     double mean = 0, var = 0;
     for (int i = 0; i < S; i++) mean += r.total[i];
     mean /= S;
     for (int i = 0; i < S; i++) var += (r.total[i] - mean) * (r.total[i] - mean);
-    tn_metrics_add(t->metrics, "reward/mean", mean);
-    tn_metrics_add(t->metrics, "reward/std", sqrt(var / (S - 1)));
+    t->mean = mean;
+    t->std = sqrt(var / (S - 1));
     for (int f = 0; f < F; f++) {
       double fm = 0, fv = 0;
       for (int i = 0; i < S; i++) fm += r.per_fn[f * S + i];
       fm /= S;
       for (int i = 0; i < S; i++) fv += (r.per_fn[f * S + i] - fm) * (r.per_fn[f * S + i] - fm);
-      char k[96];
-      snprintf(k, sizeof k, "reward/%s/mean", tn_rewards_name(t->rw, f));
-      tn_metrics_add(t->metrics, k, fm);
-      snprintf(k, sizeof k, "reward/%s/std", tn_rewards_name(t->rw, f));
-      tn_metrics_add(t->metrics, k, sqrt(fv / (S - 1)));
+      t->fn_mean[f] = fm;
+      t->fn_std[f] = sqrt(fv / (S - 1));
     }
-    tn_metrics_add(t->metrics, "accuracy", correct / S);
-    tn_metrics_add(t->metrics, "loss", gs.loss);
-    if (o->beta > 0) tn_metrics_add(t->metrics, "kl", gs.kl_mean);
-    tn_metrics_add(t->metrics, "clip_fraction", gs.clip_region);
-    tn_metrics_add(t->metrics, "clip_low", gs.clip_low);
-    tn_metrics_add(t->metrics, "clip_high", gs.clip_high);
-    tn_metrics_add(t->metrics, "completion_length", (double)gen_tokens / S);
-    tn_metrics_add(t->metrics, "truncated_fraction", (double)truncated / S);
-    tn_metrics_add(t->metrics, "entropy", r.ntok ? entropy / r.ntok : 0);
-    tn_metrics_add(t->metrics, "grad_norm", gnorm);
-    tn_metrics_add(t->metrics, "learning_rate", lr);
-    tn_metrics_add(t->metrics, "rollout_tokens_per_s", gen_tokens / t_roll);
-    tn_metrics_add(t->metrics, "train_tokens_per_s", train_tokens / t_upd);
-    tn_metrics_add(t->metrics, "train_rows", (double)train_tokens); /* token rows through the model per update pass(es) */
-    tn_metrics_add(t->metrics, "elapsed_s", tn_now() - t_start);
-    s = tn_metrics_commit(t->metrics);
-    printf("grpo step %ld/%d reward %.3f acc %.3f len %.1f kl %.4f loss %.4f (rollout %.1fs, update %.1fs)\n", step + 1,
-           o->steps, mean, correct / S, (double)gen_tokens / S, gs.kl_mean, gs.loss, t_roll, t_upd);
-    fflush(stdout);
+    t->acc = correct / S;
+    t->gs = gs;
+    t->len = (double)gen_tokens / S;
+    t->gen_tokens = (double)gen_tokens;
+    t->trunc = (double)truncated / S;
+    t->entropy = r.ntok ? entropy / r.ntok : 0;
+    t->t_roll = t_roll;
+    t->t_upd = t_upd;
+    t->train_rows = (double)train_tokens;
+    out->loss = gs.loss;
+    out->tokens = (double)train_tokens;
+    snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f", mean, correct / S);
   }
   for (int i = 0; i < S; i++) free(texts[i]);
   free(texts);
@@ -496,20 +525,17 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   free(ptexts);
   free(exs);
   free_rollout(&r, S);
+  free(pr);
   return s;
 }
 
-static tn_status ckpt_extra(const char *dir, void *ctx) {
+static void teardown(void *ctx) {
   grpo_t *t = ctx;
-  return tn_tparams_save(&t->tp, t->m, t->o.model, dir, TN_ST_F32);
-}
-
-static void teardown(grpo_t *t) {
   if (t->dump_roll) fclose(t->dump_roll);
-  tn_metrics_close(t->metrics);
   tn_trace_close(t->trace);
+  free(t->fn_mean); free(t->fn_std);
   tn_free(t->logits); tn_free(t->dlogits); tn_free(t->row_lp); tn_free(t->row_dlp);
-  free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r); free(t->perm);
+  free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r);
   tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
@@ -520,61 +546,61 @@ static void teardown(grpo_t *t) {
   tn_model_free(t->m);
 }
 
-tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int argc, char **argv) {
+static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
+  grpo_t *t = ctx;
+  const tn_grpo_opts *o = &t->o;
+  if (!t->opened) { /* after the manifest: a run killed before it leaves no file but its own */
+    t->opened = true;
+    if (o->dump_rollouts && !(t->dump_roll = fopen(o->dump_rollouts, o->resume ? "a" : "w")))
+      return tn_error(TN_ERR_IO, "--dump-rollouts %s: cannot open for writing", o->dump_rollouts);
+    char *tp = tn_path_join(r->out, "trace.json");
+    tn_status s = tn_trace_open(&t->trace, tp);
+    free(tp);
+    TN_TRY(s);
+  }
+  return step_once(t, step, out);
+}
+
+static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt) {
+  grpo_t *t = ctx;
+  (void)r;
+  tn_metrics_add(mt, "reward/mean", t->mean);
+  tn_metrics_add(mt, "reward/std", t->std);
+  for (int f = 0; f < tn_rewards_count(t->rw); f++) {
+    char k[96];
+    snprintf(k, sizeof k, "reward/%s/mean", tn_rewards_name(t->rw, f));
+    tn_metrics_add(mt, k, t->fn_mean[f]);
+    snprintf(k, sizeof k, "reward/%s/std", tn_rewards_name(t->rw, f));
+    tn_metrics_add(mt, k, t->fn_std[f]);
+  }
+  tn_metrics_add(mt, "accuracy", t->acc);
+  tn_metrics_add(mt, "loss", t->gs.loss);
+  if (t->o.beta > 0) tn_metrics_add(mt, "kl", t->gs.kl_mean);
+  tn_metrics_add(mt, "clip_fraction", t->gs.clip_region);
+  tn_metrics_add(mt, "clip_low", t->gs.clip_low);
+  tn_metrics_add(mt, "clip_high", t->gs.clip_high);
+  tn_metrics_add(mt, "completion_length", t->len);
+  tn_metrics_add(mt, "truncated_fraction", t->trunc);
+  tn_metrics_add(mt, "entropy", t->entropy);
+  tn_metrics_add(mt, "grad_norm", si->gnorm);
+  tn_metrics_add(mt, "learning_rate", si->lr);
+  tn_metrics_add(mt, "rollout_tokens_per_s", t->gen_tokens / t->t_roll);
+  tn_metrics_add(mt, "train_tokens_per_s", t->train_rows / t->t_upd);
+  tn_metrics_add(mt, "train_rows", t->train_rows); /* token rows through the model per update pass(es) */
+}
+
+static tn_status after(void *ctx, tn_run *r, const tn_step_info *si) {
+  const grpo_t *t = ctx;
+  tn_progress_clear(r->prog);
+  printf("grpo step %ld/%d reward %.3f acc %.3f len %.1f kl %.4f loss %.4f (rollout %.1fs, update %.1fs)\n", si->step + 1,
+         t->o.steps, t->mean, t->acc, t->len, t->gs.kl_mean, t->gs.loss, t->t_roll, t->t_upd);
+  fflush(stdout);
+  return TN_OK;
+}
+
+tn_status tn_grpo_run(const tn_grpo_opts *opts, const tn_run_info *ri) {
   grpo_t t = {0};
   t.o = *opts;
-  const tn_grpo_opts *o = &t.o;
-  tn_status s = setup(&t);
-  long step0 = 0;
-  if (s == TN_OK && !o->resume) s = tn_run_check_fresh(o->out);
-  if (s == TN_OK && o->resume) {
-    char *ck, *sj;
-    s = tn_ckpt_latest(o->out, &ck, &step0);
-    if (s == TN_OK) {
-      s = tn_ckpt_load(ck, tn_tparams_weights_file(&t.tp), &t.tp.tr, &t.tp.opt, &sj);
-      if (s == TN_OK) { free(sj); printf("resumed from %s (step %ld)\n", ck, step0); }
-      free(ck);
-    }
-    if (s == TN_OK) s = tn_metrics_truncate_after(o->out, step0);
-  }
-  if (s == TN_OK) {
-    tn_manifest_file models[] = {{"model", o->model}}, data[] = {{"train", o->data}};
-    tn_manifest_info mi = {.command = "grpo", .config_json = config_json, .seed = o->seed, .models = models,
-                           .nmodels = 1, .data = data, .ndata = 1, .argc = argc, .argv = argv};
-    s = tn_manifest_write(o->out, &mi, NULL);
-  }
-  if (s == TN_OK) s = tn_metrics_open(&t.metrics, o->out);
-  if (s == TN_OK && step0 > 0) s = tn_metrics_resumed(t.metrics, step0 + 1);
-  if (s == TN_OK && o->dump_rollouts && !(t.dump_roll = fopen(o->dump_rollouts, o->resume ? "a" : "w")))
-    s = tn_error(TN_ERR_IO, "--dump-rollouts %s: cannot open for writing", o->dump_rollouts);
-  if (s == TN_OK) {
-    char *tp = tn_path_join(o->out, "trace.json");
-    s = tn_trace_open(&t.trace, tp);
-    free(tp);
-  }
-  if (s == TN_OK)
-    printf("grpo: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t.data.n,
-           o->steps, o->batch_size, o->num_generations, o->beta, t.tp.opt.total);
-  const double t_start = tn_now();
-  for (long step = step0; step < o->steps && s == TN_OK; step++) {
-    s = step_once(&t, step, t_start);
-    bool last = step + 1 == o->steps;
-    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last)) {
-      char sj[128];
-      snprintf(sj, sizeof sj, "{\"step\": %ld, \"seed\": %llu}\n", step + 1, (unsigned long long)o->seed);
-      tn_ckpt_save_opts co = {.run_dir = o->out, .step = step + 1, .weights_file = NULL, .tr = &t.tp.tr,
-                              .opt = &t.tp.opt, .state_json = sj, .keep_last = o->keep_last, .extra = ckpt_extra,
-                              .extra_ctx = &t};
-      s = tn_ckpt_save(&co);
-    }
-  }
-  if (s == TN_OK) {
-    char *dir = tn_path_join(o->out, t.tp.lora ? "adapter" : "model");
-    s = tn_tparams_save(&t.tp, t.m, o->model, dir, t.m->cfg.dtype);
-    if (s == TN_OK) printf("saved %s\n", dir);
-    free(dir);
-    tn_manifest_set(o->out, "status", cJSON_CreateString("completed"));
-  }
-  teardown(&t);
-  return s;
+  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .teardown = teardown};
+  return tn_train_drive(&tr, &t.o.train, ri);
 }

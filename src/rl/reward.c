@@ -12,6 +12,7 @@
 #include <math.h>
 #include <pcre2.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -22,6 +23,7 @@
 #include <unistd.h>
 #include <yaml.h>
 #include <cjson/cJSON.h>
+#include "obs/obs.h"
 #include "rl/rewards.h"
 
 extern char **environ;
@@ -345,8 +347,8 @@ struct tn_reward_proc {
   int in_fd, out_fd;  /* child's stdin (we write), child's stdout (we read) */
   double timeout;
   int64_t line;       /* request lines sent so far (1-based numbering in messages) */
-  char *rbuf;         /* partial answer line */
-  size_t rlen, rcap;
+  char *rbuf;         /* partial answer line: (TN_REWARD_LINE_MAX + 1) */
+  size_t rlen;
   bool dead;
 };
 
@@ -406,8 +408,8 @@ tn_status tn_reward_proc_start(const char *cmd, double timeout_s, tn_reward_proc
   p->in_fd = to_child[1];
   p->out_fd = from_child[0];
   p->timeout = timeout_s > 0 ? timeout_s : 30;
-  p->rcap = 256;
-  p->rbuf = malloc(p->rcap);
+  p->rbuf = malloc(TN_REWARD_LINE_MAX + 1);
+  if (!p->rbuf) { tn_reward_proc_stop(p); return tn_error(TN_ERR_NOMEM, "reward command: out of memory"); }
   fcntl(p->in_fd, F_SETFL, fcntl(p->in_fd, F_GETFL) | O_NONBLOCK);
   fcntl(p->out_fd, F_SETFL, fcntl(p->out_fd, F_GETFL) | O_NONBLOCK);
   *out = p;
@@ -477,19 +479,24 @@ static bool parse_answer(const char *s, float *out) {
   return true;
 }
 
+/* The error for output nobody asked for, after answer line LINE: TEXT (at most 60 bytes shown). */
+static tn_status extra_output(const tn_reward_proc *p, long long line, const char *text, size_t len) {
+  char shown[64];
+  size_t k = 0;
+  for (; k < len && k < 60; k++) shown[k] = text[k] == '\n' ? ' ' : text[k];
+  shown[k] = 0;
+  return tn_error(TN_ERR_FORMAT, "reward command '%s' printed extra output after answering line %lld: '%s'%s "
+                  "(more lines than requests; expected exactly one line per request)", p->cmd, line, shown,
+                  len > 60 ? "..." : "");
+}
+
 tn_status tn_reward_proc_run(tn_reward_proc *p, int n, char *const *lines, float *out) {
   if (p->dead) return tn_error(TN_ERR_IO, "reward command '%s' is no longer running (it failed earlier)", p->cmd);
   if (n <= 0) return TN_OK;
   { /* output nobody asked for (an extra line after the previous batch) is an error, not an answer */
-    char buf[256];
-    ssize_t r = read(p->out_fd, buf, sizeof buf - 1);
+    ssize_t r = p->rlen < TN_REWARD_LINE_MAX ? read(p->out_fd, p->rbuf + p->rlen, TN_REWARD_LINE_MAX - p->rlen) : 0;
     if (r > 0 || p->rlen) {
-      if (r < 0) r = 0;
-      buf[r] = 0;
-      for (ssize_t i = 0; i < r; i++)
-        if (buf[i] == '\n') buf[i] = ' ';
-      tn_status s = tn_error(TN_ERR_FORMAT, "reward command '%s' printed extra output after answering line %lld: '%.*s%.60s'",
-                             p->cmd, (long long)p->line, (int)p->rlen, p->rbuf ? p->rbuf : "", buf);
+      tn_status s = extra_output(p, (long long)p->line, p->rbuf, p->rlen + (r > 0 ? (size_t)r : 0));
       kill_child(p);
       return s;
     }
@@ -511,7 +518,8 @@ tn_status tn_reward_proc_run(tn_reward_proc *p, int n, char *const *lines, float
   size_t wpos = 0;
   int answered = 0;
   bool in_closed = false;
-  double last = tn_now();
+  double last = tn_now(); /* the last whole answer line (or the start): only answers restart the timeout */
+  double max_gap = 0;     /* the longest wait for one answer line in this batch */
   tn_status st = TN_OK;
   char why[128];
   while (answered < n) {
@@ -541,46 +549,74 @@ tn_status tn_reward_proc_run(tn_reward_proc *p, int n, char *const *lines, float
                       why, (long long)(base + answered + 1), answered, n);
         goto fail;
       }
-      last = tn_now();
       for (ssize_t i = 0; i < r; i++) {
         if (buf[i] != '\n') {
-          if (p->rlen + 2 > p->rcap) {
-            p->rcap = p->rcap ? 2 * p->rcap : 256;
-            p->rbuf = realloc(p->rbuf, p->rcap);
+          if (p->rlen == TN_REWARD_LINE_MAX) {
+            st = tn_error(TN_ERR_FORMAT, "reward command '%s' printed more than %d bytes without a newline while "
+                          "answering line %lld (batch item %d of %d): expected one number per line", p->cmd,
+                          TN_REWARD_LINE_MAX, (long long)(base + answered + 1), answered, n);
+            goto fail;
           }
           p->rbuf[p->rlen++] = buf[i];
           continue;
         }
         p->rbuf[p->rlen] = 0;
-        if (answered >= n || !parse_answer(p->rbuf, &out[answered < n ? answered : 0])) {
+        if (answered >= n) {
+          st = extra_output(p, (long long)(base + n), p->rbuf, p->rlen);
+          goto fail;
+        }
+        if (!parse_answer(p->rbuf, &out[answered])) {
           char shown[80];
           snprintf(shown, sizeof shown, "%s", p->rbuf);
-          st = answered >= n
-                   ? tn_error(TN_ERR_FORMAT, "reward command '%s' printed extra output after answering line %lld: '%s'",
-                              p->cmd, (long long)(base + n), shown)
-                   : tn_error(TN_ERR_FORMAT, "reward command '%s' answered line %lld (batch item %d) with '%s'%s: "
-                              "expected one number per line", p->cmd, (long long)(base + answered + 1), answered,
-                              shown, strlen(p->rbuf) >= sizeof shown ? "..." : "");
+          st = tn_error(TN_ERR_FORMAT, "reward command '%s' answered line %lld (batch item %d) with '%s'%s: "
+                        "expected one number per line", p->cmd, (long long)(base + answered + 1), answered, shown,
+                        strlen(p->rbuf) >= sizeof shown ? "..." : "");
           goto fail;
         }
         p->rlen = 0;
         answered++;
+        const double now = tn_now();
+        if (now - last > max_gap) max_gap = now - last;
+        last = now;
       }
     }
   }
-  if (p->rlen) { /* partial extra output after the last answer (not newline-terminated yet) */
-    char shown[80];
-    p->rbuf[p->rlen] = 0;
-    snprintf(shown, sizeof shown, "%s", p->rbuf);
-    st = tn_error(TN_ERR_FORMAT, "reward command '%s' printed extra output after answering line %lld: '%s'", p->cmd,
-                  (long long)(base + n), shown);
+  /* More lines than requests must be caught before any of this batch's answers is used (they
+   * would be misaligned): requests not written yet, or request bytes the process has not read
+   * yet (beyond a final newline), mean it answered fewer requests than it printed lines; else
+   * wait a little for output nobody asked for (twice the longest wait for one answer of this
+   * batch, at least 50 ms, at most 1 s or the timeout). */
+  int unread = 0;
+  if (!p->rlen && !in_closed && (wpos < total || (ioctl(p->in_fd, FIONREAD, &unread) == 0 && unread > 1))) {
+    st = tn_error(TN_ERR_FORMAT, "reward command '%s' printed %d lines before reading all %d requests of the batch "
+                  "(lines %lld-%lld): expected exactly one line per request", p->cmd, n, n, (long long)(base + 1),
+                  (long long)(base + n));
+    goto fail;
+  }
+  const double cap = p->timeout < 1.0 ? p->timeout : 1.0;
+  double grace = 2 * max_gap;
+  grace = grace < 0.05 ? 0.05 : grace > cap ? cap : grace;
+  for (double end = tn_now() + grace; !p->rlen;) {
+    double left = end - tn_now();
+    if (left <= 0) break;
+    struct pollfd fd = {.fd = p->out_fd, .events = POLLIN};
+    int rc = poll(&fd, 1, (int)ceil(left * 1000));
+    if (rc < 0 && errno == EINTR) continue;
+    if (rc <= 0) break;
+    ssize_t r = read(p->out_fd, p->rbuf, TN_REWARD_LINE_MAX);
+    if (r < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    if (r <= 0) break; /* EOF: reported at the next batch */
+    p->rlen = (size_t)r;
+  }
+  if (p->rlen) { /* extra output after the last answer (a line or a part of one) */
+    st = extra_output(p, (long long)(base + n), p->rbuf, p->rlen);
     goto fail;
   }
   free(req);
   return TN_OK;
 timeout:
-  st = tn_error(TN_ERR_IO, "reward command '%s' did not answer line %lld (batch item %d of %d) within %g s "
-                "(--reward-cmd-timeout); it was killed", p->cmd, (long long)(base + answered + 1), answered, n, p->timeout);
+  st = tn_error(TN_ERR_IO, "reward command '%s' did not answer line %lld (batch item %d of %d) within %g s of the "
+                "previous answer (--reward-cmd-timeout); it was killed", p->cmd, (long long)(base + answered + 1), answered, n, p->timeout);
 fail:
   free(req);
   kill_child(p);
@@ -756,12 +792,12 @@ static tn_status run_cmd(tn_rewards *r, int n, const char *const *prompts, const
     cJSON_DeleteItemFromObjectCaseSensitive(o, "completion");
     cJSON_AddStringToObject(o, "prompt", prompts && prompts[i] ? prompts[i] : "");
     cJSON_AddStringToObject(o, "completion", completions[i] ? completions[i] : "");
-    lines[i] = cJSON_PrintUnformatted(o);
+    lines[i] = tn_json_print_valid(o, false); /* the process may decode strictly: prompts from the data */
     cJSON_Delete(o);
     if (!lines[i]) st = tn_error(TN_ERR_NOMEM, "reward command: cannot encode item %d", i);
   }
   if (st == TN_OK) st = tn_reward_proc_run(r->proc, n, lines, out);
-  for (int i = 0; i < n; i++) cJSON_free(lines[i]);
+  for (int i = 0; i < n; i++) free(lines[i]);
   free(lines);
   return st;
 }

@@ -34,10 +34,17 @@ float tn_rubric_score(const tn_rubric *r, const char *completion);
 int tn_rubric_count(const tn_rubric *r);
 void tn_rubric_free(tn_rubric *r);
 
-/* External reward process: one JSON object per line in, one number per line out. */
+/* External reward process: one JSON object per line in, one number per line out. CMD runs
+ * through `/bin/sh -c` (a run config can therefore run any command). */
 typedef struct tn_reward_proc tn_reward_proc;
+#define TN_REWARD_LINE_MAX 4096 /* longest answer line (bytes): a longer one is an error, not a bigger buffer */
 tn_status tn_reward_proc_start(const char *cmd, double timeout_s, tn_reward_proc **out);
-/* Send N request lines (each a JSON object text without newline) and read N numbers. */
+/* Send N request lines (each a JSON object text without newline) and read N numbers. Each answer
+ * line must come within timeout_s of the previous one (or of the call): partial output does not
+ * restart the clock, so a batch waits at most N x timeout_s. After the N-th answer, output the
+ * process was not asked for (more lines than requests) is an error before any answer is used:
+ * requests still unread, or output within a short grace period (twice the longest wait for one
+ * answer of the batch, 50 ms at least, 1 s or the timeout at most). */
 tn_status tn_reward_proc_run(tn_reward_proc *p, int n, char *const *lines, float *out);
 void tn_reward_proc_stop(tn_reward_proc *p);
 

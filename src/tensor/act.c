@@ -13,17 +13,19 @@
 
 static inline float sigm(float x) { return 1.0f / (1.0f + tn__expf(-x)); }
 
-TN_CLONES static void silu_fwd(float *h, const float *g, const float *u, size_t n) {
+TN_MV_INLINE void silu_fwd_body(float *h, const float *g, const float *u, size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) h[i] = g[i] * sigm(g[i]) * u[i];
 }
-TN_CLONES static void gelu_fwd(float *h, const float *g, const float *u, size_t n) {
+TN_MV_VOID(silu_fwd, (float *h, const float *g, const float *u, size_t n), (h, g, u, n))
+TN_MV_INLINE void gelu_fwd_body(float *h, const float *g, const float *u, size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) {
     float x = g[i];
     h[i] = 0.5f * x * (1.0f + tn__tanhf(GELU_K * (x + GELU_C * x * x * x))) * u[i];
   }
 }
+TN_MV_VOID(gelu_fwd, (float *h, const float *g, const float *u, size_t n), (h, g, u, n))
 
 void tn_glu_forward(float *h, const float *gate, const float *up, size_t n, tn_act act) {
   // h, gate, up (n). Small, or inside a parallel region: on the calling thread
@@ -44,7 +46,7 @@ void tn_glu_forward(float *h, const float *gate, const float *up, size_t n, tn_a
  *   silu'(g) = s (1 + g (1 - s)) with s = sigmoid(g)
  *   gelu_tanh'(g) = 0.5 (1 + t) + 0.5 g (1 - t^2) K (1 + 3 * 0.044715 g^2),
  *   t = tanh(K (g + 0.044715 g^3)), K = sqrt(2/pi) */
-TN_CLONES static void silu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
+TN_MV_INLINE void silu_bwd_body(float *dg, float *du, const float *dh, const float *g, const float *u,
                                size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) {
@@ -53,7 +55,8 @@ TN_CLONES static void silu_bwd(float *dg, float *du, const float *dh, const floa
     du[i] += dh[i] * x * s;
   }
 }
-TN_CLONES static void gelu_bwd(float *dg, float *du, const float *dh, const float *g, const float *u,
+TN_MV_VOID(silu_bwd, (float *dg, float *du, const float *dh, const float *g, const float *u, size_t n), (dg, du, dh, g, u, n))
+TN_MV_INLINE void gelu_bwd_body(float *dg, float *du, const float *dh, const float *g, const float *u,
                                size_t n) {
 #pragma omp simd
   for (size_t i = 0; i < n; i++) {
@@ -63,6 +66,7 @@ TN_CLONES static void gelu_bwd(float *dg, float *du, const float *dh, const floa
     du[i] += dh[i] * 0.5f * x * (1.0f + t);
   }
 }
+TN_MV_VOID(gelu_bwd, (float *dg, float *du, const float *dh, const float *g, const float *u, size_t n), (dg, du, dh, g, u, n))
 
 void tn_glu_backward(float *dgate, float *dup, const float *dh, const float *gate, const float *up,
                      size_t n, tn_act act) {

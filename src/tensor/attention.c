@@ -34,16 +34,18 @@
 #define CHUNK 64    /* query rows per sgemm block */
 #define KEY_TILE 64 /* key positions per dk/dv task */
 
-TN_CLONES static float dot(const float *a, const float *b, int n) {
+TN_MV_INLINE float dot_body(const float *a, const float *b, int n) {
   float s = 0.0f;
 #pragma omp simd reduction(+ : s)
   for (int i = 0; i < n; i++) s += a[i] * b[i];
   return s;
 }
-TN_CLONES static void axpy(float *y, float a, const float *x, int n) {
+TN_MV(float, dot, (const float *a, const float *b, int n), (a, b, n))
+TN_MV_INLINE void axpy_body(float *y, float a, const float *x, int n) {
 #pragma omp simd
   for (int i = 0; i < n; i++) y[i] += a * x[i];
 }
+TN_MV_VOID(axpy, (float *y, float a, const float *x, int n), (y, a, x, n))
 
 /* C = alpha op(A) op(B) + beta C (beta 0 or 1): in the bf16 matmul mode on AMX tiles
  * by this thread (operands rounded to bf16, as torch's autocast does these products),
@@ -164,7 +166,7 @@ __attribute__((target("avx512f"))) static void z_softmax_row(float *a, const flo
 
 /* Softmax of one row over [lo, p] (scores sc[t] already scaled, soft-cap not yet
  * applied); writes probabilities to a[lo..p]. sc may alias a. */
-TN_CLONES static void softmax_row_c(float *a, const float *sc, int lo, int p, float cap) {
+TN_MV_INLINE void softmax_row_c_body(float *a, const float *sc, int lo, int p, float cap) {
   float mx = -INFINITY;
   if (cap > 0) {
     const float ic = 1.0f / cap;
@@ -184,8 +186,9 @@ TN_CLONES static void softmax_row_c(float *a, const float *sc, int lo, int p, fl
 #pragma omp simd
   for (int t = lo; t <= p; t++) a[t] *= inv;
 }
+TN_MV_VOID(softmax_row_c, (float *a, const float *sc, int lo, int p, float cap), (a, sc, lo, p, cap))
 
-static bool has_avx512(void) { return __builtin_cpu_supports("avx512f"); } /* called from threads: no cache */
+static bool has_avx512(void) { return tn_isa_level() >= TN_ISA_AVX512; }
 static void softmax_row(float *a, const float *sc, int lo, int p, float cap) {
   if (has_avx512()) z_softmax_row(a, sc, lo, p, cap);
   else softmax_row_c(a, sc, lo, p, cap);
@@ -226,7 +229,7 @@ static void fwd_chunk(float *out, float *att, float *scratch, const float *q, co
   const int ld = att ? H * Tm : Tm;
   /* inference on AVX-512: linear.c's packed micro-kernel on K^T (scores) and V (P V),
    * padded to 48 columns (OpenBLAS re-packs both operands of these small products) */
-  const bool z = !att && has_avx512();
+  const bool z = !att && s->grouped && has_avx512(); /* inference only: training (also a recomputing forward) keeps one path */
   const int Lp = (L + 47) / 48 * 48, Dp = (D + 47) / 48 * 48;
   float *kt = NULL, *vp = NULL; // (D, Lp), (L, Dp)
   if (z) {
@@ -563,7 +566,7 @@ void tn_attention_forward_part(float *out, const float *q, const float *k, const
 
 /* dS from dP (in ds[lo..p]), P and (soft-cap only) the raw scaled scores of one
  * row; zeroes the rest of [zlo, zhi) */
-TN_CLONES static void ds_row(float *ds, const float *P, const float *raw, int lo, int p,
+TN_MV_INLINE void ds_row_body(float *ds, const float *P, const float *raw, int lo, int p,
                              int zlo, int zhi, float cap) {
   float delta = 0.0f;
 #pragma omp simd reduction(+ : delta)
@@ -582,6 +585,7 @@ TN_CLONES static void ds_row(float *ds, const float *P, const float *raw, int lo
   for (int t = zlo; t < lo; t++) ds[t] = 0.0f;
   for (int t = p + 1; t < zhi; t++) ds[t] = 0.0f;
 }
+TN_MV_VOID(ds_row, (float *ds, const float *P, const float *raw, int lo, int p, int zlo, int zhi, float cap), (ds, P, raw, lo, p, zlo, zhi, cap))
 
 static void bwd_row(float *dq, float *ds, float *scratch, const float *dout, const float *att,
                     const float *q, const float *k, const float *v, const tn_attn_shape *s, int i, int h) {

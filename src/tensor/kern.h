@@ -6,8 +6,34 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include "base/base.h"
 
-#define TN_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+/* Loops compiled three times - AVX-512, AVX2+FMA and the baseline - and chosen at each call by
+ * tn_isa_level() (so TN_ISA and tn_isa_set reach them, which GCC's target_clones, resolved
+ * once by the loader from cpuid, would not). Write the body once as a static function NAME_body
+ * marked TN_MV_INLINE, then TN_MV(ret, NAME, (params), (args)) or TN_MV_VOID(NAME, (params),
+ * (args)) defines the three versions and the static dispatcher NAME. */
+#define TN_MV_INLINE static inline __attribute__((always_inline))
+#define TN_T_Z __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma"), noinline))
+#define TN_T_Y __attribute__((target("avx2,fma"), noinline))
+#define TN_MV(ret, name, params, args)                                                    \
+  TN_T_Z static ret name##_z params { return name##_body args; }                          \
+  TN_T_Y static ret name##_y params { return name##_body args; }                          \
+  __attribute__((noinline)) static ret name##_x params { return name##_body args; }       \
+  static inline ret name params {                                                          \
+    const tn_isa l_ = tn_isa_level();                                                      \
+    return l_ >= TN_ISA_AVX512 ? name##_z args : l_ >= TN_ISA_AVX2 ? name##_y args : name##_x args; \
+  }
+#define TN_MV_VOID(name, params, args)                                                    \
+  TN_T_Z static void name##_z params { name##_body args; }                                \
+  TN_T_Y static void name##_y params { name##_body args; }                                \
+  __attribute__((noinline)) static void name##_x params { name##_body args; }             \
+  static inline void name params {                                                         \
+    const tn_isa l_ = tn_isa_level();                                                      \
+    if (l_ >= TN_ISA_AVX512) name##_z args;                                                \
+    else if (l_ >= TN_ISA_AVX2) name##_y args;                                             \
+    else name##_x args;                                                                    \
+  }
 
 /* Scratch slots of the calling thread (contents undefined, 64-byte aligned).
  * Call only outside OpenMP parallel regions; the pointer stays valid until the

@@ -212,8 +212,7 @@ static const z_rows_fn z_one[8] = {z_rows_1_1, z_rows_1_2, z_rows_1_3, z_rows_1_
                                    z_rows_1_5, z_rows_1_6, z_rows_1_7, z_rows_1_8};
 static const int z_ob[8] = {4, 4, 4, 4, 3, 3, 3, 3};
 
-__attribute__((target_clones("avx2", "default")))
-static void small_gemm_rows_generic(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
+TN_MV_INLINE void small_gemm_rows_generic_body(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
   for (int n0 = 0; n0 < N; n0 += TN_SMALL_N) {
     const int nn = N - n0 < TN_SMALL_N ? N - n0 : TN_SMALL_N;
     float *yb = y + (size_t)n0 * out;
@@ -230,9 +229,10 @@ static void small_gemm_rows_generic(float *y, const float *x, const float *w, in
     }
   }
 }
+TN_MV_VOID(small_gemm_rows_generic, (float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1), (y, x, w, N, in, out, o0, o1))
 
 static void small_gemm_rows(float *y, const float *x, const float *w, int N, int in, int out, int o0, int o1) {
-  if (!__builtin_cpu_supports("avx512f")) { /* a load and a test: no cached flag to race on */
+  if (tn_isa_level() < TN_ISA_AVX512) { /* a load and a test: no cached flag to race on */
     small_gemm_rows_generic(y, x, w, N, in, out, o0, o1);
     return;
   }
@@ -478,7 +478,7 @@ void tn_linear_cols(float *y, const float *x, const tn_mat *W, const float *bias
                     const tn_mat *next, int next_o0) {
   // y (N, out), x (N, in), W (out, in): outputs [o0, o1)
   if (o0 >= o1) return;
-  if (!__builtin_cpu_supports("avx512f")) {
+  if (tn_isa_level() < TN_ISA_AVX512) {
     small_gemm_rows(y, x, W->w, N, W->in, W->out, o0, o1);
     if (bias)
       for (int i = 0; i < N; i++)

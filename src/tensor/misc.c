@@ -60,7 +60,7 @@ float tn_logsumexp(const float *x, int V) {
   return m + (float)log(s);
 }
 
-TN_CLONES float tn_exp_shifted(float *e, float *bsum, const float *x, int V, double *sum) {
+TN_MV_INLINE float tn_exp_shifted_mv_body(float *e, float *bsum, const float *x, int V, double *sum) {
   float m = -INFINITY;
 #pragma omp simd reduction(max : m)
   for (int i = 0; i < V; i++) m = x[i] > m ? x[i] : m;
@@ -77,3 +77,5 @@ TN_CLONES float tn_exp_shifted(float *e, float *bsum, const float *x, int V, dou
   *sum = s;
   return m;
 }
+TN_MV(float, tn_exp_shifted_mv, (float *e, float *bsum, const float *x, int V, double *sum), (e, bsum, x, V, sum))
+float tn_exp_shifted(float *e, float *bsum, const float *x, int V, double *sum) { return tn_exp_shifted_mv(e, bsum, x, V, sum); }

@@ -23,26 +23,12 @@
 #include "tensor/kern.h"
 #include "tensor/tensor.h"
 
-static atomic_int g_bf16;
+/* the switch is one of the process-wide settings (base/settings.c) */
+void tn_matmul_set_bf16(bool on) { tn_settings_set_bf16_matmul(on); }
+bool tn_matmul_bf16(void) { return tn_settings_bf16_matmul(); }
 
-void tn_matmul_set_bf16(bool on) { atomic_store(&g_bf16, on ? 1 : 0); }
-bool tn_matmul_bf16(void) { return atomic_load_explicit(&g_bf16, memory_order_relaxed) != 0; }
-
-/* ---- AMX availability: cpuid leaf 7 EDX bits 22 (AMX-BF16), 24 (AMX-TILE); XTILEDATA permission ---- */
-#define ARCH_REQ_XCOMP_PERM 0x1023
-#define XFEATURE_XTILEDATA 18
-static int g_amx = -1;
-
-bool tn_amx_available(void) {
-  int v = __atomic_load_n(&g_amx, __ATOMIC_ACQUIRE);
-  if (v >= 0) return v;
-  unsigned a, b, c, d;
-  bool ok = false;
-  if (!getenv("TN_NO_AMX") && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (d & (1u << 22)) && (d & (1u << 24)))
-    ok = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
-  __atomic_store_n(&g_amx, ok ? 1 : 0, __ATOMIC_RELEASE);
-  return ok;
-}
+/* AMX: cpuid, the kernel's permission for the tile state and TN_ISA (base/isa.c) */
+bool tn_amx_available(void) { return tn_isa_level() >= TN_ISA_AMX; }
 
 #define TN_T_AMX __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bf16,avx512bw,avx512vl,avx512dq")))
 

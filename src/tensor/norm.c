@@ -19,7 +19,7 @@ static inline float sumsq(const float *x, int C) {
   return a[0];
 }
 
-TN_CLONES static void rms_row(float *yi, float *rstd, const float *xi, const float *w, int C, float eps, bool plus_one) {
+TN_MV_INLINE void rms_row_body(float *yi, float *rstd, const float *xi, const float *w, int C, float eps, bool plus_one) {
   const float ss = sumsq(xi, C);
   float r = 1.0f / sqrtf(ss / C + eps);
   if (rstd) *rstd = r;
@@ -35,6 +35,7 @@ TN_CLONES static void rms_row(float *yi, float *rstd, const float *xi, const flo
     for (int c = 0; c < C; c++) yi[c] = (xi[c] * r) * w[c];
   }
 }
+TN_MV_VOID(rms_row, (float *yi, float *rstd, const float *xi, const float *w, int C, float eps, bool plus_one), (yi, rstd, xi, w, C, eps, plus_one))
 
 void tn_rmsnorm_forward(float *y, float *rstd, const float *x, const float *w, int N, int C,
                         float eps, bool plus_one) {

@@ -3,7 +3,7 @@
  * absmax with the 8-bit dynamic map), bf16 conversion, and the matmul kernels for
  * bf16 and NF4 weights: forward y = x W^T and input gradient dx += dy W.
  *
- * Kernel paths (chosen at run time, tn_quant_isa):
+ * Kernel paths (chosen at run time, tn_isa_level, base/isa.c):
  *  - N <= 8 rows (decoding): a GEMV that streams the packed weight once, x in f32, with
  *    a software prefetch ahead of the stream (it reaches the read bandwidth; without it
  *    the bf16 and NF4 GEMVs fell 20-40% short). NF4: 128 weights per 64-byte load, one
@@ -213,12 +213,14 @@ void tn_nf4_quantize(tn_nf4 *q, const float *x) {
 float tn_nf4_absmax(const tn_nf4 *q, int64_t b) {
   if (!q->nested) return q->absmax[b];
   /* dequantize_blockwise: code2[q] * absmax2 (f32), then += offset (f32) */
-  const float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256]; /* blocksize2 is always 256 */
+  float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256]; /* blocksize2 is always 256 */
+  __asm__("" : "+x"(a)); /* the product rounded to f32 on its own: never an FMA with the add */
   return a + q->offset;
 }
 
-/* am[i] = tn_nf4_absmax(q, b0 + i) for i < nb. Kept out of line in the default target
- * (no FMA contraction of the product and the offset: bit-identical to tn_nf4_absmax). */
+/* am[i] = tn_nf4_absmax(q, b0 + i) for i < nb: the product rounded on its own, then the
+ * add (as bitsandbytes' two operations; the asm keeps the compiler from fusing them into an
+ * FMA wherever this is inlined or compiled, so it is bit-identical to tn_nf4_absmax) */
 __attribute__((noinline)) static void nf4_row_absmax(float *am, const tn_nf4 *q, int64_t b0, int nb) {
   if (!q->nested) {
     memcpy(am, q->absmax + b0, sizeof(float) * (size_t)nb);
@@ -226,7 +228,8 @@ __attribute__((noinline)) static void nf4_row_absmax(float *am, const tn_nf4 *q,
   }
   for (int i = 0; i < nb; i++) {
     const int64_t b = b0 + i;
-    const float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256];
+    float a = q->code2[q->qabsmax[b]] * q->absmax2[b / 256];
+    __asm__("" : "+x"(a));
     am[i] = a + q->offset;
   }
 }
@@ -276,52 +279,9 @@ TN_T_AVX512 static void nf4_deq_avx512(float *out, const tn_nf4 *q, int64_t e0, 
   }
 }
 
-/* -------------------------------------------------------------- run-time ISA ---- */
-
-static int g_isa = -1;
-
-static tn_isa detect_isa(void) {
-  const char *e = getenv("TN_NO_AVX512BF16");
-  if (e && *e && strcmp(e, "0") != 0) return TN_ISA_PORTABLE;
-  __builtin_cpu_init();
-  bool f = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  if (!f) return TN_ISA_PORTABLE;
-  if (!__builtin_cpu_supports("avx512bf16")) return TN_ISA_AVX512;
-  return tn_amx_available() ? TN_ISA_AMX : TN_ISA_AVX512BF16;
-}
-
-static tn_isa hw_isa(void) {
-  static int hw = -1;
-  int v = __atomic_load_n(&hw, __ATOMIC_RELAXED);
-  if (v < 0) {
-    __builtin_cpu_init();
-    bool f = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-    v = !f ? TN_ISA_PORTABLE : !__builtin_cpu_supports("avx512bf16") ? TN_ISA_AVX512
-                                : tn_amx_available()                     ? TN_ISA_AMX
-                                                                         : TN_ISA_AVX512BF16;
-    __atomic_store_n(&hw, v, __ATOMIC_RELAXED);
-  }
-  return (tn_isa)v;
-}
-
-tn_isa tn_quant_isa(void) {
-  int v = __atomic_load_n(&g_isa, __ATOMIC_RELAXED);
-  if (v < 0) {
-    v = detect_isa();
-    __atomic_store_n(&g_isa, v, __ATOMIC_RELAXED);
-  }
-  return (tn_isa)v;
-}
-
-void tn_quant_set_isa(tn_isa isa) {
-  tn_isa hw = hw_isa();
-  __atomic_store_n(&g_isa, (int)(isa < hw ? isa : hw), __ATOMIC_RELAXED);
-}
 
 void tn_nf4_dequantize(float *out, const tn_nf4 *q, int64_t e0, int64_t e1) {
-  if (tn_quant_isa() >= TN_ISA_AVX512) nf4_deq_avx512(out, q, e0, e1);
+  if (tn_isa_level() >= TN_ISA_AVX512) nf4_deq_avx512(out, q, e0, e1);
   else nf4_deq_portable(out, q, e0, e1);
 }
 
@@ -354,7 +314,7 @@ void tn_mat_rows_f32(float *out, const tn_mat *W, int r0, int r1) {
   case TN_F32: memcpy(out, W->w + (size_t)r0 * in, n * sizeof(float)); break;
   case TN_BF16: {
     const uint16_t *s = (const uint16_t *)W->q + (size_t)r0 * in;
-    if (tn_quant_isa() >= TN_ISA_AVX512) bf16_rows_avx512(out, s, n);
+    if (tn_isa_level() >= TN_ISA_AVX512) bf16_rows_avx512(out, s, n);
     else for (size_t i = 0; i < n; i++) out[i] = bf16f(s[i]);
     break;
   }
@@ -692,7 +652,7 @@ typedef struct {
 
 static int gemv_kind(const tn_mat *W) {
   const bool nf4 = W->dtype == TN_NF4;
-  if (tn_quant_isa() < TN_ISA_AVX512 || (nf4 && !nf4_gemv_ok(W) && !nf4_fast_ok(W->q, W->in)) ||
+  if (tn_isa_level() < TN_ISA_AVX512 || (nf4 && !nf4_gemv_ok(W) && !nf4_fast_ok(W->q, W->in)) ||
       (W->dtype != TN_NF4 && W->dtype != TN_BF16))
     return GK_PORTABLE;
   if (!nf4) return GK_BF16;
@@ -922,8 +882,8 @@ void tn_qlinear_forward(float *y, const float *x, const tn_mat *W, int N) {
     gemv(y, x, W, N);
     return;
   }
-  if (W->dtype == TN_BF16 && tn_quant_isa() >= TN_ISA_AMX && forward_tiles_amx(y, x, W, N)) return;
-  if (W->dtype == TN_BF16 && tn_quant_isa() >= TN_ISA_AVX512BF16) {
+  if (W->dtype == TN_BF16 && tn_isa_level() >= TN_ISA_AMX && forward_tiles_amx(y, x, W, N)) return;
+  if (W->dtype == TN_BF16 && tn_isa_level() >= TN_ISA_AVX512BF16) {
     bf16_gemm_dp(y, x, W, N);
     return;
   }

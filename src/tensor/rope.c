@@ -17,7 +17,7 @@ void tn_rope_tables(float *cos_t, float *sin_t, const float *inv_freq, int maxT,
     }
 }
 
-TN_CLONES static void rope_row(float *x, const float *c, const float *s, int nh, int D) {
+TN_MV_INLINE void rope_row_body(float *x, const float *c, const float *s, int nh, int D) {
   const int h = D / 2;
   for (int hh = 0; hh < nh; hh++) {
     float *v = x + (size_t)hh * D;
@@ -29,6 +29,7 @@ TN_CLONES static void rope_row(float *x, const float *c, const float *s, int nh,
     }
   }
 }
+TN_MV_VOID(rope_row, (float *x, const float *c, const float *s, int nh, int D), (x, c, s, nh, D))
 
 void tn_rope_forward(float *x, const int *pos, const float *cos_t, const float *sin_t, int N, int nh, int D) {
   // x (N, nh, D). Few rows or inside a parallel region: on the calling thread

@@ -243,13 +243,9 @@ void tn_qlinear_backward_dx(float *dx, const float *dy, const tn_mat *W, int N);
  * thread (tn_linear_part): bitwise the same columns as tn_qlinear_forward. */
 bool tn_qlinear_part_ok(const tn_mat *W, int N);
 void tn_qlinear_rows(float *y, const float *x, const tn_mat *W, int N, int o0, int o1);
-/* Kernel paths, chosen at run time: AMX (bf16 GEMM on tdpbf16ps tiles, else as AVX-512
- * BF16), AVX-512 BF16 (vdpbf16ps GEMM + AVX-512 GEMV), AVX-512F (GEMV; GEMM via f32
- * tiles), portable C. TN_NO_AVX512BF16=1 in the environment forces the portable path,
- * TN_NO_AMX=1 AVX-512 BF16 at most. tn_quant_set_isa clamps to what the CPU has. */
-typedef enum { TN_ISA_PORTABLE = 0, TN_ISA_AVX512 = 1, TN_ISA_AVX512BF16 = 2, TN_ISA_AMX = 3 } tn_isa;
-tn_isa tn_quant_isa(void);
-void tn_quant_set_isa(tn_isa isa);
+/* Kernel paths, chosen at run time by tn_isa_level() (base.h): AMX (bf16 GEMM on tdpbf16ps
+ * tiles, else as AVX-512 BF16), AVX-512 BF16 (vdpbf16ps GEMM + AVX-512 GEMV), AVX-512F (GEMV;
+ * GEMM via f32 tiles), portable C (also at the avx2 level). */
 void tn_quant_scratch_release(void);  /* the calling thread's quant scratch */
 
 /* ---- bf16 matmuls for f32 weights (mm_bf16.c), like torch's bf16 autocast ----

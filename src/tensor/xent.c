@@ -11,7 +11,7 @@
 
 /* One pass over the row: max m and sum_j exp(x_j - m), block by block (each
  * block's max, then its exp sum, merged into the running pair). */
-TN_CLONES static void row_stats(const float *x, int V, float *m_out, double *sum_out) {
+TN_MV_INLINE void row_stats_body(const float *x, int V, float *m_out, double *sum_out) {
   float m = -INFINITY;
   double tot = 0.0;
   for (int j0 = 0; j0 < V; j0 += BLK) {
@@ -31,12 +31,14 @@ TN_CLONES static void row_stats(const float *x, int V, float *m_out, double *sum
   *m_out = m;
   *sum_out = tot;
 }
+TN_MV_VOID(row_stats, (const float *x, int V, float *m_out, double *sum_out), (x, V, m_out, sum_out))
 
-TN_CLONES static void row_grad(float *d, const float *x, int V, float m, float a) {
+TN_MV_INLINE void row_grad_body(float *d, const float *x, int V, float m, float a) {
   // d_j = exp(x_j - m) * a   (a = weight / sum)
 #pragma omp simd
   for (int j = 0; j < V; j++) d[j] = tn__expf(x[j] - m) * a;
 }
+TN_MV_VOID(row_grad, (float *d, const float *x, int V, float m, float a), (d, x, V, m, a))
 
 /* loss (if loss) and dlogits (if d) of one row */
 static void xent_row(float *loss, float *d, const float *x, int t, float w, int V) {

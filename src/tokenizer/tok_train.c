@@ -64,6 +64,12 @@ static tn_status file_texts(const char *path, tn_text_fn fn, void *ctx) {
       continue;
     }
     if (blank(p, n)) continue;
+    const long nul = tn_json_nul_offset(p, n);
+    if (nul >= 0) {
+      s = tn_error(TN_ERR_FORMAT, "%s:%zu: column %ld: a NUL character (\\u0000 or a 0 byte), which tunic's strings "
+                   "cannot hold", path, line, nul + 1);
+      break;
+    }
     const char *stop = NULL;
     cJSON *j = cJSON_ParseWithLengthOpts(p, n, &stop, false);
     if (!j || !stop || !blank(stop, (size_t)(p + n - stop))) {

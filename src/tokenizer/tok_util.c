@@ -219,6 +219,17 @@ bool tk_utf8_is_valid(const char *s, size_t n) {
   return true;
 }
 
+char *tn_utf8_valid_dup(const char *s) {
+  const size_t n = strlen(s);
+  if (tk_utf8_is_valid(s, n)) return tn_strdup(s);
+  tk_buf b = {0};
+  if (tk_utf8_sanitize(s, n, &b, NULL, NULL) != TN_OK || tk_buf_put(&b, "", 1) != TN_OK) {
+    tk_buf_free(&b);
+    return NULL;
+  }
+  return b.s;
+}
+
 tn_status tk_utf8_sanitize(const char *src, size_t n, tk_buf *out, uint32_t **align, size_t *align_cap) {
   const unsigned char *p = (const unsigned char *)src;
   TN_TRY(tk_buf_reserve(out, n + n / 2 + 4));

@@ -76,6 +76,9 @@ int tk_utf8_encode(int32_t cp, char *out);
  * If align != NULL, *align (grown) receives, for each output byte, the source offset. */
 tn_status tk_utf8_sanitize(const char *src, size_t n, tk_buf *out, uint32_t **align, size_t *align_cap);
 bool tk_utf8_is_valid(const char *s, size_t n);
+/* A malloc'd NUL-terminated copy of S with every ill-formed UTF-8 subpart replaced by U+FFFD
+ * (as tk_utf8_sanitize), for text written into JSON files; NULL when out of memory. */
+char *tn_utf8_valid_dup(const char *s);
 /* Unicode White_Space property (what Oniguruma's and the reference's \s match). */
 bool tk_is_white_space(int32_t cp);
 /* Python str.strip()/isspace() whitespace (White_Space plus U+001C..U+001F). */

@@ -209,8 +209,7 @@ tn_status tn_head_create(tn_head *h, const tn_model *m, const tn_state *st) {
   memset(h, 0, sizeof *h);
   const int V = m->cfg.V;
   long R = (1L << 24) / V;
-  const char *e = getenv("TN_HEAD_CHUNK_ROWS");
-  if (e && atol(e) > 0) R = atol(e);
+  if (tn_settings_get()->head_chunk_rows > 0) R = tn_settings_get()->head_chunk_rows;
   else R = R < 32 ? 32 : R & ~15L;
   if (R > st->Nmax) R = st->Nmax;
   h->R = (int)R;

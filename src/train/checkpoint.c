@@ -11,6 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <cjson/cJSON.h>
+#include "obs/obs.h"
 #include "train/train.h"
 
 tn_status tn_trainable_full(tn_trainable *tr, const tn_model *m, tn_grads *grads) {
@@ -48,9 +50,87 @@ static int rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *f) 
 }
 static void rm_rf(const char *path) { nftw(path, rm_cb, 16, FTW_DEPTH | FTW_PHYS); }
 
-static void fsync_path(const char *path) {
-  int fd = open(path, O_RDONLY);
-  if (fd >= 0) { fsync(fd); close(fd); }
+/* rename with the injected faults of the tests (base.h) */
+static int ck_rename(const char *from, const char *to) {
+  int err = tn_io_fault(TN_IO_RENAME, to);
+  if (err) { errno = err; return -1; }
+  return rename(from, to);
+}
+
+/* sizes and sha256 of every file under root/rel (recursively) into files, keyed by path */
+static tn_status add_sums(cJSON *files, const char *root, const char *rel) {
+  char dir[4400];
+  snprintf(dir, sizeof dir, "%s%s%s", root, *rel ? "/" : "", rel);
+  DIR *d = opendir(dir);
+  if (!d) return tn_error(TN_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
+  tn_status s = TN_OK;
+  struct dirent *de;
+  while (s == TN_OK && (de = readdir(d))) {
+    if (de->d_name[0] == '.' || !strcmp(de->d_name, "checksums.json")) continue; /* '.': temporaries */
+    char name[4400], path[8900];
+    snprintf(name, sizeof name, "%s%s%s", rel, *rel ? "/" : "", de->d_name);
+    snprintf(path, sizeof path, "%s/%s", root, name);
+    struct stat st;
+    if (stat(path, &st) != 0) s = tn_error(TN_ERR_IO, "%s: %s", path, strerror(errno));
+    else if (S_ISDIR(st.st_mode)) s = add_sums(files, root, name);
+    else {
+      char hex[65];
+      uint64_t bytes = 0;
+      s = tn_sha256_file(path, hex, &bytes);
+      cJSON *o = cJSON_AddObjectToObject(files, name);
+      cJSON_AddNumberToObject(o, "bytes", (double)bytes);
+      cJSON_AddStringToObject(o, "sha256", hex);
+    }
+  }
+  closedir(d);
+  return s;
+}
+
+static tn_status write_checksums(const char *dir) {
+  cJSON *j = cJSON_CreateObject(), *files = cJSON_AddObjectToObject(j, "files");
+  tn_status s = add_sums(files, dir, "");
+  char *text = s == TN_OK ? cJSON_Print(j) : NULL;
+  cJSON_Delete(j);
+  if (s != TN_OK) return s;
+  if (!text) return tn_error(TN_ERR_NOMEM, "checksums.json");
+  char *path = tn_path_join(dir, "checksums.json");
+  s = tn_write_file_atomic(path, text, strlen(text));
+  free(path);
+  free(text);
+  return s;
+}
+
+tn_status tn_ckpt_verify(const char *dir) {
+  char *path = tn_path_join(dir, "checksums.json"), *text = NULL;
+  if (!tn_file_exists(path)) { free(path); return TN_OK; }
+  tn_status s = tn_read_file(path, &text, NULL);
+  cJSON *j = s == TN_OK ? cJSON_Parse(text) : NULL;
+  const cJSON *files = cJSON_GetObjectItemCaseSensitive(j, "files");
+  if (s == TN_OK && !cJSON_IsObject(files)) s = tn_error(TN_ERR_FORMAT, "%s: no \"files\" object", path);
+  const cJSON *f, *list = s == TN_OK ? files : NULL;
+  cJSON_ArrayForEach(f, list) {
+    const cJSON *b = cJSON_GetObjectItemCaseSensitive(f, "bytes"), *h = cJSON_GetObjectItemCaseSensitive(f, "sha256");
+    if (!f->string || strstr(f->string, "..") || f->string[0] == '/' || !cJSON_IsNumber(b) || !cJSON_IsString(h)) {
+      s = tn_error(TN_ERR_FORMAT, "%s: entry '%s' is not {\"bytes\": N, \"sha256\": HEX} of a file in the folder", path,
+                   f->string ? f->string : "");
+      break;
+    }
+    char *fp = tn_path_join(dir, f->string), hex[65];
+    uint64_t bytes = 0;
+    struct stat st;
+    if (stat(fp, &st) != 0) s = tn_error(TN_ERR_FORMAT, "%s: missing (listed in checksums.json)", fp);
+    else if ((double)st.st_size != b->valuedouble)
+      s = tn_error(TN_ERR_FORMAT, "%s: %lld bytes, checksums.json says %.0f (truncated or changed)", fp,
+                   (long long)st.st_size, b->valuedouble);
+    else if ((s = tn_sha256_file(fp, hex, &bytes)) == TN_OK && strcmp(hex, h->valuestring) != 0)
+      s = tn_error(TN_ERR_FORMAT, "%s: contents differ from its sha256 in checksums.json (corrupted)", fp);
+    free(fp);
+    if (s != TN_OK) break;
+  }
+  cJSON_Delete(j);
+  free(text);
+  free(path);
+  return s;
 }
 
 static tn_status write_optimizer(const char *path, const tn_trainable *tr, const tn_adamw *opt) {
@@ -122,9 +202,8 @@ static void remove_stale(const char *ckdir) {
   closedir(d);
 }
 
-tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
-  char ckdir[4096], tmp[4200], fin[4200], path[4300];
-  snprintf(ckdir, sizeof ckdir, "%s/checkpoints", o->run_dir);
+static tn_status ckpt_save(const tn_ckpt_save_opts *o, const char *ckdir) {
+  char tmp[4200], fin[4200], path[4300];
   TN_TRY(tn_mkdirs(ckdir));
   snprintf(tmp, sizeof tmp, "%s/.step_%ld.tmp-%d", ckdir, o->step, (int)getpid());
   snprintf(fin, sizeof fin, "%s/step_%ld", ckdir, o->step);
@@ -137,18 +216,33 @@ tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
     s = tn_write_file_atomic(path, o->state_json, strlen(o->state_json));
   }
   if (s == TN_OK && o->extra) s = o->extra(tmp, o->extra_ctx);
+  if (s == TN_OK) s = write_checksums(tmp);
+  if (s == TN_OK) s = tn_fsync_path(tmp);
   if (s == TN_OK) {
-    fsync_path(tmp);
     char old[4300];
     snprintf(old, sizeof old, "%s/.step_%ld.old-%d", ckdir, o->step, (int)getpid());
     bool had = tn_file_exists(fin);
-    if (had && rename(fin, old) != 0) s = tn_error(TN_ERR_IO, "%s: cannot replace: %s", fin, strerror(errno));
-    if (s == TN_OK && rename(tmp, fin) != 0) s = tn_error(TN_ERR_IO, "%s: cannot rename into place: %s", fin, strerror(errno));
-    if (s == TN_OK) { fsync_path(ckdir); if (had) rm_rf(old); }
+    if (had && ck_rename(fin, old) != 0) s = tn_error(TN_ERR_IO, "%s: cannot replace: %s", fin, strerror(errno));
+    if (s == TN_OK && ck_rename(tmp, fin) != 0) {
+      s = tn_error(TN_ERR_IO, "%s: cannot rename into place: %s", fin, strerror(errno));
+      if (had && rename(old, fin) != 0) tn_warn("%s: could not be put back from %s", fin, old);
+    }
+    if (s == TN_OK) s = tn_fsync_path(ckdir);
+    if (s == TN_OK && had) rm_rf(old);
   }
+  if (s != TN_OK) rm_rf(tmp);
+  return s;
+}
+
+tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
+  char ckdir[4096], path[4300];
+  snprintf(ckdir, sizeof ckdir, "%s/checkpoints", o->run_dir);
+  tn_io_fault_scope(true);
+  tn_status s = ckpt_save(o, ckdir);
   if (s != TN_OK) {
-    rm_rf(tmp);
-    return tn_error_prefix(s, "checkpoint at step %ld", o->step);
+    tn_io_fault_scope(false);
+    return tn_error_prefix(s, "checkpoint %s/step_%ld (step %ld) failed; the checkpoints before it are kept", ckdir, o->step,
+                           o->step);
   }
   if (o->keep_last > 0) {
     long *steps;
@@ -158,27 +252,21 @@ tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
       char gone[4300];
       snprintf(path, sizeof path, "%s/step_%ld", ckdir, steps[i]);
       snprintf(gone, sizeof gone, "%s/.step_%ld.del-%d", ckdir, steps[i], (int)getpid());
-      if (rename(path, gone) == 0) rm_rf(gone);
+      if (ck_rename(path, gone) == 0) rm_rf(gone);
+      else tn_warn("%s: the old checkpoint could not be removed: %s", path, strerror(errno));
     }
     free(steps);
   }
+  tn_io_fault_scope(false);
   remove_stale(ckdir);
   return TN_OK;
 }
 
-tn_status tn_ckpt_latest(const char *run_dir, char **path, long *step) {
+int tn_ckpt_list(const char *run_dir, long **steps) {
   char ckdir[4096];
   snprintf(ckdir, sizeof ckdir, "%s/checkpoints", run_dir);
   remove_stale(ckdir); /* leftovers of a killed save or delete: a resumed run may never save again */
-  long *steps;
-  int n = list_steps(ckdir, &steps);
-  if (n == 0) return tn_error(TN_ERR_IO, "%s: no checkpoint to resume from", ckdir);
-  *step = steps[n - 1];
-  free(steps);
-  size_t len = strlen(ckdir) + 32;
-  *path = malloc(len);
-  snprintf(*path, len, "%s/step_%ld", ckdir, *step);
-  return TN_OK;
+  return list_steps(ckdir, steps);
 }
 
 tn_status tn_ckpt_load(const char *dir, const char *weights_file, tn_trainable *tr, tn_adamw *opt, char **state_json) {

@@ -16,7 +16,8 @@
  *    student's backward pass through tn_bwd.dhidden, P trains with the student.
  * The loss of a step is a mean over every kept row of all its micro-batches.
  * Eval reports the student's and the teacher's CE on the eval labels and the
- * distillation loss. Run directory, checkpoints, resume, NaN stop: train/run.h.
+ * distillation loss. Run directory, checkpoints, resume, NaN stop: the driver
+ * (train/run.h), which calls this file's hooks.
  * Not for: the loss formulas (loss_pref.c), sampling (src/generate). */
 #include <math.h>
 #include <stdlib.h>
@@ -40,6 +41,8 @@ void tn_distill_opts_default(tn_distill_opts *o) {
 }
 
 #define MAX_FEAT 16
+typedef struct { double student_ce, teacher_ce, kd, feat; } kd_eval;
+
 typedef struct {
   tn_distill_opts o;
   tn_kd_cfg kc;
@@ -68,9 +71,12 @@ typedef struct {
   /* the step's examples (on-policy steps own generated copies) */
   tn_example *gen;       // (batch * accum)
   const tn_example **ex; // (batch * accum)
-  tn_stream stream;
-  long data_pos;
-  tn_run run;
+  tn_manifest_file models[2], data[2];
+  /* the step's figures for its metrics, and the last eval's */
+  double kd, feat, t_gen;
+  long m_step;
+  bool onp;
+  kd_eval ev;
 } kd_t;
 
 static void rows_fill(kd_t *t, const tn_example *const *ex, int n) {
@@ -166,14 +172,12 @@ static tn_status micro(kd_t *t, long m_step, bool ce, double *kd_sum, double *fe
   return s;
 }
 
-typedef struct { double student_ce, teacher_ce, kd, feat; } kd_eval;
-
 static tn_status evaluate(kd_t *t, kd_eval *ev) {
   const int V = t->m->cfg.V;
   memset(ev, 0, sizeof *ev);
   long M = 0;
   for (int i = 0; i < t->eval.n; i++) M += t->eval.ex[i].n_targets;
-  const tn_example *ex[1024];
+  const tn_example **ex = t->ex; /* the step's examples are used no longer */
   double sce = 0, tce = 0;
   for (int i = 0; i < t->eval.n;) {
     int n = 0;
@@ -257,7 +261,7 @@ static tn_status parse_features(kd_t *t) {
 }
 
 /* the projections, their optimizer rows, and the state buffers of the feature loss */
-static tn_status setup_features(kd_t *t) {
+static tn_status setup_features(kd_t *t, tn_run *run) {
   const int Cs = t->m->cfg.C, Ct = t->tch->cfg.C, Ls = t->m->cfg.L;
   const size_t per = (size_t)Ct * Cs;
   t->pflat = tn_alloc(sizeof(float) * per * t->nf);
@@ -286,6 +290,7 @@ static tn_status setup_features(kd_t *t) {
   /* the whole trainable table: the student's rows then the projections; AdamW over all */
   t->all.n = t->tp.tr.n + t->nf;
   t->all.rows = malloc(sizeof(tn_param) * t->all.n);
+  if (!t->all.rows) return tn_error(TN_ERR_NOMEM, "trainable table of %d rows", t->all.n);
   memcpy(t->all.rows, t->tp.tr.rows, sizeof(tn_param) * t->tp.tr.n);
   memcpy(t->all.rows + t->tp.tr.n, t->prow, sizeof(tn_param) * t->nf);
   t->all.grad = t->tp.tr.grad; /* the student's flat buffer; projections zeroed apart */
@@ -293,8 +298,8 @@ static tn_status setup_features(kd_t *t) {
   tn_adamw_config ac = t->tp.opt.cfg;
   tn_adamw_free(&t->tp.opt);
   TN_TRY(tn_adamw_init(&t->tp.opt, t->all.rows, t->all.n, &ac));
-  t->run.tr = &t->all;
-  t->run.weights_file = "trainable.safetensors";
+  run->tr = &t->all;
+  run->weights_file = "trainable.safetensors";
   return TN_OK;
 }
 
@@ -325,12 +330,15 @@ static tn_status check_vocab(kd_t *t) {
   return s;
 }
 
-static tn_status setup(kd_t *t) {
+static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
+  kd_t *t = ctx;
   tn_distill_opts *o = &t->o;
   if (!o->teacher || !o->model || !o->data || !o->out)
     return tn_error(TN_ERR_ARG, "--teacher, --student, --data and --out are required");
-  if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
-    return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
+  if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1 ||
+      (int64_t)o->batch_size * o->grad_accum * o->max_seq_len > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid, "
+                                "their product below 2^31");
   if (!(o->lmbda >= 0 && o->lmbda <= 1)) return tn_error(TN_ERR_ARG, "lmbda = %g must be in [0, 1]", o->lmbda);
   t->kc = (tn_kd_cfg){.alpha = o->alpha, .T = o->temperature, .top_k = o->top_k, .jsd_beta = o->jsd_beta};
   tn_load_opts lo;
@@ -366,16 +374,34 @@ static tn_status setup(kd_t *t) {
   t->kept = malloc(sizeof(int) * t->Nmax);
   t->gen = calloc(per_step, sizeof(tn_example));
   t->ex = calloc(per_step, sizeof(tn_example *));
-  if (!t->slogits || !t->tlogits || !t->dlogits || !t->mask || !t->lrow)
+  if (!t->slogits || !t->tlogits || !t->dlogits || !t->mask || !t->lrow || !t->tok_r || !t->pos_r || !t->seq_r ||
+      !t->tgt_r || !t->kept || !t->gen || !t->ex)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits (x3)", t->Nmax, V);
-  t->run = (tn_run){.out = o->out, .label = "distill", .model_dir = o->model, .m = t->m, .tp = &t->tp,
-                    .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
-  if (t->nf) TN_TRY(setup_features(t));
-  return tn_stream_init(&t->stream, t->train.n, o->seed);
+  r->label = "distill";
+  r->model_dir = o->model;
+  r->m = t->m;
+  r->tp = &t->tp;
+  r->n_train = t->train.n;
+  r->per_step = per_step;
+  r->data_path = o->data;
+  r->steps = o->steps;
+  r->has_eval = t->eval.n > 0;
+  if (t->nf) TN_TRY(setup_features(t, r));
+  t->models[0] = (tn_manifest_file){"student", o->model};
+  t->models[1] = (tn_manifest_file){"teacher", o->teacher};
+  t->data[0] = (tn_manifest_file){"train", o->data};
+  t->data[1] = (tn_manifest_file){"eval", o->eval_data};
+  *mi = (tn_manifest_info){.command = "distill", .models = t->models, .nmodels = 2, .data = t->data,
+                           .ndata = o->eval_data ? 2 : 1};
+  printf("distill: %d train / %d eval examples, %s student, teacher %s, %ld steps of %d x %d examples, "
+         "%d feature pair(s), %zu trainable parameters\n", t->train.n, t->eval.n, t->tp.lora ? "LoRA" : "full",
+         o->teacher_dtype, (long)o->steps, o->batch_size, o->grad_accum, t->nf, t->tp.opt.total);
+  fflush(stdout);
+  return TN_OK;
 }
 
-static void teardown(kd_t *t) {
-  tn_run_close(&t->run);
+static void teardown(void *ctx) {
+  kd_t *t = ctx;
   tn_free(t->slogits); tn_free(t->tlogits); tn_free(t->dlogits); tn_free(t->mask); tn_free(t->lrow);
   free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r);
   const long per_step = (long)t->o.batch_size * t->o.grad_accum;
@@ -385,7 +411,6 @@ static void teardown(kd_t *t) {
   tn_free(t->pflat); tn_free(t->pgrad); tn_free(t->dhid_buf);
   tn_free(t->xs); tn_free(t->dxs); tn_free(t->xt); tn_free(t->ys);
   free(t->kept); free(t->dhid); free(t->all.rows);
-  tn_stream_free(&t->stream);
   tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
@@ -397,7 +422,9 @@ static void teardown(kd_t *t) {
   tn_model_free(t->m);
 }
 
-static tn_status save_projections(kd_t *t) {
+static tn_status save_projections(void *ctx, tn_run *r) {
+  kd_t *t = ctx;
+  (void)r;
   if (!t->nf) return TN_OK;
   tn_st_entry e[MAX_FEAT];
   for (int j = 0; j < t->nf; j++)
@@ -410,95 +437,83 @@ static tn_status save_projections(kd_t *t) {
   return s;
 }
 
-tn_status tn_distill_run(const tn_distill_opts *opts, const char *config_json, int argc, char **argv) {
+/* one step: its examples (on-policy: the student's samples), the loss over every kept
+ * row of its micro-batches, the student's (and projections') gradients */
+static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
+  kd_t *t = ctx;
+  const tn_distill_opts *o = &t->o;
+  const int B = o->batch_size, n_step = (int)r->per_step;
+  t->fwd_counter = (uint64_t)step * o->grad_accum; /* LoRA dropout masks: a function of the step */
+  for (int i = 0; i < n_step; i++) t->ex[i] = &t->train.ex[tn_run_next(r)];
+  tn_rng rng;
+  tn_rng_seed(&rng, o->seed * 1000003ULL + (uint64_t)step * 0x9E3779B97F4A7C15ULL);
+  t->onp = o->lmbda > 0 && tn_rng_uniform(&rng) < o->lmbda;
+  t->t_gen = 0;
+  if (t->onp) {
+    const double g0 = tn_now();
+    TN_TRY(on_policy(t, step, n_step));
+    t->t_gen = tn_now() - g0;
+  }
+  long m_step = 0;
+  for (int i = 0; i < n_step; i++) m_step += t->ex[i]->n_targets;
+  tn_tparams_zero_grad(&t->tp);
+  if (t->nf) memset(t->pgrad, 0, sizeof(float) * (size_t)t->nf * t->tch->cfg.C * t->m->cfg.C);
+  double kd = 0, feat = 0, ntok = 0;
+  for (int a = 0; a < o->grad_accum && m_step > 0; a++) {
+    rows_fill(t, t->ex + a * B, B);
+    ntok += t->N;
+    TN_TRY(micro(t, m_step, !t->onp, &kd, &feat));
+  }
+  t->kd = kd;
+  t->feat = feat;
+  t->m_step = m_step;
+  out->loss = kd + feat;
+  out->tokens = ntok;
+  if (t->onp) snprintf(out->extra, sizeof out->extra, "on-policy");
+  return TN_OK;
+}
+
+static tn_status eval(void *ctx, tn_run *r, long step) {
+  (void)r; (void)step;
+  return evaluate(ctx, &((kd_t *)ctx)->ev);
+}
+
+static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt) {
+  kd_t *t = ctx;
+  const kd_eval *ev = &t->ev;
+  (void)r;
+  tn_metrics_add(mt, "loss", si->loss);
+  tn_metrics_add(mt, "distill_loss", t->kd);
+  if (t->nf) tn_metrics_add(mt, "feature_loss", t->feat);
+  tn_metrics_add(mt, "on_policy", t->onp);
+  if (si->evaluated) {
+    tn_metrics_add(mt, "eval/student_loss", ev->student_ce);
+    tn_metrics_add(mt, "eval/teacher_loss", ev->teacher_ce);
+    tn_metrics_add(mt, "eval/student_teacher_ratio", ev->student_ce / ev->teacher_ce);
+    tn_metrics_add(mt, "eval/distill_loss", ev->kd);
+    if (t->nf) tn_metrics_add(mt, "eval/feature_loss", ev->feat);
+  }
+  tn_metrics_add(mt, "learning_rate", si->lr);
+  tn_metrics_add(mt, "grad_norm", si->gnorm);
+  tn_metrics_add(mt, "tokens_per_s", si->tokens / (si->dt - t->t_gen));
+  if (t->onp) tn_metrics_add(mt, "generate_s", t->t_gen);
+  tn_metrics_add(mt, "target_tokens", (double)t->m_step);
+}
+
+static tn_status after(void *ctx, tn_run *r, const tn_step_info *si) {
+  const kd_t *t = ctx;
+  if (!si->evaluated) return TN_OK;
+  tn_progress_clear(r->prog);
+  printf("distill step %ld: eval loss student %.4f teacher %.4f (ratio %.3f)\n", si->step + 1, t->ev.student_ce,
+         t->ev.teacher_ce, t->ev.student_ce / t->ev.teacher_ce);
+  fflush(stdout);
+  return TN_OK;
+}
+
+tn_status tn_distill_run(const tn_distill_opts *opts, const tn_run_info *ri) {
   kd_t t = {0};
   t.o = *opts;
-  tn_status s = setup(&t);
-  const tn_distill_opts *o = &t.o;
-  long step0 = 0;
-  if (s == TN_OK && o->resume) {
-    s = tn_run_resume(&t.run, &step0, &t.data_pos);
-    t.fwd_counter = (uint64_t)step0 * o->grad_accum;
-  }
-  if (s == TN_OK) {
-    tn_manifest_file models[] = {{"student", o->model}, {"teacher", o->teacher}},
-                     data[] = {{"train", o->data}, {"eval", o->eval_data}};
-    tn_manifest_info mi = {.command = "distill", .config_json = config_json, .seed = o->seed, .models = models,
-                           .nmodels = 2, .data = data, .ndata = o->eval_data ? 2 : 1, .argc = argc, .argv = argv};
-    s = tn_run_start(&t.run, &mi);
-  }
-  if (s != TN_OK) { teardown(&t); return s; }
-  printf("distill: %d train / %d eval examples, %s student, teacher %s, %ld steps of %d x %d examples, "
-         "%d feature pair(s), %zu trainable parameters\n", t.train.n, t.eval.n, t.tp.lora ? "LoRA" : "full",
-         o->teacher_dtype, (long)o->steps, o->batch_size, o->grad_accum, t.nf, t.tp.opt.total);
-  fflush(stdout);
-  const int B = o->batch_size, n_step = B * o->grad_accum;
-  const size_t pgn = t.nf ? (size_t)t.nf * t.tch->cfg.C * t.m->cfg.C : 0;
-  for (long step = step0; step < o->steps && s == TN_OK; step++) {
-    const double t0 = tn_now();
-    for (int i = 0; i < n_step; i++) t.ex[i] = &t.train.ex[tn_stream_at(&t.stream, t.data_pos++)];
-    tn_rng r;
-    tn_rng_seed(&r, o->seed * 1000003ULL + (uint64_t)step * 0x9E3779B97F4A7C15ULL);
-    const bool onp = o->lmbda > 0 && tn_rng_uniform(&r) < o->lmbda;
-    double t_gen = 0;
-    if (onp) {
-      const double g0 = tn_now();
-      if ((s = on_policy(&t, step, n_step)) != TN_OK) break;
-      t_gen = tn_now() - g0;
-    }
-    long m_step = 0;
-    for (int i = 0; i < n_step; i++) m_step += t.ex[i]->n_targets;
-    tn_tparams_zero_grad(&t.tp);
-    if (pgn) memset(t.pgrad, 0, sizeof(float) * pgn);
-    double kd = 0, feat = 0, ntok = 0;
-    for (int a = 0; a < o->grad_accum && s == TN_OK && m_step > 0; a++) {
-      rows_fill(&t, t.ex + a * B, B);
-      ntok += t.N;
-      s = micro(&t, m_step, !onp, &kd, &feat);
-    }
-    if (s != TN_OK) break;
-    const double loss = kd + feat;
-    if (!isfinite(loss)) { s = tn_run_nonfinite(step, loss); break; }
-    double gnorm = 0;
-    float lr = 0;
-    if ((s = tn_run_update(&t.run, step, o->max_grad_norm, &gnorm, &lr)) != TN_OK) break;
-    const double dt = tn_now() - t0;
-    const bool last = step + 1 == o->steps;
-    kd_eval ev;
-    const bool have_eval = t.eval.n && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last);
-    if (have_eval) s = evaluate(&t, &ev);
-    tn_metrics *mt = t.run.metrics;
-    tn_metrics_begin(mt, step + 1);
-    tn_metrics_add(mt, "loss", loss);
-    tn_metrics_add(mt, "distill_loss", kd);
-    if (t.nf) tn_metrics_add(mt, "feature_loss", feat);
-    tn_metrics_add(mt, "on_policy", onp);
-    if (have_eval && s == TN_OK) {
-      tn_metrics_add(mt, "eval/student_loss", ev.student_ce);
-      tn_metrics_add(mt, "eval/teacher_loss", ev.teacher_ce);
-      tn_metrics_add(mt, "eval/student_teacher_ratio", ev.student_ce / ev.teacher_ce);
-      tn_metrics_add(mt, "eval/distill_loss", ev.kd);
-      if (t.nf) tn_metrics_add(mt, "eval/feature_loss", ev.feat);
-    }
-    tn_metrics_add(mt, "learning_rate", lr);
-    tn_metrics_add(mt, "grad_norm", gnorm);
-    tn_metrics_add(mt, "tokens_per_s", ntok / (dt - t_gen));
-    if (onp) tn_metrics_add(mt, "generate_s", t_gen);
-    tn_metrics_add(mt, "target_tokens", (double)m_step);
-    tn_metrics_add(mt, "elapsed_s", tn_now() - t.run.t_start);
-    if (s == TN_OK) s = tn_metrics_commit(mt);
-    tn_progress_update(t.run.prog, step + 1, loss, lr, ntok / dt, onp ? "on-policy" : NULL);
-    if (have_eval && s == TN_OK) {
-      tn_progress_clear(t.run.prog);
-      printf("distill step %ld: eval loss student %.4f teacher %.4f (ratio %.3f)\n", step + 1, ev.student_ce,
-             ev.teacher_ce, ev.student_ce / ev.teacher_ce);
-      fflush(stdout);
-    }
-    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last))
-      s = tn_run_checkpoint(&t.run, step + 1, t.data_pos);
-  }
-  if (s == TN_OK) s = save_projections(&t);
-  if (s == TN_OK) s = tn_run_finish(&t.run);
-  teardown(&t);
-  return s;
+  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .eval = eval, .metrics = metrics, .after = after,
+                   .finish = save_projections, .teardown = teardown};
+  return tn_train_drive(&tr, &t.o.train, ri);
 }

@@ -8,7 +8,7 @@
  * for full fine-tuning, or log-probs computed once before training
  * (--precompute-ref). The loss of a step is the mean over all its pairs (every
  * micro-batch of it). Run directory, checkpoints, exact resume, NaN stop and
- * metrics as SFT (train/run.h).
+ * metrics: the driver (train/run.h), which calls this file's hooks.
  * Not for: the loss formulas (loss_pref.c), data parsing (data/pref_data.c). */
 #include <math.h>
 #include <stdlib.h>
@@ -32,6 +32,10 @@ void tn_dpo_opts_default(tn_dpo_opts *o) {
 }
 
 typedef struct {
+  double loss, rch, rrj, margin, acc, lpc, lpr, nll, lor, loc;
+} dpo_acc;
+
+typedef struct {
   tn_dpo_opts o;
   bool orpo, avg;        /* ORPO; length-averaged log-probs (IPO, ORPO) */
   tn_dpo_cfg lc;
@@ -47,13 +51,13 @@ typedef struct {
   bool share;            /* prompts shared by the chosen and rejected slots (tn_train_prefix_sharing) */
   float *logits, *dlogits, *lp, *dlp;      // (Nmax, V) x2, (Nmax) x2
   int *tok_r, *pos_r, *seq_r, *tgt_r;     // (Nmax)
-  int *out_r, *tgt_o;                     // (Nmax) response rows and their targets (no-grad forwards)
   int N;
   double *sums;                           // (S) per-sequence log-prob sums
   float *pc, *pr, *rc, *rr, *dc, *dr;     // (batch) per pair
-  tn_stream stream;
-  long data_pos;
-  tn_run run;
+  const tn_pref_pair **P;                 // (batch) a micro-batch's pairs
+  int *idx, *lens;                        // (batch) their indices, chosen lengths
+  tn_manifest_file models[2], data[2];
+  dpo_acc a, ev;                          /* the step's statistics, the last eval's */
 } dpo_t;
 
 /* rows of n pairs: slot 2b = prompt + chosen, 2b+1 = prompt + rejected; the target
@@ -95,19 +99,13 @@ static tn_status pair_logps(dpo_t *t, const tn_model *m, const tn_pref_pair *con
   const int V = t->m->cfg.V;
   if (t->tp.lora) tn_lora_train_mode(t->tp.lora, train, train ? ++t->fwd_counter : 0);
   memset(t->sums, 0, sizeof(double) * 2 * n);
-  if (train) { /* the backward pass needs every row's logits */
-    TN_TRY(tn_forward(m, t->st, t->N, t->tok_r, t->pos_r, t->seq_r, t->logits, NULL, t->N));
-    tn_token_logprobs(t->lp, t->logits, t->tgt_r, t->N, V, 1.0f);
-    for (int i = 0; i < t->N; i++)
-      if (t->tgt_r[i] >= 0) t->sums[t->seq_r[i]] += t->lp[i];
-  } else { /* only the response rows' logits (the LM head skips the prompt rows) */
-    int no = 0;
-    for (int i = 0; i < t->N; i++)
-      if (t->tgt_r[i] >= 0) { t->out_r[no] = i; t->tgt_o[no++] = t->tgt_r[i]; }
-    TN_TRY(tn_forward(m, t->st, t->N, t->tok_r, t->pos_r, t->seq_r, t->logits, t->out_r, no));
-    tn_token_logprobs(t->lp, t->logits, t->tgt_o, no, V, 1.0f);
-    for (int k = 0; k < no; k++) t->sums[t->seq_r[t->out_r[k]]] += t->lp[k];
-  }
+  /* every row's logits, also without a backward pass: the head GEMM over another set of rows
+   * (only the response rows) rounds differently on some BLAS kernels, and the reference must give
+   * the policy's numbers bit for bit while they are the same weights (step 1: margin exactly 0) */
+  TN_TRY(tn_forward(m, t->st, t->N, t->tok_r, t->pos_r, t->seq_r, t->logits, NULL, t->N));
+  tn_token_logprobs(t->lp, t->logits, t->tgt_r, t->N, V, 1.0f);
+  for (int i = 0; i < t->N; i++)
+    if (t->tgt_r[i] >= 0) t->sums[t->seq_r[i]] += t->lp[i];
   for (int b = 0; b < n; b++) {
     c[b] = (float)(t->avg ? t->sums[2 * b] / P[b]->nc : t->sums[2 * b]);
     r[b] = (float)(t->avg ? t->sums[2 * b + 1] / P[b]->nr : t->sums[2 * b + 1]);
@@ -130,10 +128,6 @@ static tn_status ref_logps(dpo_t *t, const tn_pref_pair *const *P, int n, const 
   return s;
 }
 
-typedef struct {
-  double loss, rch, rrj, margin, acc, lpc, lpr, nll, lor, loc;
-} dpo_acc;
-
 /* the loss head over n pairs whose policy log-probs are in pc/pr (and reference in
  * rc/rr); gradients into dc/dr scaled to the step (n_step pairs, ntok_step chosen
  * tokens for ORPO's token-mean NLL); statistics accumulated with weight n / n_step */
@@ -145,9 +139,8 @@ static tn_status head(dpo_t *t, const tn_pref_pair *const *P, int n, int n_step,
     for (int b = 0; b < n; b++) { t->dc[b] = (float)(t->dc[b] * w); t->dr[b] = (float)(t->dr[b] * w); }
     a->loss += w * st.loss;
   } else if (n == n_step) { /* one micro-batch: TRL's token-mean NLL directly */
-    int lens[1024];
-    for (int b = 0; b < n; b++) lens[b] = P[b]->nc;
-    TN_TRY(tn_orpo_loss_tok(t->o.orpo_lambda, n, t->pc, t->pr, lens, t->dc, t->dr, &st));
+    for (int b = 0; b < n; b++) t->lens[b] = P[b]->nc;
+    TN_TRY(tn_orpo_loss_tok(t->o.orpo_lambda, n, t->pc, t->pr, t->lens, t->dc, t->dr, &st));
     a->loss += st.loss;
     a->nll += st.nll;
   } else { /* odds-ratio term per pair (its NLL part, -1/n per pair, taken out) + token-mean NLL of the step */
@@ -190,15 +183,14 @@ static tn_status backward(dpo_t *t, const tn_pref_pair *const *P) {
 /* eval over held-out pairs: loss and statistics of the whole set */
 static tn_status evaluate(dpo_t *t, dpo_acc *a) {
   memset(a, 0, sizeof *a);
-  const tn_pref_pair *P[1024];
-  int idx[1024];
+  const tn_pref_pair **P = t->P;
   long ntok = 0;
   for (int i = 0; i < t->eval.n; i++) ntok += t->eval.p[i].nc;
   for (int i = 0; i < t->eval.n;) {
     int n = 0;
-    while (i < t->eval.n && n < t->o.batch_size) { idx[n] = t->train.n + i; P[n++] = &t->eval.p[i++]; }
+    while (i < t->eval.n && n < t->o.batch_size) { t->idx[n] = t->train.n + i; P[n++] = &t->eval.p[i++]; }
     fill_rows(t, P, n);
-    if (!t->orpo) TN_TRY(ref_logps(t, P, n, idx));
+    if (!t->orpo) TN_TRY(ref_logps(t, P, n, t->idx));
     TN_TRY(pair_logps(t, t->m, P, n, t->pc, t->pr, false));
     TN_TRY(head(t, P, n, t->eval.n, ntok, a));
   }
@@ -211,7 +203,8 @@ static tn_status precompute(dpo_t *t) {
   const int total = t->train.n + t->eval.n;
   t->pre_c = malloc(sizeof(float) * total);
   t->pre_r = malloc(sizeof(float) * total);
-  const tn_pref_pair *P[1024];
+  if (!t->pre_c || !t->pre_r) return tn_error(TN_ERR_NOMEM, "reference log-probs of %d pairs", total);
+  const tn_pref_pair **P = t->P;
   const double t0 = tn_now();
   for (int i = 0; i < total;) {
     int n = 0, i0 = i;
@@ -225,11 +218,12 @@ static tn_status precompute(dpo_t *t) {
   return TN_OK;
 }
 
-static tn_status setup(dpo_t *t) {
+static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
+  dpo_t *t = ctx;
   tn_dpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
-  if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0)
-    return tn_error(TN_ERR_ARG, "batch_size (1..1024) and grad_accum (>= 1) must be valid");
+  if (o->batch_size <= 0 || o->grad_accum <= 0 || (int64_t)o->batch_size * o->grad_accum > INT32_MAX / 2)
+    return tn_error(TN_ERR_ARG, "batch_size (>= 1) and grad_accum (>= 1) must be valid, their product below 2^30");
   if (!strcmp(o->algorithm, "orpo")) t->orpo = true;
   else if (strcmp(o->algorithm, "dpo") != 0) return tn_error(TN_ERR_ARG, "algorithm '%s': expected dpo or orpo", o->algorithm);
   t->lc = (tn_dpo_cfg){.beta = o->beta, .label_smoothing = o->label_smoothing};
@@ -270,6 +264,8 @@ static tn_status setup(dpo_t *t) {
   if (t->train.n_dropped) tn_warn("%d pairs had an empty response and were dropped", t->train.n_dropped);
   t->S = 2 * o->batch_size;
   t->T = t->train.max_len > t->eval.max_len ? t->train.max_len : t->eval.max_len;
+  if ((int64_t)t->S * t->T > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size %d x the longest pair (%d tokens) is too many rows for one forward", o->batch_size, t->T);
   t->Nmax = t->S * t->T;
   const int V = t->m->cfg.V;
   t->share = tn_train_prefix_sharing();
@@ -286,33 +282,54 @@ static tn_status setup(dpo_t *t) {
   t->pos_r = malloc(sizeof(int) * t->Nmax);
   t->seq_r = malloc(sizeof(int) * t->Nmax);
   t->tgt_r = malloc(sizeof(int) * t->Nmax);
-  t->out_r = malloc(sizeof(int) * t->Nmax);
-  t->tgt_o = malloc(sizeof(int) * t->Nmax);
   t->sums = malloc(sizeof(double) * t->S);
   float **pp[] = {&t->pc, &t->pr, &t->rc, &t->rr, &t->dc, &t->dr};
-  for (int i = 0; i < 6; i++) *pp[i] = calloc(o->batch_size, sizeof(float));
-  if (!t->logits || !t->dlogits || !t->lp || !t->dlp) return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", t->Nmax, V);
-  t->run = (tn_run){.out = o->out, .label = t->orpo ? "orpo" : "dpo", .model_dir = o->model, .m = t->m, .tp = &t->tp,
-                    .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
+  bool ok = true;
+  for (int i = 0; i < 6; i++) ok &= (*pp[i] = calloc(o->batch_size, sizeof(float))) != NULL;
+  t->P = calloc(o->batch_size, sizeof *t->P);
+  t->idx = calloc(o->batch_size, sizeof(int));
+  t->lens = calloc(o->batch_size, sizeof(int));
+  if (!ok || !t->P || !t->idx || !t->lens || !t->logits || !t->dlogits || !t->lp || !t->dlp || !t->tok_r || !t->pos_r ||
+      !t->seq_r || !t->tgt_r || !t->sums)
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", t->Nmax, V);
   if (!t->orpo && o->precompute_ref) {
     TN_TRY(precompute(t));
     tn_model_free(t->ref); /* a --ref-model is needed no longer */
     t->ref = NULL;
   }
-  return tn_stream_init(&t->stream, t->train.n, o->seed);
+  r->label = t->orpo ? "orpo" : "dpo";
+  r->model_dir = o->model;
+  r->m = t->m;
+  r->tp = &t->tp;
+  r->n_train = t->train.n;
+  r->per_step = (long)o->batch_size * o->grad_accum;
+  r->data_path = o->data;
+  r->steps = o->steps;
+  r->has_eval = t->eval.n > 0;
+  t->models[0] = (tn_manifest_file){"model", o->model};
+  t->models[1] = (tn_manifest_file){"reference", o->ref_model};
+  t->data[0] = (tn_manifest_file){"train", o->data};
+  t->data[1] = (tn_manifest_file){"eval", o->eval_data};
+  *mi = (tn_manifest_info){.command = r->label, .models = t->models, .nmodels = o->ref_model ? 2 : 1, .data = t->data,
+                           .ndata = o->eval_data ? 2 : 1};
+  printf("%s: %d train / %d eval pairs, %s, reference %s, %ld steps of %d x %d pairs, %zu trainable parameters\n",
+         r->label, t->train.n, t->eval.n, t->tp.lora ? "LoRA" : "full fine-tuning",
+         t->orpo ? "none" : o->precompute_ref ? "precomputed" : o->ref_model ? o->ref_model : t->tp.lora ? "base (adapter off)" : "frozen copy",
+         (long)o->steps, o->batch_size, o->grad_accum, t->tp.opt.total);
+  fflush(stdout);
+  return TN_OK;
 }
 
-static void teardown(dpo_t *t) {
-  tn_run_close(&t->run);
+static void teardown(void *ctx) {
+  dpo_t *t = ctx;
+  free(t->P); free(t->idx); free(t->lens);
   if (t->dlogits != t->logits) tn_free(t->dlogits);
   tn_free(t->logits);
   tn_free(t->lp);
   tn_free(t->dlp);
   free(t->tok_r); free(t->pos_r); free(t->seq_r); free(t->tgt_r); free(t->sums);
-  free(t->out_r); free(t->tgt_o);
   free(t->pc); free(t->pr); free(t->rc); free(t->rr); free(t->dc); free(t->dr);
   free(t->pre_c); free(t->pre_r);
-  tn_stream_free(&t->stream);
   tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
@@ -342,76 +359,53 @@ static void add_stats(tn_metrics *mt, const char *pre, const dpo_acc *a, bool or
 #undef ADD
 }
 
-tn_status tn_dpo_run(const tn_dpo_opts *opts, const char *config_json, int argc, char **argv) {
+/* one step: reference and policy log-probs, the loss head and the backward pass of each
+ * micro-batch; the loss is the mean over the step's pairs */
+static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
+  dpo_t *t = ctx;
+  const tn_dpo_opts *o = &t->o;
+  const int B = o->batch_size, n_step = (int)r->per_step;
+  t->fwd_counter = (uint64_t)step * o->grad_accum; /* LoRA dropout masks: a function of the step */
+  long ntok_c = 0; /* ORPO's NLL is a mean over every chosen token of the step */
+  for (long pos = r->data_pos; pos < r->data_pos + n_step; pos++) ntok_c += t->train.p[tn_stream_at(&r->stream, pos)].nc;
+  tn_tparams_zero_grad(&t->tp);
+  dpo_acc *a = &t->a;
+  memset(a, 0, sizeof *a);
+  double ntok = 0;
+  for (int mb = 0; mb < o->grad_accum; mb++) {
+    for (int b = 0; b < B; b++) { t->idx[b] = tn_run_next(r); t->P[b] = &t->train.p[t->idx[b]]; }
+    fill_rows(t, t->P, B);
+    ntok += t->N;
+    if (!t->orpo) TN_TRY(ref_logps(t, t->P, B, t->idx));
+    TN_TRY(pair_logps(t, t->m, t->P, B, t->pc, t->pr, true));
+    TN_TRY(head(t, t->P, B, n_step, ntok_c, a));
+    TN_TRY(backward(t, t->P));
+  }
+  out->loss = a->loss;
+  out->tokens = ntok;
+  snprintf(out->extra, sizeof out->extra, "acc %.2f margin %.3g", a->acc, a->margin);
+  return TN_OK;
+}
+
+static tn_status eval(void *ctx, tn_run *r, long step) {
+  (void)r; (void)step;
+  return evaluate(ctx, &((dpo_t *)ctx)->ev);
+}
+
+static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt) {
+  dpo_t *t = ctx;
+  (void)r;
+  add_stats(mt, "", &t->a, t->orpo);
+  if (si->evaluated) add_stats(mt, "eval/", &t->ev, t->orpo);
+  tn_metrics_add(mt, "learning_rate", si->lr);
+  tn_metrics_add(mt, "grad_norm", si->gnorm);
+  tn_metrics_add(mt, "tokens_per_s", si->tokens / si->dt);
+  tn_metrics_add(mt, "tokens", si->tokens);
+}
+
+tn_status tn_dpo_run(const tn_dpo_opts *opts, const tn_run_info *ri) {
   dpo_t t = {0};
   t.o = *opts;
-  tn_status s = setup(&t);
-  const tn_dpo_opts *o = &t.o;
-  long step0 = 0;
-  if (s == TN_OK && o->resume) {
-    s = tn_run_resume(&t.run, &step0, &t.data_pos);
-    t.fwd_counter = (uint64_t)step0 * o->grad_accum;
-  }
-  if (s == TN_OK) {
-    tn_manifest_file models[] = {{"model", o->model}, {"reference", o->ref_model}},
-                     data[] = {{"train", o->data}, {"eval", o->eval_data}};
-    tn_manifest_info mi = {.command = t.orpo ? "orpo" : "dpo", .config_json = config_json, .seed = o->seed,
-                           .models = models, .nmodels = o->ref_model ? 2 : 1, .data = data, .ndata = o->eval_data ? 2 : 1,
-                           .argc = argc, .argv = argv};
-    s = tn_run_start(&t.run, &mi);
-  }
-  if (s != TN_OK) { teardown(&t); return s; }
-  printf("%s: %d train / %d eval pairs, %s, reference %s, %ld steps of %d x %d pairs, %zu trainable parameters\n",
-         t.orpo ? "orpo" : "dpo", t.train.n, t.eval.n, t.tp.lora ? "LoRA" : "full fine-tuning",
-         t.orpo ? "none" : o->precompute_ref ? "precomputed" : o->ref_model ? o->ref_model : t.tp.lora ? "base (adapter off)" : "frozen copy",
-         (long)o->steps, o->batch_size, o->grad_accum, t.tp.opt.total);
-  fflush(stdout);
-  const int B = o->batch_size, n_step = B * o->grad_accum;
-  const tn_pref_pair *P[1024];
-  int idx[1024];
-  for (long step = step0; step < o->steps && s == TN_OK; step++) {
-    const double t0 = tn_now();
-    long ntok_c = 0, pos = t.data_pos; /* ORPO's NLL is a mean over every chosen token of the step */
-    for (int i = 0; i < n_step; i++) ntok_c += t.train.p[tn_stream_at(&t.stream, pos++)].nc;
-    tn_tparams_zero_grad(&t.tp);
-    dpo_acc a = {0};
-    double ntok = 0;
-    for (int mb = 0; mb < o->grad_accum && s == TN_OK; mb++) {
-      for (int b = 0; b < B; b++) { idx[b] = tn_stream_at(&t.stream, t.data_pos++); P[b] = &t.train.p[idx[b]]; }
-      fill_rows(&t, P, B);
-      ntok += t.N;
-      if (!t.orpo) s = ref_logps(&t, P, B, idx);
-      if (s == TN_OK) s = pair_logps(&t, t.m, P, B, t.pc, t.pr, true);
-      if (s == TN_OK) s = head(&t, P, B, n_step, ntok_c, &a);
-      if (s == TN_OK) s = backward(&t, P);
-    }
-    if (s != TN_OK) break;
-    if (!isfinite(a.loss)) { s = tn_run_nonfinite(step, a.loss); break; }
-    double gnorm = 0;
-    float lr = 0;
-    if ((s = tn_run_update(&t.run, step, o->max_grad_norm, &gnorm, &lr)) != TN_OK) break;
-    const double dt = tn_now() - t0;
-    const bool last = step + 1 == o->steps;
-    dpo_acc ev;
-    bool have_eval = t.eval.n && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last);
-    if (have_eval) s = evaluate(&t, &ev);
-    tn_metrics *mt = t.run.metrics;
-    tn_metrics_begin(mt, step + 1);
-    add_stats(mt, "", &a, t.orpo);
-    if (have_eval && s == TN_OK) add_stats(mt, "eval/", &ev, t.orpo);
-    tn_metrics_add(mt, "learning_rate", lr);
-    tn_metrics_add(mt, "grad_norm", gnorm);
-    tn_metrics_add(mt, "tokens_per_s", ntok / dt);
-    tn_metrics_add(mt, "tokens", ntok);
-    tn_metrics_add(mt, "elapsed_s", tn_now() - t.run.t_start);
-    if (s == TN_OK) s = tn_metrics_commit(mt);
-    char extra[64];
-    snprintf(extra, sizeof extra, "acc %.2f margin %.3g", a.acc, a.margin);
-    tn_progress_update(t.run.prog, step + 1, a.loss, lr, ntok / dt, extra);
-    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last))
-      s = tn_run_checkpoint(&t.run, step + 1, t.data_pos);
-  }
-  if (s == TN_OK) s = tn_run_finish(&t.run);
-  teardown(&t);
-  return s;
+  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .eval = eval, .metrics = metrics, .teardown = teardown};
+  return tn_train_drive(&tr, &t.o.train, ri);
 }

@@ -14,7 +14,7 @@
 
 /* sum_{j0 <= j < j1} exp((x_j - m) / T): float lanes within blocks of 256 (16 adds
  * per AVX-512 lane), double across blocks */
-TN_CLONES static double exp_sum(const float *x, int j0, int j1, float m, float invT) {
+TN_MV_INLINE double exp_sum_body(const float *x, int j0, int j1, float m, float invT) {
   double tot = 0.0;
   for (int b0 = j0; b0 < j1; b0 += 256) {
     const int b1 = b0 + 256 < j1 ? b0 + 256 : j1;
@@ -25,11 +25,12 @@ TN_CLONES static double exp_sum(const float *x, int j0, int j1, float m, float i
   }
   return tot;
 }
+TN_MV(double, exp_sum, (const float *x, int j0, int j1, float m, float invT), (x, j0, j1, m, invT))
 
 /* Row statistics for token t: m = max_j x_j, e_t = exp((x_t - m) / T) in double,
  * rest = sum over j != t (so 1 - p_t = rest / (rest + e_t) keeps its digits when
  * t dominates the row). */
-TN_CLONES static void row_stats_t(const float *x, int V, float invT, int t, float *m_out, double *e_t, double *rest) {
+TN_MV_INLINE void row_stats_t_body(const float *x, int V, float invT, int t, float *m_out, double *e_t, double *rest) {
   float m = -INFINITY;
 #pragma omp simd reduction(max : m)
   for (int j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
@@ -37,12 +38,14 @@ TN_CLONES static void row_stats_t(const float *x, int V, float invT, int t, floa
   *e_t = exp((double)(x[t] - m) * invT);
   *rest = exp_sum(x, 0, t, m, invT) + exp_sum(x, t + 1, V, m, invT);
 }
+TN_MV_VOID(row_stats_t, (const float *x, int V, float invT, int t, float *m_out, double *e_t, double *rest), (x, V, invT, t, m_out, e_t, rest))
 
-TN_CLONES static void row_scale_exp(float *d, const float *x, int V, float m, float invT, float a) {
+TN_MV_INLINE void row_scale_exp_body(float *d, const float *x, int V, float m, float invT, float a) {
   // d_j = exp((x_j - m) / T) * a
 #pragma omp simd
   for (int j = 0; j < V; j++) d[j] = tn__expf((x[j] - m) * invT) * a;
 }
+TN_MV_VOID(row_scale_exp, (float *d, const float *x, int V, float m, float invT, float a), (d, x, V, m, invT, a))
 
 void tn_token_logprobs(float *logp, const float *logits, const int *tok, int N, int V, float T) {
   // logp, tok (N); logits (N, V)

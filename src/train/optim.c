@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/base.h"
+#include "tensor/kern.h"
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -139,13 +140,7 @@ void tn_adamw_set_portable(bool on) { tn_adamw_portable_only = on; }
 
 static bool use_avx512(void) {
 #ifdef TN_HAVE_AVX512_PATH
-  static int have = -1;
-  if (tn_adamw_portable_only) return false;
-  if (have < 0) {
-    __builtin_cpu_init();
-    have = __builtin_cpu_supports("avx512f") ? 1 : 0;
-  }
-  return have == 1;
+  return !tn_adamw_portable_only && tn_isa_level() >= TN_ISA_AVX512;
 #else
   return false;
 #endif
@@ -251,10 +246,7 @@ enum { NCHUNK = 1024 };
 /* 16 independent double accumulators (two AVX-512 vectors), so the adds are
  * not one latency-bound chain; fixed combination order. A float*float product is
  * exact in double, so an FMA gives the same sum: every clone is bit-identical. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target_clones("avx512f", "avx2", "default")))
-#endif
-static double sumsq_span(const float *restrict g, size_t n) {
+TN_MV_INLINE double sumsq_span_body(const float *restrict g, size_t n) {
   double acc[16] = {0};
   size_t i = 0;
   for (; i + 16 <= n; i += 16)
@@ -265,6 +257,7 @@ static double sumsq_span(const float *restrict g, size_t n) {
   for (int k = 0; k < 16; k++) s += acc[k];
   return s;
 }
+TN_MV(double, sumsq_span, (const float *restrict g, size_t n), (g, n))
 
 /* rows given as pointers + prefix offsets */
 static double sumsq_rows(const tn_param *P, const size_t *off, int nrows) {

@@ -13,43 +13,9 @@
 #include "data/data.h"
 #include "train/train.h"
 #include "tunic/obs.h"
+#include "tunic/train.h"
 
-#define TN_TRAIN_OPTS_FIELDS                                                                       \
-  const char *model;       /* the model trained (distill: --student) */                             \
-  const char *base_dtype;  /* frozen projections under LoRA: f32 | bf16 | nf4 | auto */              \
-  const char *tokenizer;   /* NULL: the model's */                                                  \
-  const char *data, *eval_data, *out, *chat_format;                                                 \
-  const char *chat_template; /* a .jinja file used instead of the model's chat template */          \
-  float eval_split;                                                                                 \
-  int max_seq_len, batch_size, grad_accum, steps, epochs;                                           \
-  float lr, lr_end;                                                                                 \
-  const char *schedule;    /* constant | linear | cosine */                                         \
-  int warmup_steps;                                                                                 \
-  float weight_decay, beta1, beta2, adam_eps, max_grad_norm;                                        \
-  int lora_rank;           /* 0: full fine-tuning */                                                \
-  float lora_alpha, lora_dropout;                                                                   \
-  bool rslora;                                                                                      \
-  const char *lora_targets;                                                                         \
-  int eval_every, save_every, keep_last;                                                            \
-  uint64_t seed;                                                                                    \
-  bool resume;                                                                                      \
-  bool bf16_matmul;        /* bf16 operands, f32 accumulation in the big matmuls (AMX) */           \
-  bool recompute;          /* recompute each layer's activations in the backward pass */
-
-typedef struct {
-  TN_TRAIN_OPTS_FIELDS
-} tn_train_opts;
-
-/* The first member of every trainer's options: the shared fields, reachable both directly
- * (o->lr) and as one block (&o->train, for the helpers below). An anonymous union of two
- * structs with the same members (C11 anonymous struct/union). */
-#define TN_TRAIN_OPTS          \
-  union {                      \
-    tn_train_opts train;       \
-    struct {                   \
-      TN_TRAIN_OPTS_FIELDS     \
-    };                         \
-  }
+/* TN_TRAIN_OPTS_FIELDS, tn_train_opts, TN_TRAIN_OPTS: the public API (tunic/train.h) */
 
 /* Which of the shared options a trainer offers (the rest keep their defaults). */
 enum {

@@ -1,10 +1,17 @@
-/* run.c - the run directory shared by the trainers (see run.h): example stream,
- * resume, manifest/metrics/progress, the optimizer update with the NaN stop,
- * checkpoints and the final weights. */
+/* run.c - the one trainer driver and the run directory shared by the trainers (see
+ * run.h): example stream, --out checks, resume (verified, validated, falling back to an
+ * earlier checkpoint), manifest/metrics/progress, the optimizer update with the NaN stop,
+ * checkpoints and the final weights. Not for: what a step computes (each trainer). */
+#define _XOPEN_SOURCE 700
 #include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "obs/obs.h"
 #include "train/run.h"
 
 tn_status tn_stream_init(tn_stream *s, int n, uint64_t seed) {
@@ -40,32 +47,126 @@ tn_status tn_run_check_fresh(const char *out) {
   return TN_OK;
 }
 
+tn_status tn_run_check_out(const char *out, bool *created) {
+  *created = false;
+  if (!out || !*out) return TN_OK; /* the trainer says --out is required */
+  struct stat st;
+  if (stat(out, &st) == 0) {
+    if (!S_ISDIR(st.st_mode)) return tn_error(TN_ERR_ARG, "--out %s exists and is not a directory", out);
+    DIR *d = opendir(out);
+    if (!d) return tn_error(TN_ERR_IO, "--out %s: cannot read the directory: %s", out, strerror(errno));
+    char other[256] = "";
+    bool run = false;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+      if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+      const char *tmp = strstr(de->d_name, ".tmp.");
+      if (tmp && tmp[5] && strspn(tmp + 5, "0123456789") == strlen(tmp + 5)) continue; /* an atomic write's leftover */
+      if (!strcmp(de->d_name, "run_manifest.json")) run = true;
+      else if (!other[0]) snprintf(other, sizeof other, "%s", de->d_name);
+    }
+    closedir(d);
+    if (other[0] && !run)
+      return tn_error(TN_ERR_ARG, "--out %s holds files that are not a tunic run (e.g. '%s', and no run_manifest.json): "
+                                  "choose a new or empty directory", out, other);
+    if (access(out, W_OK | X_OK) != 0) return tn_error(TN_ERR_IO, "--out %s: not writable: %s", out, strerror(errno));
+    return TN_OK;
+  }
+  if (errno != ENOENT) return tn_error(TN_ERR_IO, "--out %s: %s", out, strerror(errno));
+  char *parent = tn_strdup(out);
+  char *slash = strrchr(parent, '/');
+  while (slash && slash > parent && slash[1] == 0) { *slash = 0; slash = strrchr(parent, '/'); } /* trailing '/' */
+  if (!slash) strcpy(parent, ".");
+  else if (slash == parent) parent[1] = 0;
+  else *slash = 0;
+  tn_status s = TN_OK;
+  if (stat(parent, &st) != 0 || !S_ISDIR(st.st_mode))
+    s = tn_error(TN_ERR_IO, "--out %s: its parent directory %s does not exist", out, parent);
+  else if (mkdir(out, 0755) != 0)
+    s = tn_error(TN_ERR_IO, "--out %s: cannot create the run directory in %s: %s", out, parent, strerror(errno));
+  else *created = true;
+  free(parent);
+  return s;
+}
+
+/* an integer-valued JSON number in [lo, hi] */
+static bool json_long(const cJSON *j, const char *key, double lo, double hi, long *out) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+  if (!cJSON_IsNumber(v)) return false;
+  const double d = v->valuedouble;
+  if (!(d >= lo && d <= hi) || d != floor(d)) return false;
+  *out = (long)d;
+  return true;
+}
+
+/* trainer_state.json of checkpoint ck (its directory says `step`) against this run.
+ * TN_ERR_FORMAT: the file is damaged (an earlier checkpoint may do); TN_ERR_ARG: it
+ * belongs to another run (other seed or data: refused). */
+static tn_status check_state(const tn_run *r, const char *ck, long step, const char *sj, long *data_pos) {
+  cJSON *j = cJSON_Parse(sj);
+  tn_status s = TN_OK;
+  long v = 0;
+  const double big = 9007199254740992.0; /* 2^53: exact in a JSON number */
+  if (!cJSON_IsObject(j)) s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: not a JSON object", ck);
+  else if (!json_long(j, "step", 0, big, &v) || v != step)
+    s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'step' is not %ld (the checkpoint's step)", ck, step);
+  else if (cJSON_HasObjectItem(j, "data_pos")) {
+    if (!json_long(j, "data_pos", 0, big, data_pos) || (r->per_step > 0 && *data_pos != step * r->per_step))
+      s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'data_pos' is not %ld (step %ld x %ld items per step)", ck,
+                   step * r->per_step, step, r->per_step);
+  } else *data_pos = step * r->per_step; /* written before data_pos was recorded (GRPO) */
+  const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed"); /* written as a double: compared as one */
+  if (s == TN_OK && seed && (!cJSON_IsNumber(seed) || seed->valuedouble != (double)r->seed))
+    s = tn_error(TN_ERR_ARG, "%s was written by a run with another seed (this run: --seed %llu); resume with the run's own options",
+                 ck, (unsigned long long)r->seed);
+  if (s == TN_OK && cJSON_HasObjectItem(j, "train_examples") &&
+      (!json_long(j, "train_examples", 0, big, &v) || v != r->n_train))
+    s = tn_error(TN_ERR_ARG, "%s was written by a run over %s training items, this run has %d: different --data "
+                             "(or data options); resume with the run's own data", ck,
+                 cJSON_IsNumber(cJSON_GetObjectItem(j, "train_examples")) ? "other" : "an unknown number of", r->n_train);
+  const cJSON *ds = cJSON_GetObjectItemCaseSensitive(j, "data_sha256");
+  if (s == TN_OK && ds && r->data_sha[0] && (!cJSON_IsString(ds) || strcmp(ds->valuestring, r->data_sha) != 0))
+    s = tn_error(TN_ERR_ARG, "%s was written by a run over other training data (sha256 of --data %s differs): resume "
+                             "with the run's own --data", ck, r->data_path);
+  cJSON_Delete(j);
+  return s;
+}
+
 tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
-  char *ck, *sj;
   *step0 = 0;
   *data_pos = 0;
   r->resumed = true;
-  if (tn_ckpt_latest(r->out, &ck, step0) != TN_OK) { /* killed before its first checkpoint */
-    tn_error_clear();
+  long *steps = NULL;
+  const int n = tn_ckpt_list(r->out, &steps);
+  if (n == 0) { /* killed before its first checkpoint */
+    free(steps);
     printf("no checkpoint in %s/checkpoints: starting from step 0\n", r->out);
-    *step0 = 0;
     return tn_metrics_truncate_after(r->out, 0);
   }
-  tn_status s = tn_ckpt_load(ck, r->tr ? r->weights_file : tn_tparams_weights_file(r->tp), r->tr ? r->tr : &r->tp->tr,
-                             &r->tp->opt, &sj);
-  if (s == TN_OK) {
-    cJSON *j = cJSON_Parse(sj);
-    cJSON *dp = cJSON_GetObjectItem(j, "data_pos");
-    if (!cJSON_IsNumber(dp)) s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: missing data_pos", ck);
-    else *data_pos = (long)dp->valuedouble;
-    cJSON_Delete(j);
+  tn_status s = TN_ERR_IO;
+  char ck[4200], why[512] = "";
+  for (int i = n - 1; i >= 0; i--) {
+    snprintf(ck, sizeof ck, "%s/checkpoints/step_%ld", r->out, steps[i]);
+    char *sj = NULL;
+    s = tn_ckpt_verify(ck);
+    if (s == TN_OK)
+      s = tn_ckpt_load(ck, r->tr ? r->weights_file : tn_tparams_weights_file(r->tp), r->tr ? r->tr : &r->tp->tr,
+                       &r->tp->opt, &sj);
+    if (s == TN_OK) s = check_state(r, ck, steps[i], sj, data_pos);
     free(sj);
-    if (s == TN_OK) printf("resumed from %s (step %ld)\n", ck, *step0);
+    if (s == TN_OK) { *step0 = steps[i]; break; }
+    if (s == TN_ERR_ARG || s == TN_ERR_NOMEM) break; /* another run's checkpoint: refused, not skipped */
+    snprintf(why, sizeof why, "%s", tn_last_error());
+    tn_warn("checkpoint %s is damaged and is skipped: %s%s", ck, why, i > 0 ? "; trying the one before" : "");
   }
-  free(ck);
-  if (s == TN_OK) s = tn_metrics_truncate_after(r->out, *step0);
+  free(steps);
+  if (s == TN_ERR_IO || s == TN_ERR_FORMAT)
+    return tn_error(TN_ERR_FORMAT, "%s/checkpoints: no checkpoint loads (the oldest: %s); start a new run or remove "
+                                   "--resume", r->out, why);
+  if (s != TN_OK) return s;
+  printf("resumed from %s (step %ld)\n", ck, *step0);
   r->step0 = *step0;
-  return s;
+  return tn_metrics_truncate_after(r->out, *step0);
 }
 
 tn_status tn_run_start(tn_run *r, const tn_manifest_info *mi) {
@@ -103,6 +204,7 @@ tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {
   cJSON_AddNumberToObject(j, "data_pos", (double)data_pos);
   cJSON_AddNumberToObject(j, "seed", (double)r->seed);
   cJSON_AddNumberToObject(j, "train_examples", r->n_train);
+  if (r->data_sha[0]) cJSON_AddStringToObject(j, "data_sha256", r->data_sha);
   char *sj = cJSON_Print(j);
   cJSON_Delete(j);
   tn_ckpt_save_opts co = {.run_dir = r->out, .step = step, .weights_file = r->tr ? r->weights_file : NULL,
@@ -129,4 +231,53 @@ void tn_run_close(tn_run *r) {
   r->metrics = NULL;
   if (r->prog) tn_progress_finish(r->prog);
   r->prog = NULL;
+}
+
+int tn_run_next(tn_run *r) { return tn_stream_at(&r->stream, r->data_pos++); }
+
+tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_info *ri) {
+  tn_run r = {.out = o->out, .keep_last = o->keep_last, .seed = o->seed};
+  tn_manifest_info mi = {0};
+  bool created;
+  tn_status s = tn_run_check_out(o->out, &created); /* before any work */
+  if (s == TN_OK && o->out && !o->resume) s = tn_run_check_fresh(o->out);
+  if (s == TN_OK) s = t->setup(t->ctx, &r, &mi);
+  if (s == TN_OK && r.data_path) s = tn_sha256_file(r.data_path, r.data_sha, NULL);
+  if (s == TN_OK) s = tn_stream_init(&r.stream, r.n_train, o->seed);
+  long step0 = 0;
+  if (s == TN_OK && o->resume) s = tn_run_resume(&r, &step0, &r.data_pos);
+  if (s == TN_OK) {
+    mi.seed = o->seed;
+    if (ri) { mi.config_json = ri->config_json; mi.argc = ri->argc; mi.argv = ri->argv; }
+    s = tn_run_start(&r, &mi);
+  }
+  for (long step = step0; s == TN_OK && step < r.steps; step++) {
+    const double t0 = tn_now();
+    tn_step_out so = {0};
+    if ((s = t->step(t->ctx, &r, step, &so)) != TN_OK) break;
+    if (!isfinite(so.loss)) { s = tn_run_nonfinite(step, so.loss); break; }
+    tn_step_info si = {.step = step, .loss = so.loss, .tokens = so.tokens};
+    if ((s = tn_run_update(&r, step, o->max_grad_norm, &si.gnorm, &si.lr)) != TN_OK) break;
+    si.dt = tn_now() - t0;
+    const bool last = step + 1 == r.steps;
+    if (t->eval && r.has_eval && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last)) {
+      if ((s = t->eval(t->ctx, &r, step)) != TN_OK) break;
+      si.evaluated = true;
+    }
+    tn_metrics_begin(r.metrics, step + 1);
+    if (t->metrics) t->metrics(t->ctx, &r, &si, r.metrics);
+    tn_metrics_add(r.metrics, "elapsed_s", tn_now() - r.t_start);
+    s = tn_metrics_commit(r.metrics);
+    tn_progress_update(r.prog, step + 1, so.loss, si.lr, so.tokens / si.dt, so.extra[0] ? so.extra : NULL);
+    if (s == TN_OK && t->after) s = t->after(t->ctx, &r, &si);
+    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last))
+      s = tn_run_checkpoint(&r, step + 1, r.data_pos);
+  }
+  if (s == TN_OK && t->finish) s = t->finish(t->ctx, &r);
+  if (s == TN_OK) s = tn_run_finish(&r);
+  tn_run_close(&r);
+  tn_stream_free(&r.stream);
+  if (t->teardown) t->teardown(t->ctx);
+  if (s != TN_OK && created) rmdir(o->out); /* a run that failed before writing anything leaves no directory */
+  return s;
 }

@@ -1,5 +1,9 @@
-/* run.h - what every trainer's run directory has in common (SFT, DPO, distill):
- * the seeded example stream (epoch e visits a permutation of the data that is a
+/* run.h - the one trainer driver (SFT, DPO/ORPO, distillation, GRPO) and what every
+ * trainer's run directory has in common. tn_train_drive owns the loop: the --out checks
+ * (before any work), --resume (checkpoints verified, the newest good one, its state
+ * validated against this run), run_manifest.json, metrics.jsonl + TensorBoard, the
+ * progress bar, the NaN stop, the optimizer update, eval every N steps, checkpoints and
+ * the final weights; a trainer gives hooks (tn_trainer). Also: the seeded example stream (epoch e visits a permutation of the data that is a
  * pure function of (seed, e), so a resumed run sees exactly the batches of the
  * uninterrupted one), --resume from the newest checkpoint, run_manifest.json,
  * metrics.jsonl + TensorBoard, the progress bar, the optimizer update with the
@@ -8,6 +12,8 @@
 #ifndef TN_TRAIN_RUN_H
 #define TN_TRAIN_RUN_H
 #include "data/data.h"
+#include "train/opts.h"
+#include "tunic/train.h"
 #include "train/train.h"
 #include "tunic/obs.h"
 
@@ -24,6 +30,8 @@ int tn_stream_at(tn_stream *s, long pos);
 void tn_stream_free(tn_stream *s);
 
 /* ---- the run directory ---- */
+/* tn_run_info: the public API (tunic/train.h) */
+
 typedef struct {
   const char *out;        /* run directory */
   const char *label;      /* "sft", "dpo", "distill": progress label */
@@ -33,7 +41,10 @@ typedef struct {
   int keep_last;
   uint64_t seed;
   int n_train;            /* recorded in trainer_state.json */
+  long per_step;          /* stream items each step consumes (data_pos = step x per_step) */
+  const char *data_path;  /* its sha256 is the data fingerprint in trainer_state.json (NULL: none) */
   long steps;             /* total optimizer steps (progress) */
+  bool has_eval;          /* there is held-out data: the eval hook runs every eval_every steps */
   /* optional: a trainer with more trainable rows than tp's (e.g. distillation's
    * projections) gives the whole table here (tp->opt must cover the same rows) and a
    * file name for them in checkpoints; NULL: tp->tr and the loadable folder */
@@ -45,15 +56,23 @@ typedef struct {
   tn_metrics *metrics;
   tn_progress *prog;
   double t_start;
+  tn_stream stream;       /* the training items in order (tn_train_drive: n_train, seed) */
+  long data_pos;          /* stream position of the next item */
+  char data_sha[65];      /* sha256 of data_path ("" when none) */
 } tn_run;
 
-/* --resume: restore the newest RUN/checkpoints/step_N into r->tp (weights and
- * optimizer) and read its step and data position; a run killed before its first
- * checkpoint starts over (*step0 = *data_pos = 0, said on stdout). metrics.jsonl
- * lines after the step are dropped. */
+/* --resume: restore the newest good RUN/checkpoints/step_N into r->tp (weights and
+ * optimizer) and read its step and data position. A checkpoint whose files do not
+ * match its checksums.json, or that does not load, is skipped for the previous one
+ * with a warning naming it; one written by a run with another seed or other training
+ * data is refused. A run killed before its first checkpoint starts over (*step0 =
+ * *data_pos = 0, said on stdout). metrics.jsonl lines after the step are dropped. */
 tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos);
 /* A fresh run (no --resume) refuses a directory that already holds one. */
 tn_status tn_run_check_fresh(const char *out);
+/* Before any work: --out's parent exists and is writable, and --out is new, empty or a
+ * tunic run (holds run_manifest.json); a new one is created (*created). */
+tn_status tn_run_check_out(const char *out, bool *created);
 /* run_manifest.json, metrics.jsonl (+ TensorBoard), the progress bar; refuses a used
  * directory unless resumed; marks the restart step in TensorBoard when resumed. */
 tn_status tn_run_start(tn_run *r, const tn_manifest_info *mi);
@@ -70,4 +89,47 @@ tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos);
 tn_status tn_run_finish(tn_run *r);
 /* Close the metrics and the progress bar (safe to call twice). */
 void tn_run_close(tn_run *r);
+/* The stream index of the next training item (advances r->data_pos). */
+int tn_run_next(tn_run *r);
+
+/* ---- the driver ---- */
+/* What a step hook reports. */
+typedef struct {
+  double loss;            /* the step's loss (not finite: the run stops, the last checkpoint kept) */
+  double tokens;          /* token rows through the model (progress speed) */
+  char extra[64];         /* progress bar text ("" for none) */
+} tn_step_out;
+
+/* What the driver knows of a finished step (for the metrics and after hooks). */
+typedef struct {
+  long step;              /* 0-based */
+  double loss, gnorm, dt; /* dt: seconds of the step up to and including the update */
+  float lr;
+  double tokens;
+  bool evaluated;         /* the eval hook ran after this step */
+} tn_step_info;
+
+/* A trainer: its hooks over its own context. NULL hooks are skipped (step and setup are
+ * required). The driver calls, in order: setup (load models and data, allocate, fill r's
+ * trainer fields: label, model_dir, m, tp, n_train, per_step, steps, has_eval, data_path, and the manifest's
+ * models/data/command), then per step: step (zero the gradients, take r->per_step items
+ * with tn_run_next, accumulate the loss's gradients; a trainer that updates more than
+ * once per step calls tn_run_update itself for all but the last), the update, eval (when
+ * due and r->has_eval), metrics (between tn_metrics_begin and the driver's elapsed_s), after
+ * (e.g. a printed line), the checkpoint; then finish (before the final weights) and
+ * teardown (always, also after a failed setup). */
+typedef struct {
+  void *ctx;
+  tn_status (*setup)(void *ctx, tn_run *r, tn_manifest_info *mi);
+  tn_status (*step)(void *ctx, tn_run *r, long step, tn_step_out *out);
+  tn_status (*eval)(void *ctx, tn_run *r, long step);
+  void (*metrics)(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt);
+  tn_status (*after)(void *ctx, tn_run *r, const tn_step_info *si);
+  tn_status (*finish)(void *ctx, tn_run *r);
+  void (*teardown)(void *ctx);
+} tn_trainer;
+
+/* Run trainer t with the shared options o (out, resume, seed, keep_last, save_every,
+ * eval_every, max_grad_norm) to the end; ri for the manifest (may be NULL). */
+tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_info *ri);
 #endif

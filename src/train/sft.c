@@ -51,9 +51,10 @@ typedef struct {
   tn_head head;          /* LM head + cross-entropy in row chunks: no (Nmax, V) logits */
   float *lrow, *wrow;    // (Nmax) x2
   rows_t rows;
-  tn_stream stream;
-  long data_pos;
-  tn_run run;            /* run directory: manifest, metrics, progress, checkpoints */
+  const tn_example **ex; // (batch_size) a micro-batch's examples
+  tn_manifest_file models[1], data[2];
+  long count;            /* target tokens of the current step */
+  double evl;            /* eval loss of the last eval */
 } sft_t;
 
 /* forward (+ backward when weight > 0) of one micro-batch; returns the loss sum */
@@ -74,11 +75,10 @@ static tn_status run_rows(sft_t *t, double *loss_sum, float weight, bool backwar
 static tn_status eval_loss(sft_t *t, double *out) {
   double sum = 0;
   long count = 0;
-  const tn_example *ex[1024];
   for (int i = 0; i < t->eval.n;) {
     int n = 0;
-    while (i < t->eval.n && n < t->o.batch_size) ex[n++] = &t->eval.ex[i++];
-    rows_fill(&t->rows, ex, n);
+    while (i < t->eval.n && n < t->o.batch_size) t->ex[n++] = &t->eval.ex[i++];
+    rows_fill(&t->rows, t->ex, n);
     count += t->rows.targets;
     TN_TRY(run_rows(t, &sum, 0, false));
   }
@@ -86,11 +86,13 @@ static tn_status eval_loss(sft_t *t, double *out) {
   return TN_OK;
 }
 
-static tn_status setup(sft_t *t) {
+static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
+  sft_t *t = ctx;
   tn_sft_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
-  if (o->batch_size <= 0 || o->batch_size > 1024 || o->grad_accum <= 0 || o->max_seq_len <= 1)
-    return tn_error(TN_ERR_ARG, "batch_size (1..1024), grad_accum (>= 1) and max_seq_len (>= 2) must be valid");
+  if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1 || (int64_t)o->batch_size * o->max_seq_len > INT32_MAX)
+    return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid, "
+                                "batch_size x max_seq_len below 2^31");
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   if (o->chat_template) TN_TRY(tn_tokenizer_set_chat_template(t->tok, o->chat_template));
@@ -113,19 +115,36 @@ static tn_status setup(sft_t *t) {
   t->rows.pos = malloc(sizeof(int) * Nmax);
   t->rows.seq = malloc(sizeof(int) * Nmax);
   t->rows.tgt = malloc(sizeof(int) * Nmax);
-  if (!t->lrow || !t->wrow) return TN_ERR_NOMEM;
-  t->run = (tn_run){.out = o->out, .label = "sft", .model_dir = o->model, .m = t->m, .tp = &t->tp,
-                    .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
-  return tn_stream_init(&t->stream, t->train.n, o->seed);
+  t->ex = malloc(sizeof(void *) * o->batch_size);
+  if (!t->lrow || !t->wrow || !t->rows.tok || !t->rows.pos || !t->rows.seq || !t->rows.tgt || !t->ex)
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d rows", Nmax);
+  r->label = "sft";
+  r->model_dir = o->model;
+  r->m = t->m;
+  r->tp = &t->tp;
+  r->n_train = t->train.n;
+  r->per_step = (long)o->batch_size * o->grad_accum;
+  r->data_path = o->data;
+  r->steps = o->steps;
+  r->has_eval = t->eval.n > 0;
+  t->models[0] = (tn_manifest_file){"model", o->model};
+  t->data[0] = (tn_manifest_file){"train", o->data};
+  t->data[1] = (tn_manifest_file){"eval", o->eval_data};
+  *mi = (tn_manifest_info){.command = "sft", .models = t->models, .nmodels = 1, .data = t->data,
+                           .ndata = o->eval_data ? 2 : 1};
+  printf("sft: %d train / %d eval examples, %s, %ld steps of %d x %d examples, %zu trainable parameters\n", t->train.n,
+         t->eval.n, t->tp.lora ? "LoRA" : "full fine-tuning", (long)o->steps, o->batch_size, o->grad_accum, t->tp.opt.total);
+  fflush(stdout);
+  return TN_OK;
 }
 
-static void teardown(sft_t *t) {
-  tn_run_close(&t->run);
+static void teardown(void *ctx) {
+  sft_t *t = ctx;
+  free(t->ex);
   tn_head_free(&t->head);
   tn_free(t->lrow);
   tn_free(t->wrow);
   free(t->rows.tok); free(t->rows.pos); free(t->rows.seq); free(t->rows.tgt);
-  tn_stream_free(&t->stream);
   tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
@@ -135,70 +154,48 @@ static void teardown(sft_t *t) {
   tn_model_free(t->m);
 }
 
-static const tn_example *stream_get(sft_t *t, long pos) { return &t->train.ex[tn_stream_at(&t->stream, pos)]; }
+/* one step: the mean loss over every target token of its grad_accum micro-batches */
+static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
+  sft_t *t = ctx;
+  const tn_sft_opts *o = &t->o;
+  t->fwd_counter = (uint64_t)step * o->grad_accum; /* LoRA dropout masks: a function of the step */
+  /* count the targets of the whole step first: the loss is a mean over all of them */
+  long count = 0;
+  for (long pos = r->data_pos; pos < r->data_pos + r->per_step; pos++)
+    count += t->train.ex[tn_stream_at(&r->stream, pos)].n_targets;
+  tn_tparams_zero_grad(&t->tp);
+  double loss_sum = 0, ntok = 0;
+  for (int a = 0; a < o->grad_accum; a++) {
+    for (int b = 0; b < o->batch_size; b++) t->ex[b] = &t->train.ex[tn_run_next(r)];
+    rows_fill(&t->rows, t->ex, o->batch_size);
+    ntok += t->rows.N;
+    TN_TRY(run_rows(t, &loss_sum, 1.0f / (float)count, true));
+  }
+  t->count = count;
+  out->loss = loss_sum / count;
+  out->tokens = ntok;
+  return TN_OK;
+}
 
-tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc, char **argv) {
+static tn_status eval(void *ctx, tn_run *r, long step) {
+  (void)r; (void)step;
+  return eval_loss(ctx, &((sft_t *)ctx)->evl);
+}
+
+static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt) {
+  sft_t *t = ctx;
+  (void)r;
+  tn_metrics_add(mt, "loss", si->loss);
+  if (si->evaluated && !isnan(t->evl)) tn_metrics_add(mt, "eval_loss", t->evl);
+  tn_metrics_add(mt, "learning_rate", si->lr);
+  tn_metrics_add(mt, "grad_norm", si->gnorm);
+  tn_metrics_add(mt, "tokens_per_s", si->tokens / si->dt);
+  tn_metrics_add(mt, "target_tokens", (double)t->count);
+}
+
+tn_status tn_sft_run(const tn_sft_opts *opts, const tn_run_info *ri) {
   sft_t t = {0};
   t.o = *opts;
-  tn_status s = setup(&t);
-  const tn_sft_opts *o = &t.o;
-  long step0 = 0;
-  if (s == TN_OK && o->resume) {
-    s = tn_run_resume(&t.run, &step0, &t.data_pos);
-    t.fwd_counter = (uint64_t)step0 * o->grad_accum; /* same LoRA dropout masks as uninterrupted */
-  }
-  if (s == TN_OK) {
-    tn_manifest_file models[] = {{"model", o->model}}, data[] = {{"train", o->data}, {"eval", o->eval_data}};
-    tn_manifest_info mi = {.command = "sft", .config_json = config_json, .seed = o->seed, .models = models,
-                           .nmodels = 1, .data = data, .ndata = o->eval_data ? 2 : 1, .argc = argc, .argv = argv};
-    s = tn_run_start(&t.run, &mi);
-  }
-  if (s != TN_OK) { teardown(&t); return s; }
-  printf("sft: %d train / %d eval examples, %s, %ld steps of %d x %d examples, %zu trainable parameters\n", t.train.n,
-         t.eval.n, t.tp.lora ? "LoRA" : "full fine-tuning", (long)o->steps, o->batch_size, o->grad_accum, t.tp.opt.total);
-  fflush(stdout);
-  const tn_example **ex = malloc(sizeof(void *) * o->batch_size);
-  double tokens_seen = 0;
-  for (long step = step0; step < o->steps && s == TN_OK; step++) {
-    const double t0 = tn_now();
-    /* count the targets of the whole step first: the loss is a mean over all of them */
-    long count = 0, pos = t.data_pos;
-    for (int a = 0; a < o->grad_accum; a++)
-      for (int b = 0; b < o->batch_size; b++) count += stream_get(&t, pos++)->n_targets;
-    tn_tparams_zero_grad(&t.tp);
-    double loss_sum = 0, ntok = 0;
-    for (int a = 0; a < o->grad_accum && s == TN_OK; a++) {
-      for (int b = 0; b < o->batch_size; b++) ex[b] = stream_get(&t, t.data_pos++);
-      rows_fill(&t.rows, ex, o->batch_size);
-      ntok += t.rows.N;
-      s = run_rows(&t, &loss_sum, 1.0f / (float)count, true);
-    }
-    if (s != TN_OK) break;
-    double loss = loss_sum / count, gnorm = 0;
-    float lr = 0;
-    if (!isfinite(loss)) { s = tn_run_nonfinite(step, loss); break; }
-    if ((s = tn_run_update(&t.run, step, o->max_grad_norm, &gnorm, &lr)) != TN_OK) break;
-    tokens_seen += ntok;
-    const double dt = tn_now() - t0;
-    double evl = NAN;
-    bool last = step + 1 == o->steps;
-    if (t.eval.n && o->eval_every > 0 && ((step + 1) % o->eval_every == 0 || last)) s = eval_loss(&t, &evl);
-    tn_metrics *mt = t.run.metrics;
-    tn_metrics_begin(mt, step + 1);
-    tn_metrics_add(mt, "loss", loss);
-    if (!isnan(evl)) tn_metrics_add(mt, "eval_loss", evl);
-    tn_metrics_add(mt, "learning_rate", lr);
-    tn_metrics_add(mt, "grad_norm", gnorm);
-    tn_metrics_add(mt, "tokens_per_s", ntok / dt);
-    tn_metrics_add(mt, "target_tokens", (double)count);
-    tn_metrics_add(mt, "elapsed_s", tn_now() - t.run.t_start);
-    if (s == TN_OK) s = tn_metrics_commit(mt);
-    tn_progress_update(t.run.prog, step + 1, loss, lr, ntok / dt, NULL);
-    if (s == TN_OK && ((o->save_every > 0 && (step + 1) % o->save_every == 0) || last))
-      s = tn_run_checkpoint(&t.run, step + 1, t.data_pos);
-  }
-  free(ex);
-  if (s == TN_OK) s = tn_run_finish(&t.run);
-  teardown(&t);
-  return s;
+  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .eval = eval, .metrics = metrics, .teardown = teardown};
+  return tn_train_drive(&tr, &t.o.train, ri);
 }

@@ -93,9 +93,12 @@ void tn_trainable_free(tn_trainable *tr);
  * (config.json + model.safetensors in f32) for full fine-tuning and a PEFT adapter
  * (adapter_config.json + adapter_model.safetensors) for LoRA; tn_ckpt_load matches
  * rows by name and element count), optimizer.safetensors (NAME.exp_avg,
- * NAME.exp_avg_sq, step), trainer_state.json (the caller's JSON text).
- * Written into a temporary folder, every file fsync'd, then renamed into place;
- * only the last keep_last checkpoints are kept (0 = all). */
+ * NAME.exp_avg_sq, step), trainer_state.json (the caller's JSON text), and last
+ * checksums.json, the checkpoint's manifest: {"files": {NAME: {"bytes", "sha256"}}} of
+ * every other file in the folder. Written into a temporary folder, every file fsync'd,
+ * then renamed into place; only the last keep_last checkpoints are kept (0 = all). A
+ * failed write (full disk, I/O error) leaves the checkpoints before it as they were and
+ * returns an error naming the path. */
 typedef struct {
   const char *run_dir;
   long step;
@@ -108,8 +111,13 @@ typedef struct {
   void *extra_ctx;
 } tn_ckpt_save_opts;
 tn_status tn_ckpt_save(const tn_ckpt_save_opts *o);
-/* Newest RUN/checkpoints/step_N (path malloc'd), TN_ERR_IO naming the folder when none. */
-tn_status tn_ckpt_latest(const char *run_dir, char **path, long *step);
+/* The steps N of RUN/checkpoints/step_N, ascending, into *steps (malloc'd; may be NULL
+ * when none); returns how many. Leftovers of a killed save or delete are removed first. */
+int tn_ckpt_list(const char *run_dir, long **steps);
+/* Every file in checksums.json is there with its size and sha256 (TN_ERR_FORMAT naming
+ * the file otherwise). A checkpoint without checksums.json (written before they were
+ * recorded) passes. */
+tn_status tn_ckpt_verify(const char *ckpt_dir);
 /* Restore trainable rows, optimizer state and the trainer_state.json text (malloc'd). */
 tn_status tn_ckpt_load(const char *ckpt_dir, const char *weights_file, tn_trainable *tr, tn_adamw *opt, char **state_json);
 

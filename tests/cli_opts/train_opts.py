@@ -36,7 +36,7 @@ TRAINERS = {
                "batch-size grad-accum steps epochs lr lr-end schedule warmup-steps weight-decay beta1 beta2 adam-eps "
                "max-grad-norm lora-rank lora-alpha lora-dropout rslora lora-targets base-dtype eval-every save-every "
                "keep-last seed resume",
-    "grpo": "model base-dtype tokenizer data out reward reward-cmd rubric system-prompt no-system-prompt chat-format chat-template "
+    "grpo": "model base-dtype tokenizer data out reward reward-cmd reward-cmd-timeout rubric system-prompt no-system-prompt chat-format chat-template "
             "no-chat num-generations num-iterations batch-size micro-batch steps max-prompt-length "
             "max-tokens-to-generate temperature top-p top-k beta epsilon epsilon-high kl-estimator loss-agg "
             "scale-rewards mask-truncated gspo lr lr-end schedule warmup-steps weight-decay max-grad-norm lora-rank "

@@ -281,7 +281,7 @@ with open(bad3, "w") as f:
 expect_error(["eval", "--model", model, "--data", bad3, "--out", os.path.join(W, "x.jsonl")], "garbage.jsonl:2", "bad JSON line")
 expect_error(["eval", "--model", model, "--data", os.path.join(W, "missing.jsonl")], "missing.jsonl", "missing data file")
 expect_error(["eval", "--model", os.path.join(W, "nomodel"), "--data", data], "nomodel", "missing model")
-expect_error(["eval", "--model", model, "--data", data, "--n", "0"], "invalid", "n = 0")
+expect_error(["eval", "--model", model, "--data", data, "--n", "0"], "--n 0 is out of range", "n = 0")
 check(not os.path.exists(os.path.join(W, "x.jsonl")), "a failed eval left a results file")
 
 print(f"{len(failures)} failed" if failures else "all eval checks passed")
