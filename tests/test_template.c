@@ -203,6 +203,9 @@ static void t_hostile(void **st) {
   expect_error("{{ range(50000)|unique|length }}", NULL, "steps", NULL);
   expect_error("{% set s = 'x' * 500000 %}{% for i in range(100000) %}{{ 'y' in s }}{% endfor %}", NULL, "steps", NULL);
   expect_error("{{ [1, 'a']|sort }}", NULL, "cannot compare", NULL);
+  expect_error("{% set l = range(200000)|map(attribute='x')|list %}{% for i in range(100000) %}{{ l|join }}{% endfor %}",
+               NULL, "steps", NULL);
+  expect("[{{ 888888888 * '' }}]", NULL, "[]"); /* the fuzzer's timeout: an empty string repeated 888888888 times */
   expect_error("{{ 'x' * 100000000000 }}", NULL, "exceeds", NULL);
   expect_error("{% for i in range(20000) %}{% for j in range(20000) %}{% endfor %}{% endfor %}", NULL, "steps", NULL);
   /* invalid UTF-8 in strings (found by the fuzzer: stray continuation bytes counted and walked

@@ -594,7 +594,11 @@ static int get_member(R *r, jv obj, jv key, int line, jv *out);
 
 static int iter_items(R *r, jv v, jv *out, int line) { /* anything iterable -> list */
   switch (v.t) {
-  case V_LIST: *out = v; out->tup = 0; return 0;
+  case V_LIST: /* shared, not copied: charged as if walked */
+    if (v.l->n > 16 && charge(r, v.l->n >> 4, line)) return -1;
+    *out = v;
+    out->tup = 0;
+    return 0;
   case V_UNDEF: return list_new(r, 0, out, line);
   case V_DICT: case V_NS:
     if (list_new(r, v.d->n, out, line)) return -1;
@@ -1217,7 +1221,7 @@ static int binop(R *r, int op, jv a, jv b, int line, jv *out) {
   if (op == '*' && ((a.t == V_STR && b.t == V_INT) || (a.t == V_INT && b.t == V_STR))) {
     jv s = a.t == V_STR ? a : b;
     int64_t k = a.t == V_INT ? a.i : b.i;
-    if (k <= 0) { *out = mk_str("", 0); return 0; }
+    if (k <= 0 || !s.s.n) { *out = mk_str("", 0); return 0; } /* '' * 888888888 is '' at once */
     if ((unsigned __int128)k * s.s.n > r->lim.max_output) return rerr(r, line, "string repetition exceeds %zu bytes", r->lim.max_output);
     sb o = {0};
     for (int64_t i = 0; i < k; i++)
