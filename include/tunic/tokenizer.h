@@ -83,11 +83,16 @@ TN_API bool tn_tokenizer_is_special(const tn_tokenizer *tok, int32_t id); /* add
 TN_API int32_t tn_tokenizer_bos_id(const tn_tokenizer *tok);
 TN_API int32_t tn_tokenizer_eos_id(const tn_tokenizer *tok);
 TN_API int32_t tn_tokenizer_pad_id(const tn_tokenizer *tok);
-/* The default chat_template text of tokenizer_config.json, NULL if none. */
+/* The default chat_template text of tokenizer_config.json (or chat_template.jinja), NULL if none. */
 TN_API const char *tn_tokenizer_chat_template(const tn_tokenizer *tok);
+/* Use the Jinja template in the file PATH instead of the model's (--chat-template FILE.jinja);
+ * it also replaces a "tool_use" template. Errors name the file; the template is parsed on use. */
+TN_API tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tok, const char *path);
 
 /* ---- chat templates ---- */
-/* Built-in renderers, byte-identical to the model's Jinja template:
+/* tn_chat_render renders with the tokenizer's own Jinja chat_template (src/template, see
+ * docs/chat-templates.md) unless opts->format names a built-in format or there is no template.
+ * Built-in renderers, byte-identical to the model's Jinja template:
  *   gemma  - Gemma-3 (<start_of_turn>user ... <end_of_turn>, system folded into the first user turn)
  *   chatml - Qwen3 / Qwen2.5 ChatML (<|im_start|>role ... <|im_end|>, Qwen3 <think> handling)
  *   llama3 - Llama-3 (<|start_header_id|>role<|end_header_id|> ... <|eot_id|>) */
@@ -121,7 +126,8 @@ typedef struct {
                                      <|eot_id|>), excluding the header and the trailing newline */
 } tn_chat_out;
 
-/* opts may be NULL (auto format, no generation prompt). */
+/* opts may be NULL (the model's template, no generation prompt). Spans: from {% generation %}
+ * blocks, else by rendering prefixes of the conversation (docs/chat-templates.md). */
 TN_API tn_status tn_chat_render(const tn_tokenizer *tok, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
                          tn_chat_out *out);
 TN_API void tn_chat_out_free(tn_chat_out *out);

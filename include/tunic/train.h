@@ -24,6 +24,7 @@
   const char *base_dtype;  /* frozen projections under LoRA: f32 | bf16 | nf4 | auto */              \
   const char *tokenizer;   /* NULL: the model's */                                                  \
   const char *data, *eval_data, *out, *chat_format;                                                 \
+  const char *chat_template; /* a .jinja file used instead of the model's chat template */          \
   float eval_split;                                                                                 \
   int max_seq_len, batch_size, grad_accum, steps, epochs;                                           \
   float lr, lr_end;                                                                                 \

@@ -9,7 +9,7 @@
 
 int tn_cmd_eval(int argc, char **argv) {
   const char *base_dtype = "auto";
-  const char *model_dir = NULL, *adapter = NULL, *adapter_name = NULL, *tokenizer = NULL, *answer_tag = NULL;
+  const char *model_dir = NULL, *adapter = NULL, *adapter_name = NULL, *tokenizer = NULL, *answer_tag = NULL, *chat_template = NULL;
   bool no_sys = false, quiet = false, force = false;
   tn_eval_opts o;
   tn_eval_opts_default(&o);
@@ -35,6 +35,7 @@ int tn_cmd_eval(int argc, char **argv) {
     {"no-system-prompt", 'b', &no_sys, "no system prompt"},
     {"chat-format", 's', &o.chat_format, "auto | gemma | chatml | llama3 (default: auto)"},
     {"field-map", 's', &o.field_map, "data fields renamed: prompt=problem,answer=final,... (TARGET=SOURCE)"},
+    {"chat-template", 's', &chat_template, "a .jinja chat template used instead of the model's"},
     {"no-chat", 'b', &o.no_chat, "plain prompt template even when the tokenizer has a chat template"},
     {"answer-tag", 's', &answer_tag, "answer tag name (default answer: <answer>...</answer>)"},
     {"tags-only", 'b', &o.extract.tags_only, "extract answers from the answer tags only"},
@@ -81,6 +82,7 @@ int tn_cmd_eval(int argc, char **argv) {
   tn_status s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
   if (s == TN_OK) s = tn_model_load_opts(&m, model_dir, &lo);
   if (s == TN_OK) s = tn_tokenizer_load(tokenizer ? tokenizer : model_dir, &tok);
+  if (s == TN_OK && chat_template) s = tn_tokenizer_set_chat_template(tok, chat_template);
   if (s == TN_OK && adapter) s = tn_lora_load_spec(m, adapter, adapter_name, &loras, &n_loras);
   tn_eval_summary sum = {0};
   if (s == TN_OK) s = tn_eval_run(m, tok, &o, &sum);

@@ -103,7 +103,7 @@ int tn_cmd_generate(int argc, char **argv) {
   const char *base_dtype = "auto";
   const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL, *adapter_name = NULL, *prompt = NULL,
              *system = NULL;
-  const char *stop_str = NULL, *chat_format = "auto";
+  const char *stop_str = NULL, *chat_format = "auto", *chat_template = NULL;
   bool json = false, one = false, chat = false;
   tn_gen_opts o;
   tn_gen_opts_default(&o);
@@ -116,6 +116,7 @@ int tn_cmd_generate(int argc, char **argv) {
     {"chat", 'b', &chat, "render --prompt as a user turn of the chat template, with the generation prompt"},
     {"system", 's', &system, "system prompt (with --chat)"},
     {"chat-format", 's', &chat_format, "auto | gemma | chatml | llama3"},
+    {"chat-template", 's', &chat_template, "a .jinja chat template used instead of the model's (with --chat)"},
     {"stop", 's', &stop_str, "stop when the generated text contains this string"},
     {"ids", 's', &ids, "prompt token ids instead of text: 1,2,3;4,5 (one prompt per ';')"},
     {"max-new-tokens", 'i', &o.max_new_tokens, "tokens to generate per sample"},
@@ -143,6 +144,10 @@ int tn_cmd_generate(int argc, char **argv) {
     s = tn_tokenizer_load(model_dir, &tok);
     if (s != TN_OK && prompt) return tn_cli_fail("generate", s);
     if (s != TN_OK) tok = NULL; /* ids only: print ids */
+    if (tok && chat_template && (s = tn_tokenizer_set_chat_template(tok, chat_template)) != TN_OK) {
+      tn_tokenizer_free(tok);
+      return tn_cli_fail("generate", s);
+    }
   }
   if (prompt) {
     tn_encoding enc = {0};

@@ -1,6 +1,8 @@
 /* data.h - training examples as token ids with a loss mask, loaded from the JSONL
  * formats users bring:
- *   {"messages": [{"role","content"}...]}        chat template applied, loss on assistant turns
+ *   {"messages": [{"role","content"}...]}        chat template applied, loss on assistant turns;
+ *                                                  with the model's Jinja template also
+ *                                                  "tool_calls"/"tool" turns and a "tools" list
  *   {"prompt": "...", "completion": "..."}        loss on the completion (+ EOS); "response" is
  *                                                  accepted for "completion"; prompt/completion
  *                                                  may also be message lists (conversational)

@@ -5,7 +5,8 @@
  *                                                                    conversational
  *   {"chosen": [messages], "rejected": [messages]}                   implicit prompt: the
  *                                                                    common leading messages
- * (a string prompt with message-list responses is read as one user message).
+ * (a string prompt with message-list responses is read as one user message). Message lists with
+ * tool calls or tool turns, or a line with "tools", are rendered by the model's Jinja template.
  * Tokens: with message lists (or opts.chat with strings) the prompt is rendered by
  * the chat template with the generation prompt, and each response is the text the
  * template adds after it, through the reply's end-of-turn token (TRL's

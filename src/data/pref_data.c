@@ -5,6 +5,7 @@
 #include <string.h>
 #include "data/data.h"
 #include "data/pref.h"
+#include "template/template.h"
 
 typedef struct {
   int32_t *ids;
@@ -74,6 +75,55 @@ static tn_status chat_tokens(const tn_tokenizer *tok, const tn_pref_data_opts *o
   return s;
 }
 
+/* Message lists with tool calls, tool turns or non-string content (or a "tools" list) go through the
+ * model's Jinja template as JSON (chat_tokens_json); the rest keep the tn_chat_msg path. */
+static bool has_tool_turns(const cJSON *arr) {
+  const cJSON *m;
+  cJSON_ArrayForEach(m, arr) {
+    const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+    if (cJSON_HasObjectItem(m, "tool_calls") || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "content")) ||
+        (cJSON_IsString(r) && !strcmp(r->valuestring, "tool")))
+      return true;
+  }
+  return false;
+}
+
+/* chat_tokens for JSON messages: prompt pm (array), response rm (array), tools (or NULL) */
+static tn_status chat_tokens_json(const tn_tokenizer *tok, cJSON *pm, cJSON *rm, const cJSON *tools, ibuf *prompt, ibuf *resp,
+                                  tn_encoding *enc, const char *where, const char *field) {
+  cJSON *all = cJSON_CreateArray();
+  const cJSON *m;
+  cJSON_ArrayForEach(m, pm) cJSON_AddItemReferenceToArray(all, (cJSON *)m);
+  cJSON_ArrayForEach(m, rm) cJSON_AddItemReferenceToArray(all, (cJSON *)m);
+  tn_chat_req gp = {.messages = pm, .tools = tools, .add_generation_prompt = true};
+  tn_chat_req full = {.messages = all, .tools = tools, .spans = true};
+  tn_chat_out po = {0}, fo = {0};
+  tn_status s = tn_chat_render_req(tok, &gp, &po);
+  if (s == TN_OK) s = tn_chat_render_req(tok, &full, &fo);
+  cJSON_Delete(all);
+  if (s != TN_OK) {
+    tn_chat_out_free(&po);
+    tn_chat_out_free(&fo);
+    return tn_error_prefix(s, "%s", where);
+  }
+  size_t end = fo.n_spans ? fo.spans[fo.n_spans - 1].end : fo.len;
+  if (fo.len < po.len || memcmp(fo.text, po.text, po.len) != 0 || end < po.len) {
+    s = tn_error(TN_ERR_FORMAT,
+                 "%s: the chat template's rendering of prompt + \"%s\" does not start with the rendered prompt "
+                 "(cannot tell the response's tokens apart)", where, field);
+  } else {
+    if (prompt) {
+      s = tn_tokenizer_encode(tok, po.text, po.len, false, enc);
+      if (s == TN_OK) ib_add(prompt, enc->ids, (int)enc->n);
+    }
+    if (s == TN_OK) s = tn_tokenizer_encode(tok, fo.text + po.len, end - po.len, false, enc);
+    if (s == TN_OK) ib_add(resp, enc->ids, (int)enc->n);
+  }
+  tn_chat_out_free(&po);
+  tn_chat_out_free(&fo);
+  return s;
+}
+
 static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, const tn_pref_data_opts *o,
                           const char *where, tn_encoding *enc, ibuf *bp, ibuf *bc, ibuf *br) {
   cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
@@ -93,6 +143,39 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
       while (skip < nc - 1 && skip < nr - 1 && same_msg(cJSON_GetArrayItem(ch, skip), cJSON_GetArrayItem(rj, skip)))
         skip++;
       if (skip == 0) return tn_error(TN_ERR_FORMAT, "%s: no \"prompt\", and \"chosen\" and \"rejected\" share no leading messages", where);
+    }
+    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
+    if (o->format == TN_CHAT_AUTO && tn_tokenizer_chat_template(tok) &&
+        (cJSON_IsArray(tools) || has_tool_turns(ch) || has_tool_turns(rj) || (cJSON_IsArray(prompt) && has_tool_turns(prompt)))) {
+      cJSON *pm = cJSON_CreateArray();
+      if (cJSON_IsString(prompt)) {
+        cJSON *u = cJSON_CreateObject();
+        cJSON_AddStringToObject(u, "role", "user");
+        cJSON_AddItemReferenceToObject(u, "content", prompt);
+        cJSON_AddItemToArray(pm, u);
+      } else if (prompt) {
+        cJSON *it;
+        cJSON_ArrayForEach(it, prompt) cJSON_AddItemReferenceToArray(pm, it);
+      } else {
+        for (int i = 0; i < skip; i++) cJSON_AddItemReferenceToArray(pm, cJSON_GetArrayItem(ch, i));
+      }
+      tn_status s = cJSON_GetArraySize(pm) ? TN_OK : tn_error(TN_ERR_FORMAT, "%s: the prompt has no messages", where);
+      for (int r = 0; r < 2 && s == TN_OK; r++) {
+        cJSON *arr = r ? rj : ch, *tail = cJSON_CreateArray();
+        const char *field = r ? "rejected" : "chosen";
+        for (int i = skip; i < cJSON_GetArraySize(arr); i++) cJSON_AddItemReferenceToArray(tail, cJSON_GetArrayItem(arr, i));
+        cJSON *last = cJSON_GetArrayItem(tail, cJSON_GetArraySize(tail) - 1);
+        const cJSON *lr = last ? cJSON_GetObjectItemCaseSensitive(last, "role") : NULL;
+        if (!last) s = tn_error(TN_ERR_FORMAT, "%s: \"%s\" has no response message", where, field);
+        else if (!cJSON_IsString(lr) || strcmp(lr->valuestring, "assistant"))
+          s = tn_error(TN_ERR_FORMAT, "%s: the last message of \"%s\" must be the assistant's", where, field);
+        else
+          s = chat_tokens_json(tok, pm, tail, cJSON_IsArray(tools) ? tools : NULL, r ? NULL : bp, r ? br : bc, enc, where, field);
+        cJSON_Delete(tail);
+      }
+      cJSON_Delete(pm);
+      TN_TRY(s);
+      goto truncate;
     }
     tn_chat_msg *m = calloc((size_t)(nP + nc + nr + 1), sizeof *m);
     int k = 0;
@@ -145,6 +228,7 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
       }
     }
   }
+truncate:;
   /* truncation: the prompt keeps its end, responses their start */
   int np = bp->n, off = 0, nc = bc->n, nr = br->n;
   if (o->max_prompt_len > 0 && np > o->max_prompt_len) { off = np - o->max_prompt_len; np = o->max_prompt_len; set->n_prompt_truncated++; }

@@ -89,9 +89,8 @@ static tn_status load_line(void *ctx, cJSON *j, const char *where) {
 
 tn_status tn_prompts_load(tn_prompt_set *s, const char *path, const tn_tokenizer *tok, const tn_prompt_opts *o) {
   memset(s, 0, sizeof *s);
-  tn_chat_format f;
   load_ctx c = {.s = s, .tok = tok, .o = o};
-  c.chat_ok = !o->no_chat && (o->chat != TN_CHAT_AUTO || tn_chat_detect(tok, &f) == TN_OK);
+  c.chat_ok = !o->no_chat && (o->chat != TN_CHAT_AUTO || tn_tokenizer_chat_template(tok) != NULL);
   tn_error_clear();
   tn_status st = tn_data_read(path, TN_DATA_PROMPTS, o->field_map, load_line, &c);
   tn_encoding_free(&c.enc);

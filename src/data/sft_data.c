@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data/data.h"
+#include "template/template.h"
 
 static tn_status push(tn_dataset *d, const int32_t *ids, const uint8_t *mask, int n, int max_len) {
   if (max_len > 0 && n > max_len) { n = max_len; d->n_truncated++; }
@@ -87,15 +88,29 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
     } else if (!cJSON_IsArray(msgs)) {
       return tn_error(TN_ERR_FORMAT, "%s: \"messages\" must be a list", where);
     }
-    tn_chat_msg *cm;
-    size_t n;
-    tn_status s = to_msgs(all, &cm, &n, where);
-    if (s == TN_OK) {
-      s = tn_chat_encode(tok, cm, n, &co, enc);
+    tn_status s;
+    if (o->chat == TN_CHAT_AUTO && tn_tokenizer_chat_template(tok)) {
+      /* the model's Jinja template: tool calls, tool results and "tools" as transformers renders them */
+      cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
+      tn_chat_req q = {.messages = all, .tools = cJSON_IsArray(tools) ? tools : NULL, .spans = true};
+      tn_chat_out out;
+      s = tn_chat_render_req(tok, &q, &out);
+      if (s == TN_OK) {
+        s = tn_chat_out_encode(tok, &out, enc);
+        tn_chat_out_free(&out);
+      }
       if (s != TN_OK) s = tn_error_prefix(s, "%s", where);
+    } else {
+      tn_chat_msg *cm = NULL;
+      size_t n;
+      s = to_msgs(all, &cm, &n, where);
+      if (s == TN_OK) {
+        s = tn_chat_encode(tok, cm, n, &co, enc);
+        if (s != TN_OK) s = tn_error_prefix(s, "%s", where);
+      }
+      free(cm);
     }
     if (all != msgs) cJSON_Delete(all);
-    free(cm);
     if (s != TN_OK) return s;
     return push(d, enc->ids, enc->mask, (int)enc->n, o->max_seq_len);
   }

@@ -138,6 +138,7 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
+  if (o->chat_template) TN_TRY(tn_tokenizer_set_chat_template(t->tok, o->chat_template));
   tn_prompt_opts po = {.system_prompt = o->no_system_prompt ? NULL : (o->system_prompt ? o->system_prompt : TN_DEFAULT_SYSTEM_PROMPT),
                        .no_chat = o->no_chat, .max_prompt_len = o->max_prompt_length, .field_map = o->field_map};
   TN_TRY(tn_chat_format_parse(o->chat_format, &po.chat));

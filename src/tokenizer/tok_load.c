@@ -706,9 +706,30 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
       const char *t = jstr(it, "template"), *nm = jstr(it, "name");
       if (t && !first) first = t;
       if (t && nm && !strcmp(nm, "default")) def = t;
+      if (t && nm && !strcmp(nm, "tool_use") && !tk->chat_template_tool) tk->chat_template_tool = tn_strdup(t);
     }
     if (def || first) tk->chat_template = tn_strdup(def ? def : first);
   }
+  if (tk->chat_template) { /* errors read "PATH chat_template:LINE: ...", LINE within the template */
+    tk->chat_template_src = malloc(strlen(path) + 16);
+    if (tk->chat_template_src) sprintf(tk->chat_template_src, "%s chat_template", path);
+  }
+  /* transformers >= 4.43 saves the template beside the config as chat_template.jinja */
+  const char *slash = strrchr(path, '/');
+  char *dir = slash ? strndup(path, (size_t)(slash - path)) : tn_strdup(".");
+  char *jp = dir ? tn_path_join(dir, "chat_template.jinja") : NULL;
+  if (jp && tn_file_exists(jp)) {
+    char *t = NULL;
+    size_t tl;
+    if (tn_read_file(jp, &t, &tl) == TN_OK) {
+      free(tk->chat_template);
+      free(tk->chat_template_src);
+      tk->chat_template = t;
+      tk->chat_template_src = tn_strdup(jp);
+    }
+  }
+  free(jp);
+  free(dir);
   cJSON_Delete(cfg);
   return TN_OK;
 }
@@ -842,6 +863,8 @@ void tn_tokenizer_free(tn_tokenizer *tk) {
   free(tk->bos_str);
   free(tk->eos_str);
   free(tk->chat_template);
+  free(tk->chat_template_tool);
+  free(tk->chat_template_src);
   free(tk->name);
   free(tk);
 }
@@ -863,3 +886,18 @@ int32_t tn_tokenizer_bos_id(const tn_tokenizer *tk) { return tk->bos_id; }
 int32_t tn_tokenizer_eos_id(const tn_tokenizer *tk) { return tk->eos_id; }
 int32_t tn_tokenizer_pad_id(const tn_tokenizer *tk) { return tk->pad_id; }
 const char *tn_tokenizer_chat_template(const tn_tokenizer *tk) { return tk->chat_template; }
+
+tn_status tn_tokenizer_set_chat_template(tn_tokenizer *tk, const char *path) {
+  char *t;
+  size_t n;
+  if (!tk || !path) return tn_error(TN_ERR_ARG, "tn_tokenizer_set_chat_template: NULL argument");
+  TN_TRY(tn_read_file(path, &t, &n));
+  if (strlen(t) != n) { free(t); return tn_error(TN_ERR_FORMAT, "%s: a chat template cannot contain NUL bytes", path); }
+  free(tk->chat_template);
+  free(tk->chat_template_tool);
+  free(tk->chat_template_src);
+  tk->chat_template = t;
+  tk->chat_template_tool = NULL;
+  tk->chat_template_src = tn_strdup(path);
+  return TN_OK;
+}

@@ -197,7 +197,9 @@ struct tn_tokenizer {
   int32_t bos_id, eos_id, pad_id;
   char *bos_str, *eos_str;
   bool clean_up_spaces;
-  char *chat_template;         /* default template text, NULL if none */
+  char *chat_template;         /* default template text, NULL if none (chat_template.jinja wins) */
+  char *chat_template_tool;    /* the template named "tool_use" in a list of named templates, or NULL */
+  char *chat_template_src;     /* the file the templates came from (errors name it), or NULL */
   char *name;                  /* path it was loaded from */
 };
 enum { TK_F_ADDED = 1, TK_F_SPECIAL = 2, TK_F_BYTE = 4 /* <0xXX> */ };

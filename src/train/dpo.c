@@ -247,6 +247,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
     return tn_error(TN_ERR_ARG, "--ref-model %s: its shape (V, C, L, heads, kv heads, head dim) differs from --model %s",
                     o->ref_model, o->model);
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
+  if (o->chat_template) TN_TRY(tn_tokenizer_set_chat_template(t->tok, o->chat_template));
   tn_pref_data_opts dopts = {.max_prompt_len = o->max_prompt_length, .max_response_len = o->max_response_length,
                              .chat = o->chat, .field_map = o->field_map};
   TN_TRY(tn_chat_format_parse(o->chat_format, &dopts.format));

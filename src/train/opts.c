@@ -45,6 +45,7 @@ static const struct {
   {0, TN_TO_DATASET, "eval-split", 'f', F(eval_split), "fraction of the training data held out for eval"},
   {0, 0, "out", 's', F(out), "run directory"},
   {0, 0, "chat-format", 's', F(chat_format), "auto | gemma | chatml | llama3"},
+  {0, 0, "chat-template", 's', F(chat_template), "a .jinja chat template used instead of the model's"},
   {0, TN_TO_SEQ_LEN, "max-seq-len", 'i', F(max_seq_len), "truncate examples to this many tokens"},
   {1, 0, "batch-size", 'i', F(batch_size), "examples per micro-batch"},
   {1, TN_TO_DATASET, "grad-accum", 'i', F(grad_accum), "micro-batches per optimizer step"},

@@ -96,6 +96,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
                                 "batch_size x max_seq_len below 2^31");
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
+  if (o->chat_template) TN_TRY(tn_tokenizer_set_chat_template(t->tok, o->chat_template));
   TN_TRY(tn_train_opts_load_sft(&o->train, t->tok, t->m->cfg.V, &t->train, &t->eval));
   if (t->train.n_truncated) tn_info("%d examples truncated to %d tokens", t->train.n_truncated, o->max_seq_len);
   if (t->train.n_dropped) tn_warn("%d examples had no target token left and were dropped", t->train.n_dropped);

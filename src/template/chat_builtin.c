@@ -1,10 +1,11 @@
-/* chat.c - built-in chat templates (Gemma-3, ChatML/Qwen3, Llama-3) that render a list of
- * messages byte-for-byte as the model's Jinja chat_template does, report where the
- * assistant replies are (byte spans), and turn those into token masks for training.
- * The format is recognised from the template text; there is no Jinja interpreter.
- * Not for: tool calls or multimodal content (refused / ignored, see docs/tokenizer.md). */
+/* chat_builtin.c - built-in chat formats (Gemma-3, ChatML/Qwen3, Llama-3) that render a list of
+ * plain-text messages byte-for-byte as those models' Jinja chat_templates do and report where
+ * the assistant replies are (byte spans). Used when a tokenizer has no chat_template (or
+ * --chat-format names one), and as the span cache of chat_template.c, which uses it only when
+ * its text equals the Jinja rendering. The format is recognised from the template text.
+ * Not for: tool calls or multimodal content (the Jinja path in chat_template.c renders those). */
 #define _GNU_SOURCE
-#include "tokenizer/tokenizer.h"
+#include "template/template.h"
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -275,8 +276,8 @@ static tn_status render_llama3(const tn_tokenizer *tk, const tn_chat_msg *m, siz
   return TN_OK;
 }
 
-tn_status tn_chat_render(const tn_tokenizer *tk, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
-                         tn_chat_out *out) {
+tn_status tn_chat_render_builtin(const tn_tokenizer *tk, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
+                                 tn_chat_out *out) {
   memset(out, 0, sizeof *out);
   if (!tk || (!msgs && n)) return tn_error(TN_ERR_ARG, "tn_chat_render: NULL argument");
   chat_style cs;
@@ -312,6 +313,13 @@ tn_status tn_chat_encode(const tn_tokenizer *tk, const tn_chat_msg *msgs, size_t
                          tn_encoding *enc) {
   tn_chat_out co;
   TN_TRY(tn_chat_render(tk, msgs, n, opts, &co));
+  tn_status st = tn_chat_out_encode(tk, &co, enc);
+  tn_chat_out_free(&co);
+  return st;
+}
+
+tn_status tn_chat_out_encode(const tn_tokenizer *tk, const tn_chat_out *out, tn_encoding *enc) {
+  const tn_chat_out co = *out;
   tn_status st = tn_tokenizer_encode_offsets(tk, co.text, co.len, false, enc);
   if (st == TN_OK) {
     size_t k = 0; /* spans are sorted and disjoint; tokens are in text order */
@@ -326,6 +334,5 @@ tn_status tn_chat_encode(const tn_tokenizer *tk, const tn_chat_msg *msgs, size_t
       enc->mask[i] = in;
     }
   }
-  tn_chat_out_free(&co);
   return st;
 }
