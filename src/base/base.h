@@ -28,6 +28,36 @@ void tn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)
 void *tn_alloc(size_t bytes);
 void tn_free(void *p);
 char *tn_strdup(const char *s);
+/* Every allocation in src/ goes through these (malloc, calloc, realloc, strdup and
+ * strndup are redirected to them below): they return NULL with an error set on
+ * failure, and the caller must check. Memory from them is released with free(). */
+void *tn_malloc(size_t bytes);
+void *tn_calloc(size_t n, size_t size);
+void *tn_realloc(void *p, size_t bytes);
+char *tn_strndup(const char *s, size_t n);
+/* Allocation-failure testing (SQLite's approach, tests/test_allocfail.c): after
+ * tn_alloc_fail_at(n), the n-th allocation from now fails (n >= 1), and every later
+ * one too when `persist`; n <= 0 turns injection off. cJSON allocates through these
+ * wrappers too (hooks installed at load time). tn_alloc_count(): allocations made through
+ * the wrappers since the last tn_alloc_fail_at call; tn_alloc_failed(): how many
+ * were failed on purpose. */
+void tn_alloc_fail_at(long n, bool persist);
+/* Allocations that returned NULL since the process started (real or injected). cJSON's
+ * Add/Create functions drop an item silently when out of memory: code that builds a JSON
+ * document compares this count before and after and reports TN_ERR_NOMEM. */
+long tn_alloc_failures(void);
+long tn_alloc_count(void);
+long tn_alloc_failed(void);
+void tn_alloc_injected(long k); /* called at each injected failure (a breakpoint for gdb) */
+#ifndef TN_ALLOC_IMPL
+#include <stdlib.h>
+#include <string.h>
+#define malloc(n) tn_malloc(n)
+#define calloc(n, s) tn_calloc(n, s)
+#define realloc(p, n) tn_realloc(p, n)
+#define strdup(s) tn_strdup(s)
+#define strndup(s, n) tn_strndup(s, n)
+#endif
 
 /* ---- files ---- */
 typedef struct {
@@ -47,7 +77,7 @@ tn_status tn_mkdirs(const char *path);
 /* Copy a file (atomically at dst). */
 tn_status tn_copy_file(const char *src, const char *dst);
 bool tn_file_exists(const char *path);
-/* dir + "/" + name into a new string (caller frees). */
+/* dir + "/" + name into a new string (caller frees); NULL (error set) when out of memory. */
 char *tn_path_join(const char *dir, const char *name);
 
 /* ---- RNG: xoshiro256** seeded by splitmix64; state is 4 words, copyable ---- */

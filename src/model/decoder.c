@@ -88,6 +88,7 @@ tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, 
   *out = NULL;
   if (S <= 0 || T <= 0 || Nmax <= 0) return tn_error(TN_ERR_ARG, "state: slots, capacity and rows must be positive");
   tn_state *st = calloc(1, sizeof *st);
+  if (!st) return tn_error(TN_ERR_NOMEM, "out of memory for the model state");
   st->S = S;
   st->T = T;
   st->Nmax = Nmax;
@@ -107,6 +108,10 @@ tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, 
   layout(m, st, st->buf);
   const tn_config *c = &m->cfg;
   float *inv = malloc(sizeof(float) * (c->D / 2));
+  if (!inv) {
+    tn_state_free(st);
+    return tn_error(TN_ERR_NOMEM, "out of memory for the model state");
+  }
   tn_rope_inv_freq(inv, &c->rope, c->D);
   tn_rope_tables(st->cos_g, st->sin_g, inv, T, c->D);
   tn_rope_inv_freq(inv, &c->rope_local, c->D);

@@ -188,6 +188,8 @@ static tn_status bnb_config(const char *dir, bool *is_bnb) {
   tn_status s = tn_read_file(path, &text, &len);
   cJSON *root = s == TN_OK ? cJSON_Parse(text) : NULL;
   free(text);
+  /* tn_config_load has parsed this file already: a failure here is memory */
+  if (s == TN_OK && !root) s = tn_error(TN_ERR_NOMEM, "%s: out of memory parsing", path);
   const cJSON *qc = root ? cJSON_GetObjectItemCaseSensitive(root, "quantization_config") : NULL;
   if (s == TN_OK && qc && !cJSON_IsNull(qc)) {
     const cJSON *qm = cJSON_GetObjectItemCaseSensitive(qc, "quant_method");
@@ -343,7 +345,7 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
   m->base_dtype = target;
   m->dir = tn_strdup(dir);
   m->w.layers = calloc(cfg.L, sizeof(tn_layer));
-  s = m->w.layers ? tn_weight_table(&m->cfg, &m->w, &m->params, &m->n_params) : tn_error(TN_ERR_NOMEM, "out of memory");
+  s = m->w.layers && m->dir ? tn_weight_table(&m->cfg, &m->w, &m->params, &m->n_params) : tn_error(TN_ERR_NOMEM, "out of memory");
   const tn_st_tensor **src = s == TN_OK ? calloc(m->n_params, sizeof *src) : NULL;
   bnb_state *bst = s == TN_OK ? calloc(m->n_params, sizeof *bst) : NULL;
   bool *isq = s == TN_OK ? calloc(m->n_params, sizeof *isq) : NULL;
@@ -560,12 +562,23 @@ void tn_model_free(tn_model *m) {
 static tn_status make_entries(const tn_config *c, tn_weights *w, tn_st_dtype dtype, tn_st_entry **out, void ***conv,
                               int *n) {
   tn_weight_entry *p;
+  *out = NULL;
+  *conv = NULL;
+  *n = 0;
   TN_TRY(tn_weight_table(c, w, &p, n));
   tn_st_entry *e = calloc(*n, sizeof *e);
   void **cv = calloc(*n, sizeof *cv);
   tn_status s = TN_OK;
-  for (int i = 0; i < *n; i++) {
+  if (!e || !cv) {
+    free(e);
+    free(cv);
+    e = NULL;
+    cv = NULL;
+    s = tn_error(TN_ERR_NOMEM, "out of memory");
+  }
+  for (int i = 0; i < *n && s == TN_OK; i++) {
     e[i].name = tn_strdup(p[i].name);
+    if (!e[i].name) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
     e[i].dtype = dtype;
     e[i].ndim = p[i].ndim;
     e[i].shape[0] = p[i].shape[0];
@@ -586,7 +599,7 @@ static tn_status make_entries(const tn_config *c, tn_weights *w, tn_st_dtype dty
 }
 
 static void free_entries(tn_st_entry *e, void **conv, int n) {
-  for (int i = 0; i < n; i++) { free((void *)e[i].name); free(conv[i]); }
+  for (int i = 0; e && conv && i < n; i++) { free((void *)e[i].name); free(conv[i]); }
   free(e);
   free(conv);
 }
@@ -618,7 +631,8 @@ tn_status tn_model_copy_files(const char *from, const char *to) {
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char *a = tn_path_join(from, names[i]), *b = tn_path_join(to, names[i]);
     tn_status s = TN_OK;
-    if (tn_file_exists(a)) s = tn_copy_file(a, b);
+    if (!a || !b) s = tn_error(TN_ERR_NOMEM, "out of memory");
+    else if (tn_file_exists(a)) s = tn_copy_file(a, b);
     else if (i == 0) s = tn_error(TN_ERR_IO, "%s: missing", a);
     free(a);
     free(b);

@@ -102,7 +102,9 @@ static tn_status write_json(const char *path, const cJSON *root) {
 
 tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, char *run_id_out) {
   TN_TRY(tn_mkdirs(run_dir));
+  const long f0 = tn_alloc_failures(); /* cJSON drops what it cannot allocate: checked before writing */
   cJSON *root = cJSON_CreateObject();
+  if (!root) return tn_error(TN_ERR_NOMEM, "%s: out of memory", run_dir);
   char id[64], now[32], host[256] = "";
   if (info->run_id) snprintf(id, sizeof id, "%s", info->run_id);
   else make_run_id(id, sizeof id);
@@ -131,6 +133,7 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
     cfg = cJSON_Parse(info->config_json);
     if (!cfg) {
       cJSON_Delete(root);
+      if (tn_alloc_failures() != f0) return tn_error(TN_ERR_NOMEM, "run manifest: out of memory");
       return tn_error(TN_ERR_FORMAT, "run manifest: config_json is not valid JSON");
     }
   } else cfg = cJSON_CreateObject();
@@ -144,6 +147,7 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
       cJSON_AddItemToObject(root, it->string, cJSON_Duplicate(it, 1));
     }
   }
+  if (s == TN_OK && tn_alloc_failures() != f0) s = tn_error(TN_ERR_NOMEM, "%s: out of memory building the run manifest", run_dir);
   if (s == TN_OK) {
     char *path = tn_path_join(run_dir, "run_manifest.json");
     s = write_json(path, root);
@@ -155,22 +159,24 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
 }
 
 tn_status tn_manifest_set(const char *run_dir, const char *key, cJSON *value) {
+  const long f0 = tn_alloc_failures();
   char *path = tn_path_join(run_dir, "run_manifest.json");
   char *text = NULL;
-  tn_status s = tn_read_file(path, &text, NULL);
+  tn_status s = value ? tn_read_file(path, &text, NULL) : tn_error(TN_ERR_NOMEM, "%s: out of memory", run_dir);
   if (s != TN_OK) { cJSON_Delete(value); free(path); return s; }
   cJSON *root = cJSON_Parse(text);
   free(text);
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
     cJSON_Delete(value);
-    s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object", path);
+    s = tn_alloc_failures() != f0 ? tn_error(TN_ERR_NOMEM, "%s: out of memory", path)
+                                  : tn_error(TN_ERR_FORMAT, "%s: not a JSON object", path);
     free(path);
     return s;
   }
   if (cJSON_GetObjectItemCaseSensitive(root, key)) cJSON_ReplaceItemInObjectCaseSensitive(root, key, value);
-  else cJSON_AddItemToObject(root, key, value);
-  s = write_json(path, root);
+  else if (!cJSON_AddItemToObject(root, key, value)) cJSON_Delete(value);
+  s = tn_alloc_failures() != f0 ? tn_error(TN_ERR_NOMEM, "%s: out of memory", path) : write_json(path, root);
   cJSON_Delete(root);
   free(path);
   return s;

@@ -133,6 +133,7 @@ tn_status tn_metrics_close(tn_metrics *m) {
 
 tn_status tn_metrics_truncate_after(const char *run_dir, int64_t step) {
   char *path = tn_path_join(run_dir, "metrics.jsonl");
+  if (!path) return tn_error(TN_ERR_NOMEM, "%s: out of memory", run_dir);
   if (!tn_file_exists(path)) { free(path); return TN_OK; }
   char *text = NULL;
   size_t len = 0;

@@ -304,6 +304,7 @@ static tn_status check_vocab(kd_t *t) {
     return tn_error(TN_ERR_ARG, "teacher %s has a vocabulary of %d, student %s of %d: distillation over logits needs the same vocabulary",
                     o->teacher, t->tch->cfg.V, o->model, t->m->cfg.V);
   char *p = tn_path_join(o->teacher, "tokenizer.json");
+  if (!p) return tn_error(TN_ERR_NOMEM, "out of memory");
   bool has = tn_file_exists(p);
   free(p);
   if (!has || o->tokenizer) return TN_OK;

@@ -719,11 +719,13 @@ tn_status tn_lora_load(tn_model *m, const char *dir, const char *name, tn_lora_s
   bool fopen_ok = false;
   const tn_st_tensor **ta = calloc(M, sizeof *ta), **tb = calloc(M, sizeof *tb);
   tn_status st = set_new(m, name, 0, &s);
+  if (st == TN_OK && (!cpath || !wpath || !ta || !tb)) st = tn_error(TN_ERR_NOMEM, "%s: out of memory", dir);
   if (st == TN_OK && !tn_file_exists(cpath)) st = tn_error(TN_ERR_IO, "%s: no adapter_config.json (not a PEFT adapter directory)", dir);
   if (st == TN_OK) st = load_config(cpath, s, &mt);
   if (st == TN_OK && !tn_file_exists(wpath)) {
     char *bin = tn_path_join(dir, "adapter_model.bin");
-    if (tn_file_exists(bin))
+    if (!bin) st = tn_error(TN_ERR_NOMEM, "%s: out of memory", dir);
+    else if (tn_file_exists(bin))
       st = tn_error(TN_ERR_UNSUPPORTED, "%s: only adapter_model.bin (a pickle) is present; tunic reads "
                                         "adapter_model.safetensors", dir);
     else st = tn_error(TN_ERR_IO, "%s: adapter_model.safetensors is missing", dir);

@@ -112,7 +112,8 @@ static tn_status setup(sft_t *t) {
   t->rows.pos = malloc(sizeof(int) * Nmax);
   t->rows.seq = malloc(sizeof(int) * Nmax);
   t->rows.tgt = malloc(sizeof(int) * Nmax);
-  if (!t->lrow || !t->wrow) return TN_ERR_NOMEM;
+  if (!t->lrow || !t->wrow || !t->rows.tok || !t->rows.pos || !t->rows.seq || !t->rows.tgt)
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d rows", Nmax);
   t->run = (tn_run){.out = o->out, .label = "sft", .model_dir = o->model, .m = t->m, .tp = &t->tp,
                     .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
   return tn_stream_init(&t->stream, t->train.n, o->seed);
@@ -157,6 +158,7 @@ tn_status tn_sft_run(const tn_sft_opts *opts, const char *config_json, int argc,
          t.eval.n, t.tp.lora ? "LoRA" : "full fine-tuning", (long)o->steps, o->batch_size, o->grad_accum, t.tp.opt.total);
   fflush(stdout);
   const tn_example **ex = malloc(sizeof(void *) * o->batch_size);
+  if (!ex) s = tn_error(TN_ERR_NOMEM, "out of memory");
   double tokens_seen = 0;
   for (long step = step0; step < o->steps && s == TN_OK; step++) {
     const double t0 = tn_now();
