@@ -3,6 +3,7 @@
 # each for SECONDS (default 60), one after the other at nice 10 in one process (the machine
 # may be shared). New inputs go to build-fuzz/corpus/NAME (the committed seeds in
 # tests/fuzz/corpus/NAME are read, never written); findings go to build-fuzz/artifacts/.
+# FUZZ_RUNS=N: also stop each harness after N executions (whichever comes first).
 # Usage: scripts/fuzz.sh [SECONDS] [NAME...]   (NAME: safetensors, tokenizer, ...; default all;
 # SECONDS 0: only build the harnesses and tests/allocfail.c; FUZZ_BUILD=DIR: build there)
 # Exit status 1 when any harness reported a crash, leak, UB or timeout.
@@ -25,7 +26,7 @@ for n in $names; do
   mkdir -p "$B/corpus/$n"
   log="$B/artifacts/$n.log"
   set +e
-  nice -n 10 "$B/tests/fuzz/fuzz_$n" -max_total_time="$SECONDS_EACH" -timeout=20 -rss_limit_mb=2048 \
+  nice -n 10 "$B/tests/fuzz/fuzz_$n" -max_total_time="$SECONDS_EACH" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -timeout=20 -rss_limit_mb=2048 \
     -max_len=65536 -print_final_stats=1 -artifact_prefix="$B/artifacts/$n-" \
     "$B/corpus/$n" "$SRC/tests/fuzz/corpus/$n" >"$log" 2>&1
   rc=$?
@@ -37,7 +38,7 @@ for n in $names; do
     echo "fuzz $n: FINDING after ${runs:-?} runs (log: $log)"
     grep -E "ERROR|runtime error|SUMMARY|Test unit written" "$log" | head -5
   else
-    echo "fuzz $n: ${runs:-?} runs, ${secs:-?} exec/s, no findings"
+    echo "fuzz $n: ${runs:-?} runs, ${secs:-?} exec/s, $(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1 s/p' "$log" | tail -1), no findings"
   fi
 done
 exit $fail

@@ -163,8 +163,9 @@ static tn_status setup(grpo_t *t) {
   t->pos_r = malloc(sizeof(int) * Nmax);
   t->seq_r = malloc(sizeof(int) * Nmax);
   t->tgt_r = malloc(sizeof(int) * Nmax);
-  if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp) return TN_ERR_NOMEM;
   t->perm = malloc(sizeof(int) * t->data.n);
+  if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp || !t->tok_r || !t->pos_r || !t->seq_r || !t->tgt_r || !t->perm)
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", Nmax, V);
   t->perm_epoch = -1;
   return TN_OK;
 }
@@ -343,6 +344,7 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   }
   rollout_t r = {0};
   r.res = calloc(S, sizeof *r.res);
+  if (!r.res) return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   /* ---- rollout ---- */
   double t0 = tn_now();
   tn_gen_opts go;
@@ -358,6 +360,7 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
   if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); return s; }
   r.off = malloc(sizeof(int) * (S + 1));
+  if (!r.off) { free_rollout(&r, S); return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S); }
   r.off[0] = 0;
   long gen_tokens = 0;
   int truncated = 0;
@@ -368,12 +371,14 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   }
   r.ntok = r.off[S];
   r.old_lp = malloc(sizeof(float) * (r.ntok + 1));
+  if (!r.old_lp) { free_rollout(&r, S); return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S); }
   for (int i = 0; i < S; i++) memcpy(r.old_lp + r.off[i], r.res[i].logprobs, sizeof(float) * r.res[i].n);
   /* ---- rewards ---- */
   t0 = tn_now();
   char **texts = calloc(S, sizeof(char *));
   const char **ptexts = calloc(S, sizeof(char *));
   const cJSON **exs = calloc(S, sizeof(cJSON *));
+  if (!texts || !ptexts || !exs) s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   for (int i = 0; i < S && s == TN_OK; i++) {
     size_t len;
     s = tn_tokenizer_decode(t->tok, r.res[i].ids, r.res[i].n, true, &texts[i], &len);
@@ -382,9 +387,11 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   }
   r.per_fn = malloc(sizeof(float) * (F * S + 1));
   r.total = malloc(sizeof(float) * S);
+  if (s == TN_OK && (!r.per_fn || !r.total)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d rewards", S);
   if (s == TN_OK) s = tn_rewards_compute(t->rw, S, ptexts, (const char *const *)texts, exs, r.per_fn, r.total);
   double correct = 0;
   float *corr = calloc(S, sizeof(float));
+  if (s == TN_OK && !corr) s = tn_error(TN_ERR_NOMEM, "out of memory for %d rewards", S);
   tn_extract_config ec;
   tn_extract_config_default(&ec);
   for (int i = 0; i < S && s == TN_OK; i++) {
@@ -398,6 +405,7 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   tn_trace_span(t->trace, "reward", t0, tn_now());
   r.adv = malloc(sizeof(float) * S);
   r.seq_mask = malloc(sizeof(float) * S);
+  if (s == TN_OK && (!r.adv || !r.seq_mask)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d advantages", S);
   if (s == TN_OK) {
     tn_grpo_advantages(r.adv, r.total, B, G, t->scale, 1e-4f);
     for (int i = 0; i < S; i++) r.seq_mask[i] = o->mask_truncated && r.res[i].finish == TN_FINISH_LENGTH ? 0.0f : 1.0f;
@@ -406,8 +414,10 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
   t0 = tn_now();
   r.cur_lp = malloc(sizeof(float) * (r.ntok + 1));
   r.dlp = malloc(sizeof(float) * (r.ntok + 1));
+  if (s == TN_OK && (!r.cur_lp || !r.dlp)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d log-probs", r.ntok);
   if (s == TN_OK && o->beta > 0) {
     r.ref_lp = malloc(sizeof(float) * (r.ntok + 1));
+    if (!r.ref_lp) s = tn_error(TN_ERR_NOMEM, "out of memory for %d log-probs", r.ntok);
     if (t->tp.lora) tn_lora_enable(t->tp.lora, false); /* the base model is the reference */
     for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
       s = seq_logprobs(t, t->tp.lora ? t->m : t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL, NULL);
@@ -489,7 +499,7 @@ static tn_status step_once(grpo_t *t, long step, double t_start) {
            o->steps, mean, correct / S, (double)gen_tokens / S, gs.kl_mean, gs.loss, t_roll, t_upd);
     fflush(stdout);
   }
-  for (int i = 0; i < S; i++) free(texts[i]);
+  for (int i = 0; texts && i < S; i++) free(texts[i]);
   free(texts);
   free(corr);
   free(ptexts);
@@ -569,10 +579,10 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const char *config_json, int arg
   }
   if (s == TN_OK) {
     char *dir = tn_path_join(o->out, t.tp.lora ? "adapter" : "model");
-    s = tn_tparams_save(&t.tp, t.m, o->model, dir, t.m->cfg.dtype);
+    s = dir ? tn_tparams_save(&t.tp, t.m, o->model, dir, t.m->cfg.dtype) : tn_error(TN_ERR_NOMEM, "out of memory");
     if (s == TN_OK) printf("saved %s\n", dir);
     free(dir);
-    tn_manifest_set(o->out, "status", cJSON_CreateString("completed"));
+    if (s == TN_OK) s = tn_manifest_set(o->out, "status", cJSON_CreateString("completed"));
   }
   teardown(&t);
   return s;

@@ -700,7 +700,10 @@ tn_status tn_rewards_create(tn_rewards **out, const char *spec, const tn_reward_
                           NULL, NULL, NULL};
     for (int i = 0; i < 8; i++) {
       if (!*fields[i]) *fields[i] = defs[i];
-      if (*fields[i]) *fields[i] = r->strs[i] = tn_strdup(*fields[i]);
+      if (*fields[i] && !(*fields[i] = r->strs[i] = tn_strdup(*fields[i]))) {
+        tn_rewards_free(r);
+        return tn_error(TN_ERR_NOMEM, "rewards: out of memory");
+      }
     }
   }
   tn_status st = TN_OK;

@@ -174,7 +174,8 @@ static tn_status parse_normalizer(const ld_ctx *c, tn_tokenizer *tk, const cJSON
 /* ---- pre-tokenizers ---- */
 static tn_status add_pre(tn_tokenizer *tk, tk_pre *p) {
   size_t cap = tk->n_pres;
-  TN_TRY(tk_grow((void **)&tk->pres, &cap, tk->n_pres + 1, sizeof *p));
+  tn_status s = tk_grow((void **)&tk->pres, &cap, tk->n_pres + 1, sizeof *p);
+  if (s != TN_OK) { tk_pattern_free(&p->pat); return s; }
   tk->pres[tk->n_pres++] = *p;
   return TN_OK;
 }
@@ -228,13 +229,13 @@ static tn_status parse_pre(const ld_ctx *c, tn_tokenizer *tk, const cJSON *o, co
     TN_TRY(parse_pattern(c, o, field, &p.pat));
     p.invert = jbool(o, "invert", false);
     const char *b = jstr(o, "behavior");
-    if (!b) return ferr(c, "%s.behavior: missing", field);
+    if (!b) { tk_pattern_free(&p.pat); return ferr(c, "%s.behavior: missing", field); }
     if (!strcmp(b, "Removed")) p.behavior = TK_SPLIT_REMOVED;
     else if (!strcmp(b, "Isolated")) p.behavior = TK_SPLIT_ISOLATED;
     else if (!strcmp(b, "MergedWithPrevious")) p.behavior = TK_SPLIT_MERGED_PREV;
     else if (!strcmp(b, "MergedWithNext")) p.behavior = TK_SPLIT_MERGED_NEXT;
     else if (!strcmp(b, "Contiguous")) p.behavior = TK_SPLIT_CONTIGUOUS;
-    else return ferr(c, "%s.behavior: '%s' is not a split behavior", field, b);
+    else { tk_pattern_free(&p.pat); return ferr(c, "%s.behavior: '%s' is not a split behavior", field, b); }
   } else if (!strcmp(type, "ByteLevel")) {
     p.kind = TK_PRE_BYTELEVEL;
     p.add_prefix_space = jbool(o, "add_prefix_space", true);

@@ -211,6 +211,7 @@ static tn_status precompute(dpo_t *t) {
   const int total = t->train.n + t->eval.n;
   t->pre_c = malloc(sizeof(float) * total);
   t->pre_r = malloc(sizeof(float) * total);
+  if (!t->pre_c || !t->pre_r) return tn_error(TN_ERR_NOMEM, "out of memory for %d reference log-probs", total);
   const tn_pref_pair *P[1024];
   const double t0 = tn_now();
   for (int i = 0; i < total;) {
@@ -291,6 +292,9 @@ static tn_status setup(dpo_t *t) {
   float **pp[] = {&t->pc, &t->pr, &t->rc, &t->rr, &t->dc, &t->dr};
   for (int i = 0; i < 6; i++) *pp[i] = calloc(o->batch_size, sizeof(float));
   if (!t->logits || !t->dlogits || !t->lp || !t->dlp) return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", t->Nmax, V);
+  bool ok = t->tok_r && t->pos_r && t->seq_r && t->tgt_r && t->out_r && t->tgt_o && t->sums;
+  for (int i = 0; i < 6; i++) ok = ok && *pp[i];
+  if (!ok) return tn_error(TN_ERR_NOMEM, "out of memory for %d rows", t->Nmax);
   t->run = (tn_run){.out = o->out, .label = t->orpo ? "orpo" : "dpo", .model_dir = o->model, .m = t->m, .tp = &t->tp,
                     .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
   if (!t->orpo && o->precompute_ref) {
