@@ -24,11 +24,15 @@ mkdir -p "$B/artifacts"
 fail=0
 for n in $names; do
   mkdir -p "$B/corpus/$n"
+  seeds="$SRC/tests/fuzz/corpus/$n"
+  [ -d "$seeds" ] || seeds="$SRC/tests/fuzz/$n"   # a harness may keep its seeds beside it
+  dict=""
+  [ -f "$SRC/tests/fuzz/$n.dict" ] && dict="-dict=$SRC/tests/fuzz/$n.dict"
   log="$B/artifacts/$n.log"
   set +e
   nice -n 10 "$B/tests/fuzz/fuzz_$n" -max_total_time="$SECONDS_EACH" ${FUZZ_RUNS:+-runs=$FUZZ_RUNS} -timeout=20 -rss_limit_mb=2048 \
-    -max_len=65536 -print_final_stats=1 -artifact_prefix="$B/artifacts/$n-" \
-    "$B/corpus/$n" "$SRC/tests/fuzz/corpus/$n" >"$log" 2>&1
+    -max_len=65536 -print_final_stats=1 -artifact_prefix="$B/artifacts/$n-" $dict \
+    "$B/corpus/$n" "$seeds" >"$log" 2>&1
   rc=$?
   set -e
   runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

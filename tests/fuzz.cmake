@@ -12,8 +12,11 @@ if(TN_CLANG)
   foreach(f ${TN_FUZZ_HARNESSES})
     get_filename_component(n ${f} NAME_WE)
     string(REPLACE "fuzz_" "" c ${n})
-    add_test(NAME fuzz_corpus_${c} COMMAND ${TN_FUZZ_DIR}/tests/fuzz/${n} -runs=0 -timeout=60
-             ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${c})
+    set(seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/corpus/${c})
+    if(NOT IS_DIRECTORY ${seeds})
+      set(seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/${c})  # a harness may keep its seeds beside it
+    endif()
+    add_test(NAME fuzz_corpus_${c} COMMAND ${TN_FUZZ_DIR}/tests/fuzz/${n} -runs=0 -timeout=60 ${seeds})
     set_tests_properties(fuzz_corpus_${c} PROPERTIES FIXTURES_REQUIRED fuzz_bins TIMEOUT 600
                          ENVIRONMENT "${TN_TEST_ENV}")
   endforeach()

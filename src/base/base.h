@@ -96,6 +96,11 @@ uint16_t tn_f32_to_bf16(float f);  /* round to nearest even */
 float tn_f16_to_f32(uint16_t h);
 uint16_t tn_f32_to_f16(float f);
 
+/* ---- text ---- */
+/* Offset of the first byte of s[0..n) that is not part of well-formed UTF-8 (overlong
+ * forms, surrogates and code points above U+10FFFF are not), or SIZE_MAX when all is. */
+size_t tn_utf8_invalid_at(const char *s, size_t n);
+
 /* ---- threads ---- */
 int tn_num_threads(void);
 

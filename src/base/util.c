@@ -165,4 +165,24 @@ uint16_t tn_f32_to_f16(float f) {
   return sign | (uint16_t)h;
 }
 
+size_t tn_utf8_invalid_at(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  for (size_t i = 0; i < n;) {
+    const unsigned c = s[i];
+    if (c < 0x80) { i++; continue; }
+    size_t k;
+    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) k = 1;
+    else if (c >= 0xE0 && c <= 0xEF) { k = 2; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { k = 3; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return i;
+    if (i + k >= n) return i; /* truncated sequence */
+    if (s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t j = 2; j <= k; j++)
+      if ((s[i + j] & 0xC0) != 0x80) return i;
+    i += k + 1;
+  }
+  return SIZE_MAX;
+}
+
 int tn_num_threads(void) { return omp_get_max_threads(); }

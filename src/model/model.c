@@ -121,6 +121,30 @@ static tn_status convert(float *dst, const tn_st_tensor *t) {
   return TN_OK;
 }
 
+/* NaN or Inf in a checkpoint is corruption (training would only spread it and inference
+ * would mask it): refused at load, naming the file, the tensor and the first bad element. */
+static tn_status check_finite(const tn_st_tensor *t) {
+  const unsigned char *src = t->data;
+  size_t bad = SIZE_MAX;
+  if (t->dtype == TN_ST_F32) {
+    for (size_t i = 0; i < t->numel && bad == SIZE_MAX; i++) {
+      uint32_t u;
+      memcpy(&u, src + 4 * i, 4);
+      if ((u & 0x7f800000u) == 0x7f800000u) bad = i;
+    }
+  } else if (t->dtype == TN_ST_BF16 || t->dtype == TN_ST_F16) {
+    const uint16_t mask = t->dtype == TN_ST_BF16 ? 0x7f80 : 0x7c00;
+    for (size_t i = 0; i < t->numel && bad == SIZE_MAX; i++) {
+      uint16_t h;
+      memcpy(&h, src + 2 * i, 2);
+      if ((h & mask) == mask) bad = i;
+    }
+  }
+  if (bad == SIZE_MAX) return TN_OK;
+  return tn_error(TN_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value (NaN or Inf) at element %zu: the checkpoint "
+                  "is corrupt", t->file, t->name, bad);
+}
+
 static void tie_head(tn_model *m) {
   if (!m->cfg.tied) return;
   m->w.head.w = m->w.embed;
@@ -366,6 +390,7 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
     } else {
       bool shape_ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
       if (!shape_ok) s = shape_error(t, p);
+      else s = check_finite(t);
     }
     const bool emb_or_head = p->ptr == &m->w.embed || p->ptr == &m->w.head.w;
     if (s == TN_OK && emb_or_head && head_dt == TN_BF16) {
