@@ -2,7 +2,7 @@
 # /usr/bin/python3 against the built `tunic` (env TUNIC / TN_BUILD): broken checkpoints,
 # SFT resume after SIGKILL, gradient accumulation, overfitting and the loss mask (against
 # tests/ref/hf_decoder.py), NaN stops, run configs, bad data. Each is a few seconds on tiny models.
-set(TN_E2E_TESTS bad_model resume sft_numerics sft_nan sft_config sft_bad_data)
+set(TN_E2E_TESTS bad_model bad_input resume sft_numerics sft_nan sft_config sft_bad_data)
 foreach(t ${TN_E2E_TESTS})
   add_test(NAME e2e_${t} COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/e2e/${t}.py)
   set_tests_properties(e2e_${t} PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600 LABELS "e2e")

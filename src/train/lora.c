@@ -548,13 +548,16 @@ static tn_status json_patterns(const cJSON *v, const char *path, const char *fie
   float *rf = calloc(n > 0 ? n : 1, sizeof *rf);
   if (rank) { mt->pr = re; mt->pr_val = ri; free(rf); }
   else { mt->pa = re; mt->pa_val = rf; free(ri); }
+  if (!re || (rank ? !ri : !rf)) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   const cJSON *it;
   cJSON_ArrayForEach(it, v) {
-    if (!cJSON_IsNumber(it) || it->valuedouble <= 0 || (rank && it->valuedouble != (int)it->valuedouble))
+    if (!cJSON_IsNumber(it) || !(it->valuedouble > 0) || it->valuedouble > (rank ? 65536 : 1e30) ||
+        (rank && it->valuedouble != floor(it->valuedouble)))
       return tn_error(TN_ERR_FORMAT, "%s: %s['%s'] must be a positive %s", path, field, it->string,
-                      rank ? "integer" : "number");
+                      rank ? "integer (at most 65536)" : "number (at most 1e30)");
     size_t l = strlen(it->string) + 16;
     char *pat = malloc(l);
+    if (!pat) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
     snprintf(pat, l, "(^|.*\\.)%s$", it->string); /* PEFT's get_pattern_key, with re.match */
     char what[256];
     snprintf(what, sizeof what, "%s: %s", path, field);
@@ -628,13 +631,14 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
   if (st == TN_OK) st = refuse_unsupported(j, path);
   if (st == TN_OK) {
     v = cJSON_GetObjectItemCaseSensitive(j, "r");
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (int)v->valuedouble)
-      st = tn_error(TN_ERR_FORMAT, "%s: r must be a positive integer", path);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1) || v->valuedouble > 65536 || v->valuedouble != floor(v->valuedouble))
+      st = tn_error(TN_ERR_FORMAT, "%s: r must be a positive integer (at most 65536)", path);
     else s->rank = (int)v->valuedouble;
   }
   if (st == TN_OK) {
     v = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
-    if (v && !cJSON_IsNumber(v)) st = tn_error(TN_ERR_FORMAT, "%s: lora_alpha must be a number", path);
+    if (v && (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 1e30)))
+      st = tn_error(TN_ERR_FORMAT, "%s: lora_alpha must be a number (|alpha| <= 1e30)", path);
     s->alpha = v ? (float)v->valuedouble : 8.0f; /* LoraConfig's default */
   }
   if (st == TN_OK) {
@@ -662,19 +666,27 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
   }
   if (st == TN_OK) {
     v = cJSON_GetObjectItemCaseSensitive(j, "layers_to_transform");
+    /* a layer index outside [0, 2^20] matches no layer: stored as -1 (the cast would overflow) */
+#define LAYER_INDEX(x) (fabs(x) <= 1048576 ? (int)(x) : -1)
     if (cJSON_IsNumber(v)) {
       mt->layers = malloc(sizeof(int));
-      mt->layers[0] = (int)v->valuedouble;
-      mt->nlayers = 1;
+      if (!mt->layers) st = tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
+      else {
+        mt->layers[0] = LAYER_INDEX(v->valuedouble);
+        mt->nlayers = 1;
+      }
     } else if (cJSON_IsArray(v)) {
       mt->nlayers = cJSON_GetArraySize(v);
       mt->layers = malloc(sizeof(int) * (mt->nlayers + 1));
+      if (!mt->layers) { mt->nlayers = 0; st = tn_error(TN_ERR_NOMEM, "%s: out of memory", path); }
       int k = 0;
       const cJSON *it;
       cJSON_ArrayForEach(it, v) {
+        if (st != TN_OK) break;
         if (!cJSON_IsNumber(it)) { st = tn_error(TN_ERR_FORMAT, "%s: layers_to_transform must hold integers", path); break; }
-        mt->layers[k++] = (int)it->valuedouble;
+        mt->layers[k++] = LAYER_INDEX(it->valuedouble);
       }
+#undef LAYER_INDEX
     } else if (v && !cJSON_IsNull(v)) {
       st = tn_error(TN_ERR_FORMAT, "%s: layers_to_transform must be an integer or a list of integers", path);
     }
