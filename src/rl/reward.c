@@ -193,7 +193,7 @@ static tn_status parse_check(yaml_document_t *doc, yaml_node_t *item, int idx, c
     } else if (!strcmp(key, "min_words") || !strcmp(key, "max_words")) {
       double v;
       if (!yaml_num(val, &v) || v < 0 || v != floor(v) || v > INT_MAX)
-        return tn_error(TN_ERR_FORMAT, "%s: check %d: %s must be an integer in [0, %d]", name, idx + 1, key, INT_MAX);
+        return tn_error(TN_ERR_FORMAT, "%s: check %d: %s must be a non-negative integer (at most %d)", name, idx + 1, key, INT_MAX);
       ck->kind = key[1] == 'i' ? CK_MIN_WORDS : CK_MAX_WORDS;
       ck->count = (int)v;
       nkind++;
