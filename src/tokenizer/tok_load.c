@@ -516,6 +516,7 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
       a->len = strlen(s);
       a->content = tn_strdup(s);
       if (!a->content) return tn_error(TN_ERR_NOMEM, "%s: out of memory", c->file);
+      tk->n_added = i; /* so that tn_tokenizer_free releases what is filled on an early return */
       a->id = jget(it, "id")->valueint;
       a->special = jbool(it, "special", false);
       a->lstrip = jbool(it, "lstrip", false);
