@@ -170,9 +170,8 @@ static int sweep(int p, long every, long only, bool persist) {
     }
 #endif
   }
-  printf("allocfail %s: %ld allocations in a clean run, %ld failure points tried%s, %d problems\n", phases[p].name,
-         total, tried, persist ? " (persistent)" : "", bad);
-  fflush(stdout);
+  fprintf(stderr, "allocfail %s: %ld allocations in a clean run, %ld failure points tried%s, %d problems\n",
+          phases[p].name, total, tried, persist ? " (persistent)" : "", bad);
   return bad;
 }
 
@@ -194,6 +193,9 @@ int main(int argc, char **argv) {
   }
   tn_log_set_level(-1); /* the trainers' progress lines, thousands of times */
   setup();
+  /* the trainers print a summary line per run to stdout: the results go to stderr */
+  fflush(stdout);
+  if (!freopen("/dev/null", "w", stdout)) perror("freopen");
   int bad = 0;
   for (int p = 0; p < 5; p++)
     if (!any || want[p]) bad += sweep(p, every, only, persist);

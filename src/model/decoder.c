@@ -98,8 +98,8 @@ tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, 
   st->len = calloc(S, sizeof(int));
   st->pfx_src = calloc(S, sizeof(int));
   st->pfx_len = calloc(S, sizeof(int));
-  st->buf_floats = layout(m, st, NULL);
-  st->buf = tn_alloc(st->buf_floats * sizeof(float));
+  if (st->acts) st->buf_floats = layout(m, st, NULL); /* layout walks st->acts */
+  st->buf = st->acts ? tn_alloc(st->buf_floats * sizeof(float)) : NULL;
   if (!st->buf || !st->acts || !st->len || !st->pfx_src || !st->pfx_len) {
     size_t mb = st->buf_floats * 4 >> 20;
     tn_state_free(st);

@@ -51,7 +51,7 @@ static tn_status add_models(cJSON *root, const tn_manifest_info *info) {
   for (int i = 0; i < info->nmodels; i++) {
     const tn_manifest_file *mf = &info->models[i];
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToArray(arr, o);
+    if (!cJSON_AddItemToArray(arr, o)) cJSON_Delete(o); /* arr NULL: out of memory, seen by the caller */
     cJSON_AddStringToObject(o, "role", mf->role ? mf->role : "model");
     cJSON_AddStringToObject(o, "path", mf->path);
     char *cfg = model_config_path(mf->path);
@@ -77,7 +77,7 @@ static tn_status add_data(cJSON *root, const tn_manifest_info *info) {
     tn_status s = tn_sha256_file(df->path, hex, &bytes);
     if (s != TN_OK) return tn_error_prefix(s, "run manifest: data file");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToArray(arr, o);
+    if (!cJSON_AddItemToArray(arr, o)) cJSON_Delete(o); /* arr NULL: out of memory, seen by the caller */
     cJSON_AddStringToObject(o, "role", df->role ? df->role : "train");
     cJSON_AddStringToObject(o, "path", df->path);
     cJSON_AddStringToObject(o, "sha256", hex);
@@ -119,7 +119,10 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
   cJSON_AddNumberToObject(root, "pid", (double)getpid());
   cJSON_AddNumberToObject(root, "threads", (double)tn_num_threads());
   cJSON *argv = cJSON_AddArrayToObject(root, "argv");
-  for (int i = 0; i < info->argc; i++) cJSON_AddItemToArray(argv, cJSON_CreateString(info->argv[i]));
+  for (int i = 0; i < info->argc; i++) {
+    cJSON *a = cJSON_CreateString(info->argv[i]);
+    if (!cJSON_AddItemToArray(argv, a)) cJSON_Delete(a);
+  }
   /* seeds above 2^53 do not fit a JSON number exactly: write those as strings */
   if (info->seed < (1ull << 53)) cJSON_AddNumberToObject(root, "seed", (double)info->seed);
   else {
@@ -137,14 +140,15 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
       return tn_error(TN_ERR_FORMAT, "run manifest: config_json is not valid JSON");
     }
   } else cfg = cJSON_CreateObject();
-  cJSON_AddItemToObject(root, "config", cfg);
+  if (!cJSON_AddItemToObject(root, "config", cfg)) cJSON_Delete(cfg);
   tn_status s = add_models(root, info);
   if (s == TN_OK) s = add_data(root, info);
   if (s == TN_OK && info->extra) {
     for (const cJSON *it = info->extra->child; it; it = it->next) {
       if (!it->string) continue;
       cJSON_DeleteItemFromObjectCaseSensitive(root, it->string);
-      cJSON_AddItemToObject(root, it->string, cJSON_Duplicate(it, 1));
+      cJSON *dup = cJSON_Duplicate(it, 1);
+      if (!cJSON_AddItemToObject(root, it->string, dup)) cJSON_Delete(dup);
     }
   }
   if (s == TN_OK && tn_alloc_failures() != f0) s = tn_error(TN_ERR_NOMEM, "%s: out of memory building the run manifest", run_dir);
