@@ -16,11 +16,13 @@ if(TN_CLANG)
     if(NOT IS_DIRECTORY ${seeds})
       set(seeds ${CMAKE_SOURCE_DIR}/tests/fuzz/${c})  # a harness may keep its seeds beside it
     endif()
-    add_test(NAME fuzz_corpus_${c} COMMAND ${TN_FUZZ_DIR}/tests/fuzz/${n} -runs=0 -timeout=60 ${seeds})
+    # through `cmake -E env`: the binary exists only once the fuzz_build fixture has run
+    add_test(NAME fuzz_corpus_${c} COMMAND ${CMAKE_COMMAND} -E env ASAN_OPTIONS=detect_leaks=1
+             ${TN_FUZZ_DIR}/tests/fuzz/${n} -runs=0 -timeout=60 ${seeds})
     set_tests_properties(fuzz_corpus_${c} PROPERTIES FIXTURES_REQUIRED fuzz_bins TIMEOUT 600
                          ENVIRONMENT "${TN_TEST_ENV}")
   endforeach()
-  add_test(NAME allocfail_asan COMMAND ${TN_FUZZ_DIR}/tests/fuzz/allocfail --every 97)
+  add_test(NAME allocfail_asan COMMAND ${CMAKE_COMMAND} -E env ${TN_FUZZ_DIR}/tests/fuzz/allocfail --every 97)
   set_tests_properties(allocfail_asan PROPERTIES FIXTURES_REQUIRED fuzz_bins TIMEOUT 1200
                        ENVIRONMENT "${TN_TEST_ENV};OMP_NUM_THREADS=1")
 endif()
