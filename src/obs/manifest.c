@@ -51,7 +51,10 @@ static tn_status add_models(cJSON *root, const tn_manifest_info *info) {
   for (int i = 0; i < info->nmodels; i++) {
     const tn_manifest_file *mf = &info->models[i];
     cJSON *o = cJSON_CreateObject();
-    if (!cJSON_AddItemToArray(arr, o)) cJSON_Delete(o); /* arr NULL: out of memory, seen by the caller */
+    if (!o || !cJSON_AddItemToArray(arr, o)) {
+      cJSON_Delete(o);
+      return tn_error(TN_ERR_NOMEM, "run manifest: out of memory");
+    }
     cJSON_AddStringToObject(o, "role", mf->role ? mf->role : "model");
     cJSON_AddStringToObject(o, "path", mf->path);
     char *cfg = model_config_path(mf->path);
@@ -77,7 +80,10 @@ static tn_status add_data(cJSON *root, const tn_manifest_info *info) {
     tn_status s = tn_sha256_file(df->path, hex, &bytes);
     if (s != TN_OK) return tn_error_prefix(s, "run manifest: data file");
     cJSON *o = cJSON_CreateObject();
-    if (!cJSON_AddItemToArray(arr, o)) cJSON_Delete(o); /* arr NULL: out of memory, seen by the caller */
+    if (!o || !cJSON_AddItemToArray(arr, o)) {
+      cJSON_Delete(o);
+      return tn_error(TN_ERR_NOMEM, "run manifest: out of memory");
+    }
     cJSON_AddStringToObject(o, "role", df->role ? df->role : "train");
     cJSON_AddStringToObject(o, "path", df->path);
     cJSON_AddStringToObject(o, "sha256", hex);
