@@ -147,6 +147,11 @@ static tn_status split_names(const char *s, char ***out, int *n, const char *wha
     while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
     if (b > a) {
       v[k] = malloc(b - a + 1);
+      if (!v[k]) {
+        for (int i = 0; i < k; i++) free(v[i]);
+        free(v);
+        return tn_error(TN_ERR_NOMEM, "out of memory");
+      }
       memcpy(v[k], a, b - a);
       v[k][b - a] = 0;
       k++;
@@ -491,6 +496,7 @@ tn_status tn_lora_save(const tn_lora_set *s, const char *dir) {
   if (!text) return tn_error(TN_ERR_NOMEM, "out of memory");
   size_t tl = strlen(text);
   char *withnl = malloc(tl + 2);
+  if (!withnl) { free(text); return tn_error(TN_ERR_NOMEM, "out of memory"); }
   memcpy(withnl, text, tl);
   withnl[tl] = '\n';
   withnl[tl + 1] = 0;
@@ -524,15 +530,18 @@ static tn_status json_names(const cJSON *v, const char *path, const char *field,
   if (!cJSON_IsArray(v)) return tn_error(TN_ERR_FORMAT, "%s: %s must be a list of names or a regex string", path, field);
   int n = cJSON_GetArraySize(v);
   char **names = calloc(n > 0 ? n : 1, sizeof *names);
+  if (!names) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   int k = 0;
   const cJSON *it;
   cJSON_ArrayForEach(it, v) {
-    if (!cJSON_IsString(it)) {
+    if (!cJSON_IsString(it) || !(names[k] = tn_strdup(it->valuestring))) {
+      const bool oom = cJSON_IsString(it);
       for (int i = 0; i < k; i++) free(names[i]);
       free(names);
-      return tn_error(TN_ERR_FORMAT, "%s: %s: every entry must be a string", path, field);
+      return oom ? tn_error(TN_ERR_NOMEM, "%s: out of memory", path)
+                 : tn_error(TN_ERR_FORMAT, "%s: %s: every entry must be a string", path, field);
     }
-    names[k++] = tn_strdup(it->valuestring);
+    k++;
   }
   if (exclude) { mt->ex = names; mt->nex = k; }
   else { mt->names = names; mt->nnames = k; }
@@ -844,6 +853,7 @@ tn_status tn_lora_load_spec(tn_model *m, const char *spec, const char *use, tn_l
   int cap = 1;
   for (const char *c = spec; *c; c++) cap += *c == ',';
   tn_lora_set **out = calloc(cap, sizeof *out);
+  if (!copy || !out) { free(copy); free(out); return tn_error(TN_ERR_NOMEM, "--adapter: out of memory"); }
   tn_status s = TN_OK;
   const bool named = strchr(spec, '=') != NULL;
   char *save = NULL;
