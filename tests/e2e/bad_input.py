@@ -8,6 +8,7 @@ offsets, wrong-typed config fields) or sft_nan.py (NaN/Inf weights in F32):
   - config.json sizes no machine can hold (hidden_size 2e9, num_hidden_layers 1e6, a product
     of sizes above 2^40 parameters);
   - config.json nested 100000 deep; a 20 MB config.json (a long junk field: loads);
+  - tokenizer.json nested 100000 deep, and one with a vocabulary id of 2^40;
   - Inf in a BF16 weight;
   - SFT data with invalid UTF-8, a raw NUL byte, a line nested 100000 deep;
   - a YAML run config with exponentially expanding anchors (billion laughs) and 200 levels of
@@ -77,6 +78,27 @@ edit_config(d, lambda c: c.__setitem__("junk", "x" * (20 << 20)))
 t0 = time.time()
 ok_run(["logits", "--model", d, "--ids", "1,2,3", "--out", os.path.join(d, "out.json")], "a 20 MB config.json loads")
 check(time.time() - t0 < 60, "a 20 MB config.json loads within 60 s")
+
+# ---- tokenizer.json: nested deeply, invalid UTF-8 in the vocabulary, a huge id
+def tok_fails(label, text, must):
+    d = variant("tok-" + label)
+    with open(os.path.join(d, "tokenizer.json"), "wb") as f:
+        f.write(text)
+    t0 = time.time()
+    p = run(["tokenize", "--model", d, "--ids"], timeout=60)
+    good = p.returncode in (1, 2) and "Sanitizer" not in p.stderr and "runtime error" not in p.stderr
+    check(good, f"tokenizer.json {label}: fails cleanly (exit {p.returncode})")
+    missing = [m for m in must if m not in p.stderr]
+    check(not missing, f"tokenizer.json {label}: message names {must}" + (f" -- missing {missing}" if missing else ""))
+    print("    message: " + (p.stderr.strip().splitlines() or [""])[-1][:300])
+    check(time.time() - t0 < 60, f"tokenizer.json {label}: refused within 60 s")
+
+
+tok_fails("nested", b"{\"model\": " + b"[" * 100000 + b"]" * 100000 + b"}", ["tokenizer.json"])
+with open(os.path.join(GOOD, "tokenizer.json"), "rb") as f:
+    tj = json.loads(f.read())
+tj["model"]["vocab"]["ok"] = 1 << 40
+tok_fails("huge-id", json.dumps(tj).encode(), ["tokenizer.json"])
 
 # ---- Inf in a BF16 weight (sft_nan.py has F32 NaN/Inf)
 d = variant("bf16-inf")
