@@ -199,6 +199,13 @@ static tn_status evaluate(kd_t *t, kd_eval *ev) {
 static tn_status on_policy(kd_t *t, long step, int n) {
   const int **prompts = malloc(sizeof(int *) * n);
   int *plens = malloc(sizeof(int) * n);
+  tn_gen_result *res = calloc(n, sizeof *res);
+  if (!prompts || !plens || !res) {
+    free(prompts);
+    free(plens);
+    free(res);
+    return tn_error(TN_ERR_NOMEM, "distill: out of memory for %d samples", n);
+  }
   for (int i = 0; i < n; i++) {
     const tn_example *e = t->ex[i];
     int p = 1;
@@ -211,15 +218,17 @@ static tn_status on_policy(kd_t *t, long step, int n) {
   go.max_new_tokens = t->o.max_new_tokens;
   go.temperature = t->o.gen_temperature;
   go.seed = t->o.seed * 7919ULL + (uint64_t)step;
-  tn_gen_result *res = calloc(n, sizeof *res);
   if (t->tp.lora) tn_lora_train_mode(t->tp.lora, false, 0);
   tn_status s = tn_generate(t->m, (const int *const *)prompts, plens, n, &go, res);
   for (int i = 0; i < n && s == TN_OK; i++) {
     tn_example *g = &t->gen[i];
     int L = plens[i] + res[i].n;
     if (L > t->o.max_seq_len) L = t->o.max_seq_len;
-    g->ids = realloc(g->ids, sizeof(int32_t) * L);
-    g->mask = realloc(g->mask, L);
+    int32_t *ni = realloc(g->ids, sizeof(int32_t) * L);
+    if (ni) g->ids = ni;
+    uint8_t *nm = ni ? realloc(g->mask, L) : NULL;
+    if (nm) g->mask = nm;
+    if (!ni || !nm) { s = tn_error(TN_ERR_NOMEM, "distill: out of memory for a sample"); break; }
     memcpy(g->ids, prompts[i], sizeof(int32_t) * plens[i]);
     memset(g->mask, 0, plens[i]);
     for (int k = plens[i]; k < L; k++) { g->ids[k] = res[i].ids[k - plens[i]]; g->mask[k] = 1; }
@@ -268,7 +277,7 @@ static tn_status setup_features(kd_t *t) {
   t->xt = tn_alloc(sizeof(float) * (size_t)t->Nmax * Ct);
   t->ys = tn_alloc(sizeof(float) * (size_t)t->Nmax * Ct);
   t->dhid = calloc(Ls + 1, sizeof(float *));
-  if (!t->pflat || !t->pgrad || !t->dhid_buf || !t->xs || !t->dxs || !t->xt || !t->ys)
+  if (!t->pflat || !t->pgrad || !t->dhid_buf || !t->xs || !t->dxs || !t->xt || !t->ys || !t->dhid)
     return tn_error(TN_ERR_NOMEM, "out of memory for the feature projections");
   memset(t->pgrad, 0, sizeof(float) * per * t->nf);
   /* torch nn.Linear's init: U(-1/sqrt(in), 1/sqrt(in)) */
@@ -286,6 +295,7 @@ static tn_status setup_features(kd_t *t) {
   /* the whole trainable table: the student's rows then the projections; AdamW over all */
   t->all.n = t->tp.tr.n + t->nf;
   t->all.rows = malloc(sizeof(tn_param) * t->all.n);
+  if (!t->all.rows) return tn_error(TN_ERR_NOMEM, "out of memory for the trainable table");
   memcpy(t->all.rows, t->tp.tr.rows, sizeof(tn_param) * t->tp.tr.n);
   memcpy(t->all.rows + t->tp.tr.n, t->prow, sizeof(tn_param) * t->nf);
   t->all.grad = t->tp.tr.grad; /* the student's flat buffer; projections zeroed apart */
@@ -366,7 +376,8 @@ static tn_status setup(kd_t *t) {
   t->kept = malloc(sizeof(int) * t->Nmax);
   t->gen = calloc(per_step, sizeof(tn_example));
   t->ex = calloc(per_step, sizeof(tn_example *));
-  if (!t->slogits || !t->tlogits || !t->dlogits || !t->mask || !t->lrow)
+  if (!t->slogits || !t->tlogits || !t->dlogits || !t->mask || !t->lrow || !t->tok_r || !t->pos_r || !t->seq_r ||
+      !t->tgt_r || !t->kept || !t->gen || !t->ex)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits (x3)", t->Nmax, V);
   t->run = (tn_run){.out = o->out, .label = "distill", .model_dir = o->model, .m = t->m, .tp = &t->tp,
                     .keep_last = o->keep_last, .seed = o->seed, .n_train = t->train.n, .steps = o->steps};
