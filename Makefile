@@ -4,6 +4,8 @@
 # make test-long  the longer fault tests: 20 SIGKILLs + --resume per trainer (e2e_kill_resume)
 # make demo       the main job on its bundled default
 # make bench      the benchmarks, side by side with PyTorch
+# make fuzz       every libFuzzer harness for FUZZ_SECONDS each (FUZZ=name... for some), clang build in build-fuzz/
+# make allocfail  the allocation-failure test over every N (ASan, build-fuzz/); ALLOCFAIL="sft --persist" to narrow
 SAN ?= 0
 ifeq ($(SAN),1)
 BUILD ?= build-san
@@ -13,7 +15,8 @@ BUILD ?= build
 endif
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build test test-long demo bench clean
+FUZZ_SECONDS ?= 60
+.PHONY: all deps build test test-long demo bench clean fuzz allocfail
 all: build
 
 deps:
@@ -39,5 +42,12 @@ demo: build
 bench: build
 	@scripts/bench.sh $(BUILD)
 
+fuzz: deps
+	@scripts/fuzz.sh $(FUZZ_SECONDS) $(FUZZ)
+
+allocfail: deps
+	@scripts/fuzz.sh 0
+	OMP_NUM_THREADS=1 build-fuzz/tests/fuzz/allocfail $(ALLOCFAIL)
+
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz

@@ -4,7 +4,8 @@
 set -e
 PKGS="build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libopenblas-openmp-dev libopenblas0-openmp \
 libpcre2-dev libutf8proc-dev libcjson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev \
-python3 python3-torch python3-numpy python3-protobuf python3-regex python3-jinja2 libgoogle-perftools4 nodejs npm gnuplot-nox"
+python3 python3-torch python3-numpy python3-protobuf python3-regex python3-jinja2 libgoogle-perftools4 nodejs npm gnuplot-nox \
+clang-14 libclang-rt-14-dev libomp-14-dev llvm-14"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

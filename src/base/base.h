@@ -32,6 +32,36 @@ char *tn_strdup(const char *s);
  * string - which a C string would silently cut there: its byte offset, else -1. Readers refuse
  * such lines with an error naming file and line. */
 long tn_json_nul_offset(const char *t, size_t n);
+/* Every allocation in src/ goes through these (malloc, calloc, realloc, strdup and
+ * strndup are redirected to them below): they return NULL with an error set on
+ * failure, and the caller must check. Memory from them is released with free(). */
+void *tn_malloc(size_t bytes);
+void *tn_calloc(size_t n, size_t size);
+void *tn_realloc(void *p, size_t bytes);
+char *tn_strndup(const char *s, size_t n);
+/* Allocation-failure testing (SQLite's approach, tests/test_allocfail.c): after
+ * tn_alloc_fail_at(n), the n-th allocation from now fails (n >= 1), and every later
+ * one too when `persist`; n <= 0 turns injection off. cJSON allocates through these
+ * wrappers too (hooks installed at load time). tn_alloc_count(): allocations made through
+ * the wrappers since the last tn_alloc_fail_at call; tn_alloc_failed(): how many
+ * were failed on purpose. */
+void tn_alloc_fail_at(long n, bool persist);
+/* Allocations that returned NULL since the process started (real or injected). cJSON's
+ * Add/Create functions drop an item silently when out of memory: code that builds a JSON
+ * document compares this count before and after and reports TN_ERR_NOMEM. */
+long tn_alloc_failures(void);
+long tn_alloc_count(void);
+long tn_alloc_failed(void);
+void tn_alloc_injected(long k); /* called at each injected failure (a breakpoint for gdb) */
+#ifndef TN_ALLOC_IMPL
+#include <stdlib.h>
+#include <string.h>
+#define malloc(n) tn_malloc(n)
+#define calloc(n, s) tn_calloc(n, s)
+#define realloc(p, n) tn_realloc(p, n)
+#define strdup(s) tn_strdup(s)
+#define strndup(s, n) tn_strndup(s, n)
+#endif
 
 /* ---- files ---- */
 typedef struct {
@@ -65,7 +95,7 @@ typedef enum { TN_IO_WRITE, TN_IO_FSYNC, TN_IO_RENAME } tn_io_op;
 int tn_io_fault(tn_io_op op, const char *path);
 /* Count the operations between tn_io_fault_scope(true) and (false) (a checkpoint save). */
 void tn_io_fault_scope(bool on);
-/* dir + "/" + name into a new string (caller frees). */
+/* dir + "/" + name into a new string (caller frees); NULL (error set) when out of memory. */
 char *tn_path_join(const char *dir, const char *name);
 
 /* ---- RNG: xoshiro256** seeded by splitmix64; state is 4 words, copyable ---- */
@@ -116,6 +146,10 @@ bool tn_settings_bf16_matmul(void); /* atomic read: asked from kernels */
 void tn_settings_set_head_chunk_rows(int rows);
 /* the settings as a JSON object into buf (snprintf's return) */
 int tn_settings_format(char *buf, size_t n);
+/* ---- text ---- */
+/* Offset of the first byte of s[0..n) that is not part of well-formed UTF-8 (overlong
+ * forms, surrogates and code points above U+10FFFF are not), or SIZE_MAX when all is. */
+size_t tn_utf8_invalid_at(const char *s, size_t n);
 
 /* ---- threads ---- */
 int tn_num_threads(void);

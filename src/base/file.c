@@ -11,8 +11,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A NULL path is what a failed tn_path_join / tn_strdup leaves: out of memory. */
+#define TN_PATH_OR_NOMEM(path) \
+  do { if (!(path)) return tn_error(TN_ERR_NOMEM, "out of memory (building a file name)"); } while (0)
+
 tn_status tn_mmap_open(tn_mmap *m, const char *path) {
   memset(m, 0, sizeof *m);
+  TN_PATH_OR_NOMEM(path);
   int fd = open(path, O_RDONLY);
   if (fd < 0) return tn_error(TN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
@@ -31,6 +36,10 @@ tn_status tn_mmap_open(tn_mmap *m, const char *path) {
   }
   close(fd);
   m->path = tn_strdup(path);
+  if (!m->path) {
+    tn_mmap_close(m);
+    return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
+  }
   return TN_OK;
 }
 
@@ -42,6 +51,7 @@ void tn_mmap_close(tn_mmap *m) {
 
 tn_status tn_read_file(const char *path, char **out, size_t *len) {
   *out = NULL;
+  TN_PATH_OR_NOMEM(path);
   FILE *f = fopen(path, "rb");
   if (!f) return tn_error(TN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   size_t cap = 1 << 16, n = 0;
@@ -103,15 +113,17 @@ tn_status tn_fsync_path(const char *path) {
 }
 
 static tn_status fsync_dir_of(const char *path) {
-  char *p = tn_strdup(path);
-  tn_status s = tn_fsync_path(dirname(p));
-  free(p);
-  return s;
+  char p[4096]; /* no allocation here: the file is in place, its directory entry must reach the disk */
+  if (strlen(path) >= sizeof p) return tn_error(TN_ERR_IO, "%.200s...: path too long to fsync its folder", path);
+  snprintf(p, sizeof p, "%s", path);
+  return tn_fsync_path(dirname(p));
 }
 
 tn_status tn_write_atomic_cb(const char *path, tn_status (*fill)(FILE *f, void *ctx), void *ctx) {
+  TN_PATH_OR_NOMEM(path);
   size_t n = strlen(path) + 32;
   char *tmp = malloc(n);
+  if (!tmp) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
   FILE *f = fopen(tmp, "wb");
   if (!f) {
@@ -150,7 +162,9 @@ tn_status tn_write_file_atomic(const char *path, const void *data, size_t len) {
 }
 
 tn_status tn_mkdirs(const char *path) {
+  TN_PATH_OR_NOMEM(path);
   char *p = tn_strdup(path);
+  if (!p) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   for (char *c = p + 1; *c; c++) {
     if (*c == '/') {
       *c = 0;
@@ -173,11 +187,12 @@ bool tn_file_exists(const char *path) { return access(path, F_OK) == 0; }
 char *tn_path_join(const char *dir, const char *name) {
   size_t n = strlen(dir) + strlen(name) + 2;
   char *s = malloc(n);
-  snprintf(s, n, "%s/%s", dir, name);
+  if (s) snprintf(s, n, "%s/%s", dir, name);
   return s;
 }
 
 tn_status tn_copy_file(const char *src, const char *dst) {
+  TN_PATH_OR_NOMEM(dst);
   char *data;
   size_t len;
   TN_TRY(tn_read_file(src, &data, &len));

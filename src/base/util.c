@@ -1,19 +1,84 @@
 /* util.c - allocation, RNG, clock, float conversions, thread count. */
+#define TN_ALLOC_IMPL /* the wrappers below call the real allocator */
 #include "base/base.h"
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* Fault injection: tn_alloc_fail_at(n) makes the n-th allocation fail. A relaxed
+ * atomic counter costs nothing next to malloc itself. */
+static long fail_at;       /* 0 = off */
+static bool fail_persist;
+static long alloc_count, alloc_failed, nomem_total;
+
+/* cJSON allocates through the wrappers too (installed when the library is loaded), so its
+ * failures are counted by tn_alloc_failures and can be injected. */
+static void *cjson_malloc(size_t n) { return tn_malloc(n); }
+static void cjson_free(void *p) { free(p); }
+__attribute__((constructor)) static void tn_cjson_hooks(void) {
+  cJSON_Hooks h = {cjson_malloc, cjson_free};
+  cJSON_InitHooks(&h);
+}
+long tn_alloc_failures(void) { return __atomic_load_n(&nomem_total, __ATOMIC_RELAXED); }
+
+void tn_alloc_fail_at(long n, bool persist) {
+  __atomic_store_n(&alloc_count, 0, __ATOMIC_SEQ_CST);
+  __atomic_store_n(&alloc_failed, 0, __ATOMIC_SEQ_CST);
+  fail_persist = persist;
+  __atomic_store_n(&fail_at, n > 0 ? n : 0, __ATOMIC_SEQ_CST);
+}
+long tn_alloc_count(void) { return __atomic_load_n(&alloc_count, __ATOMIC_RELAXED); }
+long tn_alloc_failed(void) { return __atomic_load_n(&alloc_failed, __ATOMIC_RELAXED); }
+
+/* Called for each injected failure: a place for a debugger's breakpoint. */
+__attribute__((noinline)) void tn_alloc_injected(long k) { __asm__ volatile("" ::"r"(k)); }
+
+/* true when this allocation must fail (injected) */
+static bool inject_failure(void) {
+  long at = __atomic_load_n(&fail_at, __ATOMIC_RELAXED);
+  if (at == 0) return false;
+  long k = __atomic_add_fetch(&alloc_count, 1, __ATOMIC_RELAXED);
+  if (k == at || (fail_persist && k > at)) {
+    __atomic_add_fetch(&alloc_failed, 1, __ATOMIC_RELAXED);
+    tn_alloc_injected(k);
+    return true;
+  }
+  return false;
+}
+
+static void *nomem(size_t bytes) {
+  __atomic_add_fetch(&nomem_total, 1, __ATOMIC_RELAXED);
+  tn_error(TN_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
+  return NULL;
+}
+
+void *tn_malloc(size_t bytes) {
+  void *p = inject_failure() ? NULL : malloc(bytes ? bytes : 1);
+  return p ? p : nomem(bytes);
+}
+void *tn_calloc(size_t n, size_t size) {
+  void *p = inject_failure() ? NULL : calloc(n ? n : 1, size ? size : 1);
+  return p ? p : nomem(n * size);
+}
+void *tn_realloc(void *old, size_t bytes) {
+  void *p = inject_failure() ? NULL : realloc(old, bytes ? bytes : 1);
+  return p ? p : nomem(bytes);
+}
+char *tn_strndup(const char *s, size_t n) {
+  size_t len = strnlen(s, n);
+  char *d = tn_malloc(len + 1);
+  if (d) { memcpy(d, s, len); d[len] = 0; }
+  return d;
+}
+
 void *tn_alloc(size_t bytes) {
   void *p = NULL;
   size_t n = (bytes + 63) & ~(size_t)63;
   if (n == 0) n = 64;
-  if (posix_memalign(&p, 64, n) != 0) {
-    tn_error(TN_ERR_NOMEM, "out of memory allocating %zu bytes", bytes);
-    return NULL;
-  }
+  if (n < bytes || inject_failure() || posix_memalign(&p, 64, n) != 0) return nomem(bytes);
   memset(p, 0, n);
   return p;
 }
@@ -21,7 +86,7 @@ void tn_free(void *p) { free(p); }
 
 char *tn_strdup(const char *s) {
   size_t n = strlen(s) + 1;
-  char *d = malloc(n);
+  char *d = tn_malloc(n);
   if (d) memcpy(d, s, n);
   return d;
 }
@@ -111,6 +176,26 @@ uint16_t tn_f32_to_f16(float f) {
   uint32_t rem = m & 0x1fff;
   if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
   return sign | (uint16_t)h;
+}
+
+size_t tn_utf8_invalid_at(const char *str, size_t n) {
+  const unsigned char *s = (const unsigned char *)str;
+  for (size_t i = 0; i < n;) {
+    const unsigned c = s[i];
+    if (c < 0x80) { i++; continue; }
+    size_t k;
+    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) k = 1;
+    else if (c >= 0xE0 && c <= 0xEF) { k = 2; if (c == 0xE0) lo = 0xA0; if (c == 0xED) hi = 0x9F; }
+    else if (c >= 0xF0 && c <= 0xF4) { k = 3; if (c == 0xF0) lo = 0x90; if (c == 0xF4) hi = 0x8F; }
+    else return i;
+    if (i + k >= n) return i; /* truncated sequence */
+    if (s[i + 1] < lo || s[i + 1] > hi) return i;
+    for (size_t j = 2; j <= k; j++)
+      if ((s[i + j] & 0xC0) != 0x80) return i;
+    i += k + 1;
+  }
+  return SIZE_MAX;
 }
 
 int tn_num_threads(void) { return omp_get_max_threads(); }

@@ -76,11 +76,15 @@ tn_status tn_jsonl_read(const char *path, tn_jsonl_fn fn, void *ctx) {
                    where, nul + 1);
       break;
     }
+    const size_t bad = tn_utf8_invalid_at(q, (size_t)(e - q)); /* JSON text is UTF-8 (RFC 8259) */
+    if (bad != SIZE_MAX) { s = tn_error(TN_ERR_FORMAT, "%s: invalid UTF-8 at column %zu", where, bad + 1); break; }
     const char *end = NULL;
+    const long f0 = tn_alloc_failures();
     cJSON *j = cJSON_ParseWithOpts(q, &end, true);
     if (!cJSON_IsObject(j)) {
-      s = j ? tn_error(TN_ERR_FORMAT, "%s: expected a JSON object", where)
-            : tn_error(TN_ERR_FORMAT, "%s: invalid JSON near column %d", where, (int)((end ? end : q) - q) + 1);
+      s = j                               ? tn_error(TN_ERR_FORMAT, "%s: expected a JSON object", where)
+          : tn_alloc_failures() != f0 ? tn_error(TN_ERR_NOMEM, "%s: out of memory parsing the line", where)
+                                      : tn_error(TN_ERR_FORMAT, "%s: invalid JSON near column %d", where, (int)((end ? end : q) - q) + 1);
       cJSON_Delete(j);
       break;
     }

@@ -12,13 +12,19 @@ typedef struct {
   int n, cap;
 } ibuf;
 
-static void ib_add(ibuf *b, const int32_t *ids, int n) {
+static tn_status ib_add(ibuf *b, const int32_t *ids, int n) {
+  if (n == 0) return TN_OK; /* an empty text: b->ids may still be NULL */
+  if (n < 0 || b->n + (int64_t)n > INT32_MAX / 8) return tn_error(TN_ERR_LIMIT, "a text of more than %d tokens", INT32_MAX / 8);
   if (b->n + n > b->cap) {
-    b->cap = (b->n + n) * 2 + 16;
-    b->ids = realloc(b->ids, sizeof(int32_t) * b->cap);
+    int cap = (b->n + n) * 2 + 16;
+    int32_t *ni = realloc(b->ids, sizeof(int32_t) * cap);
+    if (!ni) return tn_error(TN_ERR_NOMEM, "out of memory loading preference pairs");
+    b->ids = ni;
+    b->cap = cap;
   }
   memcpy(b->ids + b->n, ids, sizeof(int32_t) * n);
   b->n += n;
+  return TN_OK;
 }
 
 /* a message list into m[*k..]; strings stay owned by the JSON */
@@ -65,10 +71,10 @@ static tn_status chat_tokens(const tn_tokenizer *tok, const tn_pref_data_opts *o
   } else {
     if (prompt) {
       s = tn_tokenizer_encode(tok, po.text, po.len, false, enc);
-      if (s == TN_OK) ib_add(prompt, enc->ids, (int)enc->n);
+      if (s == TN_OK) s = ib_add(prompt, enc->ids, (int)enc->n);
     }
     if (s == TN_OK) s = tn_tokenizer_encode(tok, fo.text + po.len, end - po.len, false, enc);
-    if (s == TN_OK) ib_add(resp, enc->ids, (int)enc->n);
+    if (s == TN_OK) s = ib_add(resp, enc->ids, (int)enc->n);
   }
   tn_chat_out_free(&po);
   tn_chat_out_free(&fo);
@@ -178,6 +184,7 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
       goto truncate;
     }
     tn_chat_msg *m = calloc((size_t)(nP + nc + nr + 1), sizeof *m);
+    if (!m) return tn_error(TN_ERR_NOMEM, "%s: out of memory", where);
     int k = 0;
     tn_status s = TN_OK;
     if (cJSON_IsString(prompt)) m[k++] = (tn_chat_msg){"user", prompt->valuestring, NULL};
@@ -218,13 +225,13 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
     } else {
       const int32_t eos = tn_tokenizer_eos_id(tok);
       TN_TRY(tn_tokenizer_encode(tok, prompt->valuestring, strlen(prompt->valuestring), true, enc));
-      ib_add(bp, enc->ids, (int)enc->n);
+      TN_TRY(ib_add(bp, enc->ids, (int)enc->n));
       for (int r = 0; r < 2; r++) {
         cJSON *x = r ? rj : ch;
         ibuf *b = r ? br : bc;
         TN_TRY(tn_tokenizer_encode(tok, x->valuestring, strlen(x->valuestring), false, enc));
-        ib_add(b, enc->ids, (int)enc->n);
-        if (eos >= 0) ib_add(b, &eos, 1);
+        TN_TRY(ib_add(b, enc->ids, (int)enc->n));
+        if (eos >= 0) TN_TRY(ib_add(b, &eos, 1));
       }
     }
   }
@@ -244,11 +251,13 @@ truncate:;
     if (!p) return tn_error(TN_ERR_NOMEM, "out of memory loading preference pairs");
     set->p = p;
   }
+  int32_t *pids = malloc(sizeof(int32_t) * (size_t)(np + nc + nr));
+  if (!pids) return tn_error(TN_ERR_NOMEM, "out of memory loading preference pairs");
   tn_pref_pair *p = &set->p[set->n++];
   p->np = np;
   p->nc = nc;
   p->nr = nr;
-  p->ids = malloc(sizeof(int32_t) * (size_t)(np + nc + nr));
+  p->ids = pids;
   memcpy(p->ids, bp->ids + off, sizeof(int32_t) * np);
   memcpy(p->ids + np, bc->ids, sizeof(int32_t) * nc);
   memcpy(p->ids + np + nc, br->ids, sizeof(int32_t) * nr);
@@ -299,10 +308,17 @@ tn_status tn_pref_split(tn_pref_set *d, tn_pref_set *eval, float frac, uint64_t 
   if (frac <= 0 || ne == 0) return TN_OK;
   if (ne >= d->n) return tn_error(TN_ERR_ARG, "eval split %.3f leaves no training pairs (%d pairs)", frac, d->n);
   int *perm = malloc(sizeof(int) * d->n);
-  tn_permutation(perm, d->n, seed ^ 0x5eed5eedULL);
   char *is_eval = calloc(d->n, 1);
-  for (int i = 0; i < ne; i++) is_eval[perm[i]] = 1;
   eval->p = malloc(sizeof(tn_pref_pair) * ne);
+  if (!perm || !is_eval || !eval->p) {
+    free(perm);
+    free(is_eval);
+    free(eval->p);
+    eval->p = NULL;
+    return tn_error(TN_ERR_NOMEM, "out of memory splitting the preference pairs");
+  }
+  tn_permutation(perm, d->n, seed ^ 0x5eed5eedULL);
+  for (int i = 0; i < ne; i++) is_eval[perm[i]] = 1;
   eval->cap = ne;
   eval->max_len = d->max_len;
   int w = 0;

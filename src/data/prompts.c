@@ -19,6 +19,7 @@ static tn_status render(const tn_tokenizer *tok, const tn_prompt_opts *o, cJSON 
   if (*chat_ok) {
     int nm = cJSON_IsArray(msgs) ? cJSON_GetArraySize(msgs) : 1;
     tn_chat_msg *m = calloc(nm + 1, sizeof *m);
+    if (!m) return tn_error(TN_ERR_NOMEM, "%s: out of memory", where);
     int k = 0;
     bool has_sys = false;
     if (cJSON_IsArray(msgs)) {
@@ -51,11 +52,12 @@ static tn_status render(const tn_tokenizer *tok, const tn_prompt_opts *o, cJSON 
     }
     *text = tn_strdup(out.text);
     tn_chat_out_free(&out);
-    return TN_OK;
+    return *text ? TN_OK : tn_error(TN_ERR_NOMEM, "%s: out of memory", where);
   }
   if (!cJSON_IsString(pr)) return tn_error(TN_ERR_FORMAT, "%s: \"messages\" need a chat template (tokenizer has none)", where);
   size_t n = strlen(pr->valuestring) + (sys ? strlen(o->system_prompt) : 0) + 8;
   *text = malloc(n);
+  if (!*text) return tn_error(TN_ERR_NOMEM, "%s: out of memory", where);
   snprintf(*text, n, "%s%s%s\n", sys ? o->system_prompt : "", sys ? "\n\n" : "", pr->valuestring);
   return tn_tokenizer_encode(tok, *text, strlen(*text), true, enc);
 }
@@ -75,14 +77,20 @@ static tn_status load_line(void *ctx, cJSON *j, const char *where) {
   tn_status st = render(c->tok, c->o, j, where, &text, &c->enc, &c->chat_ok);
   if (st != TN_OK) { cJSON_Delete(j); free(text); return st; }
   tn_prompt_set *s = c->s;
-  if (s->n == c->cap) { c->cap = c->cap ? 2 * c->cap : 256; s->p = realloc(s->p, sizeof *s->p * c->cap); }
-  tn_prompt *pp = &s->p[s->n++];
   int n = (int)c->enc.n, skip = 0;
+  int32_t *ids = malloc(sizeof(int32_t) * (n ? n : 1));
+  if (ids && s->n == c->cap) {
+    tn_prompt *np = realloc(s->p, sizeof *s->p * (c->cap ? 2 * c->cap : 256));
+    if (np) { s->p = np; c->cap = c->cap ? 2 * c->cap : 256; }
+    else { free(ids); ids = NULL; }
+  }
+  if (!ids) { cJSON_Delete(j); free(text); return tn_error(TN_ERR_NOMEM, "%s: out of memory", where); }
+  tn_prompt *pp = &s->p[s->n++];
   if (c->o->max_prompt_len > 0 && n > c->o->max_prompt_len) { skip = n - c->o->max_prompt_len; n = c->o->max_prompt_len; s->n_truncated++; }
   pp->json = j;
   pp->text = text;
   pp->n = n;
-  pp->ids = malloc(sizeof(int32_t) * (n ? n : 1));
+  pp->ids = ids;
   memcpy(pp->ids, c->enc.ids + skip, sizeof(int32_t) * n);
   return TN_OK;
 }

@@ -17,9 +17,16 @@ static tn_status push(tn_dataset *d, const int32_t *ids, const uint8_t *mask, in
     if (!e) return tn_error(TN_ERR_NOMEM, "out of memory loading the dataset");
     d->ex = e;
   }
+  int32_t *eids = malloc(sizeof(int32_t) * n);
+  uint8_t *emask = malloc(n);
+  if (!eids || !emask) {
+    free(eids);
+    free(emask);
+    return tn_error(TN_ERR_NOMEM, "out of memory loading the dataset");
+  }
   tn_example *e = &d->ex[d->n++];
-  e->ids = malloc(sizeof(int32_t) * n);
-  e->mask = malloc(n);
+  e->ids = eids;
+  e->mask = emask;
   memcpy(e->ids, ids, sizeof(int32_t) * n);
   memcpy(e->mask, mask, n);
   e->mask[0] = 0;
@@ -34,21 +41,30 @@ typedef struct {
   int n, cap;
 } buf_t;
 
-static void buf_add(buf_t *b, const int32_t *ids, size_t n, uint8_t m) {
+static tn_status buf_add(buf_t *b, const int32_t *ids, size_t n, uint8_t m) {
+  if (n == 0) return TN_OK; /* an empty text: b->ids may still be NULL */
+  if (n > (size_t)(INT32_MAX / 8) || b->n + (int64_t)n > INT32_MAX / 8)
+    return tn_error(TN_ERR_LIMIT, "an example of more than %d tokens", INT32_MAX / 8);
   if (b->n + (int)n > b->cap) {
-    b->cap = (b->n + (int)n) * 2 + 16;
-    b->ids = realloc(b->ids, sizeof(int32_t) * b->cap);
-    b->mask = realloc(b->mask, b->cap);
+    int cap = (b->n + (int)n) * 2 + 16;
+    int32_t *ni = realloc(b->ids, sizeof(int32_t) * cap);
+    if (ni) b->ids = ni;
+    uint8_t *nm = ni ? realloc(b->mask, cap) : NULL;
+    if (nm) b->mask = nm;
+    if (!ni || !nm) return tn_error(TN_ERR_NOMEM, "out of memory loading the dataset");
+    b->cap = cap;
   }
   memcpy(b->ids + b->n, ids, sizeof(int32_t) * n);
   memset(b->mask + b->n, m, n);
   b->n += (int)n;
+  return TN_OK;
 }
 
 /* messages array -> tn_chat_msg list (strings must outlive the call) */
 static tn_status to_msgs(cJSON *arr, tn_chat_msg **out, size_t *n, const char *where) {
   *n = (size_t)cJSON_GetArraySize(arr);
   *out = calloc(*n ? *n : 1, sizeof(tn_chat_msg));
+  if (!*out) return tn_error(TN_ERR_NOMEM, "%s: out of memory", where);
   size_t i = 0;
   cJSON *m;
   cJSON_ArrayForEach(m, arr) {
@@ -82,9 +98,11 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
     cJSON *all = msgs;
     if (!msgs) { /* conversational prompt/completion: one list */
       all = cJSON_CreateArray();
+      bool ok = all != NULL;
       cJSON *m;
-      cJSON_ArrayForEach(m, prompt) cJSON_AddItemReferenceToArray(all, m);
-      cJSON_ArrayForEach(m, comp) cJSON_AddItemReferenceToArray(all, m);
+      cJSON_ArrayForEach(m, prompt) ok = ok && cJSON_AddItemReferenceToArray(all, m);
+      cJSON_ArrayForEach(m, comp) ok = ok && cJSON_AddItemReferenceToArray(all, m);
+      if (!ok) { cJSON_Delete(all); return tn_error(TN_ERR_NOMEM, "%s: out of memory", where); }
     } else if (!cJSON_IsArray(msgs)) {
       return tn_error(TN_ERR_FORMAT, "%s: \"messages\" must be a list", where);
     }
@@ -118,17 +136,17 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
     if (!cJSON_IsString(prompt) || !cJSON_IsString(comp))
       return tn_error(TN_ERR_FORMAT, "%s: \"prompt\" and \"completion\" must both be strings (or both message lists)", where);
     TN_TRY(tn_tokenizer_encode(tok, prompt->valuestring, strlen(prompt->valuestring), true, enc));
-    buf_add(b, enc->ids, enc->n, 0);
+    TN_TRY(buf_add(b, enc->ids, enc->n, 0));
     TN_TRY(tn_tokenizer_encode(tok, comp->valuestring, strlen(comp->valuestring), false, enc));
-    buf_add(b, enc->ids, enc->n, 1);
-    if (eos >= 0) buf_add(b, &eos, 1, 1);
+    TN_TRY(buf_add(b, enc->ids, enc->n, 1));
+    if (eos >= 0) TN_TRY(buf_add(b, &eos, 1, 1));
     return push(d, b->ids, b->mask, b->n, o->max_seq_len);
   }
   if (text) {
     if (!cJSON_IsString(text)) return tn_error(TN_ERR_FORMAT, "%s: \"text\" must be a string", where);
     TN_TRY(tn_tokenizer_encode(tok, text->valuestring, strlen(text->valuestring), true, enc));
-    buf_add(b, enc->ids, enc->n, 1);
-    if (eos >= 0) buf_add(b, &eos, 1, 1);
+    TN_TRY(buf_add(b, enc->ids, enc->n, 1));
+    if (eos >= 0) TN_TRY(buf_add(b, &eos, 1, 1));
     return push(d, b->ids, b->mask, b->n, o->max_seq_len);
   }
   if (prompts) {
@@ -140,7 +158,7 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
     TN_TRY(tn_tokenizer_encode_offsets(tok, s, strlen(s), true, enc));
     for (size_t i = 0; i < enc->n; i++) {
       uint8_t m = enc->offsets[2 * i] >= start && enc->offsets[2 * i + 1] > enc->offsets[2 * i];
-      buf_add(b, &enc->ids[i], 1, m);
+      TN_TRY(buf_add(b, &enc->ids[i], 1, m));
     }
     return push(d, b->ids, b->mask, b->n, o->max_seq_len);
   }
@@ -197,10 +215,17 @@ tn_status tn_dataset_split(tn_dataset *d, tn_dataset *eval, float frac, uint64_t
   if (frac <= 0 || ne == 0) return TN_OK;
   if (ne >= d->n) return tn_error(TN_ERR_ARG, "eval split %.3f leaves no training examples (%d examples)", frac, d->n);
   int *perm = malloc(sizeof(int) * d->n);
-  tn_permutation(perm, d->n, seed ^ 0x5eed5eedULL);
   char *is_eval = calloc(d->n, 1);
-  for (int i = 0; i < ne; i++) is_eval[perm[i]] = 1;
   eval->ex = malloc(sizeof(tn_example) * ne);
+  if (!perm || !is_eval || !eval->ex) {
+    free(perm);
+    free(is_eval);
+    free(eval->ex);
+    eval->ex = NULL;
+    return tn_error(TN_ERR_NOMEM, "out of memory splitting the dataset");
+  }
+  tn_permutation(perm, d->n, seed ^ 0x5eed5eedULL);
+  for (int i = 0; i < ne; i++) is_eval[perm[i]] = 1;
   eval->cap = ne;
   int w = 0;
   for (int i = 0; i < d->n; i++) {

@@ -89,6 +89,7 @@ static tn_status series_add(metrics_data *m, const char *key, double x, double y
     s = &m->s[m->n++];
     memset(s, 0, sizeof *s);
     s->key = tn_strdup(key);
+    if (!s->key) { m->n--; return tn_error(TN_ERR_NOMEM, "report: out of memory"); }
   }
   if (s->n == s->cap) {
     int cap = s->cap ? 2 * s->cap : 64;

@@ -89,9 +89,9 @@ tn_status tn_results_load(const char *path, tn_results *out) {
   TN_TRY(tn_read_file(path, &text, &len));
   out->path = tn_strdup(path);
   int64_t cap = 0, line = 0;
-  tn_status st = TN_OK;
+  tn_status st = out->path ? TN_OK : tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   char *p = text;
-  while (p && *p) {
+  while (st == TN_OK && p && *p) {
     char *nl = strchr(p, '\n');
     if (nl) *nl = 0;
     line++;
@@ -126,6 +126,7 @@ tn_status tn_results_load(const char *path, tn_results *out) {
       const cJSON *cat = cJSON_GetObjectItemCaseSensitive(o, "category");
       r->category = tn_json_scalar_dup(cat);
       if (!r->category) r->category = tn_strdup("");
+      if (!r->category) { cJSON_Delete(o); st = tn_error(TN_ERR_NOMEM, "%s: out of memory", path); goto done; }
       int pa = truthy(cJSON_GetObjectItemCaseSensitive(o, "partial"));
       r->partial = pa < 0 ? r->correct : pa;
       int fo = truthy(cJSON_GetObjectItemCaseSensitive(o, "format_ok"));

@@ -95,6 +95,7 @@ static tn_status check_examples(const tn_prompt_set *ps, int n, const char *path
       s = tn_error(TN_ERR_FORMAT, "%s: example %d: \"category\" must be a string", path, i + 1);
     id_string(ps->p[i].json, i, buf, sizeof buf);
     ids[i] = tn_strdup(buf);
+    if (!ids[i] && s == TN_OK) s = tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   }
   if (s == TN_OK) {
     qsort(ids, n, sizeof *ids, cmp_str);

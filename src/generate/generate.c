@@ -221,19 +221,24 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
   int *smp = malloc(sizeof(int) * Nmax);
   float *slp = malloc(sizeof(float) * Nmax);
   tn_status s = TN_OK;
-  for (int p = 0; p < B; p++)
+  memset(res, 0, sizeof *res * (size_t)S);
+  if (!sl || !tok || !pos || !seq || !orow || !owner || !logits || !row || !smp || !slp) {
+    s = tn_error(TN_ERR_NOMEM, "generate: out of memory for %d rows x %d logits", Nmax, V);
+    B = 0; /* no slot is filled; everything is freed below */
+  }
+  for (int p = 0; p < B && s == TN_OK; p++)
     for (int j = 0; j < n; j++) {
       slot_t *q = &sl[p * n + j];
       q->prompt = p + o->first_prompt;
       q->sample = j;
       q->hist = malloc(sizeof(int) * (plens[p] + o->max_new_tokens));
+      tn_gen_result *r = &res[p * n + j];
+      r->ids = malloc(sizeof(int) * o->max_new_tokens);
+      r->logprobs = malloc(sizeof(float) * o->max_new_tokens);
+      if (!q->hist || !r->ids || !r->logprobs) { s = tn_error(TN_ERR_NOMEM, "generate: out of memory"); break; }
       memcpy(q->hist, prompts[p], sizeof(int) * plens[p]);
       q->nhist = plens[p];
       tn_rng_seed(&q->rng, o->seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(p + o->first_prompt + 1)) ^ ((uint64_t)j << 32));
-      tn_gen_result *r = &res[p * n + j];
-      memset(r, 0, sizeof *r);
-      r->ids = malloc(sizeof(int) * o->max_new_tokens);
-      r->logprobs = malloc(sizeof(float) * o->max_new_tokens);
     }
   /* prefill: each prompt once, into slot p*n, in chunks of at most Nmax rows */
   int cur_p = 0, cur_t = 0;
@@ -289,7 +294,7 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
       if (smp[k] < 0) s = nonfinite_logits(&sl[owner[k]], &res[owner[k]]);
     for (int k = 0; k < N && s == TN_OK; k++) emit(m, o, &sl[owner[k]], &res[owner[k]], smp[k], slp[k]);
   }
-  for (int i = 0; i < S; i++) free(sl[i].hist);
+  for (int i = 0; sl && i < S; i++) free(sl[i].hist);
   free(sl); free(tok); free(pos); free(seq); free(orow); free(owner); free(logits); free(row); free(smp); free(slp);
   tn_state_free(st);
   if (s != TN_OK) tn_gen_results_free(res, S);

@@ -151,6 +151,19 @@ static tn_status parse(tn_config *c, jctx *j) {
   TN_TRY(j_pos_int(j, "intermediate_size", &c->F, 0, true));
   TN_TRY(j_pos_int(j, "head_dim", &c->D, gemma ? 256 : c->C / c->H, false));
   TN_TRY(j_pos_int(j, "max_position_embeddings", &c->max_pos, gemma ? 32768 : 2048, false));
+  /* Impossible sizes are refused here, before anything is allocated from them: every
+   * row length and count must fit an int with room to spare (the kernels index rows with
+   * int), and the whole model must stay below 2^40 parameters. */
+  const struct { const char *k; long long v; } dims[] = {
+      {"vocab_size", c->V}, {"hidden_size", c->C}, {"intermediate_size", c->F},
+      {"num_attention_heads * head_dim", (long long)c->H * c->D}, {"num_key_value_heads * head_dim", (long long)c->KV * c->D}};
+  for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++)
+    if (dims[i].v > (1 << 24))
+      return tn_error(TN_ERR_FORMAT, "%s: %s = %lld is larger than tunic supports (%d)", j->file, dims[i].k, dims[i].v, 1 << 24);
+  if (c->L > 4096) return tn_error(TN_ERR_FORMAT, "%s: num_hidden_layers = %d is larger than tunic supports (4096)", j->file, c->L);
+  const double params = 2.0 * c->V * c->C + (double)c->L * ((2.0 * c->H + 2.0 * c->KV) * c->D * c->C + 3.0 * c->F * c->C);
+  if (params > 1099511627776.0)
+    return tn_error(TN_ERR_FORMAT, "%s: the sizes imply %.3g parameters (more than 2^40): not a real model", j->file, params);
   if (c->H % c->KV) return tn_error(TN_ERR_FORMAT, "%s: num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", j->file, c->H, c->KV);
   if (c->D % 2) return tn_error(TN_ERR_FORMAT, "%s: head_dim (%d) must be even for RoPE", j->file, c->D);
   TN_TRY(j_float(j, "rms_norm_eps", &c->eps, 1e-6f));
@@ -199,6 +212,7 @@ static tn_status parse(tn_config *c, jctx *j) {
   c->rope_local = c->rope;
 
   c->layer_local = calloc(c->L, sizeof(bool));
+  if (!c->layer_local) return tn_error(TN_ERR_NOMEM, "%s: out of memory (%d layers)", j->file, c->L);
   if (gemma) {
     float qpas;
     TN_TRY(j_float(j, "query_pre_attn_scalar", &qpas, 256.0f));
@@ -277,6 +291,7 @@ static tn_status load_json(const char *path, cJSON **out) {
 tn_status tn_config_load(tn_config *c, const char *dir) {
   memset(c, 0, sizeof *c);
   char *path = tn_path_join(dir, "config.json");
+  if (!path) return tn_error(TN_ERR_NOMEM, "%s: out of memory", dir);
   cJSON *root;
   tn_status s = load_json(path, &root);
   if (s != TN_OK) { free(path); return s; }
@@ -286,7 +301,8 @@ tn_status tn_config_load(tn_config *c, const char *dir) {
   free(path);
   if (s == TN_OK) { /* generation_config.json overrides stop ids when present */
     path = tn_path_join(dir, "generation_config.json");
-    if (tn_file_exists(path)) {
+    if (!path) s = tn_error(TN_ERR_NOMEM, "%s: out of memory", dir);
+    else if (tn_file_exists(path)) {
       s = load_json(path, &root);
       if (s == TN_OK) {
         jctx g = {path, root};

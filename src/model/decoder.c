@@ -88,6 +88,7 @@ tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, 
   *out = NULL;
   if (S <= 0 || T <= 0 || Nmax <= 0) return tn_error(TN_ERR_ARG, "state: slots, capacity and rows must be positive");
   tn_state *st = calloc(1, sizeof *st);
+  if (!st) return tn_error(TN_ERR_NOMEM, "out of memory for the model state");
   st->S = S;
   st->T = T;
   st->Nmax = Nmax;
@@ -97,8 +98,8 @@ tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, 
   st->len = calloc(S, sizeof(int));
   st->pfx_src = calloc(S, sizeof(int));
   st->pfx_len = calloc(S, sizeof(int));
-  st->buf_floats = layout(m, st, NULL);
-  st->buf = tn_alloc(st->buf_floats * sizeof(float));
+  if (st->acts) st->buf_floats = layout(m, st, NULL); /* layout walks st->acts */
+  st->buf = st->acts ? tn_alloc(st->buf_floats * sizeof(float)) : NULL;
   if (!st->buf || !st->acts || !st->len || !st->pfx_src || !st->pfx_len) {
     size_t mb = st->buf_floats * 4 >> 20;
     tn_state_free(st);
@@ -107,6 +108,10 @@ tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, 
   layout(m, st, st->buf);
   const tn_config *c = &m->cfg;
   float *inv = malloc(sizeof(float) * (c->D / 2));
+  if (!inv) {
+    tn_state_free(st);
+    return tn_error(TN_ERR_NOMEM, "out of memory for the model state");
+  }
   tn_rope_inv_freq(inv, &c->rope, c->D);
   tn_rope_tables(st->cos_g, st->sin_g, inv, T, c->D);
   tn_rope_inv_freq(inv, &c->rope_local, c->D);

@@ -84,8 +84,14 @@ static cJSON *family_config(const char *arch, const size_preset *p, int V, const
 static tn_status write_json(const char *dir, const char *name, cJSON *j) {
   char *text = cJSON_Print(j);
   char *path = tn_path_join(dir, name);
-  size_t n = strlen(text);
-  text = realloc(text, n + 2);
+  size_t n = text ? strlen(text) : 0;
+  char *t2 = text ? realloc(text, n + 2) : NULL;
+  if (!t2 || !path) {
+    free(t2 ? t2 : text);
+    free(path);
+    return tn_error(TN_ERR_NOMEM, "%s/%s: out of memory", dir, name);
+  }
+  text = t2;
   text[n] = '\n';
   tn_status s = tn_write_file_atomic(path, text, n + 1);
   free(path);

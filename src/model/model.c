@@ -121,6 +121,30 @@ static tn_status convert(float *dst, const tn_st_tensor *t) {
   return TN_OK;
 }
 
+/* NaN or Inf in a checkpoint is corruption (training would only spread it and inference
+ * would mask it): refused at load, naming the file, the tensor and the first bad element. */
+static tn_status check_finite(const tn_st_tensor *t) {
+  const unsigned char *src = t->data;
+  size_t bad = SIZE_MAX;
+  if (t->dtype == TN_ST_F32) {
+    for (size_t i = 0; i < t->numel && bad == SIZE_MAX; i++) {
+      uint32_t u;
+      memcpy(&u, src + 4 * i, 4);
+      if ((u & 0x7f800000u) == 0x7f800000u) bad = i;
+    }
+  } else if (t->dtype == TN_ST_BF16 || t->dtype == TN_ST_F16) {
+    const uint16_t mask = t->dtype == TN_ST_BF16 ? 0x7f80 : 0x7c00;
+    for (size_t i = 0; i < t->numel && bad == SIZE_MAX; i++) {
+      uint16_t h;
+      memcpy(&h, src + 2 * i, 2);
+      if ((h & mask) == mask) bad = i;
+    }
+  }
+  if (bad == SIZE_MAX) return TN_OK;
+  return tn_error(TN_ERR_FORMAT, "%s: tensor '%s' holds a non-finite value (NaN or Inf) at element %zu: the checkpoint "
+                  "is corrupt", t->file, t->name, bad);
+}
+
 static void tie_head(tn_model *m) {
   if (!m->cfg.tied) return;
   m->w.head.w = m->w.embed;
@@ -188,6 +212,8 @@ static tn_status bnb_config(const char *dir, bool *is_bnb) {
   tn_status s = tn_read_file(path, &text, &len);
   cJSON *root = s == TN_OK ? cJSON_Parse(text) : NULL;
   free(text);
+  /* tn_config_load has parsed this file already: a failure here is memory */
+  if (s == TN_OK && !root) s = tn_error(TN_ERR_NOMEM, "%s: out of memory parsing", path);
   const cJSON *qc = root ? cJSON_GetObjectItemCaseSensitive(root, "quantization_config") : NULL;
   if (s == TN_OK && qc && !cJSON_IsNull(qc)) {
     const cJSON *qm = cJSON_GetObjectItemCaseSensitive(qc, "quant_method");
@@ -343,7 +369,7 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
   m->base_dtype = target;
   m->dir = tn_strdup(dir);
   m->w.layers = calloc(cfg.L, sizeof(tn_layer));
-  s = m->w.layers ? tn_weight_table(&m->cfg, &m->w, &m->params, &m->n_params) : tn_error(TN_ERR_NOMEM, "out of memory");
+  s = m->w.layers && m->dir ? tn_weight_table(&m->cfg, &m->w, &m->params, &m->n_params) : tn_error(TN_ERR_NOMEM, "out of memory");
   const tn_st_tensor **src = s == TN_OK ? calloc(m->n_params, sizeof *src) : NULL;
   bnb_state *bst = s == TN_OK ? calloc(m->n_params, sizeof *bst) : NULL;
   bool *isq = s == TN_OK ? calloc(m->n_params, sizeof *isq) : NULL;
@@ -364,6 +390,7 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
     } else {
       bool shape_ok = t->ndim == p->ndim && t->shape[0] == p->shape[0] && (p->ndim == 1 || t->shape[1] == p->shape[1]);
       if (!shape_ok) s = shape_error(t, p);
+      else s = check_finite(t);
     }
     const bool emb_or_head = p->ptr == &m->w.embed || p->ptr == &m->w.head.w;
     if (s == TN_OK && emb_or_head && head_dt == TN_BF16) {
@@ -560,12 +587,23 @@ void tn_model_free(tn_model *m) {
 static tn_status make_entries(const tn_config *c, tn_weights *w, tn_st_dtype dtype, tn_st_entry **out, void ***conv,
                               int *n) {
   tn_weight_entry *p;
+  *out = NULL;
+  *conv = NULL;
+  *n = 0;
   TN_TRY(tn_weight_table(c, w, &p, n));
   tn_st_entry *e = calloc(*n, sizeof *e);
   void **cv = calloc(*n, sizeof *cv);
   tn_status s = TN_OK;
-  for (int i = 0; i < *n; i++) {
+  if (!e || !cv) {
+    free(e);
+    free(cv);
+    e = NULL;
+    cv = NULL;
+    s = tn_error(TN_ERR_NOMEM, "out of memory");
+  }
+  for (int i = 0; i < *n && s == TN_OK; i++) {
     e[i].name = tn_strdup(p[i].name);
+    if (!e[i].name) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
     e[i].dtype = dtype;
     e[i].ndim = p[i].ndim;
     e[i].shape[0] = p[i].shape[0];
@@ -586,7 +624,7 @@ static tn_status make_entries(const tn_config *c, tn_weights *w, tn_st_dtype dty
 }
 
 static void free_entries(tn_st_entry *e, void **conv, int n) {
-  for (int i = 0; i < n; i++) { free((void *)e[i].name); free(conv[i]); }
+  for (int i = 0; e && conv && i < n; i++) { free((void *)e[i].name); free(conv[i]); }
   free(e);
   free(conv);
 }
@@ -618,7 +656,8 @@ tn_status tn_model_copy_files(const char *from, const char *to) {
   for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
     char *a = tn_path_join(from, names[i]), *b = tn_path_join(to, names[i]);
     tn_status s = TN_OK;
-    if (tn_file_exists(a)) s = tn_copy_file(a, b);
+    if (!a || !b) s = tn_error(TN_ERR_NOMEM, "out of memory");
+    else if (tn_file_exists(a)) s = tn_copy_file(a, b);
     else if (i == 0) s = tn_error(TN_ERR_IO, "%s: missing", a);
     free(a);
     free(b);

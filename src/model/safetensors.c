@@ -392,7 +392,9 @@ tn_status tn_st_open_dir(tn_st_set *s, const char *dir) {
   if (!S_ISDIR(sb.st_mode)) return tn_error(TN_ERR_IO, "%s: not a directory", dir);
   char *single = tn_path_join(dir, ST_SINGLE), *index = tn_path_join(dir, ST_INDEX);
   tn_status st;
-  if (tn_file_exists(single)) {
+  if (!single || !index) {
+    st = tn_error(TN_ERR_NOMEM, "%s: out of memory", dir);
+  } else if (tn_file_exists(single)) {
     /* transformers also prefers the single file when both exist */
     if (tn_file_exists(index)) tn_warn("%s: both %s and %s exist; reading %s", dir, ST_SINGLE, ST_INDEX, ST_SINGLE);
     s->files = calloc(1, sizeof *s->files);
@@ -644,7 +646,7 @@ tn_status tn_st_write_dir(const char *dir, const tn_st_entry *e, int n, int nsha
     else s = tn_write_file_atomic(ipath, b.p, b.n);
     free(b.p);
     char *single = tn_path_join(dir, ST_SINGLE);
-    if (s == TN_OK && tn_file_exists(single))
+    if (s == TN_OK && single && tn_file_exists(single))
       tn_warn("%s: a stale %s is still there and readers (ours and transformers) prefer it to %s", dir,
               ST_SINGLE, ST_INDEX);
     free(single);

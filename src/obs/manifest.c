@@ -51,7 +51,10 @@ static tn_status add_models(cJSON *root, const tn_manifest_info *info) {
   for (int i = 0; i < info->nmodels; i++) {
     const tn_manifest_file *mf = &info->models[i];
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToArray(arr, o);
+    if (!o || !cJSON_AddItemToArray(arr, o)) {
+      cJSON_Delete(o);
+      return tn_error(TN_ERR_NOMEM, "run manifest: out of memory");
+    }
     cJSON_AddStringToObject(o, "role", mf->role ? mf->role : "model");
     cJSON_AddStringToObject(o, "path", mf->path);
     char *cfg = model_config_path(mf->path);
@@ -77,7 +80,10 @@ static tn_status add_data(cJSON *root, const tn_manifest_info *info) {
     tn_status s = tn_sha256_file(df->path, hex, &bytes);
     if (s != TN_OK) return tn_error_prefix(s, "run manifest: data file");
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToArray(arr, o);
+    if (!o || !cJSON_AddItemToArray(arr, o)) {
+      cJSON_Delete(o);
+      return tn_error(TN_ERR_NOMEM, "run manifest: out of memory");
+    }
     cJSON_AddStringToObject(o, "role", df->role ? df->role : "train");
     cJSON_AddStringToObject(o, "path", df->path);
     cJSON_AddStringToObject(o, "sha256", hex);
@@ -102,7 +108,9 @@ static tn_status write_json(const char *path, const cJSON *root) {
 
 tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, char *run_id_out) {
   TN_TRY(tn_mkdirs(run_dir));
+  const long f0 = tn_alloc_failures(); /* cJSON drops what it cannot allocate: checked before writing */
   cJSON *root = cJSON_CreateObject();
+  if (!root) return tn_error(TN_ERR_NOMEM, "%s: out of memory", run_dir);
   char id[64], now[32], host[256] = "";
   if (info->run_id) snprintf(id, sizeof id, "%s", info->run_id);
   else make_run_id(id, sizeof id);
@@ -122,7 +130,10 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
     if (sj) cJSON_AddItemToObject(root, "settings", sj);
   }
   cJSON *argv = cJSON_AddArrayToObject(root, "argv");
-  for (int i = 0; i < info->argc; i++) cJSON_AddItemToArray(argv, cJSON_CreateString(info->argv[i]));
+  for (int i = 0; i < info->argc; i++) {
+    cJSON *a = cJSON_CreateString(info->argv[i]);
+    if (!cJSON_AddItemToArray(argv, a)) cJSON_Delete(a);
+  }
   /* seeds above 2^53 do not fit a JSON number exactly: write those as strings */
   if (info->seed < (1ull << 53)) cJSON_AddNumberToObject(root, "seed", (double)info->seed);
   else {
@@ -136,19 +147,22 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
     cfg = cJSON_Parse(info->config_json);
     if (!cfg) {
       cJSON_Delete(root);
+      if (tn_alloc_failures() != f0) return tn_error(TN_ERR_NOMEM, "run manifest: out of memory");
       return tn_error(TN_ERR_FORMAT, "run manifest: config_json is not valid JSON");
     }
   } else cfg = cJSON_CreateObject();
-  cJSON_AddItemToObject(root, "config", cfg);
+  if (!cJSON_AddItemToObject(root, "config", cfg)) cJSON_Delete(cfg);
   tn_status s = add_models(root, info);
   if (s == TN_OK) s = add_data(root, info);
   if (s == TN_OK && info->extra) {
     for (const cJSON *it = info->extra->child; it; it = it->next) {
       if (!it->string) continue;
       cJSON_DeleteItemFromObjectCaseSensitive(root, it->string);
-      cJSON_AddItemToObject(root, it->string, cJSON_Duplicate(it, 1));
+      cJSON *dup = cJSON_Duplicate(it, 1);
+      if (!cJSON_AddItemToObject(root, it->string, dup)) cJSON_Delete(dup);
     }
   }
+  if (s == TN_OK && tn_alloc_failures() != f0) s = tn_error(TN_ERR_NOMEM, "%s: out of memory building the run manifest", run_dir);
   if (s == TN_OK) {
     char *path = tn_path_join(run_dir, "run_manifest.json");
     s = write_json(path, root);
@@ -160,22 +174,24 @@ tn_status tn_manifest_write(const char *run_dir, const tn_manifest_info *info, c
 }
 
 tn_status tn_manifest_set(const char *run_dir, const char *key, cJSON *value) {
+  const long f0 = tn_alloc_failures();
   char *path = tn_path_join(run_dir, "run_manifest.json");
   char *text = NULL;
-  tn_status s = tn_read_file(path, &text, NULL);
+  tn_status s = value ? tn_read_file(path, &text, NULL) : tn_error(TN_ERR_NOMEM, "%s: out of memory", run_dir);
   if (s != TN_OK) { cJSON_Delete(value); free(path); return s; }
   cJSON *root = cJSON_Parse(text);
   free(text);
   if (!cJSON_IsObject(root)) {
     cJSON_Delete(root);
     cJSON_Delete(value);
-    s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object", path);
+    s = tn_alloc_failures() != f0 ? tn_error(TN_ERR_NOMEM, "%s: out of memory", path)
+                                  : tn_error(TN_ERR_FORMAT, "%s: not a JSON object", path);
     free(path);
     return s;
   }
   if (cJSON_GetObjectItemCaseSensitive(root, key)) cJSON_ReplaceItemInObjectCaseSensitive(root, key, value);
-  else cJSON_AddItemToObject(root, key, value);
-  s = write_json(path, root);
+  else if (!cJSON_AddItemToObject(root, key, value)) cJSON_Delete(value);
+  s = tn_alloc_failures() != f0 ? tn_error(TN_ERR_NOMEM, "%s: out of memory", path) : write_json(path, root);
   cJSON_Delete(root);
   free(path);
   return s;

@@ -30,6 +30,7 @@ static tn_status open_common(tn_metrics **out, const char *run_dir, bool with_tb
   tn_metrics *m = calloc(1, sizeof *m);
   if (!m) return tn_error(TN_ERR_NOMEM, "out of memory");
   m->path = tn_path_join(run_dir, "metrics.jsonl");
+  if (!m->path) { free(m); return tn_error(TN_ERR_NOMEM, "%s: out of memory", run_dir); }
   m->f = fopen(m->path, "ab");
   if (!m->f) {
     tn_status s = tn_error(TN_ERR_IO, "%s: cannot open for append: %s", m->path, strerror(errno));
@@ -133,6 +134,7 @@ tn_status tn_metrics_close(tn_metrics *m) {
 
 tn_status tn_metrics_truncate_after(const char *run_dir, int64_t step) {
   char *path = tn_path_join(run_dir, "metrics.jsonl");
+  if (!path) return tn_error(TN_ERR_NOMEM, "%s: out of memory", run_dir);
   if (!tn_file_exists(path)) { free(path); return TN_OK; }
   char *text = NULL;
   size_t len = 0;

@@ -51,7 +51,8 @@ static void flush_maybe(tn_trace *t, bool force) {
 
 tn_status tn_trace_open(tn_trace **out, const char *path) {
   *out = NULL;
-  char *dir = tn_strdup(path);
+  char *dir = path ? tn_strdup(path) : NULL;
+  if (!dir) return tn_error(TN_ERR_NOMEM, "trace: out of memory");
   char *slash = strrchr(dir, '/');
   if (slash && slash != dir) {
     *slash = 0;
@@ -67,6 +68,11 @@ tn_status tn_trace_open(tn_trace **out, const char *path) {
     return tn_error(TN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
   }
   t->path = tn_strdup(path);
+  if (!t->path) {
+    fclose(t->f);
+    free(t);
+    return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
+  }
   pthread_mutex_init(&t->mu, NULL);
   t->t0 = tn_now();
   t->pid = (int)getpid();

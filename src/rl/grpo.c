@@ -443,6 +443,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   t->run->data_pos = (step + 1) * B * world;
   rollout_t r = {0};
   r.res = calloc(S, sizeof *r.res);
+  if (!r.res) return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   /* ---- rollout ---- */
   double t0 = tn_now();
   tn_gen_opts go;
@@ -461,6 +462,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   free(plen);
   if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); free(pr); return s; }
   r.off = malloc(sizeof(int) * (S + 1));
+  if (!r.off) { free_rollout(&r, S); return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S); }
   r.off[0] = 0;
   long gen_tokens = 0;
   int truncated = 0;
@@ -471,12 +473,14 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   }
   r.ntok = r.off[S];
   r.old_lp = malloc(sizeof(float) * (r.ntok + 1));
+  if (!r.old_lp) { free_rollout(&r, S); return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S); }
   for (int i = 0; i < S; i++) memcpy(r.old_lp + r.off[i], r.res[i].logprobs, sizeof(float) * r.res[i].n);
   /* ---- rewards ---- */
   t0 = tn_now();
   char **texts = calloc(S, sizeof(char *));
   const char **ptexts = calloc(S, sizeof(char *));
   const cJSON **exs = calloc(S, sizeof(cJSON *));
+  if (!texts || !ptexts || !exs) s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   for (int i = 0; i < S && s == TN_OK; i++) {
     size_t len;
     s = tn_tokenizer_decode(t->tok, r.res[i].ids, r.res[i].n, true, &texts[i], &len);
@@ -485,9 +489,11 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   }
   r.per_fn = malloc(sizeof(float) * (F * S + 1));
   r.total = malloc(sizeof(float) * S);
+  if (s == TN_OK && (!r.per_fn || !r.total)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d rewards", S);
   if (s == TN_OK) s = tn_rewards_compute(t->rw, S, ptexts, (const char *const *)texts, exs, r.per_fn, r.total);
   double correct = 0;
   float *corr = calloc(S, sizeof(float));
+  if (s == TN_OK && !corr) s = tn_error(TN_ERR_NOMEM, "out of memory for %d rewards", S);
   tn_extract_config ec;
   tn_extract_config_default(&ec);
   for (int i = 0; i < S && s == TN_OK; i++) {
@@ -501,6 +507,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   tn_trace_span(t->trace, "reward", t0, tn_now());
   r.adv = malloc(sizeof(float) * S);
   r.seq_mask = malloc(sizeof(float) * S);
+  if (s == TN_OK && (!r.adv || !r.seq_mask)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d advantages", S);
   if (s == TN_OK) {
     tn_grpo_advantages(r.adv, r.total, B, G, t->scale, 1e-4f);
     for (int i = 0; i < S; i++) r.seq_mask[i] = o->mask_truncated && r.res[i].finish == TN_FINISH_LENGTH ? 0.0f : 1.0f;
@@ -516,8 +523,10 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   t0 = tn_now();
   r.cur_lp = malloc(sizeof(float) * (r.ntok + 1));
   r.dlp = malloc(sizeof(float) * (r.ntok + 1));
+  if (s == TN_OK && (!r.cur_lp || !r.dlp)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d log-probs", r.ntok);
   if (s == TN_OK && o->beta > 0) {
     r.ref_lp = malloc(sizeof(float) * (r.ntok + 1));
+    if (!r.ref_lp) s = tn_error(TN_ERR_NOMEM, "out of memory for %d log-probs", r.ntok);
     if (t->tp.lora) tn_lora_enable(t->tp.lora, false); /* the base model is the reference */
     for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
       s = seq_logprobs(t, t->tp.lora ? t->m : t->ref, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.ref_lp, NULL, NULL);
@@ -592,7 +601,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     out->tokens = (double)train_tokens;
     snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f", mean, correct / S);
   }
-  for (int i = 0; i < S; i++) free(texts[i]);
+  for (int i = 0; texts && i < S; i++) free(texts[i]);
   free(texts);
   free(corr);
   free(ptexts);

@@ -8,6 +8,7 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <math.h>
 #include <pcre2.h>
@@ -178,7 +179,8 @@ static tn_status parse_check(yaml_document_t *doc, yaml_node_t *item, int idx, c
     if (!key) return tn_error(TN_ERR_FORMAT, "%s: check %d: non-scalar key", name, idx + 1);
     if (!strcmp(key, "weight")) {
       double w;
-      if (!yaml_num(val, &w)) return tn_error(TN_ERR_FORMAT, "%s: check %d: weight is not a number", name, idx + 1);
+      if (!yaml_num(val, &w) || fabs(w) > 1e30)
+        return tn_error(TN_ERR_FORMAT, "%s: check %d: weight is not a number (or beyond +-1e30)", name, idx + 1);
       ck->weight = (float)w;
     } else if (!strcmp(key, "ignore_case")) {
       const char *s = ynode_str(val);
@@ -192,24 +194,28 @@ static tn_status parse_check(yaml_document_t *doc, yaml_node_t *item, int idx, c
                       "must_not_contain, regex (found a second: %s)", name, idx + 1, key);
     } else if (!strcmp(key, "min_words") || !strcmp(key, "max_words")) {
       double v;
-      if (!yaml_num(val, &v) || v < 0 || v != floor(v))
-        return tn_error(TN_ERR_FORMAT, "%s: check %d: %s must be a non-negative integer", name, idx + 1, key);
+      if (!yaml_num(val, &v) || v < 0 || v != floor(v) || v > INT_MAX)
+        return tn_error(TN_ERR_FORMAT, "%s: check %d: %s must be a non-negative integer (at most %d)", name, idx + 1, key, INT_MAX);
       ck->kind = key[1] == 'i' ? CK_MIN_WORDS : CK_MAX_WORDS;
       ck->count = (int)v;
       nkind++;
     } else if (!strcmp(key, "must_contain") || !strcmp(key, "must_not_contain")) {
       ck->kind = !strcmp(key, "must_contain") ? CK_MUST_CONTAIN : CK_MUST_NOT_CONTAIN;
       nkind++;
-      if (val->type == YAML_SCALAR_NODE) {
+      if (val && val->type == YAML_SCALAR_NODE) {
         ck->strs = malloc(sizeof(char *));
-        ck->strs[ck->nstrs++] = tn_strdup(ynode_str(val));
-      } else if (val->type == YAML_SEQUENCE_NODE) {
+        if (!ck->strs || !(ck->strs[0] = tn_strdup(ynode_str(val))))
+          return tn_error(TN_ERR_NOMEM, "%s: check %d: out of memory", name, idx + 1);
+        ck->nstrs = 1;
+      } else if (val && val->type == YAML_SEQUENCE_NODE) {
         int cnt = (int)(val->data.sequence.items.top - val->data.sequence.items.start);
         ck->strs = calloc(cnt + 1, sizeof(char *));
+        if (!ck->strs) return tn_error(TN_ERR_NOMEM, "%s: check %d: out of memory", name, idx + 1);
         for (yaml_node_item_t *it = val->data.sequence.items.start; it < val->data.sequence.items.top; it++) {
           const char *s = ynode_str(yaml_document_get_node(doc, *it));
           if (!s) return tn_error(TN_ERR_FORMAT, "%s: check %d: %s list items must be strings", name, idx + 1, key);
-          ck->strs[ck->nstrs++] = tn_strdup(s);
+          if (!(ck->strs[ck->nstrs] = tn_strdup(s))) return tn_error(TN_ERR_NOMEM, "%s: check %d: out of memory", name, idx + 1);
+          ck->nstrs++;
         }
       } else {
         return tn_error(TN_ERR_FORMAT, "%s: check %d: %s must be a string or a list of strings", name, idx + 1, key);
@@ -220,7 +226,8 @@ static tn_status parse_check(yaml_document_t *doc, yaml_node_t *item, int idx, c
       ck->kind = CK_REGEX;
       nkind++;
       ck->strs = malloc(sizeof(char *));
-      ck->strs[ck->nstrs++] = tn_strdup(s);
+      if (!ck->strs || !(ck->strs[0] = tn_strdup(s))) return tn_error(TN_ERR_NOMEM, "%s: check %d: out of memory", name, idx + 1);
+      ck->nstrs = 1;
     } else {
       return tn_error(TN_ERR_FORMAT,
                       "%s: check %d: unknown key '%s' (known: min_words, max_words, must_contain, "
@@ -261,6 +268,7 @@ tn_status tn_rubric_parse(const char *text, const char *name, tn_rubric **out) {
   yaml_parser_delete(&parser);
   tn_status st = TN_OK;
   tn_rubric *r = calloc(1, sizeof *r);
+  if (!r) { yaml_document_delete(&doc); return tn_error(TN_ERR_NOMEM, "%s: out of memory", name); }
   yaml_node_t *root = yaml_document_get_root_node(&doc);
   if (root && root->type == YAML_MAPPING_NODE) { /* {checks: [...]} */
     yaml_node_t *seq = NULL;
@@ -277,6 +285,7 @@ tn_status tn_rubric_parse(const char *text, const char *name, tn_rubric **out) {
   int cnt = (int)(root->data.sequence.items.top - root->data.sequence.items.start);
   if (cnt == 0) { st = tn_error(TN_ERR_FORMAT, "%s: the rubric has no checks", name); goto done; }
   r->checks = calloc(cnt, sizeof *r->checks);
+  if (!r->checks) { st = tn_error(TN_ERR_NOMEM, "%s: out of memory", name); goto done; }
   for (int i = 0; i < cnt; i++) {
     st = parse_check(&doc, yaml_document_get_node(&doc, root->data.sequence.items.start[i]), i, name, &r->checks[i]);
     r->n = i + 1; /* so that free releases the partial check */
@@ -727,7 +736,10 @@ tn_status tn_rewards_create(tn_rewards **out, const char *spec, const tn_reward_
                           NULL, NULL, NULL};
     for (int i = 0; i < 8; i++) {
       if (!*fields[i]) *fields[i] = defs[i];
-      if (*fields[i]) *fields[i] = r->strs[i] = tn_strdup(*fields[i]);
+      if (*fields[i] && !(*fields[i] = r->strs[i] = tn_strdup(*fields[i]))) {
+        tn_rewards_free(r);
+        return tn_error(TN_ERR_NOMEM, "rewards: out of memory");
+      }
     }
   }
   tn_status st = TN_OK;

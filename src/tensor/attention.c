@@ -622,8 +622,8 @@ static void bwd_chunk(float *dq, float *ds, float *scratch, const float *dout, c
                 KV * D, 0.0f, scratch + klo, Tm);
   for (int r = 0; r < c->m; r++) {
     const int p = p0 + r;
-    ds_row(dsc + (size_t)r * H * Tm, Pc + (size_t)r * H * Tm, scratch + (size_t)r * Tm, row_lo(s, p), p,
-           klo, klo + L, s->softcap);
+    ds_row(dsc + (size_t)r * H * Tm, Pc + (size_t)r * H * Tm, s->softcap > 0 ? scratch + (size_t)r * Tm : NULL,
+           row_lo(s, p), p, klo, klo + L, s->softcap); /* no scratch without soft-capping (NULL + 0 is UB) */
   }
   /* dq (m, D) += scale * dS K */
   mm(false, false, c->m, D, L, s->scale, dsc + klo, H * Tm, ks,

@@ -115,7 +115,8 @@ static tn_status parse_pattern(const ld_ctx *c, const cJSON *o, const char *fiel
 /* ---- normalizers ---- */
 static tn_status add_norm(tn_tokenizer *tk, tk_norm *n) {
   size_t cap = tk->n_norms;
-  TN_TRY(tk_grow((void **)&tk->norms, &cap, tk->n_norms + 1, sizeof *n));
+  tn_status s = tk_grow((void **)&tk->norms, &cap, tk->n_norms + 1, sizeof *n);
+  if (s != TN_OK) { free(n->content); tk_pattern_free(&n->pat); return s; }
   tk->norms[tk->n_norms++] = *n;
   return TN_OK;
 }
@@ -152,13 +153,15 @@ static tn_status parse_normalizer(const ld_ctx *c, tn_tokenizer *tk, const cJSON
     if (!p) return ferr(c, "%s.prepend: missing", field);
     n.content = tn_strdup(p);
     n.content_len = strlen(p);
+    if (!n.content) return tn_error(TN_ERR_NOMEM, "%s: out of memory", c->file);
   } else if (!strcmp(type, "Replace")) {
     n.kind = TK_NORM_REPLACE;
     TN_TRY(parse_pattern(c, o, field, &n.pat));
     const char *ct = jstr(o, "content");
-    if (!ct) return ferr(c, "%s.content: missing", field);
+    if (!ct) { tk_pattern_free(&n.pat); return ferr(c, "%s.content: missing", field); }
     n.content = tn_strdup(ct);
     n.content_len = strlen(ct);
+    if (!n.content) { tk_pattern_free(&n.pat); return tn_error(TN_ERR_NOMEM, "%s: out of memory", c->file); }
   } else {
     return tn_error(TN_ERR_UNSUPPORTED,
                     "%s: %s.type '%s' is not supported (supported: NFC, NFD, NFKC, NFKD, Replace, Prepend, "
@@ -171,7 +174,8 @@ static tn_status parse_normalizer(const ld_ctx *c, tn_tokenizer *tk, const cJSON
 /* ---- pre-tokenizers ---- */
 static tn_status add_pre(tn_tokenizer *tk, tk_pre *p) {
   size_t cap = tk->n_pres;
-  TN_TRY(tk_grow((void **)&tk->pres, &cap, tk->n_pres + 1, sizeof *p));
+  tn_status s = tk_grow((void **)&tk->pres, &cap, tk->n_pres + 1, sizeof *p);
+  if (s != TN_OK) { tk_pattern_free(&p->pat); return s; }
   tk->pres[tk->n_pres++] = *p;
   return TN_OK;
 }
@@ -225,13 +229,13 @@ static tn_status parse_pre(const ld_ctx *c, tn_tokenizer *tk, const cJSON *o, co
     TN_TRY(parse_pattern(c, o, field, &p.pat));
     p.invert = jbool(o, "invert", false);
     const char *b = jstr(o, "behavior");
-    if (!b) return ferr(c, "%s.behavior: missing", field);
+    if (!b) { tk_pattern_free(&p.pat); return ferr(c, "%s.behavior: missing", field); }
     if (!strcmp(b, "Removed")) p.behavior = TK_SPLIT_REMOVED;
     else if (!strcmp(b, "Isolated")) p.behavior = TK_SPLIT_ISOLATED;
     else if (!strcmp(b, "MergedWithPrevious")) p.behavior = TK_SPLIT_MERGED_PREV;
     else if (!strcmp(b, "MergedWithNext")) p.behavior = TK_SPLIT_MERGED_NEXT;
     else if (!strcmp(b, "Contiguous")) p.behavior = TK_SPLIT_CONTIGUOUS;
-    else return ferr(c, "%s.behavior: '%s' is not a split behavior", field, b);
+    else { tk_pattern_free(&p.pat); return ferr(c, "%s.behavior: '%s' is not a split behavior", field, b); }
   } else if (!strcmp(type, "ByteLevel")) {
     p.kind = TK_PRE_BYTELEVEL;
     p.add_prefix_space = jbool(o, "add_prefix_space", true);
@@ -274,7 +278,8 @@ static tn_status parse_pre(const ld_ctx *c, tn_tokenizer *tk, const cJSON *o, co
 /* ---- decoders ---- */
 static tn_status add_dec(tn_tokenizer *tk, tk_dec *d) {
   size_t cap = tk->n_decs;
-  TN_TRY(tk_grow((void **)&tk->decs, &cap, tk->n_decs + 1, sizeof *d));
+  tn_status s = tk_grow((void **)&tk->decs, &cap, tk->n_decs + 1, sizeof *d);
+  if (s != TN_OK) { free(d->content); tk_pattern_free(&d->pat); return s; }
   tk->decs[tk->n_decs++] = *d;
   return TN_OK;
 }
@@ -302,9 +307,10 @@ static tn_status parse_dec(const ld_ctx *c, tn_tokenizer *tk, const cJSON *o, co
     d.kind = TK_DEC_REPLACE;
     TN_TRY(parse_pattern(c, o, field, &d.pat));
     const char *ct = jstr(o, "content");
-    if (!ct) return ferr(c, "%s.content: missing", field);
+    if (!ct) { tk_pattern_free(&d.pat); return ferr(c, "%s.content: missing", field); }
     d.content = tn_strdup(ct);
     d.content_len = strlen(ct);
+    if (!d.content) { tk_pattern_free(&d.pat); return tn_error(TN_ERR_NOMEM, "%s: out of memory", c->file); }
   } else if (!strcmp(type, "Strip")) {
     d.kind = TK_DEC_STRIP;
     const char *ct = jstr(o, "content");
@@ -397,21 +403,21 @@ static tn_status parse_post(const ld_ctx *c, tn_tokenizer *tk, const cJSON *o, c
 /* ---- model ---- */
 
 /* Surface string of a vocab entry -> the bytes BPE works on (raw bytes for byte-level).
- * Returns false if the string cannot be produced by the byte-level alphabet. */
-static bool to_piece(const tn_tokenizer *tk, const char *s, size_t n, tk_buf *out) {
+ * Returns 0 if the string cannot be produced by the byte-level alphabet, -1 when out of memory. */
+static int to_piece(const tn_tokenizer *tk, const char *s, size_t n, tk_buf *out) {
   out->len = 0;
-  if (!tk->byte_level) return tk_buf_put(out, s, n) == TN_OK;
+  if (!tk->byte_level) return tk_buf_put(out, s, n) == TN_OK ? 1 : -1;
   const unsigned char *p = (const unsigned char *)s;
   for (size_t i = 0; i < n;) {
     int32_t cp;
     if (!tk_utf8_valid_len(p + i, n - i)) return false;
     i += tk_utf8_decode(p + i, &cp);
     int b = tk_cp_to_byte(cp);
-    if (b < 0) return false;
+    if (b < 0) return 0;
     char ch = (char)b;
-    if (tk_buf_put(out, &ch, 1) != TN_OK) return false;
+    if (tk_buf_put(out, &ch, 1) != TN_OK) return -1;
   }
-  return true;
+  return 1;
 }
 
 static tn_status set_token(tn_tokenizer *tk, int32_t id, const char *s, size_t n) {
@@ -491,8 +497,9 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
     int32_t id = (int32_t)idv;
     if ((st = set_token(tk, id, ks, key.len)) != TN_OK) break;
     if ((st = tk_strmap_put(&tk->str2id, ks, key.len, id)) != TN_OK) break;
-    if (to_piece(tk, ks, key.len, &piece) && (st = tk_strmap_put(&tk->piece2id, piece.s, piece.len, id)) != TN_OK)
-      break;
+    const int pc = to_piece(tk, ks, key.len, &piece);
+    if (pc < 0) { st = tn_error(TN_ERR_NOMEM, "%s: out of memory", c->file); break; }
+    if (pc > 0 && (st = tk_strmap_put(&tk->piece2id, piece.s, piece.len, id)) != TN_OK) break;
   }
   tk_buf_free(&piece);
   tk_buf_free(&key);
@@ -508,6 +515,8 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
       const char *s = jstr(it, "content");
       a->len = strlen(s);
       a->content = tn_strdup(s);
+      if (!a->content) return tn_error(TN_ERR_NOMEM, "%s: out of memory", c->file);
+      tk->n_added = i; /* so that tn_tokenizer_free releases what is filled on an early return */
       a->id = jget(it, "id")->valueint;
       a->special = jbool(it, "special", false);
       a->lstrip = jbool(it, "lstrip", false);
@@ -687,8 +696,9 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
   free(txt);
   if (!cfg) return tn_error(TN_ERR_FORMAT, "%s: not valid JSON", path);
   const char *s;
-  if ((s = special_str(cfg, "bos_token"))) { tk->bos_id = tk_strmap_get(&tk->str2id, s, strlen(s)); tk->bos_str = tn_strdup(s); }
-  if ((s = special_str(cfg, "eos_token"))) { tk->eos_id = tk_strmap_get(&tk->str2id, s, strlen(s)); tk->eos_str = tn_strdup(s); }
+  bool oom = false;
+  if ((s = special_str(cfg, "bos_token"))) { tk->bos_id = tk_strmap_get(&tk->str2id, s, strlen(s)); oom |= !(tk->bos_str = tn_strdup(s)); }
+  if ((s = special_str(cfg, "eos_token"))) { tk->eos_id = tk_strmap_get(&tk->str2id, s, strlen(s)); oom |= !(tk->eos_str = tn_strdup(s)); }
   if ((s = special_str(cfg, "pad_token"))) tk->pad_id = tk_strmap_get(&tk->str2id, s, strlen(s));
   tk->clean_up_spaces = jbool(cfg, "clean_up_tokenization_spaces", true);
   const cJSON *ast = jget(cfg, "additional_special_tokens"), *it;
@@ -699,7 +709,7 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
   }
   const cJSON *ct = jget(cfg, "chat_template");
   if (cJSON_IsString(ct)) {
-    tk->chat_template = tn_strdup(ct->valuestring);
+    oom |= !(tk->chat_template = tn_strdup(ct->valuestring));
   } else if (cJSON_IsArray(ct)) { /* [{name, template}, ...]: the one named "default", else the first */
     const char *first = NULL, *def = NULL;
     cJSON_ArrayForEach(it, ct) {
@@ -708,7 +718,7 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
       if (t && nm && !strcmp(nm, "default")) def = t;
       if (t && nm && !strcmp(nm, "tool_use") && !tk->chat_template_tool) tk->chat_template_tool = tn_strdup(t);
     }
-    if (def || first) tk->chat_template = tn_strdup(def ? def : first);
+    if (def || first) oom |= !(tk->chat_template = tn_strdup(def ? def : first));
   }
   if (tk->chat_template) { /* errors read "PATH chat_template:LINE: ...", LINE within the template */
     tk->chat_template_src = malloc(strlen(path) + 16);
@@ -731,7 +741,7 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
   free(jp);
   free(dir);
   cJSON_Delete(cfg);
-  return TN_OK;
+  return oom ? tn_error(TN_ERR_NOMEM, "%s: out of memory", path) : TN_OK;
 }
 
 /* ---- entry point ---- */
@@ -752,7 +762,7 @@ tn_status tn_tokenizer_load(const char *path, tn_tokenizer **out) {
     json_path = tn_strdup(path);
     const char *slash = strrchr(path, '/');
     char *dir = slash ? strndup(path, slash - path) : tn_strdup(".");
-    cfg_path = tn_path_join(dir, "tokenizer_config.json");
+    cfg_path = dir ? tn_path_join(dir, "tokenizer_config.json") : NULL;
     free(dir);
   }
   tn_tokenizer *tk = calloc(1, sizeof *tk);
@@ -760,8 +770,9 @@ tn_status tn_tokenizer_load(const char *path, tn_tokenizer **out) {
   char *txt = NULL, *rest = NULL;
   size_t n;
   tn_status s = TN_OK;
-  if (!tk) { s = tn_error(TN_ERR_NOMEM, "out of memory"); goto done; }
+  if (!tk || !json_path || !cfg_path) { s = tn_error(TN_ERR_NOMEM, "%s: out of memory", path); goto done; }
   tk->name = tn_strdup(json_path);
+  if (!tk->name) { s = tn_error(TN_ERR_NOMEM, "%s: out of memory", path); goto done; }
   if (!tn_file_exists(json_path)) {
     s = tn_error(TN_ERR_IO, "%s: not found (a model directory needs tokenizer.json)", json_path);
     goto done;

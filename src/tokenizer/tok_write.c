@@ -41,7 +41,8 @@ static const char *chat_template =
 
 static tn_status write_json(const char *dir, const char *name, cJSON *j) {
   char *text = cJSON_Print(j), *path = tn_path_join(dir, name);
-  tn_status s = tn_write_file_atomic(path, text, strlen(text));
+  tn_status s = text && path ? tn_write_file_atomic(path, text, strlen(text))
+                             : tn_error(TN_ERR_NOMEM, "%s/%s: out of memory", dir, name);
   free(text);
   free(path);
   return s;

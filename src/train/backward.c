@@ -17,12 +17,13 @@ static size_t carve_grads(tn_weight_entry *p, int n, float *base) {
 tn_status tn_grads_create(tn_grads *g, const tn_model *m) {
   memset(g, 0, sizeof *g);
   g->g.layers = calloc(m->cfg.L, sizeof(tn_layer));
+  if (!g->g.layers) return tn_error(TN_ERR_NOMEM, "out of memory for the gradients");
   tn_weight_entry *tab;
   int n;
   TN_TRY(tn_weight_table(&m->cfg, &g->g, &tab, &n));
   g->n = carve_grads(tab, n, NULL);
   g->flat = tn_alloc(g->n * sizeof(float));
-  if (!g->flat) { free(tab); return TN_ERR_NOMEM; }
+  if (!g->flat) { free(tab); return tn_error(TN_ERR_NOMEM, "out of memory for the gradients (%zu floats)", g->n); }
   carve_grads(tab, n, g->flat);
   if (m->cfg.tied) g->g.head.w = g->g.embed;
   free(tab);
@@ -48,7 +49,7 @@ tn_status tn_bwd_create(tn_bwd *b, const tn_model *m, const tn_state *st) {
   size_t total = 0;
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) total += (sizes[i] + 15) & ~(size_t)15;
   b->buf = tn_alloc(total * sizeof(float));
-  if (!b->buf) return TN_ERR_NOMEM;
+  if (!b->buf) return tn_error(TN_ERR_NOMEM, "out of memory for the backward pass (%zu MB)", total * 4 >> 20);
   size_t off = 0;
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     *dst[i] = b->buf + off;

@@ -21,10 +21,14 @@ tn_status tn_trainable_full(tn_trainable *tr, const tn_model *m, tn_grads *grads
   int n, n2;
   tn_weights w = m->w;
   TN_TRY(tn_weight_table(&m->cfg, &w, &wt, &n));
-  TN_TRY(tn_weight_table(&m->cfg, &grads->g, &gt, &n2));
+  tn_status s = tn_weight_table(&m->cfg, &grads->g, &gt, &n2);
+  if (s != TN_OK) { free(wt); return s; }
   tr->rows = calloc(n, sizeof(tn_param));
+  if (!tr->rows) { free(wt); free(gt); return tn_error(TN_ERR_NOMEM, "out of memory (trainable rows)"); }
+  tr->n = n;
   for (int i = 0; i < n; i++) {
     tr->rows[i].name = tn_strdup(wt[i].name);
+    if (!tr->rows[i].name) { free(wt); free(gt); tn_trainable_free(tr); return tn_error(TN_ERR_NOMEM, "out of memory (trainable rows)"); }
     tr->rows[i].param = *wt[i].ptr;
     tr->rows[i].grad = *gt[i].ptr;
     tr->rows[i].n = wt[i].numel;
@@ -136,29 +140,32 @@ tn_status tn_ckpt_verify(const char *dir) {
 static tn_status write_optimizer(const char *path, const tn_trainable *tr, const tn_adamw *opt) {
   int n = tr->n;
   tn_st_entry *e = calloc(2 * n + 1, sizeof *e);
-  char **names = calloc(2 * n, sizeof(char *));
-  for (int i = 0; i < n; i++) {
+  char **names = calloc(2 * n + 1, sizeof(char *));
+  bool oom = !e || !names;
+  for (int i = 0; i < n && !oom; i++) {
     float *m, *v;
     size_t k = tn_adamw_row_state(opt, i, &m, &v);
     for (int j = 0; j < 2; j++) {
       size_t len = strlen(tr->rows[i].name) + 16;
       names[2 * i + j] = malloc(len);
+      if (!names[2 * i + j]) { oom = true; break; }
       snprintf(names[2 * i + j], len, "%s.%s", tr->rows[i].name, j ? "exp_avg_sq" : "exp_avg");
       e[2 * i + j] = (tn_st_entry){.name = names[2 * i + j], .dtype = TN_ST_F32, .ndim = 1, .shape = {(int64_t)k},
                                    .data = j ? v : m};
     }
   }
   int64_t step = opt->step;
-  e[2 * n] = (tn_st_entry){.name = "step", .dtype = TN_ST_I64, .ndim = 0, .data = &step};
-  tn_status s = tn_st_write(path, e, 2 * n + 1, NULL);
-  for (int i = 0; i < 2 * n; i++) free(names[i]);
+  if (!oom) e[2 * n] = (tn_st_entry){.name = "step", .dtype = TN_ST_I64, .ndim = 0, .data = &step};
+  tn_status s = oom ? tn_error(TN_ERR_NOMEM, "%s: out of memory", path) : tn_st_write(path, e, 2 * n + 1, NULL);
+  for (int i = 0; names && i < 2 * n; i++) free(names[i]);
   free(names);
   free(e);
   return s;
 }
 
 static tn_status write_weights(const char *path, const tn_trainable *tr) {
-  tn_st_entry *e = calloc(tr->n, sizeof *e);
+  tn_st_entry *e = calloc(tr->n + 1, sizeof *e);
+  if (!e) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   for (int i = 0; i < tr->n; i++)
     e[i] = (tn_st_entry){.name = tr->rows[i].name, .dtype = TN_ST_F32, .ndim = 1, .shape = {(int64_t)tr->rows[i].n},
                          .data = tr->rows[i].param};
@@ -179,7 +186,12 @@ static int list_steps(const char *ckdir, long **out) {
     if (strncmp(de->d_name, "step_", 5) != 0) continue;
     long st = strtol(de->d_name + 5, &end, 10);
     if (*end || end == de->d_name + 5) continue;
-    if (n == cap) { cap = cap ? cap * 2 : 16; *out = realloc(*out, sizeof(long) * cap); }
+    if (n == cap) {
+      long *nw = realloc(*out, sizeof(long) * (cap ? cap * 2 : 16));
+      if (!nw) { closedir(d); free(*out); *out = NULL; return -1; } /* out of memory */
+      *out = nw;
+      cap = cap ? cap * 2 : 16;
+    }
     (*out)[n++] = st;
   }
   closedir(d);
@@ -247,6 +259,7 @@ tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
   if (o->keep_last > 0) {
     long *steps;
     int n = list_steps(ckdir, &steps);
+    if (n < 0) s = tn_error(TN_ERR_NOMEM, "%s: out of memory listing the checkpoints", ckdir);
     for (int i = 0; i + o->keep_last < n; i++) {
       /* rename first, so that a kill during the deletion never leaves a partial step_N */
       char gone[4300];
@@ -259,7 +272,7 @@ tn_status tn_ckpt_save(const tn_ckpt_save_opts *o) {
   }
   tn_io_fault_scope(false);
   remove_stale(ckdir);
-  return TN_OK;
+  return s;
 }
 
 int tn_ckpt_list(const char *run_dir, long **steps) {
@@ -288,6 +301,7 @@ tn_status tn_ckpt_load(const char *dir, const char *weights_file, tn_trainable *
   snprintf(path, sizeof path, "%s/optimizer.safetensors", dir);
   TN_TRY(tn_st_open(&f, path));
   float *m = calloc(opt->total + 1, sizeof(float)), *v = calloc(opt->total + 1, sizeof(float));
+  if (!m || !v) s = tn_error(TN_ERR_NOMEM, "%s: out of memory (%zu optimizer values)", path, opt->total);
   for (int i = 0; i < tr->n && s == TN_OK; i++) {
     for (int j = 0; j < 2 && s == TN_OK; j++) {
       char nm[512];

@@ -203,6 +203,13 @@ static tn_status evaluate(kd_t *t, kd_eval *ev) {
 static tn_status on_policy(kd_t *t, long step, int n) {
   const int **prompts = malloc(sizeof(int *) * n);
   int *plens = malloc(sizeof(int) * n);
+  tn_gen_result *res = calloc(n, sizeof *res);
+  if (!prompts || !plens || !res) {
+    free(prompts);
+    free(plens);
+    free(res);
+    return tn_error(TN_ERR_NOMEM, "distill: out of memory for %d samples", n);
+  }
   for (int i = 0; i < n; i++) {
     const tn_example *e = t->ex[i];
     int p = 1;
@@ -215,7 +222,6 @@ static tn_status on_policy(kd_t *t, long step, int n) {
   go.max_new_tokens = t->o.max_new_tokens;
   go.temperature = t->o.gen_temperature;
   go.seed = t->o.seed * 7919ULL + (uint64_t)step;
-  tn_gen_result *res = calloc(n, sizeof *res);
   if (t->tp.lora) tn_lora_train_mode(t->tp.lora, false, 0);
   tn_status s = TN_OK;
   const tn_comm *c = tn_train_comm();
@@ -230,8 +236,11 @@ static tn_status on_policy(kd_t *t, long step, int n) {
     tn_example *g = &t->gen[i];
     int L = plens[i] + res[i].n;
     if (L > t->o.max_seq_len) L = t->o.max_seq_len;
-    g->ids = realloc(g->ids, sizeof(int32_t) * L);
-    g->mask = realloc(g->mask, L);
+    int32_t *ni = realloc(g->ids, sizeof(int32_t) * L);
+    if (ni) g->ids = ni;
+    uint8_t *nm = ni ? realloc(g->mask, L) : NULL;
+    if (nm) g->mask = nm;
+    if (!ni || !nm) { s = tn_error(TN_ERR_NOMEM, "distill: out of memory for a sample"); break; }
     memcpy(g->ids, prompts[i], sizeof(int32_t) * plens[i]);
     memset(g->mask, 0, plens[i]);
     for (int k = plens[i]; k < L; k++) { g->ids[k] = res[i].ids[k - plens[i]]; g->mask[k] = 1; }
@@ -280,7 +289,7 @@ static tn_status setup_features(kd_t *t, tn_run *run) {
   t->xt = tn_alloc(sizeof(float) * (size_t)t->Nmax * Ct);
   t->ys = tn_alloc(sizeof(float) * (size_t)t->Nmax * Ct);
   t->dhid = calloc(Ls + 1, sizeof(float *));
-  if (!t->pflat || !t->pgrad || !t->dhid_buf || !t->xs || !t->dxs || !t->xt || !t->ys)
+  if (!t->pflat || !t->pgrad || !t->dhid_buf || !t->xs || !t->dxs || !t->xt || !t->ys || !t->dhid)
     return tn_error(TN_ERR_NOMEM, "out of memory for the feature projections");
   memset(t->pgrad, 0, sizeof(float) * per * t->nf);
   /* torch nn.Linear's init: U(-1/sqrt(in), 1/sqrt(in)) */
@@ -317,6 +326,7 @@ static tn_status check_vocab(kd_t *t) {
     return tn_error(TN_ERR_ARG, "teacher %s has a vocabulary of %d, student %s of %d: distillation over logits needs the same vocabulary",
                     o->teacher, t->tch->cfg.V, o->model, t->m->cfg.V);
   char *p = tn_path_join(o->teacher, "tokenizer.json");
+  if (!p) return tn_error(TN_ERR_NOMEM, "out of memory");
   bool has = tn_file_exists(p);
   free(p);
   if (!has || o->tokenizer) return TN_OK;

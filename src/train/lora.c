@@ -147,6 +147,11 @@ static tn_status split_names(const char *s, char ***out, int *n, const char *wha
     while (b > a && (b[-1] == ' ' || b[-1] == '\t')) b--;
     if (b > a) {
       v[k] = malloc(b - a + 1);
+      if (!v[k]) {
+        for (int i = 0; i < k; i++) free(v[i]);
+        free(v);
+        return tn_error(TN_ERR_NOMEM, "out of memory");
+      }
       memcpy(v[k], a, b - a);
       v[k][b - a] = 0;
       k++;
@@ -491,6 +496,7 @@ tn_status tn_lora_save(const tn_lora_set *s, const char *dir) {
   if (!text) return tn_error(TN_ERR_NOMEM, "out of memory");
   size_t tl = strlen(text);
   char *withnl = malloc(tl + 2);
+  if (!withnl) { free(text); return tn_error(TN_ERR_NOMEM, "out of memory"); }
   memcpy(withnl, text, tl);
   withnl[tl] = '\n';
   withnl[tl + 1] = 0;
@@ -524,15 +530,18 @@ static tn_status json_names(const cJSON *v, const char *path, const char *field,
   if (!cJSON_IsArray(v)) return tn_error(TN_ERR_FORMAT, "%s: %s must be a list of names or a regex string", path, field);
   int n = cJSON_GetArraySize(v);
   char **names = calloc(n > 0 ? n : 1, sizeof *names);
+  if (!names) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   int k = 0;
   const cJSON *it;
   cJSON_ArrayForEach(it, v) {
-    if (!cJSON_IsString(it)) {
+    if (!cJSON_IsString(it) || !(names[k] = tn_strdup(it->valuestring))) {
+      const bool oom = cJSON_IsString(it);
       for (int i = 0; i < k; i++) free(names[i]);
       free(names);
-      return tn_error(TN_ERR_FORMAT, "%s: %s: every entry must be a string", path, field);
+      return oom ? tn_error(TN_ERR_NOMEM, "%s: out of memory", path)
+                 : tn_error(TN_ERR_FORMAT, "%s: %s: every entry must be a string", path, field);
     }
-    names[k++] = tn_strdup(it->valuestring);
+    k++;
   }
   if (exclude) { mt->ex = names; mt->nex = k; }
   else { mt->names = names; mt->nnames = k; }
@@ -548,13 +557,16 @@ static tn_status json_patterns(const cJSON *v, const char *path, const char *fie
   float *rf = calloc(n > 0 ? n : 1, sizeof *rf);
   if (rank) { mt->pr = re; mt->pr_val = ri; free(rf); }
   else { mt->pa = re; mt->pa_val = rf; free(ri); }
+  if (!re || (rank ? !ri : !rf)) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   const cJSON *it;
   cJSON_ArrayForEach(it, v) {
-    if (!cJSON_IsNumber(it) || it->valuedouble <= 0 || (rank && it->valuedouble != (int)it->valuedouble))
+    if (!cJSON_IsNumber(it) || !(it->valuedouble > 0) || it->valuedouble > (rank ? 65536 : 1e30) ||
+        (rank && it->valuedouble != floor(it->valuedouble)))
       return tn_error(TN_ERR_FORMAT, "%s: %s['%s'] must be a positive %s", path, field, it->string,
-                      rank ? "integer" : "number");
+                      rank ? "integer (at most 65536)" : "number (at most 1e30)");
     size_t l = strlen(it->string) + 16;
     char *pat = malloc(l);
+    if (!pat) return tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
     snprintf(pat, l, "(^|.*\\.)%s$", it->string); /* PEFT's get_pattern_key, with re.match */
     char what[256];
     snprintf(what, sizeof what, "%s: %s", path, field);
@@ -628,13 +640,14 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
   if (st == TN_OK) st = refuse_unsupported(j, path);
   if (st == TN_OK) {
     v = cJSON_GetObjectItemCaseSensitive(j, "r");
-    if (!cJSON_IsNumber(v) || v->valuedouble < 1 || v->valuedouble != (int)v->valuedouble)
-      st = tn_error(TN_ERR_FORMAT, "%s: r must be a positive integer", path);
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1) || v->valuedouble > 65536 || v->valuedouble != floor(v->valuedouble))
+      st = tn_error(TN_ERR_FORMAT, "%s: r must be a positive integer (at most 65536)", path);
     else s->rank = (int)v->valuedouble;
   }
   if (st == TN_OK) {
     v = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
-    if (v && !cJSON_IsNumber(v)) st = tn_error(TN_ERR_FORMAT, "%s: lora_alpha must be a number", path);
+    if (v && (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 1e30)))
+      st = tn_error(TN_ERR_FORMAT, "%s: lora_alpha must be a number (|alpha| <= 1e30)", path);
     s->alpha = v ? (float)v->valuedouble : 8.0f; /* LoraConfig's default */
   }
   if (st == TN_OK) {
@@ -662,19 +675,27 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
   }
   if (st == TN_OK) {
     v = cJSON_GetObjectItemCaseSensitive(j, "layers_to_transform");
+    /* a layer index outside [0, 2^20] matches no layer: stored as -1 (the cast would overflow) */
+#define LAYER_INDEX(x) (fabs(x) <= 1048576 ? (int)(x) : -1)
     if (cJSON_IsNumber(v)) {
       mt->layers = malloc(sizeof(int));
-      mt->layers[0] = (int)v->valuedouble;
-      mt->nlayers = 1;
+      if (!mt->layers) st = tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
+      else {
+        mt->layers[0] = LAYER_INDEX(v->valuedouble);
+        mt->nlayers = 1;
+      }
     } else if (cJSON_IsArray(v)) {
       mt->nlayers = cJSON_GetArraySize(v);
       mt->layers = malloc(sizeof(int) * (mt->nlayers + 1));
+      if (!mt->layers) { mt->nlayers = 0; st = tn_error(TN_ERR_NOMEM, "%s: out of memory", path); }
       int k = 0;
       const cJSON *it;
       cJSON_ArrayForEach(it, v) {
+        if (st != TN_OK) break;
         if (!cJSON_IsNumber(it)) { st = tn_error(TN_ERR_FORMAT, "%s: layers_to_transform must hold integers", path); break; }
-        mt->layers[k++] = (int)it->valuedouble;
+        mt->layers[k++] = LAYER_INDEX(it->valuedouble);
       }
+#undef LAYER_INDEX
     } else if (v && !cJSON_IsNull(v)) {
       st = tn_error(TN_ERR_FORMAT, "%s: layers_to_transform must be an integer or a list of integers", path);
     }
@@ -719,11 +740,13 @@ tn_status tn_lora_load(tn_model *m, const char *dir, const char *name, tn_lora_s
   bool fopen_ok = false;
   const tn_st_tensor **ta = calloc(M, sizeof *ta), **tb = calloc(M, sizeof *tb);
   tn_status st = set_new(m, name, 0, &s);
+  if (st == TN_OK && (!cpath || !wpath || !ta || !tb)) st = tn_error(TN_ERR_NOMEM, "%s: out of memory", dir);
   if (st == TN_OK && !tn_file_exists(cpath)) st = tn_error(TN_ERR_IO, "%s: no adapter_config.json (not a PEFT adapter directory)", dir);
   if (st == TN_OK) st = load_config(cpath, s, &mt);
   if (st == TN_OK && !tn_file_exists(wpath)) {
     char *bin = tn_path_join(dir, "adapter_model.bin");
-    if (tn_file_exists(bin))
+    if (!bin) st = tn_error(TN_ERR_NOMEM, "%s: out of memory", dir);
+    else if (tn_file_exists(bin))
       st = tn_error(TN_ERR_UNSUPPORTED, "%s: only adapter_model.bin (a pickle) is present; tunic reads "
                                         "adapter_model.safetensors", dir);
     else st = tn_error(TN_ERR_IO, "%s: adapter_model.safetensors is missing", dir);
@@ -830,6 +853,7 @@ tn_status tn_lora_load_spec(tn_model *m, const char *spec, const char *use, tn_l
   int cap = 1;
   for (const char *c = spec; *c; c++) cap += *c == ',';
   tn_lora_set **out = calloc(cap, sizeof *out);
+  if (!copy || !out) { free(copy); free(out); return tn_error(TN_ERR_NOMEM, "--adapter: out of memory"); }
   tn_status s = TN_OK;
   const bool named = strchr(spec, '=') != NULL;
   char *save = NULL;

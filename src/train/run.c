@@ -43,6 +43,7 @@ void tn_stream_free(tn_stream *s) {
 
 tn_status tn_run_check_fresh(const char *out) {
   char *ck = tn_path_join(out, "checkpoints"), *mj = tn_path_join(out, "metrics.jsonl");
+  if (!ck || !mj) { free(ck); free(mj); return tn_error(TN_ERR_NOMEM, "%s: out of memory", out); }
   bool used = tn_file_exists(ck) || tn_file_exists(mj);
   free(ck);
   free(mj);
@@ -192,6 +193,7 @@ tn_status tn_run_start(tn_run *r, const tn_manifest_info *mi) {
   TN_TRY(tn_metrics_open(&r->metrics, r->out));
   if (r->step0 > 0) TN_TRY(tn_metrics_resumed(r->metrics, r->step0 + 1));
   r->prog = tn_progress_new(NULL, r->steps, r->label, TN_PROGRESS_AUTO);
+  if (!r->prog) return tn_error(TN_ERR_NOMEM, "out of memory");
   r->t_start = tn_now();
   return TN_OK;
 }
@@ -316,6 +318,7 @@ tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {
 }
 
 static tn_status ckpt_write(tn_run *r, long step, long data_pos) {
+  const long f0 = tn_alloc_failures(); /* cJSON drops an item silently when out of memory */
   cJSON *j = cJSON_CreateObject();
   cJSON_AddNumberToObject(j, "step", (double)step);
   cJSON_AddNumberToObject(j, "data_pos", (double)data_pos);
@@ -324,6 +327,10 @@ static tn_status ckpt_write(tn_run *r, long step, long data_pos) {
   if (r->data_sha[0]) cJSON_AddStringToObject(j, "data_sha256", r->data_sha);
   char *sj = cJSON_Print(j);
   cJSON_Delete(j);
+  if (!sj || tn_alloc_failures() != f0) {
+    free(sj);
+    return tn_error(TN_ERR_NOMEM, "%s: out of memory writing checkpoint %ld", r->out, step);
+  }
   tn_ckpt_save_opts co = {.run_dir = r->out, .step = step, .weights_file = r->tr ? r->weights_file : NULL,
                           .tr = r->tr ? r->tr : &r->tp->tr,
                           .opt = &r->tp->opt, .state_json = sj, .keep_last = r->keep_last, .extra = ckpt_extra,
@@ -337,10 +344,11 @@ tn_status tn_run_finish(tn_run *r) {
   if (r->prog) { tn_progress_finish(r->prog); r->prog = NULL; }
   if (r->rank > 0) return TN_OK;
   char *dir = tn_path_join(r->out, r->tp->lora ? "adapter" : "model");
+  if (!dir) return tn_error(TN_ERR_NOMEM, "%s: out of memory", r->out);
   tn_status s = tn_tparams_save(r->tp, r->m, r->model_dir, dir, r->m->cfg.dtype);
   if (s == TN_OK) printf("saved %s\n", dir);
   free(dir);
-  if (s == TN_OK) tn_manifest_set(r->out, "status", cJSON_CreateString("completed"));
+  if (s == TN_OK) s = tn_manifest_set(r->out, "status", cJSON_CreateString("completed"));
   return s;
 }
 

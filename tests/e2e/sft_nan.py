@@ -3,8 +3,9 @@
 exit, and the last good checkpoint kept as it was.
 
 1. Weights poisoned with NaN / +inf (one element of model.norm.weight, written with an
-   independent safetensors writer): the loss of step 1 is not finite -> "step 1" in the message,
-   exit 1, no checkpoint, no final model/, run_manifest.json not marked completed.
+   independent safetensors writer): refused when the model is loaded (issue 12: the message
+   names model.safetensors, the tensor and NaN/Inf), exit 1, no checkpoint, no final model/,
+   run_manifest.json not marked completed.
 2. Divergence mid-run: --lr 1e38 (constant, no clipping) keeps step 1 finite and makes step 2's
    loss NaN; with --save-every 1 --keep-last 1 the step_1 checkpoint must survive, complete and
    byte-identical (sha256 of weights, optimizer state, trainer state) to the step_1 checkpoint
@@ -56,7 +57,7 @@ for label, val in (("nan", float("nan")), ("inf", float("inf"))):
     st_write(os.path.join(pm, "model.safetensors"), t, {"format": "pt"})
     out = os.path.join(W, "run-" + label)
     p = expect_error(["sft", "--model", pm, "--data", DATA, "--out", out, "--steps", 4, "--save-every", 1],
-                     f"weights with {label}", ["step 1", "NaN"], env=ENV)
+                     f"weights with {label}", ["model.safetensors", "model.norm.weight", "NaN"], env=ENV)
     check(p.returncode == 1, f"weights with {label}: exit status 1 (got {p.returncode})")
     check(ckpts(out) == [], f"weights with {label}: no checkpoint written ({ckpts(out)})")
     check(not os.path.exists(os.path.join(out, "model")), f"weights with {label}: no final model/ written")
