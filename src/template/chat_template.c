@@ -222,7 +222,7 @@ static tn_status spans_by_marker(const tn_tokenizer *tk, const tn_chat_req *q, c
   return TN_OK;
 }
 
-tn_status tn_chat_render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_chat_out *out) {
+static tn_status render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_chat_out *out) {
   memset(out, 0, sizeof *out);
   if (!q || !cJSON_IsArray(q->messages)) return tn_error(TN_ERR_ARG, "chat: messages must be a JSON array");
   int mi = 0;
@@ -293,12 +293,25 @@ tn_status tn_chat_render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_ch
   return s;
 }
 
+/* cJSON drops an item silently when an allocation fails: any failure counted during the render
+ * (the request's JSON, the template's values) makes the whole render an out-of-memory error */
+tn_status tn_chat_render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_chat_out *out) {
+  const long f0 = tn_alloc_failures();
+  tn_status s = render_req(tk, q, out);
+  if (s == TN_OK && tn_alloc_failures() != f0) {
+    tn_chat_out_free(out);
+    s = tn_error(TN_ERR_NOMEM, "chat template: out of memory");
+  }
+  return s;
+}
+
 /* ---- the plain-message API (trainers, eval, generate) ---- */
 tn_status tn_chat_render(const tn_tokenizer *tk, const tn_chat_msg *msgs, size_t n, const tn_chat_opts *opts,
                          tn_chat_out *out) {
   memset(out, 0, sizeof *out);
   if (!tk || (!msgs && n)) return tn_error(TN_ERR_ARG, "tn_chat_render: NULL argument");
   if ((opts && opts->format != TN_CHAT_AUTO) || !tk->chat_template) return tn_chat_render_builtin(tk, msgs, n, opts, out);
+  const long f0 = tn_alloc_failures();
   cJSON *arr = cJSON_CreateArray(), *vars = cJSON_CreateObject();
   tn_status s = arr && vars ? TN_OK : tn_error(TN_ERR_NOMEM, "out of memory");
   for (size_t i = 0; s == TN_OK && i < n; i++) {
@@ -310,6 +323,7 @@ tn_status tn_chat_render(const tn_tokenizer *tk, const tn_chat_msg *msgs, size_t
     cJSON_AddItemToArray(arr, m);
   }
   if (s == TN_OK && opts && opts->enable_thinking >= 0) cJSON_AddBoolToObject(vars, "enable_thinking", opts->enable_thinking);
+  if (s == TN_OK && tn_alloc_failures() != f0) s = tn_error(TN_ERR_NOMEM, "chat: out of memory");
   if (s == TN_OK) {
     tn_chat_req q = {.messages = arr, .vars = vars, .add_generation_prompt = opts && opts->add_generation_prompt, .spans = true};
     s = tn_chat_render_req(tk, &q, out);

@@ -723,19 +723,26 @@ static tn_status parse_config(tn_tokenizer *tk, const char *path) {
   if (tk->chat_template) { /* errors read "PATH chat_template:LINE: ...", LINE within the template */
     tk->chat_template_src = malloc(strlen(path) + 16);
     if (tk->chat_template_src) sprintf(tk->chat_template_src, "%s chat_template", path);
+    else oom = true;
   }
   /* transformers >= 4.43 saves the template beside the config as chat_template.jinja */
   const char *slash = strrchr(path, '/');
   char *dir = slash ? strndup(path, (size_t)(slash - path)) : tn_strdup(".");
   char *jp = dir ? tn_path_join(dir, "chat_template.jinja") : NULL;
+  if (!dir || !jp) oom = true;
   if (jp && tn_file_exists(jp)) {
     char *t = NULL;
     size_t tl;
-    if (tn_read_file(jp, &t, &tl) == TN_OK) {
+    tn_status rs = tn_read_file(jp, &t, &tl);
+    if (rs == TN_OK) {
       free(tk->chat_template);
       free(tk->chat_template_src);
       tk->chat_template = t;
       tk->chat_template_src = tn_strdup(jp);
+      if (!tk->chat_template_src) oom = true;
+    } else {
+      free(jp), free(dir), cJSON_Delete(cfg);
+      return tn_error_prefix(rs, "chat template");
     }
   }
   free(jp);

@@ -91,8 +91,10 @@ static tn_status add_sums(cJSON *files, const char *root, const char *rel) {
 }
 
 static tn_status write_checksums(const char *dir) {
+  const long f0 = tn_alloc_failures(); /* cJSON drops items silently when out of memory */
   cJSON *j = cJSON_CreateObject(), *files = cJSON_AddObjectToObject(j, "files");
   tn_status s = add_sums(files, dir, "");
+  if (s == TN_OK && tn_alloc_failures() != f0) s = tn_error(TN_ERR_NOMEM, "%s: out of memory listing the checksums", dir);
   char *text = s == TN_OK ? cJSON_Print(j) : NULL;
   cJSON_Delete(j);
   if (s != TN_OK) return s;

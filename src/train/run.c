@@ -80,6 +80,7 @@ tn_status tn_run_check_out(const char *out, bool *created) {
   }
   if (errno != ENOENT) return tn_error(TN_ERR_IO, "--out %s: %s", out, strerror(errno));
   char *parent = tn_strdup(out);
+  if (!parent) return tn_error(TN_ERR_NOMEM, "--out %s: out of memory", out);
   char *slash = strrchr(parent, '/');
   while (slash && slash > parent && slash[1] == 0) { *slash = 0; slash = strrchr(parent, '/'); } /* trailing '/' */
   if (!slash) strcpy(parent, ".");

@@ -48,10 +48,15 @@ def strict_json(text):
 
 
 # ---- NaN / Inf weights ----
-NAN_NORM = with_tensor("model.norm.weight", "nan_norm", lambda v, s: v.__setitem__(slice(None), [float("nan")] * len(v)))
-INF_NORM = with_tensor("model.norm.weight", "inf_norm", lambda v, s: v.__setitem__(0, float("inf")))
+# NaN/Inf weights are refused at load (naming the tensor); finite weights so large that the
+# forward overflows reach the sampler with non-finite logits
+NAN_NORM = with_tensor("model.norm.weight", "nan_norm", lambda v, s: v.__setitem__(slice(None), [3e38] * len(v)))
+INF_NORM = with_tensor("model.norm.weight", "inf_norm", lambda v, s: v.__setitem__(slice(None), [-3e38] * len(v)))
+REAL_NAN = with_tensor("model.norm.weight", "real_nan", lambda v, s: v.__setitem__(0, float("nan")))
+expect_error(["generate", "--model", REAL_NAN, "--ids", "1,2,3", "--max-new-tokens", "3"],
+             "a model with a NaN weight is refused at load", ["model.norm.weight", "non-finite"])
 # token 7's embedding row only (tied head: the logit of token 7 too; so prompts without 7 still see NaN)
-for d, what in ((NAN_NORM, "NaN final norm"), (INF_NORM, "Inf in the final norm")):
+for d, what in ((NAN_NORM, "final norm 3e38 (overflow)"), (INF_NORM, "final norm -3e38 (overflow)")):
     for extra in ([], ["--temperature", "1", "--seed", "3"], ["--temperature", "0.7", "--top-p", "0.9"]):
         expect_error(["generate", "--model", d, "--ids", "1,2,3", "--max-new-tokens", "3", "--json", *extra],
                      f"generate on a model with {what} {' '.join(extra) or 'greedy'}",
@@ -70,37 +75,32 @@ except ValueError as e:
     check(False, f"logits --out x.json is valid JSON ({e})")
 
 # ---- invalid UTF-8 and NUL in JSONL input ----
+# JSON text is UTF-8 (RFC 8259): a data line with ill-formed UTF-8 is refused, naming FILE:LINE
+# and the column (text that the model itself generates may still be ill-formed: outputs replace it)
 data = os.path.join(W, "eval_bad_utf8.jsonl")
 with open(data, "wb") as f:
-    f.write(b'{"id": "a", "prompt": "caf\xe9 \xff\xfe ok", "answer": "1", "category": "c\xc3"}\n')
     f.write(b'{"id": "b", "prompt": "What is 1 + 1?", "answer": "2"}\n')
-res = os.path.join(W, "res.jsonl")
-# its stdout summary names the category as given (text, not JSON): read it as bytes
-pb = subprocess.run([TUNIC, "eval", "--model", GOOD, "--data", data, "--out", res, "--max-new-tokens", "2", "--quiet"],
-                    capture_output=True)
-check(pb.returncode == 0, f"eval over a prompt and a category with invalid UTF-8: exit 0 (got {pb.returncode})")
-for path in (res, os.path.join(W, "res.summary.json")):
-    raw = open(path, "rb").read()
-    try:
-        raw.decode("utf-8")
-        check(True, f"{os.path.basename(path)} is valid UTF-8")
-    except UnicodeDecodeError as e:
-        check(False, f"{os.path.basename(path)} is valid UTF-8 ({e})")
-first = json.loads(open(res, encoding="utf-8", errors="replace").readline())
-check(first["prompt"] == "caf\ufffd \ufffd\ufffd ok", f"invalid bytes became U+FFFD, one each ({first['prompt']!r})")
+    f.write(b'{"id": "a", "prompt": "caf\xe9 \xff\xfe ok", "answer": "1", "category": "c\xc3"}\n')
+expect_error(["eval", "--model", GOOD, "--data", data, "--out", os.path.join(W, "res.jsonl"), "--max-new-tokens", "2"],
+             "eval data with invalid UTF-8", [f"{data}:2", "invalid UTF-8"])
+good_data = os.path.join(W, "eval_good.jsonl")
+with open(good_data, "w") as f:
+    f.write('{"id": "b", "prompt": "What is 1 + 1?", "answer": "2", "category": "caf\u00e9"}\n')
+res = os.path.join(W, "res.jsonl")  # eval results, used below as report input
+ok_run(["eval", "--model", GOOD, "--data", good_data, "--out", res, "--max-new-tokens", "2", "--quiet"], "eval on valid data")
 
-# grpo: a prompt and a system prompt with invalid UTF-8; the reward process decodes its stdin
-# strictly (Python's default), the manifest and the rollout dump are JSON files: all valid UTF-8
-gdata = os.path.join(W, "grpo_bad_utf8.jsonl")
+# grpo: a system prompt with invalid UTF-8 (a flag, not JSON); the reward process decodes its
+# stdin strictly (Python's default), the manifest and the rollout dump are JSON files: all valid UTF-8
+gdata = os.path.join(W, "grpo_utf8.jsonl")
 with open(gdata, "wb") as f:
-    f.write(b'{"prompt": "What is 1 + 1? \xff\xfe", "answer": "2"}\n{"prompt": "What is 2 + 2?", "answer": "4"}\n')
+    f.write(b'{"prompt": "What is 1 + 1?", "answer": "2"}\n{"prompt": "What is 2 + 2?", "answer": "4"}\n')
 strict = "/usr/bin/python3 -c 'import sys, json\nfor l in sys.stdin: json.loads(l); print(1.0, flush=True)'"
 grun = os.path.join(W, "grpo_utf8")
 pg = subprocess.run([TUNIC, "grpo", "--model", GOOD, "--data", gdata, "--out", grun, "--steps", "1", "--batch-size", "2",
                      "--num-generations", "2", "--max-tokens-to-generate", "2", "--reward", "format_exact:1",
                      "--reward-cmd", strict, "--system-prompt", b"answer \xc3 briefly", "--dump-rollouts",
                      os.path.join(W, "roll.jsonl")], capture_output=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
-check(pg.returncode == 0, f"grpo with invalid UTF-8 in a prompt and --system-prompt, strict reward process: exit 0 "
+check(pg.returncode == 0, f"grpo with invalid UTF-8 in --system-prompt, strict reward process: exit 0 "
       f"(got {pg.returncode}: {pg.stderr[-300:]!r})")
 for path in (os.path.join(grun, "run_manifest.json"), os.path.join(W, "roll.jsonl")):
     try:

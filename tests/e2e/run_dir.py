@@ -13,7 +13,8 @@ one driver (src/train/run.c) owns it. For each trainer, on tiny models (tests/e2
 3. The same --out again without --resume: refused (exit 1, "already holds a run"), nothing
    changed (sha256 of the final weights).
 4. --resume on a new directory starts from step 0 and completes ("no checkpoint").
-5. NaN stop (sft, dpo, distill): the model's final norm holds a NaN: exit 1, the message names step 1 and says the loss is NaN, no checkpoint.
+5. NaN stop (sft, dpo, distill): the model's final norm is 3e38 everywhere (finite, so it loads; the forward
+   overflows): exit 1, the message names step 1 and says the loss is NaN, no checkpoint.
 """
 import json
 import os
@@ -33,7 +34,9 @@ PER_STEP = {"sft": 4, "dpo": 2, "distill": 2, "grpo": 2}  # batch x grad-accum o
 NANM = copy_model(T.model, os.path.join(W, "nanm"))
 ts = st_tensors(os.path.join(NANM, "model.safetensors"))
 dt, shape, raw = ts["model.norm.weight"]
-ts["model.norm.weight"] = (dt, shape, struct.pack("<f", float("nan")) + raw[4:])
+# finite (NaN/Inf weights are refused at load) but so large that the forward overflows: the loss
+# of step 1 is not finite
+ts["model.norm.weight"] = (dt, shape, struct.pack("<f", 3e38) * (len(raw) // 4))
 st_write(os.path.join(NANM, "model.safetensors"), ts, {"format": "pt"})
 
 
