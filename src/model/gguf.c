@@ -141,7 +141,7 @@ static const char *bpe_pre_name(const cJSON *pre) {
   const cJSON *split = find_component(pre, "Split");
   if (!split) {
     const cJSON *bl = find_component(pre, "ByteLevel");
-    return bl ? "gpt2" : NULL; /* ByteLevel alone: GPT-2's regex (or no split: bytes only) */
+    return bl ? "gpt-2" : NULL; /* ByteLevel alone: GPT-2's regex (or no split: bytes only) */
   }
   const cJSON *re = jget(jget(split, "pattern"), "Regex");
   if (!cJSON_IsString(re)) return NULL;

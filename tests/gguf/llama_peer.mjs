@@ -1,6 +1,6 @@
 // llama_peer.mjs - llama.cpp (the prebuilt binaries of the npm package node-llama-cpp) as the
 // peer of tunic's GGUF export: reads one JSON request {model, texts, prompts, n_new, probs}
-// from argv[2] and prints {tokens, greedy, logprobs} as JSON:
+// from argv[2] and writes {tokens, greedy, logprobs} as JSON to the file req.out:
 //   tokens[i]   llama.cpp's ids of texts[i] (special tokens parsed, the model's bos rule)
 //   greedy[i]   n_new greedy tokens after prompts[i] (token ids), fresh sequence each
 //   logprobs[i] (probs) log-probabilities of every vocabulary entry after each position of
@@ -17,9 +17,15 @@ const req = JSON.parse(fs.readFileSync(process.argv[2], "utf8"));
 const llama = await getLlama({gpu: false, build: "never", logLevel: "error"});
 const model = await llama.loadModel({modelPath: req.model, useMmap: true});
 const out = {tokens: [], greedy: [], logprobs: []};
-for (const t of req.texts || []) out.tokens.push(Array.from(model.tokenize(t, true)));
+// tokenize() parses special tokens but adds none: the bos rule is llama.cpp's reading of the
+// file (tokenizer.ggml.add_bos_token, llama_vocab_get_add_bos), applied here
+const bos = model.tokens.shouldPrependBosToken ? [model.tokens.bos] : [];
+for (const t of req.texts || []) out.tokens.push([...bos, ...Array.from(model.tokenize(t, true))]);
 if ((req.prompts || []).length) {
-  const ctx = await model.createContext({contextSize: req.context || 256, batchSize: 256, threads: req.threads || 2, sequences: 1});
+  const ctx = await model.createContext({contextSize: req.context || 256, batchSize: 256, threads: req.threads || 2, sequences: 1,
+    // f32 K/V cache and no flash attention (llama.cpp's defaults round keys, values and the
+    // attention to f16: 1e-3 relative), so the f32 file is compared at f32 precision
+    experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false});
   for (const p of req.prompts) {
     const seq = ctx.getSequence();
     const got = [];
@@ -49,5 +55,5 @@ if ((req.prompts || []).length) {
   await ctx.dispose();
 }
 await model.dispose();
-process.stdout.write(JSON.stringify(out));
+fs.writeFileSync(req.out, JSON.stringify(out)); // a file: stdout would be cut by process.exit
 process.exit(0);
