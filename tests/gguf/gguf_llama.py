@@ -308,6 +308,40 @@ def log_softmax_of(tunic, d, ids, out):
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
+def adapter_check(tunic, npm, work, d, prompts, V):
+    """--adapter: a PEFT adapter (tests/lora/peft_io.py, written without tunic) merged by export
+    gives the same file as `tunic merge --dtype f32` then export, and llama.cpp's greedy
+    continuation on it equals `tunic generate --adapter`"""
+    sys.path.insert(0, os.path.join(HERE, "..", "lora"))
+    import peft_io
+    ad = os.path.join(work, "adapter")
+    peft_io.make_adapter(ad, d, {"r": 4, "lora_alpha": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                                              "gate_proj", "up_proj", "down_proj"]},
+                         seed=4, b_std=0.5)
+    a = os.path.join(work, "adapted.gguf")
+    run([tunic, "export", "--gguf", a, "--model", d, "--adapter", ad, "--name", "x"])
+    merged = os.path.join(work, "merged")
+    run([tunic, "merge", "--model", d, "--adapter", ad, "--out", merged, "--dtype", "f32", "--force"])
+    b = os.path.join(work, "merged.gguf")
+    run([tunic, "export", "--gguf", b, "--model", merged, "--name", "x"])
+    bad = 0
+    if open(a, "rb").read() != open(b, "rb").read():
+        print("export --adapter differs from merge + export")
+        bad += 1
+    ids = ";".join(",".join(map(str, p)) for p in prompts)
+    r = run([tunic, "generate", "--model", d, "--adapter", ad, "--ids", ids, "--max-new-tokens", "12", "--json",
+             "--stop-ids", str(V + 10)])
+    want = [json.loads(line)["ids"] for line in r.stdout.splitlines() if line.startswith("{")]
+    plain = run([tunic, "generate", "--model", d, "--ids", ids, "--max-new-tokens", "12", "--json",
+                 "--stop-ids", str(V + 10)])
+    got = peer(npm, work, {"model": a, "prompts": prompts, "n_new": 12})["greedy"]
+    cut = [w[:len(g)] for g, w in zip(got, want)]
+    changed = want != [json.loads(line)["ids"] for line in plain.stdout.splitlines() if line.startswith("{")]
+    print(f"adapter: export --adapter == merge + export: {not bad}; llama.cpp greedy == tunic --adapter: {got == cut}; "
+          f"the adapter changes the continuation: {changed}")
+    return bad + (got != cut) + (not changed)
+
+
 def peer(npm, work, req):
     p = os.path.join(work, "req.json")
     req = dict(req, out=req["model"] + ".peer.json")
@@ -421,6 +455,8 @@ def main():
                           f"{e_w:.3g}; llama.cpp vs tunic on the same q8_0 weights {e_act:.3g} "
                           f"(tolerance: 2 x the weights' rounding = {2 * e_w:.3g}); log p std {lp[m].std():.2f}")
                     bad += e_act > 2 * e_w or e_w == 0
+        if name == "llama_bytes":
+            bad += adapter_check(tunic, npm, work, d, prompts, V)
     print("gguf export vs llama.cpp:", "OK" if bad == 0 else f"{bad} FAILURES")
     sys.exit(1 if bad else 0)
 
