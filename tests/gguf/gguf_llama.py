@@ -15,10 +15,13 @@ byte tokenizer tunic writes. For each:
   2. llama.cpp loads the f32, bf16, q8_0 and q4_0 files;
   3. llama.cpp's tokenizer gives tunic's ids on a test corpus (with its bos rule);
   4. llama.cpp's greedy continuation (12 tokens, 3 prompts) equals tunic's for the f32 and the
-     bf16 export (the weights are bf16 values, so both files are exact);
+     bf16 export (the weights are bf16 values, so both files are exact; on the bf16 file ggml
+     rounds the activations to bf16 too, so there a divergence is accepted only where tunic's
+     own top two logits are within 2^-6 of the row's largest |logit|, the sequences equal up to it);
   5. small-vocabulary models: llama.cpp's log-probabilities (f32 K/V cache, flash attention off:
      its defaults f16 K/V and f16 attention round at 1e-3) on the f32 file equal tunic's within 1e-4
-     (summation order; measured 1e-5); on the q8_0 file, against tunic on the weights decoded from
+     (summation order; measured 1e-5; Gemma 1e-2: ggml's GELU reads an f16 table, measured 3e-3)
+     on the q8_0 file, against tunic on the weights decoded from
      that file, within twice the error the weights' rounding itself causes (tunic on the decoded
      weights vs tunic on the checkpoint): ggml rounds the activations to q8_0 as well, an error of
      the same kind and size (measured 0.51-0.61 vs 0.55 on these deliberately peaked models).
@@ -430,7 +433,24 @@ def main():
                 # llama.cpp's generator stops after an end-of-generation token (tunic was told not to)
                 cut = [w[:len(g)] if len(g) < len(w) and w[len(g)] in eos else w for g, w in zip(got["greedy"], want_gen)]
                 same = got["greedy"] == cut
-                print(f"{name} {typ}: greedy continuation {'equals' if same else 'DIFFERS from'} tunic's")
+                note = ""
+                if not same and typ == "bf16":
+                    # ggml multiplies bf16 weights with activations rounded to bf16 (2^-9 relative):
+                    # a divergence is accepted only at a near-tie of tunic's own logits (gap < 0.05),
+                    # and the sequences must agree up to it
+                    gaps = []
+                    for p_, g, w in zip(prompts, got["greedy"], cut):
+                        i = next((j for j, (a, b) in enumerate(zip(g, w)) if a != b), None)
+                        if i is None:
+                            continue
+                        lg = os.path.join(work, "tie.json")
+                        run([tunic, "logits", "--model", d, "--ids", ",".join(map(str, p_ + w[:i])), "--out", lg, "--force"])
+                        row = json.load(open(lg))["logits"][0][-1]
+                        gaps.append((row[w[i]] - row[g[i]], 2.0 ** -6 * max(abs(x) for x in row)))
+                    same = all(gp < tl for gp, tl in gaps)
+                    note = (" up to near-ties (tunic's logit gap at the divergence / tolerance 2^-6 max|logit|: " +
+                            ", ".join(f"{gp:.3g}/{tl:.3g}" for gp, tl in gaps) + ")")
+                print(f"{name} {typ}: greedy continuation {'equals' if same else 'DIFFERS from'} tunic's{note}")
                 if not same:
                     print(f"  llama.cpp {got['greedy']}\n  tunic     {want_gen}")
                     bad += 1
@@ -441,8 +461,10 @@ def main():
                 m = np.isfinite(theirs) & (theirs > -60)  # where llama.cpp's probability is representable
                 if typ == "f32":
                     err = float(np.abs(np.where(m, theirs - lp, 0)).max())
-                    print(f"{name} f32: max |log p llama.cpp - log p tunic| = {err:.3g} (tolerance 1e-4)")
-                    bad += err > 1e-4
+                    # ggml's CPU GELU (Gemma) reads an f16 lookup table: 1e-3 relative per activation
+                    tol = 1e-2 if arch == "gemma3_text" else 1e-4
+                    print(f"{name} f32: max |log p llama.cpp - log p tunic| = {err:.3g} (tolerance {tol:g})")
+                    bad += err > tol
                 else:
                     # the error q8_0's rounding of the weights causes by itself: tunic on the weights
                     # decoded from the file, against tunic on the checkpoint
