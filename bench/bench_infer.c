@@ -12,7 +12,7 @@
  * Not for: correctness testing (tests/), tokenizer or training speed.
  *
  *   bench_infer --model DIR [--prompt-len 128] [--new-tokens 32] [--batches 1,8]
- *               [--reps 3] [--label NAME] [--json FILE] [--dump FILE]
+ *               [--reps 3] [--label NAME] [--json FILE] [--dump FILE] [--base-dtype f32|bf16|nf4]
  * --dump appends, per batch size, the prefill logits (B, V) and the last decode
  * step's logits (B, V) as raw little-endian f32 (for the agreement check). */
 #include <cblas.h>
@@ -155,7 +155,7 @@ static void die(const char *what) {
 }
 
 int main(int argc, char **argv) {
-  const char *model_dir = NULL, *label = "", *json = NULL, *dump = NULL;
+  const char *model_dir = NULL, *label = "", *json = NULL, *dump = NULL, *base_dtype = "f32";
   int P = 128, NEW = 32, reps = 3, batches[MAX_BATCHES] = {1, 8}, nb = 2;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -167,6 +167,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--label")) label = v;
     else if (!strcmp(a, "--json")) json = v;
     else if (!strcmp(a, "--dump")) dump = v;
+    else if (!strcmp(a, "--base-dtype")) base_dtype = v;
     else if (!strcmp(a, "--batches")) {
       nb = 0;
       for (const char *p = v; *p && nb < MAX_BATCHES; p = strchr(p, ',') ? strchr(p, ',') + 1 : p + strlen(p))
@@ -184,7 +185,10 @@ int main(int argc, char **argv) {
 
   double t0 = tn_now();
   tn_model *m;
-  if (tn_model_load(&m, model_dir) != TN_OK) die("load");
+  tn_load_opts lo;
+  tn_load_opts_default(&lo);
+  if (tn_parse_base_dtype(base_dtype, &lo.base_dtype) != TN_OK) die("--base-dtype");
+  if (tn_model_load_opts(&m, model_dir, &lo) != TN_OK) die("load");
   double load_s = tn_now() - t0;
   long rss_loaded = rss_now_kb();
   const tn_config *c = &m->cfg;
@@ -194,7 +198,12 @@ int main(int argc, char **argv) {
   const double n_head = (double)V * C;
   /* bytes of weights read per decode step: every layer matrix, the head, norms, biases */
   double small = (double)L * (2 * C + (c->qkv_bias ? HD + 2 * KD : 0)) + C;
-  const double wbytes = 4.0 * (n_layer_mm + n_head + small);
+  double wbytes = 4.0 * (n_layer_mm + n_head + small);
+  if (m->base_dtype != TN_F32) { /* bf16 / nf4 projections (--base-dtype): the bytes as stored */
+    size_t nbytes, nparams;
+    tn_model_weight_bytes(m, &nbytes, &nparams);
+    wbytes = (double)nbytes;
+  }
   printf("# model %s: %s V=%d C=%d L=%d H=%d KV=%d D=%d F=%d params=%.1fM, f32 weights %.1f MB, load %.2f s\n",
          model_dir, c->model_type, V, C, L, c->H, c->KV, c->D, F, m->n_floats / 1e6, m->n_floats * 4 / 1e6, load_s);
   printf("# threads=%d openblas=%s\n", omp_get_max_threads(), openblas_get_config());

@@ -68,6 +68,10 @@ tn_status tn_cli_out_dir(const char *opt, const char *path, const char *const *o
 tn_status tn_cli_out_file(const char *opt, const char *path, const char *const *magic, bool force);
 /* The files of a model directory tunic writes (init, merge): config, weights, tokenizer files. */
 extern const char *const tn_cli_model_files[];
+/* config["base-dtype"] of the run that wrote the adapter in directory ADAPTER (its
+ * run_manifest.json, or up to two levels above), a malloc'd string; *where: the manifest's path
+ * (malloc'd). NULL when there is none. (merge, export) */
+char *tn_cli_trained_base_dtype(const char *adapter, char **where);
 /* Print "tunic CMD: error: <last error>" and return the exit code for a status. */
 int tn_cli_fail(const char *cmd, tn_status s);
 /* Every value of a repeatable string option --NAME ("--NAME X" or "--NAME=X"), each split on

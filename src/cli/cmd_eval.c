@@ -8,7 +8,7 @@
 #include "train/lora.h"
 
 int tn_cmd_eval(int argc, char **argv) {
-  const char *base_dtype = "auto";
+  const char *base_dtype = "auto", *head_dtype = "auto";
   const char *model_dir = NULL, *adapter = NULL, *adapter_name = NULL, *tokenizer = NULL, *answer_tag = NULL, *chat_template = NULL;
   bool no_sys = false, quiet = false, force = false;
   tn_eval_opts o;
@@ -16,6 +16,7 @@ int tn_cmd_eval(int argc, char **argv) {
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
     {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
+    {"head-dtype", 's', &head_dtype, "embedding and LM head: f32 | bf16 | auto (default: f32, or under a bf16/nf4 base bf16 except a bitsandbytes checkpoint follows its bnb_4bit_compute_dtype; bf16 = faster)"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter: DIR, or several by name: NAME=DIR,NAME=DIR"},
     {"adapter-name", 's', &adapter_name, "which named adapter is evaluated (default: the first)"},
     {"tokenizer", 's', &tokenizer, "tokenizer directory or tokenizer.json (default: the model directory)"},
@@ -80,6 +81,7 @@ int tn_cmd_eval(int argc, char **argv) {
   tn_load_opts lo;
   tn_load_opts_default(&lo);
   tn_status s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
+  if (s == TN_OK) s = tn_parse_head_dtype(head_dtype, &lo.head_dtype);
   if (s == TN_OK) s = tn_model_load_opts(&m, model_dir, &lo);
   if (s == TN_OK) s = tn_tokenizer_load(tokenizer ? tokenizer : model_dir, &tok);
   if (s == TN_OK && chat_template) s = tn_tokenizer_set_chat_template(tok, chat_template);

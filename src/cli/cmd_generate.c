@@ -100,7 +100,7 @@ static tn_status run(const tn_model *m, const tn_tokenizer *tok, int **seqs, int
 }
 
 int tn_cmd_generate(int argc, char **argv) {
-  const char *base_dtype = "auto";
+  const char *base_dtype = "auto", *head_dtype = "auto";
   const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL, *adapter_name = NULL, *prompt = NULL,
              *system = NULL;
   const char *stop_str = NULL, *chat_format = "auto", *chat_template = NULL;
@@ -112,6 +112,7 @@ int tn_cmd_generate(int argc, char **argv) {
     {"adapter", 's', &adapter, "PEFT LoRA adapter: DIR, or several by name: NAME=DIR,NAME=DIR"},
     {"adapter-name", 's', &adapter_name, "which named adapter is active (default: the first)"},
     {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
+    {"head-dtype", 's', &head_dtype, "embedding and LM head: f32 | bf16 | auto (default: f32, or under a bf16/nf4 base bf16 except a bitsandbytes checkpoint follows its bnb_4bit_compute_dtype; bf16 = faster)"},
     {"prompt", 's', &prompt, "prompt text (tokenized with the model's tokenizer)"},
     {"chat", 'b', &chat, "render --prompt as a user turn of the chat template, with the generation prompt"},
     {"system", 's', &system, "system prompt (with --chat)"},
@@ -184,6 +185,7 @@ int tn_cmd_generate(int argc, char **argv) {
   tn_load_opts lo;
   tn_load_opts_default(&lo);
   s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
+  if (s == TN_OK) s = tn_parse_head_dtype(head_dtype, &lo.head_dtype);
   if (s != TN_OK) return tn_cli_fail("generate", s);
   s = tn_model_load_opts(&m, model_dir, &lo);
   if (s != TN_OK) return tn_cli_fail("generate", s);

@@ -101,10 +101,11 @@ static tn_status loss_and_grads(tn_model *m, int B, int **seqs, const int *lens,
   return s;
 }
 
-static tn_status load_model(tn_model **m, const char *dir, const char *base_dtype) {
+static tn_status load_model(tn_model **m, const char *dir, const char *base_dtype, const char *head_dtype) {
   tn_load_opts lo;
   tn_load_opts_default(&lo);
   TN_TRY(tn_parse_base_dtype(base_dtype, &lo.base_dtype));
+  TN_TRY(tn_parse_head_dtype(head_dtype, &lo.head_dtype));
   return tn_model_load_opts(m, dir, &lo);
 }
 
@@ -112,7 +113,7 @@ int tn_cmd_logits(int argc, char **argv) {
   const char *model_dir = NULL, *ids = NULL, *out = NULL;
   int step = 0;
   bool loss = false, force = false;
-  const char *base_dtype = "auto";
+  const char *base_dtype = "auto", *head_dtype = "auto";
   const char *grads_out = NULL, *adapter = NULL, *lora_grads_out = NULL;
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
@@ -124,6 +125,7 @@ int tn_cmd_logits(int argc, char **argv) {
     {"grads", 's', &grads_out, "write d(mean loss)/d(parameter) of every weight to this .safetensors"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
     {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
+    {"head-dtype", 's', &head_dtype, "embedding and LM head: f32 | bf16 | auto (default: f32, or under a bf16/nf4 base bf16 except a bitsandbytes checkpoint follows its bnb_4bit_compute_dtype; bf16 = faster)"},
     {"lora-grads", 's', &lora_grads_out, "write d(mean loss)/d(lora_A, lora_B) under PEFT names (needs --adapter)"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 --out FILE");
@@ -145,7 +147,7 @@ int tn_cmd_logits(int argc, char **argv) {
   tn_model *m = NULL;
   tn_lora_set *lora = NULL;
   tn_status s = TN_OK;
-  if (!code) s = load_model(&m, model_dir, base_dtype);
+  if (!code) s = load_model(&m, model_dir, base_dtype, head_dtype);
   if (!code && s == TN_OK && adapter) {
     s = tn_lora_load(m, adapter, NULL, &lora);
     if (s == TN_OK) tn_lora_activate(lora);

@@ -68,8 +68,7 @@ static tn_status write_config(const char *model_dir, const char *out, tn_st_dtyp
   return s;
 }
 
-/* config["base-dtype"] of the run that wrote the adapter (a malloc'd string), or NULL */
-static char *trained_base_dtype(const char *adapter, char **where) {
+char *tn_cli_trained_base_dtype(const char *adapter, char **where) {
   static const char *rel[] = {"run_manifest.json", "../run_manifest.json", "../../run_manifest.json"};
   for (size_t i = 0; i < sizeof rel / sizeof *rel; i++) {
     char *path = tn_path_join(adapter, rel[i]), *text = NULL;
@@ -119,7 +118,7 @@ int tn_cmd_merge(int argc, char **argv) {
   free(rm);
   if (s != TN_OK) return tn_cli_fail("merge", s);
   char *from_run = NULL, *manifest = NULL;
-  if (!base_dtype && (from_run = trained_base_dtype(adapter, &manifest)) != NULL) {
+  if (!base_dtype && (from_run = tn_cli_trained_base_dtype(adapter, &manifest)) != NULL) {
     if (!strcmp(from_run, "nf4") || !strcmp(from_run, "bf16")) {
       base_dtype = from_run;
       fprintf(stderr, "tunic merge: %s: the adapter was trained on a %s base: merging onto those weights "

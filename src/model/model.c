@@ -198,6 +198,14 @@ tn_status tn_parse_base_dtype(const char *s, int *out) {
   return TN_OK;
 }
 
+tn_status tn_parse_head_dtype(const char *s, int *out) {
+  if (!strcmp(s, "f32")) *out = TN_F32;
+  else if (!strcmp(s, "bf16")) *out = TN_BF16;
+  else if (!strcmp(s, "auto")) *out = TN_DTYPE_AUTO;
+  else return tn_error(TN_ERR_ARG, "--head-dtype '%s': expected f32, bf16 or auto", s);
+  return TN_OK;
+}
+
 /* ---- bitsandbytes 4-bit checkpoints ----
  * config.json "quantization_config": {"quant_method": "bitsandbytes", "load_in_4bit": true,
  * "bnb_4bit_quant_type": "nf4", ...}. A quantised Linear's weight W is saved as
@@ -205,8 +213,9 @@ tn_status tn_parse_base_dtype(const char *s, int *out) {
  * W.quant_map (F32 16), W.nested_absmax (F32), W.nested_quant_map (F32 256) and
  * W.quant_state.bitsandbytes__nf4 (U8: UTF-8 JSON {"quant_type", "blocksize", "dtype",
  * "shape", and when nested "nested_blocksize", "nested_dtype", "nested_offset"}). */
-static tn_status bnb_config(const char *dir, bool *is_bnb) {
+static tn_status bnb_config(const char *dir, bool *is_bnb, tn_dtype *compute) {
   *is_bnb = false;
+  *compute = TN_F32;
   char *path = tn_path_join(dir, "config.json"), *text = NULL;
   size_t len;
   tn_status s = tn_read_file(path, &text, &len);
@@ -232,6 +241,18 @@ static tn_status bnb_config(const char *dir, bool *is_bnb) {
         s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.bnb_4bit_quant_type is '%s': only nf4 is supported", path,
                      cJSON_IsString(qt) ? qt->valuestring : "fp4 (the default)");
       else *is_bnb = true;
+      /* bnb_4bit_compute_dtype: what transformers computes the 4-bit layers in (absent or
+       * null: float32, BitsAndBytesConfig's default); float16 is served by bf16 */
+      const cJSON *cd = cJSON_GetObjectItemCaseSensitive(qc, "bnb_4bit_compute_dtype");
+      if (s == TN_OK && cJSON_IsString(cd)) {
+        const char *v = cd->valuestring;
+        if (!strncmp(v, "torch.", 6)) v += 6;
+        if (!strcmp(v, "bfloat16") || !strcmp(v, "float16") || !strcmp(v, "half")) *compute = TN_BF16;
+        else if (strcmp(v, "float32") && strcmp(v, "float"))
+          s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.bnb_4bit_compute_dtype '%s' is not supported "
+                       "(float32, bfloat16, float16)", path, cd->valuestring);
+      } else if (s == TN_OK && cd && !cJSON_IsNull(cd))
+        s = tn_error(TN_ERR_FORMAT, "%s: quantization_config.bnb_4bit_compute_dtype must be a string", path);
     }
   }
   cJSON_Delete(root);
@@ -355,11 +376,17 @@ tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts
   tn_config cfg;
   TN_TRY(tn_config_load(&cfg, dir));
   bool bnb = false;
-  tn_status s = bnb_config(dir, &bnb);
+  tn_dtype compute = TN_F32;
+  tn_status s = bnb_config(dir, &bnb, &compute);
   if (s != TN_OK) { tn_config_free(&cfg); return s; }
   const tn_dtype target = o.base_dtype == TN_DTYPE_AUTO ? (bnb ? TN_NF4 : TN_F32) : (tn_dtype)o.base_dtype;
-  /* embedding and LM head: bf16 under a bf16/nf4 base (frozen there) */
-  const tn_dtype head_dt = o.head_dtype == TN_DTYPE_AUTO ? (target == TN_F32 ? TN_F32 : TN_BF16) : (tn_dtype)o.head_dtype;
+  /* embedding and LM head: f32 under an f32 base; a bitsandbytes checkpoint read as NF4 follows
+   * its bnb_4bit_compute_dtype (as transformers does: float32 -> f32); any other bf16/nf4 base
+   * keeps them bf16 (frozen there) */
+  const tn_dtype head_dt = o.head_dtype != TN_DTYPE_AUTO ? (tn_dtype)o.head_dtype
+                           : target == TN_F32              ? TN_F32
+                           : bnb                           ? compute
+                                                           : TN_BF16;
   tn_st_set set;
   s = tn_st_open_dir(&set, dir);
   if (s != TN_OK) { tn_config_free(&cfg); return s; }

@@ -122,11 +122,15 @@ typedef struct {
   int nf4_blocksize;                /* 64 */
   bool nf4_double_quant;            /* true */
   int head_dtype;                   /* embedding + LM head: TN_F32, TN_BF16 or TN_DTYPE_AUTO
-                                       (default): bf16 when the projections are bf16 or nf4 */
+                                       (default): bf16 when the projections are bf16 or nf4,
+                                       except a bitsandbytes checkpoint read as nf4 follows its
+                                       bnb_4bit_compute_dtype (float32 or absent: f32) */
 } tn_load_opts;
 void tn_load_opts_default(tn_load_opts *o);
 /* "f32" | "bf16" | "nf4" | "auto" -> base_dtype; TN_ERR_ARG naming the value otherwise. */
 tn_status tn_parse_base_dtype(const char *s, int *out);
+/* "f32" | "bf16" | "auto" -> head_dtype (--head-dtype); TN_ERR_ARG naming the value otherwise. */
+tn_status tn_parse_head_dtype(const char *s, int *out);
 tn_status tn_model_load_opts(tn_model **out, const char *dir, const tn_load_opts *o);
 /* Bytes taken by the projection matrices and their parameter count. */
 void tn_model_frozen_bytes(const tn_model *m, size_t *bytes, size_t *params);

@@ -24,6 +24,8 @@
    within the bf16 rounding bound of the head's input (stated below) through prefill; with an explicit
    --base-dtype nf4 the bf16 MLP is quantised too (differs by 1e-4..0.1); a missing quant-state
    tensor and an fp4 checkpoint are refused with exit 1 and a message naming them.
+4. bnb_4bit_compute_dtype float32: the embedding / LM head follow it (f32), --head-dtype bf16
+   is the opt-in bf16 mode (see compute_dtype_f32).
 Usage: bnb_ckpt.py TUNIC WORKDIR
 """
 import json
@@ -85,6 +87,8 @@ def run(cmd, ok=True):
 
 def main():
     tunic, work = sys.argv[1], sys.argv[2]
+    global tunic_path
+    tunic_path = tunic
     shutil.rmtree(work, ignore_errors=True)
     os.makedirs(work)
     base, bnb, ref = (os.path.join(work, d) for d in ("base", "bnb", "ref"))
@@ -189,8 +193,52 @@ def main():
     if r.returncode != 1 or "fp4" not in r.stderr:
         print("fp4 not refused:", r.returncode, r.stderr)
         bad += 1
+    bad += compute_dtype_f32(work, bnb, ref, q_out, f_out, cfg_b, cfg_r, logits)
     print("bnb checkpoint:", "OK" if bad == 0 else f"{bad} FAILURES")
     sys.exit(1 if bad else 0)
+
+
+def compute_dtype_f32(work, bnb, ref, q_out, f_out, cfg_b, cfg_r, logits):
+    """bnb_4bit_compute_dtype float32 (issue 21): the embedding and LM head, stored F32 with
+    values bf16 cannot hold, are computed in f32 by default (as transformers does), so the
+    logits equal the f32 model of the dequantised weights within the NF4 kernels' summation
+    order (1e-4, prefill and decode); --head-dtype bf16 (the speed mode) rounds them to bf16
+    and must give exactly the logits of the same checkpoint saying compute dtype bfloat16."""
+    rng = np.random.default_rng(7)
+    q2, f2 = dict(q_out), dict(f_out)
+    for k in ("model.embed_tokens.weight", "lm_head.weight"):
+        if k in f2:
+            w = f2[k][1].astype(np.float32)
+            w = (w * (1 + rng.uniform(-2 ** -8, 2 ** -8, w.shape))).astype(np.float32)
+            q2[k] = ("F32", w)
+            f2[k] = ("F32", w)
+    bad = 0
+    dirs = {}
+    for name, tensors, cfg in (("bnb32", q2, dict(cfg_b, quantization_config=dict(cfg_b["quantization_config"], bnb_4bit_compute_dtype="float32"))),
+                               ("bnb32_bf", q2, cfg_b), ("ref32", f2, cfg_r)):
+        d = dirs[name] = os.path.join(work, name)
+        shutil.copytree(bnb, d)
+        write_st(os.path.join(d, "model.safetensors"), tensors)
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
+    want = logits(dirs["ref32"])
+    for extra in ((), ("--step", "1")):
+        e = float(np.abs(logits(dirs["bnb32"], *extra) - want).max())
+        print(f"compute dtype float32 {' '.join(extra) or 'prefill'}: max |logit - f32 model| = {e:.3g} (bound 1e-4)")
+        if e > 1e-4:
+            bad += 1
+    fast = logits(dirs["bnb32"], "--head-dtype", "bf16")
+    e_fast = float(np.abs(fast - want).max())
+    same = np.array_equal(fast.view(np.uint32), logits(dirs["bnb32_bf"]).view(np.uint32))
+    print(f"--head-dtype bf16: max |logit - f32 model| = {e_fast:.3g}; equals compute dtype bfloat16: {same}")
+    if e_fast <= 1e-4 or not same:
+        bad += 1
+    bf = dict(cfg_b, quantization_config=dict(cfg_b["quantization_config"], bnb_4bit_compute_dtype="int8"))
+    json.dump(bf, open(os.path.join(dirs["bnb32"], "config.json"), "w"))
+    r = run([tunic_path, "logits", "--model", dirs["bnb32"], "--ids", "1,2", "--out", os.path.join(work, "y.json")], ok=False)
+    if r.returncode != 1 or "bnb_4bit_compute_dtype" not in r.stderr:
+        print("bad compute dtype not refused:", r.returncode, r.stderr)
+        bad += 1
+    return bad
 
 
 if __name__ == "__main__":
