@@ -196,14 +196,7 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (run->world > 1 && (o->dump_grads || o->dump_rollouts)) /* each rank holds a share of them */
     return tn_error(TN_ERR_ARG, "--dump-grads and --dump-rollouts are for one process (launched on %d ranks)", run->world);
   t->run = run;
-  run->label = "grpo";
-  run->model_dir = o->model;
-  run->m = t->m;
-  run->tp = &t->tp;
-  run->n_train = t->data.n;
-  run->per_step = o->batch_size;
-  run->data_path = o->data;
-  run->steps = o->steps;
+  tn_run_describe(run, &o->train, "grpo", t->m, &t->tp, t->data.n, false, o->batch_size, 0);
   t->mf_models[0] = (tn_manifest_file){"model", o->model};
   t->mf_data[0] = (tn_manifest_file){"train", o->data};
   *mi = (tn_manifest_info){.command = "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};

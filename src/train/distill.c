@@ -396,16 +396,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   if (!t->slogits || !t->tlogits || !t->dlogits || !t->mask || !t->lrow || !t->tok_r || !t->pos_r || !t->seq_r ||
       !t->tgt_r || !t->kept || !t->gen || !t->ex)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits (x3)", t->Nmax, V);
-  r->label = "distill";
-  r->model_dir = o->model;
-  r->m = t->m;
-  r->tp = &t->tp;
-  r->n_train = t->train.n;
-  r->per_step = per_step;
-  r->micro = B; /* several ranks: each takes its shard of every global micro-batch */
-  r->data_path = o->data;
-  r->steps = o->steps;
-  r->has_eval = t->eval.n > 0;
+  tn_run_describe(r, &o->train, "distill", t->m, &t->tp, t->train.n, t->eval.n > 0, per_step, B);
   if (t->nf) TN_TRY(setup_features(t, r));
   t->models[0] = (tn_manifest_file){"student", o->model};
   t->models[1] = (tn_manifest_file){"teacher", o->teacher};

@@ -302,16 +302,8 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
     tn_model_free(t->ref); /* a --ref-model is needed no longer */
     t->ref = NULL;
   }
-  r->label = t->orpo ? "orpo" : "dpo";
-  r->model_dir = o->model;
-  r->m = t->m;
-  r->tp = &t->tp;
-  r->n_train = t->train.n;
-  r->per_step = (long)o->batch_size * o->grad_accum;
-  r->micro = o->batch_size; /* several ranks: each takes its shard of every global micro-batch */
-  r->data_path = o->data;
-  r->steps = o->steps;
-  r->has_eval = t->eval.n > 0;
+  tn_run_describe(r, &o->train, t->orpo ? "orpo" : "dpo", t->m, &t->tp, t->train.n, t->eval.n > 0,
+                  (long)o->batch_size * o->grad_accum, o->batch_size);
   t->models[0] = (tn_manifest_file){"model", o->model};
   t->models[1] = (tn_manifest_file){"reference", o->ref_model};
   t->data[0] = (tn_manifest_file){"train", o->data};

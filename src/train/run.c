@@ -424,3 +424,17 @@ tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_inf
   if (s != TN_OK && created) rmdir(o->out); /* a run that failed before writing anything leaves no directory */
   return s;
 }
+
+void tn_run_describe(tn_run *r, const tn_train_opts *o, const char *label, tn_model *m, tn_tparams *tp, int n_train,
+                     bool has_eval, long per_step, int micro) {
+  r->label = label;
+  r->model_dir = o->model;
+  r->m = m;
+  r->tp = tp;
+  r->n_train = n_train;
+  r->per_step = per_step;
+  r->micro = micro; /* several ranks: each takes its shard of every global micro-batch */
+  r->data_path = o->data;
+  r->steps = o->steps;
+  r->has_eval = has_eval;
+}

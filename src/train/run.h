@@ -171,6 +171,13 @@ typedef struct {
   void (*teardown)(void *ctx);
 } tn_trainer;
 
+/* What a trainer's setup hook tells the driver about the run, in one call: the progress label,
+ * the model (its folder for the files copied into saved models), the trainable set, the example
+ * count, the data (fingerprint), the steps, whether there is eval data, and the stream items per
+ * step (per_step) and per micro-batch (micro; 0: one micro-batch) on one rank. */
+void tn_run_describe(tn_run *r, const tn_train_opts *o, const char *label, tn_model *m, tn_tparams *tp, int n_train,
+                     bool has_eval, long per_step, int micro);
+
 /* Run trainer t with the shared options o (out, resume, seed, keep_last, save_every,
  * eval_every, max_grad_norm) to the end; ri for the manifest (may be NULL). */
 tn_status tn_train_drive(tn_trainer *t, const tn_train_opts *o, const tn_run_info *ri);

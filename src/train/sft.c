@@ -117,16 +117,8 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   t->ex = malloc(sizeof(void *) * o->batch_size);
   if (!t->lrow || !t->wrow || !t->rows.tok || !t->rows.pos || !t->rows.seq || !t->rows.tgt || !t->ex)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows", Nmax);
-  r->label = "sft";
-  r->model_dir = o->model;
-  r->m = t->m;
-  r->tp = &t->tp;
-  r->n_train = t->train.n;
-  r->per_step = (long)o->batch_size * o->grad_accum;
-  r->micro = o->batch_size; /* several ranks: each takes its shard of every global micro-batch */
-  r->data_path = o->data;
-  r->steps = o->steps;
-  r->has_eval = t->eval.n > 0;
+  tn_run_describe(r, &o->train, "sft", t->m, &t->tp, t->train.n, t->eval.n > 0, (long)o->batch_size * o->grad_accum,
+                  o->batch_size);
   t->models[0] = (tn_manifest_file){"model", o->model};
   t->data[0] = (tn_manifest_file){"train", o->data};
   t->data[1] = (tn_manifest_file){"eval", o->eval_data};
