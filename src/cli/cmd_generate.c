@@ -138,17 +138,19 @@ int tn_cmd_generate(int argc, char **argv) {
     fprintf(stderr, "tunic generate: --model and one of --prompt or --ids are required\n");
     return 2;
   }
-  int **seqs, *lens, B;
+  int **seqs = NULL, *lens = NULL, B = 0, *stop_ids = NULL, n_loras = 0, code = 2;
   tn_tokenizer *tok = NULL;
+  tn_model *m = NULL;
+  tn_lora_set **loras = NULL;
   tn_status s = TN_OK;
+  /* an error after this point frees what was made (no leak under the sanitizers either) */
+#define FAIL(c_) do { code = (c_); goto fail; } while (0)
   if (prompt || stop_str || !json) {
     s = tn_tokenizer_load(model_dir, &tok);
-    if (s != TN_OK && prompt) return tn_cli_fail("generate", s);
+    if (s != TN_OK && prompt) FAIL(tn_cli_fail("generate", s));
     if (s != TN_OK) tok = NULL; /* ids only: print ids */
-    if (tok && chat_template && (s = tn_tokenizer_set_chat_template(tok, chat_template)) != TN_OK) {
-      tn_tokenizer_free(tok);
-      return tn_cli_fail("generate", s);
-    }
+    if (tok && chat_template && (s = tn_tokenizer_set_chat_template(tok, chat_template)) != TN_OK)
+      FAIL(tn_cli_fail("generate", s));
   }
   if (prompt) {
     tn_encoding enc = {0};
@@ -163,43 +165,46 @@ int tn_cmd_generate(int argc, char **argv) {
     } else {
       s = tn_tokenizer_encode(tok, prompt, strlen(prompt), true, &enc);
     }
-    if (s != TN_OK) return tn_cli_fail("generate", s);
-    B = 1;
-    seqs = malloc(sizeof(int *));
+    if (s != TN_OK) FAIL(tn_cli_fail("generate", s));
+    seqs = calloc(1, sizeof(int *));
     lens = malloc(sizeof(int));
-    seqs[0] = malloc(sizeof(int) * (enc.n ? enc.n : 1));
+    if (seqs) seqs[0] = malloc(sizeof(int) * (enc.n ? enc.n : 1));
+    if (!seqs || !lens || !seqs[0]) {
+      tn_encoding_free(&enc);
+      FAIL(tn_cli_fail("generate", tn_error(TN_ERR_NOMEM, "out of memory")));
+    }
+    B = 1;
     for (size_t i = 0; i < enc.n; i++) seqs[0][i] = enc.ids[i];
     lens[0] = (int)enc.n;
     tn_encoding_free(&enc);
   } else {
     B = tn_cli_parse_ids(ids, &seqs, &lens);
-    if (B < 0) return tn_cli_fail("generate", TN_ERR_ARG);
+    if (B < 0) { B = 0; FAIL(tn_cli_fail("generate", TN_ERR_ARG)); }
   }
-  int *stop_ids = NULL;
   if (stop) {
     o.n_stop_ids = parse_id_list(stop, &stop_ids);
-    if (o.n_stop_ids < 0) return tn_cli_fail("generate", TN_ERR_ARG);
+    if (o.n_stop_ids < 0) FAIL(tn_cli_fail("generate", TN_ERR_ARG));
     o.stop_ids = stop_ids;
   }
-  tn_model *m;
   tn_load_opts lo;
   tn_load_opts_default(&lo);
   s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
   if (s == TN_OK) s = tn_parse_head_dtype(head_dtype, &lo.head_dtype);
-  if (s != TN_OK) return tn_cli_fail("generate", s);
+  if (s != TN_OK) FAIL(tn_cli_fail("generate", s));
   s = tn_model_load_opts(&m, model_dir, &lo);
-  if (s != TN_OK) return tn_cli_fail("generate", s);
-  tn_lora_set **loras = NULL;
-  int n_loras = 0;
+  if (s != TN_OK) FAIL(tn_cli_fail("generate", s));
   if (adapter) {
     s = tn_lora_load_spec(m, adapter, adapter_name, &loras, &n_loras);
-    if (s != TN_OK) return tn_cli_fail("generate", s);
+    if (s != TN_OK) FAIL(tn_cli_fail("generate", s));
   } else if (adapter_name) {
     fprintf(stderr, "tunic generate: --adapter-name needs --adapter\n");
-    return 2;
+    FAIL(2);
   }
   const int slots = B * o.n;
-  if (stop_str && !tok) { fprintf(stderr, "tunic generate: --stop needs the model's tokenizer\n"); return 2; }
+  if (stop_str && !tok) {
+    fprintf(stderr, "tunic generate: --stop needs the model's tokenizer\n");
+    FAIL(2);
+  }
   const bool stream = !json && prompt && slots == 1;
   tn_text_opts t;
   tn_text_opts_default(&t);
@@ -211,14 +216,15 @@ int tn_cmd_generate(int argc, char **argv) {
   tn_text_result *res = calloc((size_t)slots, sizeof *res);
   s = res ? run(m, tok, seqs, lens, B, &o, &t, one, res) : tn_error(TN_ERR_NOMEM, "out of memory");
   /* a failed generation (e.g. NaN logits) prints nothing more and frees what it holds */
-  const int code = s == TN_OK ? 0 : tn_cli_fail("generate", s);
+  code = s == TN_OK ? 0 : tn_cli_fail("generate", s);
   if (s == TN_OK && stream) putchar('\n');
   else if (s == TN_OK && !json && tok)
     for (int k = 0; k < slots; k++) printf("[prompt %d, sample %d]\n%s\n", k / o.n, k % o.n, res[k].text);
   if (s == TN_OK && json) print_json(res, B, o.n, tok != NULL);
   if (res) tn_text_results_free(res, slots);
   free(res);
-  for (int b = 0; b < B; b++) free(seqs[b]);
+fail:
+  for (int b = 0; seqs && b < B; b++) free(seqs[b]);
   free(seqs);
   free(lens);
   free(stop_ids);
@@ -226,4 +232,5 @@ int tn_cmd_generate(int argc, char **argv) {
   tn_lora_sets_free(loras, n_loras);
   tn_model_free(m);
   return code;
+#undef FAIL
 }

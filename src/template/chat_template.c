@@ -51,15 +51,33 @@ const char *tn_chat_template_for(const tn_tokenizer *tk, const tn_chat_req *q) {
 }
 
 /* the variables transformers' apply_chat_template passes */
+/* add item to an object (name) or an array (name NULL); when cJSON cannot add it (out of memory)
+ * the item is deleted instead of leaked (the render then fails: tn_alloc_failures counts it) */
+static void add_owned(cJSON *to, const char *name, cJSON *item) {
+  if (item && !(name ? cJSON_AddItemToObject(to, name, item) : cJSON_AddItemToArray(to, item))) cJSON_Delete(item);
+}
+
+/* a reference to item (as cJSON's AddItemReference* make: a shallow copy flagged IsReference, so
+ * deleting it leaves the item's children and strings alone) */
+static cJSON *ref_of(const cJSON *item) {
+  cJSON *r = cJSON_CreateNull();
+  if (!r) return NULL;
+  *r = *item;
+  r->string = NULL;
+  r->next = r->prev = NULL;
+  r->type |= cJSON_IsReference;
+  return r;
+}
+
 static cJSON *make_vars(const tn_tokenizer *tk, const tn_chat_req *q, const cJSON *messages, bool gen) {
   cJSON *v = cJSON_CreateObject();
   if (!v) return NULL;
   if (q->vars) /* kwargs first, so the named ones below win as in transformers */
-    for (const cJSON *c = q->vars->child; c; c = c->next) cJSON_AddItemToObject(v, c->string, cJSON_Duplicate(c, 1));
+    for (const cJSON *c = q->vars->child; c; c = c->next) add_owned(v, c->string, cJSON_Duplicate(c, 1));
   cJSON_DeleteItemFromObject(v, "messages");
-  cJSON_AddItemReferenceToObject(v, "messages", (cJSON *)messages);
-  if (q->tools) { cJSON_DeleteItemFromObject(v, "tools"); cJSON_AddItemReferenceToObject(v, "tools", (cJSON *)q->tools); }
-  if (q->documents) { cJSON_DeleteItemFromObject(v, "documents"); cJSON_AddItemReferenceToObject(v, "documents", (cJSON *)q->documents); }
+  add_owned(v, "messages", ref_of(messages));
+  if (q->tools) { cJSON_DeleteItemFromObject(v, "tools"); add_owned(v, "tools", ref_of(q->tools)); }
+  if (q->documents) { cJSON_DeleteItemFromObject(v, "documents"); add_owned(v, "documents", ref_of(q->documents)); }
   cJSON_DeleteItemFromObject(v, "add_generation_prompt");
   cJSON_AddBoolToObject(v, "add_generation_prompt", gen);
   if (tk && !cJSON_HasObjectItem(v, "bos_token")) cJSON_AddStringToObject(v, "bos_token", tk->bos_str ? tk->bos_str : "");
@@ -80,7 +98,7 @@ static tn_status render_once(const tn_tokenizer *tk, const tn_chat_req *q, const
 static cJSON *prefix(const cJSON *messages, int n) {
   cJSON *a = cJSON_CreateArray();
   int i = 0;
-  for (const cJSON *c = messages->child; c && i < n; c = c->next, i++) cJSON_AddItemReferenceToArray(a, (cJSON *)c);
+  for (const cJSON *c = messages->child; a && c && i < n; c = c->next, i++) add_owned(a, NULL, ref_of(c));
   return a;
 }
 

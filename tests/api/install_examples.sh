@@ -19,10 +19,13 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cmake --install "$BUILD" --prefix "$T/prefix" >/dev/null
 export PKG_CONFIG_PATH="$T/prefix/lib/pkgconfig"
 pkg-config --exists tunic || fail "pkg-config does not find tunic.pc in $PKG_CONFIG_PATH"
+# a sanitizer build's library needs the sanitizer runtimes in the program that loads it
+SANFLAGS=""
+grep -q "^TN_SANITIZE:BOOL=ON" "$BUILD/CMakeCache.txt" 2>/dev/null && SANFLAGS="-fsanitize=address,undefined"
 for f in "$SRC"/examples/*.c; do
   n=$(basename "$f" .c)
   # shellcheck disable=SC2046
-  cc -std=c11 -Wall -Wextra -Werror "$f" -o "$T/$n" $(pkg-config --cflags --libs tunic) -Wl,-rpath,"$T/prefix/lib" ||
+  cc -std=c11 -Wall -Wextra -Werror $SANFLAGS "$f" -o "$T/$n" $(pkg-config --cflags --libs tunic) -Wl,-rpath,"$T/prefix/lib" ||
     fail "example $n does not build against the installed prefix"
   echo "ok    built $n against $T/prefix"
 done
