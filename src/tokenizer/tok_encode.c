@@ -374,7 +374,7 @@ static tn_status encode_section(const tn_tokenizer *tk, tk_scratch *sc, const ch
         memcpy(t->align, tal + a, (b - a + 1) * sizeof *tal);
       }
       size_t np;
-      if ((st = tk_pretokenize(tk, sc, t, &np, first && k == 0)) != TN_OK) break;
+      if ((st = tk_pretokenize(tk, sc, t, &np, first && k == 0, want)) != TN_OK) break;
       for (size_t pi = 0; pi < np && st == TN_OK; pi++)
         st = bpe_word(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s,
                        want ? t->align : NULL, sc->pieces[pi].s, out);
@@ -388,7 +388,7 @@ static tn_status encode_section(const tn_tokenizer *tk, tk_scratch *sc, const ch
     return st;
   }
   size_t np;
-  TN_TRY(tk_pretokenize(tk, sc, t, &np, first));
+  TN_TRY(tk_pretokenize(tk, sc, t, &np, first, want));
   for (size_t pi = 0; pi < np; pi++)
     TN_TRY(bpe_word(tk, sc, t->b.s + sc->pieces[pi].s, sc->pieces[pi].e - sc->pieces[pi].s, want ? t->align : NULL,
                      sc->pieces[pi].s, out));

@@ -374,9 +374,10 @@ static tn_status rw_metaspace(const tk_pre *p, const char *s, size_t n, const ui
   return tx_put(out, s + q, n - q, want, 0, want ? ain + q : NULL);
 }
 
-static tn_status rewrite_pieces(const tk_pre *p, tk_scratch *sc, tk_text *t, size_t np, bool first_section,
+static tn_status rewrite_pieces(const tk_pre *p, tk_scratch *sc, tk_text *t, size_t np, bool first_section, bool want,
                                 rewrite_fn fn) {
-  bool want = t->align != NULL;
+  /* want comes from the caller: t->align may be a stale array from an earlier call that
+   * asked for offsets (the scratch texts are reused), shorter than this text */
   tk_text nt = {0};
   tn_status st = tx_reset(&nt, want);
   size_t n2 = 0;
@@ -435,7 +436,8 @@ static tn_status split_whitespace(tk_scratch *sc, tk_text *t, size_t *np) {
   return TN_OK;
 }
 
-tn_status tk_pretokenize(const tn_tokenizer *tk, tk_scratch *sc, tk_text *t, size_t *npieces, bool first_section) {
+tn_status tk_pretokenize(const tn_tokenizer *tk, tk_scratch *sc, tk_text *t, size_t *npieces, bool first_section,
+                         bool want) {
   size_t np = 0;
   TN_TRY(push_piece(&sc->pieces, &sc->pcap, &np, 0, (uint32_t)t->b.len));
   for (int k = 0; k < tk->n_pres && np; k++) {
@@ -445,11 +447,11 @@ tn_status tk_pretokenize(const tn_tokenizer *tk, tk_scratch *sc, tk_text *t, siz
       TN_TRY(split_all(tk, sc, t, &np, &p->pat, p->behavior, p->invert));
       break;
     case TK_PRE_BYTELEVEL:
-      if (p->add_prefix_space) TN_TRY(rewrite_pieces(p, sc, t, np, first_section, rw_prefix_space));
+      if (p->add_prefix_space) TN_TRY(rewrite_pieces(p, sc, t, np, first_section, want, rw_prefix_space));
       if (p->use_regex) TN_TRY(split_all(tk, sc, t, &np, &p->pat, TK_SPLIT_ISOLATED, false));
       break;
     case TK_PRE_METASPACE: {
-      TN_TRY(rewrite_pieces(p, sc, t, np, first_section, rw_metaspace));
+      TN_TRY(rewrite_pieces(p, sc, t, np, first_section, want, rw_metaspace));
       if (p->split) {
         tk_pattern lit = {.kind = TK_PAT_STRING, .str = (char *)p->repl, .len = p->repl_len};
         TN_TRY(split_all(tk, sc, t, &np, &lit, TK_SPLIT_MERGED_NEXT, false));

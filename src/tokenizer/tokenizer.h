@@ -238,7 +238,9 @@ extern const char tk_gpt2_pattern[];
 tn_status tk_normalize(const tn_tokenizer *tk, tk_scratch *sc, const char *s, size_t n, const uint32_t *align_in,
                        tk_text *out);
 /* Splits text into pieces (stored in sc->pieces, offsets into out->b). */
-tn_status tk_pretokenize(const tn_tokenizer *tk, tk_scratch *sc, tk_text *t, size_t *npieces, bool first_section);
+/* want: keep the byte alignment (t->align valid for this text); false ignores t->align */
+tn_status tk_pretokenize(const tn_tokenizer *tk, tk_scratch *sc, tk_text *t, size_t *npieces, bool first_section,
+                         bool want);
 tn_status tk_scratch_ensure(tk_scratch *sc);
 
 /* Decoding (tok_decode.c): token ids -> text without clean-up. */
