@@ -90,7 +90,7 @@ tn_flag *tn_cli_opt(tn_flag *flags, int nflags, const char *name) {
 
 bool tn_cli_download = false; /* --download (stripped from argv by main.c) */
 /* resolved snapshot folders, kept for the life of the command (the options point at them) */
-static char *resolved[16];
+static char *resolved[32];
 static int n_resolved;
 
 const char *tn_cli_resolve_repo(const char *spec, bool dataset, tn_status *st) {
@@ -99,18 +99,84 @@ const char *tn_cli_resolve_repo(const char *spec, bool dataset, tn_status *st) {
   tn_hub_opts o = {.dataset = dataset, .progress = isatty(2)};
   char *dir = NULL;
   *st = tn_cli_download ? tn_hub_pull(spec, &o, &dir) : tn_hub_local(spec, &o, &dir);
-  if (dir && n_resolved < 16) resolved[n_resolved++] = dir;
+  if (dir && n_resolved < 32) resolved[n_resolved++] = dir;
   return dir;
 }
 
-/* ORG/NAME[@REV] given for a model folder: the cached snapshot (tunic pull / --download) */
+static const char *keep(char *p) {
+  if (p && n_resolved < 32) resolved[n_resolved++] = p;
+  return p;
+}
+
+/* --data ORG/NAME[@REV][:SUB]: the dataset snapshot's data file (tn_hub_data_file); a value that
+ * is an existing path, or does not read as a repository id, is returned as it is */
+static tn_status resolve_data(const char **v) {
+  const char *spec = *v;
+  struct stat sb;
+  if (!spec || stat(spec, &sb) == 0) return TN_OK;
+  size_t sl = strlen(spec);
+  const char *colon = strchr(spec, ':');
+  if (!colon && ((sl > 5 && !strcmp(spec + sl - 5, ".json")) || (sl > 6 && !strcmp(spec + sl - 6, ".jsonl"))))
+    return TN_OK; /* a data file's name: the loader says it is missing */
+  char *repo = colon ? strndup(spec, colon - spec) : strdup(spec);
+  if (!repo) return tn_error(TN_ERR_NOMEM, "out of memory");
+  tn_status st = TN_OK;
+  if (tn_hub_is_repo_id(repo)) {
+    const char *dir = tn_cli_resolve_repo(repo, true, &st);
+    char *file = NULL;
+    if (st == TN_OK) st = tn_hub_data_file(dir, colon ? colon + 1 : NULL, &file);
+    if (st == TN_OK) *v = keep(file);
+    else free(file);
+  }
+  free(repo);
+  return st;
+}
+
+/* --adapter SPEC[,SPEC...] with SPEC = DIR | NAME=DIR, any DIR given as ORG/NAME[@REV] */
+static tn_status resolve_adapters(const char **v) {
+  if (!*v || !strchr(*v, '/')) return TN_OK;
+  size_t cap = strlen(*v) + 1, len = 0;
+  char *out = malloc(cap), *copy = strdup(*v);
+  if (!out || !copy) { free(out); free(copy); return tn_error(TN_ERR_NOMEM, "out of memory"); }
+  out[0] = 0;
+  tn_status st = TN_OK;
+  char *save = NULL;
+  for (char *tok = strtok_r(copy, ",", &save); tok && st == TN_OK; tok = strtok_r(NULL, ",", &save)) {
+    char *eq = strchr(tok, '=');
+    const char *spec = eq ? eq + 1 : tok;
+    const char *dir = tn_cli_resolve_repo(spec, false, &st);
+    if (st != TN_OK) { st = tn_error_prefix(st, "--adapter %s: no such folder; as a Hub repository id", spec); break; }
+    size_t need = len + strlen(tok) + strlen(dir) + 3;
+    if (need > cap) {
+      char *o2 = realloc(out, need * 2);
+      if (!o2) { st = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
+      out = o2;
+      cap = need * 2;
+    }
+    len += snprintf(out + len, cap - len, "%s%.*s%s", len ? "," : "", eq ? (int)(eq - tok + 1) : 0, tok, dir);
+  }
+  free(copy);
+  if (st == TN_OK) *v = keep(out);
+  else free(out);
+  return st;
+}
+
+/* ORG/NAME[@REV] given for a model folder: the cached snapshot (tunic pull / --download);
+ * for a data file: the dataset snapshot's file; for adapters: each adapter's snapshot */
 static tn_status resolve_models(const tn_flag *flags, int nflags) {
   static const char *names[] = {"model", "teacher", "student", "tokenizer", "ref-model"};
+  static const char *data_names[] = {"data", "eval-data", "prompts"};
   for (int i = 0; i < nflags; i++) {
     if (flags[i].type != 's') continue;
+    const char **v = (const char **)flags[i].dst;
+    for (size_t k = 0; k < sizeof data_names / sizeof data_names[0]; k++)
+      if (!strcmp(flags[i].name, data_names[k]) && *v) {
+        tn_status st = resolve_data(v);
+        if (st != TN_OK) return tn_error_prefix(st, "--%s %s", flags[i].name, *v);
+      }
+    if (!strcmp(flags[i].name, "adapter")) TN_TRY(resolve_adapters(v));
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
       if (strcmp(flags[i].name, names[k])) continue;
-      const char **v = (const char **)flags[i].dst;
       tn_status st;
       const char *dir = tn_cli_resolve_repo(*v, false, &st);
       if (st != TN_OK) return tn_error_prefix(st, "--%s %s: no such folder; as a Hub repository id", flags[i].name, *v);

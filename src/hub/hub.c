@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <ctype.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -645,5 +646,105 @@ tn_status tn_hub_pull(const char *spec, const tn_hub_opts *o, char **snapshot_di
   free(cache);
   free(endpoint);
   free(token);
+  return s;
+}
+
+/* ---------------- the data file of a dataset snapshot ---------------- */
+
+typedef struct { char **v; int n, cap; } pathlist;
+
+static int plist_add(pathlist *l, const char *p) {
+  if (l->n == l->cap) {
+    int c = l->cap ? 2 * l->cap : 16;
+    char **v = realloc(l->v, sizeof *v * c);
+    if (!v) return -1;
+    l->v = v;
+    l->cap = c;
+  }
+  if (!(l->v[l->n] = strdup(p))) return -1;
+  l->n++;
+  return 0;
+}
+
+/* every .json/.jsonl file under dir (relative paths), metadata files left out */
+static int collect_data(const char *root, const char *rel, pathlist *l, int depth) {
+  char *dir = rel[0] ? xprintf("%s/%s", root, rel) : strdup(root);
+  if (!dir) return -1;
+  DIR *d = opendir(dir);
+  free(dir);
+  if (!d) return 0;
+  struct dirent *e;
+  int rc = 0;
+  while (rc == 0 && (e = readdir(d))) {
+    if (e->d_name[0] == '.') continue;
+    char *r = rel[0] ? xprintf("%s/%s", rel, e->d_name) : strdup(e->d_name);
+    char *full = r ? xprintf("%s/%s", root, r) : NULL;
+    struct stat st;
+    if (!r || !full) rc = -1;
+    else if (stat(full, &st) == 0 && S_ISDIR(st.st_mode)) { if (depth < 8) rc = collect_data(root, r, l, depth + 1); }
+    else if (tn_hub_wanted(r, true) && strncmp(e->d_name, "dataset_info", 12) && strcmp(e->d_name, "dataset_dict.json") &&
+             strcmp(e->d_name, "state.json"))
+      rc = plist_add(l, r);
+    free(r);
+    free(full);
+  }
+  closedir(d);
+  return rc;
+}
+
+static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* whether rel path p belongs to split `sp`: a path component equal to it, or a file name that
+ * starts with it followed by '.', '-' or '_' (train.jsonl, train-00000-of-00001.json) */
+static bool in_split(const char *p, const char *sp) {
+  size_t k = strlen(sp);
+  for (const char *c = p; *c;) {
+    const char *e = strchr(c, '/');
+    size_t n = e ? (size_t)(e - c) : strlen(c);
+    if ((n == k || (n > k && strchr(".-_", c[k]))) && !strncmp(c, sp, k)) return true;
+    if (!e) break;
+    c = e + 1;
+  }
+  return false;
+}
+
+tn_status tn_hub_data_file(const char *snapshot, const char *sub, char **path) {
+  *path = NULL;
+  if (sub && *sub) {
+    char *p = xprintf("%s/%s", snapshot, sub);
+    struct stat st;
+    if (!p) return tn_error(TN_ERR_NOMEM, "out of memory");
+    if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) { *path = p; return TN_OK; }
+    free(p);
+  }
+  pathlist l = {0};
+  if (collect_data(snapshot, "", &l, 0) != 0) {
+    for (int i = 0; i < l.n; i++) free(l.v[i]);
+    free(l.v);
+    return tn_error(TN_ERR_NOMEM, "out of memory listing %s", snapshot);
+  }
+  qsort(l.v, l.n, sizeof *l.v, cmp_str);
+  const char *want = sub && *sub ? sub : (l.n > 1 ? "train" : NULL);
+  int hit = -1, nhit = 0;
+  for (int i = 0; i < l.n; i++)
+    if (!want || in_split(l.v[i], want)) { if (nhit++ == 0) hit = i; }
+  tn_status s = TN_OK;
+  if (nhit == 1) {
+    if (!(*path = xprintf("%s/%s", snapshot, l.v[hit]))) s = tn_error(TN_ERR_NOMEM, "out of memory");
+  } else {
+    char list[1024] = "";
+    size_t o = 0;
+    for (int i = 0; i < l.n && o + 8 < sizeof list; i++)
+      o += snprintf(list + o, sizeof list - o, "%s%s", i ? ", " : "", l.v[i]);
+    if (o >= sizeof list) strcpy(list + sizeof list - 5, "...");
+    if (l.n == 0) s = tn_error(TN_ERR_IO, "dataset snapshot %s holds no .json/.jsonl file", snapshot);
+    else if (nhit == 0)
+      s = tn_error(TN_ERR_IO, "dataset snapshot %s: no file of split or path '%s' among: %s", snapshot, want, list);
+    else
+      s = tn_error(TN_ERR_ARG, "dataset snapshot %s: %d files match %s%s%s; name one with ORG/NAME:PATH (files: %s)",
+                   snapshot, nhit, want ? "split '" : "", want ? want : "", want ? "'" : "", list);
+  }
+  for (int i = 0; i < l.n; i++) free(l.v[i]);
+  free(l.v);
   return s;
 }

@@ -38,4 +38,10 @@ tn_status tn_hub_pull(const char *spec, const tn_hub_opts *o, char **snapshot_di
 /* Whether tunic reads this repository file (model repos: config, safetensors and index,
  * tokenizer files, chat template, generation config, PEFT adapter; datasets: .json/.jsonl). */
 bool tn_hub_wanted(const char *path, bool dataset);
+/* The one data file of a dataset snapshot folder that a trainer reads (malloc'd path): SUB is a
+ * path inside the repository ("main/train.jsonl") or a split name ("train", "test": a path
+ * component, or a file name starting with it: train.jsonl, train-00000-of-00001.json); without
+ * SUB the only .json/.jsonl file, else the only one of split "train". Several or none: an
+ * error listing the files. */
+tn_status tn_hub_data_file(const char *snapshot, const char *sub, char **path);
 #endif

@@ -44,6 +44,14 @@ with open(os.path.join(ds, "data", "test.json"), "w") as f:
     json.dump([{"question": "What is 1 + 2?", "answer": "#### 3"}], f)
 with open(os.path.join(ds, "README.md"), "w") as f:
     f.write("---\nlicense: mit\n---\n")
+# an adapter repository: a PEFT LoRA adapter trained for one step on the local copy of the data
+local_data = os.path.join(W, "local_train.jsonl")
+shutil.copy(os.path.join(ds, "data", "train.jsonl"), local_data)
+ad_run = os.path.join(W, "ad_run")
+r = run(["sft", "--model", model, "--data", local_data, "--lora-rank", "4", "--steps", "1", "--batch-size", "2",
+         "--out", ad_run])
+check(r.returncode == 0, "a LoRA adapter to publish (%s)" % r.stderr.strip()[-200:])
+C5 = "5" * 40
 spec = [
     {"id": "acme/tiny", "commit": C1, "refs": {"main": C1, "v1": C1}, "dir": model, "cut": ["model.safetensors"],
      "renamed_from": "oldacme/tiny"},
@@ -51,6 +59,7 @@ spec = [
     {"id": "acme/broken", "commit": C3, "dir": model, "corrupt": ["model.safetensors"]},
     {"id": "acme/broken2", "commit": C3, "dir": model, "corrupt": ["config.json"]},
     {"id": "acme/gsm", "kind": "datasets", "commit": C4, "dir": ds},
+    {"id": "acme/tiny-lora", "commit": C5, "dir": os.path.join(ad_run, "adapter")},
 ]
 for s in spec:
     s.setdefault("kind", "models")
@@ -184,6 +193,37 @@ try:
         check(set(files) == {"data/train.jsonl", "data/test.json"}, "dataset: its .json/.jsonl files, in subfolders (%s)" % sorted(files))
     except Exception as e:  # noqa: BLE001
         check(False, "the dataset cache follows the layout: %s" % e)
+    # ---- --data ORG/NAME[:SPLIT|:PATH] and --adapter ORG/NAME resolved through the cache
+    def manifest_data(out):
+        with open(os.path.join(out, "run_manifest.json")) as f:
+            return [d["path"] for d in json.load(f)["data"]]
+    snap = os.path.join(cache, "datasets--acme--gsm", "snapshots", C4)
+    for i, (spec, want) in enumerate((("acme/gsm", "data/train.jsonl"), ("acme/gsm:train", "data/train.jsonl"),
+                                      ("acme/gsm@" + C4 + ":data/train.jsonl", "data/train.jsonl"))):
+        out = os.path.join(W, "sft_hubdata%d" % i)
+        r = run(["sft", "--model", "acme/tiny", "--data", spec, "--steps", "1", "--batch-size", "2", "--out", out], env=ENV)
+        check(r.returncode == 0 and manifest_data(out)[:1] == [os.path.join(snap, want)],
+              "--data %s reads the snapshot's %s (%s)" % (spec, want, r.stderr.strip()[-200:] if r.returncode else
+                                                           manifest_data(out)))
+    r = run(["sft", "--model", "acme/tiny", "--data", "acme/gsm:validation", "--steps", "1", "--out",
+             os.path.join(W, "sft_nosplit")], env=ENV)
+    check(r.returncode != 0 and "validation" in r.stderr and "data/test.json" in r.stderr and "data/train.jsonl" in r.stderr,
+          "--data with a split the dataset lacks: an error listing its files (%s)" % r.stderr.strip()[-240:])
+    r = run(["sft", "--model", "acme/tiny", "--data", "acme/absent", "--steps", "1", "--out", os.path.join(W, "sft_absent")], env=ENV)
+    check(r.returncode != 0 and "acme/absent" in r.stderr and not os.path.exists(os.path.join(W, "sft_absent")),
+          "--data of a dataset not in the cache: refused before anything is written (%s)" % r.stderr.strip()[-200:])
+    p = pull("acme/tiny-lora")
+    check(p.returncode == 0, "pull an adapter repository (%s)" % p.stderr.strip()[-160:])
+    gen = ["generate", "--ids", "1,2,3", "--max-new-tokens", "6", "--json"]
+    a = run(gen + ["--model", "acme/tiny", "--adapter", "acme/tiny-lora"], env=ENV)
+    b = run(gen + ["--model", model, "--adapter", os.path.join(ad_run, "adapter")], env=ENV)
+    c = run(gen + ["--model", "acme/tiny", "--adapter", "x=" + os.path.join(ad_run, "adapter") + ",m=acme/tiny-lora",
+                   "--adapter-name", "m"], env=ENV)
+    base = run(gen + ["--model", model], env=ENV)
+    check(base.returncode == 0 and base.stdout != b.stdout, "the adapter changes the log-probs (else the check below proves nothing)")
+    check(a.returncode == 0 and a.stdout == b.stdout and c.returncode == 0 and c.stdout == b.stdout,
+          "--adapter ORG/NAME (alone and as NAME=ORG/NAME in a list) = the adapter folder (%s)" %
+          (a.stderr + c.stderr).strip()[-240:])
     p = pull("not a repo")
     check(p.returncode == 2 and "ORG/NAME" in p.stderr, "a malformed id is refused")
 finally:
