@@ -7,6 +7,7 @@
 #include "tunic/tokenizer.h"
 #include "tunic/obs.h"
 #include "tunic/rl.h"
+#include "tunic/adapter.h"
 #include "tunic/generate.h"
 #include "tunic/train.h"
 #endif

@@ -4,7 +4,8 @@
 #    (pkg-config --cflags --libs tunic; no src/ on the include path) with -Wall -Werror;
 # 2. libtunic.so exports exactly the functions include/tunic/*.h declares TN_API: no other
 #    symbol, and none of the declared ones missing;
-# 3. the examples run and agree with the CLI: examples/generate greedy on a tiny model gives
+# 3. the examples run and agree with the CLI (examples/adapters: tunic generate --adapter, base,
+#    each adapter, deactivated, merged): examples/generate greedy on a tiny model gives
 #    the text and token ids of `tunic generate --json`; examples/sft_lora writes the adapter
 #    `tunic sft` writes with the same options, byte for byte; examples/grpo_reward (a reward in
 #    C) writes the adapter `tunic grpo --reward-cmd` writes with the same reward as a Python
@@ -103,4 +104,36 @@ hdr = json.loads(raw[8:8 + n])
 moved = [k for k, v in hdr.items() if "lora_B" in k and any(raw[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]])]
 assert moved, "GRPO left every lora_B at its zero init: the comparison would be empty"
 print(f"ok    examples/grpo_reward == tunic grpo --reward-cmd (adapter byte-identical; {ka[0]} per step: {[x[ka[0]] for x in a]})")
+PY
+
+# adapters (tunic/adapter.h): base, each adapter active, base again, the first merged - vs the CLI
+"$T/adapters" "$T/m" "The cat sat on" "$T/sft_ex/adapter" "$T/grpo_ex/adapter" > "$T/ad.out" 2> "$T/ad.err" ||
+  { cat "$T/ad.err"; fail "examples/adapters failed"; }
+for a in base sft_ex grpo_ex; do
+  if [ $a = base ]; then extra=""; else extra="--adapter $T/$a/adapter"; fi
+  # shellcheck disable=SC2086
+  "$TUNIC" generate --model "$T/m" --prompt "The cat sat on" --max-new-tokens 12 --json $extra > "$T/cli_$a.out" ||
+    fail "tunic generate $extra failed"
+done
+/usr/bin/python3 - "$T" <<'PY' || fail "examples/adapters differs from tunic generate --adapter"
+import json, sys
+T = sys.argv[1]
+runs = {}
+for l in open(T + "/ad.out"):
+    label, rest = l.split(":", 1)
+    ids, lp = rest.split("|")
+    runs[label] = ([int(x) for x in ids.split()], float(lp))
+def cli(a):
+    j = json.loads([l for l in open(f"{T}/cli_{a}.out") if l.startswith("{")][0])
+    return j["ids"], sum(j["logprobs"])
+for label, a in (("base", "base"), ("a0", "sft_ex"), ("a1", "grpo_ex"), ("base-again", "base")):
+    ids, lp = cli(a)
+    assert runs[label][0] == ids, (label, runs[label], ids)
+    assert abs(runs[label][1] - lp) < 1e-4 * len(ids), (label, runs[label][1], lp)  # the CLI prints 6 decimals
+assert runs["base"] == runs["base-again"], "deactivating restores the base model exactly"
+assert runs["a0"][1] != runs["base"][1], "the sft adapter changes the log-probs (else nothing is compared)"
+# merged: W + s*B*A instead of W x + s*B*(A x): same tokens, log-probs to summation order
+assert runs["merged-a0"][0] == runs["a0"][0], (runs["merged-a0"], runs["a0"])
+assert abs(runs["merged-a0"][1] - runs["a0"][1]) < 1e-3, (runs["merged-a0"], runs["a0"])
+print("ok    examples/adapters == tunic generate --adapter (base, 2 adapters, base again, merged)")
 PY
