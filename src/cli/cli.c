@@ -310,18 +310,27 @@ int tn_cli_collect(int argc, char **argv, const char *name, char ***out) {
     else if (a[2 + nl] == '=') val = a + 3 + nl;
     if (!val) continue;
     char *copy = tn_strdup(val), *save = NULL;
+    if (!copy) goto oom;
     for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
       if (n == cap) {
-        char **nv = realloc(v, sizeof *v * (size_t)(cap = cap ? 2 * cap : 4));
-        if (!nv) break;
+        char **nv = realloc(v, sizeof *v * (size_t)(cap ? 2 * cap : 4));
+        if (!nv) { free(copy); goto oom; }
         v = nv;
+        cap = cap ? 2 * cap : 4;
       }
-      v[n++] = tn_strdup(t);
+      if (!(v[n] = tn_strdup(t))) { free(copy); goto oom; }
+      n++;
     }
     free(copy);
   }
   *out = v;
   return n;
+oom:
+  for (int k = 0; k < n; k++) free(v[k]);
+  free(v);
+  *out = NULL;
+  tn_error(TN_ERR_NOMEM, "out of memory collecting --%s values", name);
+  return -1;
 }
 
 int tn_cli_parse_ids(const char *s, int ***seqs, int **lens) {
@@ -330,12 +339,25 @@ int tn_cli_parse_ids(const char *s, int ***seqs, int **lens) {
   int **out = calloc(nseq, sizeof *out);
   int *ln = calloc(nseq, sizeof *ln);
   const char *c = s;
+  if (!out || !ln) {
+    free(out);
+    free(ln);
+    tn_error(TN_ERR_NOMEM, "out of memory for %d token id lists", nseq);
+    return -1;
+  }
   for (int k = 0; k < nseq; k++) {
     const char *e = strchr(c, ';');
     if (!e) e = c + strlen(c);
     int cap = 1;
     for (const char *p = c; p < e; p++) cap += *p == ',';
     out[k] = malloc(sizeof(int) * cap);
+    if (!out[k]) {
+      for (int j = 0; j < k; j++) free(out[j]);
+      free(out);
+      free(ln);
+      tn_error(TN_ERR_NOMEM, "out of memory for a token id list of %d ids", cap);
+      return -1;
+    }
     while (c < e) {
       char *end;
       errno = 0;

@@ -24,6 +24,7 @@ int tn_cmd_detokenize(int argc, char **argv) {
   int c, have = 0;
   long v = 0;
   int rc = 0;
+  if (!ids) { fprintf(stderr, "tunic detokenize: out of memory\n"); rc = 1; }
   while (ids && (c = getchar()) != EOF) {
     if (c >= '0' && c <= '9') {
       v = v * 10 + (c - '0');
@@ -31,7 +32,12 @@ int tn_cmd_detokenize(int argc, char **argv) {
       if (v > INT32_MAX) { fprintf(stderr, "tunic detokenize: id too large\n"); rc = 2; break; }
     } else if (c == ' ' || c == ',' || c == '\n' || c == '\t' || c == '\r' || c == '[' || c == ']') {
       if (have) {
-        if (n == cap) { int32_t *ni = realloc(ids, (cap *= 2) * sizeof *ids); if (!ni) break; ids = ni; }
+        if (n == cap) {
+          int32_t *ni = realloc(ids, cap * 2 * sizeof *ids);
+          if (!ni) { fprintf(stderr, "tunic detokenize: out of memory for %zu ids\n", cap * 2); rc = 1; break; }
+          ids = ni;
+          cap *= 2;
+        }
         ids[n++] = (int32_t)v;
       }
       v = 0;
@@ -43,8 +49,14 @@ int tn_cmd_detokenize(int argc, char **argv) {
     }
   }
   if (!rc && have) {
-    if (n == cap) { int32_t *ni = realloc(ids, (cap + 1) * sizeof *ids); if (ni) ids = ni; }
-    ids[n++] = (int32_t)v;
+    int32_t *ni = n == cap ? realloc(ids, (cap + 1) * sizeof *ids) : ids;
+    if (ni) {
+      ids = ni;
+      ids[n++] = (int32_t)v;
+    } else {
+      fprintf(stderr, "tunic detokenize: out of memory for %zu ids\n", cap + 1);
+      rc = 1;
+    }
   }
   if (!rc) {
     char *text = NULL;

@@ -68,13 +68,16 @@ int tn_cmd_export(int argc, char **argv) {
   if (s == TN_OK) {
     if (!name) {
       base = tn_strdup(model_dir);
+      if (!base) s = tn_error(TN_ERR_NOMEM, "out of memory");
+    }
+    if (!name && base) {
       size_t n = strlen(base);
       while (n > 1 && base[n - 1] == '/') base[--n] = 0;
       name = strrchr(base, '/') ? strrchr(base, '/') + 1 : base;
     }
     go.name = name;
     go.add_bos = tokenizer_adds_bos(model_dir, m->cfg.bos_id);
-    s = tn_gguf_export(m, model_dir, gguf, &go);
+    if (s == TN_OK) s = tn_gguf_export(m, model_dir, gguf, &go);
   }
   if (s == TN_OK)
     fprintf(stderr, "tunic export: wrote %s (%s, %s%s%s)\n", gguf, m->cfg.model_type, type,

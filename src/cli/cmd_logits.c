@@ -61,14 +61,19 @@ static tn_status loss_and_grads(tn_model *m, int B, int **seqs, const int *lens,
   TN_TRY(tn_state_create(&st, m, B, Tmax, total, true));
   int *tok = malloc(sizeof(int) * total), *pos = malloc(sizeof(int) * total), *seq = malloc(sizeof(int) * total);
   int *tgt = malloc(sizeof(int) * total), count = 0, n = 0;
+  float *logits = malloc(sizeof(float) * (size_t)total * V), *dl = malloc(sizeof(float) * (size_t)total * V);
+  float *lrow = malloc(sizeof(float) * total), *wrow = malloc(sizeof(float) * total);
+  if (!tok || !pos || !seq || !tgt || !logits || !dl || !lrow || !wrow) {
+    free(tok); free(pos); free(seq); free(tgt); free(logits); free(dl); free(lrow); free(wrow);
+    tn_state_free(st);
+    return tn_error(TN_ERR_NOMEM, "logits: out of memory for %d rows x %d logits", total, V);
+  }
   for (int b = 0; b < B; b++)
     for (int t = 0; t < lens[b]; t++, n++) {
       tok[n] = seqs[b][t]; pos[n] = t; seq[n] = b;
       tgt[n] = t + 1 < lens[b] ? seqs[b][t + 1] : -1;
       count += tgt[n] >= 0;
     }
-  float *logits = malloc(sizeof(float) * (size_t)total * V), *dl = malloc(sizeof(float) * (size_t)total * V);
-  float *lrow = malloc(sizeof(float) * total), *wrow = malloc(sizeof(float) * total);
   tn_status s = tn_forward(m, st, total, tok, pos, seq, logits, NULL, total);
   if (s == TN_OK && count == 0) s = tn_error(TN_ERR_ARG, "--loss needs a sequence of at least 2 tokens");
   if (s == TN_OK) {
@@ -169,10 +174,13 @@ int tn_cmd_logits(int argc, char **argv) {
   tn_state *st;
   s = tn_state_create(&st, m, B, Tmax, B * K, false);
   if (s != TN_OK) return tn_cli_fail("logits", s);
-  float **lg = malloc(sizeof(float *) * B);
-  for (int b = 0; b < B; b++) lg[b] = malloc(sizeof(float) * (size_t)lens[b] * V);
+  float **lg = calloc(B, sizeof(float *));
+  for (int b = 0; lg && b < B; b++)
+    if (!(lg[b] = malloc(sizeof(float) * (size_t)lens[b] * V))) s = TN_ERR_NOMEM;
   int *tok = malloc(sizeof(int) * B * K), *pos = malloc(sizeof(int) * B * K), *seq = malloc(sizeof(int) * B * K);
   float *chunk = malloc(sizeof(float) * (size_t)B * K * V);
+  if (!lg || s != TN_OK || !tok || !pos || !seq || !chunk)
+    s = tn_error(TN_ERR_NOMEM, "logits: out of memory for %d sequences of up to %d tokens x %d logits", B, Tmax, V);
   for (int t0 = 0; t0 < Tmax && s == TN_OK; t0 += K) {
     int n = 0;
     for (int b = 0; b < B; b++)
@@ -183,9 +191,10 @@ int tn_cmd_logits(int argc, char **argv) {
   if (s == TN_OK) {
     if (npy) {
       float *all = malloc(sizeof(float) * (size_t)B * Tmax * V);
-      for (int b = 0; b < B; b++) memcpy(all + (size_t)b * Tmax * V, lg[b], sizeof(float) * (size_t)Tmax * V);
+      if (!all) s = tn_error(TN_ERR_NOMEM, "logits: out of memory for the (%d, %d, %d) array", B, Tmax, V);
+      for (int b = 0; all && b < B; b++) memcpy(all + (size_t)b * Tmax * V, lg[b], sizeof(float) * (size_t)Tmax * V);
       npy_ctx c = {B, Tmax, V, all};
-      s = tn_write_atomic_cb(out, write_npy, &c);
+      if (all) s = tn_write_atomic_cb(out, write_npy, &c);
       free(all);
     } else {
       json_ctx c = {B, V, lens, lg};
@@ -193,7 +202,7 @@ int tn_cmd_logits(int argc, char **argv) {
     }
   }
   free(tok); free(pos); free(seq); free(chunk);
-  for (int b = 0; b < B; b++) { free(lg[b]); free(seqs[b]); }
+  for (int b = 0; b < B; b++) { if (lg) free(lg[b]); free(seqs[b]); }
   free(lg); free(seqs); free(lens);
   tn_state_free(st);
   tn_lora_free(lora);

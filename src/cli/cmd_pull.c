@@ -24,6 +24,7 @@ int tn_cmd_pull(int argc, char **argv) {
   const char *usage = "ORG/NAME[@REVISION] [options]   (token: $HF_TOKEN; no network: HF_HUB_OFFLINE=1)";
   /* the repository id is the one positional argument */
   char **rest = malloc(sizeof(char *) * (argc + 1));
+  if (!rest) return tn_cli_fail("pull", tn_error(TN_ERR_NOMEM, "out of memory"));
   int nr = 0;
   for (int i = 0; i < argc; i++) {
     if (i > 0 && argv[i][0] != '-' && !spec) { spec = argv[i]; continue; }

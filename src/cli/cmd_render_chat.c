@@ -31,6 +31,11 @@ int tn_cmd_render_chat(int argc, char **argv) {
   cJSON *vars = cJSON_CreateObject();
   char **rest = calloc((size_t)argc + 1, sizeof *rest);
   int nr = 0, rc = 0;
+  if (!vars || !rest) {
+    cJSON_Delete(vars);
+    free(rest);
+    return tn_cli_fail("render-chat", tn_error(TN_ERR_NOMEM, "out of memory"));
+  }
   for (int i = 0; i < argc; i++) {
     if (!strcmp(argv[i], "--var") && i + 1 < argc) {
       const char *kv = argv[++i], *eq = strchr(kv, '=');
@@ -42,8 +47,13 @@ int tn_cmd_render_chat(int argc, char **argv) {
         break;
       }
       char *name = strndup(kv, (size_t)(eq - kv));
-      cJSON_DeleteItemFromObject(vars, name);
-      cJSON_AddItemToObject(vars, name, v);
+      if (!name || (cJSON_DeleteItemFromObject(vars, name), !cJSON_AddItemToObject(vars, name, v))) {
+        cJSON_Delete(v); /* not in vars: a failed add leaves the item to the caller */
+        free(name);
+        fprintf(stderr, "tunic render-chat: out of memory\n");
+        rc = 1;
+        break;
+      }
       free(name);
     } else {
       rest[nr++] = argv[i];

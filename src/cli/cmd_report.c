@@ -35,6 +35,7 @@ int tn_cmd_report(int argc, char **argv) {
   if (os != TN_OK) return tn_cli_fail("report", os);
   char **metrics = NULL;
   int nm = tn_cli_collect(argc, argv, "metrics", &metrics);
+  if (nm < 0) return tn_cli_fail("report", TN_ERR_NOMEM);
   o.metrics = (const char *const *)metrics;
   o.n_metrics = no_plots ? 0 : nm;
   tn_status s = tn_report_run(&o, stdout);

@@ -45,6 +45,7 @@ int tn_cmd_train_tokenizer(int argc, char **argv) {
   if (os != TN_OK) return tn_cli_fail("train-tokenizer", os);
   char **files;
   const int n_files = tn_cli_collect(argc, argv, "data", &files);
+  if (n_files < 0) return tn_cli_fail("train-tokenizer", TN_ERR_NOMEM);
   tn_bpe_train_opts o = {.data = (const char *const *)files, .n_data = n_files, .vocab_size = vocab,
                          .min_frequency = min_freq, .out_dir = out};
   tn_bpe_train_stats st;
