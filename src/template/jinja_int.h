@@ -1,4 +1,4 @@
-/* jinja_int.h - what the parser (jinja_parse.c) and the evaluator (jinja_eval.c) share: the
+/* jinja_int.h - what the parser (jinja_parse.c) and the evaluator (jinja_eval.c, jinja_value.c, jinja_builtins.c) share: the
  * arena, the AST node and the parsed template. Not for: use outside src/template. */
 #ifndef TN_JINJA_INT_H
 #define TN_JINJA_INT_H

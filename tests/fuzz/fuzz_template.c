@@ -5,7 +5,8 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Isrc -Iinclude \
  *     -DTN_VERSION=\"f\" -DTN_GIT_COMMIT=\"f\" \
  *     tests/fuzz/fuzz_template.c \
- *     src/template/jinja_parse.c src/template/jinja_eval.c src/base/error.c -lcjson -lutf8proc -lm
+ *     src/template/jinja_parse.c src/template/jinja_eval.c src/template/jinja_value.c \
+ *     src/template/jinja_builtins.c src/base/error.c -lcjson -lutf8proc -lm
  *   ./a.out tests/fuzz/template    (seeds: the test templates; add $TN_BUILD/tplref/tpl_*.jinja for the
  *   npm packages' real chat templates, which are not committed) */
 #include <stdlib.h>
