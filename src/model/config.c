@@ -6,59 +6,42 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/json.h"
 #include "model/model.h"
 
 typedef struct {
-  const char *file;
+  const char *file;   /* names the object in messages: "config.json" or "config.json: rope_scaling" */
   cJSON *root;
 } jctx;
 
-static bool j_present(jctx *j, const char *k) {
-  cJSON *it = cJSON_GetObjectItemCaseSensitive(j->root, k);
-  return it && !cJSON_IsNull(it);
-}
-
+/* config.json's fields through base/json.h's checked access; the jctx names the object */
+static bool j_present(jctx *j, const char *k) { return tn_json_field(j->root, k) != NULL; }
 static tn_status j_int(jctx *j, const char *k, int *out, int def, bool required) {
-  cJSON *it = cJSON_GetObjectItemCaseSensitive(j->root, k);
-  if (!it || cJSON_IsNull(it)) {
-    if (required) return tn_error(TN_ERR_FORMAT, "%s: missing required field '%s'", j->file, k);
-    *out = def;
-    return TN_OK;
-  }
-  if (!cJSON_IsNumber(it) || it->valuedouble != floor(it->valuedouble) || fabs(it->valuedouble) > 2e9)
-    return tn_error(TN_ERR_FORMAT, "%s: field '%s' must be an integer", j->file, k);
-  *out = (int)it->valuedouble;
-  return TN_OK;
+  return tn_json_int32(j->root, j->file, k, required, -2000000000, 2000000000, def, out);
 }
-
 static tn_status j_pos_int(jctx *j, const char *k, int *out, int def, bool required) {
-  TN_TRY(j_int(j, k, out, def, required));
-  if (*out <= 0) return tn_error(TN_ERR_FORMAT, "%s: field '%s' must be positive (got %d)", j->file, k, *out);
+  TN_TRY(tn_json_int32(j->root, j->file, k, required, 1, 2000000000, def, out));
+  if (*out <= 0) /* a default worked out from other fields */
+    return tn_error(TN_ERR_FORMAT, "%s: field '%s' is not given and its default (%d) is not positive", j->file, k, *out);
   return TN_OK;
 }
-
 static tn_status j_float(jctx *j, const char *k, float *out, float def) {
-  cJSON *it = cJSON_GetObjectItemCaseSensitive(j->root, k);
-  if (!it || cJSON_IsNull(it)) { *out = def; return TN_OK; }
-  if (!cJSON_IsNumber(it)) return tn_error(TN_ERR_FORMAT, "%s: field '%s' must be a number", j->file, k);
-  *out = (float)it->valuedouble;
+  double d;
+  TN_TRY(tn_json_num(j->root, j->file, k, false, -HUGE_VAL, HUGE_VAL, def, &d));
+  *out = (float)d;
   return TN_OK;
 }
-
 static tn_status j_bool(jctx *j, const char *k, bool *out, bool def) {
-  cJSON *it = cJSON_GetObjectItemCaseSensitive(j->root, k);
-  if (!it || cJSON_IsNull(it)) { *out = def; return TN_OK; }
-  if (!cJSON_IsBool(it)) return tn_error(TN_ERR_FORMAT, "%s: field '%s' must be true or false", j->file, k);
-  *out = cJSON_IsTrue(it);
-  return TN_OK;
+  return tn_json_bool(j->root, j->file, k, false, def, out);
+}
+/* an optional string field: NULL when not given; *st set when it is not a string */
+static const char *j_str(jctx *j, const char *k, tn_status *st) {
+  const char *v = NULL;
+  tn_status s = tn_json_str(j->root, j->file, k, false, NULL, &v);
+  if (s != TN_OK && *st == TN_OK) *st = s;
+  return v;
 }
 
-static const char *j_str(jctx *j, const char *k) {
-  cJSON *it = cJSON_GetObjectItemCaseSensitive(j->root, k);
-  return cJSON_IsString(it) ? it->valuestring : NULL;
-}
-
-/* eos_token_id: an int or a list of ints */
 static tn_status j_eos(jctx *j, tn_config *c) {
   cJSON *it = cJSON_GetObjectItemCaseSensitive(j->root, "eos_token_id");
   if (!it || cJSON_IsNull(it)) return TN_OK;
@@ -85,7 +68,9 @@ static tn_status parse_rope_scaling(jctx *j, tn_rope_cfg *r, int max_pos) {
   cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
   if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
   if (!cJSON_IsString(t)) return tn_error(TN_ERR_FORMAT, "%s: 'rope_scaling' has no 'rope_type'", j->file);
-  jctx sub = {j->file, rs};
+  char where[320];
+  snprintf(where, sizeof where, "%s: rope_scaling", j->file);
+  jctx sub = {where, rs};
   const char *ty = t->valuestring;
   if (!strcmp(ty, "default")) return TN_OK;
   if (!strcmp(ty, "linear") || !strcmp(ty, "llama3")) {
@@ -131,8 +116,8 @@ void tn_rope_inv_freq(float *inv, const tn_rope_cfg *r, int D) {
 }
 
 static tn_status parse(tn_config *c, jctx *j) {
-  const char *mt = j_str(j, "model_type");
-  if (!mt) return tn_error(TN_ERR_FORMAT, "%s: missing required field 'model_type'", j->file);
+  const char *mt;
+  TN_TRY(tn_json_str(j->root, j->file, "model_type", true, NULL, &mt));
   snprintf(c->model_type, sizeof c->model_type, "%s", mt);
   if (!strcmp(mt, "llama")) c->arch = TN_ARCH_LLAMA;
   else if (!strcmp(mt, "qwen2")) c->arch = TN_ARCH_QWEN2;
@@ -171,8 +156,10 @@ static tn_status parse(tn_config *c, jctx *j) {
   TN_TRY(j_bool(j, "tie_word_embeddings", &c->tied, gemma));
 
   /* activation */
-  const char *act = j_str(j, gemma ? "hidden_activation" : "hidden_act");
-  if (!act && gemma) act = j_str(j, "hidden_act");
+  tn_status js = TN_OK;
+  const char *act = j_str(j, gemma ? "hidden_activation" : "hidden_act", &js);
+  if (!act && gemma) act = j_str(j, "hidden_act", &js);
+  TN_TRY(js);
   if (!act) act = gemma ? "gelu_pytorch_tanh" : "silu";
   if (!strcmp(act, "silu") || !strcmp(act, "swish")) c->act = TN_ACT_SILU;
   else if (!strcmp(act, "gelu_pytorch_tanh") || !strcmp(act, "gelu_tanh")) c->act = TN_ACT_GELU_TANH;
@@ -252,8 +239,10 @@ static tn_status parse(tn_config *c, jctx *j) {
   }
 
   /* dtype of the checkpoint ("torch_dtype", or "dtype" in newer transformers) */
-  const char *dt = j_str(j, "torch_dtype");
-  if (!dt) dt = j_str(j, "dtype");
+  tn_status ds = TN_OK;
+  const char *dt = j_str(j, "torch_dtype", &ds);
+  if (!dt) dt = j_str(j, "dtype", &ds);
+  TN_TRY(ds);
   c->dtype = TN_ST_F32;
   if (dt) {
     if (!strcmp(dt, "bfloat16")) c->dtype = TN_ST_BF16;

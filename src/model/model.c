@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 #include <string.h>
+#include "base/json.h"
 #include "model/model.h"
 
 static void add(tn_weight_entry *p, int *n, const char *name, int64_t d0, int64_t d1, float **ptr, bool norm, bool bias) {
@@ -223,36 +224,37 @@ static tn_status bnb_config(const char *dir, bool *is_bnb, tn_dtype *compute) {
   free(text);
   /* tn_config_load has parsed this file already: a failure here is memory */
   if (s == TN_OK && !root) s = tn_error(TN_ERR_NOMEM, "%s: out of memory parsing", path);
-  const cJSON *qc = root ? cJSON_GetObjectItemCaseSensitive(root, "quantization_config") : NULL;
-  if (s == TN_OK && qc && !cJSON_IsNull(qc)) {
-    const cJSON *qm = cJSON_GetObjectItemCaseSensitive(qc, "quant_method");
-    const cJSON *l4 = cJSON_GetObjectItemCaseSensitive(qc, "load_in_4bit");
-    const cJSON *l8 = cJSON_GetObjectItemCaseSensitive(qc, "load_in_8bit");
-    const cJSON *qt = cJSON_GetObjectItemCaseSensitive(qc, "bnb_4bit_quant_type");
-    if (!cJSON_IsObject(qc))
-      s = tn_error(TN_ERR_FORMAT, "%s: 'quantization_config' must be an object", path);
-    else if (cJSON_IsString(qm) && strcmp(qm->valuestring, "bitsandbytes") != 0)
-      s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.quant_method '%s' is not supported (bitsandbytes nf4 only)",
-                   path, qm->valuestring);
-    else if (cJSON_IsTrue(l8))
-      s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.load_in_8bit is not supported (bitsandbytes nf4 only)", path);
-    else if (cJSON_IsTrue(l4)) {
-      if (!cJSON_IsString(qt) || strcmp(qt->valuestring, "nf4") != 0)
-        s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.bnb_4bit_quant_type is '%s': only nf4 is supported", path,
-                     cJSON_IsString(qt) ? qt->valuestring : "fp4 (the default)");
+  const cJSON *qc = NULL;
+  if (s == TN_OK) s = tn_json_kind(root, path, "quantization_config", cJSON_Object, false, &qc);
+  if (s == TN_OK && qc) {
+    char where[600];
+    snprintf(where, sizeof where, "%s: quantization_config", path);
+    const char *qm = NULL, *qt = "fp4", *cd = NULL;
+    bool l4 = false, l8 = false;
+    s = tn_json_str(qc, where, "quant_method", false, NULL, &qm);
+    if (s == TN_OK) s = tn_json_bool(qc, where, "load_in_4bit", false, false, &l4);
+    if (s == TN_OK) s = tn_json_bool(qc, where, "load_in_8bit", false, false, &l8);
+    if (s == TN_OK) s = tn_json_str(qc, where, "bnb_4bit_quant_type", false, "fp4", &qt);
+    /* bnb_4bit_compute_dtype: what transformers computes the 4-bit layers in (absent or
+     * null: float32, BitsAndBytesConfig's default); float16 is served by bf16 */
+    if (s == TN_OK) s = tn_json_str(qc, where, "bnb_4bit_compute_dtype", false, NULL, &cd);
+    if (s != TN_OK) {
+    } else if (qm && strcmp(qm, "bitsandbytes") != 0)
+      s = tn_error(TN_ERR_UNSUPPORTED, "%s: quant_method '%s' is not supported (bitsandbytes nf4 only)", where, qm);
+    else if (l8)
+      s = tn_error(TN_ERR_UNSUPPORTED, "%s: load_in_8bit is not supported (bitsandbytes nf4 only)", where);
+    else if (l4) {
+      if (strcmp(qt, "nf4") != 0)
+        s = tn_error(TN_ERR_UNSUPPORTED, "%s: bnb_4bit_quant_type is '%s': only nf4 is supported", where,
+                     !strcmp(qt, "fp4") ? "fp4 (the default)" : qt);
       else *is_bnb = true;
-      /* bnb_4bit_compute_dtype: what transformers computes the 4-bit layers in (absent or
-       * null: float32, BitsAndBytesConfig's default); float16 is served by bf16 */
-      const cJSON *cd = cJSON_GetObjectItemCaseSensitive(qc, "bnb_4bit_compute_dtype");
-      if (s == TN_OK && cJSON_IsString(cd)) {
-        const char *v = cd->valuestring;
-        if (!strncmp(v, "torch.", 6)) v += 6;
+      if (s == TN_OK && cd) {
+        const char *v = !strncmp(cd, "torch.", 6) ? cd + 6 : cd;
         if (!strcmp(v, "bfloat16") || !strcmp(v, "float16") || !strcmp(v, "half")) *compute = TN_BF16;
         else if (strcmp(v, "float32") && strcmp(v, "float"))
-          s = tn_error(TN_ERR_UNSUPPORTED, "%s: quantization_config.bnb_4bit_compute_dtype '%s' is not supported "
-                       "(float32, bfloat16, float16)", path, cd->valuestring);
-      } else if (s == TN_OK && cd && !cJSON_IsNull(cd))
-        s = tn_error(TN_ERR_FORMAT, "%s: quantization_config.bnb_4bit_compute_dtype must be a string", path);
+          s = tn_error(TN_ERR_UNSUPPORTED, "%s: bnb_4bit_compute_dtype '%s' is not supported (float32, bfloat16, "
+                       "float16)", where, cd);
+      }
     }
   }
   cJSON_Delete(root);

@@ -11,6 +11,7 @@
 #include <pcre2.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/json.h"
 #include "train/lora.h"
 
 static const char *kind_names[TN_LORA_NKINDS] = {"q_proj", "k_proj", "v_proj", "o_proj",
@@ -638,28 +639,17 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
     st = tn_error(TN_ERR_UNSUPPORTED, "%s: peft_type is %s; tunic loads LORA adapters", path,
                   cJSON_IsString(v) ? v->valuestring : "missing");
   if (st == TN_OK) st = refuse_unsupported(j, path);
-  if (st == TN_OK) {
-    v = cJSON_GetObjectItemCaseSensitive(j, "r");
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 1) || v->valuedouble > 65536 || v->valuedouble != floor(v->valuedouble))
-      st = tn_error(TN_ERR_FORMAT, "%s: r must be a positive integer (at most 65536)", path);
-    else s->rank = (int)v->valuedouble;
-  }
-  if (st == TN_OK) {
-    v = cJSON_GetObjectItemCaseSensitive(j, "lora_alpha");
-    if (v && (!cJSON_IsNumber(v) || !(fabs(v->valuedouble) <= 1e30)))
-      st = tn_error(TN_ERR_FORMAT, "%s: lora_alpha must be a number (|alpha| <= 1e30)", path);
-    s->alpha = v ? (float)v->valuedouble : 8.0f; /* LoraConfig's default */
-  }
-  if (st == TN_OK) {
-    v = cJSON_GetObjectItemCaseSensitive(j, "lora_dropout");
-    if (v && !cJSON_IsNull(v) && (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= 1))
-      st = tn_error(TN_ERR_FORMAT, "%s: lora_dropout must be a number in [0, 1)", path);
-    s->dropout = cJSON_IsNumber(v) ? (float)v->valuedouble : 0.0f;
-    v = cJSON_GetObjectItemCaseSensitive(j, "use_rslora");
-    s->rslora = cJSON_IsTrue(v);
-    v = cJSON_GetObjectItemCaseSensitive(j, "base_model_name_or_path");
-    if (cJSON_IsString(v)) s->base_model = tn_strdup(v->valuestring);
-  }
+  if (st == TN_OK) st = tn_json_int32(j, path, "r", true, 1, 65536, 0, &s->rank);
+  double alpha = 8.0, dropout = 0.0; /* LoraConfig's defaults */
+  if (st == TN_OK) st = tn_json_num(j, path, "lora_alpha", false, -1e30, 1e30, 8.0, &alpha);
+  if (st == TN_OK) st = tn_json_num(j, path, "lora_dropout", false, 0, 1, 0.0, &dropout);
+  if (st == TN_OK && dropout >= 1) st = tn_error(TN_ERR_FORMAT, "%s: field 'lora_dropout' must be below 1 (got 1)", path);
+  s->alpha = (float)alpha;
+  s->dropout = (float)dropout;
+  if (st == TN_OK) st = tn_json_bool(j, path, "use_rslora", false, false, &s->rslora);
+  const char *bm = NULL;
+  if (st == TN_OK) st = tn_json_str(j, path, "base_model_name_or_path", false, NULL, &bm);
+  if (st == TN_OK && bm && !(s->base_model = tn_strdup(bm))) st = tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   if (st == TN_OK) {
     v = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
     if (!v || cJSON_IsNull(v))
