@@ -14,7 +14,7 @@
 #include <cjson/cJSON.h>
 #include "eval/report.h"
 #include "eval/run_eval.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 static char g_dir[] = "/tmp/tn_eval_run_XXXXXX";
 static char *g_data;

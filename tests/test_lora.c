@@ -171,6 +171,7 @@ static void test_create_targets(void **state) {
   o.seed = 3;
   tn_lora_set *s;
   assert_int_equal(tn_lora_create(m, &o, &s), TN_OK);
+  assert_int_equal(tn_lora_alloc_grads(s), TN_OK);
   assert_int_equal(s->n, 4 * L);
   assert_false(tn_lora_is_active(s));
   assert_int_equal(s->n_params, 2 * s->n);
@@ -217,6 +218,7 @@ static void test_create_targets(void **state) {
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     o.targets = cases[i].t;
     assert_int_equal(tn_lora_create(m, &o, &s), TN_OK);
+    assert_int_equal(tn_lora_alloc_grads(s), TN_OK);
     if (s->n != cases[i].n) fail_msg("targets '%s': %d modules, expected %d", cases[i].t, s->n, cases[i].n);
     tn_lora_free(s);
   }
@@ -239,6 +241,7 @@ static void test_create_targets(void **state) {
   o.dropout = 0;
   o.rslora = true;
   assert_int_equal(tn_lora_create(m, &o, &s), TN_OK);
+  assert_int_equal(tn_lora_alloc_grads(s), TN_OK);
   assert_true(fabsf(s->mods[0].lora.scale - 16.0f / 2.0f) < 1e-6f); /* alpha / sqrt(4) */
   tn_lora_free(s);
   tn_model_free(m);
@@ -274,6 +277,7 @@ static void test_three_ways(void **state) {
   o.seed = 7;
   tn_lora_set *s;
   assert_int_equal(tn_lora_attach(m, &o, &s), TN_OK);
+  assert_int_equal(tn_lora_alloc_grads(s), TN_OK);
   assert_int_equal(tn_lora_save(s, fresh), TN_OK);
   randomize_b(s, 8, 0.05f);
   float *l1 = logits_of(m, ids, T);                 /* 1: base + adapter in memory */
@@ -302,6 +306,7 @@ static void test_three_ways(void **state) {
   o.targets = "v_proj";
   o.seed = 9;
   assert_int_equal(tn_lora_create(m, &o, &sb), TN_OK);
+  assert_int_equal(tn_lora_alloc_grads(sb), TN_OK);
   randomize_b(sb, 10, 0.1f);
   assert_int_equal(tn_lora_save(sb, adb), TN_OK);
   tn_lora_free(sb);
@@ -439,6 +444,7 @@ static void test_bad_adapters(void **state) {
   o.rank = 2;
   tn_lora_set *s;
   assert_int_equal(tn_lora_create(m, &o, &s), TN_OK);
+  assert_int_equal(tn_lora_alloc_grads(s), TN_OK);
   assert_int_equal(tn_lora_save(s, good), TN_OK);
   tn_lora_free(s);
   assert_int_equal(tn_lora_load(m, good, NULL, &s), TN_OK); /* the unmodified copy loads */
@@ -510,6 +516,7 @@ static void test_lora_training(void **state) {
   o.dropout = 0.1f;
   tn_lora_set *s;
   assert_int_equal(tn_lora_attach(m, &o, &s), TN_OK);
+  assert_int_equal(tn_lora_alloc_grads(s), TN_OK);
   enum { T = 16 };
   const int V = m->cfg.V;
   int tok[T], pos[T], seq[T] = {0}, tgt[T];

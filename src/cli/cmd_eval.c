@@ -5,7 +5,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "eval/run_eval.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 int tn_cmd_eval(int argc, char **argv) {
   const char *base_dtype = "auto", *head_dtype = "auto";

@@ -6,7 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "model/gguf.h"
-#include "train/lora.h"
+#include "model/lora.h"
 #include "tunic/tokenizer.h"
 
 /* 1 when encoding with the special tokens prepends the bos token, 0 when not, -1 unknown */

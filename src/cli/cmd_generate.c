@@ -10,7 +10,7 @@
 #include "cli/cli.h"
 #include "generate/generate.h"
 #include "tokenizer/tokenizer.h"
-#include "train/lora.h"
+#include "model/lora.h"
 #include "tunic/tokenizer.h"
 
 /* S as a JSON string: invalid UTF-8 (a sample cut inside a character) replaced by U+FFFD */

@@ -19,7 +19,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "model/model.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 static tn_status copy_file(const char *src_dir, const char *dst_dir, const char *name, bool required) {
   char *src = tn_path_join(src_dir, name), *dst = tn_path_join(dst_dir, name);

@@ -15,7 +15,7 @@
  * engine every `grad` is a slice of one flat gradient buffer (DESIGN.md), but the
  * optimizer only needs each row's own pointers. `name` is the HF tensor name
  * (not copied: it must outlive the optimizer). */
-typedef struct {
+typedef struct tn_param {
   const char *name;
   float *param;   /* (n) */
   float *grad;    /* (n) */

@@ -6,7 +6,7 @@
 #include "fuzz_common.h"
 #include "model/model.h"
 #include "model/safetensors.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 static const char cfg[] =
     "{\"model_type\": \"llama\", \"vocab_size\": 32, \"hidden_size\": 16, \"num_hidden_layers\": 2,"

@@ -1,7 +1,7 @@
 /* adapter.c - the public adapter API (tunic/adapter.h) over the LoRA sets of lora.c.
  * Not for: creating or training adapters (lora.c, the trainers). */
 #include "tunic/adapter.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 tn_status tn_adapter_load(tn_model *m, const char *dir, const char *name, tn_adapter **out) {
   if (!m || !dir || !out) return tn_error(TN_ERR_ARG, "tn_adapter_load: NULL argument");

@@ -1,9 +1,10 @@
 /* lora.c - LoRA adapter sets in PEFT's format: target matching (PEFT's rules, PCRE2
- * for regexes), creation with PEFT's init, one flat parameter buffer and one flat
- * gradient buffer per set, attach/detach, dropout control, adapter_config.json +
- * adapter_model.safetensors save/load with validation, and merging into W.
+ * for regexes), creation with PEFT's init, one flat parameter buffer per set,
+ * attach/detach, dropout control, adapter_config.json + adapter_model.safetensors
+ * save/load with validation, and merging into W.
  * The matmul side (y += scale * B A dropout(x) and its backward) is in
- * src/tensor/linear.c. Not for: optimizer steps, trainers, checkpoints of runs. */
+ * src/tensor/linear.c. Not for: gradients and optimizer rows (src/train/lora_grads.c),
+ * trainers, checkpoints of runs. */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <cblas.h>
 #include <cjson/cJSON.h>
@@ -12,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "base/json.h"
-#include "train/lora.h"
+#include "model/lora.h"
 
 static const char *kind_names[TN_LORA_NKINDS] = {"q_proj", "k_proj", "v_proj", "o_proj",
                                                  "gate_proj", "up_proj", "down_proj"};
@@ -210,31 +211,6 @@ static tn_status set_carve(tn_lora_set *s) {
   return TN_OK;
 }
 
-tn_status tn_lora_alloc_grads(tn_lora_set *s) {
-  if (s->gflat) return TN_OK;
-  s->gflat = tn_alloc((s->n_floats ? s->n_floats : 1) * sizeof(float));
-  s->params = calloc(2 * (size_t)(s->n > 0 ? s->n : 1), sizeof *s->params);
-  if (!s->gflat || !s->params) {
-    tn_free(s->gflat);
-    free(s->params);
-    s->gflat = NULL;
-    s->params = NULL;
-    return tn_error(TN_ERR_NOMEM, "out of memory (LoRA gradients)");
-  }
-  for (int i = 0; i < s->n; i++) {
-    tn_lora_module *md = &s->mods[i];
-    md->lora.dA = s->gflat + (md->lora.A - s->flat);
-    md->lora.dB = s->gflat + (md->lora.B - s->flat);
-    s->params[2 * i] = (tn_param){md->name_a, md->lora.A, md->lora.dA, (size_t)md->lora.r * md->mat->in, true};
-    s->params[2 * i + 1] = (tn_param){md->name_b, md->lora.B, md->lora.dB, (size_t)md->mat->out * md->lora.r, true};
-  }
-  s->n_params = 2 * s->n;
-  return TN_OK;
-}
-
-void tn_lora_zero_grads(tn_lora_set *s) {
-  if (s->gflat) memset(s->gflat, 0, s->n_floats * sizeof(float));
-}
 
 void tn_lora_free(tn_lora_set *s) {
   if (!s) return;
@@ -317,7 +293,6 @@ tn_status tn_lora_create(tn_model *m, const tn_lora_opts *o, tn_lora_set **out) 
   cJSON_Delete(tj);
   matcher_free(&mt);
   st = set_carve(s);
-  if (st == TN_OK) st = tn_lora_alloc_grads(s);
   if (st != TN_OK) { tn_lora_free(s); return st; }
   /* PEFT's init: A ~ kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(in), 1/sqrt(in)), B = 0;
    * each module's dropout masks get their own seed */
@@ -400,7 +375,7 @@ tn_status tn_lora_merge(tn_lora_set *s) {
 
 /* ---------------------------------------------------------------------------------
  * Saving (PEFT layout). */
-static tn_status entries_for(const tn_lora_set *s, const float *base, tn_st_entry **out) {
+tn_status tn_lora_entries(const tn_lora_set *s, const float *base, tn_st_entry **out) {
   tn_st_entry *e = calloc(2 * (size_t)(s->n > 0 ? s->n : 1), sizeof *e);
   if (!e) return tn_error(TN_ERR_NOMEM, "out of memory");
   for (int i = 0; i < s->n; i++) {
@@ -415,14 +390,6 @@ static tn_status entries_for(const tn_lora_set *s, const float *base, tn_st_entr
   return TN_OK;
 }
 
-tn_status tn_lora_save_grads(const tn_lora_set *s, const char *path) {
-  if (!s->gflat) return tn_error(TN_ERR_ARG, "adapter '%s' has no gradients", s->name);
-  tn_st_entry *e;
-  TN_TRY(entries_for(s, s->gflat, &e));
-  tn_status st = tn_st_write(path, e, 2 * s->n, "{\"format\":\"pt\"}");
-  free(e);
-  return st;
-}
 
 /* A float as the shortest decimal that reads back to it (0.05f -> 0.05, not
  * 0.050000000745), as Python would have written the user's value. */
@@ -447,7 +414,7 @@ static tn_status write_str(const char *path, const char *text) {
 tn_status tn_lora_save(const tn_lora_set *s, const char *dir) {
   TN_TRY(tn_mkdirs(dir));
   tn_st_entry *e;
-  TN_TRY(entries_for(s, s->flat, &e));
+  TN_TRY(tn_lora_entries(s, s->flat, &e));
   char *wpath = tn_path_join(dir, "adapter_model.safetensors");
   tn_status st = tn_st_write(wpath, e, 2 * s->n, "{\"format\":\"pt\"}");
   free(wpath);
