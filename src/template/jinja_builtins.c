@@ -489,7 +489,9 @@ static int sort_list(R *r, jv v, bool reverse, bool cs, const jv *attr, int line
 }
 static bool bool_arg(const jv *v, bool def) { return v ? jx_truthy(*v) : def; }
 
-int jx_apply_filter(R *r, jv v, const char *f, const args_t *a, env *e, int line, jv *out) {
+/* the filters on strings and any value (safe, tojson, default, string, length, case, trim, replace, indent, wordcount); 1: not one of them */
+static int filter_text(R *r, jv v, const char *f, const args_t *a, env *e, int line, jv *out) {
+  (void)e;
   const jv *a0 = jx_arg(a, 0, NULL);
   if (!strcmp(f, "safe")) { *out = v; return 0; }
   if (!strcmp(f, "tojson")) {
@@ -576,6 +578,18 @@ int jx_apply_filter(R *r, jv v, const char *f, const args_t *a, env *e, int line
     }
     return jx_sb_done(r, &b, out, line);
   }
+  if (!strcmp(f, "wordcount")) {
+    jv s, parts;
+    if (jx_to_str(r, v, &s, line) || str_split(r, s, NONE, -1, line, &parts)) return -1;
+    *out = jx_mk_int((int64_t)parts.l->n);
+    return 0;
+  }
+  return 1;
+}
+
+/* the numeric filters (int, float, abs, round, bool); 1: not one of them */
+static int filter_number(R *r, jv v, const char *f, const args_t *a, env *e, int line, jv *out) {
+  (void)e;
   if (!strcmp(f, "int")) {
     const jv *dflt = jx_arg(a, 0, "default");
     if (v.t == V_INT) *out = v;
@@ -627,6 +641,12 @@ int jx_apply_filter(R *r, jv v, const char *f, const args_t *a, env *e, int line
     return 0;
   }
   if (!strcmp(f, "bool")) { *out = jx_mk_bool(jx_truthy(v)); return 0; }
+  return 1;
+}
+
+/* the filters on sequences and mappings (items, dictsort, join, first/last, list, reverse, sort, unique, min/max/sum, map, select/reject(attr), batch); 1: not one of them */
+static int filter_seq(R *r, jv v, const char *f, const args_t *a, env *e, int line, jv *out) {
+  const jv *a0 = jx_arg(a, 0, NULL);
   if (!strcmp(f, "items")) {
     if (v.t == V_UNDEF) return jx_list_new(r, 0, out, line);
     if (v.t != V_DICT && v.t != V_NS) return jx_rerr(r, line, "items filter needs a mapping, not %s", jx_vt_name[v.t]);
@@ -777,11 +797,12 @@ int jx_apply_filter(R *r, jv v, const char *f, const args_t *a, env *e, int line
     }
     return 0;
   }
-  if (!strcmp(f, "wordcount")) {
-    jv s, parts;
-    if (jx_to_str(r, v, &s, line) || str_split(r, s, NONE, -1, line, &parts)) return -1;
-    *out = jx_mk_int((int64_t)parts.l->n);
-    return 0;
-  }
-  return jx_rerr(r, line, "unknown filter '%s'", f);
+  return 1;
+}
+
+int jx_apply_filter(R *r, jv v, const char *f, const args_t *a, env *e, int line, jv *out) {
+  int rc = filter_text(r, v, f, a, e, line, out);
+  if (rc == 1) rc = filter_number(r, v, f, a, e, line, out);
+  if (rc == 1) rc = filter_seq(r, v, f, a, e, line, out);
+  return rc == 1 ? jx_rerr(r, line, "unknown filter '%s'", f) : rc;
 }
