@@ -256,6 +256,9 @@ tn_status tn_python_run(const tn_tool_opts *o, const char *code, double timeout_
       else if (eof) { waitpid(pid, &status, 0); exited = true; kill(-pid, SIGKILL); }
     }
   }
+  /* whatever is left of its process group (a fork bomb's children forking while they are
+   * killed): kill again until the group is gone, for at most ~50 ms */
+  for (int i = 0; i < 50 && kill(-pid, SIGKILL) == 0; i++) usleep(1000);
   r->ms = (tn_now() - t0) * 1000;
   if (len > cap) len = cap;
   buf[len] = 0;
