@@ -114,15 +114,6 @@ static void drop_ep(tn_env *e, const char *id) {
 }
 
 /* ---- helpers ---- */
-static cJSON *message(const char *role, const char *content) {
-  cJSON *m = cJSON_CreateObject();
-  if (m && (!cJSON_AddStringToObject(m, "role", role) || !cJSON_AddStringToObject(m, "content", content))) {
-    cJSON_Delete(m);
-    return NULL;
-  }
-  return m;
-}
-
 static const char *str_field(const cJSON *o, const char *const *keys) {
   for (; *keys; keys++) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, *keys);
@@ -161,7 +152,7 @@ static tn_status run_tool_calls(tn_env *e, const cJSON *calls, double timeout_s,
       st = tn_toolset_call_message(e->ts, c, timeout_s, &tm, &r);
     } else {
       const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
-      tm = message("tool", "error: no tools are available in this environment");
+      tm = tn_agent_message("tool", "error: no tools are available in this environment");
       if (tm && cJSON_IsString(id)) cJSON_AddStringToObject(tm, "tool_call_id", id->valuestring);
       st = tm ? TN_OK : TN_ERR_NOMEM;
       r.ok = false;
@@ -273,7 +264,7 @@ tn_status tn_env_reset(tn_env *e, const char *id, const cJSON *task, cJSON **mes
         break;
       }
       if (a && !(ep->answer = strdup(a))) { st = TN_ERR_NOMEM; break; }
-      if (q) { msgs = cJSON_CreateArray(); cJSON_AddItemToArray(msgs, message("user", q)); }
+      if (q) { msgs = cJSON_CreateArray(); cJSON_AddItemToArray(msgs, tn_agent_message("user", q)); }
       tl = e->ts ? cJSON_Duplicate(tn_toolset_schemas(e->ts), 1) : cJSON_CreateArray();
       break;
     }
@@ -288,8 +279,8 @@ tn_status tn_env_reset(tn_env *e, const char *id, const cJSON *task, cJSON **mes
       char text[256];
       lake_text(0, text, sizeof text);
       msgs = cJSON_CreateArray();
-      cJSON_AddItemToArray(msgs, message("system", LAKE_SYSTEM));
-      cJSON_AddItemToArray(msgs, message("user", text));
+      cJSON_AddItemToArray(msgs, tn_agent_message("system", LAKE_SYSTEM));
+      cJSON_AddItemToArray(msgs, tn_agent_message("user", text));
       tl = cJSON_CreateArray();
       cJSON_AddItemToArray(tl, cJSON_Parse(LAKE_TOOL));
       break;
@@ -458,7 +449,7 @@ tn_status tn_env_step(tn_env *e, const char *id, const cJSON *msg, double timeou
           cJSON_AddNumberToObject(inf, "position", ep->pos);
         }
         if (!d && ep->turns >= e->o.max_turns) { d = true; cJSON_AddBoolToObject(inf, "truncated", true); }
-        cJSON *m = message(calls ? "tool" : "user", text);
+        cJSON *m = tn_agent_message(calls ? "tool" : "user", text);
         if (m && calls) {
           cJSON_AddStringToObject(m, "name", "move");
           if (call_id) cJSON_AddStringToObject(m, "tool_call_id", call_id);

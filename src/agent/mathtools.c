@@ -66,20 +66,7 @@ static void gen(tn_rng *r, problem *p) {
   }
 }
 
-static cJSON *msg(const char *role, const char *content) {
-  cJSON *m = cJSON_CreateObject();
-  cJSON_AddStringToObject(m, "role", role);
-  cJSON_AddStringToObject(m, "content", content);
-  return m;
-}
-
-static const char *CALC =
-    "{\"type\":\"function\",\"function\":{\"name\":\"calculator\",\"description\":\"Evaluate an arithmetic "
-    "expression exactly: + - * / % ^, parentheses, decimals, big integers.\",\"parameters\":{\"type\":\"object\","
-    "\"properties\":{\"expression\":{\"type\":\"string\",\"description\":\"the expression, e.g. 123 * 456\"}},"
-    "\"required\":[\"expression\"]}}}";
-
-typedef struct { const problem *ps; int64_t from, to; int kind; const tn_tool_math_config *c; const char *prefix; } wctx;
+typedef struct { const problem *ps; int64_t from, to; int kind; const tn_tool_math_config *c; const char *prefix; const cJSON *calc; } wctx;
 
 static tn_status fill(FILE *f, void *v) {
   wctx *w = v;
@@ -89,16 +76,16 @@ static tn_status fill(FILE *f, void *v) {
     long before = tn_alloc_failures();
     if (w->kind == 0) {
       cJSON *ms = cJSON_AddArrayToObject(o, "messages");
-      cJSON_AddItemToArray(ms, msg("user", p->question));
+      cJSON_AddItemToArray(ms, tn_agent_message("user", p->question));
       char args[160], call_id[32], text[400];
       snprintf(args, sizeof args, "{\"expression\": \"%s\"}", p->expr);
       snprintf(call_id, sizeof call_id, "call_%lld", (long long)i);
       cJSON *a;
       if (w->c->text_calls) {
         snprintf(text, sizeof text, "<tool_call>\n{\"name\": \"calculator\", \"arguments\": %s}\n</tool_call>", args);
-        a = msg("assistant", text);
+        a = tn_agent_message("assistant", text);
       } else {
-        a = msg("assistant", "");
+        a = tn_agent_message("assistant", "");
         cJSON *tc = cJSON_AddArrayToObject(a, "tool_calls"), *c = cJSON_CreateObject(), *fn = cJSON_CreateObject();
         cJSON_AddStringToObject(c, "id", call_id);
         cJSON_AddStringToObject(c, "type", "function");
@@ -108,14 +95,14 @@ static tn_status fill(FILE *f, void *v) {
         cJSON_AddItemToArray(tc, c);
       }
       cJSON_AddItemToArray(ms, a);
-      cJSON *t = msg("tool", p->answer);
+      cJSON *t = tn_agent_message("tool", p->answer);
       cJSON_AddStringToObject(t, "name", "calculator");
       if (!w->c->text_calls) cJSON_AddStringToObject(t, "tool_call_id", call_id);
       cJSON_AddItemToArray(ms, t);
       snprintf(text, sizeof text, "<reasoning>%s = %s</reasoning>\n<answer>%s</answer>", p->expr, p->answer, p->answer);
-      cJSON_AddItemToArray(ms, msg("assistant", text));
+      cJSON_AddItemToArray(ms, tn_agent_message("assistant", text));
       cJSON *tools = cJSON_AddArrayToObject(o, "tools");
-      cJSON_AddItemToArray(tools, cJSON_Parse(CALC));
+      cJSON_AddItemToArray(tools, cJSON_Duplicate(w->calc, 1)); /* the schema the toolset lists */
     } else {
       char id[48];
       snprintf(id, sizeof id, "%s-%06lld", w->prefix, (long long)(i - w->from + 1));
@@ -167,13 +154,16 @@ tn_status tn_tool_math_write(const tn_tool_math_config *c, const char *dir, int6
     if (k % 1024 == 0) qsort(sorted, (size_t)k, sizeof *sorted, cmp_q);
   }
   free(sorted);
+  tn_toolset *ts = NULL;
+  if (st == TN_OK) st = tn_toolset_create(&ts, "calculator", NULL);
+  const cJSON *calc = ts ? cJSON_GetArrayItem(tn_toolset_schemas(ts), 0) : NULL;
   if (st == TN_OK) st = tn_mkdirs(dir);
   *n_test = (int64_t)((double)c->n * c->test_frac + 0.5);
   *n_train = c->n - *n_test;
   struct { const char *file; wctx w; } outs[3] = {
-    {"train_sft.jsonl", {ps, 0, *n_train, 0, c, "train"}},
-    {"train_grpo.jsonl", {ps, 0, *n_train, 1, c, "train"}},
-    {"test.jsonl", {ps, *n_train, c->n, 1, c, "test"}},
+    {"train_sft.jsonl", {ps, 0, *n_train, 0, c, "train", calc}},
+    {"train_grpo.jsonl", {ps, 0, *n_train, 1, c, "train", calc}},
+    {"test.jsonl", {ps, *n_train, c->n, 1, c, "test", calc}},
   };
   for (int i = 0; i < 3 && st == TN_OK; i++) {
     char *path = tn_path_join(dir, outs[i].file);
@@ -181,6 +171,7 @@ tn_status tn_tool_math_write(const tn_tool_math_config *c, const char *dir, int6
     if (st != TN_OK && path) tn_error_prefix(st, "tool math data: %s", path);
     free(path);
   }
+  tn_toolset_free(ts);
   free(ps);
   return st;
 }
