@@ -498,3 +498,26 @@ void tn_env_free(tn_env *e) {
   free(e->name);
   free(e);
 }
+
+tn_status tn_agent_open(const char *tools, const char *const *mcp, int n_mcp, const char *env, const char *env_cmd,
+                        const tn_tool_opts *to, const tn_env_opts *eo, tn_toolset **ts, tn_env **e) {
+  *ts = NULL;
+  *e = NULL;
+  if (env && *env && env_cmd && *env_cmd) return tn_error(TN_ERR_ARG, "--env and --env-cmd: give one of them");
+  tn_status st = tn_toolset_create(ts, tools, to);
+  for (int i = 0; st == TN_OK && i < n_mcp; i++) st = tn_toolset_add_mcp(*ts, mcp[i]);
+  char *spec = NULL;
+  if (st == TN_OK && env_cmd && *env_cmd) {
+    size_t n = strlen(env_cmd) + 5;
+    spec = malloc(n);
+    if (!spec) st = TN_ERR_NOMEM;
+    else snprintf(spec, n, "cmd:%s", env_cmd);
+  }
+  if (st == TN_OK) st = tn_env_create(e, spec ? spec : env, *ts, eo);
+  free(spec);
+  if (st != TN_OK) {
+    tn_toolset_free(*ts);
+    *ts = NULL;
+  }
+  return st;
+}

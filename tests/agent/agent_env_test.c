@@ -138,6 +138,13 @@ static void bad_step(const char *mode, const char *content, const char *status, 
 
 static void test_cmd_start_failure(void) {
   tn_env *e;
+  tn_toolset *ts;
+  CHECK(tn_agent_open("calculator", NULL, 0, "math", "cat", NULL, NULL, &ts, &e) == TN_ERR_ARG && !ts && !e, "--env and --env-cmd");
+  CHECK(tn_agent_open("calculator,nope", NULL, 0, "math", NULL, NULL, NULL, &ts, &e) == TN_ERR_ARG && !ts, "bad tool");
+  CHECK(tn_agent_open("calculator", NULL, 0, NULL, "exit 0", NULL, NULL, &ts, &e) == TN_OK && tn_toolset_count(ts) == 1 &&
+        !strcmp(tn_env_name(e), "cmd:exit 0"), "open");
+  tn_env_free(e);
+  tn_toolset_free(ts);
   CHECK(tn_env_create(&e, "cmd:exit 5", NULL, NULL) == TN_OK, "create");
   CHECK(tn_env_reset(e, "a", NULL, NULL, NULL) == TN_ERR_IO && strstr(tn_last_error(), "exited (status 5)"), "%s", tn_last_error());
   tn_env_free(e);
