@@ -191,6 +191,33 @@ static void test_math(void) {
   CHECK(tn_env_step(e, "m2", m, 5, &out, &r, &d, &info) == TN_OK && d && fabs(r + 0.05) < 1e-12, "wrong answer reward %g", r);
   cJSON_Delete(m); cJSON_Delete(out); cJSON_Delete(info);
   tn_env_close(e, "m2");
+  /* several calls in one message run at once; their messages keep the calls' order */
+  {
+    tn_toolset *ts2;
+    CHECK(tn_toolset_create(&ts2, "calculator,python", NULL) == TN_OK, "toolset 2");
+    tn_env *e2;
+    CHECK(tn_env_create(&e2, "tools", ts2, NULL) == TN_OK, "tools env");
+    CHECK(tn_env_reset(e2, "p", NULL, NULL, NULL) == TN_OK, "reset p");
+    cJSON *pm = amsg(""), *tc = cJSON_AddArrayToObject(pm, "tool_calls");
+    for (int i = 0; i < 3; i++) {
+      char code[128], id[16];
+      snprintf(code, sizeof code, "{\"code\": \"import time; time.sleep(1); print(%d)\"}", i);
+      snprintf(id, sizeof id, "c%d", i);
+      cJSON *one = acall(id, "python", code);
+      cJSON_AddItemToArray(tc, cJSON_DetachItemFromArray(cJSON_GetObjectItem(one, "tool_calls"), 0));
+      cJSON_Delete(one);
+    }
+    double t0 = tn_now();
+    CHECK(tn_env_step(e2, "p", pm, 10, &out, &r, &d, &info) == TN_OK && !d, "parallel step");
+    double dt = tn_now() - t0;
+    CHECK(cJSON_GetArraySize(out) == 3 && !strcmp(jstr(cJSON_GetArrayItem(out, 0), "content"), "0\n") &&
+          !strcmp(jstr(cJSON_GetArrayItem(out, 2), "content"), "2\n") && !strcmp(jstr(cJSON_GetArrayItem(out, 1), "tool_call_id"), "c1"),
+          "parallel results in order");
+    CHECK(dt < 2.5, "3 calls of 1 s took %.2f s (not at once)", dt);
+    cJSON_Delete(pm); cJSON_Delete(out); cJSON_Delete(info);
+    tn_env_free(e2);
+    tn_toolset_free(ts2);
+  }
   cJSON *bad = cJSON_Parse("{\"text\": \"no question\"}");
   CHECK(tn_env_reset(e, "m3", bad, NULL, NULL) == TN_ERR_ARG, "task without question");
   cJSON_Delete(bad);
