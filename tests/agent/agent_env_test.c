@@ -398,6 +398,14 @@ static void test_tools_threads(void) {
     snprintf(mcp, sizeof mcp, "node %s/tests/agent/mcp_server.mjs %s", src, src);
     CHECK(tn_toolset_add_mcp(ts, mcp) == TN_OK, "mcp: %s", tn_last_error());
     CHECK(tn_toolset_count(ts) == 7, "2 built in + 5 MCP tools: %zu", tn_toolset_count(ts));
+    /* a call past its timeout is a tool error (the server is told to cancel it); the server goes on */
+    tn_tool_result r;
+    double t0 = tn_now();
+    CHECK(tn_toolset_call(ts, "slow", "{\"ms\": 3000}", 0.3, &r) == TN_OK && !r.ok && strstr(r.error, "did not answer"), "slow call");
+    CHECK(tn_now() - t0 < 2, "timeout honoured");
+    tn_tool_result_free(&r);
+    CHECK(tn_toolset_call(ts, "echo", "{\"text\": \"still here\"}", 5, &r) == TN_OK && r.ok && !strcmp(r.content, "still here"), "after a timeout");
+    tn_tool_result_free(&r);
   } else {
     fprintf(stderr, "note: no node / MCP SDK: the MCP calls are left out\n");
   }
