@@ -38,6 +38,14 @@ void srv_error(tn_http_reply *rp, int status, const char *type, const char *code
   va_end(ap);
 }
 
+__attribute__((format(printf, 5, 6)))
+static void verror_p(tn_http_reply *rp, int status, const char *param, const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  verror(rp, status, "invalid_request_error", param, code, fmt, ap);
+  va_end(ap);
+}
+
 /* 400 invalid_request_error naming the parameter */
 __attribute__((format(printf, 4, 5)))
 static int bad(tn_http_reply *rp, const char *param, const char *code, const char *fmt, ...) {
@@ -114,8 +122,7 @@ static int resolve_model(tn_server *sv, tn_http_reply *rp, const cJSON *b, const
   const char *name = v->valuestring;
   if (!strcmp(name, "auto")) {
     if (!sv->n_routes && !sv->route_default)
-      return srv_error(rp, 404, "invalid_request_error", "model_not_found",
-                       "The model 'auto' needs a route file (tunic serve --route route.yaml)."), 1;
+      return verror_p(rp, 404, "model", "model_not_found", "The model 'auto' needs a route file (tunic serve --route route.yaml)."), 1;
     const int k = srv_route_pick(sv, text ? text : "");
     const char *ad = k < sv->n_routes ? sv->routes[k].adapter : sv->route_default;
     r->route = strdup(k < sv->n_routes ? sv->routes[k].category : "default");
@@ -126,9 +133,10 @@ static int resolve_model(tn_server *sv, tn_http_reply *rp, const cJSON *b, const
   }
   if (!strcmp(name, "base") || !strcmp(name, sv->model_name)) name = sv->ads[0]->name;
   r->ad = srv_adapter_get(sv, name);
-  if (!r->ad)
-    return srv_error(rp, 404, "invalid_request_error", "model_not_found",
-                     "The model '%s' does not exist (GET /v1/models lists the base and the adapters)", name), 1;
+  if (!r->ad) {
+    verror_p(rp, 404, "model", "model_not_found", "The model '%s' does not exist (GET /v1/models lists the base and the adapters)", name);
+    return 1;
+  }
   r->model_name = strdup(r->ad == sv->ads[0] ? sv->model_name : name);
   return 0;
 }
