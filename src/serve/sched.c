@@ -402,6 +402,22 @@ void *srv_sched_main(void *arg) {
         q->t_last = now;
         st->pfx_len[i] = 0; /* a fresh sequence in a reused slot */
         st->len[i] = 0;
+        if (j == 0) { /* a prompt prefix another live sequence of the same adapter has computed is read in place */
+          int best = 0, src = -1;
+          for (int o = 0; o < S; o++) {
+            const slot_t *w = &sl[o];
+            if (o == i || !w->r || w->r->ad != r->ad || w->leader >= 0 || st->pfx_len[o] > 0) continue;
+            const int lim = w->fed < plen - 1 ? w->fed : plen - 1;
+            int c2 = 0;
+            while (c2 < lim && w->hist[c2] == q->hist[c2]) c2++;
+            if (c2 > best) best = c2, src = o;
+          }
+          if (best >= 16) {
+            tn_state_share_prefix(m, st, i, src, best);
+            q->fed = best;
+            sv->met.prefix_reused += best;
+          }
+        }
         nfree--, nlive++, k++;
       }
     }

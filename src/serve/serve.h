@@ -138,6 +138,7 @@ typedef struct {
   long prompt_tokens, completion_tokens, cancelled, timeouts;
   srv_hist ttft, per_token, latency, batch;
   long steps, rows;
+  long prefix_reused;        /* prompt tokens read from another sequence's cache instead of computed */
   long route_count[32];      /* by route index (last: the default) */
 } srv_metrics;
 

@@ -147,6 +147,19 @@ base_text = gen_ref(prompts[0])["text"]
 lora_text = gen_ref(prompts[0], ("--adapter", adapter))["text"]
 check(base_text != lora_text, "the adapter changes the greedy output (so the check above is not vacuous)")
 
+# ---- a prompt prefix shared with a running request is read from its cache, same numbers ----
+pre = list(range(100, 140))
+a = sse_open(sv, {"model": "base", "prompt": pre + [1], "max_tokens": 300, "stream": True}, "/v1/completions")
+read_until(a, b"data: ")
+st, j = served(pre + [2], "base")
+ref = gen_ref(pre + [2])
+a.close()
+reused = sv.metrics().get("tunic_prefix_reused_tokens_total", 0)
+lp = j["choices"][0]["logprobs"]["token_logprobs"]
+diff = max(abs(x - y) for x, y in zip(lp, ref["logprobs"])) if len(lp) == len(ref["logprobs"]) else 1e9
+check(reused >= 40 and j["choices"][0]["text"] == ref["text"] and diff < 1e-4,
+      f"a 40-token prefix shared with a running request: {reused:.0f} tokens reused, text and log-probs = tunic generate ({diff:.1e})")
+
 # ---- routing ----
 st, h, j, _ = sv.request("POST", "/v1/chat/completions", chat("what is the sum 2+2?", model="auto", max_tokens=4))
 check(st == 200 and h.get("x-tunic-route") == "math" and j.get("tunic_route") == "math" and j["model"] == "lora",
