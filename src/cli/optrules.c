@@ -84,6 +84,9 @@ static const rule RULES[] = {
   {"max-episode-tokens", NULL, 1, LEN, 0, "tokens after the prompt"},
   {"episode-timeout", NULL, 0, 86400, 0, "seconds, 0 = none"},
   {"tool-timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
+  /* tool run */
+  {"timeout", "tool run", 0, 86400, LO_OPEN, "seconds"},
+  {"output-cap", "tool run", 1, I32, 0, "bytes"},
   /* distill */
   {"alpha", NULL, 0, 1, 0, NULL},
   {"jsd-beta", NULL, -1, 1, 0, "< 0: T^2-scaled KL"},
