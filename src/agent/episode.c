@@ -310,7 +310,7 @@ static tn_status step_returned(run_t *r, int i) {
   if (!strcmp(st, "env_error")) { finish_ep(r, i, TN_EP_ENV_ERROR, err ? err : "environment error"); goto out; }
   if (!strcmp(st, "timeout")) { finish_ep(r, i, TN_EP_TIMEOUT, err ? err : "environment timeout"); goto out; }
   if (e->timed_out) { finish_ep(r, i, TN_EP_TIMEOUT, "episode timeout"); goto out; }
-  if (e->env_done || !e->last_calls || e->finish_called) { finish_ep(r, i, TN_EP_DONE, NULL); goto out; }
+  if (e->env_done || e->finish_called) { finish_ep(r, i, TN_EP_DONE, NULL); goto out; }
   if (x->turns >= r->o->max_turns) { finish_ep(r, i, TN_EP_MAX_TURNS, NULL); goto out; }
   /* append the returned messages, render, and extend the slot by the new tokens only */
   const int n_upto = cJSON_GetArraySize(x->messages);
@@ -327,7 +327,7 @@ static tn_status step_returned(run_t *r, int i) {
       }
     }
   }
-  if (!added) { finish_ep(r, i, TN_EP_DONE, NULL); goto out; }
+  if (!added) { finish_ep(r, i, TN_EP_DONE, NULL); goto out; } /* answered without a tool call (nothing to read) */
   int n;
   const int *ids = tn_engine_tokens(r->eng, e->slot, &n);
   char *last = NULL, *delta = NULL, why[256];
@@ -357,7 +357,7 @@ tn_status tn_episodes_run(const tn_model *m, const tn_tokenizer *tok, tn_env *en
                           const tn_episode_opts *o, tn_episode *out) {
   memset(out, 0, sizeof *out * (size_t)n);
   if (n <= 0) return TN_OK;
-  run_t r = {.m = m, .tok = tok, .env = env, .o = o};
+  run_t r = {.m = m, .tok = tok, .env = env, .o = o, .out = out};
   r.ep = calloc(n, sizeof *r.ep);
   r.mask = calloc(n, sizeof *r.mask);
   r.lp = calloc(n, sizeof *r.lp);
