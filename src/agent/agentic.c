@@ -558,3 +558,137 @@ tn_status tn_agentic_grpo_run(const tn_grpo_opts *o, const tn_agent_opts *a, con
   tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .teardown = teardown};
   return tn_train_drive(&tr, &t.o.train, ri);
 }
+
+/* ---- tunic eval / tunic generate --chat with tools: the same episode loop ---- */
+void tn_agent_eval_ctx_init(tn_agent_eval_ctx *c, const tn_model *m, const tn_tokenizer *tok, tn_env *env,
+                            const tn_agent_opts *a, const char *system_prompt) {
+  memset(c, 0, sizeof *c);
+  c->m = m;
+  c->tok = tok;
+  c->env = env;
+  c->a = a;
+  c->system_prompt = system_prompt;
+}
+
+/* the ids of the episode's last model segment (the answer scored), as a tn_gen_result */
+static tn_status final_result(const tn_episode *e, const tn_model *m, const tn_tokenizer *tok, tn_gen_result *r) {
+  int b = e->n, a;
+  while (b > e->prompt_len && !e->mask[b - 1]) b--;
+  a = b;
+  while (a > e->prompt_len && e->mask[a - 1]) a--;
+  r->n = b - a;
+  r->ids = malloc(sizeof(int) * (r->n + 1));
+  r->logprobs = malloc(sizeof(float) * (r->n + 1));
+  if (!r->ids || !r->logprobs) return tn_error(TN_ERR_NOMEM, "eval");
+  memcpy(r->ids, e->ids + a, sizeof(int) * r->n);
+  memcpy(r->logprobs, e->logprobs + a, sizeof(float) * r->n);
+  r->finish = TN_FINISH_LENGTH;
+  if (r->n > 0) {
+    const int last = r->ids[r->n - 1];
+    for (int k = 0; k < m->cfg.n_eos; k++)
+      if (m->cfg.eos_ids[k] == last) r->finish = TN_FINISH_STOP_ID;
+    static const char *const eot[] = {"<end_of_turn>", "<|im_end|>", "<|eot_id|>", "<|end|>"};
+    for (size_t k = 0; k < sizeof eot / sizeof *eot; k++)
+      if (tn_tokenizer_token_to_id(tok, eot[k], strlen(eot[k])) == last) r->finish = TN_FINISH_STOP_ID;
+  }
+  return TN_OK;
+}
+
+static void add_stats(tn_agent_eval_ctx *c, const tn_episode *e) {
+  c->episodes++;
+  c->turns += e->turns;
+  c->tool_calls += e->tool_calls;
+  c->tool_errors += e->tool_errors;
+  c->status[e->status]++;
+}
+
+tn_status tn_agent_eval_generate(void *ctx, const struct tn_prompt_s *p, int nb, int first, const tn_gen_opts *go,
+                                 tn_gen_result *res) {
+  tn_agent_eval_ctx *c = ctx;
+  const int ns = go->n > 0 ? go->n : 1, S = nb * ns;
+  tn_episode_task *tasks = calloc(S, sizeof *tasks);
+  tn_episode *ep = calloc(S, sizeof *ep);
+  if (!tasks || !ep) { free(tasks); free(ep); return tn_error(TN_ERR_NOMEM, "eval"); }
+  for (int i = 0; i < nb; i++)
+    for (int j = 0; j < ns; j++) tasks[i * ns + j] = (tn_episode_task){.task = p[i].json, .prompt = first + i, .sample = j};
+  tn_episode_opts eo;
+  tn_agent_episode_opts(c->a, &eo);
+  eo.gen = *go;
+  eo.gen.n = 1;
+  eo.gen.stop_ids = NULL; /* the model's eos ids + the template's end of turn */
+  eo.gen.n_stop_ids = 0;
+  eo.max_turn_tokens = go->max_new_tokens;
+  eo.system_prompt = c->system_prompt;
+  eo.max_prompt_tokens = c->m->cfg.max_pos / 2;
+  tn_status s = tn_episodes_run(c->m, c->tok, c->env, tasks, S, &eo, ep);
+  memset(res, 0, sizeof *res * (size_t)S);
+  for (int i = 0; i < S && s == TN_OK; i++) {
+    s = final_result(&ep[i], c->m, c->tok, &res[i]);
+    add_stats(c, &ep[i]);
+  }
+  if (s != TN_OK) tn_gen_results_free(res, S);
+  tn_episodes_free(ep, s == TN_OK ? S : 0);
+  free(ep);
+  free(tasks);
+  return s;
+}
+
+void tn_agent_eval_print(const tn_agent_eval_ctx *c, FILE *f) {
+  if (!c->episodes) return;
+  const double n = (double)c->episodes;
+  fprintf(f, "episodes: %ld, %.2f turns, %.2f tool calls (%.2f errors) per episode; status", c->episodes, c->turns / n,
+          c->tool_calls / n, c->tool_errors / n);
+  for (int k = 0; k < TN_EP_NSTATUS; k++)
+    if (c->status[k]) fprintf(f, " %s %ld", tn_episode_status_name(k), c->status[k]);
+  fputc('\n', f);
+}
+
+tn_status tn_agent_chat(const tn_model *m, const tn_tokenizer *tok, const tn_agent_opts *a, const char *prompt,
+                        const char *system, const tn_gen_opts *g, bool json) {
+  tn_toolset *ts = NULL;
+  tn_env *env = NULL;
+  tn_status s = tn_agent_env_create(a, g->seed, &ts, &env);
+  cJSON *task = cJSON_CreateObject();
+  cJSON *msgs = cJSON_AddArrayToObject(task, "messages");
+  if (system) {
+    cJSON *sm = cJSON_CreateObject();
+    cJSON_AddStringToObject(sm, "role", "system");
+    cJSON_AddStringToObject(sm, "content", system);
+    cJSON_AddItemToArray(msgs, sm);
+  }
+  cJSON *um = cJSON_CreateObject();
+  cJSON_AddStringToObject(um, "role", "user");
+  cJSON_AddStringToObject(um, "content", prompt);
+  cJSON_AddItemToArray(msgs, um);
+  cJSON_AddStringToObject(task, "prompt", prompt);
+  tn_episode ep = {0};
+  if (s == TN_OK) {
+    tn_episode_opts eo;
+    tn_agent_episode_opts(a, &eo);
+    eo.gen = *g;
+    eo.gen.n = 1;
+    eo.max_turn_tokens = g->max_new_tokens;
+    eo.max_prompt_tokens = m->cfg.max_pos / 2;
+    eo.verbose = !json;
+    tn_episode_task t = {.task = task};
+    s = tn_episodes_run(m, tok, env, &t, 1, &eo, &ep);
+  }
+  if (s == TN_OK) {
+    if (json) {
+      cJSON *j = tn_episode_json(&ep);
+      char *line = tn_json_print_valid(j, false);
+      cJSON_Delete(j);
+      printf("%s\n", line ? line : "");
+      free(line);
+    } else {
+      printf("[episode] %s after %d turns, %d tool calls (%d errors), environment reward %g%s%s\n",
+             tn_episode_status_name(ep.status), ep.turns, ep.tool_calls, ep.tool_errors, ep.env_reward,
+             ep.error ? ": " : "", ep.error ? ep.error : "");
+    }
+    tn_episodes_free(&ep, 1);
+  }
+  cJSON_Delete(task);
+  tn_env_free(env);
+  tn_toolset_free(ts);
+  return s;
+}
