@@ -103,4 +103,8 @@ TN_API int tn_engine_finish(const tn_engine *e, int slot);
 /* The raw logits (V) the slot's last token was sampled from (before the repetition penalty and
  * temperature), valid until the next step; NULL when it sampled nothing this step. */
 TN_API const float *tn_engine_logits(const tn_engine *e, int slot);
+/* (tunic serve) A slot just opened and appended, not generating, nothing cached: its first n
+ * tokens are read in place from slot src's cache (src holds at least n cached tokens, the same
+ * ones; n < the slot's length, so its last token still runs). TN_ERR_ARG otherwise. */
+TN_API tn_status tn_engine_share_prefix(tn_engine *e, int dst, int src, int n);
 #endif

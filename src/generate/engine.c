@@ -382,3 +382,19 @@ int tn_engine_cached(const tn_engine *e, int slot) { return SLOT_OK(e, slot) ? e
 bool tn_engine_generating(const tn_engine *e, int slot) { return SLOT_OK(e, slot) && e->sl[slot].gen; }
 int tn_engine_finish(const tn_engine *e, int slot) { return SLOT_OK(e, slot) ? e->sl[slot].finish : -1; }
 const float *tn_engine_logits(const tn_engine *e, int slot) { return SLOT_OK(e, slot) ? e->sl[slot].raw : NULL; }
+
+/* (added for tunic serve) dst, freshly opened with tokens appended and nothing cached, reads its
+ * first n tokens from src's cache in place: the same tokens at the same positions, already
+ * computed for another sequence (a system prompt shared by requests). */
+tn_status tn_engine_share_prefix(tn_engine *e, int dst, int src, int n) {
+  if (!SLOT_OK(e, dst)) return bad_slot(e, dst, "tn_engine_share_prefix");
+  if (!SLOT_OK(e, src)) return bad_slot(e, src, "tn_engine_share_prefix");
+  eslot *q = &e->sl[dst];
+  const eslot *p = &e->sl[src];
+  if (dst == src || q->gen || q->ncached != 0 || n <= 0 || n > p->ncached || n >= q->nhist ||
+      memcmp(q->hist, p->hist, sizeof(int) * n))
+    return tn_error(TN_ERR_ARG, "tn_engine_share_prefix: slot %d cannot read %d tokens of slot %d", dst, n, src);
+  tn_state_share_prefix(e->m, e->st, dst, src, n);
+  q->ncached = n;
+  return TN_OK;
+}

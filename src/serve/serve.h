@@ -137,7 +137,7 @@ typedef struct {
   long errors[6];            /* 400, 401, 404, 413, 429, 5xx */
   long prompt_tokens, completion_tokens, cancelled, timeouts;
   srv_hist ttft, per_token, latency, batch;
-  long steps, rows;
+  long steps;
   long prefix_reused;        /* prompt tokens read from another sequence's cache instead of computed */
   long route_count[32];      /* by route index (last: the default) */
 } srv_metrics;
