@@ -216,6 +216,21 @@ st, h, j, _ = sv.request("POST", "/v1/adapters", {"name": "lora2", "path": adapt
 check(st == 201, "POST /v1/adapters loads it again under a new name")
 st, h, j, _ = sv.request("POST", "/v1/completions", {"model": "lora2", "prompt": prompts[0], "max_tokens": 12, "temperature": 0})
 check(st == 200 and j["choices"][0]["text"] == lora_text, "the reloaded adapter gives the adapter's output")
+# two adapters at once: their groups take turns (fair: both stream before either ends), each
+# request's numbers are those it has alone
+a = sse_open(sv, {"model": "base", "prompt": [3, 4], "max_tokens": 400, "stream": True}, "/v1/completions")
+b = sse_open(sv, {"model": "lora2", "prompt": [3, 4], "max_tokens": 400, "stream": True}, "/v1/completions")
+fa, fb = read_until(a, b"data: {", 20), read_until(b, b"data: {", 20)
+check(b"data: {" in fa and b"data: {" in fb and b"[DONE]" not in fa + fb, "base and adapter streams both progress (turns)")
+b.close()  # --max-requests 3: the base stream and the two requests below
+time.sleep(0.2)
+boxes = [[], []]
+ts = [threading.Thread(target=served, args=(prompts[0], nm, boxes[k])) for k, nm in enumerate(("base", "lora2"))]
+[t.start() for t in ts]
+[t.join() for t in ts]
+a.close()
+check(boxes[0][0][1]["choices"][0]["text"] == base_text and boxes[1][0][1]["choices"][0]["text"] == lora_text,
+      "base and adapter requests interleaved: each gives its own output")
 st, h, j, _ = sv.request("POST", "/v1/adapters", {"name": "x", "path": os.path.join(d, "nothing")})
 check(err(st, j, 400, "adapter_load_failed"), "loading a missing adapter: 400 naming the problem")
 
