@@ -21,6 +21,7 @@
 #include <time.h>
 #include "generate/generate.h"
 #include "tunic/engine.h"
+#include "tensor/tensor.h"
 #include "serve/serve.h"
 
 bool srv_buf_add(srv_buf *b, const char *s, size_t n) {
@@ -532,5 +533,16 @@ void *srv_sched_main(void *arg) {
   free_grave(sv, NULL);
   tn_engine_free(e);
   free(sl);
+  /* the kernels' per-thread scratch buffers of this thread and of its OpenMP team (threads that
+   * are not the main thread's: nothing else would free them) */
+#pragma omp parallel
+  {
+    tn_tensor_scratch_release();
+    tn_forward_thread_release();
+    tn_sample_thread_release();
+  }
+  tn_tensor_scratch_release();
+  tn_forward_thread_release();
+  tn_sample_thread_release();
   return NULL;
 }
