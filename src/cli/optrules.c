@@ -79,6 +79,11 @@ static const rule RULES[] = {
   {"epsilon", NULL, 0, 10, 0, NULL},
   {"epsilon-high", NULL, -1, 10, 0, "< 0: the same as --epsilon"},
   {"reward-cmd-timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
+  /* agentic episodes (src/agent/agentic.h: grpo, eval, generate) */
+  {"max-turns", NULL, 1, 1000, 0, "model turns per episode"},
+  {"max-episode-tokens", NULL, 1, LEN, 0, "tokens after the prompt"},
+  {"episode-timeout", NULL, 0, 86400, 0, "seconds, 0 = none"},
+  {"tool-timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
   /* tool run */
   {"timeout", "tool run", 0, 86400, LO_OPEN, "seconds"},
   {"output-cap", "tool run", 1, I32, 0, "bytes"},
@@ -103,6 +108,17 @@ static const rule RULES[] = {
   {"min-steps", NULL, 1, 4, 0, NULL},
   {"max-steps", NULL, 0, 4, 0, "0 = the profile's"},
   {"max-number", NULL, 2, 20, 0, NULL},
+  /* serve */
+  {"port", NULL, 0, 65535, 0, "0 = any free port"},
+  {"max-body", NULL, 64, 1073741824, 0, "bytes"},
+  {"max-tokens", NULL, 1, LEN, 0, "per request"},
+  {"default-max-tokens", NULL, 1, LEN, 0, NULL},
+  {"timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
+  {"max-requests", NULL, 1, 65536, 0, "queued + running"},
+  {"slots", NULL, 1, 1024, 0, NULL},
+  {"ctx", NULL, 0, LEN, 0, "0 = min(max_position_embeddings, 4096)"},
+  {"quantum", NULL, 1, 1e6, 0, "steps"},
+  {"stop-deadline", NULL, 0, 3600, 0, "seconds"},
 };
 
 static const rule *find_rule(const char *cmd, const char *name) {
