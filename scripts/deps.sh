@@ -3,7 +3,7 @@
 # As root, installs what is missing with apt-get; otherwise prints the exact command.
 set -e
 PKGS="build-essential cmake pkg-config git libopenmpi-dev openmpi-bin libopenblas-openmp-dev libopenblas0-openmp \
-libpcre2-dev libutf8proc-dev libcjson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev chromium \
+libpcre2-dev libutf8proc-dev libcjson-dev libyaml-dev libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libmicrohttpd-dev libgmp-dev chromium \
 python3 python3-torch python3-numpy python3-protobuf python3-regex python3-jinja2 libgoogle-perftools4 nodejs npm gnuplot-nox \
 clang-14 libclang-rt-14-dev libomp-14-dev llvm-14"
 missing=""
