@@ -501,6 +501,37 @@ static void test_kill9(void **st) {
   assert_true(total_reported > 0);
 }
 
+/* the seeds' call: 100 games of seed 42, stored as ungar traces; same seed, same games */
+static void test_hcd(void **st) {
+  tn_store *s = fresh("hcd");
+  resp a = call(s, "POST", "/api/ungar/high-card-duel/generate", "{\"count\": 100, \"seed\": 42, \"persist\": true}");
+  assert_int_equal(a.status, 201);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(a.json, "ids")), 100);
+  resp b = call(s, "POST", "/api/ungar/high-card-duel/generate", "{\"count\": 100, \"seed\": 42, \"persist\": false}");
+  resp c = call(s, "POST", "/api/ungar/high-card-duel/generate", "{\"count\": 100, \"seed\": 43, \"persist\": false}");
+  assert_int_equal(b.status, 200);
+  assert_true(cJSON_GetObjectItem(a.json, "total_chips")->valuedouble == cJSON_GetObjectItem(b.json, "total_chips")->valuedouble);
+  /* the stored games are the unpersisted ones of the same seed, in order; seed 43 differs */
+  const cJSON *bt = cJSON_GetObjectItem(b.json, "traces"), *ct = cJSON_GetObjectItem(c.json, "traces");
+  assert_int_equal(cJSON_GetArraySize(bt), 100);
+  resp l = call(s, "GET", "/api/traces?source=ungar&game=high_card_duel&limit=1000", NULL);
+  const cJSON *lt = cJSON_GetObjectItem(l.json, "traces");
+  assert_int_equal(cJSON_GetArraySize(lt), 100);
+  int same43 = 0;
+  for (int i = 0; i < 100; i++) {
+    const cJSON *stored = cJSON_GetArrayItem(lt, 99 - i), *fresh_g = cJSON_GetArrayItem(bt, i); /* listing: newest first */
+    assert_true(cJSON_Compare(cJSON_GetObjectItem(stored, "messages"), cJSON_GetObjectItem(fresh_g, "messages"), true));
+    assert_true(cJSON_Compare(cJSON_GetObjectItem(stored, "outcome"), cJSON_GetObjectItem(fresh_g, "outcome"), true));
+    same43 += cJSON_Compare(cJSON_GetObjectItem(cJSON_GetArrayItem(ct, i), "outcome"), cJSON_GetObjectItem(fresh_g, "outcome"), true);
+    const cJSON *msgs = cJSON_GetObjectItem(stored, "messages");
+    assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, cJSON_GetArraySize(msgs) - 1), "role")->valuestring, "assistant");
+    assert_true(cJSON_GetObjectItem(stored, "score")->valuedouble == cJSON_GetObjectItem(cJSON_GetObjectItem(stored, "outcome"), "chips")->valuedouble);
+  }
+  assert_true(same43 < 50);
+  done(&a); done(&b); done(&c); done(&l);
+  tn_store_close(s);
+}
+
 static void test_bad_file(void **st) {
   write_text("not_a_db.txt", "this is not an SQLite database, just some text that is long enough to have a header\n");
   tn_store *s = NULL;
@@ -517,6 +548,7 @@ int main(void) {
     cmocka_unit_test(test_runs_and_ui),
     cmocka_unit_test(test_concurrent_writers),
     cmocka_unit_test(test_kill9),
+    cmocka_unit_test(test_hcd),
     cmocka_unit_test(test_bad_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

@@ -98,6 +98,9 @@ static const rule RULES[] = {
   {"min-steps", NULL, 1, 4, 0, NULL},
   {"max-steps", NULL, 0, 4, 0, "0 = the profile's"},
   {"max-number", NULL, 2, 20, 0, NULL},
+  /* store */
+  {"count", NULL, 1, 100000, 0, "games"},
+  {"min-score", NULL, -1e300, 1e300, 0, "any finite score"},
 };
 
 static const rule *find_rule(const char *cmd, const char *name) {
