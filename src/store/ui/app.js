@@ -73,7 +73,7 @@ function chart(title, rows, keys) {
     const c = COLORS[i % COLORS.length];
     mk('polyline', {class: 'line', stroke: c, 'data-key': keys[i], 'data-points': s.length,
                     points: s.map((p) => sx(p[0]).toFixed(1) + ',' + sy(p[1]).toFixed(1)).join(' ')});
-    for (const p of s) mk('circle', {class: 'pt', cx: sx(p[0]).toFixed(1), cy: sy(p[1]).toFixed(1), r: 2, fill: c,
+    for (const p of s) mk('circle', {class: 'pt', 'data-key': keys[i], cx: sx(p[0]).toFixed(1), cy: sy(p[1]).toFixed(1), r: 2, fill: c,
                                      'data-step': p[0], 'data-value': p[1]});
     mk('text', {x: W - R - 150, y: 13 + 11 * i, fill: c}, keys[i]);
   });
