@@ -532,6 +532,31 @@ static void test_hcd(void **st) {
   tn_store_close(s);
 }
 
+/* the server's trace hook (tunic serve --log-traces): its trace shape stored as a serve trace */
+static void test_trace_hook(void **st) {
+  tn_store *s = fresh("hook");
+  tn_store_trace_hook(s, "{\"source\":\"serve\",\"model\":\"base\",\"route\":\"math\",\"messages\":[{\"role\":\"user\","
+                         "\"content\":[{\"type\":\"text\",\"text\":\"2+2\"},{\"type\":\"text\",\"text\":\"?\"}]},{\"role\":\"assistant\","
+                         "\"content\":null,\"tool_calls\":[{\"id\":\"c1\"}]},{\"role\":\"tool\",\"content\":\"4\"},{\"role\":\"assistant\","
+                         "\"content\":\"4\"}],\"metadata\":{\"request_id\":\"r1\",\"usage\":{\"total_tokens\":9}}}");
+  tn_store_trace_hook(s, "{\"source\":\"serve\",\"model\":\"\",\"prompt\":\"Once\",\"completion\":\" upon\",\"metadata\":{}}");
+  tn_store_trace_hook(s, "[1,2]"); /* dropped with a warning, nothing stored */
+  resp r = call(s, "GET", "/api/traces?source=serve", NULL);
+  const cJSON *tr = cJSON_GetObjectItem(r.json, "traces");
+  assert_int_equal(cJSON_GetArraySize(tr), 2);
+  const cJSON *chat = cJSON_GetArrayItem(tr, 1), *comp = cJSON_GetArrayItem(tr, 0);
+  assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(chat, "metadata"), "route")->valuestring, "math");
+  assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(chat, "metadata"), "request_id")->valuestring, "r1");
+  const cJSON *msgs = cJSON_GetObjectItem(chat, "messages");
+  assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 0), "content")->valuestring, "2+2?");
+  assert_string_equal(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 1), "content")->valuestring, "");
+  assert_non_null(cJSON_GetObjectItem(cJSON_GetArrayItem(msgs, 1), "tool_calls"));
+  assert_string_equal(cJSON_GetObjectItem(comp, "completion")->valuestring, " upon");
+  assert_null(cJSON_GetObjectItem(comp, "model"));
+  done(&r);
+  tn_store_close(s);
+}
+
 static void test_bad_file(void **st) {
   write_text("not_a_db.txt", "this is not an SQLite database, just some text that is long enough to have a header\n");
   tn_store *s = NULL;
@@ -549,6 +574,7 @@ int main(void) {
     cmocka_unit_test(test_concurrent_writers),
     cmocka_unit_test(test_kill9),
     cmocka_unit_test(test_hcd),
+    cmocka_unit_test(test_trace_hook),
     cmocka_unit_test(test_bad_file),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

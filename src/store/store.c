@@ -1054,17 +1054,47 @@ tn_status tn_store_run_report(tn_store *s, const char *id, char **markdown, tn_s
 }
 
 /* ---- served conversations (tunic serve --log-traces) ---- */
-tn_status tn_store_log_conversation(tn_store *s, const cJSON *messages, const char *model, const cJSON *metadata) {
-  cJSON *t = cJSON_CreateObject();
-  if (!t) return tn_error(TN_ERR_NOMEM, "store: out of memory");
-  cJSON_AddStringToObject(t, "source", "serve");
-  cJSON_AddItemToObject(t, "messages", cJSON_Duplicate(messages, true));
-  if (model) cJSON_AddStringToObject(t, "model", model);
-  if (metadata) cJSON_AddItemToObject(t, "metadata", cJSON_Duplicate(metadata, true));
+/* message content as text: a string, null (a tool-call turn) -> "", a list of parts -> their texts */
+static void content_text(cJSON *m) {
+  cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+  if (cJSON_IsString(c)) return;
+  size_t n = 1;
+  const cJSON *part;
+  cJSON_ArrayForEach(part, (cJSON_IsArray(c) ? c : NULL))
+    if (cJSON_IsString(get(part, "text"))) n += strlen(get(part, "text")->valuestring);
+  char *t = calloc(1, n);
+  if (!t) return;
+  cJSON_ArrayForEach(part, (cJSON_IsArray(c) ? c : NULL))
+    if (cJSON_IsString(get(part, "text"))) strcat(t, get(part, "text")->valuestring);
+  cJSON *v = cJSON_CreateString(t);
+  free(t);
+  if (!v) return;
+  if (c) cJSON_ReplaceItemInObjectCaseSensitive(m, "content", v);
+  else cJSON_AddItemToObject(m, "content", v);
+}
+
+void tn_store_trace_hook(void *user, const char *trace_json) {
+  tn_store *s = user;
+  cJSON *t = cJSON_Parse(trace_json);
+  if (!cJSON_IsObject(t)) { cJSON_Delete(t); tn_warn("store: a served trace that is not a JSON object was dropped"); return; }
+  cJSON *meta = cJSON_GetObjectItemCaseSensitive(t, "metadata");
+  if (!cJSON_IsObject(meta)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(t, "metadata");
+    meta = cJSON_AddObjectToObject(t, "metadata");
+  }
+  const char *move[] = {"route", "tools", "usage", "choices"}; /* fields of the server's trace kept as metadata */
+  for (int i = 0; meta && i < 4; i++) {
+    cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(t, move[i]);
+    if (v) cJSON_AddItemToObject(meta, move[i], v);
+  }
+  cJSON *msgs = cJSON_GetObjectItemCaseSensitive(t, "messages");
+  cJSON *m;
+  cJSON_ArrayForEach(m, (cJSON_IsArray(msgs) ? msgs : NULL)) content_text(m);
+  const cJSON *model = get(t, "model");
+  if (cJSON_IsString(model) && !model->valuestring[0]) cJSON_DeleteItemFromObjectCaseSensitive(t, "model");
   cJSON *ids = NULL;
   tn_store_res r;
-  tn_status st = tn_store_traces_add(s, t, &ids, &r);
+  if (tn_store_traces_add(s, t, &ids, &r) != TN_OK) tn_warn("store: a served trace was not stored: %s", tn_last_error());
   cJSON_Delete(ids);
   cJSON_Delete(t);
-  return st;
 }

@@ -108,6 +108,9 @@ tn_status tn_store_hcd_generate(tn_store *s, const cJSON *req, cJSON **out, tn_s
 
 /* The HTTP routes /api/... and /ui/ (a tn_http_handler; USER is a tn_store*). */
 int tn_store_http(void *user, const tn_http_request *rq, tn_http_reply *rp);
-/* When set, served conversations are stored as traces (tunic serve --log-traces). */
-tn_status tn_store_log_conversation(tn_store *s, const cJSON *messages, const char *model, const cJSON *metadata);
+/* tunic serve --log-traces: the server's trace hook (tn_serve_trace_fn; USER is a tn_store*): each
+ * served conversation {"source":"serve","model","route","messages"|"prompt"+"completion",
+ * "usage","metadata"} stored as a trace (route, tools and usage kept in its metadata; message
+ * contents as text). One short transaction on the calling thread; a failure is logged, never fatal. */
+void tn_store_trace_hook(void *user, const char *trace_json);
 #endif
