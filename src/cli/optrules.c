@@ -101,6 +101,17 @@ static const rule RULES[] = {
   /* store */
   {"count", NULL, 1, 100000, 0, "games"},
   {"min-score", NULL, -1e300, 1e300, 0, "any finite score"},
+  /* serve */
+  {"port", NULL, 0, 65535, 0, "0 = any free port"},
+  {"max-body", NULL, 64, 1073741824, 0, "bytes"},
+  {"max-tokens", NULL, 1, LEN, 0, "per request"},
+  {"default-max-tokens", NULL, 1, LEN, 0, NULL},
+  {"timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
+  {"max-requests", NULL, 1, 65536, 0, "queued + running"},
+  {"slots", NULL, 1, 1024, 0, NULL},
+  {"ctx", NULL, 0, LEN, 0, "0 = min(max_position_embeddings, 4096)"},
+  {"quantum", NULL, 1, 1e6, 0, "steps"},
+  {"stop-deadline", NULL, 0, 3600, 0, "seconds"},
 };
 
 static const rule *find_rule(const char *cmd, const char *name) {
