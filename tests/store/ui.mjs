@@ -12,7 +12,7 @@ const [base, expectPath, outDir] = process.argv.slice(2);
 const require = createRequire(path.join(process.env.TN_SRC, '.cache/npm/node_modules/'));
 let puppeteer;
 try { puppeteer = require('puppeteer-core'); } catch (e) {
-  console.log('SKIP: puppeteer-core is not installed (scripts/test-setup.d/puppeteer.sh)');
+  console.log('SKIP: puppeteer-core is not installed (scripts/test-setup.d/serve.sh)');
   process.exit(77);
 }
 const want = JSON.parse(fs.readFileSync(expectPath, 'utf8'));
