@@ -6,8 +6,8 @@ Checks what each step hands the next (counts, the export's sha256 = the manifest
 manifest's dataset key + build id, the registered run's metrics and report), that a tunix_sft
 row with final_answer trains exactly like the same row with the answer written into "prompts"
 (same losses), and that the same seed gives the same games in a second store.
-With --ui: then serves the store (tests/store/ui_server, libmicrohttpd on loopback) and runs the
-page test in headless Chromium (ui.mjs, puppeteer-core), screenshots in $TN_BUILD/store_ui/.
+With --ui: then serves the store (`tunic serve --store` on loopback) and runs the page test in
+headless Chromium (ui.mjs, puppeteer-core), screenshots in $TN_BUILD/store_ui/.
 """
 import hashlib
 import json
@@ -116,17 +116,17 @@ except (OSError, ValueError) as ex:
 print(rep[:1500])
 
 if "--ui" in sys.argv:
-    server = os.path.join(BUILD, "tests", "store_ui_server")
+    sys.path.insert(0, os.path.join(SRC, "tests", "serve"))
+    from serve_common import Server  # noqa: E402
     outdir = os.path.join(BUILD, "store_ui")
     shutil.rmtree(outdir, ignore_errors=True)
     os.makedirs(outdir)
     want = {"run_id": reg["id"], "dataset": "hcd_baseline-v1", "build_id": m["build_id"],
             "loss": [[json.loads(l)["step"], json.loads(l)["loss"]] for l in open(os.path.join(runs, "metrics.jsonl"))]}
     json.dump(want, open(os.path.join(W, "expect.json"), "w"))
-    srv = subprocess.Popen([server, DB], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    srv = Server(W, model, "--store", DB, "--quiet")
     try:
-        port = int(srv.stdout.readline().split()[1])
-        p = subprocess.run(["node", os.path.join(SRC, "tests", "store", "ui.mjs"), f"http://127.0.0.1:{port}",
+        p = subprocess.run(["node", os.path.join(SRC, "tests", "store", "ui.mjs"), f"http://127.0.0.1:{srv.port}",
                             os.path.join(W, "expect.json"), outdir], capture_output=True, text=True, timeout=300)
         print(p.stdout, p.stderr[-2000:])
         if p.returncode == 77:
@@ -134,7 +134,6 @@ if "--ui" in sys.argv:
         check(p.returncode == 0, "the page test in headless Chromium")
         check(len([f for f in os.listdir(outdir) if f.endswith(".png")]) >= 6, f"screenshots in {outdir}")
     finally:
-        srv.stdin.close()
-        srv.wait(timeout=30)
+        srv.stop()
 shutil.rmtree(W, ignore_errors=True) if "--keep" not in sys.argv else print("kept", W)
 finish()
