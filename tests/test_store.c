@@ -302,6 +302,7 @@ static void test_datasets(void **st) {
   expect_err(s, "GET", "/api/datasets/hcd_baseline-v1/export.jsonl?format=messages", NULL, 500, "changed after it was built");
   tn_store_close(s);
   cJSON_Delete(m);
+  free(r.body);
 }
 
 static void write_text(const char *path, const char *text) {
