@@ -332,6 +332,15 @@ tn_status tn_chan_request(tn_chan *c, const char *method, const cJSON *params, d
   cJSON_Delete(o);
   struct timespec dl;
   clock_gettime(CLOCK_MONOTONIC, &dl);
+  if (st == TN_ERR_IO) { /* the child is gone (EPIPE): wait a little for the reader to say why */
+    struct timespec w = dl;
+    w.tv_nsec += 500000000L;
+    if (w.tv_nsec >= 1000000000L) { w.tv_sec++; w.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&c->mu);
+    while (!c->dead && pthread_cond_timedwait(&c->cv, &c->mu, &w) != ETIMEDOUT) {}
+    if (c->dead && c->dead_msg) st = tn_error(TN_ERR_IO, "%s", c->dead_msg);
+    pthread_mutex_unlock(&c->mu);
+  }
   double t = timeout_s > 0 ? timeout_s : 30;
   dl.tv_sec += (time_t)t;
   dl.tv_nsec += (long)((t - (double)(time_t)t) * 1e9);
@@ -353,6 +362,16 @@ tn_status tn_chan_request(tn_chan *c, const char *method, const cJSON *params, d
   for (pending **pp = &c->head; *pp; pp = &(*pp)->next)
     if (*pp == p) { *pp = p->next; break; }
   pthread_mutex_unlock(&c->mu);
+  if (st == TN_ERR_LIMIT && c->jsonrpc) { /* MCP: tell the server to stop working on it */
+    cJSON *cp = cJSON_CreateObject();
+    if (cp && cJSON_AddNumberToObject(cp, "requestId", (double)p->id) && cJSON_AddStringToObject(cp, "reason", "timeout")) {
+      char keep[1024];
+      snprintf(keep, sizeof keep, "%s", tn_last_error());
+      tn_chan_notify(c, "notifications/cancelled", cp);
+      tn_error(TN_ERR_LIMIT, "%s", keep);
+    }
+    cJSON_Delete(cp);
+  }
   free(p->err);
   free(p);
   return st;

@@ -79,6 +79,11 @@ static const rule RULES[] = {
   {"epsilon", NULL, 0, 10, 0, NULL},
   {"epsilon-high", NULL, -1, 10, 0, "< 0: the same as --epsilon"},
   {"reward-cmd-timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
+  /* tool run */
+  {"timeout", "tool run", 0, 86400, LO_OPEN, "seconds"},
+  {"output-cap", "tool run", 1, I32, 0, "bytes"},
+  {"timeout", "tool list", 0, 86400, LO_OPEN, "seconds"},
+  {"output-cap", "tool list", 1, I32, 0, "bytes"},
   /* distill */
   {"alpha", NULL, 0, 1, 0, NULL},
   {"jsd-beta", NULL, -1, 1, 0, "< 0: T^2-scaled KL"},
