@@ -119,6 +119,23 @@ static void test_traces(void **st) {
   r = call(s, "GET", "/api/traces?since=2021-01-01", NULL); /* the 2020 trace is left out */
   assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "traces")), 5);
   done(&r);
+  /* a trace as the seeds' tunix-rt UNGAR traces are: prompt, steps, final_answer, source/game in the metadata */
+  r = call(s, "POST", "/api/traces", "{\"prompt\":\"High Card Duel: bet or fold.\",\"steps\":[{\"i\":0,\"type\":\"observation\","
+           "\"content\":\"My hand: AS\"}],\"final_answer\":\"bet\",\"metadata\":{\"source\":\"ungar\",\"game\":\"high_card_duel\",\"episode_index\":0}}");
+  assert_int_equal(r.status, 201);
+  snprintf(path, sizeof path, "/api/traces/%d", cJSON_GetArrayItem(cJSON_GetObjectItem(r.json, "ids"), 0)->valueint);
+  done(&r);
+  r = call(s, "GET", path, NULL);
+  assert_string_equal(cJSON_GetObjectItem(r.json, "source")->valuestring, "ungar");
+  assert_string_equal(cJSON_GetObjectItem(r.json, "game")->valuestring, "high_card_duel");
+  assert_string_equal(cJSON_GetObjectItem(r.json, "final_answer")->valuestring, "bet");
+  done(&r);
+  r = call(s, "POST", "/api/traces", "{\"prompt\":\"p\",\"final_answer\":\"bet\",\"metadata\":{\"source\":\"ungar\",\"game\":\"high_card_duel\"}}");
+  done(&r);
+  expect_err(s, "POST", "/api/traces", "{\"prompt\":\"p\",\"final_answer\":\"x\",\"completion\":\"y\",\"source\":\"a\"}", 400, "not both");
+  expect_err(s, "POST", "/api/traces", "{\"prompt\":\"p\",\"final_answer\":\"x\",\"steps\":{},\"source\":\"a\"}", 400, "'steps'");
+  expect_err(s, "POST", "/api/traces", "{\"prompt\":\"p\",\"final_answer\":3,\"source\":\"a\"}", 400, "'final_answer'");
+  expect_err(s, "POST", "/api/traces", "{\"prompt\":\"p\",\"final_answer\":\"x\",\"metadata\":{\"source\":\"a b\"}}", 400, "'source'");
   /* validation: each names its field */
   expect_err(s, "POST", "/api/traces", "{\"prompt\":\"p\",\"completion\":\"c\"}", 400, "'source' is required");
   expect_err(s, "POST", "/api/traces", "{\"source\":\"a b\",\"prompt\":\"p\",\"completion\":\"c\"}", 400, "'source'");
@@ -145,9 +162,19 @@ static void test_traces(void **st) {
   expect_err(s, "GET", "/api/traces/999999", NULL, 404, "not found");
   expect_err(s, "GET", "/api/traces/x1", NULL, 400, "trace id");
   expect_err(s, "DELETE", "/api/traces", NULL, 405, "method");
-  /* a failed batch stored nothing: still 6 traces */
+  /* a failed batch stored nothing: still 8 traces */
   r = call(s, "GET", "/api/traces?limit=1000", NULL);
-  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "traces")), 6);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "traces")), 8);
+  done(&r);
+  r = call(s, "GET", "/api/traces?game=high_card_duel", NULL);
+  assert_int_equal(cJSON_GetArraySize(cJSON_GetObjectItem(r.json, "traces")), 3);
+  done(&r);
+  /* the UNGAR trace exports with its final_answer as the answer */
+  r = call(s, "POST", "/api/datasets/build", "{\"dataset_name\":\"ungar\",\"dataset_version\":\"v1\",\"filters\":{\"game\":\"high_card_duel\"},\"limit\":1}");
+  assert_int_equal(r.status, 201);
+  done(&r);
+  r = call(s, "GET", "/api/datasets/ungar-v1/export.jsonl?format=tunix_sft", NULL);
+  assert_non_null(strstr(r.body, "\"prompts\":\"<start_of_turn>user\\np<end_of_turn>\\n<start_of_turn>model\\n\",\"final_answer\":\"bet\""));
   done(&r);
   /* paths that are not the store's are left to other handlers */
   tn_http_request rq = {.method = "POST", .path = "/v1/chat/completions", .query = ""};
@@ -457,11 +484,11 @@ static void test_kill9(void **st) {
       tn_store *s;
       if (tn_store_open(&s, db_path, NULL) != TN_OK) _exit(3);
       for (int i = 0;; i++) {
-        char b[200];
+        char b[800]; /* room for the longest line (a 500-digit completion) */
         snprintf(b, sizeof b, "{\"source\":\"kill\",\"prompt\":\"round %d line %d\",\"completion\":\"%0*d\"}", round, i, 1 + i % 500, 0);
         cJSON *j = cJSON_Parse(b), *ids = NULL;
         tn_store_res r;
-        if (tn_store_traces_add(s, j, &ids, &r) != TN_OK) _exit(4);
+        if (tn_store_traces_add(s, j, &ids, &r) != TN_OK) { fprintf(stderr, "kill9 child: %s\n", tn_last_error()); _exit(4); }
         long id = (long)cJSON_GetArrayItem(ids, 0)->valuedouble;
         if (write(fd[1], &id, sizeof id) != sizeof id) _exit(5);
         cJSON_Delete(j);
@@ -473,6 +500,7 @@ static void test_kill9(void **st) {
     kill(pid, SIGKILL);
     int status;
     waitpid(pid, &status, 0);
+    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) print_error("child: status %d (exit %d): %s\n", status, WIFEXITED(status) ? WEXITSTATUS(status) : -1, tn_last_error());
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     long ids[65536];
     long n = 0;

@@ -104,8 +104,11 @@ static bool str_ok(const cJSON *v, size_t max) {
 }
 
 /* ---- traces ---- */
-static const char *const trace_fields[] = {"source", "game", "messages", "prompt", "completion", "metadata", "scores",
-                                           "score", "created_at", "transcript", "outcome", "model", "id", NULL};
+/* the seeds' tunix-rt UNGAR traces are {prompt, steps, final_answer, metadata: {source, game, ...}}:
+ * accepted as they are (final_answer is the completion, source/game may sit in the metadata) */
+static const char *const trace_fields[] = {"source", "game", "messages", "prompt", "completion", "final_answer", "steps",
+                                           "metadata", "scores", "score", "created_at", "transcript", "outcome", "model",
+                                           "id", NULL};
 static const char *const roles[] = {"system", "user", "assistant", "tool", NULL};
 
 static bool in_list(const char *s, const char *const *l) {
@@ -121,19 +124,27 @@ static tn_status check_trace(const cJSON *t, const char *where, cJSON **out, tn_
   const cJSON *f;
   cJSON_ArrayForEach(f, t)
     if (!in_list(f->string, trace_fields))
-      return bad(r, "%s: unknown field '%s' (expected source, game, messages | prompt+completion, metadata, scores, score, "
-                 "created_at, transcript, outcome, model)", where, f->string);
+      return bad(r, "%s: unknown field '%s' (expected source, game, messages | prompt+completion | prompt+final_answer, "
+                 "steps, metadata, scores, score, created_at, transcript, outcome, model)", where, f->string);
   const cJSON *src = get(t, "source"), *game = get(t, "game"), *msgs = get(t, "messages"), *p = get(t, "prompt"),
               *c = get(t, "completion"), *meta = get(t, "metadata"), *scores = get(t, "scores"), *score = get(t, "score"),
-              *at = get(t, "created_at"), *model = get(t, "model");
-  if (!src) return bad(r, "%s: field 'source' is required (a string, e.g. \"ungar\")", where);
+              *at = get(t, "created_at"), *model = get(t, "model"), *fa = get(t, "final_answer"), *steps = get(t, "steps");
+  if (meta && !cJSON_IsObject(meta)) return bad(r, "%s: field 'metadata' must be an object", where);
+  if (!src && cJSON_IsString(get(meta, "source"))) src = get(meta, "source");
+  if (!game && get(meta, "game")) game = get(meta, "game");
+  if (!src) return bad(r, "%s: field 'source' is required (a string, e.g. \"ungar\"; or metadata.source)", where);
   if (!cJSON_IsString(src) || !name_ok(src->valuestring, true))
     return bad(r, "%s: field 'source' must be a name of 1-64 letters, digits, '_', '-', '.'", where);
   if (game && (!cJSON_IsString(game) || !name_ok(game->valuestring, true)))
     return bad(r, "%s: field 'game' must be a name of 1-64 letters, digits, '_', '-', '.'", where);
   if (model && !str_ok(model, 256)) return bad(r, "%s: field 'model' must be a string of at most 256 bytes", where);
-  if (msgs && (p || c)) return bad(r, "%s: give either 'messages' or 'prompt'+'completion', not both", where);
-  if (msgs) {
+  if (fa && !str_ok(fa, 1 << 22)) return bad(r, "%s: field 'final_answer' must be a UTF-8 string", where);
+  if (c && fa) return bad(r, "%s: give 'completion' or 'final_answer', not both", where);
+  if (!c) c = fa;
+  if (steps && !cJSON_IsArray(steps)) return bad(r, "%s: field 'steps' must be a list", where);
+  if (msgs && (p || c) && !fa) return bad(r, "%s: give either 'messages' or 'prompt'+'completion', not both", where);
+  if (msgs && p && !str_ok(p, 1 << 22)) return bad(r, "%s: field 'prompt' must be a UTF-8 string", where);
+  if (msgs) { /* the conversation; an UNGAR prompt/final_answer beside it is kept as it is */
     if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
       return bad(r, "%s: field 'messages' must be a non-empty list", where);
     int i = 0;
@@ -148,11 +159,10 @@ static tn_status check_trace(const cJSON *t, const char *where, cJSON **out, tn_
     }
   } else if (p || c) {
     if (!str_ok(p, 1 << 22)) return bad(r, "%s: field 'prompt' must be a UTF-8 string", where);
-    if (!str_ok(c, 1 << 22)) return bad(r, "%s: field 'completion' must be a UTF-8 string", where);
+    if (!str_ok(c, 1 << 22)) return bad(r, "%s: field 'completion' (or 'final_answer') must be a UTF-8 string", where);
   } else {
     return bad(r, "%s: field 'messages' (or 'prompt' and 'completion') is required", where);
   }
-  if (meta && !cJSON_IsObject(meta)) return bad(r, "%s: field 'metadata' must be an object", where);
   if (scores) {
     if (!cJSON_IsObject(scores)) return bad(r, "%s: field 'scores' must be an object of numbers", where);
     cJSON_ArrayForEach(f, scores)
@@ -166,6 +176,8 @@ static tn_status check_trace(const cJSON *t, const char *where, cJSON **out, tn_
   cJSON *o = cJSON_Duplicate(t, true);
   if (!o) return nomem(r);
   cJSON_DeleteItemFromObjectCaseSensitive(o, "id"); /* ids are the store's */
+  if (!get(o, "source")) cJSON_AddItemToObject(o, "source", cJSON_Duplicate(src, true));
+  if (!get(o, "game") && cJSON_IsString(game)) cJSON_AddItemToObject(o, "game", cJSON_Duplicate(game, true));
   if (!at) {
     char now[32];
     tn_iso8601_utc(now, sizeof now);
@@ -326,7 +338,8 @@ static cJSON *conversation(const cJSON *t) {
   cJSON_AddStringToObject(u, "role", "user");
   cJSON_AddStringToObject(u, "content", get(t, "prompt")->valuestring);
   cJSON_AddStringToObject(as, "role", "assistant");
-  cJSON_AddStringToObject(as, "content", get(t, "completion")->valuestring);
+  const cJSON *c = get(t, "completion");
+  cJSON_AddStringToObject(as, "content", (c ? c : get(t, "final_answer"))->valuestring);
   return a;
 }
 

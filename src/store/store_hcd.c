@@ -3,7 +3,8 @@
  * game, scripted players, same seed same games) and stores each as a trace: source "ungar",
  * game "high_card_duel", messages = the game up to the player's move (system, user, assistant:
  * what a model is trained to answer), transcript = every message including the showdown,
- * outcome, score = the chips won. Not for: the game's rules (src/agent/hcd.c). */
+ * outcome, score = the chips won, and the seeds' UNGAR trace fields (prompt, steps, final_answer,
+ * metadata with source/game/seed/episode_index/my_card/opponent_card/result). Not for: the game's rules (src/agent/hcd.c). */
 #include "store/store.h"
 #include <math.h>
 #include <string.h>
@@ -39,8 +40,14 @@ __attribute__((unused)) static cJSON *game_trace(const cJSON *g) {
   cJSON_AddItemToObject(t, "transcript", cJSON_Duplicate(all, true));
   if (get(g, "outcome")) cJSON_AddItemToObject(t, "outcome", cJSON_Duplicate(get(g, "outcome"), true));
   if (cJSON_IsNumber(get(g, "reward"))) cJSON_AddNumberToObject(t, "score", get(g, "reward")->valuedouble);
-  if (get(g, "seed")) cJSON_AddItemToObject(meta, "seed", cJSON_Duplicate(get(g, "seed"), true));
-  if (get(g, "index")) cJSON_AddItemToObject(meta, "index", cJSON_Duplicate(get(g, "index"), true));
+  /* the fields of the seeds' tunix-rt UNGAR traces, as the game gives them */
+  const char *ungar[] = {"prompt", "steps", "final_answer"};
+  for (int i = 0; i < 3; i++)
+    if (get(g, ungar[i])) cJSON_AddItemToObject(t, ungar[i], cJSON_Duplicate(get(g, ungar[i]), true));
+  const cJSON *gm;
+  cJSON_ArrayForEach(gm, get(g, "metadata")) cJSON_AddItemToObject(meta, gm->string, cJSON_Duplicate(gm, true));
+  if (get(g, "seed") && !get(meta, "seed")) cJSON_AddItemToObject(meta, "seed", cJSON_Duplicate(get(g, "seed"), true));
+  if (get(g, "index") && !get(meta, "episode_index")) cJSON_AddItemToObject(meta, "index", cJSON_Duplicate(get(g, "index"), true));
   cJSON_AddItemToObject(t, "metadata", meta);
   return t;
 }
