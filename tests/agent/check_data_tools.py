@@ -9,6 +9,7 @@ reads back as the same call, and the trajectory renders with a model's chat temp
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -84,6 +85,7 @@ for s in load(f"{W}/t", "train_sft.jsonl")[:5]:
     if len(got) != 2 or m[1]["content"] not in got[0] or m[3]["content"] not in got[1] or m[2]["content"] not in text:
         fails.append(("render", text, got))
 
+shutil.rmtree(W, ignore_errors=True)
 for f in fails:
     print("FAIL", f)
 print(f"data math --tools: {len(grpo) + len(test)} problems checked, {len(fails)} failures")
