@@ -36,6 +36,18 @@ void tn_cli_usage(FILE *f, const char *cmd, const char *usage, const tn_flag *fl
 /* The row named NAME (NULL when none): a trainer renames or re-describes a shared row. */
 tn_flag *tn_cli_opt(tn_flag *flags, int nflags, const char *name);
 
+/* The agent options (src/agent/agentic.h, tn_agent_opts a) as flag rows, shared by grpo, eval, generate. */
+#define TN_AGENT_FLAGS(a)                                                                                       \
+  {"tools", 's', &(a).tools, "agentic: built-in tools listed to the model (calculator,python)"},               \
+  {"env", 's', &(a).env, "agentic: environment (tools, math, high_card_duel, frozenlake; default tools)"},     \
+  {"env-cmd", 's', &(a).env_cmd, "agentic: an environment process speaking JSON lines (docs/agentic.md)"},     \
+  {"mcp", 's', &(a).mcp, "agentic: an MCP server command whose tools are listed to the model"},                \
+  {"max-turns", 'i', &(a).max_turns, "agentic: model turns per episode"},                                       \
+  {"max-episode-tokens", 'i', &(a).max_episode_tokens, "agentic: tokens after the prompt (model + tools)"},   \
+  {"episode-timeout", 'f', &(a).episode_timeout, "agentic: seconds per episode (0 = none)"},                 \
+  {"tool-timeout", 'f', &(a).tool_timeout, "agentic: seconds per environment step / tool call"},              \
+  {"finish-tool", 's', &(a).finish_tool, "agentic: a tool whose call ends the episode"}
+
 /* ---- the trainers' commands (sft, dpo, distill, grpo) ----
  * Their table: the shared options' first section (train/opts.h; those in HAS), the trainer's
  * own rows, the shared second section. out needs room for TN_TRAIN_OPTS_MAX_ROWS + nown rows.

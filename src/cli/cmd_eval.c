@@ -6,6 +6,8 @@
 #include "cli/cli.h"
 #include "eval/run_eval.h"
 #include "train/lora.h"
+#include "agent/agentic.h"
+#include "data/prompts.h"
 
 int tn_cmd_eval(int argc, char **argv) {
   const char *base_dtype = "auto", *head_dtype = "auto";
@@ -13,6 +15,8 @@ int tn_cmd_eval(int argc, char **argv) {
   bool no_sys = false, quiet = false, force = false;
   tn_eval_opts o;
   tn_eval_opts_default(&o);
+  tn_agent_opts agent; /* --tools/--env/...: each example is an episode (src/agent) */
+  tn_agent_opts_default(&agent);
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
     {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
@@ -42,6 +46,7 @@ int tn_cmd_eval(int argc, char **argv) {
     {"tags-only", 'b', &o.extract.tags_only, "extract answers from the answer tags only"},
     {"quiet", 'b', &quiet, "no progress line"},
     {"force", 'b', &force, "overwrite --out / --summary even when they are not results of tunic eval"},
+    TN_AGENT_FLAGS(agent),
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
                        "--model DIR --data eval.jsonl --out results.jsonl [options]");
@@ -87,7 +92,19 @@ int tn_cmd_eval(int argc, char **argv) {
   if (s == TN_OK && chat_template) s = tn_tokenizer_set_chat_template(tok, chat_template);
   if (s == TN_OK && adapter) s = tn_lora_load_spec(m, adapter, adapter_name, &loras, &n_loras);
   tn_eval_summary sum = {0};
+  tn_toolset *ts = NULL;
+  tn_env *env = NULL;
+  tn_agent_eval_ctx actx;
+  if (s == TN_OK && tn_agent_opts_active(&agent)) {
+    s = tn_agent_env_create(&agent, o.seed, &ts, &env);
+    tn_agent_eval_ctx_init(&actx, m, tok, env, &agent, o.system_prompt ? o.system_prompt : TN_DEFAULT_SYSTEM_PROMPT);
+    o.generate = tn_agent_eval_generate;
+    o.generate_ctx = &actx;
+  }
   if (s == TN_OK) s = tn_eval_run(m, tok, &o, &sum);
+  if (s == TN_OK && o.generate) tn_agent_eval_print(&actx, stdout);
+  tn_env_free(env);
+  tn_toolset_free(ts);
   int rc = s == TN_OK ? 0 : tn_cli_fail("eval", s);
   tn_eval_summary_free(&sum);
   tn_lora_sets_free(loras, n_loras);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include "base/base.h"
 #include "cli/cli.h"
+#include "agent/agentic.h"
 #include "generate/generate.h"
 #include "tokenizer/tokenizer.h"
 #include "train/lora.h"
@@ -107,6 +108,8 @@ int tn_cmd_generate(int argc, char **argv) {
   bool json = false, one = false, chat = false;
   tn_gen_opts o;
   tn_gen_opts_default(&o);
+  tn_agent_opts agent; /* --tools/--env/... with --chat: an episode (src/agent) */
+  tn_agent_opts_default(&agent);
   tn_flag flags[] = {
     {"model", 's', &model_dir, "model directory (HF layout)"},
     {"adapter", 's', &adapter, "PEFT LoRA adapter: DIR, or several by name: NAME=DIR,NAME=DIR"},
@@ -131,6 +134,7 @@ int tn_cmd_generate(int argc, char **argv) {
     {"stop-ids", 's', &stop, "stop token ids, comma separated (default: the model's eos ids)"},
     {"json", 'b', &json, "print one JSON line per sample (ids, logprobs, finish_reason)"},
     {"one-at-a-time", 'b', &one, "generate each prompt alone (for testing)"},
+    TN_AGENT_FLAGS(agent),
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 [options]");
   if (r) return r > 0 ? 0 : 2;
@@ -199,6 +203,15 @@ int tn_cmd_generate(int argc, char **argv) {
   } else if (adapter_name) {
     fprintf(stderr, "tunic generate: --adapter-name needs --adapter\n");
     FAIL(2);
+  }
+  if (tn_agent_opts_active(&agent)) {
+    if (!chat || !prompt) {
+      fprintf(stderr, "tunic generate: --tools/--env/--env-cmd/--mcp need --chat and --prompt\n");
+      FAIL(2);
+    }
+    s = tn_agent_chat(m, tok, &agent, prompt, system, &o, json);
+    code = s == TN_OK ? 0 : tn_cli_fail("generate", s);
+    goto fail;
   }
   const int slots = B * o.n;
   if (stop_str && !tok) {

@@ -2,14 +2,20 @@
  * names) -> tn_grpo_run. */
 #include "cli/cli.h"
 #include "rl/grpo.h"
+#include "agent/agentic.h"
+
+static tn_agent_opts agent; /* --tools/--env/--env-cmd/--mcp: multi-turn episodes (src/agent/agentic.c) */
 
 static tn_status run(const void *o, const char *config_json, int argc, char **argv) {
-  return tn_grpo_run(o, &(tn_run_info){.config_json = config_json, .argc = argc, .argv = argv});
+  const tn_run_info ri = {.config_json = config_json, .argc = argc, .argv = argv};
+  if (tn_agent_opts_active(&agent) || agent.async_rollouts) return tn_agentic_grpo_run(o, &agent, &ri);
+  return tn_grpo_run(o, &ri);
 }
 
 int tn_cmd_grpo(int argc, char **argv) {
   tn_grpo_opts o;
   tn_grpo_opts_default(&o);
+  tn_agent_opts_default(&agent);
   const tn_flag own[] = {
     {"reward", 's', &o.reward, "weighted rewards NAME:WEIGHT,... (format_exact, format_approx, answer, numeric, length, rubric, cmd)"},
     {"reward-cmd", 's', &o.reward_cmd,
@@ -37,6 +43,10 @@ int tn_cmd_grpo(int argc, char **argv) {
     {"mask-truncated", 'b', &o.mask_truncated, "drop completions cut at max_tokens_to_generate from the loss"},
     {"gspo", 'b', &o.gspo, "GSPO: sequence-level importance ratio"},
     {"dump-rollouts", 's', &o.dump_rollouts, "debug: write each step's completions, rewards, advantages, log-probs (JSONL)"},
+    TN_AGENT_FLAGS(agent),
+    {"filter-statuses", 's', &agent.filter_statuses,
+     "agentic: episode statuses dropped from the loss (done, truncated, max_turns, timeout, env_error)"},
+    {"async-rollouts", 'b', &agent.async_rollouts, "agentic: generate the next batch during the update (not implemented)"},
     {"dump-grads", 's', &o.dump_grads,
      "debug: write each step's gradient (first inner iteration, before clipping) to DIR/step_N.safetensors"},
   };

@@ -79,6 +79,11 @@ static const rule RULES[] = {
   {"epsilon", NULL, 0, 10, 0, NULL},
   {"epsilon-high", NULL, -1, 10, 0, "< 0: the same as --epsilon"},
   {"reward-cmd-timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
+  /* agentic episodes (src/agent/agentic.h: grpo, eval, generate) */
+  {"max-turns", NULL, 1, 1000, 0, "model turns per episode"},
+  {"max-episode-tokens", NULL, 1, LEN, 0, "tokens after the prompt"},
+  {"episode-timeout", NULL, 0, 86400, 0, "seconds, 0 = none"},
+  {"tool-timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
   /* tool run */
   {"timeout", "tool run", 0, 86400, LO_OPEN, "seconds"},
   {"output-cap", "tool run", 1, I32, 0, "bytes"},

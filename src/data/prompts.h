@@ -14,7 +14,7 @@
 #include "tunic/tokenizer.h"
 struct cJSON;
 
-typedef struct {
+typedef struct tn_prompt_s {
   struct cJSON *json;  /* the whole example (owned) */
   char *text;          /* the rendered prompt */
   int32_t *ids;        /* (n) its tokens */

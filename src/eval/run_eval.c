@@ -205,7 +205,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
     for (int i = 0; i < nb; i++) { pids[i] = ps.p[b0 + i].ids; plens[i] = ps.p[b0 + i].n; }
     go.first_prompt = b0; /* RNG streams named by the example's index: batch size does not matter */
     double t0 = tn_now();
-    s = tn_generate(m, pids, plens, nb, &go, res);
+    s = o->generate ? o->generate(o->generate_ctx, &ps.p[b0], nb, b0, &go, res) : tn_generate(m, pids, plens, nb, &go, res);
     gen_sec += tn_now() - t0;
     if (s != TN_OK) {
       tn_error_prefix(s, "%s: examples %d-%d", o->data, b0 + 1, b0 + nb);

@@ -14,8 +14,10 @@
 #include "eval/eval.h"
 #include "model/model.h"
 #include "tunic/tokenizer.h"
+#include "tunic/generate.h"
 
 struct cJSON;
+struct tn_prompt_s;
 
 typedef struct {
   const char *data;            /* eval JSONL: {id?, prompt | messages, expected_answer | answer, category?} */
@@ -39,6 +41,13 @@ typedef struct {
   const char *adapter_name;    /* recorded in the summary (may be NULL) */
   FILE *print;                 /* summary table goes here (NULL: nothing printed) */
   bool progress;               /* a progress line per batch on stderr */
+  /* optional: what produces the completions instead of tn_generate (multi-turn episodes with
+   * tools, src/agent): examples p[0..nb) (data indices first..first+nb), go the sampling options
+   * (go->n samples each); fills nb * go->n results as tn_generate does (ids of the answer the
+   * sample is scored on, finish). NULL: tn_generate. */
+  tn_status (*generate)(void *ctx, const struct tn_prompt_s *p, int nb, int first, const tn_gen_opts *go,
+                        tn_gen_result *res);
+  void *generate_ctx;
 } tn_eval_opts;
 
 void tn_eval_opts_default(tn_eval_opts *o);

@@ -20,6 +20,21 @@ static int cand_desc(const void *a, const void *b) {
   return ((const cand *)a)->i - ((const cand *)b)->i;
 }
 
+/* tn_sample_token's per-thread buffers (rows are sampled in parallel) */
+static _Thread_local float *ebuf;
+static _Thread_local int ecap;
+static _Thread_local cand *cbuf;
+static _Thread_local int ccap;
+
+/* Free this thread's sampling buffers (a thread that samples and then exits, e.g. a server's
+ * scheduler and its OpenMP team, calls it before it ends). */
+void tn_sample_thread_release(void) {
+  free(ebuf);
+  free(cbuf);
+  ebuf = NULL, cbuf = NULL;
+  ecap = ccap = 0;
+}
+
 int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, tn_rng *rng, float *lp) {
   if (o->repetition_penalty != 1.0f && seen) {
     /* each distinct seen token once (HF gathers the scores, then scatters) */
@@ -38,8 +53,6 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
     for (int v = 0; v < V; v++) logits[v] /= T;
   /* per-thread buffers (rows are sampled in parallel): e (V) = exp(logits - max),
    * bs (V/16) its block sums; a fresh allocation per token would be an mmap + page faults */
-  static _Thread_local float *ebuf;
-  static _Thread_local int ecap;
   if (ecap < V) {
     float *nb = realloc(ebuf, sizeof(float) * ((size_t)V + V / 16 + 1));
     if (!nb) abort(); /* a few MB at most */
@@ -78,8 +91,6 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
   }
   /* candidates: probabilities, then top-k / top-p / min-p filtering on a sorted prefix.
    * A per-thread buffer: a fresh (V) allocation per token is an mmap + page faults. */
-  static _Thread_local cand *cbuf;
-  static _Thread_local int ccap;
   if (ccap < V) {
     cand *nb = realloc(cbuf, sizeof(cand) * V);
     if (!nb) abort(); /* a few MB at most */

@@ -25,4 +25,6 @@
  * seen: token ids for the repetition penalty (may be NULL). Returns the token and
  * its log-prob in *lp; -1 (and *lp NaN) when the row has a NaN or +Inf logit or is all -Inf. */
 int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, tn_rng *rng, float *lp);
+/* Free the calling thread's sampling buffers (before a thread that sampled exits). */
+void tn_sample_thread_release(void);
 #endif

@@ -309,16 +309,22 @@ static bool fused_ok(const tn_model *m, const tn_state *st, int N) {
 }
 
 /* this thread's private (2, N, C) buffer of the fused path (normed rows, post-norms) */
+static _Thread_local float *tbuf;
+static _Thread_local size_t tbuf_cap;
 static float *thread_buf(size_t n) {
-  static _Thread_local float *b;
-  static _Thread_local size_t cap;
-  if (cap < n) {
-    free(b);
-    b = malloc(sizeof(float) * n);
-    if (!b) abort(); /* a few KB: not recoverable */
-    cap = n;
+  if (tbuf_cap < n) {
+    free(tbuf);
+    tbuf = malloc(sizeof(float) * n);
+    if (!tbuf) abort(); /* a few KB: not recoverable */
+    tbuf_cap = n;
   }
-  return b;
+  return tbuf;
+}
+
+void tn_forward_thread_release(void) {
+  free(tbuf);
+  tbuf = NULL;
+  tbuf_cap = 0;
 }
 
 /* out[i, c0:c1) = a[i, c0:c1) + b[i, c0:c1) for the N rows */

@@ -242,6 +242,8 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
  * parallel region per forward, with the same numbers as the per-kernel path; off
  * selects the per-kernel path (also TN_NO_FUSED_DECODE=1 in the environment). */
 void tn_forward_set_fused(bool on);
+/* Free the calling thread's buffers of the fused paths (before a thread that ran forwards exits). */
+void tn_forward_thread_release(void);
 /* Prefill (> 8 rows, inference, f32 projections without adapters, AVX-512) likewise runs
  * as one parallel region on the packed GEMM; the numbers differ from the per-kernel path
  * (sgemm) by float rounding only and do not depend on the thread count or the batch;

@@ -679,3 +679,13 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const tn_run_info *ri) {
   tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .teardown = teardown};
   return tn_train_drive(&tr, &t.o.train, ri);
 }
+
+/* the loss settings and reward scaling of o, for trainers built on GRPO's loss (agentic GRPO) */
+tn_status tn_grpo_loss_config(const tn_grpo_opts *o, tn_grpo_cfg *lc, tn_scale_rewards *scale) {
+  grpo_t t = {0};
+  t.o = *o;
+  TN_TRY(parse_enums(&t));
+  *lc = t.lc;
+  *scale = t.scale;
+  return TN_OK;
+}

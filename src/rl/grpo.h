@@ -8,6 +8,11 @@
 #include "train/opts.h"
 #include "tunic/train.h"
 #include "train/run.h"
+#include "train/losses.h"
 
 /* tn_grpo_opts, tn_grpo_opts_default, tn_grpo_run: the public API (tunic/train.h) */
+
+/* o's loss settings (epsilon, beta, KL estimator, aggregation, GSPO) and reward scaling, checked as
+ * tn_grpo_run checks them: for trainers built on GRPO's loss (src/agent/agentic.c). */
+tn_status tn_grpo_loss_config(const tn_grpo_opts *o, tn_grpo_cfg *lc, tn_scale_rewards *scale);
 #endif

@@ -474,7 +474,7 @@ static cJSON *lp_slice(const cJSON *lp, int from, int to) {
 }
 
 /* the assistant message for generated text: content, tool_calls parsed when tools were given */
-static cJSON *chat_message(const srv_req *r, const srv_choice *c, const char **finish) {
+cJSON *srv_chat_message(const srv_req *r, const srv_choice *c, const char **finish) {
   cJSON *msg = cJSON_CreateObject();
   cJSON_AddStringToObject(msg, "role", "assistant");
   char *text = tn_utf8_valid_dup(c->text.p ? c->text.p : "");
@@ -547,7 +547,7 @@ char *srv_response_json(tn_server *sv, srv_req *r, int *status) {
     cJSON_AddNumberToObject(ch, "index", i);
     const char *fin = finish_name(c->finish);
     if (chat) {
-      cJSON_AddItemToObject(ch, "message", chat_message(r, c, &fin));
+      cJSON_AddItemToObject(ch, "message", srv_chat_message(r, c, &fin));
       if (c->lp) cJSON_AddItemToObject(ch, "logprobs", lp_slice(c->lp, 0, cJSON_GetArraySize(c->lp)));
       else cJSON_AddNullToObject(ch, "logprobs");
     } else {
@@ -602,7 +602,7 @@ void srv_stream_delta(tn_server *sv, srv_req *r, srv_choice *c, const char *piec
       d = cJSON_AddObjectToObject(ch, "delta");
       if (!c->began) cJSON_AddStringToObject(d, "role", "assistant");
       if (final && r->tools) {
-        cJSON *msg = chat_message(r, c, &fin);
+        cJSON *msg = srv_chat_message(r, c, &fin);
         cJSON *tcs = cJSON_DetachItemFromObjectCaseSensitive(msg, "tool_calls");
         cJSON *ct = cJSON_GetObjectItemCaseSensitive(msg, "content");
         if (cJSON_IsString(ct)) cJSON_AddStringToObject(d, "content", ct->valuestring);
@@ -658,7 +658,7 @@ void srv_trace(tn_server *sv, srv_req *r) {
     cJSON *msgs = cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(r->trace, "messages"), 1);
     const char *fin;
     if (msgs && r->n_ch) {
-      cJSON *m = chat_message(r, &r->ch[0], &fin);
+      cJSON *m = srv_chat_message(r, &r->ch[0], &fin);
       cJSON_DeleteItemFromObjectCaseSensitive(m, "refusal");
       cJSON_AddItemToArray(msgs, m);
     }

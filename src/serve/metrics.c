@@ -47,8 +47,8 @@ char *srv_metrics_text(tn_server *sv) {
   srv_buf_printf(&b, "# HELP tunic_slots Slots (sequences decoded together).\n# TYPE tunic_slots gauge\ntunic_slots %d\n", sv->o.slots);
   srv_buf_printf(&b, "# HELP tunic_forward_steps_total Forward calls of the scheduler.\n# TYPE tunic_forward_steps_total counter\n"
                  "tunic_forward_steps_total %ld\n", m->steps);
-  srv_buf_printf(&b, "# HELP tunic_forward_rows_total Token rows through the model.\n# TYPE tunic_forward_rows_total counter\n"
-                 "tunic_forward_rows_total %ld\n", m->rows);
+  srv_buf_printf(&b, "# HELP tunic_prefix_reused_tokens_total Prompt tokens shared with a live sequence instead of computed.\n"
+                 "# TYPE tunic_prefix_reused_tokens_total counter\ntunic_prefix_reused_tokens_total %ld\n", m->prefix_reused);
   srv_buf_printf(&b, "# HELP tunic_adapters_loaded Adapters loaded (the base not counted).\n# TYPE tunic_adapters_loaded gauge\n"
                  "tunic_adapters_loaded %d\n", sv->n_ads - 1);
   srv_buf_printf(&b, "# HELP tunic_route_total Requests to the model \"auto\" by the category chosen.\n# TYPE tunic_route_total counter\n");

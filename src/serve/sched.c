@@ -1,15 +1,18 @@
-/* sched.c - the scheduler of `tunic serve`: the one thread that owns the model, its KV cache
- * (one tn_state of --slots slots) and the active adapter. HTTP threads queue requests
- * (srv_submit); each step the scheduler admits queued requests into free slots, picks one
- * adapter group, feeds every slot of that group its pending tokens (a decode row, or a chunk of
- * a prompt's prefill) in ONE tn_forward call, samples each finished row with that request's own
- * options and RNG, and hands the text to the request (under its mutex) for the HTTP thread to
- * stream. Requests join and leave between steps (continuous batching); a cancelled request
- * (client gone, timeout, stop) leaves its slot at the next step.
+/* sched.c - the scheduler of `tunic serve`: the one thread that owns the model, the generation
+ * engine (include/tunic/engine.h: --slots slots on one KV cache) and the active adapter. HTTP
+ * threads queue requests (srv_submit); between engine steps the scheduler admits queued requests
+ * into free slots (the n samples of a prompt fork its slot and share its prefill; a prompt whose
+ * first >= 16 tokens another live sequence of the same adapter has computed reads them in place),
+ * picks one adapter group, and runs ONE tn_engine_step (one tn_forward: a decode row per
+ * generating slot of the group plus prefill chunks); each event's token becomes text for its
+ * request (under the request's mutex) for the HTTP thread to send. Requests join and leave between
+ * steps (continuous batching); a cancelled request (client gone, timeout, stop) leaves its slots
+ * at the next step.
  * Adapters: tn_forward applies the adapter attached to the model's matrices (tn_lora_activate),
- * one per call, so rows of different adapters cannot share a forward: groups take turns of
- * --quantum steps, round-robin over the adapters that have live slots (fair, no starvation).
- * The n samples of a prompt share its prefill (tn_state_share_prefix).
+ * one per call, so rows of different adapters cannot share a forward: the other groups' slots are
+ * paused (tn_engine_pause) and groups take turns of --quantum steps, round-robin over the
+ * adapters that have generating slots (fair, no starvation). An unloaded adapter is freed here,
+ * once the last request holding it ends (refcount).
  * Not for: HTTP or JSON (server.c, api.c). */
 #define TN_SERVE_INTERNAL
 #include <math.h>
@@ -17,6 +20,8 @@
 #include <string.h>
 #include <time.h>
 #include "generate/generate.h"
+#include "tunic/engine.h"
+#include "tensor/tensor.h"
 #include "serve/serve.h"
 
 bool srv_buf_add(srv_buf *b, const char *s, size_t n) {
@@ -138,22 +143,12 @@ bool srv_submit(tn_server *sv, srv_req *r) {
   return true;
 }
 
-/* ---- slots ---- */
+/* ---- slots: the engine's, each mapped to a request's choice ---- */
 typedef struct {
-  srv_req *r;                /* NULL: free */
+  srv_req *r;                /* NULL: the engine slot is closed */
   int c;                     /* choice index */
-  int *hist; int nhist, cap; /* prompt + generated tokens */
-  int fed;                   /* tokens of hist already in the cache */
-  int leader;                /* >= 0: a follower waiting for that slot's prefill (n > 1) */
-  tn_rng rng;
   double t_last;             /* time of the last token (per-token latency) */
 } slot_t;
-
-static bool is_eos(const tn_model *m, const tn_tokenizer *tok, int t) {
-  for (int k = 0; k < m->cfg.n_eos; k++)
-    if (m->cfg.eos_ids[k] == t) return true;
-  return tok && tn_tokenizer_eos_id(tok) == t;
-}
 
 static const char *find_stop(const srv_req *r, const char *s) {
   const char *first = NULL;
@@ -239,25 +234,24 @@ static void finish_choice(tn_server *sv, srv_req *r, srv_choice *c, int finish) 
   pthread_cond_broadcast(&r->cv);
 }
 
-/* one sampled token for slot s: text, stop checks, streaming; returns true when the choice ended */
-static bool emit(tn_server *sv, slot_t *s, int t, float lp, const float *row0, int V, double now) {
+/* one sampled token of a choice (an engine event): text, stop strings, streaming. Returns true when
+ * the choice ended here (*cut: by a stop string, which the engine does not know about) */
+static bool emit(tn_server *sv, slot_t *s, const tn_engine_event *ev, const float *raw, int V, double now, bool *cut) {
   srv_req *r = s->r;
   srv_choice *c = &r->ch[s->c];
-  bool ended = false;
+  *cut = false;
   pthread_mutex_lock(&r->mu);
   if (!r->t_first) r->t_first = now;
   c->ntok++;
-  if (s->nhist < s->cap) s->hist[s->nhist++] = t;
   const char *p = NULL;
   size_t l = 0;
-  const bool eos = is_eos(sv->m, sv->tok, t);
-  if (!eos && tn_detok_stream_push(c->ds, t, &p, &l) == TN_OK && l) srv_buf_add(&c->text, p, l);
-  if (c->lp) cJSON_AddItemToArray(c->lp, lp_entry(sv, row0, V, r->temperature, t, lp, r->top_logprobs));
+  const bool eos = ev->done && ev->finish == TN_FINISH_STOP_ID;
+  if (!eos && tn_detok_stream_push(c->ds, ev->token, &p, &l) == TN_OK && l) srv_buf_add(&c->text, p, l);
+  if (c->lp && raw) cJSON_AddItemToArray(c->lp, lp_entry(sv, raw, V, r->temperature, ev->token, ev->logprob, r->top_logprobs));
   int fin = -1;
   const char *st = find_stop(r, c->text.p);
-  if (eos) fin = TN_FINISH_STOP_ID;
-  else if (st) { c->text.n = (size_t)(st - c->text.p); c->text.p[c->text.n] = 0; fin = TN_FINISH_STOP_FN; }
-  else if (c->ntok >= r->max_tokens || s->nhist >= s->cap) fin = TN_FINISH_LENGTH;
+  if (st) { c->text.n = (size_t)(st - c->text.p); c->text.p[c->text.n] = 0; fin = TN_FINISH_STOP_FN; *cut = !ev->done; }
+  else if (ev->done) fin = ev->finish == TN_FINISH_STOP_ID || ev->finish == TN_FINISH_STOP_FN ? ev->finish : TN_FINISH_LENGTH;
   if (fin < 0 && r->stream) {
     size_t upto = safe_len(r, c);
     if (upto > c->sent) srv_stream_delta(sv, r, c, c->text.p + c->sent, upto - c->sent, false);
@@ -265,20 +259,18 @@ static bool emit(tn_server *sv, slot_t *s, int t, float lp, const float *row0, i
   if (fin >= 0) {
     if (fin == TN_FINISH_LENGTH && tn_detok_stream_flush(c->ds, &p, &l) == TN_OK && l) srv_buf_add(&c->text, p, l);
     finish_choice(sv, r, c, fin);
-    ended = true;
   }
   pthread_cond_broadcast(&r->cv);
   pthread_mutex_unlock(&r->mu);
-  return ended;
+  return fin >= 0;
 }
 
-/* every slot of request r is free again (its cache is overwritten by the next occupant) */
-static void release(slot_t *sl, int S, const srv_req *r) {
+/* every engine slot of request r is closed (a fork still reading one keeps its cache) */
+static void release(tn_engine *e, slot_t *sl, int S, const srv_req *r) {
   for (int i = 0; i < S; i++)
     if (sl[i].r == r) {
+      tn_engine_close(e, i);
       sl[i].r = NULL;
-      sl[i].nhist = sl[i].fed = 0;
-      sl[i].leader = -1;
     }
 }
 
@@ -329,25 +321,80 @@ static void abort_req(tn_server *sv, srv_req *r, const char *why, int status) {
   pthread_mutex_unlock(&r->mu);
 }
 
+/* the model's stop ids (tn_generate's default) plus the tokenizer's eos when it is another */
+static int stop_ids(const tn_server *sv, int *out) {
+  int n = 0;
+  for (int k = 0; k < sv->m->cfg.n_eos && n < TN_MAX_EOS; k++) out[n++] = sv->m->cfg.eos_ids[k];
+  const int te = tn_tokenizer_eos_id(sv->tok);
+  bool have = te < 0;
+  for (int k = 0; k < n; k++) have = have || out[k] == te;
+  if (!have) out[n++] = te;
+  return n;
+}
+
+/* open the engine slots of a request's choices: the first sample of each prompt is opened with the
+ * prompt (reading a prefix another live sequence of the same adapter has computed, when >= 16
+ * tokens), the other samples fork it (they share its prefill and sample from its logits) */
+static tn_status admit(tn_server *sv, tn_engine *e, slot_t *sl, srv_req *r, const int *stops, int nstops, double now) {
+  const int S = sv->o.slots;
+  int leader = -1;
+  for (int k = 0; k < r->n_ch; k++) {
+    srv_choice *c = &r->ch[k];
+    const int j = k % r->n, plen = r->plens[c->prompt];
+    tn_gen_opts g;
+    tn_gen_opts_default(&g);
+    g.temperature = r->temperature;
+    g.top_p = r->top_p;
+    g.max_new_tokens = r->max_tokens;
+    g.seed = r->has_seed ? r->seed : (uint64_t)(now * 1e9) ^ ((uint64_t)sv->next_id++ << 40);
+    g.stop_ids = stops;
+    g.n_stop_ids = nstops;
+    int slot = -1;
+    if (j == 0) {
+      TN_TRY(tn_engine_open(e, &g, c->prompt, 0, &slot));
+      sl[slot].r = r; /* from here on release() closes it */
+      TN_TRY(tn_engine_append(e, slot, r->prompts[c->prompt], plen));
+      int best = 0, src = -1;
+      for (int o = 0; o < S; o++) {
+        if (o == slot || !sl[o].r || sl[o].r->ad != r->ad) continue;
+        int n = 0;
+        const int *h = tn_engine_tokens(e, o, &n);
+        const int cached = tn_engine_cached(e, o);
+        const int lim = cached < plen - 1 ? cached : plen - 1;
+        int m = 0;
+        while (m < lim && m < n && h[m] == r->prompts[c->prompt][m]) m++;
+        if (m > best) best = m, src = o;
+      }
+      if (best >= 16 && tn_engine_share_prefix(e, slot, src, best) == TN_OK) sv->met.prefix_reused += best;
+      TN_TRY(tn_engine_generate(e, slot, r->max_tokens));
+      leader = slot;
+    } else {
+      TN_TRY(tn_engine_fork(e, leader, &g, c->prompt, j, &slot));
+      sl[slot].r = r;
+      TN_TRY(tn_engine_generate(e, slot, r->max_tokens));
+    }
+    sl[slot].c = k;
+    sl[slot].t_last = now;
+  }
+  return TN_OK;
+}
+
 void *srv_sched_main(void *arg) {
   tn_server *sv = arg;
   tn_model *m = sv->m;
-  const int S = sv->o.slots, T = sv->o.ctx, V = m->cfg.V;
-  const int Nmax = S > 256 ? S : 256; /* decode rows + prefill chunk per step */
-  tn_state *st = NULL;
+  const int S = sv->o.slots, V = m->cfg.V;
+  tn_engine *e = NULL;
+  tn_engine_opts eo = {.max_slots = S, .context = sv->o.ctx, .rows_per_step = S > 256 ? S : 256};
   slot_t *sl = calloc((size_t)S, sizeof *sl);
-  int *tok = malloc(sizeof(int) * Nmax), *pos = malloc(sizeof(int) * Nmax), *seq = malloc(sizeof(int) * Nmax);
-  int *orow = malloc(sizeof(int) * Nmax), *oslot = malloc(sizeof(int) * Nmax);
-  float *logits = malloc(sizeof(float) * (size_t)S * V), *row = malloc(sizeof(float) * V),
-        *row0 = malloc(sizeof(float) * V);
-  tn_status s = tn_state_create(&st, m, S, T, Nmax, false);
-  if (s != TN_OK || !sl || !tok || !pos || !seq || !orow || !oslot || !logits || !row || !row0) {
-    tn_warn("tunic serve: the scheduler cannot start: %s", s != TN_OK ? tn_last_error() : "out of memory");
+  int stops[TN_MAX_EOS + 1];
+  const int nstops = stop_ids(sv, stops);
+  tn_status s = sl ? tn_engine_create(&e, m, &eo) : TN_ERR_NOMEM;
+  if (s != TN_OK) {
+    tn_warn("tunic serve: the scheduler cannot start: %s", tn_last_error());
     pthread_mutex_lock(&sv->mu);
     sv->stopping = sv->stop_now = true;
     pthread_mutex_unlock(&sv->mu);
   }
-  for (int i = 0; i < S && sl; i++) sl[i].leader = -1;
   srv_adapter *cur = NULL;   /* the adapter group whose turn it is */
   int turn = 0;              /* steps it has had */
   tn_lora_set *active = NULL;
@@ -358,52 +405,28 @@ void *srv_sched_main(void *arg) {
     if (sv->stopping && sv->stop_at && now > sv->stop_at) sv->stop_now = true;
     const bool stop_now = sv->stop_now;
     int nfree = 0, nlive = 0;
-    for (int i = 0; sl && i < S; i++) nfree += !sl[i].r, nlive += !!sl[i].r;
-    while (sv->nq > 0) {
+    for (int i = 0; sl && e && i < S; i++) nfree += !sl[i].r, nlive += !!sl[i].r;
+    while (sv->nq > 0 && e) {
       srv_req *r = sv->queue[0];
-      bool dead;
       pthread_mutex_lock(&r->mu);
-      dead = r->cancelled || stop_now;
-      const bool late = !dead && now > r->deadline;
+      const bool dead = r->cancelled || stop_now, late = !dead && now > r->deadline;
       pthread_mutex_unlock(&r->mu);
       if (!dead && !late && r->n_ch > nfree) break;
       memmove(sv->queue, sv->queue + 1, sizeof *sv->queue * --sv->nq);
       sv->running++;
-      if (dead || late) {
+      tn_status as = dead || late ? TN_OK : admit(sv, e, sl, r, stops, nstops, now);
+      if (dead || late || as != TN_OK) {
+        const char *msg = as != TN_OK ? tn_last_error() : NULL;
         pthread_mutex_unlock(&sv->mu);
+        release(e, sl, S, r);
         if (late) r->timed_out = true;
-        abort_req(sv, r, late ? "the request timed out waiting for a free slot" : stop_now ? "the server is stopping" : NULL,
-                  late ? 504 : 503);
+        abort_req(sv, r, late ? "the request timed out waiting for a free slot" : msg ? msg : stop_now ? "the server is stopping" : NULL,
+                  late ? 504 : msg ? 500 : 503);
         req_finished(sv, r);
         pthread_mutex_lock(&sv->mu);
         continue;
       }
-      /* its choices into free slots: the first sample of each prompt prefills, the others follow */
-      int leader = -1, k = 0;
-      for (int i = 0; i < S && k < r->n_ch; i++) {
-        if (sl[i].r) continue;
-        srv_choice *c = &r->ch[k];
-        slot_t *q = &sl[i];
-        const int plen = r->plens[c->prompt];
-        q->cap = plen + r->max_tokens;
-        int *h = realloc(q->hist, sizeof(int) * q->cap);
-        if (!h) break;
-        q->hist = h;
-        memcpy(q->hist, r->prompts[c->prompt], sizeof(int) * plen);
-        q->nhist = plen;
-        q->fed = 0;
-        q->r = r;
-        q->c = k;
-        const int j = k % r->n;
-        if (j == 0) leader = i;
-        q->leader = j == 0 ? -1 : leader;
-        const uint64_t seed = r->has_seed ? r->seed : (uint64_t)(now * 1e9) ^ ((uint64_t)sv->next_id++ << 40);
-        tn_rng_seed(&q->rng, seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(c->prompt + 1)) ^ ((uint64_t)j << 32));
-        q->t_last = now;
-        st->pfx_len[i] = 0; /* a fresh sequence in a reused slot */
-        st->len[i] = 0;
-        nfree--, nlive++, k++;
-      }
+      nfree -= r->n_ch, nlive += r->n_ch;
     }
     if (nlive == 0) {
       /* idle: free unloaded adapters, leave when stopping, else wait */
@@ -421,7 +444,7 @@ void *srv_sched_main(void *arg) {
       continue;
     }
     pthread_mutex_unlock(&sv->mu);
-    /* 2. cancelled (client gone), timed out or stopping: the slot is free at once */
+    /* 2. cancelled (client gone), timed out or stopping: the slots are free at once */
     for (int i = 0; i < S; i++) {
       srv_req *r = sl[i].r;
       if (!r) continue;
@@ -432,121 +455,94 @@ void *srv_sched_main(void *arg) {
       if (late) r->timed_out = true;
       if (!gone) abort_req(sv, r, late ? "the request timed out" : "the server is stopping", late ? 504 : 503);
       else abort_req(sv, r, NULL, 0);
-      release(sl, S, r);
+      release(e, sl, S, r);
       req_finished(sv, r);
     }
     /* 3. whose turn: the current adapter group for --quantum steps, then the next one that has
-     * live slots (round-robin in slot order) */
+     * generating slots (round-robin in slot order); the other groups' slots are paused */
     srv_adapter *grp = NULL;
     bool cur_live = false;
-    for (int i = 0; i < S; i++) cur_live = cur_live || (sl[i].r && sl[i].r->ad == cur);
+    for (int i = 0; i < S; i++) cur_live = cur_live || (sl[i].r && sl[i].r->ad == cur && tn_engine_generating(e, i));
     if (cur && cur_live && turn < sv->o.quantum) grp = cur;
     else {
       int start = 0;
       for (int i = 0; i < S; i++) if (sl[i].r && sl[i].r->ad == cur) start = i + 1;
       for (int k = 0; k < S && !grp; k++) {
-        slot_t *q = &sl[(start + k) % S];
-        if (q->r) grp = q->r->ad;
+        const int i = (start + k) % S;
+        if (sl[i].r && tn_engine_generating(e, i)) grp = sl[i].r->ad;
       }
       turn = 0;
     }
     if (!grp) continue;
     cur = grp;
     turn++;
+    for (int i = 0; i < S; i++)
+      if (sl[i].r) tn_engine_pause(e, i, sl[i].r->ad != grp);
     if (grp->set != active) {
       if (active) tn_lora_deactivate(active);
       if (grp->set) tn_lora_activate(grp->set);
       active = grp->set;
     }
-    /* 4. rows: a decode row per generating slot of the group first, then prefill chunks */
-    int N = 0, nout = 0;
-    for (int pass = 0; pass < 2; pass++)
-      for (int i = 0; i < S && N < Nmax; i++) {
-        slot_t *q = &sl[i];
-        if (!q->r || q->r->ad != grp || q->leader >= 0 || q->fed >= q->nhist) continue;
-        const int want = q->nhist - q->fed;
-        if ((pass == 0) != (want == 1)) continue;
-        const int take = want < Nmax - N ? want : Nmax - N;
-        for (int t = 0; t < take; t++) {
-          tok[N] = q->hist[q->fed + t];
-          pos[N] = q->fed + t;
-          seq[N++] = i;
-        }
-        q->fed += take;
-        if (q->fed == q->nhist) { orow[nout] = N - 1; oslot[nout++] = i; }
-      }
-    if (N == 0) continue;
-    s = tn_forward(m, st, N, tok, pos, seq, logits, orow, nout);
+    /* 4. one step: decode rows + prefill chunks of the group's slots in one tn_forward */
+    const tn_engine_event *ev = NULL;
+    int nev = 0;
+    s = tn_engine_step(e, &ev, &nev);
     now = tn_now();
     pthread_mutex_lock(&sv->mu);
     sv->met.steps++;
-    sv->met.rows += N;
-    srv_hist_add(&sv->met.batch, nout, srv_batch_bounds);
+    srv_hist_add(&sv->met.batch, nev, srv_batch_bounds);
     pthread_mutex_unlock(&sv->mu);
-    if (s != TN_OK) { /* fail the rows' requests, keep serving */
+    if (s != TN_OK) { /* fail the group's requests, keep serving the others */
       const char *msg = tn_last_error();
-      for (int k = 0; k < nout; k++) {
-        srv_req *r = sl[oslot[k]].r;
-        if (!r) continue;
+      for (int i = 0; i < S; i++) {
+        srv_req *r = sl[i].r;
+        if (!r || r->ad != grp) continue;
         abort_req(sv, r, msg, 500);
-        release(sl, S, r);
+        release(e, sl, S, r);
         req_finished(sv, r);
       }
       continue;
     }
-    /* 5. sample each output row with its request's options; followers of a finished prefill
-     * share the prompt's cache and sample their first token from the same logits */
-    for (int k = 0; k < nout; k++) {
-      const int i = oslot[k];
-      if (!sl[i].r) continue;
+    /* 5. each event: its text to the request; a stop string ends the turn (tn_engine_cancel) */
+    for (int k = 0; k < nev; k++) {
+      const int i = ev[k].slot;
+      slot_t *q = &sl[i];
+      if (!q->r) continue;
+      pthread_mutex_lock(&sv->mu);
+      srv_hist_add(&sv->met.per_token, now - q->t_last, srv_lat_bounds);
+      pthread_mutex_unlock(&sv->mu);
+      q->t_last = now;
+      bool cut = false;
+      emit(sv, q, &ev[k], q->r->logprobs ? tn_engine_logits(e, i) : NULL, V, now, &cut);
+      if (cut) tn_engine_cancel(e, i);
+    }
+    /* requests whose choices all ended leave their slots */
+    for (int i = 0; i < S; i++) {
       srv_req *r = sl[i].r;
-      const float *lrow = logits + (size_t)k * V;
-      for (int f = -1; f < S; f++) {
-        const int si = f < 0 ? i : f;
-        if (f >= 0 && !(sl[f].r == r && sl[f].leader == i)) continue;
-        slot_t *q = &sl[si];
-        if (f >= 0) {
-          tn_state_share_prefix(m, st, f, i, r->plens[r->ch[q->c].prompt]);
-          q->fed = q->nhist;
-          q->leader = -1;
-        }
-        tn_gen_opts go;
-        tn_gen_opts_default(&go);
-        go.temperature = r->temperature;
-        go.top_p = r->top_p;
-        memcpy(row, lrow, sizeof(float) * V);
-        if (r->logprobs) memcpy(row0, lrow, sizeof(float) * V);
-        float lp = NAN;
-        int t = tn_sample_token(row, V, &go, q->hist, q->nhist, &q->rng, &lp);
-        if (t < 0) {
-          abort_req(sv, r, "the model's logits are not finite (NaN or Inf)", 500);
-          break;
-        }
-        if (q->nhist > r->plens[r->ch[q->c].prompt]) {
-          pthread_mutex_lock(&sv->mu);
-          srv_hist_add(&sv->met.per_token, now - q->t_last, srv_lat_bounds);
-          pthread_mutex_unlock(&sv->mu);
-        }
-        q->t_last = now;
-        emit(sv, q, t, lp, row0, V, now);
-      }
-      /* requests whose choices all ended leave their slots */
+      if (!r) continue;
       pthread_mutex_lock(&r->mu);
       const bool done = r->done;
       pthread_mutex_unlock(&r->mu);
       if (done) {
-        release(sl, S, r);
+        release(e, sl, S, r);
         req_finished(sv, r);
       }
     }
-    /* single choices that ended while their request goes on (n > 1) stop being fed */
-    for (int i = 0; i < S; i++)
-      if (sl[i].r && sl[i].r->ch[sl[i].c].finish >= 0 && sl[i].leader < 0) sl[i].fed = sl[i].nhist;
   }
   if (active) tn_lora_deactivate(active);
   free_grave(sv, NULL);
-  for (int i = 0; sl && i < S; i++) free(sl[i].hist);
-  free(sl); free(tok); free(pos); free(seq); free(orow); free(oslot); free(logits); free(row); free(row0);
-  tn_state_free(st);
+  tn_engine_free(e);
+  free(sl);
+  /* the kernels' per-thread scratch buffers of this thread and of its OpenMP team (threads that
+   * are not the main thread's: nothing else would free them) */
+#pragma omp parallel
+  {
+    tn_tensor_scratch_release();
+    tn_forward_thread_release();
+    tn_sample_thread_release();
+  }
+  tn_tensor_scratch_release();
+  tn_forward_thread_release();
+  tn_sample_thread_release();
   return NULL;
 }

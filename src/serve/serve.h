@@ -137,7 +137,8 @@ typedef struct {
   long errors[6];            /* 400, 401, 404, 413, 429, 5xx */
   long prompt_tokens, completion_tokens, cancelled, timeouts;
   srv_hist ttft, per_token, latency, batch;
-  long steps, rows;
+  long steps;
+  long prefix_reused;        /* prompt tokens read from another sequence's cache instead of computed */
   long route_count[32];      /* by route index (last: the default) */
 } srv_metrics;
 
@@ -181,6 +182,9 @@ char *srv_response_json(tn_server *sv, srv_req *r, int *status);
 /* chunk building while generating (called by sched with r->mu held) */
 void srv_stream_delta(tn_server *sv, srv_req *r, srv_choice *c, const char *piece, size_t len, bool final);
 void srv_trace(tn_server *sv, srv_req *r);
+/* the assistant message of a choice: content, or tool_calls parsed from the text when the request
+ * had tools (*finish "tool_calls"); exposed for tests */
+cJSON *srv_chat_message(const srv_req *r, const srv_choice *c, const char **finish);
 /* route.c */
 tn_status srv_route_load(tn_server *sv, const char *path);
 /* the category index (n_routes = default) for the request's text */

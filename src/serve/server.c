@@ -147,6 +147,11 @@ tn_status tn_server_create(const tn_serve_opts *o, tn_server **out) {
   if (s == TN_OK && !sv->o.ctx) sv->o.ctx = sv->m->cfg.max_pos < 4096 ? sv->m->cfg.max_pos : 4096;
   if (s == TN_OK && (sv->o.ctx < 2 || sv->o.ctx > sv->m->cfg.max_pos))
     s = tn_error(TN_ERR_ARG, "serve: --ctx must be in [2, %d] (max_position_embeddings), not %d", sv->m->cfg.max_pos, sv->o.ctx);
+  if (s == TN_OK) { /* the KV cache is --slots x --ctx tokens: say how much that is (--ctx sizes it) */
+    const tn_config *c = &sv->m->cfg;
+    const double mib = 2.0 * 4 * c->L * (double)sv->o.slots * sv->o.ctx * c->KV * c->D / (1 << 20);
+    tn_info("tunic serve: KV cache %d slots x %d tokens = %.0f MiB (--slots, --ctx)", sv->o.slots, sv->o.ctx, mib);
+  }
   if (s == TN_OK) {
     sv->ads = calloc(8, sizeof *sv->ads);
     srv_adapter *b = calloc(1, sizeof *b);

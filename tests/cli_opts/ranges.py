@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from common import SRC, check, finish, run, sanitizer_report, workdir  # noqa: E402
 
 CMDS = ["sft", "dpo", "distill", "grpo", "generate", "eval", "report", "init", "merge", "logits", "tokenize",
-        "detokenize", "train-tokenizer", "data math"]
+        "detokenize", "train-tokenizer", "data math", "serve"]
 TRAINERS = {"sft", "dpo", "distill", "grpo"}
 W = workdir("ranges")
 

@@ -147,6 +147,19 @@ base_text = gen_ref(prompts[0])["text"]
 lora_text = gen_ref(prompts[0], ("--adapter", adapter))["text"]
 check(base_text != lora_text, "the adapter changes the greedy output (so the check above is not vacuous)")
 
+# ---- a prompt prefix shared with a running request is read from its cache, same numbers ----
+pre = list(range(100, 140))
+a = sse_open(sv, {"model": "base", "prompt": pre + [1], "max_tokens": 300, "stream": True}, "/v1/completions")
+read_until(a, b"data: ")
+st, j = served(pre + [2], "base")
+ref = gen_ref(pre + [2])
+a.close()
+reused = sv.metrics().get("tunic_prefix_reused_tokens_total", 0)
+lp = j["choices"][0]["logprobs"]["token_logprobs"]
+diff = max(abs(x - y) for x, y in zip(lp, ref["logprobs"])) if len(lp) == len(ref["logprobs"]) else 1e9
+check(reused >= 40 and j["choices"][0]["text"] == ref["text"] and diff < 1e-4,
+      f"a 40-token prefix shared with a running request: {reused:.0f} tokens reused, text and log-probs = tunic generate ({diff:.1e})")
+
 # ---- routing ----
 st, h, j, _ = sv.request("POST", "/v1/chat/completions", chat("what is the sum 2+2?", model="auto", max_tokens=4))
 check(st == 200 and h.get("x-tunic-route") == "math" and j.get("tunic_route") == "math" and j["model"] == "lora",
@@ -203,6 +216,21 @@ st, h, j, _ = sv.request("POST", "/v1/adapters", {"name": "lora2", "path": adapt
 check(st == 201, "POST /v1/adapters loads it again under a new name")
 st, h, j, _ = sv.request("POST", "/v1/completions", {"model": "lora2", "prompt": prompts[0], "max_tokens": 12, "temperature": 0})
 check(st == 200 and j["choices"][0]["text"] == lora_text, "the reloaded adapter gives the adapter's output")
+# two adapters at once: their groups take turns (fair: both stream before either ends), each
+# request's numbers are those it has alone
+a = sse_open(sv, {"model": "base", "prompt": [3, 4], "max_tokens": 400, "stream": True}, "/v1/completions")
+b = sse_open(sv, {"model": "lora2", "prompt": [3, 4], "max_tokens": 400, "stream": True}, "/v1/completions")
+fa, fb = read_until(a, b"data: {", 20), read_until(b, b"data: {", 20)
+check(b"data: {" in fa and b"data: {" in fb and b"[DONE]" not in fa + fb, "base and adapter streams both progress (turns)")
+b.close()  # --max-requests 3: the base stream and the two requests below
+time.sleep(0.2)
+boxes = [[], []]
+ts = [threading.Thread(target=served, args=(prompts[0], nm, boxes[k])) for k, nm in enumerate(("base", "lora2"))]
+[t.start() for t in ts]
+[t.join() for t in ts]
+a.close()
+check(boxes[0][0][1]["choices"][0]["text"] == base_text and boxes[1][0][1]["choices"][0]["text"] == lora_text,
+      "base and adapter requests interleaved: each gives its own output")
 st, h, j, _ = sv.request("POST", "/v1/adapters", {"name": "x", "path": os.path.join(d, "nothing")})
 check(err(st, j, 400, "adapter_load_failed"), "loading a missing adapter: 400 naming the problem")
 

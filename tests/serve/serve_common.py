@@ -6,6 +6,7 @@ on 127.0.0.1 with a free port (--port 0 --port-file), stopping it with SIGTERM, 
 helpers (http.client: no client library between the test and the bytes on the wire).
 What it is not: a client for the API (tests/serve/client.mjs uses the official `openai` package).
 """
+import atexit
 import http.client
 import json
 import os
@@ -51,12 +52,20 @@ class Server:
         t0 = time.time()
         while not os.path.exists(self.port_file):
             if self.p.poll() is not None or time.time() - t0 > 60:
+                if self.p.poll() is None:
+                    self.p.kill()
                 self.log.flush()
                 print(open(self.log.name).read()[-3000:])
                 raise SystemExit("tunic serve did not start")
             time.sleep(0.05)
         self.port = int(open(self.port_file).read())
         self.logpath = self.log.name
+        atexit.register(self._kill)  # a test that dies midway leaves no server behind
+
+    def _kill(self):
+        if self.p.poll() is None:
+            self.p.kill()
+            self.p.wait()
 
     def stop(self, timeout=30):
         if self.p.poll() is None:
