@@ -5,6 +5,7 @@
  * Not for: the YAML loader and typed values (src/obs/runcfg.c), the trainers' shared
  * options themselves (src/train/opts.c). */
 #include "cli/cli.h"
+#include "store/store.h"
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
@@ -419,6 +420,59 @@ int tn_cli_train_rows(tn_flag *out, tn_train_opts *t, unsigned has, const tn_fla
   return n + tn_train_opts_rows(t, has, 1, out + n);
 }
 
+/* --data store:KEY[:FORMAT]: the dataset KEY of the store ($TUNIC_STORE, else ./tunic_store.db)
+ * exported (sha256 checked) to STORE.exports/KEY-BUILD.FORMAT.jsonl, which the trainer reads like
+ * any file; FORMAT by default tunix_sft (dpo for `tunic dpo`, prompt_completion for grpo). *INFO:
+ * what the run manifest records as "store_dataset" (key, build id, format, sha256, store). */
+static tn_status resolve_store_data(const char *cmd, const char **data, cJSON **info) {
+  *info = NULL;
+  if (!*data || strncmp(*data, "store:", 6)) return TN_OK;
+  char key[200];
+  snprintf(key, sizeof key, "%s", *data + 6);
+  const char *format = !strcmp(cmd, "dpo") ? "dpo" : !strcmp(cmd, "grpo") ? "prompt_completion" : "tunix_sft";
+  char *colon = strchr(key, ':');
+  if (colon) { *colon = 0; format = colon + 1; }
+  const char *path = tn_store_default_path();
+  tn_store *st = NULL;
+  TN_TRY(tn_store_open(&st, path, NULL));
+  tn_store_res r = {0};
+  cJSON *ds = NULL;
+  tn_status s = tn_store_dataset_get(st, key, &ds, &r);
+  const cJSON *m = cJSON_GetObjectItemCaseSensitive(ds, "manifest");
+  const cJSON *bid = cJSON_GetObjectItemCaseSensitive(m, "build_id");
+  char dir[4096], *file = NULL;
+  snprintf(dir, sizeof dir, "%s.exports", path);
+  if (s == TN_OK && !cJSON_IsString(bid)) s = tn_error(TN_ERR_FORMAT, "dataset %s: its manifest has no build_id", key);
+  if (s == TN_OK) s = tn_mkdirs(dir);
+  if (s == TN_OK) {
+    char name[400];
+    snprintf(name, sizeof name, "%s-%s.%s.jsonl", key, bid->valuestring, format);
+    if (!(file = tn_path_join(dir, name))) s = TN_ERR_NOMEM;
+  }
+  if (s == TN_OK) s = tn_store_dataset_export_file(st, key, format, file, NULL, &r);
+  if (s == TN_OK) {
+    cJSON *o = cJSON_CreateObject();
+    if (!o) s = tn_error(TN_ERR_NOMEM, "out of memory");
+    cJSON_AddStringToObject(o, "key", key);
+    cJSON_AddStringToObject(o, "build_id", bid->valuestring);
+    cJSON_AddStringToObject(o, "format", format);
+    cJSON_AddItemToObject(o, "sha256", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
+                                           cJSON_GetObjectItemCaseSensitive(m, "sha256"), format), true));
+    cJSON_AddStringToObject(o, "store", path);
+    cJSON_AddStringToObject(o, "export", file);
+    *info = o;
+    if (n_resolved < 16) resolved[n_resolved++] = file, file = NULL;
+    *data = resolved[n_resolved - 1];
+    fprintf(stderr, "tunic %s: --data store:%s: dataset %s build %s (%s) -> %s\n", cmd, key, key, bid->valuestring,
+            format, *data);
+  }
+  if (s != TN_OK) s = tn_error_prefix(s, "--data store:%s (store %s)", key, path);
+  free(file);
+  cJSON_Delete(ds);
+  tn_store_close(st);
+  return s;
+}
+
 int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags, int nflags, tn_cli_run_fn run,
                  const void *opts) {
   const char *cmd = argv[0];
@@ -428,6 +482,9 @@ int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags,
   tn_status s = tn_runcfg_parse(rc, argc, argv, usage, NULL);
   if (s == TN_OK) s = check_given(cmd, flags, nflags, rc);
   if (s == TN_OK) s = resolve_models(flags, nflags);
+  cJSON *store_ds = NULL;
+  tn_train_opts *to = (tn_train_opts *)opts; /* every trainer's options start with the shared block */
+  if (s == TN_OK) s = resolve_store_data(cmd, &to->data, &store_ds);
   if (s == TN_OK) {
     char title[96];
     snprintf(title, sizeof title, "%s configuration", cmd);
@@ -437,7 +494,16 @@ int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags,
     cJSON_Delete(cfg);
     s = cfg_text ? run(opts, cfg_text, argc, argv) : tn_error(TN_ERR_NOMEM, "out of memory");
     free(cfg_text);
+    /* the dataset key and build id in the run manifest (tunic store runs register reads them) */
+    char *mp = store_ds && to->out ? tn_path_join(to->out, "run_manifest.json") : NULL;
+    if (mp && tn_file_exists(mp)) {
+      tn_status ms = tn_manifest_set(to->out, "store_dataset", store_ds);
+      store_ds = NULL;
+      if (s == TN_OK) s = ms;
+    }
+    free(mp);
   }
+  cJSON_Delete(store_ds);
   int code = s == TN_OK ? 0 : tn_cli_fail(cmd, s);
   tn_runcfg_free(rc);
   return code;

@@ -2,7 +2,8 @@
  * flags into tn_serve_opts, --adapter NAME=DIR (repeatable) loaded before listening, SIGTERM /
  * SIGINT for a graceful stop (in-flight requests finish within --stop-deadline), --port-file for
  * scripts that start it on a free port (--port 0), --traces-jsonl to append each served
- * conversation as a JSON line (the trace hook; the store plugs into the same hook).
+ * conversation as a JSON line (the trace hook), --store PATH for the store's /api and /ui routes
+ * (src/store) and --log-traces to store each served conversation there as a trace.
  * Not for: the server itself (src/serve). */
 #include <signal.h>
 #include <stdio.h>
@@ -11,12 +12,13 @@
 #include <pthread.h>
 #include "cli/cli.h"
 #include "serve/serve.h"
+#include "store/store.h"
 
 static FILE *traces;
 static pthread_mutex_t traces_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void trace_line(void *user, const char *json) {
-  (void)user;
+  if (user) tn_store_trace_hook(user, json); /* --log-traces */
   pthread_mutex_lock(&traces_mu);
   if (traces) {
     fputs(json, traces);
@@ -29,7 +31,9 @@ static void trace_line(void *user, const char *json) {
 int tn_cmd_serve(int argc, char **argv) {
   tn_serve_opts o;
   tn_serve_opts_default(&o);
-  const char *adapter = NULL, *base_dtype = "auto", *head_dtype = "auto", *port_file = NULL, *traces_file = NULL;
+  const char *adapter = NULL, *base_dtype = "auto", *head_dtype = "auto", *port_file = NULL, *traces_file = NULL,
+             *store_path = NULL;
+  bool log_traces = false;
   double max_body = (double)o.max_body;
   tn_flag flags[] = {
     {"model", 's', &o.model_dir, "model directory (HF layout)"},
@@ -52,6 +56,8 @@ int tn_cmd_serve(int argc, char **argv) {
     {"quantum", 'i', &o.quantum, "decode steps an adapter's requests run before another adapter's turn"},
     {"stop-deadline", 'd', &o.stop_deadline, "on SIGTERM: seconds in-flight requests may still run before they are cancelled"},
     {"traces-jsonl", 's', &traces_file, "append each served conversation to this file as one JSON line"},
+    {"store", 's', &store_path, "the trace and dataset store (SQLite file): its API under /api/ and the page at /ui/ (docs/store.md)"},
+    {"log-traces", 'b', &log_traces, "store each served conversation as a trace (in --store, default $TUNIC_STORE or ./tunic_store.db)"},
     {"quiet", 'b', &o.quiet, "no access log on stderr"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR [--adapter NAME=DIR ...] [--port 8080]");
@@ -87,11 +93,19 @@ int tn_cmd_serve(int argc, char **argv) {
   }
   for (int i = 0; i < na; i++) free(ads[i]);
   free(ads);
+  tn_store *store = NULL;
+  if (s == TN_OK && (store_path || log_traces)) {
+    if (!store_path) store_path = tn_store_default_path();
+    s = tn_store_open(&store, store_path, NULL);
+    if (s == TN_OK) s = tn_server_add_handler(sv, "/api/", tn_store_http, store);
+    if (s == TN_OK) s = tn_server_add_handler(sv, "/ui", tn_store_http, store);
+    if (s != TN_OK) s = tn_error_prefix(s, "--store %s", store_path);
+  }
   if (s == TN_OK && traces_file) {
     traces = fopen(traces_file, "a");
     if (!traces) s = tn_error(TN_ERR_IO, "--traces-jsonl %s: cannot open for appending", traces_file);
-    else tn_server_set_trace_hook(sv, trace_line, NULL);
   }
+  if (s == TN_OK && (traces_file || log_traces)) tn_server_set_trace_hook(sv, trace_line, log_traces ? store : NULL);
   if (s == TN_OK) s = tn_server_start(sv);
   if (s == TN_OK && port_file) {
     char buf[16];
@@ -101,16 +115,19 @@ int tn_cmd_serve(int argc, char **argv) {
   if (s != TN_OK) {
     int code = tn_cli_fail("serve", s);
     tn_server_free(sv);
+    tn_store_close(store);
     if (traces) fclose(traces);
     return code;
   }
-  fprintf(stderr, "tunic serve: listening on http://%s:%d/ (model %s, %d slots%s)\n",
-          strchr(o.host, ':') ? "[::1]" : o.host, tn_server_port(sv), o.model_dir, o.slots, o.api_key ? ", API key required" : "");
+  fprintf(stderr, "tunic serve: listening on http://%s:%d/ (model %s, %d slots%s%s%s)\n",
+          strchr(o.host, ':') ? "[::1]" : o.host, tn_server_port(sv), o.model_dir, o.slots, o.api_key ? ", API key required" : "",
+          store ? ", store " : "", store ? tn_store_path(store) : "");
   int sig = 0;
   sigwait(&set, &sig);
   fprintf(stderr, "tunic serve: %s: stopping (in-flight requests have %.0f s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT", o.stop_deadline);
   tn_server_stop(sv);
   tn_server_free(sv);
+  tn_store_close(store);
   if (traces) fclose(traces);
   fprintf(stderr, "tunic serve: stopped\n");
   return 0;

@@ -108,6 +108,9 @@ static const rule RULES[] = {
   {"min-steps", NULL, 1, 4, 0, NULL},
   {"max-steps", NULL, 0, 4, 0, "0 = the profile's"},
   {"max-number", NULL, 2, 20, 0, NULL},
+  /* store */
+  {"count", NULL, 1, 100000, 0, "games"},
+  {"min-score", NULL, -1e300, 1e300, 0, "any finite score"},
   /* serve */
   {"port", NULL, 0, 65535, 0, "0 = any free port"},
   {"max-body", NULL, 64, 1073741824, 0, "bytes"},

@@ -155,7 +155,27 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
     for (const char *p = strstr(s, tag); p; p = strstr(p + 1, tag)) last = p;
     if (!last) return tn_error(TN_ERR_FORMAT, "%s: tunix_sft \"prompts\" has no \"<start_of_turn>model\" turn", where);
     size_t start = (size_t)(last - s) + strlen(tag);
-    TN_TRY(tn_tokenizer_encode_offsets(tok, s, strlen(s), true, enc));
+    /* the tunix_sft export of the store (id, prompts ending with the open model turn, final_answer,
+     * metadata): the answer and its end-of-turn marker are the trained completion */
+    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(j, "final_answer");
+    char *joined = NULL;
+    if (fa) {
+      if (!cJSON_IsString(fa)) return tn_error(TN_ERR_FORMAT, "%s: \"final_answer\" must be a string", where);
+      const char *rest = s + start;
+      while (*rest == ' ' || *rest == '\n' || *rest == '\r' || *rest == '\t') rest++;
+      if (!*rest) {
+        size_t a = start, b = strlen(fa->valuestring);
+        static const char eot[] = "<end_of_turn>\n";
+        if (!(joined = malloc(a + b + sizeof eot))) return tn_error(TN_ERR_NOMEM, "%s: out of memory", where);
+        memcpy(joined, s, a);
+        memcpy(joined + a, fa->valuestring, b);
+        memcpy(joined + a + b, eot, sizeof eot);
+        s = joined;
+      }
+    }
+    tn_status es = tn_tokenizer_encode_offsets(tok, s, strlen(s), true, enc);
+    free(joined);
+    TN_TRY(es);
     for (size_t i = 0; i < enc->n; i++) {
       uint8_t m = enc->offsets[2 * i] >= start && enc->offsets[2 * i + 1] > enc->offsets[2 * i];
       TN_TRY(buf_add(b, &enc->ids[i], 1, m));

@@ -283,6 +283,32 @@ static void count(tn_server *sv, const char *path, int status) {
   pthread_mutex_unlock(&sv->mu);
 }
 
+/* MHD hands the handler the path without its query string and keeps the arguments, decoded:
+ * the raw query string the route handlers read is rebuilt from them, each re-escaped */
+typedef struct { char *p; size_t n, cap; bool fail; } query_buf;
+static enum MHD_Result query_arg(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+  query_buf *q = cls;
+  const char *parts[2] = {key, value};
+  for (int k = 0; k < 2 && !q->fail; k++) {
+    if (k == 1 && !value) break;
+    size_t need = q->n + 3 * strlen(parts[k]) + 3;
+    if (need > q->cap) {
+      char *np = realloc(q->p, need * 2);
+      if (!np) { q->fail = true; break; }
+      q->p = np, q->cap = need * 2;
+    }
+    if (k == 0 && q->n) q->p[q->n++] = '&';
+    if (k == 1) q->p[q->n++] = '=';
+    for (const unsigned char *c = (const unsigned char *)parts[k]; *c; c++) {
+      if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') || strchr("-_.~", *c))
+        q->p[q->n++] = (char)*c;
+      else q->n += (size_t)sprintf(q->p + q->n, "%%%02X", *c);
+    }
+    q->p[q->n] = 0;
+  }
+  return MHD_YES;
+}
+
 static bool authorized(const tn_server *sv, struct MHD_Connection *conn) {
   if (!sv->api_key) return true;
   const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
@@ -321,6 +347,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
   { /* the raw query string, rebuilt from MHD's arguments is lossy: read it from the URL MHD gives */
     const char *q = strchr(url, '?');
     if (q) { rq.query = q + 1; qs = strndup(url, (size_t)(q - url)); rq.path = qs ? qs : url; }
+  }
+  query_buf qb = {0};
+  if (!rq.query[0]) {
+    MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, query_arg, &qb);
+    if (qb.p && !qb.fail) rq.query = qb.p;
   }
   srv_req *r = NULL;
   const bool open_path = !strcmp(rq.path, "/health") || !strcmp(rq.path, "/") || !strcmp(rq.path, "/index.html");
@@ -407,6 +438,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     fprintf(stderr, "tunic serve: %s %s %d %.1f ms\n", method, rq.path, rp.status, (tn_now() - cx->t0) * 1e3);
   tn_http_reply_free(&rp);
   free(qs);
+  free(qb.p);
   return ret;
 }
 
