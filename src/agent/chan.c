@@ -332,6 +332,15 @@ tn_status tn_chan_request(tn_chan *c, const char *method, const cJSON *params, d
   cJSON_Delete(o);
   struct timespec dl;
   clock_gettime(CLOCK_MONOTONIC, &dl);
+  if (st == TN_ERR_IO) { /* the child is gone (EPIPE): wait a little for the reader to say why */
+    struct timespec w = dl;
+    w.tv_nsec += 500000000L;
+    if (w.tv_nsec >= 1000000000L) { w.tv_sec++; w.tv_nsec -= 1000000000L; }
+    pthread_mutex_lock(&c->mu);
+    while (!c->dead && pthread_cond_timedwait(&c->cv, &c->mu, &w) != ETIMEDOUT) {}
+    if (c->dead && c->dead_msg) st = tn_error(TN_ERR_IO, "%s", c->dead_msg);
+    pthread_mutex_unlock(&c->mu);
+  }
   double t = timeout_s > 0 ? timeout_s : 30;
   dl.tv_sec += (time_t)t;
   dl.tv_nsec += (long)((t - (double)(time_t)t) * 1e9);

@@ -114,15 +114,6 @@ static void drop_ep(tn_env *e, const char *id) {
 }
 
 /* ---- helpers ---- */
-static cJSON *message(const char *role, const char *content) {
-  cJSON *m = cJSON_CreateObject();
-  if (m && (!cJSON_AddStringToObject(m, "role", role) || !cJSON_AddStringToObject(m, "content", content))) {
-    cJSON_Delete(m);
-    return NULL;
-  }
-  return m;
-}
-
 static const char *str_field(const cJSON *o, const char *const *keys) {
   for (; *keys; keys++) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, *keys);
@@ -146,38 +137,64 @@ static double add_reward(cJSON *rewards, const char *name, double v) {
   return v;
 }
 
-/* Run the message's tool calls one after the other, appending tool messages; the per-turn
- * rewards (bonus per success, penalty per failure) go into rewards. */
+/* One tool call of a message, run on its own thread when the message has several. */
+typedef struct {
+  tn_env *e;
+  const cJSON *call;
+  double timeout_s;
+  cJSON *msg;
+  tn_tool_result r;
+  tn_status st;
+  char err[256];
+} call_job;
+
+static void *call_job_run(void *p) {
+  call_job *j = p;
+  if (j->e->ts) {
+    j->st = tn_toolset_call_message(j->e->ts, j->call, j->timeout_s, &j->msg, &j->r);
+  } else {
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j->call, "id");
+    j->msg = tn_agent_message("tool", "error: no tools are available in this environment");
+    if (j->msg && cJSON_IsString(id)) cJSON_AddStringToObject(j->msg, "tool_call_id", id->valuestring);
+    j->st = j->msg ? TN_OK : TN_ERR_NOMEM;
+  }
+  if (j->st != TN_OK) snprintf(j->err, sizeof j->err, "%s", tn_last_error()); /* errors are per thread */
+  return NULL;
+}
+
+/* Run the message's tool calls (at once, one thread each, when there are several), appending
+ * the tool messages in the calls' order; the per-turn rewards (bonus per success, penalty per
+ * failure) go into rewards. */
 static tn_status run_tool_calls(tn_env *e, const cJSON *calls, double timeout_s, cJSON *msgs, cJSON *info,
                                 cJSON *rewards, double *reward) {
-  int n = 0, errs = 0;
-  double ms = 0;
-  const cJSON *c;
-  cJSON_ArrayForEach(c, calls) {
-    cJSON *tm = NULL;
-    tn_tool_result r = {0};
-    tn_status st;
-    if (e->ts) {
-      st = tn_toolset_call_message(e->ts, c, timeout_s, &tm, &r);
-    } else {
-      const cJSON *id = cJSON_GetObjectItemCaseSensitive(c, "id");
-      tm = message("tool", "error: no tools are available in this environment");
-      if (tm && cJSON_IsString(id)) cJSON_AddStringToObject(tm, "tool_call_id", id->valuestring);
-      st = tm ? TN_OK : TN_ERR_NOMEM;
-      r.ok = false;
-    }
-    if (st != TN_OK) return st;
-    cJSON_AddItemToArray(msgs, tm);
-    n++;
-    errs += !r.ok;
-    ms += r.ms;
-    tn_tool_result_free(&r);
+  int n = cJSON_GetArraySize(calls), errs = 0;
+  if (n > 64) n = 64; /* a message with more calls gets the first 64 run */
+  call_job *jobs = calloc((size_t)n, sizeof *jobs);
+  pthread_t *th = calloc((size_t)n, sizeof *th);
+  bool *started = calloc((size_t)n, sizeof *started);
+  if (!jobs || !th || !started) { free(jobs); free(th); free(started); return TN_ERR_NOMEM; }
+  for (int i = 0; i < n; i++) {
+    jobs[i] = (call_job){.e = e, .call = cJSON_GetArrayItem(calls, i), .timeout_s = timeout_s};
+    if (n > 1 && i < n - 1) started[i] = pthread_create(&th[i], NULL, call_job_run, &jobs[i]) == 0;
+    if (!started[i]) call_job_run(&jobs[i]); /* the last one (or a thread that could not start) here */
   }
+  double ms = 0;
+  tn_status st = TN_OK;
+  for (int i = 0; i < n; i++) {
+    if (started[i]) pthread_join(th[i], NULL);
+    if (jobs[i].st != TN_OK && st == TN_OK) st = tn_error(jobs[i].st, "%s", jobs[i].err);
+    if (jobs[i].msg) cJSON_AddItemToArray(msgs, jobs[i].msg);
+    errs += !jobs[i].r.ok;
+    ms = ms > jobs[i].r.ms ? ms : jobs[i].r.ms;
+    tn_tool_result_free(&jobs[i].r);
+  }
+  free(jobs); free(th); free(started);
+  if (st != TN_OK) return st;
   *reward += add_reward(rewards, "tool_bonus", e->o.tool_bonus * (n - errs));
   *reward += add_reward(rewards, "tool_error_penalty", -e->o.tool_error_penalty * errs);
   cJSON_AddNumberToObject(info, "tool_calls", n);
   cJSON_AddNumberToObject(info, "tool_errors", errs);
-  cJSON_AddNumberToObject(info, "tool_ms", ms);
+  cJSON_AddNumberToObject(info, "tool_ms", ms); /* the slowest call (they ran at once) */
   return TN_OK;
 }
 
@@ -273,7 +290,7 @@ tn_status tn_env_reset(tn_env *e, const char *id, const cJSON *task, cJSON **mes
         break;
       }
       if (a && !(ep->answer = strdup(a))) { st = TN_ERR_NOMEM; break; }
-      if (q) { msgs = cJSON_CreateArray(); cJSON_AddItemToArray(msgs, message("user", q)); }
+      if (q) { msgs = cJSON_CreateArray(); cJSON_AddItemToArray(msgs, tn_agent_message("user", q)); }
       tl = e->ts ? cJSON_Duplicate(tn_toolset_schemas(e->ts), 1) : cJSON_CreateArray();
       break;
     }
@@ -288,8 +305,8 @@ tn_status tn_env_reset(tn_env *e, const char *id, const cJSON *task, cJSON **mes
       char text[256];
       lake_text(0, text, sizeof text);
       msgs = cJSON_CreateArray();
-      cJSON_AddItemToArray(msgs, message("system", LAKE_SYSTEM));
-      cJSON_AddItemToArray(msgs, message("user", text));
+      cJSON_AddItemToArray(msgs, tn_agent_message("system", LAKE_SYSTEM));
+      cJSON_AddItemToArray(msgs, tn_agent_message("user", text));
       tl = cJSON_CreateArray();
       cJSON_AddItemToArray(tl, cJSON_Parse(LAKE_TOOL));
       break;
@@ -458,7 +475,7 @@ tn_status tn_env_step(tn_env *e, const char *id, const cJSON *msg, double timeou
           cJSON_AddNumberToObject(inf, "position", ep->pos);
         }
         if (!d && ep->turns >= e->o.max_turns) { d = true; cJSON_AddBoolToObject(inf, "truncated", true); }
-        cJSON *m = message(calls ? "tool" : "user", text);
+        cJSON *m = tn_agent_message(calls ? "tool" : "user", text);
         if (m && calls) {
           cJSON_AddStringToObject(m, "name", "move");
           if (call_id) cJSON_AddStringToObject(m, "tool_call_id", call_id);
@@ -506,4 +523,27 @@ void tn_env_free(tn_env *e) {
   pthread_mutex_destroy(&e->mu);
   free(e->name);
   free(e);
+}
+
+tn_status tn_agent_open(const char *tools, const char *const *mcp, int n_mcp, const char *env, const char *env_cmd,
+                        const tn_tool_opts *to, const tn_env_opts *eo, tn_toolset **ts, tn_env **e) {
+  *ts = NULL;
+  *e = NULL;
+  if (env && *env && env_cmd && *env_cmd) return tn_error(TN_ERR_ARG, "--env and --env-cmd: give one of them");
+  tn_status st = tn_toolset_create(ts, tools, to);
+  for (int i = 0; st == TN_OK && i < n_mcp; i++) st = tn_toolset_add_mcp(*ts, mcp[i]);
+  char *spec = NULL;
+  if (st == TN_OK && env_cmd && *env_cmd) {
+    size_t n = strlen(env_cmd) + 5;
+    spec = malloc(n);
+    if (!spec) st = TN_ERR_NOMEM;
+    else snprintf(spec, n, "cmd:%s", env_cmd);
+  }
+  if (st == TN_OK) st = tn_env_create(e, spec ? spec : env, *ts, eo);
+  free(spec);
+  if (st != TN_OK) {
+    tn_toolset_free(*ts);
+    *ts = NULL;
+  }
+  return st;
 }

@@ -53,6 +53,13 @@ tn_status tn_env_reset(tn_env *e, const char *episode, const cJSON *task, cJSON 
 tn_status tn_env_step(tn_env *e, const char *episode, const cJSON *assistant_msg, double timeout_s,
                       cJSON **messages, double *reward, bool *done, cJSON **info);
 
+/* The toolset and environment the agentic command-line options describe: TOOLS (--tools
+ * "calculator,python", may be NULL), MCP (--mcp, N_MCP commands), ENV (--env: tools | math |
+ * high_card_duel | frozenlake; NULL: "tools") or ENV_CMD (--env-cmd CMD: "cmd:CMD"; both given is
+ * TN_ERR_ARG). to / eo may be NULL (defaults). On failure nothing is left to free. */
+tn_status tn_agent_open(const char *tools, const char *const *mcp, int n_mcp, const char *env, const char *env_cmd,
+                        const tn_tool_opts *to, const tn_env_opts *eo, tn_toolset **ts, tn_env **e);
+
 /* Forget the episode (a cmd: environment is told; its failure is only logged). */
 tn_status tn_env_close(tn_env *e, const char *episode);
 /* Stop the environment (a cmd: child gets EOF on stdin, then SIGTERM, then SIGKILL). */

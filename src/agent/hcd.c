@@ -2,6 +2,7 @@
  * transcript messages and N scripted games from a seed. Not for: the environment plumbing
  * (env.c). */
 #include "agent/hcd.h"
+#include "agent/tool.h"
 #include <ctype.h>
 #include <string.h>
 
@@ -76,16 +77,6 @@ int tn_hcd_payoff(const tn_hcd_deal *d, int action, bool *opponent_called) {
   return a > b ? 2 : a < b ? -2 : 0;
 }
 
-static cJSON *msg(const char *role, const char *content) {
-  cJSON *m = cJSON_CreateObject();
-  if (!m) return NULL;
-  if (!cJSON_AddStringToObject(m, "role", role) || !cJSON_AddStringToObject(m, "content", content)) {
-    cJSON_Delete(m);
-    return NULL;
-  }
-  return m;
-}
-
 static const char *SYSTEM =
     "You are playing high card duel. Each player antes 1 chip and gets one card (2 lowest, ace "
     "highest; suits do not matter). You act first: bet 1 more chip or fold (losing your ante). "
@@ -95,7 +86,7 @@ static const char *SYSTEM =
 cJSON *tn_hcd_start_messages(const tn_hcd_deal *d) {
   char c[16], text[128];
   snprintf(text, sizeof text, "Your card is %s. Do you bet or fold?", tn_hcd_card_name(d->player, c));
-  cJSON *a = cJSON_CreateArray(), *s = msg("system", SYSTEM), *u = msg("user", text);
+  cJSON *a = cJSON_CreateArray(), *s = tn_agent_message("system", SYSTEM), *u = tn_agent_message("user", text);
   if (!a || !s || !u) {
     cJSON_Delete(a); cJSON_Delete(s); cJSON_Delete(u);
     tn_error(TN_ERR_NOMEM, "high_card_duel: out of memory");
@@ -130,7 +121,7 @@ cJSON *tn_hcd_outcome(const tn_hcd_deal *d, int action, cJSON **showdown_msg) {
     cJSON_AddStringToObject(o, "winner", winner);
     cJSON_AddNumberToObject(o, "chips", chips);
   }
-  cJSON *m = showdown_msg ? msg("user", text) : NULL;
+  cJSON *m = showdown_msg ? tn_agent_message("user", text) : NULL;
   if (!o || tn_alloc_failures() != before || (showdown_msg && !m)) {
     cJSON_Delete(o); cJSON_Delete(m);
     tn_error(TN_ERR_NOMEM, "high_card_duel: out of memory");
@@ -151,7 +142,7 @@ tn_status tn_hcd_play(uint64_t seed, int64_t count, cJSON **games) {
     int action = tn_hcd_scripted_action(seed, i, d.player);
     cJSON *g = cJSON_CreateObject(), *msgs = tn_hcd_start_messages(&d), *show = NULL;
     cJSON *out = tn_hcd_outcome(&d, action, &show);
-    cJSON *reply = msg("assistant", action == TN_HCD_BET ? "bet" : "fold");
+    cJSON *reply = tn_agent_message("assistant", action == TN_HCD_BET ? "bet" : "fold");
     long before = tn_alloc_failures();
     if (g && msgs && out && show && reply) {
       cJSON_AddItemToArray(all, g);

@@ -61,7 +61,9 @@ tn_status tn_mcp_start(tn_mcp **out, const char *cmd, double timeout_s, cJSON **
       cJSON_AddItemToObject(o, "function", f);
       cJSON_AddStringToObject(f, "name", name->valuestring);
       cJSON_AddStringToObject(f, "description", cJSON_IsString(desc) ? desc->valuestring : "");
-      cJSON_AddItemToObject(f, "parameters", cJSON_IsObject(schema) ? cJSON_Duplicate(schema, 1) : cJSON_Parse("{\"type\":\"object\"}"));
+      cJSON *ps = cJSON_IsObject(schema) ? cJSON_Duplicate(schema, 1) : cJSON_Parse("{\"type\":\"object\"}");
+      cJSON_DeleteItemFromObjectCaseSensitive(ps, "$schema"); /* tokens the model need not read */
+      cJSON_AddItemToObject(f, "parameters", ps);
       cJSON_AddItemToArray(list, o);
       if (tn_alloc_failures() != before) { st = TN_ERR_NOMEM; goto fail; }
     }

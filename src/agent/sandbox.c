@@ -158,9 +158,21 @@ tn_status tn_python_run(const tn_tool_opts *o, const char *code, double timeout_
   int devnull = -1, dirfd = -1, pp[2] = {-1, -1};
   char *buf = NULL;
   if (!script) { st = TN_ERR_NOMEM; goto done; }
-  st = tn_write_file_atomic(script, code, strlen(code));
-  if (st != TN_OK) goto done;
-  chmod(script, 0644);
+  { /* a scratch file in a directory of our own: no fsync, no rename needed */
+    int fd = open(script, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    size_t n = strlen(code), off = 0;
+    while (fd >= 0 && off < n) {
+      ssize_t w = write(fd, code + off, n - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) break;
+      off += (size_t)w;
+    }
+    if (fd < 0 || off < n || close(fd) != 0) {
+      st = tn_error(TN_ERR_IO, "python tool: cannot write %s: %s", script, strerror(errno));
+      if (fd >= 0 && off < n) close(fd);
+      goto done;
+    }
+  }
   if (root && chown(dir, NOBODY, NOBODY) != 0) { st = tn_error(TN_ERR_IO, "python tool: chown %s: %s", dir, strerror(errno)); goto done; }
   devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
   dirfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);

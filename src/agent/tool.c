@@ -184,6 +184,15 @@ out:
   return st;
 }
 
+cJSON *tn_agent_message(const char *role, const char *content) {
+  cJSON *m = cJSON_CreateObject();
+  if (m && (!cJSON_AddStringToObject(m, "role", role) || !cJSON_AddStringToObject(m, "content", content))) {
+    cJSON_Delete(m);
+    return NULL;
+  }
+  return m;
+}
+
 void tn_tool_result_free(tn_tool_result *r) {
   if (!r) return;
   free(r->content);

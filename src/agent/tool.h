@@ -45,7 +45,8 @@ void tn_tool_opts_default(tn_tool_opts *o);
 tn_status tn_toolset_create(tn_toolset **ts, const char *names, const tn_tool_opts *o);
 /* Start an MCP server (a shell command, run with /bin/sh -c) over stdio, initialize it and add
  * the tools it lists. A server that does not start, answer or speak JSON-RPC is TN_ERR_IO with
- * its stderr tail in the message. A tool name already in the set is TN_ERR_ARG. */
+ * its stderr tail in the message. A tool name already in the set is TN_ERR_ARG. Add servers
+ * before the toolset is used (not concurrently with calls). */
 tn_status tn_toolset_add_mcp(tn_toolset *ts, const char *cmd);
 /* The tools as an OpenAI tools array: [{"type":"function","function":{"name","description",
  * "parameters"}}]. Owned by the toolset, valid until it is freed or a tool is added. */
@@ -69,6 +70,9 @@ void tn_toolset_free(tn_toolset *ts);
 
 /* The result as {"ok": true, "content": ...} or {"ok": false, "error": ...} (`tunic tool run`). */
 cJSON *tn_tool_result_json(const tn_tool_result *r);
+
+/* {"role": ROLE, "content": CONTENT}; NULL when out of memory. */
+cJSON *tn_agent_message(const char *role, const char *content);
 
 /* ---- the pieces, for tests and other layers ---- */
 /* Evaluate EXPR exactly: *out = the result text (integer, or a decimal when exact, or a

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "agent/mathtools.h"
 #include "data/math.h"
 
 static int cmd_math(int argc, char **argv) {
@@ -14,7 +15,7 @@ static int cmd_math(int argc, char **argv) {
   float test_frac = 0.1f;
   uint64_t seed = 1;
   const char *out = NULL, *profile = "normal";
-  bool quiet = false, force = false;
+  bool quiet = false, force = false, tools = false, text_calls = false;
   tn_flag flags[] = {
     {"n", 'i', &n, "total number of problems, train + test (1000)"},
     {"seed", 'u', &seed, "random seed (1); same seed, same files"},
@@ -24,6 +25,8 @@ static int cmd_math(int argc, char **argv) {
     {"max-steps", 'i', &max_steps, "most arithmetic steps per problem (normal: 4, easy: 2)"},
     {"profile", 's', &profile, "normal | easy (small numbers, 1-2 steps, short fixed phrasing, for tiny models)"},
     {"max-number", 'i', &max_number, "easy profile: largest number in a question, 2-20 (default 20)"},
+    {"tools", 'b', &tools, "tool-use problems instead (3-4 digit products and sums; SFT trajectories with calculator calls; --profile/--*-steps/--max-number do not apply)"},
+    {"text-calls", 'b', &text_calls, "with --tools: the calls as <tool_call>{...}</tool_call> text in the assistant's content (for chat templates that do not show tool_calls)"},
     {"quiet", 'b', &quiet, "print nothing on success"},
     {"force", 'b', &force, "write into --out even when it holds other files"},
   };
@@ -33,6 +36,23 @@ static int cmd_math(int argc, char **argv) {
   static const char *const own[] = {"train_sft.jsonl", "train_grpo.jsonl", "test.jsonl", NULL};
   tn_status os = tn_cli_out_dir("out", out, own, force);
   if (os != TN_OK) return tn_cli_fail("data math", os);
+  if (text_calls && !tools) { fprintf(stderr, "tunic data math: --text-calls needs --tools\n"); return 2; }
+  if (tools) {
+    tn_tool_math_config tc;
+    tn_tool_math_config_default(&tc);
+    tc.n = n;
+    tc.seed = seed;
+    tc.test_frac = test_frac;
+    tc.text_calls = text_calls;
+    int64_t ntr, nte;
+    tn_status st = tn_tool_math_write(&tc, out, &ntr, &nte);
+    if (st != TN_OK) return tn_cli_fail("data math", st);
+    if (!quiet)
+      printf("wrote %lld train tool-use problems (%s/train_sft.jsonl with calculator trajectories, %s/train_grpo.jsonl) "
+             "and %lld test problems (%s/test.jsonl); seed %llu\n",
+             (long long)ntr, out, out, (long long)nte, out, (unsigned long long)seed);
+    return 0;
+  }
   int prof = tn_math_profile_parse(profile);
   if (prof < 0) { fprintf(stderr, "tunic data math: --profile must be normal or easy (got '%s')\n", profile); return 2; }
   c.n = n;

@@ -87,6 +87,8 @@ static const rule RULES[] = {
   /* tool run */
   {"timeout", "tool run", 0, 86400, LO_OPEN, "seconds"},
   {"output-cap", "tool run", 1, I32, 0, "bytes"},
+  {"timeout", "tool list", 0, 86400, LO_OPEN, "seconds"},
+  {"output-cap", "tool list", 1, I32, 0, "bytes"},
   /* distill */
   {"alpha", NULL, 0, 1, 0, NULL},
   {"jsd-beta", NULL, -1, 1, 0, "< 0: T^2-scaled KL"},

@@ -197,4 +197,8 @@ put("adapter", "regex", json.dumps(dict(acfg, target_modules=".*\\.(q|v)_proj", 
 put("adapter", "own_tensors", json.dumps(dict(acfg, target_modules=["q_proj"], layers_to_transform=0)).encode() + b"\0" +
     st([("base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight", "F32", [2, 16], f32(*[0.5] * 32)),
         ("base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight", "BF16", [16, 2], b"\x80\x3f" * 32)]))
+# ---- the calculator tool: one expression
+for i, e in enumerate(["2+3*4", "(1.5 - -2)^3 / 7", "123456789012345678901234567890 * 987654321", "2^-10 % 3",
+                       "1e3 ** 2 - 0.001", "-(-(4))", "10/3", "2 +", "1/0", "9^9^9", "((((1))))", "7 % -2.5", "1_000 * 3"]):
+    put("calculator", "c%d" % i, e)
 print("seeds written to", OUT)
