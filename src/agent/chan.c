@@ -362,6 +362,16 @@ tn_status tn_chan_request(tn_chan *c, const char *method, const cJSON *params, d
   for (pending **pp = &c->head; *pp; pp = &(*pp)->next)
     if (*pp == p) { *pp = p->next; break; }
   pthread_mutex_unlock(&c->mu);
+  if (st == TN_ERR_LIMIT && c->jsonrpc) { /* MCP: tell the server to stop working on it */
+    cJSON *cp = cJSON_CreateObject();
+    if (cp && cJSON_AddNumberToObject(cp, "requestId", (double)p->id) && cJSON_AddStringToObject(cp, "reason", "timeout")) {
+      char keep[1024];
+      snprintf(keep, sizeof keep, "%s", tn_last_error());
+      tn_chan_notify(c, "notifications/cancelled", cp);
+      tn_error(TN_ERR_LIMIT, "%s", keep);
+    }
+    cJSON_Delete(cp);
+  }
   free(p->err);
   free(p);
   return st;

@@ -34,10 +34,9 @@ void tn_hcd_deal_episode(uint64_t seed, const char *episode, tn_hcd_deal *d) {
 int tn_hcd_rank(int card) { return card / 4 + 2; }
 
 const char *tn_hcd_card_name(int card, char buf[16]) {
-  static const char *ranks[] = {"2", "3", "4", "5", "6", "7", "8", "9", "10", "J", "Q", "K", "A"};
-  static const char *suits[] = {"\xe2\x99\xa3", "\xe2\x99\xa6", "\xe2\x99\xa5", "\xe2\x99\xa0"}; /* clubs diamonds hearts spades */
-  if (card < 0 || card > 51) { snprintf(buf, 16, "?"); return buf; }
-  snprintf(buf, 16, "%s%s", ranks[card / 4], suits[card % 4]);
+  static const char ranks[] = "23456789TJQKA", suits[] = "CDHS";
+  if (card < 0 || card > 51) { snprintf(buf, 16, "??"); return buf; }
+  snprintf(buf, 16, "%c%c", ranks[card / 4], suits[card % 4]);
   return buf;
 }
 
@@ -81,7 +80,8 @@ static const char *SYSTEM =
     "You are playing high card duel. Each player antes 1 chip and gets one card (2 lowest, ace "
     "highest; suits do not matter). You act first: bet 1 more chip or fold (losing your ante). "
     "If you bet, the opponent calls or folds. At showdown the higher card wins the pot; equal "
-    "cards split it. Answer with one word: bet or fold.";
+    "cards split it. Cards are written rank then suit: ranks 2-9, T (ten), J, Q, K, A; suits C, D, H, "
+    "S. Answer with one word: bet or fold.";
 
 cJSON *tn_hcd_start_messages(const tn_hcd_deal *d) {
   char c[16], text[128];
@@ -152,7 +152,37 @@ tn_status tn_hcd_play(uint64_t seed, int64_t count, cJSON **games) {
       cJSON_AddItemToArray(msgs, reply); reply = NULL;
       cJSON_AddItemToArray(msgs, show); show = NULL;
       cJSON_AddItemToObject(g, "messages", msgs); msgs = NULL;
-      cJSON_AddNumberToObject(g, "reward", cJSON_GetObjectItem(out, "chips")->valuedouble);
+      double chips = cJSON_GetObjectItem(out, "chips")->valuedouble;
+      cJSON_AddNumberToObject(g, "reward", chips);
+      /* the fields of the seeds' tunix-rt UNGAR traces: prompt, steps, final_answer, metadata */
+      char mine[16], theirs[16], step[64];
+      tn_hcd_card_name(d.player, mine);
+      tn_hcd_card_name(d.opponent, theirs);
+      const char *act = action == TN_HCD_BET ? "bet" : "fold";
+      cJSON_AddStringToObject(g, "prompt", "High Card Duel: You have 1 hidden card. Action: bet or fold.");
+      cJSON *steps = cJSON_AddArrayToObject(g, "steps");
+      const char *kinds[4] = {"legal_moves", "observation", "unseen", "decision"};
+      for (int k = 0; k < 4; k++) {
+        if (k == 0) snprintf(step, sizeof step, "Legal moves: [bet, fold]");
+        else if (k == 1) snprintf(step, sizeof step, "My hand: %s", mine);
+        else if (k == 2) snprintf(step, sizeof step, "Unseen cards: 51");
+        else snprintf(step, sizeof step, "Action chosen: %s", act);
+        cJSON *st = cJSON_CreateObject();
+        cJSON_AddNumberToObject(st, "i", k);
+        cJSON_AddStringToObject(st, "type", kinds[k]);
+        cJSON_AddStringToObject(st, "content", step);
+        cJSON_AddItemToArray(steps, st);
+      }
+      cJSON_AddStringToObject(g, "final_answer", act);
+      cJSON *md = cJSON_AddObjectToObject(g, "metadata");
+      cJSON_AddStringToObject(md, "source", "ungar");
+      cJSON_AddStringToObject(md, "game", "high_card_duel");
+      cJSON_AddNumberToObject(md, "seed", (double)seed);
+      cJSON_AddNumberToObject(md, "episode_index", (double)i);
+      cJSON_AddStringToObject(md, "my_card", mine);
+      cJSON_AddStringToObject(md, "opponent_card", theirs);
+      cJSON_AddStringToObject(md, "result", chips > 0 ? "win" : chips < 0 ? "loss" : "tie");
+      cJSON_AddNumberToObject(md, "chips", chips);
       cJSON_AddItemToObject(g, "outcome", out); out = NULL;
       g = NULL;
     }

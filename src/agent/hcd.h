@@ -24,7 +24,7 @@ enum { TN_HCD_FOLD = 0, TN_HCD_BET = 1 };
 void tn_hcd_deal_index(uint64_t seed, int64_t index, tn_hcd_deal *d);
 void tn_hcd_deal_episode(uint64_t seed, const char *episode, tn_hcd_deal *d);
 int tn_hcd_rank(int card);
-/* "Q♥" style name (UTF-8, at most 8 bytes with the NUL) into buf. */
+/* The short name UNGAR traces use: rank 2-9 T J Q K A, then suit C D H S ("AS", "TD"). */
 const char *tn_hcd_card_name(int card, char buf[16]);
 /* The scripted opponent: calls a bet with rank >= 8, folds below. */
 bool tn_hcd_opponent_calls(int opponent_card);
@@ -45,7 +45,11 @@ cJSON *tn_hcd_outcome(const tn_hcd_deal *d, int action, cJSON **showdown_msg);
 
 /* Play COUNT games (0 <= count <= 100000) of seed SEED with the scripted player and opponent:
  * *games = [{"game":"high_card_duel","seed":S,"index":i,"messages":[system, user, assistant,
- * user(showdown)],"outcome":{...},"reward":chips}]. Same seed, same games. */
+ * user(showdown)],"outcome":{...},"reward":chips, and the fields of the seeds' tunix-rt UNGAR
+ * traces: "prompt", "steps":[{"i","type","content"}] (legal moves, my hand, unseen cards, the
+ * action), "final_answer" (bet | fold), "metadata":{"source":"ungar","game":"high_card_duel",
+ * "seed","episode_index","my_card","opponent_card","result": win | loss | tie,"chips"}}].
+ * Same seed, same games. */
 tn_status tn_hcd_play(uint64_t seed, int64_t count, cJSON **games);
 
 #endif

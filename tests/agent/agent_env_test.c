@@ -228,10 +228,9 @@ static void test_math(void) {
 
 /* ---- high card duel ---- */
 static int rank_of_name(const char *n) {
-  if (!strncmp(n, "10", 2)) return 10;
-  const char *r = "23456789_JQKA";
-  const char *p = strchr(r, n[0]);
-  return p ? (int)(p - r) + 2 : -1;
+  const char *r = "23456789TJQKA";
+  const char *p = n[0] ? strchr(r, n[0]) : NULL;
+  return p && strlen(n) == 2 && strchr("CDHS", n[1]) ? (int)(p - r) + 2 : -1;
 }
 
 static void test_hcd(void) {
@@ -259,6 +258,12 @@ static void test_hcd(void) {
     int want = !bet ? -1 : orank < 8 ? 1 : pr > orank ? 2 : pr < orank ? -2 : 0;
     CHECK(cJSON_GetObjectItem(o, "chips")->valueint == want && cJSON_GetObjectItem(g, "reward")->valueint == want, "game %d chips", n);
     CHECK(!strcmp(jstr(o, "opponent_action"), !bet ? "none" : orank >= 8 ? "call" : "fold"), "opponent action");
+    const cJSON *md = cJSON_GetObjectItem(g, "metadata");
+    CHECK(!strcmp(jstr(md, "source"), "ungar") && !strcmp(jstr(md, "game"), "high_card_duel") &&
+          !strcmp(jstr(md, "my_card"), jstr(o, "player_card")) && !strcmp(jstr(md, "opponent_card"), jstr(o, "opponent_card")) &&
+          !strcmp(jstr(md, "result"), want > 0 ? "win" : want < 0 ? "loss" : "tie") && !strcmp(jstr(g, "final_answer"), jstr(o, "action")) &&
+          cJSON_GetObjectItem(md, "episode_index")->valueint == n && cJSON_GetArraySize(cJSON_GetObjectItem(g, "steps")) == 4,
+          "trace fields of game %d", n);
     const cJSON *ms = cJSON_GetObjectItem(g, "messages");
     CHECK(cJSON_GetArraySize(ms) == 4 && !strcmp(jstr(cJSON_GetArrayItem(ms, 2), "content"), jstr(o, "action")), "transcript");
     n++;
@@ -398,6 +403,14 @@ static void test_tools_threads(void) {
     snprintf(mcp, sizeof mcp, "node %s/tests/agent/mcp_server.mjs %s", src, src);
     CHECK(tn_toolset_add_mcp(ts, mcp) == TN_OK, "mcp: %s", tn_last_error());
     CHECK(tn_toolset_count(ts) == 7, "2 built in + 5 MCP tools: %zu", tn_toolset_count(ts));
+    /* a call past its timeout is a tool error (the server is told to cancel it); the server goes on */
+    tn_tool_result r;
+    double t0 = tn_now();
+    CHECK(tn_toolset_call(ts, "slow", "{\"ms\": 3000}", 0.3, &r) == TN_OK && !r.ok && strstr(r.error, "did not answer"), "slow call");
+    CHECK(tn_now() - t0 < 2, "timeout honoured");
+    tn_tool_result_free(&r);
+    CHECK(tn_toolset_call(ts, "echo", "{\"text\": \"still here\"}", 5, &r) == TN_OK && r.ok && !strcmp(r.content, "still here"), "after a timeout");
+    tn_tool_result_free(&r);
   } else {
     fprintf(stderr, "note: no node / MCP SDK: the MCP calls are left out\n");
   }
