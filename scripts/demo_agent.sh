@@ -34,7 +34,7 @@ say "2/9 model: tunic init (Llama-3 layout, 0.8M parameters, byte tokenizer: eve
 say "3/9 SFT on the tool-use trajectories (chat template scripts/agent_chat.jinja: tools listed, calls as <tool_call> JSON)"
 TN_PROGRESS=plain "$TUNIC" sft --model "$OUT/base" --data "$OUT/data/train_sft.jsonl" --out "$OUT/sft" \
   --chat-template "$TEMPLATE" --steps "$SFT_STEPS" --batch-size 16 --lr 3e-3 --warmup-steps 20 --schedule cosine \
-  --max-seq-len 320 --seed "$SEED" --save-every 0 > "$OUT/sft.log"
+  --max-seq-len 400 --seed "$SEED" --save-every 0 > "$OUT/sft.log"
 tail -n 2 "$OUT/sft.log"
 
 EV="--data $OUT/data/test.jsonl --chat-template $TEMPLATE --no-system-prompt --max-new-tokens 96 --limit $EVAL_N --batch-size 50 --quiet"
