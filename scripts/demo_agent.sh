@@ -6,7 +6,8 @@
 # held-out problems, agentic GRPO (G episodes per prompt, the calculator answering, reward on the
 # final answer), evaluation again, the same model without tools, and a before/after report.
 # Everything is created here; nothing is downloaded. DEMO_OUT (default demo-agent-out) holds
-# every file; DEMO_SEED the seed; DEMO_DATA=DIR uses DIR/{train_sft,train_grpo,test}.jsonl.
+# every file; DEMO_SEED the seed; DEMO_DATA=DIR uses DIR/{train_sft,train_grpo,test}.jsonl;
+# DEMO_SFT_MODEL=DIR starts from that SFT model (skips steps 2-3).
 set -e
 TUNIC=${1:-build/tunic}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -27,6 +28,8 @@ say "1/9 data: tunic data math --tools (3-4 digit products and sums; tool-use tr
 if [ -n "$DEMO_DATA" ]; then mkdir -p "$OUT/data" && cp "$DEMO_DATA"/train_sft.jsonl "$DEMO_DATA"/train_grpo.jsonl "$DEMO_DATA"/test.jsonl "$OUT/data/"
 else "$TUNIC" data math --tools --n "$N" --seed "$SEED" --out "$OUT/data"; fi
 
+SFT_MODEL="$OUT/sft/model"
+if [ -n "$DEMO_SFT_MODEL" ]; then SFT_MODEL="$DEMO_SFT_MODEL"; else
 say "2/9 model: tunic init (Llama-3 layout, 0.8M parameters, byte tokenizer: every digit one token)"
 "$TUNIC" init --arch llama --size tiny --tokenizer bytes --out "$OUT/base" --seed "$SEED" \
   --override '{"hidden_size":128,"num_hidden_layers":4,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"intermediate_size":384}'
@@ -36,15 +39,16 @@ TN_PROGRESS=plain "$TUNIC" sft --model "$OUT/base" --data "$OUT/data/train_sft.j
   --chat-template "$TEMPLATE" --steps "$SFT_STEPS" --batch-size 16 --lr 3e-3 --warmup-steps 20 --schedule cosine \
   --max-seq-len 400 --seed "$SEED" --save-every 0 > "$OUT/sft.log"
 tail -n 2 "$OUT/sft.log"
+fi
 
 EV="--data $OUT/data/test.jsonl --chat-template $TEMPLATE --no-system-prompt --max-new-tokens 96 --limit $EVAL_N --batch-size 50 --quiet"
 say "4/9 eval of the SFT model with the calculator (greedy episodes, held-out problems)"
-"$TUNIC" eval --model "$OUT/sft/model" --out "$OUT/eval_sft.jsonl" $EV $AGENT | tail -n 3
+"$TUNIC" eval --model "$SFT_MODEL" --out "$OUT/eval_sft.jsonl" $EV $AGENT | tail -n 3
 
 say "5/9 agentic GRPO: 8 episodes per prompt, the calculator answers, reward on the final answer"
-"$TUNIC" grpo --model "$OUT/sft/model" --data "$OUT/data/train_grpo.jsonl" --out "$OUT/grpo" \
+"$TUNIC" grpo --model "$SFT_MODEL" --data "$OUT/data/train_grpo.jsonl" --out "$OUT/grpo" \
   --chat-template "$TEMPLATE" $AGENT --steps "$GRPO_STEPS" --batch-size 8 --num-generations 8 \
-  --max-tokens-to-generate 96 --max-prompt-length 128 --temperature 0.8 --lr 2e-4 --schedule constant --beta 0.02 \
+  --max-tokens-to-generate 96 --max-prompt-length 256 --temperature 0.8 --lr 2e-4 --schedule constant --beta 0.02 \
   --max-grad-norm 1.0 --reward "answer:1,format_exact:0.2" --filter-statuses timeout,env_error \
   --no-system-prompt --seed "$SEED" --save-every 0 --keep-last 0 > "$OUT/grpo.log"
 tail -n 2 "$OUT/grpo.log"
