@@ -9,6 +9,8 @@
  *  - extending a sequence after a "tool message" (append after the model's turn, prefilled at
  *    the next positions) gives the logits of prefilling the whole transcript at once within
  *    1e-5 (max abs over the vocabulary);
+ *  - a prompt longer than rows_per_step prefilled over several steps: the same greedy tokens,
+ *    log-probs within 1e-4;
  *  - pause (a paused slot runs no rows while the others decode), fork after a turn (tail
  *    mode), cancel, limits and bad slots. */
 #include <math.h>
@@ -171,6 +173,51 @@ static void test_join_midway(void **st) {
   tn_engine_free(e);
 }
 
+/* a prompt longer than rows_per_step is prefilled over several steps (with another slot decoding
+ * meanwhile): the same greedy tokens as one whole prefill, log-probs within 1e-4 */
+static void test_chunked_prefill(void **st) {
+  (void)st;
+  tn_gen_opts o;
+  tn_gen_opts_default(&o);
+  o.max_new_tokens = 8;
+  o.stop_ids = (int[]){-1};
+  o.n_stop_ids = 1;
+  int ids[2][2][8], n[2][2] = {{0}};
+  float lps[2][2][8];
+  for (int chunked = 0; chunked < 2; chunked++) {
+    tn_engine_opts eo = {.max_slots = 2, .context = 32, .rows_per_step = chunked ? 3 : 64};
+    tn_engine *e;
+    assert_int_equal(tn_engine_create(&e, M, &eo), TN_OK);
+    int a, b;
+    assert_int_equal(tn_engine_open(e, &o, 0, 0, &a), TN_OK);
+    assert_int_equal(tn_engine_append(e, a, P2, 3), TN_OK);
+    assert_int_equal(tn_engine_generate(e, a, 0), TN_OK);
+    assert_int_equal(tn_engine_open(e, &o, 1, 0, &b), TN_OK);
+    assert_int_equal(tn_engine_append(e, b, P1, 9), TN_OK);
+    assert_int_equal(tn_engine_generate(e, b, 0), TN_OK);
+    int steps = 0;
+    while (tn_engine_busy(e)) {
+      const tn_engine_event *ev;
+      int nev;
+      assert_int_equal(tn_engine_step(e, &ev, &nev), TN_OK);
+      steps++;
+      for (int k = 0; k < nev; k++) {
+        const int j = ev[k].slot;
+        ids[chunked][j][n[chunked][j]] = ev[k].token;
+        lps[chunked][j][n[chunked][j]++] = ev[k].logprob;
+      }
+    }
+    if (chunked) assert_true(steps > 8 + 2); /* b's 9 prompt tokens took several steps */
+    tn_engine_free(e);
+  }
+  for (int j = 0; j < 2; j++) {
+    assert_int_equal(n[0][j], 8);
+    assert_int_equal(n[1][j], 8);
+    assert_memory_equal(ids[0][j], ids[1][j], sizeof ids[0][j]);
+    for (int k = 0; k < 8; k++) assert_true(fabsf(lps[0][j][k] - lps[1][j][k]) <= 1e-4f);
+  }
+}
+
 static float maxdiff(const float *a, const float *b, int V) {
   float d = 0;
   for (int v = 0; v < V; v++) d = fmaxf(d, fabsf(a[v] - b[v]));
@@ -295,6 +342,7 @@ int main(void) {
     cmocka_unit_test(test_reproduces_generate),
     cmocka_unit_test(test_join_midway),
     cmocka_unit_test(test_extend_after_tool_message),
+    cmocka_unit_test(test_chunked_prefill),
     cmocka_unit_test(test_pause_fork_cancel_limits),
   };
   return cmocka_run_group_tests(tests, setup, teardown);

@@ -55,7 +55,7 @@ static schema recognise(cJSON *j) {
   }
   if (get(j, "messages")) return S_MESSAGES;
   if (get(j, "prompts")) return S_TUNIX;
-  if (str(j, "question") && (str(j, "answer") || cJSON_IsNumber(get(j, "answer")))) return S_GSM8K;
+  if (!get(j, "prompt") && str(j, "question") && (str(j, "answer") || cJSON_IsNumber(get(j, "answer")))) return S_GSM8K;
   if (str(j, "problem") && str(j, "solution")) return S_MATH;
   if (str(j, "instruction") && get(j, "output")) return S_ALPACA;
   if (get(j, "prompt") && (get(j, "completion") || get(j, "response"))) return S_PROMPT_COMPLETION;
