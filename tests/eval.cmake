@@ -12,3 +12,7 @@ set_tests_properties(eval_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV};OMP_WAIT_PO
 add_test(NAME report_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_report.py
                                  ${CMAKE_CURRENT_BINARY_DIR}/report_cli_work)
 set_tests_properties(report_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)
+# conventions_ref: the case table of test_conventions.c (GSM8K / MATH rules) recomputed with
+# Python's `re` on lm-evaluation-harness's patterns and a transcription of Hendrycks' normaliser.
+add_test(NAME conventions_ref COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/conventions_ref.py
+                                      ${CMAKE_CURRENT_SOURCE_DIR}/test_conventions.c)

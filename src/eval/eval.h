@@ -68,6 +68,25 @@ bool tn_numbers_equal(double a, double b);
  * A reference that contains "####" is reduced to the text after the last one. */
 bool tn_answers_equal(const char *extracted, const char *reference);
 
+/* ---- the field's conventions (conventions.c, docs/eval.md) ---- */
+
+/* lm-evaluation-harness gsm8k "strict-match": the first `#### (\-?[0-9\.\,]+)` group. */
+bool tn_gsm8k_strict(const char *completion, char *out, size_t cap);
+/* gsm8k "flexible-extract": the last match of `(-?[$0-9.,]{2,})|(-?[0-9]+)`. */
+bool tn_gsm8k_flexible(const char *completion, char *out, size_t cap);
+/* The gsm8k task's exact_match: both sides without ",", "$", the text up to the last "#### ",
+ * one trailing ".", case-insensitive; then string equality. */
+bool tn_gsm8k_match(const char *extracted, const char *reference);
+/* Hendrycks MATH last_boxed_only_string + remove_boxed: the last \boxed{...} (or "\boxed X"),
+ * else the last \fbox{...}; false when none. */
+bool tn_math_last_boxed(const char *s, char *out, size_t cap);
+/* Hendrycks strip_string (\frac/\dfrac/\tfrac, \sqrt2, units after "\text{ ", spaces,
+ * \left/\right, degrees, \%, \$, "x = ", 0.5, a/b). False where Python's raises. */
+bool tn_math_strip(const char *in, char *out, size_t cap);
+/* Hendrycks is_equiv (strip_string both, compare; raw compare where stripping fails), and
+ * numeric equality when both stripped strings parse as one number (0.75 == \frac{3}{4}). */
+bool tn_math_equiv(const char *a, const char *b);
+
 /* Format compliance: <reasoning>.+?</reasoning>.*?<answer>(.+?)</answer> with optional
  * surrounding whitespace, the Tunix GRPO demo's regex (see docs/eval.md). Thread-safe. */
 bool tn_format_ok(const char *completion, const tn_extract_config *cfg);
@@ -95,6 +114,8 @@ typedef struct {
   double value;
   tn_extract_method method;
   tn_error_cat error;
+  bool gsm8k_strict;   /* lm-evaluation-harness gsm8k strict-match against the reference */
+  bool gsm8k_flexible; /* ... and flexible-extract */
   char extracted[128];
 } tn_score;
 
@@ -119,6 +140,7 @@ typedef struct {
   char name[64];
   int64_t n, correct, partial, format_ok;
   double credit;
+  int64_t gsm8k_strict, gsm8k_flexible;
   int64_t errors[TN_ECAT_COUNT];
 } tn_eval_bucket;
 
