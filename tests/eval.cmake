@@ -16,3 +16,7 @@ set_tests_properties(report_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 
 # Python's `re` on lm-evaluation-harness's patterns and a transcription of Hendrycks' normaliser.
 add_test(NAME conventions_ref COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/conventions_ref.py
                                       ${CMAKE_CURRENT_SOURCE_DIR}/test_conventions.c)
+# eval_completions: `tunic eval --completions` on 40 x 12 made-up completions; pass@k against math.comb.
+add_test(NAME eval_completions COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_completions.py
+                                       ${CMAKE_CURRENT_BINARY_DIR}/eval_completions_work)
+set_tests_properties(eval_completions PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)

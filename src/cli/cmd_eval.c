@@ -10,6 +10,7 @@
 int tn_cmd_eval(int argc, char **argv) {
   const char *base_dtype = "auto", *head_dtype = "auto";
   const char *model_dir = NULL, *adapter = NULL, *adapter_name = NULL, *tokenizer = NULL, *answer_tag = NULL, *chat_template = NULL;
+  const char *completions = NULL;
   bool no_sys = false, quiet = false, force = false;
   tn_eval_opts o;
   tn_eval_opts_default(&o);
@@ -20,6 +21,7 @@ int tn_cmd_eval(int argc, char **argv) {
     {"adapter", 's', &adapter, "PEFT LoRA adapter: DIR, or several by name: NAME=DIR,NAME=DIR"},
     {"adapter-name", 's', &adapter_name, "which named adapter is evaluated (default: the first)"},
     {"tokenizer", 's', &tokenizer, "tokenizer directory or tokenizer.json (default: the model directory)"},
+    {"completions", 's', &completions, "score completions made elsewhere instead of a model: JSONL {id, completion (string or list), answer, prompt?, category?}"},
     {"data", 's', &o.data, "eval JSONL: {id, prompt | messages, expected_answer | answer, category?}"},
     {"out", 's', &o.out, "per-example results JSONL (summary: <out without .jsonl>.summary.json)"},
     {"summary", 's', &o.summary_out, "summary JSON path (default: derived from --out)"},
@@ -44,10 +46,14 @@ int tn_cmd_eval(int argc, char **argv) {
     {"force", 'b', &force, "overwrite --out / --summary even when they are not results of tunic eval"},
   };
   int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
-                       "--model DIR --data eval.jsonl --out results.jsonl [options]");
+                       "--model DIR --data eval.jsonl --out results.jsonl [options] | --completions C.jsonl --out R.jsonl");
   if (r) return r > 0 ? 0 : 2;
-  if (!model_dir || !o.data) {
-    fprintf(stderr, "tunic eval: --model and --data are required\n");
+  if (completions && (model_dir || o.data)) {
+    fprintf(stderr, "tunic eval: --completions replaces --model and --data\n");
+    return 2;
+  }
+  if (!completions && (!model_dir || !o.data)) {
+    fprintf(stderr, "tunic eval: --model and --data (or --completions) are required\n");
     return 2;
   }
   if (no_sys) o.system_prompt = "";
@@ -69,6 +75,13 @@ int tn_cmd_eval(int argc, char **argv) {
     snprintf(close_tag, sizeof close_tag, "</%s>", answer_tag);
     o.extract.answer_open = open_tag;
     o.extract.answer_close = close_tag;
+  }
+  if (completions) {
+    o.print = stdout;
+    tn_eval_summary cs = {0};
+    tn_status cst = tn_eval_completions(completions, &o, &cs);
+    tn_eval_summary_free(&cs);
+    return cst == TN_OK ? 0 : tn_cli_fail("eval", cst);
   }
   o.model_name = model_dir;
   o.adapter_name = adapter;

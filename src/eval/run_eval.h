@@ -64,4 +64,10 @@ char *tn_eval_summary_path(const char *results_path);
  * Errors name the data file and line (missing reference, bad JSON) or the option. */
 tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_opts *o, tn_eval_summary *out);
 
+/* Score completions made elsewhere: PATH is JSONL with "id", "completion" (a string, or a
+ * list of strings: several samples, pass@k), the reference "answer" (or "expected_answer"),
+ * optional "prompt" and "category". The same results lines (without the token counts) and
+ * summary as tn_eval_run, written to o->out / o->summary_out; o->extract sets the tags. */
+tn_status tn_eval_completions(const char *path, const tn_eval_opts *o, tn_eval_summary *out);
+
 #endif
