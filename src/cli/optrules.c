@@ -98,6 +98,9 @@ static const rule RULES[] = {
   {"min-steps", NULL, 1, 4, 0, NULL},
   {"max-steps", NULL, 0, 4, 0, "0 = the profile's"},
   {"max-number", NULL, 2, 20, 0, NULL},
+  /* judge, improve */
+  {"score-min", NULL, -1e9, 1e9, 0, NULL},
+  {"score-max", NULL, -1e9, 1e9, 0, NULL},
 };
 
 static const rule *find_rule(const char *cmd, const char *name) {

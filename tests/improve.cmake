@@ -1,0 +1,6 @@
+# improve.cmake - judges and the self-improvement loop (issue 17):
+# judge_cli: tunic judge with the reward library (scores recomputed in Python), a tiny random
+# model as judge (parse rate), and the human judge driven under tmux (quit, resume).
+add_test(NAME judge_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/improve/check_judge.py
+                                ${CMAKE_CURRENT_BINARY_DIR}/judge_cli_work)
+set_tests_properties(judge_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)
