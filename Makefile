@@ -3,6 +3,7 @@
 # make test       build and run every test (CTest); SAN=1 for ASan+UBSan
 # make test-long  the longer fault tests: 20 SIGKILLs + --resume per trainer (e2e_kill_resume)
 # make demo       the main job on its bundled default
+# make demo-improve  the self-improvement loop on the demo's SFT model (scripts/demo_improve.sh)
 # make bench      the benchmarks, side by side with PyTorch
 # make fuzz       every libFuzzer harness for FUZZ_SECONDS each (FUZZ=name... for some), clang build in build-fuzz/
 # make allocfail  the allocation-failure test over every N (ASan, build-fuzz/); ALLOCFAIL="sft --persist" to narrow
@@ -16,7 +17,7 @@ endif
 JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
-.PHONY: all deps build test test-long demo bench clean fuzz allocfail
+.PHONY: all deps build test test-long demo demo-improve bench clean fuzz allocfail
 all: build
 
 deps:
@@ -38,6 +39,9 @@ test-long: build
 
 demo: build
 	@scripts/demo.sh $(BUILD)/tunic
+
+demo-improve: build
+	@scripts/demo_improve.sh $(BUILD)/tunic
 
 bench: build
 	@scripts/bench.sh $(BUILD)

@@ -101,6 +101,18 @@ static const rule RULES[] = {
   /* judge, improve */
   {"score-min", NULL, -1e9, 1e9, 0, NULL},
   {"score-max", NULL, -1e9, 1e9, 0, NULL},
+  {"rounds", NULL, 1, 1000, 0, NULL},
+  {"samples", NULL, 1, 65536, 0, "per prompt"},
+  {"prompts-per-round", NULL, 0, I32, 0, "0 = every prompt"},
+  {"gen-batch", NULL, 1, 65536, 0, NULL},
+  {"eval-batch", NULL, 1, 65536, 0, NULL},
+  {"eval-max-new-tokens", NULL, 1, LEN, 0, NULL},
+  {"eval-limit", NULL, 0, I32, 0, "0 = all"},
+  {"threshold", NULL, -1e9, 1e9, 0, NULL},
+  {"min-tokens", NULL, 0, LEN, 0, NULL},
+  {"max-tokens", NULL, 0, LEN, 0, "0 = no bound"},
+  {"max-per-prompt", NULL, 0, 65536, 0, "0 = no cap"},
+  {"min-gain", NULL, -1, 1, 0, "accuracy (0.01 = 1 point)"},
 };
 
 static const rule *find_rule(const char *cmd, const char *name) {

@@ -39,4 +39,11 @@ char *tn_json_scalar_dup(const cJSON *v);
 
 tn_status tn_report_run(const tn_report_opts *o, FILE *print);
 
+/* More than two evals (report_multi.c): N loaded results files with LABELS; to MD (may be NULL)
+ * a Markdown table (accuracy, 95% Wilson interval, change and exact McNemar p against the
+ * first and against the previous, paired by id) and the first -> last flips (at most MAX_FLIPS
+ * each way); *JSON_OUT (may be NULL) gets the rows as a JSON array (caller deletes). */
+tn_status tn_report_multi(const tn_results *rs, const char *const *labels, int n, int max_flips, FILE *md,
+                          cJSON **json_out);
+
 #endif

@@ -27,6 +27,100 @@ void tn_judge_opts_default(tn_judge_opts *o) {
   o->batch_size = 8;
 }
 
+/* ---- the "steps" term: arithmetic in the reasoning checked ---- */
+
+/* Evaluate "a op b op c" (numbers, + - * /, usual precedence, no parentheses) in [s, e). */
+static bool eval_expr(const char *s, const char *e, double *out) {
+  double terms = 0, cur = 0;
+  int sign = 1, nums = 0;
+  char mulop = 0;
+  const char *p = s;
+  for (;;) {
+    while (p < e && *p == ' ') p++;
+    char *q;
+    if (p >= e || !(isdigit((unsigned char)*p) || *p == '.')) return false;
+    double v = strtod(p, &q);
+    if (q > e || q == p) return false;
+    p = q;
+    nums++;
+    if (mulop == '*') cur *= v;
+    else if (mulop == '/') { if (v == 0) return false; cur /= v; }
+    else cur = v;
+    while (p < e && *p == ' ') p++;
+    if (p >= e) break;
+    char op = *p++;
+    if (op == 'x' || op == 'X') op = '*';
+    if (op == '*' || op == '/') { mulop = op; continue; }
+    if (op != '+' && op != '-') return false;
+    terms += sign * cur;
+    sign = op == '+' ? 1 : -1;
+    mulop = 0;
+  }
+  *out = terms + sign * cur;
+  return nums >= 2;
+}
+
+float tn_judge_steps_score(const char *completion, const char *open, const char *close) {
+  const char *s = completion, *e = completion + strlen(completion);
+  const char *a = open && *open ? strstr(completion, open) : NULL;
+  if (a) {
+    s = a + strlen(open);
+    const char *b = close && *close ? strstr(s, close) : NULL;
+    if (b) e = b;
+  }
+  int checked = 0;
+  for (const char *line = s; line < e;) {
+    const char *nl = memchr(line, '\n', (size_t)(e - line));
+    const char *le = nl ? nl : e, *from = line;
+    for (const char *eq = memchr(from, '=', (size_t)(le - from)); eq; eq = memchr(from, '=', (size_t)(le - from))) {
+      double lhs, rhs;
+      const char *r = eq + 1;
+      while (r < le && *r == ' ') r++;
+      char *q;
+      bool neg = r < le && *r == '-';
+      rhs = strtod(neg ? r + 1 : r, &q);
+      if (neg) rhs = -rhs;
+      if (q > (neg ? r + 1 : r) && q <= le && eval_expr(from, eq, &lhs)) {
+        if (fabs(lhs - rhs) > 1e-9 * fmax(1, fabs(rhs))) return 0;
+        checked++;
+      }
+      from = eq + 1;
+    }
+    line = nl ? nl + 1 : e;
+  }
+  return checked > 0 ? 1.0f : 0.0f;
+}
+
+static tn_status steps_cb(void *user, int n, const char *const *prompts, const char *const *completions,
+                         const cJSON *const *examples, float *out) {
+  (void)prompts; (void)examples;
+  const tn_judge_opts *o = user;
+  for (int i = 0; i < n; i++)
+    out[i] = tn_judge_steps_score(completions[i], o->reward.reasoning_open, o->reward.reasoning_close);
+  return TN_OK;
+}
+
+/* The spec without its "steps[:W]" terms (added as a callback); *w gets their weight sum. */
+static char *split_steps(const char *spec, float *w, bool *has) {
+  char *out = malloc(strlen(spec) + 1), *buf = tn_strdup(spec);
+  *w = 0;
+  *has = false;
+  if (!out || !buf) { free(out); free(buf); return NULL; }
+  out[0] = 0;
+  for (char *save = NULL, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+    while (*t == ' ') t++;
+    if (!strncmp(t, "steps", 5) && (t[5] == 0 || t[5] == ':')) {
+      *has = true;
+      *w += t[5] == ':' ? strtof(t + 6, NULL) : 1.0f;
+      continue;
+    }
+    if (*out) strcat(out, ",");
+    strcat(out, t);
+  }
+  free(buf);
+  return out;
+}
+
 struct tn_judge {
   tn_judge_opts o;
   tn_rewards *rw;
@@ -49,8 +143,14 @@ tn_status tn_judge_open(tn_judge **out, const tn_judge_opts *o) {
   if (j->o.batch_size <= 0) j->o.batch_size = 8;
   if (j->o.max_new_tokens <= 0) j->o.max_new_tokens = 48;
   tn_status s = TN_OK;
-  if (o->spec) {
-    s = tn_rewards_create(&j->rw, o->spec, &o->reward);
+  if (o->spec) { /* the reward library, plus the "steps" term as one of its callbacks */
+    float w;
+    bool steps;
+    char *rest = split_steps(o->spec, &w, &steps);
+    s = rest ? tn_rewards_create(&j->rw, rest, &o->reward) : tn_error(TN_ERR_NOMEM, "judge: out of memory");
+    if (s == TN_OK && steps) s = tn_rewards_add_callback(j->rw, "steps", w, steps_cb, &j->o);
+    if (s == TN_OK && tn_rewards_count(j->rw) == 0) s = tn_error(TN_ERR_ARG, "judge: the spec '%s' names no reward", o->spec);
+    free(rest);
   } else {
     tn_load_opts lo;
     tn_load_opts_default(&lo);

@@ -15,7 +15,8 @@ struct cJSON;
 extern const char *const TN_JUDGE_DEFAULT_TEMPLATE;
 
 typedef struct {
-  const char *spec;           /* reward library spec ("answer:1,format_exact:0.5"); NULL when a model judges */
+  const char *spec;           /* reward library spec ("answer:1,format_exact:0.5"; also "steps", see
+                                 tn_judge_steps_score); NULL when a model judges */
   tn_reward_config reward;    /* rubric, reward_cmd, tags ... */
   const char *model;          /* judge model directory (model judge) */
   const char *adapter;        /* its LoRA adapter (NULL: none) */
@@ -45,6 +46,12 @@ tn_status tn_judge_score(tn_judge *j, int n, const char *const *prompts, const c
  * a text that is one number, else the only number in the text. False when none is found or
  * it lies outside [min, max]. */
 bool tn_judge_parse_score(const char *text, double min, double max, double *out);
+
+/* The "steps" judge term (usable in a spec next to the reward library's names, added to it as
+ * a callback): 1 when the reasoning (between OPEN and CLOSE, the whole text without them)
+ * holds at least one equation "a op b [op c ...] = r" (+ - * / x, usual precedence) and every
+ * such equation is arithmetically right, else 0. An answer reached by wrong steps scores 0. */
+float tn_judge_steps_score(const char *completion, const char *open, const char *close);
 
 /* The template with {prompt}, {completion}, {answer} replaced (caller frees; NULL: no memory). */
 char *tn_judge_fill(const char *tmpl, const char *prompt, const char *completion, const char *answer);
