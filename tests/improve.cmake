@@ -4,3 +4,8 @@
 add_test(NAME judge_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/improve/check_judge.py
                                 ${CMAKE_CURRENT_BINARY_DIR}/judge_cli_work)
 set_tests_properties(judge_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)
+# improve_cli: tunic improve on a tiny random model: manifests (counts, sha256), reports (McNemar
+# recomputed), and a run killed with SIGKILL again and again then resumed ends identical.
+add_test(NAME improve_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/improve/check_improve.py
+                                  ${CMAKE_CURRENT_BINARY_DIR}/improve_cli_work)
+set_tests_properties(improve_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)

@@ -355,7 +355,7 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
     int r = -1;
     if (!(scores[i] >= o->threshold)) r = DROP_SCORE; /* NaN (unparsed verdict) fails too */
     else if (o->require_format && !tn_format_ok(comps[i], &ec)) r = DROP_FORMAT;
-    else if (trunc || toks < o->min_tokens || (o->max_tokens > 0 && toks > o->max_tokens)) r = DROP_LENGTH;
+    else if ((trunc && !o->keep_truncated) || toks < o->min_tokens || (o->max_tokens > 0 && toks > o->max_tokens)) r = DROP_LENGTH;
     else if (o->dedup) {
       int pi = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "prompt_index"));
       char *key = dedup_key(pi, comps[i]);
@@ -432,6 +432,7 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
     cJSON_AddBoolToObject(f, "require_format", o->require_format);
     cJSON_AddNumberToObject(f, "min_tokens", o->min_tokens);
     cJSON_AddNumberToObject(f, "max_tokens", o->max_tokens);
+    cJSON_AddBoolToObject(f, "keep_truncated", o->keep_truncated);
     cJSON_AddBoolToObject(f, "dedup", o->dedup);
     cJSON_AddNumberToObject(f, "max_per_prompt", o->max_per_prompt);
     cJSON_AddBoolToObject(f, "skip_solved", o->skip_solved);

@@ -37,6 +37,7 @@ typedef struct {
   double threshold;           /* keep score >= threshold (1) */
   bool require_format;        /* keep only format-valid completions (true) */
   int min_tokens, max_tokens; /* length bounds in tokens (1, 0: no upper bound); truncated samples are dropped */
+  bool keep_truncated;        /* keep samples that hit max_new_tokens (false) */
   bool dedup;                 /* drop a completion already kept for the same prompt (true) */
   int max_per_prompt;         /* 0: no cap */
   bool skip_solved;           /* drop prompts whose N samples were all kept (nothing to learn) (false) */
