@@ -20,3 +20,7 @@ add_test(NAME conventions_ref COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DI
 add_test(NAME eval_completions COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_completions.py
                                        ${CMAKE_CURRENT_BINARY_DIR}/eval_completions_work)
 set_tests_properties(eval_completions PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)
+# report_multi: `tunic report --evals a,b,c` against closed forms (Wilson, exact McNemar) in Python.
+add_test(NAME report_multi COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_report_multi.py
+                                   ${CMAKE_CURRENT_BINARY_DIR}/report_multi_work)
+set_tests_properties(report_multi PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)

@@ -45,5 +45,9 @@ tn_status tn_report_run(const tn_report_opts *o, FILE *print);
  * each way); *JSON_OUT (may be NULL) gets the rows as a JSON array (caller deletes). */
 tn_status tn_report_multi(const tn_results *rs, const char *const *labels, int n, int max_flips, FILE *md,
                           cJSON **json_out);
+/* `tunic report --evals a,b,c`: load the files, write OUT_DIR/report.md and report.json, print
+ * one line per eval to PRINT (may be NULL). */
+tn_status tn_report_multi_run(const char *const *paths, const char *const *labels, int n, const char *out_dir,
+                              const char *title, int max_flips, FILE *print);
 
 #endif

@@ -3,6 +3,7 @@
  * against the first and the previous file and the exact McNemar p of each (paired by id),
  * then the flipped examples of the first against the last. Used by `tunic report --evals`
  * and by the improve loop's report. Not for: the two-file report's plots (report.c). */
+#define _GNU_SOURCE /* open_memstream */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,5 +70,54 @@ tn_status tn_report_multi(const tn_results *rs, const char *const *labels, int n
   }
   if (s == TN_OK && json_out) *json_out = arr;
   else cJSON_Delete(arr);
+  return s;
+}
+
+tn_status tn_report_multi_run(const char *const *paths, const char *const *labels, int n, const char *out_dir,
+                              const char *title, int max_flips, FILE *print) {
+  if (n < 2) return tn_error(TN_ERR_ARG, "report: --evals needs at least two results files");
+  tn_results *rs = calloc((size_t)n, sizeof *rs);
+  if (!rs) return tn_error(TN_ERR_NOMEM, "out of memory");
+  tn_status s = TN_OK;
+  int loaded = 0;
+  for (int i = 0; i < n && s == TN_OK; i++)
+    if ((s = tn_results_load(paths[i], &rs[i])) == TN_OK) loaded++;
+  char *md = NULL, *js = NULL;
+  size_t mdlen = 0;
+  cJSON *rows = NULL;
+  FILE *f = s == TN_OK ? open_memstream(&md, &mdlen) : NULL;
+  if (s == TN_OK && !f) s = tn_error(TN_ERR_NOMEM, "out of memory");
+  if (s == TN_OK) {
+    fprintf(f, "# %s\n\n", title ? title : "tunic report");
+    s = tn_report_multi(rs, labels, n, max_flips, f, &rows);
+  }
+  if (f) fclose(f);
+  if (s == TN_OK) s = tn_mkdirs(out_dir);
+  char *mp = tn_path_join(out_dir, "report.md"), *jp = tn_path_join(out_dir, "report.json");
+  if (s == TN_OK && (!mp || !jp)) s = tn_error(TN_ERR_NOMEM, "out of memory");
+  if (s == TN_OK) s = tn_write_file_atomic(mp, md, mdlen);
+  if (s == TN_OK) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddItemToObject(o, "evals", rows);
+    rows = NULL;
+    js = cJSON_Print(o);
+    cJSON_Delete(o);
+    s = js ? tn_write_file_atomic(jp, js, strlen(js)) : tn_error(TN_ERR_NOMEM, "out of memory");
+  }
+  if (s == TN_OK && print) {
+    for (int i = 0; i < n; i++) {
+      int64_t c = 0;
+      for (int64_t q = 0; q < rs[i].n; q++) c += rs[i].recs[q].correct;
+      fprintf(print, "%-24s n %6lld  accuracy %6.2f%%\n", labels[i], (long long)rs[i].n, rs[i].n ? 100.0 * c / rs[i].n : 0.0);
+    }
+    fprintf(print, "report: %s\n", mp);
+  }
+  cJSON_Delete(rows);
+  free(js);
+  free(md);
+  free(mp);
+  free(jp);
+  for (int i = 0; i < loaded; i++) tn_results_free(&rs[i]);
+  free(rs);
   return s;
 }
