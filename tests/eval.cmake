@@ -24,3 +24,8 @@ set_tests_properties(eval_completions PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TI
 add_test(NAME report_multi COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_report_multi.py
                                    ${CMAKE_CURRENT_BINARY_DIR}/report_multi_work)
 set_tests_properties(report_multi PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 120)
+# eval_textmetrics: reference-free rows of eval --completions: text metrics against a Python
+# reference per --categorize category; --classifier with a tiny model.
+add_test(NAME eval_textmetrics COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_textmetrics.py
+                                       ${CMAKE_CURRENT_BINARY_DIR}/eval_textmetrics_work)
+set_tests_properties(eval_textmetrics PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)

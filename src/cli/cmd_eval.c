@@ -5,12 +5,13 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "eval/run_eval.h"
+#include "improve/judge.h"
 #include "train/lora.h"
 
 int tn_cmd_eval(int argc, char **argv) {
   const char *base_dtype = "auto", *head_dtype = "auto";
   const char *model_dir = NULL, *adapter = NULL, *adapter_name = NULL, *tokenizer = NULL, *answer_tag = NULL, *chat_template = NULL;
-  const char *completions = NULL;
+  const char *completions = NULL, *categorize = NULL, *classifier = NULL, *categories = NULL;
   bool no_sys = false, quiet = false, force = false;
   tn_eval_opts o;
   tn_eval_opts_default(&o);
@@ -22,6 +23,9 @@ int tn_cmd_eval(int argc, char **argv) {
     {"adapter-name", 's', &adapter_name, "which named adapter is evaluated (default: the first)"},
     {"tokenizer", 's', &tokenizer, "tokenizer directory or tokenizer.json (default: the model directory)"},
     {"completions", 's', &completions, "score completions made elsewhere instead of a model: JSONL {id, completion (string or list), answer, prompt?, category?}"},
+    {"categorize", 's', &categorize, "--completions: keyword rules (YAML category: [keywords]) for rows without a category"},
+    {"classifier", 's', &classifier, "--completions: a model names the category of rows without one: MODEL[:ADAPTER]"},
+    {"categories", 's', &categories, "the classifier's categories (default: math,code,creative,other)"},
     {"data", 's', &o.data, "eval JSONL: {id, prompt | messages, expected_answer | answer, category?}"},
     {"out", 's', &o.out, "per-example results JSONL (summary: <out without .jsonl>.summary.json)"},
     {"summary", 's', &o.summary_out, "summary JSON path (default: derived from --out)"},
@@ -76,11 +80,31 @@ int tn_cmd_eval(int argc, char **argv) {
     o.extract.answer_open = open_tag;
     o.extract.answer_close = close_tag;
   }
+  if (!completions && (categorize || classifier)) {
+    fprintf(stderr, "tunic eval: --categorize and --classifier work with --completions\n");
+    return 2;
+  }
   if (completions) {
     o.print = stdout;
     tn_eval_summary cs = {0};
-    tn_status cst = tn_eval_completions(completions, &o, &cs);
+    tn_categorizer *cz = NULL;
+    tn_classifier *cl = NULL;
+    tn_tokenizer *ct = NULL;
+    tn_status cst = TN_OK;
+    if (categorize) cst = tn_categorizer_load(categorize, &cz);
+    if (cst == TN_OK && classifier) cst = tn_classifier_open(&cl, classifier, categories);
+    if (cst == TN_OK && tokenizer) cst = tn_tokenizer_load(tokenizer, &ct);
+    o.categorizer = cz;
+    o.classify = cl ? tn_classify : NULL;
+    o.classify_ctx = cl;
+    o.count_tok = ct;
+    if (cst == TN_OK) cst = tn_eval_completions(completions, &o, &cs);
+    if (cst == TN_OK && cl)
+      printf("classifier %s: %d prompts it named no category of (counted as other)\n", classifier, tn_classifier_failures(cl));
     tn_eval_summary_free(&cs);
+    tn_categorizer_free(cz);
+    tn_classifier_close(cl);
+    tn_tokenizer_free(ct);
     return cst == TN_OK ? 0 : tn_cli_fail("eval", cst);
   }
   o.model_name = model_dir;

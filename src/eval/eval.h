@@ -165,6 +165,47 @@ void tn_eval_agg_print(const tn_eval_agg *a, FILE *f);
  * "mean_credit","errors":{...},"categories":{name:{...}},"pass_at_k":{"1":..}}. */
 struct cJSON *tn_eval_agg_to_json(const tn_eval_agg *a, const int *ks, int nks);
 
+/* ---------------- reference-free text metrics and categories (textmetrics.c) ---------------- */
+
+typedef struct { uint64_t *v; size_t n, cap; } tn_hashset;
+
+typedef struct {
+  char name[64];
+  int64_t n, refusals;
+  double words, tokens, ttr;    /* sums over completions */
+  tn_hashset uni, bi;           /* distinct word 1-/2-grams of the bucket (hashed) */
+  int64_t uni_total, bi_total;
+} tn_text_bucket;
+
+typedef struct {
+  tn_text_bucket all;
+  tn_text_bucket *cats;
+  int ncats, cap;
+} tn_text_agg;
+
+typedef struct { int words; double ttr; bool refusal; } tn_text_stats;
+
+/* A refusal phrase ("I'm sorry", "I cannot", "as an AI", ...; case-insensitive) in S. */
+bool tn_is_refusal(const char *s);
+void tn_text_agg_init(tn_text_agg *a);
+void tn_text_agg_free(tn_text_agg *a);
+/* Add one completion (TOKENS: its token count, 0 when unknown) to "all" and to CATEGORY's
+ * bucket (NULL: none); ST (may be NULL) gets this completion's own numbers. */
+tn_status tn_text_agg_add(tn_text_agg *a, const char *category, const char *completion, int tokens, tn_text_stats *st);
+/* {"n","mean_words","mean_tokens"?,"distinct_1","distinct_2","type_token_ratio","refusal_rate","categories":{...}} */
+struct cJSON *tn_text_agg_to_json(const tn_text_agg *a, bool tokens);
+void tn_text_agg_print(const tn_text_agg *a, bool tokens, FILE *f);
+
+/* Keyword rules (`--categorize keywords.yaml`): a mapping category -> list of keywords; a
+ * prompt gets the first category (file order) with a keyword in it (case-insensitive), else
+ * "other". Errors name the file and line. */
+typedef struct tn_categorizer tn_categorizer;
+tn_status tn_categorizer_load(const char *path, tn_categorizer **out);
+const char *tn_categorize(const tn_categorizer *c, const char *prompt);
+int tn_categorizer_count(const tn_categorizer *c);
+const char *tn_categorizer_name(const tn_categorizer *c, int i);
+void tn_categorizer_free(tn_categorizer *c);
+
 /* ---------------- report statistics (report_stats.c) ---------------- */
 
 typedef struct {

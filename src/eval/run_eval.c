@@ -357,6 +357,8 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
 typedef struct {
   const tn_eval_opts *o;
   tn_eval_agg agg;
+  tn_text_agg text;
+  int64_t n_ref_free;
   lines_ctx lc;
   int64_t cap, nrows;
   int ns;          /* samples per example (all rows must agree for pass@k) */
@@ -373,10 +375,12 @@ static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
   const cJSON *cat = cJSON_GetObjectItemCaseSensitive(ex, "category");
   int ns = cJSON_IsString(comp) ? 1 : cJSON_IsArray(comp) ? cJSON_GetArraySize(comp) : 0;
   char refb[1024], idb[512];
+  bool has_ref = true;
   if (!ns) s = tn_error(TN_ERR_FORMAT, "%s: \"completion\" must be a string or a non-empty list of strings", where);
   else if (cJSON_IsString(ref)) snprintf(refb, sizeof refb, "%s", ref->valuestring);
   else if (cJSON_IsNumber(ref)) snprintf(refb, sizeof refb, "%.17g", ref->valuedouble);
-  else s = tn_error(TN_ERR_FORMAT, "%s: no reference answer (\"answer\" or \"expected_answer\", string or number)", where);
+  else if (!ref || cJSON_IsNull(ref)) { has_ref = false; refb[0] = 0; } /* reference-free: text metrics only */
+  else s = tn_error(TN_ERR_FORMAT, "%s: the reference (\"answer\" or \"expected_answer\") must be a string or a number", where);
   if (s == TN_OK && id && !cJSON_IsString(id) && !cJSON_IsNumber(id))
     s = tn_error(TN_ERR_FORMAT, "%s: \"id\" must be a string or a number", where);
   if (s == TN_OK && cat && !cJSON_IsString(cat) && !cJSON_IsNull(cat))
@@ -388,7 +392,7 @@ static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
   for (int j = 0; j < ns && s == TN_OK; j++) {
     const cJSON *cj = cJSON_IsString(comp) ? comp : cJSON_GetArrayItem(comp, j);
     if (!cJSON_IsString(cj)) s = tn_error(TN_ERR_FORMAT, "%s: completion %d is not a string", where, j + 1);
-    else tn_score_example(cj->valuestring, refb, &c->o->extract, &sc[j]);
+    else if (has_ref) tn_score_example(cj->valuestring, refb, &c->o->extract, &sc[j]);
   }
   if (s == TN_OK && c->nrows == c->cap) {
     int64_t cap = c->cap ? 2 * c->cap : 64;
@@ -405,7 +409,24 @@ static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
       if (!strcmp(c->ids[i], idb)) s = tn_error(TN_ERR_FORMAT, "%s: duplicate id '%s'", where, idb);
   }
   const char *category = cJSON_IsString(cat) ? cat->valuestring : NULL;
-  if (s == TN_OK) s = tn_eval_agg_add(&c->agg, category, sc, ns);
+  bool assigned = false;
+  if (s == TN_OK && !category && c->o->categorizer) { category = tn_categorize(c->o->categorizer, prompt_text(ex)); assigned = true; }
+  else if (s == TN_OK && !category && c->o->classify) { category = c->o->classify(c->o->classify_ctx, prompt_text(ex)); assigned = true; }
+  if (s == TN_OK && has_ref) s = tn_eval_agg_add(&c->agg, category, sc, ns);
+  tn_text_stats ts = {0};
+  for (int j = 0; j < ns && s == TN_OK; j++) {
+    const cJSON *cj = cJSON_IsString(comp) ? comp : cJSON_GetArrayItem(comp, j);
+    int toks = 0;
+    if (c->o->count_tok) {
+      tn_encoding enc = {0};
+      s = tn_tokenizer_encode(c->o->count_tok, cj->valuestring, strlen(cj->valuestring), false, &enc);
+      toks = (int)enc.n;
+      tn_encoding_free(&enc);
+      if (s != TN_OK) break;
+    }
+    s = tn_text_agg_add(&c->text, category, cj->valuestring, toks, j == 0 ? &ts : NULL);
+  }
+  if (s == TN_OK && !has_ref) c->n_ref_free++;
   if (s == TN_OK) {
     int npass = 0;
     for (int j = 0; j < ns; j++) npass += sc[j].correct;
@@ -415,11 +436,16 @@ static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
     if (category) cJSON_AddStringToObject(line, "category", category);
     else cJSON_AddNullToObject(line, "category");
     cJSON_AddStringToObject(line, "prompt", prompt_text(ex));
-    cJSON_AddStringToObject(line, "expected_answer", refb);
+    if (assigned) cJSON_AddBoolToObject(line, "category_assigned", true);
+    if (has_ref) cJSON_AddStringToObject(line, "expected_answer", refb);
+    else cJSON_AddNullToObject(line, "expected_answer");
     const cJSON *c0 = cJSON_IsString(comp) ? comp : cJSON_GetArrayItem(comp, 0);
     cJSON_AddStringToObject(line, "completion", c0->valuestring);
-    tn_score_to_json(&sc[0], line);
-    if (ns > 1) {
+    if (has_ref) tn_score_to_json(&sc[0], line);
+    cJSON_AddNumberToObject(line, "words", ts.words);
+    cJSON_AddNumberToObject(line, "type_token_ratio", ts.ttr);
+    cJSON_AddBoolToObject(line, "refusal", ts.refusal);
+    if (ns > 1 && has_ref) {
       cJSON_AddNumberToObject(line, "n_samples", ns);
       cJSON_AddNumberToObject(line, "num_correct", npass);
       int ks[40], nks = pass_ks(ns, ks);
@@ -450,6 +476,7 @@ tn_status tn_eval_completions(const char *path, const tn_eval_opts *o, tn_eval_s
   memset(out, 0, sizeof *out);
   comp_ctx c = {.o = o};
   tn_eval_agg_init(&c.agg);
+  tn_text_agg_init(&c.text);
   tn_status s = tn_jsonl_read(path, comp_row, &c);
   if (s == TN_OK && !c.nrows) s = tn_error(TN_ERR_FORMAT, "%s: no rows", path);
   if (s == TN_OK) {
@@ -457,6 +484,8 @@ tn_status tn_eval_completions(const char *path, const tn_eval_opts *o, tn_eval_s
     cJSON *sum = tn_eval_agg_to_json(&c.agg, ks, nks);
     cJSON_AddNumberToObject(sum, "examples", (double)c.agg.nex);
     cJSON_AddNumberToObject(sum, "samples_per_example", c.ns);
+    cJSON_AddNumberToObject(sum, "reference_free", (double)c.n_ref_free);
+    cJSON_AddItemToObject(sum, "text", tn_text_agg_to_json(&c.text, o->count_tok != NULL));
     cJSON *cfg = cJSON_AddObjectToObject(sum, "config");
     cJSON_AddStringToObject(cfg, "completions", path);
     if (o->out) cJSON_AddStringToObject(cfg, "results", o->out);
@@ -475,7 +504,9 @@ tn_status tn_eval_completions(const char *path, const tn_eval_opts *o, tn_eval_s
     if (s == TN_OK && sp) s = tn_write_atomic_cb(sp, write_json, sum);
     if (s == TN_OK && o->print) {
       fprintf(o->print, "eval: %lld examples x %d completion%s from %s\n", (long long)c.agg.nex, c.ns, c.ns > 1 ? "s" : "", path);
-      tn_eval_agg_print(&c.agg, o->print);
+      if (c.agg.nex) tn_eval_agg_print(&c.agg, o->print);
+      if (c.n_ref_free) fprintf(o->print, "%lld rows without a reference: text metrics only\n", (long long)c.n_ref_free);
+      tn_text_agg_print(&c.text, o->count_tok != NULL, o->print);
       for (int q = 0; q < nks; q++) fprintf(o->print, "pass@%d: %.2f%%\n", ks[q], 100 * tn_eval_agg_pass_at_k(&c.agg, ks[q]));
       if (o->out) fprintf(o->print, "results: %s\nsummary: %s\n", o->out, sp);
     }
@@ -487,5 +518,6 @@ tn_status tn_eval_completions(const char *path, const tn_eval_opts *o, tn_eval_s
   free(c.lc.lines);
   free(c.ids);
   tn_eval_agg_free(&c.agg);
+  tn_text_agg_free(&c.text);
   return s;
 }

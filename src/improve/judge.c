@@ -346,6 +346,49 @@ static tn_status score_reward(tn_judge *j, int n, const char *const *prompts, co
   return s;
 }
 
+/* The judge model's prompt text: FILLED as one user turn of its chat template (or as is). */
+static tn_status render(tn_judge *j, const char *filled, char **out) {
+  *out = NULL;
+  if (!j->chat) {
+    *out = tn_strdup(filled);
+    return *out ? TN_OK : tn_error(TN_ERR_NOMEM, "judge: out of memory");
+  }
+  tn_chat_msg msg = {.role = "user", .content = filled};
+  tn_chat_opts co = {.format = TN_CHAT_AUTO, .add_generation_prompt = true, .enable_thinking = -1};
+  tn_chat_out cout = {0};
+  TN_TRY(tn_chat_render(j->tok, &msg, 1, &co, &cout));
+  *out = tn_strndup(cout.text, cout.len);
+  tn_chat_out_free(&cout);
+  return *out ? TN_OK : tn_error(TN_ERR_NOMEM, "judge: out of memory");
+}
+
+static void gen_setup(const tn_judge *j, tn_gen_opts *go, tn_text_opts *to) {
+  tn_gen_opts_default(go);
+  go->max_new_tokens = j->o.max_new_tokens;
+  go->temperature = 0;
+  go->stop_ids = j->nstop ? j->stops : NULL;
+  go->n_stop_ids = j->nstop;
+  tn_text_opts_default(to);
+  to->add_special = !j->chat; /* a rendered chat holds its BOS already */
+}
+
+tn_status tn_judge_ask(tn_judge *j, const char *text, char **answer) {
+  *answer = NULL;
+  if (!j->m) return tn_error(TN_ERR_ARG, "judge: no judge model to ask");
+  char *r;
+  TN_TRY(render(j, text, &r));
+  tn_gen_opts go;
+  tn_text_opts to;
+  gen_setup(j, &go, &to);
+  tn_text_result res = {0};
+  tn_status s = tn_generate_text(j->m, j->tok, (const char *const *)&r, 1, &go, &to, &res);
+  free(r);
+  if (s != TN_OK) return s;
+  *answer = tn_strdup(res.text ? res.text : "");
+  tn_text_results_free(&res, 1);
+  return *answer ? TN_OK : tn_error(TN_ERR_NOMEM, "judge: out of memory");
+}
+
 static tn_status score_model(tn_judge *j, int n, const char *const *prompts, const char *const *completions,
                              const cJSON *const *examples, double *scores, cJSON *const *mark, int *n_unparsed) {
   const char *tmpl = j->o.template_text ? j->o.template_text : TN_JUDGE_DEFAULT_TEMPLATE;
@@ -354,14 +397,8 @@ static tn_status score_model(tn_judge *j, int n, const char *const *prompts, con
   tn_text_result *res = calloc((size_t)B, sizeof *res);
   tn_status s = texts && res ? TN_OK : tn_error(TN_ERR_NOMEM, "judge: out of memory");
   tn_gen_opts go;
-  tn_gen_opts_default(&go);
-  go.max_new_tokens = j->o.max_new_tokens;
-  go.temperature = 0;
-  go.stop_ids = j->nstop ? j->stops : NULL;
-  go.n_stop_ids = j->nstop;
   tn_text_opts to;
-  tn_text_opts_default(&to);
-  to.add_special = !j->chat; /* a rendered chat holds its BOS already */
+  gen_setup(j, &go, &to);
   char refb[64];
   for (int b0 = 0; b0 < n && s == TN_OK; b0 += B) {
     int nb = n - b0 < B ? n - b0 : B;
@@ -369,18 +406,9 @@ static tn_status score_model(tn_judge *j, int n, const char *const *prompts, con
       char *filled = tn_judge_fill(tmpl, prompts[b0 + i], completions[b0 + i],
                                    ref_of(examples ? examples[b0 + i] : NULL, refb, sizeof refb));
       if (!filled) { s = tn_error(TN_ERR_NOMEM, "judge: out of memory"); break; }
-      if (j->chat) {
-        tn_chat_msg msg = {.role = "user", .content = filled};
-        tn_chat_opts co = {.format = TN_CHAT_AUTO, .add_generation_prompt = true, .enable_thinking = -1};
-        tn_chat_out cout = {0};
-        s = tn_chat_render(j->tok, &msg, 1, &co, &cout);
-        free(filled);
-        if (s != TN_OK) break;
-        texts[i] = tn_strndup(cout.text, cout.len);
-        tn_chat_out_free(&cout);
-      } else {
-        texts[i] = filled;
-      }
+      s = render(j, filled, &texts[i]);
+      free(filled);
+      if (s != TN_OK) break;
       if (!texts[i]) s = tn_error(TN_ERR_NOMEM, "judge: out of memory");
     }
     go.first_prompt = b0;
@@ -417,4 +445,76 @@ tn_status tn_judge_score(tn_judge *j, int n, const char *const *prompts, const c
   if (n <= 0) return TN_OK;
   return j->rw ? score_reward(j, n, prompts, completions, examples, scores, mark)
                : score_model(j, n, prompts, completions, examples, scores, mark, n_unparsed);
+}
+
+/* ---- a model as classifier ---- */
+
+struct tn_classifier {
+  tn_judge *j;
+  char *cats_text;
+  char **names;
+  int n, failures;
+};
+
+tn_status tn_classifier_open(tn_classifier **out, const char *model_adapter, const char *categories) {
+  *out = NULL;
+  tn_classifier *c = calloc(1, sizeof *c);
+  char *spec = tn_strdup(model_adapter), *cats = tn_strdup(categories && *categories ? categories : "math,code,creative,other");
+  if (!c || !spec || !cats) { free(c); free(spec); free(cats); return tn_error(TN_ERR_NOMEM, "out of memory"); }
+  c->cats_text = cats;
+  tn_status s = TN_OK;
+  for (char *save = NULL, *t = strtok_r(cats, ",", &save); t && s == TN_OK; t = strtok_r(NULL, ",", &save)) {
+    char **nn = realloc(c->names, sizeof *nn * (size_t)(c->n + 1));
+    if (!nn) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
+    c->names = nn;
+    c->names[c->n++] = t;
+  }
+  tn_judge_opts o;
+  tn_judge_opts_default(&o);
+  char *colon = strrchr(spec, ':');
+  if (colon && colon > spec) { *colon = 0; o.adapter = colon + 1; }
+  o.model = spec;
+  o.max_new_tokens = 8;
+  if (s == TN_OK) s = tn_judge_open(&c->j, &o);
+  if (c->j) c->j->o.model = c->j->o.adapter = NULL; /* spec is freed below */
+  free(spec);
+  if (s != TN_OK) { tn_classifier_close(c); return s; }
+  *out = c;
+  return TN_OK;
+}
+
+const char *tn_classify(void *vc, const char *prompt) {
+  tn_classifier *c = vc;
+  char *q = NULL, *ans = NULL;
+  const char *tmpl = "Which one of these categories fits the request: {answer}?\nRequest: {prompt}\nAnswer with the category name only.";
+  q = tn_judge_fill(tmpl, prompt, "", c->cats_text);
+  tn_status s = q ? tn_judge_ask(c->j, q, &ans) : TN_ERR_NOMEM;
+  free(q);
+  const char *hit = NULL;
+  size_t best = (size_t)-1;
+  if (s == TN_OK) {
+    for (char *p = ans; *p; p++) *p = (char)tolower((unsigned char)*p);
+    for (int i = 0; i < c->n; i++) {
+      char low[64];
+      snprintf(low, sizeof low, "%s", c->names[i]);
+      for (char *p = low; *p; p++) *p = (char)tolower((unsigned char)*p);
+      const char *f = strstr(ans, low);
+      if (f && (size_t)(f - ans) < best) { best = (size_t)(f - ans); hit = c->names[i]; }
+    }
+  } else {
+    tn_error_clear();
+  }
+  free(ans);
+  if (!hit) { c->failures++; hit = "other"; }
+  return hit;
+}
+
+int tn_classifier_failures(const tn_classifier *c) { return c ? c->failures : 0; }
+
+void tn_classifier_close(tn_classifier *c) {
+  if (!c) return;
+  tn_judge_close(c->j);
+  free(c->names);
+  free(c->cats_text);
+  free(c);
 }

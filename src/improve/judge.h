@@ -41,6 +41,19 @@ tn_status tn_judge_score(tn_judge *j, int n, const char *const *prompts, const c
                          const struct cJSON *const *examples, double *scores, struct cJSON *const *mark,
                          int *n_unparsed);
 
+/* Ask the judge model TEXT (one user turn, greedy): its answer (caller frees). */
+tn_status tn_judge_ask(tn_judge *j, const char *text, char **answer);
+
+/* A model names a prompt's category (`tunic eval --classifier MODEL[:ADAPTER]`): asked which of
+ * CATEGORIES (comma-separated; default math,code,creative,other) fits the prompt, the first
+ * category name (case-insensitive) in its answer; "other" when none. */
+typedef struct tn_classifier tn_classifier;
+tn_status tn_classifier_open(tn_classifier **out, const char *model_adapter, const char *categories);
+/* The category (a string owned by the classifier); "other" on any failure (counted). */
+const char *tn_classify(void *classifier, const char *prompt);
+int tn_classifier_failures(const tn_classifier *c);
+void tn_classifier_close(tn_classifier *c);
+
 /* Read a score from a judge's free text: "[[7]]", "Score: 7", "rating = 7/10" (scaled to
  * max when the denominator differs), "<score>7</score>", "<answer>7</answer>", "7 out of 10",
  * a text that is one number, else the only number in the text. False when none is found or

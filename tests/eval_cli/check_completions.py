@@ -49,7 +49,7 @@ assert methods == {"tag", "boxed", "hashes", "last_number"}, methods
 assert set(summ["categories"]) == {"even", "odd"} and "gsm8k" in summ
 # errors name the file and line
 bad = os.path.join(work, "bad.jsonl")
-open(bad, "w").write('{"id":1,"completion":"4","answer":"4"}\n{"id":2,"completion":"5"}\n')
+open(bad, "w").write('{"id":1,"completion":"4","answer":"4"}\n{"id":2,"completion":"5","answer":[5]}\n')
 p = subprocess.run([tunic, "eval", "--completions", bad, "--out", os.path.join(work, "b.jsonl"), "--force"],
                    capture_output=True, text=True)
 assert p.returncode != 0 and "bad.jsonl:2" in p.stderr and "reference" in p.stderr, p.stderr
