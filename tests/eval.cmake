@@ -29,3 +29,7 @@ set_tests_properties(report_multi PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOU
 add_test(NAME eval_textmetrics COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_textmetrics.py
                                        ${CMAKE_CURRENT_BINARY_DIR}/eval_textmetrics_work)
 set_tests_properties(eval_textmetrics PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)
+# eval_checkpoints: tunic eval --checkpoints RUN on a tiny SFT run, each point equal to a separate eval.
+add_test(NAME eval_checkpoints COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/eval_cli/check_checkpoints.py
+                                       ${CMAKE_CURRENT_BINARY_DIR}/eval_checkpoints_work)
+set_tests_properties(eval_checkpoints PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)
