@@ -9,3 +9,7 @@ set_tests_properties(judge_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 3
 add_test(NAME improve_cli COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/improve/check_improve.py
                                   ${CMAKE_CURRENT_BINARY_DIR}/improve_cli_work)
 set_tests_properties(improve_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600)
+# grpo_eval: grpo --eval-data/--eval-every logs eval/accuracy; the last equals a separate eval.
+add_test(NAME grpo_eval COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/improve/check_grpo_eval.py
+                                ${CMAKE_CURRENT_BINARY_DIR}/grpo_eval_work)
+set_tests_properties(grpo_eval PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)
