@@ -13,10 +13,10 @@ data, evald = os.path.join(work, "d.jsonl"), os.path.join(work, "e.jsonl")
 with open(data, "w") as f:
     for i in range(8): f.write(json.dumps({"prompt": "%d" % i, "answer": str(i)}) + "\n")
 with open(evald, "w") as f:   # a random model's first token is often a digit: answers 0-9 give some hits
-    for i in range(10): f.write(json.dumps({"id": i, "prompt": "say %d" % i, "answer": str(i)}) + "\n")
+    for i in range(40): f.write(json.dumps({"id": i, "prompt": "say %d" % i, "answer": str(i % 10)}) + "\n")
 rd = os.path.join(work, "run")
 p = run(["grpo", "--model", model, "--data", data, "--out", rd, "--steps", "2", "--batch-size", "2",
-         "--num-generations", "2", "--max-tokens-to-generate", "4", "--max-prompt-length", "16", "--lr", "1e-3",
+         "--num-generations", "2", "--max-tokens-to-generate", "16", "--max-prompt-length", "16", "--lr", "1e-3",
          "--reward", "answer:1", "--no-system-prompt", "--eval-data", evald, "--eval-every", "1", "--save-every", "0"])
 m = [json.loads(l) for l in open(os.path.join(rd, "metrics.jsonl"))]
 ev = [x for x in m if "eval/accuracy" in x]
@@ -24,7 +24,7 @@ assert [x["step"] for x in ev] == [x["step"] for x in m] and len(ev) == 2, m
 assert "held-out accuracy" in p.stdout
 out = os.path.join(work, "sep.jsonl")
 run(["eval", "--model", os.path.join(rd, "model"), "--data", evald, "--out", out, "--no-system-prompt",
-     "--max-new-tokens", "4", "--max-prompt-length", "16", "--quiet"])
-acc = sum(json.loads(l)["correct"] for l in open(out)) / 10
+     "--max-new-tokens", "16", "--max-prompt-length", "16", "--quiet"])
+acc = sum(json.loads(l)["correct"] for l in open(out)) / 40
 assert abs(ev[-1]["eval/accuracy"] - acc) < 1e-12, (ev[-1], acc)
 print("grpo --eval-every: eval/accuracy", [x["eval/accuracy"] for x in ev], "last equals a separate eval", acc)
