@@ -79,3 +79,19 @@ assert rep["rounds"] == rb["rounds"], (rep, rb)
 p2 = subprocess.run([tunic, "improve", "--out", A] + common[:-1] + ["12"], capture_output=True, text=True)
 assert p2.returncode != 0 and "another configuration" in p2.stderr, p2.stderr
 print("improve: 2 rounds; run B killed %d times and resumed: identical datasets, evals and report" % kills)
+# LoRA rounds: the adapter is merged into the round's model; the same as `tunic merge` of it
+L = os.path.join(work, "L")
+run(["improve", "--out", L] + common[:common.index("--rounds")] + ["--rounds", "1", "--samples", "2", "--max-new-tokens", "8",
+     "--judge", "answer:1", "--threshold", "-1", "--any-format", "--keep-truncated", "--steps", "2", "--batch-size", "2",
+     "--max-seq-len", "64", "--lr", "5e-2", "--lora-rank", "4", "--eval-max-new-tokens", "6", "--seed", "3"])
+merged = os.path.join(work, "Lmerged")
+run(["merge", "--model", model, "--adapter", os.path.join(L, "round_1", "sft", "adapter"), "--out", merged])
+assert open(os.path.join(L, "round_1", "model_path")).read().strip() == os.path.join(L, "round_1", "model")
+def evalc(m):
+    o = os.path.join(work, "ev_%s.jsonl" % os.path.basename(m))
+    run(["eval", "--model", m, "--data", evald, "--out", o, "--max-new-tokens", "12", "--no-system-prompt", "--quiet", "--force"])
+    return [json.loads(l)["completion"] for l in open(o)]
+a, b, base = evalc(os.path.join(L, "round_1", "model")), evalc(merged), evalc(model)
+assert a == b, (a, b)
+assert a != base, "the merged LoRA round changed nothing"
+print("LoRA round: merged model = tunic merge of its adapter, and differs from the start model")
