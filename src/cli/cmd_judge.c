@@ -4,6 +4,7 @@
  * in --out are not asked again). Every output line keeps its input fields plus "score" and
  * "judge" (who/what judged). The judges themselves: src/improve/judge.c. */
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
@@ -73,9 +74,20 @@ static tn_status write_rows(FILE *f, void *ctx) {
 static struct termios saved_tio;
 static bool raw_on;
 
+/* Ctrl-C / kill while the terminal is raw: give the terminal back, then die as asked (every
+ * score given so far is already in --out). */
+static void on_signal(int sig) {
+  if (raw_on) tcsetattr(STDIN_FILENO, TCSANOW, &saved_tio);
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
 static void raw_mode(bool on) {
   if (!isatty(STDIN_FILENO)) return;
   if (on && !raw_on) {
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     struct termios t;
     if (tcgetattr(STDIN_FILENO, &saved_tio)) return;
     t = saved_tio;
