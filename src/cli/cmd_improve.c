@@ -74,7 +74,9 @@ int tn_cmd_improve(int argc, char **argv) {
   o.dedup = !no_dedup;
   o.require_format = !any_format;
   o.early_stop = !no_early;
-  char *cfg_text = cJSON_PrintUnformatted(tn_runcfg_json(rc));
+  cJSON *cfg_json = tn_runcfg_json(rc); /* a new object: ours to delete */
+  char *cfg_text = cfg_json ? cJSON_PrintUnformatted(cfg_json) : NULL;
+  cJSON_Delete(cfg_json);
   o.config_json = cfg_text;
   o.log = stdout;
   tn_improve_result res;
