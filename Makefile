@@ -4,6 +4,7 @@
 # make test-long  the longer fault tests: 20 SIGKILLs + --resume per trainer (e2e_kill_resume)
 # make demo       the main job on its bundled default
 # make demo-agent agentic RL: SFT on tool-use trajectories -> eval with tools -> agentic GRPO -> eval
+# make demo-improve  the self-improvement loop on the demo's SFT model (scripts/demo_improve.sh)
 # make bench      the benchmarks, side by side with PyTorch
 # make fuzz       every libFuzzer harness for FUZZ_SECONDS each (FUZZ=name... for some), clang build in build-fuzz/
 # make allocfail  the allocation-failure test over every N (ASan, build-fuzz/); ALLOCFAIL="sft --persist" to narrow
@@ -17,7 +18,7 @@ endif
 JOBS ?= $(shell nproc)
 
 FUZZ_SECONDS ?= 60
-.PHONY: all deps build test test-long demo demo-agent bench clean fuzz allocfail
+.PHONY: all deps build test test-long demo demo-agent demo-improve bench clean fuzz allocfail
 all: build
 
 deps:
@@ -42,6 +43,8 @@ demo: build
 
 demo-agent: build
 	@scripts/demo_agent.sh $(BUILD)/tunic
+demo-improve: build
+	@scripts/demo_improve.sh $(BUILD)/tunic
 
 bench: build
 	@scripts/bench.sh $(BUILD)

@@ -42,6 +42,8 @@ int tn_cmd_grpo(int argc, char **argv) {
     {"scale-rewards", 's', &o.scale_rewards, "group | batch | none"},
     {"mask-truncated", 'b', &o.mask_truncated, "drop completions cut at max_tokens_to_generate from the loss"},
     {"gspo", 'b', &o.gspo, "GSPO: sequence-level importance ratio"},
+    {"eval-data", 's', &o.eval_data, "held-out prompts with answers: greedy accuracy logged as eval/accuracy"},
+    {"eval-every", 'i', &o.eval_every, "held-out accuracy every N steps (0: at the end only)"},
     {"dump-rollouts", 's', &o.dump_rollouts, "debug: write each step's completions, rewards, advantages, log-probs (JSONL)"},
     TN_AGENT_FLAGS(agent),
     {"filter-statuses", 's', &agent.filter_statuses,

@@ -114,7 +114,7 @@ static const rule RULES[] = {
   /* serve */
   {"port", NULL, 0, 65535, 0, "0 = any free port"},
   {"max-body", NULL, 64, 1073741824, 0, "bytes"},
-  {"max-tokens", NULL, 1, LEN, 0, "per request"},
+  {"max-tokens", "serve", 1, LEN, 0, "per request"},
   {"default-max-tokens", NULL, 1, LEN, 0, NULL},
   {"timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
   {"max-requests", NULL, 1, 65536, 0, "queued + running"},
@@ -122,6 +122,21 @@ static const rule RULES[] = {
   {"ctx", NULL, 0, LEN, 0, "0 = min(max_position_embeddings, 4096)"},
   {"quantum", NULL, 1, 1e6, 0, "steps"},
   {"stop-deadline", NULL, 0, 3600, 0, "seconds"},
+  /* judge, improve */
+  {"score-min", NULL, -1e9, 1e9, 0, NULL},
+  {"score-max", NULL, -1e9, 1e9, 0, NULL},
+  {"rounds", NULL, 1, 1000, 0, NULL},
+  {"samples", NULL, 1, 65536, 0, "per prompt"},
+  {"prompts-per-round", NULL, 0, I32, 0, "0 = every prompt"},
+  {"gen-batch", NULL, 1, 65536, 0, NULL},
+  {"eval-batch", NULL, 1, 65536, 0, NULL},
+  {"eval-max-new-tokens", NULL, 1, LEN, 0, NULL},
+  {"eval-limit", NULL, 0, I32, 0, "0 = all"},
+  {"threshold", NULL, -1e9, 1e9, 0, NULL},
+  {"min-tokens", NULL, 0, LEN, 0, NULL},
+  {"max-tokens", "improve", 0, LEN, 0, "0 = no bound"},
+  {"max-per-prompt", NULL, 0, 65536, 0, "0 = no cap"},
+  {"min-gain", NULL, -1, 1, 0, "accuracy (0.01 = 1 point)"},
 };
 
 static const rule *find_rule(const char *cmd, const char *name) {

@@ -68,6 +68,25 @@ bool tn_numbers_equal(double a, double b);
  * A reference that contains "####" is reduced to the text after the last one. */
 bool tn_answers_equal(const char *extracted, const char *reference);
 
+/* ---- the field's conventions (conventions.c, docs/eval.md) ---- */
+
+/* lm-evaluation-harness gsm8k "strict-match": the first `#### (\-?[0-9\.\,]+)` group. */
+bool tn_gsm8k_strict(const char *completion, char *out, size_t cap);
+/* gsm8k "flexible-extract": the last match of `(-?[$0-9.,]{2,})|(-?[0-9]+)`. */
+bool tn_gsm8k_flexible(const char *completion, char *out, size_t cap);
+/* The gsm8k task's exact_match: both sides without ",", "$", the text up to the last "#### ",
+ * one trailing ".", case-insensitive; then string equality. */
+bool tn_gsm8k_match(const char *extracted, const char *reference);
+/* Hendrycks MATH last_boxed_only_string + remove_boxed: the last \boxed{...} (or "\boxed X"),
+ * else the last \fbox{...}; false when none. */
+bool tn_math_last_boxed(const char *s, char *out, size_t cap);
+/* Hendrycks strip_string (\frac/\dfrac/\tfrac, \sqrt2, units after "\text{ ", spaces,
+ * \left/\right, degrees, \%, \$, "x = ", 0.5, a/b). False where Python's raises. */
+bool tn_math_strip(const char *in, char *out, size_t cap);
+/* Hendrycks is_equiv (strip_string both, compare; raw compare where stripping fails), and
+ * numeric equality when both stripped strings parse as one number (0.75 == \frac{3}{4}). */
+bool tn_math_equiv(const char *a, const char *b);
+
 /* Format compliance: <reasoning>.+?</reasoning>.*?<answer>(.+?)</answer> with optional
  * surrounding whitespace, the Tunix GRPO demo's regex (see docs/eval.md). Thread-safe. */
 bool tn_format_ok(const char *completion, const tn_extract_config *cfg);
@@ -95,6 +114,8 @@ typedef struct {
   double value;
   tn_extract_method method;
   tn_error_cat error;
+  bool gsm8k_strict;   /* lm-evaluation-harness gsm8k strict-match against the reference */
+  bool gsm8k_flexible; /* ... and flexible-extract */
   char extracted[128];
 } tn_score;
 
@@ -119,6 +140,7 @@ typedef struct {
   char name[64];
   int64_t n, correct, partial, format_ok;
   double credit;
+  int64_t gsm8k_strict, gsm8k_flexible;
   int64_t errors[TN_ECAT_COUNT];
 } tn_eval_bucket;
 
@@ -142,6 +164,47 @@ void tn_eval_agg_print(const tn_eval_agg *a, FILE *f);
 /* Summary as JSON (caller deletes): {"n","accuracy","partial_accuracy","format_rate",
  * "mean_credit","errors":{...},"categories":{name:{...}},"pass_at_k":{"1":..}}. */
 struct cJSON *tn_eval_agg_to_json(const tn_eval_agg *a, const int *ks, int nks);
+
+/* ---------------- reference-free text metrics and categories (textmetrics.c) ---------------- */
+
+typedef struct { uint64_t *v; size_t n, cap; } tn_hashset;
+
+typedef struct {
+  char name[64];
+  int64_t n, refusals;
+  double words, tokens, ttr;    /* sums over completions */
+  tn_hashset uni, bi;           /* distinct word 1-/2-grams of the bucket (hashed) */
+  int64_t uni_total, bi_total;
+} tn_text_bucket;
+
+typedef struct {
+  tn_text_bucket all;
+  tn_text_bucket *cats;
+  int ncats, cap;
+} tn_text_agg;
+
+typedef struct { int words; double ttr; bool refusal; } tn_text_stats;
+
+/* A refusal phrase ("I'm sorry", "I cannot", "as an AI", ...; case-insensitive) in S. */
+bool tn_is_refusal(const char *s);
+void tn_text_agg_init(tn_text_agg *a);
+void tn_text_agg_free(tn_text_agg *a);
+/* Add one completion (TOKENS: its token count, 0 when unknown) to "all" and to CATEGORY's
+ * bucket (NULL: none); ST (may be NULL) gets this completion's own numbers. */
+tn_status tn_text_agg_add(tn_text_agg *a, const char *category, const char *completion, int tokens, tn_text_stats *st);
+/* {"n","mean_words","mean_tokens"?,"distinct_1","distinct_2","type_token_ratio","refusal_rate","categories":{...}} */
+struct cJSON *tn_text_agg_to_json(const tn_text_agg *a, bool tokens);
+void tn_text_agg_print(const tn_text_agg *a, bool tokens, FILE *f);
+
+/* Keyword rules (`--categorize keywords.yaml`): a mapping category -> list of keywords; a
+ * prompt gets the first category (file order) with a keyword in it (case-insensitive), else
+ * "other". Errors name the file and line. */
+typedef struct tn_categorizer tn_categorizer;
+tn_status tn_categorizer_load(const char *path, tn_categorizer **out);
+const char *tn_categorize(const tn_categorizer *c, const char *prompt);
+int tn_categorizer_count(const tn_categorizer *c);
+const char *tn_categorizer_name(const tn_categorizer *c, int i);
+void tn_categorizer_free(tn_categorizer *c);
 
 /* ---------------- report statistics (report_stats.c) ---------------- */
 

@@ -63,12 +63,19 @@ static bool extract_tag(const char *s, const char *open, const char *close, char
   return true;
 }
 
-/* Last \boxed{...} with balanced braces and non-blank content. */
-static bool extract_boxed(const char *s, char *out, size_t cap) {
+/* Last CMD{...} (CMD "\boxed" or "\fbox") with balanced braces and non-blank content, or
+ * the minerva form "\boxed 5" (a space, then the answer up to '$' or the end). */
+static bool extract_boxed_cmd(const char *s, const char *cmd, char *out, size_t cap) {
   const char *found = NULL;
-  size_t found_len = 0;
-  for (const char *p = strstr(s, "\\boxed"); p; p = strstr(p + 1, "\\boxed")) {
-    const char *q = p + 6;
+  size_t found_len = 0, cl = strlen(cmd);
+  for (const char *p = strstr(s, cmd); p; p = strstr(p + 1, cmd)) {
+    const char *q = p + cl;
+    if (*q == ' ' && q[1] && q[1] != '{' && q[1] != ' ') { /* "\boxed 5$" */
+      const char *e = q + 1;
+      while (*e && *e != '$' && *e != '\n') e++;
+      if (!blank(q + 1, (size_t)(e - q - 1))) { found = q + 1; found_len = (size_t)(e - q - 1); }
+      continue;
+    }
     while (*q == ' ') q++;
     if (*q != '{') continue;
     int depth = 0;
@@ -84,6 +91,16 @@ static bool extract_boxed(const char *s, char *out, size_t cap) {
   if (!found) return false;
   copy_trim(out, cap, found, found_len);
   return true;
+}
+
+/* Hendrycks' last_boxed_only_string: the last \boxed, else the last \fbox. */
+static bool extract_boxed(const char *s, char *out, size_t cap) {
+  return extract_boxed_cmd(s, "\\boxed", out, cap) || extract_boxed_cmd(s, "\\fbox", out, cap);
+}
+
+bool tn_math_last_boxed(const char *s, char *out, size_t cap) {
+  if (cap) out[0] = 0;
+  return s && extract_boxed(s, out, cap);
 }
 
 static const char *strcasestr_last(const char *s, const char *needle) {
@@ -192,8 +209,8 @@ tn_extract_method tn_extract_answer(const char *completion, const tn_extract_con
   if (extract_tag(s, cfg->answer_open, cfg->answer_close, out, cap)) return TN_EXTRACT_TAG;
   if (cfg->tags_only) return TN_EXTRACT_NONE;
   if (extract_boxed(s, out, cap)) return TN_EXTRACT_BOXED;
-  if (extract_answer_is(s, out, cap)) return TN_EXTRACT_ANSWER_IS;
   if (extract_hashes(s, out, cap)) return TN_EXTRACT_HASHES;
+  if (extract_answer_is(s, out, cap)) return TN_EXTRACT_ANSWER_IS;
   if (extract_last_number(s, out, cap)) return TN_EXTRACT_LAST_NUMBER;
   if (cap) out[0] = 0;
   return TN_EXTRACT_NONE;
@@ -359,11 +376,30 @@ static const char *ref_answer(const char *ref) {
   return h ? h : ref;
 }
 
+/* Does S hold a LaTeX command that changes the value (\sqrt, \pi, \cdot, ...)? Markup that
+ * does not (\boxed, \text, \frac, \$, \%) is not one. */
+static bool math_cmd(const char *s) {
+  static const char *ok[] = {"boxed", "fbox", "text", "textbf", "mathrm", "mbox", "frac", "dfrac", "tfrac", NULL};
+  for (const char *p = strchr(s, '\\'); p; p = strchr(p + 1, '\\')) {
+    size_t n = 0;
+    while (isalpha((unsigned char)p[1 + n])) n++;
+    if (!n) continue;
+    bool known = false;
+    for (int i = 0; ok[i]; i++) known |= strlen(ok[i]) == n && !strncmp(p + 1, ok[i], n);
+    if (!known) return true;
+  }
+  return false;
+}
+
 bool tn_answers_equal(const char *extracted, const char *reference) {
   if (!extracted || !reference) return false;
   reference = ref_answer(reference);
   double a, b;
-  bool ha = tn_answer_value(extracted, &a), hb = tn_answer_value(reference, &b);
+  if (tn_parse_number(extracted, &a) && tn_parse_number(reference, &b)) return tn_numbers_equal(a, b);
+  if (tn_math_equiv(extracted, reference)) return true; /* Hendrycks normalisation (conventions.c) */
+  /* the single number in "18 dollars"; not inside LaTeX the normaliser left (\sqrt{2} is not 2) */
+  bool latex = math_cmd(extracted) || math_cmd(reference);
+  bool ha = !latex && tn_answer_value(extracted, &a), hb = !latex && tn_answer_value(reference, &b);
   if (ha && hb) return tn_numbers_equal(a, b);
   char x[512], y[512];
   norm_text(extracted, x, sizeof x);
@@ -462,6 +498,9 @@ void tn_score_example(const char *completion, const char *reference,
     out->error = TN_ECAT_NO_ANSWER;
     return;
   }
+  char g[128];
+  out->gsm8k_strict = tn_gsm8k_strict(completion, g, sizeof g) && reference && tn_gsm8k_match(g, reference);
+  out->gsm8k_flexible = tn_gsm8k_flexible(completion, g, sizeof g) && reference && tn_gsm8k_match(g, reference);
   out->has_value = tn_answer_value(ext, &out->value);
   if (tn_answers_equal(ext, ref)) {
     out->correct = out->partial = true;
@@ -486,6 +525,8 @@ tn_status tn_score_to_json(const tn_score *s, cJSON *obj) {
   cJSON_AddNumberToObject(obj, "credit", s->credit);
   cJSON_AddBoolToObject(obj, "format_ok", s->format_ok);
   cJSON_AddStringToObject(obj, "error", tn_error_cat_name(s->error));
+  cJSON_AddBoolToObject(obj, "gsm8k_strict_match", s->gsm8k_strict);
+  cJSON_AddBoolToObject(obj, "gsm8k_flexible_extract", s->gsm8k_flexible);
   return TN_OK;
 }
 
@@ -517,6 +558,8 @@ static void bucket_add(tn_eval_bucket *b, const tn_score *s) {
   b->partial += s->partial;
   b->format_ok += s->format_ok;
   b->credit += s->credit;
+  b->gsm8k_strict += s->gsm8k_strict;
+  b->gsm8k_flexible += s->gsm8k_flexible;
   b->errors[(unsigned)s->error < TN_ECAT_COUNT ? s->error : TN_ECAT_NO_ANSWER]++;
 }
 
@@ -583,6 +626,8 @@ void tn_eval_agg_print(const tn_eval_agg *a, FILE *f) {
   fprintf(f, "%-20s %7s %9s %9s %9s\n", "category", "n", "accuracy", "partial", "format");
   print_bucket(&a->all, f);
   for (int i = 0; i < a->ncats; i++) print_bucket(&a->cats[i], f);
+  fprintf(f, "gsm8k (lm-evaluation-harness): strict-match %.2f%%, flexible-extract %.2f%%\n",
+          100 * ratio(a->all.gsm8k_strict, a->all.n), 100 * ratio(a->all.gsm8k_flexible, a->all.n));
   fprintf(f, "errors:");
   for (int e = 1; e < TN_ECAT_COUNT; e++)
     fprintf(f, " %s %lld (%.1f%%)", tn_error_cat_name((tn_error_cat)e), (long long)a->all.errors[e],
@@ -598,6 +643,9 @@ static cJSON *bucket_json(const tn_eval_bucket *b) {
   cJSON_AddNumberToObject(o, "partial_accuracy", ratio(b->partial, b->n));
   cJSON_AddNumberToObject(o, "format_rate", ratio(b->format_ok, b->n));
   cJSON_AddNumberToObject(o, "mean_credit", b->n ? b->credit / b->n : 0.0);
+  cJSON *g = cJSON_AddObjectToObject(o, "gsm8k");
+  cJSON_AddNumberToObject(g, "strict_match", ratio(b->gsm8k_strict, b->n));
+  cJSON_AddNumberToObject(g, "flexible_extract", ratio(b->gsm8k_flexible, b->n));
   cJSON *e = cJSON_AddObjectToObject(o, "errors");
   for (int i = 1; i < TN_ECAT_COUNT; i++) cJSON_AddNumberToObject(e, tn_error_cat_name((tn_error_cat)i), (double)b->errors[i]);
   return o;

@@ -39,4 +39,15 @@ char *tn_json_scalar_dup(const cJSON *v);
 
 tn_status tn_report_run(const tn_report_opts *o, FILE *print);
 
+/* More than two evals (report_multi.c): N loaded results files with LABELS; to MD (may be NULL)
+ * a Markdown table (accuracy, 95% Wilson interval, change and exact McNemar p against the
+ * first and against the previous, paired by id) and the first -> last flips (at most MAX_FLIPS
+ * each way); *JSON_OUT (may be NULL) gets the rows as a JSON array (caller deletes). */
+tn_status tn_report_multi(const tn_results *rs, const char *const *labels, int n, int max_flips, FILE *md,
+                          cJSON **json_out);
+/* `tunic report --evals a,b,c`: load the files, write OUT_DIR/report.md and report.json, print
+ * one line per eval to PRINT (may be NULL). */
+tn_status tn_report_multi_run(const char *const *paths, const char *const *labels, int n, const char *out_dir,
+                              const char *title, int max_flips, FILE *print);
+
 #endif

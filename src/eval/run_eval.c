@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include "data/data.h"
 #include "data/prompts.h"
 #include "eval/run_eval.h"
 #include "generate/generate.h"
@@ -348,5 +349,175 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
   free(npass);
   tn_eval_agg_free(&agg);
   tn_prompts_free(&ps);
+  return s;
+}
+
+/* ---------------- scoring completions made elsewhere (tunic eval --completions) ---------------- */
+
+typedef struct {
+  const tn_eval_opts *o;
+  tn_eval_agg agg;
+  tn_text_agg text;
+  int64_t n_ref_free;
+  lines_ctx lc;
+  int64_t cap, nrows;
+  int ns;          /* samples per example (all rows must agree for pass@k) */
+  char **ids;
+} comp_ctx;
+
+static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
+  comp_ctx *c = vctx;
+  tn_status s = TN_OK;
+  const cJSON *comp = cJSON_GetObjectItemCaseSensitive(ex, "completion");
+  const cJSON *ref = cJSON_GetObjectItemCaseSensitive(ex, "answer");
+  if (!ref) ref = cJSON_GetObjectItemCaseSensitive(ex, "expected_answer");
+  const cJSON *id = cJSON_GetObjectItemCaseSensitive(ex, "id");
+  const cJSON *cat = cJSON_GetObjectItemCaseSensitive(ex, "category");
+  int ns = cJSON_IsString(comp) ? 1 : cJSON_IsArray(comp) ? cJSON_GetArraySize(comp) : 0;
+  char refb[1024], idb[512];
+  bool has_ref = true;
+  if (!ns) s = tn_error(TN_ERR_FORMAT, "%s: \"completion\" must be a string or a non-empty list of strings", where);
+  else if (cJSON_IsString(ref)) snprintf(refb, sizeof refb, "%s", ref->valuestring);
+  else if (cJSON_IsNumber(ref)) snprintf(refb, sizeof refb, "%.17g", ref->valuedouble);
+  else if (!ref || cJSON_IsNull(ref)) { has_ref = false; refb[0] = 0; } /* reference-free: text metrics only */
+  else s = tn_error(TN_ERR_FORMAT, "%s: the reference (\"answer\" or \"expected_answer\") must be a string or a number", where);
+  if (s == TN_OK && id && !cJSON_IsString(id) && !cJSON_IsNumber(id))
+    s = tn_error(TN_ERR_FORMAT, "%s: \"id\" must be a string or a number", where);
+  if (s == TN_OK && cat && !cJSON_IsString(cat) && !cJSON_IsNull(cat))
+    s = tn_error(TN_ERR_FORMAT, "%s: \"category\" must be a string", where);
+  if (s == TN_OK && c->ns && ns != c->ns)
+    s = tn_error(TN_ERR_FORMAT, "%s: %d completions, earlier rows have %d (pass@k needs the same number)", where, ns, c->ns);
+  tn_score *sc = s == TN_OK ? calloc(ns, sizeof *sc) : NULL;
+  if (s == TN_OK && !sc) s = tn_error(TN_ERR_NOMEM, "%s: out of memory", where);
+  for (int j = 0; j < ns && s == TN_OK; j++) {
+    const cJSON *cj = cJSON_IsString(comp) ? comp : cJSON_GetArrayItem(comp, j);
+    if (!cJSON_IsString(cj)) s = tn_error(TN_ERR_FORMAT, "%s: completion %d is not a string", where, j + 1);
+    else if (has_ref) tn_score_example(cj->valuestring, refb, &c->o->extract, &sc[j]);
+  }
+  if (s == TN_OK && c->nrows == c->cap) {
+    int64_t cap = c->cap ? 2 * c->cap : 64;
+    char **nl = realloc(c->lc.lines, sizeof *nl * cap), **ni = nl ? realloc(c->ids, sizeof *ni * cap) : NULL;
+    if (nl) c->lc.lines = nl;
+    if (ni) c->ids = ni;
+    if (!nl || !ni) s = tn_error(TN_ERR_NOMEM, "%s: out of memory", where);
+    else c->cap = cap;
+  }
+  if (s == TN_OK) {
+    c->ns = ns;
+    id_string(ex, (int)c->nrows, idb, sizeof idb);
+    for (int64_t i = 0; i < c->nrows && s == TN_OK; i++)
+      if (!strcmp(c->ids[i], idb)) s = tn_error(TN_ERR_FORMAT, "%s: duplicate id '%s'", where, idb);
+  }
+  const char *category = cJSON_IsString(cat) ? cat->valuestring : NULL;
+  bool assigned = false;
+  if (s == TN_OK && !category && c->o->categorizer) { category = tn_categorize(c->o->categorizer, prompt_text(ex)); assigned = true; }
+  else if (s == TN_OK && !category && c->o->classify) { category = c->o->classify(c->o->classify_ctx, prompt_text(ex)); assigned = true; }
+  if (s == TN_OK && has_ref) s = tn_eval_agg_add(&c->agg, category, sc, ns);
+  tn_text_stats ts = {0};
+  for (int j = 0; j < ns && s == TN_OK; j++) {
+    const cJSON *cj = cJSON_IsString(comp) ? comp : cJSON_GetArrayItem(comp, j);
+    int toks = 0;
+    if (c->o->count_tok) {
+      tn_encoding enc = {0};
+      s = tn_tokenizer_encode(c->o->count_tok, cj->valuestring, strlen(cj->valuestring), false, &enc);
+      toks = (int)enc.n;
+      tn_encoding_free(&enc);
+      if (s != TN_OK) break;
+    }
+    s = tn_text_agg_add(&c->text, category, cj->valuestring, toks, j == 0 ? &ts : NULL);
+  }
+  if (s == TN_OK && !has_ref) c->n_ref_free++;
+  if (s == TN_OK) {
+    int npass = 0;
+    for (int j = 0; j < ns; j++) npass += sc[j].correct;
+    cJSON *line = cJSON_CreateObject();
+    if (cJSON_IsNumber(id)) cJSON_AddItemToObject(line, "id", cJSON_Duplicate(id, 0));
+    else cJSON_AddStringToObject(line, "id", idb);
+    if (category) cJSON_AddStringToObject(line, "category", category);
+    else cJSON_AddNullToObject(line, "category");
+    cJSON_AddStringToObject(line, "prompt", prompt_text(ex));
+    if (assigned) cJSON_AddBoolToObject(line, "category_assigned", true);
+    if (has_ref) cJSON_AddStringToObject(line, "expected_answer", refb);
+    else cJSON_AddNullToObject(line, "expected_answer");
+    const cJSON *c0 = cJSON_IsString(comp) ? comp : cJSON_GetArrayItem(comp, 0);
+    cJSON_AddStringToObject(line, "completion", c0->valuestring);
+    if (has_ref) tn_score_to_json(&sc[0], line);
+    cJSON_AddNumberToObject(line, "words", ts.words);
+    cJSON_AddNumberToObject(line, "type_token_ratio", ts.ttr);
+    cJSON_AddBoolToObject(line, "refusal", ts.refusal);
+    if (ns > 1 && has_ref) {
+      cJSON_AddNumberToObject(line, "n_samples", ns);
+      cJSON_AddNumberToObject(line, "num_correct", npass);
+      int ks[40], nks = pass_ks(ns, ks);
+      cJSON *pk = cJSON_AddObjectToObject(line, "pass_at_k");
+      for (int q = 0; q < nks; q++) {
+        char key[16];
+        snprintf(key, sizeof key, "%d", ks[q]);
+        cJSON_AddNumberToObject(pk, key, tn_pass_at_k(ns, npass, ks[q]));
+      }
+      cJSON *arr = cJSON_AddArrayToObject(line, "samples");
+      for (int j = 0; j < ns; j++) {
+        cJSON *sj = cJSON_CreateObject();
+        cJSON_AddStringToObject(sj, "completion", cJSON_GetArrayItem(comp, j)->valuestring);
+        tn_score_to_json(&sc[j], sj);
+        cJSON_AddItemToArray(arr, sj);
+      }
+    }
+    c->lc.lines[c->lc.n++] = tn_json_print_valid(line, false);
+    c->ids[c->nrows++] = tn_strdup(idb);
+    cJSON_Delete(line);
+  }
+  free(sc);
+  cJSON_Delete(ex);
+  return s;
+}
+
+tn_status tn_eval_completions(const char *path, const tn_eval_opts *o, tn_eval_summary *out) {
+  memset(out, 0, sizeof *out);
+  comp_ctx c = {.o = o};
+  tn_eval_agg_init(&c.agg);
+  tn_text_agg_init(&c.text);
+  tn_status s = tn_jsonl_read(path, comp_row, &c);
+  if (s == TN_OK && !c.nrows) s = tn_error(TN_ERR_FORMAT, "%s: no rows", path);
+  if (s == TN_OK) {
+    int ks[40], nks = c.ns > 1 ? pass_ks(c.ns, ks) : 0;
+    cJSON *sum = tn_eval_agg_to_json(&c.agg, ks, nks);
+    cJSON_AddNumberToObject(sum, "examples", (double)c.agg.nex);
+    cJSON_AddNumberToObject(sum, "samples_per_example", c.ns);
+    cJSON_AddNumberToObject(sum, "reference_free", (double)c.n_ref_free);
+    cJSON_AddItemToObject(sum, "text", tn_text_agg_to_json(&c.text, o->count_tok != NULL));
+    cJSON *cfg = cJSON_AddObjectToObject(sum, "config");
+    cJSON_AddStringToObject(cfg, "completions", path);
+    if (o->out) cJSON_AddStringToObject(cfg, "results", o->out);
+    out->json = sum;
+    out->n_examples = c.agg.nex;
+    out->n_samples = c.ns;
+    const tn_eval_bucket *a = &c.agg.all;
+    double dn = a->n ? (double)a->n : 1.0;
+    out->accuracy = a->correct / dn;
+    out->partial_accuracy = a->partial / dn;
+    out->format_rate = a->format_ok / dn;
+    out->mean_credit = a->credit / dn;
+    memcpy(out->errors, a->errors, sizeof out->errors);
+    char *sp = o->summary_out ? tn_strdup(o->summary_out) : o->out ? tn_eval_summary_path(o->out) : NULL;
+    if (o->out) s = tn_write_atomic_cb(o->out, write_lines, &c.lc);
+    if (s == TN_OK && sp) s = tn_write_atomic_cb(sp, write_json, sum);
+    if (s == TN_OK && o->print) {
+      fprintf(o->print, "eval: %lld examples x %d completion%s from %s\n", (long long)c.agg.nex, c.ns, c.ns > 1 ? "s" : "", path);
+      if (c.agg.nex) tn_eval_agg_print(&c.agg, o->print);
+      if (c.n_ref_free) fprintf(o->print, "%lld rows without a reference: text metrics only\n", (long long)c.n_ref_free);
+      tn_text_agg_print(&c.text, o->count_tok != NULL, o->print);
+      for (int q = 0; q < nks; q++) fprintf(o->print, "pass@%d: %.2f%%\n", ks[q], 100 * tn_eval_agg_pass_at_k(&c.agg, ks[q]));
+      if (o->out) fprintf(o->print, "results: %s\nsummary: %s\n", o->out, sp);
+    }
+    free(sp);
+    if (s != TN_OK) tn_eval_summary_free(out);
+  }
+  for (int64_t i = 0; i < c.lc.n; i++) free(c.lc.lines[i]);
+  for (int64_t i = 0; i < c.nrows; i++) free(c.ids[i]);
+  free(c.lc.lines);
+  free(c.ids);
+  tn_eval_agg_free(&c.agg);
+  tn_text_agg_free(&c.text);
   return s;
 }

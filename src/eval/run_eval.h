@@ -40,6 +40,11 @@ typedef struct {
   const char *model_name;      /* recorded in the summary (may be NULL) */
   const char *adapter_name;    /* recorded in the summary (may be NULL) */
   FILE *print;                 /* summary table goes here (NULL: nothing printed) */
+  /* --completions: categories of rows without one, and token counts for the text metrics */
+  const tn_categorizer *categorizer;                    /* keyword rules (NULL: none) */
+  const char *(*classify)(void *ctx, const char *prompt); /* a model names the category (NULL: none) */
+  void *classify_ctx;
+  const tn_tokenizer *count_tok;                        /* tokens per completion (NULL: words only) */
   bool progress;               /* a progress line per batch on stderr */
   /* optional: what produces the completions instead of tn_generate (multi-turn episodes with
    * tools, src/agent): examples p[0..nb) (data indices first..first+nb), go the sampling options
@@ -72,5 +77,14 @@ char *tn_eval_summary_path(const char *results_path);
  * Stops each sample at the model's eos ids and at the chat format's end-of-turn token.
  * Errors name the data file and line (missing reference, bad JSON) or the option. */
 tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_opts *o, tn_eval_summary *out);
+
+/* Score completions made elsewhere: PATH is JSONL with "id", "completion" (a string, or a
+ * list of strings: several samples, pass@k), the reference "answer" (or "expected_answer"),
+ * optional "prompt" and "category". The same results lines (without the token counts) and
+ * summary as tn_eval_run, written to o->out / o->summary_out; o->extract sets the tags.
+ * A row without a reference is reference-free: only text metrics (textmetrics.c), which are
+ * reported for every row ("text" in the summary, per category); a row without a category
+ * gets one from o->categorizer or o->classify. */
+tn_status tn_eval_completions(const char *path, const tn_eval_opts *o, tn_eval_summary *out);
 
 #endif

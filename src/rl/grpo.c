@@ -16,6 +16,7 @@
 #include "data/data.h"
 #include "data/prompts.h"
 #include "eval/eval.h"
+#include "eval/run_eval.h"
 #include "obs/obs.h"
 #include "generate/generate.h"
 #include "rl/grpo.h"
@@ -74,6 +75,7 @@ typedef struct {
   double mean, std, acc, len, gen_tokens, trunc, entropy, t_roll, t_upd, train_rows;
   double *fn_mean, *fn_std; // (F)
   tn_grpo_stats gs;
+  double eval_acc;       /* held-out accuracy (--eval-data), from the driver's eval hook */
 } grpo_t;
 
 /* One step's rollout, flattened: sequence s = prompt p(s) + completion s. */
@@ -196,7 +198,7 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (run->world > 1 && (o->dump_grads || o->dump_rollouts)) /* each rank holds a share of them */
     return tn_error(TN_ERR_ARG, "--dump-grads and --dump-rollouts are for one process (launched on %d ranks)", run->world);
   t->run = run;
-  tn_run_describe(run, &o->train, "grpo", t->m, &t->tp, t->data.n, false, o->batch_size, 0);
+  tn_run_describe(run, &o->train, "grpo", t->m, &t->tp, t->data.n, o->eval_data != NULL, o->batch_size, 0);
   t->mf_models[0] = (tn_manifest_file){"model", o->model};
   t->mf_data[0] = (tn_manifest_file){"train", o->data};
   *mi = (tn_manifest_info){.command = "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
@@ -662,6 +664,34 @@ static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt
   tn_metrics_add(mt, "rollout_tokens_per_s", t->gen_tokens / t->t_roll);
   tn_metrics_add(mt, "train_tokens_per_s", t->train_rows / t->t_upd);
   tn_metrics_add(mt, "train_rows", t->train_rows); /* token rows through the model per update pass(es) */
+  if (si->evaluated) tn_metrics_add(mt, "eval/accuracy", t->eval_acc);
+}
+
+/* --eval-data, every --eval-every steps: greedy accuracy of the policy on held-out prompts
+ * rendered as the training prompts are (tn_eval_run, nothing written). */
+static tn_status eval_hook(void *ctx, tn_run *r, long step) {
+  grpo_t *t = ctx;
+  const tn_grpo_opts *o = &t->o;
+  tn_eval_opts eo;
+  tn_eval_opts_default(&eo);
+  eo.data = o->eval_data;
+  eo.system_prompt = o->no_system_prompt ? "" : o->system_prompt;
+  eo.chat_format = o->chat_format;
+  eo.no_chat = o->no_chat;
+  eo.field_map = o->field_map;
+  eo.max_prompt_len = o->max_prompt_length;
+  eo.max_new_tokens = o->max_tokens_to_generate;
+  eo.batch_size = 32;
+  tn_eval_summary sum = {0};
+  tn_status s = tn_eval_run(t->m, t->tok, &eo, &sum);
+  if (s == TN_OK) {
+    t->eval_acc = sum.accuracy;
+    tn_progress_clear(r->prog);
+    printf("grpo step %ld: held-out accuracy %.2f%% (%lld examples of %s)\n", step + 1, 100 * sum.accuracy,
+           (long long)sum.n_examples, o->eval_data);
+  }
+  tn_eval_summary_free(&sum);
+  return s;
 }
 
 static tn_status after(void *ctx, tn_run *r, const tn_step_info *si) {
@@ -677,6 +707,7 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const tn_run_info *ri) {
   grpo_t t = {0};
   t.o = *opts;
   tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .teardown = teardown};
+  tr.eval = eval_hook;
   return tn_train_drive(&tr, &t.o.train, ri);
 }
 

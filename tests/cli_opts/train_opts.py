@@ -40,7 +40,7 @@ TRAINERS = {
             "no-chat num-generations num-iterations batch-size micro-batch steps max-prompt-length "
             "max-tokens-to-generate temperature top-p top-k beta epsilon epsilon-high kl-estimator loss-agg "
             "scale-rewards mask-truncated gspo lr lr-end schedule warmup-steps weight-decay max-grad-norm lora-rank "
-            "lora-alpha lora-targets save-every keep-last seed resume precision dump-rollouts dump-grads "
+            "lora-alpha lora-targets save-every keep-last seed resume precision eval-data eval-every dump-rollouts dump-grads "
             "tools env env-cmd mcp max-turns max-episode-tokens episode-timeout tool-timeout finish-tool filter-statuses "
             "async-rollouts",
 }
