@@ -138,6 +138,18 @@ typedef struct {
    * weighted term with its name in the metrics (rewards/NAME) */
   const tn_reward_fn *reward_fns;
   int n_reward_fns;
+  /* the RL family (docs/rl.md): advantage estimator by OpenRLHF's names (grpo, drgrpo, rloo,
+   * reinforce, reinforce_baseline; gae in tunic ppo); TRL's loss_type (grpo | dr_grpo | dapo |
+   * bnpo: sets loss_agg) and importance_sampling_level (token | sequence: sets gspo), NULL =
+   * not given; DAPO's dynamic sampling (groups whose rewards are all equal are dropped and
+   * refilled from fresh prompts, at most max_num_gen_batches generation rounds per step) and
+   * overlong soft penalty (the last overlong_buffer_len tokens before the generation limit
+   * ramp the reward down to -overlong_penalty; 0 = off) */
+  const char *advantage_estimator, *loss_type, *importance_sampling_level;
+  bool dynamic_sampling;
+  int max_num_gen_batches;
+  int overlong_buffer_len;
+  float overlong_penalty;
 } tn_grpo_opts;
 
 TN_API void tn_grpo_opts_default(tn_grpo_opts *o);

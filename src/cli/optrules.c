@@ -79,6 +79,9 @@ static const rule RULES[] = {
   {"epsilon", NULL, 0, 10, 0, NULL},
   {"epsilon-high", NULL, -1, 10, 0, "< 0: the same as --epsilon"},
   {"reward-cmd-timeout", NULL, 0, 86400, LO_OPEN, "seconds"},
+  {"max-num-gen-batches", NULL, 1, 1000, 0, "generation rounds per step"},
+  {"overlong-buffer-len", NULL, 0, LEN, 0, "0 = off"},
+  {"overlong-penalty", NULL, 0, 1e6, 0, NULL},
   /* distill */
   {"alpha", NULL, 0, 1, 0, NULL},
   {"jsd-beta", NULL, -1, 1, 0, "< 0: T^2-scaled KL"},

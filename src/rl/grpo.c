@@ -18,6 +18,7 @@
 #include "eval/eval.h"
 #include "obs/obs.h"
 #include "generate/generate.h"
+#include "rl/advantage.h"
 #include "rl/grpo.h"
 #include "tunic/obs.h"
 #include "tunic/rl.h"
@@ -47,6 +48,9 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
   o->epsilon = 0.2f;
   o->epsilon_high = -1.0f; /* = epsilon */
   o->reward_cmd_timeout = 30.0f;
+  o->advantage_estimator = "grpo";
+  o->max_num_gen_batches = 4;
+  o->overlong_penalty = 1.0f;
 }
 
 typedef struct {
@@ -74,6 +78,10 @@ typedef struct {
   double mean, std, acc, len, gen_tokens, trunc, entropy, t_roll, t_upd, train_rows;
   double *fn_mean, *fn_std; // (F)
   tn_grpo_stats gs;
+  tn_adv_estimator est;
+  tn_stream refill;      /* --dynamic-sampling: the refill prompts' order (its own seed) */
+  int gen_batches, kept_groups; /* the step's generation rounds, groups with a reward spread */
+  double pen_mean;       /* mean overlong penalty of the step's batch */
 } grpo_t;
 
 /* One step's rollout, flattened: sequence s = prompt p(s) + completion s. */
@@ -93,6 +101,20 @@ static tn_status parse_enums(grpo_t *t) {
   t->lc.beta = o->beta;
   t->lc.max_len = o->max_tokens_to_generate;
   t->lc.sequence_ratio = o->gspo;
+  if (o->loss_type) { /* TRL's loss_type: the aggregation that implements it (dapo and bnpo: one
+                        process normalises by its tokens, several by the global batch's, as dapo) */
+    if (!strcmp(o->loss_type, "grpo")) t->o.loss_agg = "sequence-mean-token-mean";
+    else if (!strcmp(o->loss_type, "dr_grpo")) t->o.loss_agg = "sequence-mean-token-scale";
+    else if (!strcmp(o->loss_type, "dapo") || !strcmp(o->loss_type, "bnpo")) t->o.loss_agg = "token-mean";
+    else return tn_error(TN_ERR_ARG, "loss_type '%s': expected grpo, dr_grpo, dapo or bnpo", o->loss_type);
+  }
+  if (o->importance_sampling_level) { /* TRL's importance_sampling_level: sequence = GSPO */
+    if (!strcmp(o->importance_sampling_level, "token")) t->o.gspo = false;
+    else if (!strcmp(o->importance_sampling_level, "sequence")) t->o.gspo = true;
+    else return tn_error(TN_ERR_ARG, "importance_sampling_level '%s': expected token or sequence", o->importance_sampling_level);
+    t->lc.sequence_ratio = t->o.gspo;
+  }
+  TN_TRY(tn_adv_estimator_parse(o->advantage_estimator, &t->est));
   if (!strcmp(o->loss_agg, "sequence-mean-token-mean")) t->lc.agg = TN_AGG_SEQ_MEAN_TOKEN_MEAN;
   else if (!strcmp(o->loss_agg, "token-mean")) t->lc.agg = TN_AGG_TOKEN_MEAN;
   else if (!strcmp(o->loss_agg, "sequence-mean-token-scale")) t->lc.agg = TN_AGG_SEQ_MEAN_TOKEN_SCALE;
@@ -135,6 +157,13 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
     return tn_error(TN_ERR_ARG, "batch_size x num_generations x (max_prompt_length + max_tokens_to_generate) must stay "
                     "below 2^31 token rows per step");
   TN_TRY(parse_enums(t));
+  if (t->est == TN_ADV_GAE)
+    return tn_error(TN_ERR_ARG, "advantage_estimator gae needs a critic: use tunic ppo");
+  if (o->dynamic_sampling && o->max_num_gen_batches < 1)
+    return tn_error(TN_ERR_ARG, "max_num_gen_batches must be at least 1 with dynamic_sampling");
+  if (o->overlong_buffer_len < 0 || o->overlong_buffer_len > o->max_tokens_to_generate)
+    return tn_error(TN_ERR_ARG, "overlong_buffer_len %d must be in [0, max_tokens_to_generate = %d]", o->overlong_buffer_len,
+                    o->max_tokens_to_generate);
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
@@ -193,6 +222,9 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", Nmax, V);
   if (run->world > 1 && t->scale == TN_SCALE_BATCH) /* the batch's std would need every rank's rewards */
     return tn_error(TN_ERR_ARG, "--scale-rewards batch is not supported on %d ranks: use group or none", run->world);
+  if (run->world > 1 && o->dynamic_sampling) /* the refill rounds would differ per rank */
+    return tn_error(TN_ERR_ARG, "--dynamic-sampling is for one process (launched on %d ranks)", run->world);
+  TN_TRY(tn_stream_init(&t->refill, t->data.n, o->seed ^ 0x5DEECE66DULL));
   if (run->world > 1 && (o->dump_grads || o->dump_rollouts)) /* each rank holds a share of them */
     return tn_error(TN_ERR_ARG, "--dump-grads and --dump-rollouts are for one process (launched on %d ranks)", run->world);
   t->run = run;
@@ -308,7 +340,7 @@ static cJSON *float_array(const float *x, int n) {
 
 /* --dump-rollouts: one JSON line per completion of this step */
 static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn_prompt *const *pr, char **texts,
-                              const float *correct) {
+                              const float *correct, const float *pen) {
   const int G = t->o.num_generations, F = tn_rewards_count(t->rw);
   for (int i = 0; i < t->S; i++) {
     const tn_prompt *p = pr[i / G];
@@ -325,7 +357,8 @@ static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn
     cJSON_AddStringToObject(o, "finish", g->finish == TN_FINISH_LENGTH ? "length" : g->finish == TN_FINISH_STOP_ID ? "stop_id" : "stop_fn");
     cJSON *rw = cJSON_AddObjectToObject(o, "rewards");
     for (int f = 0; f < F; f++) cJSON_AddNumberToObject(rw, tn_rewards_name(t->rw, f), r->per_fn[f * t->S + i]);
-    cJSON_AddNumberToObject(o, "total", r->total[i]);
+    cJSON_AddNumberToObject(o, "total", r->total[i]); /* the weighted rewards + overlong_penalty */
+    cJSON_AddNumberToObject(o, "overlong_penalty", pen[i]);
     cJSON_AddNumberToObject(o, "advantage", r->adv[i]);
     cJSON_AddNumberToObject(o, "seq_mask", r->seq_mask[i]);
     cJSON_AddNumberToObject(o, "correct", correct[i]);
@@ -413,96 +446,204 @@ static tn_status global_figures(grpo_t *t, const rollout_t *r, tn_grpo_stats *gs
   return s;
 }
 
+/* One generation round: nb groups of G completions of prompts pr, decoded, scored (rewards,
+ * the overlong penalty added to the total, correct flags). */
+typedef struct {
+  int n;                 /* nb * G */
+  tn_gen_result *res;    // (n)
+  char **texts;          // (n)
+  float *per_fn;         // (F, n)
+  float *total, *corr, *pen; // (n)
+  long gen_tokens;
+} round_t;
+
+static void round_free(round_t *q) {
+  if (q->res) tn_gen_results_free(q->res, q->n);
+  for (int i = 0; q->texts && i < q->n; i++) free(q->texts[i]);
+  free(q->res); free(q->texts); free(q->per_fn); free(q->total); free(q->corr); free(q->pen);
+  memset(q, 0, sizeof *q);
+}
+
+static tn_status round_run(grpo_t *t, long step, int round, const tn_prompt *const *pr, int nb, int first_prompt,
+                           round_t *q) {
+  const tn_grpo_opts *o = &t->o;
+  const int G = o->num_generations, n = nb * G, F = tn_rewards_count(t->rw);
+  memset(q, 0, sizeof *q);
+  q->n = n;
+  q->res = calloc(n, sizeof *q->res);
+  q->texts = calloc(n, sizeof *q->texts);
+  q->per_fn = malloc(sizeof(float) * ((size_t)F * n + 1));
+  q->total = malloc(sizeof(float) * n);
+  q->corr = calloc(n, sizeof(float));
+  q->pen = calloc(n, sizeof(float));
+  const int **pids = malloc(sizeof *pids * nb);
+  int *plen = malloc(sizeof *plen * nb);
+  const char **ptexts = calloc(n, sizeof(char *));
+  const cJSON **exs = calloc(n, sizeof(cJSON *));
+  tn_status s = TN_OK;
+  if (!q->res || !q->texts || !q->per_fn || !q->total || !q->corr || !q->pen || !pids || !plen || !ptexts || !exs)
+    s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", n);
+  for (int b = 0; b < nb && s == TN_OK; b++) { pids[b] = pr[b]->ids; plen[b] = pr[b]->n; }
+  /* ---- rollout ---- */
+  double t0 = tn_now();
+  if (s == TN_OK) {
+    tn_gen_opts go;
+    tn_gen_opts_default(&go);
+    go.max_new_tokens = o->max_tokens_to_generate;
+    go.temperature = o->temperature;
+    go.top_k = o->top_k;
+    go.top_p = o->top_p;
+    go.n = G;
+    go.seed = (o->seed * 7919ULL + (uint64_t)step) ^ (0x9E3779B97F4A7C15ULL * (uint64_t)round); /* round 0: as before */
+    go.first_prompt = first_prompt; /* samples seeded by the prompt's place in the global step: independent of the ranks */
+    s = tn_generate(t->m, pids, plen, nb, &go, q->res);
+    if (s != TN_OK) { free(q->res); q->res = NULL; }
+  }
+  tn_trace_span(t->trace, "rollout", t0, tn_now());
+  /* ---- rewards ---- */
+  t0 = tn_now();
+  for (int i = 0; i < n && s == TN_OK; i++) {
+    size_t len;
+    q->gen_tokens += q->res[i].n;
+    s = tn_tokenizer_decode(t->tok, q->res[i].ids, q->res[i].n, true, &q->texts[i], &len);
+    ptexts[i] = pr[i / G]->text;
+    exs[i] = pr[i / G]->json;
+  }
+  if (s == TN_OK) s = tn_rewards_compute(t->rw, n, ptexts, (const char *const *)q->texts, exs, q->per_fn, q->total);
+  for (int i = 0; i < n && s == TN_OK && o->overlong_buffer_len > 0; i++) { /* DAPO: part of the reward */
+    q->pen[i] = tn_overlong_penalty(q->res[i].n, o->max_tokens_to_generate, o->overlong_buffer_len, o->overlong_penalty);
+    q->total[i] += q->pen[i];
+  }
+  tn_extract_config ec;
+  tn_extract_config_default(&ec);
+  for (int i = 0; i < n && s == TN_OK; i++) {
+    char ref[256], ans[256];
+    if (tn_prompt_reference(pr[i / G], ref, sizeof ref)) {
+      tn_extract_answer(q->texts[i], &ec, ans, sizeof ans);
+      q->corr[i] = tn_answers_equal(ans, ref) ? 1.0f : 0.0f;
+    }
+  }
+  tn_trace_span(t->trace, "reward", t0, tn_now());
+  free(pids); free(plen); free(ptexts); free(exs);
+  return s;
+}
+
+/* a group whose totals are all equal has no signal (DAPO's dynamic sampling drops it) */
+static bool group_flat(const float *total, int G) {
+  for (int i = 1; i < G; i++)
+    if (total[i] != total[0]) return false;
+  return true;
+}
+
+/* The step's batch: round 0 on the step's prompts; with dynamic sampling, rounds on fresh
+ * prompts (an independent seeded stream: position (step * cap + round - 1) * B, so a resumed
+ * run sees the same ones) until B groups with a reward spread are kept or the cap on rounds is
+ * reached (then flat groups of round 0 fill the batch; they get advantage 0). Groups move into
+ * r->res, texts, per_fn, total, corr, pen and pr in the order kept. */
+static tn_status sample_batch(grpo_t *t, long step, const tn_prompt **pr, rollout_t *r, char **texts, float *corr,
+                              float *pen, long *gen_all, double *t_roll) {
+  const tn_grpo_opts *o = &t->o;
+  const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
+  const int cap = o->dynamic_sampling ? o->max_num_gen_batches : 1;
+  round_t *q = calloc(cap, sizeof *q);
+  const tn_prompt **rp = malloc(sizeof *rp * (size_t)B * cap); /* (cap, B) prompts of each round */
+  int *take = malloc(sizeof(int) * ((size_t)B * cap + 1));     /* (round * B + group) of each batch group */
+  r->per_fn = malloc(sizeof(float) * ((size_t)F * S + 1));
+  r->total = malloc(sizeof(float) * S);
+  if (!q || !rp || !take || !r->per_fn || !r->total) {
+    free(q); free(rp); free(take);
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
+  }
+  tn_status s = TN_OK;
+  const double t0 = tn_now();
+  int kept = 0, rounds = 0;
+  for (int k = 0; k < cap && kept < B && s == TN_OK; k++, rounds++) {
+    for (int b = 0; b < B; b++)
+      rp[k * B + b] = k == 0 ? pr[b] : &t->data.p[tn_stream_at(&t->refill, (step * (cap - 1) + k - 1) * B + b)];
+    s = round_run(t, step, k, rp + k * B, B, k == 0 ? t->run->rank * B : 0, &q[k]);
+    for (int g = 0; g < B && s == TN_OK && kept < B; g++)
+      if (!o->dynamic_sampling || !group_flat(q[k].total + g * G, G)) take[kept++] = k * B + g;
+  }
+  for (int g = 0; g < B && s == TN_OK && kept < B; g++) /* the cap reached: flat groups of round 0 fill the batch */
+    if (group_flat(q[0].total + g * G, G)) take[kept++] = g;
+  *t_roll = tn_now() - t0;
+  t->gen_batches = rounds;
+  t->kept_groups = 0;
+  *gen_all = 0;
+  for (int k = 0; k < rounds; k++) *gen_all += q[k].gen_tokens;
+  for (int j = 0; j < B && s == TN_OK; j++) {
+    const int k = take[j] / B, g = take[j] % B;
+    pr[j] = rp[take[j]];
+    t->kept_groups += !group_flat(q[k].total + g * G, G);
+    for (int i = 0; i < G; i++) {
+      const int src = g * G + i, dst = j * G + i;
+      r->res[dst] = q[k].res[src];
+      memset(&q[k].res[src], 0, sizeof q[k].res[src]); /* moved */
+      texts[dst] = q[k].texts[src];
+      q[k].texts[src] = NULL;
+      for (int f = 0; f < F; f++) r->per_fn[f * S + dst] = q[k].per_fn[f * q[k].n + src];
+      r->total[dst] = q[k].total[src];
+      corr[dst] = q[k].corr[src];
+      pen[dst] = q[k].pen[src];
+    }
+  }
+  for (int k = 0; k < cap; k++) round_free(&q[k]);
+  free(q); free(rp); free(take);
+  return s;
+}
+
 /* one step: rollout, rewards, advantages, reference log-probs and mu policy updates of
  * which the driver does the last (its gradients are left for it); figures into t */
 static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   const tn_grpo_opts *o = &t->o;
   const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
   const tn_prompt **pr = malloc(sizeof *pr * B); /* (B): sized from --batch-size, no fixed cap */
-  const int **pids = malloc(sizeof *pids * B);
-  int *plen = malloc(sizeof *plen * B);
-  if (!pr || !pids || !plen) {
-    free(pr); free(pids); free(plen);
-    return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
-  }
+  if (!pr) return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
   /* several ranks: the step's prompts are world x B, this rank's are the rank-th B of them; its
    * groups are rolled out, rewarded and given advantages here */
   const int world = t->run->world, rank = t->run->rank;
-  for (int b = 0; b < B; b++) {
-    pr[b] = prompt_at(t, (step * world + rank) * B + b);
-    pids[b] = pr[b]->ids;
-    plen[b] = pr[b]->n;
-  }
+  for (int b = 0; b < B; b++) pr[b] = prompt_at(t, (step * world + rank) * B + b);
   t->run->data_pos = (step + 1) * B * world;
   rollout_t r = {0};
   r.res = calloc(S, sizeof *r.res);
-  if (!r.res) return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
-  /* ---- rollout ---- */
-  double t0 = tn_now();
-  tn_gen_opts go;
-  tn_gen_opts_default(&go);
-  go.max_new_tokens = o->max_tokens_to_generate;
-  go.temperature = o->temperature;
-  go.top_k = o->top_k;
-  go.top_p = o->top_p;
-  go.n = G;
-  go.seed = o->seed * 7919ULL + (uint64_t)step;
-  go.first_prompt = rank * B; /* samples seeded by the prompt's place in the global step: independent of the ranks */
-  tn_status s = tn_generate(t->m, pids, plen, B, &go, r.res);
-  double t_roll = tn_now() - t0;
-  tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
-  free(pids);
-  free(plen);
-  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); free(pr); return s; }
+  char **texts = calloc(S, sizeof(char *));
+  float *corr = calloc(S, sizeof(float)), *pen = calloc(S, sizeof(float));
+  if (!r.res || !texts || !corr || !pen) {
+    free(r.res); free(texts); free(corr); free(pen); free(pr);
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
+  }
+  long gen_all = 0;
+  double t_roll = 0, t0;
+  tn_status s = sample_batch(t, step, pr, &r, texts, corr, pen, &gen_all, &t_roll);
   r.off = malloc(sizeof(int) * (S + 1));
-  if (!r.off) { free_rollout(&r, S); return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S); }
-  r.off[0] = 0;
+  if (s == TN_OK && !r.off) s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   long gen_tokens = 0;
   int truncated = 0;
-  for (int i = 0; i < S; i++) {
-    r.off[i + 1] = r.off[i] + r.res[i].n;
-    gen_tokens += r.res[i].n;
-    truncated += r.res[i].finish == TN_FINISH_LENGTH;
-  }
-  r.ntok = r.off[S];
-  r.old_lp = malloc(sizeof(float) * (r.ntok + 1));
-  if (!r.old_lp) { free_rollout(&r, S); return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S); }
-  for (int i = 0; i < S; i++) memcpy(r.old_lp + r.off[i], r.res[i].logprobs, sizeof(float) * r.res[i].n);
-  /* ---- rewards ---- */
-  t0 = tn_now();
-  char **texts = calloc(S, sizeof(char *));
-  const char **ptexts = calloc(S, sizeof(char *));
-  const cJSON **exs = calloc(S, sizeof(cJSON *));
-  if (!texts || !ptexts || !exs) s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
-  for (int i = 0; i < S && s == TN_OK; i++) {
-    size_t len;
-    s = tn_tokenizer_decode(t->tok, r.res[i].ids, r.res[i].n, true, &texts[i], &len);
-    ptexts[i] = pr[i / G]->text;
-    exs[i] = pr[i / G]->json;
-  }
-  r.per_fn = malloc(sizeof(float) * (F * S + 1));
-  r.total = malloc(sizeof(float) * S);
-  if (s == TN_OK && (!r.per_fn || !r.total)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d rewards", S);
-  if (s == TN_OK) s = tn_rewards_compute(t->rw, S, ptexts, (const char *const *)texts, exs, r.per_fn, r.total);
   double correct = 0;
-  float *corr = calloc(S, sizeof(float));
-  if (s == TN_OK && !corr) s = tn_error(TN_ERR_NOMEM, "out of memory for %d rewards", S);
-  tn_extract_config ec;
-  tn_extract_config_default(&ec);
-  for (int i = 0; i < S && s == TN_OK; i++) {
-    char ref[256], ans[256];
-    if (tn_prompt_reference(pr[i / G], ref, sizeof ref)) {
-      tn_extract_answer(texts[i], &ec, ans, sizeof ans);
-      corr[i] = tn_answers_equal(ans, ref) ? 1.0f : 0.0f;
+  t->pen_mean = 0;
+  if (s == TN_OK) {
+    r.off[0] = 0;
+    for (int i = 0; i < S; i++) {
+      r.off[i + 1] = r.off[i] + r.res[i].n;
+      gen_tokens += r.res[i].n;
+      truncated += r.res[i].finish == TN_FINISH_LENGTH;
       correct += corr[i];
+      t->pen_mean += pen[i] / S;
     }
+    r.ntok = r.off[S];
+    r.old_lp = malloc(sizeof(float) * (r.ntok + 1));
+    if (!r.old_lp) s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   }
-  tn_trace_span(t->trace, "reward", t0, tn_now());
+  for (int i = 0; i < S && s == TN_OK; i++) memcpy(r.old_lp + r.off[i], r.res[i].logprobs, sizeof(float) * r.res[i].n);
   r.adv = malloc(sizeof(float) * S);
   r.seq_mask = malloc(sizeof(float) * S);
   if (s == TN_OK && (!r.adv || !r.seq_mask)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d advantages", S);
   if (s == TN_OK) {
-    tn_grpo_advantages(r.adv, r.total, B, G, t->scale, 1e-4f);
+    int *len = malloc(sizeof(int) * S);
+    if (!len) s = tn_error(TN_ERR_NOMEM, "out of memory for %d advantages", S);
+    for (int i = 0; len && i < S; i++) len[i] = r.res[i].n;
+    if (len) tn_rl_advantages(t->est, r.adv, r.total, B, G, len, t->scale, 1e-4f);
+    free(len);
     for (int i = 0; i < S; i++) r.seq_mask[i] = o->mask_truncated && r.res[i].finish == TN_FINISH_LENGTH ? 0.0f : 1.0f;
   }
   if (s == TN_OK && world > 1) { /* the loss normalises over the global batch */
@@ -559,7 +700,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   }
   double t_upd = tn_now() - t0;
   tn_trace_span(t->trace, "update", t0, t0 + t_upd);
-  if (s == TN_OK && t->dump_roll) s = dump_rollout(t, step, &r, pr, texts, corr);
+  if (s == TN_OK && t->dump_roll) s = dump_rollout(t, step, &r, pr, texts, corr, pen);
   /* ---- the step's figures (the metrics hook writes them) ---- */
   if (s == TN_OK && world > 1) {
     t->t_roll = t_roll; /* this rank's */
@@ -584,7 +725,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     t->acc = correct / S;
     t->gs = gs;
     t->len = (double)gen_tokens / S;
-    t->gen_tokens = (double)gen_tokens;
+    t->gen_tokens = (double)gen_all; /* every round's, for the rollout speed */
     t->trunc = (double)truncated / S;
     t->entropy = r.ntok ? entropy / r.ntok : 0;
     t->t_roll = t_roll;
@@ -597,8 +738,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   for (int i = 0; texts && i < S; i++) free(texts[i]);
   free(texts);
   free(corr);
-  free(ptexts);
-  free(exs);
+  free(pen);
   free_rollout(&r, S);
   free(pr);
   return s;
@@ -616,6 +756,7 @@ static void teardown(void *ctx) {
   tn_state_free(t->st);
   if (t->rw) tn_rewards_free(t->rw);
   tn_prompts_free(&t->data);
+  tn_stream_free(&t->refill);
   tn_tokenizer_free(t->tok);
   tn_model_free(t->ref);
   tn_model_free(t->m);
@@ -649,6 +790,11 @@ static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt
     tn_metrics_add(mt, k, t->fn_std[f]);
   }
   tn_metrics_add(mt, "accuracy", t->acc);
+  if (t->o.overlong_buffer_len > 0) tn_metrics_add(mt, "overlong_penalty", t->pen_mean);
+  if (t->o.dynamic_sampling) {
+    tn_metrics_add(mt, "dynamic_sampling/gen_batches", t->gen_batches);
+    tn_metrics_add(mt, "dynamic_sampling/kept_groups", t->kept_groups);
+  }
   tn_metrics_add(mt, "loss", t->gs.loss);
   if (t->o.beta > 0) tn_metrics_add(mt, "kl", t->gs.kl_mean);
   tn_metrics_add(mt, "clip_fraction", t->gs.clip_region);
