@@ -150,9 +150,22 @@ typedef struct {
   int max_num_gen_batches;
   int overlong_buffer_len;
   float overlong_penalty;
+  /* PPO (advantage_estimator gae, tunic ppo): a value head on the policy's final-normed hidden
+   * state with its own AdamW at critic_lr (< 0: lr), GAE (gamma, gae_lambda) over per-token
+   * rewards (the outcome reward on the last token; with kl_method "reward" also -beta x k1 KL
+   * to the reference on every token, else beta x KL in the loss as GRPO), advantages whitened
+   * over the batch's tokens, value loss vf_coef x 0.5 max((V - R)^2, (V_clip - R)^2) with
+   * clip_range_value (0 = none), entropy bonus ent_coef */
+  float gamma, gae_lambda, clip_range_value, vf_coef, ent_coef, critic_lr;
+  const char *kl_method;
 } tn_grpo_opts;
 
 TN_API void tn_grpo_opts_default(tn_grpo_opts *o);
 /* Train to the end (the driver in train/run.h); ri: for the manifest (may be NULL). */
 TN_API tn_status tn_grpo_run(const tn_grpo_opts *o, const tn_run_info *ri);
+/* PPO's defaults: GRPO's with advantage_estimator gae, gamma 1, gae_lambda 0.95,
+ * clip_range_value 0.2, vf_coef 0.1, ent_coef 0, kl_method reward, beta 0.05. */
+TN_API void tn_ppo_opts_default(tn_grpo_opts *o);
+/* tn_grpo_run with advantage_estimator gae (set here) */
+TN_API tn_status tn_ppo_run(const tn_grpo_opts *o, const tn_run_info *ri);
 #endif

@@ -1,15 +1,21 @@
 /* cmd_grpo.c - `tunic grpo`: the shared training options (train/opts.h) + GRPO's own (Tunix
- * names) -> tn_grpo_run. */
+ * names) -> tn_grpo_run; with PPO's own rows the same table is `tunic ppo` (cmd_ppo.c). */
 #include "cli/cli.h"
+#include <string.h>
 #include "rl/grpo.h"
 
 static tn_status run(const void *o, const char *config_json, int argc, char **argv) {
   return tn_grpo_run(o, &(tn_run_info){.config_json = config_json, .argc = argc, .argv = argv});
 }
 
-int tn_cmd_grpo(int argc, char **argv) {
+static tn_status run_ppo(const void *o, const char *config_json, int argc, char **argv) {
+  return tn_ppo_run(o, &(tn_run_info){.config_json = config_json, .argc = argc, .argv = argv});
+}
+
+int tn_cli_rl(int argc, char **argv, bool ppo) {
   tn_grpo_opts o;
-  tn_grpo_opts_default(&o);
+  if (ppo) tn_ppo_opts_default(&o);
+  else tn_grpo_opts_default(&o);
   const tn_flag own[] = {
     {"reward", 's', &o.reward, "weighted rewards NAME:WEIGHT,... (format_exact, format_approx, answer, numeric, length, rubric, cmd)"},
     {"reward-cmd", 's', &o.reward_cmd,
@@ -53,12 +59,29 @@ int tn_cmd_grpo(int argc, char **argv) {
     {"dump-grads", 's', &o.dump_grads,
      "debug: write each step's gradient (first inner iteration, before clipping) to DIR/step_N.safetensors"},
   };
-  tn_flag v[TN_TRAIN_OPTS_MAX_ROWS + sizeof own / sizeof own[0]];
-  int n = tn_cli_train_rows(v, &o.train, TN_TO_BASE_DTYPE, own, (int)(sizeof own / sizeof own[0]));
+  const tn_flag ppo_own[] = {
+    {"gamma", 'f', &o.gamma, "PPO: discount of the per-token rewards"},
+    {"gae-lambda", 'f', &o.gae_lambda, "PPO: GAE lambda"},
+    {"clip-range-value", 'f', &o.clip_range_value, "PPO: value clipping around the rollout's values (0 = off)"},
+    {"vf-coef", 'f', &o.vf_coef, "PPO: weight of the value loss"},
+    {"ent-coef", 'f', &o.ent_coef, "PPO: entropy bonus weight"},
+    {"critic-lr", 'f', &o.critic_lr, "PPO: the value head's learning rate (< 0: --lr), on --lr's schedule"},
+    {"kl-method", 's', &o.kl_method, "PPO: reward (-beta x KL per token in the rewards) | loss (beta x KL in the loss)"},
+  };
+  enum { NOWN = sizeof own / sizeof own[0], NPPO = sizeof ppo_own / sizeof ppo_own[0] };
+  tn_flag all[NOWN + NPPO];
+  memcpy(all, own, sizeof own);
+  if (ppo) memcpy(all + NOWN, ppo_own, sizeof ppo_own);
+  tn_flag v[TN_TRAIN_OPTS_MAX_ROWS + NOWN + NPPO];
+  int n = tn_cli_train_rows(v, &o.train, TN_TO_BASE_DTYPE, all, NOWN + (ppo ? NPPO : 0));
   tn_cli_opt(v, n, "model")->help = "policy model directory (HF layout)";
   tn_cli_opt(v, n, "data")->help = "JSONL of prompts (\"prompt\" or \"messages\") with reference fields (\"answer\")";
   tn_cli_opt(v, n, "batch-size")->help = "prompts per step";
   tn_cli_opt(v, n, "steps")->help = "optimizer steps";
   tn_cli_opt(v, n, "seed")->help = "seed for prompt order and sampling";
-  return tn_cli_train(argc, argv, "--model DIR --data FILE.jsonl --out RUN [options] [--config run.yaml]", v, n, run, &o);
+  if (ppo) tn_cli_opt(v, n, "advantage-estimator")->help = "gae (PPO's; set by tunic ppo)";
+  return tn_cli_train(argc, argv, "--model DIR --data FILE.jsonl --out RUN [options] [--config run.yaml]", v, n,
+                      ppo ? run_ppo : run, &o);
 }
+
+int tn_cmd_grpo(int argc, char **argv) { return tn_cli_rl(argc, argv, false); }

@@ -20,6 +20,7 @@
 #include "generate/generate.h"
 #include "rl/advantage.h"
 #include "rl/grpo.h"
+#include "rl/value_head.h"
 #include "tunic/obs.h"
 #include "tunic/rl.h"
 #include "train/losses.h"
@@ -51,6 +52,12 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
   o->advantage_estimator = "grpo";
   o->max_num_gen_batches = 4;
   o->overlong_penalty = 1.0f;
+  o->gamma = 1.0f;
+  o->gae_lambda = 0.95f;
+  o->clip_range_value = 0.2f;
+  o->vf_coef = 0.1f;
+  o->critic_lr = -1.0f;
+  o->kl_method = "reward";
 }
 
 typedef struct {
@@ -82,6 +89,12 @@ typedef struct {
   tn_stream refill;      /* --dynamic-sampling: the refill prompts' order (its own seed) */
   int gen_batches, kept_groups; /* the step's generation rounds, groups with a reward spread */
   double pen_mean;       /* mean overlong penalty of the step's batch */
+  /* PPO (est == TN_ADV_GAE) */
+  bool ppo, kl_reward;
+  tn_value_head vh;
+  float *dxf_add, *vbuf, *dvbuf; // (Nmax, C), (Nmax), (Nmax)
+  int *vrows;                    // (Nmax)
+  double v_loss, v_clipfrac, ent_sum, expl_var, ret_mean, val_mean; /* the step's (last inner iteration) */
 } grpo_t;
 
 /* One step's rollout, flattened: sequence s = prompt p(s) + completion s. */
@@ -92,6 +105,7 @@ typedef struct {
   float *adv, *seq_mask, *total; /* (S) */
   float *per_fn;         /* (F, S) */
   int ntok;
+  float *val_old, *val, *ret, *tok_adv; /* PPO (tokens): values at the rollout, of the last pass, returns, advantages */
 } rollout_t;
 
 static tn_status parse_enums(grpo_t *t) {
@@ -145,20 +159,29 @@ static tn_status check_ref_line(void *ctx, cJSON *j, const char *where) {
   return TN_OK;
 }
 
+static tn_status ppo_ckpt(void *ctx, const char *dir, bool load);
 static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   grpo_t *t = ctx;
   tn_grpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
   TN_TRY(tn_train_opts_precision(&o->train));
-  if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
   if ((int64_t)o->batch_size * o->num_generations * (o->max_prompt_length + o->max_tokens_to_generate) > INT32_MAX)
     return tn_error(TN_ERR_ARG, "batch_size x num_generations x (max_prompt_length + max_tokens_to_generate) must stay "
                     "below 2^31 token rows per step");
   TN_TRY(parse_enums(t));
-  if (t->est == TN_ADV_GAE)
-    return tn_error(TN_ERR_ARG, "advantage_estimator gae needs a critic: use tunic ppo");
+  t->ppo = t->est == TN_ADV_GAE;
+  if (o->num_generations < (t->ppo ? 1 : 2))
+    return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
+  if (t->ppo) {
+    if (!strcmp(o->kl_method, "reward")) t->kl_reward = true;
+    else if (strcmp(o->kl_method, "loss")) return tn_error(TN_ERR_ARG, "kl_method '%s': expected reward or loss", o->kl_method);
+    if (t->kl_reward) t->lc.beta = 0; /* the KL is in the rewards; the loss still reports it */
+    if (t->lc.sequence_ratio) return tn_error(TN_ERR_ARG, "PPO's per-token advantages need the token-level ratio (no gspo)");
+    if (!(o->gamma >= 0 && o->gamma <= 1) || !(o->gae_lambda >= 0 && o->gae_lambda <= 1))
+      return tn_error(TN_ERR_ARG, "gamma %g and gae_lambda %g must be in [0, 1]", o->gamma, o->gae_lambda);
+  }
   if (o->dynamic_sampling && o->max_num_gen_batches < 1)
     return tn_error(TN_ERR_ARG, "max_num_gen_batches must be at least 1 with dynamic_sampling");
   if (o->overlong_buffer_len < 0 || o->overlong_buffer_len > o->max_tokens_to_generate)
@@ -225,14 +248,27 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (run->world > 1 && o->dynamic_sampling) /* the refill rounds would differ per rank */
     return tn_error(TN_ERR_ARG, "--dynamic-sampling is for one process (launched on %d ranks)", run->world);
   TN_TRY(tn_stream_init(&t->refill, t->data.n, o->seed ^ 0x5DEECE66DULL));
+  if (t->ppo) {
+    if (run->world > 1) /* the advantages are whitened over the batch's tokens */
+      return tn_error(TN_ERR_ARG, "tunic ppo is for one process (launched on %d ranks)", run->world);
+    tn_adamw_config ac = {.beta1 = o->beta1, .beta2 = o->beta2, .eps = o->adam_eps, .weight_decay = 0};
+    TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
+    t->dxf_add = tn_alloc(sizeof(float) * (size_t)Nmax * t->m->cfg.C);
+    t->vbuf = malloc(sizeof(float) * Nmax);
+    t->dvbuf = malloc(sizeof(float) * Nmax);
+    t->vrows = malloc(sizeof(int) * Nmax);
+    if (!t->dxf_add || !t->vbuf || !t->dvbuf || !t->vrows) return tn_error(TN_ERR_NOMEM, "PPO buffers of %d rows", Nmax);
+    run->ckpt_state = ppo_ckpt;
+    run->ckpt_ctx = t;
+  }
   if (run->world > 1 && (o->dump_grads || o->dump_rollouts)) /* each rank holds a share of them */
     return tn_error(TN_ERR_ARG, "--dump-grads and --dump-rollouts are for one process (launched on %d ranks)", run->world);
   t->run = run;
-  tn_run_describe(run, &o->train, "grpo", t->m, &t->tp, t->data.n, false, o->batch_size, 0);
+  tn_run_describe(run, &o->train, t->ppo ? "ppo" : "grpo", t->m, &t->tp, t->data.n, false, o->batch_size, 0);
   t->mf_models[0] = (tn_manifest_file){"model", o->model};
   t->mf_data[0] = (tn_manifest_file){"train", o->data};
-  *mi = (tn_manifest_info){.command = "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
-  printf("grpo: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t->data.n,
+  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
+  printf("%s: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t->ppo ? "ppo" : "grpo", t->data.n,
          o->steps, o->batch_size, o->num_generations, o->beta, t->tp.opt.total);
   fflush(stdout);
   return TN_OK;
@@ -315,6 +351,107 @@ static tn_status seq_logprobs(grpo_t *t, const tn_model *m, const rollout_t *r, 
   return TN_OK;
 }
 
+/* ---- PPO: the value head on the rows of the last forward, GAE, value loss, entropy bonus ---- */
+
+/* weight of each token in the value loss and entropy bonus: 1 / kept tokens (a token mean) */
+static double ppo_token_weight(const rollout_t *r, int S) {
+  long kept = 0;
+  for (int i = 0; i < S; i++) kept += r->seq_mask[i] != 0.0f ? r->off[i + 1] - r->off[i] : 0;
+  return kept > 0 ? 1.0 / (double)kept : 0.0;
+}
+
+/* values of the completion tokens of sequences [s0, ...) of the forward just run (rows in t->*_r,
+ * final-normed hidden states in the state) into v (flat token layout) */
+static int ppo_values(grpo_t *t, const rollout_t *r, int s0, int N, float *v) {
+  int n = 0;
+  for (int i = 0; i < N; i++)
+    if (t->tgt_r[i] >= 0) t->vrows[n++] = i;
+  tn_vhead_forward(&t->vh, t->st->xf, t->vrows, n, v + r->off[s0]);
+  return n;
+}
+
+/* GAE per sequence over per-token rewards, advantages whitened over the batch's tokens */
+static tn_status ppo_advantages(grpo_t *t, rollout_t *r) {
+  const int S = t->S, n = r->ntok;
+  float *rw = malloc(sizeof(float) * (n + 1));
+  r->ret = malloc(sizeof(float) * (n + 1));
+  r->tok_adv = malloc(sizeof(float) * (n + 1));
+  if (!rw || !r->ret || !r->tok_adv) { free(rw); return tn_error(TN_ERR_NOMEM, "PPO: %d tokens", n); }
+  for (int s = 0; s < S; s++) {
+    const int a = r->off[s], b = r->off[s + 1];
+    for (int k = a; k < b; k++) rw[k] = t->kl_reward && r->ref_lp ? -t->o.beta * (r->old_lp[k] - r->ref_lp[k]) : 0.0f;
+    if (b > a) rw[b - 1] += r->total[s];
+    tn_gae(rw + a, r->val_old + a, b - a, t->o.gamma, t->o.gae_lambda, r->tok_adv + a, r->ret + a);
+  }
+  /* explained variance of the rollout's values, 1 - Var(R - V) / Var(R) */
+  double mr = 0, md = 0, vr = 0, vd = 0, mv = 0;
+  for (int k = 0; k < n; k++) { mr += r->ret[k]; md += r->ret[k] - r->val_old[k]; mv += r->val_old[k]; }
+  mr /= n > 0 ? n : 1; md /= n > 0 ? n : 1; mv /= n > 0 ? n : 1;
+  for (int k = 0; k < n; k++) {
+    vr += (r->ret[k] - mr) * (r->ret[k] - mr);
+    const double d = r->ret[k] - r->val_old[k] - md;
+    vd += d * d;
+  }
+  t->expl_var = vr > 0 ? 1.0 - vd / vr : 0.0;
+  t->ret_mean = mr;
+  t->val_mean = mv;
+  tn_whiten(r->tok_adv, NULL, n);
+  for (int s = 0; s < S; s++) r->adv[s] = r->off[s + 1] > r->off[s] ? r->tok_adv[r->off[s]] : 0.0f; /* the dump's */
+  free(rw);
+  t->lc.token_adv = r->tok_adv;
+  return TN_OK;
+}
+
+/* the value loss's gradient into the hidden states (t->bw.dxf_add) and the head, the entropy
+ * bonus's into dlogits, for the micro-batch of sequences from s0 whose forward was just run */
+static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
+  const int C = t->m->cfg.C, V = t->m->cfg.V;
+  const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
+  const double w = ppo_token_weight(r, t->S);
+  const int n = ppo_values(t, r, s0, N, r->val);
+  const int a = r->off[s0];
+  int s = s0;
+  for (int k = 0; k < n; k++) { /* token weights: 1 / kept tokens, 0 in a masked sequence */
+    while (a + k >= r->off[s + 1]) s++;
+    t->vbuf[k] = r->seq_mask[s] != 0.0f ? (float)w : 0.0f;
+  }
+  double cf = 0;
+  const double vl = tn_value_loss(r->val + a, r->val_old + a, r->ret + a, t->vbuf, n, t->o.clip_range_value, t->dvbuf, &cf);
+  t->v_loss += vl;
+  t->v_clipfrac += cf * n * w;
+  for (int k = 0; k < n; k++) t->dvbuf[k] *= t->o.vf_coef;
+  memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
+  tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
+  t->bw.dxf_add = t->dxf_add;
+  /* entropy bonus -ent_coef x token mean of H(softmax(z / T)): d/dz_j = ent_coef w p_j (log p_j + H) / T */
+  for (int k = 0; k < n && t->o.ent_coef != 0.0f; k++) {
+    if (t->vbuf[k] == 0.0f) continue;
+    const float *z = t->logits + (size_t)t->vrows[k] * V;
+    float *d = t->dlogits + (size_t)t->vrows[k] * V;
+    float mx = -INFINITY;
+    for (int j = 0; j < V; j++) mx = fmaxf(mx, z[j] / T);
+    double se = 0;
+    for (int j = 0; j < V; j++) se += exp(z[j] / T - mx);
+    const double lse = mx + log(se);
+    double H = 0;
+    for (int j = 0; j < V; j++) { const double lp = z[j] / T - lse; H -= exp(lp) * lp; }
+    t->ent_sum += t->vbuf[k] * H;
+    const double c = t->o.ent_coef * (double)t->vbuf[k] / T;
+    for (int j = 0; j < V; j++) { const double lp = z[j] / T - lse; d[j] += (float)(c * exp(lp) * (lp + H)); }
+  }
+  return TN_OK;
+}
+
+static tn_status ppo_ckpt(void *ctx, const char *dir, bool load) {
+  grpo_t *t = ctx;
+  return load ? tn_vhead_load(&t->vh, dir) : tn_vhead_save(&t->vh, dir);
+}
+
+static tn_status ppo_finish(void *ctx, tn_run *r) {
+  grpo_t *t = ctx;
+  return t->ppo && r->rank == 0 ? tn_vhead_save(&t->vh, r->out) : TN_OK;
+}
+
 /* backward of the micro-batch whose rows are in t->*_r and logits in t->logits */
 static tn_status mb_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   const int V = t->m->cfg.V;
@@ -322,6 +459,8 @@ static tn_status mb_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   int w = r->off[s0];
   for (int i = 0; i < N; i++) t->row_dlp[i] = t->tgt_r[i] >= 0 ? r->dlp[w++] : 0.0f;
   tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->row_dlp, N, V, T);
+  t->bw.dxf_add = NULL;
+  if (t->ppo) TN_TRY(ppo_backward(t, r, s0, N));
   return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
 }
 
@@ -329,6 +468,7 @@ static void free_rollout(rollout_t *r, int S) {
   if (r->res) tn_gen_results_free(r->res, S);
   free(r->res); free(r->off); free(r->old_lp); free(r->ref_lp); free(r->cur_lp); free(r->dlp);
   free(r->adv); free(r->seq_mask); free(r->total); free(r->per_fn);
+  free(r->val_old); free(r->val); free(r->ret); free(r->tok_adv);
   memset(r, 0, sizeof *r);
 }
 
@@ -366,6 +506,12 @@ static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn
     cJSON_AddItemToObject(o, "old_logprobs", float_array(r->old_lp + a, n));
     if (r->ref_lp) cJSON_AddItemToObject(o, "ref_logprobs", float_array(r->ref_lp + a, n));
     cJSON_AddItemToObject(o, "logprobs", float_array(r->cur_lp + a, n)); /* policy, last inner iteration */
+    if (r->tok_adv) { /* PPO */
+      cJSON_AddItemToObject(o, "old_values", float_array(r->val_old + a, n));
+      cJSON_AddItemToObject(o, "values", float_array(r->val + a, n)); /* last inner iteration */
+      cJSON_AddItemToObject(o, "returns", float_array(r->ret + a, n));
+      cJSON_AddItemToObject(o, "token_advantages", float_array(r->tok_adv + a, n));
+    }
     char *line = tn_json_print_valid(o, false); /* prompts from the data may hold invalid UTF-8 */
     cJSON_Delete(o);
     if (!line) return TN_ERR_NOMEM;
@@ -391,6 +537,18 @@ static tn_status dump_grads(grpo_t *t, long step) {
   if (s == TN_OK) s = tn_st_write(path, e, tr->n, NULL);
   free(path);
   free(e);
+  return s;
+}
+
+/* PPO --dump-grads: the value head's gradient (first inner iteration) as DIR/vhead_step_N.safetensors */
+static tn_status dump_vhead_grad(grpo_t *t, long step) {
+  const tn_st_entry e[1] = {{"v_head", TN_ST_F32, 1, {t->vh.C + 1}, t->vh.g}};
+  char name[64];
+  snprintf(name, sizeof name, "vhead_step_%ld.safetensors", step + 1);
+  char *path = tn_path_join(t->o.dump_grads, name);
+  if (!path) return TN_ERR_NOMEM;
+  tn_status s = tn_st_write(path, e, 1, NULL);
+  free(path);
   return s;
 }
 
@@ -672,17 +830,31 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   tn_grpo_stats gs = {0};
   double entropy = 0, gnorm = 0;
   long train_tokens = 0;
+  if (s == TN_OK && t->ppo) {
+    r.val_old = malloc(sizeof(float) * (r.ntok + 1));
+    r.val = malloc(sizeof(float) * (r.ntok + 1));
+    if (!r.val_old || !r.val) s = tn_error(TN_ERR_NOMEM, "out of memory for %d values", r.ntok);
+  }
   for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
     memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
+    t->v_loss = t->v_clipfrac = t->ent_sum = 0;
     if (t->mb == S) { /* one pass: forward, loss, backward */
       int N = 0;
       s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
+      if (s == TN_OK && t->ppo && it == 0) { /* PPO: the rollout's values (the policy before this step's updates) */
+        ppo_values(t, &r, 0, N, r.val_old);
+        s = ppo_advantages(t, &r);
+      }
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
       if (s == TN_OK) s = mb_backward(t, &r, 0, N);
       train_tokens += N;
     } else { /* two passes: all log-probs first (the loss normalises over the whole step) */
-      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
-        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, NULL);
+      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
+        int N = 0;
+        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
+        if (s == TN_OK && t->ppo && it == 0) ppo_values(t, &r, s0, N, r.val_old);
+      }
+      if (s == TN_OK && t->ppo && it == 0) s = ppo_advantages(t, &r);
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
       for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
         int s1 = s0 + t->mb < S ? s0 + t->mb : S;
@@ -695,6 +867,12 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     if (s == TN_OK && !isfinite(gs.loss))
       s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
     if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
+    if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
+      if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
+      const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
+      tn_adamw_step(&t->vh.opt, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)), 1.0f);
+      memset(t->vh.g, 0, sizeof(float) * (t->vh.C + 1));
+    }
     float lr_it;
     if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);
   }
@@ -757,6 +935,8 @@ static void teardown(void *ctx) {
   if (t->rw) tn_rewards_free(t->rw);
   tn_prompts_free(&t->data);
   tn_stream_free(&t->refill);
+  if (t->ppo) tn_vhead_free(&t->vh);
+  tn_free(t->dxf_add); free(t->vbuf); free(t->dvbuf); free(t->vrows);
   tn_tokenizer_free(t->tok);
   tn_model_free(t->ref);
   tn_model_free(t->m);
@@ -800,6 +980,14 @@ static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt
   tn_metrics_add(mt, "clip_fraction", t->gs.clip_region);
   tn_metrics_add(mt, "clip_low", t->gs.clip_low);
   tn_metrics_add(mt, "clip_high", t->gs.clip_high);
+  if (t->ppo) {
+    tn_metrics_add(mt, "value_loss", t->v_loss);
+    tn_metrics_add(mt, "value_clipfrac", t->v_clipfrac);
+    tn_metrics_add(mt, "explained_variance", t->expl_var);
+    tn_metrics_add(mt, "returns_mean", t->ret_mean);
+    tn_metrics_add(mt, "values_mean", t->val_mean);
+    if (t->o.ent_coef != 0.0f) tn_metrics_add(mt, "entropy_bonus", t->ent_sum);
+  }
   tn_metrics_add(mt, "completion_length", t->len);
   tn_metrics_add(mt, "truncated_fraction", t->trunc);
   tn_metrics_add(mt, "entropy", t->entropy);
@@ -813,7 +1001,7 @@ static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt
 static tn_status after(void *ctx, tn_run *r, const tn_step_info *si) {
   const grpo_t *t = ctx;
   tn_progress_clear(r->prog);
-  printf("grpo step %ld/%d reward %.3f acc %.3f len %.1f kl %.4f loss %.4f (rollout %.1fs, update %.1fs)\n", si->step + 1,
+  printf("%s step %ld/%d reward %.3f acc %.3f len %.1f kl %.4f loss %.4f (rollout %.1fs, update %.1fs)\n", t->ppo ? "ppo" : "grpo", si->step + 1,
          t->o.steps, t->mean, t->acc, t->len, t->gs.kl_mean, t->gs.loss, t->t_roll, t->t_upd);
   fflush(stdout);
   return TN_OK;
@@ -822,6 +1010,19 @@ static tn_status after(void *ctx, tn_run *r, const tn_step_info *si) {
 tn_status tn_grpo_run(const tn_grpo_opts *opts, const tn_run_info *ri) {
   grpo_t t = {0};
   t.o = *opts;
-  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .teardown = teardown};
+  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .finish = ppo_finish,
+                   .teardown = teardown};
   return tn_train_drive(&tr, &t.o.train, ri);
+}
+
+void tn_ppo_opts_default(tn_grpo_opts *o) {
+  tn_grpo_opts_default(o);
+  o->advantage_estimator = "gae";
+  o->beta = 0.05f;
+}
+
+tn_status tn_ppo_run(const tn_grpo_opts *opts, const tn_run_info *ri) {
+  tn_grpo_opts o = *opts;
+  o.advantage_estimator = "gae";
+  return tn_grpo_run(&o, ri);
 }
