@@ -24,10 +24,12 @@ For each run and step, from the dump alone:
     aggregations differ from it where lengths differ;
   - dynamic sampling: logged generation rounds in [1, 3]; when below the cap every group of the
     batch has a reward spread; kept_groups = the number of groups with a spread; at least one step
-    needed a refill round (the coarse 0/1 reward makes flat groups common).
+    needed a refill round (the coarse 0/1 reward makes flat groups common), and a run resumed from
+    step 1 repeats step 2 exactly (the refill prompts are a function of the step).
 """
 import math
 import os
+import shutil
 
 from common_grpo import check, finish, grpo, init_model, make_data, read_jsonl, read_metrics, workdir
 import torch
@@ -46,7 +48,8 @@ RUNS = [
     ("rloo", "rloo", ["--loss-type", "dr_grpo", "--overlong-buffer-len", 8, "--overlong-penalty", 0.5], LETTERS),
     ("reinforce", "reinforce", ["--loss-type", "dapo"], LETTERS),
     ("reinforce_baseline", "reinforce_baseline", ["--loss-type", "bnpo", "--importance-sampling-level", "sequence"], LETTERS),
-    ("drgrpo", "dr_grpo", ["--loss-type", "grpo", "--dynamic-sampling", "--max-num-gen-batches", 3], COARSE),
+    ("drgrpo", "dr_grpo", ["--loss-type", "grpo", "--dynamic-sampling", "--max-num-gen-batches", 3, "--save-every", 1,
+                           "--keep-last", 0], COARSE),
     ("grpo", "group_norm", ["--loss-agg-mode", "token-mean"], LETTERS),
 ]
 AGG = {"rloo": "dr_grpo", "reinforce": "dapo", "reinforce_baseline": "bnpo", "drgrpo": "grpo", "grpo": "token"}
@@ -144,4 +147,16 @@ for name, est_flag, extra, cmd in RUNS:
                   "below the cap every group has one")
     if "--dynamic-sampling" in extra:
         check(max(m["dynamic_sampling/gen_batches"] for m in metrics) > 1, f"{name}: some step refilled flat groups")
+        # the refill prompts are a function of the step: a run resumed from step 1 repeats step 2
+        res = out + "_resumed"
+        shutil.copytree(out, res)
+        shutil.rmtree(os.path.join(res, "checkpoints", "step_2"))
+        grpo(MODEL, os.path.join(D, "train_grpo.jsonl"), res, "--steps", 2, "--batch-size", B, "--num-generations", G,
+             "--beta", BETA, "--epsilon", EPS, "--lr", 1e-3, "--max-tokens-to-generate", MAXTOK, "--seed", 3,
+             "--reward", "format_exact:1", "--reward-cmd", cmd, "--advantage-estimator", est_flag, *extra, "--resume",
+             what=f"{name} --resume from step 1")
+        m2 = read_metrics(res)
+        drop = ("elapsed_s", "rollout_tokens_per_s", "train_tokens_per_s")
+        check(len(m2) == 2 and all(m2[1][k] == v for k, v in metrics[1].items() if k not in drop),
+              f"{name}: the resumed run's step 2 (refills included) = the uninterrupted run's")
 finish()
