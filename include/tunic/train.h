@@ -138,9 +138,34 @@ typedef struct {
    * weighted term with its name in the metrics (rewards/NAME) */
   const tn_reward_fn *reward_fns;
   int n_reward_fns;
+  /* the RL family (docs/rl.md): advantage estimator by OpenRLHF's names (grpo, drgrpo, rloo,
+   * reinforce, reinforce_baseline; gae in tunic ppo); TRL's loss_type (grpo | dr_grpo | dapo |
+   * bnpo: sets loss_agg) and importance_sampling_level (token | sequence: sets gspo), NULL =
+   * not given; DAPO's dynamic sampling (groups whose rewards are all equal are dropped and
+   * refilled from fresh prompts, at most max_num_gen_batches generation rounds per step) and
+   * overlong soft penalty (the last overlong_buffer_len tokens before the generation limit
+   * ramp the reward down to -overlong_penalty; 0 = off) */
+  const char *advantage_estimator, *loss_type, *importance_sampling_level;
+  bool dynamic_sampling;
+  int max_num_gen_batches;
+  int overlong_buffer_len;
+  float overlong_penalty;
+  /* PPO (advantage_estimator gae, tunic ppo): a value head on the policy's final-normed hidden
+   * state with its own AdamW at critic_lr (< 0: lr), GAE (gamma, gae_lambda) over per-token
+   * rewards (the outcome reward on the last token; with kl_method "reward" also -beta x k1 KL
+   * to the reference on every token, else beta x KL in the loss as GRPO), advantages whitened
+   * over the batch's tokens, value loss vf_coef x 0.5 max((V - R)^2, (V_clip - R)^2) with
+   * clip_range_value (0 = none), entropy bonus ent_coef */
+  float gamma, gae_lambda, clip_range_value, vf_coef, ent_coef, critic_lr;
+  const char *kl_method;
 } tn_grpo_opts;
 
 TN_API void tn_grpo_opts_default(tn_grpo_opts *o);
 /* Train to the end (the driver in train/run.h); ri: for the manifest (may be NULL). */
 TN_API tn_status tn_grpo_run(const tn_grpo_opts *o, const tn_run_info *ri);
+/* PPO's defaults: GRPO's with advantage_estimator gae, gamma 1, gae_lambda 0.95,
+ * clip_range_value 0.2, vf_coef 0.1, ent_coef 0, kl_method reward, beta 0.05. */
+TN_API void tn_ppo_opts_default(tn_grpo_opts *o);
+/* tn_grpo_run with advantage_estimator gae (set here) */
+TN_API tn_status tn_ppo_run(const tn_grpo_opts *o, const tn_run_info *ri);
 #endif

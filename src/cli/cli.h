@@ -59,6 +59,8 @@ int tn_cli_train_rows(tn_flag *out, tn_train_opts *t, unsigned has, const tn_fla
 typedef tn_status (*tn_cli_run_fn)(const void *opts, const char *config_json, int argc, char **argv);
 int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags, int nflags, tn_cli_run_fn run,
                  const void *opts);
+/* `tunic grpo` (ppo false) and `tunic ppo` (the same table with PPO's rows): cmd_grpo.c */
+int tn_cli_rl(int argc, char **argv, bool ppo);
 /* The range rule of numeric option F of command CMD (src/cli/optrules.c, one rule per option name,
  * a few qualified by command): TN_ERR_ARG naming the option, its value and ORIGIN ("--x" or
  * "FILE:LINE") when the value is outside it; TN_ERR_INTERNAL for a numeric option with no rule.

@@ -1,6 +1,7 @@
 /* cmd_grpo.c - `tunic grpo`: the shared training options (train/opts.h) + GRPO's own (Tunix
- * names) -> tn_grpo_run. */
+ * names) -> tn_grpo_run; with PPO's own rows the same table is `tunic ppo` (cmd_ppo.c). */
 #include "cli/cli.h"
+#include <string.h>
 #include "rl/grpo.h"
 #include "agent/agentic.h"
 
@@ -12,9 +13,17 @@ static tn_status run(const void *o, const char *config_json, int argc, char **ar
   return tn_grpo_run(o, &ri);
 }
 
-int tn_cmd_grpo(int argc, char **argv) {
+static tn_status run_ppo(const void *o, const char *config_json, int argc, char **argv) {
+  if (tn_agent_opts_active(&agent) || agent.async_rollouts)
+    return tn_error(TN_ERR_UNSUPPORTED, "tunic ppo: multi-turn episodes (--tools, --env, --env-cmd, --mcp) run with "
+                    "tunic grpo only; PPO's value head over episodes is not implemented");
+  return tn_ppo_run(o, &(tn_run_info){.config_json = config_json, .argc = argc, .argv = argv});
+}
+
+int tn_cli_rl(int argc, char **argv, bool ppo) {
   tn_grpo_opts o;
-  tn_grpo_opts_default(&o);
+  if (ppo) tn_ppo_opts_default(&o);
+  else tn_grpo_opts_default(&o);
   tn_agent_opts_default(&agent);
   const tn_flag own[] = {
     {"reward", 's', &o.reward, "weighted rewards NAME:WEIGHT,... (format_exact, format_approx, answer, numeric, length, rubric, cmd)"},
@@ -44,6 +53,19 @@ int tn_cmd_grpo(int argc, char **argv) {
     {"gspo", 'b', &o.gspo, "GSPO: sequence-level importance ratio"},
     {"eval-data", 's', &o.eval_data, "held-out prompts with answers: greedy accuracy logged as eval/accuracy"},
     {"eval-every", 'i', &o.eval_every, "held-out accuracy every N steps (0: at the end only)"},
+    {"advantage-estimator", 's', &o.advantage_estimator,
+     "grpo (group_norm) | drgrpo (dr_grpo) | rloo | reinforce (reinforce_pp: REINFORCE++) | reinforce_baseline "
+     "(reinforce_pp_baseline) (OpenRLHF's names; gae: tunic ppo)"},
+    {"loss-type", 's', &o.loss_type, "TRL's loss_type: grpo | dr_grpo | dapo | bnpo (sets --loss-agg)"},
+    {"loss-agg-mode", 's', &o.loss_agg, "Tunix's name of --loss-agg"},
+    {"importance-sampling-level", 's', &o.importance_sampling_level, "TRL's: token | sequence (= --gspo)"},
+    {"dynamic-sampling", 'b', &o.dynamic_sampling,
+     "DAPO: drop groups whose rewards are all equal and refill the batch from fresh prompts"},
+    {"max-num-gen-batches", 'i', &o.max_num_gen_batches,
+     "dynamic sampling: generation rounds per step at most (verl's name; then flat groups fill the batch)"},
+    {"overlong-buffer-len", 'i', &o.overlong_buffer_len,
+     "DAPO soft overlong penalty: the last N tokens before the generation limit (0 = off)"},
+    {"overlong-penalty", 'f', &o.overlong_penalty, "the penalty at the limit (OpenRLHF's overlong_penalty_factor)"},
     {"dump-rollouts", 's', &o.dump_rollouts, "debug: write each step's completions, rewards, advantages, log-probs (JSONL)"},
     TN_AGENT_FLAGS(agent),
     {"filter-statuses", 's', &agent.filter_statuses,
@@ -52,12 +74,29 @@ int tn_cmd_grpo(int argc, char **argv) {
     {"dump-grads", 's', &o.dump_grads,
      "debug: write each step's gradient (first inner iteration, before clipping) to DIR/step_N.safetensors"},
   };
-  tn_flag v[TN_TRAIN_OPTS_MAX_ROWS + sizeof own / sizeof own[0]];
-  int n = tn_cli_train_rows(v, &o.train, TN_TO_BASE_DTYPE, own, (int)(sizeof own / sizeof own[0]));
+  const tn_flag ppo_own[] = {
+    {"gamma", 'f', &o.gamma, "PPO: discount of the per-token rewards"},
+    {"gae-lambda", 'f', &o.gae_lambda, "PPO: GAE lambda"},
+    {"clip-range-value", 'f', &o.clip_range_value, "PPO: value clipping around the rollout's values (0 = off)"},
+    {"vf-coef", 'f', &o.vf_coef, "PPO: weight of the value loss"},
+    {"ent-coef", 'f', &o.ent_coef, "PPO: entropy bonus weight"},
+    {"critic-lr", 'f', &o.critic_lr, "PPO: the value head's learning rate (< 0: --lr), on --lr's schedule"},
+    {"kl-method", 's', &o.kl_method, "PPO: reward (-beta x KL per token in the rewards) | loss (beta x KL in the loss)"},
+  };
+  enum { NOWN = sizeof own / sizeof own[0], NPPO = sizeof ppo_own / sizeof ppo_own[0] };
+  tn_flag all[NOWN + NPPO];
+  memcpy(all, own, sizeof own);
+  if (ppo) memcpy(all + NOWN, ppo_own, sizeof ppo_own);
+  tn_flag v[TN_TRAIN_OPTS_MAX_ROWS + NOWN + NPPO];
+  int n = tn_cli_train_rows(v, &o.train, TN_TO_BASE_DTYPE, all, NOWN + (ppo ? NPPO : 0));
   tn_cli_opt(v, n, "model")->help = "policy model directory (HF layout)";
   tn_cli_opt(v, n, "data")->help = "JSONL of prompts (\"prompt\" or \"messages\") with reference fields (\"answer\")";
   tn_cli_opt(v, n, "batch-size")->help = "prompts per step";
   tn_cli_opt(v, n, "steps")->help = "optimizer steps";
   tn_cli_opt(v, n, "seed")->help = "seed for prompt order and sampling";
-  return tn_cli_train(argc, argv, "--model DIR --data FILE.jsonl --out RUN [options] [--config run.yaml]", v, n, run, &o);
+  if (ppo) tn_cli_opt(v, n, "advantage-estimator")->help = "gae (PPO's; set by tunic ppo)";
+  return tn_cli_train(argc, argv, "--model DIR --data FILE.jsonl --out RUN [options] [--config run.yaml]", v, n,
+                      ppo ? run_ppo : run, &o);
 }
+
+int tn_cmd_grpo(int argc, char **argv) { return tn_cli_rl(argc, argv, false); }

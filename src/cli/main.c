@@ -54,7 +54,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   /* the trainers run data-parallel when launched by mpirun/srun (src/dist); else as always */
-  static const char *const trainers[] = {"sft", "dpo", "distill", "grpo", NULL};
+  static const char *const trainers[] = {"sft", "dpo", "distill", "grpo", "ppo", NULL};
   for (int i = 0; trainers[i]; i++)
     if (!strcmp(argv[1], trainers[i])) {
       /* --zero N: how the ranks hold the optimizer state; a launch option, so read here */

@@ -19,7 +19,9 @@
 #include "eval/run_eval.h"
 #include "obs/obs.h"
 #include "generate/generate.h"
+#include "rl/advantage.h"
 #include "rl/grpo.h"
+#include "rl/value_head.h"
 #include "tunic/obs.h"
 #include "tunic/rl.h"
 #include "train/losses.h"
@@ -48,6 +50,15 @@ void tn_grpo_opts_default(tn_grpo_opts *o) {
   o->epsilon = 0.2f;
   o->epsilon_high = -1.0f; /* = epsilon */
   o->reward_cmd_timeout = 30.0f;
+  o->advantage_estimator = "grpo";
+  o->max_num_gen_batches = 4;
+  o->overlong_penalty = 1.0f;
+  o->gamma = 1.0f;
+  o->gae_lambda = 0.95f;
+  o->clip_range_value = 0.2f;
+  o->vf_coef = 0.1f;
+  o->critic_lr = -1.0f;
+  o->kl_method = "reward";
 }
 
 typedef struct {
@@ -76,6 +87,16 @@ typedef struct {
   double *fn_mean, *fn_std; // (F)
   tn_grpo_stats gs;
   double eval_acc;       /* held-out accuracy (--eval-data), from the driver's eval hook */
+  tn_adv_estimator est;
+  tn_stream refill;      /* --dynamic-sampling: the refill prompts' order (its own seed) */
+  int gen_batches, kept_groups; /* the step's generation rounds, groups with a reward spread */
+  double pen_mean;       /* mean overlong penalty of the step's batch */
+  /* PPO (est == TN_ADV_GAE) */
+  bool ppo, kl_reward;
+  tn_value_head vh;
+  float *dxf_add, *vbuf, *dvbuf; // (Nmax, C), (Nmax), (Nmax)
+  int *vrows;                    // (Nmax)
+  double v_loss, v_clipfrac, ent_sum, expl_var, ret_mean, val_mean; /* the step's (last inner iteration) */
 } grpo_t;
 
 /* One step's rollout, flattened: sequence s = prompt p(s) + completion s. */
@@ -86,6 +107,7 @@ typedef struct {
   float *adv, *seq_mask, *total; /* (S) */
   float *per_fn;         /* (F, S) */
   int ntok;
+  float *val_old, *val, *ret, *tok_adv; /* PPO (tokens): values at the rollout, of the last pass, returns, advantages */
 } rollout_t;
 
 static tn_status parse_enums(grpo_t *t) {
@@ -95,6 +117,20 @@ static tn_status parse_enums(grpo_t *t) {
   t->lc.beta = o->beta;
   t->lc.max_len = o->max_tokens_to_generate;
   t->lc.sequence_ratio = o->gspo;
+  if (o->loss_type) { /* TRL's loss_type: the aggregation that implements it (dapo and bnpo: one
+                        process normalises by its tokens, several by the global batch's, as dapo) */
+    if (!strcmp(o->loss_type, "grpo")) t->o.loss_agg = "sequence-mean-token-mean";
+    else if (!strcmp(o->loss_type, "dr_grpo")) t->o.loss_agg = "sequence-mean-token-scale";
+    else if (!strcmp(o->loss_type, "dapo") || !strcmp(o->loss_type, "bnpo")) t->o.loss_agg = "token-mean";
+    else return tn_error(TN_ERR_ARG, "loss_type '%s': expected grpo, dr_grpo, dapo or bnpo", o->loss_type);
+  }
+  if (o->importance_sampling_level) { /* TRL's importance_sampling_level: sequence = GSPO */
+    if (!strcmp(o->importance_sampling_level, "token")) t->o.gspo = false;
+    else if (!strcmp(o->importance_sampling_level, "sequence")) t->o.gspo = true;
+    else return tn_error(TN_ERR_ARG, "importance_sampling_level '%s': expected token or sequence", o->importance_sampling_level);
+    t->lc.sequence_ratio = t->o.gspo;
+  }
+  TN_TRY(tn_adv_estimator_parse(o->advantage_estimator, &t->est));
   if (!strcmp(o->loss_agg, "sequence-mean-token-mean")) t->lc.agg = TN_AGG_SEQ_MEAN_TOKEN_MEAN;
   else if (!strcmp(o->loss_agg, "token-mean")) t->lc.agg = TN_AGG_TOKEN_MEAN;
   else if (!strcmp(o->loss_agg, "sequence-mean-token-scale")) t->lc.agg = TN_AGG_SEQ_MEAN_TOKEN_SCALE;
@@ -125,18 +161,34 @@ static tn_status check_ref_line(void *ctx, cJSON *j, const char *where) {
   return TN_OK;
 }
 
+static tn_status ppo_ckpt(void *ctx, const char *dir, bool load);
 static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   grpo_t *t = ctx;
   tn_grpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
   TN_TRY(tn_train_opts_precision(&o->train));
-  if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_tokens_to_generate <= 0 || o->max_prompt_length <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_tokens_to_generate and max_prompt_length must be positive");
   if ((int64_t)o->batch_size * o->num_generations * (o->max_prompt_length + o->max_tokens_to_generate) > INT32_MAX)
     return tn_error(TN_ERR_ARG, "batch_size x num_generations x (max_prompt_length + max_tokens_to_generate) must stay "
                     "below 2^31 token rows per step");
   TN_TRY(parse_enums(t));
+  t->ppo = t->est == TN_ADV_GAE;
+  if (o->num_generations < (t->ppo ? 1 : 2))
+    return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
+  if (t->ppo) {
+    if (!strcmp(o->kl_method, "reward")) t->kl_reward = true;
+    else if (strcmp(o->kl_method, "loss")) return tn_error(TN_ERR_ARG, "kl_method '%s': expected reward or loss", o->kl_method);
+    if (t->kl_reward) t->lc.beta = 0; /* the KL is in the rewards; the loss still reports it */
+    if (t->lc.sequence_ratio) return tn_error(TN_ERR_ARG, "PPO's per-token advantages need the token-level ratio (no gspo)");
+    if (!(o->gamma >= 0 && o->gamma <= 1) || !(o->gae_lambda >= 0 && o->gae_lambda <= 1))
+      return tn_error(TN_ERR_ARG, "gamma %g and gae_lambda %g must be in [0, 1]", o->gamma, o->gae_lambda);
+  }
+  if (o->dynamic_sampling && o->max_num_gen_batches < 1)
+    return tn_error(TN_ERR_ARG, "max_num_gen_batches must be at least 1 with dynamic_sampling");
+  if (o->overlong_buffer_len < 0 || o->overlong_buffer_len > o->max_tokens_to_generate)
+    return tn_error(TN_ERR_ARG, "overlong_buffer_len %d must be in [0, max_tokens_to_generate = %d]", o->overlong_buffer_len,
+                    o->max_tokens_to_generate);
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
@@ -195,14 +247,30 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", Nmax, V);
   if (run->world > 1 && t->scale == TN_SCALE_BATCH) /* the batch's std would need every rank's rewards */
     return tn_error(TN_ERR_ARG, "--scale-rewards batch is not supported on %d ranks: use group or none", run->world);
+  if (run->world > 1 && o->dynamic_sampling) /* the refill rounds would differ per rank */
+    return tn_error(TN_ERR_ARG, "--dynamic-sampling is for one process (launched on %d ranks)", run->world);
+  TN_TRY(tn_stream_init(&t->refill, t->data.n, o->seed ^ 0x5DEECE66DULL));
+  if (t->ppo) {
+    if (run->world > 1) /* the advantages are whitened over the batch's tokens */
+      return tn_error(TN_ERR_ARG, "tunic ppo is for one process (launched on %d ranks)", run->world);
+    tn_adamw_config ac = {.beta1 = o->beta1, .beta2 = o->beta2, .eps = o->adam_eps, .weight_decay = 0};
+    TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
+    t->dxf_add = tn_alloc(sizeof(float) * (size_t)Nmax * t->m->cfg.C);
+    t->vbuf = malloc(sizeof(float) * Nmax);
+    t->dvbuf = malloc(sizeof(float) * Nmax);
+    t->vrows = malloc(sizeof(int) * Nmax);
+    if (!t->dxf_add || !t->vbuf || !t->dvbuf || !t->vrows) return tn_error(TN_ERR_NOMEM, "PPO buffers of %d rows", Nmax);
+    run->ckpt_state = ppo_ckpt;
+    run->ckpt_ctx = t;
+  }
   if (run->world > 1 && (o->dump_grads || o->dump_rollouts)) /* each rank holds a share of them */
     return tn_error(TN_ERR_ARG, "--dump-grads and --dump-rollouts are for one process (launched on %d ranks)", run->world);
   t->run = run;
-  tn_run_describe(run, &o->train, "grpo", t->m, &t->tp, t->data.n, o->eval_data != NULL, o->batch_size, 0);
+  tn_run_describe(run, &o->train, t->ppo ? "ppo" : "grpo", t->m, &t->tp, t->data.n, o->eval_data != NULL, o->batch_size, 0);
   t->mf_models[0] = (tn_manifest_file){"model", o->model};
   t->mf_data[0] = (tn_manifest_file){"train", o->data};
-  *mi = (tn_manifest_info){.command = "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
-  printf("grpo: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t->data.n,
+  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
+  printf("%s: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t->ppo ? "ppo" : "grpo", t->data.n,
          o->steps, o->batch_size, o->num_generations, o->beta, t->tp.opt.total);
   fflush(stdout);
   return TN_OK;
@@ -285,6 +353,107 @@ static tn_status seq_logprobs(grpo_t *t, const tn_model *m, const rollout_t *r, 
   return TN_OK;
 }
 
+/* ---- PPO: the value head on the rows of the last forward, GAE, value loss, entropy bonus ---- */
+
+/* weight of each token in the value loss and entropy bonus: 1 / kept tokens (a token mean) */
+static double ppo_token_weight(const rollout_t *r, int S) {
+  long kept = 0;
+  for (int i = 0; i < S; i++) kept += r->seq_mask[i] != 0.0f ? r->off[i + 1] - r->off[i] : 0;
+  return kept > 0 ? 1.0 / (double)kept : 0.0;
+}
+
+/* values of the completion tokens of sequences [s0, ...) of the forward just run (rows in t->*_r,
+ * final-normed hidden states in the state) into v (flat token layout) */
+static int ppo_values(grpo_t *t, const rollout_t *r, int s0, int N, float *v) {
+  int n = 0;
+  for (int i = 0; i < N; i++)
+    if (t->tgt_r[i] >= 0) t->vrows[n++] = i;
+  tn_vhead_forward(&t->vh, t->st->xf, t->vrows, n, v + r->off[s0]);
+  return n;
+}
+
+/* GAE per sequence over per-token rewards, advantages whitened over the batch's tokens */
+static tn_status ppo_advantages(grpo_t *t, rollout_t *r) {
+  const int S = t->S, n = r->ntok;
+  float *rw = malloc(sizeof(float) * (n + 1));
+  r->ret = malloc(sizeof(float) * (n + 1));
+  r->tok_adv = malloc(sizeof(float) * (n + 1));
+  if (!rw || !r->ret || !r->tok_adv) { free(rw); return tn_error(TN_ERR_NOMEM, "PPO: %d tokens", n); }
+  for (int s = 0; s < S; s++) {
+    const int a = r->off[s], b = r->off[s + 1];
+    for (int k = a; k < b; k++) rw[k] = t->kl_reward && r->ref_lp ? -t->o.beta * (r->old_lp[k] - r->ref_lp[k]) : 0.0f;
+    if (b > a) rw[b - 1] += r->total[s];
+    tn_gae(rw + a, r->val_old + a, b - a, t->o.gamma, t->o.gae_lambda, r->tok_adv + a, r->ret + a);
+  }
+  /* explained variance of the rollout's values, 1 - Var(R - V) / Var(R) */
+  double mr = 0, md = 0, vr = 0, vd = 0, mv = 0;
+  for (int k = 0; k < n; k++) { mr += r->ret[k]; md += r->ret[k] - r->val_old[k]; mv += r->val_old[k]; }
+  mr /= n > 0 ? n : 1; md /= n > 0 ? n : 1; mv /= n > 0 ? n : 1;
+  for (int k = 0; k < n; k++) {
+    vr += (r->ret[k] - mr) * (r->ret[k] - mr);
+    const double d = r->ret[k] - r->val_old[k] - md;
+    vd += d * d;
+  }
+  t->expl_var = vr > 0 ? 1.0 - vd / vr : 0.0;
+  t->ret_mean = mr;
+  t->val_mean = mv;
+  tn_whiten(r->tok_adv, NULL, n);
+  for (int s = 0; s < S; s++) r->adv[s] = r->off[s + 1] > r->off[s] ? r->tok_adv[r->off[s]] : 0.0f; /* the dump's */
+  free(rw);
+  t->lc.token_adv = r->tok_adv;
+  return TN_OK;
+}
+
+/* the value loss's gradient into the hidden states (t->bw.dxf_add) and the head, the entropy
+ * bonus's into dlogits, for the micro-batch of sequences from s0 whose forward was just run */
+static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
+  const int C = t->m->cfg.C, V = t->m->cfg.V;
+  const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
+  const double w = ppo_token_weight(r, t->S);
+  const int n = ppo_values(t, r, s0, N, r->val);
+  const int a = r->off[s0];
+  int s = s0;
+  for (int k = 0; k < n; k++) { /* token weights: 1 / kept tokens, 0 in a masked sequence */
+    while (a + k >= r->off[s + 1]) s++;
+    t->vbuf[k] = r->seq_mask[s] != 0.0f ? (float)w : 0.0f;
+  }
+  double cf = 0;
+  const double vl = tn_value_loss(r->val + a, r->val_old + a, r->ret + a, t->vbuf, n, t->o.clip_range_value, t->dvbuf, &cf);
+  t->v_loss += vl;
+  t->v_clipfrac += cf * n * w;
+  for (int k = 0; k < n; k++) t->dvbuf[k] *= t->o.vf_coef;
+  memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
+  tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
+  t->bw.dxf_add = t->dxf_add;
+  /* entropy bonus -ent_coef x token mean of H(softmax(z / T)): d/dz_j = ent_coef w p_j (log p_j + H) / T */
+  for (int k = 0; k < n && t->o.ent_coef != 0.0f; k++) {
+    if (t->vbuf[k] == 0.0f) continue;
+    const float *z = t->logits + (size_t)t->vrows[k] * V;
+    float *d = t->dlogits + (size_t)t->vrows[k] * V;
+    float mx = -INFINITY;
+    for (int j = 0; j < V; j++) mx = fmaxf(mx, z[j] / T);
+    double se = 0;
+    for (int j = 0; j < V; j++) se += exp(z[j] / T - mx);
+    const double lse = mx + log(se);
+    double H = 0;
+    for (int j = 0; j < V; j++) { const double lp = z[j] / T - lse; H -= exp(lp) * lp; }
+    t->ent_sum += t->vbuf[k] * H;
+    const double c = t->o.ent_coef * (double)t->vbuf[k] / T;
+    for (int j = 0; j < V; j++) { const double lp = z[j] / T - lse; d[j] += (float)(c * exp(lp) * (lp + H)); }
+  }
+  return TN_OK;
+}
+
+static tn_status ppo_ckpt(void *ctx, const char *dir, bool load) {
+  grpo_t *t = ctx;
+  return load ? tn_vhead_load(&t->vh, dir) : tn_vhead_save(&t->vh, dir);
+}
+
+static tn_status ppo_finish(void *ctx, tn_run *r) {
+  grpo_t *t = ctx;
+  return t->ppo && r->rank == 0 ? tn_vhead_save(&t->vh, r->out) : TN_OK;
+}
+
 /* backward of the micro-batch whose rows are in t->*_r and logits in t->logits */
 static tn_status mb_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   const int V = t->m->cfg.V;
@@ -292,6 +461,8 @@ static tn_status mb_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   int w = r->off[s0];
   for (int i = 0; i < N; i++) t->row_dlp[i] = t->tgt_r[i] >= 0 ? r->dlp[w++] : 0.0f;
   tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->row_dlp, N, V, T);
+  t->bw.dxf_add = NULL;
+  if (t->ppo) TN_TRY(ppo_backward(t, r, s0, N));
   return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
 }
 
@@ -299,6 +470,7 @@ static void free_rollout(rollout_t *r, int S) {
   if (r->res) tn_gen_results_free(r->res, S);
   free(r->res); free(r->off); free(r->old_lp); free(r->ref_lp); free(r->cur_lp); free(r->dlp);
   free(r->adv); free(r->seq_mask); free(r->total); free(r->per_fn);
+  free(r->val_old); free(r->val); free(r->ret); free(r->tok_adv);
   memset(r, 0, sizeof *r);
 }
 
@@ -310,7 +482,7 @@ static cJSON *float_array(const float *x, int n) {
 
 /* --dump-rollouts: one JSON line per completion of this step */
 static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn_prompt *const *pr, char **texts,
-                              const float *correct) {
+                              const float *correct, const float *pen) {
   const int G = t->o.num_generations, F = tn_rewards_count(t->rw);
   for (int i = 0; i < t->S; i++) {
     const tn_prompt *p = pr[i / G];
@@ -327,7 +499,8 @@ static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn
     cJSON_AddStringToObject(o, "finish", g->finish == TN_FINISH_LENGTH ? "length" : g->finish == TN_FINISH_STOP_ID ? "stop_id" : "stop_fn");
     cJSON *rw = cJSON_AddObjectToObject(o, "rewards");
     for (int f = 0; f < F; f++) cJSON_AddNumberToObject(rw, tn_rewards_name(t->rw, f), r->per_fn[f * t->S + i]);
-    cJSON_AddNumberToObject(o, "total", r->total[i]);
+    cJSON_AddNumberToObject(o, "total", r->total[i]); /* the weighted rewards + overlong_penalty */
+    cJSON_AddNumberToObject(o, "overlong_penalty", pen[i]);
     cJSON_AddNumberToObject(o, "advantage", r->adv[i]);
     cJSON_AddNumberToObject(o, "seq_mask", r->seq_mask[i]);
     cJSON_AddNumberToObject(o, "correct", correct[i]);
@@ -335,6 +508,12 @@ static tn_status dump_rollout(grpo_t *t, long step, const rollout_t *r, const tn
     cJSON_AddItemToObject(o, "old_logprobs", float_array(r->old_lp + a, n));
     if (r->ref_lp) cJSON_AddItemToObject(o, "ref_logprobs", float_array(r->ref_lp + a, n));
     cJSON_AddItemToObject(o, "logprobs", float_array(r->cur_lp + a, n)); /* policy, last inner iteration */
+    if (r->tok_adv) { /* PPO */
+      cJSON_AddItemToObject(o, "old_values", float_array(r->val_old + a, n));
+      cJSON_AddItemToObject(o, "values", float_array(r->val + a, n)); /* last inner iteration */
+      cJSON_AddItemToObject(o, "returns", float_array(r->ret + a, n));
+      cJSON_AddItemToObject(o, "token_advantages", float_array(r->tok_adv + a, n));
+    }
     char *line = tn_json_print_valid(o, false); /* prompts from the data may hold invalid UTF-8 */
     cJSON_Delete(o);
     if (!line) return TN_ERR_NOMEM;
@@ -360,6 +539,18 @@ static tn_status dump_grads(grpo_t *t, long step) {
   if (s == TN_OK) s = tn_st_write(path, e, tr->n, NULL);
   free(path);
   free(e);
+  return s;
+}
+
+/* PPO --dump-grads: the value head's gradient (first inner iteration) as DIR/vhead_step_N.safetensors */
+static tn_status dump_vhead_grad(grpo_t *t, long step) {
+  const tn_st_entry e[1] = {{"v_head", TN_ST_F32, 1, {t->vh.C + 1}, t->vh.g}};
+  char name[64];
+  snprintf(name, sizeof name, "vhead_step_%ld.safetensors", step + 1);
+  char *path = tn_path_join(t->o.dump_grads, name);
+  if (!path) return TN_ERR_NOMEM;
+  tn_status s = tn_st_write(path, e, 1, NULL);
+  free(path);
   return s;
 }
 
@@ -415,96 +606,204 @@ static tn_status global_figures(grpo_t *t, const rollout_t *r, tn_grpo_stats *gs
   return s;
 }
 
+/* One generation round: nb groups of G completions of prompts pr, decoded, scored (rewards,
+ * the overlong penalty added to the total, correct flags). */
+typedef struct {
+  int n;                 /* nb * G */
+  tn_gen_result *res;    // (n)
+  char **texts;          // (n)
+  float *per_fn;         // (F, n)
+  float *total, *corr, *pen; // (n)
+  long gen_tokens;
+} round_t;
+
+static void round_free(round_t *q) {
+  if (q->res) tn_gen_results_free(q->res, q->n);
+  for (int i = 0; q->texts && i < q->n; i++) free(q->texts[i]);
+  free(q->res); free(q->texts); free(q->per_fn); free(q->total); free(q->corr); free(q->pen);
+  memset(q, 0, sizeof *q);
+}
+
+static tn_status round_run(grpo_t *t, long step, int round, const tn_prompt *const *pr, int nb, int first_prompt,
+                           round_t *q) {
+  const tn_grpo_opts *o = &t->o;
+  const int G = o->num_generations, n = nb * G, F = tn_rewards_count(t->rw);
+  memset(q, 0, sizeof *q);
+  q->n = n;
+  q->res = calloc(n, sizeof *q->res);
+  q->texts = calloc(n, sizeof *q->texts);
+  q->per_fn = malloc(sizeof(float) * ((size_t)F * n + 1));
+  q->total = malloc(sizeof(float) * n);
+  q->corr = calloc(n, sizeof(float));
+  q->pen = calloc(n, sizeof(float));
+  const int **pids = malloc(sizeof *pids * nb);
+  int *plen = malloc(sizeof *plen * nb);
+  const char **ptexts = calloc(n, sizeof(char *));
+  const cJSON **exs = calloc(n, sizeof(cJSON *));
+  tn_status s = TN_OK;
+  if (!q->res || !q->texts || !q->per_fn || !q->total || !q->corr || !q->pen || !pids || !plen || !ptexts || !exs)
+    s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", n);
+  for (int b = 0; b < nb && s == TN_OK; b++) { pids[b] = pr[b]->ids; plen[b] = pr[b]->n; }
+  /* ---- rollout ---- */
+  double t0 = tn_now();
+  if (s == TN_OK) {
+    tn_gen_opts go;
+    tn_gen_opts_default(&go);
+    go.max_new_tokens = o->max_tokens_to_generate;
+    go.temperature = o->temperature;
+    go.top_k = o->top_k;
+    go.top_p = o->top_p;
+    go.n = G;
+    go.seed = (o->seed * 7919ULL + (uint64_t)step) ^ (0x9E3779B97F4A7C15ULL * (uint64_t)round); /* round 0: as before */
+    go.first_prompt = first_prompt; /* samples seeded by the prompt's place in the global step: independent of the ranks */
+    s = tn_generate(t->m, pids, plen, nb, &go, q->res);
+    if (s != TN_OK) { free(q->res); q->res = NULL; }
+  }
+  tn_trace_span(t->trace, "rollout", t0, tn_now());
+  /* ---- rewards ---- */
+  t0 = tn_now();
+  for (int i = 0; i < n && s == TN_OK; i++) {
+    size_t len;
+    q->gen_tokens += q->res[i].n;
+    s = tn_tokenizer_decode(t->tok, q->res[i].ids, q->res[i].n, true, &q->texts[i], &len);
+    ptexts[i] = pr[i / G]->text;
+    exs[i] = pr[i / G]->json;
+  }
+  if (s == TN_OK) s = tn_rewards_compute(t->rw, n, ptexts, (const char *const *)q->texts, exs, q->per_fn, q->total);
+  for (int i = 0; i < n && s == TN_OK && o->overlong_buffer_len > 0; i++) { /* DAPO: part of the reward */
+    q->pen[i] = tn_overlong_penalty(q->res[i].n, o->max_tokens_to_generate, o->overlong_buffer_len, o->overlong_penalty);
+    q->total[i] += q->pen[i];
+  }
+  tn_extract_config ec;
+  tn_extract_config_default(&ec);
+  for (int i = 0; i < n && s == TN_OK; i++) {
+    char ref[256], ans[256];
+    if (tn_prompt_reference(pr[i / G], ref, sizeof ref)) {
+      tn_extract_answer(q->texts[i], &ec, ans, sizeof ans);
+      q->corr[i] = tn_answers_equal(ans, ref) ? 1.0f : 0.0f;
+    }
+  }
+  tn_trace_span(t->trace, "reward", t0, tn_now());
+  free(pids); free(plen); free(ptexts); free(exs);
+  return s;
+}
+
+/* a group whose totals are all equal has no signal (DAPO's dynamic sampling drops it) */
+static bool group_flat(const float *total, int G) {
+  for (int i = 1; i < G; i++)
+    if (total[i] != total[0]) return false;
+  return true;
+}
+
+/* The step's batch: round 0 on the step's prompts; with dynamic sampling, rounds on fresh
+ * prompts (an independent seeded stream: position (step * cap + round - 1) * B, so a resumed
+ * run sees the same ones) until B groups with a reward spread are kept or the cap on rounds is
+ * reached (then flat groups of round 0 fill the batch; they get advantage 0). Groups move into
+ * r->res, texts, per_fn, total, corr, pen and pr in the order kept. */
+static tn_status sample_batch(grpo_t *t, long step, const tn_prompt **pr, rollout_t *r, char **texts, float *corr,
+                              float *pen, long *gen_all, double *t_roll) {
+  const tn_grpo_opts *o = &t->o;
+  const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
+  const int cap = o->dynamic_sampling ? o->max_num_gen_batches : 1;
+  round_t *q = calloc(cap, sizeof *q);
+  const tn_prompt **rp = malloc(sizeof *rp * (size_t)B * cap); /* (cap, B) prompts of each round */
+  int *take = malloc(sizeof(int) * ((size_t)B * cap + 1));     /* (round * B + group) of each batch group */
+  r->per_fn = malloc(sizeof(float) * ((size_t)F * S + 1));
+  r->total = malloc(sizeof(float) * S);
+  if (!q || !rp || !take || !r->per_fn || !r->total) {
+    free(q); free(rp); free(take);
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
+  }
+  tn_status s = TN_OK;
+  const double t0 = tn_now();
+  int kept = 0, rounds = 0;
+  for (int k = 0; k < cap && kept < B && s == TN_OK; k++, rounds++) {
+    for (int b = 0; b < B; b++)
+      rp[k * B + b] = k == 0 ? pr[b] : &t->data.p[tn_stream_at(&t->refill, (step * (cap - 1) + k - 1) * B + b)];
+    s = round_run(t, step, k, rp + k * B, B, k == 0 ? t->run->rank * B : 0, &q[k]);
+    for (int g = 0; g < B && s == TN_OK && kept < B; g++)
+      if (!o->dynamic_sampling || !group_flat(q[k].total + g * G, G)) take[kept++] = k * B + g;
+  }
+  for (int g = 0; g < B && s == TN_OK && kept < B; g++) /* the cap reached: flat groups of round 0 fill the batch */
+    if (group_flat(q[0].total + g * G, G)) take[kept++] = g;
+  *t_roll = tn_now() - t0;
+  t->gen_batches = rounds;
+  t->kept_groups = 0;
+  *gen_all = 0;
+  for (int k = 0; k < rounds; k++) *gen_all += q[k].gen_tokens;
+  for (int j = 0; j < B && s == TN_OK; j++) {
+    const int k = take[j] / B, g = take[j] % B;
+    pr[j] = rp[take[j]];
+    t->kept_groups += !group_flat(q[k].total + g * G, G);
+    for (int i = 0; i < G; i++) {
+      const int src = g * G + i, dst = j * G + i;
+      r->res[dst] = q[k].res[src];
+      memset(&q[k].res[src], 0, sizeof q[k].res[src]); /* moved */
+      texts[dst] = q[k].texts[src];
+      q[k].texts[src] = NULL;
+      for (int f = 0; f < F; f++) r->per_fn[f * S + dst] = q[k].per_fn[f * q[k].n + src];
+      r->total[dst] = q[k].total[src];
+      corr[dst] = q[k].corr[src];
+      pen[dst] = q[k].pen[src];
+    }
+  }
+  for (int k = 0; k < cap; k++) round_free(&q[k]);
+  free(q); free(rp); free(take);
+  return s;
+}
+
 /* one step: rollout, rewards, advantages, reference log-probs and mu policy updates of
  * which the driver does the last (its gradients are left for it); figures into t */
 static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   const tn_grpo_opts *o = &t->o;
   const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
   const tn_prompt **pr = malloc(sizeof *pr * B); /* (B): sized from --batch-size, no fixed cap */
-  const int **pids = malloc(sizeof *pids * B);
-  int *plen = malloc(sizeof *plen * B);
-  if (!pr || !pids || !plen) {
-    free(pr); free(pids); free(plen);
-    return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
-  }
+  if (!pr) return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
   /* several ranks: the step's prompts are world x B, this rank's are the rank-th B of them; its
    * groups are rolled out, rewarded and given advantages here */
   const int world = t->run->world, rank = t->run->rank;
-  for (int b = 0; b < B; b++) {
-    pr[b] = prompt_at(t, (step * world + rank) * B + b);
-    pids[b] = pr[b]->ids;
-    plen[b] = pr[b]->n;
-  }
+  for (int b = 0; b < B; b++) pr[b] = prompt_at(t, (step * world + rank) * B + b);
   t->run->data_pos = (step + 1) * B * world;
   rollout_t r = {0};
   r.res = calloc(S, sizeof *r.res);
-  if (!r.res) return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
-  /* ---- rollout ---- */
-  double t0 = tn_now();
-  tn_gen_opts go;
-  tn_gen_opts_default(&go);
-  go.max_new_tokens = o->max_tokens_to_generate;
-  go.temperature = o->temperature;
-  go.top_k = o->top_k;
-  go.top_p = o->top_p;
-  go.n = G;
-  go.seed = o->seed * 7919ULL + (uint64_t)step;
-  go.first_prompt = rank * B; /* samples seeded by the prompt's place in the global step: independent of the ranks */
-  tn_status s = tn_generate(t->m, pids, plen, B, &go, r.res);
-  double t_roll = tn_now() - t0;
-  tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
-  free(pids);
-  free(plen);
-  if (s != TN_OK) { free(r.res); r.res = NULL; free_rollout(&r, S); free(pr); return s; }
+  char **texts = calloc(S, sizeof(char *));
+  float *corr = calloc(S, sizeof(float)), *pen = calloc(S, sizeof(float));
+  if (!r.res || !texts || !corr || !pen) {
+    free(r.res); free(texts); free(corr); free(pen); free(pr);
+    return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
+  }
+  long gen_all = 0;
+  double t_roll = 0, t0;
+  tn_status s = sample_batch(t, step, pr, &r, texts, corr, pen, &gen_all, &t_roll);
   r.off = malloc(sizeof(int) * (S + 1));
-  if (!r.off) { free_rollout(&r, S); return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S); }
-  r.off[0] = 0;
+  if (s == TN_OK && !r.off) s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   long gen_tokens = 0;
   int truncated = 0;
-  for (int i = 0; i < S; i++) {
-    r.off[i + 1] = r.off[i] + r.res[i].n;
-    gen_tokens += r.res[i].n;
-    truncated += r.res[i].finish == TN_FINISH_LENGTH;
-  }
-  r.ntok = r.off[S];
-  r.old_lp = malloc(sizeof(float) * (r.ntok + 1));
-  if (!r.old_lp) { free_rollout(&r, S); return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S); }
-  for (int i = 0; i < S; i++) memcpy(r.old_lp + r.off[i], r.res[i].logprobs, sizeof(float) * r.res[i].n);
-  /* ---- rewards ---- */
-  t0 = tn_now();
-  char **texts = calloc(S, sizeof(char *));
-  const char **ptexts = calloc(S, sizeof(char *));
-  const cJSON **exs = calloc(S, sizeof(cJSON *));
-  if (!texts || !ptexts || !exs) s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
-  for (int i = 0; i < S && s == TN_OK; i++) {
-    size_t len;
-    s = tn_tokenizer_decode(t->tok, r.res[i].ids, r.res[i].n, true, &texts[i], &len);
-    ptexts[i] = pr[i / G]->text;
-    exs[i] = pr[i / G]->json;
-  }
-  r.per_fn = malloc(sizeof(float) * (F * S + 1));
-  r.total = malloc(sizeof(float) * S);
-  if (s == TN_OK && (!r.per_fn || !r.total)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d rewards", S);
-  if (s == TN_OK) s = tn_rewards_compute(t->rw, S, ptexts, (const char *const *)texts, exs, r.per_fn, r.total);
   double correct = 0;
-  float *corr = calloc(S, sizeof(float));
-  if (s == TN_OK && !corr) s = tn_error(TN_ERR_NOMEM, "out of memory for %d rewards", S);
-  tn_extract_config ec;
-  tn_extract_config_default(&ec);
-  for (int i = 0; i < S && s == TN_OK; i++) {
-    char ref[256], ans[256];
-    if (tn_prompt_reference(pr[i / G], ref, sizeof ref)) {
-      tn_extract_answer(texts[i], &ec, ans, sizeof ans);
-      corr[i] = tn_answers_equal(ans, ref) ? 1.0f : 0.0f;
+  t->pen_mean = 0;
+  if (s == TN_OK) {
+    r.off[0] = 0;
+    for (int i = 0; i < S; i++) {
+      r.off[i + 1] = r.off[i] + r.res[i].n;
+      gen_tokens += r.res[i].n;
+      truncated += r.res[i].finish == TN_FINISH_LENGTH;
       correct += corr[i];
+      t->pen_mean += pen[i] / S;
     }
+    r.ntok = r.off[S];
+    r.old_lp = malloc(sizeof(float) * (r.ntok + 1));
+    if (!r.old_lp) s = tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   }
-  tn_trace_span(t->trace, "reward", t0, tn_now());
+  for (int i = 0; i < S && s == TN_OK; i++) memcpy(r.old_lp + r.off[i], r.res[i].logprobs, sizeof(float) * r.res[i].n);
   r.adv = malloc(sizeof(float) * S);
   r.seq_mask = malloc(sizeof(float) * S);
   if (s == TN_OK && (!r.adv || !r.seq_mask)) s = tn_error(TN_ERR_NOMEM, "out of memory for %d advantages", S);
   if (s == TN_OK) {
-    tn_grpo_advantages(r.adv, r.total, B, G, t->scale, 1e-4f);
+    int *len = malloc(sizeof(int) * S);
+    if (!len) s = tn_error(TN_ERR_NOMEM, "out of memory for %d advantages", S);
+    for (int i = 0; len && i < S; i++) len[i] = r.res[i].n;
+    if (len) tn_rl_advantages(t->est, r.adv, r.total, B, G, len, t->scale, 1e-4f);
+    free(len);
     for (int i = 0; i < S; i++) r.seq_mask[i] = o->mask_truncated && r.res[i].finish == TN_FINISH_LENGTH ? 0.0f : 1.0f;
   }
   if (s == TN_OK && world > 1) { /* the loss normalises over the global batch */
@@ -533,17 +832,31 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   tn_grpo_stats gs = {0};
   double entropy = 0, gnorm = 0;
   long train_tokens = 0;
+  if (s == TN_OK && t->ppo) {
+    r.val_old = malloc(sizeof(float) * (r.ntok + 1));
+    r.val = malloc(sizeof(float) * (r.ntok + 1));
+    if (!r.val_old || !r.val) s = tn_error(TN_ERR_NOMEM, "out of memory for %d values", r.ntok);
+  }
   for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
     memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
+    t->v_loss = t->v_clipfrac = t->ent_sum = 0;
     if (t->mb == S) { /* one pass: forward, loss, backward */
       int N = 0;
       s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
+      if (s == TN_OK && t->ppo && it == 0) { /* PPO: the rollout's values (the policy before this step's updates) */
+        ppo_values(t, &r, 0, N, r.val_old);
+        s = ppo_advantages(t, &r);
+      }
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
       if (s == TN_OK) s = mb_backward(t, &r, 0, N);
       train_tokens += N;
     } else { /* two passes: all log-probs first (the loss normalises over the whole step) */
-      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
-        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, NULL);
+      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
+        int N = 0;
+        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
+        if (s == TN_OK && t->ppo && it == 0) ppo_values(t, &r, s0, N, r.val_old);
+      }
+      if (s == TN_OK && t->ppo && it == 0) s = ppo_advantages(t, &r);
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
       for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
         int s1 = s0 + t->mb < S ? s0 + t->mb : S;
@@ -556,12 +869,18 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     if (s == TN_OK && !isfinite(gs.loss))
       s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
     if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
+    if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
+      if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
+      const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
+      tn_adamw_step(&t->vh.opt, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)), 1.0f);
+      memset(t->vh.g, 0, sizeof(float) * (t->vh.C + 1));
+    }
     float lr_it;
     if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);
   }
   double t_upd = tn_now() - t0;
   tn_trace_span(t->trace, "update", t0, t0 + t_upd);
-  if (s == TN_OK && t->dump_roll) s = dump_rollout(t, step, &r, pr, texts, corr);
+  if (s == TN_OK && t->dump_roll) s = dump_rollout(t, step, &r, pr, texts, corr, pen);
   /* ---- the step's figures (the metrics hook writes them) ---- */
   if (s == TN_OK && world > 1) {
     t->t_roll = t_roll; /* this rank's */
@@ -586,7 +905,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     t->acc = correct / S;
     t->gs = gs;
     t->len = (double)gen_tokens / S;
-    t->gen_tokens = (double)gen_tokens;
+    t->gen_tokens = (double)gen_all; /* every round's, for the rollout speed */
     t->trunc = (double)truncated / S;
     t->entropy = r.ntok ? entropy / r.ntok : 0;
     t->t_roll = t_roll;
@@ -599,8 +918,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   for (int i = 0; texts && i < S; i++) free(texts[i]);
   free(texts);
   free(corr);
-  free(ptexts);
-  free(exs);
+  free(pen);
   free_rollout(&r, S);
   free(pr);
   return s;
@@ -618,6 +936,9 @@ static void teardown(void *ctx) {
   tn_state_free(t->st);
   if (t->rw) tn_rewards_free(t->rw);
   tn_prompts_free(&t->data);
+  tn_stream_free(&t->refill);
+  if (t->ppo) tn_vhead_free(&t->vh);
+  tn_free(t->dxf_add); free(t->vbuf); free(t->dvbuf); free(t->vrows);
   tn_tokenizer_free(t->tok);
   tn_model_free(t->ref);
   tn_model_free(t->m);
@@ -651,11 +972,24 @@ static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt
     tn_metrics_add(mt, k, t->fn_std[f]);
   }
   tn_metrics_add(mt, "accuracy", t->acc);
+  if (t->o.overlong_buffer_len > 0) tn_metrics_add(mt, "overlong_penalty", t->pen_mean);
+  if (t->o.dynamic_sampling) {
+    tn_metrics_add(mt, "dynamic_sampling/gen_batches", t->gen_batches);
+    tn_metrics_add(mt, "dynamic_sampling/kept_groups", t->kept_groups);
+  }
   tn_metrics_add(mt, "loss", t->gs.loss);
   if (t->o.beta > 0) tn_metrics_add(mt, "kl", t->gs.kl_mean);
   tn_metrics_add(mt, "clip_fraction", t->gs.clip_region);
   tn_metrics_add(mt, "clip_low", t->gs.clip_low);
   tn_metrics_add(mt, "clip_high", t->gs.clip_high);
+  if (t->ppo) {
+    tn_metrics_add(mt, "value_loss", t->v_loss);
+    tn_metrics_add(mt, "value_clipfrac", t->v_clipfrac);
+    tn_metrics_add(mt, "explained_variance", t->expl_var);
+    tn_metrics_add(mt, "returns_mean", t->ret_mean);
+    tn_metrics_add(mt, "values_mean", t->val_mean);
+    if (t->o.ent_coef != 0.0f) tn_metrics_add(mt, "entropy_bonus", t->ent_sum);
+  }
   tn_metrics_add(mt, "completion_length", t->len);
   tn_metrics_add(mt, "truncated_fraction", t->trunc);
   tn_metrics_add(mt, "entropy", t->entropy);
@@ -697,7 +1031,7 @@ static tn_status eval_hook(void *ctx, tn_run *r, long step) {
 static tn_status after(void *ctx, tn_run *r, const tn_step_info *si) {
   const grpo_t *t = ctx;
   tn_progress_clear(r->prog);
-  printf("grpo step %ld/%d reward %.3f acc %.3f len %.1f kl %.4f loss %.4f (rollout %.1fs, update %.1fs)\n", si->step + 1,
+  printf("%s step %ld/%d reward %.3f acc %.3f len %.1f kl %.4f loss %.4f (rollout %.1fs, update %.1fs)\n", t->ppo ? "ppo" : "grpo", si->step + 1,
          t->o.steps, t->mean, t->acc, t->len, t->gs.kl_mean, t->gs.loss, t->t_roll, t->t_upd);
   fflush(stdout);
   return TN_OK;
@@ -706,7 +1040,8 @@ static tn_status after(void *ctx, tn_run *r, const tn_step_info *si) {
 tn_status tn_grpo_run(const tn_grpo_opts *opts, const tn_run_info *ri) {
   grpo_t t = {0};
   t.o = *opts;
-  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .teardown = teardown};
+  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .finish = ppo_finish,
+                   .teardown = teardown};
   tr.eval = eval_hook;
   return tn_train_drive(&tr, &t.o.train, ri);
 }
@@ -719,4 +1054,16 @@ tn_status tn_grpo_loss_config(const tn_grpo_opts *o, tn_grpo_cfg *lc, tn_scale_r
   *lc = t.lc;
   *scale = t.scale;
   return TN_OK;
+}
+
+void tn_ppo_opts_default(tn_grpo_opts *o) {
+  tn_grpo_opts_default(o);
+  o->advantage_estimator = "gae";
+  o->beta = 0.05f;
+}
+
+tn_status tn_ppo_run(const tn_grpo_opts *opts, const tn_run_info *ri) {
+  tn_grpo_opts o = *opts;
+  o.advantage_estimator = "gae";
+  return tn_grpo_run(&o, ri);
 }

@@ -90,6 +90,8 @@ tn_status tn_backward(const tn_model *m, tn_state *st, tn_bwd *b, tn_grads *grad
   memset(b->dxf, 0, NC * sizeof(float));
   float *dhead = grads ? (c->tied ? grads->g.embed : grads->g.head.w) : NULL;
   tn_linear_backward(b->dxf, dhead, NULL, dlogits, st->xf, &w->head, N);
+  if (b->dxf_add)
+    for (size_t i = 0; i < NC; i++) b->dxf[i] += b->dxf_add[i];
   return tn_backward_body(m, st, b, grads, N, tok, pos, seq);
 }
 

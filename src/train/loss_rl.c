@@ -156,6 +156,8 @@ tn_status tn_grpo_loss(const tn_grpo_cfg *c, int S, const int *off, const float 
   const int ntok = off[S];
   if (ntok > 0 && (!logp || !old_logp || !dlogp))
     return tn_error(TN_ERR_ARG, "tn_grpo_loss: logp, old_logp and dlogp are required");
+  if (c->token_adv && c->sequence_ratio)
+    return tn_error(TN_ERR_ARG, "tn_grpo_loss: per-token advantages and a sequence-level ratio do not go together");
   if (c->beta != 0.0f && !ref_logp)
     return tn_error(TN_ERR_ARG, "tn_grpo_loss: beta = %g needs ref_logp", c->beta);
   if (c->agg == TN_AGG_SEQ_MEAN_TOKEN_SCALE && c->max_len <= 0)
@@ -214,7 +216,7 @@ tn_status tn_grpo_loss(const tn_grpo_cfg *c, int S, const int *off, const float 
         const double r = exp((double)logp[t] - old_logp[t]);
         double dr;
         int cl, ch;
-        loss += w * surrogate(r, a, lo, hi, &dr, &cl, &ch);
+        loss += w * surrogate(r, c->token_adv ? (double)c->token_adv[t] : a, lo, hi, &dr, &cl, &ch);
         dlogp[t] = (float)(w * dr * r);
         ratio_sum += r;
         n_lo += cl; n_hi += ch; n_reg += cl || ch;

@@ -41,6 +41,9 @@ typedef struct {
    * part of the global loss: their sums over the ranks are the global batch's. */
   int S_global;
   long kept_tok_global;
+  /* PPO: per-token advantages (tokens, flat like logp) used instead of adv[s] (NULL: adv);
+   * not with sequence_ratio */
+  const float *token_adv;
 } tn_grpo_cfg;
 
 typedef struct {

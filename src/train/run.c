@@ -165,6 +165,7 @@ tn_status tn_run_resume(tn_run *r, long *step0, long *data_pos) {
       s = tn_ckpt_load(ck, r->tr ? r->weights_file : tn_tparams_weights_file(r->tp), r->tr ? r->tr : &r->tp->tr,
                        &r->tp->opt, &sj);
     if (s == TN_OK) s = check_state(r, ck, steps[i], sj, data_pos);
+    if (s == TN_OK && r->ckpt_state) s = r->ckpt_state(r->ckpt_ctx, ck, true);
     free(sj);
     if (s == TN_OK) { *step0 = steps[i]; break; }
     if (s == TN_ERR_ARG || s == TN_ERR_NOMEM) break; /* another run's checkpoint: refused, not skipped */
@@ -305,7 +306,8 @@ tn_status tn_run_update(tn_run *r, long step, float max_grad_norm, double *gnorm
 static tn_status ckpt_write(tn_run *r, long step, long data_pos);
 static tn_status ckpt_extra(const char *dir, void *ctx) {
   tn_run *r = ctx;
-  return tn_tparams_save(r->tp, r->m, r->model_dir, dir, TN_ST_F32);
+  TN_TRY(tn_tparams_save(r->tp, r->m, r->model_dir, dir, TN_ST_F32));
+  return r->ckpt_state ? r->ckpt_state(r->ckpt_ctx, dir, false) : TN_OK;
 }
 
 tn_status tn_run_checkpoint(tn_run *r, long step, long data_pos) {

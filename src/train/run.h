@@ -78,6 +78,10 @@ typedef struct {
   tn_trainable *tr;
   const char *weights_file;
   int micro;              /* items per micro-batch on one rank (0: per_step, i.e. one micro-batch) */
+  /* optional: state a trainer keeps beside the trainable set (PPO's value head), written into
+   * each checkpoint's folder (load false) and read back from the one resumed from (load true) */
+  tn_status (*ckpt_state)(void *ctx, const char *dir, bool load);
+  void *ckpt_ctx;
   /* set by the helper */
   const tn_comm *comm;    /* NULL: one rank */
   int rank, world;        /* this rank, number of ranks (0, 1 without MPI) */

@@ -36,6 +36,9 @@ typedef struct {
    * k < L, while HF's last entry is after the norm). NULL pointer (the default after
    * tn_bwd_create): nothing is added. Not owned; set it before tn_backward. */
   const float *const *dhidden; // (L + 1)
+  /* Optional: d loss / d (final-normed hidden state) (N, C) of a head beside the LM head (PPO's
+   * value head), added (+=) to what tn_backward's LM head gives. NULL (the default): nothing. */
+  const float *dxf_add;        // (N, C)
 } tn_bwd;
 tn_status tn_bwd_create(tn_bwd *b, const tn_model *m, const tn_state *st);
 void tn_bwd_free(tn_bwd *b);

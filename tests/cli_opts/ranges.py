@@ -23,9 +23,9 @@ import sys
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
 from common import SRC, check, finish, run, sanitizer_report, workdir  # noqa: E402
 
-CMDS = ["sft", "dpo", "distill", "grpo", "generate", "eval", "report", "init", "merge", "logits", "tokenize",
+CMDS = ["sft", "dpo", "distill", "grpo", "ppo", "generate", "eval", "report", "init", "merge", "logits", "tokenize",
         "detokenize", "train-tokenizer", "data math", "serve"]
-TRAINERS = {"sft", "dpo", "distill", "grpo"}
+TRAINERS = {"sft", "dpo", "distill", "grpo", "ppo"}
 W = workdir("ranges")
 
 rules = {}  # (name, cmd or None) -> (lo, hi, lo_open, hi_open)

@@ -39,7 +39,7 @@ TRAINERS = {
     "grpo": "model base-dtype tokenizer data field-map out reward reward-cmd reward-cmd-timeout rubric system-prompt no-system-prompt chat-format chat-template "
             "no-chat num-generations num-iterations batch-size micro-batch steps max-prompt-length "
             "max-tokens-to-generate temperature top-p top-k beta epsilon epsilon-high kl-estimator loss-agg "
-            "scale-rewards mask-truncated gspo lr lr-end schedule warmup-steps weight-decay max-grad-norm lora-rank "
+            "scale-rewards mask-truncated gspo advantage-estimator loss-type loss-agg-mode importance-sampling-level dynamic-sampling max-num-gen-batches overlong-buffer-len overlong-penalty lr lr-end schedule warmup-steps weight-decay max-grad-norm lora-rank "
             "lora-alpha lora-targets save-every keep-last seed resume precision eval-data eval-every dump-rollouts dump-grads "
             "tools env env-cmd mcp max-turns max-episode-tokens episode-timeout tool-timeout finish-tool filter-statuses "
             "async-rollouts",

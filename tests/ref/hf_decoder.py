@@ -370,8 +370,9 @@ class Decoder:
 
     # -- forward ----------------------------------------------------------------------------
 
-    def forward(self, ids):
-        """ids: LongTensor (B, T) (or a list of ints) -> logits (B, T, V) in self.dtype."""
+    def forward(self, ids, return_hidden=False):
+        """ids: LongTensor (B, T) (or a list of ints) -> logits (B, T, V) in self.dtype
+        (return_hidden: also the final-normed hidden states (B, T, C), what a value head reads)."""
         s = self.spec
         if not torch.is_tensor(ids):
             ids = torch.tensor(ids, dtype=torch.int64)
@@ -404,7 +405,7 @@ class Decoder:
         if s.final_softcap is not None:
             cap = float(s.final_softcap)
             logits = torch.tanh(logits / cap) * cap
-        return logits
+        return (logits, x) if return_hidden else logits
 
     def logits_list(self, seqs):
         """List of id lists -> list of (T_b, V) tensors, each sequence run on its own."""
