@@ -172,6 +172,11 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
       t->a.max_turns <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_prompt_length, max_episode_tokens and max_turns must be positive");
   TN_TRY(tn_episode_statuses_parse(t->a.filter_statuses, t->drop));
+  if ((o->advantage_estimator && strcmp(o->advantage_estimator, "grpo") && strcmp(o->advantage_estimator, "group_norm")) ||
+      o->dynamic_sampling || o->overlong_buffer_len > 0)
+    return tn_error(TN_ERR_UNSUPPORTED, "agentic GRPO computes GRPO's group advantages per trajectory: "
+                    "--advantage-estimator %s, --dynamic-sampling and --overlong-buffer-len are for single-turn runs",
+                    o->advantage_estimator ? o->advantage_estimator : "grpo");
   TN_TRY(tn_grpo_loss_config(o, &t->lc, &t->scale));
   TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
