@@ -268,22 +268,7 @@ static cJSON *farr(const float *x, int n) {
 }
 
 /* --dump-grads: the gradient of the first inner iteration as DIR/step_N.safetensors */
-static tn_status dump_grads(ag_t *t, long step) {
-  const tn_trainable *tr = &t->tp.tr;
-  tn_st_entry *e = calloc(tr->n, sizeof *e);
-  if (!e) return TN_ERR_NOMEM;
-  for (int i = 0; i < tr->n; i++)
-    e[i] = (tn_st_entry){.name = tr->rows[i].name, .dtype = TN_ST_F32, .ndim = 1, .shape = {(int64_t)tr->rows[i].n},
-                         .data = tr->rows[i].grad};
-  char name[64];
-  snprintf(name, sizeof name, "step_%ld.safetensors", step + 1);
-  tn_status s = tn_mkdirs(t->o.dump_grads);
-  char *path = tn_path_join(t->o.dump_grads, name);
-  if (s == TN_OK) s = tn_st_write(path, e, tr->n, NULL);
-  free(path);
-  free(e);
-  return s;
-}
+static tn_status dump_grads(ag_t *t, long step) { return tn_tparams_dump_grads(&t->tp, t->o.dump_grads, step + 1); }
 
 static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
   const tn_grpo_opts *o = &t->o;

@@ -73,6 +73,24 @@ const char *tn_tparams_weights_file(const tn_tparams *p) {
 void tn_tparams_zero_grad(tn_tparams *p) { memset(p->tr.grad, 0, p->tr.ngrad * sizeof(float)); }
 tn_grads *tn_tparams_grads(tn_tparams *p) { return p->lora ? NULL : &p->grads; }
 
+tn_status tn_tparams_dump_grads(const tn_tparams *p, const char *dir, long step) {
+  const tn_trainable *tr = &p->tr;
+  tn_st_entry *e = calloc(tr->n, sizeof *e);
+  if (!e) return tn_error(TN_ERR_NOMEM, "out of memory (--dump-grads)");
+  for (int i = 0; i < tr->n; i++)
+    e[i] = (tn_st_entry){.name = tr->rows[i].name, .dtype = TN_ST_F32, .ndim = 1, .shape = {(int64_t)tr->rows[i].n},
+                         .data = tr->rows[i].grad};
+  char name[64];
+  snprintf(name, sizeof name, "step_%ld.safetensors", step);
+  tn_status s = tn_mkdirs(dir);
+  char *path = s == TN_OK ? tn_path_join(dir, name) : NULL;
+  if (s == TN_OK && !path) s = tn_error(TN_ERR_NOMEM, "out of memory (--dump-grads)");
+  if (s == TN_OK) s = tn_st_write(path, e, tr->n, NULL);
+  free(path);
+  free(e);
+  return s;
+}
+
 tn_status tn_tparams_load_model(tn_model **m, const char *dir, const char *base_dtype, int lora_rank) {
   tn_load_opts lo;
   tn_load_opts_default(&lo);

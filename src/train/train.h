@@ -159,4 +159,7 @@ const char *tn_tparams_weights_file(const tn_tparams *p);
 /* Zero the gradients; run this model's backward into them (grads NULL for LoRA). */
 void tn_tparams_zero_grad(tn_tparams *p);
 tn_grads *tn_tparams_grads(tn_tparams *p);
+/* --dump-grads: every trainable row's gradient as DIR/step_STEP.safetensors (1-D f32 tensors
+ * under the rows' names; DIR is created) */
+tn_status tn_tparams_dump_grads(const tn_tparams *p, const char *dir, long step);
 #endif
