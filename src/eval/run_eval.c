@@ -53,8 +53,7 @@ static int end_of_turn_id(const tn_tokenizer *tok, const tn_eval_opts *o) {
   return eot ? tn_tokenizer_token_to_id(tok, eot, strlen(eot)) : -1;
 }
 
-/* The prompt text recorded in the results: the prompt field, else the last user message. */
-static const char *prompt_text(const cJSON *ex) {
+const char *tn_eval_prompt_text(const cJSON *ex) {
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(ex, "prompt");
   if (cJSON_IsString(p)) return p->valuestring;
   const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(ex, "messages"), *it;
@@ -243,7 +242,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
       else cJSON_AddStringToObject(line, "id", idb);
       if (category) cJSON_AddStringToObject(line, "category", category);
       else cJSON_AddNullToObject(line, "category");
-      cJSON_AddStringToObject(line, "prompt", prompt_text(p->json));
+      cJSON_AddStringToObject(line, "prompt", tn_eval_prompt_text(p->json));
       cJSON_AddNumberToObject(line, "prompt_tokens", p->n);
       cJSON_AddStringToObject(line, "expected_answer", ref);
       add_sample_fields(line, texts[0], &res[(size_t)i * ns], &scores[0]);
@@ -410,8 +409,8 @@ static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
   }
   const char *category = cJSON_IsString(cat) ? cat->valuestring : NULL;
   bool assigned = false;
-  if (s == TN_OK && !category && c->o->categorizer) { category = tn_categorize(c->o->categorizer, prompt_text(ex)); assigned = true; }
-  else if (s == TN_OK && !category && c->o->classify) { category = c->o->classify(c->o->classify_ctx, prompt_text(ex)); assigned = true; }
+  if (s == TN_OK && !category && c->o->categorizer) { category = tn_categorize(c->o->categorizer, tn_eval_prompt_text(ex)); assigned = true; }
+  else if (s == TN_OK && !category && c->o->classify) { category = c->o->classify(c->o->classify_ctx, tn_eval_prompt_text(ex)); assigned = true; }
   if (s == TN_OK && has_ref) s = tn_eval_agg_add(&c->agg, category, sc, ns);
   tn_text_stats ts = {0};
   for (int j = 0; j < ns && s == TN_OK; j++) {
@@ -435,7 +434,7 @@ static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
     else cJSON_AddStringToObject(line, "id", idb);
     if (category) cJSON_AddStringToObject(line, "category", category);
     else cJSON_AddNullToObject(line, "category");
-    cJSON_AddStringToObject(line, "prompt", prompt_text(ex));
+    cJSON_AddStringToObject(line, "prompt", tn_eval_prompt_text(ex));
     if (assigned) cJSON_AddBoolToObject(line, "category_assigned", true);
     if (has_ref) cJSON_AddStringToObject(line, "expected_answer", refb);
     else cJSON_AddNullToObject(line, "expected_answer");

@@ -87,4 +87,6 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
  * gets one from o->categorizer or o->classify. */
 tn_status tn_eval_completions(const char *path, const tn_eval_opts *o, tn_eval_summary *out);
 
+/* The prompt text of an eval row: its "prompt" field, else its last user message ("" if none). */
+const char *tn_eval_prompt_text(const struct cJSON *ex);
 #endif

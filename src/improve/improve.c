@@ -266,18 +266,6 @@ static tn_status stage_generate(const tn_improve_opts *o, int k, const char *mod
 enum { DROP_SCORE, DROP_FORMAT, DROP_LENGTH, DROP_DUP, DROP_CAP, DROP_SOLVED, NDROP };
 static const char *const DROP_NAMES[NDROP] = {"score", "format", "length", "duplicate", "per_prompt_cap", "solved"};
 
-static const char *prompt_of(const cJSON *ex) {
-  const cJSON *p = cJSON_GetObjectItemCaseSensitive(ex, "prompt");
-  if (cJSON_IsString(p)) return p->valuestring;
-  const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(ex, "messages"), *it;
-  const char *last = "";
-  cJSON_ArrayForEach(it, msgs) {
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
-    if (cJSON_IsString(r) && cJSON_IsString(c) && !strcmp(r->valuestring, "user")) last = c->valuestring;
-  }
-  return last;
-}
-
 /* The SFT row: the example's messages (or system? + user prompt) + the kept completion. */
 static cJSON *sft_row(const tn_improve_opts *o, const cJSON *ex, const char *completion) {
   cJSON *row = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(row, "messages"), *m;
@@ -293,7 +281,7 @@ static cJSON *sft_row(const tn_improve_opts *o, const cJSON *ex, const char *com
     }
     m = cJSON_CreateObject();
     cJSON_AddStringToObject(m, "role", "user");
-    cJSON_AddStringToObject(m, "content", prompt_of(ex));
+    cJSON_AddStringToObject(m, "content", tn_eval_prompt_text(ex));
     cJSON_AddItemToArray(msgs, m);
   }
   m = cJSON_CreateObject();
@@ -334,7 +322,7 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
   if (s == TN_OK && (!prompts || !comps || !exs || !scores || !reason || !keys)) s = tn_error(TN_ERR_NOMEM, "out of memory");
   for (int64_t i = 0; i < n && s == TN_OK; i++) {
     exs[i] = cJSON_GetObjectItemCaseSensitive(rb.rows[i], "example");
-    prompts[i] = prompt_of(exs[i]);
+    prompts[i] = tn_eval_prompt_text(exs[i]);
     const cJSON *c = cJSON_GetObjectItemCaseSensitive(rb.rows[i], "completion");
     comps[i] = cJSON_IsString(c) ? c->valuestring : "";
   }
