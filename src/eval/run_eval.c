@@ -142,6 +142,113 @@ static int pass_ks(int n, int *ks) {
   return m;
 }
 
+/* An example's results line: sample 0's score at top level; with n > 1 samples also pass@k and
+ * every sample under "samples". */
+static cJSON *result_line(const tn_prompt *p, int index, const char *category, const char *ref, int ns, int npass,
+                          char **texts, const tn_gen_result *res, const tn_score *scores) {
+  char idb[512];
+  cJSON *line = cJSON_CreateObject();
+  const cJSON *jid = cJSON_GetObjectItemCaseSensitive(p->json, "id");
+  id_string(p->json, index, idb, sizeof idb);
+  if (cJSON_IsNumber(jid)) cJSON_AddItemToObject(line, "id", cJSON_Duplicate(jid, 0));
+  else cJSON_AddStringToObject(line, "id", idb);
+  if (category) cJSON_AddStringToObject(line, "category", category);
+  else cJSON_AddNullToObject(line, "category");
+  cJSON_AddStringToObject(line, "prompt", tn_eval_prompt_text(p->json));
+  cJSON_AddNumberToObject(line, "prompt_tokens", p->n);
+  cJSON_AddStringToObject(line, "expected_answer", ref);
+  add_sample_fields(line, texts[0], &res[0], &scores[0]);
+  if (ns > 1) {
+    cJSON_AddNumberToObject(line, "n_samples", ns);
+    cJSON_AddNumberToObject(line, "num_correct", npass);
+    int ks[40], nks = pass_ks(ns, ks);
+    cJSON *pk = cJSON_AddObjectToObject(line, "pass_at_k");
+    for (int q = 0; q < nks; q++) {
+      char key[16];
+      snprintf(key, sizeof key, "%d", ks[q]);
+      cJSON_AddNumberToObject(pk, key, tn_pass_at_k(ns, npass, ks[q]));
+    }
+    cJSON *arr = cJSON_AddArrayToObject(line, "samples");
+    for (int j = 0; j < ns; j++) {
+      cJSON *sj = cJSON_CreateObject();
+      add_sample_fields(sj, texts[j], &res[j], &scores[j]);
+      cJSON_AddItemToArray(arr, sj);
+    }
+  }
+  return line;
+}
+
+/* The summary of a finished eval: its JSON (accuracy by category, pass@k, generation figures,
+ * the config), the results and summary files written, the table printed; out filled. */
+static tn_status finish_summary(const tn_eval_opts *o, const tn_eval_agg *agg, lines_ctx *lc, const char *system_prompt,
+                                const int *stops, int nstop, int64_t gen_tokens, int64_t truncated, double gen_sec,
+                                tn_eval_summary *out) {
+  const int ns = o->n;
+  tn_status s = TN_OK;
+  int ks[40], nks = ns > 1 ? pass_ks(ns, ks) : 0;
+  cJSON *sum = tn_eval_agg_to_json(agg, ks, nks);
+  cJSON_AddNumberToObject(sum, "examples", (double)agg->nex);
+  cJSON_AddNumberToObject(sum, "samples_per_example", ns);
+  cJSON_AddNumberToObject(sum, "generated_tokens", (double)gen_tokens);
+  cJSON_AddNumberToObject(sum, "truncated", (double)truncated);
+  cJSON_AddNumberToObject(sum, "generation_seconds", gen_sec);
+  cJSON_AddNumberToObject(sum, "tokens_per_s", gen_sec > 0 ? gen_tokens / gen_sec : 0.0);
+  cJSON *cfg = cJSON_AddObjectToObject(sum, "config");
+  if (o->model_name) cJSON_AddStringToObject(cfg, "model", o->model_name);
+  if (o->adapter_name) cJSON_AddStringToObject(cfg, "adapter", o->adapter_name);
+  cJSON_AddStringToObject(cfg, "data", o->data);
+  if (o->out) cJSON_AddStringToObject(cfg, "results", o->out);
+  cJSON_AddNumberToObject(cfg, "limit", o->limit);
+  cJSON_AddNumberToObject(cfg, "n", ns);
+  cJSON_AddNumberToObject(cfg, "temperature", o->temperature);
+  cJSON_AddNumberToObject(cfg, "top_p", o->top_p);
+  cJSON_AddNumberToObject(cfg, "top_k", o->top_k);
+  cJSON_AddNumberToObject(cfg, "seed", (double)o->seed);
+  cJSON_AddNumberToObject(cfg, "max_new_tokens", o->max_new_tokens);
+  cJSON_AddStringToObject(cfg, "system_prompt", system_prompt);
+  cJSON *st = cJSON_AddArrayToObject(cfg, "stop_ids");
+  for (int i = 0; i < nstop; i++) cJSON_AddItemToArray(st, cJSON_CreateNumber(stops[i]));
+  out->json = sum;
+  out->n_examples = agg->nex;
+  out->n_samples = ns;
+  const tn_eval_bucket *a = &agg->all;
+  double dn = a->n ? (double)a->n : 1.0;
+  out->accuracy = a->correct / dn;
+  out->partial_accuracy = a->partial / dn;
+  out->format_rate = a->format_ok / dn;
+  out->mean_credit = a->credit / dn;
+  memcpy(out->errors, a->errors, sizeof out->errors);
+  out->gen_tokens = gen_tokens;
+  out->truncated = truncated;
+  out->gen_seconds = gen_sec;
+  out->tokens_per_s = gen_sec > 0 ? gen_tokens / gen_sec : 0.0;
+  if (o->out) {
+    s = tn_write_atomic_cb(o->out, write_lines, lc);
+    if (s == TN_OK) {
+      char *sp = o->summary_out ? tn_strdup(o->summary_out) : tn_eval_summary_path(o->out);
+      s = tn_write_atomic_cb(sp, write_json, sum);
+      free(sp);
+    }
+  } else if (o->summary_out) {
+    s = tn_write_atomic_cb(o->summary_out, write_json, sum);
+  }
+  if (s == TN_OK && o->print) {
+    FILE *f = o->print;
+    fprintf(f, "eval: %lld examples x %d sample%s, %s\n", (long long)agg->nex, ns, ns > 1 ? "s" : "",
+            o->temperature > 0 ? "sampled" : "greedy");
+    tn_eval_agg_print(agg, f);
+    for (int q = 0; q < nks; q++) fprintf(f, "pass@%d: %.2f%%\n", ks[q], 100 * tn_eval_agg_pass_at_k(agg, ks[q]));
+    fprintf(f, "generated %lld tokens in %.2f s (%.1f tokens/s), %lld of %lld samples hit max-new-tokens\n",
+            (long long)gen_tokens, gen_sec, out->tokens_per_s, (long long)truncated, (long long)agg->all.n);
+    if (o->out) {
+      char *sp = o->summary_out ? tn_strdup(o->summary_out) : tn_eval_summary_path(o->out);
+      fprintf(f, "results: %s\nsummary: %s\n", o->out, sp);
+      free(sp);
+    }
+  }
+  return s;
+}
+
 tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_opts *o, tn_eval_summary *out) {
   memset(out, 0, sizeof *out);
   if (!o->data) return tn_error(TN_ERR_ARG, "eval: no data file");
@@ -199,7 +306,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
   tn_progress *prog = o->progress ? tn_progress_new(stderr, N, "eval", TN_PROGRESS_AUTO) : NULL;
   int64_t gen_tokens = 0, truncated = 0;
   double gen_sec = 0;
-  char ref[1024], idb[512];
+  char ref[1024];
   for (int b0 = 0; b0 < N && s == TN_OK; b0 += B) {
     int nb = N - b0 < B ? N - b0 : B;
     for (int i = 0; i < nb; i++) { pids[i] = ps.p[b0 + i].ids; plens[i] = ps.p[b0 + i].n; }
@@ -234,35 +341,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
       const char *category = cJSON_IsString(cat) ? cat->valuestring : NULL;
       s = tn_eval_agg_add(&agg, category, scores, ns);
       if (s != TN_OK) break;
-      /* the results line: sample 0's score at top level; all samples under "samples" when n > 1 */
-      cJSON *line = cJSON_CreateObject();
-      const cJSON *jid = cJSON_GetObjectItemCaseSensitive(p->json, "id");
-      id_string(p->json, b0 + i, idb, sizeof idb);
-      if (cJSON_IsNumber(jid)) cJSON_AddItemToObject(line, "id", cJSON_Duplicate(jid, 0));
-      else cJSON_AddStringToObject(line, "id", idb);
-      if (category) cJSON_AddStringToObject(line, "category", category);
-      else cJSON_AddNullToObject(line, "category");
-      cJSON_AddStringToObject(line, "prompt", tn_eval_prompt_text(p->json));
-      cJSON_AddNumberToObject(line, "prompt_tokens", p->n);
-      cJSON_AddStringToObject(line, "expected_answer", ref);
-      add_sample_fields(line, texts[0], &res[(size_t)i * ns], &scores[0]);
-      if (ns > 1) {
-        cJSON_AddNumberToObject(line, "n_samples", ns);
-        cJSON_AddNumberToObject(line, "num_correct", npass[b0 + i]);
-        int ks[40], nks = pass_ks(ns, ks);
-        cJSON *pk = cJSON_AddObjectToObject(line, "pass_at_k");
-        for (int q = 0; q < nks; q++) {
-          char key[16];
-          snprintf(key, sizeof key, "%d", ks[q]);
-          cJSON_AddNumberToObject(pk, key, tn_pass_at_k(ns, npass[b0 + i], ks[q]));
-        }
-        cJSON *arr = cJSON_AddArrayToObject(line, "samples");
-        for (int j = 0; j < ns; j++) {
-          cJSON *sj = cJSON_CreateObject();
-          add_sample_fields(sj, texts[j], &res[(size_t)i * ns + j], &scores[j]);
-          cJSON_AddItemToArray(arr, sj);
-        }
-      }
+      cJSON *line = result_line(p, b0 + i, category, ref, ns, npass[b0 + i], texts, &res[(size_t)i * ns], scores);
       lc.lines[lc.n++] = tn_json_print_valid(line, false); /* prompts from the data: valid UTF-8 out */
       cJSON_Delete(line);
       for (int j = 0; j < ns; j++) { free(texts[j]); texts[j] = NULL; }
@@ -275,67 +354,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
   if (prog) tn_progress_finish(prog);
 
   if (s == TN_OK) {
-    int ks[40], nks = ns > 1 ? pass_ks(ns, ks) : 0;
-    cJSON *sum = tn_eval_agg_to_json(&agg, ks, nks);
-    cJSON_AddNumberToObject(sum, "examples", (double)agg.nex);
-    cJSON_AddNumberToObject(sum, "samples_per_example", ns);
-    cJSON_AddNumberToObject(sum, "generated_tokens", (double)gen_tokens);
-    cJSON_AddNumberToObject(sum, "truncated", (double)truncated);
-    cJSON_AddNumberToObject(sum, "generation_seconds", gen_sec);
-    cJSON_AddNumberToObject(sum, "tokens_per_s", gen_sec > 0 ? gen_tokens / gen_sec : 0.0);
-    cJSON *cfg = cJSON_AddObjectToObject(sum, "config");
-    if (o->model_name) cJSON_AddStringToObject(cfg, "model", o->model_name);
-    if (o->adapter_name) cJSON_AddStringToObject(cfg, "adapter", o->adapter_name);
-    cJSON_AddStringToObject(cfg, "data", o->data);
-    if (o->out) cJSON_AddStringToObject(cfg, "results", o->out);
-    cJSON_AddNumberToObject(cfg, "limit", o->limit);
-    cJSON_AddNumberToObject(cfg, "n", ns);
-    cJSON_AddNumberToObject(cfg, "temperature", o->temperature);
-    cJSON_AddNumberToObject(cfg, "top_p", o->top_p);
-    cJSON_AddNumberToObject(cfg, "top_k", o->top_k);
-    cJSON_AddNumberToObject(cfg, "seed", (double)o->seed);
-    cJSON_AddNumberToObject(cfg, "max_new_tokens", o->max_new_tokens);
-    cJSON_AddStringToObject(cfg, "system_prompt", po.system_prompt);
-    cJSON *st = cJSON_AddArrayToObject(cfg, "stop_ids");
-    for (int i = 0; i < nstop; i++) cJSON_AddItemToArray(st, cJSON_CreateNumber(stops[i]));
-    out->json = sum;
-    out->n_examples = agg.nex;
-    out->n_samples = ns;
-    const tn_eval_bucket *a = &agg.all;
-    double dn = a->n ? (double)a->n : 1.0;
-    out->accuracy = a->correct / dn;
-    out->partial_accuracy = a->partial / dn;
-    out->format_rate = a->format_ok / dn;
-    out->mean_credit = a->credit / dn;
-    memcpy(out->errors, a->errors, sizeof out->errors);
-    out->gen_tokens = gen_tokens;
-    out->truncated = truncated;
-    out->gen_seconds = gen_sec;
-    out->tokens_per_s = gen_sec > 0 ? gen_tokens / gen_sec : 0.0;
-    if (o->out) {
-      s = tn_write_atomic_cb(o->out, write_lines, &lc);
-      if (s == TN_OK) {
-        char *sp = o->summary_out ? tn_strdup(o->summary_out) : tn_eval_summary_path(o->out);
-        s = tn_write_atomic_cb(sp, write_json, sum);
-        free(sp);
-      }
-    } else if (o->summary_out) {
-      s = tn_write_atomic_cb(o->summary_out, write_json, sum);
-    }
-    if (s == TN_OK && o->print) {
-      FILE *f = o->print;
-      fprintf(f, "eval: %lld examples x %d sample%s, %s\n", (long long)agg.nex, ns, ns > 1 ? "s" : "",
-              o->temperature > 0 ? "sampled" : "greedy");
-      tn_eval_agg_print(&agg, f);
-      for (int q = 0; q < nks; q++) fprintf(f, "pass@%d: %.2f%%\n", ks[q], 100 * tn_eval_agg_pass_at_k(&agg, ks[q]));
-      fprintf(f, "generated %lld tokens in %.2f s (%.1f tokens/s), %lld of %lld samples hit max-new-tokens\n",
-              (long long)gen_tokens, gen_sec, out->tokens_per_s, (long long)truncated, (long long)agg.all.n);
-      if (o->out) {
-        char *sp = o->summary_out ? tn_strdup(o->summary_out) : tn_eval_summary_path(o->out);
-        fprintf(f, "results: %s\nsummary: %s\n", o->out, sp);
-        free(sp);
-      }
-    }
+    s = finish_summary(o, &agg, &lc, po.system_prompt, stops, nstop, gen_tokens, truncated, gen_sec, out);
     if (s != TN_OK) tn_eval_summary_free(out);
   }
   for (int64_t i = 0; i < lc.n; i++) free(lc.lines[i]);
