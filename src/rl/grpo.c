@@ -739,9 +739,110 @@ static tn_status sample_batch(grpo_t *t, long step, const tn_prompt **pr, rollou
 
 /* one step: rollout, rewards, advantages, reference log-probs and mu policy updates of
  * which the driver does the last (its gradients are left for it); figures into t */
+/* The step's num_iterations policy updates on its rollout r (the PPO critic's too): gradients of
+ * the GRPO/PPO loss (one pass, or all log-probs first then micro-batches), the optimizer update
+ * between iterations (the driver does the last one); the first iteration's entropy and the
+ * rows trained. */
+static tn_status policy_updates(grpo_t *t, long step, rollout_t *rp, const tn_prompt **pr, tn_grpo_stats *gsp,
+                                double *entropy_out, long *train_tokens_out) {
+  const tn_grpo_opts *o = &t->o;
+  const int S = t->S;
+  rollout_t r = *rp;
+  tn_grpo_stats gs = {0};
+  double entropy = 0, gnorm = 0;
+  long train_tokens = 0;
+  tn_status s = TN_OK;
+  if (t->ppo) {
+    r.val_old = malloc(sizeof(float) * (r.ntok + 1));
+    r.val = malloc(sizeof(float) * (r.ntok + 1));
+    if (!r.val_old || !r.val) s = tn_error(TN_ERR_NOMEM, "out of memory for %d values", r.ntok);
+  }
+  for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
+    memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
+    t->v_loss = t->v_clipfrac = t->ent_sum = 0;
+    if (t->mb == S) { /* one pass: forward, loss, backward */
+      int N = 0;
+      s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
+      if (s == TN_OK && t->ppo && it == 0) { /* PPO: the rollout's values (the policy before this step's updates) */
+        ppo_values(t, &r, 0, N, r.val_old);
+        s = ppo_advantages(t, &r);
+      }
+      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
+      if (s == TN_OK) s = mb_backward(t, &r, 0, N);
+      train_tokens += N;
+    } else { /* two passes: all log-probs first (the loss normalises over the whole step) */
+      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
+        int N = 0;
+        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
+        if (s == TN_OK && t->ppo && it == 0) ppo_values(t, &r, s0, N, r.val_old);
+      }
+      if (s == TN_OK && t->ppo && it == 0) s = ppo_advantages(t, &r);
+      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
+      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
+        int s1 = s0 + t->mb < S ? s0 + t->mb : S;
+        int N = 0;
+        s = seq_logprobs(t, t->m, &r, pr, s0, s1, r.cur_lp, NULL, &N);
+        if (s == TN_OK) s = mb_backward(t, &r, s0, N);
+        train_tokens += N;
+      }
+    }
+    if (s == TN_OK && !isfinite(gs.loss))
+      s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
+    if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
+    if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
+      if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
+      const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
+      tn_adamw_step(&t->vh.opt, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)), 1.0f);
+      memset(t->vh.g, 0, sizeof(float) * (t->vh.C + 1));
+    }
+    float lr_it;
+    if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);
+  }
+  *rp = r; /* the rollout owns what was allocated here (values) */
+  *gsp = gs;
+  *entropy_out = entropy;
+  *train_tokens_out = train_tokens;
+  return s;
+}
+
+/* One process's step figures for the metrics hook (several ranks: global_figures) */
+static void local_figures(grpo_t *t, const rollout_t *rp, const tn_grpo_stats *gsp, double correct, long gen_all,
+                          long gen_tokens, int truncated, double entropy, long train_tokens, double t_roll,
+                          double t_upd, tn_step_out *out) {
+  const rollout_t r = *rp;
+  const tn_grpo_stats gs = *gsp;
+  const int S = t->S, F = tn_rewards_count(t->rw);
+  double mean = 0, var = 0;
+  for (int i = 0; i < S; i++) mean += r.total[i];
+  mean /= S;
+  for (int i = 0; i < S; i++) var += (r.total[i] - mean) * (r.total[i] - mean);
+  t->mean = mean;
+  t->std = sqrt(var / (S - 1));
+  for (int f = 0; f < F; f++) {
+    double fm = 0, fv = 0;
+    for (int i = 0; i < S; i++) fm += r.per_fn[f * S + i];
+    fm /= S;
+    for (int i = 0; i < S; i++) fv += (r.per_fn[f * S + i] - fm) * (r.per_fn[f * S + i] - fm);
+    t->fn_mean[f] = fm;
+    t->fn_std[f] = sqrt(fv / (S - 1));
+  }
+  t->acc = correct / S;
+  t->gs = gs;
+  t->len = (double)gen_tokens / S;
+  t->gen_tokens = (double)gen_all; /* every round's, for the rollout speed */
+  t->trunc = (double)truncated / S;
+  t->entropy = r.ntok ? entropy / r.ntok : 0;
+  t->t_roll = t_roll;
+  t->t_upd = t_upd;
+  t->train_rows = (double)train_tokens;
+  out->loss = gs.loss;
+  out->tokens = (double)train_tokens;
+  snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f", mean, correct / S);
+}
+
 static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   const tn_grpo_opts *o = &t->o;
-  const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
+  const int B = o->batch_size, G = o->num_generations, S = t->S;
   const tn_prompt **pr = malloc(sizeof *pr * B); /* (B): sized from --batch-size, no fixed cap */
   if (!pr) return tn_error(TN_ERR_NOMEM, "out of memory (batch of %d prompts)", B);
   /* several ranks: the step's prompts are world x B, this rank's are the rank-th B of them; its
@@ -815,54 +916,9 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   /* ---- policy updates ---- */
   t0 = tn_now();
   tn_grpo_stats gs = {0};
-  double entropy = 0, gnorm = 0;
+  double entropy = 0;
   long train_tokens = 0;
-  if (s == TN_OK && t->ppo) {
-    r.val_old = malloc(sizeof(float) * (r.ntok + 1));
-    r.val = malloc(sizeof(float) * (r.ntok + 1));
-    if (!r.val_old || !r.val) s = tn_error(TN_ERR_NOMEM, "out of memory for %d values", r.ntok);
-  }
-  for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
-    memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
-    t->v_loss = t->v_clipfrac = t->ent_sum = 0;
-    if (t->mb == S) { /* one pass: forward, loss, backward */
-      int N = 0;
-      s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
-      if (s == TN_OK && t->ppo && it == 0) { /* PPO: the rollout's values (the policy before this step's updates) */
-        ppo_values(t, &r, 0, N, r.val_old);
-        s = ppo_advantages(t, &r);
-      }
-      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
-      if (s == TN_OK) s = mb_backward(t, &r, 0, N);
-      train_tokens += N;
-    } else { /* two passes: all log-probs first (the loss normalises over the whole step) */
-      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
-        int N = 0;
-        s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
-        if (s == TN_OK && t->ppo && it == 0) ppo_values(t, &r, s0, N, r.val_old);
-      }
-      if (s == TN_OK && t->ppo && it == 0) s = ppo_advantages(t, &r);
-      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
-      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
-        int s1 = s0 + t->mb < S ? s0 + t->mb : S;
-        int N = 0;
-        s = seq_logprobs(t, t->m, &r, pr, s0, s1, r.cur_lp, NULL, &N);
-        if (s == TN_OK) s = mb_backward(t, &r, s0, N);
-        train_tokens += N;
-      }
-    }
-    if (s == TN_OK && !isfinite(gs.loss))
-      s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
-    if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
-    if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
-      if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
-      const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
-      tn_adamw_step(&t->vh.opt, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)), 1.0f);
-      memset(t->vh.g, 0, sizeof(float) * (t->vh.C + 1));
-    }
-    float lr_it;
-    if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);
-  }
+  if (s == TN_OK) s = policy_updates(t, step, &r, pr, &gs, &entropy, &train_tokens);
   double t_upd = tn_now() - t0;
   tn_trace_span(t->trace, "update", t0, t0 + t_upd);
   if (s == TN_OK && t->dump_roll) s = dump_rollout(t, step, &r, pr, texts, corr, pen);
@@ -873,32 +929,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     s = global_figures(t, &r, &gs, correct, gen_tokens, truncated, entropy, train_tokens, out);
   }
   else if (s == TN_OK) {
-    double mean = 0, var = 0;
-    for (int i = 0; i < S; i++) mean += r.total[i];
-    mean /= S;
-    for (int i = 0; i < S; i++) var += (r.total[i] - mean) * (r.total[i] - mean);
-    t->mean = mean;
-    t->std = sqrt(var / (S - 1));
-    for (int f = 0; f < F; f++) {
-      double fm = 0, fv = 0;
-      for (int i = 0; i < S; i++) fm += r.per_fn[f * S + i];
-      fm /= S;
-      for (int i = 0; i < S; i++) fv += (r.per_fn[f * S + i] - fm) * (r.per_fn[f * S + i] - fm);
-      t->fn_mean[f] = fm;
-      t->fn_std[f] = sqrt(fv / (S - 1));
-    }
-    t->acc = correct / S;
-    t->gs = gs;
-    t->len = (double)gen_tokens / S;
-    t->gen_tokens = (double)gen_all; /* every round's, for the rollout speed */
-    t->trunc = (double)truncated / S;
-    t->entropy = r.ntok ? entropy / r.ntok : 0;
-    t->t_roll = t_roll;
-    t->t_upd = t_upd;
-    t->train_rows = (double)train_tokens;
-    out->loss = gs.loss;
-    out->tokens = (double)train_tokens;
-    snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f", mean, correct / S);
+    local_figures(t, &r, &gs, correct, gen_all, gen_tokens, truncated, entropy, train_tokens, t_roll, t_upd, out);
   }
   for (int i = 0; texts && i < S; i++) free(texts[i]);
   free(texts);
