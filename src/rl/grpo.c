@@ -245,8 +245,6 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp || !t->tok_r || !t->pos_r || !t->seq_r || !t->tgt_r ||
       !t->fn_mean || !t->fn_std)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", Nmax, V);
-  if (run->world > 1 && t->scale == TN_SCALE_BATCH) /* the batch's std would need every rank's rewards */
-    return tn_error(TN_ERR_ARG, "--scale-rewards batch is not supported on %d ranks: use group or none", run->world);
   if (run->world > 1 && o->dynamic_sampling) /* the refill rounds would differ per rank */
     return tn_error(TN_ERR_ARG, "--dynamic-sampling is for one process (launched on %d ranks)", run->world);
   TN_TRY(tn_stream_init(&t->refill, t->data.n, o->seed ^ 0x5DEECE66DULL));
@@ -739,6 +737,46 @@ static tn_status sample_batch(grpo_t *t, long step, const tn_prompt **pr, rollou
 
 /* one step: rollout, rewards, advantages, reference log-probs and mu policy updates of
  * which the driver does the last (its gradients are left for it); figures into t */
+/* The step's advantages. The estimators that normalise over the whole batch (--scale-rewards
+ * batch, REINFORCE++ and its baseline variant) see every rank's rewards: each rank puts its
+ * slice into a zeroed array of the global batch and the arrays are summed (adding zeros is
+ * exact), so every rank holds the global batch's rewards and lengths in the one-process order
+ * (rank k's groups follow rank k-1's), computes its advantages as one process would and keeps
+ * its own slice: the numbers of one process with the global batch, bit for bit. */
+static tn_status step_advantages(grpo_t *t, rollout_t *r, int B, int G, const int *len) {
+  const int S = B * G, world = t->run->world, rank = t->run->rank;
+  const bool global = world > 1 && ((t->est == TN_ADV_GRPO && t->scale == TN_SCALE_BATCH) ||
+                                    t->est == TN_ADV_REINFORCE || t->est == TN_ADV_REINFORCE_BASELINE);
+  if (!global) {
+    tn_rl_advantages(t->est, r->adv, r->total, B, G, len, t->scale, 1e-4f);
+    return TN_OK;
+  }
+  const size_t n = (size_t)S * world;
+  double *g = calloc(2 * n, sizeof *g);
+  float *rw = malloc(sizeof(float) * n), *adv = malloc(sizeof(float) * n);
+  int *ln = malloc(sizeof(int) * n);
+  tn_status s = TN_OK;
+  if (!g || !rw || !adv || !ln) s = tn_error(TN_ERR_NOMEM, "out of memory for the %zu rewards of the global batch", n);
+  for (int i = 0; s == TN_OK && i < S; i++) {
+    g[(size_t)rank * S + i] = r->total[i];
+    g[n + (size_t)rank * S + i] = len[i];
+  }
+  if (s == TN_OK) s = tn_run_sum(t->run, g, (int)(2 * n));
+  if (s == TN_OK) {
+    for (size_t i = 0; i < n; i++) {
+      rw[i] = (float)g[i];
+      ln[i] = (int)g[n + i];
+    }
+    tn_rl_advantages(t->est, adv, rw, B * world, G, ln, t->scale, 1e-4f);
+    memcpy(r->adv, adv + (size_t)rank * S, sizeof(float) * S);
+  }
+  free(g);
+  free(rw);
+  free(adv);
+  free(ln);
+  return s;
+}
+
 /* The step's num_iterations policy updates on its rollout r (the PPO critic's too): gradients of
  * the GRPO/PPO loss (one pass, or all log-probs first then micro-batches), the optimizer update
  * between iterations (the driver does the last one); the first iteration's entropy and the
@@ -888,7 +926,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
     int *len = malloc(sizeof(int) * S);
     if (!len) s = tn_error(TN_ERR_NOMEM, "out of memory for %d advantages", S);
     for (int i = 0; len && i < S; i++) len[i] = r.res[i].n;
-    if (len) tn_rl_advantages(t->est, r.adv, r.total, B, G, len, t->scale, 1e-4f);
+    if (len) s = step_advantages(t, &r, B, G, len);
     free(len);
     for (int i = 0; i < S; i++) r.seq_mask[i] = o->mask_truncated && r.res[i].finish == TN_FINISH_LENGTH ? 0.0f : 1.0f;
   }

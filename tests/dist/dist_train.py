@@ -5,7 +5,8 @@ weights of 1 process with batch 2b (||w2 - w1|| / ||w1|| <= 1e-6: the micro-batc
 another order, so not bit for bit), a checkpoint of either resumes on the other number of ranks
 to the same weights, rank 0 alone writes the run (manifest "distributed": world size, hosts, MPI
 library), --zero 1 (AdamW state sharded) is bit-identical to the replicated optimizer and its
-checkpoints resume on one process (and back), grpo's batch-scaled rewards are refused on 2 ranks, and a rank killed with SIGKILL
+checkpoints resume on one process (and back), grpo's batch-normalised estimators (--scale-rewards batch,
+REINFORCE++) equal one process, and a rank killed with SIGKILL
 fails the job (mpirun names the rank) after which --resume on one process continues.
 What it is not: a speed test (bench/dist.sh) nor a test of what the trainers compute.
 """
@@ -182,11 +183,20 @@ if ok(zrun(z0, 2, 2), "2 ranks, replicated AdamW") and ok(zrun(z1, 2, 2, ["--zer
 p = tunic(["sft", "--zero", "2"], 1)
 check(p.returncode == 2 and "--zero expects 0" in p.stderr, "--zero 2 is refused with a message")
 
-# grpo: the batch's reward std would need every rank's rewards: refused on several ranks
-p = tunic(CASES["grpo"][0] + ["--batch-size", 1, "--out", os.path.join(w, "grpo_batch"), "--steps", 1,
-                              "--scale-rewards", "batch"], 2)
-check(p.returncode != 0 and "not supported on 2 ranks" in p.stderr and "of 2 failed" in p.stderr,
-      f"grpo --scale-rewards batch on 2 ranks is refused clearly (exit {p.returncode})")
+# grpo with estimators that normalise over the whole batch (the batch's reward std, REINFORCE++'s
+# token whitening): every rank sees the global batch's rewards, so 2 ranks x batch 2 give the
+# weights of 1 process x batch 4
+for extra in (["--scale-rewards", "batch"], ["--advantage-estimator", "reinforce_baseline"],
+              ["--advantage-estimator", "reinforce"]):
+    tag = "_".join(extra).replace("-", "")
+    outs = [os.path.join(w, f"grpo{tag}_{n}") for n in (1, 2)]
+    a1 = CASES["grpo"][0] + ["--batch-size", 4, "--out", outs[0], "--steps", 2, "--seed", 5] + extra
+    a2 = CASES["grpo"][0] + ["--batch-size", 2, "--out", outs[1], "--steps", 2, "--seed", 5] + extra
+    if ok(tunic(a1, 1), f"grpo {' '.join(extra)}: 1 process, batch 4") and \
+       ok(tunic(a2, 2), f"grpo {' '.join(extra)}: 2 ranks, batch 2 each"):
+        rel, mx, same = compare(final(outs[0], False), final(outs[1], False))
+        check(rel <= TOL, f"grpo {' '.join(extra)}: 2 ranks x batch 2 == 1 process x batch 4: relative distance "
+                          f"{rel:.2e} <= {TOL:g} (bit-identical: {same})")
 
 # a rank killed mid-run fails the job, naming it; --resume (one process) continues from the last checkpoint
 k = os.path.join(w, "killed")
