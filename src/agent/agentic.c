@@ -468,12 +468,7 @@ static tn_status step(void *ctx, tn_run *r, long stp, tn_step_out *out) {
   ag_t *t = ctx;
   if (!t->opened) {
     t->opened = true;
-    if (t->o.dump_rollouts && !(t->dump = fopen(t->o.dump_rollouts, t->o.resume ? "a" : "w")))
-      return tn_error(TN_ERR_IO, "--dump-rollouts %s: cannot open for writing", t->o.dump_rollouts);
-    char *tp = tn_path_join(r->out, "trace.json");
-    tn_status s = tn_trace_open(&t->trace, tp);
-    free(tp);
-    TN_TRY(s);
+    TN_TRY(tn_grpo_open_outputs(&t->o, r->out, &t->dump, &t->trace));
   }
   return step_once(t, stp, out);
 }

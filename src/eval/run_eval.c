@@ -142,6 +142,19 @@ static int pass_ks(int n, int *ks) {
   return m;
 }
 
+/* n_samples, num_correct and the unbiased pass@k of an example with npass of ns samples correct */
+static void add_pass_at_k(cJSON *line, int ns, int npass) {
+  cJSON_AddNumberToObject(line, "n_samples", ns);
+  cJSON_AddNumberToObject(line, "num_correct", npass);
+  int ks[40], nks = pass_ks(ns, ks);
+  cJSON *pk = cJSON_AddObjectToObject(line, "pass_at_k");
+  for (int q = 0; q < nks; q++) {
+    char key[16];
+    snprintf(key, sizeof key, "%d", ks[q]);
+    cJSON_AddNumberToObject(pk, key, tn_pass_at_k(ns, npass, ks[q]));
+  }
+}
+
 /* An example's results line: sample 0's score at top level; with n > 1 samples also pass@k and
  * every sample under "samples". */
 static cJSON *result_line(const tn_prompt *p, int index, const char *category, const char *ref, int ns, int npass,
@@ -159,15 +172,7 @@ static cJSON *result_line(const tn_prompt *p, int index, const char *category, c
   cJSON_AddStringToObject(line, "expected_answer", ref);
   add_sample_fields(line, texts[0], &res[0], &scores[0]);
   if (ns > 1) {
-    cJSON_AddNumberToObject(line, "n_samples", ns);
-    cJSON_AddNumberToObject(line, "num_correct", npass);
-    int ks[40], nks = pass_ks(ns, ks);
-    cJSON *pk = cJSON_AddObjectToObject(line, "pass_at_k");
-    for (int q = 0; q < nks; q++) {
-      char key[16];
-      snprintf(key, sizeof key, "%d", ks[q]);
-      cJSON_AddNumberToObject(pk, key, tn_pass_at_k(ns, npass, ks[q]));
-    }
+    add_pass_at_k(line, ns, npass);
     cJSON *arr = cJSON_AddArrayToObject(line, "samples");
     for (int j = 0; j < ns; j++) {
       cJSON *sj = cJSON_CreateObject();
@@ -464,15 +469,7 @@ static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
     cJSON_AddNumberToObject(line, "type_token_ratio", ts.ttr);
     cJSON_AddBoolToObject(line, "refusal", ts.refusal);
     if (ns > 1 && has_ref) {
-      cJSON_AddNumberToObject(line, "n_samples", ns);
-      cJSON_AddNumberToObject(line, "num_correct", npass);
-      int ks[40], nks = pass_ks(ns, ks);
-      cJSON *pk = cJSON_AddObjectToObject(line, "pass_at_k");
-      for (int q = 0; q < nks; q++) {
-        char key[16];
-        snprintf(key, sizeof key, "%d", ks[q]);
-        cJSON_AddNumberToObject(pk, key, tn_pass_at_k(ns, npass, ks[q]));
-      }
+      add_pass_at_k(line, ns, npass);
       cJSON *arr = cJSON_AddArrayToObject(line, "samples");
       for (int j = 0; j < ns; j++) {
         cJSON *sj = cJSON_CreateObject();

@@ -1003,12 +1003,7 @@ static tn_status step(void *ctx, tn_run *r, long step, tn_step_out *out) {
   const tn_grpo_opts *o = &t->o;
   if (!t->opened) { /* after the manifest: a run killed before it leaves no file but its own */
     t->opened = true;
-    if (o->dump_rollouts && !(t->dump_roll = fopen(o->dump_rollouts, o->resume ? "a" : "w")))
-      return tn_error(TN_ERR_IO, "--dump-rollouts %s: cannot open for writing", o->dump_rollouts);
-    char *tp = tn_path_join(r->out, "trace.json");
-    tn_status s = tn_trace_open(&t->trace, tp);
-    free(tp);
-    TN_TRY(s);
+    TN_TRY(tn_grpo_open_outputs(o, r->out, &t->dump_roll, &t->trace));
   }
   return step_once(t, step, out);
 }
@@ -1098,6 +1093,16 @@ tn_status tn_grpo_run(const tn_grpo_opts *opts, const tn_run_info *ri) {
                    .teardown = teardown};
   tr.eval = eval_hook;
   return tn_train_drive(&tr, &t.o.train, ri);
+}
+
+tn_status tn_grpo_open_outputs(const tn_grpo_opts *o, const char *run_dir, FILE **dump, tn_trace **trace) {
+  if (o->dump_rollouts && !(*dump = fopen(o->dump_rollouts, o->resume ? "a" : "w")))
+    return tn_error(TN_ERR_IO, "--dump-rollouts %s: cannot open for writing", o->dump_rollouts);
+  char *tp = tn_path_join(run_dir, "trace.json");
+  if (!tp) return tn_error(TN_ERR_NOMEM, "out of memory");
+  tn_status s = tn_trace_open(trace, tp);
+  free(tp);
+  return s;
 }
 
 /* the loss settings and reward scaling of o, for trainers built on GRPO's loss (agentic GRPO) */

@@ -14,5 +14,8 @@
 
 /* o's loss settings (epsilon, beta, KL estimator, aggregation, GSPO) and reward scaling, checked as
  * tn_grpo_run checks them: for trainers built on GRPO's loss (src/agent/agentic.c). */
+/* At a run's first step (after the manifest: a run killed before it leaves no file but its own):
+ * the --dump-rollouts file (appended to on --resume) and RUN/trace.json. */
+tn_status tn_grpo_open_outputs(const tn_grpo_opts *o, const char *run_dir, FILE **dump, tn_trace **trace);
 tn_status tn_grpo_loss_config(const tn_grpo_opts *o, tn_grpo_cfg *lc, tn_scale_rewards *scale);
 #endif
