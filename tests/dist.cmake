@@ -11,3 +11,11 @@ if(TN_SANITIZE)
   # sanitizers the leak check is off for this test only; ASan's memory errors and UBSan still fail it
   set_tests_properties(dist_train PROPERTIES ENVIRONMENT "${TN_TEST_ENV};ASAN_OPTIONS=detect_leaks=0")
 endif()
+# dist_improve: `mpirun -np 2 tunic improve` == one process at double SFT batch (round files byte for
+# byte, SFT weights 1e-6), rank 0 alone writes.
+add_test(NAME dist_improve COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/dist/dist_improve.py)
+set_tests_properties(dist_improve PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 600 LABELS "dist"
+                     SKIP_RETURN_CODE 77)
+if(TN_SANITIZE)
+  set_tests_properties(dist_improve PROPERTIES ENVIRONMENT "${TN_TEST_ENV};ASAN_OPTIONS=detect_leaks=0")
+endif()

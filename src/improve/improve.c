@@ -24,6 +24,7 @@
 #include "obs/obs.h"
 #include "model/lora.h"
 #include "train/opts.h"
+#include "train/run.h"
 #include "train/train.h"
 #include "tunic/generate.h"
 
@@ -166,6 +167,26 @@ static char *round_model(const tn_improve_opts *o, int k) {
   free(p);
   while (len && (text[len - 1] == '\n' || text[len - 1] == ' ')) text[--len] = 0;
   return text;
+}
+
+/* Several ranks (`mpirun -np N tunic improve`): rank 0 alone generates, judges, evaluates and
+ * writes the run's files; every rank trains (the SFT stage is tn_sft_run, data-parallel over the
+ * ranks as `tunic sft` is). After each rank-0 stage the ranks meet (meet: a sum over the ranks,
+ * so they also learn whether it failed); files are read only after a meet, so every rank takes
+ * the same decisions (skipped stages on resume, early stop). One rank: no-ops. */
+static bool root(void) {
+  const tn_comm *c = tn_train_comm();
+  return !c || c->rank == 0;
+}
+
+static tn_status meet(tn_status s) {
+  const tn_comm *c = tn_train_comm();
+  if (!c) return s;
+  double bad = s != TN_OK;
+  tn_status m = c->sum_f64(c, &bad, 1);
+  if (s != TN_OK) return s;
+  if (m != TN_OK) return m;
+  return bad > 0 ? tn_error(TN_ERR_IO, "improve: another rank failed (its error is on its stderr)") : TN_OK;
 }
 
 /* The stack adapter of a round's model (NULL: the plain base). */
@@ -518,14 +539,15 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
   tn_status s = TN_OK;
   if (kept == 0) { /* nothing to learn from: the round keeps its model */
     logf_(o, "round %d: no sample kept, no training", k);
-    s = write_text(mp, model_dir);
+    s = root() ? write_text(mp, model_dir) : TN_OK;
     free(mp);
-    return s;
+    return meet(s);
   }
   char *sft_dir = pathf("%s/sft", dir), *data = o->accumulate ? pathf("%s/train.jsonl", dir) : pathf("%s/dataset.jsonl", dir);
   if (!sft_dir || !data) s = tn_error(TN_ERR_NOMEM, "out of memory");
-  if (s == TN_OK && o->accumulate) s = concat_datasets(o, k, data);
-  if (s == TN_OK) rm_tree(sft_dir); /* an SFT stage that did not finish: again from the start */
+  if (s == TN_OK && o->accumulate && root()) s = concat_datasets(o, k, data);
+  if (s == TN_OK && root()) rm_tree(sft_dir); /* an SFT stage that did not finish: again from the start */
+  s = meet(s);
   tn_sft_opts so = o->sft;
   so.model = model_dir;
   if (stacking(o)) { /* the new adapter is trained on --model + the stack so far */
@@ -545,7 +567,8 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
     if (s != TN_OK) tn_error_prefix(s, "round %d: SFT", k);
   }
   char *final = NULL;
-  if (s == TN_OK && stacking(o)) s = stack_round(o, dir, sft_dir, so.base_adapter, &final);
+  if (!root()) { /* rank 0 makes and records the round's model */
+  } else if (s == TN_OK && stacking(o)) s = stack_round(o, dir, sft_dir, so.base_adapter, &final);
   else if (s == TN_OK && so.lora_rank > 0) { /* merge the adapter into a full model for the next round */
     final = pathf("%s/model", dir);
     char *ad = pathf("%s/adapter", sft_dir);
@@ -573,7 +596,8 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
   } else if (s == TN_OK) {
     final = pathf("%s/model", sft_dir);
   }
-  if (s == TN_OK) s = write_text(mp, final);
+  if (s == TN_OK && root()) s = write_text(mp, final);
+  s = meet(s);
   free(final);
   free(sft_dir);
   free(data);
@@ -696,17 +720,18 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
                                 "'stack' (--model stays the base; the rounds' adapters are concatenated into one)", o->adapters);
   if (o->sft.base_adapter && *o->sft.base_adapter)
     return tn_error(TN_ERR_ARG, "improve: the SFT's base_adapter is set by the loop (use --adapters stack)");
-  TN_TRY(tn_mkdirs(o->out));
-  TN_TRY(check_config(o));
-  tn_status s = TN_OK;
+  tn_status s = root() ? tn_mkdirs(o->out) : TN_OK;
+  if (s == TN_OK && root()) s = check_config(o);
+  TN_TRY(meet(s));
   char *r0 = pathf("%s/round_0", o->out), *e0 = pathf("%s/round_0/eval.jsonl", o->out);
   if (!r0 || !e0) s = tn_error(TN_ERR_NOMEM, "out of memory");
-  if (s == TN_OK) s = tn_mkdirs(r0);
+  if (s == TN_OK && root()) s = tn_mkdirs(r0);
   double acc0 = 0;
   if (s == TN_OK && !tn_file_exists(e0)) {
     logf_(o, "round 0: eval of the start model %s", o->model);
-    s = stage_eval(o, o->model, e0, &acc0);
+    if (root()) s = stage_eval(o, o->model, e0, &acc0);
   }
+  s = meet(s);
   if (s == TN_OK) s = results_acc(e0, &acc0);
   free(r0);
   free(e0);
@@ -722,12 +747,14 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
     char *prev = round_model(o, k - 1), *cur = NULL;
     if (!dir || !sp || !mp || !ep || !rp) s = tn_error(TN_ERR_NOMEM, "out of memory");
     else if (!prev) s = tn_error(TN_ERR_IO, "round %d: the model of round %d is not recorded", k, k - 1);
-    if (s == TN_OK) s = tn_mkdirs(dir);
+    if (s == TN_OK && root()) s = tn_mkdirs(dir);
     if (s == TN_OK && !tn_file_exists(sp)) {
       logf_(o, "round %d: generating with %s", k, prev);
-      s = stage_generate(o, k, prev, sp);
+      if (root()) s = stage_generate(o, k, prev, sp);
     }
-    if (s == TN_OK && !tn_file_exists(mp)) s = stage_judge(o, k, prev, sp, dir);
+    s = meet(s);
+    if (s == TN_OK && !tn_file_exists(mp) && root()) s = stage_judge(o, k, prev, sp, dir);
+    s = meet(s);
     if (s == TN_OK && !(cur = round_model(o, k))) {
       char *text = NULL;
       size_t len;
@@ -744,16 +771,18 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
     double acc = 0;
     if (s == TN_OK && !tn_file_exists(ep)) {
       logf_(o, "round %d: eval of %s", k, cur);
-      s = stage_eval(o, cur, ep, &acc);
+      if (root()) s = stage_eval(o, cur, ep, &acc);
     }
+    s = meet(s);
     if (s == TN_OK) s = results_acc(ep, &acc);
     if (s == TN_OK) { /* the round's report: start, previous round, this round */
       int rounds[3] = {0, k - 1, k}, nr = k == 1 ? 2 : 3;
       if (k == 1) rounds[1] = 1;
       char title[96];
       snprintf(title, sizeof title, "tunic improve: round %d", k);
-      s = write_report(o, nr, rp, title, rounds, NULL);
+      if (root()) s = write_report(o, nr, rp, title, rounds, NULL);
     }
+    s = meet(s);
     if (s == TN_OK) {
       done = k;
       bool gain = acc > res->acc_best + o->min_gain;
@@ -773,7 +802,7 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
     free(dir); free(sp); free(mp); free(ep); free(rp); free(prev); free(cur);
   }
   res->rounds_done = done;
-  if (s == TN_OK) { /* the whole loop's report */
+  if (s == TN_OK && root()) { /* the whole loop's report */
     int *rounds = calloc((size_t)done + 1, sizeof *rounds);
     char *rp = pathf("%s/report.md", o->out), *jp = pathf("%s/report.json", o->out);
     cJSON *rows = NULL;
