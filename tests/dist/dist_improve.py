@@ -10,41 +10,12 @@ batch as the single process (so half the global batch) give other weights.
 What it is not: a test of what improve computes (tests/improve/check_improve.py).
 """
 import json
-import math
 import os
-import shutil
-import subprocess
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from common import TUNIC, check, finish, st_tensors, workdir  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-MPIRUN = shutil.which("mpirun")
-if not MPIRUN or "libmpi" not in subprocess.run(["ldd", TUNIC], capture_output=True, text=True).stdout:
-    print("skipped: no mpirun, or tunic built without MPI")
-    sys.exit(77)
-
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive", TN_PROGRESS="off",
-           OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
-LOOPBACK = ["--oversubscribe", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
-            "--mca", "oob_tcp_if_include", "lo", "-x", "OMP_NUM_THREADS=1"]
-
-
-def tunic(args, ranks, timeout=300):
-    cmd = ([TUNIC] if ranks == 1 else [MPIRUN, "-np", str(ranks)] + LOOPBACK + [TUNIC]) + [str(a) for a in args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=ENV)
-
-
-def weights(path):
-    return {k: np.frombuffer(raw, dtype=np.float32).astype(np.float64) for k, (dt, shape, raw) in st_tensors(path).items()}
-
-
-def rel(a, b):
-    wa, wb = weights(a), weights(b)
-    num = sum(float(((wa[k] - wb[k]) ** 2).sum()) for k in wa)
-    return math.sqrt(num / sum(float((wa[k] ** 2).sum()) for k in wa))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpi import rel_l2 as rel, tunic  # noqa: E402  (exits 77 without MPI)
+from common import check, finish, workdir  # noqa: E402
 
 
 w = workdir("dist_improve")
