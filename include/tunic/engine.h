@@ -12,10 +12,11 @@
  * tokens as events.
  *
  * Sampling: each slot has its own tn_gen_opts (temperature, top-k/p, min-p, repetition
- * penalty over the slot's whole sequence, stop ids, stop_fn, max_new_tokens per turn) and its
+ * penalty over the slot's whole sequence, frequency/presence penalties over the tokens of the
+ * current turn, stop ids, stop_fn, max_new_tokens per turn) and its
  * own RNG stream seeded as tn_generate seeds sample `sample` of prompt `prompt`
  * (seed, prompt, sample), so an engine run reproduces tn_generate's tokens for the same seeds.
- * Log-probs are tn_generate's (log_softmax(logits / T) after the repetition penalty, before
+ * Log-probs are tn_generate's (log_softmax(logits / T) after the penalties, before
  * filtering); top_logprobs (the k most likely tokens of the same distribution) on request.
  *
  *   tn_engine *e; tn_engine_opts eo = {.max_slots = 8, .context = 1024, .rows_per_step = 256};

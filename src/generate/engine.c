@@ -100,10 +100,7 @@ void tn_engine_free(tn_engine *e) {
 }
 
 static tn_status set_opts(eslot *q, const tn_gen_opts *g) {
-  if (!(g->temperature >= 0 && isfinite(g->temperature)) || !(g->top_p > 0 && g->top_p <= 1) || g->top_k < 0 ||
-      !(g->min_p >= 0 && g->min_p <= 1) || !(g->repetition_penalty > 0 && isfinite(g->repetition_penalty)))
-    return tn_error(TN_ERR_ARG, "engine: invalid sampling options (temperature %g, top_p %g, top_k %d, min_p %g, "
-                    "repetition_penalty %g)", g->temperature, g->top_p, g->top_k, g->min_p, g->repetition_penalty);
+  TN_TRY(tn_gen_opts_check(g, "engine"));
   int *ids = NULL;
   if (g->stop_ids && g->n_stop_ids > 0) {
     if (!(ids = malloc(sizeof(int) * g->n_stop_ids))) return tn_error(TN_ERR_NOMEM, "engine");
@@ -334,7 +331,7 @@ tn_status tn_engine_step(tn_engine *e, const tn_engine_event **ev, int *n_ev) {
     eslot *q = &e->sl[e->lst[k]];
     float *row = e->scratch + (size_t)k * V;
     memcpy(row, e->lrow[k], sizeof(float) * V);
-    e->smp[k] = tn_sample_token(row, V, &q->g, q->hist, q->nhist, &q->rng, &e->slp[k]);
+    e->smp[k] = tn_sample_token(row, V, &q->g, q->hist, q->nhist, q->nhist - q->turn_start, &q->rng, &e->slp[k]);
     if (e->topk > 0 && e->smp[k] >= 0)
       e->ev[k].n_top = top_of(row, V, e->topk, e->top_ids + (size_t)k * MAX_TOP, e->top_lp + (size_t)k * MAX_TOP);
     else

@@ -150,9 +150,6 @@ static int common_opts(tn_server *sv, tn_http_reply *rp, const cJSON *b, srv_req
       get_num(rp, b, "frequency_penalty", -2, 2, &fp) || get_num(rp, b, "presence_penalty", -2, 2, &pp))
     return 1;
   if (tp <= 0) return bad(rp, "top_p", "invalid_value", "Invalid value for 'top_p': must be in (0, 1].");
-  if (fp != 0 || pp != 0)
-    return bad(rp, fp != 0 ? "frequency_penalty" : "presence_penalty", "unsupported_value",
-               "frequency_penalty and presence_penalty other than 0 are not supported by tunic serve.");
   const char *mtn = "max_tokens";
   if (chat && cJSON_GetObjectItemCaseSensitive(b, "max_completion_tokens")) mtn = "max_completion_tokens";
   if (get_int(rp, b, mtn, 1, 1L << 30, &mt)) return 1;
@@ -188,6 +185,8 @@ static int common_opts(tn_server *sv, tn_http_reply *rp, const cJSON *b, srv_req
   }
   r->temperature = (float)t;
   r->top_p = (float)tp;
+  r->frequency_penalty = (float)fp;
+  r->presence_penalty = (float)pp;
   r->n = (int)n;
   r->max_tokens = (int)mt;
   r->seed = (uint64_t)seed;

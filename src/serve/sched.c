@@ -345,6 +345,8 @@ static tn_status admit(tn_server *sv, tn_engine *e, slot_t *sl, srv_req *r, cons
     tn_gen_opts_default(&g);
     g.temperature = r->temperature;
     g.top_p = r->top_p;
+    g.frequency_penalty = r->frequency_penalty;
+    g.presence_penalty = r->presence_penalty;
     g.max_new_tokens = r->max_tokens;
     g.seed = r->has_seed ? r->seed : (uint64_t)(now * 1e9) ^ ((uint64_t)sv->next_id++ << 40);
     g.stop_ids = stops;
@@ -386,6 +388,7 @@ void *srv_sched_main(void *arg) {
   tn_engine *e = NULL;
   tn_engine_opts eo = {.max_slots = S, .context = sv->o.ctx, .rows_per_step = S > 256 ? S : 256};
   slot_t *sl = calloc((size_t)S, sizeof *sl);
+  float *pen = malloc(sizeof(float) * (size_t)V); /* (V) a penalised logits row (top_logprobs) */
   int stops[TN_MAX_EOS + 1];
   const int nstops = stop_ids(sv, stops);
   tn_status s = sl ? tn_engine_create(&e, m, &eo) : TN_ERR_NOMEM;
@@ -513,7 +516,20 @@ void *srv_sched_main(void *arg) {
       pthread_mutex_unlock(&sv->mu);
       q->t_last = now;
       bool cut = false;
-      emit(sv, q, &ev[k], q->r->logprobs ? tn_engine_logits(e, i) : NULL, V, now, &cut);
+      const float *raw = q->r->logprobs ? tn_engine_logits(e, i) : NULL;
+      if (raw && pen && (q->r->frequency_penalty != 0 || q->r->presence_penalty != 0)) {
+        /* the top_logprobs of the distribution sampled from: the penalties as the sampler applied them */
+        int nt = 0;
+        const int *h = tn_engine_tokens(e, i, &nt);
+        tn_gen_opts g;
+        tn_gen_opts_default(&g);
+        g.frequency_penalty = q->r->frequency_penalty;
+        g.presence_penalty = q->r->presence_penalty;
+        memcpy(pen, raw, sizeof(float) * V);
+        tn_sample_penalize(pen, V, &g, h, nt - 1, q->r->ch[q->c].ntok);
+        raw = pen;
+      }
+      emit(sv, q, &ev[k], raw, V, now, &cut);
       if (cut) tn_engine_cancel(e, i);
     }
     /* requests whose choices all ended leave their slots */
@@ -533,6 +549,7 @@ void *srv_sched_main(void *arg) {
   free_grave(sv, NULL);
   tn_engine_free(e);
   free(sl);
+  free(pen);
   /* the kernels' per-thread scratch buffers of this thread and of its OpenMP team (threads that
    * are not the main thread's: nothing else would free them) */
 #pragma omp parallel

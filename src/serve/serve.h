@@ -103,6 +103,7 @@ typedef struct srv_req {
   int **prompts; int *plens; int n_prompts;
   int n;                     /* samples per prompt */
   float temperature, top_p;
+  float frequency_penalty, presence_penalty; /* OpenAI's, over each choice's generated tokens */
   uint64_t seed; bool has_seed;
   int max_tokens;
   char **stop; int n_stop;
