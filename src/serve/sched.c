@@ -1,18 +1,18 @@
 /* sched.c - the scheduler of `tunic serve`: the one thread that owns the model, the generation
- * engine (include/tunic/engine.h: --slots slots on one KV cache) and the active adapter. HTTP
+ * engine (include/tunic/engine.h: --slots slots on one KV cache) and the adapters. HTTP
  * threads queue requests (srv_submit); between engine steps the scheduler admits queued requests
  * into free slots (the n samples of a prompt fork its slot and share its prefill; a prompt whose
  * first >= 16 tokens another live sequence of the same adapter has computed reads them in place),
- * picks one adapter group, and runs ONE tn_engine_step (one tn_forward: a decode row per
- * generating slot of the group plus prefill chunks); each event's token becomes text for its
+ * and runs ONE tn_engine_step (one tn_forward: a decode row per generating slot plus prefill
+ * chunks, whatever adapter each slot runs); each event's token becomes text for its
  * request (under the request's mutex) for the HTTP thread to send. Requests join and leave between
  * steps (continuous batching); a cancelled request (client gone, timeout, stop) leaves its slots
  * at the next step.
- * Adapters: tn_forward applies the adapter attached to the model's matrices (tn_lora_activate),
- * one per call, so rows of different adapters cannot share a forward: the other groups' slots are
- * paused (tn_engine_pause) and groups take turns of --quantum steps, round-robin over the
- * adapters that have generating slots (fair, no starvation). An unloaded adapter is freed here,
- * once the last request holding it ends (refcount).
+ * Adapters: each slot names its request's adapter (tn_engine_set_adapter); the forward computes
+ * the base projections once for all rows and adds each row its own adapter's delta (rows grouped
+ * by adapter, model/lora.h), so requests for different adapters batch together. Nothing is
+ * activated on the model's matrices. An unloaded adapter is freed here, once the last request
+ * holding it ends (refcount).
  * Not for: HTTP or JSON (server.c, api.c). */
 #define TN_SERVE_INTERNAL
 #include <math.h>
@@ -82,7 +82,7 @@ srv_adapter *srv_adapter_get(tn_server *sv, const char *name) {
   return a;
 }
 
-static void free_grave(tn_server *sv, const tn_lora_set *active) {
+static void free_grave(tn_server *sv) {
   pthread_mutex_lock(&sv->mu);
   for (int i = 0; i < n_grave; i++) {
     srv_adapter *a = grave[i];
@@ -92,7 +92,6 @@ static void free_grave(tn_server *sv, const tn_lora_set *active) {
   }
   n_grave = 0;
   pthread_mutex_unlock(&sv->mu);
-  (void)active;
 }
 
 /* ---- requests ---- */
@@ -355,6 +354,7 @@ static tn_status admit(tn_server *sv, tn_engine *e, slot_t *sl, srv_req *r, cons
     if (j == 0) {
       TN_TRY(tn_engine_open(e, &g, c->prompt, 0, &slot));
       sl[slot].r = r; /* from here on release() closes it */
+      TN_TRY(tn_engine_set_adapter(e, slot, r->ad->set)); /* its rows add this adapter's delta */
       TN_TRY(tn_engine_append(e, slot, r->prompts[c->prompt], plen));
       int best = 0, src = -1;
       for (int o = 0; o < S; o++) {
@@ -398,9 +398,6 @@ void *srv_sched_main(void *arg) {
     sv->stopping = sv->stop_now = true;
     pthread_mutex_unlock(&sv->mu);
   }
-  srv_adapter *cur = NULL;   /* the adapter group whose turn it is */
-  int turn = 0;              /* steps it has had */
-  tn_lora_set *active = NULL;
   for (;;) {
     double now = tn_now();
     /* 1. admit queued requests (FIFO: the head waits for enough free slots), drop the dead */
@@ -434,8 +431,7 @@ void *srv_sched_main(void *arg) {
     if (nlive == 0) {
       /* idle: free unloaded adapters, leave when stopping, else wait */
       pthread_mutex_unlock(&sv->mu);
-      if (active) { tn_lora_deactivate(active); active = NULL; }
-      free_grave(sv, NULL);
+      free_grave(sv);
       pthread_mutex_lock(&sv->mu);
       if (sv->stopping && sv->nq == 0) { pthread_mutex_unlock(&sv->mu); break; }
       struct timespec ts;
@@ -461,32 +457,7 @@ void *srv_sched_main(void *arg) {
       release(e, sl, S, r);
       req_finished(sv, r);
     }
-    /* 3. whose turn: the current adapter group for --quantum steps, then the next one that has
-     * generating slots (round-robin in slot order); the other groups' slots are paused */
-    srv_adapter *grp = NULL;
-    bool cur_live = false;
-    for (int i = 0; i < S; i++) cur_live = cur_live || (sl[i].r && sl[i].r->ad == cur && tn_engine_generating(e, i));
-    if (cur && cur_live && turn < sv->o.quantum) grp = cur;
-    else {
-      int start = 0;
-      for (int i = 0; i < S; i++) if (sl[i].r && sl[i].r->ad == cur) start = i + 1;
-      for (int k = 0; k < S && !grp; k++) {
-        const int i = (start + k) % S;
-        if (sl[i].r && tn_engine_generating(e, i)) grp = sl[i].r->ad;
-      }
-      turn = 0;
-    }
-    if (!grp) continue;
-    cur = grp;
-    turn++;
-    for (int i = 0; i < S; i++)
-      if (sl[i].r) tn_engine_pause(e, i, sl[i].r->ad != grp);
-    if (grp->set != active) {
-      if (active) tn_lora_deactivate(active);
-      if (grp->set) tn_lora_activate(grp->set);
-      active = grp->set;
-    }
-    /* 4. one step: decode rows + prefill chunks of the group's slots in one tn_forward */
+    /* 3. one step: decode rows + prefill chunks of every live slot, whatever its adapter, in one tn_forward */
     const tn_engine_event *ev = NULL;
     int nev = 0;
     s = tn_engine_step(e, &ev, &nev);
@@ -495,18 +466,18 @@ void *srv_sched_main(void *arg) {
     sv->met.steps++;
     srv_hist_add(&sv->met.batch, nev, srv_batch_bounds);
     pthread_mutex_unlock(&sv->mu);
-    if (s != TN_OK) { /* fail the group's requests, keep serving the others */
+    if (s != TN_OK) { /* fail the running requests, keep serving the queue */
       const char *msg = tn_last_error();
       for (int i = 0; i < S; i++) {
         srv_req *r = sl[i].r;
-        if (!r || r->ad != grp) continue;
+        if (!r) continue;
         abort_req(sv, r, msg, 500);
         release(e, sl, S, r);
         req_finished(sv, r);
       }
       continue;
     }
-    /* 5. each event: its text to the request; a stop string ends the turn (tn_engine_cancel) */
+    /* 4. each event: its text to the request; a stop string ends the turn (tn_engine_cancel) */
     for (int k = 0; k < nev; k++) {
       const int i = ev[k].slot;
       slot_t *q = &sl[i];
@@ -545,8 +516,7 @@ void *srv_sched_main(void *arg) {
       }
     }
   }
-  if (active) tn_lora_deactivate(active);
-  free_grave(sv, NULL);
+  free_grave(sv);
   tn_engine_free(e);
   free(sl);
   free(pen);
