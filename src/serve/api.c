@@ -123,13 +123,9 @@ static int resolve_model(tn_server *sv, tn_http_reply *rp, const cJSON *b, const
   if (!strcmp(name, "auto")) {
     if (!sv->n_routes && !sv->route_default)
       return verror_p(rp, 404, "model", "model_not_found", "The model 'auto' needs a route file (tunic serve --route route.yaml)."), 1;
-    const int k = srv_route_pick(sv, text ? text : "");
-    const char *ad = k < sv->n_routes ? sv->routes[k].adapter : sv->route_default;
-    r->route = strdup(k < sv->n_routes ? sv->routes[k].category : "default");
-    pthread_mutex_lock(&sv->mu);
-    sv->met.route_count[k < 31 ? k : 31]++;
-    pthread_mutex_unlock(&sv->mu);
-    name = ad;
+    const int k = srv_route_choose(sv, text ? text : "", r);
+    if (k < 0) return srv_error(rp, 500, "server_error", "route_failed", "Routing the model 'auto' failed: %s", tn_last_error()), 1;
+    name = k < sv->n_routes ? sv->routes[k].adapter : sv->route_default;
   }
   if (!strcmp(name, "base") || !strcmp(name, sv->model_name)) name = sv->ads[0]->name;
   r->ad = srv_adapter_get(sv, name);
@@ -531,6 +527,8 @@ static cJSON *head(const srv_req *r, const char *object) {
   cJSON_AddStringToObject(o, "model", r->model_name ? r->model_name : "");
   cJSON_AddStringToObject(o, "system_fingerprint", "tunic-" TN_VERSION);
   if (r->route) cJSON_AddStringToObject(o, "tunic_route", r->route);
+  if (r->route_by) cJSON_AddStringToObject(o, "tunic_route_by", r->route_by);
+  if (r->route_by && !strcmp(r->route_by, "classifier")) cJSON_AddNumberToObject(o, "tunic_route_score", r->route_score);
   return o;
 }
 
