@@ -31,16 +31,11 @@ import subprocess
 
 import numpy as np
 
-from serve_common import QWEN3_TOK, TUNIC, Server, check, finish, ok_run, workdir
+from serve_common import TUNIC, Server, tiny_base, check, finish, ok_run, workdir
 from common import run  # noqa: E402  (tests/e2e, on the path through serve_common)
 
-if not os.path.isfile(os.path.join(QWEN3_TOK, "tokenizer.json")):
-    print("skip: the Qwen3 tokenizer files are missing (scripts/test-setup.sh)")
-    raise SystemExit(77)
 d = workdir("serve-cls")
-model = os.path.join(d, "model")
-ok_run(["init", "--arch", "qwen3", "--size", "tiny", "--tokenizer", QWEN3_TOK, "--seed", 5, "--out", model],
-       "tunic init qwen3 tiny (Qwen3 tokenizer)")
+model = tiny_base(d, seed=5)
 PROMPT = "Request: {text}\nCategory:"
 rng = random.Random(7)
 things = ["the sea", "a dragon", "autumn", "a lost key", "the moon", "a city at night", "an old friend", "winter",

@@ -19,16 +19,11 @@ import os
 
 import numpy as np
 
-from serve_common import QWEN3_TOK, Server, check, finish, ok_run, workdir
+from serve_common import Server, tiny_base, check, finish, ok_run, workdir
 from common import run  # noqa: E402  (tests/e2e, on the path through serve_common)
 
-if not os.path.isfile(os.path.join(QWEN3_TOK, "tokenizer.json")):
-    print("skip: the Qwen3 tokenizer files are missing (scripts/test-setup.sh)")
-    raise SystemExit(77)
 d = workdir("serve-pen")
-model = os.path.join(d, "model")
-ok_run(["init", "--arch", "qwen3", "--size", "tiny", "--tokenizer", QWEN3_TOK, "--seed", 3, "--out", model],
-       "tunic init qwen3 tiny (Qwen3 tokenizer)")
+model = tiny_base(d, seed=3)
 prompt = [1, 2, 3, 4, 5, 3, 3]
 NEW = 14
 
