@@ -381,6 +381,22 @@ static tn_status admit(tn_server *sv, tn_engine *e, slot_t *sl, srv_req *r, cons
   return TN_OK;
 }
 
+/* the logits row slot i's token was sampled from, for its log-probs: the raw row, or with the
+ * request's frequency/presence penalties applied as the sampler applied them (into pen (V)) */
+static const float *logprob_row(tn_engine *e, int i, const slot_t *q, float *pen, int V) {
+  const float *raw = tn_engine_logits(e, i);
+  if (!raw || !pen || (q->r->frequency_penalty == 0 && q->r->presence_penalty == 0)) return raw;
+  int nt = 0;
+  const int *h = tn_engine_tokens(e, i, &nt); /* its last token is the one just sampled */
+  tn_gen_opts g;
+  tn_gen_opts_default(&g);
+  g.frequency_penalty = q->r->frequency_penalty;
+  g.presence_penalty = q->r->presence_penalty;
+  memcpy(pen, raw, sizeof(float) * V);
+  tn_sample_penalize(pen, V, &g, h, nt - 1, q->r->ch[q->c].ntok);
+  return pen;
+}
+
 void *srv_sched_main(void *arg) {
   tn_server *sv = arg;
   tn_model *m = sv->m;
@@ -487,20 +503,7 @@ void *srv_sched_main(void *arg) {
       pthread_mutex_unlock(&sv->mu);
       q->t_last = now;
       bool cut = false;
-      const float *raw = q->r->logprobs ? tn_engine_logits(e, i) : NULL;
-      if (raw && pen && (q->r->frequency_penalty != 0 || q->r->presence_penalty != 0)) {
-        /* the top_logprobs of the distribution sampled from: the penalties as the sampler applied them */
-        int nt = 0;
-        const int *h = tn_engine_tokens(e, i, &nt);
-        tn_gen_opts g;
-        tn_gen_opts_default(&g);
-        g.frequency_penalty = q->r->frequency_penalty;
-        g.presence_penalty = q->r->presence_penalty;
-        memcpy(pen, raw, sizeof(float) * V);
-        tn_sample_penalize(pen, V, &g, h, nt - 1, q->r->ch[q->c].ntok);
-        raw = pen;
-      }
-      emit(sv, q, &ev[k], raw, V, now, &cut);
+      emit(sv, q, &ev[k], q->r->logprobs ? logprob_row(e, i, q, pen, V) : NULL, V, now, &cut);
       if (cut) tn_engine_cancel(e, i);
     }
     /* requests whose choices all ended leave their slots */
