@@ -30,7 +30,7 @@ typedef struct {
   int max_requests;          /* generation requests admitted at once (queued + running): 429 beyond (default 64) */
   int slots;                 /* sequences decoded together (default 16) */
   int ctx;                   /* tokens per slot (default min(max_position_embeddings, 4096)) */
-  int quantum;               /* decode steps an adapter group runs before the next group's turn (default 8) */
+  int quantum;               /* ignored (was the length of an adapter group's turn before mixed-adapter steps) */
   double stop_deadline;      /* SIGTERM: seconds in-flight requests may still run (default 10) */
   bool quiet;                /* no access log on stderr */
 } tn_serve_opts;
