@@ -10,8 +10,8 @@
  * prompt in slot 0; a second runs every label's tokens but the last in its own slot reading the
  * prompt's cache in place (tn_state_share_prefix), so the prompt is computed once.
  * A prompt longer than the classifier's context keeps its last tokens.
- * It runs on the HTTP thread of the request (one at a time, under the classifier's mutex) on its
- * own state: the model's weights are read-only and an adapter is applied per slot
+ * It runs on the HTTP thread of the request (one at a time, under the classifier's mutex; the
+ * thread's kernel scratch is released after each classification) on its own state: the model's weights are read-only and an adapter is applied per slot
  * (tn_state_set_adapter), so the scheduler's forward calls are not disturbed.
  * Not for: the keyword rules and the route file (route.c). */
 #define TN_SERVE_INTERNAL
@@ -19,6 +19,7 @@
 #include <string.h>
 #include "model/lora.h"
 #include "serve/serve.h"
+#include "tensor/tensor.h"
 
 #define CLS_T 512 /* tokens per slot at most */
 
@@ -160,6 +161,15 @@ tn_status srv_classify(tn_server *sv, const char *text, int *best, double *score
     if (ids) {
       pthread_mutex_lock(&c->mu);
       s = score_labels(sv, c, ad ? ad->set : NULL, ids, P, sc);
+      /* the kernels' per-thread scratch of this connection thread and of its OpenMP team: the
+       * thread ends with its connection, and nothing else would free them */
+#pragma omp parallel
+      {
+        tn_tensor_scratch_release();
+        tn_forward_thread_release();
+      }
+      tn_tensor_scratch_release();
+      tn_forward_thread_release();
       pthread_mutex_unlock(&c->mu);
     }
     free(ids);
