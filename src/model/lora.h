@@ -75,6 +75,7 @@ typedef struct tn_lora_set {
   char *targets_json;               /* target_modules as JSON (list or string) */
   char *layers_json, *exclude_json; /* layers_to_transform / exclude_modules as JSON, or NULL */
   char *base_model;                 /* base_model_name_or_path */
+  int *at;                          /* (L * TN_LORA_NKINDS) index into mods of (layer, kind), -1: none */
 } tn_lora_set;
 
 /* A new set for m with PEFT's init: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform
@@ -130,6 +131,23 @@ tn_status tn_lora_merge(tn_lora_set *s);
 /* safetensors entries (PEFT names, F32) of every A and B, the data taken from base (s->flat: the
  * adapter; s->gflat: its gradients); *out (2n entries) is freed by the caller. */
 tn_status tn_lora_entries(const tn_lora_set *s, const float *base, tn_st_entry **out);
+
+/* ---- several adapters in one forward call ----
+ * A state's slots may each name an adapter set (NULL: none): tn_forward then computes the base
+ * projections once for all its rows and adds to each row its own slot's adapter delta
+ * (scale * B A x, the rows grouped by adapter), so requests for different adapters batch
+ * together. Each row gets the numbers of running it alone with its adapter activated, up to float
+ * rounding (the fused decode/prefill regions are not used for such a call: tn_forward takes the
+ * per-kernel path, as it does with an activated adapter). Applied on top of whatever adapter is
+ * activated on the model's matrices (normally none). Inference states only; the sets must outlive
+ * their use in the state. */
+tn_status tn_state_set_adapter(tn_state *st, int slot, tn_lora_set *set);
+tn_lora_set *tn_state_adapter(const tn_state *st, int slot);
+/* (decoder.c) Before a forward of N rows: group the rows by their slots' adapters; false when no
+ * row has one. tn_lora_rows_apply then adds the groups' deltas of projection (layer, kind) to y. */
+bool tn_lora_rows_plan(tn_state *st, int N, const int *seq);
+void tn_lora_rows_apply(tn_state *st, int layer, int kind, float *y, const float *x, const tn_mat *W, int N);
+void tn_state_adapters_free(tn_state *st);
 
 /* Deactivate and free (NULL is fine). */
 void tn_lora_free(tn_lora_set *s);
