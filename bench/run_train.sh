@@ -27,11 +27,12 @@ OUT=$BUILD/bench-out
 MODELS=${BENCH_MODELS:-"tiny small qwen05b"}
 METHODS=${BENCH_METHODS:-"full lora"}
 TMODES=${BENCH_TUNIC_MODES:-"f32 bf16 recompute"}
+PSKIP=
 if grep -qwE 'avx512_bf16|amx_bf16' /proc/cpuinfo; then PMODES=${BENCH_TORCH_MODES:-"f32 bf16"}
 else
   PMODES=${BENCH_TORCH_MODES:-f32}
-  case " $PMODES " in *" bf16 "*) ;; *) echo "# run_train: no bf16 arithmetic on this CPU (no avx512_bf16/amx_bf16):" \
-    "torch bf16 autocast skipped (emulated, ~20x slower than torch f32; BENCH_TORCH_MODES=\"f32 bf16\" runs it)" ;; esac
+  case " $PMODES " in *" bf16 "*) ;; *) PSKIP="# run_train: no bf16 arithmetic on this CPU (no avx512_bf16/amx_bf16): torch bf16 \
+autocast skipped (emulated, ~20x slower than torch f32; BENCH_TORCH_MODES=\"f32 bf16\" runs it)" ;; esac
 fi
 PY=/usr/bin/python3
 mkdir -p "$CACHE" "$OUT"
@@ -81,6 +82,7 @@ echo "# run_train: $(date -u +%FT%TZ) $(nproc) cores, $(grep -m1 'model name' /p
      "load average before: $(cut -d' ' -f1-3 /proc/loadavg), OMP_WAIT_POLICY=$OMP_WAIT_POLICY" | tee "$OUT/train.load"
 echo "# tunic: $("$BUILD/tunic" version | tr '\n' ';' | sed 's/;$//'); bf16 GEMM path at this level:" \
      "$("$BUILD/bench/bench_gemm" --path)" | tee -a "$OUT/train.load"
+[ -z "$PSKIP" ] || echo "$PSKIP" | tee -a "$OUT/train.load"
 for name in $MODELS; do
   dir=$(make_model "$name")
   case $name in
