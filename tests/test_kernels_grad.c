@@ -335,6 +335,40 @@ static void test_elementwise_fd(void **st) {
     free(df2);
     free(c.x), free(c.loss), free(d), free(y);
   }
+  { /* cross-entropy over several 2048-wide blocks (the gradient rescales each block's exps by
+     * exp(block max - row max)): against a double softmax, the row max in a late block, in the
+     * first block, and a weight-0 row that still has a loss */
+    enum { N = 4, V = 5000 };
+    static const int tg[N] = {7, 4999, 2100, 3};
+    static const float w[N] = {0.5f, 1.0f, 2.0f, 0.0f};
+    float *x = randn((size_t)N * V, 3.0f), *d = zeros((size_t)N * V), loss[N], lf[N];
+    x[0 * V + 4500] = 25.0f; /* max in the last block */
+    x[1 * V + 10] = 22.0f;   /* max in the first block */
+    x[2 * V + 2100] = 18.0f; /* the target is the max */
+    tn_xent_forward_backward(loss, d, x, tg, w, N, V);
+    tn_xent_forward(lf, x, tg, N, V);
+    for (int i = 0; i < N; i++) {
+      const float *xi = x + (size_t)i * V;
+      double m = -INFINITY, s = 0;
+      for (int j = 0; j < V; j++) m = xi[j] > m ? xi[j] : m;
+      for (int j = 0; j < V; j++) s += exp((double)xi[j] - m);
+      const double lref = m + log(s) - xi[tg[i]];
+      /* the block sums are float (as torch's): terms below 2^-24 of the row max's 1 are lost in its
+       * lane, up to ~1e-5 of the sum here; a wrong block scale is off by exp(block max - max) */
+      if (!(fabs(loss[i] - lref) <= 1e-4 * fabs(lref) + 3e-5)) fail_msg("xent loss row %d: %g vs %g", i, loss[i], lref);
+      assert_true(lf[i] == loss[i]);
+      for (int j = 0; j < V; j++) {
+        const double ref = w[i] * (exp((double)xi[j] - m) / s - (j == tg[i]));
+        const double got = d[(size_t)i * V + j];
+        if (!(fabs(got - ref) <= 1e-4 * fabs(ref) + 3e-5 * w[i] * (j == tg[i]) + 1e-12)) fail_msg("xent row %d col %d: %g vs %g", i, j, got, ref);
+      }
+    }
+    float *y = copyf(x, (size_t)N * V); /* in place */
+    tn_xent_forward_backward(lf, y, y, tg, w, N, V);
+    assert_memory_equal(y, d, sizeof(float) * N * V);
+    assert_memory_equal(lf, loss, sizeof loss);
+    free(x), free(d), free(y);
+  }
 }
 
 /* ------------------------------------------------------------------------ */

@@ -13,39 +13,51 @@
 /* ---- per-token log-probs ---- */
 
 /* sum_{j0 <= j < j1} exp((x_j - m) / T): float lanes within blocks of 256 (16 adds
- * per AVX-512 lane), double across blocks */
-TN_MV_INLINE double exp_sum_body(const float *x, int j0, int j1, float m, float invT) {
+ * per AVX-512 lane), double across blocks. With d, each term is also stored in d[j]
+ * (d may be x: element j is read before it is written). */
+TN_MV_INLINE double exp_sum_body(float *d, const float *x, int j0, int j1, float m, float invT) {
   double tot = 0.0;
   for (int b0 = j0; b0 < j1; b0 += 256) {
     const int b1 = b0 + 256 < j1 ? b0 + 256 : j1;
     float bs = 0.0f;
+    if (d) {
 #pragma omp simd reduction(+ : bs)
-    for (int j = b0; j < b1; j++) bs += tn__expf((x[j] - m) * invT);
+      for (int j = b0; j < b1; j++) {
+        const float e = tn__expf((x[j] - m) * invT);
+        d[j] = e;
+        bs += e;
+      }
+    } else {
+#pragma omp simd reduction(+ : bs)
+      for (int j = b0; j < b1; j++) bs += tn__expf((x[j] - m) * invT);
+    }
     tot += bs;
   }
   return tot;
 }
-TN_MV(double, exp_sum, (const float *x, int j0, int j1, float m, float invT), (x, j0, j1, m, invT))
+TN_MV(double, exp_sum, (float *d, const float *x, int j0, int j1, float m, float invT), (d, x, j0, j1, m, invT))
 
 /* Row statistics for token t: m = max_j x_j, e_t = exp((x_t - m) / T) in double,
  * rest = sum over j != t (so 1 - p_t = rest / (rest + e_t) keeps its digits when
- * t dominates the row). */
-TN_MV_INLINE void row_stats_t_body(const float *x, int V, float invT, int t, float *m_out, double *e_t, double *rest) {
+ * t dominates the row). With d, d[j] = exp((x_j - m) / T) for j != t (the backward
+ * scales them: one exp per logit). */
+TN_MV_INLINE void row_stats_t_body(float *d, const float *x, int V, float invT, int t, float *m_out, double *e_t,
+                                   double *rest) {
   float m = -INFINITY;
 #pragma omp simd reduction(max : m)
   for (int j = 0; j < V; j++) m = x[j] > m ? x[j] : m;
   *m_out = m;
   *e_t = exp((double)(x[t] - m) * invT);
-  *rest = exp_sum(x, 0, t, m, invT) + exp_sum(x, t + 1, V, m, invT);
+  *rest = exp_sum(d, x, 0, t, m, invT) + exp_sum(d, x, t + 1, V, m, invT);
 }
-TN_MV_VOID(row_stats_t, (const float *x, int V, float invT, int t, float *m_out, double *e_t, double *rest), (x, V, invT, t, m_out, e_t, rest))
+TN_MV_VOID(row_stats_t, (float *d, const float *x, int V, float invT, int t, float *m_out, double *e_t, double *rest),
+           (d, x, V, invT, t, m_out, e_t, rest))
 
-TN_MV_INLINE void row_scale_exp_body(float *d, const float *x, int V, float m, float invT, float a) {
-  // d_j = exp((x_j - m) / T) * a
+TN_MV_INLINE void row_scale_body(float *d, int V, float a) {
 #pragma omp simd
-  for (int j = 0; j < V; j++) d[j] = tn__expf((x[j] - m) * invT) * a;
+  for (int j = 0; j < V; j++) d[j] *= a;
 }
-TN_MV_VOID(row_scale_exp, (float *d, const float *x, int V, float m, float invT, float a), (d, x, V, m, invT, a))
+TN_MV_VOID(row_scale, (float *d, int V, float a), (d, V, a))
 
 void tn_token_logprobs(float *logp, const float *logits, const int *tok, int N, int V, float T) {
   // logp, tok (N); logits (N, V)
@@ -56,7 +68,7 @@ void tn_token_logprobs(float *logp, const float *logits, const int *tok, int N, 
     const float *x = logits + (size_t)i * V;
     float m;
     double et, rest;
-    row_stats_t(x, V, invT, tok[i], &m, &et, &rest);
+    row_stats_t(NULL, x, V, invT, tok[i], &m, &et, &rest);
     logp[i] = (float)((double)(x[tok[i]] - m) * invT - log(et + rest));
   }
 }
@@ -76,9 +88,9 @@ void tn_logp_backward(float *dlogits, const float *logits, const int *tok, const
     }
     float m;
     double et, rest;
-    row_stats_t(x, V, invT, t, &m, &et, &rest);
+    row_stats_t(d, x, V, invT, t, &m, &et, &rest);
     const double sum = et + rest, g = (double)dlogp[i] * invT;
-    row_scale_exp(d, x, V, m, invT, (float)(-g / sum));
+    row_scale(d, V, (float)(-g / sum)); /* d[t] (not an exp) is set below */
     d[t] = (float)(g * (rest / sum)); /* 1 - p_t, exact near p_t = 1 */
   }
 }
