@@ -24,7 +24,9 @@ void tn_eval_opts_default(tn_eval_opts *o) {
 
 void tn_eval_summary_free(tn_eval_summary *s) {
   cJSON_Delete(s->json);
+  cJSON_Delete(s->results);
   s->json = NULL;
+  s->results = NULL;
 }
 
 char *tn_eval_summary_path(const char *results_path) {
@@ -308,6 +310,8 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
   int *plens = calloc(B, sizeof *plens);
   int *npass = calloc(N ? N : 1, sizeof *npass);
   if (!lc.lines || !res || !scores || !texts || !pids || !plens || !npass) s = tn_error(TN_ERR_NOMEM, "eval: out of memory");
+  cJSON *kept = o->keep_results ? cJSON_CreateArray() : NULL;
+  if (o->keep_results && !kept) s = tn_error(TN_ERR_NOMEM, "eval: out of memory");
   tn_progress *prog = o->progress ? tn_progress_new(stderr, N, "eval", TN_PROGRESS_AUTO) : NULL;
   int64_t gen_tokens = 0, truncated = 0;
   double gen_sec = 0;
@@ -348,7 +352,8 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
       if (s != TN_OK) break;
       cJSON *line = result_line(p, b0 + i, category, ref, ns, npass[b0 + i], texts, &res[(size_t)i * ns], scores);
       lc.lines[lc.n++] = tn_json_print_valid(line, false); /* prompts from the data: valid UTF-8 out */
-      cJSON_Delete(line);
+      if (kept) cJSON_AddItemToArray(kept, line);
+      else cJSON_Delete(line);
       for (int j = 0; j < ns; j++) { free(texts[j]); texts[j] = NULL; }
     }
     for (int j = 0; j < ns; j++) { free(texts[j]); texts[j] = NULL; }
@@ -360,8 +365,11 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
 
   if (s == TN_OK) {
     s = finish_summary(o, &agg, &lc, po.system_prompt, stops, nstop, gen_tokens, truncated, gen_sec, out);
+    out->results = kept;
+    kept = NULL;
     if (s != TN_OK) tn_eval_summary_free(out);
   }
+  cJSON_Delete(kept);
   for (int64_t i = 0; i < lc.n; i++) free(lc.lines[i]);
   free(lc.lines);
   free(res);
