@@ -11,6 +11,7 @@
 #include "eval/report.h"
 #include "train/train.h"
 #include <cjson/cJSON.h>
+#include "base/json.h"
 
 /* The base model of a run (its manifest's first "models" path), malloc'd; NULL when unknown. */
 static char *run_base_model(const char *run) {
@@ -18,8 +19,8 @@ static char *run_base_model(const char *run) {
   size_t len;
   if (p && tn_read_file(p, &text, &len) == TN_OK) {
     cJSON *j = cJSON_Parse(text);
-    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "models"), 0);
-    const cJSON *path = cJSON_GetObjectItemCaseSensitive(m, "path");
+    const cJSON *m = cJSON_GetArrayItem(tn_json_field(j, "models"), 0);
+    const cJSON *path = tn_json_field(m, "path");
     if (cJSON_IsString(path)) out = tn_strdup(path->valuestring);
     cJSON_Delete(j);
   }
@@ -77,10 +78,10 @@ static tn_status eval_checkpoints(const char *run, const char *dir, tn_eval_opts
     cJSON *j = s == TN_OK ? cJSON_Parse(text) : NULL;
     if (s == TN_OK && !j) s = tn_error(TN_ERR_FORMAT, "%s: invalid JSON", sp);
     if (s == TN_OK) {
-      double acc = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "accuracy"));
-      double part = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "partial_accuracy"));
-      double fmt = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "format_rate"));
-      double cred = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "mean_credit"));
+      double acc = cJSON_GetNumberValue(tn_json_field(j, "accuracy"));
+      double part = cJSON_GetNumberValue(tn_json_field(j, "partial_accuracy"));
+      double fmt = cJSON_GetNumberValue(tn_json_field(j, "format_rate"));
+      double cred = cJSON_GetNumberValue(tn_json_field(j, "mean_credit"));
       fprintf(cf, "{\"step\":%ld,\"eval/accuracy\":%.17g,\"eval/partial_accuracy\":%.17g,\"eval/format_rate\":%.17g,"
                   "\"eval/mean_credit\":%.17g}\n", steps[i], acc, part, fmt, cred);
       printf("%10ld %8.2f%% %8.2f%% %8.2f%%\n", steps[i], 100 * acc, 100 * part, 100 * fmt);

@@ -19,6 +19,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "model/model.h"
+#include "base/json.h"
 
 char *tn_cli_trained_base_dtype(const char *adapter, char **where) {
   static const char *rel[] = {"run_manifest.json", "../run_manifest.json", "../../run_manifest.json"};
@@ -28,8 +29,8 @@ char *tn_cli_trained_base_dtype(const char *adapter, char **where) {
     if (!tn_file_exists(path) || tn_read_file(path, &text, &len) != TN_OK) { free(path); continue; }
     cJSON *j = cJSON_ParseWithLength(text, len);
     free(text);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(j, "config");
-    const cJSON *bd = c ? cJSON_GetObjectItemCaseSensitive(c, "base-dtype") : NULL;
+    const cJSON *c = tn_json_field(j, "config");
+    const cJSON *bd = c ? tn_json_field(c, "base-dtype") : NULL;
     char *out = cJSON_IsString(bd) ? tn_strdup(bd->valuestring) : NULL;
     cJSON_Delete(j);
     if (out) { *where = path; return out; }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "store/store.h"
+#include "base/json.h"
 
 static const char *usage_text =
     "traces import FILE.jsonl [--source S] | traces list [--source S --game G --since T --limit N --cursor C] |\n"
@@ -59,7 +60,7 @@ static int import_traces(tn_store *st, const char *path, const char *source) {
       if (*q) {
         cJSON *j = cJSON_Parse(p);
         if (!j) { fprintf(stderr, "tunic store traces import: %s:%ld: not valid JSON\n", path, lineno); code = 2; break; }
-        if (source && cJSON_IsObject(j) && !cJSON_GetObjectItemCaseSensitive(j, "source"))
+        if (source && cJSON_IsObject(j) && !tn_json_field(j, "source"))
           cJSON_AddStringToObject(j, "source", source);
         lines[cJSON_GetArraySize(batch)] = lineno;
         cJSON_AddItemToArray(batch, j);
@@ -195,8 +196,8 @@ int tn_cmd_store(int argc, char **argv) {
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "exported", out);
         cJSON_AddStringToObject(o, "format", format);
-        cJSON_AddItemToObject(o, "build_id", cJSON_Duplicate(cJSON_GetObjectItem(m, "build_id"), true));
-        cJSON_AddItemToObject(o, "sha256", cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "sha256"), format), true));
+        cJSON_AddItemToObject(o, "build_id", cJSON_Duplicate(tn_json_field(m, "build_id"), true));
+        cJSON_AddItemToObject(o, "sha256", cJSON_Duplicate(tn_json_field(tn_json_field(m, "sha256"), format), true));
         cJSON_Delete(m);
       }
     } else {

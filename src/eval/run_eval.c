@@ -11,6 +11,7 @@
 #include "generate/generate.h"
 #include "obs/obs.h"
 #include "tunic/obs.h"
+#include "base/json.h"
 
 void tn_eval_opts_default(tn_eval_opts *o) {
   memset(o, 0, sizeof *o);
@@ -56,12 +57,12 @@ static int end_of_turn_id(const tn_tokenizer *tok, const tn_eval_opts *o) {
 }
 
 const char *tn_eval_prompt_text(const cJSON *ex) {
-  const cJSON *p = cJSON_GetObjectItemCaseSensitive(ex, "prompt");
+  const cJSON *p = tn_json_field(ex, "prompt");
   if (cJSON_IsString(p)) return p->valuestring;
-  const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(ex, "messages"), *it;
+  const cJSON *msgs = tn_json_field(ex, "messages"), *it;
   const char *last = "";
   cJSON_ArrayForEach(it, msgs) {
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+    const cJSON *r = tn_json_field(it, "role"), *c = tn_json_field(it, "content");
     if (cJSON_IsString(r) && cJSON_IsString(c) && !strcmp(r->valuestring, "user")) last = c->valuestring;
   }
   return last;
@@ -69,7 +70,7 @@ const char *tn_eval_prompt_text(const cJSON *ex) {
 
 /* id as a string ("3" for the number 3); index when absent. */
 static void id_string(const cJSON *ex, int index, char *buf, size_t n) {
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(ex, "id");
+  const cJSON *id = tn_json_field(ex, "id");
   if (cJSON_IsString(id)) snprintf(buf, n, "%s", id->valuestring);
   else if (cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) && fabs(id->valuedouble) < 1e15)
     snprintf(buf, n, "%.0f", id->valuedouble);
@@ -86,13 +87,13 @@ static tn_status check_examples(const tn_prompt_set *ps, int n, const char *path
   tn_status s = TN_OK;
   char ref[16], buf[512];
   for (int i = 0; i < n && s == TN_OK; i++) {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(ps->p[i].json, "id");
+    const cJSON *id = tn_json_field(ps->p[i].json, "id");
     if (id && !cJSON_IsString(id) && !cJSON_IsNumber(id))
       s = tn_error(TN_ERR_FORMAT, "%s: example %d: \"id\" must be a string or a number", path, i + 1);
     else if (!tn_prompt_reference(&ps->p[i], ref, sizeof ref))
       s = tn_error(TN_ERR_FORMAT, "%s: example %d: no reference answer (\"expected_answer\" or \"answer\", string or number)",
                    path, i + 1);
-    const cJSON *cat = cJSON_GetObjectItemCaseSensitive(ps->p[i].json, "category");
+    const cJSON *cat = tn_json_field(ps->p[i].json, "category");
     if (s == TN_OK && cat && !cJSON_IsString(cat) && !cJSON_IsNull(cat))
       s = tn_error(TN_ERR_FORMAT, "%s: example %d: \"category\" must be a string", path, i + 1);
     id_string(ps->p[i].json, i, buf, sizeof buf);
@@ -163,7 +164,7 @@ static cJSON *result_line(const tn_prompt *p, int index, const char *category, c
                           char **texts, const tn_gen_result *res, const tn_score *scores) {
   char idb[512];
   cJSON *line = cJSON_CreateObject();
-  const cJSON *jid = cJSON_GetObjectItemCaseSensitive(p->json, "id");
+  const cJSON *jid = tn_json_field(p->json, "id");
   id_string(p->json, index, idb, sizeof idb);
   if (cJSON_IsNumber(jid)) cJSON_AddItemToObject(line, "id", cJSON_Duplicate(jid, 0));
   else cJSON_AddStringToObject(line, "id", idb);
@@ -346,7 +347,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
         npass[b0 + i] += scores[j].correct;
       }
       if (s != TN_OK) break;
-      const cJSON *cat = cJSON_GetObjectItemCaseSensitive(p->json, "category");
+      const cJSON *cat = tn_json_field(p->json, "category");
       const char *category = cJSON_IsString(cat) ? cat->valuestring : NULL;
       s = tn_eval_agg_add(&agg, category, scores, ns);
       if (s != TN_OK) break;
@@ -399,11 +400,11 @@ typedef struct {
 static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
   comp_ctx *c = vctx;
   tn_status s = TN_OK;
-  const cJSON *comp = cJSON_GetObjectItemCaseSensitive(ex, "completion");
-  const cJSON *ref = cJSON_GetObjectItemCaseSensitive(ex, "answer");
-  if (!ref) ref = cJSON_GetObjectItemCaseSensitive(ex, "expected_answer");
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(ex, "id");
-  const cJSON *cat = cJSON_GetObjectItemCaseSensitive(ex, "category");
+  const cJSON *comp = tn_json_field(ex, "completion");
+  const cJSON *ref = tn_json_field(ex, "answer");
+  if (!ref) ref = tn_json_field(ex, "expected_answer");
+  const cJSON *id = tn_json_field(ex, "id");
+  const cJSON *cat = tn_json_field(ex, "category");
   int ns = cJSON_IsString(comp) ? 1 : cJSON_IsArray(comp) ? cJSON_GetArraySize(comp) : 0;
   char refb[1024], idb[512];
   bool has_ref = true;

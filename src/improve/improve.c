@@ -24,6 +24,7 @@
 #include "obs/obs.h"
 #include "train/lora.h"
 #include "tunic/generate.h"
+#include "base/json.h"
 
 void tn_improve_opts_default(tn_improve_opts *o) {
   memset(o, 0, sizeof *o);
@@ -269,7 +270,7 @@ static const char *const DROP_NAMES[NDROP] = {"score", "format", "length", "dupl
 /* The SFT row: the example's messages (or system? + user prompt) + the kept completion. */
 static cJSON *sft_row(const tn_improve_opts *o, const cJSON *ex, const char *completion) {
   cJSON *row = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(row, "messages"), *m;
-  const cJSON *em = cJSON_GetObjectItemCaseSensitive(ex, "messages");
+  const cJSON *em = tn_json_field(ex, "messages");
   if (cJSON_IsArray(em)) {
     cJSON_ArrayForEach(m, em) cJSON_AddItemToArray(msgs, cJSON_Duplicate(m, true));
   } else {
@@ -321,9 +322,9 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
   char **keys = calloc(n ? n : 1, sizeof *keys);
   if (s == TN_OK && (!prompts || !comps || !exs || !scores || !reason || !keys)) s = tn_error(TN_ERR_NOMEM, "out of memory");
   for (int64_t i = 0; i < n && s == TN_OK; i++) {
-    exs[i] = cJSON_GetObjectItemCaseSensitive(rb.rows[i], "example");
+    exs[i] = tn_json_field(rb.rows[i], "example");
     prompts[i] = tn_eval_prompt_text(exs[i]);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(rb.rows[i], "completion");
+    const cJSON *c = tn_json_field(rb.rows[i], "completion");
     comps[i] = cJSON_IsString(c) ? c->valuestring : "";
   }
   tn_judge *j = NULL;
@@ -338,14 +339,14 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
   int nkeys = 0;
   for (int64_t i = 0; i < n && s == TN_OK; i++) {
     const cJSON *row = rb.rows[i];
-    int toks = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "tokens"));
-    bool trunc = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "truncated"));
+    int toks = (int)cJSON_GetNumberValue(tn_json_field(row, "tokens"));
+    bool trunc = cJSON_IsTrue(tn_json_field(row, "truncated"));
     int r = -1;
     if (!(scores[i] >= o->threshold)) r = DROP_SCORE; /* NaN (unparsed verdict) fails too */
     else if (o->require_format && !tn_format_ok(comps[i], &ec)) r = DROP_FORMAT;
     else if ((trunc && !o->keep_truncated) || toks < o->min_tokens || (o->max_tokens > 0 && toks > o->max_tokens)) r = DROP_LENGTH;
     else if (o->dedup) {
-      int pi = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "prompt_index"));
+      int pi = (int)cJSON_GetNumberValue(tn_json_field(row, "prompt_index"));
       char *key = dedup_key(pi, comps[i]);
       if (!key) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
       bool dup = false;
@@ -357,9 +358,9 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
   }
   /* per-prompt cap and solved prompts (all N samples passed: nothing new to learn) */
   for (int64_t i = 0; i < n && s == TN_OK;) {
-    int pi = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rb.rows[i], "prompt_index"));
+    int pi = (int)cJSON_GetNumberValue(tn_json_field(rb.rows[i], "prompt_index"));
     int64_t e = i, pass = 0;
-    while (e < n && (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rb.rows[e], "prompt_index")) == pi) {
+    while (e < n && (int)cJSON_GetNumberValue(tn_json_field(rb.rows[e], "prompt_index")) == pi) {
       pass += reason[e] < 0 || reason[e] == DROP_DUP;
       e++;
     }
@@ -689,7 +690,7 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
       size_t len;
       s = tn_read_file(mp, &text, &len);
       cJSON *man = s == TN_OK ? cJSON_Parse(text) : NULL;
-      int64_t kept = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(man, "kept"));
+      int64_t kept = (int64_t)cJSON_GetNumberValue(tn_json_field(man, "kept"));
       if (s == TN_OK && !man) s = tn_error(TN_ERR_FORMAT, "%s: invalid JSON", mp);
       cJSON_Delete(man);
       free(text);

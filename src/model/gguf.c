@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/json.h"
 
 enum { G_U8, G_I8, G_U16, G_I16, G_U32, G_I32, G_F32, G_BOOL, G_STR, G_ARR, G_U64, G_I64, G_F64 };
 enum { GT_F32 = 0, GT_Q4_0 = 2, GT_Q8_0 = 8, GT_BF16 = 30 };            /* ggml_type */
@@ -118,7 +119,7 @@ static void kv_archf(kvs *k, const char *arch, const char *field, char *buf, siz
 }
 
 /* ---- tokenizer metadata from tokenizer.json ---- */
-static const cJSON *jget(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
+static const cJSON *jget(const cJSON *o, const char *k) { return o ? tn_json_field(o, k) : NULL; }
 
 /* Does any component (a single object or a Sequence's list) of type TYPE exist in node? */
 static const cJSON *find_component(const cJSON *node, const char *type) {

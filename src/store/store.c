@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "eval/report.h"
 #include "obs/obs.h"
+#include "base/json.h"
 
 struct tn_store {
   const tn_store_ops *ops;
@@ -71,7 +72,7 @@ static tn_status fail(tn_store_res *r, tn_status s) {
 }
 static tn_status nomem(tn_store_res *r) { return fail(r, tn_error(TN_ERR_NOMEM, "store: out of memory")); }
 
-static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+static const cJSON *get(const cJSON *o, const char *k) { return tn_json_field(o, k); }
 
 /* ISO-8601 UTC "YYYY-MM-DDTHH:MM:SSZ" (optionally with fractional seconds) or a date "YYYY-MM-DD" */
 static bool iso_ok(const char *s) {
@@ -484,7 +485,7 @@ static tn_status render(const cJSON *snapshot, const char *format, sbuf *out, lo
       ok = key != NULL;
       if (ok && !has) (*skipped)++;
       if (ok && has) {
-        cJSON *g = cJSON_GetObjectItemCaseSensitive(groups, key);
+        cJSON *g = tn_json_field_mut(groups, key);
         if (!g) {
           g = cJSON_CreateArray();
           cJSON_AddItemToArray(g, cJSON_Duplicate(t, true));
@@ -502,7 +503,7 @@ static tn_status render(const cJSON *snapshot, const char *format, sbuf *out, lo
     cJSON_Delete(conv);
   }
   for (const cJSON *k = order ? order->child : NULL; ok && k; k = k->next) {
-    const cJSON *g = cJSON_GetObjectItemCaseSensitive(groups, k->valuestring);
+    const cJSON *g = tn_json_field(groups, k->valuestring);
     const cJSON *best = cJSON_GetArrayItem(g, 0), *worst = cJSON_GetArrayItem(g, 1);
     bool h;
     if (trace_score(best, &h) <= trace_score(worst, &h)) continue; /* no preference */
@@ -1069,7 +1070,7 @@ tn_status tn_store_run_report(tn_store *s, const char *id, char **markdown, tn_s
 /* ---- served conversations (tunic serve --log-traces) ---- */
 /* message content as text: a string, null (a tool-call turn) -> "", a list of parts -> their texts */
 static void content_text(cJSON *m) {
-  cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+  cJSON *c = tn_json_field_mut(m, "content");
   if (cJSON_IsString(c)) return;
   size_t n = 1;
   const cJSON *part;
@@ -1090,7 +1091,7 @@ void tn_store_trace_hook(void *user, const char *trace_json) {
   tn_store *s = user;
   cJSON *t = cJSON_Parse(trace_json);
   if (!cJSON_IsObject(t)) { cJSON_Delete(t); tn_warn("store: a served trace that is not a JSON object was dropped"); return; }
-  cJSON *meta = cJSON_GetObjectItemCaseSensitive(t, "metadata");
+  cJSON *meta = tn_json_field_mut(t, "metadata");
   if (!cJSON_IsObject(meta)) {
     cJSON_DeleteItemFromObjectCaseSensitive(t, "metadata");
     meta = cJSON_AddObjectToObject(t, "metadata");
@@ -1100,7 +1101,7 @@ void tn_store_trace_hook(void *user, const char *trace_json) {
     cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(t, move[i]);
     if (v) cJSON_AddItemToObject(meta, move[i], v);
   }
-  cJSON *msgs = cJSON_GetObjectItemCaseSensitive(t, "messages");
+  cJSON *msgs = tn_json_field_mut(t, "messages");
   cJSON *m;
   cJSON_ArrayForEach(m, (cJSON_IsArray(msgs) ? msgs : NULL)) content_text(m);
   const cJSON *model = get(t, "model");

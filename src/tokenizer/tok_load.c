@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/json.h"
 
 typedef struct {
   const char *file; /* "tokenizer.json" path for messages */
@@ -23,7 +24,7 @@ static tn_status ferr(const ld_ctx *c, const char *fmt, ...) {
   return tn_error(TN_ERR_FORMAT, "%s: %s", c->file, msg);
 }
 
-static const cJSON *jget(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
+static const cJSON *jget(const cJSON *o, const char *k) { return o ? tn_json_field(o, k) : NULL; }
 static bool jbool(const cJSON *o, const char *k, bool def) {
   const cJSON *v = jget(o, k);
   return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
