@@ -95,6 +95,13 @@ static int import_traces(tn_store *st, const char *path, const char *source) {
   return code;
 }
 
+/* an option among argv[first..] (--NAME or --NAME=...) */
+static bool given(int argc, char **argv, int first, const char *opt) {
+  for (int i = first; i < argc; i++)
+    if (!strncmp(argv[i], opt, strlen(opt))) return true;
+  return false;
+}
+
 int tn_cmd_store(int argc, char **argv) {
   if (argc < 3 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
     printf("usage: tunic store %s\n", usage_text);
@@ -143,11 +150,7 @@ int tn_cmd_store(int argc, char **argv) {
   int pr = tn_cli_parse(argc - first + 1, sub, flags, nf, usage_text);
   free(sub);
   if (pr) return pr > 0 ? 0 : 2;
-  bool seed_given = false, min_given = false;
-  for (int i = first; i < argc; i++) {
-    seed_given |= !strncmp(argv[i], "--seed", 6);
-    min_given |= !strncmp(argv[i], "--min-score", 11);
-  }
+  const bool seed_given = given(argc, argv, first, "--seed"), min_given = given(argc, argv, first, "--min-score");
   tn_store *st = NULL;
   tn_status s = tn_store_open(&st, store_path, NULL);
   if (s != TN_OK) return tn_cli_fail("store", s);

@@ -36,8 +36,11 @@ static tn_status add_msgs(cJSON *arr, tn_chat_msg *m, int *k, const char *where,
     cJSON *r = tn_json_field_mut(it, "role"), *c = tn_json_field_mut(it, "content");
     if (!cJSON_IsObject(it) || !cJSON_IsString(r) || !cJSON_IsString(c))
       return tn_error(TN_ERR_FORMAT, "%s: \"%s\" message %d needs string fields \"role\" and \"content\"", where, field, i);
-    cJSON *rc = tn_json_field_mut(it, "reasoning_content");
-    m[(*k)++] = (tn_chat_msg){r->valuestring, c->valuestring, cJSON_IsString(rc) ? rc->valuestring : NULL};
+    char mw[400];
+    snprintf(mw, sizeof mw, "%s: \"%s\" message %d", where, field, i);
+    const char *rc = NULL;
+    TN_TRY(tn_json_str(it, mw, "reasoning_content", false, NULL, &rc));
+    m[(*k)++] = (tn_chat_msg){r->valuestring, c->valuestring, rc};
     i++;
   }
   return TN_OK;
@@ -136,6 +139,8 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
   cJSON *prompt = tn_json_field_mut(j, "prompt");
   cJSON *ch = tn_json_field_mut(j, "chosen"), *rj = tn_json_field_mut(j, "rejected");
   bp->n = bc->n = br->n = 0;
+  const cJSON *tools_field;
+  TN_TRY(tn_json_kind(j, where, "tools", cJSON_Array, false, &tools_field)); /* a list when given */
   if (!ch || !rj) return tn_error(TN_ERR_FORMAT, "%s: needs \"chosen\" and \"rejected\" (and usually \"prompt\")", where);
   const bool lists = cJSON_IsArray(ch) || cJSON_IsArray(rj);
   if (lists) {

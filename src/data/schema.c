@@ -84,7 +84,7 @@ static const char *use_name(tn_data_use u) {
 }
 
 static void set(cJSON *j, const char *k, cJSON *v) {
-  if (get(j, k)) cJSON_ReplaceItemInObjectCaseSensitive(j, k, v);
+  if (cJSON_HasObjectItem(j, k)) cJSON_ReplaceItemInObjectCaseSensitive(j, k, v); /* null too */
   else cJSON_AddItemToObject(j, k, v);
 }
 static void set_str(cJSON *j, const char *k, const char *v) { set(j, k, cJSON_CreateString(v)); }

@@ -75,10 +75,18 @@ static tn_status to_msgs(cJSON *arr, tn_chat_msg **out, size_t *n, const char *w
       *out = NULL;
       return tn_error(TN_ERR_FORMAT, "%s: message %zu needs string fields \"role\" and \"content\"", where, i);
     }
-    cJSON *rc = tn_json_field_mut(m, "reasoning_content");
+    char mw[400];
+    snprintf(mw, sizeof mw, "%s: message %zu", where, i);
+    const char *rc = NULL;
+    tn_status rs = tn_json_str(m, mw, "reasoning_content", false, NULL, &rc);
+    if (rs != TN_OK) {
+      free(*out);
+      *out = NULL;
+      return rs;
+    }
     (*out)[i].role = role->valuestring;
     (*out)[i].content = content->valuestring;
-    (*out)[i].reasoning = cJSON_IsString(rc) ? rc->valuestring : NULL;
+    (*out)[i].reasoning = rc;
     i++;
   }
   return TN_OK;
@@ -92,6 +100,8 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
   if (!comp) comp = tn_json_field_mut(j, "response");
   cJSON *text = tn_json_field_mut(j, "text");
   cJSON *prompts = tn_json_field_mut(j, "prompts");
+  const cJSON *tools_field;
+  TN_TRY(tn_json_kind(j, where, "tools", cJSON_Array, false, &tools_field)); /* a list when given */
   const int32_t eos = tn_tokenizer_eos_id(tok);
   tn_chat_opts co = {.format = o->chat, .add_generation_prompt = false, .enable_thinking = -1};
   b->n = 0;

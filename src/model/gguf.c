@@ -191,6 +191,48 @@ static bool is_byte_token(const char *s) {
 static char **sort_tok; /* qsort's context: the token texts */
 static int by_text(const void *a, const void *b) { return strcmp(sort_tok[*(const int *)a], sort_tok[*(const int *)b]); }
 
+/* SentencePiece-style vocabularies: the token types (byte, unknown) and the scores that make
+ * llama.cpp's tokenizer merge as BPE does (MTEXT: the N_MERGES merges as "a b") */
+static tn_status spm_scores(const cJSON *model, char **tok, int32_t *type, float *score, int V, char **mtext,
+                            int n_merges) {
+  tn_status s = TN_OK;
+  /* llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined piece has the
+   * highest score: -rank of the merge that makes the piece reproduces the BPE order */
+  const cJSON *unk = jget(model, "unk_token");
+  for (int i = 0; i < V; i++) {
+    score[i] = -1e9f;
+    if (type[i] == TT_NORMAL && is_byte_token(tok[i])) type[i] = TT_BYTE;
+    if (cJSON_IsString(unk) && type[i] != TT_UNUSED && !strcmp(tok[i], unk->valuestring)) type[i] = TT_UNKNOWN;
+  }
+  /* vocabulary sorted by text, for looking up each merge's joined piece */
+  int *order = malloc(sizeof(int) * V);
+  if (!order) s = tn_error(TN_ERR_NOMEM, "out of memory");
+  int nv = 0;
+  for (int i = 0; order && i < V; i++)
+    if (type[i] != TT_UNUSED) order[nv++] = i;
+  sort_tok = tok;
+  if (order) qsort(order, nv, sizeof *order, by_text);
+  for (int i = n_merges - 1; s == TN_OK && i >= 0; i--) {
+    char *sp = strchr(mtext[i], ' ');
+    if (!sp) continue;
+    size_t la = (size_t)(sp - mtext[i]);
+    char *joined = malloc(strlen(mtext[i]));
+    if (!joined) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
+    memcpy(joined, mtext[i], la);
+    strcpy(joined + la, sp + 1);
+    int lo = 0, hi = nv;
+    while (lo < hi) {
+      const int mid = (lo + hi) / 2;
+      if (strcmp(tok[order[mid]], joined) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < nv && !strcmp(tok[order[lo]], joined)) score[order[lo]] = (float)-i;
+    free(joined);
+  }
+  free(order);
+  return s;
+}
+
 static tn_status tokenizer_kvs(kvs *k, const tn_model *m, const char *dir, const tn_gguf_opts *o) {
   const int V = m->cfg.V;
   char *path = tn_path_join(dir, "tokenizer.json"), *text = read_text(path);
@@ -265,42 +307,7 @@ static tn_status tokenizer_kvs(kvs *k, const tn_model *m, const char *dir, const
       tok[i] = pads[i] = tn_strdup(b);
       type[i] = TT_UNUSED;
     }
-  if (s == TN_OK && spm) {
-    /* llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined piece has the
-     * highest score: -rank of the merge that makes the piece reproduces the BPE order */
-    const cJSON *unk = jget(model, "unk_token");
-    for (int i = 0; i < V; i++) {
-      score[i] = -1e9f;
-      if (type[i] == TT_NORMAL && is_byte_token(tok[i])) type[i] = TT_BYTE;
-      if (cJSON_IsString(unk) && type[i] != TT_UNUSED && !strcmp(tok[i], unk->valuestring)) type[i] = TT_UNKNOWN;
-    }
-    /* vocabulary sorted by text, for looking up each merge's joined piece */
-    int *order = malloc(sizeof(int) * V);
-    if (!order) s = tn_error(TN_ERR_NOMEM, "out of memory");
-    int nv = 0;
-    for (int i = 0; order && i < V; i++)
-      if (type[i] != TT_UNUSED) order[nv++] = i;
-    sort_tok = tok;
-    if (order) qsort(order, nv, sizeof *order, by_text);
-    for (int i = n_merges - 1; s == TN_OK && i >= 0; i--) {
-      char *sp = strchr(mtext[i], ' ');
-      if (!sp) continue;
-      size_t la = (size_t)(sp - mtext[i]);
-      char *joined = malloc(strlen(mtext[i]));
-      if (!joined) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
-      memcpy(joined, mtext[i], la);
-      strcpy(joined + la, sp + 1);
-      int lo = 0, hi = nv;
-      while (lo < hi) {
-        const int mid = (lo + hi) / 2;
-        if (strcmp(tok[order[mid]], joined) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo < nv && !strcmp(tok[order[lo]], joined)) score[order[lo]] = (float)-i;
-      free(joined);
-    }
-    free(order);
-  }
+  if (s == TN_OK && spm) s = spm_scores(model, tok, type, score, V, mtext, n_merges);
   if (s == TN_OK) {
     kv_str(k, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
     kv_str(k, "tokenizer.ggml.pre", pre_name);

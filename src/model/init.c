@@ -12,6 +12,9 @@
 #include "model/model.h"
 #include "base/json.h"
 
+/* a copy of V, or JSON null when V is absent or null */
+static cJSON *dup_or_null(const cJSON *v) { return v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull(); }
+
 typedef struct { const char *name; int C, L, H, KV, D, F, V; } size_preset;
 static const size_preset presets[] = {
   {"tiny", 64, 2, 4, 2, 16, 128, 512},
@@ -135,9 +138,9 @@ tn_status tn_model_init_dir(const char *out_dir, const tn_init_opts *o) {
   if (s == TN_OK) s = write_json(out_dir, "config.json", cfg);
   if (s == TN_OK) {
     cJSON *g = cJSON_CreateObject();
-    cJSON_AddItemToObject(g, "bos_token_id", cJSON_Duplicate(tn_json_field(cfg, "bos_token_id"), 1));
-    cJSON_AddItemToObject(g, "eos_token_id", cJSON_Duplicate(tn_json_field(cfg, "eos_token_id"), 1));
-    cJSON_AddItemToObject(g, "pad_token_id", cJSON_Duplicate(tn_json_field(cfg, "pad_token_id"), 1));
+    cJSON_AddItemToObject(g, "bos_token_id", dup_or_null(tn_json_field(cfg, "bos_token_id")));
+    cJSON_AddItemToObject(g, "eos_token_id", dup_or_null(tn_json_field(cfg, "eos_token_id")));
+    cJSON_AddItemToObject(g, "pad_token_id", dup_or_null(tn_json_field(cfg, "pad_token_id")));
     cJSON_AddStringToObject(g, "transformers_version", "4.53.0");
     s = write_json(out_dir, "generation_config.json", g);
     cJSON_Delete(g);

@@ -3,7 +3,8 @@
 wrong type in each JSON reader fails cleanly (exit 1 or 2, no signal) with a message naming the
 file and the field:
   - config.json: hidden_size as a string, rope_scaling as a number, eos_token_id as a string;
-  - an SFT dataset line whose "completion" is a number, whose message "content" is a number;
+  - an SFT dataset line whose "completion" is a number, whose message "content" is a number, whose
+    "tools" is a string; a preference line whose "tools" is an object;
   - adapter_config.json: r as a string, lora_alpha as a list;
   - --resume: trainer_state.json's seed as a string and step as a string (checksums updated, so
     the file is read, not refused as corrupted), checksums.json's bytes as a string."""
@@ -47,6 +48,15 @@ data = os.path.join(W, "bad_content.jsonl")
 jsonl(data, [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": 5}]}])
 expect_error(["sft", "--model", GOOD, "--data", data, "--out", os.path.join(W, "run_m"), "--steps", "1"],
              "dataset message content as a number", ["bad_content.jsonl:1", "content"])
+
+data = os.path.join(W, "bad_tools.jsonl")
+jsonl(data, [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}], "tools": "calculator"}])
+expect_error(["sft", "--model", GOOD, "--data", data, "--out", os.path.join(W, "run_t"), "--steps", "1"],
+             "dataset tools as a string", ["bad_tools.jsonl:1", "tools"])
+data = os.path.join(W, "bad_pref_tools.jsonl")
+jsonl(data, [{"prompt": "q", "chosen": "a", "rejected": "b", "tools": {"name": "x"}}])
+expect_error(["dpo", "--model", GOOD, "--data", data, "--out", os.path.join(W, "run_p"), "--steps", "1"],
+             "preference tools as an object", ["bad_pref_tools.jsonl:1", "tools"])
 
 # adapter_config.json
 good_data = os.path.join(W, "sft.jsonl")
