@@ -508,26 +508,10 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
   if (s == TN_OK && so.lora_rank > 0) { /* merge the adapter into a full model for the next round */
     final = pathf("%s/model", dir);
     char *ad = pathf("%s/adapter", sft_dir);
-    tn_model *m = NULL;
-    tn_lora_set *set = NULL;
-    tn_load_opts lo;
-    tn_load_opts_default(&lo);
-    s = final && ad ? tn_model_load_opts(&m, model_dir, &lo) : tn_error(TN_ERR_NOMEM, "out of memory");
-    if (s == TN_OK) s = tn_model_to_f32(m);
-    if (s == TN_OK) s = tn_lora_load(m, ad, NULL, &set);
-    if (s == TN_OK) s = tn_lora_merge(set);
-    if (s == TN_OK) s = tn_mkdirs(final);
-    if (s == TN_OK) s = tn_model_save_weights(m, final, TN_ST_F32, 1);
-    static const char *const copy[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                                       "special_tokens_map.json", "chat_template.jinja", NULL};
-    for (int i = 0; copy[i] && s == TN_OK; i++) {
-      char *a = tn_path_join(model_dir, copy[i]), *b = tn_path_join(final, copy[i]);
-      if (a && b && tn_file_exists(a)) s = tn_copy_file(a, b);
-      free(a);
-      free(b);
-    }
-    if (set) tn_lora_free(set);
-    if (m) tn_model_free(m);
+    tn_merge_opts mo; /* tunic merge: the adapter merged, an f32 Hugging Face folder */
+    tn_merge_opts_default(&mo);
+    mo.dtype = "f32";
+    s = final && ad ? tn_merge_save(model_dir, ad, final, &mo, NULL) : tn_error(TN_ERR_NOMEM, "out of memory");
     free(ad);
   } else if (s == TN_OK) {
     final = pathf("%s/model", sft_dir);
