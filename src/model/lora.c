@@ -859,3 +859,64 @@ void tn_lora_sets_free(tn_lora_set **sets, int n) {
   for (int k = 0; k < n; k++) tn_lora_free(sets[k]);
   free(sets);
 }
+
+/* ---------------------------------------------------------------------------------
+ * Stacking: PEFT's add_weighted_adapter(combination_type="cat") with weights 1. */
+static tn_status dup_json(char **dst, const char *src) {
+  *dst = NULL;
+  if (src && !(*dst = tn_strdup(src))) return tn_error(TN_ERR_NOMEM, "out of memory");
+  return TN_OK;
+}
+
+tn_status tn_lora_concat(const tn_lora_set *a, const tn_lora_set *b, const char *name, tn_lora_set **out) {
+  *out = NULL;
+  if (a->model != b->model) return tn_error(TN_ERR_ARG, "stacking adapters '%s' and '%s': loaded for different models", a->name, b->name);
+  if (a->n != b->n) return tn_error(TN_ERR_ARG, "stacking adapters '%s' and '%s': they adapt %d and %d modules", a->name, b->name, a->n, b->n);
+  for (int i = 0; i < a->n; i++)
+    if (a->mods[i].layer != b->mods[i].layer || a->mods[i].kind != b->mods[i].kind)
+      return tn_error(TN_ERR_ARG, "stacking adapters '%s' and '%s': module %d is %s in one and %s in the other", a->name,
+                      b->name, i, a->mods[i].name, b->mods[i].name);
+  tn_lora_set *s;
+  TN_TRY(set_new(a->model, name, a->n, &s));
+  s->rank = a->rank + b->rank;
+  s->alpha = (float)s->rank; /* every module's scale is 1: the scales are folded into B */
+  s->dropout = a->dropout;
+  s->rslora = false;
+  for (int i = 0; i < a->n; i++) {
+    s->mods[i].layer = a->mods[i].layer;
+    s->mods[i].kind = a->mods[i].kind;
+    s->mods[i].lora.r = a->mods[i].lora.r + b->mods[i].lora.r;
+    s->mods[i].alpha = (float)s->mods[i].lora.r;
+  }
+  tn_status st = set_carve(s);
+  if (st == TN_OK) st = dup_json(&s->targets_json, a->targets_json);
+  if (st == TN_OK) st = dup_json(&s->layers_json, a->layers_json);
+  if (st == TN_OK) st = dup_json(&s->exclude_json, a->exclude_json);
+  if (st == TN_OK) st = dup_json(&s->base_model, a->base_model);
+  for (int i = 0; i < s->n && st == TN_OK; i++) {
+    const tn_lora *la = &a->mods[i].lora, *lb = &b->mods[i].lora;
+    tn_lora *l = &s->mods[i].lora;
+    const int in = s->mods[i].mat->in, nout = s->mods[i].mat->out, R = l->r;
+    memcpy(l->A, la->A, sizeof(float) * (size_t)la->r * in); /* A = [A_a; A_b] */
+    memcpy(l->A + (size_t)la->r * in, lb->A, sizeof(float) * (size_t)lb->r * in);
+    for (int o = 0; o < nout; o++) { /* B = [s_a B_a | s_b B_b] */
+      for (int j = 0; j < la->r; j++) l->B[(size_t)o * R + j] = la->scale * la->B[(size_t)o * la->r + j];
+      for (int j = 0; j < lb->r; j++) l->B[(size_t)o * R + la->r + j] = lb->scale * lb->B[(size_t)o * lb->r + j];
+    }
+  }
+  if (st != TN_OK) { tn_lora_free(s); return st == TN_ERR_NOMEM ? tn_error(st, "out of memory") : st; }
+  *out = s;
+  return TN_OK;
+}
+
+tn_status tn_lora_stack_dirs(tn_model *m, const char *dir_a, const char *dir_b, const char *out_dir) {
+  tn_lora_set *a = NULL, *b = NULL, *c = NULL;
+  tn_status s = tn_lora_load(m, dir_a, "a", &a);
+  if (s == TN_OK) s = tn_lora_load(m, dir_b, "b", &b);
+  if (s == TN_OK) s = tn_lora_concat(a, b, "default", &c);
+  if (s == TN_OK) s = tn_lora_save(c, out_dir);
+  tn_lora_free(c);
+  tn_lora_free(b);
+  tn_lora_free(a);
+  return s;
+}

@@ -134,6 +134,15 @@ tn_status tn_lora_entries(const tn_lora_set *s, const float *base, tn_st_entry *
 /* Deactivate and free (NULL is fine). */
 void tn_lora_free(tn_lora_set *s);
 
+/* Stacking (PEFT's add_weighted_adapter with combination_type "cat" and weights 1): a new set
+ * named `name` whose delta on every module is a's plus b's, A = [A_a; A_b] (r_a + r_b rows),
+ * B = [scale_a B_a | scale_b B_b], lora_alpha = r (scale 1, no rsLoRA). Equal to applying a
+ * and b together up to the summation order of the f32 products. a and b must adapt the same
+ * modules of the same model (TN_ERR_ARG naming the first that differs). Not attached. */
+tn_status tn_lora_concat(const tn_lora_set *a, const tn_lora_set *b, const char *name, tn_lora_set **out);
+/* Load DIR_A and DIR_B for m, concatenate them and save the stack as a PEFT adapter in OUT_DIR. */
+tn_status tn_lora_stack_dirs(tn_model *m, const char *dir_a, const char *dir_b, const char *out_dir);
+
 /* The command line's adapters: SPEC is "DIR" (one adapter, named "default") or
  * "NAME=DIR,NAME=DIR,..." (several adapters by name, loaded side by side); the one
  * named USE (NULL: the first) is activated. *sets (n of them) are freed with
