@@ -27,26 +27,13 @@ tn_status tn_eval_model(const tn_model *m, const tn_tokenizer *tok, const tn_eva
   if (!out) return tn_error(TN_ERR_ARG, "tn_eval_model: NULL result pointer");
   *out = NULL;
   if (!m || !tok || !c) return tn_error(TN_ERR_ARG, "tn_eval_model: NULL argument");
-  tn_eval_opts o;
-  tn_eval_opts_default(&o);
-  o.data = c->data;
-  o.out = c->out;
-  o.summary_out = c->summary_out;
-  o.system_prompt = c->system_prompt;
-  o.chat_format = c->chat_format;
-  o.no_chat = c->no_chat;
-  o.limit = c->limit;
-  o.batch_size = c->batch_size;
-  o.max_new_tokens = c->max_new_tokens;
-  o.max_prompt_len = c->max_prompt_len;
-  o.n = c->n;
-  o.temperature = c->temperature;
-  o.top_p = c->top_p;
-  o.top_k = c->top_k;
-  o.seed = c->seed;
-  o.extract = c->extract;
-  o.progress = c->progress;
-  o.keep_results = true;
+  /* every option tn_eval_opts_default sets comes from c (tn_eval_config_default gives the same values) */
+  const tn_eval_opts o = {
+      .data = c->data, .out = c->out, .summary_out = c->summary_out, .system_prompt = c->system_prompt,
+      .chat_format = c->chat_format, .no_chat = c->no_chat, .limit = c->limit, .batch_size = c->batch_size,
+      .max_new_tokens = c->max_new_tokens, .max_prompt_len = c->max_prompt_len, .n = c->n,
+      .temperature = c->temperature, .top_p = c->top_p, .top_k = c->top_k, .seed = c->seed, .extract = c->extract,
+      .progress = c->progress, .keep_results = true};
   tn_eval_result *r = calloc(1, sizeof *r);
   if (!r) return tn_error(TN_ERR_NOMEM, "out of memory");
   tn_status s = tn_eval_run(m, tok, &o, &r->sum);
