@@ -10,4 +10,5 @@
 #include "tunic/adapter.h"
 #include "tunic/generate.h"
 #include "tunic/train.h"
+#include "tunic/eval.h"
 #endif

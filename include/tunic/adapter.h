@@ -32,4 +32,32 @@ TN_API tn_status tn_adapter_merge(tn_adapter *a);
 TN_API tn_status tn_adapter_save(const tn_adapter *a, const char *dir);
 /* Deactivate and free (NULL is fine). */
 TN_API void tn_adapter_free(tn_adapter *a);
+
+/* ---- a merged model on disk (`tunic merge`) ----
+ * tn_merge_save loads MODEL_DIR, merges the PEFT adapter ADAPTER_DIR into its projections
+ * (W + scale * B A) and writes OUT_DIR as a plain Hugging Face checkpoint: config.json
+ * (torch_dtype = the written dtype, no quantization_config), generation_config.json and the
+ * tokenizer files copied when present, model.safetensors (or model-*-of-*.safetensors with an
+ * index when shards > 1). Each file is written atomically; OUT_DIR is created. The embedding and
+ * LM head keep the checkpoint's values (no adapter changes them). */
+typedef struct {
+  const char *base_dtype; /* the weights the adapter is merged onto: "f32" (the checkpoint's own), "bf16"
+                             (bf16-rounded), "nf4" (NF4-dequantised: an adapter trained with QLoRA) or
+                             "auto" (default: nf4 for bitsandbytes 4-bit checkpoints, else f32) */
+  const char *dtype;      /* written dtype: "f32" | "bf16" | "f16"; NULL (default): the config's torch_dtype,
+                             f32 when it names none of those */
+  int shards;             /* safetensors files (default 1) */
+} tn_merge_opts;
+TN_API void tn_merge_opts_default(tn_merge_opts *o);
+/* What a merge did. The strings are static (never freed). */
+typedef struct {
+  const char *base_dtype; /* what the adapter was merged onto: "f32" | "bf16" | "nf4" */
+  const char *dtype;      /* the dtype written: "f32" | "bf16" | "f16" */
+  int modules;            /* adapted modules merged */
+  bool had_quant_config;  /* the source config.json had a quantization_config (dropped) */
+} tn_merge_info;
+/* O NULL: the defaults; INFO may be NULL. Errors name the file (missing config, adapter that
+ * does not fit the model) or the option (unknown dtype). */
+TN_API tn_status tn_merge_save(const char *model_dir, const char *adapter_dir, const char *out_dir,
+                               const tn_merge_opts *o, tn_merge_info *info);
 #endif

@@ -9,6 +9,8 @@ const cJSON *tn_json_field(const cJSON *obj, const char *key) {
   return v && !cJSON_IsNull(v) ? v : NULL;
 }
 
+cJSON *tn_json_field_mut(const cJSON *obj, const char *key) { return (cJSON *)tn_json_field(obj, key); }
+
 const char *tn_json_describe(const cJSON *v, char *buf, size_t n) {
   if (!v) snprintf(buf, n, "nothing");
   else if (cJSON_IsNull(v)) snprintf(buf, n, "null");

@@ -12,6 +12,8 @@
 
 /* the field, or NULL when absent or null */
 const cJSON *tn_json_field(const cJSON *obj, const char *key);
+/* the same for a document the caller changes or hands on as cJSON * (cJSON's own const rule) */
+cJSON *tn_json_field_mut(const cJSON *obj, const char *key);
 tn_status tn_json_int(const cJSON *obj, const char *where, const char *key, bool required, long long lo,
                       long long hi, long long def, long long *out);
 /* tn_json_int into an int (range [lo, hi] within int) */

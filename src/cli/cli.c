@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include "hub/hub.h"
 #include "tunic/obs.h"
+#include "base/json.h"
 
 static bool wants_help(int argc, char **argv) {
   for (int i = 1; i < argc; i++)
@@ -438,8 +439,8 @@ static tn_status resolve_store_data(const char *cmd, const char **data, cJSON **
   tn_store_res r = {0};
   cJSON *ds = NULL;
   tn_status s = tn_store_dataset_get(st, key, &ds, &r);
-  const cJSON *m = cJSON_GetObjectItemCaseSensitive(ds, "manifest");
-  const cJSON *bid = cJSON_GetObjectItemCaseSensitive(m, "build_id");
+  const cJSON *m = tn_json_field(ds, "manifest");
+  const cJSON *bid = tn_json_field(m, "build_id");
   char dir[4096], *file = NULL;
   snprintf(dir, sizeof dir, "%s.exports", path);
   if (s == TN_OK && !cJSON_IsString(bid)) s = tn_error(TN_ERR_FORMAT, "dataset %s: its manifest has no build_id", key);
@@ -456,8 +457,8 @@ static tn_status resolve_store_data(const char *cmd, const char **data, cJSON **
     cJSON_AddStringToObject(o, "key", key);
     cJSON_AddStringToObject(o, "build_id", bid->valuestring);
     cJSON_AddStringToObject(o, "format", format);
-    cJSON_AddItemToObject(o, "sha256", cJSON_Duplicate(cJSON_GetObjectItemCaseSensitive(
-                                           cJSON_GetObjectItemCaseSensitive(m, "sha256"), format), true));
+    cJSON_AddItemToObject(o, "sha256", cJSON_Duplicate(tn_json_field(
+                                           tn_json_field(m, "sha256"), format), true));
     cJSON_AddStringToObject(o, "store", path);
     cJSON_AddStringToObject(o, "export", file);
     *info = o;

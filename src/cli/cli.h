@@ -7,6 +7,8 @@
 #include "base/base.h"
 #include "train/opts.h"
 #include "tunic/obs.h"
+#include "model/model.h"
+#include "tunic/tokenizer.h"
 
 /* One option: name (without leading dashes), type ('s' string, 'i' int, 'f' float, 'd' double,
  * 'b' bool, 'u' uint64), dst (its value before parsing is the default), help. The same row as
@@ -59,6 +61,40 @@ int tn_cli_train_rows(tn_flag *out, tn_train_opts *t, unsigned has, const tn_fla
 typedef tn_status (*tn_cli_run_fn)(const void *opts, const char *config_json, int argc, char **argv);
 int tn_cli_train(int argc, char **argv, const char *usage, const tn_flag *flags, int nflags, tn_cli_run_fn run,
                  const void *opts);
+/* ---- the inference commands' model options (generate, eval, logits, merge, export, serve) ----
+ * Declared once (src/cli/model_opts.c): the rows, their help, and one loader, so every command
+ * reads --model/--adapter/... the same way and fails with the same messages. */
+typedef struct {
+  const char *model, *adapter, *adapter_name, *tokenizer, *chat_template;
+  const char *base_dtype; /* NULL: auto (merge/export: what the adapter's run manifest says, else auto) */
+  const char *head_dtype; /* "auto" */
+} tn_cli_model;
+enum { /* which rows a command offers */
+  TN_CM_MODEL = 1 << 0, TN_CM_ADAPTER = 1 << 1, TN_CM_ADAPTER_NAME = 1 << 2, TN_CM_TOKENIZER = 1 << 3,
+  TN_CM_BASE_DTYPE = 1 << 4, TN_CM_HEAD_DTYPE = 1 << 5, TN_CM_CHAT_TEMPLATE = 1 << 6,
+};
+#define TN_CM_MAX_ROWS 7
+void tn_cli_model_default(tn_cli_model *mo);
+/* The rows of HAS (TN_CM_*) into out, in a fixed order; returns the count. A command re-describes a
+ * row with tn_cli_opt. */
+int tn_cli_model_rows(tn_flag *out, tn_cli_model *mo, unsigned has);
+/* What tn_cli_model_load loads (TN_CL_*): the tokenizer (required, or tried: NULL when missing),
+ * or the merge path (merge, export: f32 head, the base dtype from the adapter's run manifest
+ * when --base-dtype is not given, widened to f32, the one adapter merged in). */
+enum { TN_CL_TOKENIZER = 1 << 0, TN_CL_TOKENIZER_TRY = 1 << 1, TN_CL_MERGE = 1 << 2 };
+typedef struct {
+  tn_model *model;
+  tn_tokenizer *tok;          /* --tokenizer, else the model directory's (NULL when not asked for) */
+  struct tn_lora_set **loras; /* --adapter's sets, the --adapter-name one active (not with TN_CL_MERGE) */
+  int n_loras;
+  tn_merge_info merge;        /* TN_CL_MERGE: what was merged */
+} tn_cli_loaded;
+/* --base-dtype / --head-dtype into lo (tn_load_opts_default first). */
+tn_status tn_cli_load_opts(const tn_cli_model *mo, tn_load_opts *lo);
+/* Load the model, then the tokenizer (+ --chat-template), then the adapters; CMD names the command
+ * in notes. On error everything loaded is freed and *out zeroed. */
+tn_status tn_cli_model_load(const char *cmd, const tn_cli_model *mo, unsigned how, tn_cli_loaded *out);
+void tn_cli_loaded_free(tn_cli_loaded *l);
 /* `tunic grpo` (ppo false) and `tunic ppo` (the same table with PPO's rows): cmd_grpo.c */
 int tn_cli_rl(int argc, char **argv, bool ppo);
 /* The range rule of numeric option F of command CMD (src/cli/optrules.c, one rule per option name,

@@ -5,13 +5,13 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "eval/run_eval.h"
-#include "model/lora.h"
 #include "agent/agentic.h"
 #include "data/prompts.h"
 #include "improve/judge.h"
 #include "eval/report.h"
 #include "train/train.h"
 #include <cjson/cJSON.h>
+#include "base/json.h"
 
 /* The base model of a run (its manifest's first "models" path), malloc'd; NULL when unknown. */
 static char *run_base_model(const char *run) {
@@ -19,8 +19,8 @@ static char *run_base_model(const char *run) {
   size_t len;
   if (p && tn_read_file(p, &text, &len) == TN_OK) {
     cJSON *j = cJSON_Parse(text);
-    const cJSON *m = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "models"), 0);
-    const cJSON *path = cJSON_GetObjectItemCaseSensitive(m, "path");
+    const cJSON *m = cJSON_GetArrayItem(tn_json_field(j, "models"), 0);
+    const cJSON *path = tn_json_field(m, "path");
     if (cJSON_IsString(path)) out = tn_strdup(path->valuestring);
     cJSON_Delete(j);
   }
@@ -34,8 +34,8 @@ static char *run_base_model(const char *run) {
  * on the run's base model) evaluated into DIR/step_N.jsonl (kept when there: a second run only
  * evaluates new checkpoints), DIR/curve.jsonl (step, accuracy, ...), and DIR/report: the first
  * against the last checkpoint with the curve plotted (tunic report's plots). */
-static tn_status eval_checkpoints(const char *run, const char *dir, tn_eval_opts *o, const char *base_dtype,
-                                  const char *head_dtype, const char *tokenizer, const char *gnuplot) {
+static tn_status eval_checkpoints(const char *run, const char *dir, tn_eval_opts *o, const tn_cli_model *mo,
+                                  const char *gnuplot) {
   long *steps = NULL;
   int n = tn_ckpt_list(run, &steps);
   if (n <= 0) { free(steps); return tn_error(TN_ERR_ARG, "--checkpoints %s: no checkpoints (RUN/checkpoints/step_N)", run); }
@@ -55,30 +55,22 @@ static tn_status eval_checkpoints(const char *run, const char *dir, tn_eval_opts
     lora = ac && tn_file_exists(ac);
     free(ac);
     if (!tn_file_exists(res)) {
-      tn_model *m = NULL;
-      tn_tokenizer *tok = NULL;
-      tn_lora_set **loras = NULL;
-      int nl = 0;
-      tn_load_opts lo;
-      tn_load_opts_default(&lo);
-      const char *mdir = lora ? base : ck;
-      if (!mdir) s = tn_error(TN_ERR_FORMAT, "%s: a LoRA checkpoint, and the run's manifest names no base model", ck);
-      if (s == TN_OK) s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
-      if (s == TN_OK) s = tn_parse_head_dtype(head_dtype, &lo.head_dtype);
-      if (s == TN_OK) s = tn_model_load_opts(&m, mdir, &lo);
-      if (s == TN_OK) s = tn_tokenizer_load(tokenizer ? tokenizer : mdir, &tok);
-      if (s == TN_OK && lora) s = tn_lora_load_spec(m, ck, NULL, &loras, &nl);
+      tn_cli_model cm = *mo; /* the checkpoint: a model folder, or an adapter on the run's base model */
+      cm.model = lora ? base : ck;
+      cm.adapter = lora ? ck : NULL;
+      cm.adapter_name = NULL;
+      tn_cli_loaded L = {0};
+      if (!cm.model) s = tn_error(TN_ERR_FORMAT, "%s: a LoRA checkpoint, and the run's manifest names no base model", ck);
+      if (s == TN_OK) s = tn_cli_model_load("eval", &cm, TN_CL_TOKENIZER, &L);
       tn_eval_summary sum = {0};
       tn_eval_opts eo = *o;
       eo.out = res;
       eo.summary_out = NULL;
       eo.print = NULL;
       eo.model_name = ck;
-      if (s == TN_OK) s = tn_eval_run(m, tok, &eo, &sum);
+      if (s == TN_OK) s = tn_eval_run(L.model, L.tok, &eo, &sum);
       tn_eval_summary_free(&sum);
-      tn_lora_sets_free(loras, nl);
-      tn_tokenizer_free(tok);
-      if (m) tn_model_free(m);
+      tn_cli_loaded_free(&L);
     }
     char *sp = s == TN_OK ? tn_eval_summary_path(res) : NULL, *text = NULL;
     size_t len;
@@ -86,10 +78,10 @@ static tn_status eval_checkpoints(const char *run, const char *dir, tn_eval_opts
     cJSON *j = s == TN_OK ? cJSON_Parse(text) : NULL;
     if (s == TN_OK && !j) s = tn_error(TN_ERR_FORMAT, "%s: invalid JSON", sp);
     if (s == TN_OK) {
-      double acc = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "accuracy"));
-      double part = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "partial_accuracy"));
-      double fmt = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "format_rate"));
-      double cred = cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(j, "mean_credit"));
+      double acc = cJSON_GetNumberValue(tn_json_field(j, "accuracy"));
+      double part = cJSON_GetNumberValue(tn_json_field(j, "partial_accuracy"));
+      double fmt = cJSON_GetNumberValue(tn_json_field(j, "format_rate"));
+      double cred = cJSON_GetNumberValue(tn_json_field(j, "mean_credit"));
       fprintf(cf, "{\"step\":%ld,\"eval/accuracy\":%.17g,\"eval/partial_accuracy\":%.17g,\"eval/format_rate\":%.17g,"
                   "\"eval/mean_credit\":%.17g}\n", steps[i], acc, part, fmt, cred);
       printf("%10ld %8.2f%% %8.2f%% %8.2f%%\n", steps[i], 100 * acc, 100 * part, 100 * fmt);
@@ -131,8 +123,9 @@ static tn_status eval_checkpoints(const char *run, const char *dir, tn_eval_opts
 }
 
 int tn_cmd_eval(int argc, char **argv) {
-  const char *base_dtype = "auto", *head_dtype = "auto";
-  const char *model_dir = NULL, *adapter = NULL, *adapter_name = NULL, *tokenizer = NULL, *answer_tag = NULL, *chat_template = NULL;
+  tn_cli_model mo;
+  tn_cli_model_default(&mo);
+  const char *answer_tag = NULL;
   const char *checkpoints = NULL, *gnuplot = NULL;
   const char *completions = NULL, *categorize = NULL, *classifier = NULL, *categories = NULL;
   bool no_sys = false, quiet = false, force = false;
@@ -140,13 +133,7 @@ int tn_cmd_eval(int argc, char **argv) {
   tn_eval_opts_default(&o);
   tn_agent_opts agent; /* --tools/--env/...: each example is an episode (src/agent) */
   tn_agent_opts_default(&agent);
-  tn_flag flags[] = {
-    {"model", 's', &model_dir, "model directory (HF layout)"},
-    {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
-    {"head-dtype", 's', &head_dtype, "embedding and LM head: f32 | bf16 | auto (default: f32, or under a bf16/nf4 base bf16 except a bitsandbytes checkpoint follows its bnb_4bit_compute_dtype; bf16 = faster)"},
-    {"adapter", 's', &adapter, "PEFT LoRA adapter: DIR, or several by name: NAME=DIR,NAME=DIR"},
-    {"adapter-name", 's', &adapter_name, "which named adapter is evaluated (default: the first)"},
-    {"tokenizer", 's', &tokenizer, "tokenizer directory or tokenizer.json (default: the model directory)"},
+  const tn_flag own[] = {
     {"completions", 's', &completions, "score completions made elsewhere instead of a model: JSONL {id, completion (string or list), answer, prompt?, category?}"},
     {"checkpoints", 's', &checkpoints, "evaluate every checkpoint of this run directory: --out is then a directory (curve, report, plot)"},
     {"gnuplot", 's', &gnuplot, "--checkpoints: gnuplot program for the plot (default: $TN_GNUPLOT, else gnuplot)"},
@@ -169,7 +156,6 @@ int tn_cmd_eval(int argc, char **argv) {
     {"no-system-prompt", 'b', &no_sys, "no system prompt"},
     {"chat-format", 's', &o.chat_format, "auto | gemma | chatml | llama3 (default: auto)"},
     {"field-map", 's', &o.field_map, "data fields renamed: prompt=problem,answer=final,... (TARGET=SOURCE)"},
-    {"chat-template", 's', &chat_template, "a .jinja chat template used instead of the model's"},
     {"no-chat", 'b', &o.no_chat, "plain prompt template even when the tokenizer has a chat template"},
     {"answer-tag", 's', &answer_tag, "answer tag name (default answer: <answer>...</answer>)"},
     {"tags-only", 'b', &o.extract.tags_only, "extract answers from the answer tags only"},
@@ -177,11 +163,16 @@ int tn_cmd_eval(int argc, char **argv) {
     {"force", 'b', &force, "overwrite --out / --summary even when they are not results of tunic eval"},
     TN_AGENT_FLAGS(agent),
   };
-  int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0],
+  tn_flag flags[TN_CM_MAX_ROWS + sizeof own / sizeof own[0]];
+  int nf = tn_cli_model_rows(flags, &mo, TN_CM_MODEL | TN_CM_BASE_DTYPE | TN_CM_HEAD_DTYPE | TN_CM_ADAPTER |
+                                             TN_CM_ADAPTER_NAME | TN_CM_TOKENIZER | TN_CM_CHAT_TEMPLATE);
+  tn_cli_opt(flags, nf, "adapter-name")->help = "which named adapter is evaluated (default: the first)";
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) flags[nf++] = own[i];
+  int r = tn_cli_parse(argc, argv, flags, nf,
                        "--model DIR --data eval.jsonl --out results.jsonl [options] | --completions C.jsonl --out R.jsonl");
   if (r) return r > 0 ? 0 : 2;
   if (checkpoints) {
-    if (model_dir || completions || !o.data || !o.out) {
+    if (mo.model || completions || !o.data || !o.out) {
       fprintf(stderr, "tunic eval: --checkpoints RUN needs --data and --out DIR, and no --model or --completions\n");
       return 2;
     }
@@ -190,14 +181,14 @@ int tn_cmd_eval(int argc, char **argv) {
     tn_status cs = tn_cli_out_dir("out", o.out, own_ck, force);
     if (cs != TN_OK) return tn_cli_fail("eval", cs);
     o.progress = !quiet;
-    cs = eval_checkpoints(checkpoints, o.out, &o, base_dtype, head_dtype, tokenizer, gnuplot);
+    cs = eval_checkpoints(checkpoints, o.out, &o, &mo, gnuplot);
     return cs == TN_OK ? 0 : tn_cli_fail("eval", cs);
   }
-  if (completions && (model_dir || o.data)) {
+  if (completions && (mo.model || o.data)) {
     fprintf(stderr, "tunic eval: --completions replaces --model and --data\n");
     return 2;
   }
-  if (!completions && !checkpoints && (!model_dir || !o.data)) {
+  if (!completions && !checkpoints && (!mo.model || !o.data)) {
     fprintf(stderr, "tunic eval: --model and --data (or --completions) are required\n");
     return 2;
   }
@@ -235,7 +226,7 @@ int tn_cmd_eval(int argc, char **argv) {
     o.print = stdout;
     tn_eval_summary cs = {0};
     tn_tokenizer *ct = NULL;
-    if (cst == TN_OK && tokenizer) cst = tn_tokenizer_load(tokenizer, &ct);
+    if (cst == TN_OK && mo.tokenizer) cst = tn_tokenizer_load(mo.tokenizer, &ct);
     o.count_tok = ct;
     if (cst == TN_OK) cst = tn_eval_completions(completions, &o, &cs);
     if (cst == TN_OK && cl)
@@ -246,22 +237,14 @@ int tn_cmd_eval(int argc, char **argv) {
     tn_tokenizer_free(ct);
     return cst == TN_OK ? 0 : tn_cli_fail("eval", cst);
   }
-  o.model_name = model_dir;
-  o.adapter_name = adapter;
+  o.model_name = mo.model;
+  o.adapter_name = mo.adapter;
   o.print = stdout;
   o.progress = !quiet;
-  tn_model *m = NULL;
-  tn_tokenizer *tok = NULL;
-  tn_lora_set **loras = NULL;
-  int n_loras = 0;
-  tn_load_opts lo;
-  tn_load_opts_default(&lo);
-  tn_status s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
-  if (s == TN_OK) s = tn_parse_head_dtype(head_dtype, &lo.head_dtype);
-  if (s == TN_OK) s = tn_model_load_opts(&m, model_dir, &lo);
-  if (s == TN_OK) s = tn_tokenizer_load(tokenizer ? tokenizer : model_dir, &tok);
-  if (s == TN_OK && chat_template) s = tn_tokenizer_set_chat_template(tok, chat_template);
-  if (s == TN_OK && adapter) s = tn_lora_load_spec(m, adapter, adapter_name, &loras, &n_loras);
+  tn_cli_loaded L = {0};
+  tn_status s = tn_cli_model_load("eval", &mo, TN_CL_TOKENIZER, &L);
+  const tn_model *m = L.model;
+  const tn_tokenizer *tok = L.tok;
   tn_eval_summary sum = {0};
   tn_toolset *ts = NULL;
   tn_env *env = NULL;
@@ -282,8 +265,6 @@ int tn_cmd_eval(int argc, char **argv) {
   tn_categorizer_free(cz);
   tn_classifier_close(cl);
   tn_eval_summary_free(&sum);
-  tn_lora_sets_free(loras, n_loras);
-  tn_tokenizer_free(tok);
-  if (m) tn_model_free(m);
+  tn_cli_loaded_free(&L);
   return rc;
 }

@@ -11,7 +11,6 @@
 #include "agent/agentic.h"
 #include "generate/generate.h"
 #include "tokenizer/tokenizer.h"
-#include "model/lora.h"
 #include "tunic/tokenizer.h"
 
 /* S as a JSON string: invalid UTF-8 (a sample cut inside a character) replaced by U+FFFD */
@@ -101,26 +100,20 @@ static tn_status run(const tn_model *m, const tn_tokenizer *tok, int **seqs, int
 }
 
 int tn_cmd_generate(int argc, char **argv) {
-  const char *base_dtype = "auto", *head_dtype = "auto";
-  const char *model_dir = NULL, *ids = NULL, *stop = NULL, *adapter = NULL, *adapter_name = NULL, *prompt = NULL,
-             *system = NULL;
-  const char *stop_str = NULL, *chat_format = "auto", *chat_template = NULL;
+  tn_cli_model mo;
+  tn_cli_model_default(&mo);
+  const char *ids = NULL, *stop = NULL, *prompt = NULL, *system = NULL;
+  const char *stop_str = NULL, *chat_format = "auto";
   bool json = false, one = false, chat = false;
   tn_gen_opts o;
   tn_gen_opts_default(&o);
   tn_agent_opts agent; /* --tools/--env/... with --chat: an episode (src/agent) */
   tn_agent_opts_default(&agent);
-  tn_flag flags[] = {
-    {"model", 's', &model_dir, "model directory (HF layout)"},
-    {"adapter", 's', &adapter, "PEFT LoRA adapter: DIR, or several by name: NAME=DIR,NAME=DIR"},
-    {"adapter-name", 's', &adapter_name, "which named adapter is active (default: the first)"},
-    {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
-    {"head-dtype", 's', &head_dtype, "embedding and LM head: f32 | bf16 | auto (default: f32, or under a bf16/nf4 base bf16 except a bitsandbytes checkpoint follows its bnb_4bit_compute_dtype; bf16 = faster)"},
+  const tn_flag own[] = {
     {"prompt", 's', &prompt, "prompt text (tokenized with the model's tokenizer)"},
     {"chat", 'b', &chat, "render --prompt as a user turn of the chat template, with the generation prompt"},
     {"system", 's', &system, "system prompt (with --chat)"},
     {"chat-format", 's', &chat_format, "auto | gemma | chatml | llama3"},
-    {"chat-template", 's', &chat_template, "a .jinja chat template used instead of the model's (with --chat)"},
     {"stop", 's', &stop_str, "stop when the generated text contains this string"},
     {"ids", 's', &ids, "prompt token ids instead of text: 1,2,3;4,5 (one prompt per ';')"},
     {"max-new-tokens", 'i', &o.max_new_tokens, "tokens to generate per sample"},
@@ -138,26 +131,27 @@ int tn_cmd_generate(int argc, char **argv) {
     {"one-at-a-time", 'b', &one, "generate each prompt alone (for testing)"},
     TN_AGENT_FLAGS(agent),
   };
-  int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 [options]");
+  tn_flag flags[TN_CM_MAX_ROWS + sizeof own / sizeof own[0]];
+  int nf = tn_cli_model_rows(flags, &mo, TN_CM_MODEL | TN_CM_ADAPTER | TN_CM_ADAPTER_NAME | TN_CM_BASE_DTYPE |
+                                             TN_CM_HEAD_DTYPE | TN_CM_CHAT_TEMPLATE);
+  tn_cli_opt(flags, nf, "chat-template")->help = "a .jinja chat template used instead of the model's (with --chat)";
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) flags[nf++] = own[i];
+  int r = tn_cli_parse(argc, argv, flags, nf, "--model DIR --ids 1,2,3 [options]");
   if (r) return r > 0 ? 0 : 2;
-  if (!model_dir || (!ids == !prompt)) {
+  if (!mo.model || (!ids == !prompt)) {
     fprintf(stderr, "tunic generate: --model and one of --prompt or --ids are required\n");
     return 2;
   }
-  int **seqs = NULL, *lens = NULL, B = 0, *stop_ids = NULL, n_loras = 0, code = 2;
-  tn_tokenizer *tok = NULL;
-  tn_model *m = NULL;
-  tn_lora_set **loras = NULL;
+  int **seqs = NULL, *lens = NULL, B = 0, *stop_ids = NULL, code = 2;
+  tn_cli_loaded L = {0};
   tn_status s = TN_OK;
   /* an error after this point frees what was made (no leak under the sanitizers either) */
 #define FAIL(c_) do { code = (c_); goto fail; } while (0)
-  if (prompt || stop_str || !json) {
-    s = tn_tokenizer_load(model_dir, &tok);
-    if (s != TN_OK && prompt) FAIL(tn_cli_fail("generate", s));
-    if (s != TN_OK) tok = NULL; /* ids only: print ids */
-    if (tok && chat_template && (s = tn_tokenizer_set_chat_template(tok, chat_template)) != TN_OK)
-      FAIL(tn_cli_fail("generate", s));
-  }
+  /* the tokenizer: needed for a text prompt, tried for --stop and for text output (ids only without it) */
+  const unsigned tok_how = prompt ? TN_CL_TOKENIZER : (stop_str || !json) ? TN_CL_TOKENIZER_TRY : 0;
+  s = tn_cli_model_load("generate", &mo, tok_how, &L);
+  if (s != TN_OK) FAIL(tn_cli_fail("generate", s));
+  tn_tokenizer *tok = L.tok;
   if (prompt) {
     tn_encoding enc = {0};
     if (chat) {
@@ -192,20 +186,7 @@ int tn_cmd_generate(int argc, char **argv) {
     if (o.n_stop_ids < 0) FAIL(tn_cli_fail("generate", TN_ERR_ARG));
     o.stop_ids = stop_ids;
   }
-  tn_load_opts lo;
-  tn_load_opts_default(&lo);
-  s = tn_parse_base_dtype(base_dtype, &lo.base_dtype);
-  if (s == TN_OK) s = tn_parse_head_dtype(head_dtype, &lo.head_dtype);
-  if (s != TN_OK) FAIL(tn_cli_fail("generate", s));
-  s = tn_model_load_opts(&m, model_dir, &lo);
-  if (s != TN_OK) FAIL(tn_cli_fail("generate", s));
-  if (adapter) {
-    s = tn_lora_load_spec(m, adapter, adapter_name, &loras, &n_loras);
-    if (s != TN_OK) FAIL(tn_cli_fail("generate", s));
-  } else if (adapter_name) {
-    fprintf(stderr, "tunic generate: --adapter-name needs --adapter\n");
-    FAIL(2);
-  }
+  const tn_model *m = L.model;
   if (tn_agent_opts_active(&agent)) {
     if (!chat || !prompt) {
       fprintf(stderr, "tunic generate: --tools/--env/--env-cmd/--mcp need --chat and --prompt\n");
@@ -243,9 +224,7 @@ fail:
   free(seqs);
   free(lens);
   free(stop_ids);
-  tn_tokenizer_free(tok);
-  tn_lora_sets_free(loras, n_loras);
-  tn_model_free(m);
+  tn_cli_loaded_free(&L);
   return code;
 #undef FAIL
 }

@@ -15,12 +15,13 @@
 #include "data/data.h"
 #include "improve/judge.h"
 #include "obs/obs.h"
+#include "base/json.h"
 
 typedef struct { cJSON **rows; int n, cap; } rowset;
 
 static tn_status add_row(void *ctx, cJSON *obj, const char *where) {
   rowset *r = ctx;
-  const cJSON *c = cJSON_GetObjectItemCaseSensitive(obj, "completion");
+  const cJSON *c = tn_json_field(obj, "completion");
   if (!cJSON_IsString(c)) {
     cJSON_Delete(obj);
     return tn_error(TN_ERR_FORMAT, "%s: \"completion\" (a string) is required", where);
@@ -42,13 +43,13 @@ static void rowset_free(rowset *r) {
 }
 
 static const char *str_field(const cJSON *o, const char *k) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  const cJSON *v = tn_json_field(o, k);
   return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 /* The row's id as text (its index when absent). */
 static void row_id(const cJSON *o, int i, char *buf, size_t n) {
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
+  const cJSON *id = tn_json_field(o, "id");
   if (cJSON_IsString(id)) snprintf(buf, n, "%s", id->valuestring);
   else if (cJSON_IsNumber(id)) snprintf(buf, n, "%.17g", id->valuedouble);
   else snprintf(buf, n, "#%d", i);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "model/model.h"
+#include "model/lora.h"
 #include "train/lora.h"
 #include "train/train.h"
 
@@ -106,36 +107,29 @@ static tn_status loss_and_grads(tn_model *m, int B, int **seqs, const int *lens,
   return s;
 }
 
-static tn_status load_model(tn_model **m, const char *dir, const char *base_dtype, const char *head_dtype) {
-  tn_load_opts lo;
-  tn_load_opts_default(&lo);
-  TN_TRY(tn_parse_base_dtype(base_dtype, &lo.base_dtype));
-  TN_TRY(tn_parse_head_dtype(head_dtype, &lo.head_dtype));
-  return tn_model_load_opts(m, dir, &lo);
-}
-
 int tn_cmd_logits(int argc, char **argv) {
-  const char *model_dir = NULL, *ids = NULL, *out = NULL;
+  tn_cli_model mo;
+  tn_cli_model_default(&mo);
+  const char *ids = NULL, *out = NULL;
   int step = 0;
   bool loss = false, force = false;
-  const char *base_dtype = "auto", *head_dtype = "auto";
-  const char *grads_out = NULL, *adapter = NULL, *lora_grads_out = NULL;
-  tn_flag flags[] = {
-    {"model", 's', &model_dir, "model directory (HF layout)"},
+  const char *grads_out = NULL, *lora_grads_out = NULL;
+  const tn_flag own[] = {
     {"ids", 's', &ids, "token ids: 1,2,3;4,5 (sequences separated by ';')"},
     {"out", 's', &out, "output file: .json, or .npy (equal lengths)"},
     {"step", 'i', &step, "feed K tokens at a time through the KV cache (default: all at once)"},
     {"loss", 'b', &loss, "print the mean next-token cross-entropy over all positions"},
     {"force", 'b', &force, "overwrite --out even when it is not a logits file tunic wrote"},
     {"grads", 's', &grads_out, "write d(mean loss)/d(parameter) of every weight to this .safetensors"},
-    {"adapter", 's', &adapter, "PEFT LoRA adapter directory applied on top of the model"},
-    {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto (default: f32, nf4 for bitsandbytes 4-bit checkpoints)"},
-    {"head-dtype", 's', &head_dtype, "embedding and LM head: f32 | bf16 | auto (default: f32, or under a bf16/nf4 base bf16 except a bitsandbytes checkpoint follows its bnb_4bit_compute_dtype; bf16 = faster)"},
     {"lora-grads", 's', &lora_grads_out, "write d(mean loss)/d(lora_A, lora_B) under PEFT names (needs --adapter)"},
   };
-  int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR --ids 1,2,3 --out FILE");
+  tn_flag flags[TN_CM_MAX_ROWS + sizeof own / sizeof own[0]];
+  int nf = tn_cli_model_rows(flags, &mo, TN_CM_MODEL | TN_CM_ADAPTER | TN_CM_BASE_DTYPE | TN_CM_HEAD_DTYPE);
+  tn_cli_opt(flags, nf, "adapter")->help = "PEFT LoRA adapter directory applied on top of the model";
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) flags[nf++] = own[i];
+  int r = tn_cli_parse(argc, argv, flags, nf, "--model DIR --ids 1,2,3 --out FILE");
   if (r) return r > 0 ? 0 : 2;
-  if (!model_dir || !ids || !out) { fprintf(stderr, "tunic logits: --model, --ids and --out are required\n"); return 2; }
+  if (!mo.model || !ids || !out) { fprintf(stderr, "tunic logits: --model, --ids and --out are required\n"); return 2; }
   static const char *const magic[] = {"{\"logits\":", "\x93NUMPY", NULL};
   tn_status os = tn_cli_out_file("out", out, magic, force);
   if (os != TN_OK) return tn_cli_fail("logits", os);
@@ -148,23 +142,19 @@ int tn_cmd_logits(int argc, char **argv) {
   if (npy)
     for (int b = 0; b < B; b++)
       if (lens[b] != Tmax) { fprintf(stderr, "tunic logits: .npy output needs sequences of equal length\n"); code = 2; }
-  if (lora_grads_out && !adapter) { fprintf(stderr, "tunic logits: --lora-grads needs --adapter\n"); code = 2; }
-  tn_model *m = NULL;
-  tn_lora_set *lora = NULL;
-  tn_status s = TN_OK;
-  if (!code) s = load_model(&m, model_dir, base_dtype, head_dtype);
-  if (!code && s == TN_OK && adapter) {
-    s = tn_lora_load(m, adapter, NULL, &lora);
-    if (s == TN_OK) tn_lora_activate(lora);
-  }
+  if (lora_grads_out && !mo.adapter) { fprintf(stderr, "tunic logits: --lora-grads needs --adapter\n"); code = 2; }
+  tn_cli_loaded L = {0};
+  tn_status s = code ? TN_OK : tn_cli_model_load("logits", &mo, 0, &L);
   if (code || s != TN_OK) { /* error paths free what they hold (clean under LeakSanitizer) */
     for (int b = 0; b < B; b++) free(seqs[b]);
     free(seqs);
     free(lens);
-    tn_lora_free(lora);
-    tn_model_free(m);
     return code ? code : tn_cli_fail("logits", s);
   }
+  tn_model *m = L.model;
+  tn_lora_set *lora = NULL; /* the active adapter (--lora-grads) */
+  for (int i = 0; i < L.n_loras; i++)
+    if (tn_lora_is_active(L.loras[i])) lora = L.loras[i];
   const int V = m->cfg.V;
   if (loss || grads_out || lora_grads_out) {
     s = loss_and_grads(m, B, seqs, lens, total, grads_out, lora, lora_grads_out);
@@ -205,7 +195,6 @@ int tn_cmd_logits(int argc, char **argv) {
   for (int b = 0; b < B; b++) { if (lg) free(lg[b]); free(seqs[b]); }
   free(lg); free(seqs); free(lens);
   tn_state_free(st);
-  tn_lora_free(lora);
-  tn_model_free(m);
+  tn_cli_loaded_free(&L);
   return s == TN_OK ? 0 : tn_cli_fail("logits", s);
 }

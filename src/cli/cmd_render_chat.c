@@ -8,6 +8,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "template/template.h"
+#include "base/json.h"
 
 static cJSON *read_json(const char *path, const char *what) {
   char *t;
@@ -114,9 +115,9 @@ int tn_cmd_render_chat(int argc, char **argv) {
   tn_status s = TN_OK;
   if (!msgs) rc = 2;
   if (!rc && cJSON_IsObject(msgs)) { /* {"messages": [...], "tools": [...], ...} */
-    cJSON *m = cJSON_GetObjectItemCaseSensitive(msgs, "messages");
+    cJSON *m = tn_json_field_mut(msgs, "messages");
     if (!cJSON_IsArray(m)) { fprintf(stderr, "tunic render-chat: %s: no \"messages\" array\n", messages); rc = 2; }
-    cJSON *t = cJSON_GetObjectItemCaseSensitive(msgs, "tools");
+    cJSON *t = tn_json_field_mut(msgs, "tools");
     if (cJSON_IsArray(t)) tl = cJSON_Duplicate(t, 1);
     msgs = m;
   }

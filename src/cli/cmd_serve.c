@@ -31,21 +31,18 @@ static void trace_line(void *user, const char *json) {
 int tn_cmd_serve(int argc, char **argv) {
   tn_serve_opts o;
   tn_serve_opts_default(&o);
-  const char *adapter = NULL, *base_dtype = "auto", *head_dtype = "auto", *port_file = NULL, *traces_file = NULL,
-             *store_path = NULL;
+  tn_cli_model mo;
+  tn_cli_model_default(&mo);
+  const char *port_file = NULL, *traces_file = NULL, *store_path = NULL;
   bool log_traces = false;
   double max_body = (double)o.max_body;
-  tn_flag flags[] = {
-    {"model", 's', &o.model_dir, "model directory (HF layout)"},
+  const tn_flag own[] = {
     {"model-name", 's', &o.model_name, "the base model's name in /v1/models and requests (\"base\" always works too)"},
-    {"adapter", 's', &adapter, "a PEFT LoRA adapter NAME=DIR (repeatable, or comma separated); more at run time: POST /v1/adapters"},
     {"route", 's', &o.route_file, "route.yaml: the model \"auto\" picks an adapter by prompt category (docs/serve.md)"},
     {"host", 's', &o.host, "address to listen on (default 127.0.0.1: this machine only)"},
     {"port", 'i', &o.port, "TCP port"},
     {"port-file", 's', &port_file, "write the port listened on to this file once listening (with --port 0)"},
     {"api-key", 's', &o.api_key, "require 'Authorization: Bearer KEY' (default: no auth; also env TUNIC_API_KEY)"},
-    {"base-dtype", 's', &base_dtype, "storage of the frozen projections: f32 | bf16 | nf4 | auto"},
-    {"head-dtype", 's', &head_dtype, "embedding and LM head: f32 | bf16 | auto"},
     {"slots", 'i', &o.slots, "sequences decoded together (continuous batching)"},
     {"ctx", 'i', &o.ctx, "tokens per sequence, prompt + output (default: min(max_position_embeddings, 4096))"},
     {"max-requests", 'i', &o.max_requests, "generation requests at once, queued + running; 429 with Retry-After beyond"},
@@ -60,16 +57,21 @@ int tn_cmd_serve(int argc, char **argv) {
     {"log-traces", 'b', &log_traces, "store each served conversation as a trace (in --store, default $TUNIC_STORE or ./tunic_store.db)"},
     {"quiet", 'b', &o.quiet, "no access log on stderr"},
   };
-  int r = tn_cli_parse(argc, argv, flags, sizeof flags / sizeof flags[0], "--model DIR [--adapter NAME=DIR ...] [--port 8080]");
+  tn_flag flags[TN_CM_MAX_ROWS + sizeof own / sizeof own[0]];
+  int nf = tn_cli_model_rows(flags, &mo, TN_CM_MODEL | TN_CM_ADAPTER | TN_CM_BASE_DTYPE | TN_CM_HEAD_DTYPE);
+  tn_cli_opt(flags, nf, "adapter")->help =
+      "a PEFT LoRA adapter NAME=DIR (repeatable, or comma separated); more at run time: POST /v1/adapters";
+  for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) flags[nf++] = own[i];
+  int r = tn_cli_parse(argc, argv, flags, nf, "--model DIR [--adapter NAME=DIR ...] [--port 8080]");
   if (r) return r > 0 ? 0 : 2;
+  o.model_dir = mo.model;
   if (!o.model_dir) {
     fprintf(stderr, "tunic serve: --model is required\n");
     return 2;
   }
   if (!o.api_key && getenv("TUNIC_API_KEY") && *getenv("TUNIC_API_KEY")) o.api_key = getenv("TUNIC_API_KEY");
   o.max_body = (size_t)max_body;
-  tn_status s = tn_parse_base_dtype(base_dtype, &o.load.base_dtype);
-  if (s == TN_OK) s = tn_parse_head_dtype(head_dtype, &o.load.head_dtype);
+  tn_status s = tn_cli_load_opts(&mo, &o.load);
   if (s != TN_OK) return tn_cli_fail("serve", s);
   /* the signals are taken by this thread alone (sigwait): block them before any thread starts */
   sigset_t set;

@@ -14,6 +14,7 @@
 #include <string.h>
 #include "cli/cli.h"
 #include "store/store.h"
+#include "base/json.h"
 
 static const char *usage_text =
     "traces import FILE.jsonl [--source S] | traces list [--source S --game G --since T --limit N --cursor C] |\n"
@@ -59,7 +60,7 @@ static int import_traces(tn_store *st, const char *path, const char *source) {
       if (*q) {
         cJSON *j = cJSON_Parse(p);
         if (!j) { fprintf(stderr, "tunic store traces import: %s:%ld: not valid JSON\n", path, lineno); code = 2; break; }
-        if (source && cJSON_IsObject(j) && !cJSON_GetObjectItemCaseSensitive(j, "source"))
+        if (source && cJSON_IsObject(j) && !tn_json_field(j, "source"))
           cJSON_AddStringToObject(j, "source", source);
         lines[cJSON_GetArraySize(batch)] = lineno;
         cJSON_AddItemToArray(batch, j);
@@ -92,6 +93,13 @@ static int import_traces(tn_store *st, const char *path, const char *source) {
   free(text);
   if (code == 0) printf("{\"imported\": %ld, \"store\": \"%s\"}\n", total, tn_store_path(st));
   return code;
+}
+
+/* an option among argv[first..] (--NAME or --NAME=...) */
+static bool given(int argc, char **argv, int first, const char *opt) {
+  for (int i = first; i < argc; i++)
+    if (!strncmp(argv[i], opt, strlen(opt))) return true;
+  return false;
 }
 
 int tn_cmd_store(int argc, char **argv) {
@@ -142,11 +150,7 @@ int tn_cmd_store(int argc, char **argv) {
   int pr = tn_cli_parse(argc - first + 1, sub, flags, nf, usage_text);
   free(sub);
   if (pr) return pr > 0 ? 0 : 2;
-  bool seed_given = false, min_given = false;
-  for (int i = first; i < argc; i++) {
-    seed_given |= !strncmp(argv[i], "--seed", 6);
-    min_given |= !strncmp(argv[i], "--min-score", 11);
-  }
+  const bool seed_given = given(argc, argv, first, "--seed"), min_given = given(argc, argv, first, "--min-score");
   tn_store *st = NULL;
   tn_status s = tn_store_open(&st, store_path, NULL);
   if (s != TN_OK) return tn_cli_fail("store", s);
@@ -195,8 +199,8 @@ int tn_cmd_store(int argc, char **argv) {
         o = cJSON_CreateObject();
         cJSON_AddStringToObject(o, "exported", out);
         cJSON_AddStringToObject(o, "format", format);
-        cJSON_AddItemToObject(o, "build_id", cJSON_Duplicate(cJSON_GetObjectItem(m, "build_id"), true));
-        cJSON_AddItemToObject(o, "sha256", cJSON_Duplicate(cJSON_GetObjectItem(cJSON_GetObjectItem(m, "sha256"), format), true));
+        cJSON_AddItemToObject(o, "build_id", cJSON_Duplicate(tn_json_field(m, "build_id"), true));
+        cJSON_AddItemToObject(o, "sha256", cJSON_Duplicate(tn_json_field(tn_json_field(m, "sha256"), format), true));
         cJSON_Delete(m);
       }
     } else {

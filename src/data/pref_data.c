@@ -6,6 +6,7 @@
 #include "data/data.h"
 #include "data/pref.h"
 #include "template/template.h"
+#include "base/json.h"
 
 typedef struct {
   int32_t *ids;
@@ -32,19 +33,22 @@ static tn_status add_msgs(cJSON *arr, tn_chat_msg *m, int *k, const char *where,
   int i = 0;
   cJSON *it;
   cJSON_ArrayForEach(it, arr) {
-    cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+    cJSON *r = tn_json_field_mut(it, "role"), *c = tn_json_field_mut(it, "content");
     if (!cJSON_IsObject(it) || !cJSON_IsString(r) || !cJSON_IsString(c))
       return tn_error(TN_ERR_FORMAT, "%s: \"%s\" message %d needs string fields \"role\" and \"content\"", where, field, i);
-    cJSON *rc = cJSON_GetObjectItemCaseSensitive(it, "reasoning_content");
-    m[(*k)++] = (tn_chat_msg){r->valuestring, c->valuestring, cJSON_IsString(rc) ? rc->valuestring : NULL};
+    char mw[400];
+    snprintf(mw, sizeof mw, "%s: \"%s\" message %d", where, field, i);
+    const char *rc = NULL;
+    TN_TRY(tn_json_str(it, mw, "reasoning_content", false, NULL, &rc));
+    m[(*k)++] = (tn_chat_msg){r->valuestring, c->valuestring, rc};
     i++;
   }
   return TN_OK;
 }
 
 static bool same_msg(cJSON *a, cJSON *b) {
-  cJSON *ra = cJSON_GetObjectItemCaseSensitive(a, "role"), *rb = cJSON_GetObjectItemCaseSensitive(b, "role");
-  cJSON *ca = cJSON_GetObjectItemCaseSensitive(a, "content"), *cb = cJSON_GetObjectItemCaseSensitive(b, "content");
+  cJSON *ra = tn_json_field_mut(a, "role"), *rb = tn_json_field_mut(b, "role");
+  cJSON *ca = tn_json_field_mut(a, "content"), *cb = tn_json_field_mut(b, "content");
   return cJSON_IsString(ra) && cJSON_IsString(rb) && cJSON_IsString(ca) && cJSON_IsString(cb) &&
          !strcmp(ra->valuestring, rb->valuestring) && !strcmp(ca->valuestring, cb->valuestring);
 }
@@ -86,8 +90,8 @@ static tn_status chat_tokens(const tn_tokenizer *tok, const tn_pref_data_opts *o
 static bool has_tool_turns(const cJSON *arr) {
   const cJSON *m;
   cJSON_ArrayForEach(m, arr) {
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
-    if (cJSON_HasObjectItem(m, "tool_calls") || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(m, "content")) ||
+    const cJSON *r = tn_json_field(m, "role");
+    if (cJSON_HasObjectItem(m, "tool_calls") || !cJSON_IsString(tn_json_field(m, "content")) ||
         (cJSON_IsString(r) && !strcmp(r->valuestring, "tool")))
       return true;
   }
@@ -132,9 +136,11 @@ static tn_status chat_tokens_json(const tn_tokenizer *tok, cJSON *pm, cJSON *rm,
 
 static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, const tn_pref_data_opts *o,
                           const char *where, tn_encoding *enc, ibuf *bp, ibuf *bc, ibuf *br) {
-  cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
-  cJSON *ch = cJSON_GetObjectItemCaseSensitive(j, "chosen"), *rj = cJSON_GetObjectItemCaseSensitive(j, "rejected");
+  cJSON *prompt = tn_json_field_mut(j, "prompt");
+  cJSON *ch = tn_json_field_mut(j, "chosen"), *rj = tn_json_field_mut(j, "rejected");
   bp->n = bc->n = br->n = 0;
+  const cJSON *tools_field;
+  TN_TRY(tn_json_kind(j, where, "tools", cJSON_Array, false, &tools_field)); /* a list when given */
   if (!ch || !rj) return tn_error(TN_ERR_FORMAT, "%s: needs \"chosen\" and \"rejected\" (and usually \"prompt\")", where);
   const bool lists = cJSON_IsArray(ch) || cJSON_IsArray(rj);
   if (lists) {
@@ -150,7 +156,7 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
         skip++;
       if (skip == 0) return tn_error(TN_ERR_FORMAT, "%s: no \"prompt\", and \"chosen\" and \"rejected\" share no leading messages", where);
     }
-    const cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
+    const cJSON *tools = tn_json_field(j, "tools");
     if (o->format == TN_CHAT_AUTO && tn_tokenizer_chat_template(tok) &&
         (cJSON_IsArray(tools) || has_tool_turns(ch) || has_tool_turns(rj) || (cJSON_IsArray(prompt) && has_tool_turns(prompt)))) {
       cJSON *pm = cJSON_CreateArray();
@@ -171,7 +177,7 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
         const char *field = r ? "rejected" : "chosen";
         for (int i = skip; i < cJSON_GetArraySize(arr); i++) cJSON_AddItemReferenceToArray(tail, cJSON_GetArrayItem(arr, i));
         cJSON *last = cJSON_GetArrayItem(tail, cJSON_GetArraySize(tail) - 1);
-        const cJSON *lr = last ? cJSON_GetObjectItemCaseSensitive(last, "role") : NULL;
+        const cJSON *lr = last ? tn_json_field(last, "role") : NULL;
         if (!last) s = tn_error(TN_ERR_FORMAT, "%s: \"%s\" has no response message", where, field);
         else if (!cJSON_IsString(lr) || strcmp(lr->valuestring, "assistant"))
           s = tn_error(TN_ERR_FORMAT, "%s: the last message of \"%s\" must be the assistant's", where, field);
@@ -192,8 +198,8 @@ static tn_status one_line(tn_pref_set *set, cJSON *j, const tn_tokenizer *tok, c
     else {
       for (int i = 0; i < skip; i++) {
         cJSON *it = cJSON_GetArrayItem(ch, i);
-        m[k++] = (tn_chat_msg){cJSON_GetObjectItemCaseSensitive(it, "role")->valuestring,
-                               cJSON_GetObjectItemCaseSensitive(it, "content")->valuestring, NULL};
+        m[k++] = (tn_chat_msg){tn_json_field(it, "role")->valuestring,
+                               tn_json_field(it, "content")->valuestring, NULL};
       }
     }
     const int np = k;

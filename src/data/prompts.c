@@ -4,6 +4,7 @@
 #include <string.h>
 #include "data/data.h"
 #include "data/prompts.h"
+#include "base/json.h"
 
 const char *const TN_DEFAULT_SYSTEM_PROMPT =
   "You are given a problem. Think about the problem and provide your working out. Place it between <reasoning> and "
@@ -12,7 +13,7 @@ const char *const TN_DEFAULT_SYSTEM_PROMPT =
 static tn_status render(const tn_tokenizer *tok, const tn_prompt_opts *o, cJSON *j, const char *where, char **text,
                         tn_encoding *enc, bool *chat_ok) {
   const char *field = o->field ? o->field : "prompt";
-  cJSON *pr = cJSON_GetObjectItemCaseSensitive(j, field), *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
+  cJSON *pr = tn_json_field_mut(j, field), *msgs = tn_json_field_mut(j, "messages");
   const bool sys = o->system_prompt && *o->system_prompt;
   if (!cJSON_IsString(pr) && !cJSON_IsArray(msgs))
     return tn_error(TN_ERR_FORMAT, "%s: needs a string \"%s\" or a \"messages\" list", where, field);
@@ -25,7 +26,7 @@ static tn_status render(const tn_tokenizer *tok, const tn_prompt_opts *o, cJSON 
     if (cJSON_IsArray(msgs)) {
       cJSON *it;
       cJSON_ArrayForEach(it, msgs) {
-        cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+        cJSON *r = tn_json_field_mut(it, "role"), *c = tn_json_field_mut(it, "content");
         if (!cJSON_IsString(r) || !cJSON_IsString(c)) {
           free(m);
           return tn_error(TN_ERR_FORMAT, "%s: messages need string \"role\" and \"content\"", where);
@@ -116,7 +117,7 @@ void tn_prompts_free(tn_prompt_set *s) {
 bool tn_prompt_reference(const tn_prompt *p, char *buf, size_t n) {
   static const char *keys[] = {"answer", "expected_answer"};
   for (int k = 0; k < 2; k++) {
-    cJSON *a = cJSON_GetObjectItemCaseSensitive(p->json, keys[k]);
+    cJSON *a = tn_json_field_mut(p->json, keys[k]);
     if (cJSON_IsString(a)) { snprintf(buf, n, "%s", a->valuestring); return true; }
     if (cJSON_IsNumber(a)) { snprintf(buf, n, "%.17g", a->valuedouble); return true; }
   }

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "data/data.h"
+#include "base/json.h"
 
 typedef enum {
   S_NONE, S_MESSAGES, S_PROMPT_COMPLETION, S_TEXT, S_TUNIX, S_PROMPT, S_GSM8K, S_MATH, S_ALPACA, S_SHAREGPT,
@@ -38,7 +39,7 @@ static const struct {
   [S_TRL_PREF_IMPLICIT] = {"trl-preference-implicit-prompt", "chosen, rejected (message lists)"},
 };
 
-static cJSON *get(cJSON *j, const char *k) { return cJSON_GetObjectItemCaseSensitive(j, k); }
+static cJSON *get(cJSON *j, const char *k) { return tn_json_field_mut(j, k); }
 static bool str(cJSON *j, const char *k) { return cJSON_IsString(get(j, k)); }
 static bool arr(cJSON *j, const char *k) { return cJSON_IsArray(get(j, k)); }
 
@@ -83,7 +84,7 @@ static const char *use_name(tn_data_use u) {
 }
 
 static void set(cJSON *j, const char *k, cJSON *v) {
-  if (get(j, k)) cJSON_ReplaceItemInObjectCaseSensitive(j, k, v);
+  if (cJSON_HasObjectItem(j, k)) cJSON_ReplaceItemInObjectCaseSensitive(j, k, v); /* null too */
   else cJSON_AddItemToObject(j, k, v);
 }
 static void set_str(cJSON *j, const char *k, const char *v) { set(j, k, cJSON_CreateString(v)); }

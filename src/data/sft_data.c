@@ -5,6 +5,7 @@
 #include <string.h>
 #include "data/data.h"
 #include "template/template.h"
+#include "base/json.h"
 
 static tn_status push(tn_dataset *d, const int32_t *ids, const uint8_t *mask, int n, int max_len) {
   if (max_len > 0 && n > max_len) { n = max_len; d->n_truncated++; }
@@ -68,16 +69,24 @@ static tn_status to_msgs(cJSON *arr, tn_chat_msg **out, size_t *n, const char *w
   size_t i = 0;
   cJSON *m;
   cJSON_ArrayForEach(m, arr) {
-    cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role"), *content = cJSON_GetObjectItemCaseSensitive(m, "content");
+    cJSON *role = tn_json_field_mut(m, "role"), *content = tn_json_field_mut(m, "content");
     if (!cJSON_IsObject(m) || !cJSON_IsString(role) || !cJSON_IsString(content)) {
       free(*out);
       *out = NULL;
       return tn_error(TN_ERR_FORMAT, "%s: message %zu needs string fields \"role\" and \"content\"", where, i);
     }
-    cJSON *rc = cJSON_GetObjectItemCaseSensitive(m, "reasoning_content");
+    char mw[400];
+    snprintf(mw, sizeof mw, "%s: message %zu", where, i);
+    const char *rc = NULL;
+    tn_status rs = tn_json_str(m, mw, "reasoning_content", false, NULL, &rc);
+    if (rs != TN_OK) {
+      free(*out);
+      *out = NULL;
+      return rs;
+    }
     (*out)[i].role = role->valuestring;
     (*out)[i].content = content->valuestring;
-    (*out)[i].reasoning = cJSON_IsString(rc) ? rc->valuestring : NULL;
+    (*out)[i].reasoning = rc;
     i++;
   }
   return TN_OK;
@@ -85,12 +94,14 @@ static tn_status to_msgs(cJSON *arr, tn_chat_msg **out, size_t *n, const char *w
 
 static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, const tn_sft_data_opts *o,
                           const char *where, tn_encoding *enc, buf_t *b) {
-  cJSON *msgs = cJSON_GetObjectItemCaseSensitive(j, "messages");
-  cJSON *prompt = cJSON_GetObjectItemCaseSensitive(j, "prompt");
-  cJSON *comp = cJSON_GetObjectItemCaseSensitive(j, "completion");
-  if (!comp) comp = cJSON_GetObjectItemCaseSensitive(j, "response");
-  cJSON *text = cJSON_GetObjectItemCaseSensitive(j, "text");
-  cJSON *prompts = cJSON_GetObjectItemCaseSensitive(j, "prompts");
+  cJSON *msgs = tn_json_field_mut(j, "messages");
+  cJSON *prompt = tn_json_field_mut(j, "prompt");
+  cJSON *comp = tn_json_field_mut(j, "completion");
+  if (!comp) comp = tn_json_field_mut(j, "response");
+  cJSON *text = tn_json_field_mut(j, "text");
+  cJSON *prompts = tn_json_field_mut(j, "prompts");
+  const cJSON *tools_field;
+  TN_TRY(tn_json_kind(j, where, "tools", cJSON_Array, false, &tools_field)); /* a list when given */
   const int32_t eos = tn_tokenizer_eos_id(tok);
   tn_chat_opts co = {.format = o->chat, .add_generation_prompt = false, .enable_thinking = -1};
   b->n = 0;
@@ -109,7 +120,7 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
     tn_status s;
     if (o->chat == TN_CHAT_AUTO && tn_tokenizer_chat_template(tok)) {
       /* the model's Jinja template: tool calls, tool results and "tools" as transformers renders them */
-      cJSON *tools = cJSON_GetObjectItemCaseSensitive(j, "tools");
+      cJSON *tools = tn_json_field_mut(j, "tools");
       tn_chat_req q = {.messages = all, .tools = cJSON_IsArray(tools) ? tools : NULL, .spans = true};
       tn_chat_out out;
       s = tn_chat_render_req(tok, &q, &out);
@@ -157,7 +168,7 @@ static tn_status one_line(tn_dataset *d, cJSON *j, const tn_tokenizer *tok, cons
     size_t start = (size_t)(last - s) + strlen(tag);
     /* the tunix_sft export of the store (id, prompts ending with the open model turn, final_answer,
      * metadata): the answer and its end-of-turn marker are the trained completion */
-    const cJSON *fa = cJSON_GetObjectItemCaseSensitive(j, "final_answer");
+    const cJSON *fa = tn_json_field(j, "final_answer");
     char *joined = NULL;
     if (fa) {
       if (!cJSON_IsString(fa)) return tn_error(TN_ERR_FORMAT, "%s: \"final_answer\" must be a string", where);

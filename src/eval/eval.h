@@ -11,41 +11,13 @@
 #include <stdint.h>
 #include <stdio.h>
 #include "base/base.h"
+#include "tunic/eval.h"
 
 struct cJSON;
 
 /* ---------------- extraction ---------------- */
 
-typedef struct {
-  const char *reasoning_open;  /* "<reasoning>" */
-  const char *reasoning_close; /* "</reasoning>" */
-  const char *answer_open;     /* "<answer>" */
-  const char *answer_close;    /* "</answer>" */
-  bool tags_only;              /* extract only from answer tags (no fallbacks) */
-  bool format_strict;          /* format check anchored to the whole text (default: Tunix's
-                                  multi-line ^...$ semantics, see docs/eval.md) */
-  double partial_tol;          /* relative error counted as "partially correct" (0.1) */
-} tn_extract_config;
-
-void tn_extract_config_default(tn_extract_config *c);
-
-/* How an answer was found, in the order they are tried. */
-typedef enum {
-  TN_EXTRACT_NONE = 0,
-  TN_EXTRACT_TAG,         /* last complete <answer>...</answer> with non-empty content */
-  TN_EXTRACT_BOXED,       /* last \boxed{...}, nested braces */
-  TN_EXTRACT_ANSWER_IS,   /* last "answer is ..." / "answer: ..." (case-insensitive) */
-  TN_EXTRACT_HASHES,      /* last GSM8K "#### ..." line */
-  TN_EXTRACT_LAST_NUMBER, /* last number in the text */
-  TN_EXTRACT_COUNT
-} tn_extract_method;
-
-const char *tn_extract_method_name(tn_extract_method m); /* "none","tag","boxed",... */
-
-/* Extract the answer of COMPLETION into OUT (trimmed, NUL-terminated, truncated to
- * CAP-1 bytes). Returns the method that found it (TN_EXTRACT_NONE: OUT = ""). */
-tn_extract_method tn_extract_answer(const char *completion, const tn_extract_config *cfg,
-                                    char *out, size_t cap);
+/* tn_extract_config, tn_extract_method and their functions: the public API (tunic/eval.h) */
 
 /* Parse an answer string as one number: surrounding whitespace, '$' / '\$', trailing
  * '%' / '\%' / '.', thousands commas, unicode minus (U+2212), leading '+', decimals,
@@ -63,29 +35,7 @@ bool tn_answer_value(const char *s, double *out);
 /* Numbers equal within relative 1e-6 (absolute 1e-9 near zero). */
 bool tn_numbers_equal(double a, double b);
 
-/* Does the extracted answer equal the reference? Numeric when both have a value
- * (3/4 == 0.75 == "$0.75"), else normalised text (case, whitespace, trailing '.').
- * A reference that contains "####" is reduced to the text after the last one. */
-bool tn_answers_equal(const char *extracted, const char *reference);
-
-/* ---- the field's conventions (conventions.c, docs/eval.md) ---- */
-
-/* lm-evaluation-harness gsm8k "strict-match": the first `#### (\-?[0-9\.\,]+)` group. */
-bool tn_gsm8k_strict(const char *completion, char *out, size_t cap);
-/* gsm8k "flexible-extract": the last match of `(-?[$0-9.,]{2,})|(-?[0-9]+)`. */
-bool tn_gsm8k_flexible(const char *completion, char *out, size_t cap);
-/* The gsm8k task's exact_match: both sides without ",", "$", the text up to the last "#### ",
- * one trailing ".", case-insensitive; then string equality. */
-bool tn_gsm8k_match(const char *extracted, const char *reference);
-/* Hendrycks MATH last_boxed_only_string + remove_boxed: the last \boxed{...} (or "\boxed X"),
- * else the last \fbox{...}; false when none. */
-bool tn_math_last_boxed(const char *s, char *out, size_t cap);
-/* Hendrycks strip_string (\frac/\dfrac/\tfrac, \sqrt2, units after "\text{ ", spaces,
- * \left/\right, degrees, \%, \$, "x = ", 0.5, a/b). False where Python's raises. */
-bool tn_math_strip(const char *in, char *out, size_t cap);
-/* Hendrycks is_equiv (strip_string both, compare; raw compare where stripping fails), and
- * numeric equality when both stripped strings parse as one number (0.75 == \frac{3}{4}). */
-bool tn_math_equiv(const char *a, const char *b);
+/* the field's conventions (tn_gsm8k_strict, tn_math_equiv, ...): the public API (tunic/eval.h) */
 
 /* Format compliance: <reasoning>.+?</reasoning>.*?<answer>(.+?)</answer> with optional
  * surrounding whitespace, the Tunix GRPO demo's regex (see docs/eval.md). Thread-safe. */

@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "eval/report.h"
 #include "obs/obs.h"
+#include "base/json.h"
 
 extern char **environ;
 
@@ -131,7 +132,7 @@ static tn_status metrics_load(metrics_data *m, const char *path) {
       break;
     }
     m->lines++;
-    const cJSON *st = cJSON_GetObjectItemCaseSensitive(o, "step"), *it;
+    const cJSON *st = tn_json_field(o, "step"), *it;
     double x = cJSON_IsNumber(st) ? st->valuedouble : (double)m->lines;
     m->step_min = fmin(m->step_min, x);
     m->step_max = fmax(m->step_max, x);
@@ -359,11 +360,11 @@ static tn_status find_completions(const char *path, char *const *ids, int n, cha
     cJSON *o = cJSON_Parse(p);
     p = nl ? nl + 1 : NULL;
     if (!cJSON_IsObject(o)) { cJSON_Delete(o); continue; }
-    char *id = tn_json_scalar_dup(cJSON_GetObjectItemCaseSensitive(o, "id"));
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "completion");
+    char *id = tn_json_scalar_dup(tn_json_field(o, "id"));
+    const cJSON *c = tn_json_field(o, "completion");
     if (!cJSON_IsString(c)) {
-      const cJSON *sm = cJSON_GetObjectItemCaseSensitive(o, "samples");
-      c = cJSON_IsArray(sm) ? cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(sm, 0), "completion") : NULL;
+      const cJSON *sm = tn_json_field(o, "samples");
+      c = cJSON_IsArray(sm) ? tn_json_field(cJSON_GetArrayItem(sm, 0), "completion") : NULL;
     }
     if (id && cJSON_IsString(c))
       for (int i = 0; i < n; i++)

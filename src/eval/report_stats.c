@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 #include "eval/eval.h"
 #include "eval/report.h"
+#include "base/json.h"
 
 /* ---- loading ---- */
 
@@ -104,8 +105,8 @@ tn_status tn_results_load(const char *path, tn_results *out) {
         st = tn_error(TN_ERR_FORMAT, "%s:%lld: not a JSON object", path, (long long)line);
         goto done;
       }
-      char *id = tn_json_scalar_dup(cJSON_GetObjectItemCaseSensitive(o, "id"));
-      int corr = truthy(cJSON_GetObjectItemCaseSensitive(o, "correct"));
+      char *id = tn_json_scalar_dup(tn_json_field(o, "id"));
+      int corr = truthy(tn_json_field(o, "correct"));
       if (!id || corr < 0) {
         free(id);
         cJSON_Delete(o);
@@ -123,20 +124,20 @@ tn_status tn_results_load(const char *path, tn_results *out) {
       memset(r, 0, sizeof *r);
       r->id = id;
       r->correct = corr;
-      const cJSON *cat = cJSON_GetObjectItemCaseSensitive(o, "category");
+      const cJSON *cat = tn_json_field(o, "category");
       r->category = tn_json_scalar_dup(cat);
       if (!r->category) r->category = tn_strdup("");
       if (!r->category) { cJSON_Delete(o); st = tn_error(TN_ERR_NOMEM, "%s: out of memory", path); goto done; }
-      int pa = truthy(cJSON_GetObjectItemCaseSensitive(o, "partial"));
+      int pa = truthy(tn_json_field(o, "partial"));
       r->partial = pa < 0 ? r->correct : pa;
-      int fo = truthy(cJSON_GetObjectItemCaseSensitive(o, "format_ok"));
+      int fo = truthy(tn_json_field(o, "format_ok"));
       r->format_ok = fo > 0;
-      const cJSON *er = cJSON_GetObjectItemCaseSensitive(o, "error");
+      const cJSON *er = tn_json_field(o, "error");
       r->error = cJSON_IsString(er) ? tn_error_cat_parse(er->valuestring) : -1;
       if (r->error < 0 && r->correct) r->error = TN_ECAT_CORRECT;
-      r->extracted = tn_json_scalar_dup(cJSON_GetObjectItemCaseSensitive(o, "extracted"));
-      const cJSON *ex = cJSON_GetObjectItemCaseSensitive(o, "expected_answer");
-      if (!ex) ex = cJSON_GetObjectItemCaseSensitive(o, "answer");
+      r->extracted = tn_json_scalar_dup(tn_json_field(o, "extracted"));
+      const cJSON *ex = tn_json_field(o, "expected_answer");
+      if (!ex) ex = tn_json_field(o, "answer");
       r->expected = tn_json_scalar_dup(ex);
       cJSON_Delete(o);
     }

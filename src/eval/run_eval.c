@@ -11,6 +11,7 @@
 #include "generate/generate.h"
 #include "obs/obs.h"
 #include "tunic/obs.h"
+#include "base/json.h"
 
 void tn_eval_opts_default(tn_eval_opts *o) {
   memset(o, 0, sizeof *o);
@@ -24,7 +25,9 @@ void tn_eval_opts_default(tn_eval_opts *o) {
 
 void tn_eval_summary_free(tn_eval_summary *s) {
   cJSON_Delete(s->json);
+  cJSON_Delete(s->results);
   s->json = NULL;
+  s->results = NULL;
 }
 
 char *tn_eval_summary_path(const char *results_path) {
@@ -54,12 +57,12 @@ static int end_of_turn_id(const tn_tokenizer *tok, const tn_eval_opts *o) {
 }
 
 const char *tn_eval_prompt_text(const cJSON *ex) {
-  const cJSON *p = cJSON_GetObjectItemCaseSensitive(ex, "prompt");
+  const cJSON *p = tn_json_field(ex, "prompt");
   if (cJSON_IsString(p)) return p->valuestring;
-  const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(ex, "messages"), *it;
+  const cJSON *msgs = tn_json_field(ex, "messages"), *it;
   const char *last = "";
   cJSON_ArrayForEach(it, msgs) {
-    const cJSON *r = cJSON_GetObjectItemCaseSensitive(it, "role"), *c = cJSON_GetObjectItemCaseSensitive(it, "content");
+    const cJSON *r = tn_json_field(it, "role"), *c = tn_json_field(it, "content");
     if (cJSON_IsString(r) && cJSON_IsString(c) && !strcmp(r->valuestring, "user")) last = c->valuestring;
   }
   return last;
@@ -67,7 +70,7 @@ const char *tn_eval_prompt_text(const cJSON *ex) {
 
 /* id as a string ("3" for the number 3); index when absent. */
 static void id_string(const cJSON *ex, int index, char *buf, size_t n) {
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(ex, "id");
+  const cJSON *id = tn_json_field(ex, "id");
   if (cJSON_IsString(id)) snprintf(buf, n, "%s", id->valuestring);
   else if (cJSON_IsNumber(id) && id->valuedouble == floor(id->valuedouble) && fabs(id->valuedouble) < 1e15)
     snprintf(buf, n, "%.0f", id->valuedouble);
@@ -81,7 +84,7 @@ static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *
 static bool bad_reference(const cJSON *ex) {
   static const char *keys[] = {"answer", "expected_answer"};
   for (int k = 0; k < 2; k++) {
-    const cJSON *a = cJSON_GetObjectItemCaseSensitive(ex, keys[k]);
+    const cJSON *a = tn_json_field(ex, keys[k]);
     if (a && !cJSON_IsString(a) && !cJSON_IsNumber(a) && !cJSON_IsNull(a)) return true;
   }
   return false;
@@ -95,13 +98,13 @@ static tn_status check_examples(const tn_prompt_set *ps, int n, const char *path
   tn_status s = TN_OK;
   char buf[512];
   for (int i = 0; i < n && s == TN_OK; i++) {
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(ps->p[i].json, "id");
+    const cJSON *id = tn_json_field(ps->p[i].json, "id");
     if (id && !cJSON_IsString(id) && !cJSON_IsNumber(id))
       s = tn_error(TN_ERR_FORMAT, "%s: example %d: \"id\" must be a string or a number", path, i + 1);
     else if (bad_reference(ps->p[i].json))
       s = tn_error(TN_ERR_FORMAT, "%s: example %d: the reference (\"answer\" or \"expected_answer\") must be a string or a number",
                    path, i + 1);
-    const cJSON *cat = cJSON_GetObjectItemCaseSensitive(ps->p[i].json, "category");
+    const cJSON *cat = tn_json_field(ps->p[i].json, "category");
     if (s == TN_OK && cat && !cJSON_IsString(cat) && !cJSON_IsNull(cat))
       s = tn_error(TN_ERR_FORMAT, "%s: example %d: \"category\" must be a string", path, i + 1);
     id_string(ps->p[i].json, i, buf, sizeof buf);
@@ -174,7 +177,7 @@ static cJSON *result_line(const tn_prompt *p, int index, const char *category, b
                           const tn_text_stats *ts) {
   char idb[512];
   cJSON *line = cJSON_CreateObject();
-  const cJSON *jid = cJSON_GetObjectItemCaseSensitive(p->json, "id");
+  const cJSON *jid = tn_json_field(p->json, "id");
   id_string(p->json, index, idb, sizeof idb);
   if (cJSON_IsNumber(jid)) cJSON_AddItemToObject(line, "id", cJSON_Duplicate(jid, 0));
   else cJSON_AddStringToObject(line, "id", idb);
@@ -335,6 +338,8 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
   int *plens = calloc(B, sizeof *plens);
   int *npass = calloc(N ? N : 1, sizeof *npass);
   if (!lc.lines || !res || !scores || !texts || !pids || !plens || !npass) s = tn_error(TN_ERR_NOMEM, "eval: out of memory");
+  cJSON *kept = o->keep_results ? cJSON_CreateArray() : NULL;
+  if (o->keep_results && !kept) s = tn_error(TN_ERR_NOMEM, "eval: out of memory");
   tn_progress *prog = o->progress ? tn_progress_new(stderr, N, "eval", TN_PROGRESS_AUTO) : NULL;
   int64_t gen_tokens = 0, truncated = 0;
   double gen_sec = 0;
@@ -353,7 +358,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
     for (int i = 0; i < nb && s == TN_OK; i++) {
       const tn_prompt *p = &ps.p[b0 + i];
       const bool has_ref = tn_prompt_reference(p, ref, sizeof ref);
-      const cJSON *cat = cJSON_GetObjectItemCaseSensitive(p->json, "category");
+      const cJSON *cat = tn_json_field(p->json, "category");
       const char *category = cJSON_IsString(cat) ? cat->valuestring : NULL;
       bool assigned = !category && (o->categorizer || o->classify);
       if (!category && o->categorizer) category = tn_categorize(o->categorizer, tn_eval_prompt_text(p->json));
@@ -382,7 +387,8 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
       cJSON *line = result_line(p, b0 + i, category, assigned, has_ref ? ref : NULL, ns, npass[b0 + i], texts,
                                 &res[(size_t)i * ns], scores, &ts);
       lc.lines[lc.n++] = tn_json_print_valid(line, false); /* prompts from the data: valid UTF-8 out */
-      cJSON_Delete(line);
+      if (kept) cJSON_AddItemToArray(kept, line);
+      else cJSON_Delete(line);
       for (int j = 0; j < ns; j++) { free(texts[j]); texts[j] = NULL; }
     }
     for (int j = 0; j < ns; j++) { free(texts[j]); texts[j] = NULL; }
@@ -394,8 +400,11 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
 
   if (s == TN_OK) {
     s = finish_summary(o, &agg, &text, n_ref_free, &lc, po.system_prompt, stops, nstop, gen_tokens, truncated, gen_sec, out);
+    out->results = kept;
+    kept = NULL;
     if (s != TN_OK) tn_eval_summary_free(out);
   }
+  cJSON_Delete(kept);
   for (int64_t i = 0; i < lc.n; i++) free(lc.lines[i]);
   free(lc.lines);
   free(res);
@@ -426,11 +435,11 @@ typedef struct {
 static tn_status comp_row(void *vctx, cJSON *ex, const char *where) {
   comp_ctx *c = vctx;
   tn_status s = TN_OK;
-  const cJSON *comp = cJSON_GetObjectItemCaseSensitive(ex, "completion");
-  const cJSON *ref = cJSON_GetObjectItemCaseSensitive(ex, "answer");
-  if (!ref) ref = cJSON_GetObjectItemCaseSensitive(ex, "expected_answer");
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(ex, "id");
-  const cJSON *cat = cJSON_GetObjectItemCaseSensitive(ex, "category");
+  const cJSON *comp = tn_json_field(ex, "completion");
+  const cJSON *ref = tn_json_field(ex, "answer");
+  if (!ref) ref = tn_json_field(ex, "expected_answer");
+  const cJSON *id = tn_json_field(ex, "id");
+  const cJSON *cat = tn_json_field(ex, "category");
   int ns = cJSON_IsString(comp) ? 1 : cJSON_IsArray(comp) ? cJSON_GetArraySize(comp) : 0;
   char refb[1024], idb[512];
   bool has_ref = true;

@@ -46,6 +46,7 @@ typedef struct {
   void *classify_ctx;
   const tn_tokenizer *count_tok;                        /* tokens per completion (NULL: words only) */
   bool progress;               /* a progress line per batch on stderr */
+  bool keep_results;           /* tn_eval_run: every results line also in out->results */
   /* optional: what produces the completions instead of tn_generate (multi-turn episodes with
    * tools, src/agent): examples p[0..nb) (data indices first..first+nb), go the sampling options
    * (go->n samples each); fills nb * go->n results as tn_generate does (ids of the answer the
@@ -65,6 +66,7 @@ typedef struct {
   int64_t gen_tokens, truncated;   /* generated tokens; samples that hit max_new_tokens */
   double gen_seconds, tokens_per_s;
   struct cJSON *json;              /* the summary JSON as written (owned) */
+  struct cJSON *results;           /* with keep_results: the results lines, an array (owned) */
 } tn_eval_summary;
 
 void tn_eval_summary_free(tn_eval_summary *s);

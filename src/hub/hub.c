@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "obs/obs.h"
+#include "base/json.h"
 
 static char *xprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static char *xprintf(const char *fmt, ...) {
@@ -346,9 +347,9 @@ static tn_status repo_info(const hub_ctx *c, const char *repo, const char *rev, 
   else if (code != 200) s = http_status(code, what, c);
   else {
     *out = cJSON_Parse(b.buf ? b.buf : "");
-    cJSON *sha = cJSON_GetObjectItemCaseSensitive(*out, "sha");
+    cJSON *sha = tn_json_field_mut(*out, "sha");
     if (!cJSON_IsObject(*out) || !cJSON_IsString(sha) || !is_commit(sha->valuestring) ||
-        !cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(*out, "siblings"))) {
+        !cJSON_IsArray(tn_json_field(*out, "siblings"))) {
       cJSON_Delete(*out);
       *out = NULL;
       s = tn_error(TN_ERR_FORMAT, "%s: the answer has no commit \"sha\" and \"siblings\" list", what);
@@ -619,10 +620,10 @@ tn_status tn_hub_pull(const char *spec, const tn_hub_opts *o, char **snapshot_di
   tn_status s = repo_info(&c, repo, rev, o->dataset, &info);
   int nfiles = 0;
   if (s == TN_OK) {
-    const char *commit = cJSON_GetObjectItemCaseSensitive(info, "sha")->valuestring;
+    const char *commit = tn_json_field(info, "sha")->valuestring;
     cJSON *sib;
-    cJSON_ArrayForEach(sib, cJSON_GetObjectItemCaseSensitive(info, "siblings")) {
-      cJSON *fn = cJSON_GetObjectItemCaseSensitive(sib, "rfilename");
+    cJSON_ArrayForEach(sib, tn_json_field(info, "siblings")) {
+      cJSON *fn = tn_json_field_mut(sib, "rfilename");
       if (!cJSON_IsString(fn)) continue;
       const char *p = fn->valuestring;
       if (!*p || p[0] == '/' || strstr(p, "..") || (!o->all_files && !tn_hub_wanted(p, o->dataset))) continue;

@@ -27,6 +27,7 @@
 #include "train/run.h"
 #include "train/train.h"
 #include "tunic/generate.h"
+#include "base/json.h"
 
 void tn_improve_opts_default(tn_improve_opts *o) {
   memset(o, 0, sizeof *o);
@@ -307,7 +308,7 @@ static const char *const DROP_NAMES[NDROP] = {"score", "format", "length", "dupl
 /* The SFT row: the example's messages (or system? + user prompt) + the kept completion. */
 static cJSON *sft_row(const tn_improve_opts *o, const cJSON *ex, const char *completion) {
   cJSON *row = cJSON_CreateObject(), *msgs = cJSON_AddArrayToObject(row, "messages"), *m;
-  const cJSON *em = cJSON_GetObjectItemCaseSensitive(ex, "messages");
+  const cJSON *em = tn_json_field(ex, "messages");
   if (cJSON_IsArray(em)) {
     cJSON_ArrayForEach(m, em) cJSON_AddItemToArray(msgs, cJSON_Duplicate(m, true));
   } else {
@@ -359,9 +360,9 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
   char **keys = calloc(n ? n : 1, sizeof *keys);
   if (s == TN_OK && (!prompts || !comps || !exs || !scores || !reason || !keys)) s = tn_error(TN_ERR_NOMEM, "out of memory");
   for (int64_t i = 0; i < n && s == TN_OK; i++) {
-    exs[i] = cJSON_GetObjectItemCaseSensitive(rb.rows[i], "example");
+    exs[i] = tn_json_field(rb.rows[i], "example");
     prompts[i] = tn_eval_prompt_text(exs[i]);
-    const cJSON *c = cJSON_GetObjectItemCaseSensitive(rb.rows[i], "completion");
+    const cJSON *c = tn_json_field(rb.rows[i], "completion");
     comps[i] = cJSON_IsString(c) ? c->valuestring : "";
   }
   tn_judge *j = NULL;
@@ -376,14 +377,14 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
   int nkeys = 0;
   for (int64_t i = 0; i < n && s == TN_OK; i++) {
     const cJSON *row = rb.rows[i];
-    int toks = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "tokens"));
-    bool trunc = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(row, "truncated"));
+    int toks = (int)cJSON_GetNumberValue(tn_json_field(row, "tokens"));
+    bool trunc = cJSON_IsTrue(tn_json_field(row, "truncated"));
     int r = -1;
     if (!(scores[i] >= o->threshold)) r = DROP_SCORE; /* NaN (unparsed verdict) fails too */
     else if (o->require_format && !tn_format_ok(comps[i], &ec)) r = DROP_FORMAT;
     else if ((trunc && !o->keep_truncated) || toks < o->min_tokens || (o->max_tokens > 0 && toks > o->max_tokens)) r = DROP_LENGTH;
     else if (o->dedup) {
-      int pi = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(row, "prompt_index"));
+      int pi = (int)cJSON_GetNumberValue(tn_json_field(row, "prompt_index"));
       char *key = dedup_key(pi, comps[i]);
       if (!key) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
       bool dup = false;
@@ -395,9 +396,9 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
   }
   /* per-prompt cap and solved prompts (all N samples passed: nothing new to learn) */
   for (int64_t i = 0; i < n && s == TN_OK;) {
-    int pi = (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rb.rows[i], "prompt_index"));
+    int pi = (int)cJSON_GetNumberValue(tn_json_field(rb.rows[i], "prompt_index"));
     int64_t e = i, pass = 0;
-    while (e < n && (int)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(rb.rows[e], "prompt_index")) == pi) {
+    while (e < n && (int)cJSON_GetNumberValue(tn_json_field(rb.rows[e], "prompt_index")) == pi) {
       pass += reason[e] < 0 || reason[e] == DROP_DUP;
       e++;
     }
@@ -572,26 +573,10 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
   else if (s == TN_OK && so.lora_rank > 0) { /* merge the adapter into a full model for the next round */
     final = pathf("%s/model", dir);
     char *ad = pathf("%s/adapter", sft_dir);
-    tn_model *m = NULL;
-    tn_lora_set *set = NULL;
-    tn_load_opts lo;
-    tn_load_opts_default(&lo);
-    s = final && ad ? tn_model_load_opts(&m, model_dir, &lo) : tn_error(TN_ERR_NOMEM, "out of memory");
-    if (s == TN_OK) s = tn_model_to_f32(m);
-    if (s == TN_OK) s = tn_lora_load(m, ad, NULL, &set);
-    if (s == TN_OK) s = tn_lora_merge(set);
-    if (s == TN_OK) s = tn_mkdirs(final);
-    if (s == TN_OK) s = tn_model_save_weights(m, final, TN_ST_F32, 1);
-    static const char *const copy[] = {"config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                                       "special_tokens_map.json", "chat_template.jinja", NULL};
-    for (int i = 0; copy[i] && s == TN_OK; i++) {
-      char *a = tn_path_join(model_dir, copy[i]), *b = tn_path_join(final, copy[i]);
-      if (a && b && tn_file_exists(a)) s = tn_copy_file(a, b);
-      free(a);
-      free(b);
-    }
-    if (set) tn_lora_free(set);
-    if (m) tn_model_free(m);
+    tn_merge_opts mo; /* tunic merge: the adapter merged, an f32 Hugging Face folder */
+    tn_merge_opts_default(&mo);
+    mo.dtype = "f32";
+    s = final && ad ? tn_merge_save(model_dir, ad, final, &mo, NULL) : tn_error(TN_ERR_NOMEM, "out of memory");
     free(ad);
   } else if (s == TN_OK) {
     final = pathf("%s/model", sft_dir);
@@ -760,7 +745,7 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
       size_t len;
       s = tn_read_file(mp, &text, &len);
       cJSON *man = s == TN_OK ? cJSON_Parse(text) : NULL;
-      int64_t kept = (int64_t)cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(man, "kept"));
+      int64_t kept = (int64_t)cJSON_GetNumberValue(tn_json_field(man, "kept"));
       if (s == TN_OK && !man) s = tn_error(TN_ERR_FORMAT, "%s: invalid JSON", mp);
       cJSON_Delete(man);
       free(text);

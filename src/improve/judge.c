@@ -12,6 +12,7 @@
 #include "train/lora.h"
 #include "tunic/generate.h"
 #include "tunic/tokenizer.h"
+#include "base/json.h"
 
 const char *const TN_JUDGE_DEFAULT_TEMPLATE =
     "You are a strict grader. Rate the answer to the question from 1 (wrong or useless) to 10 "
@@ -314,8 +315,8 @@ bool tn_judge_parse_score(const char *text, double min, double max, double *out)
 /* ---- scoring ---- */
 
 static const char *ref_of(const cJSON *ex, char *buf, size_t n) {
-  const cJSON *a = ex ? cJSON_GetObjectItemCaseSensitive(ex, "answer") : NULL;
-  if (!a && ex) a = cJSON_GetObjectItemCaseSensitive(ex, "expected_answer");
+  const cJSON *a = ex ? tn_json_field(ex, "answer") : NULL;
+  if (!a && ex) a = tn_json_field(ex, "expected_answer");
   if (cJSON_IsString(a)) return a->valuestring;
   if (cJSON_IsNumber(a)) { snprintf(buf, n, "%.17g", a->valuedouble); return buf; }
   return "";

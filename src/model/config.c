@@ -43,7 +43,7 @@ static const char *j_str(jctx *j, const char *k, tn_status *st) {
 }
 
 static tn_status j_eos(jctx *j, tn_config *c) {
-  cJSON *it = cJSON_GetObjectItemCaseSensitive(j->root, "eos_token_id");
+  cJSON *it = tn_json_field_mut(j->root, "eos_token_id");
   if (!it || cJSON_IsNull(it)) return TN_OK;
   c->n_eos = 0;
   if (cJSON_IsNumber(it)) {
@@ -60,13 +60,13 @@ static tn_status j_eos(jctx *j, tn_config *c) {
 }
 
 static tn_status parse_rope_scaling(jctx *j, tn_rope_cfg *r, int max_pos) {
-  cJSON *rs = cJSON_GetObjectItemCaseSensitive(j->root, "rope_scaling");
+  cJSON *rs = tn_json_field_mut(j->root, "rope_scaling");
   r->type = TN_ROPE_DEFAULT;
   r->factor = 1.0f;
   if (!rs || cJSON_IsNull(rs)) return TN_OK;
   if (!cJSON_IsObject(rs)) return tn_error(TN_ERR_FORMAT, "%s: field 'rope_scaling' must be an object or null", j->file);
-  cJSON *t = cJSON_GetObjectItemCaseSensitive(rs, "rope_type");
-  if (!cJSON_IsString(t)) t = cJSON_GetObjectItemCaseSensitive(rs, "type");
+  cJSON *t = tn_json_field_mut(rs, "rope_type");
+  if (!cJSON_IsString(t)) t = tn_json_field_mut(rs, "type");
   if (!cJSON_IsString(t)) return tn_error(TN_ERR_FORMAT, "%s: 'rope_scaling' has no 'rope_type'", j->file);
   char where[320];
   snprintf(where, sizeof where, "%s: rope_scaling", j->file);
@@ -218,7 +218,7 @@ static tn_status parse(tn_config *c, jctx *j) {
     }
     TN_TRY(j_int(j, "sliding_window", &c->window, 4096, false));
     if (c->window <= 0) return tn_error(TN_ERR_FORMAT, "%s: field 'sliding_window' must be positive", j->file);
-    cJSON *lt = cJSON_GetObjectItemCaseSensitive(j->root, "layer_types");
+    cJSON *lt = tn_json_field_mut(j->root, "layer_types");
     if (lt && !cJSON_IsNull(lt)) {
       if (!cJSON_IsArray(lt) || cJSON_GetArraySize(lt) != c->L)
         return tn_error(TN_ERR_FORMAT, "%s: 'layer_types' must be a list of %d strings", j->file, c->L);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/json.h"
 
 enum { G_U8, G_I8, G_U16, G_I16, G_U32, G_I32, G_F32, G_BOOL, G_STR, G_ARR, G_U64, G_I64, G_F64 };
 enum { GT_F32 = 0, GT_Q4_0 = 2, GT_Q8_0 = 8, GT_BF16 = 30 };            /* ggml_type */
@@ -118,7 +119,7 @@ static void kv_archf(kvs *k, const char *arch, const char *field, char *buf, siz
 }
 
 /* ---- tokenizer metadata from tokenizer.json ---- */
-static const cJSON *jget(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
+static const cJSON *jget(const cJSON *o, const char *k) { return o ? tn_json_field(o, k) : NULL; }
 
 /* Does any component (a single object or a Sequence's list) of type TYPE exist in node? */
 static const cJSON *find_component(const cJSON *node, const char *type) {
@@ -189,6 +190,48 @@ static bool is_byte_token(const char *s) {
 
 static char **sort_tok; /* qsort's context: the token texts */
 static int by_text(const void *a, const void *b) { return strcmp(sort_tok[*(const int *)a], sort_tok[*(const int *)b]); }
+
+/* SentencePiece-style vocabularies: the token types (byte, unknown) and the scores that make
+ * llama.cpp's tokenizer merge as BPE does (MTEXT: the N_MERGES merges as "a b") */
+static tn_status spm_scores(const cJSON *model, char **tok, int32_t *type, float *score, int V, char **mtext,
+                            int n_merges) {
+  tn_status s = TN_OK;
+  /* llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined piece has the
+   * highest score: -rank of the merge that makes the piece reproduces the BPE order */
+  const cJSON *unk = jget(model, "unk_token");
+  for (int i = 0; i < V; i++) {
+    score[i] = -1e9f;
+    if (type[i] == TT_NORMAL && is_byte_token(tok[i])) type[i] = TT_BYTE;
+    if (cJSON_IsString(unk) && type[i] != TT_UNUSED && !strcmp(tok[i], unk->valuestring)) type[i] = TT_UNKNOWN;
+  }
+  /* vocabulary sorted by text, for looking up each merge's joined piece */
+  int *order = malloc(sizeof(int) * V);
+  if (!order) s = tn_error(TN_ERR_NOMEM, "out of memory");
+  int nv = 0;
+  for (int i = 0; order && i < V; i++)
+    if (type[i] != TT_UNUSED) order[nv++] = i;
+  sort_tok = tok;
+  if (order) qsort(order, nv, sizeof *order, by_text);
+  for (int i = n_merges - 1; s == TN_OK && i >= 0; i--) {
+    char *sp = strchr(mtext[i], ' ');
+    if (!sp) continue;
+    size_t la = (size_t)(sp - mtext[i]);
+    char *joined = malloc(strlen(mtext[i]));
+    if (!joined) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
+    memcpy(joined, mtext[i], la);
+    strcpy(joined + la, sp + 1);
+    int lo = 0, hi = nv;
+    while (lo < hi) {
+      const int mid = (lo + hi) / 2;
+      if (strcmp(tok[order[mid]], joined) < 0) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo < nv && !strcmp(tok[order[lo]], joined)) score[order[lo]] = (float)-i;
+    free(joined);
+  }
+  free(order);
+  return s;
+}
 
 static tn_status tokenizer_kvs(kvs *k, const tn_model *m, const char *dir, const tn_gguf_opts *o) {
   const int V = m->cfg.V;
@@ -264,42 +307,7 @@ static tn_status tokenizer_kvs(kvs *k, const tn_model *m, const char *dir, const
       tok[i] = pads[i] = tn_strdup(b);
       type[i] = TT_UNUSED;
     }
-  if (s == TN_OK && spm) {
-    /* llama.cpp's SentencePiece tokenizer merges the adjacent pair whose joined piece has the
-     * highest score: -rank of the merge that makes the piece reproduces the BPE order */
-    const cJSON *unk = jget(model, "unk_token");
-    for (int i = 0; i < V; i++) {
-      score[i] = -1e9f;
-      if (type[i] == TT_NORMAL && is_byte_token(tok[i])) type[i] = TT_BYTE;
-      if (cJSON_IsString(unk) && type[i] != TT_UNUSED && !strcmp(tok[i], unk->valuestring)) type[i] = TT_UNKNOWN;
-    }
-    /* vocabulary sorted by text, for looking up each merge's joined piece */
-    int *order = malloc(sizeof(int) * V);
-    if (!order) s = tn_error(TN_ERR_NOMEM, "out of memory");
-    int nv = 0;
-    for (int i = 0; order && i < V; i++)
-      if (type[i] != TT_UNUSED) order[nv++] = i;
-    sort_tok = tok;
-    if (order) qsort(order, nv, sizeof *order, by_text);
-    for (int i = n_merges - 1; s == TN_OK && i >= 0; i--) {
-      char *sp = strchr(mtext[i], ' ');
-      if (!sp) continue;
-      size_t la = (size_t)(sp - mtext[i]);
-      char *joined = malloc(strlen(mtext[i]));
-      if (!joined) { s = tn_error(TN_ERR_NOMEM, "out of memory"); break; }
-      memcpy(joined, mtext[i], la);
-      strcpy(joined + la, sp + 1);
-      int lo = 0, hi = nv;
-      while (lo < hi) {
-        const int mid = (lo + hi) / 2;
-        if (strcmp(tok[order[mid]], joined) < 0) lo = mid + 1;
-        else hi = mid;
-      }
-      if (lo < nv && !strcmp(tok[order[lo]], joined)) score[order[lo]] = (float)-i;
-      free(joined);
-    }
-    free(order);
-  }
+  if (s == TN_OK && spm) s = spm_scores(model, tok, type, score, V, mtext, n_merges);
   if (s == TN_OK) {
     kv_str(k, "tokenizer.ggml.model", spm ? "llama" : "gpt2");
     kv_str(k, "tokenizer.ggml.pre", pre_name);

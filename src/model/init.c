@@ -10,6 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model/model.h"
+#include "base/json.h"
+
+/* a copy of V, or JSON null when V is absent or null */
+static cJSON *dup_or_null(const cJSON *v) { return v ? cJSON_Duplicate(v, 1) : cJSON_CreateNull(); }
 
 typedef struct { const char *name; int C, L, H, KV, D, F, V; } size_preset;
 static const size_preset presets[] = {
@@ -134,9 +138,9 @@ tn_status tn_model_init_dir(const char *out_dir, const tn_init_opts *o) {
   if (s == TN_OK) s = write_json(out_dir, "config.json", cfg);
   if (s == TN_OK) {
     cJSON *g = cJSON_CreateObject();
-    cJSON_AddItemToObject(g, "bos_token_id", cJSON_Duplicate(cJSON_GetObjectItem(cfg, "bos_token_id"), 1));
-    cJSON_AddItemToObject(g, "eos_token_id", cJSON_Duplicate(cJSON_GetObjectItem(cfg, "eos_token_id"), 1));
-    cJSON_AddItemToObject(g, "pad_token_id", cJSON_Duplicate(cJSON_GetObjectItem(cfg, "pad_token_id"), 1));
+    cJSON_AddItemToObject(g, "bos_token_id", dup_or_null(tn_json_field(cfg, "bos_token_id")));
+    cJSON_AddItemToObject(g, "eos_token_id", dup_or_null(tn_json_field(cfg, "eos_token_id")));
+    cJSON_AddItemToObject(g, "pad_token_id", dup_or_null(tn_json_field(cfg, "pad_token_id")));
     cJSON_AddStringToObject(g, "transformers_version", "4.53.0");
     s = write_json(out_dir, "generation_config.json", g);
     cJSON_Delete(g);

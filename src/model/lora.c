@@ -686,16 +686,16 @@ static tn_status refuse_unsupported(const cJSON *j, const char *path) {
                                          "layer_replication", "target_parameters", "trainable_token_indices",
                                          "use_qalora", "alora_invocation_tokens", "use_bdlora"};
   for (size_t i = 0; i < sizeof truthy_refused / sizeof *truthy_refused; i++) {
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, truthy_refused[i]);
+    const cJSON *v = tn_json_field(j, truthy_refused[i]);
     if (json_truthy(v))
       return tn_error(TN_ERR_UNSUPPORTED, "%s: %s is set; tunic applies plain LoRA only and cannot honour it", path,
                       truthy_refused[i]);
   }
-  const cJSON *b = cJSON_GetObjectItemCaseSensitive(j, "bias");
+  const cJSON *b = tn_json_field(j, "bias");
   if (b && !cJSON_IsNull(b) && !(cJSON_IsString(b) && !strcmp(b->valuestring, "none")))
     return tn_error(TN_ERR_UNSUPPORTED, "%s: bias is '%s'; tunic supports bias \"none\" only", path,
                     cJSON_IsString(b) ? b->valuestring : "?");
-  const cJSON *lp = cJSON_GetObjectItemCaseSensitive(j, "layers_pattern");
+  const cJSON *lp = tn_json_field(j, "layers_pattern");
   if (lp && !cJSON_IsNull(lp)) {
     bool ok = cJSON_IsString(lp) && !strcmp(lp->valuestring, "layers");
     if (cJSON_IsArray(lp)) {
@@ -717,7 +717,7 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
   free(text);
   if (!j || !cJSON_IsObject(j)) { cJSON_Delete(j); return tn_error(TN_ERR_FORMAT, "%s: not a JSON object", path); }
   tn_status st = TN_OK;
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "peft_type");
+  const cJSON *v = tn_json_field(j, "peft_type");
   if (!cJSON_IsString(v) || strcmp(v->valuestring, "LORA"))
     st = tn_error(TN_ERR_UNSUPPORTED, "%s: peft_type is %s; tunic loads LORA adapters", path,
                   cJSON_IsString(v) ? v->valuestring : "missing");
@@ -734,7 +734,7 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
   if (st == TN_OK) st = tn_json_str(j, path, "base_model_name_or_path", false, NULL, &bm);
   if (st == TN_OK && bm && !(s->base_model = tn_strdup(bm))) st = tn_error(TN_ERR_NOMEM, "%s: out of memory", path);
   if (st == TN_OK) {
-    v = cJSON_GetObjectItemCaseSensitive(j, "target_modules");
+    v = tn_json_field(j, "target_modules");
     if (!v || cJSON_IsNull(v))
       st = tn_error(TN_ERR_UNSUPPORTED, "%s: target_modules is missing (PEFT's per-architecture default is not "
                                         "supported: list the modules)", path);
@@ -742,12 +742,12 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
     if (st == TN_OK) s->targets_json = cJSON_PrintUnformatted(v);
   }
   if (st == TN_OK) {
-    v = cJSON_GetObjectItemCaseSensitive(j, "exclude_modules");
+    v = tn_json_field(j, "exclude_modules");
     st = json_names(v, path, "exclude_modules", mt, true);
     if (st == TN_OK && v && !cJSON_IsNull(v)) s->exclude_json = cJSON_PrintUnformatted(v);
   }
   if (st == TN_OK) {
-    v = cJSON_GetObjectItemCaseSensitive(j, "layers_to_transform");
+    v = tn_json_field(j, "layers_to_transform");
     /* a layer index outside [0, 2^20] matches no layer: stored as -1 (the cast would overflow) */
 #define LAYER_INDEX(x) (fabs(x) <= 1048576 ? (int)(x) : -1)
     if (cJSON_IsNumber(v)) {
@@ -774,8 +774,8 @@ static tn_status load_config(const char *path, tn_lora_set *s, matcher *mt) {
     }
     if (st == TN_OK && mt->layers) s->layers_json = cJSON_PrintUnformatted(v);
   }
-  if (st == TN_OK) st = json_patterns(cJSON_GetObjectItemCaseSensitive(j, "rank_pattern"), path, "rank_pattern", mt, true);
-  if (st == TN_OK) st = json_patterns(cJSON_GetObjectItemCaseSensitive(j, "alpha_pattern"), path, "alpha_pattern", mt, false);
+  if (st == TN_OK) st = json_patterns(tn_json_field(j, "rank_pattern"), path, "rank_pattern", mt, true);
+  if (st == TN_OK) st = json_patterns(tn_json_field(j, "alpha_pattern"), path, "alpha_pattern", mt, false);
   cJSON_Delete(j);
   return st;
 }

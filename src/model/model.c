@@ -300,11 +300,11 @@ static tn_status bnb_read(const tn_st_set *set, const tn_weight_entry *p, const 
     return tn_error(TN_ERR_FORMAT, "%s: tensor '%s' must be U8 (UTF-8 JSON)", qs->file, qsname);
   cJSON *j = cJSON_ParseWithLength(qs->data, qs->numel);
   tn_status s = TN_OK;
-  const cJSON *qt = j ? cJSON_GetObjectItemCaseSensitive(j, "quant_type") : NULL;
-  const cJSON *bs = j ? cJSON_GetObjectItemCaseSensitive(j, "blocksize") : NULL;
-  const cJSON *sh = j ? cJSON_GetObjectItemCaseSensitive(j, "shape") : NULL;
-  const cJSON *nb = j ? cJSON_GetObjectItemCaseSensitive(j, "nested_blocksize") : NULL;
-  const cJSON *no = j ? cJSON_GetObjectItemCaseSensitive(j, "nested_offset") : NULL;
+  const cJSON *qt = j ? tn_json_field(j, "quant_type") : NULL;
+  const cJSON *bs = j ? tn_json_field(j, "blocksize") : NULL;
+  const cJSON *sh = j ? tn_json_field(j, "shape") : NULL;
+  const cJSON *nb = j ? tn_json_field(j, "nested_blocksize") : NULL;
+  const cJSON *no = j ? tn_json_field(j, "nested_offset") : NULL;
   if (!cJSON_IsObject(j)) s = tn_error(TN_ERR_FORMAT, "%s: tensor '%s' is not a JSON object", qs->file, qsname);
   else if (!cJSON_IsString(qt) || strcmp(qt->valuestring, "nf4") != 0)
     s = tn_error(TN_ERR_UNSUPPORTED, "%s: '%s': quant_type must be \"nf4\"", qs->file, qsname);

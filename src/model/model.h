@@ -11,6 +11,7 @@
 #include "model/safetensors.h"
 #include "tensor/tensor.h"
 #include "tunic/model.h"
+#include "tunic/adapter.h"
 
 typedef enum { TN_ARCH_LLAMA, TN_ARCH_QWEN2, TN_ARCH_QWEN3, TN_ARCH_GEMMA3 } tn_arch;
 typedef enum { TN_ROPE_DEFAULT, TN_ROPE_LINEAR, TN_ROPE_LLAMA3 } tn_rope_type;
@@ -143,6 +144,19 @@ void tn_embed_rows(const tn_model *m, float *x, const int *tok, int N);
  * model computes with: NF4 dequantised, bf16 widened), so that m is a plain f32 model
  * (merging, saving). */
 tn_status tn_model_to_f32(tn_model *m);
+/* ---- merged models and the HF layout (merged.c; public: tn_merge_save in tunic/adapter.h) ----
+ * DIR's model loaded with BASE_DTYPE (TN_F32/TN_BF16/TN_NF4/TN_DTYPE_AUTO) projections and an f32
+ * head, widened to f32, ADAPTER_DIR (NULL: none) merged in. INFO (may be NULL): base_dtype and
+ * modules set. */
+tn_status tn_model_load_merged(tn_model **out, const char *dir, const char *adapter_dir, int base_dtype,
+                               tn_merge_info *info);
+/* M written to OUT as a Hugging Face folder: SRC_DIR's config.json with torch_dtype = DT and no
+ * quantization_config, its generation/tokenizer files copied, the weights in DT (SHARDS files).
+ * *had_qc (may be NULL): the config had a quantization_config. */
+tn_status tn_model_save_hf(const tn_model *m, const char *src_dir, const char *out, tn_st_dtype dt, int shards,
+                           bool *had_qc);
+/* --dtype f32 | bf16 | f16 | NULL (the config's torch_dtype; f32 when it names none of those). */
+tn_status tn_save_dtype_parse(const char *s, const tn_model *m, tn_st_dtype *out);
 
 /* ---- per-call state: KV cache and activations ----
  * S sequences (slots) of capacity T tokens each. In training mode every layer

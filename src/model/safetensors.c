@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/json.h"
 
 /* Headers larger than this are refused as absurd (the reference Rust reader uses 100 MB). */
 #define ST_MAX_HEADER ((uint64_t)100000000)
@@ -81,9 +82,9 @@ static tn_status st_parse_entry(const char *path, const char *name, const cJSON 
                                 st_tmp *t) {
   if (!cJSON_IsObject(e))
     return tn_error(TN_ERR_FORMAT, "%s: tensor '%s': entry is not a JSON object", path, name);
-  const cJSON *dt = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-  const cJSON *sh = cJSON_GetObjectItemCaseSensitive(e, "shape");
-  const cJSON *off = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+  const cJSON *dt = tn_json_field(e, "dtype");
+  const cJSON *sh = tn_json_field(e, "shape");
+  const cJSON *off = tn_json_field(e, "data_offsets");
   if (!dt) return tn_error(TN_ERR_FORMAT, "%s: tensor '%s': missing \"dtype\"", path, name);
   if (!sh) return tn_error(TN_ERR_FORMAT, "%s: tensor '%s': missing \"shape\"", path, name);
   if (!off) return tn_error(TN_ERR_FORMAT, "%s: tensor '%s': missing \"data_offsets\"", path, name);
@@ -309,7 +310,7 @@ static tn_status st_open_index(tn_st_set *s, const char *dir, const char *ipath)
     cJSON_Delete(root);
     return tn_error(TN_ERR_FORMAT, "%s: not a JSON object", ipath);
   }
-  const cJSON *wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+  const cJSON *wm = tn_json_field(root, "weight_map");
   if (!cJSON_IsObject(wm)) {
     cJSON_Delete(root);
     return tn_error(TN_ERR_FORMAT, "%s: \"weight_map\" is missing or not an object", ipath);

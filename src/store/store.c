@@ -16,6 +16,7 @@
 #include <unistd.h>
 #include "eval/report.h"
 #include "obs/obs.h"
+#include "base/json.h"
 
 struct tn_store {
   const tn_store_ops *ops;
@@ -71,7 +72,7 @@ static tn_status fail(tn_store_res *r, tn_status s) {
 }
 static tn_status nomem(tn_store_res *r) { return fail(r, tn_error(TN_ERR_NOMEM, "store: out of memory")); }
 
-static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+static const cJSON *get(const cJSON *o, const char *k) { return tn_json_field(o, k); }
 
 /* ISO-8601 UTC "YYYY-MM-DDTHH:MM:SSZ" (optionally with fractional seconds) or a date "YYYY-MM-DD" */
 static bool iso_ok(const char *s) {
@@ -176,8 +177,14 @@ static tn_status check_trace(const cJSON *t, const char *where, cJSON **out, tn_
   cJSON *o = cJSON_Duplicate(t, true);
   if (!o) return nomem(r);
   cJSON_DeleteItemFromObjectCaseSensitive(o, "id"); /* ids are the store's */
-  if (!get(o, "source")) cJSON_AddItemToObject(o, "source", cJSON_Duplicate(src, true));
-  if (!get(o, "game") && cJSON_IsString(game)) cJSON_AddItemToObject(o, "game", cJSON_Duplicate(game, true));
+  if (!get(o, "source")) { /* absent or null: the import's */
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "source");
+    cJSON_AddItemToObject(o, "source", cJSON_Duplicate(src, true));
+  }
+  if (!get(o, "game") && cJSON_IsString(game)) {
+    cJSON_DeleteItemFromObjectCaseSensitive(o, "game");
+    cJSON_AddItemToObject(o, "game", cJSON_Duplicate(game, true));
+  }
   if (!at) {
     char now[32];
     tn_iso8601_utc(now, sizeof now);
@@ -484,7 +491,7 @@ static tn_status render(const cJSON *snapshot, const char *format, sbuf *out, lo
       ok = key != NULL;
       if (ok && !has) (*skipped)++;
       if (ok && has) {
-        cJSON *g = cJSON_GetObjectItemCaseSensitive(groups, key);
+        cJSON *g = tn_json_field_mut(groups, key);
         if (!g) {
           g = cJSON_CreateArray();
           cJSON_AddItemToArray(g, cJSON_Duplicate(t, true));
@@ -502,7 +509,7 @@ static tn_status render(const cJSON *snapshot, const char *format, sbuf *out, lo
     cJSON_Delete(conv);
   }
   for (const cJSON *k = order ? order->child : NULL; ok && k; k = k->next) {
-    const cJSON *g = cJSON_GetObjectItemCaseSensitive(groups, k->valuestring);
+    const cJSON *g = tn_json_field(groups, k->valuestring);
     const cJSON *best = cJSON_GetArrayItem(g, 0), *worst = cJSON_GetArrayItem(g, 1);
     bool h;
     if (trace_score(best, &h) <= trace_score(worst, &h)) continue; /* no preference */
@@ -599,6 +606,52 @@ static cJSON *build_signature(const cJSON *m) {
   return o;
 }
 
+/* a build request's "filters" into q (unknown filters and bad values: 400 naming the filter) */
+static tn_status parse_filters(const cJSON *filters, tn_store_trace_query *q, tn_store_res *r) {
+  const cJSON *f;
+  if (filters && !cJSON_IsObject(filters)) return bad(r, "filters: expected an object");
+  cJSON_ArrayForEach(f, filters) {
+    if (!in_list(f->string, filter_keys))
+      return bad(r, "filters.%s: unknown filter (expected source, game, since, until, min_score)", f->string);
+    if (!strcmp(f->string, "min_score")) {
+      if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble)) return bad(r, "filters.min_score: expected a number");
+      q->has_min_score = true;
+      q->min_score = f->valuedouble;
+      continue;
+    }
+    if (!cJSON_IsString(f)) return bad(r, "filters.%s: expected a string", f->string);
+    const bool time = !strcmp(f->string, "since") || !strcmp(f->string, "until");
+    if (time ? !iso_ok(f->valuestring) : !name_ok(f->valuestring, true))
+      return bad(r, "filters.%s: '%s' is not a valid %s", f->string, f->valuestring, time ? "ISO-8601 UTC time" : "name");
+    const char **dst = !strcmp(f->string, "source") ? &q->source : !strcmp(f->string, "game") ? &q->game
+                       : !strcmp(f->string, "since") ? &q->since : &q->until;
+    *dst = f->valuestring;
+  }
+  return TN_OK;
+}
+
+/* dataset KEY exists already (EXISTING: its record): a build of the same signature SIG returns that
+ * build's manifest (200); another is refused (409: datasets are immutable) */
+static tn_status existing_build(const char *key, const char *existing, const cJSON *sig, cJSON **manifest_out,
+                                tn_store_res *r) {
+  tn_status st = TN_OK;
+  cJSON *old = cJSON_Parse(existing);
+  const cJSON *om = get(old, "manifest"), *bid = get(om, "build_id");
+  cJSON *osig = build_signature(om);
+  if (old && osig && cJSON_Compare(osig, sig, true)) {
+    r->code = 200; /* identical: the existing build */
+    *manifest_out = cJSON_Duplicate(om, true);
+  } else {
+    r->code = 409;
+    st = tn_error(TN_ERR_ARG, "dataset %s already exists (build %s) and differs from this build (filters, strategy, "
+                  "seed, limit or the selected traces): datasets are immutable, use a new dataset_version", key,
+                  cJSON_IsString(bid) ? bid->valuestring : "?");
+  }
+  cJSON_Delete(old);
+  cJSON_Delete(osig);
+  return st;
+}
+
 tn_status tn_store_dataset_build(tn_store *s, const cJSON *req, cJSON **manifest_out, tn_store_res *r) {
   *manifest_out = NULL;
   r->code = 500;
@@ -615,24 +668,7 @@ tn_status tn_store_dataset_build(tn_store *s, const cJSON *req, cJSON **manifest
   if (!cJSON_IsString(ver) || !name_ok(ver->valuestring, false))
     return bad(r, "dataset_version: required, 1-64 letters, digits, '_' or '.' (e.g. \"v1\")");
   tn_store_trace_query q = {0};
-  if (filters && !cJSON_IsObject(filters)) return bad(r, "filters: expected an object");
-  cJSON_ArrayForEach(f, filters) {
-    if (!in_list(f->string, filter_keys))
-      return bad(r, "filters.%s: unknown filter (expected source, game, since, until, min_score)", f->string);
-    if (!strcmp(f->string, "min_score")) {
-      if (!cJSON_IsNumber(f) || !isfinite(f->valuedouble)) return bad(r, "filters.min_score: expected a number");
-      q.has_min_score = true;
-      q.min_score = f->valuedouble;
-      continue;
-    }
-    if (!cJSON_IsString(f)) return bad(r, "filters.%s: expected a string", f->string);
-    const bool time = !strcmp(f->string, "since") || !strcmp(f->string, "until");
-    if (time ? !iso_ok(f->valuestring) : !name_ok(f->valuestring, true))
-      return bad(r, "filters.%s: '%s' is not a valid %s", f->string, f->valuestring, time ? "ISO-8601 UTC time" : "name");
-    const char **dst = !strcmp(f->string, "source") ? &q.source : !strcmp(f->string, "game") ? &q.game
-                       : !strcmp(f->string, "since") ? &q.since : &q.until;
-    *dst = f->valuestring;
-  }
+  TN_TRY(parse_filters(filters, &q, r));
   if (limit && (!cJSON_IsNumber(limit) || limit->valuedouble != floor(limit->valuedouble) || limit->valuedouble < 1 ||
                 limit->valuedouble > 1e6))
     return bad(r, "limit: expected an integer in 1..1000000");
@@ -738,19 +774,7 @@ tn_status tn_store_dataset_build(tn_store *s, const cJSON *req, cJSON **manifest
     r->code = 201;
     *manifest_out = cJSON_Duplicate(m, true);
   } else {
-    cJSON *old = cJSON_Parse(existing);
-    cJSON *osig = build_signature(get(old, "manifest"));
-    if (old && osig && cJSON_Compare(osig, sig, true)) {
-      r->code = 200; /* identical: the existing build */
-      *manifest_out = cJSON_Duplicate(get(old, "manifest"), true);
-    } else {
-      r->code = 409;
-      st = tn_error(TN_ERR_ARG, "dataset %s already exists (build %s) and differs from this build (filters, strategy, "
-                    "seed, limit or the selected traces): datasets are immutable, use a new dataset_version", key,
-                    cJSON_IsString(get(get(old, "manifest"), "build_id")) ? get(get(old, "manifest"), "build_id")->valuestring : "?");
-    }
-    cJSON_Delete(old);
-    cJSON_Delete(osig);
+    st = existing_build(key, existing, sig, manifest_out, r);
   }
   if (st == TN_OK && !*manifest_out) st = nomem(r);
   free(existing);
@@ -1069,7 +1093,7 @@ tn_status tn_store_run_report(tn_store *s, const char *id, char **markdown, tn_s
 /* ---- served conversations (tunic serve --log-traces) ---- */
 /* message content as text: a string, null (a tool-call turn) -> "", a list of parts -> their texts */
 static void content_text(cJSON *m) {
-  cJSON *c = cJSON_GetObjectItemCaseSensitive(m, "content");
+  cJSON *c = tn_json_field_mut(m, "content");
   if (cJSON_IsString(c)) return;
   size_t n = 1;
   const cJSON *part;
@@ -1082,7 +1106,7 @@ static void content_text(cJSON *m) {
   cJSON *v = cJSON_CreateString(t);
   free(t);
   if (!v) return;
-  if (c) cJSON_ReplaceItemInObjectCaseSensitive(m, "content", v);
+  if (cJSON_HasObjectItem(m, "content")) cJSON_ReplaceItemInObjectCaseSensitive(m, "content", v); /* null too */
   else cJSON_AddItemToObject(m, "content", v);
 }
 
@@ -1090,7 +1114,7 @@ void tn_store_trace_hook(void *user, const char *trace_json) {
   tn_store *s = user;
   cJSON *t = cJSON_Parse(trace_json);
   if (!cJSON_IsObject(t)) { cJSON_Delete(t); tn_warn("store: a served trace that is not a JSON object was dropped"); return; }
-  cJSON *meta = cJSON_GetObjectItemCaseSensitive(t, "metadata");
+  cJSON *meta = tn_json_field_mut(t, "metadata");
   if (!cJSON_IsObject(meta)) {
     cJSON_DeleteItemFromObjectCaseSensitive(t, "metadata");
     meta = cJSON_AddObjectToObject(t, "metadata");
@@ -1100,7 +1124,7 @@ void tn_store_trace_hook(void *user, const char *trace_json) {
     cJSON *v = cJSON_DetachItemFromObjectCaseSensitive(t, move[i]);
     if (v) cJSON_AddItemToObject(meta, move[i], v);
   }
-  cJSON *msgs = cJSON_GetObjectItemCaseSensitive(t, "messages");
+  cJSON *msgs = tn_json_field_mut(t, "messages");
   cJSON *m;
   cJSON_ArrayForEach(m, (cJSON_IsArray(msgs) ? msgs : NULL)) content_text(m);
   const cJSON *model = get(t, "model");

@@ -10,10 +10,11 @@
 #include <string.h>
 #if __has_include("agent/hcd.h")
 #include "agent/hcd.h"
+#include "base/json.h"
 #define HAVE_HCD 1
 #endif
 
-static const cJSON *get(const cJSON *o, const char *k) { return cJSON_GetObjectItemCaseSensitive(o, k); }
+static const cJSON *get(const cJSON *o, const char *k) { return tn_json_field(o, k); }
 
 static tn_status bad(tn_store_res *r, const char *m) {
   r->code = 400;

@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/json.h"
 
 /* ---- parsed templates, cached by text (renders do not modify a parsed template) ---- */
 #define CACHE_N 16
@@ -103,7 +104,7 @@ static cJSON *prefix(const cJSON *messages, int n) {
 }
 
 static const char *role_of(const cJSON *m) {
-  const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+  const cJSON *r = tn_json_field(m, "role");
   return cJSON_IsString(r) ? r->valuestring : "";
 }
 
@@ -113,8 +114,8 @@ static bool as_plain(const cJSON *messages, tn_chat_msg **out, size_t *n) {
   tn_chat_msg *m = calloc(k ? k : 1, sizeof *m);
   if (!m) return false;
   for (const cJSON *c = messages->child; c; c = c->next, i++) {
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(c, "content");
-    const cJSON *rc = cJSON_GetObjectItemCaseSensitive(c, "reasoning_content");
+    const cJSON *content = tn_json_field(c, "content");
+    const cJSON *rc = tn_json_field(c, "reasoning_content");
     if (!cJSON_IsString(content) || cJSON_HasObjectItem(c, "tool_calls")) { free(m); return false; }
     m[i] = (tn_chat_msg){role_of(c), content->valuestring, cJSON_IsString(rc) ? rc->valuestring : NULL};
   }
@@ -245,14 +246,14 @@ static tn_status render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_cha
   if (!q || !cJSON_IsArray(q->messages)) return tn_error(TN_ERR_ARG, "chat: messages must be a JSON array");
   int mi = 0;
   for (const cJSON *c = q->messages->child; c; c = c->next, mi++) {
-    if (!cJSON_IsObject(c) || !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(c, "role")))
+    if (!cJSON_IsObject(c) || !cJSON_IsString(tn_json_field(c, "role")))
       return tn_error(TN_ERR_ARG, "chat: messages[%d] must be an object with a string \"role\"", mi);
-    const cJSON *content = cJSON_GetObjectItemCaseSensitive(c, "content");
-    bool calls = cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(c, "tool_calls"));
+    const cJSON *content = tn_json_field(c, "content");
+    bool calls = cJSON_IsArray(tn_json_field(c, "tool_calls"));
     if (!(cJSON_IsString(content) || cJSON_IsArray(content) || (calls && (!content || cJSON_IsNull(content)))))
       return tn_error(TN_ERR_ARG,
                       "chat: messages[%d] (%s) needs \"content\": a string or a list of parts (null or absent only "
-                      "with \"tool_calls\")", mi, cJSON_GetObjectItemCaseSensitive(c, "role")->valuestring);
+                      "with \"tool_calls\")", mi, tn_json_field(c, "role")->valuestring);
   }
   const char *text = tn_chat_template_for(tk, q);
   if (!text) return TN_ERR_UNSUPPORTED;
@@ -283,7 +284,7 @@ static tn_status render_req(const tn_tokenizer *tk, const tn_chat_req *q, tn_cha
         bool used = false;
         if (tk && !q->template_text && !q->tools && !q->documents && as_plain(q->messages, &pm, &pn)) {
           int think = -1;
-          const cJSON *et = q->vars ? cJSON_GetObjectItemCaseSensitive(q->vars, "enable_thinking") : NULL;
+          const cJSON *et = q->vars ? tn_json_field(q->vars, "enable_thinking") : NULL;
           if (cJSON_IsBool(et)) think = cJSON_IsTrue(et);
           tn_chat_opts co = {.add_generation_prompt = q->add_generation_prompt, .enable_thinking = think};
           tn_chat_out bo;

@@ -645,6 +645,34 @@ static int filter_number(R *r, jv v, const char *f, const args_t *a, env *e, int
 }
 
 /* the filters on sequences and mappings (items, dictsort, join, first/last, list, reverse, sort, unique, min/max/sum, map, select/reject(attr), batch); 1: not one of them */
+/* select / reject (a test on each item) and selectattr / rejectattr (a test on an attribute) */
+static int filter_select(R *r, jv v, const char *f, const args_t *a, int line, jv *out) {
+  const jv *a0 = jx_arg(a, 0, NULL);
+  jv items;
+  bool by_attr = strstr(f, "attr") != NULL, sel = f[0] == 's';
+  if (jx_iter_items(r, v, &items, line) || jx_list_new(r, items.l->n, out, line)) return -1;
+  int ti = by_attr ? 1 : 0;
+  if (by_attr && !a0) return jx_rerr(r, line, "%s needs an attribute name", f);
+  const jv *test = jx_arg(a, ti, NULL);
+  jv tname;
+  if (test && test->t != V_STR) return jx_rerr(r, line, "%s: the test name must be a string", f);
+  if (test && jx_str_new(r, test->s.p, test->s.n, &tname, line)) return -1;
+  args_t targs = *a;
+  targs.pos += ti + 1;
+  targs.np = a->np > ti + 1 ? a->np - ti - 1 : 0;
+  size_t k = 0;
+  for (size_t i = 0; i < items.l->n; i++) {
+    jv it = items.l->v[i];
+    if (by_attr && attr_path(r, it, *a0, line, &it)) return -1;
+    bool res;
+    if (test) { if (jx_apply_test(r, it, tname.s.p, &targs, line, &res)) return -1; }
+    else res = jx_truthy(it);
+    if (res == sel) out->l->v[k++] = items.l->v[i];
+  }
+  out->l->n = k;
+  return 0;
+}
+
 static int filter_seq(R *r, jv v, const char *f, const args_t *a, env *e, int line, jv *out) {
   const jv *a0 = jx_arg(a, 0, NULL);
   if (!strcmp(f, "items")) {
@@ -761,30 +789,8 @@ static int filter_seq(R *r, jv v, const char *f, const args_t *a, env *e, int li
       if (jx_apply_filter(r, items.l->v[i], fname.s.p, &rest, e, line, &out->l->v[i])) return -1;
     return 0;
   }
-  if (!strcmp(f, "select") || !strcmp(f, "reject") || !strcmp(f, "selectattr") || !strcmp(f, "rejectattr")) {
-    bool by_attr = strstr(f, "attr") != NULL, sel = f[0] == 's';
-    if (jx_iter_items(r, v, &items, line) || jx_list_new(r, items.l->n, out, line)) return -1;
-    int ti = by_attr ? 1 : 0;
-    if (by_attr && !a0) return jx_rerr(r, line, "%s needs an attribute name", f);
-    const jv *test = jx_arg(a, ti, NULL);
-    jv tname;
-    if (test && test->t != V_STR) return jx_rerr(r, line, "%s: the test name must be a string", f);
-    if (test && jx_str_new(r, test->s.p, test->s.n, &tname, line)) return -1;
-    args_t targs = *a;
-    targs.pos += ti + 1;
-    targs.np = a->np > ti + 1 ? a->np - ti - 1 : 0;
-    size_t k = 0;
-    for (size_t i = 0; i < items.l->n; i++) {
-      jv it = items.l->v[i];
-      if (by_attr && attr_path(r, it, *a0, line, &it)) return -1;
-      bool res;
-      if (test) { if (jx_apply_test(r, it, tname.s.p, &targs, line, &res)) return -1; }
-      else res = jx_truthy(it);
-      if (res == sel) out->l->v[k++] = items.l->v[i];
-    }
-    out->l->n = k;
-    return 0;
-  }
+  if (!strcmp(f, "select") || !strcmp(f, "reject") || !strcmp(f, "selectattr") || !strcmp(f, "rejectattr"))
+    return filter_select(r, v, f, a, line, out);
   if (!strcmp(f, "batch")) {
     if (!a0 || a0->t != V_INT || a0->i <= 0) return jx_rerr(r, line, "batch needs a positive size");
     if (jx_iter_items(r, v, &items, line)) return -1;

@@ -254,6 +254,56 @@ static void number_tail(P *p, bool after_dot) {
   }
 }
 
+/* At "{%": a {% raw %}...{% endraw %} block is read as text (1), anything else is left (0); -1 on error */
+static int lex_raw(P *p, int line) {
+  const char *s = p->src;
+  size_t n = p->n;
+  if (!(p->pos + 1 < n && s[p->pos] == '{' && s[p->pos + 1] == '%')) return 0;
+  size_t q = p->pos + 2;
+  bool sb = q < n && s[q] == '-';
+  if (q < n && (s[q] == '-' || s[q] == '+')) q++;
+  while (q < n && is_ws(s[q])) q++;
+  if (q + 3 <= n && !memcmp(s + q, "raw", 3) && (q + 3 == n || !is_word(s[q + 3]))) {
+    q += 3;
+    while (q < n && is_ws(s[q])) q++;
+    bool sa = q < n && s[q] == '-';
+    if (sa) q++;
+    if (q + 1 >= n || s[q] != '%' || s[q + 1] != '}') return perr(p, line, "expected '%%}' after 'raw'");
+    q += 2;
+    if (sa) while (q < n && is_ws(s[q])) q++;
+    size_t body = q, end = 0, after = 0;
+    bool eb = false;
+    for (size_t k = q; k + 1 < n && !after; k++) {
+      if (s[k] != '{' || s[k + 1] != '%') continue;
+      size_t r = k + 2;
+      bool m = r < n && s[r] == '-';
+      if (r < n && (s[r] == '-' || s[r] == '+')) r++;
+      while (r < n && is_ws(s[r])) r++;
+      if (r + 6 <= n && !memcmp(s + r, "endraw", 6)) {
+        r += 6;
+        while (r < n && is_ws(s[r])) r++;
+        bool ma = r < n && s[r] == '-';
+        if (ma) r++;
+        if (r + 1 < n && s[r] == '%' && s[r + 1] == '}') {
+          end = k;
+          eb = m;
+          after = r + 2;
+          if (ma) while (after < n && is_ws(s[after])) after++;
+        }
+      }
+    }
+    if (!after) return perr(p, line, "'raw' not closed: expected {%% endraw %%} before the end of the template");
+    if (sb) strip_trailing(p);
+    size_t e = end;
+    if (eb) while (e > body && is_ws(s[e - 1])) e--;
+    if (e > body && push(p, T_TEXT, s + body, e - body, line)) return -1;
+    if (push(p, T_COMMENT, "", 0, line)) return -1; /* so the text after is read as text */
+    p->pos = after;
+    return 1;
+  }
+  return 0;
+}
+
 static int lex(P *p) {
   static const struct { const char *s; int t; } table[] = {
       {"{%", T_OST}, {"%}", T_CST}, {"{{", T_OEX}, {"}}", T_CEX}, {"(", T_LP}, {")", T_RP}, {"{", T_LC},
@@ -293,50 +343,9 @@ static int lex(P *p) {
       if (sa) while (p->pos < n && is_ws(s[p->pos])) p->pos++;
       continue;
     }
-    if (p->pos + 1 < n && s[p->pos] == '{' && s[p->pos + 1] == '%') { /* {% raw %}...{% endraw %}: text as is */
-      size_t q = p->pos + 2;
-      bool sb = q < n && s[q] == '-';
-      if (q < n && (s[q] == '-' || s[q] == '+')) q++;
-      while (q < n && is_ws(s[q])) q++;
-      if (q + 3 <= n && !memcmp(s + q, "raw", 3) && (q + 3 == n || !is_word(s[q + 3]))) {
-        q += 3;
-        while (q < n && is_ws(s[q])) q++;
-        bool sa = q < n && s[q] == '-';
-        if (sa) q++;
-        if (q + 1 >= n || s[q] != '%' || s[q + 1] != '}') return perr(p, line, "expected '%%}' after 'raw'");
-        q += 2;
-        if (sa) while (q < n && is_ws(s[q])) q++;
-        size_t body = q, end = 0, after = 0;
-        bool eb = false;
-        for (size_t k = q; k + 1 < n && !after; k++) {
-          if (s[k] != '{' || s[k + 1] != '%') continue;
-          size_t r = k + 2;
-          bool m = r < n && s[r] == '-';
-          if (r < n && (s[r] == '-' || s[r] == '+')) r++;
-          while (r < n && is_ws(s[r])) r++;
-          if (r + 6 <= n && !memcmp(s + r, "endraw", 6)) {
-            r += 6;
-            while (r < n && is_ws(s[r])) r++;
-            bool ma = r < n && s[r] == '-';
-            if (ma) r++;
-            if (r + 1 < n && s[r] == '%' && s[r + 1] == '}') {
-              end = k;
-              eb = m;
-              after = r + 2;
-              if (ma) while (after < n && is_ws(s[after])) after++;
-            }
-          }
-        }
-        if (!after) return perr(p, line, "'raw' not closed: expected {%% endraw %%} before the end of the template");
-        if (sb) strip_trailing(p);
-        size_t e = end;
-        if (eb) while (e > body && is_ws(s[e - 1])) e--;
-        if (e > body && push(p, T_TEXT, s + body, e - body, line)) return -1;
-        if (push(p, T_COMMENT, "", 0, line)) return -1; /* so the text after is read as text */
-        p->pos = after;
-        continue;
-      }
-    }
+    int raw = lex_raw(p, line);
+    if (raw < 0) return -1;
+    if (raw) continue;
     if (p->pos + 2 < n && s[p->pos] == '{' && s[p->pos + 1] == '%' && s[p->pos + 2] == '+') { /* {%+: no lstrip */
       if (push(p, T_OST, "{%", 2, line)) return -1;
       p->pos += 3;

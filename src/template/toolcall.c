@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include "base/json.h"
 
 static const char *names[] = {"auto", "hermes", "llama3", "mistral", "gemma", "harmony"};
 
@@ -81,12 +82,12 @@ static void call_from_json(P *p, const cJSON *j, const char *what) {
   tn_tool_call *c = new_call(p);
   if (!c) return;
   if (!cJSON_IsObject(j)) { fail(p, c, "%s: a tool call must be a JSON object", what); return; }
-  const cJSON *fn = cJSON_GetObjectItemCaseSensitive(j, "function");
+  const cJSON *fn = tn_json_field(j, "function");
   if (cJSON_IsObject(fn)) j = fn;
-  const cJSON *name = cJSON_GetObjectItemCaseSensitive(j, "name");
-  const cJSON *args = cJSON_GetObjectItemCaseSensitive(j, "arguments");
-  if (!args) args = cJSON_GetObjectItemCaseSensitive(j, "parameters");
-  const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "id");
+  const cJSON *name = tn_json_field(j, "name");
+  const cJSON *args = tn_json_field(j, "arguments");
+  if (!args) args = tn_json_field(j, "parameters");
+  const cJSON *id = tn_json_field(j, "id");
   if (!cJSON_IsString(name) || !*name->valuestring) { fail(p, c, "%s: the call has no \"name\" string", what); return; }
   cJSON *parsed = NULL;
   if (cJSON_IsString(args)) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include "base/json.h"
 
 typedef struct {
   const char *file; /* "tokenizer.json" path for messages */
@@ -23,7 +24,7 @@ static tn_status ferr(const ld_ctx *c, const char *fmt, ...) {
   return tn_error(TN_ERR_FORMAT, "%s: %s", c->file, msg);
 }
 
-static const cJSON *jget(const cJSON *o, const char *k) { return o ? cJSON_GetObjectItemCaseSensitive(o, k) : NULL; }
+static const cJSON *jget(const cJSON *o, const char *k) { return o ? tn_json_field(o, k) : NULL; }
 static bool jbool(const cJSON *o, const char *k, bool def) {
   const cJSON *v = jget(o, k);
   return cJSON_IsBool(v) ? cJSON_IsTrue(v) : def;
@@ -427,6 +428,163 @@ static tn_status set_token(tn_tokenizer *tk, int32_t id, const char *s, size_t n
   return tk_buf_putc(&tk->strpool, 0);
 }
 
+/* added_tokens (NA of them, checked by parse_model) into tk->added and the vocabulary */
+static tn_status add_added(const ld_ctx *c, tn_tokenizer *tk, const cJSON *added, int na) {
+  const cJSON *it;
+  /* added tokens */
+  {
+    tk->added = calloc(na, sizeof *tk->added);
+    if (!tk->added) return tn_error(TN_ERR_NOMEM, "out of memory");
+    int i = 0;
+    cJSON_ArrayForEach(it, added) {
+      tk_added *a = &tk->added[i++];
+      const char *s = jstr(it, "content");
+      a->len = strlen(s);
+      a->content = tn_strdup(s);
+      if (!a->content) return tn_error(TN_ERR_NOMEM, "%s: out of memory", c->file);
+      tk->n_added = i; /* so that tn_tokenizer_free releases what is filled on an early return */
+      a->id = jget(it, "id")->valueint;
+      a->special = jbool(it, "special", false);
+      a->lstrip = jbool(it, "lstrip", false);
+      a->rstrip = jbool(it, "rstrip", false);
+      a->single_word = jbool(it, "single_word", false);
+      a->normalized = jbool(it, "normalized", !a->special);
+      TN_TRY(set_token(tk, a->id, s, a->len));
+      TN_TRY(tk_strmap_put(&tk->str2id, s, a->len, a->id));
+      tk->tok_flags[a->id] |= TK_F_ADDED | (a->special ? TK_F_SPECIAL : 0);
+    }
+    tk->n_added = na;
+  }
+  return TN_OK;
+}
+
+/* the byte -> token tables (byte-level, byte fallback), the character table and the U+2581 split rule */
+static tn_status byte_tables(tn_tokenizer *tk) {
+  /* bytes */
+  for (int b = 0; b < 256; b++) {
+    char name[8];
+    tk->byte_id[b] = -1;
+    if (tk->byte_level) {
+      char ch = (char)b;
+      tk->byte_id[b] = tk_strmap_get(&tk->piece2id, &ch, 1);
+    } else if (tk->byte_fallback) {
+      snprintf(name, sizeof name, "<0x%02X>", b);
+      tk->byte_id[b] = tk_strmap_get(&tk->str2id, name, 6);
+    }
+  }
+  if (tk->byte_fallback)
+    for (int b = 0; b < 256; b++) {
+      char name[8];
+      snprintf(name, sizeof name, "<0x%02X>", b);
+      int32_t id = tk_strmap_get(&tk->str2id, name, 6);
+      if (id >= 0) tk->tok_flags[id] |= TK_F_BYTE;
+    }
+  if (!tk->byte_level) {
+    tk->char_id = malloc(0x10000 * sizeof *tk->char_id);
+    if (!tk->char_id) return tn_error(TN_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < 0x10000; i++) tk->char_id[i] = -1;
+    for (size_t e = 0; e <= tk->piece2id.mask; e++) {
+      const tk_sm_slot *en = &tk->piece2id.slots[e];
+      if (en->off == UINT32_MAX) continue;
+      const unsigned char *p = (const unsigned char *)tk->piece2id.keys.s + en->off;
+      int l = tk_utf8_valid_len(p, en->len);
+      if (l && (uint32_t)l == en->len) {
+        int32_t ch;
+        tk_utf8_decode(p, &ch);
+        if (ch < 0x10000) tk->char_id[ch] = en->val;
+      }
+    }
+  }
+
+  /* which characters a vocabulary token ever puts right before U+2581 (see meta_split) */
+  if (!tk->byte_level && tk_strmap_get(&tk->piece2id, "\xE2\x96\x81", 3) >= 0) {
+    tk->meta_split = true;
+    for (size_t e = 0; e <= tk->piece2id.mask && tk->meta_split; e++) {
+      const tk_sm_slot *en = &tk->piece2id.slots[e];
+      if (en->off == UINT32_MAX) continue;
+      const unsigned char *p = (const unsigned char *)tk->piece2id.keys.s + en->off;
+      int32_t prev = -1;
+      for (size_t i = 0; i < en->len;) {
+        int l = tk_utf8_valid_len(p + i, en->len - i);
+        if (!l) break;
+        int32_t cp;
+        tk_utf8_decode(p + i, &cp);
+        if (cp == 0x2581 && prev >= 0 && prev != 0x2581) {
+          bool have = false;
+          for (int k = 0; k < tk->n_meta_keep; k++) have |= tk->meta_keep[k] == prev;
+          if (!have) {
+            if (tk->n_meta_keep == 32) tk->meta_split = false;
+            else tk->meta_keep[tk->n_meta_keep++] = prev;
+          }
+        }
+        prev = cp;
+        i += l;
+      }
+    }
+  }
+
+  return TN_OK;
+}
+
+/* model.merges (text MT of MN bytes): counted, then each pair's rank and result */
+static tn_status load_merges(const ld_ctx *c, tn_tokenizer *tk, const char *mt, size_t mn) {
+  tk_jcur cur;
+  tn_status st = TN_OK;
+  int r;
+  /* merges: count, then insert */
+  tk_buf ma = {0}, mb = {0}, cat = {0};
+  bool pf;
+  size_t nm = 0;
+  tk_json_open(&cur, mt, mn, '[');
+  while ((r = tk_json_next_merge(&cur, &ma, &mb, &pf)) != 0) {
+    if (r == -1) { st = ferr(c, "model.merges: malformed after %zu entries", nm); goto merr; }
+    if (r == -2) { st = ferr(c, "model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", nm); goto merr; }
+    nm++;
+  }
+  if ((st = tk_pairmap_init(&tk->merges, nm)) != TN_OK) goto merr;
+  tk_json_open(&cur, mt, mn, '[');
+  for (int32_t rank = 0; tk_json_next_merge(&cur, &ma, &mb, &pf) == 1; rank++) {
+    const char *a, *b;
+    size_t la, lb;
+    if (!pf) {
+      const char *s0 = ma.s ? ma.s : "", *sp = memchr(s0, ' ', ma.len);
+      if (!sp || memchr(sp + 1, ' ', ma.len - (sp + 1 - s0)) || sp == s0 || sp + 1 == s0 + ma.len) {
+        st = ferr(c, "model.merges[%d]: '%s' is not two tokens separated by one space", rank, s0);
+        goto merr;
+      }
+      a = s0;
+      la = sp - s0;
+      b = sp + 1;
+      lb = ma.len - la - 1;
+    } else {
+      a = ma.s ? ma.s : "";
+      la = ma.len;
+      b = mb.s ? mb.s : "";
+      lb = mb.len;
+    }
+    int32_t ia = tk_strmap_get(&tk->str2id, a, la), ib = tk_strmap_get(&tk->str2id, b, lb);
+    cat.len = 0;
+    tk_buf_put(&cat, a, la);
+    tk_buf_put(&cat, b, lb);
+    int32_t im = tk_strmap_get(&tk->str2id, cat.s, cat.len);
+    if (ia < 0 || ib < 0 || im < 0) {
+      tk_buf bad = {0};
+      if (ia < 0) tk_buf_put(&bad, a, la);
+      else if (ib < 0) tk_buf_put(&bad, b, lb);
+      else tk_buf_put(&bad, cat.s, cat.len);
+      st = ferr(c, "model.merges[%d]: token '%s' is not in model.vocab", rank, bad.s);
+      tk_buf_free(&bad);
+      goto merr;
+    }
+    if ((st = tk_pairmap_put(&tk->merges, ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, rank, im)) != TN_OK) goto merr;
+  }
+merr:
+  tk_buf_free(&ma);
+  tk_buf_free(&mb);
+  tk_buf_free(&cat);
+  return st;
+}
+
 static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *model, const cJSON *added,
                              const char *vt, size_t vn, const char *mt, size_t mn) {
   if (!model || cJSON_IsNull(model)) return ferr(c, "missing field 'model'");
@@ -505,151 +663,15 @@ static tn_status parse_model(const ld_ctx *c, tn_tokenizer *tk, const cJSON *mod
   tk_buf_free(&key);
   TN_TRY(st);
 
-  /* added tokens */
-  if (na) {
-    tk->added = calloc(na, sizeof *tk->added);
-    if (!tk->added) return tn_error(TN_ERR_NOMEM, "out of memory");
-    int i = 0;
-    cJSON_ArrayForEach(it, added) {
-      tk_added *a = &tk->added[i++];
-      const char *s = jstr(it, "content");
-      a->len = strlen(s);
-      a->content = tn_strdup(s);
-      if (!a->content) return tn_error(TN_ERR_NOMEM, "%s: out of memory", c->file);
-      tk->n_added = i; /* so that tn_tokenizer_free releases what is filled on an early return */
-      a->id = jget(it, "id")->valueint;
-      a->special = jbool(it, "special", false);
-      a->lstrip = jbool(it, "lstrip", false);
-      a->rstrip = jbool(it, "rstrip", false);
-      a->single_word = jbool(it, "single_word", false);
-      a->normalized = jbool(it, "normalized", !a->special);
-      TN_TRY(set_token(tk, a->id, s, a->len));
-      TN_TRY(tk_strmap_put(&tk->str2id, s, a->len, a->id));
-      tk->tok_flags[a->id] |= TK_F_ADDED | (a->special ? TK_F_SPECIAL : 0);
-    }
-    tk->n_added = na;
-  }
+  if (na) TN_TRY(add_added(c, tk, added, na));
   for (int32_t id = 0; id < tk->n_vocab; id++)
     if (tk->tok_str[id]) tk->tok_str[id] = tk->strpool.s + ((uintptr_t)tk->tok_str[id] - 1);
 
   const char *unk = jstr(model, "unk_token");
   tk->unk_id = unk ? tk_strmap_get(&tk->str2id, unk, strlen(unk)) : -1;
 
-  /* bytes */
-  for (int b = 0; b < 256; b++) {
-    char name[8];
-    tk->byte_id[b] = -1;
-    if (tk->byte_level) {
-      char ch = (char)b;
-      tk->byte_id[b] = tk_strmap_get(&tk->piece2id, &ch, 1);
-    } else if (tk->byte_fallback) {
-      snprintf(name, sizeof name, "<0x%02X>", b);
-      tk->byte_id[b] = tk_strmap_get(&tk->str2id, name, 6);
-    }
-  }
-  if (tk->byte_fallback)
-    for (int b = 0; b < 256; b++) {
-      char name[8];
-      snprintf(name, sizeof name, "<0x%02X>", b);
-      int32_t id = tk_strmap_get(&tk->str2id, name, 6);
-      if (id >= 0) tk->tok_flags[id] |= TK_F_BYTE;
-    }
-  if (!tk->byte_level) {
-    tk->char_id = malloc(0x10000 * sizeof *tk->char_id);
-    if (!tk->char_id) return tn_error(TN_ERR_NOMEM, "out of memory");
-    for (int i = 0; i < 0x10000; i++) tk->char_id[i] = -1;
-    for (size_t e = 0; e <= tk->piece2id.mask; e++) {
-      const tk_sm_slot *en = &tk->piece2id.slots[e];
-      if (en->off == UINT32_MAX) continue;
-      const unsigned char *p = (const unsigned char *)tk->piece2id.keys.s + en->off;
-      int l = tk_utf8_valid_len(p, en->len);
-      if (l && (uint32_t)l == en->len) {
-        int32_t ch;
-        tk_utf8_decode(p, &ch);
-        if (ch < 0x10000) tk->char_id[ch] = en->val;
-      }
-    }
-  }
-
-  /* which characters a vocabulary token ever puts right before U+2581 (see meta_split) */
-  if (!tk->byte_level && tk_strmap_get(&tk->piece2id, "\xE2\x96\x81", 3) >= 0) {
-    tk->meta_split = true;
-    for (size_t e = 0; e <= tk->piece2id.mask && tk->meta_split; e++) {
-      const tk_sm_slot *en = &tk->piece2id.slots[e];
-      if (en->off == UINT32_MAX) continue;
-      const unsigned char *p = (const unsigned char *)tk->piece2id.keys.s + en->off;
-      int32_t prev = -1;
-      for (size_t i = 0; i < en->len;) {
-        int l = tk_utf8_valid_len(p + i, en->len - i);
-        if (!l) break;
-        int32_t cp;
-        tk_utf8_decode(p + i, &cp);
-        if (cp == 0x2581 && prev >= 0 && prev != 0x2581) {
-          bool have = false;
-          for (int k = 0; k < tk->n_meta_keep; k++) have |= tk->meta_keep[k] == prev;
-          if (!have) {
-            if (tk->n_meta_keep == 32) tk->meta_split = false;
-            else tk->meta_keep[tk->n_meta_keep++] = prev;
-          }
-        }
-        prev = cp;
-        i += l;
-      }
-    }
-  }
-
-  /* merges: count, then insert */
-  tk_buf ma = {0}, mb = {0}, cat = {0};
-  bool pf;
-  size_t nm = 0;
-  tk_json_open(&cur, mt, mn, '[');
-  while ((r = tk_json_next_merge(&cur, &ma, &mb, &pf)) != 0) {
-    if (r == -1) { st = ferr(c, "model.merges: malformed after %zu entries", nm); goto merr; }
-    if (r == -2) { st = ferr(c, "model.merges[%zu]: expected \"a b\" or [\"a\", \"b\"]", nm); goto merr; }
-    nm++;
-  }
-  if ((st = tk_pairmap_init(&tk->merges, nm)) != TN_OK) goto merr;
-  tk_json_open(&cur, mt, mn, '[');
-  for (int32_t rank = 0; tk_json_next_merge(&cur, &ma, &mb, &pf) == 1; rank++) {
-    const char *a, *b;
-    size_t la, lb;
-    if (!pf) {
-      const char *s0 = ma.s ? ma.s : "", *sp = memchr(s0, ' ', ma.len);
-      if (!sp || memchr(sp + 1, ' ', ma.len - (sp + 1 - s0)) || sp == s0 || sp + 1 == s0 + ma.len) {
-        st = ferr(c, "model.merges[%d]: '%s' is not two tokens separated by one space", rank, s0);
-        goto merr;
-      }
-      a = s0;
-      la = sp - s0;
-      b = sp + 1;
-      lb = ma.len - la - 1;
-    } else {
-      a = ma.s ? ma.s : "";
-      la = ma.len;
-      b = mb.s ? mb.s : "";
-      lb = mb.len;
-    }
-    int32_t ia = tk_strmap_get(&tk->str2id, a, la), ib = tk_strmap_get(&tk->str2id, b, lb);
-    cat.len = 0;
-    tk_buf_put(&cat, a, la);
-    tk_buf_put(&cat, b, lb);
-    int32_t im = tk_strmap_get(&tk->str2id, cat.s, cat.len);
-    if (ia < 0 || ib < 0 || im < 0) {
-      tk_buf bad = {0};
-      if (ia < 0) tk_buf_put(&bad, a, la);
-      else if (ib < 0) tk_buf_put(&bad, b, lb);
-      else tk_buf_put(&bad, cat.s, cat.len);
-      st = ferr(c, "model.merges[%d]: token '%s' is not in model.vocab", rank, bad.s);
-      tk_buf_free(&bad);
-      goto merr;
-    }
-    if ((st = tk_pairmap_put(&tk->merges, ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, rank, im)) != TN_OK) goto merr;
-  }
-merr:
-  tk_buf_free(&ma);
-  tk_buf_free(&mb);
-  tk_buf_free(&cat);
-  return st;
+  TN_TRY(byte_tables(tk));
+  return load_merges(c, tk, mt, mn);
 }
 
 /* ---- tries for added tokens ---- */

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cjson/cJSON.h>
+#include "base/json.h"
 #include "obs/obs.h"
 #include "train/train.h"
 
@@ -111,11 +112,19 @@ tn_status tn_ckpt_verify(const char *dir) {
   if (!tn_file_exists(path)) { free(path); return TN_OK; }
   tn_status s = tn_read_file(path, &text, NULL);
   cJSON *j = s == TN_OK ? cJSON_Parse(text) : NULL;
-  const cJSON *files = cJSON_GetObjectItemCaseSensitive(j, "files");
-  if (s == TN_OK && !cJSON_IsObject(files)) s = tn_error(TN_ERR_FORMAT, "%s: no \"files\" object", path);
+  const cJSON *files = NULL;
+  if (s == TN_OK && !j) s = tn_error(TN_ERR_FORMAT, "%s: not JSON", path);
+  if (s == TN_OK) s = tn_json_kind(j, path, "files", cJSON_Object, true, &files);
   const cJSON *f, *list = s == TN_OK ? files : NULL;
   cJSON_ArrayForEach(f, list) {
-    const cJSON *b = cJSON_GetObjectItemCaseSensitive(f, "bytes"), *h = cJSON_GetObjectItemCaseSensitive(f, "sha256");
+    char where[4400];
+    snprintf(where, sizeof where, "%s: files.%s", path, f->string ? f->string : "");
+    double bd = 0;
+    const char *hs = NULL;
+    if (cJSON_IsObject(f)) s = tn_json_num(f, where, "bytes", true, 0, 9007199254740992.0, 0, &bd);
+    if (s == TN_OK && cJSON_IsObject(f)) s = tn_json_str(f, where, "sha256", true, NULL, &hs);
+    if (s != TN_OK) break;
+    const cJSON *b = tn_json_field(f, "bytes"), *h = tn_json_field(f, "sha256");
     if (!f->string || strstr(f->string, "..") || f->string[0] == '/' || !cJSON_IsNumber(b) || !cJSON_IsString(h)) {
       s = tn_error(TN_ERR_FORMAT, "%s: entry '%s' is not {\"bytes\": N, \"sha256\": HEX} of a file in the folder", path,
                    f->string ? f->string : "");

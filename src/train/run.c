@@ -4,6 +4,7 @@
  * checkpoints and the final weights. Not for: what a step computes (each trainer). */
 #define _XOPEN_SOURCE 700
 #include <cjson/cJSON.h>
+#include "base/json.h"
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -98,7 +99,7 @@ tn_status tn_run_check_out(const char *out, bool *created) {
 
 /* an integer-valued JSON number in [lo, hi] */
 static bool json_long(const cJSON *j, const char *key, double lo, double hi, long *out) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, key);
+  const cJSON *v = tn_json_field(j, key);
   if (!cJSON_IsNumber(v)) return false;
   const double d = v->valuedouble;
   if (!(d >= lo && d <= hi) || d != floor(d)) return false;
@@ -114,7 +115,17 @@ static tn_status check_state(const tn_run *r, const char *ck, long step, const c
   tn_status s = TN_OK;
   long v = 0;
   const double big = 9007199254740992.0; /* 2^53: exact in a JSON number */
-  if (!cJSON_IsObject(j)) s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: not a JSON object", ck);
+  char where[4400];
+  snprintf(where, sizeof where, "%s/trainer_state.json", ck);
+  if (!cJSON_IsObject(j)) s = tn_error(TN_ERR_FORMAT, "%s: not a JSON object", where);
+  /* each field's type first: a wrong one is named (the file is damaged: an earlier checkpoint may do) */
+  static const char *const nums[] = {"step", "data_pos", "train_examples", "seed"};
+  double num;
+  const char *str;
+  for (size_t i = 0; s == TN_OK && i < sizeof nums / sizeof *nums; i++)
+    s = tn_json_num(j, where, nums[i], i == 0, 0, 1.8446744073709552e19, 0, &num);
+  if (s == TN_OK) s = tn_json_str(j, where, "data_sha256", false, NULL, &str);
+  if (s != TN_OK) ;
   else if (!json_long(j, "step", 0, big, &v) || v != step)
     s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'step' is not %ld (the checkpoint's step)", ck, step);
   else if (cJSON_HasObjectItem(j, "data_pos")) {
@@ -127,7 +138,7 @@ static tn_status check_state(const tn_run *r, const char *ck, long step, const c
       s = tn_error(TN_ERR_FORMAT, "%s/trainer_state.json: 'data_pos' is not %ld (step %ld x %ld items per step)", ck,
                    step * r->per_step, step, r->per_step);
   } else *data_pos = step * r->per_step; /* written before data_pos was recorded (GRPO) */
-  const cJSON *seed = cJSON_GetObjectItemCaseSensitive(j, "seed"); /* written as a double: compared as one */
+  const cJSON *seed = tn_json_field(j, "seed"); /* written as a double: compared as one */
   if (s == TN_OK && seed && (!cJSON_IsNumber(seed) || seed->valuedouble != (double)r->seed))
     s = tn_error(TN_ERR_ARG, "%s was written by a run with another seed (this run: --seed %llu); resume with the run's own options",
                  ck, (unsigned long long)r->seed);
@@ -135,8 +146,8 @@ static tn_status check_state(const tn_run *r, const char *ck, long step, const c
       (!json_long(j, "train_examples", 0, big, &v) || v != r->n_train))
     s = tn_error(TN_ERR_ARG, "%s was written by a run over %s training items, this run has %d: different --data "
                              "(or data options); resume with the run's own data", ck,
-                 cJSON_IsNumber(cJSON_GetObjectItem(j, "train_examples")) ? "other" : "an unknown number of", r->n_train);
-  const cJSON *ds = cJSON_GetObjectItemCaseSensitive(j, "data_sha256");
+                 cJSON_IsNumber(tn_json_field(j, "train_examples")) ? "other" : "an unknown number of", r->n_train);
+  const cJSON *ds = tn_json_field(j, "data_sha256");
   if (s == TN_OK && ds && r->data_sha[0] && (!cJSON_IsString(ds) || strcmp(ds->valuestring, r->data_sha) != 0))
     s = tn_error(TN_ERR_ARG, "%s was written by a run over other training data (sha256 of --data %s differs): resume "
                              "with the run's own --data", ck, r->data_path);

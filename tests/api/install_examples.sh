@@ -9,7 +9,10 @@
 #    the text and token ids of `tunic generate --json`; examples/sft_lora writes the adapter
 #    `tunic sft` writes with the same options, byte for byte; examples/grpo_reward (a reward in
 #    C) writes the adapter `tunic grpo --reward-cmd` writes with the same reward as a Python
-#    process, byte for byte, and logs the reward as rewards/letter_a.
+#    process, byte for byte, and logs the reward as rewards/letter_a; examples/eval (tunic/eval.h)
+#    prints the extraction rules' results on a fixed text (checked against hand-worked values),
+#    evaluates as `tunic eval` does (the same accuracy and per-example answers), and its merged
+#    model (tn_merge_save) is `tunic merge`'s, byte for byte.
 # Usage: install_examples.sh SRC BUILD TUNIC
 set -eu
 SRC=$1 BUILD=$2 TUNIC=$3
@@ -136,4 +139,41 @@ assert runs["a0"][1] != runs["base"][1], "the sft adapter changes the log-probs 
 assert runs["merged-a0"][0] == runs["a0"][0], (runs["merged-a0"], runs["a0"])
 assert abs(runs["merged-a0"][1] - runs["a0"][1]) < 1e-3, (runs["merged-a0"], runs["a0"])
 print("ok    examples/adapters == tunic generate --adapter (base, 2 adapters, base again, merged)")
+PY
+
+# eval (tunic/eval.h): extraction rules on a fixed text, tn_eval_model == tunic eval, tn_merge_save == tunic merge
+cat "$T"/math/*.jsonl | head -6 > "$T/ev.jsonl"
+"$T/eval" "$T/m" "$T/ev.jsonl" > "$T/ev_ex.out" 2> "$T/ev_ex.err" || { cat "$T/ev_ex.err"; fail "examples/eval failed"; }
+"$TUNIC" eval --model "$T/m" --data "$T/ev.jsonl" --max-new-tokens 16 --out "$T/ev_cli.jsonl" --quiet > /dev/null ||
+  fail "tunic eval failed"
+"$T/eval" "$T/m" "$T/ev.jsonl" "$T/sft_ex/adapter" "$T/merged_ex" > "$T/evm_ex.out" 2> "$T/evm_ex.err" ||
+  { cat "$T/evm_ex.err"; fail "examples/eval with a merge failed"; }
+"$TUNIC" merge --model "$T/m" --adapter "$T/sft_ex/adapter" --out "$T/merged_cli" 2> /dev/null || fail "tunic merge failed"
+for f in model.safetensors config.json tokenizer.json; do
+  cmp "$T/merged_ex/$f" "$T/merged_cli/$f" || fail "tn_merge_save's $f differs from tunic merge's"
+done
+"$TUNIC" eval --model "$T/merged_cli" --data "$T/ev.jsonl" --max-new-tokens 16 --out "$T/evm_cli.jsonl" --quiet > /dev/null ||
+  fail "tunic eval of the merged model failed"
+/usr/bin/python3 - "$T" <<'PY' || fail "examples/eval differs from tunic eval"
+import json, sys
+T = sys.argv[1]
+def example(path):
+    lines = open(path).read().splitlines()
+    ex = [l for l in lines if l.startswith("example ")]
+    acc = float([l for l in lines if l.startswith("accuracy: ")][0].split()[1])
+    return lines, acc, {l.split(":", 1)[0][8:]: l.split(": ", 1)[1] for l in ex}
+def cli(path):
+    rows = [json.loads(l) for l in open(path)]
+    s = json.load(open(path.replace(".jsonl", ".summary.json")))
+    return s["accuracy"], {str(r["id"]): "correct=%d extracted=[%s] method=%s tokens=%d" % (r["correct"], r["extracted"], r["method"], r["tokens"]) for r in rows}
+lines, acc, ex = example(T + "/ev_ex.out")
+assert lines[0] == "extract: strict=42 flexible=2 boxed=\\frac{1}{2} chain=\\frac{1}{2}(boxed) equiv=1", lines[0]
+cacc, cex = cli(T + "/ev_cli.jsonl")
+n = sum(1 for _ in open(T + "/ev.jsonl"))
+assert n >= 4 and len(ex) == n and ex == cex, (n, ex, cex)
+assert abs(acc - cacc) < 1e-6, (acc, cacc)
+_, macc, mex = example(T + "/evm_ex.out")
+mcacc, mcex = cli(T + "/evm_cli.jsonl")
+assert mex == mcex and abs(macc - mcacc) < 1e-6, (mex, mcex)
+print(f"ok    examples/eval == tunic eval ({n} examples, accuracy {acc:.3f}; merged model {macc:.3f}), tn_merge_save == tunic merge")
 PY
