@@ -165,13 +165,14 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   tn_grpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
   if (t->a.async_rollouts) return tn_error(TN_ERR_UNSUPPORTED, "--async-rollouts is not implemented yet");
-  if (run->world > 1) return tn_error(TN_ERR_ARG, "agentic GRPO runs in one process (launched on %d ranks)", run->world);
   TN_TRY(tn_train_opts_precision(&o->train));
   if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_prompt_length <= 0 || t->a.max_episode_tokens <= 0 ||
       t->a.max_turns <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_prompt_length, max_episode_tokens and max_turns must be positive");
   TN_TRY(tn_episode_statuses_parse(t->a.filter_statuses, t->drop));
+  if (run->world > 1 && (o->dump_grads || o->dump_rollouts)) /* each rank holds a share of them */
+    return tn_error(TN_ERR_ARG, "--dump-grads and --dump-rollouts are for one process (launched on %d ranks)", run->world);
   if ((o->advantage_estimator && strcmp(o->advantage_estimator, "grpo") && strcmp(o->advantage_estimator, "group_norm")) ||
       o->dynamic_sampling || o->overlong_buffer_len > 0)
     return tn_error(TN_ERR_UNSUPPORTED, "agentic GRPO computes GRPO's group advantages per trajectory: "
@@ -270,6 +271,79 @@ static cJSON *farr(const float *x, int n) {
 /* --dump-grads: the gradient of the first inner iteration as DIR/step_N.safetensors */
 static tn_status dump_grads(ag_t *t, long step) { return tn_tparams_dump_grads(&t->tp, t->o.dump_grads, step + 1); }
 
+/* GRPO's group advantages of the step's totals; over the global batch (--scale-rewards batch needs
+ * every rank's rewards: gathered in the one-process order, tn_rl_gather), this rank's slice kept */
+static tn_status ag_advantages(ag_t *t, const float *total, float *adv) {
+  const int S = t->S, G = t->o.num_generations;
+  float *all = NULL, *a = NULL;
+  int n = 0, at = 0;
+  tn_status s = tn_rl_gather(t->run, total, S, &all, &n, &at);
+  if (s == TN_OK && !(a = malloc(sizeof(float) * (n + 1)))) s = tn_error(TN_ERR_NOMEM, "advantages of %d episodes", n);
+  if (s == TN_OK) {
+    tn_grpo_advantages(a, all, n / G, G, t->scale, 1e-4f);
+    memcpy(adv, a + at, sizeof(float) * S);
+  }
+  free(all);
+  free(a);
+  return s;
+}
+
+/* The step's figures over the global batch: sums over this rank's episodes, summed over the ranks
+ * (several), then divided; means over kept tokens (kl, clip fraction) weighted by each rank's. */
+static tn_status ag_figures(ag_t *t, const tn_episode *ep, const int *off, const float *total, const float *per_fn,
+                            const float *seq_mask, double correct, long train_rows, tn_step_out *out) {
+  const int S = t->S, F = tn_rewards_count(t->rw);
+  enum { N0 = 15 };
+  double *v = calloc(N0 + TN_EP_NSTATUS + (size_t)F, sizeof(double));
+  if (!v) return tn_error(TN_ERR_NOMEM, "agentic step figures");
+  double kept = 0, kseq = 0;
+  for (int i = 0; i < S; i++) {
+    v[0] += total[i];
+    v[1] += (double)total[i] * total[i];
+    v[2] += ep[i].turns;
+    v[3] += ep[i].tool_calls;
+    v[4] += ep[i].tool_errors;
+    v[5] += ep[i].tool_ms;
+    v[6] += off[i + 1] - off[i];
+    v[7] += ep[i].n - ep[i].prompt_len;
+    v[8] += ep[i].env_reward;
+    v[N0 + ep[i].status]++;
+    kept += seq_mask[i] != 0.0f ? off[i + 1] - off[i] : 0;
+    kseq += seq_mask[i] != 0.0f && off[i + 1] > off[i];
+    for (int f = 0; f < F; f++) v[N0 + TN_EP_NSTATUS + f] += per_fn[f * S + i];
+  }
+  v[9] = correct; v[10] = (double)train_rows; v[11] = t->gs.loss; v[12] = t->gs.kl_mean * kept;
+  const double nclip = t->lc.sequence_ratio ? kseq : kept;
+  v[13] = t->gs.clip_region * nclip;
+  v[14] = nclip;
+  const double kt = t->run->world > 1 ? (double)t->lc.kept_tok_global : kept;
+  tn_status s = tn_run_sum(t->run, v, N0 + TN_EP_NSTATUS + F);
+  if (s == TN_OK) {
+    const double n = (double)S * (t->run->world > 1 ? t->run->world : 1);
+    t->mean = v[0] / n;
+    t->std = sqrt(fmax(0, (v[1] - v[0] * v[0] / n) / (n - 1)));
+    for (int f = 0; f < F; f++) t->fn_mean[f] = v[N0 + TN_EP_NSTATUS + f] / n;
+    t->acc = v[9] / n;
+    t->turns = v[2] / n;
+    t->calls = v[3] / n;
+    t->terrs = v[4] / n;
+    t->tool_ms = v[3] > 0 ? v[5] / v[3] : 0;
+    t->model_tok = v[6] / n;
+    t->ep_tok = v[7] / n;
+    t->env_mean = v[8] / n;
+    for (int k = 0; k < TN_EP_NSTATUS; k++) t->status_n[k] = v[N0 + k];
+    t->gs.loss = v[11];
+    t->gs.kl_mean = kt > 0 ? v[12] / kt : 0;
+    t->gs.clip_region = v[14] > 0 ? v[13] / v[14] : 0;
+    t->train_rows = v[10];
+    out->loss = v[11];
+    out->tokens = v[10];
+    snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f turns %.2f", t->mean, t->acc, t->turns);
+  }
+  free(v);
+  return s;
+}
+
 static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
   const tn_grpo_opts *o = &t->o;
   const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
@@ -285,12 +359,15 @@ static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
   tn_status s = TN_OK;
   if (!tasks || !ep || !off || !per_fn || !total || !adv || !seq_mask || !env_r || !corr || !ptexts || !ctexts || !exs)
     s = tn_error(TN_ERR_NOMEM, "agentic step");
+  /* several ranks: the step's prompts are world x B, this rank's the rank-th B of them; an
+   * episode's sampler is seeded by its prompt's place in the global step (as one process's) */
+  const int world = t->run->world > 1 ? t->run->world : 1, rank = world > 1 ? t->run->rank : 0;
   for (int b = 0; b < B && s == TN_OK; b++)
     for (int g = 0; g < G; g++) {
-      const int row = tn_stream_at(&t->run->stream, step * B + b);
-      tasks[b * G + g] = (tn_episode_task){.task = t->rows[row], .prompt = b, .sample = g};
+      const int row = tn_stream_at(&t->run->stream, (step * world + rank) * B + b);
+      tasks[b * G + g] = (tn_episode_task){.task = t->rows[row], .prompt = rank * B + b, .sample = g};
     }
-  t->run->data_pos = (step + 1) * B;
+  t->run->data_pos = (step + 1) * B * world;
   /* ---- rollout: the episodes ---- */
   double t0 = tn_now();
   tn_episode_opts eo;
@@ -331,8 +408,8 @@ static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
   }
   tn_trace_span(t->trace, "reward", t0, tn_now());
   /* ---- advantages per trajectory within the group; the model's tokens only ---- */
+  if (s == TN_OK) s = ag_advantages(t, total, adv);
   if (s == TN_OK) {
-    tn_grpo_advantages(adv, total, B, G, t->scale, 1e-4f);
     off[0] = 0;
     for (int i = 0; i < S; i++) {
       int k = 0;
@@ -354,6 +431,13 @@ static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
       for (int p = 1; p < L; p++)
         if (ep[i].mask[p]) old_lp[w++] = ep[i].logprobs[p];
     }
+  }
+  if (s == TN_OK && world > 1) { /* the loss normalises over the global batch */
+    double kept = 0;
+    for (int i = 0; i < S; i++) kept += seq_mask[i] != 0.0f ? off[i + 1] - off[i] : 0;
+    s = tn_run_sum(t->run, &kept, 1);
+    t->lc.S_global = S * world;
+    t->lc.kept_tok_global = (long)kept;
   }
   /* ---- reference log-probs ---- */
   t0 = tn_now();
@@ -419,44 +503,10 @@ static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
   if (t->dump) fflush(t->dump);
   /* ---- the step's figures ---- */
   if (s == TN_OK) {
-    double mean = 0, var = 0;
-    for (int i = 0; i < S; i++) mean += total[i];
-    mean /= S;
-    for (int i = 0; i < S; i++) var += (total[i] - mean) * (total[i] - mean);
-    t->mean = mean;
-    t->std = sqrt(var / (S - 1));
-    for (int f = 0; f < F; f++) {
-      double fm = 0;
-      for (int i = 0; i < S; i++) fm += per_fn[f * S + i];
-      t->fn_mean[f] = fm / S;
-    }
-    t->acc = correct / S;
-    memset(t->status_n, 0, sizeof t->status_n);
-    double turns = 0, calls = 0, terrs = 0, tms = 0, mt = 0, et = 0, er = 0;
-    for (int i = 0; i < S; i++) {
-      turns += ep[i].turns;
-      calls += ep[i].tool_calls;
-      terrs += ep[i].tool_errors;
-      tms += ep[i].tool_ms;
-      mt += off[i + 1] - off[i];
-      et += ep[i].n - ep[i].prompt_len;
-      er += ep[i].env_reward;
-      t->status_n[ep[i].status]++;
-    }
-    t->turns = turns / S;
-    t->calls = calls / S;
-    t->terrs = terrs / S;
-    t->tool_ms = calls > 0 ? tms / calls : 0;
-    t->model_tok = mt / S;
-    t->ep_tok = et / S;
-    t->env_mean = er / S;
     t->gs = gs;
     t->t_roll = t_roll;
     t->t_upd = t_upd;
-    t->train_rows = (double)train_rows;
-    out->loss = gs.loss;
-    out->tokens = (double)train_rows;
-    snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f turns %.2f", mean, t->acc, t->turns);
+    s = ag_figures(t, ep, off, total, per_fn, seq_mask, correct, train_rows, out);
   }
   tn_episodes_free(ep, S);
   free(ep); free(tasks); free(off); free(per_fn); free(total); free(adv); free(seq_mask); free(env_r); free(corr);
