@@ -80,7 +80,8 @@ int tn_cli_rl(int argc, char **argv, bool ppo) {
     {"clip-range-value", 'f', &o.clip_range_value, "PPO: value clipping around the rollout's values (0 = off)"},
     {"vf-coef", 'f', &o.vf_coef, "PPO: weight of the value loss"},
     {"ent-coef", 'f', &o.ent_coef, "PPO: entropy bonus weight"},
-    {"critic-lr", 'f', &o.critic_lr, "PPO: the value head's learning rate (< 0: --lr), on --lr's schedule"},
+    {"critic-lr", 'f', &o.critic_lr, "PPO: the critic's learning rate (< 0: --lr), on --lr's schedule"},
+    {"critic", 's', &o.critic, "PPO: a separate critic model DIR (same tokenizer) with a value head, trained by its own AdamW"},
     {"kl-method", 's', &o.kl_method, "PPO: reward (-beta x KL per token in the rewards) | loss (beta x KL in the loss)"},
   };
   enum { NOWN = sizeof own / sizeof own[0], NPPO = sizeof ppo_own / sizeof ppo_own[0] };

@@ -20,6 +20,7 @@
 #include "obs/obs.h"
 #include "generate/generate.h"
 #include "rl/advantage.h"
+#include "rl/critic.h"
 #include "rl/grpo.h"
 #include "rl/value_head.h"
 #include "tunic/obs.h"
@@ -81,7 +82,7 @@ typedef struct {
   tn_trace *trace;
   FILE *dump_roll;       /* --dump-rollouts */
   bool opened;           /* trace and dump files opened (at the first step: after the manifest) */
-  tn_manifest_file mf_models[1], mf_data[1];
+  tn_manifest_file mf_models[2], mf_data[1];
   /* the step's figures for its metrics */
   double mean, std, acc, len, gen_tokens, trunc, entropy, t_roll, t_upd, train_rows;
   double *fn_mean, *fn_std; // (F)
@@ -93,7 +94,9 @@ typedef struct {
   double pen_mean;       /* mean overlong penalty of the step's batch */
   /* PPO (est == TN_ADV_GAE) */
   bool ppo, kl_reward;
-  tn_value_head vh;
+  tn_value_head vh;      /* on the policy's hidden state; with --critic: cr's */
+  bool critic;
+  tn_critic cr;          /* --critic DIR: a model of its own */
   float *dxf_add, *vbuf, *dvbuf; // (Nmax, C), (Nmax), (Nmax)
   int *vrows;                    // (Nmax)
   double v_loss, v_clipfrac, ent_sum, expl_var, ret_mean, val_mean; /* the step's (last inner iteration) */
@@ -225,7 +228,10 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   t->T = o->max_prompt_length + o->max_tokens_to_generate;
   t->mb = o->micro_batch > 0 && o->micro_batch < t->S ? o->micro_batch : t->S;
   const int Nmax = t->mb * t->T, V = t->m->cfg.V;
-  t->share = t->mb % o->num_generations == 0 && tn_train_prefix_sharing();
+  t->critic = t->ppo && o->critic;
+  if (o->critic && !t->ppo) return tn_error(TN_ERR_ARG, "--critic is for tunic ppo");
+  /* the critic reads the policy's rows: whole sequences (no shared prompt rows in another state) */
+  t->share = t->mb % o->num_generations == 0 && tn_train_prefix_sharing() && !t->critic;
   TN_TRY(tn_state_create(&t->st, t->m, t->mb + (t->share ? t->mb / o->num_generations : 0), t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   /* AdamW betas / eps and LoRA dropout are not GRPO options: the shared defaults (0.9, 0.999, 1e-8, 0) */
@@ -248,7 +254,10 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   TN_TRY(tn_stream_init(&t->refill, t->data.n, o->seed ^ 0x5DEECE66DULL));
   if (t->ppo) {
     tn_adamw_config ac = {.beta1 = o->beta1, .beta2 = o->beta2, .eps = o->adam_eps, .weight_decay = 0};
-    TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
+    if (t->critic)
+      TN_TRY(tn_critic_load(&t->cr, o->critic, V, t->mb, t->T, Nmax, &o->train, o->steps,
+                            o->critic_lr >= 0 ? o->critic_lr : o->lr));
+    else TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
     t->dxf_add = tn_alloc(sizeof(float) * (size_t)Nmax * t->m->cfg.C);
     t->vbuf = malloc(sizeof(float) * Nmax);
     t->dvbuf = malloc(sizeof(float) * Nmax);
@@ -263,7 +272,8 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   tn_run_describe(run, &o->train, t->ppo ? "ppo" : "grpo", t->m, &t->tp, t->data.n, o->eval_data != NULL, o->batch_size, 0);
   t->mf_models[0] = (tn_manifest_file){"model", o->model};
   t->mf_data[0] = (tn_manifest_file){"train", o->data};
-  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
+  t->mf_models[1] = (tn_manifest_file){"critic", o->critic};
+  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = t->critic ? 2 : 1, .data = t->mf_data, .ndata = 1};
   printf("%s: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t->ppo ? "ppo" : "grpo", t->data.n,
          o->steps, o->batch_size, o->num_generations, o->beta, t->tp.opt.total);
   fflush(stdout);
@@ -359,12 +369,14 @@ static double ppo_token_weight(const grpo_t *t, const rollout_t *r) {
 
 /* values of the completion tokens of sequences [s0, ...) of the forward just run (rows in t->*_r,
  * final-normed hidden states in the state) into v (flat token layout) */
-static int ppo_values(grpo_t *t, const rollout_t *r, int s0, int N, float *v) {
+static tn_status ppo_values(grpo_t *t, const rollout_t *r, int s0, int N, float *v, int *nv) {
   int n = 0;
   for (int i = 0; i < N; i++)
     if (t->tgt_r[i] >= 0) t->vrows[n++] = i;
+  *nv = n;
+  if (t->critic) return tn_critic_values(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->tgt_r, v + r->off[s0], &n);
   tn_vhead_forward(&t->vh, t->st->xf, t->vrows, n, v + r->off[s0]);
-  return n;
+  return TN_OK;
 }
 
 /* GAE per sequence over per-token rewards, advantages whitened over the batch's tokens */
@@ -416,7 +428,8 @@ static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   const int C = t->m->cfg.C, V = t->m->cfg.V;
   const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
   const double w = ppo_token_weight(t, r);
-  const int n = ppo_values(t, r, s0, N, r->val);
+  int n = 0;
+  TN_TRY(ppo_values(t, r, s0, N, r->val, &n));
   const int a = r->off[s0];
   int s = s0;
   for (int k = 0; k < n; k++) { /* token weights: 1 / kept tokens, 0 in a masked sequence */
@@ -428,9 +441,12 @@ static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   t->v_loss += vl;
   t->v_clipfrac += cf * n * w;
   for (int k = 0; k < n; k++) t->dvbuf[k] *= t->o.vf_coef;
-  memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
-  tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
-  t->bw.dxf_add = t->dxf_add;
+  if (t->critic) TN_TRY(tn_critic_backward(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->dvbuf, n));
+  else { /* the head on the policy: its gradient into the policy's hidden states */
+    memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
+    tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
+    t->bw.dxf_add = t->dxf_add;
+  }
   /* entropy bonus -ent_coef x token mean of H(softmax(z / T)): d/dz_j = ent_coef w p_j (log p_j + H) / T */
   for (int k = 0; k < n && t->o.ent_coef != 0.0f; k++) {
     if (t->vbuf[k] == 0.0f) continue;
@@ -452,12 +468,14 @@ static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
 
 static tn_status ppo_ckpt(void *ctx, const char *dir, bool load) {
   grpo_t *t = ctx;
+  if (t->critic) return tn_critic_state(&t->cr, dir, load);
   return load ? tn_vhead_load(&t->vh, dir) : tn_vhead_save(&t->vh, dir);
 }
 
 static tn_status ppo_finish(void *ctx, tn_run *r) {
   grpo_t *t = ctx;
-  return t->ppo && r->rank == 0 ? tn_vhead_save(&t->vh, r->out) : TN_OK;
+  if (!t->ppo || r->rank != 0) return TN_OK;
+  return t->critic ? tn_critic_state(&t->cr, r->out, false) : tn_vhead_save(&t->vh, r->out); /* RUN/critic/ */
 }
 
 /* backward of the micro-batch whose rows are in t->*_r and logits in t->logits */
@@ -535,7 +553,14 @@ static tn_status dump_grads(grpo_t *t, long step) { return tn_tparams_dump_grads
 
 /* PPO --dump-grads: the value head's gradient (first inner iteration) as DIR/vhead_step_N.safetensors */
 static tn_status dump_vhead_grad(grpo_t *t, long step) {
-  const tn_st_entry e[1] = {{"v_head", TN_ST_F32, 1, {t->vh.C + 1}, t->vh.g}};
+  const tn_value_head *vh = t->critic ? &t->cr.vh : &t->vh;
+  if (t->critic) { /* DIR/critic/step_N.safetensors: the critic model's gradient */
+    char *cd = tn_path_join(t->o.dump_grads, "critic");
+    tn_status s = cd ? tn_tparams_dump_grads(&t->cr.tp, cd, step + 1) : TN_ERR_NOMEM;
+    free(cd);
+    TN_TRY(s);
+  }
+  const tn_st_entry e[1] = {{"v_head", TN_ST_F32, 1, {vh->C + 1}, vh->g}};
   char name[64];
   snprintf(name, sizeof name, "vhead_step_%ld.safetensors", step + 1);
   char *path = tn_path_join(t->o.dump_grads, name);
@@ -920,8 +945,9 @@ static tn_status policy_updates(grpo_t *t, long step, rollout_t *rp, const tn_pr
       int N = 0;
       s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
       if (s == TN_OK && t->ppo && it == 0) { /* PPO: the rollout's values (the policy before this step's updates) */
-        ppo_values(t, &r, 0, N, r.val_old);
-        s = ppo_advantages(t, &r);
+        int nv;
+        s = ppo_values(t, &r, 0, N, r.val_old, &nv);
+        if (s == TN_OK) s = ppo_advantages(t, &r);
       }
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
       if (s == TN_OK) s = mb_backward(t, &r, 0, N);
@@ -930,7 +956,8 @@ static tn_status policy_updates(grpo_t *t, long step, rollout_t *rp, const tn_pr
       for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
         int N = 0;
         s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
-        if (s == TN_OK && t->ppo && it == 0) ppo_values(t, &r, s0, N, r.val_old);
+        int nv;
+        if (s == TN_OK && t->ppo && it == 0) s = ppo_values(t, &r, s0, N, r.val_old, &nv);
       }
       if (s == TN_OK && t->ppo && it == 0) s = ppo_advantages(t, &r);
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
@@ -945,7 +972,10 @@ static tn_status policy_updates(grpo_t *t, long step, rollout_t *rp, const tn_pr
     if (s == TN_OK && !isfinite(gs.loss))
       s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
     if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
-    if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
+    if (s == TN_OK && t->critic) { /* the critic model's own update */
+      if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
+      if (s == TN_OK) s = tn_critic_update(&t->cr, t->run, step);
+    } else if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
       if (t->run->comm) s = t->run->comm->sum_f32(t->run->comm, t->vh.g, (size_t)t->vh.C + 1); /* over the ranks */
       if (s == TN_OK && it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
       const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
@@ -1110,7 +1140,8 @@ static void teardown(void *ctx) {
   if (t->rw) tn_rewards_free(t->rw);
   tn_prompts_free(&t->data);
   tn_stream_free(&t->refill);
-  if (t->ppo) tn_vhead_free(&t->vh);
+  if (t->ppo && !t->critic) tn_vhead_free(&t->vh);
+  tn_critic_free(&t->cr);
   tn_free(t->dxf_add); free(t->vbuf); free(t->dvbuf); free(t->vrows);
   tn_tokenizer_free(t->tok);
   tn_model_free(t->ref);

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hf_decoder import Decoder
+from ppo_ref import check_step, t64
 
 torch.set_num_threads(1)
 W = workdir("ppostep")
@@ -49,50 +50,9 @@ ok_run(["ppo", *ARGS, "--out", OUT, "--dump-rollouts", os.path.join(OUT, "roll.j
 metrics = read_metrics(OUT)
 rolls = read_jsonl(os.path.join(OUT, "roll.jsonl"))
 check(len(metrics) == 2 and len(rolls) == 2 * B * G, "2 metric rows and the dumped completions")
-t64 = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-
+P = {"BETA": BETA, "GAMMA": GAMMA, "LAM": LAM, "EPS": EPS, "CLIPV": CLIPV}
 for step in (1, 2):
-    rows = [r for r in rolls if r["step"] == step]
-    m = metrics[step - 1]
-    adv_all, ret_all, v_all = [], [], []
-    e_ret = 0.0
-    for r in rows:
-        n = len(r["completion_ids"])
-        rw = -BETA * (t64(r["old_logprobs"]) - t64(r["ref_logprobs"]))
-        rw[n - 1] += r["total"]
-        v = t64(r["old_values"])
-        A = torch.zeros(n, dtype=torch.float64)
-        last = 0.0
-        for k in reversed(range(n)):
-            nxt = v[k + 1] if k + 1 < n else 0.0
-            last = rw[k] + GAMMA * nxt - v[k] + GAMMA * LAM * last
-            A[k] = last
-        R = A + v
-        e_ret = max(e_ret, float((R - t64(r["returns"])).abs().max()))
-        adv_all.append(A)
-        ret_all.append(R)
-        v_all.append(v)
-    check(e_ret <= 1e-6, f"step {step}: returns = GAE over the dumped values and per-token rewards (max err {e_ret:.1e})")
-    flat = torch.cat(adv_all)
-    mu, var = flat.mean(), ((flat - flat.mean()) ** 2).mean()
-    wh = [(a - mu) / var.clamp(min=1e-8).sqrt() for a in adv_all]
-    e_adv = max(float(((w - t64(r["token_advantages"])).abs() / w.abs().clamp(min=1)).max()) for w, r in zip(wh, rows))
-    check(e_adv <= 1e-6, f"step {step}: token advantages = whitened GAE (max rel err {e_adv:.1e})")
-    Rf, Vf = torch.cat(ret_all), torch.cat(v_all)
-    ev = 1 - ((Rf - Vf) - (Rf - Vf).mean()).pow(2).mean() / (Rf - Rf.mean()).pow(2).mean()
-    check(abs(float(ev) - m["explained_variance"]) <= 1e-6, f"step {step}: explained_variance {m['explained_variance']:.6f} = {float(ev):.6f}")
-    ntok = sum(len(r["completion_ids"]) for r in rows)
-    pl, vl = 0.0, 0.0
-    for r, a in zip(rows, rows):
-        lp, old = t64(r["logprobs"]), t64(r["old_logprobs"])
-        A = t64(r["token_advantages"])
-        ratio = torch.exp(lp - old)
-        pl += float(-torch.min(ratio * A, ratio.clamp(1 - EPS, 1 + EPS) * A).mean()) / len(rows)
-        V, V0, R = t64(r["values"]), t64(r["old_values"]), t64(r["returns"])
-        Vc = V0 + (V - V0).clamp(-CLIPV, CLIPV)
-        vl += float(0.5 * torch.max((V - R) ** 2, (Vc - R) ** 2).sum()) / ntok
-    check(abs(pl - m["loss"]) <= 1e-6 * max(1e-3, abs(pl)), f"step {step}: policy loss {m['loss']:.9g} = {pl:.9g}")
-    check(abs(vl - m["value_loss"]) <= 1e-6 * max(1e-3, abs(vl)), f"step {step}: value loss {m['value_loss']:.9g} = {vl:.9g}")
+    check_step(step, [r for r in rolls if r["step"] == step], metrics[step - 1], P)
 
 # ---- step 2's gradient through the value head into the backbone ----
 rows = [r for r in rolls if r["step"] == 2]

@@ -1,0 +1,66 @@
+"""PPO's formulas recomputed in PyTorch float64 from `--dump-rollouts` (tests/grpo/ppo.py,
+ppo_critic.py): GAE per completion over the dumped rollout values and per-token rewards, the
+advantages whitened over the batch's tokens, explained variance, the policy and value losses.
+Not for: running tunic (the tests do)."""
+import torch
+
+from common_grpo import check
+
+t64 = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
+
+
+def gae(rw, v, gamma, lam):
+    """Advantages and returns of one sequence: delta_t = r_t + gamma v_{t+1} - v_t (0 after the end)."""
+    n = len(rw)
+    A = torch.zeros(n, dtype=torch.float64)
+    last = 0.0
+    for k in reversed(range(n)):
+        nxt = v[k + 1] if k + 1 < n else 0.0
+        last = rw[k] + gamma * nxt - v[k] + gamma * lam * last
+        A[k] = last
+    return A, A + v
+
+
+def token_rewards(r, beta):
+    """-beta (old - ref) per token (the KL in the rewards), the total on the last token."""
+    n = len(r["completion_ids"])
+    rw = -beta * (t64(r["old_logprobs"]) - t64(r["ref_logprobs"]))
+    rw[n - 1] += r["total"]
+    return rw
+
+
+def check_step(step, rows, m, p, rewards=token_rewards):
+    """Returns, whitened advantages, explained variance, policy and value losses of one step's rows
+    against the dump and metrics row m; p: dict of BETA, GAMMA, LAM, EPS, CLIPV."""
+    adv_all, ret_all, v_all = [], [], []
+    e_ret = 0.0
+    for r in rows:
+        v = t64(r["old_values"])
+        A, R = gae(rewards(r, p["BETA"]), v, p["GAMMA"], p["LAM"])
+        e_ret = max(e_ret, float((R - t64(r["returns"])).abs().max()))
+        adv_all.append(A)
+        ret_all.append(R)
+        v_all.append(v)
+    check(e_ret <= 1e-6, f"step {step}: returns = GAE over the dumped values and per-token rewards (max err {e_ret:.1e})")
+    flat = torch.cat(adv_all)
+    mu, var = flat.mean(), ((flat - flat.mean()) ** 2).mean()
+    wh = [(a - mu) / var.clamp(min=1e-8).sqrt() for a in adv_all]
+    e_adv = max(float(((w - t64(r["token_advantages"])).abs() / w.abs().clamp(min=1)).max()) for w, r in zip(wh, rows))
+    check(e_adv <= 1e-6, f"step {step}: token advantages = whitened GAE (max rel err {e_adv:.1e})")
+    Rf, Vf = torch.cat(ret_all), torch.cat(v_all)
+    ev = 1 - ((Rf - Vf) - (Rf - Vf).mean()).pow(2).mean() / (Rf - Rf.mean()).pow(2).mean()
+    check(abs(float(ev) - m["explained_variance"]) <= 1e-6,
+          f"step {step}: explained_variance {m['explained_variance']:.6f} = {float(ev):.6f}")
+    ntok = sum(len(r["token_advantages"]) for r in rows)
+    pl, vl = 0.0, 0.0
+    eps, clipv = p["EPS"], p["CLIPV"]
+    for r in rows:
+        lp, old = t64(r["logprobs"]), t64(r["old_logprobs"])
+        A = t64(r["token_advantages"])
+        ratio = torch.exp(lp - old)
+        pl += float(-torch.min(ratio * A, ratio.clamp(1 - eps, 1 + eps) * A).mean()) / len(rows)
+        V, V0, R = t64(r["values"]), t64(r["old_values"]), t64(r["returns"])
+        Vc = V0 + (V - V0).clamp(-clipv, clipv)
+        vl += float(0.5 * torch.max((V - R) ** 2, (Vc - R) ** 2).sum()) / ntok
+    check(abs(pl - m["loss"]) <= 1e-6 * max(1e-3, abs(pl)), f"step {step}: policy loss {m['loss']:.9g} = {pl:.9g}")
+    check(abs(vl - m["value_loss"]) <= 1e-6 * max(1e-3, abs(vl)), f"step {step}: value loss {m['value_loss']:.9g} = {vl:.9g}")
