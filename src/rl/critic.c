@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "rl/critic.h"
+#include "rl/ppo.h"
 #include "tensor/tensor.h"
 
 tn_status tn_critic_load(tn_critic *c, const char *dir, int V, int S, int T, int Nmax, const tn_train_opts *to,
@@ -61,16 +62,11 @@ tn_status tn_critic_backward(tn_critic *c, int N, const int *tok, const int *pos
 }
 
 tn_status tn_critic_update(tn_critic *c, tn_run *run, long step) {
-  if (run->comm) {
-    TN_TRY(run->comm->sum_f32(run->comm, c->tp.tr.grad, c->tp.tr.ngrad));
-    TN_TRY(run->comm->sum_f32(run->comm, c->vh.g, (size_t)c->vh.C + 1));
-  }
+  if (run->comm) TN_TRY(run->comm->sum_f32(run->comm, c->tp.tr.grad, c->tp.tr.ngrad));
   const float lr = tn_lr_at(&c->tp.sched, step);
   tn_adamw_step(&c->tp.opt, lr, 1.0f); /* no clipping, as the value head on the policy */
-  tn_adamw_step(&c->vh.opt, lr, 1.0f);
   memset(c->tp.tr.grad, 0, c->tp.tr.ngrad * sizeof(float));
-  memset(c->vh.g, 0, sizeof(float) * ((size_t)c->vh.C + 1));
-  return TN_OK;
+  return tn_ppo_head_update(&c->vh, run, lr);
 }
 
 tn_status tn_critic_state(tn_critic *c, const char *dir, bool load) {

@@ -21,6 +21,7 @@
 #include "generate/generate.h"
 #include "rl/advantage.h"
 #include "rl/critic.h"
+#include "rl/ppo.h"
 #include "rl/grpo.h"
 #include "rl/value_head.h"
 #include "tunic/obs.h"
@@ -379,7 +380,7 @@ static tn_status ppo_values(grpo_t *t, const rollout_t *r, int s0, int N, float 
   return TN_OK;
 }
 
-/* GAE per sequence over per-token rewards, advantages whitened over the batch's tokens */
+/* GAE per sequence over per-token rewards, advantages whitened over the global batch's tokens */
 static tn_status ppo_advantages(grpo_t *t, rollout_t *r) {
   const int S = t->S, n = r->ntok;
   float *rw = malloc(sizeof(float) * (n + 1));
@@ -390,35 +391,15 @@ static tn_status ppo_advantages(grpo_t *t, rollout_t *r) {
     const int a = r->off[s], b = r->off[s + 1];
     for (int k = a; k < b; k++) rw[k] = t->kl_reward && r->ref_lp ? -t->o.beta * (r->old_lp[k] - r->ref_lp[k]) : 0.0f;
     if (b > a) rw[b - 1] += r->total[s];
-    tn_gae(rw + a, r->val_old + a, b - a, t->o.gamma, t->o.gae_lambda, r->tok_adv + a, r->ret + a);
   }
+  tn_ppo_figs f = {0};
+  tn_status st = tn_ppo_gae_batch(t->run, S, r->off, rw, r->val_old, t->o.gamma, t->o.gae_lambda, r->tok_adv, r->ret, &f);
   free(rw);
-  /* the batch statistics over the global batch's tokens (several ranks: every rank's, gathered in
-   * the one-process order, so the same numbers as one process with the whole batch) */
-  float *A = NULL, *R = NULL, *V = NULL;
-  int na = 0, at = 0;
-  tn_status st = tn_rl_gather(t->run, r->tok_adv, n, &A, &na, &at);
-  if (st == TN_OK) st = tn_rl_gather(t->run, r->ret, n, &R, &na, &at);
-  if (st == TN_OK) st = tn_rl_gather(t->run, r->val_old, n, &V, &na, &at);
-  if (st == TN_OK) {
-    /* explained variance of the rollout's values, 1 - Var(R - V) / Var(R) */
-    double mr = 0, md = 0, vr = 0, vd = 0, mv = 0;
-    for (int k = 0; k < na; k++) { mr += R[k]; md += R[k] - V[k]; mv += V[k]; }
-    mr /= na > 0 ? na : 1; md /= na > 0 ? na : 1; mv /= na > 0 ? na : 1;
-    for (int k = 0; k < na; k++) {
-      vr += (R[k] - mr) * (R[k] - mr);
-      const double d = R[k] - V[k] - md;
-      vd += d * d;
-    }
-    t->expl_var = vr > 0 ? 1.0 - vd / vr : 0.0;
-    t->ret_mean = mr;
-    t->val_mean = mv;
-    tn_whiten(A, NULL, na);
-    memcpy(r->tok_adv, A + at, sizeof(float) * n);
-    for (int s = 0; s < S; s++) r->adv[s] = r->off[s + 1] > r->off[s] ? r->tok_adv[r->off[s]] : 0.0f; /* the dump's */
-    t->lc.token_adv = r->tok_adv;
-  }
-  free(A); free(R); free(V);
+  t->expl_var = f.expl_var;
+  t->ret_mean = f.ret_mean;
+  t->val_mean = f.val_mean;
+  for (int s = 0; s < S; s++) r->adv[s] = r->off[s + 1] > r->off[s] ? r->tok_adv[r->off[s]] : 0.0f; /* the dump's */
+  t->lc.token_adv = r->tok_adv;
   return st;
 }
 
@@ -447,22 +428,7 @@ static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
     tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
     t->bw.dxf_add = t->dxf_add;
   }
-  /* entropy bonus -ent_coef x token mean of H(softmax(z / T)): d/dz_j = ent_coef w p_j (log p_j + H) / T */
-  for (int k = 0; k < n && t->o.ent_coef != 0.0f; k++) {
-    if (t->vbuf[k] == 0.0f) continue;
-    const float *z = t->logits + (size_t)t->vrows[k] * V;
-    float *d = t->dlogits + (size_t)t->vrows[k] * V;
-    float mx = -INFINITY;
-    for (int j = 0; j < V; j++) mx = fmaxf(mx, z[j] / T);
-    double se = 0;
-    for (int j = 0; j < V; j++) se += exp(z[j] / T - mx);
-    const double lse = mx + log(se);
-    double H = 0;
-    for (int j = 0; j < V; j++) { const double lp = z[j] / T - lse; H -= exp(lp) * lp; }
-    t->ent_sum += t->vbuf[k] * H;
-    const double c = t->o.ent_coef * (double)t->vbuf[k] / T;
-    for (int j = 0; j < V; j++) { const double lp = z[j] / T - lse; d[j] += (float)(c * exp(lp) * (lp + H)); }
-  }
+  t->ent_sum += tn_ppo_entropy_bonus(t->logits, t->dlogits, t->vrows, t->vbuf, n, V, T, t->o.ent_coef);
   return TN_OK;
 }
 
@@ -976,11 +942,9 @@ static tn_status policy_updates(grpo_t *t, long step, rollout_t *rp, const tn_pr
       if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
       if (s == TN_OK) s = tn_critic_update(&t->cr, t->run, step);
     } else if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
-      if (t->run->comm) s = t->run->comm->sum_f32(t->run->comm, t->vh.g, (size_t)t->vh.C + 1); /* over the ranks */
-      if (s == TN_OK && it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
+      if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
       const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
-      if (s == TN_OK) tn_adamw_step(&t->vh.opt, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)), 1.0f);
-      memset(t->vh.g, 0, sizeof(float) * (t->vh.C + 1));
+      if (s == TN_OK) s = tn_ppo_head_update(&t->vh, t->run, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)));
     }
     float lr_it;
     if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);

@@ -6,7 +6,7 @@ another order, so not bit for bit), a checkpoint of either resumes on the other 
 to the same weights, rank 0 alone writes the run (manifest "distributed": world size, hosts, MPI
 library), --zero 1 (AdamW state sharded) is bit-identical to the replicated optimizer and its
 checkpoints resume on one process (and back), grpo's batch-normalised estimators (--scale-rewards batch,
-REINFORCE++) equal one process, so do ppo (value head included), dynamic sampling and agentic grpo, and a rank killed with SIGKILL
+REINFORCE++) equal one process, so do ppo (value head, or a --critic model, included), dynamic sampling and agentic grpo, and a rank killed with SIGKILL
 fails the job (mpirun names the rank) after which --resume on one process continues.
 What it is not: a speed test (bench/dist.sh) nor a test of what the trainers compute.
 """
@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from common import TUNIC, check, finish, st_tensors, workdir  # noqa: E402
+from common import TUNIC, check, finish, init_model, st_tensors, workdir  # noqa: E402
 from trainers import Trainers  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -207,11 +207,14 @@ for extra in (["--scale-rewards", "batch"], ["--advantage-estimator", "reinforce
 RC = CASES["grpo"][0][CASES["grpo"][0].index("--reward-cmd") + 1]
 COARSE = RC.replace("reward_letters.py", "reward_coarse.py")
 COUNT_ENV = "/usr/bin/python3 " + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "agent", "count_env.py")
+CRITIC = init_model(os.path.join(w, "critic"), seed=9, extra=["--override", '{"hidden_size": 32, "intermediate_size": 64, '
+                   '"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}'])
 RL_BASE = ["--model", T.model, "--data", T.grpo_data, "--num-generations", 3, "--max-tokens-to-generate", 12,
            "--lr", "1e-3", "--num-iterations", 2, "--beta", "0.04", "--seed", 5, "--steps", 2]
 RL_CASES = {
     "ppo": ["ppo"] + RL_BASE + ["--reward-cmd", RC, "--loss-agg", "token-mean", "--ent-coef", "0.01",
                                 "--critic-lr", "3e-3"],
+    "ppo_critic": ["ppo"] + RL_BASE + ["--reward-cmd", RC, "--critic", CRITIC, "--critic-lr", "3e-3"],
     "dynamic_sampling": ["grpo"] + RL_BASE + ["--reward", "format_exact:1", "--reward-cmd", COARSE,
                                               "--dynamic-sampling", "--max-num-gen-batches", 3],
     "agentic": ["grpo"] + RL_BASE + ["--max-episode-tokens", 70, "--max-turns", 5, "--env-cmd", COUNT_ENV,
@@ -228,9 +231,10 @@ for name, a in RL_CASES.items():
         continue
     rel, mx, same = compare(final(outs[0], False), final(outs[1], False))
     check(rel <= TOL, f"{name}: 2 ranks x batch 2 == 1 process x batch 4: relative distance {rel:.2e} <= {TOL:g}")
-    if name == "ppo":
-        rel, mx, same = compare(*[os.path.join(o, "value_head.safetensors") for o in outs])
-        check(rel <= TOL, f"{name}: ... and the value head: relative distance {rel:.2e}")
+    for f in {"ppo": ["value_head.safetensors"], "ppo_critic": ["critic/value_head.safetensors",
+                                                                 "critic/model.safetensors"]}.get(name, []):
+        rel, mx, same = compare(*[os.path.join(o, f) for o in outs])
+        check(rel <= TOL, f"{name}: ... and {f}: relative distance {rel:.2e}")
     m1, m2 = ([json.loads(x) for x in open(os.path.join(o, "metrics.jsonl"))] for o in outs)
     bad = [(k, x[k], y.get(k)) for x, y in zip(m1, m2) for k in RL_KEYS
            if k in x and not (k in y and abs(x[k] - y[k]) <= 1e-6 * max(1.0, abs(x[k])))]
