@@ -6,7 +6,7 @@ another order, so not bit for bit), a checkpoint of either resumes on the other 
 to the same weights, rank 0 alone writes the run (manifest "distributed": world size, hosts, MPI
 library), --zero 1 (AdamW state sharded) is bit-identical to the replicated optimizer and its
 checkpoints resume on one process (and back), grpo's batch-normalised estimators (--scale-rewards batch,
-REINFORCE++) equal one process, so do ppo (value head, or a --critic model, included), dynamic sampling and agentic grpo, and a rank killed with SIGKILL
+REINFORCE++) equal one process, so do ppo (value head, or a --critic model, included; also over episodes), dynamic sampling and agentic grpo, and a rank killed with SIGKILL
 fails the job (mpirun names the rank) after which --resume on one process continues.
 What it is not: a speed test (bench/dist.sh) nor a test of what the trainers compute.
 """
@@ -220,6 +220,8 @@ RL_CASES = {
     "agentic": ["grpo"] + RL_BASE + ["--max-episode-tokens", 70, "--max-turns", 5, "--env-cmd", COUNT_ENV,
                                      "--reward", "env:1", "--no-system-prompt", "--scale-rewards", "batch",
                                      "--loss-agg", "token-mean"],
+    "ppo_agentic": ["ppo"] + RL_BASE + ["--max-episode-tokens", 70, "--max-turns", 5, "--env-cmd", COUNT_ENV,
+                                        "--reward", "env:1", "--no-system-prompt", "--ent-coef", "0.01"],
 }
 RL_KEYS = ("loss", "reward/mean", "kl", "value_loss", "explained_variance", "returns_mean", "entropy_bonus",
            "dynamic_sampling/gen_batches", "dynamic_sampling/kept_groups", "episode/turns", "episode/model_tokens")
@@ -231,7 +233,7 @@ for name, a in RL_CASES.items():
         continue
     rel, mx, same = compare(final(outs[0], False), final(outs[1], False))
     check(rel <= TOL, f"{name}: 2 ranks x batch 2 == 1 process x batch 4: relative distance {rel:.2e} <= {TOL:g}")
-    for f in {"ppo": ["value_head.safetensors"], "ppo_critic": ["critic/value_head.safetensors",
+    for f in {"ppo": ["value_head.safetensors"], "ppo_agentic": ["value_head.safetensors"], "ppo_critic": ["critic/value_head.safetensors",
                                                                  "critic/model.safetensors"]}.get(name, []):
         rel, mx, same = compare(*[os.path.join(o, f) for o in outs])
         check(rel <= TOL, f"{name}: ... and {f}: relative distance {rel:.2e}")
