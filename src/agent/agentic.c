@@ -446,16 +446,9 @@ static void ag_ppo_backward(ag_t *t, const ag_roll *R, int s0, int N) {
   for (int i = 0; i < t->S; i++) kept += R->seq_mask[i] != 0.0f ? R->off[i + 1] - R->off[i] : 0;
   if (t->run->world > 1) kept = t->lc.kept_tok_global;
   const double w = kept > 0 ? 1.0 / (double)kept : 0.0;
-  const int n = ag_values(t, R, s0, N, R->val), a = R->off[s0];
-  int s = s0;
-  for (int k = 0; k < n; k++) { /* token weights: 1 / kept tokens, 0 in a masked sequence */
-    while (a + k >= R->off[s + 1]) s++;
-    t->vbuf[k] = R->seq_mask[s] != 0.0f ? (float)w : 0.0f;
-  }
-  double cf = 0;
-  t->v_loss += tn_value_loss(R->val + a, R->val_old + a, R->ret + a, t->vbuf, n, t->o.clip_range_value, t->dvbuf, &cf);
-  t->v_clipfrac += cf * n * w;
-  for (int k = 0; k < n; k++) t->dvbuf[k] *= t->o.vf_coef;
+  const int n = ag_values(t, R, s0, N, R->val);
+  tn_ppo_value_loss(R->off, R->seq_mask, s0, n, w, R->val, R->val_old, R->ret, t->o.clip_range_value, t->o.vf_coef, t->vbuf,
+                    t->dvbuf, &t->v_loss, &t->v_clipfrac);
   memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
   tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
   t->bw.dxf_add = t->dxf_add;

@@ -411,17 +411,8 @@ static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   const double w = ppo_token_weight(t, r);
   int n = 0;
   TN_TRY(ppo_values(t, r, s0, N, r->val, &n));
-  const int a = r->off[s0];
-  int s = s0;
-  for (int k = 0; k < n; k++) { /* token weights: 1 / kept tokens, 0 in a masked sequence */
-    while (a + k >= r->off[s + 1]) s++;
-    t->vbuf[k] = r->seq_mask[s] != 0.0f ? (float)w : 0.0f;
-  }
-  double cf = 0;
-  const double vl = tn_value_loss(r->val + a, r->val_old + a, r->ret + a, t->vbuf, n, t->o.clip_range_value, t->dvbuf, &cf);
-  t->v_loss += vl;
-  t->v_clipfrac += cf * n * w;
-  for (int k = 0; k < n; k++) t->dvbuf[k] *= t->o.vf_coef;
+  tn_ppo_value_loss(r->off, r->seq_mask, s0, n, w, r->val, r->val_old, r->ret, t->o.clip_range_value, t->o.vf_coef, t->vbuf,
+                    t->dvbuf, &t->v_loss, &t->v_clipfrac);
   if (t->critic) TN_TRY(tn_critic_backward(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->dvbuf, n));
   else { /* the head on the policy: its gradient into the policy's hidden states */
     memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);

@@ -59,6 +59,20 @@ double tn_ppo_entropy_bonus(const float *logits, float *dlogits, const int *rows
   return sum;
 }
 
+void tn_ppo_value_loss(const int *off, const float *seq_mask, int s0, int n, double w, const float *val, const float *v_old,
+                       const float *ret, float clip, float vf_coef, float *wt, float *dv, double *loss, double *clipfrac) {
+  const int a = off[s0];
+  int s = s0;
+  for (int k = 0; k < n; k++) { /* token weights: 1 / kept tokens, 0 in a masked sequence */
+    while (a + k >= off[s + 1]) s++;
+    wt[k] = seq_mask[s] != 0.0f ? (float)w : 0.0f;
+  }
+  double cf = 0;
+  *loss += tn_value_loss(val + a, v_old + a, ret + a, wt, n, clip, dv, &cf);
+  *clipfrac += cf * n * w;
+  for (int k = 0; k < n; k++) dv[k] *= vf_coef;
+}
+
 tn_status tn_ppo_head_update(tn_value_head *vh, tn_run *run, float lr) {
   if (run->comm) TN_TRY(run->comm->sum_f32(run->comm, vh->g, (size_t)vh->C + 1));
   tn_adamw_step(&vh->opt, lr, 1.0f);

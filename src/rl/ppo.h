@@ -22,6 +22,12 @@ tn_status tn_ppo_gae_batch(tn_run *run, int S, const int *off, const float *rw, 
  * dlogits (rows, V); returns sum_k wt[k] H. Rows with wt 0 are skipped. */
 double tn_ppo_entropy_bonus(const float *logits, float *dlogits, const int *rows, const float *wt, int n, int V, float T,
                             float ent_coef);
+/* The value loss of n consecutive tokens of the flat layout off starting at sequence s0's first:
+ * each token weighs w (1 / the global batch's kept tokens), 0 in a sequence with seq_mask 0 (wt (n)
+ * gets the weights); values val, rollout values v_old, returns ret (flat). dv (n) = vf_coef x
+ * d loss / d v. Adds the loss to *loss and the weighted clip fraction to *clipfrac. */
+void tn_ppo_value_loss(const int *off, const float *seq_mask, int s0, int n, double w, const float *val, const float *v_old,
+                       const float *ret, float clip, float vf_coef, float *wt, float *dv, double *loss, double *clipfrac);
 /* The head's update: its gradient summed over the ranks, AdamW at lr (no clipping), gradient zeroed. */
 tn_status tn_ppo_head_update(tn_value_head *vh, tn_run *run, float lr);
 #endif
