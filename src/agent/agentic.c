@@ -432,7 +432,7 @@ static tn_status ag_ppo_advantages(ag_t *t, ag_roll *R) {
   tn_status st = tn_ppo_gae_batch(t->run, S, R->off, rw, R->val_old, t->o.gamma, t->o.gae_lambda, R->tok_adv, R->ret, &f);
   free(rw);
   t->pf = f;
-  for (int i = 0; i < S; i++) R->adv[i] = R->off[i + 1] > R->off[i] ? R->tok_adv[R->off[i]] : 0.0f; /* the dump's */
+  tn_ppo_seq_adv(S, R->off, R->tok_adv, R->adv);
   t->lc.token_adv = R->tok_adv;
   return st;
 }

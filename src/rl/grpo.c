@@ -398,7 +398,7 @@ static tn_status ppo_advantages(grpo_t *t, rollout_t *r) {
   t->expl_var = f.expl_var;
   t->ret_mean = f.ret_mean;
   t->val_mean = f.val_mean;
-  for (int s = 0; s < S; s++) r->adv[s] = r->off[s + 1] > r->off[s] ? r->tok_adv[r->off[s]] : 0.0f; /* the dump's */
+  tn_ppo_seq_adv(S, r->off, r->tok_adv, r->adv);
   t->lc.token_adv = r->tok_adv;
   return st;
 }

@@ -37,6 +37,10 @@ tn_status tn_ppo_gae_batch(tn_run *run, int S, const int *off, const float *rw, 
   return st;
 }
 
+void tn_ppo_seq_adv(int S, const int *off, const float *adv, float *seq_adv) {
+  for (int s = 0; s < S; s++) seq_adv[s] = off[s + 1] > off[s] ? adv[off[s]] : 0.0f;
+}
+
 double tn_ppo_entropy_bonus(const float *logits, float *dlogits, const int *rows, const float *wt, int n, int V, float T,
                             float ent_coef) {
   /* d/dz_j of -ent_coef wt H(softmax(z / T)) = ent_coef wt p_j (log p_j + H) / T */

@@ -18,6 +18,8 @@ typedef struct {
  * batch (several ranks: every rank's gathered in the one-process order, tn_rl_gather) and *f. */
 tn_status tn_ppo_gae_batch(tn_run *run, int S, const int *off, const float *rw, const float *v_old, float gamma,
                            float lambda, float *adv, float *ret, tn_ppo_figs *f);
+/* seq_adv (S): each sequence's first token's advantage (0 when empty), the dumps' `advantage` */
+void tn_ppo_seq_adv(int S, const int *off, const float *adv, float *seq_adv);
 /* The entropy bonus -ent_coef x sum_k wt[k] H(softmax(logits[rows[k]] / T)): its gradient added to
  * dlogits (rows, V); returns sum_k wt[k] H. Rows with wt 0 are skipped. */
 double tn_ppo_entropy_bonus(const float *logits, float *dlogits, const int *rows, const float *wt, int n, int V, float T,

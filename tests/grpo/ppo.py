@@ -25,12 +25,12 @@ import math
 import os
 import shutil
 
-from common_grpo import check, completion_logprobs, finish, init_model, make_data, ok_run, read_jsonl, read_metrics, st_arrays, workdir, ENV
+from common_grpo import check, completion_logprobs, finish, init_model, make_data, ok_run, read_metrics, st_arrays, workdir, ENV
 import numpy as np
 import torch
 import torch.nn.functional as F
 from hf_decoder import Decoder
-from ppo_ref import check_step, t64
+from ppo_ref import run_checked, t64
 
 torch.set_num_threads(1)
 W = workdir("ppostep")
@@ -45,14 +45,8 @@ ARGS = ["--model", MODEL, "--data", os.path.join(D, "train_grpo.jsonl"), "--step
         "--lr", 1e-3, "--max-grad-norm", 1.0, "--seed", 3, "--reward", "format_exact:1", "--reward-cmd", LETTERS,
         "--save-every", 1, "--keep-last", 0]
 OUT = os.path.join(W, "run")
-ok_run(["ppo", *ARGS, "--out", OUT, "--dump-rollouts", os.path.join(OUT, "roll.jsonl"), "--dump-grads",
-        os.path.join(OUT, "grads")], "ppo run", env=ENV, timeout=300)
-metrics = read_metrics(OUT)
-rolls = read_jsonl(os.path.join(OUT, "roll.jsonl"))
-check(len(metrics) == 2 and len(rolls) == 2 * B * G, "2 metric rows and the dumped completions")
-P = {"BETA": BETA, "GAMMA": GAMMA, "LAM": LAM, "EPS": EPS, "CLIPV": CLIPV}
-for step in (1, 2):
-    check_step(step, [r for r in rolls if r["step"] == step], metrics[step - 1], P)
+metrics, rolls = run_checked(ARGS, OUT, "ppo run", B * G, {"BETA": BETA, "GAMMA": GAMMA, "LAM": LAM, "EPS": EPS,
+                                                         "CLIPV": CLIPV})
 
 # ---- step 2's gradient through the value head into the backbone ----
 rows = [r for r in rolls if r["step"] == 2]

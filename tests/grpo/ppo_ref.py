@@ -2,9 +2,11 @@
 ppo_critic.py): GAE per completion over the dumped rollout values and per-token rewards, the
 advantages whitened over the batch's tokens, explained variance, the policy and value losses.
 Not for: running tunic (the tests do)."""
+import os
+
 import torch
 
-from common_grpo import check
+from common_grpo import ENV, check, ok_run, read_jsonl, read_metrics
 
 t64 = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
 
@@ -64,3 +66,16 @@ def check_step(step, rows, m, p, rewards=token_rewards):
         vl += float(0.5 * torch.max((V - R) ** 2, (Vc - R) ** 2).sum()) / ntok
     check(abs(pl - m["loss"]) <= 1e-6 * max(1e-3, abs(pl)), f"step {step}: policy loss {m['loss']:.9g} = {pl:.9g}")
     check(abs(vl - m["value_loss"]) <= 1e-6 * max(1e-3, abs(vl)), f"step {step}: value loss {m['value_loss']:.9g} = {vl:.9g}")
+
+
+def run_checked(args, out, what, n_per_step, p):
+    """`tunic ppo args` for 2 steps into out with --dump-rollouts and --dump-grads, then check_step on
+    both steps; returns (metrics rows, dumped rows)."""
+    ok_run(["ppo", *args, "--out", out, "--dump-rollouts", os.path.join(out, "roll.jsonl"), "--dump-grads",
+            os.path.join(out, "grads")], what, env=ENV, timeout=300)
+    metrics = read_metrics(out)
+    rolls = read_jsonl(os.path.join(out, "roll.jsonl"))
+    check(len(metrics) == 2 and len(rolls) == 2 * n_per_step, "2 metric rows and the dumped completions")
+    for step in (1, 2):
+        check_step(step, [r for r in rolls if r["step"] == step], metrics[step - 1], p)
+    return metrics, rolls
