@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from hf_decoder import Decoder
-from ppo_ref import run_checked, t64
+from ppo_ref import autograd_terms, run_checked
 
 torch.set_num_threads(1)
 W = workdir("ppocritic")
@@ -63,17 +63,10 @@ for r in rows:
     sl = slice(len(p) - 1, len(p) + len(c) - 1)
     logits = pol.forward(ids)
     lsm = F.log_softmax(logits[0, sl] / T, dim=-1)
-    lp = lsm.gather(1, torch.tensor(c)[:, None])[:, 0]
     _, hid = cri.forward(ids, return_hidden=True)
     V = hid[0, sl] @ wv[:-1] + wv[-1]
-    e_v = max(e_v, float((V.detach() - t64(r["old_values"])).abs().max()))
-    old, A = t64(r["old_logprobs"]), t64(r["token_advantages"])
-    ratio = torch.exp(lp - old)
-    pl = pl - torch.min(ratio * A, ratio.clamp(1 - EPS, 1 + EPS) * A).mean() / len(rows)
-    V0, R = t64(r["old_values"]), t64(r["returns"])
-    Vc = V0 + (V - V0).clamp(-CLIPV, CLIPV)
-    vl = vl + 0.5 * torch.max((V - R) ** 2, (Vc - R) ** 2).sum() / ntok
-    ent = ent - (lsm.exp() * lsm).sum() / ntok
+    a, b, h, e = autograd_terms(r, lsm, V, len(rows), ntok, EPS, CLIPV)
+    pl, vl, ent, e_v = pl + a, vl + b, ent + h, max(e_v, e)
 check(e_v <= 1e-4, f"step 2: the critic's value head on the reference decoder's hidden states = the dumped rollout values "
       f"(max err {e_v:.1e})")
 

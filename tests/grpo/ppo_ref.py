@@ -79,3 +79,20 @@ def run_checked(args, out, what, n_per_step, p):
     for step in (1, 2):
         check_step(step, [r for r in rolls if r["step"] == step], metrics[step - 1], p)
     return metrics, rolls
+
+
+def autograd_terms(r, lsm, V, n_rows, ntok, eps, clipv):
+    """One completion's share of the policy loss (per-sequence token mean, then mean over n_rows),
+    the value loss and the entropy (token means over ntok), differentiable: lsm (n, V) the
+    log-softmax of logits / T at its positions, V (n) its values; and the values' max error against
+    the dumped rollout values."""
+    lp = lsm.gather(1, torch.tensor(r["completion_ids"])[:, None])[:, 0]
+    e_v = float((V.detach() - t64(r["old_values"])).abs().max())
+    old, A = t64(r["old_logprobs"]), t64(r["token_advantages"])
+    ratio = torch.exp(lp - old)
+    pl = -torch.min(ratio * A, ratio.clamp(1 - eps, 1 + eps) * A).mean() / n_rows
+    V0, R = t64(r["old_values"]), t64(r["returns"])
+    Vc = V0 + (V - V0).clamp(-clipv, clipv)
+    vl = 0.5 * torch.max((V - R) ** 2, (Vc - R) ** 2).sum() / ntok
+    ent = -(lsm.exp() * lsm).sum() / ntok
+    return pl, vl, ent, e_v
