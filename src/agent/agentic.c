@@ -353,7 +353,7 @@ static tn_status ag_figures(ag_t *t, const tn_episode *ep, const int *off, const
   if (s == TN_OK) {
     const double n = (double)S * (t->run->world > 1 ? t->run->world : 1);
     t->mean = v[0] / n;
-    t->std = sqrt(fmax(0, (v[1] - v[0] * v[0] / n) / (n - 1)));
+    t->std = n > 1 ? sqrt(fmax(0, (v[1] - v[0] * v[0] / n) / (n - 1))) : 0; /* ppo: G may be 1 */
     for (int f = 0; f < F; f++) t->fn_mean[f] = v[N0 + TN_EP_NSTATUS + f] / n;
     t->acc = v[9] / n;
     t->turns = v[2] / n;
