@@ -30,6 +30,7 @@
 #include <unistd.h>
 #include <sys/resource.h>
 #include "model/model.h"
+#include "train/opts.h"
 #include "train/train.h"
 
 static long rss_kb(void) {
@@ -127,7 +128,12 @@ static int run_train(const char *dir, const char *dt, int B, int T, int rank, in
   po.weight_decay = 0.0f;
   po.seed = 1;
   tn_model *m;
-  if (tn_tparams_load_model(&m, dir, dt, rank) != TN_OK) { fprintf(stderr, "load: %s\n", tn_last_error()); return 1; }
+  tn_train_opts to;
+  tn_train_opts_default(&to);
+  to.model = dir;
+  to.base_dtype = dt;
+  to.lora_rank = rank;
+  if (tn_tparams_load_model(&m, &to) != TN_OK) { fprintf(stderr, "load: %s\n", tn_last_error()); return 1; }
   tn_tparams tp;
   tn_state *st;
   tn_bwd bw;

@@ -13,3 +13,8 @@ set_tests_properties(improve_cli PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT
 add_test(NAME grpo_eval COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/improve/check_grpo_eval.py
                                 ${CMAKE_CURRENT_BINARY_DIR}/grpo_eval_work)
 set_tests_properties(grpo_eval PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)
+# improve_stack: sft --base-adapter == sft on the merged model (bytes); improve --adapters stack
+# concatenates the rounds' adapters (deltas recomputed with numpy, logits vs tunic merge twice).
+add_test(NAME improve_stack COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/improve/check_stack.py
+                                    ${CMAKE_CURRENT_BINARY_DIR}/improve_stack_work)
+set_tests_properties(improve_stack PROPERTIES ENVIRONMENT "${TN_TEST_ENV}" TIMEOUT 300)

@@ -22,7 +22,7 @@ static void freqs(const float *logits, int V, const tn_gen_opts *o, double *f) {
   for (int k = 0; k < DRAWS; k++) {
     memcpy(row, logits, sizeof(float) * V);
     float lp;
-    int t = tn_sample_token(row, V, o, NULL, 0, &r, &lp);
+    int t = tn_sample_token(row, V, o, NULL, 0, 0, &r, &lp);
     assert_true(t >= 0 && t < V);
     f[t] += 1.0 / DRAWS;
   }
@@ -44,7 +44,7 @@ static void test_greedy(void **st) {
   tn_rng r;
   tn_rng_seed(&r, 1);
   float lp;
-  int t = tn_sample_token(l, 4, &o, NULL, 0, &r, &lp);
+  int t = tn_sample_token(l, 4, &o, NULL, 0, 0, &r, &lp);
   assert_int_equal(t, 0);
   assert_true(fabsf(lp - logf(0.5f)) < 1e-6f);
 }
@@ -156,11 +156,48 @@ static void test_repetition_penalty(void **st) {
   tn_rng r;
   tn_rng_seed(&r, 1);
   float lp;
-  int t = tn_sample_token(l, 3, &o, seen, 3, &r, &lp);
+  int t = tn_sample_token(l, 3, &o, seen, 3, 0, &r, &lp);
   assert_true(l[0] == 1.0f && l[1] == -2.0f && l[2] == 1.5f);
   assert_int_equal(t, 2);
   double lse = log(exp(1.0) + exp(-2.0) + exp(1.5));
   assert_true(fabs(lp - (1.5 - lse)) < 1e-6);
+}
+
+/* OpenAI's frequency/presence penalties, hand-worked: counts over the generated tokens only (the
+ * last n_gen of seen), logit[j] -= count[j] * fp + (count[j] > 0) * pp; ranges [-2, 2] */
+static void test_freq_presence_penalty(void **st) {
+  (void)st;
+  tn_gen_opts o;
+  tn_gen_opts_default(&o);
+  o.frequency_penalty = 0.5f;
+  o.presence_penalty = 0.25f;
+  float l[5] = {3.0f, 2.0f, 1.0f, 0.5f, -1.0f};
+  /* prompt 3 3 3, then generated 0 1 0 0 4: counts 0:3 1:1 4:1, token 3 only in the prompt */
+  int seen[8] = {3, 3, 3, 0, 1, 0, 0, 4};
+  tn_rng r;
+  tn_rng_seed(&r, 1);
+  float lp;
+  int t = tn_sample_token(l, 5, &o, seen, 8, 5, &r, &lp);
+  const float want[5] = {3.0f - 1.5f - 0.25f, 2.0f - 0.5f - 0.25f, 1.0f, 0.5f, -1.0f - 0.5f - 0.25f};
+  for (int v = 0; v < 5; v++) assert_true(fabsf(l[v] - want[v]) < 1e-6f);
+  assert_int_equal(t, 0); /* 1.25 is still the largest */
+  double lse = 0;
+  for (int v = 0; v < 5; v++) lse += exp(want[v]);
+  assert_true(fabs(lp - (want[0] - log(lse))) < 1e-6);
+  /* negative penalties reward repeats; n_gen 0 leaves the row alone */
+  o.frequency_penalty = -1.0f;
+  o.presence_penalty = -2.0f;
+  float l2[5] = {0, 0, 0, 0, 0};
+  tn_sample_token(l2, 5, &o, seen, 8, 5, &r, &lp);
+  assert_true(l2[0] == 5.0f && l2[1] == 3.0f && l2[2] == 0.0f && l2[3] == 0.0f && l2[4] == 3.0f);
+  float l3[5] = {0, 0, 0, 0, 1};
+  assert_int_equal(tn_sample_token(l3, 5, &o, seen, 8, 0, &r, &lp), 4);
+  assert_true(l3[0] == 0.0f && l3[3] == 0.0f);
+  o.presence_penalty = 2.5f;
+  assert_int_equal(tn_gen_opts_check(&o, "test"), TN_ERR_ARG);
+  o.presence_penalty = 0;
+  o.frequency_penalty = NAN;
+  assert_int_equal(tn_gen_opts_check(&o, "test"), TN_ERR_ARG);
 }
 
 static tn_model *tiny_model(const char *dir) {
@@ -190,7 +227,7 @@ static void test_nonfinite(void **st) {
       if (path == 3) o.min_p = 0.1f;
       float l[4];
       memcpy(l, bad[b], sizeof l);
-      assert_int_equal(tn_sample_token(l, 4, &o, NULL, 0, &r, &lp), -1);
+      assert_int_equal(tn_sample_token(l, 4, &o, NULL, 0, 0, &r, &lp), -1);
       assert_true(isnan(lp));
     }
   tn_gen_opts o;
@@ -198,10 +235,10 @@ static void test_nonfinite(void **st) {
   o.temperature = NAN;
   float l[4];
   logits4(l);
-  assert_int_equal(tn_sample_token(l, 4, &o, NULL, 0, &r, &lp), -1);
+  assert_int_equal(tn_sample_token(l, 4, &o, NULL, 0, 0, &r, &lp), -1);
   float masked[4] = {-INFINITY, 1.0f, -INFINITY, 2.0f};
   o.temperature = 1.0f;
-  int t = tn_sample_token(masked, 4, &o, NULL, 0, &r, &lp);
+  int t = tn_sample_token(masked, 4, &o, NULL, 0, 0, &r, &lp);
   assert_true(t == 1 || t == 3);
   assert_true(isfinite(lp));
 }
@@ -266,7 +303,7 @@ int main(void) {
     cmocka_unit_test(test_greedy),          cmocka_unit_test(test_full_distribution),
     cmocka_unit_test(test_temperature),     cmocka_unit_test(test_top_k),
     cmocka_unit_test(test_top_p),           cmocka_unit_test(test_top_p_large_vocab),
-    cmocka_unit_test(test_min_p),           cmocka_unit_test(test_repetition_penalty),
+    cmocka_unit_test(test_min_p),           cmocka_unit_test(test_repetition_penalty), cmocka_unit_test(test_freq_presence_penalty),
     cmocka_unit_test(test_generate_limits_and_seed), cmocka_unit_test(test_nonfinite),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);

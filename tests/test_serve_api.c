@@ -91,13 +91,17 @@ static void test_route_pick(void **st) {
   tn_server sv;
   memset(&sv, 0, sizeof sv);
   char *kw_m[] = {"+", "sum", "equation"}, *kw_w[] = {"poem", "story"};
-  srv_route routes[2] = {{"math", "m", kw_m, 3}, {"writing", "w", kw_w, 2}};
+  srv_route routes[2] = {{.category = "math", .adapter = "m", .kw = kw_m, .nkw = 3},
+                         {.category = "writing", .adapter = "w", .kw = kw_w, .nkw = 2}};
   sv.routes = routes;
   sv.n_routes = 2;
-  assert_int_equal(srv_route_pick(&sv, "What is the SUM of 2+2?"), 0);
-  assert_int_equal(srv_route_pick(&sv, "a poem, then a story about a sum"), 1); /* 2 hits beat 1 */
-  assert_int_equal(srv_route_pick(&sv, "a poem with a sum"), 0);               /* a tie goes to the earlier */
-  assert_int_equal(srv_route_pick(&sv, "hello"), 2);                           /* none: the default */
+  int hits = -1;
+  assert_int_equal(srv_route_pick(&sv, "What is the SUM of 2+2?", &hits), 0);
+  assert_int_equal(hits, 2); /* "sum" and "+" */
+  assert_int_equal(srv_route_pick(&sv, "a poem, then a story about a sum", &hits), 1); /* 2 hits beat 1 */
+  assert_int_equal(srv_route_pick(&sv, "a poem with a sum", &hits), 0);               /* a tie goes to the earlier */
+  assert_int_equal(srv_route_pick(&sv, "hello", &hits), 2);                           /* none: the default */
+  assert_int_equal(hits, 0);
 }
 
 int main(void) {

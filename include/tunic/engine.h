@@ -12,10 +12,11 @@
  * tokens as events.
  *
  * Sampling: each slot has its own tn_gen_opts (temperature, top-k/p, min-p, repetition
- * penalty over the slot's whole sequence, stop ids, stop_fn, max_new_tokens per turn) and its
+ * penalty over the slot's whole sequence, frequency/presence penalties over the tokens of the
+ * current turn, stop ids, stop_fn, max_new_tokens per turn) and its
  * own RNG stream seeded as tn_generate seeds sample `sample` of prompt `prompt`
  * (seed, prompt, sample), so an engine run reproduces tn_generate's tokens for the same seeds.
- * Log-probs are tn_generate's (log_softmax(logits / T) after the repetition penalty, before
+ * Log-probs are tn_generate's (log_softmax(logits / T) after the penalties, before
  * filtering); top_logprobs (the k most likely tokens of the same distribution) on request.
  *
  *   tn_engine *e; tn_engine_opts eo = {.max_slots = 8, .context = 1024, .rows_per_step = 256};
@@ -33,6 +34,7 @@
 #ifndef TUNIC_ENGINE_H
 #define TUNIC_ENGINE_H
 #include <stdbool.h>
+#include "tunic/adapter.h"
 #include "tunic/base.h"
 #include "tunic/generate.h"
 #include "tunic/model.h"
@@ -103,6 +105,12 @@ TN_API int tn_engine_finish(const tn_engine *e, int slot);
 /* The raw logits (V) the slot's last token was sampled from (before the repetition penalty and
  * temperature), valid until the next step; NULL when it sampled nothing this step. */
 TN_API const float *tn_engine_logits(const tn_engine *e, int slot);
+/* The LoRA adapter the slot's rows run with (NULL: none; tunic/adapter.h), added to whatever adapter
+ * is activated on the model. Slots of different adapters share one forward call per step: the base
+ * projections run once for all rows and each row adds its own adapter's delta (model/lora.h). A
+ * fork inherits its source's adapter; tn_engine_open starts with none. The adapter must outlive
+ * its use; a slot sharing a prefix (fork, tn_engine_share_prefix) must run the same adapter. */
+TN_API tn_status tn_engine_set_adapter(tn_engine *e, int slot, tn_adapter *adapter);
 /* (tunic serve) A slot just opened and appended, not generating, nothing cached: its first n
  * tokens are read in place from slot src's cache (src holds at least n cached tokens, the same
  * ones; n < the slot's length, so its last token still runs). TN_ERR_ARG otherwise. */

@@ -3,7 +3,7 @@
  * batched KV cache; greedy, temperature, top-k, top-p, min-p, repetition penalty, stop ids
  * and a stop callback, a seed that makes sampling reproducible (each sample draws from its
  * own stream seeded by (seed, prompt index, sample index), so a batch gives what one prompt
- * at a time gives), per-token log-probs of the chosen tokens (log_softmax(logits / T), after
+ * at a time gives), OpenAI's frequency/presence penalties over the generated tokens, per-token log-probs of the chosen tokens (log_softmax(logits / T), after
  * the repetition penalty, before top-k/top-p/min-p), and a callback per token.
  * Text level: tn_generate_text encodes prompts with the model's tokenizer, decodes as it
  * goes, stops at stop strings and hands each new piece of text to a callback.
@@ -23,6 +23,8 @@ typedef struct {
   float top_p;               /* 1 = off */
   float min_p;               /* 0 = off */
   float repetition_penalty;  /* 1 = off (HF semantics: divide positive, multiply negative) */
+  float frequency_penalty;   /* 0 = off; OpenAI's, in [-2, 2]: logit[j] -= count[j] * frequency_penalty */
+  float presence_penalty;    /*   + (count[j] > 0) * presence_penalty, counts over this sample's generated tokens */
   int n;                     /* samples per prompt, default 1 */
   uint64_t seed;
   const int *stop_ids;       /* NULL: the model's eos ids */

@@ -41,7 +41,8 @@
   const char *precision;   /* f32 | bf16: the matmuls' operands (tn_train_opts_precision) */        \
   bool bf16_matmul;        /* --bf16-matmul: the old name of --precision bf16 */                  \
   bool recompute;          /* recompute each layer's activations in the backward pass */           \
-  const char *field_map;   /* data rows' fields renamed: TARGET=SOURCE,... (NULL: none) */
+  const char *field_map;   /* data rows' fields renamed: TARGET=SOURCE,... (NULL: none) */   \
+  const char *base_adapter; /* a LoRA adapter merged into the model in memory before training */
 
 typedef struct {
   TN_TRAIN_OPTS_FIELDS

@@ -209,8 +209,8 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
                     o->advantage_estimator ? o->advantage_estimator : "grpo");
   TN_TRY(tn_grpo_loss_config(o, &t->lc, &t->scale));
   if (t->kl_reward) t->lc.beta = 0; /* PPO: the KL is in the rewards; the loss still reports it */
-  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
-  if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
+  TN_TRY(tn_tparams_load_model(&t->m, &o->train));
+  if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_tparams_load_ref(&t->ref, &o->train));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   if (o->chat_template) TN_TRY(tn_tokenizer_set_chat_template(t->tok, o->chat_template));
   TN_TRY(tn_data_read(o->data, TN_DATA_PROMPTS, o->field_map, keep_row, t));

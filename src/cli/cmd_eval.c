@@ -150,10 +150,10 @@ int tn_cmd_eval(int argc, char **argv) {
     {"completions", 's', &completions, "score completions made elsewhere instead of a model: JSONL {id, completion (string or list), answer, prompt?, category?}"},
     {"checkpoints", 's', &checkpoints, "evaluate every checkpoint of this run directory: --out is then a directory (curve, report, plot)"},
     {"gnuplot", 's', &gnuplot, "--checkpoints: gnuplot program for the plot (default: $TN_GNUPLOT, else gnuplot)"},
-    {"categorize", 's', &categorize, "--completions: keyword rules (YAML category: [keywords]) for rows without a category"},
-    {"classifier", 's', &classifier, "--completions: a model names the category of rows without one: MODEL[:ADAPTER]"},
+    {"categorize", 's', &categorize, "keyword rules (YAML category: [keywords]) naming the category of rows without one"},
+    {"classifier", 's', &classifier, "a model names the category of rows without one: MODEL[:ADAPTER]"},
     {"categories", 's', &categories, "the classifier's categories (default: math,code,creative,other)"},
-    {"data", 's', &o.data, "eval JSONL: {id, prompt | messages, expected_answer | answer, category?}"},
+    {"data", 's', &o.data, "eval JSONL: {id, prompt | messages, expected_answer | answer (absent: text metrics only), category?}"},
     {"out", 's', &o.out, "per-example results JSONL (summary: <out without .jsonl>.summary.json)"},
     {"summary", 's', &o.summary_out, "summary JSON path (default: derived from --out)"},
     {"n", 'i', &o.n, "samples per prompt; pass@k is reported when > 1"},
@@ -221,23 +221,21 @@ int tn_cmd_eval(int argc, char **argv) {
     o.extract.answer_open = open_tag;
     o.extract.answer_close = close_tag;
   }
-  if (!completions && (categorize || classifier)) {
-    fprintf(stderr, "tunic eval: --categorize and --classifier work with --completions\n");
-    return 2;
-  }
+  /* categories for rows without one (both paths): keyword rules or a classifier model */
+  tn_categorizer *cz = NULL;
+  tn_classifier *cl = NULL;
+  tn_status cst = TN_OK;
+  if (categorize) cst = tn_categorizer_load(categorize, &cz);
+  if (cst == TN_OK && classifier) cst = tn_classifier_open(&cl, classifier, categories);
+  o.categorizer = cz;
+  o.classify = cl ? tn_classify : NULL;
+  o.classify_ctx = cl;
+  if (cst != TN_OK) { tn_categorizer_free(cz); tn_classifier_close(cl); return tn_cli_fail("eval", cst); }
   if (completions) {
     o.print = stdout;
     tn_eval_summary cs = {0};
-    tn_categorizer *cz = NULL;
-    tn_classifier *cl = NULL;
     tn_tokenizer *ct = NULL;
-    tn_status cst = TN_OK;
-    if (categorize) cst = tn_categorizer_load(categorize, &cz);
-    if (cst == TN_OK && classifier) cst = tn_classifier_open(&cl, classifier, categories);
     if (cst == TN_OK && tokenizer) cst = tn_tokenizer_load(tokenizer, &ct);
-    o.categorizer = cz;
-    o.classify = cl ? tn_classify : NULL;
-    o.classify_ctx = cl;
     o.count_tok = ct;
     if (cst == TN_OK) cst = tn_eval_completions(completions, &o, &cs);
     if (cst == TN_OK && cl)
@@ -278,7 +276,11 @@ int tn_cmd_eval(int argc, char **argv) {
   if (s == TN_OK && o.generate) tn_agent_eval_print(&actx, stdout);
   tn_env_free(env);
   tn_toolset_free(ts);
+  if (s == TN_OK && cl)
+    printf("classifier %s: %d prompts it named no category of (counted as other)\n", classifier, tn_classifier_failures(cl));
   int rc = s == TN_OK ? 0 : tn_cli_fail("eval", s);
+  tn_categorizer_free(cz);
+  tn_classifier_close(cl);
   tn_eval_summary_free(&sum);
   tn_lora_sets_free(loras, n_loras);
   tn_tokenizer_free(tok);

@@ -129,6 +129,8 @@ int tn_cmd_generate(int argc, char **argv) {
     {"top-p", 'f', &o.top_p, "nucleus sampling mass (1 = off)"},
     {"min-p", 'f', &o.min_p, "drop tokens below min_p * max prob (0 = off)"},
     {"repetition-penalty", 'f', &o.repetition_penalty, "HF repetition penalty (1 = off)"},
+    {"frequency-penalty", 'f', &o.frequency_penalty, "OpenAI's: logit -= count * this over the generated tokens (-2..2, 0 = off)"},
+    {"presence-penalty", 'f', &o.presence_penalty, "OpenAI's: logit -= this for each token already generated (-2..2, 0 = off)"},
     {"seed", 'u', &o.seed, "sampling seed"},
     {"n", 'i', &o.n, "samples per prompt"},
     {"stop-ids", 's', &stop, "stop token ids, comma separated (default: the model's eos ids)"},

@@ -53,7 +53,7 @@ int tn_cmd_serve(int argc, char **argv) {
     {"default-max-tokens", 'i', &o.default_max_tokens, "max_tokens of a chat request that gives none"},
     {"max-body", 'd', &max_body, "largest request body in bytes (413 beyond)"},
     {"timeout", 'd', &o.timeout, "seconds a request may take from arrival to its last token (504 / an error event beyond)"},
-    {"quantum", 'i', &o.quantum, "decode steps an adapter's requests run before another adapter's turn"},
+    {"quantum", 'i', &o.quantum, "ignored (requests for different adapters now share every step; was the length of an adapter's turn)"},
     {"stop-deadline", 'd', &o.stop_deadline, "on SIGTERM: seconds in-flight requests may still run before they are cancelled"},
     {"traces-jsonl", 's', &traces_file, "append each served conversation to this file as one JSON line"},
     {"store", 's', &store_path, "the trace and dataset store (SQLite file): its API under /api/ and the page at /ui/ (docs/store.md)"},

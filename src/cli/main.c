@@ -53,8 +53,8 @@ int main(int argc, char **argv) {
     usage(stderr);
     return 2;
   }
-  /* the trainers run data-parallel when launched by mpirun/srun (src/dist); else as always */
-  static const char *const trainers[] = {"sft", "dpo", "distill", "grpo", "ppo", NULL};
+  /* the trainers (and improve, whose SFT is one) run data-parallel when launched by mpirun/srun (src/dist) */
+  static const char *const trainers[] = {"sft", "dpo", "distill", "grpo", "ppo", "improve", NULL};
   for (int i = 0; trainers[i]; i++)
     if (!strcmp(argv[1], trainers[i])) {
       /* --zero N: how the ranks hold the optimizer state; a launch option, so read here */

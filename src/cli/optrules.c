@@ -62,6 +62,8 @@ static const rule RULES[] = {
   {"top-k", NULL, 0, I32, 0, "0 = off; >= the vocabulary keeps all"},
   {"min-p", NULL, 0, 1, 0, "0 = off"},
   {"repetition-penalty", NULL, 0, 100, LO_OPEN, "1 = off"},
+  {"frequency-penalty", NULL, -2, 2, 0, "OpenAI's range; 0 = off"},
+  {"presence-penalty", NULL, -2, 2, 0, "OpenAI's range; 0 = off"},
   {"n", NULL, 1, 65536, 0, "samples per prompt"},
   {"n", "data math", 1, 1e8, 0, "problems"},
   {"max-new-tokens", NULL, 1, LEN, 0, NULL},

@@ -77,18 +77,29 @@ static void id_string(const cJSON *ex, int index, char *buf, size_t n) {
 
 static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
 
-/* Check every example up front: a reference answer, a usable id, no duplicate ids. */
+/* A reference that is there but neither a string nor a number (null or absent: reference-free). */
+static bool bad_reference(const cJSON *ex) {
+  static const char *keys[] = {"answer", "expected_answer"};
+  for (int k = 0; k < 2; k++) {
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(ex, keys[k]);
+    if (a && !cJSON_IsString(a) && !cJSON_IsNumber(a) && !cJSON_IsNull(a)) return true;
+  }
+  return false;
+}
+
+/* Check every example up front: a reference answer of the right type where there is one (rows
+ * without one are reference-free: text metrics only), a usable id, no duplicate ids. */
 static tn_status check_examples(const tn_prompt_set *ps, int n, const char *path) {
   char **ids = calloc(n ? n : 1, sizeof *ids);
   if (!ids) return tn_error(TN_ERR_NOMEM, "eval: out of memory");
   tn_status s = TN_OK;
-  char ref[16], buf[512];
+  char buf[512];
   for (int i = 0; i < n && s == TN_OK; i++) {
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(ps->p[i].json, "id");
     if (id && !cJSON_IsString(id) && !cJSON_IsNumber(id))
       s = tn_error(TN_ERR_FORMAT, "%s: example %d: \"id\" must be a string or a number", path, i + 1);
-    else if (!tn_prompt_reference(&ps->p[i], ref, sizeof ref))
-      s = tn_error(TN_ERR_FORMAT, "%s: example %d: no reference answer (\"expected_answer\" or \"answer\", string or number)",
+    else if (bad_reference(ps->p[i].json))
+      s = tn_error(TN_ERR_FORMAT, "%s: example %d: the reference (\"answer\" or \"expected_answer\") must be a string or a number",
                    path, i + 1);
     const cJSON *cat = cJSON_GetObjectItemCaseSensitive(ps->p[i].json, "category");
     if (s == TN_OK && cat && !cJSON_IsString(cat) && !cJSON_IsNull(cat))
@@ -131,7 +142,7 @@ static void add_sample_fields(cJSON *obj, const char *completion, const tn_gen_r
   cJSON_AddStringToObject(obj, "completion", completion);
   cJSON_AddNumberToObject(obj, "tokens", g->n);
   cJSON_AddStringToObject(obj, "finish_reason", finish_name(g->finish));
-  tn_score_to_json(sc, obj);
+  if (sc) tn_score_to_json(sc, obj); /* NULL: reference-free */
 }
 
 /* k values reported for N samples: 1, powers of two below N, and N. */
@@ -156,9 +167,11 @@ static void add_pass_at_k(cJSON *line, int ns, int npass) {
 }
 
 /* An example's results line: sample 0's score at top level; with n > 1 samples also pass@k and
- * every sample under "samples". */
-static cJSON *result_line(const tn_prompt *p, int index, const char *category, const char *ref, int ns, int npass,
-                          char **texts, const tn_gen_result *res, const tn_score *scores) {
+ * every sample under "samples". ref NULL (reference-free): no score, no pass@k; the text
+ * figures of sample 0 (ts). */
+static cJSON *result_line(const tn_prompt *p, int index, const char *category, bool assigned, const char *ref, int ns,
+                          int npass, char **texts, const tn_gen_result *res, const tn_score *scores,
+                          const tn_text_stats *ts) {
   char idb[512];
   cJSON *line = cJSON_CreateObject();
   const cJSON *jid = cJSON_GetObjectItemCaseSensitive(p->json, "id");
@@ -167,16 +180,21 @@ static cJSON *result_line(const tn_prompt *p, int index, const char *category, c
   else cJSON_AddStringToObject(line, "id", idb);
   if (category) cJSON_AddStringToObject(line, "category", category);
   else cJSON_AddNullToObject(line, "category");
+  if (assigned) cJSON_AddBoolToObject(line, "category_assigned", true);
   cJSON_AddStringToObject(line, "prompt", tn_eval_prompt_text(p->json));
   cJSON_AddNumberToObject(line, "prompt_tokens", p->n);
-  cJSON_AddStringToObject(line, "expected_answer", ref);
-  add_sample_fields(line, texts[0], &res[0], &scores[0]);
+  if (ref) cJSON_AddStringToObject(line, "expected_answer", ref);
+  else cJSON_AddNullToObject(line, "expected_answer");
+  add_sample_fields(line, texts[0], &res[0], ref ? &scores[0] : NULL);
+  cJSON_AddNumberToObject(line, "words", ts->words);
+  cJSON_AddNumberToObject(line, "type_token_ratio", ts->ttr);
+  cJSON_AddBoolToObject(line, "refusal", ts->refusal);
   if (ns > 1) {
-    add_pass_at_k(line, ns, npass);
+    if (ref) add_pass_at_k(line, ns, npass);
     cJSON *arr = cJSON_AddArrayToObject(line, "samples");
     for (int j = 0; j < ns; j++) {
       cJSON *sj = cJSON_CreateObject();
-      add_sample_fields(sj, texts[j], &res[j], &scores[j]);
+      add_sample_fields(sj, texts[j], &res[j], ref ? &scores[j] : NULL);
       cJSON_AddItemToArray(arr, sj);
     }
   }
@@ -185,15 +203,17 @@ static cJSON *result_line(const tn_prompt *p, int index, const char *category, c
 
 /* The summary of a finished eval: its JSON (accuracy by category, pass@k, generation figures,
  * the config), the results and summary files written, the table printed; out filled. */
-static tn_status finish_summary(const tn_eval_opts *o, const tn_eval_agg *agg, lines_ctx *lc, const char *system_prompt,
-                                const int *stops, int nstop, int64_t gen_tokens, int64_t truncated, double gen_sec,
-                                tn_eval_summary *out) {
+static tn_status finish_summary(const tn_eval_opts *o, const tn_eval_agg *agg, const tn_text_agg *text, int64_t n_ref_free,
+                                lines_ctx *lc, const char *system_prompt, const int *stops, int nstop, int64_t gen_tokens,
+                                int64_t truncated, double gen_sec, tn_eval_summary *out) {
   const int ns = o->n;
   tn_status s = TN_OK;
   int ks[40], nks = ns > 1 ? pass_ks(ns, ks) : 0;
   cJSON *sum = tn_eval_agg_to_json(agg, ks, nks);
   cJSON_AddNumberToObject(sum, "examples", (double)agg->nex);
   cJSON_AddNumberToObject(sum, "samples_per_example", ns);
+  cJSON_AddNumberToObject(sum, "reference_free", (double)n_ref_free);
+  cJSON_AddItemToObject(sum, "text", tn_text_agg_to_json(text, true));
   cJSON_AddNumberToObject(sum, "generated_tokens", (double)gen_tokens);
   cJSON_AddNumberToObject(sum, "truncated", (double)truncated);
   cJSON_AddNumberToObject(sum, "generation_seconds", gen_sec);
@@ -241,7 +261,11 @@ static tn_status finish_summary(const tn_eval_opts *o, const tn_eval_agg *agg, l
     FILE *f = o->print;
     fprintf(f, "eval: %lld examples x %d sample%s, %s\n", (long long)agg->nex, ns, ns > 1 ? "s" : "",
             o->temperature > 0 ? "sampled" : "greedy");
-    tn_eval_agg_print(agg, f);
+    if (agg->nex) tn_eval_agg_print(agg, f);
+    if (n_ref_free) {
+      fprintf(f, "%lld examples without a reference: text metrics only\n", (long long)n_ref_free);
+      tn_text_agg_print(text, true, f);
+    }
     for (int q = 0; q < nks; q++) fprintf(f, "pass@%d: %.2f%%\n", ks[q], 100 * tn_eval_agg_pass_at_k(agg, ks[q]));
     fprintf(f, "generated %lld tokens in %.2f s (%.1f tokens/s), %lld of %lld samples hit max-new-tokens\n",
             (long long)gen_tokens, gen_sec, out->tokens_per_s, (long long)truncated, (long long)agg->all.n);
@@ -300,6 +324,9 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
 
   tn_eval_agg agg;
   tn_eval_agg_init(&agg);
+  tn_text_agg text;
+  tn_text_agg_init(&text);
+  int64_t n_ref_free = 0;
   lines_ctx lc = {calloc(N ? N : 1, sizeof(char *)), 0};
   tn_gen_result *res = calloc((size_t)B * ns, sizeof *res);
   tn_score *scores = calloc(ns, sizeof *scores);
@@ -325,7 +352,13 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
     }
     for (int i = 0; i < nb && s == TN_OK; i++) {
       const tn_prompt *p = &ps.p[b0 + i];
-      tn_prompt_reference(p, ref, sizeof ref);
+      const bool has_ref = tn_prompt_reference(p, ref, sizeof ref);
+      const cJSON *cat = cJSON_GetObjectItemCaseSensitive(p->json, "category");
+      const char *category = cJSON_IsString(cat) ? cat->valuestring : NULL;
+      bool assigned = !category && (o->categorizer || o->classify);
+      if (!category && o->categorizer) category = tn_categorize(o->categorizer, tn_eval_prompt_text(p->json));
+      else if (!category && o->classify) category = o->classify(o->classify_ctx, tn_eval_prompt_text(p->json));
+      tn_text_stats ts = {0};
       for (int j = 0; j < ns && s == TN_OK; j++) {
         tn_gen_result *g = &res[(size_t)i * ns + j];
         gen_tokens += g->n;
@@ -338,15 +371,16 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
         for (size_t q = 0; q < tl; q++)
           if (texts[j][q]) texts[j][w++] = texts[j][q];
         texts[j][w] = 0;
-        tn_score_example(texts[j], ref, &o->extract, &scores[j]);
-        npass[b0 + i] += scores[j].correct;
+        if (has_ref) tn_score_example(texts[j], ref, &o->extract, &scores[j]);
+        npass[b0 + i] += has_ref && scores[j].correct;
+        s = tn_text_agg_add(&text, category, texts[j], nk, j == 0 ? &ts : NULL);
       }
       if (s != TN_OK) break;
-      const cJSON *cat = cJSON_GetObjectItemCaseSensitive(p->json, "category");
-      const char *category = cJSON_IsString(cat) ? cat->valuestring : NULL;
-      s = tn_eval_agg_add(&agg, category, scores, ns);
+      if (has_ref) s = tn_eval_agg_add(&agg, category, scores, ns);
+      else n_ref_free++;
       if (s != TN_OK) break;
-      cJSON *line = result_line(p, b0 + i, category, ref, ns, npass[b0 + i], texts, &res[(size_t)i * ns], scores);
+      cJSON *line = result_line(p, b0 + i, category, assigned, has_ref ? ref : NULL, ns, npass[b0 + i], texts,
+                                &res[(size_t)i * ns], scores, &ts);
       lc.lines[lc.n++] = tn_json_print_valid(line, false); /* prompts from the data: valid UTF-8 out */
       cJSON_Delete(line);
       for (int j = 0; j < ns; j++) { free(texts[j]); texts[j] = NULL; }
@@ -359,7 +393,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
   if (prog) tn_progress_finish(prog);
 
   if (s == TN_OK) {
-    s = finish_summary(o, &agg, &lc, po.system_prompt, stops, nstop, gen_tokens, truncated, gen_sec, out);
+    s = finish_summary(o, &agg, &text, n_ref_free, &lc, po.system_prompt, stops, nstop, gen_tokens, truncated, gen_sec, out);
     if (s != TN_OK) tn_eval_summary_free(out);
   }
   for (int64_t i = 0; i < lc.n; i++) free(lc.lines[i]);
@@ -371,6 +405,7 @@ tn_status tn_eval_run(const tn_model *m, const tn_tokenizer *tok, const tn_eval_
   free(plens);
   free(npass);
   tn_eval_agg_free(&agg);
+  tn_text_agg_free(&text);
   tn_prompts_free(&ps);
   return s;
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "generate/generate.h"
+#include "model/lora.h"
 #include "tunic/engine.h"
 
 #define MAX_TOP 20
@@ -100,10 +101,7 @@ void tn_engine_free(tn_engine *e) {
 }
 
 static tn_status set_opts(eslot *q, const tn_gen_opts *g) {
-  if (!(g->temperature >= 0 && isfinite(g->temperature)) || !(g->top_p > 0 && g->top_p <= 1) || g->top_k < 0 ||
-      !(g->min_p >= 0 && g->min_p <= 1) || !(g->repetition_penalty > 0 && isfinite(g->repetition_penalty)))
-    return tn_error(TN_ERR_ARG, "engine: invalid sampling options (temperature %g, top_p %g, top_k %d, min_p %g, "
-                    "repetition_penalty %g)", g->temperature, g->top_p, g->top_k, g->min_p, g->repetition_penalty);
+  TN_TRY(tn_gen_opts_check(g, "engine"));
   int *ids = NULL;
   if (g->stop_ids && g->n_stop_ids > 0) {
     if (!(ids = malloc(sizeof(int) * g->n_stop_ids))) return tn_error(TN_ERR_NOMEM, "engine");
@@ -135,6 +133,7 @@ static void init_slot(tn_engine *e, int j, int prompt, int sample) {
   tn_rng_seed(&q->rng, q->g.seed ^ (0x9E3779B97F4A7C15ULL * (uint64_t)(prompt + 1)) ^ ((uint64_t)sample << 32));
   e->st->len[j] = 0;
   e->st->pfx_len[j] = 0; /* reads nothing from another slot */
+  tn_state_set_adapter(e->st, j, NULL); /* cannot fail for NULL */
 }
 
 tn_status tn_engine_open(tn_engine *e, const tn_gen_opts *g, int prompt, int sample, int *slot) {
@@ -180,6 +179,7 @@ tn_status tn_engine_fork(tn_engine *e, int src, const tn_gen_opts *g, int prompt
   if (j < 0) return tn_error(TN_ERR_LIMIT, "engine: all %d slots are open", e->S);
   TN_TRY(set_opts(&e->sl[j], g ? g : &p->g));
   init_slot(e, j, prompt, sample);
+  TN_TRY(tn_state_set_adapter(e->st, j, tn_state_adapter(e->st, src))); /* buffers exist: no allocation */
   eslot *q = &e->sl[j];
   memcpy(q->hist, p->hist, sizeof(int) * p->nhist);
   q->nhist = p->nhist;
@@ -334,7 +334,7 @@ tn_status tn_engine_step(tn_engine *e, const tn_engine_event **ev, int *n_ev) {
     eslot *q = &e->sl[e->lst[k]];
     float *row = e->scratch + (size_t)k * V;
     memcpy(row, e->lrow[k], sizeof(float) * V);
-    e->smp[k] = tn_sample_token(row, V, &q->g, q->hist, q->nhist, &q->rng, &e->slp[k]);
+    e->smp[k] = tn_sample_token(row, V, &q->g, q->hist, q->nhist, q->nhist - q->turn_start, &q->rng, &e->slp[k]);
     if (e->topk > 0 && e->smp[k] >= 0)
       e->ev[k].n_top = top_of(row, V, e->topk, e->top_ids + (size_t)k * MAX_TOP, e->top_lp + (size_t)k * MAX_TOP);
     else
@@ -382,6 +382,13 @@ int tn_engine_cached(const tn_engine *e, int slot) { return SLOT_OK(e, slot) ? e
 bool tn_engine_generating(const tn_engine *e, int slot) { return SLOT_OK(e, slot) && e->sl[slot].gen; }
 int tn_engine_finish(const tn_engine *e, int slot) { return SLOT_OK(e, slot) ? e->sl[slot].finish : -1; }
 const float *tn_engine_logits(const tn_engine *e, int slot) { return SLOT_OK(e, slot) ? e->sl[slot].raw : NULL; }
+
+tn_status tn_engine_set_adapter(tn_engine *e, int slot, tn_adapter *adapter) {
+  if (!SLOT_OK(e, slot)) return bad_slot(e, slot, "tn_engine_set_adapter");
+  if (adapter && adapter->model != e->m)
+    return tn_error(TN_ERR_ARG, "tn_engine_set_adapter: adapter '%s' was loaded for another model", adapter->name);
+  return tn_state_set_adapter(e->st, slot, adapter);
+}
 
 /* (added for tunic serve) dst, freshly opened with tokens appended and nothing cached, reads its
  * first n tokens from src's cache in place: the same tokens at the same positions, already

@@ -13,6 +13,19 @@ void tn_gen_opts_default(tn_gen_opts *o) {
   o->prefill_chunk = 512;
 }
 
+tn_status tn_gen_opts_check(const tn_gen_opts *o, const char *who) {
+  if (!(o->temperature >= 0 && isfinite(o->temperature)) || !(o->top_p > 0 && o->top_p <= 1) || o->top_k < 0 ||
+      !(o->min_p >= 0 && o->min_p <= 1) || !(o->repetition_penalty > 0 && isfinite(o->repetition_penalty)))
+    return tn_error(TN_ERR_ARG, "%s: invalid sampling options (temperature %g, top_p %g, top_k %d, min_p %g, "
+                    "repetition_penalty %g): need a finite temperature >= 0, top_p in (0, 1], top_k >= 0, min_p in "
+                    "[0, 1] and a finite repetition_penalty > 0", who, o->temperature, o->top_p, o->top_k, o->min_p,
+                    o->repetition_penalty);
+  if (!(o->frequency_penalty >= -2 && o->frequency_penalty <= 2) || !(o->presence_penalty >= -2 && o->presence_penalty <= 2))
+    return tn_error(TN_ERR_ARG, "%s: frequency_penalty %g and presence_penalty %g must be in [-2, 2]", who,
+                    o->frequency_penalty, o->presence_penalty);
+  return TN_OK;
+}
+
 typedef struct { float p; int i; } cand;
 static int cand_desc(const void *a, const void *b) {
   float x = ((const cand *)a)->p, y = ((const cand *)b)->p;
@@ -25,17 +38,41 @@ static _Thread_local float *ebuf;
 static _Thread_local int ecap;
 static _Thread_local cand *cbuf;
 static _Thread_local int ccap;
+static _Thread_local int *cntbuf; /* (V) zeros between calls: the penalties' token counts */
+static _Thread_local int cntcap;
 
 /* Free this thread's sampling buffers (a thread that samples and then exits, e.g. a server's
  * scheduler and its OpenMP team, calls it before it ends). */
 void tn_sample_thread_release(void) {
   free(ebuf);
   free(cbuf);
-  ebuf = NULL, cbuf = NULL;
-  ecap = ccap = 0;
+  free(cntbuf);
+  ebuf = NULL, cbuf = NULL, cntbuf = NULL;
+  ecap = ccap = cntcap = 0;
 }
 
-int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, tn_rng *rng, float *lp) {
+/* OpenAI's frequency and presence penalties over the generated tokens gen (n):
+ * logit[j] -= count[j] * frequency_penalty + (count[j] > 0) * presence_penalty */
+static void gen_penalties(float *logits, int V, const tn_gen_opts *o, const int *gen, int n) {
+  if ((o->frequency_penalty == 0.0f && o->presence_penalty == 0.0f) || !gen || n <= 0) return;
+  if (cntcap < V) {
+    int *nb = calloc((size_t)V, sizeof(int));
+    if (!nb) abort(); /* a few hundred KB at most */
+    free(cntbuf);
+    cntbuf = nb;
+    cntcap = V;
+  }
+  for (int k = 0; k < n; k++)
+    if (gen[k] >= 0 && gen[k] < V) cntbuf[gen[k]]++;
+  for (int k = 0; k < n; k++) { /* each distinct token once; its count back to 0 */
+    const int t = gen[k];
+    if (t < 0 || t >= V || cntbuf[t] == 0) continue;
+    logits[t] -= (float)cntbuf[t] * o->frequency_penalty + o->presence_penalty;
+    cntbuf[t] = 0;
+  }
+}
+
+void tn_sample_penalize(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, int n_gen) {
   if (o->repetition_penalty != 1.0f && seen) {
     /* each distinct seen token once (HF gathers the scores, then scatters) */
     for (int k = 0; k < n_seen; k++) {
@@ -47,6 +84,12 @@ int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen,
       logits[t] = logits[t] < 0 ? logits[t] * o->repetition_penalty : logits[t] / o->repetition_penalty;
     }
   }
+  if (seen && n_gen > 0) gen_penalties(logits, V, o, seen + n_seen - (n_gen < n_seen ? n_gen : n_seen), n_gen < n_seen ? n_gen : n_seen);
+}
+
+int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, int n_gen, tn_rng *rng,
+                    float *lp) {
+  tn_sample_penalize(logits, V, o, seen, n_seen, n_gen);
   const bool greedy = o->temperature <= 0.0f;
   const float T = greedy ? 1.0f : o->temperature;
   if (T != 1.0f)
@@ -202,12 +245,7 @@ static tn_status nonfinite_logits(const slot_t *q, const tn_gen_result *r) {
 
 tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *plens, int B, const tn_gen_opts *o,
                       tn_gen_result *res) {
-  if (!(o->temperature >= 0 && isfinite(o->temperature)) || !(o->top_p > 0 && o->top_p <= 1) || o->top_k < 0 ||
-      !(o->min_p >= 0 && o->min_p <= 1) || !(o->repetition_penalty > 0 && isfinite(o->repetition_penalty)))
-    return tn_error(TN_ERR_ARG, "generate: invalid sampling options (temperature %g, top_p %g, top_k %d, min_p %g, "
-                    "repetition_penalty %g): need a finite temperature >= 0, top_p in (0, 1], top_k >= 0, min_p in "
-                    "[0, 1] and a finite repetition_penalty > 0", o->temperature, o->top_p, o->top_k, o->min_p,
-                    o->repetition_penalty);
+  TN_TRY(tn_gen_opts_check(o, "generate"));
   const int n = o->n > 0 ? o->n : 1, S = B * n, V = m->cfg.V;
   int Tcap = 0, total = 0;
   for (int b = 0; b < B; b++) {
@@ -275,7 +313,7 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
         slot_t *q = &sl[p * n + j];
         memcpy(row, logits + (size_t)k * V, sizeof(float) * V);
         float lp;
-        int t = tn_sample_token(row, V, o, q->hist, q->nhist, &q->rng, &lp);
+        int t = tn_sample_token(row, V, o, q->hist, q->nhist, 0, &q->rng, &lp);
         if (t < 0) { s = nonfinite_logits(q, &res[p * n + j]); break; }
         emit(m, o, q, &res[p * n + j], t, lp);
       }
@@ -299,7 +337,7 @@ tn_status tn_generate(const tn_model *m, const int *const *prompts, const int *p
 #pragma omp parallel for schedule(dynamic, 1) if (N > 1)
     for (int k = 0; k < N; k++) {
       slot_t *q = &sl[owner[k]];
-      smp[k] = tn_sample_token(logits + (size_t)k * V, V, o, q->hist, q->nhist, &q->rng, &slp[k]);
+      smp[k] = tn_sample_token(logits + (size_t)k * V, V, o, q->hist, q->nhist, res[owner[k]].n, &q->rng, &slp[k]);
     }
     for (int k = 0; k < N && s == TN_OK; k++)
       if (smp[k] < 0) s = nonfinite_logits(&sl[owner[k]], &res[owner[k]]);

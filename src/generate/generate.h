@@ -22,9 +22,17 @@
 
 
 /* One sampling decision on a row of logits (modified in place); exposed for tests.
- * seen: token ids for the repetition penalty (may be NULL). Returns the token and
- * its log-prob in *lp; -1 (and *lp NaN) when the row has a NaN or +Inf logit or is all -Inf. */
-int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, tn_rng *rng, float *lp);
+ * seen: the sequence so far (may be NULL), whose last n_gen tokens are the generated ones:
+ * the repetition penalty looks at all of seen, the frequency/presence penalties at the generated
+ * tokens only (OpenAI's definition). Returns the token and its log-prob in *lp (after the
+ * penalties); -1 (and *lp NaN) when the row has a NaN or +Inf logit or is all -Inf. */
+int tn_sample_token(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, int n_gen, tn_rng *rng,
+                    float *lp);
+/* The penalties alone (repetition, then frequency/presence), in place: what tn_sample_token
+ * applies before the temperature (for log-probs computed elsewhere, e.g. top_logprobs). */
+void tn_sample_penalize(float *logits, int V, const tn_gen_opts *o, const int *seen, int n_seen, int n_gen);
+/* The sampling options' ranges (TN_ERR_ARG naming who and the values). */
+tn_status tn_gen_opts_check(const tn_gen_opts *o, const char *who);
 /* Free the calling thread's sampling buffers (before a thread that sampled exits). */
 void tn_sample_thread_release(void);
 #endif

@@ -22,7 +22,10 @@
 #include "rl/rewards.h"
 #include "model/model.h"
 #include "obs/obs.h"
-#include "train/lora.h"
+#include "model/lora.h"
+#include "train/opts.h"
+#include "train/run.h"
+#include "train/train.h"
 #include "tunic/generate.h"
 
 void tn_improve_opts_default(tn_improve_opts *o) {
@@ -148,7 +151,14 @@ static void rb_free(rowbuf *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* The model a round ends with: RUN/round_K/model_path holds its directory (round 0: --model). */
+/* Stacking (adapters "stack" with LoRA rounds): the base model stays --model and a round's
+ * model is --model + one PEFT adapter, the concatenation of every round's adapter so far. */
+static bool stacking(const tn_improve_opts *o) {
+  return o->sft.lora_rank > 0 && o->adapters && !strcmp(o->adapters, "stack");
+}
+
+/* The model a round ends with: RUN/round_K/model_path holds its directory, or with stacking the
+ * stack adapter's directory (round 0, and rounds that trained nothing before any adapter: --model). */
 static char *round_model(const tn_improve_opts *o, int k) {
   if (k == 0) return tn_strdup(o->model);
   char *p = pathf("%s/round_%d/model_path", o->out, k), *text = NULL;
@@ -159,10 +169,38 @@ static char *round_model(const tn_improve_opts *o, int k) {
   return text;
 }
 
-static tn_status load_model(const char *dir, tn_model **m, tn_tokenizer **tok) {
-  tn_load_opts lo;
-  tn_load_opts_default(&lo);
-  TN_TRY(tn_model_load_opts(m, dir, &lo));
+/* Several ranks (`mpirun -np N tunic improve`): rank 0 alone generates, judges, evaluates and
+ * writes the run's files; every rank trains (the SFT stage is tn_sft_run, data-parallel over the
+ * ranks as `tunic sft` is). After each rank-0 stage the ranks meet (meet: a sum over the ranks,
+ * so they also learn whether it failed); files are read only after a meet, so every rank takes
+ * the same decisions (skipped stages on resume, early stop). One rank: no-ops. */
+static bool root(void) {
+  const tn_comm *c = tn_train_comm();
+  return !c || c->rank == 0;
+}
+
+static tn_status meet(tn_status s) {
+  const tn_comm *c = tn_train_comm();
+  if (!c) return s;
+  double bad = s != TN_OK;
+  tn_status m = c->sum_f64(c, &bad, 1);
+  if (s != TN_OK) return s;
+  if (m != TN_OK) return m;
+  return bad > 0 ? tn_error(TN_ERR_IO, "improve: another rank failed (its error is on its stderr)") : TN_OK;
+}
+
+/* The stack adapter of a round's model (NULL: the plain base). */
+static const char *stack_adapter(const tn_improve_opts *o, const char *spec) {
+  return stacking(o) && strcmp(spec, o->model) ? spec : NULL;
+}
+
+static tn_status load_model(const tn_improve_opts *o, const char *spec, tn_model **m, tn_tokenizer **tok) {
+  const char *adapter = stack_adapter(o, spec), *dir = adapter ? o->model : spec;
+  tn_train_opts to;
+  tn_train_opts_default(&to);
+  to.model = dir;
+  to.base_adapter = adapter; /* merged in memory: the same function as base + adapter */
+  TN_TRY(tn_tparams_load_ref(m, &to));
   tn_status s = tn_tokenizer_load(dir, tok);
   if (s != TN_OK) { tn_model_free(*m); *m = NULL; }
   return s;
@@ -173,7 +211,7 @@ static tn_status load_model(const char *dir, tn_model **m, tn_tokenizer **tok) {
 static tn_status stage_generate(const tn_improve_opts *o, int k, const char *model_dir, const char *path) {
   tn_model *m = NULL;
   tn_tokenizer *tok = NULL;
-  TN_TRY(load_model(model_dir, &m, &tok));
+  TN_TRY(load_model(o, model_dir, &m, &tok));
   tn_prompt_opts po = {.system_prompt = o->system_prompt ? o->system_prompt : "", .field = "prompt",
                        .no_chat = o->no_chat, .chat = TN_CHAT_AUTO, .max_prompt_len = o->max_prompt_len};
   tn_status s = TN_OK;
@@ -475,22 +513,47 @@ static tn_status concat_datasets(const tn_improve_opts *o, int k, const char *pa
   return s;
 }
 
+/* With stacking: the round's model is --model + RUN/round_K/adapter = [previous stack; this
+ * round's adapter] (tn_lora_concat), or this round's adapter alone when nothing came before. */
+static tn_status stack_round(const tn_improve_opts *o, const char *dir, const char *sft_dir, const char *prev_stack,
+                             char **final) {
+  char *ad = pathf("%s/adapter", sft_dir);
+  if (!ad) return tn_error(TN_ERR_NOMEM, "out of memory");
+  if (!prev_stack) { *final = ad; return TN_OK; }
+  char *st = pathf("%s/adapter", dir);
+  tn_model *m = NULL;
+  tn_load_opts lo;
+  tn_load_opts_default(&lo);
+  tn_status s = st ? tn_model_load_opts(&m, o->model, &lo) : tn_error(TN_ERR_NOMEM, "out of memory");
+  if (s == TN_OK) s = tn_lora_stack_dirs(m, prev_stack, ad, st);
+  tn_model_free(m);
+  free(ad);
+  if (s == TN_OK) *final = st;
+  else free(st);
+  return s;
+}
+
 static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_dir, const char *dir, int64_t kept) {
   char *mp = pathf("%s/model_path", dir);
   if (!mp) return tn_error(TN_ERR_NOMEM, "out of memory");
   tn_status s = TN_OK;
   if (kept == 0) { /* nothing to learn from: the round keeps its model */
     logf_(o, "round %d: no sample kept, no training", k);
-    s = write_text(mp, model_dir);
+    s = root() ? write_text(mp, model_dir) : TN_OK;
     free(mp);
-    return s;
+    return meet(s);
   }
   char *sft_dir = pathf("%s/sft", dir), *data = o->accumulate ? pathf("%s/train.jsonl", dir) : pathf("%s/dataset.jsonl", dir);
   if (!sft_dir || !data) s = tn_error(TN_ERR_NOMEM, "out of memory");
-  if (s == TN_OK && o->accumulate) s = concat_datasets(o, k, data);
-  if (s == TN_OK) rm_tree(sft_dir); /* an SFT stage that did not finish: again from the start */
+  if (s == TN_OK && o->accumulate && root()) s = concat_datasets(o, k, data);
+  if (s == TN_OK && root()) rm_tree(sft_dir); /* an SFT stage that did not finish: again from the start */
+  s = meet(s);
   tn_sft_opts so = o->sft;
   so.model = model_dir;
+  if (stacking(o)) { /* the new adapter is trained on --model + the stack so far */
+    so.model = o->model;
+    so.base_adapter = stack_adapter(o, model_dir);
+  }
   so.data = data;
   so.out = sft_dir;
   so.seed = o->seed + (uint64_t)k;
@@ -499,12 +562,14 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
   so.eval_split = 0;
   if (s == TN_OK) {
     logf_(o, "round %d: SFT of %s on %lld samples (%s)", k, model_dir, (long long)kept,
-          so.lora_rank > 0 ? "LoRA, merged" : "full");
+          so.lora_rank <= 0 ? "full" : stacking(o) ? "LoRA, stacked" : "LoRA, merged");
     s = tn_sft_run(&so, &(tn_run_info){.config_json = o->config_json});
     if (s != TN_OK) tn_error_prefix(s, "round %d: SFT", k);
   }
   char *final = NULL;
-  if (s == TN_OK && so.lora_rank > 0) { /* merge the adapter into a full model for the next round */
+  if (!root()) { /* rank 0 makes and records the round's model */
+  } else if (s == TN_OK && stacking(o)) s = stack_round(o, dir, sft_dir, so.base_adapter, &final);
+  else if (s == TN_OK && so.lora_rank > 0) { /* merge the adapter into a full model for the next round */
     final = pathf("%s/model", dir);
     char *ad = pathf("%s/adapter", sft_dir);
     tn_model *m = NULL;
@@ -531,7 +596,8 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
   } else if (s == TN_OK) {
     final = pathf("%s/model", sft_dir);
   }
-  if (s == TN_OK) s = write_text(mp, final);
+  if (s == TN_OK && root()) s = write_text(mp, final);
+  s = meet(s);
   free(final);
   free(sft_dir);
   free(data);
@@ -544,7 +610,7 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
 static tn_status stage_eval(const tn_improve_opts *o, const char *model_dir, const char *out, double *acc) {
   tn_model *m = NULL;
   tn_tokenizer *tok = NULL;
-  TN_TRY(load_model(model_dir, &m, &tok));
+  TN_TRY(load_model(o, model_dir, &m, &tok));
   tn_eval_opts eo;
   tn_eval_opts_default(&eo);
   eo.data = o->eval_data;
@@ -649,20 +715,23 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
     return tn_error(TN_ERR_ARG, "improve: --model, --prompts, --eval-data and --out are required");
   if (o->rounds < 1 || o->samples < 1 || o->gen_batch < 1 || o->max_new_tokens < 1)
     return tn_error(TN_ERR_ARG, "improve: rounds, samples, gen-batch and max-new-tokens must be >= 1");
-  if (o->sft.lora_rank > 0 && o->adapters && strcmp(o->adapters, "merge"))
-    return tn_error(TN_ERR_ARG, "improve: --adapters '%s': only 'merge' (each round's adapter merged into the next "
-                                "round's model) is supported", o->adapters);
-  TN_TRY(tn_mkdirs(o->out));
-  TN_TRY(check_config(o));
-  tn_status s = TN_OK;
+  if (o->adapters && strcmp(o->adapters, "merge") && strcmp(o->adapters, "stack"))
+    return tn_error(TN_ERR_ARG, "improve: --adapters '%s': 'merge' (each round's adapter merged into a full model) or "
+                                "'stack' (--model stays the base; the rounds' adapters are concatenated into one)", o->adapters);
+  if (o->sft.base_adapter && *o->sft.base_adapter)
+    return tn_error(TN_ERR_ARG, "improve: the SFT's base_adapter is set by the loop (use --adapters stack)");
+  tn_status s = root() ? tn_mkdirs(o->out) : TN_OK;
+  if (s == TN_OK && root()) s = check_config(o);
+  TN_TRY(meet(s));
   char *r0 = pathf("%s/round_0", o->out), *e0 = pathf("%s/round_0/eval.jsonl", o->out);
   if (!r0 || !e0) s = tn_error(TN_ERR_NOMEM, "out of memory");
-  if (s == TN_OK) s = tn_mkdirs(r0);
+  if (s == TN_OK && root()) s = tn_mkdirs(r0);
   double acc0 = 0;
   if (s == TN_OK && !tn_file_exists(e0)) {
     logf_(o, "round 0: eval of the start model %s", o->model);
-    s = stage_eval(o, o->model, e0, &acc0);
+    if (root()) s = stage_eval(o, o->model, e0, &acc0);
   }
+  s = meet(s);
   if (s == TN_OK) s = results_acc(e0, &acc0);
   free(r0);
   free(e0);
@@ -678,12 +747,14 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
     char *prev = round_model(o, k - 1), *cur = NULL;
     if (!dir || !sp || !mp || !ep || !rp) s = tn_error(TN_ERR_NOMEM, "out of memory");
     else if (!prev) s = tn_error(TN_ERR_IO, "round %d: the model of round %d is not recorded", k, k - 1);
-    if (s == TN_OK) s = tn_mkdirs(dir);
+    if (s == TN_OK && root()) s = tn_mkdirs(dir);
     if (s == TN_OK && !tn_file_exists(sp)) {
       logf_(o, "round %d: generating with %s", k, prev);
-      s = stage_generate(o, k, prev, sp);
+      if (root()) s = stage_generate(o, k, prev, sp);
     }
-    if (s == TN_OK && !tn_file_exists(mp)) s = stage_judge(o, k, prev, sp, dir);
+    s = meet(s);
+    if (s == TN_OK && !tn_file_exists(mp) && root()) s = stage_judge(o, k, prev, sp, dir);
+    s = meet(s);
     if (s == TN_OK && !(cur = round_model(o, k))) {
       char *text = NULL;
       size_t len;
@@ -700,16 +771,18 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
     double acc = 0;
     if (s == TN_OK && !tn_file_exists(ep)) {
       logf_(o, "round %d: eval of %s", k, cur);
-      s = stage_eval(o, cur, ep, &acc);
+      if (root()) s = stage_eval(o, cur, ep, &acc);
     }
+    s = meet(s);
     if (s == TN_OK) s = results_acc(ep, &acc);
     if (s == TN_OK) { /* the round's report: start, previous round, this round */
       int rounds[3] = {0, k - 1, k}, nr = k == 1 ? 2 : 3;
       if (k == 1) rounds[1] = 1;
       char title[96];
       snprintf(title, sizeof title, "tunic improve: round %d", k);
-      s = write_report(o, nr, rp, title, rounds, NULL);
+      if (root()) s = write_report(o, nr, rp, title, rounds, NULL);
     }
+    s = meet(s);
     if (s == TN_OK) {
       done = k;
       bool gain = acc > res->acc_best + o->min_gain;
@@ -729,7 +802,7 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
     free(dir); free(sp); free(mp); free(ep); free(rp); free(prev); free(cur);
   }
   res->rounds_done = done;
-  if (s == TN_OK) { /* the whole loop's report */
+  if (s == TN_OK && root()) { /* the whole loop's report */
     int *rounds = calloc((size_t)done + 1, sizeof *rounds);
     char *rp = pathf("%s/report.md", o->out), *jp = pathf("%s/report.json", o->out);
     cJSON *rows = NULL;
@@ -759,7 +832,12 @@ tn_status tn_improve_run(const tn_improve_opts *o, tn_improve_result *res) {
       rows = NULL;
       cJSON_AddNumberToObject(j, "rounds_done", done);
       cJSON_AddNumberToObject(j, "best_round", res->best_round);
-      cJSON_AddStringToObject(j, "best_model", res->best_model);
+      if (stack_adapter(o, res->best_model)) { /* the best model is --model + this adapter */
+        cJSON_AddStringToObject(j, "best_model", o->model);
+        cJSON_AddStringToObject(j, "best_adapter", res->best_model);
+      } else {
+        cJSON_AddStringToObject(j, "best_model", res->best_model);
+      }
       cJSON_AddNumberToObject(j, "accuracy_start", res->acc_start);
       cJSON_AddNumberToObject(j, "accuracy_best", res->acc_best);
       cJSON_AddNumberToObject(j, "mcnemar_p_best_vs_start", res->mcnemar_p);

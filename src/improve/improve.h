@@ -44,7 +44,10 @@ typedef struct {
   bool accumulate;            /* train on every round's dataset so far, not just this round's (false) */
   /* SFT of each round: sft.model/data/out are set per round; the rest is used as given */
   tn_sft_opts sft;
-  const char *adapters;       /* LoRA rounds (sft.lora_rank > 0): "merge" (the only mode) */
+  const char *adapters;       /* LoRA rounds (sft.lora_rank > 0): "merge" (each round's adapter merged
+                                 into a full model, the next round's start) or "stack" (--model stays the
+                                 base; round K's model is --model + the concatenation of rounds 1..K's
+                                 adapters, one PEFT adapter in RUN/round_K/adapter) */
   /* eval */
   int eval_max_new_tokens;    /* 64 */
   int eval_limit;             /* 0: all */

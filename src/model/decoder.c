@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "model/model.h"
+#include "model/lora.h"
 
 size_t tn_state_kv_stride(const tn_model *m, const tn_state *st) {
   return (size_t)st->T * m->cfg.KV * m->cfg.D;
@@ -123,6 +124,7 @@ tn_status tn_state_create_opts(tn_state **out, const tn_model *m, int S, int T, 
 
 void tn_state_free(tn_state *st) {
   if (!st) return;
+  tn_state_adapters_free(st);
   tn_free(st->buf);
   free(st->acts);
   free(st->len);
@@ -226,6 +228,8 @@ static void add_rows(float *out, const float *a, const float *b, size_t n) {
  * and (write_out) the residual leaving the layer. Backward with recompute calls
  * it again with write_out false: the same code on the same input gives the same
  * activations bit for bit. */
+#define ROWS_AD(kind, yv, xv, W) \
+  do { if (st->ad && !st->train) tn_lora_rows_apply(st, l, kind, yv, xv, W, N); } while (0)
 void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *pos, const int *seq, bool keep_att,
                       bool write_out) {
   const tn_config *c = &m->cfg;
@@ -242,6 +246,9 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
   tn_linear_forward(a->q, a->xn, &y->wq, y->bq, N);       // (N, H*D)
   tn_linear_forward(a->kn_pre, a->xn, &y->wk, y->bk, N);  // (N, KV*D)
   tn_linear_forward(st->vr, a->xn, &y->wv, y->bv, N);     // (N, KV*D)
+  ROWS_AD(TN_LORA_Q, a->q, a->xn, &y->wq); /* each row's own adapter (tn_state_set_adapter) */
+  ROWS_AD(TN_LORA_K, a->kn_pre, a->xn, &y->wk);
+  ROWS_AD(TN_LORA_V, st->vr, a->xn, &y->wv);
   float *kr = a->kn_pre;
   if (c->qk_norm) {
     memcpy(a->qn_pre, a->q, sizeof(float) * N * H * D);
@@ -264,6 +271,7 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
                       .pfx_src = pfx_read ? st->pfx_src : NULL, .pfx_len = pfx_read ? st->pfx_len : NULL, .grouped = !st->train};
   tn_attention_forward(a->ao, keep_att ? a->att : NULL, a->q, kc, vc, &as);
   tn_linear_forward(a->o, a->ao, &y->wo, y->bo, N);       // (N, C)
+  ROWS_AD(TN_LORA_O, a->o, a->ao, &y->wo);
   if (c->sandwich_norms) {
     tn_rmsnorm_forward(st->tmp, a->rstd_opost, a->o, y->attn_post_norm, N, C, c->eps, true);
     add_rows(a->x_mid, a->x_in, st->tmp, (size_t)N * C);
@@ -274,8 +282,11 @@ void tn_layer_forward(const tn_model *m, tn_state *st, int l, int N, const int *
   tn_rmsnorm_forward(a->xn2, a->rstd_mlp, a->x_mid, y->mlp_norm, N, C, c->eps, c->norm_plus_one);
   tn_linear_forward(a->g, a->xn2, &y->gate, y->bgate, N); // (N, F)
   tn_linear_forward(a->u, a->xn2, &y->up, y->bup, N);
+  ROWS_AD(TN_LORA_GATE, a->g, a->xn2, &y->gate);
+  ROWS_AD(TN_LORA_UP, a->u, a->xn2, &y->up);
   tn_glu_forward(a->h, a->g, a->u, (size_t)N * F, c->act);
   tn_linear_forward(a->m, a->h, &y->down, y->bdown, N);   // (N, C)
+  ROWS_AD(TN_LORA_DOWN, a->m, a->h, &y->down);
   if (c->sandwich_norms) tn_rmsnorm_forward(st->tmp, a->rstd_mpost, a->m, y->mlp_post_norm, N, C, c->eps, true);
   if (!write_out) return;
   float *out = l + 1 < c->L ? st->acts[l + 1].x_in : st->x_out;
@@ -523,7 +534,8 @@ tn_status tn_forward(const tn_model *m, tn_state *st, int N, const int *tok, con
   if (logits && out_rows)
     for (int j = 0; j < n_out; j++)
       if (out_rows[j] < 0 || out_rows[j] >= N) return tn_error(TN_ERR_ARG, "output row %d out of range", out_rows[j]);
-  const bool fused = fused_ok(m, st, N), prefill = !fused && prefill_ok(m, st, N);
+  const bool rows_ad = st->ad && !st->train && tn_lora_rows_plan(st, N, seq); /* rows with their own adapters */
+  const bool fused = !rows_ad && fused_ok(m, st, N), prefill = !rows_ad && !fused && prefill_ok(m, st, N);
   if (fused || prefill) {
     const bool head_in = logits && n_out > 0 &&
                          (prefill ? tn_linear_cols_ok(&w->head) : tn_linear_part_ok(&w->head, n_out));

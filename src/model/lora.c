@@ -199,7 +199,11 @@ static tn_status set_carve(tn_lora_set *s) {
   }
   s->n_floats = total;
   s->flat = tn_alloc((total ? total : 1) * sizeof(float));
-  if (!s->flat) return TN_ERR_NOMEM;
+  const int L = s->model->cfg.L;
+  s->at = malloc(sizeof(int) * (size_t)L * TN_LORA_NKINDS);
+  if (!s->flat || !s->at) return TN_ERR_NOMEM;
+  for (int i = 0; i < L * TN_LORA_NKINDS; i++) s->at[i] = -1;
+  for (int i = 0; i < s->n; i++) s->at[s->mods[i].layer * TN_LORA_NKINDS + s->mods[i].kind] = i;
   size_t off = 0;
   for (int i = 0; i < s->n; i++) {
     tn_lora_module *md = &s->mods[i];
@@ -223,7 +227,119 @@ void tn_lora_free(tn_lora_set *s) {
   free(s->layers_json);
   free(s->exclude_json);
   free(s->base_model);
+  free(s->at);
   free(s);
+}
+
+/* ---------------------------------------------------------------------------------
+ * Several adapters in one forward call (lora.h): each slot of a state may name a set; the rows of
+ * a call are grouped by set, and each projection adds each group's delta to its rows (gathered
+ * into a buffer when they are not contiguous). */
+typedef struct tn_lora_rows {
+  int S, nset;               /* slots; slots with a set */
+  tn_lora_set **slot;        /* (S) */
+  int ng;                    /* this call's groups */
+  tn_lora_set **gset;        /* (S) a group's set */
+  int *g0;                   /* (S + 1) group g's rows are rows[g0[g] .. g0[g+1]) (ascending) */
+  int *rows;                 /* (Nmax) */
+  float *xb, *yb;            /* (Nmax, widest projection) gathered rows, when not contiguous */
+  size_t bcap;               /* floats of each of xb, yb */
+} tn_lora_rows;
+
+void tn_state_adapters_free(tn_state *st) {
+  tn_lora_rows *r = st->ad;
+  if (!r) return;
+  free(r->slot); free(r->gset); free(r->g0); free(r->rows); tn_free(r->xb); tn_free(r->yb);
+  free(r);
+  st->ad = NULL;
+}
+
+tn_status tn_state_set_adapter(tn_state *st, int slot, tn_lora_set *set) {
+  if (slot < 0 || slot >= st->S) return tn_error(TN_ERR_ARG, "state: slot %d out of range (%d slots)", slot, st->S);
+  if (st->train && set) return tn_error(TN_ERR_ARG, "state: per-slot adapters are for inference states");
+  if (set && set->merged) return tn_error(TN_ERR_ARG, "adapter '%s' is merged into the weights", set->name);
+  if (!st->ad) {
+    if (!set) return TN_OK;
+    tn_lora_rows *r = calloc(1, sizeof *r);
+    if (r) {
+      r->S = st->S;
+      r->slot = calloc((size_t)st->S, sizeof *r->slot);
+      r->gset = calloc((size_t)st->S, sizeof *r->gset);
+      r->g0 = calloc((size_t)st->S + 1, sizeof *r->g0);
+      r->rows = calloc((size_t)st->Nmax, sizeof *r->rows);
+    }
+    st->ad = r;
+    if (!r || !r->slot || !r->gset || !r->g0 || !r->rows) {
+      tn_state_adapters_free(st);
+      return tn_error(TN_ERR_NOMEM, "out of memory for per-slot adapters");
+    }
+  }
+  tn_lora_rows *r = st->ad;
+  if (set) { /* gather buffers for the widest projection, allocated here: a forward cannot fail */
+    const tn_config *c = &set->model->cfg;
+    size_t w = (size_t)c->C;
+    if ((size_t)c->H * c->D > w) w = (size_t)c->H * c->D;
+    if ((size_t)c->F > w) w = (size_t)c->F;
+    const size_t need = (size_t)st->Nmax * w;
+    if (need > r->bcap) {
+      tn_free(r->xb); tn_free(r->yb);
+      r->xb = tn_alloc(need * sizeof(float));
+      r->yb = tn_alloc(need * sizeof(float));
+      r->bcap = r->xb && r->yb ? need : 0;
+      if (!r->bcap) return tn_error(TN_ERR_NOMEM, "out of memory for per-slot adapters (%zu MB)", need * 8 >> 20);
+    }
+  }
+  r->nset += (set != NULL) - (r->slot[slot] != NULL);
+  r->slot[slot] = set;
+  return TN_OK;
+}
+
+tn_lora_set *tn_state_adapter(const tn_state *st, int slot) {
+  return st->ad && slot >= 0 && slot < st->S ? st->ad->slot[slot] : NULL;
+}
+
+bool tn_lora_rows_plan(tn_state *st, int N, const int *seq) {
+  tn_lora_rows *r = st->ad;
+  r->ng = 0;
+  if (r->nset == 0) return false;
+  int n = 0;
+  for (int i = 0; i < N; i++) { /* groups in order of first appearance; rows ascending within each */
+    tn_lora_set *s = r->slot[seq[i]];
+    if (!s) continue;
+    int g = 0;
+    while (g < r->ng && r->gset[g] != s) g++;
+    if (g < r->ng) continue;
+    r->gset[r->ng] = s;
+    r->g0[r->ng++] = n;
+    for (int k = i; k < N; k++)
+      if (r->slot[seq[k]] == s) r->rows[n++] = k;
+  }
+  r->g0[r->ng] = n;
+  return r->ng > 0;
+}
+
+void tn_lora_rows_apply(tn_state *st, int layer, int kind, float *y, const float *x, const tn_mat *W, int N) {
+  tn_lora_rows *r = st->ad;
+  (void)N;
+  for (int g = 0; g < r->ng; g++) {
+    const tn_lora_set *s = r->gset[g];
+    const int mi = s->at[layer * TN_LORA_NKINDS + kind];
+    if (mi < 0 || !s->mods[mi].lora.enabled) continue;
+    const int *rows = r->rows + r->g0[g], n = r->g0[g + 1] - r->g0[g];
+    tn_mat a = {.out = W->out, .in = W->in, .dtype = TN_F32, .lora = (tn_lora *)&s->mods[mi].lora};
+    if (rows[n - 1] - rows[0] == n - 1) { /* contiguous: in place */
+      tn_linear_lora(y + (size_t)rows[0] * W->out, x + (size_t)rows[0] * W->in, &a, n);
+      continue;
+    }
+    for (int k = 0; k < n; k++) memcpy(r->xb + (size_t)k * W->in, x + (size_t)rows[k] * W->in, sizeof(float) * W->in);
+    memset(r->yb, 0, sizeof(float) * (size_t)n * W->out);
+    tn_linear_lora(r->yb, r->xb, &a, n);  // (n, out)
+    for (int k = 0; k < n; k++) {
+      float *yr = y + (size_t)rows[k] * W->out;
+      const float *d = r->yb + (size_t)k * W->out;
+      for (int o = 0; o < W->out; o++) yr[o] += d[o];
+    }
+  }
 }
 
 /* ---------------------------------------------------------------------------------
@@ -858,4 +974,65 @@ tn_status tn_lora_load_spec(tn_model *m, const char *spec, const char *use, tn_l
 void tn_lora_sets_free(tn_lora_set **sets, int n) {
   for (int k = 0; k < n; k++) tn_lora_free(sets[k]);
   free(sets);
+}
+
+/* ---------------------------------------------------------------------------------
+ * Stacking: PEFT's add_weighted_adapter(combination_type="cat") with weights 1. */
+static tn_status dup_json(char **dst, const char *src) {
+  *dst = NULL;
+  if (src && !(*dst = tn_strdup(src))) return tn_error(TN_ERR_NOMEM, "out of memory");
+  return TN_OK;
+}
+
+tn_status tn_lora_concat(const tn_lora_set *a, const tn_lora_set *b, const char *name, tn_lora_set **out) {
+  *out = NULL;
+  if (a->model != b->model) return tn_error(TN_ERR_ARG, "stacking adapters '%s' and '%s': loaded for different models", a->name, b->name);
+  if (a->n != b->n) return tn_error(TN_ERR_ARG, "stacking adapters '%s' and '%s': they adapt %d and %d modules", a->name, b->name, a->n, b->n);
+  for (int i = 0; i < a->n; i++)
+    if (a->mods[i].layer != b->mods[i].layer || a->mods[i].kind != b->mods[i].kind)
+      return tn_error(TN_ERR_ARG, "stacking adapters '%s' and '%s': module %d is %s in one and %s in the other", a->name,
+                      b->name, i, a->mods[i].name, b->mods[i].name);
+  tn_lora_set *s;
+  TN_TRY(set_new(a->model, name, a->n, &s));
+  s->rank = a->rank + b->rank;
+  s->alpha = (float)s->rank; /* every module's scale is 1: the scales are folded into B */
+  s->dropout = a->dropout;
+  s->rslora = false;
+  for (int i = 0; i < a->n; i++) {
+    s->mods[i].layer = a->mods[i].layer;
+    s->mods[i].kind = a->mods[i].kind;
+    s->mods[i].lora.r = a->mods[i].lora.r + b->mods[i].lora.r;
+    s->mods[i].alpha = (float)s->mods[i].lora.r;
+  }
+  tn_status st = set_carve(s);
+  if (st == TN_OK) st = dup_json(&s->targets_json, a->targets_json);
+  if (st == TN_OK) st = dup_json(&s->layers_json, a->layers_json);
+  if (st == TN_OK) st = dup_json(&s->exclude_json, a->exclude_json);
+  if (st == TN_OK) st = dup_json(&s->base_model, a->base_model);
+  for (int i = 0; i < s->n && st == TN_OK; i++) {
+    const tn_lora *la = &a->mods[i].lora, *lb = &b->mods[i].lora;
+    tn_lora *l = &s->mods[i].lora;
+    const int in = s->mods[i].mat->in, nout = s->mods[i].mat->out, R = l->r;
+    memcpy(l->A, la->A, sizeof(float) * (size_t)la->r * in); /* A = [A_a; A_b] */
+    memcpy(l->A + (size_t)la->r * in, lb->A, sizeof(float) * (size_t)lb->r * in);
+    for (int o = 0; o < nout; o++) { /* B = [s_a B_a | s_b B_b] */
+      for (int j = 0; j < la->r; j++) l->B[(size_t)o * R + j] = la->scale * la->B[(size_t)o * la->r + j];
+      for (int j = 0; j < lb->r; j++) l->B[(size_t)o * R + la->r + j] = lb->scale * lb->B[(size_t)o * lb->r + j];
+    }
+  }
+  if (st != TN_OK) { tn_lora_free(s); return st == TN_ERR_NOMEM ? tn_error(st, "out of memory") : st; }
+  *out = s;
+  return TN_OK;
+}
+
+tn_status tn_lora_stack_dirs(tn_model *m, const char *dir_a, const char *dir_b, const char *out_dir) {
+  tn_lora_set *a = NULL, *b = NULL, *c = NULL;
+  tn_status s = tn_lora_load(m, dir_a, "a", &a);
+  if (s == TN_OK) s = tn_lora_load(m, dir_b, "b", &b);
+  if (s == TN_OK) s = tn_lora_concat(a, b, "default", &c);
+  if (s == TN_OK) s = tn_lora_save(c, out_dir);
+  tn_lora_free(c);
+  tn_lora_free(b);
+  tn_lora_free(a);
+  return s;
 }

@@ -75,6 +75,7 @@ typedef struct tn_lora_set {
   char *targets_json;               /* target_modules as JSON (list or string) */
   char *layers_json, *exclude_json; /* layers_to_transform / exclude_modules as JSON, or NULL */
   char *base_model;                 /* base_model_name_or_path */
+  int *at;                          /* (L * TN_LORA_NKINDS) index into mods of (layer, kind), -1: none */
 } tn_lora_set;
 
 /* A new set for m with PEFT's init: A ~ U(-1/sqrt(in), 1/sqrt(in)) (kaiming_uniform
@@ -131,8 +132,34 @@ tn_status tn_lora_merge(tn_lora_set *s);
  * adapter; s->gflat: its gradients); *out (2n entries) is freed by the caller. */
 tn_status tn_lora_entries(const tn_lora_set *s, const float *base, tn_st_entry **out);
 
+/* ---- several adapters in one forward call ----
+ * A state's slots may each name an adapter set (NULL: none): tn_forward then computes the base
+ * projections once for all its rows and adds to each row its own slot's adapter delta
+ * (scale * B A x, the rows grouped by adapter), so requests for different adapters batch
+ * together. Each row gets the numbers of running it alone with its adapter activated, up to float
+ * rounding (the fused decode/prefill regions are not used for such a call: tn_forward takes the
+ * per-kernel path, as it does with an activated adapter). Applied on top of whatever adapter is
+ * activated on the model's matrices (normally none). Inference states only; the sets must outlive
+ * their use in the state. */
+tn_status tn_state_set_adapter(tn_state *st, int slot, tn_lora_set *set);
+tn_lora_set *tn_state_adapter(const tn_state *st, int slot);
+/* (decoder.c) Before a forward of N rows: group the rows by their slots' adapters; false when no
+ * row has one. tn_lora_rows_apply then adds the groups' deltas of projection (layer, kind) to y. */
+bool tn_lora_rows_plan(tn_state *st, int N, const int *seq);
+void tn_lora_rows_apply(tn_state *st, int layer, int kind, float *y, const float *x, const tn_mat *W, int N);
+void tn_state_adapters_free(tn_state *st);
+
 /* Deactivate and free (NULL is fine). */
 void tn_lora_free(tn_lora_set *s);
+
+/* Stacking (PEFT's add_weighted_adapter with combination_type "cat" and weights 1): a new set
+ * named `name` whose delta on every module is a's plus b's, A = [A_a; A_b] (r_a + r_b rows),
+ * B = [scale_a B_a | scale_b B_b], lora_alpha = r (scale 1, no rsLoRA). Equal to applying a
+ * and b together up to the summation order of the f32 products. a and b must adapt the same
+ * modules of the same model (TN_ERR_ARG naming the first that differs). Not attached. */
+tn_status tn_lora_concat(const tn_lora_set *a, const tn_lora_set *b, const char *name, tn_lora_set **out);
+/* Load DIR_A and DIR_B for m, concatenate them and save the stack as a PEFT adapter in OUT_DIR. */
+tn_status tn_lora_stack_dirs(tn_model *m, const char *dir_a, const char *dir_b, const char *out_dir);
 
 /* The command line's adapters: SPEC is "DIR" (one adapter, named "default") or
  * "NAME=DIR,NAME=DIR,..." (several adapters by name, loaded side by side); the one

@@ -190,6 +190,7 @@ typedef struct tn_state {
   size_t buf_floats;
   bool recompute;           /* train only: acts[l] keeps x_in; the rest is one shared set,
                                recomputed layer by layer by the backward pass */
+  struct tn_lora_rows *ad;  /* per-slot adapters (model/lora.h: tn_state_set_adapter), NULL: none */
 } tn_state;
 
 tn_status tn_state_create(tn_state **out, const tn_model *m, int S, int T, int Nmax, bool train);

@@ -13,7 +13,12 @@ tn_status tn_critic_load(tn_critic *c, const char *dir, int V, int S, int T, int
                          long steps, float lr) {
   memset(c, 0, sizeof *c);
   c->dir = dir;
-  TN_TRY(tn_tparams_load_model(&c->m, dir, NULL, 0));
+  tn_train_opts mo = *to; /* the critic's folder, f32, fully trained, no adapter merged */
+  mo.model = dir;
+  mo.base_dtype = NULL;
+  mo.lora_rank = 0;
+  mo.base_adapter = NULL;
+  TN_TRY(tn_tparams_load_model(&c->m, &mo));
   if (c->m->cfg.V != V)
     return tn_error(TN_ERR_ARG, "--critic %s: vocabulary of %d tokens, the policy's has %d (the critic reads the "
                     "policy's tokens: it needs the same tokenizer)", dir, c->m->cfg.V, V);

@@ -193,8 +193,8 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (o->overlong_buffer_len < 0 || o->overlong_buffer_len > o->max_tokens_to_generate)
     return tn_error(TN_ERR_ARG, "overlong_buffer_len %d must be in [0, max_tokens_to_generate = %d]", o->overlong_buffer_len,
                     o->max_tokens_to_generate);
-  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
-  if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_model_load(&t->ref, o->model));
+  TN_TRY(tn_tparams_load_model(&t->m, &o->train));
+  if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_tparams_load_ref(&t->ref, &o->train));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   if (o->chat_template) TN_TRY(tn_tokenizer_set_chat_template(t->tok, o->chat_template));
   tn_prompt_opts po = {.system_prompt = o->no_system_prompt ? NULL : (o->system_prompt ? o->system_prompt : TN_DEFAULT_SYSTEM_PROMPT),

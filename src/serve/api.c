@@ -123,13 +123,9 @@ static int resolve_model(tn_server *sv, tn_http_reply *rp, const cJSON *b, const
   if (!strcmp(name, "auto")) {
     if (!sv->n_routes && !sv->route_default)
       return verror_p(rp, 404, "model", "model_not_found", "The model 'auto' needs a route file (tunic serve --route route.yaml)."), 1;
-    const int k = srv_route_pick(sv, text ? text : "");
-    const char *ad = k < sv->n_routes ? sv->routes[k].adapter : sv->route_default;
-    r->route = strdup(k < sv->n_routes ? sv->routes[k].category : "default");
-    pthread_mutex_lock(&sv->mu);
-    sv->met.route_count[k < 31 ? k : 31]++;
-    pthread_mutex_unlock(&sv->mu);
-    name = ad;
+    const int k = srv_route_choose(sv, text ? text : "", r);
+    if (k < 0) return srv_error(rp, 500, "server_error", "route_failed", "Routing the model 'auto' failed: %s", tn_last_error()), 1;
+    name = k < sv->n_routes ? sv->routes[k].adapter : sv->route_default;
   }
   if (!strcmp(name, "base") || !strcmp(name, sv->model_name)) name = sv->ads[0]->name;
   r->ad = srv_adapter_get(sv, name);
@@ -150,9 +146,6 @@ static int common_opts(tn_server *sv, tn_http_reply *rp, const cJSON *b, srv_req
       get_num(rp, b, "frequency_penalty", -2, 2, &fp) || get_num(rp, b, "presence_penalty", -2, 2, &pp))
     return 1;
   if (tp <= 0) return bad(rp, "top_p", "invalid_value", "Invalid value for 'top_p': must be in (0, 1].");
-  if (fp != 0 || pp != 0)
-    return bad(rp, fp != 0 ? "frequency_penalty" : "presence_penalty", "unsupported_value",
-               "frequency_penalty and presence_penalty other than 0 are not supported by tunic serve.");
   const char *mtn = "max_tokens";
   if (chat && cJSON_GetObjectItemCaseSensitive(b, "max_completion_tokens")) mtn = "max_completion_tokens";
   if (get_int(rp, b, mtn, 1, 1L << 30, &mt)) return 1;
@@ -188,6 +181,8 @@ static int common_opts(tn_server *sv, tn_http_reply *rp, const cJSON *b, srv_req
   }
   r->temperature = (float)t;
   r->top_p = (float)tp;
+  r->frequency_penalty = (float)fp;
+  r->presence_penalty = (float)pp;
   r->n = (int)n;
   r->max_tokens = (int)mt;
   r->seed = (uint64_t)seed;
@@ -532,6 +527,8 @@ static cJSON *head(const srv_req *r, const char *object) {
   cJSON_AddStringToObject(o, "model", r->model_name ? r->model_name : "");
   cJSON_AddStringToObject(o, "system_fingerprint", "tunic-" TN_VERSION);
   if (r->route) cJSON_AddStringToObject(o, "tunic_route", r->route);
+  if (r->route_by) cJSON_AddStringToObject(o, "tunic_route_by", r->route_by);
+  if (r->route_by && !strcmp(r->route_by, "classifier")) cJSON_AddNumberToObject(o, "tunic_route_score", r->route_score);
   return o;
 }
 

@@ -57,6 +57,13 @@ char *srv_metrics_text(tn_server *sv) {
                    m->route_count[i]);
   if (sv->route_default)
     srv_buf_printf(&b, "tunic_route_total{category=\"default\",adapter=\"%s\"} %ld\n", sv->route_default, m->route_count[sv->n_routes]);
+  srv_buf_printf(&b, "# HELP tunic_route_decisions_total Routes of the model \"auto\" by what decided them.\n"
+                 "# TYPE tunic_route_decisions_total counter\n");
+  static const char *const by[3] = {"keywords", "classifier", "default"};
+  for (int i = 0; i < 3; i++) srv_buf_printf(&b, "tunic_route_decisions_total{by=\"%s\"} %ld\n", by[i], m->route_by[i]);
+  srv_buf_printf(&b, "# HELP tunic_route_classifier_seconds_total Time spent by the route classifier.\n"
+                 "# TYPE tunic_route_classifier_seconds_total counter\ntunic_route_classifier_seconds_total %.6f\n",
+                 m->classify_seconds);
   hist(&b, "tunic_time_to_first_token_seconds", "From arrival to the first generated token.", &m->ttft, srv_lat_bounds);
   hist(&b, "tunic_time_per_output_token_seconds", "Between consecutive tokens of a sequence.", &m->per_token, srv_lat_bounds);
   hist(&b, "tunic_request_duration_seconds", "From arrival to the last token.", &m->latency, srv_lat_bounds);

@@ -1,18 +1,18 @@
 /* sched.c - the scheduler of `tunic serve`: the one thread that owns the model, the generation
- * engine (include/tunic/engine.h: --slots slots on one KV cache) and the active adapter. HTTP
+ * engine (include/tunic/engine.h: --slots slots on one KV cache) and the adapters. HTTP
  * threads queue requests (srv_submit); between engine steps the scheduler admits queued requests
  * into free slots (the n samples of a prompt fork its slot and share its prefill; a prompt whose
  * first >= 16 tokens another live sequence of the same adapter has computed reads them in place),
- * picks one adapter group, and runs ONE tn_engine_step (one tn_forward: a decode row per
- * generating slot of the group plus prefill chunks); each event's token becomes text for its
+ * and runs ONE tn_engine_step (one tn_forward: a decode row per generating slot plus prefill
+ * chunks, whatever adapter each slot runs); each event's token becomes text for its
  * request (under the request's mutex) for the HTTP thread to send. Requests join and leave between
  * steps (continuous batching); a cancelled request (client gone, timeout, stop) leaves its slots
  * at the next step.
- * Adapters: tn_forward applies the adapter attached to the model's matrices (tn_lora_activate),
- * one per call, so rows of different adapters cannot share a forward: the other groups' slots are
- * paused (tn_engine_pause) and groups take turns of --quantum steps, round-robin over the
- * adapters that have generating slots (fair, no starvation). An unloaded adapter is freed here,
- * once the last request holding it ends (refcount).
+ * Adapters: each slot names its request's adapter (tn_engine_set_adapter); the forward computes
+ * the base projections once for all rows and adds each row its own adapter's delta (rows grouped
+ * by adapter, model/lora.h), so requests for different adapters batch together. Nothing is
+ * activated on the model's matrices. An unloaded adapter is freed here, once the last request
+ * holding it ends (refcount).
  * Not for: HTTP or JSON (server.c, api.c). */
 #define TN_SERVE_INTERNAL
 #include <math.h>
@@ -82,7 +82,7 @@ srv_adapter *srv_adapter_get(tn_server *sv, const char *name) {
   return a;
 }
 
-static void free_grave(tn_server *sv, const tn_lora_set *active) {
+static void free_grave(tn_server *sv) {
   pthread_mutex_lock(&sv->mu);
   for (int i = 0; i < n_grave; i++) {
     srv_adapter *a = grave[i];
@@ -92,7 +92,6 @@ static void free_grave(tn_server *sv, const tn_lora_set *active) {
   }
   n_grave = 0;
   pthread_mutex_unlock(&sv->mu);
-  (void)active;
 }
 
 /* ---- requests ---- */
@@ -345,6 +344,8 @@ static tn_status admit(tn_server *sv, tn_engine *e, slot_t *sl, srv_req *r, cons
     tn_gen_opts_default(&g);
     g.temperature = r->temperature;
     g.top_p = r->top_p;
+    g.frequency_penalty = r->frequency_penalty;
+    g.presence_penalty = r->presence_penalty;
     g.max_new_tokens = r->max_tokens;
     g.seed = r->has_seed ? r->seed : (uint64_t)(now * 1e9) ^ ((uint64_t)sv->next_id++ << 40);
     g.stop_ids = stops;
@@ -353,6 +354,7 @@ static tn_status admit(tn_server *sv, tn_engine *e, slot_t *sl, srv_req *r, cons
     if (j == 0) {
       TN_TRY(tn_engine_open(e, &g, c->prompt, 0, &slot));
       sl[slot].r = r; /* from here on release() closes it */
+      TN_TRY(tn_engine_set_adapter(e, slot, r->ad->set)); /* its rows add this adapter's delta */
       TN_TRY(tn_engine_append(e, slot, r->prompts[c->prompt], plen));
       int best = 0, src = -1;
       for (int o = 0; o < S; o++) {
@@ -379,6 +381,22 @@ static tn_status admit(tn_server *sv, tn_engine *e, slot_t *sl, srv_req *r, cons
   return TN_OK;
 }
 
+/* the logits row slot i's token was sampled from, for its log-probs: the raw row, or with the
+ * request's frequency/presence penalties applied as the sampler applied them (into pen (V)) */
+static const float *logprob_row(tn_engine *e, int i, const slot_t *q, float *pen, int V) {
+  const float *raw = tn_engine_logits(e, i);
+  if (!raw || !pen || (q->r->frequency_penalty == 0 && q->r->presence_penalty == 0)) return raw;
+  int nt = 0;
+  const int *h = tn_engine_tokens(e, i, &nt); /* its last token is the one just sampled */
+  tn_gen_opts g;
+  tn_gen_opts_default(&g);
+  g.frequency_penalty = q->r->frequency_penalty;
+  g.presence_penalty = q->r->presence_penalty;
+  memcpy(pen, raw, sizeof(float) * V);
+  tn_sample_penalize(pen, V, &g, h, nt - 1, q->r->ch[q->c].ntok);
+  return pen;
+}
+
 void *srv_sched_main(void *arg) {
   tn_server *sv = arg;
   tn_model *m = sv->m;
@@ -386,6 +404,7 @@ void *srv_sched_main(void *arg) {
   tn_engine *e = NULL;
   tn_engine_opts eo = {.max_slots = S, .context = sv->o.ctx, .rows_per_step = S > 256 ? S : 256};
   slot_t *sl = calloc((size_t)S, sizeof *sl);
+  float *pen = malloc(sizeof(float) * (size_t)V); /* (V) a penalised logits row (top_logprobs) */
   int stops[TN_MAX_EOS + 1];
   const int nstops = stop_ids(sv, stops);
   tn_status s = sl ? tn_engine_create(&e, m, &eo) : TN_ERR_NOMEM;
@@ -395,9 +414,6 @@ void *srv_sched_main(void *arg) {
     sv->stopping = sv->stop_now = true;
     pthread_mutex_unlock(&sv->mu);
   }
-  srv_adapter *cur = NULL;   /* the adapter group whose turn it is */
-  int turn = 0;              /* steps it has had */
-  tn_lora_set *active = NULL;
   for (;;) {
     double now = tn_now();
     /* 1. admit queued requests (FIFO: the head waits for enough free slots), drop the dead */
@@ -431,8 +447,7 @@ void *srv_sched_main(void *arg) {
     if (nlive == 0) {
       /* idle: free unloaded adapters, leave when stopping, else wait */
       pthread_mutex_unlock(&sv->mu);
-      if (active) { tn_lora_deactivate(active); active = NULL; }
-      free_grave(sv, NULL);
+      free_grave(sv);
       pthread_mutex_lock(&sv->mu);
       if (sv->stopping && sv->nq == 0) { pthread_mutex_unlock(&sv->mu); break; }
       struct timespec ts;
@@ -458,32 +473,7 @@ void *srv_sched_main(void *arg) {
       release(e, sl, S, r);
       req_finished(sv, r);
     }
-    /* 3. whose turn: the current adapter group for --quantum steps, then the next one that has
-     * generating slots (round-robin in slot order); the other groups' slots are paused */
-    srv_adapter *grp = NULL;
-    bool cur_live = false;
-    for (int i = 0; i < S; i++) cur_live = cur_live || (sl[i].r && sl[i].r->ad == cur && tn_engine_generating(e, i));
-    if (cur && cur_live && turn < sv->o.quantum) grp = cur;
-    else {
-      int start = 0;
-      for (int i = 0; i < S; i++) if (sl[i].r && sl[i].r->ad == cur) start = i + 1;
-      for (int k = 0; k < S && !grp; k++) {
-        const int i = (start + k) % S;
-        if (sl[i].r && tn_engine_generating(e, i)) grp = sl[i].r->ad;
-      }
-      turn = 0;
-    }
-    if (!grp) continue;
-    cur = grp;
-    turn++;
-    for (int i = 0; i < S; i++)
-      if (sl[i].r) tn_engine_pause(e, i, sl[i].r->ad != grp);
-    if (grp->set != active) {
-      if (active) tn_lora_deactivate(active);
-      if (grp->set) tn_lora_activate(grp->set);
-      active = grp->set;
-    }
-    /* 4. one step: decode rows + prefill chunks of the group's slots in one tn_forward */
+    /* 3. one step: decode rows + prefill chunks of every live slot, whatever its adapter, in one tn_forward */
     const tn_engine_event *ev = NULL;
     int nev = 0;
     s = tn_engine_step(e, &ev, &nev);
@@ -492,18 +482,18 @@ void *srv_sched_main(void *arg) {
     sv->met.steps++;
     srv_hist_add(&sv->met.batch, nev, srv_batch_bounds);
     pthread_mutex_unlock(&sv->mu);
-    if (s != TN_OK) { /* fail the group's requests, keep serving the others */
+    if (s != TN_OK) { /* fail the running requests, keep serving the queue */
       const char *msg = tn_last_error();
       for (int i = 0; i < S; i++) {
         srv_req *r = sl[i].r;
-        if (!r || r->ad != grp) continue;
+        if (!r) continue;
         abort_req(sv, r, msg, 500);
         release(e, sl, S, r);
         req_finished(sv, r);
       }
       continue;
     }
-    /* 5. each event: its text to the request; a stop string ends the turn (tn_engine_cancel) */
+    /* 4. each event: its text to the request; a stop string ends the turn (tn_engine_cancel) */
     for (int k = 0; k < nev; k++) {
       const int i = ev[k].slot;
       slot_t *q = &sl[i];
@@ -513,7 +503,7 @@ void *srv_sched_main(void *arg) {
       pthread_mutex_unlock(&sv->mu);
       q->t_last = now;
       bool cut = false;
-      emit(sv, q, &ev[k], q->r->logprobs ? tn_engine_logits(e, i) : NULL, V, now, &cut);
+      emit(sv, q, &ev[k], q->r->logprobs ? logprob_row(e, i, q, pen, V) : NULL, V, now, &cut);
       if (cut) tn_engine_cancel(e, i);
     }
     /* requests whose choices all ended leave their slots */
@@ -529,10 +519,10 @@ void *srv_sched_main(void *arg) {
       }
     }
   }
-  if (active) tn_lora_deactivate(active);
-  free_grave(sv, NULL);
+  free_grave(sv);
   tn_engine_free(e);
   free(sl);
+  free(pen);
   /* the kernels' per-thread scratch buffers of this thread and of its OpenMP team (threads that
    * are not the main thread's: nothing else would free them) */
 #pragma omp parallel

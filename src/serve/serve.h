@@ -30,7 +30,7 @@ typedef struct {
   int max_requests;          /* generation requests admitted at once (queued + running): 429 beyond (default 64) */
   int slots;                 /* sequences decoded together (default 16) */
   int ctx;                   /* tokens per slot (default min(max_position_embeddings, 4096)) */
-  int quantum;               /* decode steps an adapter group runs before the next group's turn (default 8) */
+  int quantum;               /* ignored (was the length of an adapter group's turn before mixed-adapter steps) */
   double stop_deadline;      /* SIGTERM: seconds in-flight requests may still run (default 10) */
   bool quiet;                /* no access log on stderr */
 } tn_serve_opts;
@@ -99,10 +99,13 @@ typedef struct srv_req {
   char id[40];
   char *model_name;          /* as asked ("auto" resolved to the route's adapter name) */
   char *route;               /* the category chosen for "auto", or NULL */
+  const char *route_by;      /* "keywords", "classifier" or "default" */
+  double route_score;        /* the classifier's log-prob score of the route (route_by "classifier") */
   srv_adapter *ad;           /* holds a reference */
   int **prompts; int *plens; int n_prompts;
   int n;                     /* samples per prompt */
   float temperature, top_p;
+  float frequency_penalty, presence_penalty; /* OpenAI's, over each choice's generated tokens */
   uint64_t seed; bool has_seed;
   int max_tokens;
   char **stop; int n_stop;
@@ -127,7 +130,25 @@ typedef struct srv_req {
 
 typedef struct { char *prefix; tn_http_handler fn; void *user; } srv_handler;
 
-typedef struct srv_route { char *category; char *adapter; char **kw; int nkw; } srv_route;
+typedef struct srv_route {
+  char *category; char *adapter; char **kw; int nkw;
+  char *label;               /* the classifier's continuation for this category (default " " + category) */
+  int *lab_ids; int lab_n;   /* its tokens (the classifier's tokenizer, no special tokens) */
+} srv_route;
+
+/* the classifier of the "auto" model (route.yaml's `classifier:`, classify.c) */
+typedef struct srv_classifier {
+  char *adapter;             /* an adapter of the served base scores the labels, or NULL */
+  char *model_dir;           /* or a separate small model (own tokenizer), or NULL: the base itself */
+  char *prompt;              /* the classification prompt; "{text}" is replaced by the request's text */
+  bool normalize;            /* score = mean log-prob per label token (true, default) or their sum */
+  bool has_min; double min_score; /* below min_score: the default route */
+  tn_model *m;               /* model_dir's (owned), else the server's */
+  tn_tokenizer *tok;
+  tn_state *st;              /* (1 + routes) slots: the prompt in 0, each label after it in its own */
+  int T;                     /* tokens per slot */
+  pthread_mutex_t mu;        /* one classification at a time */
+} srv_classifier;
 
 /* metrics (metrics.c), under the server's mutex */
 #define SRV_NBUCKETS 12
@@ -140,6 +161,8 @@ typedef struct {
   long steps;
   long prefix_reused;        /* prompt tokens read from another sequence's cache instead of computed */
   long route_count[32];      /* by route index (last: the default) */
+  long route_by[3];          /* decided by keywords, the classifier, the default */
+  double classify_seconds;   /* time spent classifying */
 } srv_metrics;
 
 struct tn_server {
@@ -161,6 +184,7 @@ struct tn_server {
   srv_handler handlers[16]; int n_handlers;
   tn_serve_trace_fn trace_fn; void *trace_user;
   srv_route *routes; int n_routes; char *route_default;
+  srv_classifier *cls;       /* route.yaml's classifier, or NULL: keyword rules only */
   srv_metrics met;
   double t_start;
   long next_id;
@@ -187,8 +211,19 @@ void srv_trace(tn_server *sv, srv_req *r);
 cJSON *srv_chat_message(const srv_req *r, const srv_choice *c, const char **finish);
 /* route.c */
 tn_status srv_route_load(tn_server *sv, const char *path);
-/* the category index (n_routes = default) for the request's text */
-int srv_route_pick(const tn_server *sv, const char *text);
+/* the category index (n_routes = default) for the request's text by the keyword rules; *hits = the
+ * keyword count of the chosen route (0: none matched) */
+int srv_route_pick(const tn_server *sv, const char *text, int *hits);
+/* "auto": keyword rules first (a match decides), then the classifier when there is one, else the
+ * default; fills r->route, r->route_by, r->route_score and the metrics. -1 on error (message set). */
+int srv_route_choose(tn_server *sv, const char *text, srv_req *r);
+void srv_route_free(tn_server *sv);
+/* classify.c: the classifier's setup (after route.yaml is read: its model, label tokens, state),
+ * the scores, and freeing it */
+tn_status srv_classifier_init(tn_server *sv, const char *path);
+/* the route whose label has the highest log-prob (*score) after the classification prompt */
+tn_status srv_classify(tn_server *sv, const char *text, int *best, double *score);
+void srv_classifier_free(srv_classifier *c);
 /* metrics.c */
 void srv_hist_add(srv_hist *h, double v, const double *bounds);
 extern const double srv_lat_bounds[SRV_NBUCKETS], srv_batch_bounds[SRV_NBUCKETS];

@@ -261,11 +261,23 @@ static void add_headers(struct MHD_Response *resp, const char *h) {
   }
 }
 
-static enum MHD_Result send_reply(struct MHD_Connection *conn, tn_http_reply *rp, const char *route) {
+/* "auto": the category chosen (x-tunic-route) and, when the classifier chose it, its score */
+static void route_headers(struct MHD_Response *resp, const srv_req *r) {
+  if (!r || !r->route) return;
+  MHD_add_response_header(resp, "x-tunic-route", r->route);
+  if (r->route_by) MHD_add_response_header(resp, "x-tunic-route-by", r->route_by);
+  if (r->route_by && !strcmp(r->route_by, "classifier")) {
+    char sc[32];
+    snprintf(sc, sizeof sc, "%.6g", r->route_score);
+    MHD_add_response_header(resp, "x-tunic-route-score", sc);
+  }
+}
+
+static enum MHD_Result send_reply(struct MHD_Connection *conn, tn_http_reply *rp, const srv_req *r) {
   struct MHD_Response *resp = MHD_create_response_from_buffer(rp->len, rp->body ? rp->body : (char *)"", MHD_RESPMEM_MUST_COPY);
   if (!resp) return MHD_NO;
   MHD_add_response_header(resp, "Content-Type", rp->content_type ? rp->content_type : "application/json");
-  if (route) MHD_add_response_header(resp, "x-tunic-route", route);
+  route_headers(resp, r);
   add_headers(resp, rp->headers);
   enum MHD_Result ret = MHD_queue_response(conn, (unsigned)rp->status, resp);
   MHD_destroy_response(resp);
@@ -404,7 +416,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
       x->sv = sv, x->r = r, x->fd = fd; /* the stream owns the HTTP side's reference now */
       MHD_add_response_header(resp, "Content-Type", "text/event-stream");
       MHD_add_response_header(resp, "Cache-Control", "no-cache");
-      if (r->route) MHD_add_response_header(resp, "x-tunic-route", r->route);
+      route_headers(resp, r);
       ret = MHD_queue_response(conn, 200, resp);
       MHD_destroy_response(resp);
     }
@@ -427,7 +439,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rp.len = rp.body ? strlen(rp.body) : 0;
       }
       pthread_mutex_unlock(&r->mu);
-      ret = send_reply(conn, &rp, r->route);
+      ret = send_reply(conn, &rp, r);
     }
     srv_req_unref(sv, r);
   } else {
@@ -453,6 +465,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 tn_status tn_server_start(tn_server *sv) {
+  if (sv->cls && sv->cls->adapter) { /* the route classifier's adapter is one of the served ones */
+    srv_adapter *a = srv_adapter_get(sv, sv->cls->adapter);
+    if (!a)
+      return tn_error(TN_ERR_ARG, "%s: the classifier's adapter '%s' is not loaded (--adapter %s=DIR)", sv->o.route_file,
+                      sv->cls->adapter, sv->cls->adapter);
+    srv_adapter_unref(sv, a);
+  }
   struct sockaddr_in a4;
   struct sockaddr_in6 a6;
   struct sockaddr *addr;
@@ -528,14 +547,7 @@ void tn_server_free(tn_server *sv) {
   free(sv->ads);
   free(sv->queue);
   for (int i = 0; i < sv->n_handlers; i++) free(sv->handlers[i].prefix);
-  for (int i = 0; i < sv->n_routes; i++) {
-    free(sv->routes[i].category);
-    free(sv->routes[i].adapter);
-    for (int k = 0; k < sv->routes[i].nkw; k++) free(sv->routes[i].kw[k]);
-    free(sv->routes[i].kw);
-  }
-  free(sv->routes);
-  free(sv->route_default);
+  srv_route_free(sv);
   tn_tokenizer_free(sv->tok);
   tn_model_free(sv->m);
   free(sv->model_dir); free(sv->model_name); free(sv->host); free(sv->api_key);

@@ -206,7 +206,10 @@ static void python_call(P *p, const char *s, size_t n) {
   while (n && isspace((unsigned char)s[n - 1])) n--;
   size_t i = 0;
   while (i < n && (isalnum((unsigned char)s[i]) || s[i] == '_' || s[i] == '.')) i++;
-  if (!i || i >= n || s[i] != '(' || s[n - 1] != ')') { fail(p, c, "tool_code: expected name(arg=value, ...), got '%.40s'", s); return; }
+  if (!i || i >= n || s[i] != '(' || s[n - 1] != ')') { /* s holds n bytes, not NUL-terminated */
+    fail(p, c, "tool_code: expected name(arg=value, ...), got '%.*s'", (int)(n < 40 ? n : 40), s);
+    return;
+  }
   cJSON *args = cJSON_CreateObject();
   size_t k = i + 1, end = n - 1;
   while (k < end) {

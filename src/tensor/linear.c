@@ -70,6 +70,8 @@ static void lora_forward(float *y, const float *x, const tn_mat *W, int N) {
               1.0f, y, W->out);
 }
 
+void tn_linear_lora(float *y, const float *x, const tn_mat *W, int N) { lora_forward(y, x, W, N); }
+
 /* y (N, out) = x W^T for a few rows (decoding). Register-blocked micro-kernel: OB
  * weight rows x NN input rows (NN <= 8), one 16-lane accumulator per (output, row)
  * over the 16-float steps of `in` (a zero-padded last step for a ragged tail), then

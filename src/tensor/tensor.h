@@ -60,6 +60,10 @@ typedef struct tn_mat {
 /* ---- matmul ---- */
 /* y (N, out) = x (N, in) W^T [+ bias (out)] [+ LoRA]; y is overwritten. */
 void tn_linear_forward(float *y, const float *x, const tn_mat *W, const float *bias, int N);
+/* y (N, out) += the delta of the adapter W->lora alone, scale * (x A^T) B^T (what tn_linear_forward adds
+ * for an enabled adapter), whatever W->lora->enabled says: several adapters in one forward call
+ * (model/lora.h, tn_state_set_adapter) add each row group's own. */
+void tn_linear_lora(float *y, const float *x, const tn_mat *W, int N);
 /* Fused decoding: inside a parallel region, each of nparts threads calls
  * tn_linear_part with its part to compute outputs [o0, o1) of tn_part_range(out)
  * (bias included), the same numbers as tn_linear_forward. Only for weights

@@ -364,7 +364,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   tn_load_opts_default(&lo);
   TN_TRY(tn_parse_base_dtype(o->teacher_dtype, &lo.base_dtype));
   TN_TRY(tn_model_load_opts(&t->tch, o->teacher, &lo));
-  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank)); /* the student */
+  TN_TRY(tn_tparams_load_model(&t->m, &o->train)); /* the student */
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   if (o->chat_template) TN_TRY(tn_tokenizer_set_chat_template(t->tok, o->chat_template));
   TN_TRY(check_vocab(t));

@@ -239,9 +239,9 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   else return tn_error(TN_ERR_ARG, "loss '%s': expected sigmoid, ipo, hinge or robust", o->loss);
   t->avg = t->orpo || t->lc.type == TN_DPO_IPO;
   if (!t->orpo && !(o->beta > 0)) return tn_error(TN_ERR_ARG, "beta = %g must be positive", o->beta);
-  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
+  TN_TRY(tn_tparams_load_model(&t->m, &o->train));
   if (!t->orpo && (o->ref_model || (o->lora_rank <= 0 && !o->precompute_ref)))
-    TN_TRY(tn_model_load(&t->ref, o->ref_model ? o->ref_model : o->model));
+    TN_TRY(o->ref_model ? tn_model_load(&t->ref, o->ref_model) : tn_tparams_load_ref(&t->ref, &o->train));
   if (t->ref && (t->ref->cfg.V != t->m->cfg.V || t->ref->cfg.C != t->m->cfg.C || t->ref->cfg.L != t->m->cfg.L ||
                  t->ref->cfg.H != t->m->cfg.H || t->ref->cfg.KV != t->m->cfg.KV || t->ref->cfg.D != t->m->cfg.D))
     return tn_error(TN_ERR_ARG, "--ref-model %s: its shape (V, C, L, heads, kv heads, head dim) differs from --model %s",

@@ -38,6 +38,10 @@ static const struct {
 } ROWS[] = {
   {0, 0, "model", 's', F(model), "model directory (HF layout)"},
   {0, TN_TO_BASE_DTYPE, "base-dtype", 's', F(base_dtype), "frozen projections under LoRA (QLoRA): f32 | bf16 | nf4 | auto"},
+  {0, 0, "base-adapter", 's', F(base_adapter),
+   "a PEFT LoRA adapter merged into the model's weights in memory before training: the run starts from model + "
+   "adapter (with --lora-rank the new adapter is trained on top of it, i.e. stacked; a bf16/nf4 base is "
+   "dequantised to f32 to take the merge)"},
   {0, 0, "tokenizer", 's', F(tokenizer), "tokenizer directory (default: the model's)"},
   {0, 0, "data", 's', F(data), "training JSONL"},
   {0, 0, "field-map", 's', F(field_map), "data fields renamed: prompt=question,completion=answer,... (TARGET=SOURCE)"},

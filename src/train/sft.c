@@ -94,7 +94,7 @@ static tn_status setup(void *ctx, tn_run *r, tn_manifest_info *mi) {
   if (o->batch_size <= 0 || o->grad_accum <= 0 || o->max_seq_len <= 1 || (int64_t)o->batch_size * o->max_seq_len > INT32_MAX)
     return tn_error(TN_ERR_ARG, "batch_size (>= 1), grad_accum (>= 1) and max_seq_len (>= 2) must be valid, "
                                 "batch_size x max_seq_len below 2^31");
-  TN_TRY(tn_tparams_load_model(&t->m, o->model, o->base_dtype, o->lora_rank));
+  TN_TRY(tn_tparams_load_model(&t->m, &o->train));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
   if (o->chat_template) TN_TRY(tn_tokenizer_set_chat_template(t->tok, o->chat_template));
   TN_TRY(tn_train_opts_load_sft(&o->train, t->tok, t->m->cfg.V, &t->train, &t->eval));

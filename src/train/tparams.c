@@ -4,6 +4,7 @@
  * loadable model folder or a PEFT adapter. */
 #include <string.h>
 #include "train/train.h"
+#include "model/lora.h"
 
 void tn_tparams_opts_default(tn_tparams_opts *o) {
   memset(o, 0, sizeof *o);
@@ -91,12 +92,34 @@ tn_status tn_tparams_dump_grads(const tn_tparams *p, const char *dir, long step)
   return s;
 }
 
-tn_status tn_tparams_load_model(tn_model **m, const char *dir, const char *base_dtype, int lora_rank) {
+/* dir loaded with base dtype bd, then base_adapter (NULL/"": none) folded into f32 projections. */
+static tn_status load_merged(tn_model **m, const char *dir, int bd, const char *base_adapter) {
   tn_load_opts lo;
   tn_load_opts_default(&lo);
-  lo.base_dtype = TN_F32;
-  if (base_dtype) TN_TRY(tn_parse_base_dtype(base_dtype, &lo.base_dtype));
-  if (lo.base_dtype != TN_F32 && lora_rank <= 0)
-    return tn_error(TN_ERR_ARG, "--base-dtype %s stores frozen weights: it needs LoRA (--lora-rank)", base_dtype);
-  return tn_model_load_opts(m, dir, &lo);
+  lo.base_dtype = bd;
+  TN_TRY(tn_model_load_opts(m, dir, &lo));
+  if (!base_adapter || !*base_adapter) return TN_OK;
+  tn_lora_set *set = NULL;
+  tn_status s = tn_model_to_f32(*m);
+  if (s == TN_OK) s = tn_lora_load(*m, base_adapter, "base", &set);
+  if (s == TN_OK) s = tn_lora_merge(set);
+  tn_lora_free(set);
+  if (s != TN_OK) {
+    tn_error_prefix(s, "--base-adapter %s", base_adapter);
+    tn_model_free(*m);
+    *m = NULL;
+  }
+  return s;
+}
+
+tn_status tn_tparams_load_model(tn_model **m, const tn_train_opts *o) {
+  int bd = TN_F32;
+  if (o->base_dtype) TN_TRY(tn_parse_base_dtype(o->base_dtype, &bd));
+  if (bd != TN_F32 && o->lora_rank <= 0)
+    return tn_error(TN_ERR_ARG, "--base-dtype %s stores frozen weights: it needs LoRA (--lora-rank)", o->base_dtype);
+  return load_merged(m, o->model, bd, o->base_adapter);
+}
+
+tn_status tn_tparams_load_ref(tn_model **m, const tn_train_opts *o) {
+  return load_merged(m, o->model, TN_F32, o->base_adapter);
 }

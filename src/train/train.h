@@ -7,6 +7,7 @@
 #ifndef TN_TRAIN_H
 #define TN_TRAIN_H
 #include "model/model.h"
+#include "tunic/train.h"
 
 /* ---- full-model gradients ---- */
 typedef struct {
@@ -151,9 +152,14 @@ typedef struct {
   tn_schedule sched;
 } tn_tparams;
 tn_status tn_tparams_init(tn_tparams *p, tn_model *m, const tn_tparams_opts *o);
-/* Load the model to train: base_dtype (NULL = "f32") "bf16" | "nf4" | "auto" stores the
- * frozen projections in that format (QLoRA) and needs LoRA (lora_rank > 0). */
-tn_status tn_tparams_load_model(tn_model **m, const char *dir, const char *base_dtype, int lora_rank);
+/* Load o->model to train: o->base_dtype (NULL = "f32") "bf16" | "nf4" | "auto" stores the
+ * frozen projections in that format (QLoRA) and needs LoRA (lora_rank > 0); o->base_adapter
+ * (NULL: none) is merged into the projections (made f32 first) before anything else sees the
+ * model, so the run starts from model + adapter. Errors free the model and name the option. */
+tn_status tn_tparams_load_model(tn_model **m, const tn_train_opts *o);
+/* The frozen reference of a full fine-tuning run: o->model (f32) + o->base_adapter, i.e. the
+ * weights the policy starts from. */
+tn_status tn_tparams_load_ref(tn_model **m, const tn_train_opts *o);
 void tn_tparams_free(tn_tparams *p);
 /* The weights as a usable folder: a PEFT adapter (LoRA), or config/tokenizer files
  * copied from src_model_dir plus model.safetensors in `dtype`. */

@@ -23,20 +23,20 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from common import check, finish, init_model, jsonl, ok_run, read_metrics, run, workdir  # noqa: E402
 
 TRAINERS = {
-    "sft": "model base-dtype tokenizer data field-map eval-data eval-split out chat-format chat-template max-seq-len batch-size grad-accum "
+    "sft": "model base-dtype base-adapter tokenizer data field-map eval-data eval-split out chat-format chat-template max-seq-len batch-size grad-accum "
            "steps epochs lr lr-end schedule warmup-steps weight-decay beta1 beta2 adam-eps max-grad-norm lora-rank "
            "lora-alpha lora-dropout rslora lora-targets eval-every save-every keep-last seed resume precision "
            "bf16-matmul recompute",
-    "dpo": "model ref-model tokenizer data field-map eval-data eval-split out algorithm loss beta label-smoothing orpo-lambda "
+    "dpo": "model ref-model base-adapter tokenizer data field-map eval-data eval-split out algorithm loss beta label-smoothing orpo-lambda "
            "precompute-ref chat chat-format chat-template max-prompt-length max-response-length batch-size grad-accum steps epochs "
            "lr lr-end schedule warmup-steps weight-decay beta1 beta2 adam-eps max-grad-norm lora-rank lora-alpha "
            "lora-dropout rslora lora-targets base-dtype eval-every save-every keep-last seed resume precision",
-    "distill": "teacher student teacher-dtype tokenizer data field-map eval-data eval-split out chat-format chat-template temperature alpha "
+    "distill": "teacher student teacher-dtype base-adapter tokenizer data field-map eval-data eval-split out chat-format chat-template temperature alpha "
                "top-k jsd-beta lmbda max-new-tokens gen-temperature feature-layers feature-weight max-seq-len "
                "batch-size grad-accum steps epochs lr lr-end schedule warmup-steps weight-decay beta1 beta2 adam-eps "
                "max-grad-norm lora-rank lora-alpha lora-dropout rslora lora-targets base-dtype eval-every save-every "
                "keep-last seed resume precision",
-    "grpo": "model base-dtype tokenizer data field-map out reward reward-cmd reward-cmd-timeout rubric system-prompt no-system-prompt chat-format chat-template "
+    "grpo": "model base-dtype base-adapter tokenizer data field-map out reward reward-cmd reward-cmd-timeout rubric system-prompt no-system-prompt chat-format chat-template "
             "no-chat num-generations num-iterations batch-size micro-batch steps max-prompt-length "
             "max-tokens-to-generate temperature top-p top-k beta epsilon epsilon-high kl-estimator loss-agg "
             "scale-rewards mask-truncated gspo advantage-estimator loss-type loss-agg-mode importance-sampling-level dynamic-sampling max-num-gen-batches overlong-buffer-len overlong-penalty lr lr-end schedule warmup-steps weight-decay max-grad-norm lora-rank "
@@ -48,7 +48,7 @@ TRAINERS = {k: v.split() for k, v in TRAINERS.items()}
 
 # the shared options and their defaults (None: no default shown: unset path, false flag)
 SHARED = {
-    "model": None, "base-dtype": "f32", "tokenizer": None, "data": None, "field-map": None, "eval-data": None, "eval-split": 0,
+    "model": None, "base-dtype": "f32", "base-adapter": None, "tokenizer": None, "data": None, "field-map": None, "eval-data": None, "eval-split": 0,
     "out": None, "chat-format": "auto", "chat-template": None, "max-seq-len": 512, "batch-size": 4, "grad-accum": 1, "steps": 0,
     "epochs": 1, "lr": 1e-4, "lr-end": 0, "schedule": "cosine", "warmup-steps": 0, "weight-decay": 0,
     "beta1": 0.9, "beta2": 0.999, "adam-eps": 1e-8, "max-grad-norm": 1, "lora-rank": 0, "lora-alpha": 16,

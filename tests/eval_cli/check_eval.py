@@ -269,8 +269,9 @@ def expect_error(args, needle, what):
 
 bad1 = os.path.join(W, "noref.jsonl")
 with open(bad1, "w") as f:
-    f.write(json.dumps({"id": "a", "prompt": "x", "answer": "1"}) + "\n" + json.dumps({"id": "b", "prompt": "y"}) + "\n")
-expect_error(["eval", "--model", model, "--data", bad1, "--out", os.path.join(W, "x.jsonl")], "example 2", "missing answer")
+    f.write(json.dumps({"id": "a", "prompt": "x", "answer": "1"}) + "\n" + json.dumps({"id": "b", "prompt": "y", "answer": [1]}) + "\n")
+# (a row without a reference is reference-free: text metrics only, tests/eval_cli/check_textmetrics.py)
+expect_error(["eval", "--model", model, "--data", bad1, "--out", os.path.join(W, "x.jsonl")], "example 2", "answer of the wrong type")
 bad2 = os.path.join(W, "dup.jsonl")
 with open(bad2, "w") as f:
     f.write(json.dumps({"id": "a", "prompt": "x", "answer": "1"}) + "\n" + json.dumps({"id": "a", "prompt": "y", "answer": 2}) + "\n")

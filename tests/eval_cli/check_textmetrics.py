@@ -79,3 +79,29 @@ open(os.path.join(work, "bad.yaml"), "w").write("math: [sum]\ncode: python\n")
 p = subprocess.run([tunic, "eval", "--completions", inp, "--out", os.path.join(work, "r3.jsonl"), "--categorize",
                     os.path.join(work, "bad.yaml")], capture_output=True, text=True)
 assert p.returncode != 0 and "bad.yaml:2" in p.stderr, p.stderr
+# the same on a model (tunic eval --model): rows without a reference are generated and get text
+# metrics only, rows with one are scored as always; --categorize buckets both; the figures are
+# recomputed here from the results file's completions
+data = os.path.join(work, "d.jsonl")
+with open(data, "w") as f:
+    for r in rows: f.write(json.dumps({k: v for k, v in r.items() if k != "completion"}) + "\n")
+out4 = os.path.join(work, "r4.jsonl")
+p = subprocess.run([tunic, "eval", "--model", model, "--data", data, "--out", out4, "--categorize",
+                    os.path.join(work, "kw.yaml"), "--max-new-tokens", "12", "--quiet"], check=True, capture_output=True, text=True)
+assert "examples without a reference: text metrics only" in p.stdout, p.stdout
+s4 = json.load(open(os.path.join(work, "r4.summary.json")))
+res4 = [json.loads(l) for l in open(out4)]
+assert [r["category"] for r in res4] == [cat_of(r["prompt"]) for r in rows]
+assert s4["reference_free"] == 27 and s4["n"] == 3, (s4["reference_free"], s4["n"])
+assert all(("correct" in r) == (rows[i].get("answer") is not None) for i, r in enumerate(res4))
+assert all((r["expected_answer"] is None) == (rows[i].get("answer") is None) for i, r in enumerate(res4))
+comps4 = [r["completion"] for r in res4]
+m4 = metrics(comps4)
+m4.pop("mean_tokens")  # tokens generated (the stop token excluded), not bytes of the decoded text
+close(s4["text"], m4)
+want_tok = sum(r["tokens"] - (r["finish_reason"] == "stop") for r in res4) / len(res4)
+assert abs(s4["text"]["mean_tokens"] - want_tok) < 1e-9, (s4["text"]["mean_tokens"], want_tok)
+for c in {cat_of(r["prompt"]) for r in rows}:
+    mc = metrics([comps4[i] for i, r in enumerate(rows) if cat_of(r["prompt"]) == c]); mc.pop("mean_tokens")
+    close(s4["text"]["categories"][c], mc)
+print("eval on a model: 27 reference-free prompts with text metrics matching the Python reference, 3 scored")

