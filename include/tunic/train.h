@@ -159,6 +159,7 @@ typedef struct {
    * clip_range_value (0 = none), entropy bonus ent_coef */
   float gamma, gae_lambda, clip_range_value, vf_coef, ent_coef, critic_lr;
   const char *kl_method;
+  const char *critic;    /* PPO: a separate critic model's folder (same tokenizer; NULL: the head on the policy) */
 } tn_grpo_opts;
 
 TN_API void tn_grpo_opts_default(tn_grpo_opts *o);

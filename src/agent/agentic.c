@@ -19,6 +19,8 @@
 #include "eval/eval.h"
 #include "obs/obs.h"
 #include "rl/grpo.h"
+#include "rl/ppo.h"
+#include "rl/value_head.h"
 #include "train/losses.h"
 #include "train/run.h"
 #include "train/train.h"
@@ -97,6 +99,14 @@ typedef struct {
   double mean, std, acc, turns, calls, terrs, tool_ms, model_tok, ep_tok, env_mean, t_roll, t_upd, train_rows;
   double status_n[TN_EP_NSTATUS], *fn_mean;
   tn_grpo_stats gs;
+  float env_w;            /* the "env" term's weight (0: none) */
+  /* PPO (tunic ppo with episodes): a value head on the policy's last hidden state */
+  bool ppo, kl_reward;
+  tn_value_head vh;
+  float *dxf_add, *vbuf, *dvbuf; // (Nmax, C), (Nmax), (Nmax)
+  int *vrows;                    // (Nmax)
+  double v_loss, v_clipfrac, ent_sum;
+  tn_ppo_figs pf;
 } ag_t;
 
 static tn_status env_reward_fn(void *user, int n, const char *const *p, const char *const *c, const cJSON *const *ex,
@@ -154,30 +164,51 @@ static tn_status make_rewards(ag_t *t) {
   if (has_env) {
     if (!isfinite(env_w)) return tn_error(TN_ERR_ARG, "--reward env: weight is not a number");
     TN_TRY(tn_rewards_add_callback(t->rw, "env", env_w, env_reward_fn, t));
+    t->env_w = env_w;
     t->env_fn = tn_rewards_count(t->rw) - 1;
   }
   if (tn_rewards_count(t->rw) == 0) return tn_error(TN_ERR_ARG, "no reward: give --reward (e.g. env:1,answer:1)");
   return TN_OK;
 }
 
+/* tunic ppo with episodes: its options checked (the value head is set up with the buffers) */
+static tn_status ppo_setup(ag_t *t) {
+  const tn_grpo_opts *o = &t->o;
+  if (o->critic) return tn_error(TN_ERR_UNSUPPORTED, "--critic with multi-turn episodes is not implemented (the value head "
+                                 "on the policy is)");
+  if (!strcmp(o->kl_method, "reward")) t->kl_reward = true;
+  else if (strcmp(o->kl_method, "loss")) return tn_error(TN_ERR_ARG, "kl_method '%s': expected reward or loss", o->kl_method);
+  if (o->gspo || (o->importance_sampling_level && !strcmp(o->importance_sampling_level, "sequence")))
+    return tn_error(TN_ERR_ARG, "PPO's per-token advantages need the token-level ratio (no gspo)");
+  if (!(o->gamma >= 0 && o->gamma <= 1) || !(o->gae_lambda >= 0 && o->gae_lambda <= 1))
+    return tn_error(TN_ERR_ARG, "gamma %g and gae_lambda %g must be in [0, 1]", o->gamma, o->gae_lambda);
+  return TN_OK;
+}
+
+static tn_status ag_ckpt(void *ctx, const char *dir, bool load);
 static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   ag_t *t = ctx;
   tn_grpo_opts *o = &t->o;
   if (!o->model || !o->data || !o->out) return tn_error(TN_ERR_ARG, "--model, --data and --out are required");
   if (t->a.async_rollouts) return tn_error(TN_ERR_UNSUPPORTED, "--async-rollouts is not implemented yet");
-  if (run->world > 1) return tn_error(TN_ERR_ARG, "agentic GRPO runs in one process (launched on %d ranks)", run->world);
   TN_TRY(tn_train_opts_precision(&o->train));
-  if (o->num_generations < 2) return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
+  if (o->num_generations < (o->advantage_estimator && !strcmp(o->advantage_estimator, "gae") ? 1 : 2))
+    return tn_error(TN_ERR_ARG, "num_generations must be at least 2 (advantages are relative to the group)");
   if (o->batch_size <= 0 || o->num_iterations <= 0 || o->max_prompt_length <= 0 || t->a.max_episode_tokens <= 0 ||
       t->a.max_turns <= 0)
     return tn_error(TN_ERR_ARG, "batch_size, num_iterations, max_prompt_length, max_episode_tokens and max_turns must be positive");
   TN_TRY(tn_episode_statuses_parse(t->a.filter_statuses, t->drop));
-  if ((o->advantage_estimator && strcmp(o->advantage_estimator, "grpo") && strcmp(o->advantage_estimator, "group_norm")) ||
-      o->dynamic_sampling || o->overlong_buffer_len > 0)
+  if (run->world > 1 && (o->dump_grads || o->dump_rollouts)) /* each rank holds a share of them */
+    return tn_error(TN_ERR_ARG, "--dump-grads and --dump-rollouts are for one process (launched on %d ranks)", run->world);
+  t->ppo = o->advantage_estimator && !strcmp(o->advantage_estimator, "gae");
+  if (t->ppo) TN_TRY(ppo_setup(t));
+  if ((o->advantage_estimator && strcmp(o->advantage_estimator, "grpo") && strcmp(o->advantage_estimator, "group_norm") &&
+       !t->ppo) || o->dynamic_sampling || o->overlong_buffer_len > 0)
     return tn_error(TN_ERR_UNSUPPORTED, "agentic GRPO computes GRPO's group advantages per trajectory: "
                     "--advantage-estimator %s, --dynamic-sampling and --overlong-buffer-len are for single-turn runs",
                     o->advantage_estimator ? o->advantage_estimator : "grpo");
   TN_TRY(tn_grpo_loss_config(o, &t->lc, &t->scale));
+  if (t->kl_reward) t->lc.beta = 0; /* PPO: the KL is in the rewards; the loss still reports it */
   TN_TRY(tn_tparams_load_model(&t->m, &o->train));
   if (o->beta > 0 && o->lora_rank <= 0) TN_TRY(tn_tparams_load_ref(&t->ref, &o->train));
   TN_TRY(tn_tokenizer_load(o->tokenizer ? o->tokenizer : o->model, &t->tok));
@@ -205,15 +236,26 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   t->seq_r = malloc(sizeof(int) * t->Nmax);
   t->tgt_r = malloc(sizeof(int) * t->Nmax);
   t->fn_mean = calloc(tn_rewards_count(t->rw) + 1, sizeof(double));
+  if (t->ppo) { /* the value head and its buffers; its state in every checkpoint */
+    tn_adamw_config ac = {.beta1 = o->beta1, .beta2 = o->beta2, .eps = o->adam_eps, .weight_decay = 0};
+    TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
+    t->dxf_add = tn_alloc(sizeof(float) * (size_t)t->Nmax * t->m->cfg.C);
+    t->vbuf = malloc(sizeof(float) * t->Nmax);
+    t->dvbuf = malloc(sizeof(float) * t->Nmax);
+    t->vrows = malloc(sizeof(int) * t->Nmax);
+    if (!t->dxf_add || !t->vbuf || !t->dvbuf || !t->vrows) return tn_error(TN_ERR_NOMEM, "PPO buffers of %d rows", t->Nmax);
+    run->ckpt_state = ag_ckpt;
+    run->ckpt_ctx = t;
+  }
   if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp || !t->tok_r || !t->pos_r || !t->seq_r || !t->tgt_r || !t->fn_mean)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", t->Nmax, V);
   t->run = run;
-  tn_run_describe(run, &o->train, "agentic-grpo", t->m, &t->tp, t->nrows, false, o->batch_size, 0);
+  tn_run_describe(run, &o->train, t->ppo ? "agentic-ppo" : "agentic-grpo", t->m, &t->tp, t->nrows, false, o->batch_size, 0);
   t->mf_models[0] = (tn_manifest_file){"model", o->model};
   t->mf_data[0] = (tn_manifest_file){"train", o->data};
-  *mi = (tn_manifest_info){.command = "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
-  printf("agentic grpo: %d prompts, %d steps of %d prompts x %d episodes, env %s, %zu tools, max %d turns / %d tokens, "
-         "%zu trainable parameters\n", t->nrows, o->steps, o->batch_size, o->num_generations, tn_env_name(t->env),
+  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
+  printf("agentic %s: %d prompts, %d steps of %d prompts x %d episodes, env %s, %zu tools, max %d turns / %d tokens, "
+         "%zu trainable parameters\n", t->ppo ? "ppo" : "grpo", t->nrows, o->steps, o->batch_size, o->num_generations, tn_env_name(t->env),
          tn_toolset_count(t->ts), t->a.max_turns, t->a.max_episode_tokens, t->tp.opt.total);
   fflush(stdout);
   return TN_OK;
@@ -251,16 +293,6 @@ static tn_status seq_logprobs(ag_t *t, const tn_model *m, const tn_episode *ep, 
   return TN_OK;
 }
 
-static tn_status mb_backward(ag_t *t, const float *dlp, const int *off, int s0, int N) {
-  if (N == 0) return TN_OK;
-  const int V = t->m->cfg.V;
-  const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
-  int w = off[s0];
-  for (int i = 0; i < N; i++) t->row_dlp[i] = t->tgt_r[i] >= 0 ? dlp[w++] : 0.0f;
-  tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->row_dlp, N, V, T);
-  return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
-}
-
 static cJSON *farr(const float *x, int n) {
   cJSON *a = cJSON_CreateArray();
   for (int i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(x[i]));
@@ -270,29 +302,318 @@ static cJSON *farr(const float *x, int n) {
 /* --dump-grads: the gradient of the first inner iteration as DIR/step_N.safetensors */
 static tn_status dump_grads(ag_t *t, long step) { return tn_tparams_dump_grads(&t->tp, t->o.dump_grads, step + 1); }
 
-static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
-  const tn_grpo_opts *o = &t->o;
-  const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
-  tn_episode_task *tasks = calloc(S, sizeof *tasks);
-  tn_episode *ep = calloc(S, sizeof *ep);
-  int *off = malloc(sizeof(int) * (S + 1));
-  float *per_fn = malloc(sizeof(float) * ((size_t)F * S + 1)), *total = malloc(sizeof(float) * S);
-  float *adv = malloc(sizeof(float) * S), *seq_mask = malloc(sizeof(float) * S), *env_r = malloc(sizeof(float) * S);
-  float *corr = calloc(S, sizeof(float));
-  const char **ptexts = calloc(S, sizeof(char *)), **ctexts = calloc(S, sizeof(char *));
-  const cJSON **exs = calloc(S, sizeof(cJSON *));
-  float *old_lp = NULL, *ref_lp = NULL, *cur_lp = NULL, *dlp = NULL;
-  tn_status s = TN_OK;
-  if (!tasks || !ep || !off || !per_fn || !total || !adv || !seq_mask || !env_r || !corr || !ptexts || !ctexts || !exs)
-    s = tn_error(TN_ERR_NOMEM, "agentic step");
-  for (int b = 0; b < B && s == TN_OK; b++)
-    for (int g = 0; g < G; g++) {
-      const int row = tn_stream_at(&t->run->stream, step * B + b);
-      tasks[b * G + g] = (tn_episode_task){.task = t->rows[row], .prompt = b, .sample = g};
+/* GRPO's group advantages of the step's totals; over the global batch (--scale-rewards batch needs
+ * every rank's rewards: gathered in the one-process order, tn_rl_gather), this rank's slice kept */
+static tn_status ag_advantages(ag_t *t, const float *total, float *adv) {
+  const int S = t->S, G = t->o.num_generations;
+  float *all = NULL, *a = NULL;
+  int n = 0, at = 0;
+  tn_status s = tn_rl_gather(t->run, total, S, &all, &n, &at);
+  if (s == TN_OK && !(a = malloc(sizeof(float) * (n + 1)))) s = tn_error(TN_ERR_NOMEM, "advantages of %d episodes", n);
+  if (s == TN_OK) {
+    tn_grpo_advantages(a, all, n / G, G, t->scale, 1e-4f);
+    memcpy(adv, a + at, sizeof(float) * S);
+  }
+  free(all);
+  free(a);
+  return s;
+}
+
+/* The step's figures over the global batch: sums over this rank's episodes, summed over the ranks
+ * (several), then divided; means over kept tokens (kl, clip fraction) weighted by each rank's. */
+static tn_status ag_figures(ag_t *t, const tn_episode *ep, const int *off, const float *total, const float *per_fn,
+                            const float *seq_mask, double correct, long train_rows, tn_step_out *out) {
+  const int S = t->S, F = tn_rewards_count(t->rw);
+  enum { N0 = 18 };
+  double *v = calloc(N0 + TN_EP_NSTATUS + (size_t)F, sizeof(double));
+  if (!v) return tn_error(TN_ERR_NOMEM, "agentic step figures");
+  double kept = 0, kseq = 0;
+  for (int i = 0; i < S; i++) {
+    v[0] += total[i];
+    v[1] += (double)total[i] * total[i];
+    v[2] += ep[i].turns;
+    v[3] += ep[i].tool_calls;
+    v[4] += ep[i].tool_errors;
+    v[5] += ep[i].tool_ms;
+    v[6] += off[i + 1] - off[i];
+    v[7] += ep[i].n - ep[i].prompt_len;
+    v[8] += ep[i].env_reward;
+    v[N0 + ep[i].status]++;
+    kept += seq_mask[i] != 0.0f ? off[i + 1] - off[i] : 0;
+    kseq += seq_mask[i] != 0.0f && off[i + 1] > off[i];
+    for (int f = 0; f < F; f++) v[N0 + TN_EP_NSTATUS + f] += per_fn[f * S + i];
+  }
+  v[9] = correct; v[10] = (double)train_rows; v[11] = t->gs.loss; v[12] = t->gs.kl_mean * kept;
+  const double nclip = t->lc.sequence_ratio ? kseq : kept;
+  v[13] = t->gs.clip_region * nclip;
+  v[14] = nclip;
+  v[15] = t->v_loss; v[16] = t->v_clipfrac; v[17] = t->ent_sum; /* PPO's: token means over the global batch already */
+  const double kt = t->run->world > 1 ? (double)t->lc.kept_tok_global : kept;
+  tn_status s = tn_run_sum(t->run, v, N0 + TN_EP_NSTATUS + F);
+  if (s == TN_OK) {
+    const double n = (double)S * (t->run->world > 1 ? t->run->world : 1);
+    t->mean = v[0] / n;
+    t->std = n > 1 ? sqrt(fmax(0, (v[1] - v[0] * v[0] / n) / (n - 1))) : 0; /* ppo: G may be 1 */
+    for (int f = 0; f < F; f++) t->fn_mean[f] = v[N0 + TN_EP_NSTATUS + f] / n;
+    t->acc = v[9] / n;
+    t->turns = v[2] / n;
+    t->calls = v[3] / n;
+    t->terrs = v[4] / n;
+    t->tool_ms = v[3] > 0 ? v[5] / v[3] : 0;
+    t->model_tok = v[6] / n;
+    t->ep_tok = v[7] / n;
+    t->env_mean = v[8] / n;
+    for (int k = 0; k < TN_EP_NSTATUS; k++) t->status_n[k] = v[N0 + k];
+    t->gs.loss = v[11];
+    t->gs.kl_mean = kt > 0 ? v[12] / kt : 0;
+    t->gs.clip_region = v[14] > 0 ? v[13] / v[14] : 0;
+    t->train_rows = v[10];
+    t->v_loss = v[15];
+    t->v_clipfrac = v[16];
+    t->ent_sum = v[17];
+    out->loss = v[11];
+    out->tokens = v[10];
+    snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f turns %.2f", t->mean, t->acc, t->turns);
+  }
+  free(v);
+  return s;
+}
+
+/* One step's rollout, the model's tokens laid out flat (off) */
+typedef struct {
+  tn_episode *ep;        // (S)
+  int *off;              // (S + 1)
+  float *per_fn, *total, *adv, *seq_mask, *corr; // (F, S), (S) x 4
+  float *old_lp, *ref_lp, *cur_lp, *dlp;         // (tokens)
+  float *val_old, *val, *ret, *tok_adv;          // PPO (tokens)
+} ag_roll;
+
+/* ---- PPO over whole transcripts: values, GAE and the value loss on the model's tokens only ---- */
+
+/* values of the model's tokens of sequences [s0, ...) of the forward just run into v (flat) */
+static int ag_values(ag_t *t, const ag_roll *R, int s0, int N, float *v) {
+  int n = 0;
+  for (int i = 0; i < N; i++)
+    if (t->tgt_r[i] >= 0) t->vrows[n++] = i;
+  tn_vhead_forward(&t->vh, t->st->xf, t->vrows, n, v + R->off[s0]);
+  return n;
+}
+
+/* Per-token rewards of each transcript's model tokens: the environment's reward after turn k (x its
+ * --reward weight) on the last model token of turn k, the rest of the total (the reward library on
+ * the final answer) on the last model token, -beta (old - ref) on every token with --kl-method
+ * reward; GAE over the model tokens (tool and environment tokens are not steps), whitened over the
+ * global batch (tn_ppo_gae_batch). */
+static tn_status ag_ppo_advantages(ag_t *t, ag_roll *R) {
+  const int S = t->S, n = R->off[S];
+  float *rw = malloc(sizeof(float) * (n + 1));
+  R->ret = malloc(sizeof(float) * (n + 1));
+  R->tok_adv = malloc(sizeof(float) * (n + 1));
+  if (!rw || !R->ret || !R->tok_adv) { free(rw); return tn_error(TN_ERR_NOMEM, "PPO: %d tokens", n); }
+  for (int i = 0; i < S; i++) {
+    const tn_episode *e = &R->ep[i];
+    const int L = e->n < t->T ? e->n : t->T;
+    double env_sum = 0;
+    int w = R->off[i], turn = 0;
+    for (int p = 1; p < L; p++) {
+      if (!e->mask[p]) continue;
+      rw[w] = t->kl_reward && R->ref_lp ? -t->o.beta * (R->old_lp[w] - R->ref_lp[w]) : 0.0f;
+      if ((p + 1 >= L || !e->mask[p + 1]) && turn < e->turns && e->turn_rewards) { /* the end of model turn `turn` */
+        rw[w] += (float)(t->env_w * e->turn_rewards[turn]);
+        env_sum += t->env_w * e->turn_rewards[turn++];
+      }
+      w++;
     }
-  t->run->data_pos = (step + 1) * B;
-  /* ---- rollout: the episodes ---- */
-  double t0 = tn_now();
+    if (w > R->off[i]) { /* the rest (turns cut off by the context included) on the last model token */
+      rw[w - 1] += (float)(R->total[i] - env_sum);
+    }
+  }
+  tn_ppo_figs f = {0};
+  tn_status st = tn_ppo_gae_batch(t->run, S, R->off, rw, R->val_old, t->o.gamma, t->o.gae_lambda, R->tok_adv, R->ret, &f);
+  free(rw);
+  t->pf = f;
+  tn_ppo_seq_adv(S, R->off, R->tok_adv, R->adv);
+  t->lc.token_adv = R->tok_adv;
+  return st;
+}
+
+/* the value loss's gradient into the hidden states and the head, the entropy bonus's into
+ * dlogits, for the micro-batch of sequences from s0 whose forward was just run */
+static void ag_ppo_backward(ag_t *t, const ag_roll *R, int s0, int N) {
+  const int C = t->m->cfg.C, V = t->m->cfg.V;
+  const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
+  long kept = 0;
+  for (int i = 0; i < t->S; i++) kept += R->seq_mask[i] != 0.0f ? R->off[i + 1] - R->off[i] : 0;
+  if (t->run->world > 1) kept = t->lc.kept_tok_global;
+  const double w = kept > 0 ? 1.0 / (double)kept : 0.0;
+  const int n = ag_values(t, R, s0, N, R->val);
+  tn_ppo_value_loss(R->off, R->seq_mask, s0, n, w, R->val, R->val_old, R->ret, t->o.clip_range_value, t->o.vf_coef, t->vbuf,
+                    t->dvbuf, &t->v_loss, &t->v_clipfrac);
+  memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
+  tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
+  t->bw.dxf_add = t->dxf_add;
+  t->ent_sum += tn_ppo_entropy_bonus(t->logits, t->dlogits, t->vrows, t->vbuf, n, V, T, t->o.ent_coef);
+}
+
+static tn_status ag_ckpt(void *ctx, const char *dir, bool load) {
+  ag_t *t = ctx;
+  return load ? tn_vhead_load(&t->vh, dir) : tn_vhead_save(&t->vh, dir);
+}
+
+static tn_status ag_finish(void *ctx, tn_run *r) {
+  ag_t *t = ctx;
+  return t->ppo && r->rank == 0 ? tn_vhead_save(&t->vh, r->out) : TN_OK;
+}
+
+/* forward of sequences [s0, s1) for log-probs into cur_lp (PPO, first iteration: also the rollout's values) */
+static tn_status ag_forward(ag_t *t, ag_roll *R, int s0, int s1, bool values, int *N) {
+  TN_TRY(seq_logprobs(t, t->m, R->ep, R->off, s0, s1, R->cur_lp, N));
+  if (values) ag_values(t, R, s0, *N, R->val_old);
+  return TN_OK;
+}
+
+static tn_status ag_backward(ag_t *t, const ag_roll *R, int s0, int N) {
+  if (N == 0) return TN_OK;
+  const int V = t->m->cfg.V;
+  const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
+  int w = R->off[s0];
+  for (int i = 0; i < N; i++) t->row_dlp[i] = t->tgt_r[i] >= 0 ? R->dlp[w++] : 0.0f;
+  tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->row_dlp, N, V, T);
+  t->bw.dxf_add = NULL;
+  if (t->ppo) ag_ppo_backward(t, R, s0, N);
+  return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
+}
+
+/* the step's num_iterations updates (the driver does the last); PPO: the head's too */
+static tn_status ag_updates(ag_t *t, long step, ag_roll *R, tn_grpo_stats *gs, long *train_rows) {
+  const tn_grpo_opts *o = &t->o;
+  const int S = t->S, n = R->off[S];
+  tn_status s = TN_OK;
+  double gnorm;
+  if (t->ppo && (!(R->val_old = malloc(sizeof(float) * (n + 1))) || !(R->val = malloc(sizeof(float) * (n + 1)))))
+    return tn_error(TN_ERR_NOMEM, "PPO: %d values", n);
+  for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
+    memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
+    t->v_loss = t->v_clipfrac = t->ent_sum = 0;
+    const bool vals = t->ppo && it == 0; /* the rollout's values: the policy before this step's updates */
+    if (t->mb == S) {
+      int N = 0;
+      s = ag_forward(t, R, 0, S, vals, &N);
+      if (s == TN_OK && vals) s = ag_ppo_advantages(t, R);
+      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, R->off, R->cur_lp, R->old_lp, R->ref_lp, R->adv, R->seq_mask, R->dlp, gs);
+      if (s == TN_OK) s = ag_backward(t, R, 0, N);
+      *train_rows += N;
+    } else {
+      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
+        int N = 0;
+        s = ag_forward(t, R, s0, s0 + t->mb < S ? s0 + t->mb : S, vals, &N);
+      }
+      if (s == TN_OK && vals) s = ag_ppo_advantages(t, R);
+      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, R->off, R->cur_lp, R->old_lp, R->ref_lp, R->adv, R->seq_mask, R->dlp, gs);
+      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
+        int N = 0;
+        s = ag_forward(t, R, s0, s0 + t->mb < S ? s0 + t->mb : S, false, &N);
+        if (s == TN_OK) s = ag_backward(t, R, s0, N);
+        *train_rows += N;
+      }
+    }
+    if (s == TN_OK && !isfinite(gs->loss))
+      s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
+    if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
+    if (s == TN_OK && t->ppo) {
+      const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
+      s = tn_ppo_head_update(&t->vh, t->run, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)));
+    }
+    float lr_it;
+    if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);
+  }
+  return s;
+}
+
+/* --dump-rollouts: whole transcripts, with the model tokens' log-probs (and PPO's values) */
+static tn_status ag_dump(ag_t *t, long step, const ag_roll *R) {
+  const int S = t->S, G = t->o.num_generations, F = tn_rewards_count(t->rw);
+  for (int i = 0; i < S; i++) {
+    cJSON *j = tn_episode_json(&R->ep[i]);
+    const int a = R->off[i], n = R->off[i + 1] - R->off[i];
+    cJSON_AddNumberToObject(j, "step", (double)(step + 1));
+    cJSON_AddNumberToObject(j, "seq", i);
+    cJSON_AddNumberToObject(j, "group", i / G);
+    cJSON_AddNumberToObject(j, "sample", i % G);
+    cJSON *rw = cJSON_AddObjectToObject(j, "rewards");
+    for (int f = 0; f < F; f++) cJSON_AddNumberToObject(rw, tn_rewards_name(t->rw, f), R->per_fn[f * S + i]);
+    cJSON_AddNumberToObject(j, "total", R->total[i]);
+    cJSON_AddNumberToObject(j, "advantage", R->adv[i]);
+    cJSON_AddNumberToObject(j, "seq_mask", R->seq_mask[i]);
+    cJSON_AddNumberToObject(j, "correct", R->corr[i]);
+    cJSON_AddItemToObject(j, "old_logprobs", farr(R->old_lp + a, n));
+    if (R->ref_lp) cJSON_AddItemToObject(j, "ref_logprobs", farr(R->ref_lp + a, n));
+    cJSON_AddItemToObject(j, "policy_logprobs", farr(R->cur_lp + a, n));
+    if (R->tok_adv) { /* PPO */
+      cJSON_AddItemToObject(j, "old_values", farr(R->val_old + a, n));
+      cJSON_AddItemToObject(j, "values", farr(R->val + a, n)); /* last inner iteration */
+      cJSON_AddItemToObject(j, "returns", farr(R->ret + a, n));
+      cJSON_AddItemToObject(j, "token_advantages", farr(R->tok_adv + a, n));
+    }
+    char *line = tn_json_print_valid(j, false);
+    cJSON_Delete(j);
+    if (!line) return TN_ERR_NOMEM;
+    fprintf(t->dump, "%s\n", line);
+    free(line);
+  }
+  if (fflush(t->dump) != 0) return tn_error(TN_ERR_IO, "%s: write failed", t->o.dump_rollouts);
+  return TN_OK;
+}
+
+/* the rollout's flat layout of model tokens, sequence masks, behaviour log-probs; the global kept tokens */
+static tn_status ag_layout(ag_t *t, ag_roll *R) {
+  const tn_grpo_opts *o = &t->o;
+  const int S = t->S;
+  R->off[0] = 0;
+  for (int i = 0; i < S; i++) {
+    const tn_episode *e = &R->ep[i];
+    int k = 0;
+    const int L = e->n < t->T ? e->n : t->T;
+    for (int p = 1; p < L; p++) k += e->mask[p];
+    R->off[i + 1] = R->off[i] + k;
+    R->seq_mask[i] = t->drop[e->status] || e->n == 0 ? 0.0f : 1.0f;
+    if (o->mask_truncated && e->status == TN_EP_TRUNCATED) R->seq_mask[i] = 0.0f;
+  }
+  const int ntok = R->off[S];
+  R->old_lp = malloc(sizeof(float) * (ntok + 1));
+  R->cur_lp = malloc(sizeof(float) * (ntok + 1));
+  R->dlp = malloc(sizeof(float) * (ntok + 1));
+  if (o->beta > 0) R->ref_lp = malloc(sizeof(float) * (ntok + 1));
+  if (!R->old_lp || !R->cur_lp || !R->dlp || (o->beta > 0 && !R->ref_lp))
+    return tn_error(TN_ERR_NOMEM, "agentic step: %d tokens", ntok);
+  for (int i = 0; i < S; i++) {
+    int w = R->off[i];
+    const int L = R->ep[i].n < t->T ? R->ep[i].n : t->T;
+    for (int p = 1; p < L; p++)
+      if (R->ep[i].mask[p]) R->old_lp[w++] = R->ep[i].logprobs[p];
+  }
+  if (t->run->world > 1) { /* the loss normalises over the global batch */
+    double kept = 0;
+    for (int i = 0; i < S; i++) kept += R->seq_mask[i] != 0.0f ? R->off[i + 1] - R->off[i] : 0;
+    TN_TRY(tn_run_sum(t->run, &kept, 1));
+    t->lc.S_global = S * t->run->world;
+    t->lc.kept_tok_global = (long)kept;
+  }
+  return TN_OK;
+}
+
+/* the episodes of the step's prompts (several ranks: this rank's B of the world x B) */
+static tn_status ag_rollout(ag_t *t, long step, tn_episode_task *tasks, tn_episode *ep) {
+  const tn_grpo_opts *o = &t->o;
+  const int B = o->batch_size, G = o->num_generations, S = t->S;
+  /* an episode's sampler is seeded by its prompt's place in the global step (as one process's) */
+  const int world = t->run->world > 1 ? t->run->world : 1, rank = world > 1 ? t->run->rank : 0;
+  for (int b = 0; b < B; b++)
+    for (int g = 0; g < G; g++) {
+      const int row = tn_stream_at(&t->run->stream, (step * world + rank) * B + b);
+      tasks[b * G + g] = (tn_episode_task){.task = t->rows[row], .prompt = rank * B + b, .sample = g};
+    }
+  t->run->data_pos = (step + 1) * B * world;
   tn_episode_opts eo;
   tn_agent_episode_opts(&t->a, &eo);
   eo.max_prompt_tokens = o->max_prompt_length;
@@ -303,164 +624,88 @@ static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
   eo.gen.top_p = o->top_p;
   eo.gen.seed = o->seed * 7919ULL + (uint64_t)step;
   eo.trace = t->trace;
-  if (s == TN_OK) s = tn_episodes_run(t->m, t->tok, t->env, tasks, S, &eo, ep);
-  const double t_roll = tn_now() - t0;
-  tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
-  /* ---- rewards: the library on the final answer, plus the environment's ---- */
-  t0 = tn_now();
+  return tn_episodes_run(t->m, t->tok, t->env, tasks, S, &eo, ep);
+}
+
+/* rewards: the library on the final answer, plus the environment's; correct flags; *correct their sum */
+static tn_status ag_rewards(ag_t *t, const tn_episode_task *tasks, ag_roll *R, double *correct) {
+  const int S = t->S;
+  float *env_r = malloc(sizeof(float) * S);
+  const char **ptexts = calloc(S, sizeof(char *)), **ctexts = calloc(S, sizeof(char *));
+  const cJSON **exs = calloc(S, sizeof(cJSON *));
+  tn_status s = env_r && ptexts && ctexts && exs ? TN_OK : tn_error(TN_ERR_NOMEM, "agentic rewards");
   for (int i = 0; i < S && s == TN_OK; i++) {
-    env_r[i] = (float)ep[i].env_reward;
-    ptexts[i] = ep[i].prompt_text ? ep[i].prompt_text : "";
-    ctexts[i] = ep[i].final ? ep[i].final : "";
+    env_r[i] = (float)R->ep[i].env_reward;
+    ptexts[i] = R->ep[i].prompt_text ? R->ep[i].prompt_text : "";
+    ctexts[i] = R->ep[i].final ? R->ep[i].final : "";
     exs[i] = tasks[i].task;
   }
   t->env_r = env_r;
-  if (s == TN_OK) s = tn_rewards_compute(t->rw, S, ptexts, ctexts, exs, per_fn, total);
+  if (s == TN_OK) s = tn_rewards_compute(t->rw, S, ptexts, ctexts, exs, R->per_fn, R->total);
   t->env_r = NULL;
-  double correct = 0;
   tn_extract_config ec;
   tn_extract_config_default(&ec);
+  *correct = 0;
   for (int i = 0; i < S && s == TN_OK; i++) {
     char ref[256], ans[256];
     tn_prompt pp = {.json = (cJSON *)tasks[i].task};
     if (tn_prompt_reference(&pp, ref, sizeof ref)) {
       tn_extract_answer(ctexts[i], &ec, ans, sizeof ans);
-      corr[i] = tn_answers_equal(ans, ref) ? 1.0f : 0.0f;
-      correct += corr[i];
+      R->corr[i] = tn_answers_equal(ans, ref) ? 1.0f : 0.0f;
+      *correct += R->corr[i];
     }
   }
+  free(env_r); free(ptexts); free(ctexts); free(exs);
+  return s;
+}
+
+static tn_status step_once(ag_t *t, long step, tn_step_out *out) {
+  const tn_grpo_opts *o = &t->o;
+  const int S = t->S, F = tn_rewards_count(t->rw);
+  tn_episode_task *tasks = calloc(S, sizeof *tasks);
+  ag_roll R = {.ep = calloc(S, sizeof(tn_episode)), .off = malloc(sizeof(int) * (S + 1)),
+               .per_fn = malloc(sizeof(float) * ((size_t)F * S + 1)), .total = malloc(sizeof(float) * S),
+               .adv = malloc(sizeof(float) * S), .seq_mask = malloc(sizeof(float) * S), .corr = calloc(S, sizeof(float))};
+  tn_status s = TN_OK;
+  if (!tasks || !R.ep || !R.off || !R.per_fn || !R.total || !R.adv || !R.seq_mask || !R.corr)
+    s = tn_error(TN_ERR_NOMEM, "agentic step");
+  /* ---- rollout: the episodes ---- */
+  double t0 = tn_now();
+  if (s == TN_OK) s = ag_rollout(t, step, tasks, R.ep);
+  const double t_roll = tn_now() - t0;
+  tn_trace_span(t->trace, "rollout", t0, t0 + t_roll);
+  t0 = tn_now();
+  double correct = 0;
+  if (s == TN_OK) s = ag_rewards(t, tasks, &R, &correct);
   tn_trace_span(t->trace, "reward", t0, tn_now());
-  /* ---- advantages per trajectory within the group; the model's tokens only ---- */
-  if (s == TN_OK) {
-    tn_grpo_advantages(adv, total, B, G, t->scale, 1e-4f);
-    off[0] = 0;
-    for (int i = 0; i < S; i++) {
-      int k = 0;
-      const int L = ep[i].n < t->T ? ep[i].n : t->T;
-      for (int p = 1; p < L; p++) k += ep[i].mask[p];
-      off[i + 1] = off[i] + k;
-      seq_mask[i] = t->drop[ep[i].status] || ep[i].n == 0 ? 0.0f : 1.0f;
-      if (o->mask_truncated && ep[i].status == TN_EP_TRUNCATED) seq_mask[i] = 0.0f;
-    }
-    const int ntok = off[S];
-    old_lp = malloc(sizeof(float) * (ntok + 1));
-    cur_lp = malloc(sizeof(float) * (ntok + 1));
-    dlp = malloc(sizeof(float) * (ntok + 1));
-    if (o->beta > 0) ref_lp = malloc(sizeof(float) * (ntok + 1));
-    if (!old_lp || !cur_lp || !dlp || (o->beta > 0 && !ref_lp)) s = tn_error(TN_ERR_NOMEM, "agentic step: %d tokens", ntok);
-    for (int i = 0; i < S && s == TN_OK; i++) {
-      int w = off[i];
-      const int L = ep[i].n < t->T ? ep[i].n : t->T;
-      for (int p = 1; p < L; p++)
-        if (ep[i].mask[p]) old_lp[w++] = ep[i].logprobs[p];
-    }
-  }
+  /* ---- advantages per trajectory within the group (PPO: per token, later); the model's tokens only ---- */
+  if (s == TN_OK && !t->ppo) s = ag_advantages(t, R.total, R.adv);
+  if (s == TN_OK) s = ag_layout(t, &R);
   /* ---- reference log-probs ---- */
   t0 = tn_now();
   if (s == TN_OK && o->beta > 0) {
     if (t->tp.lora) tn_lora_enable(t->tp.lora, false);
     for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
-      s = seq_logprobs(t, t->tp.lora ? t->m : t->ref, ep, off, s0, s0 + t->mb < S ? s0 + t->mb : S, ref_lp, NULL);
+      s = seq_logprobs(t, t->tp.lora ? t->m : t->ref, R.ep, R.off, s0, s0 + t->mb < S ? s0 + t->mb : S, R.ref_lp, NULL);
     if (t->tp.lora) tn_lora_enable(t->tp.lora, true);
   }
   /* ---- policy updates ---- */
   tn_grpo_stats gs = {0};
   long train_rows = 0;
-  double gnorm;
-  for (int it = 0; it < o->num_iterations && s == TN_OK; it++) {
-    memset(t->tp.tr.grad, 0, t->tp.tr.ngrad * sizeof(float));
-    if (t->mb == S) {
-      int N = 0;
-      s = seq_logprobs(t, t->m, ep, off, 0, S, cur_lp, &N);
-      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, off, cur_lp, old_lp, ref_lp, adv, seq_mask, dlp, &gs);
-      if (s == TN_OK) s = mb_backward(t, dlp, off, 0, N);
-      train_rows += N;
-    } else {
-      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb)
-        s = seq_logprobs(t, t->m, ep, off, s0, s0 + t->mb < S ? s0 + t->mb : S, cur_lp, NULL);
-      if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, off, cur_lp, old_lp, ref_lp, adv, seq_mask, dlp, &gs);
-      for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
-        int N = 0;
-        s = seq_logprobs(t, t->m, ep, off, s0, s0 + t->mb < S ? s0 + t->mb : S, cur_lp, &N);
-        if (s == TN_OK) s = mb_backward(t, dlp, off, s0, N);
-        train_rows += N;
-      }
-    }
-    if (s == TN_OK && !isfinite(gs.loss))
-      s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
-    if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
-    float lr_it;
-    if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);
-  }
+  if (s == TN_OK) s = ag_updates(t, step, &R, &gs, &train_rows);
   const double t_upd = tn_now() - t0;
   tn_trace_span(t->trace, "update", t0, t0 + t_upd);
-  /* ---- --dump-rollouts: whole transcripts ---- */
-  for (int i = 0; i < S && s == TN_OK && t->dump; i++) {
-    cJSON *j = tn_episode_json(&ep[i]);
-    cJSON_AddNumberToObject(j, "step", (double)(step + 1));
-    cJSON_AddNumberToObject(j, "seq", i);
-    cJSON_AddNumberToObject(j, "group", i / G);
-    cJSON_AddNumberToObject(j, "sample", i % G);
-    cJSON *rw = cJSON_AddObjectToObject(j, "rewards");
-    for (int f = 0; f < F; f++) cJSON_AddNumberToObject(rw, tn_rewards_name(t->rw, f), per_fn[f * S + i]);
-    cJSON_AddNumberToObject(j, "total", total[i]);
-    cJSON_AddNumberToObject(j, "advantage", adv[i]);
-    cJSON_AddNumberToObject(j, "seq_mask", seq_mask[i]);
-    cJSON_AddNumberToObject(j, "correct", corr[i]);
-    cJSON_AddItemToObject(j, "old_logprobs", farr(old_lp + off[i], off[i + 1] - off[i]));
-    if (ref_lp) cJSON_AddItemToObject(j, "ref_logprobs", farr(ref_lp + off[i], off[i + 1] - off[i]));
-    cJSON_AddItemToObject(j, "policy_logprobs", farr(cur_lp + off[i], off[i + 1] - off[i]));
-    char *line = tn_json_print_valid(j, false);
-    cJSON_Delete(j);
-    if (!line) { s = TN_ERR_NOMEM; break; }
-    fprintf(t->dump, "%s\n", line);
-    free(line);
-  }
-  if (t->dump) fflush(t->dump);
+  if (s == TN_OK && t->dump) s = ag_dump(t, step, &R);
   /* ---- the step's figures ---- */
   if (s == TN_OK) {
-    double mean = 0, var = 0;
-    for (int i = 0; i < S; i++) mean += total[i];
-    mean /= S;
-    for (int i = 0; i < S; i++) var += (total[i] - mean) * (total[i] - mean);
-    t->mean = mean;
-    t->std = sqrt(var / (S - 1));
-    for (int f = 0; f < F; f++) {
-      double fm = 0;
-      for (int i = 0; i < S; i++) fm += per_fn[f * S + i];
-      t->fn_mean[f] = fm / S;
-    }
-    t->acc = correct / S;
-    memset(t->status_n, 0, sizeof t->status_n);
-    double turns = 0, calls = 0, terrs = 0, tms = 0, mt = 0, et = 0, er = 0;
-    for (int i = 0; i < S; i++) {
-      turns += ep[i].turns;
-      calls += ep[i].tool_calls;
-      terrs += ep[i].tool_errors;
-      tms += ep[i].tool_ms;
-      mt += off[i + 1] - off[i];
-      et += ep[i].n - ep[i].prompt_len;
-      er += ep[i].env_reward;
-      t->status_n[ep[i].status]++;
-    }
-    t->turns = turns / S;
-    t->calls = calls / S;
-    t->terrs = terrs / S;
-    t->tool_ms = calls > 0 ? tms / calls : 0;
-    t->model_tok = mt / S;
-    t->ep_tok = et / S;
-    t->env_mean = er / S;
     t->gs = gs;
     t->t_roll = t_roll;
     t->t_upd = t_upd;
-    t->train_rows = (double)train_rows;
-    out->loss = gs.loss;
-    out->tokens = (double)train_rows;
-    snprintf(out->extra, sizeof out->extra, "reward %.3f acc %.3f turns %.2f", mean, t->acc, t->turns);
+    s = ag_figures(t, R.ep, R.off, R.total, R.per_fn, R.seq_mask, correct, train_rows, out);
   }
-  tn_episodes_free(ep, S);
-  free(ep); free(tasks); free(off); free(per_fn); free(total); free(adv); free(seq_mask); free(env_r); free(corr);
-  free(ptexts); free(ctexts); free(exs); free(old_lp); free(ref_lp); free(cur_lp); free(dlp);
+  tn_episodes_free(R.ep, S);
+  free(R.ep); free(tasks); free(R.off); free(R.per_fn); free(R.total); free(R.adv); free(R.seq_mask); free(R.corr);
+  free(R.old_lp); free(R.ref_lp); free(R.cur_lp); free(R.dlp); free(R.val_old); free(R.val); free(R.ret); free(R.tok_adv);
   return s;
 }
 
@@ -487,6 +732,14 @@ static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt
   tn_metrics_add(mt, "loss", t->gs.loss);
   if (t->o.beta > 0) tn_metrics_add(mt, "kl", t->gs.kl_mean);
   tn_metrics_add(mt, "clip_fraction", t->gs.clip_region);
+  if (t->ppo) {
+    tn_metrics_add(mt, "value_loss", t->v_loss);
+    tn_metrics_add(mt, "value_clipfrac", t->v_clipfrac);
+    tn_metrics_add(mt, "explained_variance", t->pf.expl_var);
+    tn_metrics_add(mt, "returns_mean", t->pf.ret_mean);
+    tn_metrics_add(mt, "values_mean", t->pf.val_mean);
+    if (t->o.ent_coef != 0.0f) tn_metrics_add(mt, "entropy_bonus", t->ent_sum);
+  }
   tn_metrics_add(mt, "episode/turns", t->turns);
   tn_metrics_add(mt, "episode/tool_calls", t->calls);
   tn_metrics_add(mt, "episode/tool_errors", t->terrs);
@@ -509,8 +762,8 @@ static void metrics(void *ctx, tn_run *r, const tn_step_info *si, tn_metrics *mt
 static tn_status after(void *ctx, tn_run *r, const tn_step_info *si) {
   const ag_t *t = ctx;
   tn_progress_clear(r->prog);
-  printf("agentic grpo step %ld/%d reward %.3f acc %.3f turns %.2f tool calls %.2f (errors %.2f) done %.0f trunc %.0f "
-         "loss %.4f (rollout %.1fs, update %.1fs)\n", si->step + 1, t->o.steps, t->mean, t->acc, t->turns, t->calls,
+  printf("agentic %s step %ld/%d reward %.3f acc %.3f turns %.2f tool calls %.2f (errors %.2f) done %.0f trunc %.0f "
+         "loss %.4f (rollout %.1fs, update %.1fs)\n", t->ppo ? "ppo" : "grpo", si->step + 1, t->o.steps, t->mean, t->acc, t->turns, t->calls,
          t->terrs, t->status_n[TN_EP_DONE], t->status_n[TN_EP_TRUNCATED], t->gs.loss, t->t_roll, t->t_upd);
   fflush(stdout);
   return TN_OK;
@@ -526,6 +779,8 @@ static void teardown(void *ctx) {
   tn_tparams_free(&t->tp);
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
+  if (t->vh.w) tn_vhead_free(&t->vh);
+  tn_free(t->dxf_add); free(t->vbuf); free(t->dvbuf); free(t->vrows);
   tn_env_free(t->env);
   tn_toolset_free(t->ts);
   if (t->rw) tn_rewards_free(t->rw);
@@ -540,7 +795,8 @@ tn_status tn_agentic_grpo_run(const tn_grpo_opts *o, const tn_agent_opts *a, con
   ag_t t = {0};
   t.o = *o;
   t.a = *a;
-  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .teardown = teardown};
+  tn_trainer tr = {.ctx = &t, .setup = setup, .step = step, .metrics = metrics, .after = after, .finish = ag_finish,
+                   .teardown = teardown};
   return tn_train_drive(&tr, &t.o.train, ri);
 }
 

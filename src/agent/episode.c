@@ -290,6 +290,7 @@ static tn_status step_returned(run_t *r, int i) {
     goto out;
   }
   x->env_reward += e->reward;
+  if (x->turn_rewards && x->turns >= 1 && x->turns <= r->o->max_turns) x->turn_rewards[x->turns - 1] += e->reward;
   const char *st = "ok";
   if (e->info) {
     const cJSON *sv = cJSON_GetObjectItemCaseSensitive(e->info, "status");
@@ -381,6 +382,8 @@ tn_status tn_episodes_run(const tn_model *m, const tn_tokenizer *tok, tn_env *en
     e->t0 = tn_now();
     snprintf(e->id, sizeof e->id, "ep%ld", (long)atomic_fetch_add(&counter, 1));
     x->env_rewards = cJSON_CreateObject();
+    x->turn_rewards = calloc(o->max_turns > 0 ? o->max_turns : 1, sizeof(double));
+    if (!x->turn_rewards) { s = tn_error(TN_ERR_NOMEM, "episodes"); break; }
     cJSON *em = NULL, *tools = NULL;
     tn_status rs = tn_env_reset(env, e->id, tasks[i].task, &em, &tools);
     x->messages = initial_messages(tasks[i].task, rs == TN_OK ? em : NULL, o->system_prompt);
@@ -524,6 +527,7 @@ tn_status tn_episodes_run(const tn_model *m, const tn_tokenizer *tok, tn_env *en
 void tn_episodes_free(tn_episode *e, int n) {
   for (int i = 0; e && i < n; i++) {
     free(e[i].ids); free(e[i].mask); free(e[i].logprobs); free(e[i].final); free(e[i].error); free(e[i].prompt_text);
+    free(e[i].turn_rewards);
     cJSON_Delete(e[i].messages); cJSON_Delete(e[i].tools); cJSON_Delete(e[i].env_rewards);
     memset(&e[i], 0, sizeof e[i]);
   }
@@ -541,6 +545,7 @@ cJSON *tn_episode_json(const tn_episode *e) {
   cJSON_AddNumberToObject(o, "tool_ms", e->tool_ms);
   cJSON_AddNumberToObject(o, "env_reward", e->env_reward);
   cJSON_AddItemToObject(o, "env_rewards", e->env_rewards ? cJSON_Duplicate(e->env_rewards, true) : cJSON_CreateObject());
+  if (e->turn_rewards) cJSON_AddItemToObject(o, "turn_rewards", cJSON_CreateDoubleArray(e->turn_rewards, e->turns));
   cJSON_AddNumberToObject(o, "prompt_len", e->prompt_len);
   cJSON_AddItemToObject(o, "ids", cJSON_CreateIntArray(e->ids ? e->ids : (int[]){0}, e->n));
   int *mk = malloc(sizeof(int) * (e->n + 1));

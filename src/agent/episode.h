@@ -66,6 +66,7 @@ typedef struct {
   int turns, tool_calls, tool_errors;
   double tool_ms;             /* wall time of the environment steps that ran tool calls */
   double env_reward;          /* the environment's rewards summed over the turns */
+  double *turn_rewards;       /* (max_turns) the environment's reward after model turn k (0: none) */
   cJSON *env_rewards;         /* {component: sum over turns} from the steps' info.rewards */
   tn_episode_status status;
   char *error;                /* why (env_error, timeout), or NULL */

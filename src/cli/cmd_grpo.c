@@ -14,10 +14,13 @@ static tn_status run(const void *o, const char *config_json, int argc, char **ar
 }
 
 static tn_status run_ppo(const void *o, const char *config_json, int argc, char **argv) {
-  if (tn_agent_opts_active(&agent) || agent.async_rollouts)
-    return tn_error(TN_ERR_UNSUPPORTED, "tunic ppo: multi-turn episodes (--tools, --env, --env-cmd, --mcp) run with "
-                    "tunic grpo only; PPO's value head over episodes is not implemented");
-  return tn_ppo_run(o, &(tn_run_info){.config_json = config_json, .argc = argc, .argv = argv});
+  const tn_run_info ri = {.config_json = config_json, .argc = argc, .argv = argv};
+  if (tn_agent_opts_active(&agent) || agent.async_rollouts) { /* multi-turn episodes: the agentic trainer with GAE */
+    tn_grpo_opts po = *(const tn_grpo_opts *)o;
+    po.advantage_estimator = "gae";
+    return tn_agentic_grpo_run(&po, &agent, &ri);
+  }
+  return tn_ppo_run(o, &ri);
 }
 
 int tn_cli_rl(int argc, char **argv, bool ppo) {
@@ -80,7 +83,8 @@ int tn_cli_rl(int argc, char **argv, bool ppo) {
     {"clip-range-value", 'f', &o.clip_range_value, "PPO: value clipping around the rollout's values (0 = off)"},
     {"vf-coef", 'f', &o.vf_coef, "PPO: weight of the value loss"},
     {"ent-coef", 'f', &o.ent_coef, "PPO: entropy bonus weight"},
-    {"critic-lr", 'f', &o.critic_lr, "PPO: the value head's learning rate (< 0: --lr), on --lr's schedule"},
+    {"critic-lr", 'f', &o.critic_lr, "PPO: the critic's learning rate (< 0: --lr), on --lr's schedule"},
+    {"critic", 's', &o.critic, "PPO: a separate critic model DIR (same tokenizer) with a value head, trained by its own AdamW"},
     {"kl-method", 's', &o.kl_method, "PPO: reward (-beta x KL per token in the rewards) | loss (beta x KL in the loss)"},
   };
   enum { NOWN = sizeof own / sizeof own[0], NPPO = sizeof ppo_own / sizeof ppo_own[0] };

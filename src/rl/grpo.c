@@ -20,6 +20,8 @@
 #include "obs/obs.h"
 #include "generate/generate.h"
 #include "rl/advantage.h"
+#include "rl/critic.h"
+#include "rl/ppo.h"
 #include "rl/grpo.h"
 #include "rl/value_head.h"
 #include "tunic/obs.h"
@@ -81,7 +83,7 @@ typedef struct {
   tn_trace *trace;
   FILE *dump_roll;       /* --dump-rollouts */
   bool opened;           /* trace and dump files opened (at the first step: after the manifest) */
-  tn_manifest_file mf_models[1], mf_data[1];
+  tn_manifest_file mf_models[2], mf_data[1];
   /* the step's figures for its metrics */
   double mean, std, acc, len, gen_tokens, trunc, entropy, t_roll, t_upd, train_rows;
   double *fn_mean, *fn_std; // (F)
@@ -93,7 +95,9 @@ typedef struct {
   double pen_mean;       /* mean overlong penalty of the step's batch */
   /* PPO (est == TN_ADV_GAE) */
   bool ppo, kl_reward;
-  tn_value_head vh;
+  tn_value_head vh;      /* on the policy's hidden state; with --critic: cr's */
+  bool critic;
+  tn_critic cr;          /* --critic DIR: a model of its own */
   float *dxf_add, *vbuf, *dvbuf; // (Nmax, C), (Nmax), (Nmax)
   int *vrows;                    // (Nmax)
   double v_loss, v_clipfrac, ent_sum, expl_var, ret_mean, val_mean; /* the step's (last inner iteration) */
@@ -225,7 +229,10 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   t->T = o->max_prompt_length + o->max_tokens_to_generate;
   t->mb = o->micro_batch > 0 && o->micro_batch < t->S ? o->micro_batch : t->S;
   const int Nmax = t->mb * t->T, V = t->m->cfg.V;
-  t->share = t->mb % o->num_generations == 0 && tn_train_prefix_sharing();
+  t->critic = t->ppo && o->critic;
+  if (o->critic && !t->ppo) return tn_error(TN_ERR_ARG, "--critic is for tunic ppo");
+  /* the critic reads the policy's rows: whole sequences (no shared prompt rows in another state) */
+  t->share = t->mb % o->num_generations == 0 && tn_train_prefix_sharing() && !t->critic;
   TN_TRY(tn_state_create(&t->st, t->m, t->mb + (t->share ? t->mb / o->num_generations : 0), t->T, Nmax, true));
   TN_TRY(tn_bwd_create(&t->bw, t->m, t->st));
   /* AdamW betas / eps and LoRA dropout are not GRPO options: the shared defaults (0.9, 0.999, 1e-8, 0) */
@@ -245,14 +252,13 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   if (!t->logits || !t->dlogits || !t->row_lp || !t->row_dlp || !t->tok_r || !t->pos_r || !t->seq_r || !t->tgt_r ||
       !t->fn_mean || !t->fn_std)
     return tn_error(TN_ERR_NOMEM, "out of memory for %d rows x %d logits", Nmax, V);
-  if (run->world > 1 && o->dynamic_sampling) /* the refill rounds would differ per rank */
-    return tn_error(TN_ERR_ARG, "--dynamic-sampling is for one process (launched on %d ranks)", run->world);
   TN_TRY(tn_stream_init(&t->refill, t->data.n, o->seed ^ 0x5DEECE66DULL));
   if (t->ppo) {
-    if (run->world > 1) /* the advantages are whitened over the batch's tokens */
-      return tn_error(TN_ERR_ARG, "tunic ppo is for one process (launched on %d ranks)", run->world);
     tn_adamw_config ac = {.beta1 = o->beta1, .beta2 = o->beta2, .eps = o->adam_eps, .weight_decay = 0};
-    TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
+    if (t->critic)
+      TN_TRY(tn_critic_load(&t->cr, o->critic, V, t->mb, t->T, Nmax, &o->train, o->steps,
+                            o->critic_lr >= 0 ? o->critic_lr : o->lr));
+    else TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
     t->dxf_add = tn_alloc(sizeof(float) * (size_t)Nmax * t->m->cfg.C);
     t->vbuf = malloc(sizeof(float) * Nmax);
     t->dvbuf = malloc(sizeof(float) * Nmax);
@@ -267,7 +273,8 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   tn_run_describe(run, &o->train, t->ppo ? "ppo" : "grpo", t->m, &t->tp, t->data.n, o->eval_data != NULL, o->batch_size, 0);
   t->mf_models[0] = (tn_manifest_file){"model", o->model};
   t->mf_data[0] = (tn_manifest_file){"train", o->data};
-  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
+  t->mf_models[1] = (tn_manifest_file){"critic", o->critic};
+  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = t->critic ? 2 : 1, .data = t->mf_data, .ndata = 1};
   printf("%s: %d prompts, %d steps of %d prompts x %d generations, beta %g, %zu trainable parameters\n", t->ppo ? "ppo" : "grpo", t->data.n,
          o->steps, o->batch_size, o->num_generations, o->beta, t->tp.opt.total);
   fflush(stdout);
@@ -354,23 +361,26 @@ static tn_status seq_logprobs(grpo_t *t, const tn_model *m, const rollout_t *r, 
 /* ---- PPO: the value head on the rows of the last forward, GAE, value loss, entropy bonus ---- */
 
 /* weight of each token in the value loss and entropy bonus: 1 / kept tokens (a token mean) */
-static double ppo_token_weight(const rollout_t *r, int S) {
+static double ppo_token_weight(const grpo_t *t, const rollout_t *r) {
   long kept = 0;
-  for (int i = 0; i < S; i++) kept += r->seq_mask[i] != 0.0f ? r->off[i + 1] - r->off[i] : 0;
+  for (int i = 0; i < t->S; i++) kept += r->seq_mask[i] != 0.0f ? r->off[i + 1] - r->off[i] : 0;
+  if (t->run->world > 1) kept = t->lc.kept_tok_global; /* the global batch's */
   return kept > 0 ? 1.0 / (double)kept : 0.0;
 }
 
 /* values of the completion tokens of sequences [s0, ...) of the forward just run (rows in t->*_r,
  * final-normed hidden states in the state) into v (flat token layout) */
-static int ppo_values(grpo_t *t, const rollout_t *r, int s0, int N, float *v) {
+static tn_status ppo_values(grpo_t *t, const rollout_t *r, int s0, int N, float *v, int *nv) {
   int n = 0;
   for (int i = 0; i < N; i++)
     if (t->tgt_r[i] >= 0) t->vrows[n++] = i;
+  *nv = n;
+  if (t->critic) return tn_critic_values(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->tgt_r, v + r->off[s0], &n);
   tn_vhead_forward(&t->vh, t->st->xf, t->vrows, n, v + r->off[s0]);
-  return n;
+  return TN_OK;
 }
 
-/* GAE per sequence over per-token rewards, advantages whitened over the batch's tokens */
+/* GAE per sequence over per-token rewards, advantages whitened over the global batch's tokens */
 static tn_status ppo_advantages(grpo_t *t, rollout_t *r) {
   const int S = t->S, n = r->ntok;
   float *rw = malloc(sizeof(float) * (n + 1));
@@ -381,25 +391,16 @@ static tn_status ppo_advantages(grpo_t *t, rollout_t *r) {
     const int a = r->off[s], b = r->off[s + 1];
     for (int k = a; k < b; k++) rw[k] = t->kl_reward && r->ref_lp ? -t->o.beta * (r->old_lp[k] - r->ref_lp[k]) : 0.0f;
     if (b > a) rw[b - 1] += r->total[s];
-    tn_gae(rw + a, r->val_old + a, b - a, t->o.gamma, t->o.gae_lambda, r->tok_adv + a, r->ret + a);
   }
-  /* explained variance of the rollout's values, 1 - Var(R - V) / Var(R) */
-  double mr = 0, md = 0, vr = 0, vd = 0, mv = 0;
-  for (int k = 0; k < n; k++) { mr += r->ret[k]; md += r->ret[k] - r->val_old[k]; mv += r->val_old[k]; }
-  mr /= n > 0 ? n : 1; md /= n > 0 ? n : 1; mv /= n > 0 ? n : 1;
-  for (int k = 0; k < n; k++) {
-    vr += (r->ret[k] - mr) * (r->ret[k] - mr);
-    const double d = r->ret[k] - r->val_old[k] - md;
-    vd += d * d;
-  }
-  t->expl_var = vr > 0 ? 1.0 - vd / vr : 0.0;
-  t->ret_mean = mr;
-  t->val_mean = mv;
-  tn_whiten(r->tok_adv, NULL, n);
-  for (int s = 0; s < S; s++) r->adv[s] = r->off[s + 1] > r->off[s] ? r->tok_adv[r->off[s]] : 0.0f; /* the dump's */
+  tn_ppo_figs f = {0};
+  tn_status st = tn_ppo_gae_batch(t->run, S, r->off, rw, r->val_old, t->o.gamma, t->o.gae_lambda, r->tok_adv, r->ret, &f);
   free(rw);
+  t->expl_var = f.expl_var;
+  t->ret_mean = f.ret_mean;
+  t->val_mean = f.val_mean;
+  tn_ppo_seq_adv(S, r->off, r->tok_adv, r->adv);
   t->lc.token_adv = r->tok_adv;
-  return TN_OK;
+  return st;
 }
 
 /* the value loss's gradient into the hidden states (t->bw.dxf_add) and the head, the entropy
@@ -407,49 +408,31 @@ static tn_status ppo_advantages(grpo_t *t, rollout_t *r) {
 static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   const int C = t->m->cfg.C, V = t->m->cfg.V;
   const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
-  const double w = ppo_token_weight(r, t->S);
-  const int n = ppo_values(t, r, s0, N, r->val);
-  const int a = r->off[s0];
-  int s = s0;
-  for (int k = 0; k < n; k++) { /* token weights: 1 / kept tokens, 0 in a masked sequence */
-    while (a + k >= r->off[s + 1]) s++;
-    t->vbuf[k] = r->seq_mask[s] != 0.0f ? (float)w : 0.0f;
+  const double w = ppo_token_weight(t, r);
+  int n = 0;
+  TN_TRY(ppo_values(t, r, s0, N, r->val, &n));
+  tn_ppo_value_loss(r->off, r->seq_mask, s0, n, w, r->val, r->val_old, r->ret, t->o.clip_range_value, t->o.vf_coef, t->vbuf,
+                    t->dvbuf, &t->v_loss, &t->v_clipfrac);
+  if (t->critic) TN_TRY(tn_critic_backward(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->dvbuf, n));
+  else { /* the head on the policy: its gradient into the policy's hidden states */
+    memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
+    tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
+    t->bw.dxf_add = t->dxf_add;
   }
-  double cf = 0;
-  const double vl = tn_value_loss(r->val + a, r->val_old + a, r->ret + a, t->vbuf, n, t->o.clip_range_value, t->dvbuf, &cf);
-  t->v_loss += vl;
-  t->v_clipfrac += cf * n * w;
-  for (int k = 0; k < n; k++) t->dvbuf[k] *= t->o.vf_coef;
-  memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
-  tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
-  t->bw.dxf_add = t->dxf_add;
-  /* entropy bonus -ent_coef x token mean of H(softmax(z / T)): d/dz_j = ent_coef w p_j (log p_j + H) / T */
-  for (int k = 0; k < n && t->o.ent_coef != 0.0f; k++) {
-    if (t->vbuf[k] == 0.0f) continue;
-    const float *z = t->logits + (size_t)t->vrows[k] * V;
-    float *d = t->dlogits + (size_t)t->vrows[k] * V;
-    float mx = -INFINITY;
-    for (int j = 0; j < V; j++) mx = fmaxf(mx, z[j] / T);
-    double se = 0;
-    for (int j = 0; j < V; j++) se += exp(z[j] / T - mx);
-    const double lse = mx + log(se);
-    double H = 0;
-    for (int j = 0; j < V; j++) { const double lp = z[j] / T - lse; H -= exp(lp) * lp; }
-    t->ent_sum += t->vbuf[k] * H;
-    const double c = t->o.ent_coef * (double)t->vbuf[k] / T;
-    for (int j = 0; j < V; j++) { const double lp = z[j] / T - lse; d[j] += (float)(c * exp(lp) * (lp + H)); }
-  }
+  t->ent_sum += tn_ppo_entropy_bonus(t->logits, t->dlogits, t->vrows, t->vbuf, n, V, T, t->o.ent_coef);
   return TN_OK;
 }
 
 static tn_status ppo_ckpt(void *ctx, const char *dir, bool load) {
   grpo_t *t = ctx;
+  if (t->critic) return tn_critic_state(&t->cr, dir, load);
   return load ? tn_vhead_load(&t->vh, dir) : tn_vhead_save(&t->vh, dir);
 }
 
 static tn_status ppo_finish(void *ctx, tn_run *r) {
   grpo_t *t = ctx;
-  return t->ppo && r->rank == 0 ? tn_vhead_save(&t->vh, r->out) : TN_OK;
+  if (!t->ppo || r->rank != 0) return TN_OK;
+  return t->critic ? tn_critic_state(&t->cr, r->out, false) : tn_vhead_save(&t->vh, r->out); /* RUN/critic/ */
 }
 
 /* backward of the micro-batch whose rows are in t->*_r and logits in t->logits */
@@ -527,7 +510,14 @@ static tn_status dump_grads(grpo_t *t, long step) { return tn_tparams_dump_grads
 
 /* PPO --dump-grads: the value head's gradient (first inner iteration) as DIR/vhead_step_N.safetensors */
 static tn_status dump_vhead_grad(grpo_t *t, long step) {
-  const tn_st_entry e[1] = {{"v_head", TN_ST_F32, 1, {t->vh.C + 1}, t->vh.g}};
+  const tn_value_head *vh = t->critic ? &t->cr.vh : &t->vh;
+  if (t->critic) { /* DIR/critic/step_N.safetensors: the critic model's gradient */
+    char *cd = tn_path_join(t->o.dump_grads, "critic");
+    tn_status s = cd ? tn_tparams_dump_grads(&t->cr.tp, cd, step + 1) : TN_ERR_NOMEM;
+    free(cd);
+    TN_TRY(s);
+  }
+  const tn_st_entry e[1] = {{"v_head", TN_ST_F32, 1, {vh->C + 1}, vh->g}};
   char name[64];
   snprintf(name, sizeof name, "vhead_step_%ld.safetensors", step + 1);
   char *path = tn_path_join(t->o.dump_grads, name);
@@ -539,20 +529,21 @@ static tn_status dump_vhead_grad(grpo_t *t, long step) {
 
 /* several ranks: the step's figures over the global batch (sums over the ranks); rank 0
  * writes them. Means over kept tokens (kl, ratio, clip fractions) weighted by each rank's. */
-static tn_status global_figures(grpo_t *t, const rollout_t *r, tn_grpo_stats *gs, double correct, long gen_tokens,
+static tn_status global_figures(grpo_t *t, const rollout_t *r, tn_grpo_stats *gs, double correct, long gen_all, long gen_tokens,
                                 int truncated, double entropy, long train_tokens, tn_step_out *out) {
   const int S = t->S, F = tn_rewards_count(t->rw);
   double kept = 0, kseq = 0;
   for (int i = 0; i < S; i++)
     if (r->seq_mask[i] != 0.0f) { kept += r->off[i + 1] - r->off[i]; kseq += r->off[i + 1] > r->off[i]; }
   const double nclip = t->lc.sequence_ratio ? kseq : kept;
-  enum { N0 = 14 };
+  enum { N0 = 18 };
   double *v = calloc(N0 + 2 * (size_t)F, sizeof(double));
   if (!v) return tn_error(TN_ERR_NOMEM, "grpo step figures");
   for (int i = 0; i < S; i++) { v[0] += r->total[i]; v[1] += (double)r->total[i] * r->total[i]; }
   v[2] = correct; v[3] = (double)gen_tokens; v[4] = truncated; v[5] = entropy; v[6] = r->ntok;
   v[7] = (double)train_tokens; v[8] = gs->loss; v[9] = gs->kl_mean * kept; v[10] = gs->clip_low * nclip;
   v[11] = gs->clip_high * nclip; v[12] = gs->clip_region * nclip; v[13] = nclip;
+  v[14] = t->v_loss; v[15] = t->v_clipfrac; v[16] = t->ent_sum; v[17] = (double)gen_all; /* PPO's: token means already */
   for (int f = 0; f < F; f++)
     for (int i = 0; i < S; i++) {
       const double x = r->per_fn[f * S + i];
@@ -577,7 +568,10 @@ static tn_status global_figures(grpo_t *t, const rollout_t *r, tn_grpo_stats *gs
     gs->clip_region = v[12] / nc;
     t->gs = *gs;
     t->len = v[3] / n;
-    t->gen_tokens = v[3];
+    t->gen_tokens = v[17]; /* every round's, for the rollout speed */
+    t->v_loss = v[14];
+    t->v_clipfrac = v[15];
+    t->ent_sum = v[16];
     t->trunc = v[4] / n;
     t->entropy = v[6] > 0 ? v[5] / v[6] : 0;
     t->train_rows = v[7];
@@ -678,60 +672,145 @@ static bool group_flat(const float *total, int G) {
   return true;
 }
 
+/* Several ranks, dynamic sampling: the global batch's kept groups j = rank x B ... are not all
+ * rolled out where they are trained. Each completion travels as one record of doubles (exact for
+ * ids, lengths and floats): n, finish, total, correct, penalty, the F rewards, then ids and
+ * log-probs padded to the generation limit; the owner of a moved group writes it at its kept slot
+ * of a zeroed array of the global batch, which is summed over the ranks. */
+typedef struct {
+  grpo_t *t;
+  round_t *q;            // (cap) this rank's share of each round
+  const int *take;       // (B x world) kept groups, (round x B x world + global group)
+  rollout_t *r;
+  char **texts;
+  float *corr, *pen;
+} batch_move;
+
+/* kept slot j (global) of this rank's batch from round group take[j] held here (q) or in rec */
+static tn_status move_group(const batch_move *mv, int j, const double *rec) {
+  grpo_t *t = mv->t;
+  const int B = t->o.batch_size, G = t->o.num_generations, S = t->S, F = tn_rewards_count(t->rw);
+  const int world = t->run->world, rank = t->run->rank, BW = B * world, Tm = t->o.max_tokens_to_generate;
+  const int k = mv->take[j] / BW, g = mv->take[j] % BW, dj = j - rank * B, R = 5 + F + 2 * Tm;
+  for (int i = 0; i < G; i++) {
+    const int dst = dj * G + i;
+    if (!rec) { /* rolled out here: moved */
+      round_t *q = &mv->q[k];
+      const int src = (g - rank * B) * G + i;
+      mv->r->res[dst] = q->res[src];
+      memset(&q->res[src], 0, sizeof q->res[src]);
+      mv->texts[dst] = q->texts[src];
+      q->texts[src] = NULL;
+      for (int f = 0; f < F; f++) mv->r->per_fn[f * S + dst] = q->per_fn[f * q->n + src];
+      mv->r->total[dst] = q->total[src];
+      mv->corr[dst] = q->corr[src];
+      mv->pen[dst] = q->pen[src];
+      continue;
+    }
+    const double *x = rec + ((size_t)j * G + i) * R;
+    tn_gen_result *gr = &mv->r->res[dst];
+    gr->n = (int)x[0];
+    gr->finish = (tn_finish)(int)x[1];
+    mv->r->total[dst] = (float)x[2];
+    mv->corr[dst] = (float)x[3];
+    mv->pen[dst] = (float)x[4];
+    for (int f = 0; f < F; f++) mv->r->per_fn[f * S + dst] = (float)x[5 + f];
+    gr->ids = malloc(sizeof(int) * (gr->n + 1));
+    gr->logprobs = malloc(sizeof(float) * (gr->n + 1));
+    if (!gr->ids || !gr->logprobs) return tn_error(TN_ERR_NOMEM, "out of memory for a completion");
+    for (int c = 0; c < gr->n; c++) { gr->ids[c] = (int)x[5 + F + c]; gr->logprobs[c] = (float)x[5 + F + Tm + c]; }
+    size_t len;
+    TN_TRY(tn_tokenizer_decode(t->tok, gr->ids, gr->n, true, &mv->texts[dst], &len));
+  }
+  return TN_OK;
+}
+
+/* this rank's kept slots from the global list take: moved locally, or sent through one sum */
+static tn_status exchange_groups(const batch_move *mv) {
+  grpo_t *t = mv->t;
+  const int B = t->o.batch_size, G = t->o.num_generations, F = tn_rewards_count(t->rw);
+  const int world = t->run->world, rank = t->run->rank, BW = B * world, Tm = t->o.max_tokens_to_generate;
+  const int R = 5 + F + 2 * Tm;
+  bool remote = false; /* the same answer on every rank: the sum below is called by all or none */
+  for (int j = 0; j < BW; j++) remote |= (mv->take[j] % BW) / B != j / B;
+  double *rec = NULL;
+  tn_status s = TN_OK;
+  if (remote) {
+    const size_t n = (size_t)BW * G * R;
+    if (n > INT32_MAX) return tn_error(TN_ERR_LIMIT, "dynamic sampling: %zu values to exchange", n);
+    if (!(rec = calloc(n, sizeof *rec))) return tn_error(TN_ERR_NOMEM, "dynamic sampling: %zu values", n);
+    for (int j = 0; j < BW; j++) {
+      const int k = mv->take[j] / BW, g = mv->take[j] % BW;
+      if (g / B != rank || j / B == rank) continue; /* not ours to send */
+      for (int i = 0; i < G; i++) {
+        const round_t *q = &mv->q[k];
+        const int src = (g - rank * B) * G + i;
+        const tn_gen_result *gr = &q->res[src];
+        double *x = rec + ((size_t)j * G + i) * R;
+        x[0] = gr->n; x[1] = (double)gr->finish; x[2] = q->total[src]; x[3] = q->corr[src]; x[4] = q->pen[src];
+        for (int f = 0; f < F; f++) x[5 + f] = q->per_fn[f * q->n + src];
+        for (int c = 0; c < gr->n && c < Tm; c++) { x[5 + F + c] = gr->ids[c]; x[5 + F + Tm + c] = gr->logprobs[c]; }
+      }
+    }
+    s = tn_run_sum(t->run, rec, (int)n);
+  }
+  for (int j = rank * B; j < (rank + 1) * B && s == TN_OK; j++)
+    s = move_group(mv, j, (mv->take[j] % BW) / B == rank ? NULL : rec);
+  free(rec);
+  return s;
+}
+
 /* The step's batch: round 0 on the step's prompts; with dynamic sampling, rounds on fresh
  * prompts (an independent seeded stream: position (step * cap + round - 1) * B, so a resumed
  * run sees the same ones) until B groups with a reward spread are kept or the cap on rounds is
  * reached (then flat groups of round 0 fill the batch; they get advantage 0). Groups move into
- * r->res, texts, per_fn, total, corr, pen and pr in the order kept. */
+ * r->res, texts, per_fn, total, corr, pen and pr in the order kept. Several ranks: the rounds
+ * are those of the global batch (B x world prompts, rank k rolling out the k-th B of each), the
+ * flat flags of every group are summed to all ranks, so every rank keeps the same list of groups
+ * in the same order as one process would, and takes its B of them (exchange_groups). */
 static tn_status sample_batch(grpo_t *t, long step, const tn_prompt **pr, rollout_t *r, char **texts, float *corr,
                               float *pen, long *gen_all, double *t_roll) {
   const tn_grpo_opts *o = &t->o;
   const int B = o->batch_size, G = o->num_generations, S = t->S, F = tn_rewards_count(t->rw);
+  const int world = t->run->world > 1 ? t->run->world : 1, rank = world > 1 ? t->run->rank : 0, BW = B * world;
   const int cap = o->dynamic_sampling ? o->max_num_gen_batches : 1;
   round_t *q = calloc(cap, sizeof *q);
-  const tn_prompt **rp = malloc(sizeof *rp * (size_t)B * cap); /* (cap, B) prompts of each round */
-  int *take = malloc(sizeof(int) * ((size_t)B * cap + 1));     /* (round * B + group) of each batch group */
+  const tn_prompt **rp = malloc(sizeof *rp * (size_t)BW * cap); /* (cap, B x world) prompts of each round */
+  int *take = malloc(sizeof(int) * ((size_t)BW * cap + 1));      /* (round * BW + group) of each batch group */
+  double *flat = calloc((size_t)BW * cap + 1, sizeof *flat);     /* (cap, BW) the round's groups: 1 flat */
   r->per_fn = malloc(sizeof(float) * ((size_t)F * S + 1));
   r->total = malloc(sizeof(float) * S);
-  if (!q || !rp || !take || !r->per_fn || !r->total) {
-    free(q); free(rp); free(take);
+  if (!q || !rp || !take || !flat || !r->per_fn || !r->total) {
+    free(q); free(rp); free(take); free(flat);
     return tn_error(TN_ERR_NOMEM, "out of memory for %d completions", S);
   }
   tn_status s = TN_OK;
   const double t0 = tn_now();
   int kept = 0, rounds = 0;
-  for (int k = 0; k < cap && kept < B && s == TN_OK; k++, rounds++) {
-    for (int b = 0; b < B; b++)
-      rp[k * B + b] = k == 0 ? pr[b] : &t->data.p[tn_stream_at(&t->refill, (step * (cap - 1) + k - 1) * B + b)];
-    s = round_run(t, step, k, rp + k * B, B, k == 0 ? t->run->rank * B : 0, &q[k]);
-    for (int g = 0; g < B && s == TN_OK && kept < B; g++)
-      if (!o->dynamic_sampling || !group_flat(q[k].total + g * G, G)) take[kept++] = k * B + g;
+  for (int k = 0; k < cap && kept < BW && s == TN_OK; k++, rounds++) {
+    for (int g = 0; g < BW; g++)
+      rp[k * BW + g] = k == 0 ? prompt_at(t, step * BW + g) /* = pr[g - rank * B] for this rank's */
+                              : &t->data.p[tn_stream_at(&t->refill, (step * (cap - 1) + k - 1) * BW + g)];
+    s = round_run(t, step, k, rp + k * BW + rank * B, B, rank * B, &q[k]);
+    double *fk = flat + (size_t)k * BW;
+    for (int g = 0; g < B && s == TN_OK; g++) fk[rank * B + g] = group_flat(q[k].total + g * G, G);
+    if (s == TN_OK && world > 1 && o->dynamic_sampling) s = tn_run_sum(t->run, fk, BW);
+    for (int g = 0; g < BW && s == TN_OK && kept < BW; g++)
+      if (!o->dynamic_sampling || fk[g] == 0) take[kept++] = k * BW + g;
   }
-  for (int g = 0; g < B && s == TN_OK && kept < B; g++) /* the cap reached: flat groups of round 0 fill the batch */
-    if (group_flat(q[0].total + g * G, G)) take[kept++] = g;
+  for (int g = 0; g < BW && s == TN_OK && kept < BW; g++) /* the cap reached: flat groups of round 0 fill the batch */
+    if (flat[g] != 0) take[kept++] = g;
   *t_roll = tn_now() - t0;
   t->gen_batches = rounds;
   t->kept_groups = 0;
   *gen_all = 0;
   for (int k = 0; k < rounds; k++) *gen_all += q[k].gen_tokens;
-  for (int j = 0; j < B && s == TN_OK; j++) {
-    const int k = take[j] / B, g = take[j] % B;
-    pr[j] = rp[take[j]];
-    t->kept_groups += !group_flat(q[k].total + g * G, G);
-    for (int i = 0; i < G; i++) {
-      const int src = g * G + i, dst = j * G + i;
-      r->res[dst] = q[k].res[src];
-      memset(&q[k].res[src], 0, sizeof q[k].res[src]); /* moved */
-      texts[dst] = q[k].texts[src];
-      q[k].texts[src] = NULL;
-      for (int f = 0; f < F; f++) r->per_fn[f * S + dst] = q[k].per_fn[f * q[k].n + src];
-      r->total[dst] = q[k].total[src];
-      corr[dst] = q[k].corr[src];
-      pen[dst] = q[k].pen[src];
-    }
-  }
+  for (int j = 0; j < BW && s == TN_OK; j++) t->kept_groups += flat[take[j]] == 0; /* the global batch's */
+  for (int j = 0; j < B && s == TN_OK; j++) pr[j] = rp[take[rank * B + j]];
+  batch_move mv = {.t = t, .q = q, .take = take, .r = r, .texts = texts, .corr = corr, .pen = pen};
+  if (s == TN_OK) s = exchange_groups(&mv);
   for (int k = 0; k < cap; k++) round_free(&q[k]);
-  free(q); free(rp); free(take);
+  free(q); free(rp); free(take); free(flat);
   return s;
 }
 
@@ -744,37 +823,58 @@ static tn_status sample_batch(grpo_t *t, long step, const tn_prompt **pr, rollou
  * (rank k's groups follow rank k-1's), computes its advantages as one process would and keeps
  * its own slice: the numbers of one process with the global batch, bit for bit. */
 static tn_status step_advantages(grpo_t *t, rollout_t *r, int B, int G, const int *len) {
-  const int S = B * G, world = t->run->world, rank = t->run->rank;
+  const int S = B * G, world = t->run->world;
   const bool global = world > 1 && ((t->est == TN_ADV_GRPO && t->scale == TN_SCALE_BATCH) ||
                                     t->est == TN_ADV_REINFORCE || t->est == TN_ADV_REINFORCE_BASELINE);
   if (!global) {
     tn_rl_advantages(t->est, r->adv, r->total, B, G, len, t->scale, 1e-4f);
     return TN_OK;
   }
-  const size_t n = (size_t)S * world;
-  double *g = calloc(2 * n, sizeof *g);
-  float *rw = malloc(sizeof(float) * n), *adv = malloc(sizeof(float) * n);
-  int *ln = malloc(sizeof(int) * n);
-  tn_status s = TN_OK;
-  if (!g || !rw || !adv || !ln) s = tn_error(TN_ERR_NOMEM, "out of memory for the %zu rewards of the global batch", n);
-  for (int i = 0; s == TN_OK && i < S; i++) {
-    g[(size_t)rank * S + i] = r->total[i];
-    g[n + (size_t)rank * S + i] = len[i];
-  }
-  if (s == TN_OK) s = tn_run_sum(t->run, g, (int)(2 * n));
+  float *lf = malloc(sizeof(float) * S), *rw = NULL, *lg = NULL, *adv = NULL;
+  int *ln = NULL, n = 0, at = 0;
+  tn_status s = lf ? TN_OK : tn_error(TN_ERR_NOMEM, "out of memory for %d lengths", S);
+  for (int i = 0; s == TN_OK && i < S; i++) lf[i] = (float)len[i]; /* exact below 2^24 */
+  if (s == TN_OK) s = tn_rl_gather(t->run, r->total, S, &rw, &n, &at);
+  if (s == TN_OK) s = tn_rl_gather(t->run, lf, S, &lg, &n, &at);
+  if (s == TN_OK && (!(adv = malloc(sizeof(float) * n)) || !(ln = malloc(sizeof(int) * n))))
+    s = tn_error(TN_ERR_NOMEM, "out of memory for the %d rewards of the global batch", n);
   if (s == TN_OK) {
-    for (size_t i = 0; i < n; i++) {
-      rw[i] = (float)g[i];
-      ln[i] = (int)g[n + i];
-    }
-    tn_rl_advantages(t->est, adv, rw, B * world, G, ln, t->scale, 1e-4f);
-    memcpy(r->adv, adv + (size_t)rank * S, sizeof(float) * S);
+    for (int i = 0; i < n; i++) ln[i] = (int)lg[i];
+    tn_rl_advantages(t->est, adv, rw, n / G, G, ln, t->scale, 1e-4f);
+    memcpy(r->adv, adv + at, sizeof(float) * S);
+  }
+  free(lf); free(rw); free(lg); free(adv); free(ln);
+  return s;
+}
+
+tn_status tn_rl_gather(tn_run *run, const float *x, int n, float **all, int *n_all, int *at) {
+  const int world = run->world > 1 ? run->world : 1, rank = run->world > 1 ? run->rank : 0;
+  *all = NULL;
+  double *cnt = calloc(world, sizeof *cnt);
+  if (!cnt) return tn_error(TN_ERR_NOMEM, "rank counts");
+  cnt[rank] = n;
+  tn_status s = world > 1 ? tn_run_sum(run, cnt, world) : TN_OK;
+  long tot = 0, off = 0;
+  for (int k = 0; k < world; k++) { if (k == rank) off = tot; tot += (long)cnt[k]; }
+  free(cnt);
+  if (s != TN_OK) return s;
+  if (tot > INT32_MAX) return tn_error(TN_ERR_LIMIT, "%ld values in the global batch", tot);
+  double *g = world > 1 ? calloc(tot + 1, sizeof *g) : NULL;
+  float *o = malloc(sizeof(float) * (tot + 1));
+  if ((world > 1 && !g) || !o) { free(g); free(o); return tn_error(TN_ERR_NOMEM, "out of memory for %ld values", tot); }
+  if (world > 1) {
+    for (int i = 0; i < n; i++) g[off + i] = x[i];
+    s = tn_run_sum(run, g, (int)tot);
+    for (long i = 0; i < tot; i++) o[i] = (float)g[i];
+  } else {
+    memcpy(o, x, sizeof(float) * n);
   }
   free(g);
-  free(rw);
-  free(adv);
-  free(ln);
-  return s;
+  if (s != TN_OK) { free(o); return s; }
+  *all = o;
+  *n_all = (int)tot;
+  *at = (int)off;
+  return TN_OK;
 }
 
 /* The step's num_iterations policy updates on its rollout r (the PPO critic's too): gradients of
@@ -802,8 +902,9 @@ static tn_status policy_updates(grpo_t *t, long step, rollout_t *rp, const tn_pr
       int N = 0;
       s = seq_logprobs(t, t->m, &r, pr, 0, S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
       if (s == TN_OK && t->ppo && it == 0) { /* PPO: the rollout's values (the policy before this step's updates) */
-        ppo_values(t, &r, 0, N, r.val_old);
-        s = ppo_advantages(t, &r);
+        int nv;
+        s = ppo_values(t, &r, 0, N, r.val_old, &nv);
+        if (s == TN_OK) s = ppo_advantages(t, &r);
       }
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
       if (s == TN_OK) s = mb_backward(t, &r, 0, N);
@@ -812,7 +913,8 @@ static tn_status policy_updates(grpo_t *t, long step, rollout_t *rp, const tn_pr
       for (int s0 = 0; s0 < S && s == TN_OK; s0 += t->mb) {
         int N = 0;
         s = seq_logprobs(t, t->m, &r, pr, s0, s0 + t->mb < S ? s0 + t->mb : S, r.cur_lp, it == 0 ? &entropy : NULL, &N);
-        if (s == TN_OK && t->ppo && it == 0) ppo_values(t, &r, s0, N, r.val_old);
+        int nv;
+        if (s == TN_OK && t->ppo && it == 0) s = ppo_values(t, &r, s0, N, r.val_old, &nv);
       }
       if (s == TN_OK && t->ppo && it == 0) s = ppo_advantages(t, &r);
       if (s == TN_OK) s = tn_grpo_loss(&t->lc, S, r.off, r.cur_lp, r.old_lp, r.ref_lp, r.adv, r.seq_mask, r.dlp, &gs);
@@ -827,11 +929,13 @@ static tn_status policy_updates(grpo_t *t, long step, rollout_t *rp, const tn_pr
     if (s == TN_OK && !isfinite(gs.loss))
       s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
     if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
-    if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
+    if (s == TN_OK && t->critic) { /* the critic model's own update */
+      if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
+      if (s == TN_OK) s = tn_critic_update(&t->cr, t->run, step);
+    } else if (s == TN_OK && t->ppo) { /* the critic's own update (its head; the shared trunk moves with the policy) */
       if (it == 0 && o->dump_grads) s = dump_vhead_grad(t, step);
       const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
-      tn_adamw_step(&t->vh.opt, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)), 1.0f);
-      memset(t->vh.g, 0, sizeof(float) * (t->vh.C + 1));
+      if (s == TN_OK) s = tn_ppo_head_update(&t->vh, t->run, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)));
     }
     float lr_it;
     if (s == TN_OK && it + 1 < o->num_iterations) s = tn_run_update(t->run, step, o->max_grad_norm, &gnorm, &lr_it);
@@ -964,7 +1068,7 @@ static tn_status step_once(grpo_t *t, long step, tn_step_out *out) {
   if (s == TN_OK && world > 1) {
     t->t_roll = t_roll; /* this rank's */
     t->t_upd = t_upd;
-    s = global_figures(t, &r, &gs, correct, gen_tokens, truncated, entropy, train_tokens, out);
+    s = global_figures(t, &r, &gs, correct, gen_all, gen_tokens, truncated, entropy, train_tokens, out);
   }
   else if (s == TN_OK) {
     local_figures(t, &r, &gs, correct, gen_all, gen_tokens, truncated, entropy, train_tokens, t_roll, t_upd, out);
@@ -991,7 +1095,8 @@ static void teardown(void *ctx) {
   if (t->rw) tn_rewards_free(t->rw);
   tn_prompts_free(&t->data);
   tn_stream_free(&t->refill);
-  if (t->ppo) tn_vhead_free(&t->vh);
+  if (t->ppo && !t->critic) tn_vhead_free(&t->vh);
+  tn_critic_free(&t->cr);
   tn_free(t->dxf_add); free(t->vbuf); free(t->dvbuf); free(t->vrows);
   tn_tokenizer_free(t->tok);
   tn_model_free(t->ref);

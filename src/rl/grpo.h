@@ -18,4 +18,9 @@
  * the --dump-rollouts file (appended to on --resume) and RUN/trace.json. */
 tn_status tn_grpo_open_outputs(const tn_grpo_opts *o, const char *run_dir, FILE **dump, tn_trace **trace);
 tn_status tn_grpo_loss_config(const tn_grpo_opts *o, tn_grpo_cfg *lc, tn_scale_rewards *scale);
+/* Several ranks: the global batch's values in the one-process order. Each rank's n values x go
+ * at their place (rank k's follow rank k-1's) in a zeroed array that is summed over the ranks
+ * (adding zeros is exact, so every rank holds the same bits); *all (malloc'd, n_all values) and
+ * *at, this rank's offset in it. One rank: a copy of x. */
+tn_status tn_rl_gather(tn_run *run, const float *x, int n, float **all, int *n_all, int *at);
 #endif

@@ -225,19 +225,27 @@ static void remove_stale(const char *ckdir) {
   closedir(d);
 }
 
+tn_status tn_ckpt_write_state(const char *dir, const char *weights_file, const tn_trainable *tr, const tn_adamw *opt,
+                              const char *state_json) {
+  char path[4300];
+  tn_status s = TN_OK;
+  if (weights_file) { snprintf(path, sizeof path, "%s/%s", dir, weights_file); s = write_weights(path, tr); }
+  if (s == TN_OK) { snprintf(path, sizeof path, "%s/optimizer.safetensors", dir); s = write_optimizer(path, tr, opt); }
+  if (s == TN_OK) {
+    snprintf(path, sizeof path, "%s/trainer_state.json", dir);
+    s = tn_write_file_atomic(path, state_json, strlen(state_json));
+  }
+  return s;
+}
+
 static tn_status ckpt_save(const tn_ckpt_save_opts *o, const char *ckdir) {
-  char tmp[4200], fin[4200], path[4300];
+  char tmp[4200], fin[4200];
   TN_TRY(tn_mkdirs(ckdir));
   snprintf(tmp, sizeof tmp, "%s/.step_%ld.tmp-%d", ckdir, o->step, (int)getpid());
   snprintf(fin, sizeof fin, "%s/step_%ld", ckdir, o->step);
   rm_rf(tmp);
   tn_status s = tn_mkdirs(tmp);
-  if (s == TN_OK && o->weights_file) { snprintf(path, sizeof path, "%s/%s", tmp, o->weights_file); s = write_weights(path, o->tr); }
-  if (s == TN_OK) { snprintf(path, sizeof path, "%s/optimizer.safetensors", tmp); s = write_optimizer(path, o->tr, o->opt); }
-  if (s == TN_OK) {
-    snprintf(path, sizeof path, "%s/trainer_state.json", tmp);
-    s = tn_write_file_atomic(path, o->state_json, strlen(o->state_json));
-  }
+  if (s == TN_OK) s = tn_ckpt_write_state(tmp, o->weights_file, o->tr, o->opt, o->state_json);
   if (s == TN_OK && o->extra) s = o->extra(tmp, o->extra_ctx);
   if (s == TN_OK) s = write_checksums(tmp);
   if (s == TN_OK) s = tn_fsync_path(tmp);

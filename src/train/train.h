@@ -115,6 +115,11 @@ typedef struct {
   void *extra_ctx;
 } tn_ckpt_save_opts;
 tn_status tn_ckpt_save(const tn_ckpt_save_opts *o);
+/* What tn_ckpt_save writes of tr/opt into the existing folder dir (weights_file when not NULL,
+ * optimizer.safetensors, trainer_state.json = state_json), so that tn_ckpt_load reads it back:
+ * for a trainer's second trained model (PPO's critic) inside its checkpoint folder. */
+tn_status tn_ckpt_write_state(const char *dir, const char *weights_file, const tn_trainable *tr, const tn_adamw *opt,
+                              const char *state_json);
 /* The steps N of RUN/checkpoints/step_N, ascending, into *steps (malloc'd; may be NULL
  * when none); returns how many. Leftovers of a killed save or delete are removed first. */
 int tn_ckpt_list(const char *run_dir, long **steps);

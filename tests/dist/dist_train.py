@@ -6,7 +6,7 @@ another order, so not bit for bit), a checkpoint of either resumes on the other 
 to the same weights, rank 0 alone writes the run (manifest "distributed": world size, hosts, MPI
 library), --zero 1 (AdamW state sharded) is bit-identical to the replicated optimizer and its
 checkpoints resume on one process (and back), grpo's batch-normalised estimators (--scale-rewards batch,
-REINFORCE++) equal one process, and a rank killed with SIGKILL
+REINFORCE++) equal one process, so do ppo (value head, or a --critic model, included; also over episodes), dynamic sampling and agentic grpo, and a rank killed with SIGKILL
 fails the job (mpirun names the rank) after which --resume on one process continues.
 What it is not: a speed test (bench/dist.sh) nor a test of what the trainers compute.
 """
@@ -20,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from common import TUNIC, check, finish, st_tensors, workdir  # noqa: E402
+from common import TUNIC, check, finish, init_model, st_tensors, workdir  # noqa: E402
 from trainers import Trainers  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -197,6 +197,54 @@ for extra in (["--scale-rewards", "batch"], ["--advantage-estimator", "reinforce
         rel, mx, same = compare(final(outs[0], False), final(outs[1], False))
         check(rel <= TOL, f"grpo {' '.join(extra)}: 2 ranks x batch 2 == 1 process x batch 4: relative distance "
                           f"{rel:.2e} <= {TOL:g} (bit-identical: {same})")
+
+# PPO, DAPO's dynamic sampling and agentic (multi-turn) GRPO on several ranks: 2 ranks x batch 2 give
+# the weights (and PPO's value head) of 1 process x batch 4. Each check discriminates: with per-rank
+# statistics instead (measured once by a temporary switch in the code, 2 steps) the distance was
+# PPO 5.3e-3 (advantages whitened over each rank's tokens), dynamic sampling 5.5e-3 (each rank
+# keeping its own first B groups with a reward spread instead of the global batch's first 2B),
+# agentic GRPO 3.0e-2 (--scale-rewards batch over each rank's episodes); all three 1-6e-7 here.
+RC = CASES["grpo"][0][CASES["grpo"][0].index("--reward-cmd") + 1]
+COARSE = RC.replace("reward_letters.py", "reward_coarse.py")
+COUNT_ENV = "/usr/bin/python3 " + os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "agent", "count_env.py")
+CRITIC = init_model(os.path.join(w, "critic"), seed=9, extra=["--override", '{"hidden_size": 32, "intermediate_size": 64, '
+                   '"num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}'])
+RL_BASE = ["--model", T.model, "--data", T.grpo_data, "--num-generations", 3, "--max-tokens-to-generate", 12,
+           "--lr", "1e-3", "--num-iterations", 2, "--beta", "0.04", "--seed", 5, "--steps", 2]
+RL_CASES = {
+    "ppo": ["ppo"] + RL_BASE + ["--reward-cmd", RC, "--loss-agg", "token-mean", "--ent-coef", "0.01",
+                                "--critic-lr", "3e-3"],
+    "ppo_critic": ["ppo"] + RL_BASE + ["--reward-cmd", RC, "--critic", CRITIC, "--critic-lr", "3e-3"],
+    "dynamic_sampling": ["grpo"] + RL_BASE + ["--reward", "format_exact:1", "--reward-cmd", COARSE,
+                                              "--dynamic-sampling", "--max-num-gen-batches", 3],
+    "agentic": ["grpo"] + RL_BASE + ["--max-episode-tokens", 70, "--max-turns", 5, "--env-cmd", COUNT_ENV,
+                                     "--reward", "env:1", "--no-system-prompt", "--scale-rewards", "batch",
+                                     "--loss-agg", "token-mean"],
+    "ppo_agentic": ["ppo"] + RL_BASE + ["--max-episode-tokens", 70, "--max-turns", 5, "--env-cmd", COUNT_ENV,
+                                        "--reward", "env:1", "--no-system-prompt", "--ent-coef", "0.01"],
+}
+RL_KEYS = ("loss", "reward/mean", "kl", "value_loss", "explained_variance", "returns_mean", "entropy_bonus",
+           "dynamic_sampling/gen_batches", "dynamic_sampling/kept_groups", "episode/turns", "episode/model_tokens")
+for name, a in RL_CASES.items():
+    outs = [os.path.join(w, f"rl_{name}_{n}") for n in (1, 2)]
+    t0 = time.time()
+    if not (ok(tunic(a + ["--batch-size", 4, "--out", outs[0]], 1), f"{name}: 1 process, batch 4") and
+            ok(tunic(a + ["--batch-size", 2, "--out", outs[1]], 2), f"{name}: 2 ranks, batch 2 each")):
+        continue
+    rel, mx, same = compare(final(outs[0], False), final(outs[1], False))
+    check(rel <= TOL, f"{name}: 2 ranks x batch 2 == 1 process x batch 4: relative distance {rel:.2e} <= {TOL:g}")
+    for f in {"ppo": ["value_head.safetensors"], "ppo_agentic": ["value_head.safetensors"], "ppo_critic": ["critic/value_head.safetensors",
+                                                                 "critic/model.safetensors"]}.get(name, []):
+        rel, mx, same = compare(*[os.path.join(o, f) for o in outs])
+        check(rel <= TOL, f"{name}: ... and {f}: relative distance {rel:.2e}")
+    m1, m2 = ([json.loads(x) for x in open(os.path.join(o, "metrics.jsonl"))] for o in outs)
+    bad = [(k, x[k], y.get(k)) for x, y in zip(m1, m2) for k in RL_KEYS
+           if k in x and not (k in y and abs(x[k] - y[k]) <= 1e-6 * max(1.0, abs(x[k])))]
+    check(len(m1) == len(m2) == 2 and not bad, f"{name}: rank 0's step figures are the global batch's "
+          f"({', '.join(k for k in RL_KEYS if k in m1[0])}) to 1e-6: {bad[:3]}")
+    if name == "dynamic_sampling":
+        check(max(m["dynamic_sampling/gen_batches"] for m in m1) > 1, f"{name}: some step refilled flat groups")
+    print(f"    ({name}: {time.time() - t0:.1f}s)")
 
 # a rank killed mid-run fails the job, naming it; --resume (one process) continues from the last checkpoint
 k = os.path.join(w, "killed")

@@ -25,11 +25,12 @@ import math
 import os
 import shutil
 
-from common_grpo import check, completion_logprobs, finish, init_model, make_data, ok_run, read_jsonl, read_metrics, st_arrays, workdir, ENV
+from common_grpo import check, completion_logprobs, finish, init_model, make_data, ok_run, read_metrics, st_arrays, workdir, ENV
 import numpy as np
 import torch
 import torch.nn.functional as F
 from hf_decoder import Decoder
+from ppo_ref import autograd_terms, run_checked
 
 torch.set_num_threads(1)
 W = workdir("ppostep")
@@ -44,55 +45,8 @@ ARGS = ["--model", MODEL, "--data", os.path.join(D, "train_grpo.jsonl"), "--step
         "--lr", 1e-3, "--max-grad-norm", 1.0, "--seed", 3, "--reward", "format_exact:1", "--reward-cmd", LETTERS,
         "--save-every", 1, "--keep-last", 0]
 OUT = os.path.join(W, "run")
-ok_run(["ppo", *ARGS, "--out", OUT, "--dump-rollouts", os.path.join(OUT, "roll.jsonl"), "--dump-grads",
-        os.path.join(OUT, "grads")], "ppo run", env=ENV, timeout=300)
-metrics = read_metrics(OUT)
-rolls = read_jsonl(os.path.join(OUT, "roll.jsonl"))
-check(len(metrics) == 2 and len(rolls) == 2 * B * G, "2 metric rows and the dumped completions")
-t64 = lambda x: torch.tensor(x, dtype=torch.float64)  # noqa: E731
-
-for step in (1, 2):
-    rows = [r for r in rolls if r["step"] == step]
-    m = metrics[step - 1]
-    adv_all, ret_all, v_all = [], [], []
-    e_ret = 0.0
-    for r in rows:
-        n = len(r["completion_ids"])
-        rw = -BETA * (t64(r["old_logprobs"]) - t64(r["ref_logprobs"]))
-        rw[n - 1] += r["total"]
-        v = t64(r["old_values"])
-        A = torch.zeros(n, dtype=torch.float64)
-        last = 0.0
-        for k in reversed(range(n)):
-            nxt = v[k + 1] if k + 1 < n else 0.0
-            last = rw[k] + GAMMA * nxt - v[k] + GAMMA * LAM * last
-            A[k] = last
-        R = A + v
-        e_ret = max(e_ret, float((R - t64(r["returns"])).abs().max()))
-        adv_all.append(A)
-        ret_all.append(R)
-        v_all.append(v)
-    check(e_ret <= 1e-6, f"step {step}: returns = GAE over the dumped values and per-token rewards (max err {e_ret:.1e})")
-    flat = torch.cat(adv_all)
-    mu, var = flat.mean(), ((flat - flat.mean()) ** 2).mean()
-    wh = [(a - mu) / var.clamp(min=1e-8).sqrt() for a in adv_all]
-    e_adv = max(float(((w - t64(r["token_advantages"])).abs() / w.abs().clamp(min=1)).max()) for w, r in zip(wh, rows))
-    check(e_adv <= 1e-6, f"step {step}: token advantages = whitened GAE (max rel err {e_adv:.1e})")
-    Rf, Vf = torch.cat(ret_all), torch.cat(v_all)
-    ev = 1 - ((Rf - Vf) - (Rf - Vf).mean()).pow(2).mean() / (Rf - Rf.mean()).pow(2).mean()
-    check(abs(float(ev) - m["explained_variance"]) <= 1e-6, f"step {step}: explained_variance {m['explained_variance']:.6f} = {float(ev):.6f}")
-    ntok = sum(len(r["completion_ids"]) for r in rows)
-    pl, vl = 0.0, 0.0
-    for r, a in zip(rows, rows):
-        lp, old = t64(r["logprobs"]), t64(r["old_logprobs"])
-        A = t64(r["token_advantages"])
-        ratio = torch.exp(lp - old)
-        pl += float(-torch.min(ratio * A, ratio.clamp(1 - EPS, 1 + EPS) * A).mean()) / len(rows)
-        V, V0, R = t64(r["values"]), t64(r["old_values"]), t64(r["returns"])
-        Vc = V0 + (V - V0).clamp(-CLIPV, CLIPV)
-        vl += float(0.5 * torch.max((V - R) ** 2, (Vc - R) ** 2).sum()) / ntok
-    check(abs(pl - m["loss"]) <= 1e-6 * max(1e-3, abs(pl)), f"step {step}: policy loss {m['loss']:.9g} = {pl:.9g}")
-    check(abs(vl - m["value_loss"]) <= 1e-6 * max(1e-3, abs(vl)), f"step {step}: value loss {m['value_loss']:.9g} = {vl:.9g}")
+metrics, rolls = run_checked(ARGS, OUT, "ppo run", B * G, {"BETA": BETA, "GAMMA": GAMMA, "LAM": LAM, "EPS": EPS,
+                                                         "CLIPV": CLIPV})
 
 # ---- step 2's gradient through the value head into the backbone ----
 rows = [r for r in rolls if r["step"] == 2]
@@ -112,16 +66,9 @@ def losses():
         logits, hid = pol.forward(torch.tensor(p + c)[None], return_hidden=True)
         sl = slice(len(p) - 1, len(p) + len(c) - 1)
         lsm = F.log_softmax(logits[0, sl] / T, dim=-1)
-        lp = lsm.gather(1, torch.tensor(c)[:, None])[:, 0]
         V = hid[0, sl] @ wv[:-1] + wv[-1]
-        e_v = max(e_v, float((V.detach() - t64(r["old_values"])).abs().max()))
-        old, A = t64(r["old_logprobs"]), t64(r["token_advantages"])
-        ratio = torch.exp(lp - old)
-        pl = pl - torch.min(ratio * A, ratio.clamp(1 - EPS, 1 + EPS) * A).mean() / len(rows)
-        V0, R = t64(r["old_values"]), t64(r["returns"])
-        Vc = V0 + (V - V0).clamp(-CLIPV, CLIPV)
-        vl = vl + 0.5 * torch.max((V - R) ** 2, (Vc - R) ** 2).sum() / ntok
-        ent = ent - (lsm.exp() * lsm).sum() / ntok
+        a, b, h, e = autograd_terms(r, lsm, V, len(rows), ntok, EPS, CLIPV)
+        pl, vl, ent, e_v = pl + a, vl + b, ent + h, max(e_v, e)
     return pl, vl, ent, e_v
 
 
