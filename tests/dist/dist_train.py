@@ -19,29 +19,12 @@ import subprocess
 import sys
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "e2e"))
-from common import TUNIC, check, finish, init_model, st_tensors, workdir  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from mpi import MPIRUN, tunic, weights  # noqa: E402,F401  (exits 77 without MPI)
+from common import TUNIC, check, finish, init_model, st_tensors, workdir  # noqa: E402,F401
 from trainers import Trainers  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-MPIRUN = shutil.which("mpirun")
-if not MPIRUN or "libmpi" not in subprocess.run(["ldd", TUNIC], capture_output=True, text=True).stdout:
-    print("skipped: no mpirun, or tunic built without MPI")
-    sys.exit(77)
-
-ENV = dict(os.environ, OMP_NUM_THREADS="1", OMP_WAIT_POLICY="passive", TN_PROGRESS="plain",
-           OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1", OMPI_MCA_rmaps_base_oversubscribe="1")
-LOOPBACK = ["--oversubscribe", "--mca", "btl", "self,tcp", "--mca", "btl_tcp_if_include", "lo",
-            "--mca", "oob_tcp_if_include", "lo", "-x", "OMP_NUM_THREADS=1", "-x", "TN_PROGRESS"]
-
-
-def tunic(args, ranks, timeout=180, popen=False, env=None):
-    e = dict(ENV, **(env or {}))
-    cmd = ([TUNIC] if ranks == 1 else [MPIRUN, "-np", str(ranks)] + LOOPBACK + [TUNIC]) + [str(a) for a in args]
-    if popen:
-        return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=e)
 
 
 def ok(p, what):
@@ -49,13 +32,6 @@ def ok(p, what):
         print(p.stdout[-2000:], p.stderr[-3000:])
         return False
     return True
-
-
-def weights(path):
-    out = {}
-    for k, (dt, shape, raw) in st_tensors(path).items():
-        out[k] = np.frombuffer(raw, dtype={"F32": np.float32, "F16": np.float16}[dt]).astype(np.float64)
-    return out
 
 
 def compare(a, b):
