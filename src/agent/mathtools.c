@@ -99,7 +99,8 @@ static tn_status fill(FILE *f, void *v) {
       cJSON_AddStringToObject(t, "name", "calculator");
       if (!w->c->text_calls) cJSON_AddStringToObject(t, "tool_call_id", call_id);
       cJSON_AddItemToArray(ms, t);
-      snprintf(text, sizeof text, "<reasoning>%s = %s</reasoning>\n<answer>%s</answer>", p->expr, p->answer, p->answer);
+      /* the answer alone: the result is the tool's, restating the expression adds only length */
+      snprintf(text, sizeof text, "<answer>%s</answer>", p->answer);
       cJSON_AddItemToArray(ms, tn_agent_message("assistant", text));
       cJSON *tools = cJSON_AddArrayToObject(o, "tools");
       cJSON_AddItemToArray(tools, cJSON_Duplicate(w->calc, 1)); /* the schema the toolset lists */

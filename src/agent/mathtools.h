@@ -2,7 +2,7 @@
  * for a small model to work out in its head (3-4 digit products, sums of 4-digit numbers,
  * two-step totals), with worked tool-use trajectories for SFT (user question -> assistant
  * calculator call -> tool result, produced by the calculator itself -> final answer in the
- * <reasoning>/<answer> format src/eval extracts) and plain prompts with answers for agentic GRPO
+ * <answer> tag src/eval extracts) and plain prompts with answers for agentic GRPO
  * and evaluation. Not for: the word problems without tools (src/data/math_gen.c). */
 #ifndef TN_AGENT_MATHTOOLS_H
 #define TN_AGENT_MATHTOOLS_H

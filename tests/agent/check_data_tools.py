@@ -3,7 +3,7 @@
 distinct questions; every answer equals Python's evaluation of the problem's expression, and
 the expression's numbers are the question's (3-4 digit factors, 4-digit addends); every SFT
 trajectory is user -> assistant calculator call -> tool result (= the answer) -> final answer
-in <answer> tags; with --text-calls the call is Hermes text that tunic's own tool-call parser
+`<answer>R</answer>` (nothing else); with --text-calls the call is Hermes text that tunic's own tool-call parser
 reads back as the same call, and the trajectory renders with a model's chat template
 (`tunic render-chat`) with the assistant turns as the trained spans."""
 import json
@@ -60,7 +60,7 @@ for s, g in zip(sft, grpo):
     if roles != ["user", "assistant", "tool", "assistant"] or m[0]["content"] != g["question"] or \
             call.get("name") != "calculator" or call.get("arguments") != {"expression": g["expression"]} or \
             m[2]["content"] != g["answer"] or m[2]["tool_call_id"] != m[1]["tool_calls"][0]["id"] or \
-            f"<answer>{g['answer']}</answer>" not in m[3]["content"] or s["tools"][0]["function"]["name"] != "calculator":
+            m[3]["content"] != f"<answer>{g['answer']}</answer>" or s["tools"][0]["function"]["name"] != "calculator":
         fails.append(("trajectory", s))
 # the calculator gives what the trajectories say
 r = json.loads(tunic("tool", "run", "calculator", "--args", json.dumps({"expression": grpo[0]["expression"]})).stdout)
