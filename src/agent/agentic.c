@@ -19,6 +19,7 @@
 #include "eval/eval.h"
 #include "obs/obs.h"
 #include "rl/grpo.h"
+#include "rl/critic.h"
 #include "rl/ppo.h"
 #include "rl/value_head.h"
 #include "train/losses.h"
@@ -94,15 +95,17 @@ typedef struct {
   tn_trace *trace;
   FILE *dump;
   bool opened;
-  tn_manifest_file mf_models[1], mf_data[1];
+  tn_manifest_file mf_models[2], mf_data[1];
   /* the step's figures */
   double mean, std, acc, turns, calls, terrs, tool_ms, model_tok, ep_tok, env_mean, t_roll, t_upd, train_rows;
   double status_n[TN_EP_NSTATUS], *fn_mean;
   tn_grpo_stats gs;
   float env_w;            /* the "env" term's weight (0: none) */
-  /* PPO (tunic ppo with episodes): a value head on the policy's last hidden state */
-  bool ppo, kl_reward;
+  /* PPO (tunic ppo with episodes): a value head on the policy's last hidden state, or with
+   * --critic a model of its own (rl/critic.h) reading the same rows */
+  bool ppo, kl_reward, critic;
   tn_value_head vh;
+  tn_critic cr;
   float *dxf_add, *vbuf, *dvbuf; // (Nmax, C), (Nmax), (Nmax)
   int *vrows;                    // (Nmax)
   double v_loss, v_clipfrac, ent_sum;
@@ -174,8 +177,6 @@ static tn_status make_rewards(ag_t *t) {
 /* tunic ppo with episodes: its options checked (the value head is set up with the buffers) */
 static tn_status ppo_setup(ag_t *t) {
   const tn_grpo_opts *o = &t->o;
-  if (o->critic) return tn_error(TN_ERR_UNSUPPORTED, "--critic with multi-turn episodes is not implemented (the value head "
-                                 "on the policy is)");
   if (!strcmp(o->kl_method, "reward")) t->kl_reward = true;
   else if (strcmp(o->kl_method, "loss")) return tn_error(TN_ERR_ARG, "kl_method '%s': expected reward or loss", o->kl_method);
   if (o->gspo || (o->importance_sampling_level && !strcmp(o->importance_sampling_level, "sequence")))
@@ -236,9 +237,14 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   t->seq_r = malloc(sizeof(int) * t->Nmax);
   t->tgt_r = malloc(sizeof(int) * t->Nmax);
   t->fn_mean = calloc(tn_rewards_count(t->rw) + 1, sizeof(double));
-  if (t->ppo) { /* the value head and its buffers; its state in every checkpoint */
+  if (o->critic && !t->ppo) return tn_error(TN_ERR_ARG, "--critic is for tunic ppo");
+  if (t->ppo) { /* the value head (or the critic) and its buffers; its state in every checkpoint */
     tn_adamw_config ac = {.beta1 = o->beta1, .beta2 = o->beta2, .eps = o->adam_eps, .weight_decay = 0};
-    TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
+    t->critic = o->critic != NULL;
+    if (t->critic)
+      TN_TRY(tn_critic_load(&t->cr, o->critic, V, t->mb, t->T, t->Nmax, &o->train, o->steps,
+                            o->critic_lr >= 0 ? o->critic_lr : o->lr));
+    else TN_TRY(tn_vhead_init(&t->vh, t->m->cfg.C, &ac));
     t->dxf_add = tn_alloc(sizeof(float) * (size_t)t->Nmax * t->m->cfg.C);
     t->vbuf = malloc(sizeof(float) * t->Nmax);
     t->dvbuf = malloc(sizeof(float) * t->Nmax);
@@ -252,8 +258,10 @@ static tn_status setup(void *ctx, tn_run *run, tn_manifest_info *mi) {
   t->run = run;
   tn_run_describe(run, &o->train, t->ppo ? "agentic-ppo" : "agentic-grpo", t->m, &t->tp, t->nrows, false, o->batch_size, 0);
   t->mf_models[0] = (tn_manifest_file){"model", o->model};
+  t->mf_models[1] = (tn_manifest_file){"critic", o->critic};
   t->mf_data[0] = (tn_manifest_file){"train", o->data};
-  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = 1, .data = t->mf_data, .ndata = 1};
+  *mi = (tn_manifest_info){.command = t->ppo ? "ppo" : "grpo", .models = t->mf_models, .nmodels = t->critic ? 2 : 1,
+                           .data = t->mf_data, .ndata = 1};
   printf("agentic %s: %d prompts, %d steps of %d prompts x %d episodes, env %s, %zu tools, max %d turns / %d tokens, "
          "%zu trainable parameters\n", t->ppo ? "ppo" : "grpo", t->nrows, o->steps, o->batch_size, o->num_generations, tn_env_name(t->env),
          tn_toolset_count(t->ts), t->a.max_turns, t->a.max_episode_tokens, t->tp.opt.total);
@@ -390,13 +398,16 @@ typedef struct {
 
 /* ---- PPO over whole transcripts: values, GAE and the value loss on the model's tokens only ---- */
 
-/* values of the model's tokens of sequences [s0, ...) of the forward just run into v (flat) */
-static int ag_values(ag_t *t, const ag_roll *R, int s0, int N, float *v) {
+/* values of the model's tokens of sequences [s0, ...) of the forward just run into v (flat): the head
+ * on the policy's hidden states, or the critic's forward of the same rows; *nv their count */
+static tn_status ag_values(ag_t *t, const ag_roll *R, int s0, int N, float *v, int *nv) {
   int n = 0;
   for (int i = 0; i < N; i++)
     if (t->tgt_r[i] >= 0) t->vrows[n++] = i;
+  *nv = n;
+  if (t->critic) return tn_critic_values(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->tgt_r, v + R->off[s0], &n);
   tn_vhead_forward(&t->vh, t->st->xf, t->vrows, n, v + R->off[s0]);
-  return n;
+  return TN_OK;
 }
 
 /* Per-token rewards of each transcript's model tokens: the environment's reward after turn k (x its
@@ -439,36 +450,44 @@ static tn_status ag_ppo_advantages(ag_t *t, ag_roll *R) {
 
 /* the value loss's gradient into the hidden states and the head, the entropy bonus's into
  * dlogits, for the micro-batch of sequences from s0 whose forward was just run */
-static void ag_ppo_backward(ag_t *t, const ag_roll *R, int s0, int N) {
+static tn_status ag_ppo_backward(ag_t *t, const ag_roll *R, int s0, int N) {
   const int C = t->m->cfg.C, V = t->m->cfg.V;
   const float T = t->o.temperature > 0 ? t->o.temperature : 1.0f;
   long kept = 0;
   for (int i = 0; i < t->S; i++) kept += R->seq_mask[i] != 0.0f ? R->off[i + 1] - R->off[i] : 0;
   if (t->run->world > 1) kept = t->lc.kept_tok_global;
   const double w = kept > 0 ? 1.0 / (double)kept : 0.0;
-  const int n = ag_values(t, R, s0, N, R->val);
+  int n = 0;
+  TN_TRY(ag_values(t, R, s0, N, R->val, &n));
   tn_ppo_value_loss(R->off, R->seq_mask, s0, n, w, R->val, R->val_old, R->ret, t->o.clip_range_value, t->o.vf_coef, t->vbuf,
                     t->dvbuf, &t->v_loss, &t->v_clipfrac);
-  memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
-  tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
-  t->bw.dxf_add = t->dxf_add;
+  if (t->critic) TN_TRY(tn_critic_backward(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->dvbuf, n));
+  else { /* the head on the policy: its gradient into the policy's hidden states */
+    memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
+    tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
+    t->bw.dxf_add = t->dxf_add;
+  }
   t->ent_sum += tn_ppo_entropy_bonus(t->logits, t->dlogits, t->vrows, t->vbuf, n, V, T, t->o.ent_coef);
+  return TN_OK;
 }
 
 static tn_status ag_ckpt(void *ctx, const char *dir, bool load) {
   ag_t *t = ctx;
+  if (t->critic) return tn_critic_state(&t->cr, dir, load);
   return load ? tn_vhead_load(&t->vh, dir) : tn_vhead_save(&t->vh, dir);
 }
 
 static tn_status ag_finish(void *ctx, tn_run *r) {
   ag_t *t = ctx;
-  return t->ppo && r->rank == 0 ? tn_vhead_save(&t->vh, r->out) : TN_OK;
+  if (!t->ppo || r->rank != 0) return TN_OK;
+  return t->critic ? tn_critic_state(&t->cr, r->out, false) : tn_vhead_save(&t->vh, r->out); /* RUN/critic/ */
 }
 
 /* forward of sequences [s0, s1) for log-probs into cur_lp (PPO, first iteration: also the rollout's values) */
 static tn_status ag_forward(ag_t *t, ag_roll *R, int s0, int s1, bool values, int *N) {
   TN_TRY(seq_logprobs(t, t->m, R->ep, R->off, s0, s1, R->cur_lp, N));
-  if (values) ag_values(t, R, s0, *N, R->val_old);
+  int nv;
+  if (values) TN_TRY(ag_values(t, R, s0, *N, R->val_old, &nv));
   return TN_OK;
 }
 
@@ -480,7 +499,7 @@ static tn_status ag_backward(ag_t *t, const ag_roll *R, int s0, int N) {
   for (int i = 0; i < N; i++) t->row_dlp[i] = t->tgt_r[i] >= 0 ? R->dlp[w++] : 0.0f;
   tn_logp_backward(t->dlogits, t->logits, t->tgt_r, t->row_dlp, N, V, T);
   t->bw.dxf_add = NULL;
-  if (t->ppo) ag_ppo_backward(t, R, s0, N);
+  if (t->ppo) TN_TRY(ag_ppo_backward(t, R, s0, N));
   return tn_backward(t->m, t->st, &t->bw, tn_tparams_grads(&t->tp), t->dlogits, t->logits, N, t->tok_r, t->pos_r, t->seq_r);
 }
 
@@ -520,7 +539,9 @@ static tn_status ag_updates(ag_t *t, long step, ag_roll *R, tn_grpo_stats *gs, l
     if (s == TN_OK && !isfinite(gs->loss))
       s = tn_error(TN_ERR_NUMERIC, "step %ld: the GRPO loss is not finite; stopping (the last checkpoint is kept)", step + 1);
     if (s == TN_OK && it == 0 && o->dump_grads) s = dump_grads(t, step);
-    if (s == TN_OK && t->ppo) {
+    if (s == TN_OK && t->critic) { /* the critic model's own update */
+      s = tn_critic_update(&t->cr, t->run, step);
+    } else if (s == TN_OK && t->ppo) { /* the head's (the shared trunk moves with the policy) */
       const float clr = o->critic_lr >= 0 ? o->critic_lr : o->lr;
       s = tn_ppo_head_update(&t->vh, t->run, (float)(clr * tn_lr_at(&t->tp.sched, step) / (o->lr > 0 ? o->lr : 1)));
     }
@@ -780,6 +801,7 @@ static void teardown(void *ctx) {
   tn_bwd_free(&t->bw);
   tn_state_free(t->st);
   if (t->vh.w) tn_vhead_free(&t->vh);
+  tn_critic_free(&t->cr);
   tn_free(t->dxf_add); free(t->vbuf); free(t->dvbuf); free(t->vrows);
   tn_env_free(t->env);
   tn_toolset_free(t->ts);

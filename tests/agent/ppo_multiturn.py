@@ -37,12 +37,18 @@ OUT = os.path.join(W, "run")
 T, BETA, EPS, GAMMA, LAM, CLIPV, VF, ENT, ENVW = 0.9, 0.1, 0.2, 0.9, 0.8, 0.2, 0.5, 0.1, 2.0
 B, G, BUDGET = 2, 2, 70
 ENVCMD = f"/usr/bin/python3 {os.path.join(HERE, 'count_env.py')}"
-ok_run(["ppo", "--model", MODEL, "--data", os.path.join(D, "train_grpo.jsonl"), "--out", OUT, "--steps", 2,
-        "--batch-size", B, "--num-generations", G, "--beta", BETA, "--temperature", T, "--epsilon", EPS, "--gamma", GAMMA,
-        "--gae-lambda", LAM, "--clip-range-value", CLIPV, "--vf-coef", VF, "--ent-coef", ENT, "--lr", 1e-3,
-        "--max-tokens-to-generate", 8, "--max-episode-tokens", BUDGET, "--max-turns", 5, "--env-cmd", ENVCMD,
-        "--reward", f"env:{ENVW}", "--seed", 3, "--no-system-prompt", "--save-every", 1, "--keep-last", 0,
-        "--dump-rollouts", os.path.join(OUT, "roll.jsonl")], "ppo over episodes", env=ENV, timeout=300)
+
+
+def ppo_run(out, what, extra=()):
+    ok_run(["ppo", "--model", MODEL, "--data", os.path.join(D, "train_grpo.jsonl"), "--out", out, "--steps", 2,
+            "--batch-size", B, "--num-generations", G, "--beta", BETA, "--temperature", T, "--epsilon", EPS, "--gamma", GAMMA,
+            "--gae-lambda", LAM, "--clip-range-value", CLIPV, "--vf-coef", VF, "--ent-coef", ENT, "--lr", 1e-3,
+            "--max-tokens-to-generate", 8, "--max-episode-tokens", BUDGET, "--max-turns", 5, "--env-cmd", ENVCMD,
+            "--reward", f"env:{ENVW}", "--seed", 3, "--no-system-prompt", "--save-every", 1, "--keep-last", 0,
+            "--dump-rollouts", os.path.join(out, "roll.jsonl")] + list(extra), what, env=ENV, timeout=300)
+
+
+ppo_run(OUT, "ppo over episodes")
 metrics = read_metrics(OUT)
 rolls = read_jsonl(os.path.join(OUT, "roll.jsonl"))
 check(len(metrics) == 2 and len(rolls) == 2 * B * G, "2 metric rows and the dumped transcripts")
@@ -96,19 +102,42 @@ off = max(float((gae(rewards_per_turn(r, BETA, at_end=True), t64(r["old_values"]
           for r in rolls)
 check(off > 1e-3, f"every environment reward on the last token instead gives other returns (max diff {off:.2e})")
 
-# ---- step 2's rollout values: the head of step 1 on the whole transcript, at the model's positions ----
-ck1 = os.path.join(OUT, "checkpoints", "step_1")
-pol = Decoder.load(ck1, dtype=torch.float64)
-vh = st_arrays(os.path.join(ck1, "value_head.safetensors"))
-wv = torch.tensor(np.concatenate([vh["v_head.weight"].reshape(-1), vh["v_head.bias"]]).astype(np.float64))
-check(float(wv.abs().max()) > 0, "the value head moved in step 1")
-e_v = 0.0
-with torch.no_grad():
-    for r in (r for r in rolls if r["step"] == 2):
-        _, hid = pol.forward(torch.tensor(r["ids"])[None], return_hidden=True)
-        sel = [p - 1 for p in range(1, len(r["ids"])) if r["mask"][p]]
-        V = hid[0, sel] @ wv[:-1] + wv[-1]
-        e_v = max(e_v, float((V - t64(r["old_values"])).abs().max()))
-check(e_v <= 1e-4, f"step 2: the value head on the reference decoder's hidden states at the model's positions = the "
-      f"dumped rollout values (max err {e_v:.1e})")
+
+
+def check_values(rolls, valuer_dir, what):
+    """step 2's rollout values: the value model of step 1 (the policy + its head, or the critic) on the
+    reference decoder's hidden states of the whole transcript, read at the positions predicting model tokens"""
+    net = Decoder.load(valuer_dir, dtype=torch.float64)
+    vh = st_arrays(os.path.join(valuer_dir, "value_head.safetensors"))
+    wv = torch.tensor(np.concatenate([vh["v_head.weight"].reshape(-1), vh["v_head.bias"]]).astype(np.float64))
+    check(float(wv.abs().max()) > 0, f"{what}: the value head moved in step 1")
+    e_v = 0.0
+    with torch.no_grad():
+        for r in (r for r in rolls if r["step"] == 2):
+            _, hid = net.forward(torch.tensor(r["ids"])[None], return_hidden=True)
+            sel = [p - 1 for p in range(1, len(r["ids"])) if r["mask"][p]]
+            V = hid[0, sel] @ wv[:-1] + wv[-1]
+            e_v = max(e_v, float((V - t64(r["old_values"])).abs().max()))
+    check(e_v <= 1e-4, f"{what}: step 2's values from the reference decoder at the model's positions = the dumped "
+          f"rollout values (max err {e_v:.1e})")
+
+
+check_values(rolls, os.path.join(OUT, "checkpoints", "step_1"), "value head on the policy")
+
+# ---- the same episodes' PPO with --critic: a separate, smaller model of the same tokenizer reads the
+# transcripts; GAE/losses as above, and step 2's values are the critic checkpoint's ----
+SMALL = '{"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2, "num_key_value_heads": 1}'
+CRITIC = init_model(os.path.join(W, "c"), seed=9, extra=["--override", SMALL])
+OUTC = os.path.join(W, "runc")
+ppo_run(OUTC, "ppo over episodes with --critic", ["--critic", CRITIC, "--critic-lr", 3e-3])
+mc, rc = read_metrics(OUTC), read_jsonl(os.path.join(OUTC, "roll.jsonl"))
+check(len(mc) == 2 and len(rc) == 2 * B * G, "--critic: 2 metric rows and the dumped transcripts")
+for r in rc:
+    r["logprobs"] = r["policy_logprobs"]
+for step in (1, 2):
+    check_step(step, [r for r in rc if r["step"] == step], mc[step - 1], P, rewards=rewards_per_turn)
+check(os.path.exists(os.path.join(OUTC, "critic", "value_head.safetensors")), "--critic: RUN/critic/ written at the end")
+check_values(rc, os.path.join(OUTC, "checkpoints", "step_1", "critic"), "--critic")
+d = max(abs(a - b) for x, y in zip(rolls, rc) for a, b in zip(x["old_values"], y["old_values"]))
+check(d > 1e-3, f"the critic's values differ from the policy head's (max diff {d:.2e}: the check can fail)")
 finish()
