@@ -401,13 +401,8 @@ typedef struct {
 /* values of the model's tokens of sequences [s0, ...) of the forward just run into v (flat): the head
  * on the policy's hidden states, or the critic's forward of the same rows; *nv their count */
 static tn_status ag_values(ag_t *t, const ag_roll *R, int s0, int N, float *v, int *nv) {
-  int n = 0;
-  for (int i = 0; i < N; i++)
-    if (t->tgt_r[i] >= 0) t->vrows[n++] = i;
-  *nv = n;
-  if (t->critic) return tn_critic_values(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->tgt_r, v + R->off[s0], &n);
-  tn_vhead_forward(&t->vh, t->st->xf, t->vrows, n, v + R->off[s0]);
-  return TN_OK;
+  return tn_ppo_values(t->critic ? &t->cr : NULL, &t->vh, t->st->xf, N, t->tok_r, t->pos_r, t->seq_r, t->tgt_r, t->vrows,
+                       v + R->off[s0], nv);
 }
 
 /* Per-token rewards of each transcript's model tokens: the environment's reward after turn k (x its
@@ -461,26 +456,20 @@ static tn_status ag_ppo_backward(ag_t *t, const ag_roll *R, int s0, int N) {
   TN_TRY(ag_values(t, R, s0, N, R->val, &n));
   tn_ppo_value_loss(R->off, R->seq_mask, s0, n, w, R->val, R->val_old, R->ret, t->o.clip_range_value, t->o.vf_coef, t->vbuf,
                     t->dvbuf, &t->v_loss, &t->v_clipfrac);
-  if (t->critic) TN_TRY(tn_critic_backward(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->dvbuf, n));
-  else { /* the head on the policy: its gradient into the policy's hidden states */
-    memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
-    tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
-    t->bw.dxf_add = t->dxf_add;
-  }
+  TN_TRY(tn_ppo_values_backward(t->critic ? &t->cr : NULL, &t->vh, t->st->xf, N, C, t->tok_r, t->pos_r, t->seq_r, t->vrows,
+                                n, t->dvbuf, t->dxf_add, &t->bw));
   t->ent_sum += tn_ppo_entropy_bonus(t->logits, t->dlogits, t->vrows, t->vbuf, n, V, T, t->o.ent_coef);
   return TN_OK;
 }
 
 static tn_status ag_ckpt(void *ctx, const char *dir, bool load) {
   ag_t *t = ctx;
-  if (t->critic) return tn_critic_state(&t->cr, dir, load);
-  return load ? tn_vhead_load(&t->vh, dir) : tn_vhead_save(&t->vh, dir);
+  return tn_ppo_values_state(t->critic ? &t->cr : NULL, &t->vh, dir, load);
 }
 
 static tn_status ag_finish(void *ctx, tn_run *r) {
   ag_t *t = ctx;
-  if (!t->ppo || r->rank != 0) return TN_OK;
-  return t->critic ? tn_critic_state(&t->cr, r->out, false) : tn_vhead_save(&t->vh, r->out); /* RUN/critic/ */
+  return t->ppo && r->rank == 0 ? tn_ppo_values_state(t->critic ? &t->cr : NULL, &t->vh, r->out, false) : TN_OK;
 }
 
 /* forward of sequences [s0, s1) for log-probs into cur_lp (PPO, first iteration: also the rollout's values) */

@@ -371,13 +371,8 @@ static double ppo_token_weight(const grpo_t *t, const rollout_t *r) {
 /* values of the completion tokens of sequences [s0, ...) of the forward just run (rows in t->*_r,
  * final-normed hidden states in the state) into v (flat token layout) */
 static tn_status ppo_values(grpo_t *t, const rollout_t *r, int s0, int N, float *v, int *nv) {
-  int n = 0;
-  for (int i = 0; i < N; i++)
-    if (t->tgt_r[i] >= 0) t->vrows[n++] = i;
-  *nv = n;
-  if (t->critic) return tn_critic_values(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->tgt_r, v + r->off[s0], &n);
-  tn_vhead_forward(&t->vh, t->st->xf, t->vrows, n, v + r->off[s0]);
-  return TN_OK;
+  return tn_ppo_values(t->critic ? &t->cr : NULL, &t->vh, t->st->xf, N, t->tok_r, t->pos_r, t->seq_r, t->tgt_r, t->vrows,
+                       v + r->off[s0], nv);
 }
 
 /* GAE per sequence over per-token rewards, advantages whitened over the global batch's tokens */
@@ -413,26 +408,20 @@ static tn_status ppo_backward(grpo_t *t, const rollout_t *r, int s0, int N) {
   TN_TRY(ppo_values(t, r, s0, N, r->val, &n));
   tn_ppo_value_loss(r->off, r->seq_mask, s0, n, w, r->val, r->val_old, r->ret, t->o.clip_range_value, t->o.vf_coef, t->vbuf,
                     t->dvbuf, &t->v_loss, &t->v_clipfrac);
-  if (t->critic) TN_TRY(tn_critic_backward(&t->cr, N, t->tok_r, t->pos_r, t->seq_r, t->dvbuf, n));
-  else { /* the head on the policy: its gradient into the policy's hidden states */
-    memset(t->dxf_add, 0, sizeof(float) * (size_t)N * C);
-    tn_vhead_backward(&t->vh, t->st->xf, t->vrows, n, t->dvbuf, t->dxf_add);
-    t->bw.dxf_add = t->dxf_add;
-  }
+  TN_TRY(tn_ppo_values_backward(t->critic ? &t->cr : NULL, &t->vh, t->st->xf, N, C, t->tok_r, t->pos_r, t->seq_r, t->vrows,
+                                n, t->dvbuf, t->dxf_add, &t->bw));
   t->ent_sum += tn_ppo_entropy_bonus(t->logits, t->dlogits, t->vrows, t->vbuf, n, V, T, t->o.ent_coef);
   return TN_OK;
 }
 
 static tn_status ppo_ckpt(void *ctx, const char *dir, bool load) {
   grpo_t *t = ctx;
-  if (t->critic) return tn_critic_state(&t->cr, dir, load);
-  return load ? tn_vhead_load(&t->vh, dir) : tn_vhead_save(&t->vh, dir);
+  return tn_ppo_values_state(t->critic ? &t->cr : NULL, &t->vh, dir, load);
 }
 
-static tn_status ppo_finish(void *ctx, tn_run *r) {
+static tn_status ppo_finish(void *ctx, tn_run *r) { /* RUN/critic/ or RUN/value_head.safetensors */
   grpo_t *t = ctx;
-  if (!t->ppo || r->rank != 0) return TN_OK;
-  return t->critic ? tn_critic_state(&t->cr, r->out, false) : tn_vhead_save(&t->vh, r->out); /* RUN/critic/ */
+  return t->ppo && r->rank == 0 ? tn_ppo_values_state(t->critic ? &t->cr : NULL, &t->vh, r->out, false) : TN_OK;
 }
 
 /* backward of the micro-batch whose rows are in t->*_r and logits in t->logits */

@@ -83,3 +83,29 @@ tn_status tn_ppo_head_update(tn_value_head *vh, tn_run *run, float lr) {
   memset(vh->g, 0, sizeof(float) * ((size_t)vh->C + 1));
   return TN_OK;
 }
+
+tn_status tn_ppo_values(tn_critic *cr, tn_value_head *vh, const float *xf, int N, const int *tok, const int *pos,
+                        const int *seq, const int *tgt, int *rows, float *v, int *n) {
+  int k = 0;
+  for (int i = 0; i < N; i++)
+    if (tgt[i] >= 0) rows[k++] = i;
+  *n = k;
+  if (cr) return tn_critic_values(cr, N, tok, pos, seq, tgt, v, &k);
+  tn_vhead_forward(vh, xf, rows, k, v);
+  return TN_OK;
+}
+
+tn_status tn_ppo_values_backward(tn_critic *cr, tn_value_head *vh, const float *xf, int N, int C, const int *tok,
+                                 const int *pos, const int *seq, const int *rows, int n, const float *dv, float *dxf_add,
+                                 tn_bwd *bw) {
+  if (cr) return tn_critic_backward(cr, N, tok, pos, seq, dv, n);
+  memset(dxf_add, 0, sizeof(float) * (size_t)N * C); /* the head on the policy: into its hidden states */
+  tn_vhead_backward(vh, xf, rows, n, dv, dxf_add);
+  bw->dxf_add = dxf_add;
+  return TN_OK;
+}
+
+tn_status tn_ppo_values_state(tn_critic *cr, tn_value_head *vh, const char *dir, bool load) {
+  if (cr) return tn_critic_state(cr, dir, load);
+  return load ? tn_vhead_load(vh, dir) : tn_vhead_save(vh, dir);
+}

@@ -6,6 +6,7 @@
 #ifndef TN_RL_PPO_H
 #define TN_RL_PPO_H
 #include "base/base.h"
+#include "rl/critic.h"
 #include "rl/value_head.h"
 #include "train/run.h"
 
@@ -30,6 +31,19 @@ double tn_ppo_entropy_bonus(const float *logits, float *dlogits, const int *rows
  * d loss / d v. Adds the loss to *loss and the weighted clip fraction to *clipfrac. */
 void tn_ppo_value_loss(const int *off, const float *seq_mask, int s0, int n, double w, const float *val, const float *v_old,
                        const float *ret, float clip, float vf_coef, float *wt, float *dv, double *loss, double *clipfrac);
+/* The value side, shared by both trainers: the head vh on the policy's final-normed hidden states
+ * xf, or (cr not NULL) a critic model of its own reading the same token rows.
+ * Values of the rows with tgt >= 0 of a forward of N rows just run: their indices into rows, their
+ * values into v, *n their count. */
+tn_status tn_ppo_values(tn_critic *cr, tn_value_head *vh, const float *xf, int N, const int *tok, const int *pos,
+                        const int *seq, const int *tgt, int *rows, float *v, int *n);
+/* d loss / d v (n, of the last tn_ppo_values) into the critic's gradients, or into the head's and the
+ * policy's hidden states: dxf_add (N, C) zeroed, filled, and handed to the policy's backward (bw). */
+tn_status tn_ppo_values_backward(tn_critic *cr, tn_value_head *vh, const float *xf, int N, int C, const int *tok,
+                                 const int *pos, const int *seq, const int *rows, int n, const float *dv, float *dxf_add,
+                                 tn_bwd *bw);
+/* The value side's state in DIR: DIR/critic/ (critic) or DIR/value_head.safetensors, saved or loaded. */
+tn_status tn_ppo_values_state(tn_critic *cr, tn_value_head *vh, const char *dir, bool load);
 /* The head's update: its gradient summed over the ranks, AdamW at lr (no clipping), gradient zeroed. */
 tn_status tn_ppo_head_update(tn_value_head *vh, tn_run *run, float lr);
 #endif
