@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cli/cli.h"
+#include "generate/generate.h"
 #include "model/lora.h"
 
 void tn_cli_model_default(tn_cli_model *mo) { *mo = (tn_cli_model){.head_dtype = "auto"}; }
@@ -58,26 +59,22 @@ tn_status tn_cli_model_load(const char *cmd, const tn_cli_model *mo, unsigned ho
   *out = (tn_cli_loaded){0};
   if (!mo->model) return tn_error(TN_ERR_ARG, "--model is required");
   if (mo->adapter_name && !mo->adapter) return tn_error(TN_ERR_ARG, "--adapter-name needs --adapter");
-  tn_status s;
-  if (how & TN_CL_MERGE) {
-    s = load_merged(cmd, mo, out);
-  } else {
-    tn_load_opts lo;
-    tn_load_opts_default(&lo);
-    s = tn_cli_load_opts(mo, &lo);
-    if (s == TN_OK) s = tn_model_load_opts(&out->model, mo->model, &lo);
+  tn_status s = TN_OK;
+  if (how & TN_CL_MERGE) s = load_merged(cmd, mo, out);
+  const tn_infer_spec sp = {.model = mo->model, .adapter = (how & TN_CL_MERGE) ? NULL : mo->adapter,
+                            .adapter_name = mo->adapter_name, .tokenizer = mo->tokenizer, .chat_template = mo->chat_template,
+                            .base_dtype = mo->base_dtype, .head_dtype = mo->head_dtype};
+  const unsigned ih = ((how & TN_CL_TOKENIZER) ? TN_INFER_TOKENIZER : 0) | ((how & TN_CL_TOKENIZER_TRY) ? TN_INFER_TOKENIZER_TRY : 0);
+  tn_infer_loaded il = {0};
+  if (s == TN_OK && !(how & TN_CL_MERGE)) { /* the shared inference loader: model, tokenizer, adapters */
+    s = tn_infer_load(&sp, ih, &il);
+    out->model = il.model;
+    out->tok = il.tok;
+    out->loras = il.loras;
+    out->n_loras = il.n_loras;
+  } else if (s == TN_OK) { /* the merged model's tokenizer, the same way */
+    s = tn_infer_load_tokenizer(&sp, ih, &out->tok);
   }
-  if (s == TN_OK && (how & (TN_CL_TOKENIZER | TN_CL_TOKENIZER_TRY))) {
-    s = tn_tokenizer_load(mo->tokenizer ? mo->tokenizer : mo->model, &out->tok);
-    if (s != TN_OK && !(how & TN_CL_TOKENIZER)) { /* tried: the command works on ids without it */
-      out->tok = NULL;
-      tn_error_clear();
-      s = TN_OK;
-    }
-    if (s == TN_OK && out->tok && mo->chat_template) s = tn_tokenizer_set_chat_template(out->tok, mo->chat_template);
-  }
-  if (s == TN_OK && mo->adapter && !(how & TN_CL_MERGE))
-    s = tn_lora_load_spec(out->model, mo->adapter, mo->adapter_name, &out->loras, &out->n_loras);
   if (s != TN_OK) tn_cli_loaded_free(out);
   return s;
 }

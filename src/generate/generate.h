@@ -35,4 +35,29 @@ void tn_sample_penalize(float *logits, int V, const tn_gen_opts *o, const int *s
 tn_status tn_gen_opts_check(const tn_gen_opts *o, const char *who);
 /* Free the calling thread's sampling buffers (before a thread that sampled exits). */
 void tn_sample_thread_release(void);
+/* ---- loading for inference (load.c): one path for the CLI's inference commands and the judge ---- */
+struct tn_lora_set;
+typedef struct {
+  const char *model;          /* model directory (required) */
+  const char *adapter;        /* NULL, "DIR" or "NAME=DIR,NAME=DIR" (model/lora.h, tn_lora_load_spec) */
+  const char *adapter_name;   /* the active one (NULL: the first); needs adapter */
+  const char *tokenizer;      /* NULL: the model directory's */
+  const char *chat_template;  /* a .jinja file used instead of the tokenizer's template (NULL: none) */
+  const char *base_dtype;     /* f32 | bf16 | nf4 | auto (NULL: auto) */
+  const char *head_dtype;     /* f32 | bf16 | auto (NULL: auto) */
+} tn_infer_spec;
+typedef struct {
+  tn_model *model;
+  tn_tokenizer *tok;          /* NULL unless asked for (or tried and missing) */
+  struct tn_lora_set **loras; /* the adapters, the adapter_name one active */
+  int n_loras;
+} tn_infer_loaded;
+/* TN_INFER_TOKENIZER: the tokenizer is required; TN_INFER_TOKENIZER_TRY: loaded when there is one */
+enum { TN_INFER_TOKENIZER = 1 << 0, TN_INFER_TOKENIZER_TRY = 1 << 1 };
+/* Load what sp names; errors name the option or file (nothing is kept on error). */
+tn_status tn_infer_load(const tn_infer_spec *sp, unsigned how, tn_infer_loaded *out);
+void tn_infer_loaded_free(tn_infer_loaded *l);
+/* The tokenizer part alone (sp->tokenizer or the model directory, the chat template file); *out NULL
+ * when not asked for, or tried and missing. */
+tn_status tn_infer_load_tokenizer(const tn_infer_spec *sp, unsigned how, tn_tokenizer **out);
 #endif

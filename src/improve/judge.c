@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include "eval/eval.h"
 #include "improve/judge.h"
+#include "generate/generate.h"
 #include "model/model.h"
 #include "train/lora.h"
 #include "tunic/generate.h"
@@ -153,11 +154,9 @@ tn_status tn_judge_open(tn_judge **out, const tn_judge_opts *o) {
     if (s == TN_OK && tn_rewards_count(j->rw) == 0) s = tn_error(TN_ERR_ARG, "judge: the spec '%s' names no reward", o->spec);
     free(rest);
   } else {
-    tn_load_opts lo;
-    tn_load_opts_default(&lo);
-    s = tn_model_load_opts(&j->m, o->model, &lo);
-    if (s == TN_OK) s = tn_tokenizer_load(o->model, &j->tok);
-    if (s == TN_OK && o->adapter) s = tn_lora_load_spec(j->m, o->adapter, NULL, &j->loras, &j->n_loras);
+    tn_infer_loaded il; /* the inference commands' loader: the same options and errors */
+    s = tn_infer_load(&(tn_infer_spec){.model = o->model, .adapter = o->adapter}, TN_INFER_TOKENIZER, &il);
+    if (s == TN_OK) { j->m = il.model; j->tok = il.tok; j->loras = il.loras; j->n_loras = il.n_loras; }
     if (s == TN_OK) {
       for (int i = 0; i < j->m->cfg.n_eos; i++) j->stops[j->nstop++] = j->m->cfg.eos_ids[i];
       tn_chat_format f;
