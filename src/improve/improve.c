@@ -195,16 +195,11 @@ static const char *stack_adapter(const tn_improve_opts *o, const char *spec) {
   return stacking(o) && strcmp(spec, o->model) ? spec : NULL;
 }
 
-static tn_status load_model(const tn_improve_opts *o, const char *spec, tn_model **m, tn_tokenizer **tok) {
-  const char *adapter = stack_adapter(o, spec), *dir = adapter ? o->model : spec;
-  tn_train_opts to;
-  tn_train_opts_default(&to);
-  to.model = dir;
-  to.base_adapter = adapter; /* merged in memory: the same function as base + adapter */
-  TN_TRY(tn_tparams_load_ref(m, &to));
-  tn_status s = tn_tokenizer_load(dir, tok);
-  if (s != TN_OK) { tn_model_free(*m); *m = NULL; }
-  return s;
+/* A round's model for generation and eval, loaded as `tunic eval --model M [--adapter STACK]` loads
+ * it (the stack applied as an adapter, not merged); l is freed with tn_infer_loaded_free. */
+static tn_status load_model(const tn_improve_opts *o, const char *spec, tn_infer_loaded *l) {
+  const char *adapter = stack_adapter(o, spec);
+  return tn_infer_load(&(tn_infer_spec){.model = adapter ? o->model : spec, .adapter = adapter}, TN_INFER_TOKENIZER, l);
 }
 
 /* ---- stage 1: samples ---- */
@@ -212,7 +207,10 @@ static tn_status load_model(const tn_improve_opts *o, const char *spec, tn_model
 static tn_status stage_generate(const tn_improve_opts *o, int k, const char *model_dir, const char *path) {
   tn_model *m = NULL;
   tn_tokenizer *tok = NULL;
-  TN_TRY(load_model(o, model_dir, &m, &tok));
+  tn_infer_loaded il;
+  TN_TRY(load_model(o, model_dir, &il));
+  m = il.model;
+  tok = il.tok;
   tn_prompt_opts po = {.system_prompt = o->system_prompt ? o->system_prompt : "", .field = "prompt",
                        .no_chat = o->no_chat, .chat = TN_CHAT_AUTO, .max_prompt_len = o->max_prompt_len};
   tn_status s = TN_OK;
@@ -295,8 +293,7 @@ static tn_status stage_generate(const tn_improve_opts *o, int k, const char *mod
   free(pids);
   free(plens);
   tn_prompts_free(&ps);
-  tn_tokenizer_free(tok);
-  tn_model_free(m);
+  tn_infer_loaded_free(&il);
   return s;
 }
 
@@ -595,7 +592,10 @@ static tn_status stage_sft(const tn_improve_opts *o, int k, const char *model_di
 static tn_status stage_eval(const tn_improve_opts *o, const char *model_dir, const char *out, double *acc) {
   tn_model *m = NULL;
   tn_tokenizer *tok = NULL;
-  TN_TRY(load_model(o, model_dir, &m, &tok));
+  tn_infer_loaded il;
+  TN_TRY(load_model(o, model_dir, &il));
+  m = il.model;
+  tok = il.tok;
   tn_eval_opts eo;
   tn_eval_opts_default(&eo);
   eo.data = o->eval_data;
@@ -612,8 +612,7 @@ static tn_status stage_eval(const tn_improve_opts *o, const char *model_dir, con
   tn_status s = tn_eval_run(m, tok, &eo, &sum);
   if (s == TN_OK) *acc = sum.accuracy;
   tn_eval_summary_free(&sum);
-  tn_tokenizer_free(tok);
-  tn_model_free(m);
+  tn_infer_loaded_free(&il);
   return s;
 }
 
