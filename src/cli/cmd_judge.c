@@ -17,7 +17,7 @@
 #include "obs/obs.h"
 #include "base/json.h"
 
-typedef struct { cJSON **rows; int n, cap; } rowset;
+typedef tn_jsonl_rows rowset;
 
 static tn_status add_row(void *ctx, cJSON *obj, const char *where) {
   rowset *r = ctx;
@@ -26,20 +26,7 @@ static tn_status add_row(void *ctx, cJSON *obj, const char *where) {
     cJSON_Delete(obj);
     return tn_error(TN_ERR_FORMAT, "%s: \"completion\" (a string) is required", where);
   }
-  if (r->n == r->cap) {
-    int cap = r->cap ? 2 * r->cap : 64;
-    cJSON **nr = realloc(r->rows, sizeof *nr * cap);
-    if (!nr) { cJSON_Delete(obj); return tn_error(TN_ERR_NOMEM, "%s: out of memory", where); }
-    r->rows = nr;
-    r->cap = cap;
-  }
-  r->rows[r->n++] = obj;
-  return TN_OK;
-}
-
-static void rowset_free(rowset *r) {
-  for (int i = 0; i < r->n; i++) cJSON_Delete(r->rows[i]);
-  free(r->rows);
+  return tn_jsonl_rows_add(r, obj, where);
 }
 
 static const char *str_field(const cJSON *o, const char *k) {
@@ -121,7 +108,7 @@ static int run_human(rowset *in, const char *out, const char *who, const char *k
   if (tn_file_exists(out)) {
     rowset prev = {0};
     tn_status s = tn_jsonl_read(out, add_row, &prev);
-    if (s != TN_OK) { free(os.rows); rowset_free(&prev); return tn_cli_fail("judge", s); }
+    if (s != TN_OK) { free(os.rows); tn_jsonl_rows_free(&prev); return tn_cli_fail("judge", s); }
     char a[256], b[256];
     for (int p = 0; p < prev.n; p++) {
       row_id(prev.rows[p], p, a, sizeof a);
@@ -141,7 +128,7 @@ static int run_human(rowset *in, const char *out, const char *who, const char *k
     const cJSON *r = in->rows[i];
     char idb[256];
     row_id(r, i, idb, sizeof idb);
-    printf("\033[2J\033[H== tunic judge: sample %d of %d (id %s), %d judged so far\n\n", i + 1, in->n, idb, done);
+    printf("\033[2J\033[H== tunic judge: sample %d of %d (id %s), %d judged so far\n\n", i + 1, (int)in->n, idb, done);
     printf("-- prompt --\n%s\n\n-- completion --\n%s\n\n", str_field(r, "prompt"), str_field(r, "completion"));
     const char *ref = str_field(r, "answer");
     if (*ref) printf("-- reference --\n%s\n\n", ref);
@@ -177,7 +164,7 @@ static int run_human(rowset *in, const char *out, const char *who, const char *k
     if (s != TN_OK) { rc = tn_cli_fail("judge", s); break; }
   }
   raw_mode(false);
-  printf("\n%d of %d judged%s; results: %s%s\n", done, in->n, skipped ? " (some skipped)" : "", out,
+  printf("\n%d of %d judged%s; results: %s%s\n", done, (int)in->n, skipped ? " (some skipped)" : "", out,
          done < in->n ? " (run the same command again to continue)" : "");
   for (int i = 0; i < os.n; i++) cJSON_Delete(os.rows[i]);
   free(os.rows);
@@ -262,7 +249,7 @@ int tn_cmd_judge(int argc, char **argv) {
     int ok = 0;
     for (int i = 0; i < in.n; i++)
       if (!isnan(scores[i])) { sum += scores[i]; ok++; }
-    printf("judged %d rows with %s: mean score %.4f", in.n, o.spec ? o.spec : o.model, ok ? sum / ok : NAN);
+    printf("judged %d rows with %s: mean score %.4f", (int)in.n, o.spec ? o.spec : o.model, ok ? sum / ok : NAN);
     if (o.model) printf(", %d unparseable verdicts (parse rate %.1f%%)", unparsed, 100.0 * (in.n - unparsed) / in.n);
     printf("\nresults: %s\n", out);
   }
@@ -272,7 +259,7 @@ int tn_cmd_judge(int argc, char **argv) {
   free(comps);
   free(scores);
 done:
-  rowset_free(&in);
+  tn_jsonl_rows_free(&in);
   free(tmpl);
   tn_runcfg_free(rcfg);
   return rc;

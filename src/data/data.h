@@ -24,6 +24,11 @@ struct cJSON;
  * error (invalid JSON, not an object, or fn's). */
 typedef tn_status (*tn_jsonl_fn)(void *ctx, struct cJSON *obj, const char *where);
 tn_status tn_jsonl_read(const char *path, tn_jsonl_fn fn, void *ctx);
+/* Every row kept (fn = tn_jsonl_rows_add, ctx = a zeroed tn_jsonl_rows): the caller owns rows and
+ * frees them with tn_jsonl_rows_free. */
+typedef struct { struct cJSON **rows; int64_t n, cap; } tn_jsonl_rows;
+tn_status tn_jsonl_rows_add(void *rows, struct cJSON *obj, const char *where);
+void tn_jsonl_rows_free(tn_jsonl_rows *r);
 
 /* The one reader of published data sets (schema.c): JSONL or a .json array, --field-map
  * (TARGET=SOURCE,...) applied, each row's schema recognised (one per file, reported once) and

@@ -93,3 +93,22 @@ tn_status tn_jsonl_read(const char *path, tn_jsonl_fn fn, void *ctx) {
   free(data);
   return s;
 }
+
+tn_status tn_jsonl_rows_add(void *rows, cJSON *obj, const char *where) {
+  tn_jsonl_rows *r = rows;
+  if (r->n == r->cap) {
+    int64_t cap = r->cap ? 2 * r->cap : 64;
+    cJSON **nr = realloc(r->rows, sizeof *nr * cap);
+    if (!nr) { cJSON_Delete(obj); return tn_error(TN_ERR_NOMEM, "%s: out of memory", where); }
+    r->rows = nr;
+    r->cap = cap;
+  }
+  r->rows[r->n++] = obj;
+  return TN_OK;
+}
+
+void tn_jsonl_rows_free(tn_jsonl_rows *r) {
+  for (int64_t i = 0; i < r->n; i++) cJSON_Delete(r->rows[i]);
+  free(r->rows);
+  *r = (tn_jsonl_rows){0};
+}

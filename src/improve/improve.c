@@ -131,27 +131,6 @@ static tn_status lb_write(FILE *f, void *ctx) {
   return TN_OK;
 }
 
-typedef struct { cJSON **rows; int64_t n, cap; } rowbuf;
-
-static tn_status rb_add(void *ctx, cJSON *obj, const char *where) {
-  rowbuf *r = ctx;
-  if (r->n == r->cap) {
-    int64_t cap = r->cap ? 2 * r->cap : 256;
-    cJSON **nr = realloc(r->rows, sizeof *nr * cap);
-    if (!nr) { cJSON_Delete(obj); return tn_error(TN_ERR_NOMEM, "%s: out of memory", where); }
-    r->rows = nr;
-    r->cap = cap;
-  }
-  r->rows[r->n++] = obj;
-  return TN_OK;
-}
-
-static void rb_free(rowbuf *r) {
-  for (int64_t i = 0; i < r->n; i++) cJSON_Delete(r->rows[i]);
-  free(r->rows);
-  memset(r, 0, sizeof *r);
-}
-
 /* Stacking (adapters "stack" with LoRA rounds): the base model stays --model and a round's
  * model is --model + one PEFT adapter, the concatenation of every round's adapter so far. */
 static bool stacking(const tn_improve_opts *o) {
@@ -347,8 +326,8 @@ static char *dedup_key(int pi, const char *s) {
 
 static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_dir, const char *samples_path,
                              const char *dir) {
-  rowbuf rb = {0};
-  tn_status s = tn_jsonl_read(samples_path, rb_add, &rb);
+  tn_jsonl_rows rb = {0};
+  tn_status s = tn_jsonl_read(samples_path, tn_jsonl_rows_add, &rb);
   int64_t n = rb.n;
   const char **prompts = calloc(n ? n : 1, sizeof *prompts), **comps = calloc(n ? n : 1, sizeof *comps);
   const cJSON **exs = calloc(n ? n : 1, sizeof *exs);
@@ -480,7 +459,7 @@ static tn_status stage_judge(const tn_improve_opts *o, int k, const char *model_
   free(exs);
   free(scores);
   free(reason);
-  rb_free(&rb);
+  tn_jsonl_rows_free(&rb);
   return s;
 }
 
